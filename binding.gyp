@@ -1,0 +1,10 @@
+{
+  "targets": [
+    {
+      "target_name": "weft_native",
+      "sources": ["src/platform/linux/native/weft_native.c"],
+      "cflags": ["-O2", "-Wall", "-Wextra", "-Wno-unused-parameter", "-Wno-missing-field-initializers", "-std=gnu11"],
+      "defines": ["NAPI_VERSION=8"]
+    }
+  ]
+}

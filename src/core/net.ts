@@ -1,0 +1,57 @@
+/** Address helpers: endpoints (`ADDR:PORT`, `[V6]:PORT`) and CIDR prefixes, parsed without DNS. */
+import { isIP } from 'node:net';
+
+export interface Endpoint {
+  readonly address: string;
+  readonly port: number;
+  readonly family: 4 | 6;
+}
+
+/** Parses `198.18.0.1:6784` or `[fd00::1]:6784`; returns a reason string when it is not valid. */
+export function parseEndpoint(text: string, defaultPort?: number): Endpoint | string {
+  let host: string;
+  let portText: string | undefined;
+  const v6 = /^\[([^\]]+)\](?::(.*))?$/.exec(text);
+  if (v6 !== null) {
+    host = v6[1]!;
+    portText = v6[2];
+  } else if ((text.match(/:/g) ?? []).length === 1) {
+    const i = text.indexOf(':');
+    host = text.slice(0, i);
+    portText = text.slice(i + 1);
+  } else {
+    host = text;
+  }
+  const family = isIP(host);
+  if (family === 0) return `"${text}" is not an IP address with an optional port (use ADDR:PORT or [V6ADDR]:PORT)`;
+  let port = defaultPort;
+  if (portText !== undefined) {
+    if (!/^\d{1,5}$/.test(portText)) return `"${text}" has an invalid port "${portText}"`;
+    port = Number(portText);
+  }
+  if (port === undefined) return `"${text}" has no port`;
+  if (port < 1 || port > 65535) return `"${text}" has port ${port} outside 1-65535`;
+  return { address: host, port, family: family as 4 | 6 };
+}
+
+export function formatEndpoint(e: { address: string; port: number }): string {
+  return isIP(e.address) === 6 ? `[${e.address}]:${e.port}` : `${e.address}:${e.port}`;
+}
+
+export interface Cidr {
+  readonly address: string;
+  readonly prefix: number;
+  readonly family: 4 | 6;
+}
+
+export function parseCidr(text: string): Cidr | string {
+  const i = text.lastIndexOf('/');
+  if (i < 0) return `"${text}" is not a CIDR prefix (ADDR/LEN)`;
+  const address = text.slice(0, i);
+  const family = isIP(address);
+  if (family === 0) return `"${text}" does not start with an IP address`;
+  const lenText = text.slice(i + 1);
+  const max = family === 4 ? 32 : 128;
+  if (!/^\d{1,3}$/.test(lenText) || Number(lenText) > max) return `"${text}" has an invalid prefix length (0-${max})`;
+  return { address, prefix: Number(lenText), family: family as 4 | 6 };
+}

@@ -1,0 +1,60 @@
+import { existsSync } from 'node:fs';
+import { createRequire } from 'node:module';
+import { dirname, join } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { WeftError } from '../../core/errors.js';
+
+export interface NativeAddon {
+  Tap: new (opts: Record<string, unknown>) => NativeTap;
+  Udp: new (opts: Record<string, unknown>) => NativeUdp;
+  setSpin(us: number): void;
+  TUN_OFFLOADS_TSO: number;
+  STATS_SIZE: number;
+}
+
+export interface NativeHandle {
+  start(cb: (count: number) => void): void;
+  stop(): void;
+  close(): void;
+  fd(): number;
+  pollNow(): number;
+}
+
+export interface NativeTap extends NativeHandle {
+  readonly name: string;
+  write(buf: Buffer, off: number, len: number, zeroHdr: boolean): number;
+}
+
+export interface NativeUdp extends NativeHandle {
+  readonly localPort: number;
+  readonly family: 4 | 6;
+  readonly gro: boolean;
+  setDest(index: number, address: string, port: number): void;
+  registerBuffer(id: number, buf: Buffer): void;
+  send(count: number): number;
+  gsoActive(): boolean;
+}
+
+let cached: NativeAddon | undefined;
+
+/** Finds the package root (the directory holding binding.gyp) above this file, in src or dist. */
+function packageRoot(): string {
+  let dir = dirname(fileURLToPath(import.meta.url));
+  for (let i = 0; i < 8; i++) {
+    if (existsSync(join(dir, 'binding.gyp'))) return dir;
+    dir = dirname(dir);
+  }
+  throw new WeftError('ERR_NATIVE_MISSING', 'cannot find the weft package root (binding.gyp) above ' + fileURLToPath(import.meta.url));
+}
+
+/** Loads the native addon once; a clear error says how to build it when it is missing. */
+export function loadNative(): NativeAddon {
+  if (cached !== undefined) return cached;
+  const path = join(packageRoot(), 'build', 'Release', 'weft_native.node');
+  if (!existsSync(path)) {
+    throw new WeftError('ERR_NATIVE_MISSING', `native addon not built: ${path} is missing (run \`npm ci\` or \`npm run build:native\`)`);
+  }
+  const require = createRequire(import.meta.url);
+  cached = require(path) as NativeAddon;
+  return cached;
+}
