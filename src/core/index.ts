@@ -4,3 +4,5 @@ export * from './clock.js';
 export * from './startable.js';
 export * from './mac.js';
 export * from './net.js';
+export * from './ids.js';
+export * from './paths.js';

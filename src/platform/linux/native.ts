@@ -1,8 +1,8 @@
 import { existsSync } from 'node:fs';
 import { createRequire } from 'node:module';
-import { dirname, join } from 'node:path';
-import { fileURLToPath } from 'node:url';
+import { join } from 'node:path';
 import { WeftError } from '../../core/errors.js';
+import { packageRoot } from '../../core/paths.js';
 
 export interface NativeAddon {
   Tap: new (opts: Record<string, unknown>) => NativeTap;
@@ -37,20 +37,10 @@ export interface NativeUdp extends NativeHandle {
 
 let cached: NativeAddon | undefined;
 
-/** Finds the package root (the directory holding binding.gyp) above this file, in src or dist. */
-function packageRoot(): string {
-  let dir = dirname(fileURLToPath(import.meta.url));
-  for (let i = 0; i < 8; i++) {
-    if (existsSync(join(dir, 'binding.gyp'))) return dir;
-    dir = dirname(dir);
-  }
-  throw new WeftError('ERR_NATIVE_MISSING', 'cannot find the weft package root (binding.gyp) above ' + fileURLToPath(import.meta.url));
-}
-
 /** Loads the native addon once; a clear error says how to build it when it is missing. */
 export function loadNative(): NativeAddon {
   if (cached !== undefined) return cached;
-  const path = join(packageRoot(), 'build', 'Release', 'weft_native.node');
+  const path = join(packageRoot(import.meta.url), 'build', 'Release', 'weft_native.node');
   if (!existsSync(path)) {
     throw new WeftError('ERR_NATIVE_MISSING', `native addon not built: ${path} is missing (run \`npm ci\` or \`npm run build:native\`)`);
   }

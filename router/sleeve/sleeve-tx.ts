@@ -1,0 +1,269 @@
+/**
+ * Sleeve transmit path: frames → sealed messages → UDP descriptors, flushed once per batch.
+ *
+ *   small frame ─ copy into the peer's open bundle in the tx arena:
+ *                 [DATA hdr 24 | rec | rec | ... | tag 16]   (one datagram, one seal, one iov)
+ *   big frame   ─ (larger than a bundle can hold: GSO super-frames) sealed in place in its TAP
+ *                 slot, using the slot's headroom for the record header and tailroom for the tag,
+ *                 then cut into fragments: iovs [FRAG hdr (tx arena) | slice (TAP arena)] ...,
+ *                 grouped into UDP_SEGMENT sends of equal-size datagrams.
+ *
+ * Order per peer is kept: a big frame closes the peer's open bundle first. Nothing is allocated
+ * per frame; the only per-message allocations are the typed-array views the AEAD call needs.
+ * Before the tx arena, descriptor or iov tables could overflow, the batch is flushed early.
+ */
+import type { UdpEndpoint } from '../../src/platform/udp.js';
+import { TX_DESC_STRIDE, TX_IOV_STRIDE } from '../../src/platform/udp.js';
+import type { FrameCipher } from '../crypto/frame-cipher.js';
+import type { SleevePeer, TxSession } from './peer.js';
+import {
+  DATA_HDR_LEN,
+  FLAG_SEALED,
+  FRAG_HDR_LEN,
+  REC_FRAME,
+  REC_HDR_LEN,
+  REC_HEARTBEAT,
+  REC_VNET,
+  TYPE_DATA,
+  TYPE_FRAG,
+  VNET_LEN,
+  writeDataHeader,
+} from './wire.js';
+
+export const BUF_TAP = 0;
+export const BUF_TX = 1;
+
+export interface TxDrops {
+  noKey: number;
+  noEndpoint: number;
+  tooBig: number;
+}
+
+export class SleeveTx {
+  readonly arena: Buffer;
+  readonly drops: TxDrops = { noKey: 0, noEndpoint: 0, tooBig: 0 };
+  messages = 0;
+  flushes = 0;
+  /** Clock reading for the current batch (set by the owner before queuing). */
+  now = 0;
+  private readonly udp: UdpEndpoint;
+  private readonly cipher: FrameCipher;
+  private readonly selfId: number;
+  private readonly flags: number;
+  private readonly tag: number;
+  private readonly maxUdpPayload: number;
+  private readonly nonce = Buffer.alloc(12);
+  private tapArena: Buffer | undefined = undefined;
+  private pos = 0;
+  private ndesc = 0;
+  private niov = 0;
+  private readonly open: SleevePeer[] = [];
+
+  constructor(components: { udp: UdpEndpoint; cipher: FrameCipher }, init: { selfId: number; arenaBytes?: number }) {
+    this.udp = components.udp;
+    this.cipher = components.cipher;
+    this.selfId = init.selfId;
+    this.flags = this.cipher.sealed ? FLAG_SEALED : 0;
+    this.tag = this.cipher.overhead;
+    this.maxUdpPayload = this.udp.family === 6 ? 65527 : 65507;
+    this.arena = Buffer.allocUnsafeSlow(init.arenaBytes ?? 4 << 20);
+    this.udp.registerBuffer(BUF_TX, this.arena);
+  }
+
+  /** The TAP arena, so super-frames can be sealed and sent from where they were read. */
+  registerTapArena(buf: Buffer): void {
+    this.tapArena = buf;
+    this.udp.registerBuffer(BUF_TAP, buf);
+  }
+
+  /**
+   * Queues one frame for `peer`. `vnetOff` is the offset of a virtio_net_hdr to carry (or -1);
+   * the frame is buf[frameOff, frameOff+frameLen). With `inPlace` (buf is the TAP arena and no
+   * other peer will read this slot), a frame too big for a bundle is sealed where it lies.
+   */
+  frame(peer: SleevePeer, buf: Buffer, vnetOff: number, frameOff: number, frameLen: number, inPlace: boolean): void {
+    const tx = peer.tx;
+    if (tx === undefined) {
+      this.drops.noKey++;
+      return;
+    }
+    if (!peer.hasEndpoint) {
+      this.drops.noEndpoint++;
+      return;
+    }
+    const vlen = vnetOff >= 0 ? VNET_LEN : 0;
+    const recLen = REC_HDR_LEN + vlen + frameLen;
+    const kind = REC_FRAME | (vnetOff >= 0 ? REC_VNET : 0);
+    peer.counters.txFrames++;
+    peer.counters.txBytes += frameLen;
+    if (recLen <= peer.bundleCapacity) {
+      const at = this.bundleRoom(peer, recLen);
+      const a = this.arena;
+      a[at] = kind;
+      a[at + 1] = (frameLen >>> 16) & 0xff;
+      a[at + 2] = (frameLen >>> 8) & 0xff;
+      a[at + 3] = frameLen & 0xff;
+      if (vlen > 0) buf.copy(a, at + REC_HDR_LEN, vnetOff, vnetOff + VNET_LEN);
+      buf.copy(a, at + REC_HDR_LEN + vlen, frameOff, frameOff + frameLen);
+      peer.bundlePos = at + recLen;
+      peer.bundleFrames++;
+      return;
+    }
+    if (peer.bundleStart >= 0) this.closeBundle(peer);
+    if (recLen > 65536 + 64) {
+      this.drops.tooBig++;
+      return;
+    }
+    const frags = Math.ceil((recLen + this.tag) / (peer.maxDatagram - FRAG_HDR_LEN));
+    if (inPlace && buf === this.tapArena) {
+      this.reserve(frags * FRAG_HDR_LEN, frags);
+      const recOff = (vnetOff >= 0 ? vnetOff : frameOff) - REC_HDR_LEN;
+      buf[recOff] = kind;
+      buf[recOff + 1] = (frameLen >>> 16) & 0xff;
+      buf[recOff + 2] = (frameLen >>> 8) & 0xff;
+      buf[recOff + 3] = frameLen & 0xff;
+      this.emit(peer, tx, buf, BUF_TAP, recOff, recLen);
+      return;
+    }
+    this.reserve(recLen + this.tag + frags * FRAG_HDR_LEN + 64, frags);
+    const at = this.pos;
+    const a = this.arena;
+    a[at] = kind;
+    a[at + 1] = (frameLen >>> 16) & 0xff;
+    a[at + 2] = (frameLen >>> 8) & 0xff;
+    a[at + 3] = frameLen & 0xff;
+    if (vlen > 0) buf.copy(a, at + REC_HDR_LEN, vnetOff, vnetOff + VNET_LEN);
+    buf.copy(a, at + REC_HDR_LEN + vlen, frameOff, frameOff + frameLen);
+    this.pos = at + recLen + this.tag;
+    this.emit(peer, tx, a, BUF_TX, at, recLen);
+  }
+
+  /** Sends a heartbeat record (body = buf[off, off+len)) to `peer` in a message of its own. */
+  heartbeat(peer: SleevePeer, body: Buffer, len: number): void {
+    const tx = peer.tx;
+    if (tx === undefined || !peer.hasEndpoint) return;
+    if (peer.bundleStart >= 0) this.closeBundle(peer);
+    const at = this.bundleRoom(peer, REC_HDR_LEN + len);
+    const a = this.arena;
+    a[at] = REC_HEARTBEAT;
+    a[at + 1] = (len >>> 16) & 0xff;
+    a[at + 2] = (len >>> 8) & 0xff;
+    a[at + 3] = len & 0xff;
+    body.copy(a, at + REC_HDR_LEN, 0, len);
+    peer.bundlePos = at + REC_HDR_LEN + len;
+    this.closeBundle(peer);
+  }
+
+  /** Seals open bundles and hands every queued datagram to the kernel in one call. */
+  flush(): void {
+    const open = this.open;
+    for (let i = 0; i < open.length; i++) {
+      const p = open[i]!;
+      if (p.bundleStart >= 0) this.closeBundle(p);
+    }
+    open.length = 0;
+    if (this.ndesc > 0) {
+      this.udp.send(this.ndesc);
+      this.flushes++;
+    }
+    this.pos = 0;
+    this.ndesc = 0;
+    this.niov = 0;
+  }
+
+  pending(): number {
+    return this.ndesc + this.open.length;
+  }
+
+  /** Returns where a record of `recLen` bytes goes in `peer`'s bundle, opening one if needed. */
+  private bundleRoom(peer: SleevePeer, recLen: number): number {
+    if (peer.bundleStart >= 0 && peer.bundlePos + recLen - peer.bundleStart <= peer.bundleCapacity) return peer.bundlePos;
+    if (peer.bundleStart >= 0) this.closeBundle(peer);
+    this.reserve(peer.maxDatagram + 64, 1);
+    const start = this.pos + DATA_HDR_LEN;
+    this.pos += peer.maxDatagram + 16;
+    peer.bundleStart = start;
+    peer.bundlePos = start;
+    peer.bundleFrames = 0;
+    this.open.push(peer);
+    return start;
+  }
+
+  private closeBundle(peer: SleevePeer): void {
+    const start = peer.bundleStart;
+    const len = peer.bundlePos - start;
+    peer.bundleStart = -1;
+    peer.bundleFrames = 0;
+    if (len > 0 && peer.tx !== undefined) this.emit(peer, peer.tx, this.arena, BUF_TX, start, len);
+  }
+
+  /** Makes room for `bytes` of arena and `frags` fragments; flushes the batch when short. */
+  private reserve(bytes: number, frags: number): void {
+    const groups = Math.ceil(frags / 40) + 1;
+    if (
+      this.pos + bytes > this.arena.length ||
+      this.ndesc + groups + this.open.length > this.udp.txMax ||
+      this.niov + 2 * frags + this.open.length > this.udp.txIovMax
+    ) {
+      this.flush();
+    }
+  }
+
+  /** Seals buf[off, off+len) under `tx` and queues it whole or as fragments. */
+  private emit(peer: SleevePeer, tx: TxSession, buf: Buffer, bufId: number, off: number, len: number): void {
+    const counter = tx.counter++;
+    const nonce = this.nonce;
+    nonce.writeUInt32BE(Math.floor(counter / 4294967296), 4);
+    nonce.writeUInt32BE(counter >>> 0, 8);
+    const sealed = this.cipher.seal(tx.key, nonce, tx.ad, buf, off, len);
+    this.messages++;
+    peer.counters.txMessages++;
+    peer.lastTx = this.now;
+    const maxDg = peer.maxDatagram;
+    if (DATA_HDR_LEN + sealed <= maxDg) {
+      const h = off - DATA_HDR_LEN;
+      writeDataHeader(buf, h, TYPE_DATA, this.flags, peer.id, this.selfId, tx.keyId, counter);
+      this.addIov(bufId, h, DATA_HDR_LEN + sealed);
+      this.addDesc(this.niov - 1, 1, 0, peer.index);
+      return;
+    }
+    const fsize = maxDg - FRAG_HDR_LEN;
+    const count = Math.ceil(sealed / fsize);
+    const perSend = Math.min(64, Math.floor(this.maxUdpPayload / maxDg));
+    const a = this.arena;
+    let index = 0;
+    while (index < count) {
+      const n = Math.min(perSend, count - index);
+      const first = this.niov;
+      for (let k = 0; k < n; k++, index++) {
+        const h = this.pos;
+        this.pos += FRAG_HDR_LEN;
+        writeDataHeader(a, h, TYPE_FRAG, this.flags, peer.id, this.selfId, tx.keyId, counter);
+        a.writeUInt32BE(sealed, h + 24);
+        a.writeUInt16BE(fsize, h + 28);
+        a.writeUInt16BE(index, h + 30);
+        const s = index * fsize;
+        this.addIov(BUF_TX, h, FRAG_HDR_LEN);
+        this.addIov(bufId, off + s, Math.min(fsize, sealed - s));
+      }
+      this.addDesc(first, this.niov - first, n > 1 ? maxDg : 0, peer.index);
+    }
+  }
+
+  private addIov(bufId: number, off: number, len: number): void {
+    const t = this.udp.txIov;
+    const i = this.niov++ * TX_IOV_STRIDE;
+    t[i] = bufId;
+    t[i + 1] = off;
+    t[i + 2] = len;
+  }
+
+  private addDesc(iovStart: number, iovCount: number, gso: number, dest: number): void {
+    const d = this.udp.txDesc;
+    const i = this.ndesc++ * TX_DESC_STRIDE;
+    d[i] = iovStart;
+    d[i + 1] = iovCount;
+    d[i + 2] = gso;
+    d[i + 3] = dest;
+  }
+}

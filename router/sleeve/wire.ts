@@ -1,0 +1,112 @@
+/**
+ * Sleeve wire format, version 1. Every UDP datagram starts with this header (big-endian):
+ *
+ *   0      1      2      3      4              8              12             16                     24
+ *   +------+------+------+------+--------------+--------------+--------------+----------------------+
+ *   | type | hops | ver  | flags| dst peer id  | src peer id  | key id       | counter (u64)        |
+ *   +------+------+------+------+--------------+--------------+--------------+----------------------+
+ *   FRAG only:                                                                24       28     30     32
+ *                                                                             | total  | fsize| index|
+ *
+ *   type   1 = DATA (one whole sealed message follows), 2 = FRAG (a slice of one)
+ *   hops   hops left for relays; not authenticated (relays decrement it)
+ *   ver    1
+ *   flags  bit 0: SEALED (ChaCha20-Poly1305, 16-byte tag at the end of the message)
+ *   dst    receiving peer id (0 = "whoever listens here": discovery hello)
+ *   src    sending peer id
+ *   key id the sender's key (session) the message is sealed with
+ *   counter message number under that key; the AEAD nonce is 4 zero bytes + these 8 bytes
+ *   total  sealed message length; fsize: bytes per fragment (all but the last);
+ *   index  fragment number: the slice starts at index * fsize
+ *
+ * Authenticated data (AD) = bytes 2..15 (ver, flags, dst, src, key id); the counter is bound
+ * through the nonce. A sealed message is cut into fragments after sealing, so a forged fragment
+ * can only spoil reassembly, never inject content.
+ *
+ * Message plaintext = a sequence of records:
+ *
+ *   +------+-----------------+----------------------+------------------+
+ *   | kind | length (u24)    | virtio_net_hdr (10)? | body (length)    |
+ *   +------+-----------------+----------------------+------------------+
+ *   kind bits 0-3: 0 FRAME (an Ethernet frame), 1 HEARTBEAT; bit 7: a virtio_net_hdr precedes
+ *   the frame (GSO super-frame or checksum still to be finished), passed end to end unchanged.
+ */
+export const WIRE_VERSION = 1;
+
+export const TYPE_DATA = 1;
+export const TYPE_FRAG = 2;
+
+export const FLAG_SEALED = 1;
+
+export const DATA_HDR_LEN = 24;
+export const FRAG_HDR_LEN = 32;
+export const AD_OFFSET = 2;
+export const AD_LEN = 14;
+
+export const REC_HDR_LEN = 4;
+export const REC_FRAME = 0;
+export const REC_HEARTBEAT = 1;
+export const REC_KIND_MASK = 0x0f;
+export const REC_VNET = 0x80;
+
+export const DEFAULT_HOPS = 8;
+export const TAG_LEN = 16;
+
+/** Largest sealed message (a 64 KiB super-frame with its headers): bounds reassembly. */
+export const MAX_MESSAGE = 65536 + 256;
+/** Most fragments one message may have (index is checked against it). */
+export const MAX_FRAGMENTS = 256;
+
+/** IPv4 + UDP header bytes, IPv6 + UDP header bytes. */
+export const UDP4_OVERHEAD = 28;
+export const UDP6_OVERHEAD = 48;
+
+/** Ethernet header as carried inside the sleeve. */
+export const ETH_HDR_LEN = 14;
+export const VNET_LEN = 10;
+
+export function writeDataHeader(
+  buf: Buffer,
+  off: number,
+  type: number,
+  flags: number,
+  dst: number,
+  src: number,
+  keyId: number,
+  counter: number,
+): void {
+  buf[off] = type;
+  buf[off + 1] = DEFAULT_HOPS;
+  buf[off + 2] = WIRE_VERSION;
+  buf[off + 3] = flags;
+  buf.writeUInt32BE(dst >>> 0, off + 4);
+  buf.writeUInt32BE(src >>> 0, off + 8);
+  buf.writeUInt32BE(keyId >>> 0, off + 12);
+  buf.writeUInt32BE(Math.floor(counter / 4294967296), off + 16);
+  buf.writeUInt32BE(counter >>> 0, off + 20);
+}
+
+export function readCounter(buf: Buffer, off: number): number {
+  return buf.readUInt32BE(off + 16) * 4294967296 + buf.readUInt32BE(off + 20);
+}
+
+/**
+ * Overlay MTU (the pods' IP MTU) that lets the largest frame travel in one datagram:
+ * underlay MTU − IP/UDP − header − record header − virtio_net_hdr − Ethernet − tag.
+ */
+export function overlayMtu(underlayMtu: number, family: 4 | 6, sealed: boolean): number {
+  return (
+    underlayMtu -
+    (family === 6 ? UDP6_OVERHEAD : UDP4_OVERHEAD) -
+    DATA_HDR_LEN -
+    REC_HDR_LEN -
+    VNET_LEN -
+    ETH_HDR_LEN -
+    (sealed ? TAG_LEN : 0)
+  );
+}
+
+/** Largest UDP payload for a path: the datagram size fragments are cut to. */
+export function maxDatagram(underlayMtu: number, family: 4 | 6): number {
+  return underlayMtu - (family === 6 ? UDP6_OVERHEAD : UDP4_OVERHEAD);
+}

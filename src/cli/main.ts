@@ -1,0 +1,117 @@
+#!/usr/bin/env node
+/**
+ * weft command line: `weft launch` runs a router in the foreground; the other commands talk to a
+ * running router over its local API socket. Exit codes: 0 ok, 1 runtime failure, 2 bad usage.
+ */
+import { Command, CommanderError } from 'commander';
+import { ConfigError, WeftError, describeError } from '../core/errors.js';
+import { createLogger } from '../core/logger.js';
+import { systemClock } from '../core/clock.js';
+import { validateConfig, type RawConfig } from '../daemon/config.js';
+import { Daemon } from '../daemon/daemon.js';
+import { callApi } from '../daemon/api-client.js';
+import type { StatusReport } from '../daemon/status.js';
+import { IpNetlink } from '../platform/linux/ip-netlink.js';
+import { formatStatus } from './format-status.js';
+
+const DEFAULT_SOCKET = '/run/weft/weft.sock';
+
+function collect(value: string, previous: string[]): string[] {
+  return [...previous, value];
+}
+
+async function launch(opts: Record<string, unknown>, unknown: string[]): Promise<void> {
+  const raw: RawConfig = {
+    name: opts.name as string | undefined,
+    listen: opts.listen as string | undefined,
+    peers: opts.peer as string[],
+    secretFile: opts.secretFile as string | undefined,
+    plaintext: opts.plaintext === true,
+    bridge: opts.bridge as string | undefined,
+    tap: opts.tap as string | undefined,
+    vnetHdr: opts.vnetHdr !== false,
+    underlayMtu: opts.underlayMtu as string | undefined,
+    mtu: opts.mtu as string | undefined,
+    apiSocket: opts.apiSocket as string | undefined,
+    logLevel: opts.logLevel as string | undefined,
+    heartbeatMs: opts.heartbeatMs as string | undefined,
+    spinUs: opts.spinUs as string | undefined,
+    unknown,
+  };
+  const config = validateConfig(raw);
+  const logger = createLogger({ level: config.logLevel });
+  const daemon = new Daemon({ logger, clock: systemClock, netlink: new IpNetlink() }, config);
+  let stopping = false;
+  const shutdown = (signal: string): void => {
+    if (stopping) return;
+    stopping = true;
+    logger.info('stopping', { signal });
+    void daemon.stop().finally(() => process.exit(0));
+  };
+  process.on('SIGINT', () => shutdown('SIGINT'));
+  process.on('SIGTERM', () => shutdown('SIGTERM'));
+  process.on('uncaughtException', (err) => {
+    logger.error('fatal: uncaught exception', { err: describeError(err), stack: err.stack });
+    process.exit(1);
+  });
+  await daemon.start();
+}
+
+async function status(opts: { json?: boolean; socket: string }): Promise<void> {
+  const report = (await callApi(opts.socket, 'GET', '/v1/status')) as StatusReport;
+  process.stdout.write(opts.json === true ? `${JSON.stringify(report, null, 2)}\n` : `${formatStatus(report)}\n`);
+}
+
+export async function main(argv: string[]): Promise<number> {
+  const program = new Command('weft')
+    .description('weft: a userspace overlay network (encrypted UDP sleeve between routers)')
+    .exitOverride()
+    .configureOutput({ writeErr: (s) => process.stderr.write(s) });
+
+  program
+    .command('launch')
+    .description('run a router in the foreground')
+    .option('--name <name>', 'peer name (required)')
+    .option('--listen <addr:port>', 'UDP address for the sleeve', '0.0.0.0:6784')
+    .option('--peer <addr:port>', 'a peer router to connect to (repeat for more)', collect, [])
+    .option('--secret-file <file>', 'file holding the cluster secret (at least 16 bytes)')
+    .option('--plaintext', 'no encryption or authentication (only on a trusted network)')
+    .option('--bridge <name>', 'bridge the pods are plugged into', 'weft')
+    .option('--tap <name>', 'TAP device name', 'weft-tap')
+    .option('--no-vnet-hdr', 'per-frame mode: no virtio_net_hdr super-frames on the TAP')
+    .option('--underlay-mtu <bytes>', 'MTU of the underlay path (default: detected)')
+    .option('--mtu <bytes>', 'overlay MTU for the TAP, bridge and pods (default: derived)')
+    .option('--api-socket <path>', 'local API socket', DEFAULT_SOCKET)
+    .option('--log-level <level>', 'trace, debug, info, warn, error or silent', 'info')
+    .option('--heartbeat-ms <ms>', 'heartbeat interval', '1000')
+    .option('--spin-us <us>', 'busy-poll this long after traffic before sleeping (0 = off)', '0')
+    .allowUnknownOption()
+    .allowExcessArguments()
+    .action(async (opts: Record<string, unknown>, cmd: Command) => launch(opts, cmd.args));
+
+  program
+    .command('status')
+    .description("show a running router's peers, traffic and drops")
+    .option('--json', 'machine-readable output')
+    .option('--socket <path>', 'API socket of the router', DEFAULT_SOCKET)
+    .action(async (opts: { json?: boolean; socket: string }) => status(opts));
+
+  try {
+    await program.parseAsync(argv, { from: 'user' });
+    return 0;
+  } catch (err) {
+    if (err instanceof CommanderError) {
+      if (err.code === 'commander.helpDisplayed' || err.code === 'commander.version' || err.code === 'commander.help') return 0;
+      return 2;
+    }
+    if (err instanceof ConfigError) {
+      process.stderr.write(`weft: ${err.message}\n`);
+      return 2;
+    }
+    process.stderr.write(`weft: ${err instanceof WeftError ? err.message : describeError(err)}\n`);
+    return 1;
+  }
+}
+
+const code = await main(process.argv.slice(2));
+if (code !== 0) process.exit(code);

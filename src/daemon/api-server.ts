@@ -1,0 +1,126 @@
+/**
+ * The daemon's local API: HTTP with JSON bodies on a Unix socket (mode 0660). Routes are
+ * registered by the daemon; errors come back as { error: { code, message } } with a 4xx/5xx.
+ */
+import { mkdirSync, unlinkSync, chmodSync } from 'node:fs';
+import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
+import { connect } from 'node:net';
+import { dirname } from 'node:path';
+import { WeftError, describeError } from '../core/errors.js';
+import type { Logger } from '../core/logger.js';
+import type { Startable } from '../core/startable.js';
+
+export type ApiHandler = (body: unknown, req: IncomingMessage) => Promise<unknown> | unknown;
+
+export class ApiError extends WeftError {
+  readonly status: number;
+  constructor(status: number, code: string, message: string) {
+    super(code, message);
+    this.name = 'ApiError';
+    this.status = status;
+  }
+}
+
+const MAX_BODY = 1 << 20;
+
+export class ApiServer implements Startable {
+  private readonly log: Logger;
+  private readonly socketPath: string;
+  private readonly routes = new Map<string, ApiHandler>();
+  private server: Server | undefined = undefined;
+
+  constructor(components: { logger: Logger }, init: { socketPath: string }) {
+    this.log = components.logger;
+    this.socketPath = init.socketPath;
+  }
+
+  route(method: 'GET' | 'POST' | 'DELETE', path: string, handler: ApiHandler): void {
+    this.routes.set(`${method} ${path}`, handler);
+  }
+
+  async start(): Promise<void> {
+    mkdirSync(dirname(this.socketPath), { recursive: true, mode: 0o755 });
+    await this.removeStaleSocket();
+    const server = createServer((req, res) => void this.handle(req, res));
+    await new Promise<void>((resolve, reject) => {
+      server.once('error', (err) =>
+        reject(new WeftError('ERR_API_LISTEN', `cannot listen on API socket ${this.socketPath}: ${describeError(err)}`, { cause: err })),
+      );
+      server.listen(this.socketPath, () => resolve());
+    });
+    chmodSync(this.socketPath, 0o660);
+    server.on('error', (err) => this.log.error('API server error', { err: describeError(err) }));
+    this.server = server;
+  }
+
+  async stop(): Promise<void> {
+    const s = this.server;
+    this.server = undefined;
+    if (s === undefined) return;
+    s.closeAllConnections();
+    await new Promise<void>((resolve) => s.close(() => resolve()));
+    try {
+      unlinkSync(this.socketPath);
+    } catch {
+      // already gone
+    }
+  }
+
+  /** A socket file left by a dead daemon is removed; a live one means another daemon runs. */
+  private async removeStaleSocket(): Promise<void> {
+    const alive = await new Promise<boolean>((resolve) => {
+      const c = connect(this.socketPath);
+      c.once('connect', () => {
+        c.destroy();
+        resolve(true);
+      });
+      c.once('error', () => resolve(false));
+    });
+    if (alive) {
+      throw new WeftError('ERR_API_IN_USE', `another weft daemon is already serving ${this.socketPath} (use --api-socket for a second one)`);
+    }
+    try {
+      unlinkSync(this.socketPath);
+    } catch {
+      // nothing to remove
+    }
+  }
+
+  private async handle(req: IncomingMessage, res: ServerResponse): Promise<void> {
+    const path = (req.url ?? '/').split('?')[0];
+    const handler = this.routes.get(`${req.method ?? 'GET'} ${path}`);
+    try {
+      if (handler === undefined) throw new ApiError(404, 'ERR_NOT_FOUND', `no API route ${req.method} ${path}`);
+      const body = await readBody(req);
+      const result = await handler(body, req);
+      send(res, 200, result ?? {});
+    } catch (err) {
+      const status = err instanceof ApiError ? err.status : 500;
+      const code = err instanceof WeftError ? err.code : 'ERR_INTERNAL';
+      if (status >= 500) this.log.error('API request failed', { path, err: describeError(err) });
+      send(res, status, { error: { code, message: err instanceof Error ? err.message : String(err) } });
+    }
+  }
+}
+
+function send(res: ServerResponse, status: number, body: unknown): void {
+  const text = JSON.stringify(body);
+  res.writeHead(status, { 'content-type': 'application/json', 'content-length': Buffer.byteLength(text) });
+  res.end(text);
+}
+
+async function readBody(req: IncomingMessage): Promise<unknown> {
+  const chunks: Buffer[] = [];
+  let size = 0;
+  for await (const chunk of req) {
+    size += (chunk as Buffer).length;
+    if (size > MAX_BODY) throw new ApiError(413, 'ERR_BODY_TOO_LARGE', `request body over ${MAX_BODY} bytes`);
+    chunks.push(chunk as Buffer);
+  }
+  if (size === 0) return undefined;
+  try {
+    return JSON.parse(Buffer.concat(chunks).toString('utf8')) as unknown;
+  } catch {
+    throw new ApiError(400, 'ERR_BAD_JSON', 'request body is not valid JSON');
+  }
+}

@@ -1,0 +1,127 @@
+/**
+ * Daemon settings. `fillDefaults` supplies every default; `validateConfig` checks the raw values
+ * and gathers every problem into one ConfigError (the daemon refuses to start and prints them).
+ */
+import { ConfigError } from '../core/errors.js';
+import { isLogLevel, type LogLevel } from '../core/logger.js';
+import { parseEndpoint, type Endpoint } from '../core/net.js';
+
+export const DEFAULT_PORT = 6784;
+
+/** What the command line (or a config file) gives: strings and flags, unchecked. */
+export interface RawConfig {
+  name?: string;
+  listen?: string;
+  peers?: string[];
+  secretFile?: string;
+  plaintext?: boolean;
+  bridge?: string;
+  tap?: string;
+  vnetHdr?: boolean;
+  underlayMtu?: string;
+  mtu?: string;
+  apiSocket?: string;
+  logLevel?: string;
+  heartbeatMs?: string;
+  spinUs?: string;
+  unknown?: string[];
+}
+
+export interface DaemonConfig {
+  name: string;
+  listen: Endpoint;
+  peers: Endpoint[];
+  secretFile: string | undefined;
+  plaintext: boolean;
+  bridge: string;
+  tap: string;
+  vnetHdr: boolean;
+  /** undefined: taken from the interface that holds the listen address or routes to the first peer */
+  underlayMtu: number | undefined;
+  /** undefined: derived from the underlay MTU */
+  overlayMtu: number | undefined;
+  apiSocket: string;
+  logLevel: LogLevel;
+  heartbeatMs: number;
+  spinUs: number;
+}
+
+export function fillDefaults(raw: RawConfig): Required<Omit<RawConfig, 'secretFile' | 'underlayMtu' | 'mtu' | 'name'>> & RawConfig {
+  return {
+    listen: `0.0.0.0:${DEFAULT_PORT}`,
+    peers: [],
+    plaintext: false,
+    bridge: 'weft',
+    tap: 'weft-tap',
+    vnetHdr: true,
+    apiSocket: '/run/weft/weft.sock',
+    logLevel: 'info',
+    heartbeatMs: '1000',
+    spinUs: '0',
+    unknown: [],
+    ...stripUndefined(raw),
+  };
+}
+
+function stripUndefined<T extends object>(o: T): Partial<T> {
+  return Object.fromEntries(Object.entries(o).filter(([, v]) => v !== undefined)) as Partial<T>;
+}
+
+const IFNAME = /^[A-Za-z0-9_.-]{1,15}$/;
+const PEER_NAME = /^[A-Za-z0-9][A-Za-z0-9_.-]{0,62}$/;
+
+function intIn(problems: string[], field: string, text: string | undefined, min: number, max: number): number | undefined {
+  if (text === undefined) return undefined;
+  if (!/^\d+$/.test(text) || Number(text) < min || Number(text) > max) {
+    problems.push(`${field}: "${text}" must be an integer from ${min} to ${max}`);
+    return undefined;
+  }
+  return Number(text);
+}
+
+export function validateConfig(input: RawConfig): DaemonConfig {
+  const raw = fillDefaults(input);
+  const problems: string[] = [];
+  for (const u of raw.unknown) problems.push(`unknown option or argument "${u}"`);
+  if (raw.name === undefined || raw.name === '') problems.push('--name: required (the peer name, e.g. node-1)');
+  else if (!PEER_NAME.test(raw.name)) problems.push(`--name: "${raw.name}" must be 1-63 characters of letters, digits, "_", "." or "-", starting with a letter or digit`);
+  const listen = parseEndpoint(raw.listen, DEFAULT_PORT);
+  if (typeof listen === 'string') problems.push(`--listen: ${listen}`);
+  const peers: Endpoint[] = [];
+  raw.peers.forEach((p, i) => {
+    const e = parseEndpoint(p, DEFAULT_PORT);
+    if (typeof e === 'string') problems.push(`--peer #${i + 1}: ${e}`);
+    else if (typeof listen !== 'string' && listen.family === 4 && e.family === 6) problems.push(`--peer #${i + 1}: "${p}" is IPv6 but --listen is IPv4`);
+    else peers.push(e);
+  });
+  if (!raw.plaintext && (raw.secretFile === undefined || raw.secretFile === '')) {
+    problems.push('--secret-file: required unless --plaintext is given (traffic is encrypted with a key derived from it)');
+  }
+  if (raw.plaintext && raw.secretFile !== undefined) problems.push('--plaintext and --secret-file exclude each other');
+  if (!IFNAME.test(raw.bridge)) problems.push(`--bridge: "${raw.bridge}" is not a valid interface name (1-15 of A-Z a-z 0-9 _ . -)`);
+  if (!IFNAME.test(raw.tap)) problems.push(`--tap: "${raw.tap}" is not a valid interface name (1-15 of A-Z a-z 0-9 _ . -)`);
+  if (raw.bridge === raw.tap) problems.push('--bridge and --tap must differ');
+  const underlayMtu = intIn(problems, '--underlay-mtu', raw.underlayMtu, 1280, 65535);
+  const overlayMtu = intIn(problems, '--mtu', raw.mtu, 576, 65000);
+  if (!isLogLevel(raw.logLevel)) problems.push(`--log-level: "${raw.logLevel}" must be one of trace, debug, info, warn, error, silent`);
+  const heartbeatMs = intIn(problems, '--heartbeat-ms', raw.heartbeatMs, 100, 60_000);
+  const spinUs = intIn(problems, '--spin-us', raw.spinUs, 0, 1000);
+  if (raw.apiSocket === '' || !raw.apiSocket.startsWith('/')) problems.push(`--api-socket: "${raw.apiSocket}" must be an absolute path`);
+  if (problems.length > 0 || typeof listen === 'string') throw new ConfigError(problems, 'weft launch options');
+  return {
+    name: raw.name!,
+    listen,
+    peers,
+    secretFile: raw.secretFile,
+    plaintext: raw.plaintext,
+    bridge: raw.bridge,
+    tap: raw.tap,
+    vnetHdr: raw.vnetHdr,
+    underlayMtu,
+    overlayMtu,
+    apiSocket: raw.apiSocket,
+    logLevel: raw.logLevel as LogLevel,
+    heartbeatMs: heartbeatMs!,
+    spinUs: spinUs!,
+  };
+}

@@ -1,0 +1,213 @@
+/**
+ * Composition root of a router process. Start order: preflight checks → bridge → TAP (MTU,
+ * master, up) → MTU on the bridge and its ports → UDP socket → sleeve → switch → local API.
+ * Stop runs in reverse. The bridge and the pods' veths stay when the daemon stops; the TAP goes.
+ */
+import { accessSync, constants, existsSync, readFileSync, statSync } from 'node:fs';
+import type { Clock } from '../core/clock.js';
+import { WeftError, describeError } from '../core/errors.js';
+import { formatPeerId, peerIdFromName } from '../core/ids.js';
+import type { Logger } from '../core/logger.js';
+import { formatEndpoint } from '../core/net.js';
+import { startAll, stopAll, type Startable } from '../core/startable.js';
+import type { Netlink } from '../platform/netlink.js';
+import { LinuxTap } from '../platform/linux/linux-tap.js';
+import { LinuxUdp } from '../platform/linux/linux-udp.js';
+import { loadNative } from '../platform/linux/native.js';
+import { ChaChaCipher, PlainCipher } from '../../router/crypto/chacha-cipher.js';
+import { StaticKeySchedule, clusterKeyFromSecret, sessionIdAt } from '../../router/crypto/static-keys.js';
+import { Router } from '../../router/router.js';
+import { Sleeve } from '../../router/sleeve/sleeve.js';
+import { overlayMtu } from '../../router/sleeve/wire.js';
+import { ApiServer } from './api-server.js';
+import type { DaemonConfig } from './config.js';
+import { buildStatus, type StatusReport } from './status.js';
+
+export interface DaemonComponents {
+  logger: Logger;
+  clock: Clock;
+  netlink: Netlink;
+}
+
+export class Daemon {
+  private readonly config: DaemonConfig;
+  private readonly log: Logger;
+  private readonly clock: Clock;
+  private readonly netlink: Netlink;
+  private readonly started: Startable[] = [];
+  private tap: LinuxTap | undefined = undefined;
+  private udp: LinuxUdp | undefined = undefined;
+  private sleeve: Sleeve | undefined = undefined;
+  private router: Router | undefined = undefined;
+  private api: ApiServer | undefined = undefined;
+  private startedAt = 0;
+  private underlayMtu = 0;
+  private mtu = 0;
+
+  constructor(components: DaemonComponents, config: DaemonConfig) {
+    this.config = config;
+    this.log = components.logger;
+    this.clock = components.clock;
+    this.netlink = components.netlink;
+  }
+
+  async start(): Promise<void> {
+    const c = this.config;
+    const secret = preflight(c, this.log);
+    const native = loadNative();
+    native.setSpin(c.spinUs);
+
+    await this.netlink.ensureBridge(c.bridge);
+    this.underlayMtu = c.underlayMtu ?? (await this.detectUnderlayMtu());
+    const sealed = !c.plaintext;
+    this.mtu = c.overlayMtu ?? overlayMtu(this.underlayMtu, c.listen.family, sealed);
+
+    try {
+      this.tap = new LinuxTap({ name: c.tap, vnetHdr: c.vnetHdr, maxFrame: this.mtu + 18 });
+      await this.netlink.setMtu(this.tap.name, this.mtu);
+      await this.netlink.setMaster(this.tap.name, c.bridge);
+      await this.netlink.setUp(this.tap.name);
+      await this.applyBridgeMtu();
+      await this.netlink.setUp(c.bridge);
+      this.udp = new LinuxUdp({ address: c.listen.address, port: c.listen.port });
+    } catch (err) {
+      this.closeDevices();
+      throw err;
+    }
+
+    const keys = new StaticKeySchedule(secret ?? Buffer.alloc(32));
+    this.sleeve = new Sleeve(
+      { udp: this.udp, cipher: sealed ? new ChaChaCipher() : new PlainCipher(), keys, clock: this.clock, logger: this.log.child('sleeve') },
+      {
+        name: c.name,
+        sessionId: sessionIdAt(this.clock.wallNow()),
+        underlayMtu: this.underlayMtu,
+        vnetCapable: c.vnetHdr,
+        peers: c.peers,
+        heartbeatMs: c.heartbeatMs,
+      },
+    );
+    this.router = new Router({
+      tap: this.tap,
+      sleeve: this.sleeve,
+      clock: this.clock,
+      logger: this.log.child('router'),
+      onTapFailure: (errno) => this.log.error('the TAP device failed; restart the daemon to recreate it', { errno }),
+    });
+    this.api = new ApiServer({ logger: this.log.child('api') }, { socketPath: c.apiSocket });
+    this.api.route('GET', '/v1/status', () => this.status());
+    try {
+      await startAll([this.sleeve, this.router, this.api]);
+    } catch (err) {
+      this.closeDevices();
+      throw err;
+    }
+    this.started.push(this.sleeve, this.router, this.api);
+    this.startedAt = this.clock.now();
+    this.log.info('weft router started', {
+      name: c.name,
+      id: formatPeerId(peerIdFromName(c.name)),
+      listen: formatEndpoint({ address: c.listen.address, port: this.udp.localPort }),
+      peers: c.peers.map(formatEndpoint),
+      encryption: sealed ? 'chacha20-poly1305' : 'none',
+      vnetHdr: c.vnetHdr,
+      underlayMtu: this.underlayMtu,
+      mtu: this.mtu,
+    });
+    if (!sealed) this.log.warn('plaintext mode: frames cross the underlay unencrypted and unauthenticated');
+  }
+
+  async stop(): Promise<void> {
+    const failures = await stopAll(this.started);
+    this.started.length = 0;
+    this.closeDevices();
+    for (const f of failures) this.log.warn('stop step failed', { err: describeError(f) });
+  }
+
+  status(): StatusReport {
+    if (this.sleeve === undefined || this.router === undefined || this.tap === undefined || this.udp === undefined) {
+      throw new WeftError('ERR_NOT_READY', 'the router is still starting');
+    }
+    return buildStatus({
+      config: this.config,
+      sleeve: this.sleeve,
+      router: this.router,
+      tap: this.tap,
+      udp: this.udp,
+      uptimeMs: this.clock.now() - this.startedAt,
+      underlayMtu: this.underlayMtu,
+      mtu: this.mtu,
+    });
+  }
+
+  private closeDevices(): void {
+    this.udp?.close();
+    this.tap?.close();
+    this.udp = undefined;
+    this.tap = undefined;
+  }
+
+  private async detectUnderlayMtu(): Promise<number> {
+    const c = this.config;
+    const any = c.listen.address === '0.0.0.0' || c.listen.address === '::';
+    const link = any ? undefined : await this.netlink.linkWithAddress(c.listen.address);
+    if (link !== undefined) return link.mtu;
+    const first = c.peers[0];
+    if (first !== undefined) {
+      const route = await this.netlink.routeGet(first.address);
+      if (route?.mtu !== undefined) return route.mtu;
+    }
+    this.log.warn('cannot tell the underlay MTU; assuming 1500 (set --underlay-mtu)');
+    return 1500;
+  }
+
+  /** Every port of the bridge (pods' host veths) carries the overlay MTU, like the TAP. */
+  private async applyBridgeMtu(): Promise<void> {
+    for (const port of await this.netlink.bridgePorts(this.config.bridge)) {
+      if (port.mtu !== this.mtu) {
+        try {
+          await this.netlink.setMtu(port.name, this.mtu);
+        } catch (err) {
+          this.log.warn('cannot set the overlay MTU on a bridge port', { port: port.name, err: describeError(err) });
+        }
+      }
+    }
+    await this.netlink.setMtu(this.config.bridge, this.mtu);
+  }
+}
+
+/** Checks what a start needs and returns the cluster key (undefined in plaintext mode). */
+function preflight(c: DaemonConfig, log: Logger): Buffer | undefined {
+  if (!hasNetAdmin()) {
+    throw new WeftError('ERR_NOT_ROOT', 'weft launch needs root (or CAP_NET_ADMIN) to create the bridge, the TAP device and the data socket; run it with sudo');
+  }
+  if (!existsSync('/dev/net/tun')) {
+    throw new WeftError('ERR_NO_TUN', '/dev/net/tun does not exist: load the tun module (modprobe tun) or, in a container, pass the device through');
+  }
+  if (c.plaintext) return undefined;
+  const file = c.secretFile!;
+  let data: Buffer;
+  try {
+    accessSync(file, constants.R_OK);
+    data = readFileSync(file);
+  } catch (err) {
+    const code = (err as NodeJS.ErrnoException).code;
+    const why = code === 'ENOENT' ? 'no such file' : code === 'EACCES' ? 'permission denied' : describeError(err);
+    throw new WeftError('ERR_SECRET_FILE', `cannot read the secret file ${file}: ${why}`, { cause: err });
+  }
+  if ((statSync(file).mode & 0o077) !== 0) {
+    log.warn('the secret file is readable by group or others; chmod 600 it', { file });
+  }
+  return clusterKeyFromSecret(data, file);
+}
+
+function hasNetAdmin(): boolean {
+  if (process.geteuid?.() === 0) return true;
+  try {
+    const status = readFileSync('/proc/self/status', 'utf8');
+    const m = /^CapEff:\s*([0-9a-f]+)$/m.exec(status);
+    return m !== null && (BigInt(`0x${m[1]}`) & (1n << 12n)) !== 0n;
+  } catch {
+    return false;
+  }
+}

@@ -1,0 +1,110 @@
+/** The status report served at GET /v1/status and printed by `weft status`. */
+import { formatPeerId } from '../core/ids.js';
+import { formatEndpoint } from '../core/net.js';
+import type { IoCounters } from '../platform/tap.js';
+import type { LinuxTap } from '../platform/linux/linux-tap.js';
+import type { LinuxUdp } from '../platform/linux/linux-udp.js';
+import type { Router } from '../../router/router.js';
+import type { Sleeve } from '../../router/sleeve/sleeve.js';
+import type { DaemonConfig } from './config.js';
+
+export interface PeerStatus {
+  name: string;
+  id: string;
+  endpoint: string | null;
+  state: 'established' | 'unreachable';
+  lastSeenMsAgo: number | null;
+  rxSession: number | null;
+  txSession: number | null;
+  vnetCapable: boolean;
+  txFrames: number;
+  txBytes: number;
+  rxFrames: number;
+  rxBytes: number;
+  txMessages: number;
+  rxMessages: number;
+}
+
+export interface StatusReport {
+  version: 1;
+  name: string;
+  id: string;
+  pid: number;
+  uptimeS: number;
+  listen: string;
+  bridge: string;
+  tap: string;
+  mode: { encryption: 'chacha20-poly1305' | 'none'; vnetHdr: boolean; udpGso: boolean; udpGro: boolean };
+  mtu: { underlay: number; overlay: number; maxDatagram: number };
+  peers: PeerStatus[];
+  discovery: { endpoint: string; peer: string | null }[];
+  traffic: { tap: IoCounters; udp: IoCounters; router: Router['counters']; macs: number; sleeveMessages: number; udpFlushes: number };
+  drops: Record<string, number>;
+  reassembly: { inUse: number; completed: number; stored: number; memoryBytes: number };
+  memory: { rssBytes: number; heapUsedBytes: number };
+}
+
+export function buildStatus(s: {
+  config: DaemonConfig;
+  sleeve: Sleeve;
+  router: Router;
+  tap: LinuxTap;
+  udp: LinuxUdp;
+  uptimeMs: number;
+  underlayMtu: number;
+  mtu: number;
+}): StatusReport {
+  const now = s.sleeve.now();
+  const peers: PeerStatus[] = s.sleeve.peers.map((p) => ({
+    name: p.name || `(unnamed ${formatPeerId(p.id)})`,
+    id: formatPeerId(p.id),
+    endpoint: p.hasEndpoint ? formatEndpoint(p) : null,
+    state: s.sleeve.alive(p) ? 'established' : 'unreachable',
+    lastSeenMsAgo: Number.isFinite(p.lastRx) ? Math.max(0, Math.round(now - p.lastRx)) : null,
+    rxSession: p.rx?.keyId ?? null,
+    txSession: p.tx?.keyId ?? null,
+    vnetCapable: p.vnetCapable,
+    ...p.counters,
+  }));
+  const drops: Record<string, number> = {};
+  const add = (prefix: string, o: object): void => {
+    for (const [k, v] of Object.entries(o)) if (typeof v === 'number') drops[`${prefix}.${k}`] = v;
+  };
+  add('rx', s.sleeve.drops);
+  add('tx', s.sleeve.txDrops());
+  add('reassembly', s.sleeve.reassemblyDrops());
+  add('switch', s.router.drops);
+  for (const [reason, n] of s.router.offloadDrops) drops[`offload.${reason}`] = n;
+  const udp = s.udp.counters();
+  const tap = s.tap.counters();
+  drops['udp.sendErrors'] = udp.txErrors;
+  drops['udp.sendDropped'] = udp.txDropped;
+  drops['udp.receiveErrors'] = udp.rxErrors + s.sleeve.rxErrors;
+  drops['tap.writeErrors'] = tap.txErrors;
+  const mem = process.memoryUsage();
+  return {
+    version: 1,
+    name: s.config.name,
+    id: formatPeerId(s.sleeve.selfId),
+    pid: process.pid,
+    uptimeS: Math.round(s.uptimeMs / 1000),
+    listen: formatEndpoint({ address: s.config.listen.address, port: s.udp.localPort }),
+    bridge: s.config.bridge,
+    tap: s.tap.name,
+    mode: { encryption: s.config.plaintext ? 'none' : 'chacha20-poly1305', vnetHdr: s.tap.vnetHdr, udpGso: s.udp.gsoActive(), udpGro: s.udp.gro },
+    mtu: { underlay: s.underlayMtu, overlay: s.mtu, maxDatagram: s.sleeve.maxDatagram },
+    peers,
+    discovery: s.sleeve.discoveryStatus().map((d) => ({ endpoint: d.endpoint, peer: d.peer ?? null })),
+    traffic: {
+      tap,
+      udp,
+      router: { ...s.router.counters },
+      macs: s.router.macs.size,
+      sleeveMessages: s.sleeve.tx.messages,
+      udpFlushes: s.sleeve.tx.flushes,
+    },
+    drops,
+    reassembly: s.sleeve.reassemblyStatus(),
+    memory: { rssBytes: mem.rss, heapUsedBytes: mem.heapUsed },
+  };
+}

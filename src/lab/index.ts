@@ -1,0 +1,3 @@
+export * from './lab.js';
+export * from './traffic.js';
+export * from './weft-cluster.js';

@@ -1,0 +1,216 @@
+/**
+ * A weft cluster on a lab: one router per node namespace (started through the `weft` CLI, as a
+ * user would), pods on every node with IPv4 and IPv6 addresses, and helpers to read status,
+ * restart routers and wait for the mesh. Used by the integration tests, the demo and the bench.
+ *
+ * Addressing: node i (1-based) is 198.18.0.i on the underlay; pod j on node i is 10.40.i.j/16,
+ * fd00:40::i:j/64, MAC 02:40:00:00:ii:jj.
+ */
+import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { WeftError } from '../core/errors.js';
+import { packageRoot } from '../core/paths.js';
+import { Lab, type LabNode, type LabPod, type LabProcess } from './lab.js';
+
+/** The part of `weft status --json` the lab reads. */
+export interface RouterStatus {
+  name: string;
+  pid: number;
+  mtu: { underlay: number; overlay: number; maxDatagram: number };
+  mode: { encryption: string; vnetHdr: boolean; udpGso: boolean; udpGro: boolean };
+  peers: { name: string; state: string; endpoint: string | null; rxFrames: number; txFrames: number }[];
+  traffic: {
+    tap: { rxPackets: number; txPackets: number; rxBytes: number; txBytes: number };
+    udp: { rxPackets: number; txPackets: number; rxBytes: number; txBytes: number };
+  };
+  drops: Record<string, number>;
+  memory: { rssBytes: number };
+}
+
+export interface WeftClusterInit {
+  nodes: number;
+  podsPerNode?: number;
+  plaintext?: boolean;
+  /** Per node, or one value for all; default true. */
+  vnetHdr?: boolean | boolean[];
+  /** Secret per node (default: one shared secret). */
+  secrets?: string[];
+  extraArgs?: string[];
+  prefix?: string;
+  brNetfilter?: boolean;
+  log?: (line: string) => void;
+}
+
+export interface RouterHandle {
+  node: LabNode;
+  name: string;
+  socket: string;
+  args: string[];
+  logFile: string;
+  process: LabProcess | undefined;
+}
+
+const SECRET = 'weft-lab-shared-secret-0123456789';
+
+export function podAddress(node: number, pod: number): { ipv4: string; ipv6: string; mac: string } {
+  const hex = (n: number) => n.toString(16).padStart(2, '0');
+  return {
+    ipv4: `10.40.${node}.${pod}`,
+    ipv6: `fd00:40::${node.toString(16)}:${pod.toString(16)}`,
+    mac: `02:40:00:00:${hex(node)}:${hex(pod)}`,
+  };
+}
+
+export class WeftCluster {
+  readonly lab: Lab;
+  readonly routers: RouterHandle[];
+  readonly pods: LabPod[] = [];
+  readonly dir: string;
+  private readonly cli: string;
+  private readonly log: (line: string) => void;
+  private mtu = 0;
+
+  private constructor(lab: Lab, routers: RouterHandle[], dir: string, log: (line: string) => void) {
+    this.lab = lab;
+    this.routers = routers;
+    this.dir = dir;
+    this.cli = join(packageRoot(import.meta.url), 'dist', 'src', 'cli', 'main.js');
+    this.log = log;
+  }
+
+  /** Builds the lab, starts every router, waits for a full mesh, then adds the pods. */
+  static async start(init: WeftClusterInit): Promise<WeftCluster> {
+    const log = init.log ?? (() => undefined);
+    const lab = await Lab.create({ nodes: init.nodes, prefix: init.prefix, brNetfilter: init.brNetfilter, log });
+    const dir = mkdtempSync(join(tmpdir(), `weft-${lab.prefix}-`));
+    const routers: RouterHandle[] = lab.nodes.map((node, i) => {
+      const secretFile = join(dir, `secret-${i + 1}`);
+      writeFileSync(secretFile, init.secrets?.[i] ?? SECRET, { mode: 0o600 });
+      const vnet = Array.isArray(init.vnetHdr) ? (init.vnetHdr[i] ?? true) : (init.vnetHdr ?? true);
+      const socket = join(dir, `n${i + 1}.sock`);
+      const args = [
+        'launch',
+        '--name', `n${i + 1}`,
+        '--listen', `${node.address}:6784`,
+        ...lab.nodes.filter((n) => n !== node).flatMap((n) => ['--peer', `${n.address}:6784`]),
+        ...(init.plaintext === true ? ['--plaintext'] : ['--secret-file', secretFile]),
+        ...(vnet ? [] : ['--no-vnet-hdr']),
+        '--api-socket', socket,
+        ...(init.extraArgs ?? []),
+      ];
+      return { node, name: `n${i + 1}`, socket, args, logFile: join(dir, `n${i + 1}.log`), process: undefined };
+    });
+    const cluster = new WeftCluster(lab, routers, dir, log);
+    try {
+      for (let i = 0; i < routers.length; i++) await cluster.startRouter(i);
+      cluster.mtu = (await cluster.status(0)).mtu.overlay;
+      const perNode = init.podsPerNode ?? 1;
+      for (let i = 0; i < lab.nodes.length; i++) {
+        for (let j = 1; j <= perNode; j++) {
+          const a = podAddress(i + 1, j + 1);
+          const pod = await lab.addPod(lab.nodes[i]!, {
+            name: `p${j}`,
+            ipv4: `${a.ipv4}/16`,
+            ipv6: `${a.ipv6}/64`,
+            mac: a.mac,
+            mtu: cluster.mtu,
+          });
+          cluster.pods.push(pod);
+        }
+      }
+    } catch (err) {
+      await cluster.destroy();
+      throw err;
+    }
+    return cluster;
+  }
+
+  get overlayMtu(): number {
+    return this.mtu;
+  }
+
+  podsOn(node: number): LabPod[] {
+    return this.pods.filter((p) => p.node.index === node);
+  }
+
+  /** Starts router i and waits until its API answers. */
+  async startRouter(i: number): Promise<void> {
+    const r = this.routers[i]!;
+    if (r.process !== undefined) throw new WeftError('ERR_LAB', `router ${r.name} is already running`);
+    r.process = this.lab.spawn(r.node.ns, [process.execPath, this.cli, ...r.args], { logFile: r.logFile });
+    const deadline = Date.now() + 15_000;
+    for (;;) {
+      try {
+        await this.status(i);
+        return;
+      } catch (err) {
+        const exited = await Promise.race([r.process.exited.then(() => true), delay(200).then(() => false)]);
+        if (exited) {
+          const out = r.process.stderrText().trim().split('\n').slice(-5).join('\n');
+          r.process = undefined;
+          throw new WeftError('ERR_LAB', `router ${r.name} exited during start: ${out}`);
+        }
+        if (Date.now() > deadline) throw new WeftError('ERR_LAB', `router ${r.name} did not answer within 15 s: ${String(err)}`);
+      }
+    }
+  }
+
+  /** Stops router i (SIGTERM, or SIGKILL to simulate a crash). */
+  async stopRouter(i: number, signal: NodeJS.Signals = 'SIGTERM'): Promise<void> {
+    const r = this.routers[i]!;
+    const p = r.process;
+    if (p === undefined) return;
+    r.process = undefined;
+    if (signal === 'SIGKILL') {
+      p.kill('SIGKILL');
+      await p.exited;
+    } else {
+      await p.stop(5000);
+    }
+  }
+
+  async status(i: number): Promise<RouterStatus> {
+    const r = this.routers[i]!;
+    const res = await this.lab.exec(r.node.ns, [process.execPath, this.cli, 'status', '--json', '--socket', r.socket], { timeoutMs: 10_000 });
+    return JSON.parse(res.stdout) as RouterStatus;
+  }
+
+  /** Waits until every running router sees every other running router as established. */
+  async waitEstablished(timeoutMs = 15_000): Promise<void> {
+    const running = this.routers.map((r, i) => (r.process !== undefined ? i : -1)).filter((i) => i >= 0);
+    const deadline = Date.now() + timeoutMs;
+    for (;;) {
+      let ok = true;
+      for (const i of running) {
+        const s = await this.status(i);
+        const up = new Set(s.peers.filter((p) => p.state === 'established').map((p) => p.name));
+        if (!running.every((k) => k === i || up.has(this.routers[k]!.name))) ok = false;
+      }
+      if (ok) return;
+      if (Date.now() > deadline) throw new WeftError('ERR_LAB', `routers did not all see each other within ${timeoutMs} ms`);
+      await delay(200);
+    }
+  }
+
+  routerLog(i: number): string {
+    const p = this.routers[i]!.process;
+    return p === undefined ? '' : p.stderrText();
+  }
+
+  async destroy(): Promise<void> {
+    for (let i = 0; i < this.routers.length; i++) {
+      try {
+        await this.stopRouter(i);
+      } catch (err) {
+        this.log(`stopping router ${i + 1}: ${String(err)}`);
+      }
+    }
+    await this.lab.destroy();
+    rmSync(this.dir, { recursive: true, force: true });
+  }
+}
+
+function delay(ms: number): Promise<void> {
+  return new Promise((r) => setTimeout(r, ms));
+}

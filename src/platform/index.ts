@@ -1,0 +1,4 @@
+export * from './tap.js';
+export * from './udp.js';
+export * from './netlink.js';
+export * from './errors.js';

@@ -1,0 +1,22 @@
+// The subset of sodium-native that weft calls (the package ships no type declarations).
+declare module 'sodium-native' {
+  type Bytes = Uint8Array;
+  const sodium: {
+    crypto_aead_chacha20poly1305_ietf_ABYTES: number;
+    crypto_aead_chacha20poly1305_ietf_KEYBYTES: number;
+    crypto_aead_chacha20poly1305_ietf_NPUBBYTES: number;
+    crypto_aead_chacha20poly1305_ietf_encrypt_detached(c: Bytes, mac: Bytes, m: Bytes, ad: Bytes | null, nsec: null, npub: Bytes, k: Bytes): number;
+    crypto_aead_chacha20poly1305_ietf_decrypt_detached(m: Bytes, nsec: null, c: Bytes, mac: Bytes, ad: Bytes | null, npub: Bytes, k: Bytes): void;
+    crypto_generichash(out: Bytes, input: Bytes, key?: Bytes): void;
+    crypto_generichash_BYTES: number;
+    crypto_generichash_KEYBYTES: number;
+    crypto_generichash_KEYBYTES_MAX: number;
+    randombytes_buf(buf: Bytes): void;
+    sodium_memzero(buf: Bytes): void;
+    sodium_malloc(size: number): Buffer;
+    crypto_box_keypair(pk: Bytes, sk: Bytes): void;
+    crypto_box_PUBLICKEYBYTES: number;
+    crypto_box_SECRETKEYBYTES: number;
+  };
+  export default sodium;
+}
