@@ -1,0 +1,85 @@
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { WeftCluster, ping } from '../../src/lab/index.js';
+
+describe('two nodes over the encrypted sleeve', () => {
+  let c: WeftCluster;
+  beforeAll(async () => {
+    c = await WeftCluster.start({ nodes: 2 });
+    await c.waitEstablished();
+  });
+  afterAll(async () => {
+    await c?.destroy();
+  });
+
+  it('pods ping each other both ways over IPv4', async () => {
+    const [a, b] = c.pods;
+    const ab = await ping(c.lab, a!.ns, b!.ipv4!, { count: 5, intervalS: 0.1 });
+    const ba = await ping(c.lab, b!.ns, a!.ipv4!, { count: 5, intervalS: 0.1 });
+    expect(ab.received).toBe(5);
+    expect(ba.received).toBe(5);
+  });
+
+  it('pods ping each other over IPv6', async () => {
+    const [a, b] = c.pods;
+    expect((await ping(c.lab, a!.ns, b!.ipv6!, { count: 5, intervalS: 0.1 })).received).toBe(5);
+    expect((await ping(c.lab, b!.ns, a!.ipv6!, { count: 5, intervalS: 0.1 })).received).toBe(5);
+  });
+
+  it('ARP resolves across nodes: each pod learns the other pod\'s real MAC', async () => {
+    const [a, b] = c.pods;
+    const neigh = JSON.parse((await c.lab.exec(a!.ns, ['ip', '-j', 'neigh', 'show', b!.ipv4!])).stdout) as { lladdr?: string }[];
+    expect(neigh[0]?.lladdr).toBe(b!.mac);
+  });
+
+  it('a full-MTU DF packet crosses without IP fragmentation of the overlay', async () => {
+    const [a, b] = c.pods;
+    const size = c.overlayMtu - 28;
+    expect((await ping(c.lab, a!.ns, b!.ipv4!, { count: 3, intervalS: 0.1, size })).received).toBe(3);
+    const tooBig = await ping(c.lab, a!.ns, b!.ipv4!, { count: 1, size: size + 1, timeoutS: 1 });
+    expect(tooBig.received).toBe(0);
+  });
+
+  it('status reports peers, traffic, MTU and mode (JSON and human form)', async () => {
+    const s = await c.status(0);
+    expect(s.peers).toHaveLength(1);
+    expect(s.peers[0]!.name).toBe('n2');
+    expect(s.peers[0]!.state).toBe('established');
+    expect(s.peers[0]!.rxFrames).toBeGreaterThan(0);
+    expect(s.mode.encryption).toBe('chacha20-poly1305');
+    expect(s.mode.vnetHdr).toBe(true);
+    expect(s.mtu.overlay).toBe(1404);
+    expect(s.traffic.tap.rxPackets).toBeGreaterThan(0);
+    const cli = await c.lab.exec(c.routers[0]!.node.ns, [process.execPath, 'dist/src/cli/main.js', 'status', '--socket', c.routers[0]!.socket]);
+    expect(cli.stdout).toMatch(/weft router n1/);
+    expect(cli.stdout).toMatch(/n2\s+[0-9a-f]{8}\s+198\.18\.0\.2:6784\s+established/);
+  });
+
+  it('the bridge, TAP and pod veths carry the overlay MTU', async () => {
+    const n = c.routers[0]!.node.ns;
+    const links = JSON.parse((await c.lab.exec(n, ['ip', '-j', 'link', 'show'])).stdout) as { ifname: string; mtu: number }[];
+    const mtu = (name: string) => links.find((l) => l.ifname === name)?.mtu;
+    expect(mtu('weft')).toBe(1404);
+    expect(mtu('weft-tap')).toBe(1404);
+    expect(mtu('vp1')).toBe(1404);
+  });
+});
+
+describe('wrong secret', () => {
+  it('a router with another secret never carries traffic, and the drops are counted', async () => {
+    const c = await WeftCluster.start({ nodes: 2, secrets: ['first secret, long enough!!', 'second secret, also long!!'] });
+    try {
+      await new Promise((r) => setTimeout(r, 2500));
+      const [a, b] = c.pods;
+      const r = await ping(c.lab, a!.ns, b!.ipv4!, { count: 3, intervalS: 0.2, timeoutS: 1 });
+      expect(r.received).toBe(0);
+      const s1 = await c.status(0);
+      const s2 = await c.status(1);
+      expect(s1.peers).toEqual([]);
+      expect(s2.peers).toEqual([]);
+      expect(s1.drops['rx.auth']).toBeGreaterThan(0);
+      expect(s2.drops['rx.auth']).toBeGreaterThan(0);
+    } finally {
+      await c.destroy();
+    }
+  });
+});
