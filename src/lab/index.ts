@@ -1,3 +1,4 @@
+export * from './errors.js';
 export * from './lab.js';
 export * from './traffic.js';
 export * from './weft-cluster.js';

@@ -1,34 +1,45 @@
 /**
  * Virtual clusters in network namespaces: an underlay namespace with a bridge, N node namespaces
- * attached to it (198.18.0.i/24 on eth0), and pod namespaces whose veths plug into a bridge in
- * their node. Every name starts with the lab's prefix; `destroy` kills the processes the lab
- * started (by PID) and deletes every namespace it made, whatever happened before.
+ * attached to it (198.18.0.<index+1>/24 on eth0), and pod namespaces whose veths plug into a
+ * bridge in their node. Nothing is configured in the host namespace. Every name starts with the
+ * lab's prefix; `destroy` stops the processes the lab started (by PID) and deletes every namespace
+ * it made, whatever happened before.
  *
- *   <prefix>-u      bridge "ul"  ── veth ──  <prefix>-n1: eth0 198.18.0.1, bridge "weft" ── vp1 ── <prefix>-n1p1: eth0
- *                                └─ veth ──  <prefix>-n2: eth0 198.18.0.2, ...
+ *   <p>-u: bridge ul ─ u1 ═ eth0 <p>-n1 (198.18.0.1): bridge weft ─ vp1 ═ eth0 <p>-n1p1
+ *                    ─ u2 ═ eth0 <p>-n2 (198.18.0.2): bridge weft ─ vp1 ═ eth0 <p>-n2p1
  */
-import { spawn, type ChildProcess } from 'node:child_process';
-import { randomBytes } from 'node:crypto';
-import { createWriteStream, type WriteStream } from 'node:fs';
-import { WeftError } from '../core/errors.js';
+import { spawnSync } from 'node:child_process';
+import { parseCidr } from '../core/net.js';
 import { run } from '../platform/linux/run.js';
-import { CommandError } from '../platform/errors.js';
+import { LabError } from './errors.js';
+import { claimPrefix, podInitProblems, validateInit, validMtu } from './lab-config.js';
+import { blockUdpRules, dropLargeUdpRules, faultScript, udpLossRules } from './faults.js';
+import { execIn, spawnIn, type ExecOptions, type ExecResult, type LabProcess, type SpawnOptions, type TrackedProcess } from './lab-process.js';
+import { cleanupStale, deleteNamespace, namespacePids, RANDOM_PREFIX_NS, releasePrefix } from './registry.js';
 
 export interface LabInit {
+  /** Default: 'wt' and 4 random hex digits; at most 6 characters of a-z and 0-9. */
   prefix?: string;
+  /** 1 to 20. */
   nodes: number;
+  /** Default 1500. */
   underlayMtu?: number;
+  /** The pod bridge in each node namespace; default 'weft'. */
   bridgeName?: string;
+  /** net.bridge.bridge-nf-call-ip(6)tables in the node namespaces; default false (set either way). */
   brNetfilter?: boolean;
   log?: (line: string) => void;
 }
 
 export interface LabNode {
+  /** 0-based position in `lab.nodes`. */
   index: number;
+  /** 'n1' for index 0. */
   name: string;
   ns: string;
   nsPath: string;
-  underlayIf: 'eth0';
+  underlayIf: string;
+  /** 198.18.0.<index+1> (/24 on `underlayIf`). */
   address: string;
 }
 
@@ -38,70 +49,78 @@ export interface LabPod {
   nsPath: string;
   node: LabNode;
   ifName: 'eth0';
+  /** The veth end on the node's bridge, inside the node namespace. */
   hostVeth: string;
   mac: string;
-  ipv4: string | undefined;
-  ipv6: string | undefined;
+  /** Addresses without prefix length; see prefix4/prefix6 (0 when absent). */
+  ipv4?: string;
+  ipv6?: string;
   prefix4: number;
   prefix6: number;
   mtu: number;
 }
 
 export interface PodInit {
+  /** With prefix length, e.g. '10.40.1.2/16'. */
   ipv4?: string;
+  /** With prefix length, e.g. 'fd00:40::1:2/64'. */
   ipv6?: string;
+  /** Both veth ends; default 1500. */
   mtu?: number;
   mac?: string;
+  /** Default '<node name>p<j>', e.g. 'n1p2'. */
   name?: string;
 }
 
-export interface ExecResult {
-  stdout: string;
-  stderr: string;
-  code: number | null;
-}
+export type { ExecOptions, ExecResult, LabProcess, SpawnOptions } from './lab-process.js';
 
-export interface LabProcess {
-  pid: number;
-  ns: string;
-  argv: string[];
-  exited: Promise<{ code: number | null; signal: NodeJS.Signals | null }>;
-  stdoutText(): string;
-  stderrText(): string;
-  kill(signal?: NodeJS.Signals): void;
-  stop(timeoutMs?: number): Promise<void>;
-}
-
-const PREFIX = /^[a-z0-9]{1,6}$/;
-const MAX_CAPTURE = 1 << 20;
+const UNDERLAY_BRIDGE = 'ul';
 
 export class Lab {
   readonly prefix: string;
-  readonly nodes: LabNode[] = [];
-  readonly pods: LabPod[] = [];
   readonly underlayNs: string;
+  readonly underlayMtu: number;
   readonly bridgeName: string;
+  readonly brNetfilter: boolean;
+  /** nft table (family inet) holding the fault rules in each node namespace. */
+  readonly faultTable: string;
+  private readonly nodeList: LabNode[] = [];
+  private readonly podList: LabPod[] = [];
   private readonly log: (line: string) => void;
-  private readonly namespaces: string[] = [];
+  /** Every namespace made, in creation order. */
+  private readonly namespaces = new Set<string>();
   private readonly processes = new Set<TrackedProcess>();
-  private readonly podCount = new Map<number, number>();
-  private readonly faultRules = new Map<string, string[]>();
-  private destroyed = false;
+  private readonly podsMade = new Map<LabNode, number>();
+  private readonly bridges = new Set<LabNode>();
+  private readonly faultRules = new Map<LabNode, string[]>();
+  private readonly exitHook = (): void => this.destroySync();
+  private destroying: Promise<void> | undefined;
 
   private constructor(init: LabInit, prefix: string) {
     this.prefix = prefix;
     this.underlayNs = `${prefix}-u`;
+    this.underlayMtu = init.underlayMtu ?? 1500;
     this.bridgeName = init.bridgeName ?? 'weft';
+    this.brNetfilter = init.brNetfilter ?? false;
+    this.faultTable = `${prefix}_fault`;
     this.log = init.log ?? (() => undefined);
   }
 
+  get nodes(): readonly LabNode[] {
+    return this.nodeList;
+  }
+
+  get pods(): readonly LabPod[] {
+    return this.podList;
+  }
+
   static async create(init: LabInit): Promise<Lab> {
-    const prefix = init.prefix ?? `wt${randomBytes(2).toString('hex')}`;
-    if (!PREFIX.test(prefix)) throw new WeftError('ERR_LAB', `lab prefix "${prefix}" must be 1-6 characters of a-z and 0-9`);
-    if (!Number.isInteger(init.nodes) || init.nodes < 1 || init.nodes > 20) throw new WeftError('ERR_LAB', `a lab has 1 to 20 nodes, not ${init.nodes}`);
-    const lab = new Lab(init, prefix);
+    const problems = validateInit(init);
+    if (problems.length > 0) throw new LabError(`invalid lab settings: ${problems.join('; ')}`);
+    const lab = new Lab(init, await claimPrefix(init.prefix));
+    process.on('exit', lab.exitHook);
     try {
-      await lab.build(init);
+      await lab.build(init.nodes);
     } catch (err) {
       await lab.destroy();
       throw err;
@@ -109,279 +128,244 @@ export class Lab {
     return lab;
   }
 
-  private async build(init: LabInit): Promise<void> {
-    const mtu = init.underlayMtu ?? 1500;
-    const nf = init.brNetfilter === true ? '1' : '0';
+  /** Deletes namespaces of dead labs whose names match `pattern` (default: random prefixes); returns their names. */
+  static cleanupStale(pattern: RegExp = RANDOM_PREFIX_NS, opts: { log?: (line: string) => void } = {}): Promise<string[]> {
+    return cleanupStale(pattern, opts.log ?? (() => undefined));
+  }
+
+  private async build(count: number): Promise<void> {
     await this.addNs(this.underlayNs);
-    await this.ip(this.underlayNs, ['link', 'add', 'ul', 'type', 'bridge']);
-    await this.ip(this.underlayNs, ['link', 'set', 'ul', 'mtu', String(mtu), 'up']);
-    for (let i = 1; i <= init.nodes; i++) {
-      const ns = `${this.prefix}-n${i}`;
+    await this.sysctl(this.underlayNs, { 'net.bridge.bridge-nf-call-iptables': '0', 'net.bridge.bridge-nf-call-ip6tables': '0' }, true);
+    await this.ip(this.underlayNs, ['link', 'add', UNDERLAY_BRIDGE, 'mtu', String(this.underlayMtu), 'type', 'bridge']);
+    await this.ip(this.underlayNs, ['link', 'set', UNDERLAY_BRIDGE, 'up']);
+    const mtu = String(this.underlayMtu);
+    const nf = this.brNetfilter ? '1' : '0';
+    for (let index = 0; index < count; index++) {
+      const ns = `${this.prefix}-n${index + 1}`;
+      const node: LabNode = { index, name: `n${index + 1}`, ns, nsPath: `/var/run/netns/${ns}`, underlayIf: 'eth0', address: `198.18.0.${index + 1}` };
+      const port = `u${index + 1}`;
       await this.addNs(ns);
-      const node: LabNode = { index: i, name: `n${i}`, ns, nsPath: `/var/run/netns/${ns}`, underlayIf: 'eth0', address: `198.18.0.${i}` };
-      await this.ip(ns, ['link', 'add', 'eth0', 'mtu', String(mtu), 'type', 'veth', 'peer', 'name', `u${i}`, 'netns', this.underlayNs]);
-      await this.ip(this.underlayNs, ['link', 'set', `u${i}`, 'mtu', String(mtu), 'master', 'ul', 'up']);
+      await this.ip(ns, ['link', 'add', 'eth0', 'mtu', mtu, 'type', 'veth', 'peer', 'name', port, 'mtu', mtu, 'netns', this.underlayNs]);
+      await this.ip(this.underlayNs, ['link', 'set', port, 'addrgenmode', 'none']);
+      await this.ip(this.underlayNs, ['link', 'set', port, 'master', UNDERLAY_BRIDGE, 'up']);
       await this.ip(ns, ['addr', 'add', `${node.address}/24`, 'dev', 'eth0']);
       await this.ip(ns, ['link', 'set', 'eth0', 'up']);
       await this.sysctl(ns, { 'net.ipv4.ip_forward': '1' });
-      await this.sysctl(ns, { 'net.bridge.bridge-nf-call-iptables': nf, 'net.bridge.bridge-nf-call-ip6tables': nf }, true);
-      this.nodes.push(node);
+      await this.sysctl(ns, { 'net.bridge.bridge-nf-call-iptables': nf, 'net.bridge.bridge-nf-call-ip6tables': nf }, !this.brNetfilter);
+      this.nodeList.push(node);
     }
+    this.log(`lab ${this.prefix}: ${count} nodes on ${this.underlayNs}`);
   }
 
-  /** Runs argv inside `ns`; throws a CommandError on a non-zero exit unless `check` is false. */
-  async exec(ns: string, argv: string[], opts: { timeoutMs?: number; input?: string; check?: boolean } = {}): Promise<ExecResult> {
-    const check = opts.check ?? true;
-    return new Promise((resolve, reject) => {
-      const child = spawn('ip', ['netns', 'exec', ns, ...argv], { stdio: ['pipe', 'pipe', 'pipe'] });
-      let stdout = '';
-      let stderr = '';
-      child.stdout.on('data', (d: Buffer) => (stdout += d.toString()));
-      child.stderr.on('data', (d: Buffer) => (stderr += d.toString()));
-      const timer = setTimeout(() => child.kill('SIGKILL'), opts.timeoutMs ?? 60_000);
-      child.on('error', (err) => {
-        clearTimeout(timer);
-        reject(new CommandError(`ip netns exec ${ns} ${argv.join(' ')}`, err.message, null));
-      });
-      child.on('close', (code) => {
-        clearTimeout(timer);
-        if (check && code !== 0) reject(new CommandError(`ip netns exec ${ns} ${argv.join(' ')}`, stderr || stdout, code));
-        else resolve({ stdout, stderr, code });
-      });
-      child.stdin.end(opts.input ?? '');
-    });
+  /** Runs `argv` inside one of this lab's namespaces; see ExecOptions. */
+  exec(ns: string, argv: string[], opts: ExecOptions = {}): Promise<ExecResult> {
+    this.assertOwn(ns);
+    return execIn(ns, argv, opts);
   }
 
-  /** Starts a long-running process inside `ns`; it is stopped by `destroy` if still running. */
-  spawn(ns: string, argv: string[], opts: { env?: NodeJS.ProcessEnv; logFile?: string } = {}): LabProcess {
-    const child = spawn('ip', ['netns', 'exec', ns, ...argv], { stdio: ['ignore', 'pipe', 'pipe'], env: opts.env ?? process.env });
-    const p = new TrackedProcess(child, ns, argv, opts.logFile);
+  /** Starts a long-running process inside one of this lab's namespaces; `destroy` stops it if still running. */
+  spawn(ns: string, argv: string[], opts: SpawnOptions = {}): LabProcess {
+    this.assertOwn(ns);
+    if (this.destroying !== undefined) throw new LabError(`lab ${this.prefix} is destroyed; cannot start ${argv[0] ?? ''} in ${ns}`);
+    const p = spawnIn(ns, argv, opts, (done) => this.processes.delete(done));
     this.processes.add(p);
-    void p.exited.then(() => this.processes.delete(p));
-    this.log(`spawned ${p.pid} in ${ns}: ${argv.join(' ')}`);
+    this.log(`spawned pid ${p.pid} in ${ns}: ${argv.join(' ')}`);
     return p;
   }
 
-  async addPod(nodeRef: LabNode | number, init: PodInit): Promise<LabPod> {
-    const node = typeof nodeRef === 'number' ? this.nodes.find((n) => n.index === nodeRef) : nodeRef;
-    if (node === undefined) throw new WeftError('ERR_LAB', `no node ${String(nodeRef)} in lab ${this.prefix}`);
-    const j = (this.podCount.get(node.index) ?? 0) + 1;
-    this.podCount.set(node.index, j);
-    const ns = `${node.ns}p${j}`;
-    const hostVeth = `vp${j}`;
-    const mtu = init.mtu ?? 1500;
-    await this.ensureBridge(node);
-    await this.addNs(ns);
-    await this.ip(node.ns, ['link', 'add', hostVeth, 'mtu', String(mtu), 'type', 'veth', 'peer', 'name', 'eth0', 'netns', ns]);
-    await this.ip(node.ns, ['link', 'set', hostVeth, 'master', this.bridgeName, 'up']);
-    await this.sysctl(ns, { 'net.ipv6.conf.all.accept_dad': '0', 'net.ipv6.conf.default.accept_dad': '0', 'net.ipv6.conf.eth0.accept_dad': '0' });
-    if (init.mac !== undefined) await this.ip(ns, ['link', 'set', 'eth0', 'address', init.mac]);
-    await this.ip(ns, ['link', 'set', 'lo', 'up']);
-    await this.ip(ns, ['link', 'set', 'eth0', 'mtu', String(mtu), 'up']);
-    const pod: LabPod = {
-      name: init.name ?? `p${j}`,
-      ns,
-      nsPath: `/var/run/netns/${ns}`,
-      node,
-      ifName: 'eth0',
-      hostVeth,
-      mac: '',
-      ipv4: undefined,
-      ipv6: undefined,
-      prefix4: 0,
-      prefix6: 0,
-      mtu,
-    };
-    if (init.ipv4 !== undefined) {
-      await this.ip(ns, ['addr', 'add', init.ipv4, 'dev', 'eth0']);
-      [pod.ipv4, pod.prefix4] = splitCidr(init.ipv4);
+  /**
+   * Adds a pod namespace on `node` (a LabNode or its index): the bridge is created on first use, a
+   * veth pair joins it (host end `vp<j>` on the bridge, pod end `eth0`), addresses are added
+   * without DAD so IPv6 works at once.
+   */
+  async addPod(nodeRef: LabNode | number, init: PodInit = {}): Promise<LabPod> {
+    const node = this.resolveNode(nodeRef);
+    const pod = this.newPod(node, init);
+    const mtu = String(pod.mtu);
+    try {
+      await this.ensureBridge(node);
+      await this.addNs(pod.ns);
+      await this.sysctl(pod.ns, { 'net.ipv6.conf.all.accept_dad': '0', 'net.ipv6.conf.default.accept_dad': '0' });
+      const peer = ['peer', 'name', 'eth0', 'mtu', mtu, ...(init.mac === undefined ? [] : ['address', init.mac]), 'netns', pod.ns];
+      await this.ip(node.ns, ['link', 'add', pod.hostVeth, 'mtu', mtu, 'type', 'veth', ...peer]);
+      await this.ip(node.ns, ['link', 'set', pod.hostVeth, 'addrgenmode', 'none']);
+      await this.ip(node.ns, ['link', 'set', pod.hostVeth, 'master', this.bridgeName, 'up']);
+      await this.sysctl(pod.ns, { 'net.ipv6.conf.eth0.accept_dad': '0' });
+      if (init.ipv4 !== undefined) await this.ip(pod.ns, ['addr', 'add', init.ipv4, 'dev', 'eth0']);
+      if (init.ipv6 !== undefined) await this.ip(pod.ns, ['-6', 'addr', 'add', init.ipv6, 'dev', 'eth0', 'nodad']);
+      await this.ip(pod.ns, ['link', 'set', 'eth0', 'up']);
+      const link = JSON.parse(await run('ip', ['-n', pod.ns, '-j', 'link', 'show', 'eth0'])) as { address?: string }[];
+      pod.mac = link[0]?.address ?? '';
+    } catch (err) {
+      await run('ip', ['-n', node.ns, 'link', 'del', pod.hostVeth]).catch(() => undefined);
+      await this.delNs(pod.ns).catch(() => undefined);
+      throw err;
     }
-    if (init.ipv6 !== undefined) {
-      await this.ip(ns, ['-6', 'addr', 'add', init.ipv6, 'dev', 'eth0', 'nodad']);
-      [pod.ipv6, pod.prefix6] = splitCidr(init.ipv6);
-    }
-    const link = JSON.parse((await this.exec(ns, ['ip', '-j', 'link', 'show', 'eth0'])).stdout) as { address: string }[];
-    pod.mac = link[0]?.address ?? '';
-    this.pods.push(pod);
+    this.podList.push(pod);
+    this.log(`pod ${pod.name} (${pod.ns}) on ${node.name}: ${[init.ipv4, init.ipv6].filter(Boolean).join(' ')} mtu ${pod.mtu}`);
     return pod;
   }
 
   async removePod(pod: LabPod): Promise<void> {
-    await this.ip(pod.node.ns, ['link', 'del', pod.hostVeth]).catch(() => undefined);
+    const i = this.podList.indexOf(pod);
+    if (i < 0) throw new LabError(`pod ${pod.name} (${pod.ns}) is not in lab ${this.prefix}`);
+    await Promise.all([...this.processes].filter((p) => p.ns === pod.ns).map((p) => p.stop(3000)));
+    await run('ip', ['-n', pod.node.ns, 'link', 'del', pod.hostVeth]).catch(() => undefined);
     await this.delNs(pod.ns);
-    const i = this.pods.indexOf(pod);
-    if (i >= 0) this.pods.splice(i, 1);
+    this.podList.splice(i, 1);
   }
 
+  /** Sets the MTU of both veth ends of `pod`. */
   async setPodMtu(pod: LabPod, mtu: number): Promise<void> {
+    if (!validMtu(mtu)) throw new LabError(`pod MTU must be an integer in 68-65535, not ${mtu}`);
     await this.ip(pod.node.ns, ['link', 'set', pod.hostVeth, 'mtu', String(mtu)]);
     await this.ip(pod.ns, ['link', 'set', 'eth0', 'mtu', String(mtu)]);
     pod.mtu = mtu;
   }
 
-  /** Drops UDP between two nodes (both directions, optionally only to/from `port`). */
+  /** Drops UDP between the two nodes' underlay addresses (optionally only to or from `port`), in both directions. */
   async blockUdpBetween(a: LabNode, b: LabNode, port?: number): Promise<void> {
-    const p = port === undefined ? '' : ` udp dport ${port}`;
-    const p2 = port === undefined ? '' : ` udp sport ${port}`;
-    for (const [self, other] of [[a, b], [b, a]] as const) {
-      await this.addFault(self, [
-        `ip saddr ${other.address} meta l4proto udp${p} drop`,
-        `ip saddr ${other.address} meta l4proto udp${p2} drop`,
-      ], 'input');
-    }
+    await this.addFaultPair(a, b, (peer) => blockUdpRules(peer, port));
   }
 
-  /** Drops UDP packets longer than `overBytes` (IP length) between two nodes: an MTU black hole. */
+  /** Drops UDP packets (each fragment counts) longer than `overBytes` of IP between the pair: an MTU black hole. */
   async dropLargeUdp(a: LabNode, b: LabNode, overBytes: number): Promise<void> {
-    for (const [self, other] of [[a, b], [b, a]] as const) {
-      await this.addFault(self, [`ip saddr ${other.address} meta l4proto udp ip length > ${overBytes} drop`], 'input');
-    }
+    await this.addFaultPair(a, b, (peer) => dropLargeUdpRules(peer, overBytes));
   }
 
+  /** Drops a random `percent` of the UDP packets between the pair, both directions. */
+  async udpLoss(a: LabNode, b: LabNode, percent: number): Promise<void> {
+    await this.addFaultPair(a, b, (peer) => udpLossRules(peer, percent));
+  }
+
+  /** Removes every fault rule from `node`, or from every node. */
   async clearFaults(node?: LabNode): Promise<void> {
-    for (const n of node === undefined ? this.nodes : [node]) {
-      if (!this.faultRules.has(n.ns)) continue;
-      this.faultRules.delete(n.ns);
-      await this.exec(n.ns, ['nft', 'delete', 'table', 'inet', `${this.prefix}_fault`], { check: false });
+    for (const n of node === undefined ? this.nodeList : [this.resolveNode(node)]) {
+      this.faultRules.delete(n);
+      await this.applyFaults(n);
     }
   }
 
-  async destroy(): Promise<void> {
-    if (this.destroyed) return;
-    this.destroyed = true;
-    await Promise.all([...this.processes].map((p) => p.stop(3000).catch((err: unknown) => this.log(`stop ${p.pid}: ${String(err)}`))));
+  /** Stops tracked processes, deletes every namespace this lab made; idempotent, never throws. */
+  destroy(): Promise<void> {
+    this.destroying ??= this.teardown();
+    return this.destroying;
+  }
+
+  private async teardown(): Promise<void> {
+    await Promise.all(
+      [...this.processes].map((p) => p.stop(3000).catch((err: unknown) => this.log(`stopping pid ${p.pid}: ${String(err)}`))),
+    );
     for (const ns of [...this.namespaces].reverse()) {
       try {
+        const pids = await namespacePids(ns);
+        if (pids.length > 0) this.log(`processes not started by the lab still run in ${ns} (pids ${pids.join(' ')}); deleting the name anyway`);
         await this.delNs(ns);
       } catch (err) {
-        this.log(`delete ${ns}: ${String(err)}`);
+        this.log(`deleting namespace ${ns}: ${String(err)}`);
       }
     }
+    try {
+      releasePrefix(this.prefix);
+    } catch (err) {
+      this.log(`releasing prefix ${this.prefix}: ${String(err)}`);
+    }
+    process.removeListener('exit', this.exitHook);
+    this.log(`lab ${this.prefix} destroyed`);
   }
 
-  /** Deletes namespaces left by earlier labs (names made by this class only). */
-  static async cleanupStale(pattern = /^wt[0-9a-f]{4}-/): Promise<string[]> {
-    const out = await run('ip', ['netns', 'list']);
-    const names = out.split('\n').map((l) => l.split(' ')[0]!).filter((n) => n !== '' && pattern.test(n));
-    for (const n of names) await run('ip', ['netns', 'del', n]).catch(() => undefined);
-    return names;
+  /** Last resort when the process exits without `destroy`: synchronous, best effort. */
+  private destroySync(): void {
+    for (const p of this.processes) p.kill('SIGKILL');
+    for (const ns of [...this.namespaces].reverse()) spawnSync('ip', ['netns', 'del', ns], { stdio: 'ignore' });
+    releasePrefix(this.prefix);
   }
 
-  private async addFault(node: LabNode, rules: string[], hook: 'input'): Promise<void> {
-    const list = [...(this.faultRules.get(node.ns) ?? []), ...rules];
-    this.faultRules.set(node.ns, list);
-    const table = `${this.prefix}_fault`;
-    const script = [
-      `table inet ${table}`,
-      `delete table inet ${table}`,
-      `table inet ${table} {`,
-      `  chain ${hook} { type filter hook ${hook} priority -10; policy accept;`,
-      ...list.map((r) => `    ${r}`),
-      '  }',
-      '}',
-    ].join('\n');
-    await this.exec(node.ns, ['nft', '-f', '-'], { input: `${script}\n` });
+  private async addFaultPair(a: LabNode, b: LabNode, rules: (peer: string) => string[]): Promise<void> {
+    const na = this.resolveNode(a);
+    const nb = this.resolveNode(b);
+    if (na === nb) throw new LabError(`a fault needs two different nodes, got ${na.name} twice`);
+    const ra = rules(nb.address);
+    const rb = rules(na.address);
+    this.faultRules.set(na, [...(this.faultRules.get(na) ?? []), ...ra]);
+    this.faultRules.set(nb, [...(this.faultRules.get(nb) ?? []), ...rb]);
+    await this.applyFaults(na);
+    await this.applyFaults(nb);
+  }
+
+  private async applyFaults(node: LabNode): Promise<void> {
+    const script = faultScript(this.faultTable, this.faultRules.get(node) ?? []);
+    await this.exec(node.ns, ['nft', '-f', '-'], { input: script, timeoutMs: 10_000 });
+  }
+
+  private newPod(node: LabNode, init: PodInit): LabPod {
+    const problems = podInitProblems(init);
+    if (problems.length > 0) throw new LabError(`invalid pod on ${node.name} in lab ${this.prefix}: ${problems.join('; ')}`);
+    const j = (this.podsMade.get(node) ?? 0) + 1;
+    this.podsMade.set(node, j);
+    const ns = `${node.ns}p${j}`;
+    const pod: LabPod = {
+      name: init.name ?? `${node.name}p${j}`,
+      ns,
+      nsPath: `/var/run/netns/${ns}`,
+      node,
+      ifName: 'eth0',
+      hostVeth: `vp${j}`,
+      mac: init.mac?.toLowerCase() ?? '',
+      prefix4: 0,
+      prefix6: 0,
+      mtu: init.mtu ?? 1500,
+    };
+    const v4 = init.ipv4 === undefined ? undefined : parseCidr(init.ipv4);
+    const v6 = init.ipv6 === undefined ? undefined : parseCidr(init.ipv6);
+    if (v4 !== undefined && typeof v4 !== 'string') [pod.ipv4, pod.prefix4] = [v4.address, v4.prefix];
+    if (v6 !== undefined && typeof v6 !== 'string') [pod.ipv6, pod.prefix6] = [v6.address, v6.prefix];
+    return pod;
+  }
+
+  private resolveNode(ref: LabNode | number): LabNode {
+    const node = typeof ref === 'number' ? this.nodeList[ref] : this.nodeList.find((n) => n === ref || n.ns === ref.ns);
+    if (node === undefined) {
+      const what = typeof ref === 'number' ? `index ${ref}` : `${ref.name} (${ref.ns})`;
+      throw new LabError(`lab ${this.prefix} has no node ${what}; it has ${this.nodeList.length} (indexes from 0)`);
+    }
+    return node;
   }
 
   private async ensureBridge(node: LabNode): Promise<void> {
-    const r = await this.exec(node.ns, ['ip', 'link', 'show', this.bridgeName], { check: false });
-    if (r.code !== 0) {
-      await this.ip(node.ns, ['link', 'add', this.bridgeName, 'type', 'bridge']);
-      await this.ip(node.ns, ['link', 'set', this.bridgeName, 'up']);
-    }
+    if (this.bridges.has(node)) return;
+    const exists = await run('ip', ['-n', node.ns, 'link', 'show', this.bridgeName]).then(
+      () => true,
+      () => false,
+    );
+    if (!exists) await this.ip(node.ns, ['link', 'add', this.bridgeName, 'type', 'bridge']);
+    await this.ip(node.ns, ['link', 'set', this.bridgeName, 'up']);
+    this.bridges.add(node);
+  }
+
+  private assertOwn(ns: string): void {
+    if (!this.namespaces.has(ns)) throw new LabError(`namespace "${ns}" does not belong to lab ${this.prefix}`);
   }
 
   private async addNs(ns: string): Promise<void> {
     await run('ip', ['netns', 'add', ns]);
-    this.namespaces.push(ns);
+    this.namespaces.add(ns);
     await this.ip(ns, ['link', 'set', 'lo', 'up']);
   }
 
   private async delNs(ns: string): Promise<void> {
-    await run('ip', ['netns', 'del', ns]).catch((err: unknown) => {
-      if (!String(err).includes('No such file')) throw err;
-    });
-    const i = this.namespaces.indexOf(ns);
-    if (i >= 0) this.namespaces.splice(i, 1);
+    await deleteNamespace(ns);
+    this.namespaces.delete(ns);
   }
 
   private async ip(ns: string, args: string[]): Promise<void> {
     await run('ip', ['-n', ns, ...args]);
   }
 
+  /** Sets sysctls inside `ns`; with `optional`, a missing key is logged rather than thrown. */
   private async sysctl(ns: string, values: Record<string, string>, optional = false): Promise<void> {
-    for (const [k, v] of Object.entries(values)) {
-      const r = await this.exec(ns, ['sysctl', '-q', '-w', `${k}=${v}`], { check: !optional });
-      if (optional && r.code !== 0) this.log(`sysctl ${k} not available in ${ns}`);
-    }
-  }
-}
-
-function splitCidr(cidr: string): [string, number] {
-  const [a, p] = cidr.split('/');
-  return [a!, Number(p ?? '0')];
-}
-
-class TrackedProcess implements LabProcess {
-  readonly pid: number;
-  readonly ns: string;
-  readonly argv: string[];
-  readonly exited: Promise<{ code: number | null; signal: NodeJS.Signals | null }>;
-  private out = '';
-  private err = '';
-  private done = false;
-  private readonly child: ChildProcess;
-  private readonly file: WriteStream | undefined;
-
-  constructor(child: ChildProcess, ns: string, argv: string[], logFile: string | undefined) {
-    this.child = child;
-    this.pid = child.pid ?? -1;
-    this.ns = ns;
-    this.argv = argv;
-    this.file = logFile === undefined ? undefined : createWriteStream(logFile, { flags: 'a' });
-    child.stdout?.on('data', (d: Buffer) => {
-      this.out = (this.out + d.toString()).slice(-MAX_CAPTURE);
-      this.file?.write(d);
-    });
-    child.stderr?.on('data', (d: Buffer) => {
-      this.err = (this.err + d.toString()).slice(-MAX_CAPTURE);
-      this.file?.write(d);
-    });
-    this.exited = new Promise((resolve) => {
-      child.on('exit', (code, signal) => {
-        this.done = true;
-        this.file?.end();
-        resolve({ code, signal });
-      });
-      child.on('error', () => {
-        this.done = true;
-        resolve({ code: null, signal: null });
-      });
-    });
-  }
-
-  stdoutText(): string {
-    return this.out;
-  }
-  stderrText(): string {
-    return this.err;
-  }
-
-  kill(signal: NodeJS.Signals = 'SIGTERM'): void {
-    if (!this.done && this.pid > 0) {
-      try {
-        process.kill(this.pid, signal);
-      } catch {
-        // already gone
-      }
-    }
-  }
-
-  async stop(timeoutMs = 3000): Promise<void> {
-    if (this.done) return;
-    this.kill('SIGTERM');
-    const t = setTimeout(() => this.kill('SIGKILL'), timeoutMs);
-    await this.exited;
-    clearTimeout(t);
+    const args = Object.entries(values).map(([k, v]) => `${k}=${v}`);
+    const r = await execIn(ns, ['sysctl', '-q', '-w', ...args], { check: !optional, timeoutMs: 10_000 });
+    if (r.code !== 0) this.log(`sysctl ${args.join(' ')} in ${ns} failed (optional): ${r.stderr.trim()}`);
   }
 }

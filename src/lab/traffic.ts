@@ -1,203 +1,310 @@
 /**
- * Traffic tools run inside lab namespaces, with parsers for their output: ping (RTT statistics
- * from every reply), iperf3 (TCP and UDP, JSON), a hashed TCP transfer, and packet counting with
- * tcpdump. Parsers are pure functions so they can be tested without root.
+ * Traffic tools run inside lab namespaces: ping (RTT percentiles from every reply), iperf3 (TCP
+ * and UDP, JSON), a TCP transfer hashed at both ends, and packet counting with tcpdump. Servers
+ * the helpers start are always stopped before they return, whatever happened.
  */
-import { WeftError } from '../core/errors.js';
+import { isIP } from 'node:net';
+import { LabError, LabParseError } from './errors.js';
 import type { Lab } from './lab.js';
+import type { LabProcess } from './lab-process.js';
+import { parseIperfTcp, parseIperfUdp, parsePing, parseTcpdumpCaptured, type PingResult, type TcpResult, type UdpResult } from './traffic-parse.js';
 
-export interface PingResult {
-  sent: number;
-  received: number;
-  lossPct: number;
-  avgMs: number;
-  p50Ms: number;
-  p99Ms: number;
-  maxMs: number;
-  rtts: number[];
+export * from './traffic-parse.js';
+
+export interface PingOptions {
+  count: number;
+  /** Seconds between requests (default 0.2; below 0.2 needs root, which the lab has). */
+  intervalS?: number;
+  /** ICMP payload bytes; sets DF too unless `dontFragment` is false. */
+  size?: number;
+  dontFragment?: boolean;
+  /** Seconds to wait for each reply (default 1). */
+  timeoutS?: number;
+  /** Stop after this many seconds whatever the count. */
+  deadlineS?: number;
+  /** Default: from the address. */
+  v6?: boolean;
 }
 
-export function percentile(sorted: readonly number[], p: number): number {
-  if (sorted.length === 0) return NaN;
-  const i = Math.min(sorted.length - 1, Math.max(0, Math.ceil((p / 100) * sorted.length) - 1));
-  return sorted[i]!;
+function delay(ms: number): Promise<void> {
+  return new Promise((r) => setTimeout(r, ms));
 }
 
-export function parsePing(out: string): PingResult {
-  const rtts = [...out.matchAll(/time=([\d.]+) ms/g)].map((m) => Number(m[1]));
-  const summary = /(\d+) packets transmitted, (\d+) (?:packets )?received/.exec(out);
-  if (summary === null) throw new WeftError('ERR_PARSE', `cannot parse ping output: ${out.slice(-300)}`);
-  const sent = Number(summary[1]);
-  const received = Number(summary[2]);
-  const sorted = [...rtts].sort((a, b) => a - b);
-  return {
-    sent,
-    received,
-    lossPct: sent === 0 ? 100 : ((sent - received) / sent) * 100,
-    avgMs: rtts.length === 0 ? NaN : rtts.reduce((a, b) => a + b, 0) / rtts.length,
-    p50Ms: percentile(sorted, 50),
-    p99Ms: percentile(sorted, 99),
-    maxMs: sorted.at(-1) ?? NaN,
-    rtts,
-  };
+/** Polls `ready` every 50 ms until it is true; fails early when `proc` exits. */
+async function waitFor(what: string, proc: LabProcess, ready: () => boolean | Promise<boolean>, timeoutMs = 5000): Promise<void> {
+  let exited = false;
+  void proc.exited.then(() => (exited = true));
+  const deadline = Date.now() + timeoutMs;
+  for (;;) {
+    if (await ready()) return;
+    if (exited) throw new LabError(`${what} in ${proc.ns} exited before it was ready: ${proc.stderrText().trim() || proc.stdoutText().trim()}`);
+    if (Date.now() > deadline) throw new LabError(`${what} in ${proc.ns} was not ready after ${timeoutMs} ms: ${proc.stderrText().trim()}`);
+    await delay(50);
+  }
 }
 
-export async function ping(
-  lab: Lab,
-  fromNs: string,
-  to: string,
-  opts: { count: number; intervalS?: number; size?: number; timeoutS?: number; deadlineS?: number } = { count: 3 },
-): Promise<PingResult> {
-  const args = ['ping', '-n', '-c', String(opts.count), '-i', String(opts.intervalS ?? 0.2), '-W', String(opts.timeoutS ?? 1)];
-  if (opts.size !== undefined) args.push('-s', String(opts.size), '-M', 'do');
+export async function ping(lab: Lab, fromNs: string, toAddr: string, opts: PingOptions): Promise<PingResult> {
+  const interval = opts.intervalS ?? 0.2;
+  const timeout = opts.timeoutS ?? 1;
+  const args = ['ping', '-n', (opts.v6 ?? isIP(toAddr) === 6) ? '-6' : '-4', '-c', String(opts.count), '-i', String(interval), '-W', String(timeout)];
+  if (opts.size !== undefined) args.push('-s', String(opts.size));
+  if (opts.size !== undefined && opts.dontFragment !== false) args.push('-M', 'do');
   if (opts.deadlineS !== undefined) args.push('-w', String(opts.deadlineS));
-  args.push(to);
-  const r = await lab.exec(fromNs, args, { check: false, timeoutMs: ((opts.deadlineS ?? opts.count * (opts.intervalS ?? 0.2) + 5) + 10) * 1000 });
-  return parsePing(r.stdout);
+  args.push(toAddr);
+  const limitS = opts.deadlineS ?? opts.count * interval + timeout;
+  const r = await lab.exec(fromNs, args, { check: false, timeoutMs: (limitS + 10) * 1000 });
+  try {
+    return parsePing(r.stdout);
+  } catch (err) {
+    throw new LabError(`ping ${toAddr} from ${fromNs} (exit ${r.code}): ${r.stderr.trim() || 'no stderr'}`, { cause: err });
+  }
 }
 
-export interface TcpResult {
-  gbps: number;
-  retransmits: number;
-}
-
-export interface UdpResult {
-  receivedPps: number;
-  sentPps: number;
-  lossPct: number;
-}
-
-interface IperfJson {
-  error?: string;
-  end?: {
-    sum_received?: { bits_per_second?: number };
-    sum_sent?: { retransmits?: number };
-    sum?: { packets?: number; lost_packets?: number; seconds?: number; lost_percent?: number };
-  };
-}
-
-export function parseIperfTcp(json: string): TcpResult {
-  const j = JSON.parse(json) as IperfJson;
-  if (j.error !== undefined) throw new WeftError('ERR_IPERF', `iperf3: ${j.error}`);
-  const bps = j.end?.sum_received?.bits_per_second;
-  if (bps === undefined) throw new WeftError('ERR_PARSE', 'iperf3 JSON has no end.sum_received.bits_per_second');
-  return { gbps: bps / 1e9, retransmits: j.end?.sum_sent?.retransmits ?? 0 };
-}
-
-export function parseIperfUdp(json: string): UdpResult {
-  const j = JSON.parse(json) as IperfJson;
-  if (j.error !== undefined) throw new WeftError('ERR_IPERF', `iperf3: ${j.error}`);
-  const s = j.end?.sum;
-  if (s?.packets === undefined || s.seconds === undefined) throw new WeftError('ERR_PARSE', 'iperf3 JSON has no end.sum packets/seconds');
-  const lost = s.lost_packets ?? 0;
-  return { sentPps: s.packets / s.seconds, receivedPps: (s.packets - lost) / s.seconds, lossPct: s.lost_percent ?? 0 };
+async function listening(lab: Lab, ns: string, port: number, proto: 'tcp' | 'udp' = 'tcp'): Promise<boolean> {
+  const r = await lab.exec(ns, ['ss', '-H', '-n', '-l', proto === 'tcp' ? '-t' : '-u', 'sport', '=', `:${port}`], { check: false, timeoutMs: 5000 });
+  return r.stdout.trim() !== '';
 }
 
 async function withIperfServer<T>(lab: Lab, serverNs: string, port: number, fn: () => Promise<T>): Promise<T> {
-  const server = lab.spawn(serverNs, ['iperf3', '-s', '-1', '--forceflush', '-p', String(port)]);
+  const server = lab.spawn(serverNs, ['iperf3', '-s', '-1', '-p', String(port)]);
   try {
-    const deadline = Date.now() + 5000;
-    while (!/Server listening/.test(server.stdoutText())) {
-      if (Date.now() > deadline) throw new WeftError('ERR_IPERF', `iperf3 server in ${serverNs} did not start: ${server.stderrText()}`);
-      await new Promise((r) => setTimeout(r, 50));
-    }
+    await waitFor(`iperf3 server on port ${port}`, server, () => listening(lab, serverNs, port));
     return await fn();
   } finally {
     await server.stop(2000);
   }
 }
 
+async function iperfClient<T>(lab: Lab, clientNs: string, args: string[], seconds: number, parse: (json: string) => T): Promise<T> {
+  const r = await lab.exec(clientNs, ['iperf3', '-J', ...args], { check: false, timeoutMs: (seconds + 30) * 1000 });
+  try {
+    return parse(r.stdout);
+  } catch (err) {
+    throw new LabError(`iperf3 ${args.join(' ')} in ${clientNs} failed (exit ${r.code}): ${(err as Error).message} ${r.stderr.trim()}`, { cause: err });
+  }
+}
+
 export async function iperf3Tcp(
-  lab: Lab, serverNs: string, serverAddr: string, clientNs: string,
+  lab: Lab,
+  serverNs: string,
+  serverAddr: string,
+  clientNs: string,
   opts: { seconds: number; streams?: number; port?: number },
 ): Promise<TcpResult> {
   const port = opts.port ?? 5201;
-  return withIperfServer(lab, serverNs, port, async () => {
-    const r = await lab.exec(clientNs, ['iperf3', '-J', '-c', serverAddr, '-p', String(port), '-t', String(opts.seconds), '-P', String(opts.streams ?? 1)], {
-      check: false,
-      timeoutMs: (opts.seconds + 20) * 1000,
-    });
-    return parseIperfTcp(r.stdout);
-  });
+  const args = ['-c', serverAddr, '-p', String(port), '-t', String(opts.seconds), '-P', String(opts.streams ?? 1)];
+  return withIperfServer(lab, serverNs, port, () => iperfClient(lab, clientNs, args, opts.seconds, parseIperfTcp));
 }
 
 export async function iperf3Udp(
-  lab: Lab, serverNs: string, serverAddr: string, clientNs: string,
+  lab: Lab,
+  serverNs: string,
+  serverAddr: string,
+  clientNs: string,
   opts: { seconds: number; size?: number; bitrate?: string; port?: number },
 ): Promise<UdpResult> {
   const port = opts.port ?? 5201;
-  return withIperfServer(lab, serverNs, port, async () => {
-    const r = await lab.exec(
-      clientNs,
-      ['iperf3', '-J', '-u', '-c', serverAddr, '-p', String(port), '-t', String(opts.seconds), '-l', String(opts.size ?? 64), '-b', opts.bitrate ?? '0'],
-      { check: false, timeoutMs: (opts.seconds + 20) * 1000 },
-    );
-    return parseIperfUdp(r.stdout);
-  });
+  const args = ['-u', '-c', serverAddr, '-p', String(port), '-t', String(opts.seconds), '-l', String(opts.size ?? 64), '-b', opts.bitrate ?? '0'];
+  return withIperfServer(lab, serverNs, port, () => iperfClient(lab, clientNs, args, opts.seconds, parseIperfUdp));
 }
 
+// Receiver: one connection on ADDR:PORT, hashes everything, prints {sha, bytes, seconds} at the end.
 const RECEIVER = `
 const net = require('node:net'), crypto = require('node:crypto');
-const h = crypto.createHash('sha256'); let n = 0;
-const srv = net.createServer((s) => { s.on('data', (d) => { h.update(d); n += d.length; }); s.on('end', () => { process.stdout.write(JSON.stringify({ sha: h.digest('hex'), bytes: n }) + '\\n'); srv.close(); }); });
-srv.listen(Number(process.argv[1]), '::', () => process.stderr.write('listening\\n'));`;
+const [host, port] = [process.argv[1], Number(process.argv[2])];
+const srv = net.createServer((s) => {
+  srv.close();
+  const h = crypto.createHash('sha256'); let n = 0; const t0 = process.hrtime.bigint();
+  s.on('data', (d) => { h.update(d); n += d.length; });
+  s.on('end', () => { process.stdout.write(JSON.stringify({ sha: h.digest('hex'), bytes: n, seconds: Number(process.hrtime.bigint() - t0) / 1e9 }) + '\\n'); s.end(); });
+  s.on('error', (e) => { process.stderr.write('receive error: ' + e.message + '\\n'); process.exit(1); });
+});
+srv.listen({ host, port }, () => process.stderr.write('listening\\n'));`;
 
+// Sender: AES-128-CTR keystream with a fixed key (deterministic, not compressible, fast), hashed as sent.
 const SENDER = `
 const net = require('node:net'), crypto = require('node:crypto');
 const [host, port, total] = [process.argv[1], Number(process.argv[2]), Number(process.argv[3])];
-const h = crypto.createHash('sha256'); const chunk = Buffer.alloc(1 << 16); let x = 12345, sent = 0; const t0 = Date.now();
-const s = net.connect(port, host, () => {
-  const pump = () => { while (sent < total) { const n = Math.min(chunk.length, total - sent);
-      for (let i = 0; i < n; i += 4) { x = (Math.imul(x, 1103515245) + 12345) >>> 0; chunk.writeUInt32LE(x, i); }
-      const c = Buffer.from(chunk.subarray(0, n)); h.update(c); sent += n; if (!s.write(c)) { s.once('drain', pump); return; } }
-    s.end(() => process.stdout.write(JSON.stringify({ sha: h.digest('hex'), bytes: sent, seconds: (Date.now() - t0) / 1000 }) + '\\n')); };
-  pump(); });`;
+const ks = crypto.createCipheriv('aes-128-ctr', Buffer.alloc(16, 7), Buffer.alloc(16, 1));
+const zeros = Buffer.alloc(256 * 1024); const h = crypto.createHash('sha256'); let sent = 0;
+const s = net.connect({ host, port }, () => {
+  const pump = () => {
+    while (sent < total) {
+      const c = ks.update(zeros.subarray(0, Math.min(zeros.length, total - sent)));
+      h.update(c); sent += c.length;
+      if (!s.write(c)) { s.once('drain', pump); return; }
+    }
+    s.end(() => process.stdout.write(JSON.stringify({ sha: h.digest('hex'), bytes: sent }) + '\\n'));
+  };
+  pump();
+});
+s.on('error', (e) => { process.stderr.write('send error: ' + e.message + '\\n'); process.exit(1); });`;
 
 export interface TransferResult {
   sentSha256: string;
   receivedSha256: string;
+  /** Bytes sent. */
   bytes: number;
   receivedBytes: number;
+  /** Receiver side, from accepting the connection to the end of the stream. */
   seconds: number;
 }
 
-/** Streams `bytes` of pseudo-random data over TCP from one namespace to another and hashes both ends. */
-export async function tcpTransferSha256(lab: Lab, fromNs: string, toNs: string, toAddr: string, bytes: number, port = 7777): Promise<TransferResult> {
-  const receiver = lab.spawn(toNs, [process.execPath, '-e', RECEIVER, String(port)]);
+function parseJsonLine<T>(tool: string, stdout: string, stderr = ''): T {
+  const line = stdout.trim().split('\n').at(-1) ?? '';
   try {
-    const deadline = Date.now() + 5000;
-    while (!receiver.stderrText().includes('listening')) {
-      if (Date.now() > deadline) throw new WeftError('ERR_LAB', `transfer receiver did not start: ${receiver.stderrText()}`);
-      await new Promise((r) => setTimeout(r, 50));
-    }
-    const s = await lab.exec(fromNs, [process.execPath, '-e', SENDER, toAddr, String(port), String(bytes)], { timeoutMs: 600_000 });
-    await Promise.race([receiver.exited, new Promise((r) => setTimeout(r, 30_000))]);
-    const sent = JSON.parse(s.stdout) as { sha: string; bytes: number; seconds: number };
-    const got = JSON.parse(receiver.stdoutText().trim() || '{}') as { sha?: string; bytes?: number };
-    return { sentSha256: sent.sha, receivedSha256: got.sha ?? '', bytes: sent.bytes, receivedBytes: got.bytes ?? 0, seconds: sent.seconds };
+    return JSON.parse(line) as T;
+  } catch {
+    throw new LabParseError(tool, 'no JSON result line', `${stdout}\nstderr: ${stderr}`);
+  }
+}
+
+/**
+ * Streams `bytes` of deterministic pseudo-random data over TCP from `fromNs` to `toAddr` (in
+ * `toNs`) with two small Node scripts, and hashes what was sent and what arrived.
+ */
+export async function tcpTransferSha256(
+  lab: Lab,
+  fromNs: string,
+  toNs: string,
+  toAddr: string,
+  bytes: number,
+  port = 7777,
+  opts: { timeoutMs?: number } = {},
+): Promise<TransferResult> {
+  if (!Number.isSafeInteger(bytes) || bytes < 0) throw new LabError(`transfer size must be a non-negative integer, not ${bytes}`);
+  const timeoutMs = opts.timeoutMs ?? 60_000 + bytes / 2_000; // at least 2 MB/s
+  const receiver = lab.spawn(toNs, [process.execPath, '-e', RECEIVER, toAddr, String(port)]);
+  try {
+    await waitFor('transfer receiver', receiver, () => receiver.stderrText().includes('listening'));
+    const s = await lab.exec(fromNs, [process.execPath, '-e', SENDER, toAddr, String(port), String(bytes)], { timeoutMs });
+    const sent = parseJsonLine<{ sha: string; bytes: number }>('transfer sender', s.stdout, s.stderr);
+    const finished = await Promise.race([receiver.exited.then(() => true), delay(30_000).then(() => false)]);
+    if (!finished) throw new LabError(`transfer receiver in ${toNs} did not see the end of the stream 30 s after the sender finished`);
+    const got = parseJsonLine<{ sha: string; bytes: number; seconds: number }>('transfer receiver', receiver.stdoutText(), receiver.stderrText());
+    return { sentSha256: sent.sha, receivedSha256: got.sha, bytes: sent.bytes, receivedBytes: got.bytes, seconds: got.seconds };
   } finally {
     await receiver.stop(2000);
   }
 }
 
-export interface Capture {
-  /** Stops the capture and returns the number of matching packets seen. */
-  stop(): Promise<number>;
+// UDP receiver: counts datagrams on ADDR:PORT until SIGTERM, then prints {received, bytes}.
+const UDP_RECEIVER = `
+const dgram = require('node:dgram');
+const [host, port] = [process.argv[1], Number(process.argv[2])];
+const s = dgram.createSocket(host.includes(':') ? 'udp6' : 'udp4'); let n = 0, bytes = 0;
+s.on('message', (m) => { n++; bytes += m.length; });
+process.on('SIGTERM', () => { process.stdout.write(JSON.stringify({ received: n, bytes }) + '\\n'); process.exit(0); });
+s.bind(port, host, () => process.stderr.write('listening\\n'));`;
+
+// UDP sender: COUNT datagrams of SIZE bytes, 1 ms apart; prints {sent, errors}.
+const UDP_SENDER = `
+const dgram = require('node:dgram');
+const [host, port, count, size, bc] = [process.argv[1], Number(process.argv[2]), Number(process.argv[3]), Number(process.argv[4]), process.argv[5] === '1'];
+const s = dgram.createSocket(host.includes(':') ? 'udp6' : 'udp4'); const buf = Buffer.alloc(size, 0x5a); let i = 0, errors = 0;
+const next = () => {
+  if (i >= count) { process.stdout.write(JSON.stringify({ sent: i, errors }) + '\\n'); s.close(); return; }
+  i++; s.send(buf, port, host, (e) => { if (e) errors++; setTimeout(next, 1); });
+};
+s.bind(0, () => { if (bc) s.setBroadcast(true); next(); });`;
+
+export interface UdpProbeOptions {
+  /** Datagrams to send (default 20, 1 ms apart). */
+  count?: number;
+  /** UDP payload bytes (default 64); the IP packet is 28 more. */
+  size?: number;
+  port?: number;
+  /** The receiver binds here (default `toAddr`); use '0.0.0.0' to receive broadcasts. */
+  listenAddr?: string;
+  /** Allow a broadcast destination. */
+  broadcast?: boolean;
 }
 
-/** Counts packets matching a tcpdump filter on an interface until stopped. */
-export async function capture(lab: Lab, ns: string, ifName: string, filter: string): Promise<Capture> {
-  const p = lab.spawn(ns, ['tcpdump', '-l', '-n', '-i', ifName, '-Q', 'in', filter]);
-  const deadline = Date.now() + 5000;
-  while (!/listening on/.test(p.stderrText())) {
-    if (Date.now() > deadline) throw new WeftError('ERR_LAB', `tcpdump did not start in ${ns}: ${p.stderrText()}`);
-    await new Promise((r) => setTimeout(r, 50));
+/** Sends UDP datagrams from `fromNs` to `toAddr` and counts how many a receiver in `toNs` got. */
+export async function udpProbe(
+  lab: Lab,
+  fromNs: string,
+  toNs: string,
+  toAddr: string,
+  opts: UdpProbeOptions = {},
+): Promise<{ sent: number; received: number; sendErrors: number }> {
+  const port = String(opts.port ?? 9999);
+  const receiver = lab.spawn(toNs, [process.execPath, '-e', UDP_RECEIVER, opts.listenAddr ?? toAddr, port]);
+  try {
+    await waitFor('UDP receiver', receiver, () => receiver.stderrText().includes('listening'));
+    const argv = [process.execPath, '-e', UDP_SENDER, toAddr, port, String(opts.count ?? 20), String(opts.size ?? 64), opts.broadcast === true ? '1' : '0'];
+    const s = await lab.exec(fromNs, argv, { timeoutMs: 30_000 });
+    const sent = parseJsonLine<{ sent: number; errors: number }>('UDP sender', s.stdout, s.stderr);
+    await delay(200);
+    await receiver.stop(2000);
+    const got = parseJsonLine<{ received: number }>('UDP receiver', receiver.stdoutText(), receiver.stderrText());
+    return { sent: sent.sent, received: got.received, sendErrors: sent.errors };
+  } finally {
+    await receiver.stop(2000);
   }
+}
+
+export interface CaptureOptions {
+  /** Which frames to see (tcpdump -Q); default 'in', the copies the interface received. */
+  direction?: 'in' | 'out' | 'inout';
+  /** Wait this long before stopping, for frames still in flight; default 200 ms. */
+  settleMs?: number;
+}
+
+export interface Capture {
+  /** Stops tcpdump and returns how many frames matched. */
+  stop(): Promise<number>;
+  /** One line per matching frame so far (tcpdump -n -e), for messages and debugging. */
+  lines(): string[];
+}
+
+/** Starts tcpdump on `ifName` in `ns` with a pcap `filter`; resolves once it is capturing. */
+export async function startCapture(lab: Lab, ns: string, ifName: string, filter: string, opts: CaptureOptions = {}): Promise<Capture> {
+  const argv = ['tcpdump', '-l', '-n', '-e', '-i', ifName, '-Q', opts.direction ?? 'in'];
+  if (filter.trim() !== '') argv.push(filter);
+  const p = lab.spawn(ns, argv);
+  try {
+    await waitFor(`tcpdump on ${ifName}`, p, () => p.stderrText().includes('listening on'));
+  } catch (err) {
+    await p.stop(1000);
+    throw err;
+  }
+  const lines = (): string[] => p.stdoutText().split('\n').filter((l) => l.trim() !== '');
+  let result: Promise<number> | undefined;
   return {
-    async stop() {
-      await new Promise((r) => setTimeout(r, 300));
-      await p.stop(2000);
-      return p.stdoutText().split('\n').filter((l) => l.trim() !== '').length;
+    lines,
+    stop() {
+      result ??= (async () => {
+        await delay(opts.settleMs ?? 200);
+        await p.stop(2000);
+        return parseTcpdumpCaptured(p.stderrText()) ?? lines().length;
+      })();
+      return result;
     },
   };
+}
+
+/** @deprecated the earlier name of startCapture. */
+export const capture = startCapture;
+
+/**
+ * Counts the frames matching `filter` that `ifName` in `ns` receives: for `durationMs`, or while
+ * `during` runs when given (capture starts before it).
+ */
+export async function countFrames(
+  lab: Lab,
+  ns: string,
+  ifName: string,
+  filter: string,
+  durationMs: number,
+  during?: () => Promise<unknown>,
+): Promise<number> {
+  const c = await startCapture(lab, ns, ifName, filter);
+  try {
+    if (during !== undefined) await during();
+    await delay(durationMs);
+  } finally {
+    await c.stop();
+  }
+  return c.stop();
 }

@@ -130,8 +130,10 @@ export class WeftCluster {
     return this.mtu;
   }
 
-  podsOn(node: number): LabPod[] {
-    return this.pods.filter((p) => p.node.index === node);
+  /** The pods on a node, given as a LabNode or its number as in its name (1 for n1; `lab.nodes` is 0-based). */
+  podsOn(node: LabNode | number): LabPod[] {
+    const index = typeof node === 'number' ? node - 1 : node.index;
+    return this.pods.filter((p) => p.node.index === index);
   }
 
   /** Starts router i and waits until its API answers. */
