@@ -12,6 +12,8 @@ export interface LinuxTapInit {
   maxBatch?: number;
   headroom?: number;
   tailroom?: number;
+  /** Create the device inside this network namespace (a path like /var/run/netns/NAME). */
+  netns?: string;
 }
 
 /** Largest read with vnet_hdr: 10-byte header + 64 KiB IP packet + Ethernet header. */
@@ -57,6 +59,7 @@ export class LinuxTap implements TapDevice {
         headroom: this.headroom,
         tailroom: this.tailroom,
         maxBatch: this.maxBatch,
+        netns: init.netns,
       });
     } catch (err) {
       throw fromNativeError(err, 'ERR_TAP_OPEN');

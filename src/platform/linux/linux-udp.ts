@@ -15,6 +15,8 @@ export interface LinuxUdpInit {
   txIovMax?: number;
   maxDests?: number;
   socketBuffer?: number;
+  /** Create the socket inside this network namespace (a path like /var/run/netns/NAME). */
+  netns?: string;
 }
 
 /** The data-path UDP socket, owned by the native addon (sendmmsg, UDP GSO, recvmmsg + GRO). */
@@ -62,6 +64,7 @@ export class LinuxUdp implements UdpEndpoint {
         txMax: this.txMax,
         txIovMax: this.txIovMax,
         maxDests: init.maxDests ?? 1024,
+        netns: init.netns,
       });
     } catch (err) {
       throw fromNativeError(err, 'ERR_UDP_OPEN');

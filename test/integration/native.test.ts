@@ -1,0 +1,195 @@
+import { spawnSync } from 'node:child_process';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { SystemError } from '../../src/core/errors.js';
+import { Lab } from '../../src/lab/index.js';
+import { LinuxTap, VNET_MAX_READ } from '../../src/platform/linux/linux-tap.js';
+import { LinuxUdp } from '../../src/platform/linux/linux-udp.js';
+import { loadNative } from '../../src/platform/linux/native.js';
+import { RX_META_STRIDE } from '../../src/platform/udp.js';
+
+const native = loadNative();
+
+/** Opens devices inside `ns` with the addon's netns option (restores the thread's namespace). */
+function udpIn(ns: string, address: string, port = 0, gro = true): LinuxUdp {
+  return new LinuxUdp({ address, port, gro, netns: `/var/run/netns/${ns}` });
+}
+
+function until(cond: () => boolean, ms = 3000): Promise<void> {
+  const end = Date.now() + ms;
+  return new Promise((resolve, reject) => {
+    const t = setInterval(() => {
+      if (cond()) {
+        clearInterval(t);
+        resolve();
+      } else if (Date.now() > end) {
+        clearInterval(t);
+        reject(new Error('condition not met in time'));
+      }
+    }, 5);
+  });
+}
+
+describe('native addon on real devices', () => {
+  let lab: Lab;
+  let ns: string;
+  beforeAll(async () => {
+    lab = await Lab.create({ nodes: 2 });
+    ns = lab.nodes[0]!.ns;
+  });
+  afterAll(async () => {
+    await lab?.destroy();
+  });
+
+  it('UDP: sendmmsg with scatter-gather and UDP_SEGMENT arrives as GRO trains with the segment size', async () => {
+    const rx = udpIn(lab.nodes[1]!.ns, '198.18.0.2');
+    const tx = udpIn(ns, '198.18.0.1');
+    try {
+      const seen: { len: number; seg: number; port: number; a0: number }[] = [];
+      rx.start((n) => {
+        for (let i = 0; i < n; i++) {
+          const m = i * RX_META_STRIDE;
+          seen.push({ len: rx.rxMeta[m + 1]!, seg: rx.rxMeta[m + 2]!, port: rx.rxMeta[m + 3]!, a0: rx.rxMeta[m + 5]! });
+        }
+      });
+      const buf = Buffer.alloc(20_000, 7);
+      tx.registerBuffer(1, buf);
+      tx.setDest(3, '198.18.0.2', rx.localPort);
+      // message 0: two iovs, 1000 + 9000 bytes, cut into 1400-byte datagrams; message 1: 500 bytes plain
+      tx.txIov.set([1, 0, 1000, 1, 1000, 9000, 1, 10000, 500]);
+      tx.txDesc.set([0, 2, 1400, 3, 2, 1, 0, 3]);
+      expect(tx.send(2)).toBe(2);
+      await until(() => seen.reduce((s, x) => s + x.len, 0) >= 10_500);
+      const train = seen.find((x) => x.len === 10_000);
+      expect(train?.seg).toBe(1400);
+      expect(seen.find((x) => x.len === 500)?.seg).toBe(0);
+      expect(seen[0]!.port).toBe(tx.localPort);
+      expect(seen[0]!.a0 >>> 0).toBe(((198 << 24) | (18 << 16) | 1) >>> 0);
+      expect(tx.counters().txPackets).toBe(9); // 8 segments + 1 datagram
+      expect(tx.gsoActive()).toBe(true);
+    } finally {
+      rx.close();
+      tx.close();
+    }
+  });
+
+  it('UDP: IPv6 sockets work (loopback ::1 inside a namespace)', async () => {
+    const a = udpIn(ns, '::1');
+    const b = udpIn(ns, '::1');
+    try {
+      let got = 0;
+      let family = 0;
+      b.start((n) => {
+        got += n;
+        family = b.rxMeta[4]!;
+      });
+      const buf = Buffer.alloc(3000, 1);
+      a.registerBuffer(0, buf);
+      a.setDest(0, '::1', b.localPort);
+      a.txIov.set([0, 0, 3000]);
+      a.txDesc.set([0, 1, 1200, 0]);
+      a.send(1);
+      await until(() => got > 0);
+      expect(family).toBe(6);
+    } finally {
+      a.close();
+      b.close();
+    }
+  });
+
+  it('UDP: errors are typed and name the address', () => {
+    expect(() => udpIn(ns, '198.18.0.99')).toThrow(SystemError);
+    expect(() => udpIn(ns, '198.18.0.99')).toThrow(/bind on udp 198\.18\.0\.99:0 failed: Cannot assign requested address \(EADDRNOTAVAIL\)/);
+  });
+
+  it('UDP: a send to an unroutable destination is counted, not thrown, and the batch goes on', () => {
+    const a = udpIn(ns, '198.18.0.1');
+    try {
+      const buf = Buffer.alloc(100);
+      a.registerBuffer(0, buf);
+      a.setDest(0, '203.0.113.1', 9); // no route in the node namespace: ENETUNREACH
+      a.setDest(1, '198.18.0.2', 9);
+      a.txIov.set([0, 0, 100]);
+      a.txDesc.set([0, 1, 0, 0, 0, 1, 0, 1]);
+      expect(a.send(2)).toBe(1);
+      expect(a.counters().txErrors).toBe(1);
+      expect(a.counters().lastErrno).toBe(101); // ENETUNREACH
+      expect(() => a.send(9999)).toThrow(/send\(count <= txMax\)/);
+    } finally {
+      a.close();
+    }
+  });
+
+  it('TAP: creates the device in the namespace with offloads, reads batches, writes frames', async () => {
+    const tap = new LinuxTap({ name: 'wt-tap0', vnetHdr: true, netns: `/var/run/netns/${ns}` });
+    try {
+      expect(tap.name).toBe('wt-tap0');
+      expect(tap.stride).toBeGreaterThanOrEqual(VNET_MAX_READ + tap.headroom);
+      await lab.exec(ns, ['ip', 'link', 'set', 'wt-tap0', 'up']);
+      await lab.exec(ns, ['ip', 'addr', 'add', '10.99.0.1/24', 'dev', 'wt-tap0']);
+      const feat = (await lab.exec(ns, ['ethtool', '-k', 'wt-tap0'])).stdout;
+      expect(feat).toMatch(/tcp-segmentation-offload: on/);
+      const frames: Buffer[] = [];
+      tap.start((n) => {
+        for (let i = 0; i < n; i++) {
+          const off = i * tap.stride + tap.headroom;
+          frames.push(Buffer.from(tap.arena.subarray(off, off + tap.lens[i]!)));
+        }
+      });
+      await lab.exec(ns, ['ping', '-c', '1', '-W', '1', '10.99.0.2'], { check: false });
+      await until(() => frames.some((f) => f.readUInt16BE(10 + 12) === 0x0806));
+      // write an ARP request with a zero vnet header prepended by the addon
+      const arp = Buffer.alloc(42);
+      arp.fill(0xff, 0, 6);
+      Buffer.from([2, 0, 0, 0, 0, 9]).copy(arp, 6);
+      arp.writeUInt16BE(0x0806, 12);
+      expect(tap.write(arp, 0, 42, true)).toBe(52);
+      expect(tap.counters().txPackets).toBe(1);
+      // off-zero invalid write is refused with a negative errno, never thrown
+      expect(tap.write(Buffer.alloc(4), 0, 4, false)).toBeLessThan(0);
+    } finally {
+      tap.close();
+    }
+    const after = await lab.exec(ns, ['ip', 'link', 'show', 'wt-tap0'], { check: false });
+    expect(after.code).not.toBe(0); // non-persistent: gone with the fd
+  });
+
+  it('TAP: a bad name is a typed error naming the device', () => {
+    expect(() => new LinuxTap({ name: 'bad name', vnetHdr: false, netns: `/var/run/netns/${ns}` })).toThrow(/ioctl\(TUNSETIFF\) on tap bad name failed/);
+  });
+
+  it('TAP: a device deleted under the reader reports an error once and stops', async () => {
+    const tap = new LinuxTap({ name: 'wt-tap1', vnetHdr: false, netns: `/var/run/netns/${ns}` });
+    try {
+      const counts: number[] = [];
+      tap.start((n) => counts.push(n));
+      await lab.exec(ns, ['ip', 'link', 'set', 'wt-tap1', 'up']);
+      await lab.exec(ns, ['ip', 'link', 'del', 'wt-tap1']);
+      await until(() => counts.some((n) => n < 0));
+      expect(counts.filter((n) => n < 0)).toHaveLength(1);
+    } finally {
+      tap.close();
+    }
+  });
+
+  it('process.exit() and worker termination do not hang with open, polling handles', () => {
+    const script = `
+      const { loadNative } = await import(${JSON.stringify(new URL('../../src/platform/linux/native.ts', import.meta.url).pathname.replace(/\.ts$/, '.js').replace('/src/', '/dist/src/'))});
+      const { Worker } = await import('node:worker_threads');
+      const a = loadNative();
+      const mk = () => new a.Udp({ netns: '/var/run/netns/${'${NS}'}', address: '198.18.0.1', port: 0, arena: Buffer.alloc(65536), meta: new Int32Array(10), stats: new Float64Array(a.STATS_SIZE), stride: 65536, maxBatch: 1, txDesc: new Int32Array(4), txIov: new Int32Array(3), txMax: 1, txIovMax: 1 });
+      mk().start(() => {});
+      const w = new Worker(\`
+        const { createRequire } = await import('node:module');
+        const require = createRequire(import.meta.url);
+        const a = require(${JSON.stringify(process.cwd() + '/build/Release/weft_native.node')});
+        const u = new a.Udp({ netns: '/var/run/netns/${'${NS}'}', address: '198.18.0.1', port: 0, arena: Buffer.alloc(65536), meta: new Int32Array(10), stats: new Float64Array(a.STATS_SIZE), stride: 65536, maxBatch: 1, txDesc: new Int32Array(4), txIov: new Int32Array(3), txMax: 1, txIovMax: 1 });
+        u.start(() => {});
+        require('node:worker_threads').parentPort.postMessage('polling');\`, { eval: true });
+      w.on('message', async () => { await w.terminate(); process.stdout.write('worker ended\\n'); process.exit(0); });
+    `.replaceAll('${NS}', ns);
+    const r = spawnSync(process.execPath, ['--input-type=module', '-e', script], { encoding: 'utf8', timeout: 15_000 });
+    expect(r.stderr).toBe('');
+    expect(r.stdout).toContain('worker ended');
+    expect(r.status).toBe(0); // a hang would be killed by the spawn timeout and have no status
+  });
+});

@@ -1,0 +1,35 @@
+import { describe, expect, it } from 'vitest';
+import { loadNative } from '../../src/platform/linux/native.js';
+
+// Option checks run before any system call, so these need no privileges.
+describe('native addon: option checks', () => {
+  const a = loadNative();
+  const base = () => ({ arena: Buffer.alloc(4096), meta: new Int32Array(64), stats: new Float64Array(a.STATS_SIZE), stride: 1024, maxBatch: 4 });
+
+  it.each([
+    [{ arena: undefined }, /option arena is required/],
+    [{ arena: 'x' }, /option arena must be a Buffer or typed array/],
+    [{ maxBatch: 0 }, /maxBatch must be 1\.\.1024/],
+    [{ maxBatch: -1 }, /maxBatch must be 1\.\.1024/],
+    [{ maxBatch: 'many' }, /maxBatch must be a non-negative integer/],
+    [{ stride: 8192 }, /cannot hold 4 slots of stride 8192/],
+    [{ stats: new Float64Array(2) }, /stats must be a Float64Array of at least 13/],
+    [{ meta: new Int32Array(1) }, /meta needs 4 int32 entries/],
+    [{ name: 'a-name-longer-than-15' }, /at most 15 bytes/],
+  ])('Tap rejects %o', (patch, message) => {
+    expect(() => new a.Tap({ ...base(), name: 'wt-x', ...patch })).toThrow(message);
+  });
+
+  it('Udp needs an address and valid send tables', () => {
+    const opts = { ...base(), meta: new Int32Array(40), txDesc: new Int32Array(4), txIov: new Int32Array(3), txMax: 1, txIovMax: 1 };
+    expect(() => new a.Udp({ ...opts })).toThrow(/option address is required/);
+    expect(() => new a.Udp({ ...opts, address: '198.18.0.1', txMax: 2 })).toThrow(/txDesc needs txMax\*4/);
+    expect(() => new a.Udp({ ...opts, address: 'not-an-ip' })).toThrow(/"not-an-ip" is not an IP address/);
+    expect(() => new a.Udp({ ...opts, address: '198.18.0.1', port: 70000 })).toThrow(/port must be 0\.\.65535/);
+  });
+
+  it('setSpin accepts 0..1000 microseconds', () => {
+    expect(() => a.setSpin(5000)).toThrow(/setSpin/);
+    a.setSpin(0);
+  });
+});
