@@ -4,10 +4,8 @@ import { SystemError } from '../../src/core/errors.js';
 import { Lab } from '../../src/lab/index.js';
 import { LinuxTap, VNET_MAX_READ } from '../../src/platform/linux/linux-tap.js';
 import { LinuxUdp } from '../../src/platform/linux/linux-udp.js';
-import { loadNative } from '../../src/platform/linux/native.js';
 import { RX_META_STRIDE } from '../../src/platform/udp.js';
 
-const native = loadNative();
 
 /** Opens devices inside `ns` with the addon's netns option (restores the thread's namespace). */
 function udpIn(ns: string, address: string, port = 0, gro = true): LinuxUdp {
