@@ -1,15 +1,47 @@
 /**
- * FrameCipher: seals and opens sleeve messages in place.
- *
- * `seal` encrypts buf[off, off+len) in place and writes the tag right after it (the caller leaves
- * `overhead` bytes of room); it returns the sealed length. `open` authenticates and decrypts
- * buf[off, off+len) (tag included) in place and returns the plaintext length, or -1 when the
- * message is forged, damaged or under the wrong key. Neither throws on the hot path.
- * `ad` is the 14 authenticated header bytes; `nonce` the 12-byte nonce.
+ * FrameCipher: what the sleeve seals messages with. `key(material)` makes a key object for one
+ * session and direction (see AeadKey in src/platform/aead.ts for the seal/open contract).
+ * AeadCipher wraps an AEAD engine; PlainCipher neither encrypts nor authenticates.
  */
+import { AEAD_TAG_LEN, type AeadEngine, type AeadKey } from '../../src/platform/aead.js';
+
 export interface FrameCipher {
-  readonly overhead: number;
+  readonly name: string;
   readonly sealed: boolean;
-  seal(key: Buffer, nonce: Buffer, ad: Buffer, buf: Buffer, off: number, len: number): number;
-  open(key: Buffer, nonce: Buffer, ad: Buffer, buf: Buffer, off: number, len: number): number;
+  readonly overhead: number;
+  key(material: Buffer): AeadKey;
+}
+
+export class AeadCipher implements FrameCipher {
+  readonly sealed = true;
+  readonly overhead = AEAD_TAG_LEN;
+  readonly name: string;
+  private readonly engine: AeadEngine;
+
+  constructor(engine: AeadEngine) {
+    this.engine = engine;
+    this.name = engine.name;
+  }
+
+  key(material: Buffer): AeadKey {
+    return this.engine.createKey(material);
+  }
+}
+
+const PLAIN_KEY: AeadKey = {
+  seal: (_b, _o, len) => len,
+  open: (_b, _o, len) => len,
+  rekey: () => undefined,
+  destroy: () => undefined,
+};
+
+/** No encryption and no authentication: only when the operator asks for plaintext. */
+export class PlainCipher implements FrameCipher {
+  readonly sealed = false;
+  readonly overhead = 0;
+  readonly name = 'none';
+
+  key(): AeadKey {
+    return PLAIN_KEY;
+  }
 }

@@ -2,14 +2,15 @@
  * What the sleeve knows about one remote router: identity, UDP endpoint, keys per direction,
  * liveness and traffic counters. Fields are all set in the constructor (stable shape).
  */
+import type { AeadKey } from '../../src/platform/aead.js';
 import { ReplayWindow } from '../crypto/replay-window.js';
 import { AD_LEN, FLAG_SEALED, WIRE_VERSION } from './wire.js';
 
 export class RxSession {
   readonly keyId: number;
-  readonly key: Buffer;
+  readonly key: AeadKey;
   readonly window = new ReplayWindow();
-  constructor(keyId: number, key: Buffer) {
+  constructor(keyId: number, key: AeadKey) {
     this.keyId = keyId;
     this.key = key;
   }
@@ -17,11 +18,11 @@ export class RxSession {
 
 export class TxSession {
   readonly keyId: number;
-  readonly key: Buffer;
+  readonly key: AeadKey;
   /** Authenticated header bytes for (version, flags, dst, src, key id), built once per key. */
   readonly ad: Buffer;
   counter = 0;
-  constructor(keyId: number, key: Buffer, dst: number, src: number, sealed: boolean) {
+  constructor(keyId: number, key: AeadKey, dst: number, src: number, sealed: boolean) {
     this.keyId = keyId;
     this.key = key;
     this.ad = Buffer.alloc(AD_LEN);

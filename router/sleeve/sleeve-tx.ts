@@ -9,7 +9,7 @@
  *                 grouped into UDP_SEGMENT sends of equal-size datagrams.
  *
  * Order per peer is kept: a big frame closes the peer's open bundle first. Nothing is allocated
- * per frame; the only per-message allocations are the typed-array views the AEAD call needs.
+ * per frame or per message (the AEAD key objects seal in place from offsets).
  * Before the tx arena, descriptor or iov tables could overflow, the batch is flushed early.
  */
 import type { UdpEndpoint } from '../../src/platform/udp.js';
@@ -52,7 +52,6 @@ export class SleeveTx {
   private readonly flags: number;
   private readonly tag: number;
   private readonly maxUdpPayload: number;
-  private readonly nonce = Buffer.alloc(12);
   private tapArena: Buffer | undefined = undefined;
   private pos = 0;
   private ndesc = 0;
@@ -212,10 +211,7 @@ export class SleeveTx {
   /** Seals buf[off, off+len) under `tx` and queues it whole or as fragments. */
   private emit(peer: SleevePeer, tx: TxSession, buf: Buffer, bufId: number, off: number, len: number): void {
     const counter = tx.counter++;
-    const nonce = this.nonce;
-    nonce.writeUInt32BE(Math.floor(counter / 4294967296), 4);
-    nonce.writeUInt32BE(counter >>> 0, 8);
-    const sealed = this.cipher.seal(tx.key, nonce, tx.ad, buf, off, len);
+    const sealed = tx.key.seal(buf, off, len, tx.ad, 0, counter);
     this.messages++;
     peer.counters.txMessages++;
     peer.lastTx = this.now;

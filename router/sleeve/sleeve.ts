@@ -26,8 +26,8 @@ import type { StaticKeySchedule } from '../crypto/static-keys.js';
 import { Reassembler, type ReassemblyDrops } from './reassembly.js';
 import { SleevePeer, RxSession, TxSession, addressWords, wordsToAddress } from './peer.js';
 import { SleeveTx, type TxDrops } from './sleeve-tx.js';
+import type { AeadKey } from '../../src/platform/aead.js';
 import {
-  AD_LEN,
   AD_OFFSET,
   DATA_HDR_LEN,
   FLAG_SEALED,
@@ -125,9 +125,9 @@ export class Sleeve implements Startable {
   private readonly discovery: Discovery[] = [];
   private readonly reasm: Reassembler;
   private readonly sealedFlag: number;
-  private readonly nonce = Buffer.alloc(12);
-  private readonly ad = Buffer.alloc(AD_LEN);
+  /** Candidate key material and a key object re-keyed for each trial (no state kept on failure). */
   private readonly candKey: Buffer;
+  private readonly candAead: AeadKey;
   private readonly hbBody: Buffer;
   private readonly hbLen: number;
   private readonly byIndex: (SleevePeer | undefined)[];
@@ -159,6 +159,7 @@ export class Sleeve implements Startable {
     this.reasm = new Reassembler({ maxSlots: 32, maxPerPeer: 8, timeoutMs: 1000 });
     this.tx = new SleeveTx({ udp: this.udp, cipher: this.cipher }, { selfId: this.selfId });
     this.candKey = this.keys.newKey();
+    this.candAead = this.cipher.key(this.candKey);
     this.byIndex = new Array<SleevePeer | undefined>(this.init.maxPeers).fill(undefined);
     const name = Buffer.from(init.name, 'utf8');
     this.hbBody = Buffer.alloc(HB_FIXED + name.length);
@@ -200,6 +201,10 @@ export class Sleeve implements Startable {
     this.nowMs = this.clock.now();
     this.tx.now = this.nowMs;
     return this.nowMs;
+  }
+
+  get cipherName(): string {
+    return this.cipher.name;
   }
 
   /** Clock reading of the current batch. */
@@ -332,6 +337,7 @@ export class Sleeve implements Startable {
       // Discovery hello: sealed to "any peer"; may carry heartbeats only.
       if (!this.unknownAllowed()) return;
       this.keys.derive(this.candKey, src, 0, keyId);
+      this.candAead.rekey(this.candKey);
     } else if (peer !== undefined && peer.rx !== undefined && keyId === peer.rx.keyId) {
       sess = peer.rx;
     } else if (peer !== undefined && peer.rxPrev !== undefined && keyId === peer.rxPrev.keyId) {
@@ -346,16 +352,13 @@ export class Sleeve implements Startable {
         return;
       }
       this.keys.derive(this.candKey, src, this.selfId, keyId);
+      this.candAead.rekey(this.candKey);
     }
     if (sess !== undefined && sealed && !sess.window.check(counter)) {
       this.drops.replay++;
       return;
     }
-    const nonce = this.nonce;
-    nonce.writeUInt32BE(Math.floor(counter / 4294967296), 4);
-    nonce.writeUInt32BE(counter >>> 0, 8);
-    hdr.copy(this.ad, 0, hdrOff + AD_OFFSET, hdrOff + AD_OFFSET + AD_LEN);
-    const n = this.cipher.open(sess !== undefined ? sess.key : this.candKey, nonce, this.ad, buf, off, len);
+    const n = (sess !== undefined ? sess.key : this.candAead).open(buf, off, len, hdr, hdrOff + AD_OFFSET, counter);
     if (n < 0) {
       this.drops.auth++;
       return;
@@ -371,9 +374,8 @@ export class Sleeve implements Startable {
       return;
     }
     if (sess === undefined) {
-      sess = new RxSession(keyId, this.keys.newKey());
-      this.candKey.copy(sess.key);
-      if (peer.rxPrev !== undefined) this.keys.wipe(peer.rxPrev.key);
+      sess = new RxSession(keyId, this.cipher.key(this.candKey));
+      if (peer.rxPrev !== undefined) peer.rxPrev.key.destroy();
       peer.rxPrev = peer.rx;
       peer.rx = sess;
       this.log.info('receiving session from peer', { peer: peer.name || formatPeerId(src), keyId });
@@ -461,8 +463,10 @@ export class Sleeve implements Startable {
   // ---------------------------------------------------------------- peers
 
   private txSession(dst: number): TxSession {
-    const key = this.keys.newKey();
-    this.keys.derive(key, this.selfId, dst, this.init.sessionId);
+    const material = this.keys.newKey();
+    this.keys.derive(material, this.selfId, dst, this.init.sessionId);
+    const key = this.cipher.key(material);
+    this.keys.wipe(material);
     return new TxSession(this.init.sessionId, key, dst, this.selfId, this.cipher.sealed);
   }
 

@@ -36,6 +36,7 @@ async function launch(opts: Record<string, unknown>, unknown: string[]): Promise
     logLevel: opts.logLevel as string | undefined,
     heartbeatMs: opts.heartbeatMs as string | undefined,
     spinUs: opts.spinUs as string | undefined,
+    aead: opts.aead as string | undefined,
     unknown,
   };
   const config = validateConfig(raw);
@@ -85,6 +86,7 @@ export async function main(argv: string[]): Promise<number> {
     .option('--log-level <level>', 'trace, debug, info, warn, error or silent', 'info')
     .option('--heartbeat-ms <ms>', 'heartbeat interval', '1000')
     .option('--spin-us <us>', 'busy-poll this long after traffic before sleeping (0 = off)', '0')
+    .option('--aead <impl>', 'ChaCha20-Poly1305 implementation: openssl (Node\'s, via the addon) or libsodium', 'openssl')
     .allowUnknownOption()
     .allowExcessArguments()
     .action(async (opts: Record<string, unknown>, cmd: Command) => launch(opts, cmd.args));

@@ -24,6 +24,7 @@ export interface RawConfig {
   logLevel?: string;
   heartbeatMs?: string;
   spinUs?: string;
+  aead?: string;
   unknown?: string[];
 }
 
@@ -44,6 +45,8 @@ export interface DaemonConfig {
   logLevel: LogLevel;
   heartbeatMs: number;
   spinUs: number;
+  /** Which ChaCha20-Poly1305 implementation seals the sleeve (same algorithm and wire format). */
+  aead: 'openssl' | 'libsodium';
 }
 
 export function fillDefaults(raw: RawConfig): Required<Omit<RawConfig, 'secretFile' | 'underlayMtu' | 'mtu' | 'name'>> & RawConfig {
@@ -58,6 +61,7 @@ export function fillDefaults(raw: RawConfig): Required<Omit<RawConfig, 'secretFi
     logLevel: 'info',
     heartbeatMs: '1000',
     spinUs: '0',
+    aead: 'openssl',
     unknown: [],
     ...stripUndefined(raw),
   };
@@ -106,6 +110,7 @@ export function validateConfig(input: RawConfig): DaemonConfig {
   if (!isLogLevel(raw.logLevel)) problems.push(`--log-level: "${raw.logLevel}" must be one of trace, debug, info, warn, error, silent`);
   const heartbeatMs = intIn(problems, '--heartbeat-ms', raw.heartbeatMs, 100, 60_000);
   const spinUs = intIn(problems, '--spin-us', raw.spinUs, 0, 1000);
+  if (raw.aead !== 'openssl' && raw.aead !== 'libsodium') problems.push(`--aead: "${raw.aead}" must be openssl or libsodium`);
   if (raw.apiSocket === '' || !raw.apiSocket.startsWith('/')) problems.push(`--api-socket: "${raw.apiSocket}" must be an absolute path`);
   if (problems.length > 0 || typeof listen === 'string') throw new ConfigError(problems, 'weft launch options');
   return {
@@ -123,5 +128,6 @@ export function validateConfig(input: RawConfig): DaemonConfig {
     logLevel: raw.logLevel as LogLevel,
     heartbeatMs: heartbeatMs!,
     spinUs: spinUs!,
+    aead: raw.aead as 'openssl' | 'libsodium',
   };
 }

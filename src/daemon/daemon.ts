@@ -14,7 +14,9 @@ import type { Netlink } from '../platform/netlink.js';
 import { LinuxTap } from '../platform/linux/linux-tap.js';
 import { LinuxUdp } from '../platform/linux/linux-udp.js';
 import { loadNative } from '../platform/linux/native.js';
-import { ChaChaCipher, PlainCipher } from '../../router/crypto/chacha-cipher.js';
+import { AeadCipher, PlainCipher } from '../../router/crypto/frame-cipher.js';
+import { SodiumChaCha } from '../../router/crypto/sodium-aead.js';
+import { OpenSslChaCha } from '../platform/linux/native-aead.js';
 import { StaticKeySchedule, clusterKeyFromSecret, sessionIdAt } from '../../router/crypto/static-keys.js';
 import { Router } from '../../router/router.js';
 import { Sleeve } from '../../router/sleeve/sleeve.js';
@@ -77,7 +79,7 @@ export class Daemon {
 
     const keys = new StaticKeySchedule(secret ?? Buffer.alloc(32));
     this.sleeve = new Sleeve(
-      { udp: this.udp, cipher: sealed ? new ChaChaCipher() : new PlainCipher(), keys, clock: this.clock, logger: this.log.child('sleeve') },
+      { udp: this.udp, cipher: this.cipher(), keys, clock: this.clock, logger: this.log.child('sleeve') },
       {
         name: c.name,
         sessionId: sessionIdAt(this.clock.wallNow()),
@@ -109,7 +111,7 @@ export class Daemon {
       id: formatPeerId(peerIdFromName(c.name)),
       listen: formatEndpoint({ address: c.listen.address, port: this.udp.localPort }),
       peers: c.peers.map(formatEndpoint),
-      encryption: sealed ? 'chacha20-poly1305' : 'none',
+      encryption: sealed ? this.sleeve.cipherName : 'none',
       vnetHdr: c.vnetHdr,
       underlayMtu: this.underlayMtu,
       mtu: this.mtu,
@@ -138,6 +140,11 @@ export class Daemon {
       underlayMtu: this.underlayMtu,
       mtu: this.mtu,
     });
+  }
+
+  private cipher(): AeadCipher | PlainCipher {
+    if (this.config.plaintext) return new PlainCipher();
+    return new AeadCipher(this.config.aead === 'libsodium' ? new SodiumChaCha() : new OpenSslChaCha());
   }
 
   private closeDevices(): void {

@@ -34,7 +34,7 @@ export interface StatusReport {
   listen: string;
   bridge: string;
   tap: string;
-  mode: { encryption: 'chacha20-poly1305' | 'none'; vnetHdr: boolean; udpGso: boolean; udpGro: boolean };
+  mode: { encryption: 'chacha20-poly1305' | 'none'; aead: string; vnetHdr: boolean; udpGso: boolean; udpGro: boolean };
   mtu: { underlay: number; overlay: number; maxDatagram: number };
   peers: PeerStatus[];
   discovery: { endpoint: string; peer: string | null }[];
@@ -91,7 +91,7 @@ export function buildStatus(s: {
     listen: formatEndpoint({ address: s.config.listen.address, port: s.udp.localPort }),
     bridge: s.config.bridge,
     tap: s.tap.name,
-    mode: { encryption: s.config.plaintext ? 'none' : 'chacha20-poly1305', vnetHdr: s.tap.vnetHdr, udpGso: s.udp.gsoActive(), udpGro: s.udp.gro },
+    mode: { encryption: s.config.plaintext ? 'none' : 'chacha20-poly1305', aead: s.sleeve.cipherName, vnetHdr: s.tap.vnetHdr, udpGso: s.udp.gsoActive(), udpGro: s.udp.gro },
     mtu: { underlay: s.underlayMtu, overlay: s.mtu, maxDatagram: s.sleeve.maxDatagram },
     peers,
     discovery: s.sleeve.discoveryStatus().map((d) => ({ endpoint: d.endpoint, peer: d.peer ?? null })),

@@ -1,6 +1,8 @@
 /** Builds sleeves on a FakeNetwork for unit tests. */
 import { silentLogger } from '../../src/core/logger.js';
-import { ChaChaCipher, PlainCipher } from '../../router/crypto/chacha-cipher.js';
+import { AeadCipher, PlainCipher } from '../../router/crypto/frame-cipher.js';
+import { SodiumChaCha } from '../../router/crypto/sodium-aead.js';
+import { OpenSslChaCha } from '../../src/platform/linux/native-aead.js';
 import { StaticKeySchedule, clusterKeyFromSecret } from '../../router/crypto/static-keys.js';
 import { Sleeve } from '../../router/sleeve/sleeve.js';
 import type { SleevePeer } from '../../router/sleeve/peer.js';
@@ -26,12 +28,12 @@ export const SECRET = 'correct horse battery staple 42';
 export function makeNode(
   net: FakeNetwork,
   clock: FakeClock,
-  init: { name: string; address: string; peers: string[]; secret?: string; plaintext?: boolean; sessionId?: number; mtu?: number; gro?: boolean },
+  init: { name: string; address: string; peers: string[]; secret?: string; plaintext?: boolean; sessionId?: number; mtu?: number; gro?: boolean; aead?: 'openssl' | 'libsodium' },
 ): Node {
   const udp = net.endpoint(init.address, 6784, { gro: init.gro ?? false });
   const keys = new StaticKeySchedule(clusterKeyFromSecret(Buffer.from(init.secret ?? SECRET), 'test'));
   const sleeve = new Sleeve(
-    { udp, cipher: init.plaintext === true ? new PlainCipher() : new ChaChaCipher(), keys, clock, logger: silentLogger },
+    { udp, cipher: init.plaintext === true ? new PlainCipher() : new AeadCipher(init.aead === 'libsodium' ? new SodiumChaCha() : new OpenSslChaCha()), keys, clock, logger: silentLogger },
     {
       name: init.name,
       sessionId: init.sessionId ?? 1000,

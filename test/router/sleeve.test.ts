@@ -242,3 +242,21 @@ describe('sleeve security', () => {
     expect(b.received.length).toBe(1);
   });
 });
+
+describe('sleeve AEAD engines', () => {
+  it('a router sealing with OpenSSL and one with libsodium interoperate (same wire format)', async () => {
+    const net = new FakeNetwork();
+    const clock = new FakeClock();
+    const a = makeNode(net, clock, { name: 'alpha', address: '198.18.0.1', peers: ['198.18.0.2'], aead: 'openssl' });
+    const b = makeNode(net, clock, { name: 'beta', address: '198.18.0.2', peers: ['198.18.0.1'], aead: 'libsodium' });
+    a.sleeve.start();
+    b.sleeve.start();
+    await run(net, clock, 1500);
+    sendFrames(a, 'beta', [{ frame: randomFrame(40_000, 1) }, { frame: randomFrame(70, 2) }]);
+    sendFrames(b, 'alpha', [{ frame: randomFrame(30_000, 3) }]);
+    await run(net, clock, 100);
+    expect(b.received.map((r) => r.frame.length)).toEqual([40_000, 70]);
+    expect(b.received[0]!.frame.equals(randomFrame(40_000, 1))).toBe(true);
+    expect(a.received[0]!.frame.equals(randomFrame(30_000, 3))).toBe(true);
+  });
+});

@@ -7,6 +7,8 @@ import { packageRoot } from '../../core/paths.js';
 export interface NativeAddon {
   Tap: new (opts: Record<string, unknown>) => NativeTap;
   Udp: new (opts: Record<string, unknown>) => NativeUdp;
+  Aead: new (key: Buffer) => NativeAead;
+  opensslVersion: string;
   setSpin(us: number): void;
   TUN_OFFLOADS_TSO: number;
   STATS_SIZE: number;
@@ -33,6 +35,12 @@ export interface NativeUdp extends NativeHandle {
   registerBuffer(id: number, buf: Buffer): void;
   send(count: number): number;
   gsoActive(): boolean;
+}
+
+export interface NativeAead {
+  seal(buf: Buffer, off: number, len: number, ad: Buffer, adOff: number, counterHi: number, counterLo: number): number;
+  open(buf: Buffer, off: number, len: number, ad: Buffer, adOff: number, counterHi: number, counterLo: number): number;
+  destroy(): void;
 }
 
 let cached: NativeAddon | undefined;

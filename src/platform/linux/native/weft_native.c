@@ -38,6 +38,8 @@
 #include <netinet/in.h>
 #include <netinet/udp.h>
 #include <node_api.h>
+#include <openssl/evp.h>
+#include <openssl/crypto.h>
 #include <poll.h>
 #include <stdint.h>
 #include <stdlib.h>
@@ -1319,6 +1321,153 @@ static napi_value udp_gso(napi_env env, napi_callback_info info) {
   return v;
 }
 
+
+/* ---------- AEAD (ChaCha20-Poly1305 from the OpenSSL that Node links and exports) ----------
+ *
+ * new Aead(key32): one encrypt and one decrypt context with the key schedule set once.
+ * seal(buf, off, len, adBuf, adOff, counterHi, counterLo) encrypts buf[off, off+len) in place,
+ *   writes the 16-byte tag after it and returns len + 16.
+ * open(buf, off, len, adBuf, adOff, counterHi, counterLo) authenticates and decrypts in place;
+ *   returns the plaintext length, or -1 (forged/damaged; the bytes are then garbage).
+ * Nonce = 4 zero bytes + the 64-bit counter (big-endian); AD = adBuf[adOff, adOff+14).
+ * Nothing is allocated per call; nothing throws on a bad message.
+ */
+#define AEAD_TAG 16
+#define AEAD_AD 14
+
+typedef struct {
+  EVP_CIPHER_CTX *enc;
+  EVP_CIPHER_CTX *dec;
+} aead_t;
+
+static void aead_free(aead_t *a) {
+  if (a->enc) EVP_CIPHER_CTX_free(a->enc);
+  if (a->dec) EVP_CIPHER_CTX_free(a->dec);
+  a->enc = a->dec = NULL;
+}
+
+static void aead_finalize(napi_env env, void *data, void *hint) {
+  (void)env;
+  (void)hint;
+  aead_free((aead_t *)data);
+  free(data);
+}
+
+static napi_value aead_ctor(napi_env env, napi_callback_info info) {
+  size_t argc = 1;
+  napi_value argv[1], self;
+  napi_get_cb_info(env, info, &argc, argv, &self, NULL);
+  void *key;
+  size_t klen;
+  if (argc < 1 || napi_get_buffer_info(env, argv[0], &key, &klen) != napi_ok || klen != 32) {
+    throw_arg(env, "new Aead(key) needs a 32-byte Buffer");
+    return NULL;
+  }
+  aead_t *a = calloc(1, sizeof *a);
+  if (!a) {
+    throw_sys(env, "ERR_AEAD", "calloc", ENOMEM, "aead");
+    return NULL;
+  }
+  a->enc = EVP_CIPHER_CTX_new();
+  a->dec = EVP_CIPHER_CTX_new();
+  if (!a->enc || !a->dec || EVP_EncryptInit_ex(a->enc, EVP_chacha20_poly1305(), NULL, key, NULL) != 1 ||
+      EVP_DecryptInit_ex(a->dec, EVP_chacha20_poly1305(), NULL, key, NULL) != 1) {
+    aead_free(a);
+    free(a);
+    throw_sys(env, "ERR_AEAD", "EVP_CipherInit_ex(chacha20-poly1305)", EINVAL, "aead");
+    return NULL;
+  }
+  if (napi_wrap(env, self, a, aead_finalize, NULL, NULL) != napi_ok) {
+    aead_free(a);
+    free(a);
+    throw_arg(env, "cannot wrap Aead");
+    return NULL;
+  }
+  return self;
+}
+
+/* Parses (buf, off, len, adBuf, adOff, hi, lo); returns 0 and throws on misuse. */
+static int aead_args(napi_env env, napi_callback_info info, aead_t **a, uint8_t **buf, size_t *blen, uint32_t *off,
+                     uint32_t *len, uint8_t **ad, uint8_t nonce[12]) {
+  size_t argc = 7;
+  napi_value argv[7], self;
+  napi_get_cb_info(env, info, &argc, argv, &self, NULL);
+  void *d, *adb;
+  size_t adlen;
+  uint32_t adoff, hi, lo;
+  if (argc < 7 || napi_unwrap(env, self, (void **)a) != napi_ok || !(*a)->enc ||
+      napi_get_buffer_info(env, argv[0], &d, blen) != napi_ok || napi_get_value_uint32(env, argv[1], off) != napi_ok ||
+      napi_get_value_uint32(env, argv[2], len) != napi_ok || napi_get_buffer_info(env, argv[3], &adb, &adlen) != napi_ok ||
+      napi_get_value_uint32(env, argv[4], &adoff) != napi_ok || napi_get_value_uint32(env, argv[5], &hi) != napi_ok ||
+      napi_get_value_uint32(env, argv[6], &lo) != napi_ok) {
+    throw_arg(env, "seal/open(buf, off, len, adBuf, adOff, counterHi, counterLo)");
+    return 0;
+  }
+  if ((size_t)adoff + AEAD_AD > adlen) {
+    throw_arg(env, "seal/open: AD outside its buffer");
+    return 0;
+  }
+  *buf = d;
+  *ad = (uint8_t *)adb + adoff;
+  memset(nonce, 0, 4);
+  nonce[4] = hi >> 24; nonce[5] = hi >> 16; nonce[6] = hi >> 8; nonce[7] = hi;
+  nonce[8] = lo >> 24; nonce[9] = lo >> 16; nonce[10] = lo >> 8; nonce[11] = lo;
+  return 1;
+}
+
+static napi_value aead_seal(napi_env env, napi_callback_info info) {
+  aead_t *a;
+  uint8_t *buf, *ad, nonce[12];
+  size_t blen;
+  uint32_t off, len;
+  if (!aead_args(env, info, &a, &buf, &blen, &off, &len, &ad, nonce)) return NULL;
+  if ((size_t)off + len + AEAD_TAG > blen) {
+    throw_arg(env, "seal: no room for the tag after the message");
+    return NULL;
+  }
+  int outl, r = -1;
+  uint8_t *m = buf + off;
+  if (EVP_EncryptInit_ex(a->enc, NULL, NULL, NULL, nonce) == 1 && EVP_EncryptUpdate(a->enc, NULL, &outl, ad, AEAD_AD) == 1 &&
+      EVP_EncryptUpdate(a->enc, m, &outl, m, (int)len) == 1 && EVP_EncryptFinal_ex(a->enc, m + len, &outl) == 1 &&
+      EVP_CIPHER_CTX_ctrl(a->enc, EVP_CTRL_AEAD_GET_TAG, AEAD_TAG, m + len) == 1)
+    r = (int)len + AEAD_TAG;
+  napi_value v;
+  napi_create_int32(env, r, &v);
+  return v;
+}
+
+static napi_value aead_open(napi_env env, napi_callback_info info) {
+  aead_t *a;
+  uint8_t *buf, *ad, nonce[12];
+  size_t blen;
+  uint32_t off, len;
+  if (!aead_args(env, info, &a, &buf, &blen, &off, &len, &ad, nonce)) return NULL;
+  int r = -1;
+  if (len >= AEAD_TAG && (size_t)off + len <= blen) {
+    int outl;
+    uint8_t *c = buf + off;
+    int n = (int)len - AEAD_TAG;
+    if (EVP_DecryptInit_ex(a->dec, NULL, NULL, NULL, nonce) == 1 && EVP_DecryptUpdate(a->dec, NULL, &outl, ad, AEAD_AD) == 1 &&
+        EVP_DecryptUpdate(a->dec, c, &outl, c, n) == 1 &&
+        EVP_CIPHER_CTX_ctrl(a->dec, EVP_CTRL_AEAD_SET_TAG, AEAD_TAG, c + n) == 1 &&
+        EVP_DecryptFinal_ex(a->dec, c + n, &outl) == 1)
+      r = n;
+  }
+  napi_value v;
+  napi_create_int32(env, r, &v);
+  return v;
+}
+
+/* destroy(): frees the contexts (and the key schedule in them) now rather than at GC. */
+static napi_value aead_destroy(napi_env env, napi_callback_info info) {
+  size_t argc = 0;
+  napi_value self;
+  aead_t *a;
+  napi_get_cb_info(env, info, &argc, NULL, &self, NULL);
+  if (napi_unwrap(env, self, (void **)&a) == napi_ok) aead_free(a);
+  return NULL;
+}
+
 /* ---------- module ---------- */
 
 static napi_value set_spin(napi_env env, napi_callback_info info) {
@@ -1366,6 +1515,14 @@ NAPI_MODULE_INIT(/* napi_env env, napi_value exports */) {
   napi_value udp = define(env, "Udp", udp_ctor, udp_props, sizeof udp_props / sizeof udp_props[0]);
   napi_set_named_property(env, exports, "Tap", tap);
   napi_set_named_property(env, exports, "Udp", udp);
+  napi_property_descriptor aead_props[] = {
+      METHOD("seal", aead_seal), METHOD("open", aead_open), METHOD("destroy", aead_destroy),
+  };
+  napi_value aead = define(env, "Aead", aead_ctor, aead_props, sizeof aead_props / sizeof aead_props[0]);
+  napi_set_named_property(env, exports, "Aead", aead);
+  napi_value ov;
+  napi_create_string_utf8(env, OpenSSL_version(OPENSSL_VERSION), NAPI_AUTO_LENGTH, &ov);
+  napi_set_named_property(env, exports, "opensslVersion", ov);
   napi_value fn;
   napi_create_function(env, "setSpin", NAPI_AUTO_LENGTH, set_spin, NULL, &fn);
   napi_set_named_property(env, exports, "setSpin", fn);
