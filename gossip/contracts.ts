@@ -1,0 +1,104 @@
+/**
+ * Contracts of the mesh (ARCHITECTURE.md "Main contracts"). `gossip/` declares them; the mesh
+ * (TCP + Noise connections) carries them; `router/` implements `Overlay`.
+ *
+ * Peer names are 16 lowercase hex digits derived from the peer's public key
+ * (`src/core/ids.ts: peerNameFromPublicKey`); the 32-bit wire id used in sleeve headers is derived
+ * from the same hash (`peerIdFromPeerName`).
+ */
+
+export type PeerName = string;
+
+/**
+ * State that spreads by gossip. `merge` must be commutative, associative and idempotent, and
+ * returns only what changed in the receiver (`undefined` when nothing did). A shared property
+ * suite (`test/gossip/gossip-data-laws.ts`) checks these laws for every implementation.
+ */
+export interface GossipData {
+  encode(): Uint8Array;
+  merge(other: this): this | undefined;
+}
+
+/**
+ * One named channel of the mesh ("topology", "ipam"). Byte payloads; each gossiper owns its
+ * encoding and must reject (throw `GossipDecodeError`) anything malformed without changing state.
+ */
+export interface Gossiper {
+  /** A message addressed to this peer by `from`. */
+  onUnicast(from: PeerName, data: Uint8Array): void;
+  /** A broadcast from `source`; the return value is relayed further down the tree (undefined: stop). */
+  onBroadcast(source: PeerName, data: Uint8Array): Uint8Array | undefined;
+  /** Full state, sent periodically to neighbours (undefined: nothing to say). */
+  gossip(): Uint8Array | undefined;
+  /** Gossip from a neighbour: merge it, return the delta to pass on (undefined stops propagation). */
+  onGossip(data: Uint8Array): Uint8Array | undefined;
+}
+
+/** What a gossiper may ask of the mesh (implemented by the mesh, and by the simulation). */
+export interface GossipTransport {
+  /** Send gossip (full state or delta) on `channel` to every neighbour except `except`. */
+  gossipToNeighbours(channel: string, data: Uint8Array, except?: PeerName): void;
+  unicast(channel: string, to: PeerName, data: Uint8Array): boolean;
+  broadcast(channel: string, data: Uint8Array): void;
+}
+
+/** Next hops derived from topology; recomputed (coalesced) when topology changes. */
+export interface RouteTable {
+  /** Next hop towards `dst` over established connections; undefined when unreachable. */
+  nextHop(dst: PeerName): PeerName | undefined;
+  /** Neighbours to forward a broadcast from `source` to (children of this peer in source's tree). */
+  broadcastNext(source: PeerName): readonly PeerName[];
+  /** Every peer reachable from this one (self excluded). */
+  reachable(): readonly PeerName[];
+  /** Hop count to `dst` (1 = direct neighbour); undefined when unreachable. */
+  distance(dst: PeerName): number | undefined;
+  onChange(listener: () => void): () => void;
+}
+
+/** Per-peer state of a connection as the mesh reports it in status. */
+export type ConnectionState = 'connecting' | 'handshaking' | 'established' | 'failed' | 'waiting';
+
+/**
+ * The data plane seen from the mesh: the mesh tells it which peers exist, which keys to use and
+ * how to reach them; the data plane tells the mesh when a peer's direct UDP path is up or down.
+ */
+export interface Overlay {
+  /**
+   * Install (or replace) the traffic keys for a peer. `confirmTx`: keep sending with the old key
+   * until the peer shows it holds the new one (the responder side of a rekey).
+   */
+  installKeys(keys: PeerKeys, confirmTx: boolean): void;
+  /** The peer's direct underlay endpoint ("addr:port"), or undefined when there is none. */
+  setDirect(name: PeerName, endpoint: string | undefined): void;
+  /** The relay towards a peer while its direct path is down (undefined: none). */
+  setVia(name: PeerName, via: PeerName | undefined): void;
+  /** Forget a peer entirely (keys wiped). */
+  removePeer(name: PeerName): void;
+  /** Whether the direct path to a peer is proven (heartbeats). */
+  pathUp(name: PeerName): boolean;
+  onPathChange(listener: (name: PeerName, up: boolean) => void): void;
+  onRekeyWanted(listener: (name: PeerName) => void): void;
+}
+
+/** An overlay that carries nothing (tests of the mesh alone). */
+export class NullOverlay implements Overlay {
+  installKeys(): void {}
+  setDirect(): void {}
+  setVia(): void {}
+  removePeer(): void {}
+  pathUp(): boolean {
+    return true;
+  }
+  onPathChange(): void {}
+  onRekeyWanted(): void {}
+}
+
+export interface PeerKeys {
+  name: PeerName;
+  /** 32-bit wire id of the peer. */
+  id: number;
+  /** Key used to seal frames we send to the peer, and the id we put in their header. */
+  tx: { keyId: number; key: Uint8Array };
+  /** Key used to open frames from the peer carrying `keyId`. */
+  rx: { keyId: number; key: Uint8Array };
+}
