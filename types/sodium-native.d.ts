@@ -17,6 +17,11 @@ declare module 'sodium-native' {
     crypto_box_keypair(pk: Bytes, sk: Bytes): void;
     crypto_box_PUBLICKEYBYTES: number;
     crypto_box_SECRETKEYBYTES: number;
+    crypto_aead_chacha20poly1305_ietf_encrypt(c: Bytes, m: Bytes, ad: Bytes | null, nsec: null, npub: Bytes, k: Bytes): number;
+    crypto_aead_chacha20poly1305_ietf_decrypt(m: Bytes, nsec: null, c: Bytes, ad: Bytes | null, npub: Bytes, k: Bytes): number;
+    crypto_scalarmult_BYTES: number;
+    crypto_scalarmult_SCALARBYTES: number;
+    crypto_scalarmult_base(q: Bytes, n: Bytes): void;
   };
   export default sodium;
 }

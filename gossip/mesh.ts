@@ -1,0 +1,485 @@
+/**
+ * The mesh: control connections to other routers, the connection maker, gossip channels,
+ * unicast and broadcast routing over the connections, and the data-plane keys per peer pair.
+ *
+ *   targets (configured + learned from topology) ─ dial with backoff ─ MeshConnection (Noise)
+ *   established ─ neighbour: full gossip, direct endpoint to the overlay, pair keys
+ *   topology change ─ routes (coalesced) ─ overlay relays (setVia), pair keys for reachable peers
+ *
+ * Simultaneous connections between two peers: the one dialled by the smaller peer name stays.
+ * A connection is advertised in topology as established once the overlay proves the direct UDP
+ * path too (as Weave does), so routes only use pairs that can carry frames.
+ *
+ * UNICAST `src` is vouched for by each hop only (members are authenticated by the cluster PSK);
+ * channels that need more (pair keys) authenticate their payload end to end.
+ */
+import { createServer, connect, type Server, type Socket } from 'node:net';
+import type { Clock, TimerHandle } from '../src/core/clock.js';
+import { describeError } from '../src/core/errors.js';
+import type { Logger } from '../src/core/logger.js';
+import { MeshConnection } from './connection.js';
+import type { Gossiper, Overlay, PeerName, RouteTable } from './contracts.js';
+import type { Identity } from './identity.js';
+import { MSG_BROADCAST, MSG_GOSSIP, MSG_UNICAST, MAX_TTL, type MeshMessage } from './mesh-protocol.js';
+import { KEYS_CHANNEL, PairKeys, type PairKeyStatus } from './pair-keys.js';
+
+/** What the mesh needs from topology (gossip/topology.ts). */
+export interface MeshTopology {
+  get(name: PeerName): { publicKey: Uint8Array; endpoints: readonly string[]; nickname: string; left?: string | undefined } | undefined;
+  names(): PeerName[];
+  setConnections(connections: { peer: PeerName; established: boolean; endpoint?: string }[]): void;
+  onChange(listener: () => void): void;
+}
+
+/** What the mesh needs from a gossip channel driver (gossip/gossip-channel.ts). */
+export interface MeshChannel {
+  /** Merges gossip from a neighbour and relays the delta; throws on malformed data. */
+  receiveGossip(from: PeerName, data: Uint8Array): void;
+  /** Full state for a new neighbour (undefined: nothing to say). */
+  neighbourConnected(name: PeerName): Uint8Array | undefined;
+}
+
+export interface MeshComponents {
+  identity: Identity;
+  psk: Uint8Array;
+  clock: Clock;
+  logger: Logger;
+  overlay: Overlay;
+}
+
+export interface MeshInit {
+  /** TCP listen address (same port number as the UDP sleeve). */
+  listenAddress: string;
+  listenPort: number;
+  udpPort: number;
+  /** Configured peers, "addr:port". */
+  peers: readonly string[];
+  /** Prologue of pair-key handshakes (binds the cluster secret and version). */
+  pairPrologue: Uint8Array;
+  rekeyAfterMs?: number;
+  backoffBaseMs?: number;
+  backoffCapMs?: number;
+  maxConnections?: number;
+}
+
+export type TargetState = 'connecting' | 'handshaking' | 'established' | 'failed' | 'waiting';
+
+interface Target {
+  address: string;
+  port: number;
+  configured: boolean;
+  state: TargetState;
+  attempts: number;
+  nextAt: number;
+  lastError: string | undefined;
+  peer: PeerName | undefined;
+  conn: MeshConnection | undefined;
+}
+
+export interface MeshStatus {
+  name: PeerName;
+  nickname: string;
+  connections: { peer: PeerName; nickname: string; address: string; outbound: boolean; state: string; sinceMs: number; pathUp: boolean }[];
+  targets: { address: string; configured: boolean; state: TargetState; attempts: number; retryInMs: number | undefined; lastError: string | undefined; peer: PeerName | undefined }[];
+  peers: { name: PeerName; nickname: string; nextHop: PeerName | undefined; hops: number | undefined }[];
+  keys: PairKeyStatus[];
+  closes: Record<string, number>;
+  routed: { unicastForwarded: number; unicastNoRoute: number; broadcastsRelayed: number };
+}
+
+export class Mesh {
+  readonly pairKeys: PairKeys;
+  readonly closes: Record<string, number> = {};
+  readonly routed = { unicastForwarded: 0, unicastNoRoute: 0, broadcastsRelayed: 0 };
+  private readonly c: MeshComponents;
+  private readonly init: Required<MeshInit>;
+  private readonly log: Logger;
+  private readonly targets = new Map<string, Target>();
+  private readonly conns = new Map<PeerName, MeshConnection>();
+  private readonly pending = new Set<MeshConnection>();
+  private readonly channels = new Map<string, MeshChannel>();
+  private readonly gossipers = new Map<string, Gossiper>();
+  private readonly loggedCloses = new Set<string>();
+  /** Live peers in topology at the last change (to notice those that left). */
+  private known = new Set<PeerName>();
+  private server: Server | undefined;
+  private timer: TimerHandle | undefined;
+  private topology: MeshTopology | undefined;
+  private routes: RouteTable | undefined;
+  private stopped = false;
+
+  constructor(components: MeshComponents, init: MeshInit) {
+    this.c = components;
+    this.log = components.logger;
+    this.init = { rekeyAfterMs: 120_000, backoffBaseMs: 1000, backoffCapMs: 30_000, maxConnections: 256, ...init };
+    for (const p of init.peers) this.addTarget(p, true);
+    this.pairKeys = new PairKeys(
+      {
+        identity: components.identity,
+        clock: components.clock,
+        logger: components.logger.child('keys'),
+        unicast: (to, data) => this.unicast(KEYS_CHANNEL, to, data),
+        publicKeyOf: (name) => this.conns.get(name)?.remotePublicKey ?? this.topology?.get(name)?.publicKey,
+        install: (keys, confirmTx) => components.overlay.installKeys(keys, confirmTx),
+      },
+      { prologue: init.pairPrologue, rekeyAfterMs: this.init.rekeyAfterMs },
+    );
+    components.overlay.onPathChange(() => this.publishConnections());
+    components.overlay.onRekeyWanted((name) => this.pairKeys.rekeyNow(name));
+  }
+
+  /** Wires topology and routes (built by the daemon around this mesh's transport). */
+  attach(topology: MeshTopology, routes: RouteTable): void {
+    this.topology = topology;
+    this.routes = routes;
+    topology.onChange(() => this.learnTargets());
+    routes.onChange(() => this.applyRoutes());
+  }
+
+  /** A peer was forgotten (`weft forget`): stop dialling it, drop its connection and keys. */
+  forgotten(name: PeerName): void {
+    for (const [key, tg] of this.targets) if (tg.peer === name && !tg.configured) this.targets.delete(key);
+    this.conns.get(name)?.close('forgotten', 'the peer was forgotten');
+    this.c.overlay.removePeer(name);
+  }
+
+  addChannel(name: string, gossiper: Gossiper, channel: MeshChannel): void {
+    this.gossipers.set(name, gossiper);
+    this.channels.set(name, channel);
+  }
+
+  async start(): Promise<void> {
+    this.server = createServer((socket) => this.accept(socket));
+    this.server.maxConnections = this.init.maxConnections;
+    await new Promise<void>((resolve, reject) => {
+      const onError = (err: Error): void => reject(err);
+      this.server!.once('error', onError);
+      this.server!.listen({ host: this.init.listenAddress, port: this.init.listenPort }, () => {
+        this.server!.off('error', onError);
+        resolve();
+      });
+    });
+    this.server.on('error', (err) => this.log.warn('mesh listener error', { err: describeError(err) }));
+    this.pairKeys.start();
+    this.timer = this.c.clock.setInterval(() => this.tick(), 250);
+    this.tick();
+  }
+
+  async stop(): Promise<void> {
+    this.stopped = true;
+    this.timer?.cancel();
+    this.pairKeys.stop();
+    for (const conn of [...this.conns.values(), ...this.pending]) conn.close('shutdown');
+    await new Promise<void>((resolve) => (this.server === undefined ? resolve() : this.server.close(() => resolve())));
+  }
+
+  // ------------------------------------------------------------------ transport for gossip
+
+  neighbours(): PeerName[] {
+    return [...this.conns.keys()];
+  }
+
+  gossipToNeighbours(channel: string, data: Uint8Array, except?: PeerName): void {
+    for (const [name, conn] of this.conns) if (name !== except) conn.send({ type: MSG_GOSSIP, channel, data });
+  }
+
+  gossipTo(name: PeerName, channel: string, data: Uint8Array): boolean {
+    return this.conns.get(name)?.send({ type: MSG_GOSSIP, channel, data }) ?? false;
+  }
+
+  unicast(channel: string, to: PeerName, data: Uint8Array): boolean {
+    return this.route({ type: MSG_UNICAST, channel, src: this.c.identity.name, dst: to, ttl: MAX_TTL, data });
+  }
+
+  broadcast(channel: string, data: Uint8Array): void {
+    const self = this.c.identity.name;
+    for (const next of this.routes?.broadcastNext(self) ?? this.neighbours()) {
+      this.conns.get(next)?.send({ type: MSG_BROADCAST, channel, src: self, data });
+    }
+  }
+
+  private route(m: MeshMessage & { type: typeof MSG_UNICAST }): boolean {
+    const direct = this.conns.get(m.dst);
+    if (direct !== undefined) return direct.send(m);
+    const hop = this.routes?.nextHop(m.dst);
+    const conn = hop === undefined ? undefined : this.conns.get(hop);
+    if (conn === undefined) {
+      this.routed.unicastNoRoute++;
+      return false;
+    }
+    return conn.send(m);
+  }
+
+  // ------------------------------------------------------------------ connections
+
+  private addTarget(spec: string, configured: boolean): void {
+    const m = /^\[?([^\]]+?)\]?:(\d+)$/.exec(spec);
+    if (m === null) return;
+    const key = `${m[1]!.includes(':') ? `[${m[1]}]` : m[1]}:${m[2]}`;
+    if (this.targets.has(key)) {
+      if (configured) this.targets.get(key)!.configured = true;
+      return;
+    }
+    this.targets.set(key, {
+      address: m[1]!, port: Number(m[2]), configured, state: 'waiting', attempts: 0, nextAt: 0, lastError: undefined, peer: undefined, conn: undefined,
+    });
+  }
+
+  private learnTargets(): void {
+    const t = this.topology;
+    if (t === undefined) return;
+    const live = new Set<string>();
+    for (const name of t.names()) {
+      if (name === this.c.identity.name) continue;
+      const rec = t.get(name);
+      if (rec === undefined || rec.left !== undefined) continue;
+      for (const ep of rec.endpoints) {
+        live.add(ep);
+        this.addTarget(ep, false);
+        const tg = this.targets.get(ep);
+        if (tg !== undefined && tg.peer === undefined) tg.peer = name;
+      }
+    }
+    for (const [key, tg] of this.targets) if (!tg.configured && !live.has(key) && tg.conn === undefined) this.targets.delete(key);
+    const names = new Set(t.names().filter((n) => t.get(n)?.left === undefined));
+    for (const name of this.known) {
+      if (!names.has(name)) {
+        this.log.info('peer left the topology; its keys are wiped', { peer: name });
+        this.c.overlay.removePeer(name);
+      }
+    }
+    this.known = names;
+  }
+
+  private tick(): void {
+    const now = this.c.clock.now();
+    for (const tg of this.targets.values()) {
+      if (tg.conn !== undefined || now < tg.nextAt) continue;
+      if (tg.peer !== undefined && (tg.peer === this.c.identity.name || this.conns.has(tg.peer))) continue;
+      this.dial(tg);
+    }
+  }
+
+  private dial(tg: Target): void {
+    tg.state = 'connecting';
+    let socket: Socket;
+    try {
+      const any = this.init.listenAddress === '0.0.0.0' || this.init.listenAddress === '::';
+      socket = connect({ host: tg.address, port: tg.port, ...(any ? {} : { localAddress: this.init.listenAddress }) });
+    } catch (err) {
+      this.backoff(tg, describeError(err));
+      return;
+    }
+    const conn = this.makeConnection(socket, true, `${tg.address}:${tg.port}`);
+    tg.conn = conn;
+    socket.once('connect', () => {
+      if (tg.conn === conn) tg.state = 'handshaking';
+    });
+  }
+
+  private backoff(tg: Target, why: string): void {
+    tg.attempts++;
+    tg.state = 'failed';
+    tg.lastError = why;
+    const base = Math.min(this.init.backoffCapMs, this.init.backoffBaseMs * 2 ** Math.min(tg.attempts - 1, 16));
+    tg.nextAt = this.c.clock.now() + base * (0.75 + Math.random() * 0.5);
+  }
+
+  private accept(socket: Socket): void {
+    if (this.stopped) {
+      socket.destroy();
+      return;
+    }
+    this.makeConnection(socket, false, `${socket.remoteAddress ?? '?'}:${socket.remotePort ?? 0}`);
+  }
+
+  private makeConnection(socket: Socket, outbound: boolean, remote: string): MeshConnection {
+    const conn = new MeshConnection(
+      {
+        identity: this.c.identity,
+        psk: this.c.psk,
+        clock: this.c.clock,
+        logger: this.log,
+        events: {
+          established: (cn) => this.onEstablished(cn),
+          message: (cn, msg) => this.onMessage(cn, msg),
+          closed: (cn, reason, detail) => this.onClosed(cn, reason, detail),
+        },
+      },
+      { socket, outbound, remoteAddress: remote, udpPort: this.init.udpPort },
+    );
+    this.pending.add(conn);
+    return conn;
+  }
+
+  private targetOf(conn: MeshConnection): Target | undefined {
+    for (const tg of this.targets.values()) if (tg.conn === conn) return tg;
+    return undefined;
+  }
+
+  private onEstablished(conn: MeshConnection): void {
+    this.pending.delete(conn);
+    const name = conn.remoteName!;
+    const tg = this.targetOf(conn);
+    const existing = this.conns.get(name);
+    if (existing !== undefined) {
+      // Keep the connection dialled by the smaller name; both ends decide the same.
+      const self = this.c.identity.name;
+      const keepNew = (conn.outbound ? self : name) === (self < name ? self : name);
+      const loser = keepNew ? existing : conn;
+      if (keepNew) this.conns.delete(name);
+      loser.close('duplicate', 'a simultaneous connection to the same peer won the tie-break');
+      if (!keepNew) return;
+    }
+    this.conns.set(name, conn);
+    if (tg !== undefined) {
+      tg.state = 'established';
+      tg.attempts = 0;
+      tg.lastError = undefined;
+      tg.peer = name;
+    }
+    this.log.info('connection established', { peer: name, nickname: conn.remoteNickname, address: conn.remoteAddress, outbound: conn.outbound });
+    const host = conn.remoteAddress.replace(/:\d+$/, '').replace(/^\[|\]$/g, '');
+    const ip = host.startsWith('::ffff:') ? host.slice(7) : host;
+    this.c.overlay.setDirect(name, `${ip.includes(':') ? `[${ip}]` : ip}:${conn.remoteUdpPort}`);
+    for (const [channel, ch] of this.channels) {
+      const full = ch.neighbourConnected(name);
+      if (full !== undefined) conn.send({ type: MSG_GOSSIP, channel, data: full });
+    }
+    this.publishConnections();
+    this.pairKeys.setWanted(this.wantedPeers());
+  }
+
+  private onClosed(conn: MeshConnection, reason: string, detail: string): void {
+    this.pending.delete(conn);
+    this.closes[reason] = (this.closes[reason] ?? 0) + 1;
+    const tg = this.targetOf(conn);
+    if (tg !== undefined) {
+      tg.conn = undefined;
+      if (reason === 'duplicate') {
+        tg.state = 'established';
+      } else {
+        this.backoff(tg, `${reason}: ${detail}`);
+      }
+    }
+    const name = conn.remoteName;
+    if (name !== undefined && this.conns.get(name) === conn) {
+      this.conns.delete(name);
+      this.log.info('connection closed', { peer: name, reason, detail });
+      this.c.overlay.setDirect(name, undefined);
+      this.publishConnections();
+      this.pairKeys.setWanted(this.wantedPeers());
+    } else if (reason !== 'duplicate' && reason !== 'shutdown') {
+      // Refusals are logged once per reason and address, then only counted.
+      const key = `${reason} ${conn.remoteAddress}`;
+      if (!this.loggedCloses.has(key)) {
+        this.loggedCloses.add(key);
+        this.log.warn('connection refused or failed', { address: conn.remoteAddress, reason, detail });
+      }
+    }
+  }
+
+  private onMessage(conn: MeshConnection, msg: MeshMessage): void {
+    const from = conn.remoteName!;
+    if (msg.type === MSG_GOSSIP) {
+      try {
+        this.channels.get(msg.channel)?.receiveGossip(from, msg.data);
+      } catch (err) {
+        conn.close('garbledGossip', `gossip on "${msg.channel}" refused: ${describeError(err)}`);
+      }
+    } else if (msg.type === MSG_UNICAST) {
+      if (msg.dst === this.c.identity.name) {
+        if (msg.channel === KEYS_CHANNEL) this.pairKeys.onMessage(msg.src, msg.data);
+        else this.deliver(msg.channel, () => this.gossipers.get(msg.channel)?.onUnicast(msg.src, msg.data));
+      } else if (msg.ttl > 0) {
+        this.routed.unicastForwarded++;
+        this.route({ ...msg, ttl: msg.ttl - 1 });
+      } else {
+        this.routed.unicastNoRoute++;
+      }
+    } else if (msg.type === MSG_BROADCAST) {
+      if (msg.src === this.c.identity.name) return;
+      let relay: Uint8Array | undefined;
+      this.deliver(msg.channel, () => {
+        relay = this.gossipers.get(msg.channel)?.onBroadcast(msg.src, msg.data);
+      });
+      if (relay === undefined) return;
+      for (const next of this.routes?.broadcastNext(msg.src) ?? []) {
+        if (next === from) continue;
+        this.routed.broadcastsRelayed++;
+        this.conns.get(next)?.send({ type: MSG_BROADCAST, channel: msg.channel, src: msg.src, data: relay });
+      }
+    }
+  }
+
+  private deliver(channel: string, fn: () => void): void {
+    try {
+      fn();
+    } catch (err) {
+      this.log.warn('a mesh message was refused by its channel', { channel, err: describeError(err) });
+    }
+  }
+
+  /** Our connections, as advertised in topology (established once the UDP path is proven). */
+  private publishConnections(): void {
+    if (this.topology === undefined) return;
+    const list = [...this.conns.entries()].map(([peer, conn]) => ({
+      peer,
+      established: this.c.overlay.pathUp(peer),
+      endpoint: conn.remoteAddress,
+    }));
+    list.sort((a, b) => (a.peer < b.peer ? -1 : a.peer > b.peer ? 1 : 0));
+    this.topology.setConnections(list);
+  }
+
+  private wantedPeers(): PeerName[] {
+    const out = new Set<PeerName>(this.conns.keys());
+    for (const p of this.routes?.reachable() ?? []) out.add(p);
+    return [...out];
+  }
+
+  private applyRoutes(): void {
+    const routes = this.routes!;
+    this.pairKeys.setWanted(this.wantedPeers());
+    const self = this.c.identity.name;
+    const reachable = new Set(routes.reachable());
+    for (const name of reachable) {
+      const hop = routes.nextHop(name);
+      this.c.overlay.setVia(name, hop === undefined || hop === name || hop === self ? undefined : hop);
+    }
+    for (const name of this.known) if (!reachable.has(name) && name !== self) this.c.overlay.setVia(name, undefined);
+  }
+
+  status(): MeshStatus {
+    const now = this.c.clock.now();
+    const routes = this.routes;
+    return {
+      name: this.c.identity.name,
+      nickname: this.c.identity.nickname,
+      connections: [...this.conns.entries()].map(([peer, conn]) => ({
+        peer,
+        nickname: conn.remoteNickname,
+        address: conn.remoteAddress,
+        outbound: conn.outbound,
+        state: conn.phase,
+        sinceMs: Math.round(now - conn.startedAt),
+        pathUp: this.c.overlay.pathUp(peer),
+      })),
+      targets: [...this.targets.entries()].map(([address, tg]) => ({
+        address,
+        configured: tg.configured,
+        state: tg.state,
+        attempts: tg.attempts,
+        retryInMs: tg.state === 'failed' ? Math.max(0, Math.round(tg.nextAt - now)) : undefined,
+        lastError: tg.lastError,
+        peer: tg.peer,
+      })),
+      peers: (this.topology?.names() ?? [])
+        .filter((n) => n !== this.c.identity.name)
+        .map((n) => ({ name: n, nickname: this.topology?.get(n)?.nickname ?? '', nextHop: routes?.nextHop(n), hops: routes?.distance(n) })),
+      keys: this.pairKeys.status(),
+      closes: { ...this.closes },
+      routed: { ...this.routed },
+    };
+  }
+}
