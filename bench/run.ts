@@ -2,7 +2,7 @@
  * npm run bench: weft against kernel VXLAN (and later references) in one run, on the lab, under
  * flock /tmp/weft-bench.lock. Writes bench/results/<suite>-<date>.json and .md and prints both.
  *
- *   npm run bench -- [--runs N] [--seconds S] [--suite sleeve] [--br-netfilter] [--quick]
+ *   npm run bench -- [--runs N] [--seconds S] [--suite all|sleeve|mesh|gossip] [--br-netfilter] [--quick]
  */
 import { mkdirSync, writeFileSync } from 'node:fs';
 import { cpus, release } from 'node:os';
@@ -11,14 +11,24 @@ import { parseArgs } from 'node:util';
 import { packageRoot } from '../src/core/paths.js';
 import { ensureBenchLock } from './lock.js';
 import { runSleeveSuite } from './suites/sleeve.js';
+import { runMeshSuite } from './suites/mesh.js';
+import { runGossipSim } from './suites/gossip-sim.js';
 
 ensureBenchLock();
+// On Ctrl-C or SIGTERM, exit through process.exit so every lab's exit hook removes its namespaces
+// and stops the processes it started.
+for (const sig of ['SIGINT', 'SIGTERM'] as const) {
+  process.on(sig, () => {
+    process.stderr.write(`bench: ${sig}, tearing the lab down\n`);
+    process.exit(130);
+  });
+}
 
 const { values } = parseArgs({
   options: {
     runs: { type: 'string', default: '3' },
     seconds: { type: 'string', default: '8' },
-    suite: { type: 'string', default: 'sleeve' },
+    suite: { type: 'string', default: 'all' },
     'br-netfilter': { type: 'boolean', default: false },
     quick: { type: 'boolean', default: false },
   },
@@ -32,24 +42,45 @@ const outDir = join(packageRoot(import.meta.url), 'bench', 'results');
 mkdirSync(outDir, { recursive: true });
 const machine = { kernel: release(), cpus: cpus().length, cpu: cpus()[0]?.model ?? '?', node: process.version };
 
-if (values.suite === 'sleeve') {
-  log(`sleeve suite: ${runs} run(s), ${seconds} s per throughput test, br_netfilter ${values['br-netfilter'] ? 'on' : 'off'}`);
-  const r = await runSleeveSuite({ runs, seconds, brNetfilter: values['br-netfilter'], log });
-  const stamp = date.slice(0, 10);
-  const base = join(outDir, `sleeve-${stamp}${values['br-netfilter'] ? '-brnf' : ''}`);
-  writeFileSync(`${base}.json`, JSON.stringify({ date, machine, runs, seconds, brNetfilter: values['br-netfilter'], ...r }, null, 2));
-  const md = [
-    `Measured ${date} on ${machine.cpus} vCPU (${machine.cpu}), kernel ${machine.kernel}, Node ${machine.node}; ` +
-      `${runs} run(s), medians; ${seconds} s TCP tests; br_netfilter ${values['br-netfilter'] ? 'on' : 'off'}.`,
-    '',
-    r.markdown,
-    '',
-    ...r.goals.map((g) => `- ${g}`),
-    '',
-  ].join('\n');
+const suites = values.suite === 'all' ? ['sleeve', 'mesh', 'gossip'] : [values.suite ?? ''];
+const known = new Set(['sleeve', 'mesh', 'gossip']);
+for (const suite of suites) {
+  if (!known.has(suite)) {
+    log(`unknown suite "${suite}" (known: all, ${[...known].join(', ')})`);
+    process.exit(2);
+  }
+}
+const stamp = date.slice(0, 10);
+const header = `Measured ${date} on ${machine.cpus} vCPU (${machine.cpu}), kernel ${machine.kernel}, Node ${machine.node}`;
+
+function write(name: string, json: object, md: string): void {
+  const base = join(outDir, `${name}-${stamp}`);
+  writeFileSync(`${base}.json`, JSON.stringify({ date, machine, runs, seconds, ...json }, null, 2));
   writeFileSync(`${base}.md`, md);
-  process.stdout.write(`${md}\nwritten: ${base}.json, ${base}.md\n`);
-} else {
-  log(`unknown suite "${values.suite}" (known: sleeve)`);
-  process.exit(2);
+  process.stdout.write(`${md}\nwritten: ${base}.json, ${base}.md\n\n`);
+}
+
+for (const suite of suites) {
+  if (suite === 'sleeve') {
+    log(`sleeve suite: ${runs} run(s), ${seconds} s per throughput test, br_netfilter ${values['br-netfilter'] ? 'on' : 'off'}`);
+    const r = await runSleeveSuite({ runs, seconds, brNetfilter: values['br-netfilter'], log });
+    const md = [
+      `${header}; ${runs} run(s), medians; ${seconds} s TCP tests; br_netfilter ${values['br-netfilter'] ? 'on' : 'off'}.`,
+      '',
+      r.markdown,
+      '',
+      ...r.goals.map((g) => `- ${g}`),
+      '',
+    ].join('\n');
+    write(`sleeve${values['br-netfilter'] ? '-brnf' : ''}`, { brNetfilter: values['br-netfilter'], ...r }, md);
+  } else if (suite === 'mesh') {
+    log(`mesh suite: ${runs} run(s), ${seconds} s per TCP test`);
+    const r = await runMeshSuite({ runs, seconds, log });
+    const md = [`${header}; ${runs} run(s), medians; ${seconds} s TCP tests.`, '', r.markdown, '', ...r.goals.map((g) => `- ${g}`), ''].join('\n');
+    write('mesh', r.json, md);
+  } else {
+    log('gossip suite: in-process simulation of 1,000 peers (no sockets, simulated clock)');
+    const r = await runGossipSim({});
+    write('gossip', r.json, `${header}.\n\n${r.markdown}\n`);
+  }
 }

@@ -58,8 +58,23 @@ export class SleevePeer {
   a3 = 0;
   hasEndpoint = false;
   tx: TxSession | undefined = undefined;
+  /** A send key waiting for the peer to show it has the matching receive key (rekey overlap). */
+  txNext: TxSession | undefined = undefined;
   rx: RxSession | undefined = undefined;
   rxPrev: RxSession | undefined = undefined;
+  /** Direct underlay endpoint (from the mesh; follows authenticated direct traffic). */
+  directAddress = '';
+  directPort = 0;
+  directFamily: 4 | 6 = 4;
+  hasDirect = false;
+  /** Relay used while the direct path is down (undefined: none). */
+  via: SleevePeer | undefined = undefined;
+  /** Direct path proven by heartbeats received from the peer without a relay. */
+  pathUp = false;
+  pathChangedAt = 0;
+  pathChanges = 0;
+  lastDirectRx = -Infinity;
+  relayedRx = 0;
   /** Peer's TAP takes virtio_net_hdr frames (from its heartbeats; informational). */
   vnetCapable = false;
   /** Largest datagram towards this peer, and the plaintext room of a one-datagram message. */

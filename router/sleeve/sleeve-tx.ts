@@ -57,9 +57,15 @@ export class SleeveTx {
   private ndesc = 0;
   private niov = 0;
   private readonly open: SleevePeer[] = [];
+  /** UDP destination slots from here on hold peers' direct endpoints (heartbeats). */
+  private readonly probeBase: number;
+  /** Destination slot override for the message being emitted (-1: the peer's data slot). */
+  private emitDest = -1;
+  relayed = 0;
 
-  constructor(components: { udp: UdpEndpoint; cipher: FrameCipher }, init: { selfId: number; arenaBytes?: number }) {
+  constructor(components: { udp: UdpEndpoint; cipher: FrameCipher }, init: { selfId: number; probeBase: number; arenaBytes?: number }) {
     this.udp = components.udp;
+    this.probeBase = init.probeBase;
     this.cipher = components.cipher;
     this.selfId = init.selfId;
     this.flags = this.cipher.sealed ? FLAG_SEALED : 0;
@@ -137,10 +143,13 @@ export class SleeveTx {
     this.emit(peer, tx, a, BUF_TX, at, recLen);
   }
 
-  /** Sends a heartbeat record (body = buf[off, off+len)) to `peer` in a message of its own. */
-  heartbeat(peer: SleevePeer, body: Buffer, len: number): void {
+  /**
+   * Sends a heartbeat record (body = buf[off, off+len)) to `peer` in a message of its own: to its
+   * direct endpoint (`direct`), or along the data route (through a relay).
+   */
+  heartbeat(peer: SleevePeer, body: Buffer, len: number, direct: boolean): void {
     const tx = peer.tx;
-    if (tx === undefined || !peer.hasEndpoint) return;
+    if (tx === undefined || (direct ? !peer.hasDirect : !peer.hasEndpoint)) return;
     if (peer.bundleStart >= 0) this.closeBundle(peer);
     const at = this.bundleRoom(peer, REC_HDR_LEN + len);
     const a = this.arena;
@@ -150,7 +159,21 @@ export class SleeveTx {
     a[at + 3] = len & 0xff;
     body.copy(a, at + REC_HDR_LEN, 0, len);
     peer.bundlePos = at + REC_HDR_LEN + len;
+    this.emitDest = direct ? this.probeBase + peer.index : -1;
     this.closeBundle(peer);
+    this.emitDest = -1;
+  }
+
+  /** Queues a datagram of another peer's traffic, unchanged but for its hop count, to `to`. */
+  forward(to: SleevePeer, buf: Buffer, off: number, len: number, hops: number): void {
+    this.reserve(len + 64, 1);
+    const at = this.pos;
+    buf.copy(this.arena, at, off, off + len);
+    this.arena[at + 1] = hops;
+    this.pos = at + len;
+    this.relayed++;
+    this.addIov(BUF_TX, at, len);
+    this.addDesc(this.niov - 1, 1, 0, to.index);
   }
 
   /** Seals open bundles and hands every queued datagram to the kernel in one call. */
@@ -220,7 +243,7 @@ export class SleeveTx {
       const h = off - DATA_HDR_LEN;
       writeDataHeader(buf, h, TYPE_DATA, this.flags, peer.id, this.selfId, tx.keyId, counter);
       this.addIov(bufId, h, DATA_HDR_LEN + sealed);
-      this.addDesc(this.niov - 1, 1, 0, peer.index);
+      this.addDesc(this.niov - 1, 1, 0, this.emitDest >= 0 ? this.emitDest : peer.index);
       return;
     }
     const fsize = maxDg - FRAG_HDR_LEN;

@@ -1,35 +1,39 @@
 /**
- * The sleeve overlay: authenticated, encrypted Ethernet over UDP between routers.
+ * The sleeve overlay: authenticated, encrypted Ethernet over UDP between routers, direct or
+ * through relays.
  *
  * Receive flow, per datagram (GRO trains are split by segment size first):
- *   header checks (length, version, dst is us, sealed flag as configured)
+ *   header checks (length, version, sealed flag as configured)
+ *   ─ dst is another peer: relay it unchanged (hops − 1) towards that peer, or drop (no route,
+ *     hop limit); a relay never holds keys for traffic it forwards
  *   ─ FRAG: bounded reassembly ─ whole message
- *   ─ pick the receive session by key id (current, previous, or a newer candidate key derived
- *     from the header; older sessions are refused) ─ replay window ─ AEAD open in place
- *   ─ records: FRAME → sink (the router writes it to the TAP), HEARTBEAT → peer info
+ *   ─ receive session by (src, key id): current or previous key only; unknown ids are dropped
+ *     before any crypto ─ replay window ─ AEAD open in place
+ *   ─ records: FRAME → sink (the router writes it to the TAP), HEARTBEAT → liveness
  * Nothing is kept for a datagram that does not authenticate; every drop is counted by reason.
  *
- * Peers are found from configured endpoints: a HELLO (a heartbeat sealed to peer id 0) goes to
- * each endpoint until a peer answers from it; any authenticated message from an unknown id
- * creates that peer. Endpoints follow authenticated traffic (a peer may move). Heartbeats every
- * `heartbeatMs` give liveness; a peer is unreachable after `deadAfterMs` of silence.
+ * Peers and keys come from the mesh (`installKeys`, `setDirect`, `setVia`, `removePeer`).
+ * Heartbeats go every `heartbeatMs` to each peer's direct endpoint; a direct heartbeat proves the
+ * direct path (`pathUp`), and `deadAfterMs` of silence takes it down. Data goes direct when the
+ * path is up, else through the relay the mesh names, else direct (optimistically).
  */
 import type { Clock, TimerHandle } from '../../src/core/clock.js';
-import { peerIdFromName, formatPeerId } from '../../src/core/ids.js';
+import { formatPeerId } from '../../src/core/ids.js';
 import type { Logger } from '../../src/core/logger.js';
 import { formatEndpoint, type Endpoint } from '../../src/core/net.js';
 import type { Startable } from '../../src/core/startable.js';
 import type { UdpEndpoint } from '../../src/platform/udp.js';
 import { RX_META_STRIDE } from '../../src/platform/udp.js';
+import type { PeerKeys } from '../../gossip/contracts.js';
+import type { AeadKey } from '../../src/platform/aead.js';
 import type { FrameCipher } from '../crypto/frame-cipher.js';
-import type { StaticKeySchedule } from '../crypto/static-keys.js';
 import { Reassembler, type ReassemblyDrops } from './reassembly.js';
 import { SleevePeer, RxSession, TxSession, addressWords, wordsToAddress } from './peer.js';
 import { SleeveTx, type TxDrops } from './sleeve-tx.js';
-import type { AeadKey } from '../../src/platform/aead.js';
 import {
   AD_OFFSET,
   DATA_HDR_LEN,
+  DEFAULT_HOPS,
   FLAG_SEALED,
   FRAG_HDR_LEN,
   REC_FRAME,
@@ -49,26 +53,22 @@ import {
 export type SleeveFrameSink = (peer: SleevePeer, buf: Buffer, vnetOff: number, frameOff: number, frameLen: number) => void;
 
 export interface SleeveInit {
+  /** This router's peer name (announced in heartbeats) and 32-bit wire id. */
   name: string;
-  /** This router's sending session (key id), see static-keys.ts. */
-  sessionId: number;
+  id: number;
   underlayMtu: number;
   /** Our TAP takes virtio_net_hdr frames (announced in heartbeats). */
   vnetCapable: boolean;
-  peers: readonly Endpoint[];
   heartbeatMs?: number;
   deadAfterMs?: number;
-  /** A peer silent this long may come back with an older session id (its clock went back). */
-  staleSessionAfterMs?: number;
-  /** Authentication attempts per second for messages from unknown peer ids. */
-  unknownPerSecond?: number;
   maxPeers?: number;
+  /** Ask for new keys after this many messages under one send key. */
+  rekeyAfterMessages?: number;
 }
 
 export interface SleeveComponents {
   udp: UdpEndpoint;
   cipher: FrameCipher;
-  keys: StaticKeySchedule;
   clock: Clock;
   logger: Logger;
 }
@@ -77,29 +77,27 @@ export interface RxDrops {
   short: number;
   version: number;
   badType: number;
-  notForMe: number;
   sealedMismatch: number;
   selfOrZero: number;
-  staleSession: number;
+  unknownPeer: number;
+  unknownKey: number;
   replay: number;
   auth: number;
   badRecord: number;
-  helloFrame: number;
   runt: number;
   truncated: number;
-  unknownRateLimited: number;
   idMismatch: number;
-  peerTableFull: number;
+  noRoute: number;
+  hopLimit: number;
 }
 
-interface Discovery {
-  endpoint: Endpoint;
-  hello: SleevePeer;
-  peer: SleevePeer | undefined;
-  lastHello: number;
+export interface SleeveEvents {
+  /** The direct path to a peer came up or went down. */
+  pathChange(peer: SleevePeer, up: boolean): void;
+  /** A send key is close to its message limit: ask the mesh for new keys. */
+  rekeyWanted(peer: SleevePeer): void;
 }
 
-const DISCOVERY_DEST_BASE = 512;
 const HB_FIXED = 8;
 const CAP_VNET = 1;
 const CAP_SEALED = 2;
@@ -108,58 +106,43 @@ export class Sleeve implements Startable {
   readonly tx: SleeveTx;
   readonly peers: SleevePeer[] = [];
   readonly drops: RxDrops = {
-    short: 0, version: 0, badType: 0, notForMe: 0, sealedMismatch: 0, selfOrZero: 0, staleSession: 0, replay: 0,
-    auth: 0, badRecord: 0, helloFrame: 0, runt: 0, truncated: 0, unknownRateLimited: 0, idMismatch: 0, peerTableFull: 0,
+    short: 0, version: 0, badType: 0, sealedMismatch: 0, selfOrZero: 0, unknownPeer: 0, unknownKey: 0, replay: 0,
+    auth: 0, badRecord: 0, runt: 0, truncated: 0, idMismatch: 0, noRoute: 0, hopLimit: 0,
   };
+  readonly relayed = { datagrams: 0, bytes: 0 };
   readonly selfId: number;
   readonly maxDatagram: number;
   readonly bundleCapacity: number;
   rxErrors = 0;
   private readonly udp: UdpEndpoint;
   private readonly cipher: FrameCipher;
-  private readonly keys: StaticKeySchedule;
   private readonly clock: Clock;
   private readonly log: Logger;
   private readonly init: Required<SleeveInit>;
   private readonly byId = new Map<number, SleevePeer>();
-  private readonly discovery: Discovery[] = [];
   private readonly reasm: Reassembler;
   private readonly sealedFlag: number;
-  /** Candidate key material and a key object re-keyed for each trial (no state kept on failure). */
-  private readonly candKey: Buffer;
-  private readonly candAead: AeadKey;
   private readonly hbBody: Buffer;
   private readonly hbLen: number;
   private readonly byIndex: (SleevePeer | undefined)[];
   private sink: SleeveFrameSink = () => undefined;
+  private events: SleeveEvents = { pathChange: () => undefined, rekeyWanted: () => undefined };
   private timer: TimerHandle | undefined = undefined;
   private nowMs = 0;
-  private unknownTokens = 0;
-  private unknownRefill = -Infinity;
   private readonly loggedErrnos = new Set<number>();
 
   constructor(components: SleeveComponents, init: SleeveInit) {
     this.udp = components.udp;
     this.cipher = components.cipher;
-    this.keys = components.keys;
     this.clock = components.clock;
     this.log = components.logger;
-    this.init = {
-      heartbeatMs: 1000,
-      deadAfterMs: 5000,
-      staleSessionAfterMs: 30_000,
-      unknownPerSecond: 200,
-      maxPeers: DISCOVERY_DEST_BASE,
-      ...init,
-    };
-    this.selfId = peerIdFromName(init.name);
+    this.init = { heartbeatMs: 1000, deadAfterMs: 3500, maxPeers: 512, rekeyAfterMessages: 2 ** 48, ...init };
+    this.selfId = init.id;
     this.sealedFlag = this.cipher.sealed ? FLAG_SEALED : 0;
     this.maxDatagram = maxDatagram(init.underlayMtu, this.udp.family);
     this.bundleCapacity = this.maxDatagram - DATA_HDR_LEN - (this.cipher.sealed ? TAG_LEN : 0);
     this.reasm = new Reassembler({ maxSlots: 32, maxPerPeer: 8, timeoutMs: 1000 });
-    this.tx = new SleeveTx({ udp: this.udp, cipher: this.cipher }, { selfId: this.selfId });
-    this.candKey = this.keys.newKey();
-    this.candAead = this.cipher.key(this.candKey);
+    this.tx = new SleeveTx({ udp: this.udp, cipher: this.cipher }, { selfId: this.selfId, probeBase: this.init.maxPeers });
     this.byIndex = new Array<SleevePeer | undefined>(this.init.maxPeers).fill(undefined);
     const name = Buffer.from(init.name, 'utf8');
     this.hbBody = Buffer.alloc(HB_FIXED + name.length);
@@ -169,18 +152,15 @@ export class Sleeve implements Startable {
     this.hbBody.writeUInt16BE(this.maxDatagram, 4);
     name.copy(this.hbBody, HB_FIXED);
     this.hbLen = this.hbBody.length;
-    init.peers.forEach((endpoint, i) => {
-      const hello = new SleevePeer(DISCOVERY_DEST_BASE + i, 0, '', this.maxDatagram, this.bundleCapacity, 0);
-      hello.setEndpoint(endpoint.address, endpoint.port, endpoint.family, addressWords(endpoint.address, endpoint.family));
-      hello.tx = this.txSession(0);
-      this.udp.setDest(hello.index, endpoint.address, endpoint.port);
-      this.discovery.push({ endpoint, hello, peer: undefined, lastHello: -Infinity });
-    });
   }
 
   /** Where received frames go (the router's TAP writer). */
   setSink(sink: SleeveFrameSink): void {
     this.sink = sink;
+  }
+
+  setEvents(events: SleeveEvents): void {
+    this.events = events;
   }
 
   start(): void {
@@ -194,6 +174,7 @@ export class Sleeve implements Startable {
     this.timer?.cancel();
     this.timer = undefined;
     this.udp.stop();
+    for (const p of [...this.peers]) this.removePeer(p.id);
   }
 
   /** Marks the start of a batch: one clock read shared by everything it queues. */
@@ -237,8 +218,126 @@ export class Sleeve implements Startable {
     return { inUse: this.reasm.inUse(), completed: this.reasm.completed, stored: this.reasm.stored, memoryBytes: this.reasm.memoryBytes() };
   }
 
-  discoveryStatus(): { endpoint: string; peer: string | undefined }[] {
-    return this.discovery.map((d) => ({ endpoint: formatEndpoint(d.endpoint), peer: d.peer?.name }));
+  // ---------------------------------------------------------------- control (from the mesh)
+
+  /**
+   * New keys for a peer (created on first keys). The receive key is usable at once and the
+   * previous one stays valid (overlap). With `confirmTx` and an existing send key, the new send
+   * key waits until the peer has shown it holds the matching receive key.
+   */
+  installKeys(keys: PeerKeys, confirmTx: boolean): SleevePeer | undefined {
+    this.batchStart();
+    let peer = this.byId.get(keys.id);
+    if (peer !== undefined && peer.name !== keys.name) {
+      this.drops.idMismatch++;
+      this.log.warn('two peers share a wire id; keeping the first', { id: formatPeerId(keys.id), kept: peer.name, refused: keys.name });
+      return undefined;
+    }
+    if (peer === undefined) {
+      peer = this.addPeer(keys.id, keys.name);
+      if (peer === undefined) return undefined;
+    }
+    const rx = new RxSession(keys.rx.keyId, this.keyOf(keys.rx.key));
+    peer.rxPrev?.key.destroy();
+    peer.rxPrev = peer.rx;
+    peer.rx = rx;
+    const tx = new TxSession(keys.tx.keyId, this.keyOf(keys.tx.key), peer.id, this.selfId, this.cipher.sealed);
+    peer.txNext?.key.destroy();
+    peer.txNext = undefined;
+    if (confirmTx && peer.tx !== undefined) {
+      peer.txNext = tx;
+    } else {
+      this.flushPending();
+      peer.tx?.key.destroy();
+      peer.tx = tx;
+    }
+    return peer;
+  }
+
+  /** A key object from key bytes; the temporary copy is wiped (the engine keeps its own). */
+  private keyOf(material: Uint8Array): AeadKey {
+    const copy = Buffer.from(material);
+    const key = this.cipher.key(copy);
+    copy.fill(0);
+    return key;
+  }
+
+  /** The peer's direct underlay endpoint (undefined: none known; only relays reach it). */
+  setDirect(id: number, endpoint: Endpoint | undefined): void {
+    const peer = this.byId.get(id);
+    if (peer === undefined) return;
+    if (endpoint === undefined) {
+      peer.hasDirect = false;
+      this.setPath(peer, false);
+    } else if (!peer.hasDirect || peer.directAddress !== endpoint.address || peer.directPort !== endpoint.port) {
+      peer.hasDirect = true;
+      peer.directAddress = endpoint.address;
+      peer.directPort = endpoint.port;
+      peer.directFamily = endpoint.family;
+      this.udp.setDest(this.init.maxPeers + peer.index, endpoint.address, endpoint.port);
+    }
+    this.retarget(peer);
+    // Peers relayed through this one send to its direct endpoint.
+    for (const p of this.peers) if (p.via === peer) this.retarget(p);
+  }
+
+  /** The relay for a peer while its direct path is down (undefined: none). */
+  setVia(id: number, viaId: number | undefined): void {
+    const peer = this.byId.get(id);
+    if (peer === undefined) return;
+    const via = viaId === undefined ? undefined : this.byId.get(viaId);
+    peer.via = via !== undefined && via !== peer ? via : undefined;
+    this.retarget(peer);
+  }
+
+  removePeer(id: number): void {
+    const peer = this.byId.get(id);
+    if (peer === undefined) return;
+    this.flushPending();
+    this.byId.delete(id);
+    this.byIndex[peer.index] = undefined;
+    this.peers.splice(this.peers.indexOf(peer), 1);
+    for (const p of this.peers) if (p.via === peer) this.setVia(p.id, undefined);
+    peer.tx?.key.destroy();
+    peer.txNext?.key.destroy();
+    peer.rx?.key.destroy();
+    peer.rxPrev?.key.destroy();
+    peer.tx = peer.txNext = peer.rx = peer.rxPrev = undefined;
+    peer.hasEndpoint = false;
+  }
+
+  private flushPending(): void {
+    if (this.tx.pending() > 0) this.tx.flush();
+  }
+
+  /** Points the peer's data slot at the direct endpoint or the relay's. */
+  private retarget(peer: SleevePeer): void {
+    const via = peer.via;
+    let address: string;
+    let port: number;
+    let family: 4 | 6;
+    if ((peer.pathUp || via === undefined || !via.hasDirect) && peer.hasDirect) {
+      [address, port, family] = [peer.directAddress, peer.directPort, peer.directFamily];
+    } else if (via !== undefined && via.hasDirect) {
+      [address, port, family] = [via.directAddress, via.directPort, via.directFamily];
+    } else {
+      peer.hasEndpoint = false;
+      return;
+    }
+    if (peer.hasEndpoint && peer.address === address && peer.port === port) return;
+    this.flushPending();
+    peer.setEndpoint(address, port, family, addressWords(address, family));
+    this.udp.setDest(peer.index, address, port);
+  }
+
+  private setPath(peer: SleevePeer, up: boolean): void {
+    if (peer.pathUp === up) return;
+    peer.pathUp = up;
+    peer.pathChangedAt = this.nowMs;
+    peer.pathChanges++;
+    this.retarget(peer);
+    this.log.info(up ? 'direct path up' : 'direct path down', { peer: peer.name });
+    this.events.pathChange(peer, up);
   }
 
   // ---------------------------------------------------------------- receive
@@ -281,43 +380,49 @@ export class Sleeve implements Startable {
       this.drops.version++;
       return;
     }
-    const dst = buf.readUInt32BE(off + 4);
-    if (dst !== this.selfId && dst !== 0) {
-      this.drops.notForMe++;
-      return;
-    }
     if ((buf[off + 3]! & FLAG_SEALED) !== this.sealedFlag) {
       this.drops.sealedMismatch++;
       return;
     }
+    const dst = buf.readUInt32BE(off + 4);
     const src = buf.readUInt32BE(off + 8);
-    if (src === this.selfId || src === 0) {
+    if (src === this.selfId || src === 0 || dst === 0) {
       this.drops.selfOrZero++;
+      return;
+    }
+    if (dst !== this.selfId) {
+      this.relay(buf, off, len, dst);
+      return;
+    }
+    const peer = this.byId.get(src);
+    if (peer === undefined) {
+      this.drops.unknownPeer++;
       return;
     }
     const type = buf[off];
     const keyId = buf.readUInt32BE(off + 12);
+    const sess = peer.rx !== undefined && peer.rx.keyId === keyId ? peer.rx : peer.rxPrev !== undefined && peer.rxPrev.keyId === keyId ? peer.rxPrev : undefined;
+    if (sess === undefined) {
+      this.drops.unknownKey++;
+      return;
+    }
     const counter = readCounter(buf, off);
+    if (this.sealedFlag !== 0 && !sess.window.check(counter)) {
+      this.drops.replay++;
+      return;
+    }
+    const direct = buf[off + 1] === DEFAULT_HOPS;
     if (type === TYPE_DATA) {
-      this.message(src, dst, keyId, counter, buf, off, buf, off + DATA_HDR_LEN, len - DATA_HDR_LEN, m);
+      this.message(peer, sess, counter, direct, buf, off, buf, off + DATA_HDR_LEN, len - DATA_HDR_LEN, m);
     } else if (type === TYPE_FRAG) {
       if (len < FRAG_HDR_LEN) {
         this.drops.short++;
         return;
       }
-      const peer = this.byId.get(src);
-      if (peer !== undefined && this.sealedFlag !== 0) {
-        const s = peer.rx !== undefined && peer.rx.keyId === keyId ? peer.rx : undefined;
-        if (s !== undefined && !s.window.check(counter)) {
-          this.drops.replay++;
-          return;
-        }
-      }
-      const owner = peer !== undefined ? peer.index : this.init.maxPeers;
-      const r = this.reasm.add(owner, buf, off, len, keyId, counter, this.nowMs);
+      const r = this.reasm.add(peer.index, buf, off, len, keyId, counter, this.nowMs);
       if (r >= 0) {
         const slot = this.reasm.slots[r]!;
-        this.message(src, dst, keyId, counter, slot.header, 0, slot.buf!, 0, slot.total, m);
+        this.message(peer, sess, counter, direct, slot.header, 0, slot.buf!, 0, slot.total, m);
         this.reasm.release(r);
       }
     } else {
@@ -325,72 +430,60 @@ export class Sleeve implements Startable {
     }
   }
 
-  /** One whole sealed message: choose its session, check replay, open, dispatch the records. */
-  private message(
-    src: number, dst: number, keyId: number, counter: number,
-    hdr: Buffer, hdrOff: number, buf: Buffer, off: number, len: number, m: number,
-  ): void {
-    const sealed = this.sealedFlag !== 0;
-    let peer = this.byId.get(src);
-    let sess: RxSession | undefined;
-    if (dst === 0) {
-      // Discovery hello: sealed to "any peer"; may carry heartbeats only.
-      if (!this.unknownAllowed()) return;
-      this.keys.derive(this.candKey, src, 0, keyId);
-      this.candAead.rekey(this.candKey);
-    } else if (peer !== undefined && peer.rx !== undefined && keyId === peer.rx.keyId) {
-      sess = peer.rx;
-    } else if (peer !== undefined && peer.rxPrev !== undefined && keyId === peer.rxPrev.keyId) {
-      sess = peer.rxPrev;
-    } else {
-      if (peer === undefined && !this.unknownAllowed()) return;
-      if (
-        peer !== undefined && peer.rx !== undefined && keyId < peer.rx.keyId &&
-        this.nowMs - peer.lastRx < this.init.staleSessionAfterMs
-      ) {
-        this.drops.staleSession++;
-        return;
-      }
-      this.keys.derive(this.candKey, src, this.selfId, keyId);
-      this.candAead.rekey(this.candKey);
-    }
-    if (sess !== undefined && sealed && !sess.window.check(counter)) {
-      this.drops.replay++;
+  /** Forwards a datagram for another peer, unchanged but for the hop count. */
+  private relay(buf: Buffer, off: number, len: number, dst: number): void {
+    const hops = buf[off + 1]!;
+    if (hops <= 1) {
+      this.drops.hopLimit++;
       return;
     }
-    const n = (sess !== undefined ? sess.key : this.candAead).open(buf, off, len, hdr, hdrOff + AD_OFFSET, counter);
+    const to = this.byId.get(dst);
+    if (to === undefined || !to.hasEndpoint) {
+      this.drops.noRoute++;
+      return;
+    }
+    this.relayed.datagrams++;
+    this.relayed.bytes += len;
+    this.tx.forward(to, buf, off, len, hops - 1);
+  }
+
+  /** One whole sealed message from a known peer under a known key: open, then its records. */
+  private message(
+    peer: SleevePeer, sess: RxSession, counter: number, direct: boolean,
+    hdr: Buffer, hdrOff: number, buf: Buffer, off: number, len: number, m: number,
+  ): void {
+    const n = sess.key.open(buf, off, len, hdr, hdrOff + AD_OFFSET, counter);
     if (n < 0) {
       this.drops.auth++;
       return;
     }
-    const meta = this.udp.rxMeta;
-    if (peer === undefined) {
-      peer = this.addPeer(src);
-      if (peer === undefined) return;
-      this.learnEndpoint(peer, m);
-    }
-    if (dst === 0) {
-      this.records(peer, buf, off, n, true);
-      return;
-    }
-    if (sess === undefined) {
-      sess = new RxSession(keyId, this.cipher.key(this.candKey));
-      if (peer.rxPrev !== undefined) peer.rxPrev.key.destroy();
-      peer.rxPrev = peer.rx;
-      peer.rx = sess;
-      this.log.info('receiving session from peer', { peer: peer.name || formatPeerId(src), keyId });
-    }
     const newest = counter >= sess.window.highest;
-    if (sealed) sess.window.mark(counter);
+    if (this.sealedFlag !== 0) sess.window.mark(counter);
+    if (sess === peer.rx && peer.txNext !== undefined) {
+      // The peer uses the newest keys, so it can open what we seal with ours.
+      this.flushPending();
+      peer.tx?.key.destroy();
+      peer.tx = peer.txNext;
+      peer.txNext = undefined;
+    }
     peer.lastRx = this.nowMs;
     peer.counters.rxMessages++;
-    if (newest && sess === peer.rx && !peer.endpointIs(meta[m + 3]!, meta[m + 4]!, meta[m + 5]!, meta[m + 6]!, meta[m + 7]!, meta[m + 8]!)) {
-      this.learnEndpoint(peer, m);
+    if (direct) {
+      peer.lastDirectRx = this.nowMs;
+      if (newest && sess === peer.rx && peer.hasDirect && !this.directIs(peer, m)) this.learnDirect(peer, m);
+    } else {
+      peer.relayedRx++;
     }
-    this.records(peer, buf, off, n, false);
+    this.records(peer, buf, off, n, direct);
   }
 
-  private records(peer: SleevePeer, buf: Buffer, off: number, len: number, helloOnly: boolean): void {
+  private directIs(peer: SleevePeer, m: number): boolean {
+    const meta = this.udp.rxMeta;
+    const w = addressWords(peer.directAddress, peer.directFamily);
+    return meta[m + 3] === peer.directPort && meta[m + 4] === peer.directFamily && meta[m + 5] === w[0] && meta[m + 6] === w[1] && meta[m + 7] === w[2] && meta[m + 8] === w[3];
+  }
+
+  private records(peer: SleevePeer, buf: Buffer, off: number, len: number, direct: boolean): void {
     const end = off + len;
     let p = off;
     while (p < end) {
@@ -408,15 +501,14 @@ export class Sleeve implements Startable {
       }
       const type = kind & REC_KIND_MASK;
       if (type === REC_FRAME) {
-        if (helloOnly) this.drops.helloFrame++;
-        else if (rlen < 14) this.drops.runt++;
+        if (rlen < 14) this.drops.runt++;
         else {
           peer.counters.rxFrames++;
           peer.counters.rxBytes += rlen;
           this.sink(peer, buf, vlen > 0 ? body : -1, body + vlen, rlen);
         }
       } else if (type === REC_HEARTBEAT) {
-        this.heartbeatRx(peer, buf, body, rlen, helloOnly);
+        this.heartbeatRx(peer, buf, body, rlen, direct);
       } else {
         this.drops.badRecord++;
       }
@@ -424,99 +516,66 @@ export class Sleeve implements Startable {
     }
   }
 
-  private heartbeatRx(peer: SleevePeer, buf: Buffer, off: number, len: number, hello: boolean): void {
+  private heartbeatRx(peer: SleevePeer, buf: Buffer, off: number, len: number, direct: boolean): void {
     const nameLen = len >= HB_FIXED ? buf[off + 1]! : -1;
     if (nameLen < 0 || HB_FIXED + nameLen > len) {
       this.drops.badRecord++;
       return;
     }
+    if (buf.toString('utf8', off + HB_FIXED, off + HB_FIXED + nameLen) !== peer.name) {
+      this.drops.idMismatch++;
+      return;
+    }
     const first = peer.lastHeartbeatRx === -Infinity;
     peer.lastHeartbeatRx = this.nowMs;
     peer.vnetCapable = (buf[off]! & CAP_VNET) !== 0;
-    if (peer.name === '' || first) {
-      const name = buf.toString('utf8', off + HB_FIXED, off + HB_FIXED + nameLen);
-      if (peerIdFromName(name) !== peer.id) {
-        this.drops.idMismatch++;
-        this.log.warn('heartbeat name does not match the peer id; ignoring the name', { id: formatPeerId(peer.id), name });
-      } else {
-        peer.name = name;
-        this.log.info('peer identified', { peer: name, id: formatPeerId(peer.id), endpoint: formatEndpoint(peer) });
-      }
+    if (direct) {
+      const wasUp = peer.pathUp;
+      this.setPath(peer, true);
+      // Answer at once when the path just came up, so both sides see it in one round trip.
+      if (!wasUp || first) this.sendHeartbeat(peer);
     }
-    // Answer at once when the peer does not know us yet, so both sides are up in one round trip.
-    if (hello || first) this.sendHeartbeat(peer);
-  }
-
-  private unknownAllowed(): boolean {
-    if (this.nowMs - this.unknownRefill >= 1000) {
-      this.unknownRefill = this.nowMs;
-      this.unknownTokens = this.init.unknownPerSecond;
-    }
-    if (this.unknownTokens <= 0) {
-      this.drops.unknownRateLimited++;
-      return false;
-    }
-    this.unknownTokens--;
-    return true;
   }
 
   // ---------------------------------------------------------------- peers
 
-  private txSession(dst: number): TxSession {
-    const material = this.keys.newKey();
-    this.keys.derive(material, this.selfId, dst, this.init.sessionId);
-    const key = this.cipher.key(material);
-    this.keys.wipe(material);
-    return new TxSession(this.init.sessionId, key, dst, this.selfId, this.cipher.sealed);
-  }
-
-  private addPeer(id: number): SleevePeer | undefined {
+  private addPeer(id: number, name: string): SleevePeer | undefined {
     const index = this.byIndex.indexOf(undefined);
     if (index < 0) {
-      this.drops.peerTableFull++;
+      this.log.warn('peer table full; peer ignored', { peer: name, max: this.init.maxPeers });
       return undefined;
     }
-    const peer = new SleevePeer(index, id, '', this.maxDatagram, this.bundleCapacity, this.nowMs);
+    const peer = new SleevePeer(index, id, name, this.maxDatagram, this.bundleCapacity, this.nowMs);
     this.byIndex[index] = peer;
-    peer.tx = this.txSession(id);
     this.byId.set(id, peer);
     this.peers.push(peer);
     return peer;
   }
 
-  private learnEndpoint(peer: SleevePeer, m: number): void {
+  private learnDirect(peer: SleevePeer, m: number): void {
     const meta = this.udp.rxMeta;
     const family = meta[m + 4] === 6 ? 6 : 4;
-    const words = [meta[m + 5]!, meta[m + 6]!, meta[m + 7]!, meta[m + 8]!];
-    const address = wordsToAddress(family, words[0]!, words[1]!, words[2]!, words[3]!);
-    const port = meta[m + 3]!;
-    const moved = peer.hasEndpoint;
-    peer.setEndpoint(address, port, family, words);
-    this.udp.setDest(peer.index, address, port);
-    for (const d of this.discovery) {
-      if (d.hello.endpointIs(port, family, words[0]!, words[1]!, words[2]!, words[3]!)) d.peer = peer;
-    }
-    if (moved) this.log.info('peer endpoint changed', { peer: peer.name || formatPeerId(peer.id), endpoint: formatEndpoint(peer) });
+    const address = wordsToAddress(family, meta[m + 5]!, meta[m + 6]!, meta[m + 7]!, meta[m + 8]!);
+    this.log.info('peer endpoint changed', { peer: peer.name, endpoint: formatEndpoint({ address, port: meta[m + 3]! }) });
+    this.setDirect(peer.id, { address, port: meta[m + 3]!, family });
   }
 
+  /** Heartbeats to the direct endpoint (probing the path) and, while it is down, through the relay. */
   private sendHeartbeat(peer: SleevePeer): void {
     this.tx.now = this.nowMs;
     peer.lastHeartbeatTx = this.nowMs;
-    this.tx.heartbeat(peer, this.hbBody, this.hbLen);
+    if (peer.hasDirect) this.tx.heartbeat(peer, this.hbBody, this.hbLen, true);
+    if (!peer.pathUp && peer.via !== undefined && peer.hasEndpoint) this.tx.heartbeat(peer, this.hbBody, this.hbLen, false);
   }
 
   private tick(): void {
     const now = this.batchStart();
     const hb = this.init.heartbeatMs;
-    for (const d of this.discovery) {
-      const known = d.peer !== undefined && this.byId.get(d.peer.id) === d.peer && this.alive(d.peer);
-      if (!known && now - d.lastHello >= hb) {
-        d.lastHello = now;
-        this.sendHeartbeat(d.hello);
-      }
-    }
     for (const p of this.peers) {
+      if (p.pathUp && now - p.lastDirectRx > this.init.deadAfterMs) this.setPath(p, false);
       if (now - p.lastHeartbeatTx >= hb) this.sendHeartbeat(p);
+      const tx = p.tx;
+      if (tx !== undefined && tx.counter >= this.init.rekeyAfterMessages && p.txNext === undefined) this.events.rekeyWanted(p);
     }
     this.reasm.sweep(now);
     this.tx.flush();

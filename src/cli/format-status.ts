@@ -19,7 +19,7 @@ function table(rows: string[][]): string {
 /** Human view of a status report. */
 export function formatStatus(s: StatusReport): string {
   const lines: string[] = [];
-  lines.push(`weft router ${s.name} (id ${s.id}, pid ${s.pid}, up ${s.uptimeS}s)`);
+  lines.push(`weft router ${s.name} "${s.nickname}" (id ${s.id}, pid ${s.pid}, up ${s.uptimeS}s)`);
   lines.push(
     `  listen ${s.listen}   bridge ${s.bridge}   tap ${s.tap}   encryption ${s.mode.encryption}   ` +
       `${s.mode.vnetHdr ? 'vnet_hdr (super-frames)' : 'per-frame'}   udp gso ${s.mode.udpGso ? 'on' : 'off'} gro ${s.mode.udpGro ? 'on' : 'off'}`,
@@ -29,11 +29,12 @@ export function formatStatus(s: StatusReport): string {
   if (s.peers.length === 0) {
     lines.push('  no peers yet');
   } else {
-    const rows = [['PEER', 'ID', 'ENDPOINT', 'STATE', 'LAST SEEN', 'TX FRAMES', 'TX BYTES', 'RX FRAMES', 'RX BYTES']];
+    const rows = [['PEER', 'NICKNAME', 'PATH', 'ENDPOINT', 'STATE', 'LAST SEEN', 'TX FRAMES', 'TX BYTES', 'RX FRAMES', 'RX BYTES']];
     for (const p of s.peers) {
       rows.push([
         p.name,
-        p.id,
+        p.nickname,
+        p.path === 'relay' ? `relay via ${p.via ?? '?'}` : p.path,
         p.endpoint ?? '-',
         p.state,
         p.lastSeenMsAgo === null ? 'never' : `${(p.lastSeenMsAgo / 1000).toFixed(1)}s ago`,
@@ -45,8 +46,22 @@ export function formatStatus(s: StatusReport): string {
     }
     lines.push(table(rows).replace(/^/gm, '  '));
   }
-  const waiting = s.discovery.filter((d) => d.peer === null).map((d) => d.endpoint);
-  if (waiting.length > 0) lines.push(`  waiting for an answer from: ${waiting.join(', ')}`);
+  lines.push('');
+  const m = s.mesh;
+  if (m.connections.length > 0) {
+    const rows = [['CONNECTION', 'NICKNAME', 'ADDRESS', 'DIRECTION', 'UDP PATH', 'FOR']];
+    for (const c of m.connections) rows.push([c.peer, c.nickname, c.address, c.outbound ? 'outbound' : 'inbound', c.pathUp ? 'up' : 'not proven', `${Math.round(c.sinceMs / 1000)}s`]);
+    lines.push(table(rows).replace(/^/gm, '  '));
+  }
+  for (const t of m.targets.filter((x) => x.state !== 'established')) {
+    const retry = t.retryInMs === undefined ? '' : `, retry in ${(t.retryInMs / 1000).toFixed(1)}s`;
+    lines.push(`  target ${t.address}: ${t.state}${t.lastError === undefined ? '' : ` (${t.lastError})`}${retry}`);
+  }
+  const keys = m.keys.filter((k) => k.state !== 'established' || k.failures > 0);
+  for (const k of keys) lines.push(`  keys with ${k.peer}: ${k.state}, ${k.failures} failures${k.lastError === undefined ? '' : ` (${k.lastError})`}`);
+  const closes = Object.entries(m.closes);
+  if (closes.length > 0) lines.push(`  connections closed: ${closes.map(([k, n]) => `${k}=${n}`).join('  ')}`);
+  lines.push(`  relayed for others: ${s.relayed.datagrams} datagrams / ${bytes(s.relayed.bytes)}`);
   lines.push('');
   const t = s.traffic;
   lines.push(`  TAP  in ${t.tap.rxPackets} frames / ${bytes(t.tap.rxBytes)}   out ${t.tap.txPackets} frames / ${bytes(t.tap.txBytes)}`);

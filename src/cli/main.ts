@@ -37,6 +37,9 @@ async function launch(opts: Record<string, unknown>, unknown: string[]): Promise
     heartbeatMs: opts.heartbeatMs as string | undefined,
     spinUs: opts.spinUs as string | undefined,
     aead: opts.aead as string | undefined,
+    stateDir: opts.stateDir as string | undefined,
+    advertise: opts.advertise as string[],
+    rekeySeconds: opts.rekeySeconds as string | undefined,
     unknown,
   };
   const config = validateConfig(raw);
@@ -72,10 +75,13 @@ export async function main(argv: string[]): Promise<number> {
   program
     .command('launch')
     .description('run a router in the foreground')
-    .option('--name <name>', 'peer name (required)')
-    .option('--listen <addr:port>', 'UDP address for the sleeve', '0.0.0.0:6784')
-    .option('--peer <addr:port>', 'a peer router to connect to (repeat for more)', collect, [])
+    .option('--name <name>', 'nickname shown beside the peer name (required; the peer name comes from the key)')
+    .option('--listen <addr:port>', 'address of the sleeve (UDP) and of the mesh (TCP, same port)', '0.0.0.0:6784')
+    .option('--peer <addr:port>', 'a router to connect to (repeat for more); others are learned by gossip', collect, [])
+    .option('--advertise <addr:port>', 'endpoint announced to other routers (repeatable; default: --listen when specific)', collect, [])
     .option('--secret-file <file>', 'file holding the cluster secret (at least 16 bytes)')
+    .option('--state-dir <dir>', 'where the identity key is kept', '/var/lib/weft')
+    .option('--rekey-seconds <s>', 'rotate data keys this often', '120')
     .option('--plaintext', 'no encryption or authentication (only on a trusted network)')
     .option('--bridge <name>', 'bridge the pods are plugged into', 'weft')
     .option('--tap <name>', 'TAP device name', 'weft-tap')
@@ -97,6 +103,16 @@ export async function main(argv: string[]): Promise<number> {
     .option('--json', 'machine-readable output')
     .option('--socket <path>', 'API socket of the router', DEFAULT_SOCKET)
     .action(async (opts: { json?: boolean; socket: string }) => status(opts));
+
+  program
+    .command('forget')
+    .description('remove a peer that left the cluster from the topology, everywhere')
+    .argument('<peer>', 'peer name or nickname')
+    .option('--socket <path>', 'API socket of the router', DEFAULT_SOCKET)
+    .action(async (peer: string, opts: { socket: string }) => {
+      const r = (await callApi(opts.socket, 'POST', '/v1/forget', { peer })) as { forgotten: string };
+      process.stdout.write(`forgotten: ${r.forgotten}\n`);
+    });
 
   try {
     await program.parseAsync(argv, { from: 'user' });

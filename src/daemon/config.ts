@@ -25,11 +25,20 @@ export interface RawConfig {
   heartbeatMs?: string;
   spinUs?: string;
   aead?: string;
+  stateDir?: string;
+  advertise?: string[];
+  rekeySeconds?: string;
   unknown?: string[];
 }
 
 export interface DaemonConfig {
+  /** Nickname shown beside the peer name (the peer name itself comes from the key pair). */
   name: string;
+  /** Where the identity key lives. */
+  stateDir: string;
+  /** UDP/TCP endpoints announced to other peers (default: the listen address when it is specific). */
+  advertise: Endpoint[];
+  rekeyMs: number;
   listen: Endpoint;
   peers: Endpoint[];
   secretFile: string | undefined;
@@ -62,6 +71,9 @@ export function fillDefaults(raw: RawConfig): Required<Omit<RawConfig, 'secretFi
     heartbeatMs: '1000',
     spinUs: '0',
     aead: 'openssl',
+    stateDir: '/var/lib/weft',
+    advertise: [],
+    rekeySeconds: '120',
     unknown: [],
     ...stripUndefined(raw),
   };
@@ -87,7 +99,7 @@ export function validateConfig(input: RawConfig): DaemonConfig {
   const raw = fillDefaults(input);
   const problems: string[] = [];
   for (const u of raw.unknown) problems.push(`unknown option or argument "${u}"`);
-  if (raw.name === undefined || raw.name === '') problems.push('--name: required (the peer name, e.g. node-1)');
+  if (raw.name === undefined || raw.name === '') problems.push('--name: required (a nickname shown beside the peer name, e.g. node-1)');
   else if (!PEER_NAME.test(raw.name)) problems.push(`--name: "${raw.name}" must be 1-63 characters of letters, digits, "_", "." or "-", starting with a letter or digit`);
   const listen = parseEndpoint(raw.listen, DEFAULT_PORT);
   if (typeof listen === 'string') problems.push(`--listen: ${listen}`);
@@ -99,9 +111,17 @@ export function validateConfig(input: RawConfig): DaemonConfig {
     else peers.push(e);
   });
   if (!raw.plaintext && (raw.secretFile === undefined || raw.secretFile === '')) {
-    problems.push('--secret-file: required unless --plaintext is given (traffic is encrypted with a key derived from it)');
+    problems.push('--secret-file: required unless --plaintext is given (routers authenticate each other with it)');
   }
-  if (raw.plaintext && raw.secretFile !== undefined) problems.push('--plaintext and --secret-file exclude each other');
+  const advertise: Endpoint[] = [];
+  raw.advertise.forEach((a, i) => {
+    const e = parseEndpoint(a, typeof listen === 'string' ? DEFAULT_PORT : listen.port);
+    if (typeof e === 'string') problems.push(`--advertise #${i + 1}: ${e}`);
+    else if (e.address === '0.0.0.0' || e.address === '::') problems.push(`--advertise #${i + 1}: "${a}" must be a specific address`);
+    else advertise.push(e);
+  });
+  if (raw.stateDir === '' || !raw.stateDir.startsWith('/')) problems.push(`--state-dir: "${raw.stateDir}" must be an absolute path`);
+  const rekeySeconds = intIn(problems, '--rekey-seconds', raw.rekeySeconds, 2, 86_400);
   if (!IFNAME.test(raw.bridge)) problems.push(`--bridge: "${raw.bridge}" is not a valid interface name (1-15 of A-Z a-z 0-9 _ . -)`);
   if (!IFNAME.test(raw.tap)) problems.push(`--tap: "${raw.tap}" is not a valid interface name (1-15 of A-Z a-z 0-9 _ . -)`);
   if (raw.bridge === raw.tap) problems.push('--bridge and --tap must differ');
@@ -113,8 +133,12 @@ export function validateConfig(input: RawConfig): DaemonConfig {
   if (raw.aead !== 'openssl' && raw.aead !== 'libsodium') problems.push(`--aead: "${raw.aead}" must be openssl or libsodium`);
   if (raw.apiSocket === '' || !raw.apiSocket.startsWith('/')) problems.push(`--api-socket: "${raw.apiSocket}" must be an absolute path`);
   if (problems.length > 0 || typeof listen === 'string') throw new ConfigError(problems, 'weft launch options');
+  if (advertise.length === 0 && typeof listen !== 'string' && listen.address !== '0.0.0.0' && listen.address !== '::') advertise.push(listen);
   return {
     name: raw.name!,
+    stateDir: raw.stateDir,
+    advertise,
+    rekeyMs: rekeySeconds! * 1000,
     listen,
     peers,
     secretFile: raw.secretFile,

@@ -6,7 +6,8 @@
 import { accessSync, constants, existsSync, readFileSync, statSync } from 'node:fs';
 import type { Clock } from '../core/clock.js';
 import { WeftError, describeError } from '../core/errors.js';
-import { formatPeerId, peerIdFromName } from '../core/ids.js';
+import { createHmac } from 'node:crypto';
+import { formatPeerId } from '../core/ids.js';
 import type { Logger } from '../core/logger.js';
 import { formatEndpoint } from '../core/net.js';
 import { startAll, stopAll, type Startable } from '../core/startable.js';
@@ -17,11 +18,15 @@ import { loadNative } from '../platform/linux/native.js';
 import { AeadCipher, PlainCipher } from '../../router/crypto/frame-cipher.js';
 import { SodiumChaCha } from '../../router/crypto/sodium-aead.js';
 import { OpenSslChaCha } from '../platform/linux/native-aead.js';
-import { StaticKeySchedule, clusterKeyFromSecret, sessionIdAt } from '../../router/crypto/static-keys.js';
+import { clusterKeyFromSecret } from '../../router/crypto/cluster-secret.js';
 import { Router } from '../../router/router.js';
+import { SleeveOverlay } from '../../router/sleeve-overlay.js';
+import { loadOrCreateIdentity, type Identity } from '../../gossip/identity.js';
+import { Mesh } from '../../gossip/mesh.js';
+import { buildMeshGossip, type MeshGossip } from './mesh-gossip.js';
 import { Sleeve } from '../../router/sleeve/sleeve.js';
 import { overlayMtu } from '../../router/sleeve/wire.js';
-import { ApiServer } from './api-server.js';
+import { ApiError, ApiServer } from './api-server.js';
 import type { DaemonConfig } from './config.js';
 import { buildStatus, type StatusReport } from './status.js';
 
@@ -41,6 +46,9 @@ export class Daemon {
   private udp: LinuxUdp | undefined = undefined;
   private sleeve: Sleeve | undefined = undefined;
   private router: Router | undefined = undefined;
+  private mesh: Mesh | undefined = undefined;
+  private gossip: MeshGossip | undefined = undefined;
+  private identity: Identity | undefined = undefined;
   private api: ApiServer | undefined = undefined;
   private startedAt = 0;
   private underlayMtu = 0;
@@ -55,7 +63,10 @@ export class Daemon {
 
   async start(): Promise<void> {
     const c = this.config;
-    const secret = preflight(c, this.log);
+    const secret = preflight(c, this.log) ?? Buffer.alloc(32);
+    const identity = loadOrCreateIdentity(c.stateDir, c.name);
+    this.identity = identity;
+    if (identity.created) this.log.info('new identity created', { peer: identity.name, stateDir: c.stateDir });
     const native = loadNative();
     native.setSpin(c.spinUs);
 
@@ -77,18 +88,26 @@ export class Daemon {
       throw err;
     }
 
-    const keys = new StaticKeySchedule(secret ?? Buffer.alloc(32));
     this.sleeve = new Sleeve(
-      { udp: this.udp, cipher: this.cipher(), keys, clock: this.clock, logger: this.log.child('sleeve') },
+      { udp: this.udp, cipher: this.cipher(), clock: this.clock, logger: this.log.child('sleeve') },
+      { name: identity.name, id: identity.id, underlayMtu: this.underlayMtu, vnetCapable: c.vnetHdr, heartbeatMs: c.heartbeatMs },
+    );
+    const overlay = new SleeveOverlay(this.sleeve);
+    this.mesh = new Mesh(
+      { identity, psk: derive(secret, 'weft mesh psk v1'), clock: this.clock, logger: this.log.child('mesh'), overlay },
       {
-        name: c.name,
-        sessionId: sessionIdAt(this.clock.wallNow()),
-        underlayMtu: this.underlayMtu,
-        vnetCapable: c.vnetHdr,
-        peers: c.peers,
-        heartbeatMs: c.heartbeatMs,
+        listenAddress: c.listen.address,
+        listenPort: this.udp.localPort,
+        udpPort: this.udp.localPort,
+        peers: c.peers.map(formatEndpoint),
+        pairPrologue: Buffer.concat([Buffer.from('weft pair v1\0'), derive(secret, 'weft pair prologue v1')]),
+        rekeyAfterMs: c.rekeyMs,
       },
     );
+    this.gossip = buildMeshGossip({ mesh: this.mesh, clock: this.clock, logger: this.log.child('topology') }, {
+      identity,
+      endpoints: c.advertise.map((e) => formatEndpoint({ address: e.address, port: e.port === 0 ? this.udp!.localPort : e.port })),
+    });
     this.router = new Router({
       tap: this.tap,
       sleeve: this.sleeve,
@@ -98,17 +117,19 @@ export class Daemon {
     });
     this.api = new ApiServer({ logger: this.log.child('api') }, { socketPath: c.apiSocket });
     this.api.route('GET', '/v1/status', () => this.status());
+    this.api.route('POST', '/v1/forget', (body) => this.forget(body));
     try {
-      await startAll([this.sleeve, this.router, this.api]);
+      await startAll([this.sleeve, this.router, this.gossip, this.mesh, this.api]);
     } catch (err) {
       this.closeDevices();
       throw err;
     }
-    this.started.push(this.sleeve, this.router, this.api);
+    this.started.push(this.sleeve, this.router, this.gossip, this.mesh, this.api);
     this.startedAt = this.clock.now();
     this.log.info('weft router started', {
-      name: c.name,
-      id: formatPeerId(peerIdFromName(c.name)),
+      peer: identity.name,
+      nickname: c.name,
+      id: formatPeerId(identity.id),
       listen: formatEndpoint({ address: c.listen.address, port: this.udp.localPort }),
       peers: c.peers.map(formatEndpoint),
       encryption: sealed ? this.sleeve.cipherName : 'none',
@@ -127,12 +148,13 @@ export class Daemon {
   }
 
   status(): StatusReport {
-    if (this.sleeve === undefined || this.router === undefined || this.tap === undefined || this.udp === undefined) {
+    if (this.sleeve === undefined || this.router === undefined || this.tap === undefined || this.udp === undefined || this.mesh === undefined) {
       throw new WeftError('ERR_NOT_READY', 'the router is still starting');
     }
     return buildStatus({
       config: this.config,
       sleeve: this.sleeve,
+      mesh: this.mesh.status(),
       router: this.router,
       tap: this.tap,
       udp: this.udp,
@@ -140,6 +162,21 @@ export class Daemon {
       underlayMtu: this.underlayMtu,
       mtu: this.mtu,
     });
+  }
+
+  private forget(body: unknown): { forgotten: string } {
+    const peer = typeof body === 'object' && body !== null ? (body as { peer?: unknown }).peer : undefined;
+    const gossip = this.gossip;
+    if (gossip === undefined) throw new WeftError('ERR_NOT_READY', 'the router is still starting');
+    if (typeof peer !== 'string' || peer === '') throw new ApiError(400, 'ERR_BAD_REQUEST', 'forget: give {"peer": NAME} with a peer name or nickname');
+    const records = gossip.topology.records();
+    const matches = records.filter((r) => r.name === peer || r.nickname === peer);
+    if (matches.length === 0) throw new ApiError(404, 'ERR_NOT_FOUND', `forget: no peer named "${peer}" in the topology`);
+    if (matches.length > 1) throw new ApiError(400, 'ERR_BAD_REQUEST', `forget: the nickname "${peer}" is ambiguous (${matches.map((m) => m.name).join(', ')}); give the peer name`);
+    const name = matches[0]!.name;
+    if (name === gossip.topology.name) throw new ApiError(400, 'ERR_BAD_REQUEST', 'forget: a router cannot forget itself');
+    if (!gossip.forget(name)) throw new ApiError(400, 'ERR_BAD_REQUEST', `forget: ${name} is already forgotten`);
+    return { forgotten: name };
   }
 
   private cipher(): AeadCipher | PlainCipher {
@@ -191,8 +228,9 @@ function preflight(c: DaemonConfig, log: Logger): Buffer | undefined {
   if (!existsSync('/dev/net/tun')) {
     throw new WeftError('ERR_NO_TUN', '/dev/net/tun does not exist: load the tun module (modprobe tun) or, in a container, pass the device through');
   }
-  if (c.plaintext) return undefined;
-  const file = c.secretFile!;
+  // In plaintext mode a secret is optional; when given, it still authenticates the mesh.
+  if (c.secretFile === undefined) return undefined;
+  const file = c.secretFile;
   let data: Buffer;
   try {
     accessSync(file, constants.R_OK);
@@ -206,6 +244,11 @@ function preflight(c: DaemonConfig, log: Logger): Buffer | undefined {
     log.warn('the secret file is readable by group or others; chmod 600 it', { file });
   }
   return clusterKeyFromSecret(data, file);
+}
+
+/** A 32-byte key for one purpose from the cluster key. */
+function derive(clusterKey: Buffer, label: string): Buffer {
+  return createHmac('sha256', clusterKey).update(label).digest();
 }
 
 function hasNetAdmin(): boolean {

@@ -6,13 +6,21 @@ import type { LinuxTap } from '../platform/linux/linux-tap.js';
 import type { LinuxUdp } from '../platform/linux/linux-udp.js';
 import type { Router } from '../../router/router.js';
 import type { Sleeve } from '../../router/sleeve/sleeve.js';
+import type { MeshStatus } from '../../gossip/mesh.js';
 import type { DaemonConfig } from './config.js';
 
 export interface PeerStatus {
+  /** Peer name (from its public key) and nickname. */
   name: string;
+  nickname: string;
   id: string;
   endpoint: string | null;
   state: 'established' | 'unreachable';
+  /** direct: proven by heartbeats; relay: through `via`; none: no usable path. */
+  path: 'direct' | 'relay' | 'none';
+  via: string | null;
+  pathChanges: number;
+  relayedRx: number;
   lastSeenMsAgo: number | null;
   rxSession: number | null;
   txSession: number | null;
@@ -27,7 +35,9 @@ export interface PeerStatus {
 
 export interface StatusReport {
   version: 1;
+  /** Peer name (from the public key) and nickname. */
   name: string;
+  nickname: string;
   id: string;
   pid: number;
   uptimeS: number;
@@ -37,7 +47,8 @@ export interface StatusReport {
   mode: { encryption: 'chacha20-poly1305' | 'none'; aead: string; vnetHdr: boolean; udpGso: boolean; udpGro: boolean };
   mtu: { underlay: number; overlay: number; maxDatagram: number };
   peers: PeerStatus[];
-  discovery: { endpoint: string; peer: string | null }[];
+  mesh: MeshStatus;
+  relayed: { datagrams: number; bytes: number };
   traffic: { tap: IoCounters; udp: IoCounters; router: Router['counters']; macs: number; sleeveMessages: number; udpFlushes: number };
   drops: Record<string, number>;
   reassembly: { inUse: number; completed: number; stored: number; memoryBytes: number };
@@ -47,6 +58,7 @@ export interface StatusReport {
 export function buildStatus(s: {
   config: DaemonConfig;
   sleeve: Sleeve;
+  mesh: MeshStatus;
   router: Router;
   tap: LinuxTap;
   udp: LinuxUdp;
@@ -55,11 +67,17 @@ export function buildStatus(s: {
   mtu: number;
 }): StatusReport {
   const now = s.sleeve.now();
+  const nick = new Map(s.mesh.peers.map((p) => [p.name, p.nickname]));
   const peers: PeerStatus[] = s.sleeve.peers.map((p) => ({
-    name: p.name || `(unnamed ${formatPeerId(p.id)})`,
+    name: p.name,
+    nickname: nick.get(p.name) ?? '',
     id: formatPeerId(p.id),
     endpoint: p.hasEndpoint ? formatEndpoint(p) : null,
     state: s.sleeve.alive(p) ? 'established' : 'unreachable',
+    path: p.pathUp ? 'direct' : p.via !== undefined && p.hasEndpoint ? 'relay' : 'none',
+    via: !p.pathUp && p.via !== undefined ? p.via.name : null,
+    pathChanges: p.pathChanges,
+    relayedRx: p.relayedRx,
     lastSeenMsAgo: Number.isFinite(p.lastRx) ? Math.max(0, Math.round(now - p.lastRx)) : null,
     rxSession: p.rx?.keyId ?? null,
     txSession: p.tx?.keyId ?? null,
@@ -84,7 +102,8 @@ export function buildStatus(s: {
   const mem = process.memoryUsage();
   return {
     version: 1,
-    name: s.config.name,
+    name: s.mesh.name,
+    nickname: s.mesh.nickname,
     id: formatPeerId(s.sleeve.selfId),
     pid: process.pid,
     uptimeS: Math.round(s.uptimeMs / 1000),
@@ -94,7 +113,8 @@ export function buildStatus(s: {
     mode: { encryption: s.config.plaintext ? 'none' : 'chacha20-poly1305', aead: s.sleeve.cipherName, vnetHdr: s.tap.vnetHdr, udpGso: s.udp.gsoActive(), udpGro: s.udp.gro },
     mtu: { underlay: s.underlayMtu, overlay: s.mtu, maxDatagram: s.sleeve.maxDatagram },
     peers,
-    discovery: s.sleeve.discoveryStatus().map((d) => ({ endpoint: d.endpoint, peer: d.peer ?? null })),
+    mesh: s.mesh,
+    relayed: { ...s.sleeve.relayed },
     traffic: {
       tap,
       udp,

@@ -3,7 +3,10 @@
  * two pods per node; pods ping across nodes over the encrypted sleeve, then a live view of every
  * router's status while traffic flows. Everything is torn down on Ctrl-C or at the end.
  *
- *   node dist/src/lab/demo.js [--seconds N]   (default 40; 0 = until Ctrl-C)
+ *   node dist/src/lab/demo.js [--seconds N] [--nodes N]   (default 40 s, 3 nodes; 0 s = until Ctrl-C)
+ *
+ * Timeline: pings, a 10 s iperf3 stream from t=5 s, the underlay between the first and last node
+ * cut at t=17 s (traffic moves to a relay) and healed at t=30 s (back to the direct path).
  */
 import { parseArgs } from 'node:util';
 import { iperf3Tcp, ping } from './traffic.js';
@@ -37,11 +40,11 @@ function view(statuses: (RouterStatus | Error)[], elapsed: number, note: string)
     const nonzero = Object.entries(s.drops).filter(([, n]) => n > 0);
     const drops = nonzero.length === 0 ? 'none' : nonzero.map(([why, n]) => `${why} ${n}`).join(', ');
     lines.push(
-      `${bold(s.name)}  ${s.mode.encryption}, ${s.mode.vnetHdr ? 'super-frames' : 'per-frame'}, MTU ${s.mtu.overlay}, ` +
+      `${bold(s.nickname)} ${dim(s.name)}  ${s.mode.encryption}, ${s.mode.vnetHdr ? 'super-frames' : 'per-frame'}, MTU ${s.mtu.overlay}, ` +
         `rss ${(s.memory.rssBytes / 1e6).toFixed(0)} MB, drops ${drops}`,
     );
     for (const p of s.peers) {
-      lines.push(`    → ${p.name.padEnd(4)} ${p.state.padEnd(12)} ${(p.endpoint ?? '-').padEnd(18)} tx ${String(p.txFrames).padStart(8)} frames   rx ${String(p.rxFrames).padStart(8)} frames`);
+      lines.push(`    → ${p.nickname.padEnd(4)} ${p.state.padEnd(12)} ${(p.path === 'relay' ? `relay via ${s.peers.find((q) => q.name === p.via)?.nickname ?? '?'}` : p.path).padEnd(13)} ${(p.endpoint ?? '-').padEnd(18)} tx ${String(p.txFrames).padStart(8)} frames   rx ${String(p.rxFrames).padStart(8)} frames`);
     }
     lines.push(`    TAP in ${human(s.traffic.tap.rxBytes)}, out ${human(s.traffic.tap.txBytes)}; UDP out ${human(s.traffic.udp.txBytes)}`, '');
   }
@@ -85,9 +88,20 @@ async function main(): Promise<void> {
     let note = `background: ping ${label(from)} → ${label(to)} every 0.2 s`;
     const pinger = c.lab.spawn(from.ns, ['ping', '-n', '-i', '0.2', to.ipv4!]);
     let burst: Promise<unknown> | undefined;
+    let cut: 'no' | 'cut' | 'healed' = 'no';
+    const [n1, nLast] = [c.lab.nodes[0]!, c.lab.nodes[nodes - 1]!];
     for (;;) {
       const elapsed = Math.round((Date.now() - t0) / 1000);
       if (seconds > 0 && elapsed >= seconds) break;
+      if (nodes >= 3 && cut === 'no' && elapsed >= 17) {
+        cut = 'cut';
+        await c.lab.blockAllBetween(n1, nLast);
+        note = `t=${elapsed}s: nftables now drops everything between ${n1.name} and ${nLast.name}; within a few seconds their traffic goes through a relay (sealed end to end), and the ping continues`;
+      } else if (cut === 'cut' && elapsed >= 30) {
+        cut = 'healed';
+        await c.lab.clearFaults();
+        note = `t=${elapsed}s: the link is back; the direct path is proven again by heartbeats and used`;
+      }
       if (burst === undefined && elapsed >= 5) {
         note = `background: ping every 0.2 s, and a 10 s iperf3 TCP stream ${label(from)} → ${label(to)}`;
         burst = iperf3Tcp(c.lab, to.ns, to.ipv4!, from.ns, { seconds: 10 }).then((r) => {

@@ -27,6 +27,12 @@ export function blockUdpRules(peer: string, port?: number): string[] {
   return [`ip saddr ${peer} udp dport ${port} counter drop`, `ip saddr ${peer} udp sport ${port} counter drop`];
 }
 
+/** Drops every IPv4 packet from `peer`: TCP, UDP and ICMP (a cut link, or a firewall between two sites). */
+export function blockAllRules(peer: string): string[] {
+  checkPeer(peer);
+  return [`ip saddr ${peer} counter drop`];
+}
+
 /** Drops UDP packets (and fragments) from `peer` whose IP total length exceeds `overBytes`. */
 export function dropLargeUdpRules(peer: string, overBytes: number): string[] {
   checkPeer(peer);

@@ -13,7 +13,7 @@ import { parseCidr } from '../core/net.js';
 import { run } from '../platform/linux/run.js';
 import { LabError } from './errors.js';
 import { claimPrefix, podInitProblems, validateInit, validMtu } from './lab-config.js';
-import { blockUdpRules, dropLargeUdpRules, faultScript, udpLossRules } from './faults.js';
+import { blockAllRules, blockUdpRules, dropLargeUdpRules, faultScript, udpLossRules } from './faults.js';
 import { execIn, spawnIn, type ExecOptions, type ExecResult, type LabProcess, type SpawnOptions, type TrackedProcess } from './lab-process.js';
 import { cleanupStale, deleteNamespace, namespacePids, RANDOM_PREFIX_NS, releasePrefix } from './registry.js';
 
@@ -226,6 +226,21 @@ export class Lab {
   /** Drops UDP between the two nodes' underlay addresses (optionally only to or from `port`), in both directions. */
   async blockUdpBetween(a: LabNode, b: LabNode, port?: number): Promise<void> {
     await this.addFaultPair(a, b, (peer) => blockUdpRules(peer, port));
+  }
+
+  /** Drops all traffic (TCP, UDP, ICMP) between the two nodes' underlay addresses, both directions. */
+  async blockAllBetween(a: LabNode, b: LabNode): Promise<void> {
+    await this.addFaultPair(a, b, (peer) => blockAllRules(peer));
+  }
+
+  /** Removes the faults between one pair, keeping the others. */
+  async clearFaultsBetween(a: LabNode, b: LabNode): Promise<void> {
+    const na = this.resolveNode(a);
+    const nb = this.resolveNode(b);
+    for (const [n, peer] of [[na, nb.address], [nb, na.address]] as const) {
+      this.faultRules.set(n, (this.faultRules.get(n) ?? []).filter((r) => !r.includes(`ip saddr ${peer} `)));
+      await this.applyFaults(n);
+    }
   }
 
   /** Drops UDP packets (each fragment counts) longer than `overBytes` of IP between the pair: an MTU black hole. */

@@ -15,11 +15,30 @@ import { Lab, type LabNode, type LabPod, type LabProcess } from './lab.js';
 
 /** The part of `weft status --json` the lab reads. */
 export interface RouterStatus {
+  /** Peer name (from the router's key) and nickname (n1, n2, ...). */
   name: string;
+  nickname: string;
   pid: number;
   mtu: { underlay: number; overlay: number; maxDatagram: number };
   mode: { encryption: string; vnetHdr: boolean; udpGso: boolean; udpGro: boolean };
-  peers: { name: string; state: string; endpoint: string | null; rxFrames: number; txFrames: number }[];
+  peers: {
+    name: string;
+    nickname: string;
+    state: string;
+    path: 'direct' | 'relay' | 'none';
+    via: string | null;
+    endpoint: string | null;
+    rxFrames: number;
+    txFrames: number;
+    relayedRx: number;
+  }[];
+  relayed: { datagrams: number; bytes: number };
+  mesh: {
+    connections: { peer: string; nickname: string; pathUp: boolean }[];
+    peers: { name: string; nickname: string; nextHop: string | undefined; hops: number | undefined }[];
+    keys: { peer: string; state: string; rekeys: number; failures: number }[];
+    closes: Record<string, number>;
+  };
   traffic: {
     tap: { rxPackets: number; txPackets: number; rxBytes: number; txBytes: number };
     udp: { rxPackets: number; txPackets: number; rxBytes: number; txBytes: number };
@@ -36,6 +55,10 @@ export interface WeftClusterInit {
   vnetHdr?: boolean | boolean[];
   /** Secret per node (default: one shared secret). */
   secrets?: string[];
+  /** Runs after the lab is built and before any router starts (e.g. to install faults). */
+  beforeRouters?: (lab: Lab) => Promise<void>;
+  /** The nodes (0-based) each node is configured to contact (default: all others). */
+  peersOf?: (i: number) => number[];
   extraArgs?: string[];
   prefix?: string;
   brNetfilter?: boolean;
@@ -93,7 +116,8 @@ export class WeftCluster {
         'launch',
         '--name', `n${i + 1}`,
         '--listen', `${node.address}:6784`,
-        ...lab.nodes.filter((n) => n !== node).flatMap((n) => ['--peer', `${n.address}:6784`]),
+        ...(init.peersOf?.(i) ?? lab.nodes.map((_, k) => k).filter((k) => k !== i)).flatMap((k) => ['--peer', `${lab.nodes[k]!.address}:6784`]),
+        '--state-dir', join(dir, `state-n${i + 1}`),
         ...(init.plaintext === true ? ['--plaintext'] : ['--secret-file', secretFile]),
         ...(vnet ? [] : ['--no-vnet-hdr']),
         '--api-socket', socket,
@@ -103,6 +127,7 @@ export class WeftCluster {
     });
     const cluster = new WeftCluster(lab, routers, dir, log);
     try {
+      await init.beforeRouters?.(lab);
       for (let i = 0; i < routers.length; i++) await cluster.startRouter(i);
       cluster.mtu = (await cluster.status(0)).mtu.overlay;
       const perNode = init.podsPerNode ?? 1;
@@ -178,15 +203,18 @@ export class WeftCluster {
     return JSON.parse(res.stdout) as RouterStatus;
   }
 
-  /** Waits until every running router sees every other running router as established. */
-  async waitEstablished(timeoutMs = 15_000): Promise<void> {
+  /**
+   * Waits until every running router sees every other running router as established (heard from
+   * within the dead interval), directly or through a relay.
+   */
+  async waitEstablished(timeoutMs = 20_000): Promise<void> {
     const running = this.routers.map((r, i) => (r.process !== undefined ? i : -1)).filter((i) => i >= 0);
     const deadline = Date.now() + timeoutMs;
     for (;;) {
       let ok = true;
       for (const i of running) {
         const s = await this.status(i);
-        const up = new Set(s.peers.filter((p) => p.state === 'established').map((p) => p.name));
+        const up = new Set(s.peers.filter((p) => p.state === 'established' && p.path !== 'none').map((p) => p.nickname));
         if (!running.every((k) => k === i || up.has(this.routers[k]!.name))) ok = false;
       }
       if (ok) return;

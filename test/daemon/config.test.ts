@@ -14,6 +14,20 @@ describe('validateConfig', () => {
     expect(c.vnetHdr).toBe(true);
     expect(c.plaintext).toBe(false);
     expect(c.underlayMtu).toBeUndefined();
+    expect(c.stateDir).toBe('/var/lib/weft');
+    expect(c.rekeyMs).toBe(120_000);
+    // a specific listen address is what the router announces
+    expect(c.advertise).toEqual([{ address: '198.18.0.1', port: 6784, family: 4 }]);
+  });
+
+  it('announces nothing by default when listening on every address, and what --advertise says otherwise', () => {
+    expect(validateConfig({ ...good, listen: '0.0.0.0:6784' }).advertise).toEqual([]);
+    expect(validateConfig({ ...good, listen: '0.0.0.0:6784', advertise: ['203.0.113.7'] }).advertise).toEqual([{ address: '203.0.113.7', port: 6784, family: 4 }]);
+  });
+
+  it('accepts plaintext with or without a secret (a secret still authenticates the mesh)', () => {
+    expect(validateConfig({ ...good, plaintext: true }).secretFile).toBe('/etc/weft/secret');
+    expect(validateConfig({ ...good, plaintext: true, secretFile: undefined }).secretFile).toBeUndefined();
   });
 
   it('accepts IPv6 endpoints', () => {
@@ -29,7 +43,10 @@ describe('validateConfig', () => {
     [{ listen: '198.18.0.1:70000' }, 'outside 1-65535'],
     [{ peers: ['198.18.0.2', '300.1.1.1'] }, '--peer #2'],
     [{ secretFile: undefined }, '--secret-file: required'],
-    [{ plaintext: true }, '--plaintext and --secret-file exclude each other'],
+    [{ advertise: ['0.0.0.0:6784'] }, '--advertise #1: "0.0.0.0:6784" must be a specific address'],
+    [{ advertise: ['nowhere:x'] }, '--advertise #1'],
+    [{ stateDir: 'var/lib/weft' }, '--state-dir: "var/lib/weft" must be an absolute path'],
+    [{ rekeySeconds: '1' }, '--rekey-seconds: "1" must be an integer from 2'],
     [{ bridge: 'a-name-that-is-far-too-long' }, '--bridge'],
     [{ tap: 'weft' }, '--bridge and --tap must differ'],
     [{ underlayMtu: '900' }, '--underlay-mtu: "900" must be an integer from 1280'],

@@ -42,16 +42,19 @@ describe('two nodes over the encrypted sleeve', () => {
   it('status reports peers, traffic, MTU and mode (JSON and human form)', async () => {
     const s = await c.status(0);
     expect(s.peers).toHaveLength(1);
-    expect(s.peers[0]!.name).toBe('n2');
+    expect(s.peers[0]!.nickname).toBe('n2');
+    expect(s.peers[0]!.name).toMatch(/^[0-9a-f]{16}$/);
+    expect(s.peers[0]!.name).toBe((await c.status(1)).name);
     expect(s.peers[0]!.state).toBe('established');
+    expect(s.peers[0]!.path).toBe('direct');
     expect(s.peers[0]!.rxFrames).toBeGreaterThan(0);
     expect(s.mode.encryption).toBe('chacha20-poly1305');
     expect(s.mode.vnetHdr).toBe(true);
     expect(s.mtu.overlay).toBe(1404);
     expect(s.traffic.tap.rxPackets).toBeGreaterThan(0);
     const cli = await c.lab.exec(c.routers[0]!.node.ns, [process.execPath, 'dist/src/cli/main.js', 'status', '--socket', c.routers[0]!.socket]);
-    expect(cli.stdout).toMatch(/weft router n1/);
-    expect(cli.stdout).toMatch(/n2\s+[0-9a-f]{8}\s+198\.18\.0\.2:6784\s+established/);
+    expect(cli.stdout).toMatch(/weft router [0-9a-f]{16} "n1"/);
+    expect(cli.stdout).toMatch(/[0-9a-f]{16}\s+n2\s+direct\s+198\.18\.0\.2:6784\s+established/);
   });
 
   it('the bridge, TAP and pod veths carry the overlay MTU', async () => {
@@ -65,7 +68,7 @@ describe('two nodes over the encrypted sleeve', () => {
 });
 
 describe('wrong secret', () => {
-  it('a router with another secret never carries traffic, and the drops are counted', async () => {
+  it('a router with another secret never joins: its mesh handshakes are refused and counted, no traffic flows', async () => {
     const c = await WeftCluster.start({ nodes: 2, secrets: ['first secret, long enough!!', 'second secret, also long!!'] });
     try {
       await new Promise((r) => setTimeout(r, 2500));
@@ -76,8 +79,11 @@ describe('wrong secret', () => {
       const s2 = await c.status(1);
       expect(s1.peers).toEqual([]);
       expect(s2.peers).toEqual([]);
-      expect(s1.drops['rx.auth']).toBeGreaterThan(0);
-      expect(s2.drops['rx.auth']).toBeGreaterThan(0);
+      expect(s1.mesh.connections).toEqual([]);
+      // each side refused the other's handshake (inbound), and saw its own refused (outbound)
+      expect(s1.mesh.closes.handshake).toBeGreaterThan(0);
+      expect(s2.mesh.closes.handshake).toBeGreaterThan(0);
+      expect(s1.traffic.udp.rxPackets + s2.traffic.udp.rxPackets).toBe(0);
     } finally {
       await c.destroy();
     }

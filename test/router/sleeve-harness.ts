@@ -3,7 +3,8 @@ import { silentLogger } from '../../src/core/logger.js';
 import { AeadCipher, PlainCipher } from '../../router/crypto/frame-cipher.js';
 import { SodiumChaCha } from '../../router/crypto/sodium-aead.js';
 import { OpenSslChaCha } from '../../src/platform/linux/native-aead.js';
-import { StaticKeySchedule, clusterKeyFromSecret } from '../../router/crypto/static-keys.js';
+import { createHash } from 'node:crypto';
+import { peerIdFromPeerName, peerNameFromPublicKey } from '../../src/core/ids.js';
 import { Sleeve } from '../../router/sleeve/sleeve.js';
 import type { SleevePeer } from '../../router/sleeve/peer.js';
 import { FakeClock } from '../fakes/fake-clock.js';
@@ -16,7 +17,10 @@ export interface Received {
 }
 
 export interface Node {
+  /** Nickname used by the tests; `peer` is the peer name the sleeve uses. */
   name: string;
+  peer: string;
+  id: number;
   address: string;
   udp: FakeUdp;
   sleeve: Sleeve;
@@ -28,29 +32,56 @@ export const SECRET = 'correct horse battery staple 42';
 export function makeNode(
   net: FakeNetwork,
   clock: FakeClock,
-  init: { name: string; address: string; peers: string[]; secret?: string; plaintext?: boolean; sessionId?: number; mtu?: number; gro?: boolean; aead?: 'openssl' | 'libsodium' },
+  init: { name: string; address: string; plaintext?: boolean; mtu?: number; gro?: boolean; aead?: 'openssl' | 'libsodium' },
 ): Node {
   const udp = net.endpoint(init.address, 6784, { gro: init.gro ?? false });
-  const keys = new StaticKeySchedule(clusterKeyFromSecret(Buffer.from(init.secret ?? SECRET), 'test'));
+  const peer = peerName(init.name);
   const sleeve = new Sleeve(
-    { udp, cipher: init.plaintext === true ? new PlainCipher() : new AeadCipher(init.aead === 'libsodium' ? new SodiumChaCha() : new OpenSslChaCha()), keys, clock, logger: silentLogger },
-    {
-      name: init.name,
-      sessionId: init.sessionId ?? 1000,
-      underlayMtu: init.mtu ?? 1500,
-      vnetCapable: true,
-      peers: init.peers.map((a) => ({ address: a, port: 6784, family: 4 as const })),
-    },
+    { udp, cipher: init.plaintext === true ? new PlainCipher() : new AeadCipher(init.aead === 'libsodium' ? new SodiumChaCha() : new OpenSslChaCha()), clock, logger: silentLogger },
+    { name: peer, id: peerIdFromPeerName(peer), underlayMtu: init.mtu ?? 1500, vnetCapable: true },
   );
   const received: Received[] = [];
-  sleeve.setSink((peer: SleevePeer, buf, vnetOff, frameOff, frameLen) => {
+  sleeve.setSink((p: SleevePeer, buf, vnetOff, frameOff, frameLen) => {
     received.push({
-      from: peer.name,
+      from: nicknames.get(p.name) ?? p.name,
       vnet: vnetOff >= 0 ? Buffer.from(buf.subarray(vnetOff, vnetOff + 10)) : undefined,
       frame: Buffer.from(buf.subarray(frameOff, frameOff + frameLen)),
     });
   });
-  return { name: init.name, address: init.address, udp, sleeve, received };
+  return { name: init.name, peer, id: peerIdFromPeerName(peer), address: init.address, udp, sleeve, received };
+}
+
+const nicknames = new Map<string, string>();
+
+/** A stable peer name for a test nickname. */
+export function peerName(nickname: string): string {
+  const name = peerNameFromPublicKey(createHash('sha256').update(nickname).digest());
+  nicknames.set(name, nickname);
+  return name;
+}
+
+/** Deterministic key material for the direction from → to in epoch `epoch` under `secret`. */
+export function testKey(secret: string, from: string, to: string, epoch: number): Buffer {
+  return createHash('sha256').update(`${secret}|${from}|${to}|${epoch}`).digest();
+}
+
+/**
+ * What the mesh does for two peers: keys for both directions (as a handshake would give them)
+ * and each other's direct endpoint. `secretB` different from `secret` emulates a peer whose keys
+ * do not match. `confirmB`: b installs like a rekey responder.
+ */
+export function connect(a: Node, b: Node, opts: { epoch?: number; secret?: string; secretB?: string; direct?: boolean; confirmB?: boolean } = {}): void {
+  const epoch = opts.epoch ?? 1;
+  const sa = opts.secret ?? SECRET;
+  const sb = opts.secretB ?? sa;
+  const idA = 1000 + epoch;
+  const idB = 2000 + epoch;
+  a.sleeve.installKeys({ name: b.peer, id: b.id, tx: { keyId: idB, key: testKey(sa, a.peer, b.peer, epoch) }, rx: { keyId: idA, key: testKey(sa, b.peer, a.peer, epoch) } }, false);
+  b.sleeve.installKeys({ name: a.peer, id: a.id, tx: { keyId: idA, key: testKey(sb, b.peer, a.peer, epoch) }, rx: { keyId: idB, key: testKey(sb, a.peer, b.peer, epoch) } }, opts.confirmB ?? false);
+  if (opts.direct !== false) {
+    a.sleeve.setDirect(b.id, { address: b.address, port: 6784, family: 4 });
+    b.sleeve.setDirect(a.id, { address: a.address, port: 6784, family: 4 });
+  }
 }
 
 /** Runs timers and delivery until the network is quiet. */
@@ -63,7 +94,7 @@ export async function run(net: FakeNetwork, clock: FakeClock, ms: number, step =
 
 /** Sends frames from `node` to the peer named `to` through the sleeve's transmit path. */
 export function sendFrames(node: Node, to: string, frames: { frame: Buffer; vnet?: Buffer }[]): void {
-  const peer = node.sleeve.peers.find((p) => p.name === to);
+  const peer = node.sleeve.peers.find((p) => p.name === peerName(to));
   if (peer === undefined) throw new Error(`${node.name} does not know ${to}`);
   node.sleeve.batchStart();
   for (const f of frames) {

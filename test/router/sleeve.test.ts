@@ -1,47 +1,182 @@
 import { describe, expect, it } from 'vitest';
 import { DATA_HDR_LEN, TYPE_DATA, TYPE_FRAG } from '../../router/sleeve/wire.js';
-import { FakeClock, FakeNetwork, makeNode, randomFrame, run, sendFrames } from './sleeve-harness.js';
+import { FakeClock, FakeNetwork, connect, makeNode, randomFrame, run, sendFrames } from './sleeve-harness.js';
 
 async function pair(opts: { secretB?: string; plaintextA?: boolean; plaintextB?: boolean; gro?: boolean; mtu?: number } = {}) {
   const net = new FakeNetwork();
   const clock = new FakeClock();
-  const a = makeNode(net, clock, { name: 'alpha', address: '198.18.0.1', peers: ['198.18.0.2'], plaintext: opts.plaintextA, gro: opts.gro, mtu: opts.mtu });
-  const b = makeNode(net, clock, { name: 'beta', address: '198.18.0.2', peers: ['198.18.0.1'], secret: opts.secretB, plaintext: opts.plaintextB, gro: opts.gro, mtu: opts.mtu });
+  const a = makeNode(net, clock, { name: 'alpha', address: '198.18.0.1', plaintext: opts.plaintextA, gro: opts.gro, mtu: opts.mtu });
+  const b = makeNode(net, clock, { name: 'beta', address: '198.18.0.2', plaintext: opts.plaintextB, gro: opts.gro, mtu: opts.mtu });
+  connect(a, b, { secretB: opts.secretB });
   a.sleeve.start();
   b.sleeve.start();
   await run(net, clock, 1500);
   return { net, clock, a, b };
 }
 
-describe('sleeve discovery and liveness', () => {
-  it('finds the peer behind a configured endpoint and learns its name', async () => {
+describe('sleeve peers, paths and liveness', () => {
+  it('proves the direct path with heartbeats once the mesh installed keys and endpoints', async () => {
     const { a, b } = await pair();
-    expect(a.sleeve.peers.map((p) => p.name)).toEqual(['beta']);
-    expect(b.sleeve.peers.map((p) => p.name)).toEqual(['alpha']);
+    expect(a.sleeve.peers.map((p) => p.name)).toEqual([b.peer]);
+    expect(a.sleeve.peers[0]!.pathUp).toBe(true);
+    expect(b.sleeve.peers[0]!.pathUp).toBe(true);
     expect(a.sleeve.alive(a.sleeve.peers[0]!)).toBe(true);
     expect(a.sleeve.peers[0]!.address).toBe('198.18.0.2');
   });
 
-  it('marks a silent peer unreachable after the dead interval and recovers when it speaks', async () => {
+  it('takes a silent peer\'s path down after the dead interval and up again when it speaks', async () => {
     const { net, clock, a, b } = await pair();
+    const paths: boolean[] = [];
+    a.sleeve.setEvents({ pathChange: (_p, up) => paths.push(up), rekeyWanted: () => undefined });
     b.sleeve.stop();
     await run(net, clock, 6000);
     expect(a.sleeve.alive(a.sleeve.peers[0]!)).toBe(false);
+    expect(a.sleeve.peers[0]!.pathUp).toBe(false);
+    expect(b.sleeve.peers).toEqual([]); // a stopped sleeve wipes its keys
     b.sleeve.start();
+    connect(a, b, { epoch: 2 }); // what the mesh does when the peer is back
     await run(net, clock, 1500);
     expect(a.sleeve.alive(a.sleeve.peers[0]!)).toBe(true);
+    expect(paths).toEqual([false, true]);
   });
 
-  it('learns a peer that is not configured but knows the secret', async () => {
+  it('drops traffic from peers and key ids it has no keys for, before any crypto', async () => {
     const net = new FakeNetwork();
     const clock = new FakeClock();
-    const a = makeNode(net, clock, { name: 'alpha', address: '198.18.0.1', peers: [] });
-    const b = makeNode(net, clock, { name: 'beta', address: '198.18.0.2', peers: ['198.18.0.1'] });
+    const a = makeNode(net, clock, { name: 'alpha', address: '198.18.0.1' });
+    const b = makeNode(net, clock, { name: 'beta', address: '198.18.0.2' });
+    const c = makeNode(net, clock, { name: 'gamma', address: '198.18.0.3' });
+    connect(a, b);
+    connect(c, b);
+    b.sleeve.removePeer(c.id); // b forgets c; c still sends heartbeats to b
     a.sleeve.start();
     b.sleeve.start();
+    c.sleeve.start();
     await run(net, clock, 1500);
-    expect(a.sleeve.peers.map((p) => p.name)).toEqual(['beta']);
-    expect(b.sleeve.peers.map((p) => p.name)).toEqual(['alpha']);
+    expect(b.sleeve.drops.unknownPeer).toBeGreaterThan(0);
+    expect(b.sleeve.drops.auth).toBe(0);
+    net.capture = true;
+    sendFrames(a, 'beta', [{ frame: randomFrame(100, 1) }]);
+    await run(net, clock, 50);
+    const sent = net.captured.filter((d) => d.fromAddress === '198.18.0.1' && d.data[0] === TYPE_DATA).at(-1)!;
+    const unknownKey = Buffer.from(sent.data);
+    unknownKey.writeUInt32BE(0xdead, 12);
+    const before = { ...b.sleeve.drops };
+    const delivered = b.received.length;
+    net.inject({ address: '198.18.0.1', port: 6784 }, { address: '198.18.0.2', port: 6784 }, unknownKey);
+    await run(net, clock, 50);
+    expect(b.sleeve.drops.unknownKey).toBe(before.unknownKey + 1);
+    expect(b.sleeve.drops.auth).toBe(before.auth);
+    expect(b.received.length).toBe(delivered);
+  });
+});
+
+describe('sleeve relays', () => {
+  async function line() {
+    const net = new FakeNetwork();
+    const clock = new FakeClock();
+    const a = makeNode(net, clock, { name: 'alpha', address: '198.18.0.1' });
+    const r = makeNode(net, clock, { name: 'relay', address: '198.18.0.2' });
+    const c = makeNode(net, clock, { name: 'gamma', address: '198.18.0.3' });
+    connect(a, r);
+    connect(r, c);
+    connect(a, c, { direct: false }); // end-to-end keys; no direct endpoint
+    a.sleeve.setVia(c.id, r.id);
+    c.sleeve.setVia(a.id, r.id);
+    for (const n of [a, r, c]) n.sleeve.start();
+    await run(net, clock, 1500);
+    return { net, clock, a, r, c };
+  }
+
+  it('carries frames through a relay that holds no keys for them', async () => {
+    const { net, clock, a, r, c } = await line();
+    net.capture = true;
+    const frames = [{ frame: randomFrame(100, 1) }, { frame: randomFrame(9000, 2), vnet: Buffer.from([1, 0, 0, 0, 0, 0, 0, 0, 0, 0]) }];
+    sendFrames(a, 'gamma', frames);
+    sendFrames(c, 'alpha', [{ frame: randomFrame(300, 3) }]);
+    await run(net, clock, 100);
+    expect(c.received.map((x) => x.frame)).toEqual(frames.map((f) => f.frame));
+    expect(c.received.every((x) => x.from === 'alpha')).toBe(true);
+    expect(a.received.map((x) => x.frame)).toEqual([randomFrame(300, 3)]);
+    expect(r.sleeve.relayed.datagrams).toBeGreaterThan(2);
+    expect(r.received).toEqual([]);
+    // The relay forwarded without trying to open anything, and delivered nothing itself.
+    expect(r.sleeve.drops.auth).toBe(0);
+    expect(r.sleeve.peers.every((p) => p.counters.rxFrames === 0)).toBe(true);
+    expect(c.sleeve.peers.find((p) => p.id === a.id)!.relayedRx).toBeGreaterThan(0);
+    expect(c.sleeve.peers.find((p) => p.id === a.id)!.pathUp).toBe(false);
+  });
+
+  it('decrements hops and drops a datagram whose hops run out, or whose destination is unknown', async () => {
+    const { net, clock, a, r, c } = await line();
+    net.capture = true;
+    sendFrames(a, 'gamma', [{ frame: randomFrame(100, 1) }]);
+    await run(net, clock, 50);
+    const relayedOut = net.captured.find((d) => d.fromAddress === '198.18.0.2' && d.data.readUInt32BE(4) === c.id && d.data.readUInt32BE(8) === a.id)!;
+    const sentIn = net.captured.find((d) => d.fromAddress === '198.18.0.1' && d.data.readUInt32BE(4) === c.id)!;
+    expect(relayedOut.data[1]).toBe(sentIn.data[1]! - 1);
+    const tired = Buffer.from(sentIn.data);
+    tired[1] = 1;
+    net.inject({ address: '198.18.0.1', port: 6784 }, { address: '198.18.0.2', port: 6784 }, tired);
+    const lost = Buffer.from(sentIn.data);
+    lost.writeUInt32BE(0x0badf00d, 4);
+    net.inject({ address: '198.18.0.1', port: 6784 }, { address: '198.18.0.2', port: 6784 }, lost);
+    await run(net, clock, 50);
+    expect(r.sleeve.drops.hopLimit).toBe(1);
+    expect(r.sleeve.drops.noRoute).toBe(1);
+  });
+
+  it('moves a peer from the relay to the direct path when heartbeats prove it', async () => {
+    const { net, clock, a, c } = await line();
+    a.sleeve.setDirect(c.id, { address: c.address, port: 6784, family: 4 });
+    c.sleeve.setDirect(a.id, { address: a.address, port: 6784, family: 4 });
+    await run(net, clock, 1500);
+    const pc = a.sleeve.peers.find((p) => p.id === c.id)!;
+    expect(pc.pathUp).toBe(true);
+    expect(pc.address).toBe(c.address);
+  });
+});
+
+describe('sleeve rekeying', () => {
+  it('switches keys with no frame lost: the responder keeps its old send key until the initiator uses the new one', async () => {
+    const { net, clock, a, b } = await pair();
+    let sent = 0;
+    const step = async (n: number) => {
+      for (let i = 0; i < n; i++) {
+        sendFrames(a, 'beta', [{ frame: randomFrame(200, sent) }]);
+        sendFrames(b, 'alpha', [{ frame: randomFrame(200, sent) }]);
+        sent++;
+        await run(net, clock, 10, 10);
+      }
+    };
+    await step(5);
+    // Rekey: b (responder) installs first, with confirmation; a's new keys arrive a bit later.
+    const oldBTx = b.sleeve.peers[0]!.tx!.keyId;
+    connect(a, b, { epoch: 2, confirmB: true });
+    expect(b.sleeve.peers[0]!.tx!.keyId).toBe(oldBTx);
+    await step(5);
+    expect(b.sleeve.peers[0]!.tx!.keyId).not.toBe(oldBTx);
+    expect(b.sleeve.peers[0]!.txNext).toBeUndefined();
+    expect(a.received.length).toBe(sent);
+    expect(b.received.length).toBe(sent);
+    expect(a.sleeve.drops.unknownKey + b.sleeve.drops.unknownKey + a.sleeve.drops.auth + b.sleeve.drops.auth).toBe(0);
+  });
+
+  it('asks for new keys when a send counter reaches the limit', async () => {
+    const net = new FakeNetwork();
+    const clock = new FakeClock();
+    const a = makeNode(net, clock, { name: 'alpha', address: '198.18.0.1' });
+    const b = makeNode(net, clock, { name: 'beta', address: '198.18.0.2' });
+    connect(a, b);
+    const wanted: string[] = [];
+    a.sleeve.setEvents({ pathChange: () => undefined, rekeyWanted: (p) => wanted.push(p.name) });
+    a.sleeve.start();
+    b.sleeve.start();
+    await run(net, clock, 500);
+    expect(wanted).toEqual([]);
+    a.sleeve.peers[0]!.tx!.counter = 2 ** 48;
+    await run(net, clock, 500);
+    expect(wanted[0]).toBe(b.peer);
   });
 });
 
@@ -131,10 +266,10 @@ describe('sleeve frames', () => {
 });
 
 describe('sleeve security', () => {
-  it('a router with the wrong secret never exchanges traffic; drops are counted', async () => {
+  it('peers whose keys do not match never exchange traffic; drops are counted', async () => {
     const { net, clock, a, b } = await pair({ secretB: 'a different secret, also long' });
-    expect(a.sleeve.peers).toEqual([]);
-    expect(b.sleeve.peers).toEqual([]);
+    expect(a.sleeve.peers[0]!.pathUp).toBe(false);
+    expect(b.sleeve.peers[0]!.pathUp).toBe(false);
     expect(a.sleeve.drops.auth).toBeGreaterThan(0);
     expect(b.sleeve.drops.auth).toBeGreaterThan(0);
     await run(net, clock, 1000);
@@ -174,7 +309,7 @@ describe('sleeve security', () => {
 
   it('refuses plaintext traffic when encryption is on, and the reverse', async () => {
     const { a, b } = await pair({ plaintextB: true });
-    expect(a.sleeve.peers).toEqual([]);
+    expect(a.sleeve.peers[0]!.pathUp).toBe(false);
     expect(a.sleeve.drops.sealedMismatch).toBeGreaterThan(0);
     expect(b.sleeve.drops.sealedMismatch).toBeGreaterThan(0);
   });
@@ -186,7 +321,7 @@ describe('sleeve security', () => {
     expect(b.received.map((r) => r.frame.length)).toEqual([5000, 64]);
   });
 
-  it('follows a restarted peer to its new session and refuses its old one', async () => {
+  it('follows a restarted peer to its new keys and refuses its old ones', async () => {
     const { net, clock, a, b } = await pair();
     net.capture = true;
     sendFrames(a, 'beta', [{ frame: randomFrame(100, 1) }]);
@@ -195,21 +330,22 @@ describe('sleeve security', () => {
     a.sleeve.stop();
     a.udp.close();
     net.endpoints.delete('198.18.0.1:6784');
-    const a2 = makeNode(net, clock, { name: 'alpha', address: '198.18.0.1', peers: ['198.18.0.2'], sessionId: 2000 });
+    const a2 = makeNode(net, clock, { name: 'alpha', address: '198.18.0.1' });
+    connect(a2, b, { epoch: 2 });
+    connect(a2, b, { epoch: 3 });
     a2.sleeve.start();
     await run(net, clock, 1500);
     sendFrames(a2, 'beta', [{ frame: randomFrame(100, 2) }]);
     await run(net, clock, 50);
     expect(b.received.at(-1)!.frame.equals(randomFrame(100, 2))).toBe(true);
-    expect(b.sleeve.peers[0]!.rx!.keyId).toBe(2000);
-    // an old-session packet with a fresh counter is refused while the peer is alive
+    // a packet under the first keys, with a fresh counter: its key id is gone
     const replay = Buffer.from(old.data);
     replay.writeUInt32BE(999_999, 20);
     const count = b.received.length;
     net.inject({ address: '198.18.0.1', port: 6784 }, { address: '198.18.0.2', port: 6784 }, replay);
     await run(net, clock, 50);
     expect(b.received.length).toBe(count);
-    expect(b.sleeve.drops.staleSession + b.sleeve.drops.auth + b.sleeve.drops.replay).toBeGreaterThan(0);
+    expect(b.sleeve.drops.unknownKey).toBeGreaterThan(0);
   });
 
   it('survives garbage: random and truncated datagrams are counted, never thrown', async () => {
@@ -236,7 +372,7 @@ describe('sleeve security', () => {
     const perDatagram = sum(b.sleeve.drops) + r.fragBad + r.fragDuplicate + r.fragMismatch + b.sleeve.reassemblyStatus().stored;
     expect(perDatagram).toBeGreaterThanOrEqual(2000);
     expect(b.received).toEqual([]);
-    expect(b.sleeve.peers.map((p) => p.name)).toEqual(['alpha']);
+    expect(b.sleeve.peers.map((p) => p.name)).toEqual([a.peer]);
     sendFrames(a, 'beta', [{ frame: randomFrame(80, 3) }]);
     await run(net, clock, 50);
     expect(b.received.length).toBe(1);
@@ -247,8 +383,9 @@ describe('sleeve AEAD engines', () => {
   it('a router sealing with OpenSSL and one with libsodium interoperate (same wire format)', async () => {
     const net = new FakeNetwork();
     const clock = new FakeClock();
-    const a = makeNode(net, clock, { name: 'alpha', address: '198.18.0.1', peers: ['198.18.0.2'], aead: 'openssl' });
-    const b = makeNode(net, clock, { name: 'beta', address: '198.18.0.2', peers: ['198.18.0.1'], aead: 'libsodium' });
+    const a = makeNode(net, clock, { name: 'alpha', address: '198.18.0.1', aead: 'openssl' });
+    const b = makeNode(net, clock, { name: 'beta', address: '198.18.0.2', aead: 'libsodium' });
+    connect(a, b);
     a.sleeve.start();
     b.sleeve.start();
     await run(net, clock, 1500);

@@ -1,0 +1,75 @@
+/**
+ * The mesh's `Overlay` contract on top of the sleeve: peer names become wire ids, endpoint text
+ * becomes addresses, sleeve events become mesh callbacks. No packet passes through here.
+ */
+import { peerIdFromPeerName } from '../src/core/ids.js';
+import { parseEndpoint } from '../src/core/net.js';
+import type { Overlay, PeerKeys, PeerName } from '../gossip/contracts.js';
+import type { Sleeve } from './sleeve/sleeve.js';
+
+export class SleeveOverlay implements Overlay {
+  private readonly sleeve: Sleeve;
+  private readonly pathListeners: ((name: PeerName, up: boolean) => void)[] = [];
+  private readonly rekeyListeners: ((name: PeerName) => void)[] = [];
+  /** Endpoints and relays named before the peer's first keys; applied when they arrive. */
+  private readonly early = new Map<PeerName, { direct?: string | undefined; via?: PeerName | undefined }>();
+
+  constructor(sleeve: Sleeve) {
+    this.sleeve = sleeve;
+    sleeve.setEvents({
+      pathChange: (peer, up) => {
+        for (const l of this.pathListeners) l(peer.name, up);
+      },
+      rekeyWanted: (peer) => {
+        for (const l of this.rekeyListeners) l(peer.name);
+      },
+    });
+  }
+
+  installKeys(keys: PeerKeys, confirmTx: boolean): void {
+    const known = this.sleeve.peerById(keys.id) !== undefined;
+    this.sleeve.installKeys(keys, confirmTx);
+    const e = this.early.get(keys.name);
+    if (!known && e !== undefined) {
+      this.early.delete(keys.name);
+      if ('direct' in e) this.setDirect(keys.name, e.direct);
+      if ('via' in e) this.setVia(keys.name, e.via);
+    }
+  }
+
+  setDirect(name: PeerName, endpoint: string | undefined): void {
+    const id = peerIdFromPeerName(name);
+    if (this.sleeve.peerById(id) === undefined) {
+      this.early.set(name, { ...this.early.get(name), direct: endpoint });
+      return;
+    }
+    const ep = endpoint === undefined ? undefined : parseEndpoint(endpoint, 0);
+    this.sleeve.setDirect(id, typeof ep === 'string' ? undefined : ep);
+  }
+
+  setVia(name: PeerName, via: PeerName | undefined): void {
+    const id = peerIdFromPeerName(name);
+    if (this.sleeve.peerById(id) === undefined) {
+      this.early.set(name, { ...this.early.get(name), via });
+      return;
+    }
+    this.sleeve.setVia(id, via === undefined ? undefined : peerIdFromPeerName(via));
+  }
+
+  removePeer(name: PeerName): void {
+    this.early.delete(name);
+    this.sleeve.removePeer(peerIdFromPeerName(name));
+  }
+
+  pathUp(name: PeerName): boolean {
+    return this.sleeve.peerById(peerIdFromPeerName(name))?.pathUp ?? false;
+  }
+
+  onPathChange(listener: (name: PeerName, up: boolean) => void): void {
+    this.pathListeners.push(listener);
+  }
+
+  onRekeyWanted(listener: (name: PeerName) => void): void {
+    this.rekeyListeners.push(listener);
+  }
+}

@@ -1,0 +1,63 @@
+/**
+ * Builds the gossip side of a router around its mesh: topology (channel "topology"), routes
+ * from it, and the channel driver, wired into the mesh's transport. One place for the daemon
+ * (and tests) to get them in the right order.
+ */
+import type { Clock } from '../core/clock.js';
+import type { Logger } from '../core/logger.js';
+import type { Startable } from '../core/startable.js';
+import type { PeerName } from '../../gossip/contracts.js';
+import { GossipChannel } from '../../gossip/gossip-channel.js';
+import type { Identity } from '../../gossip/identity.js';
+import type { Mesh, MeshTopology } from '../../gossip/mesh.js';
+import { Routes } from '../../gossip/routes.js';
+import { TOPOLOGY_CHANNEL, Topology } from '../../gossip/topology.js';
+
+export interface MeshGossip extends Startable {
+  topology: Topology;
+  routes: Routes;
+  channel: GossipChannel;
+  forget(name: PeerName): boolean;
+}
+
+export function buildMeshGossip(
+  components: { mesh: Mesh; clock: Clock; logger: Logger },
+  init: { identity: Identity; endpoints: string[]; gossipIntervalMs?: number; goneAfterMs?: number },
+): MeshGossip {
+  const { mesh, clock, logger } = components;
+  const topology = new Topology(
+    {
+      clock,
+      logger,
+      onForgotten: (name) => mesh.forgotten(name),
+      onConflict: (c) => logger.warn('two peers share a wire id; the later one is refused', { ...c }),
+    },
+    { publicKey: init.identity.publicKey, nickname: init.identity.nickname, endpoints: init.endpoints, goneAfterMs: init.goneAfterMs },
+  );
+  const routes = new Routes({ topology, clock, logger });
+  const channel = new GossipChannel({ gossiper: topology, transport: mesh, clock, logger }, { channel: TOPOLOGY_CHANNEL, intervalMs: init.gossipIntervalMs ?? 30_000 });
+  const view: MeshTopology = {
+    get: (name) => topology.get(name),
+    names: () => topology.peers().map((r) => r.name),
+    setConnections: (connections) => void topology.updateSelf({ connections }),
+    onChange: (listener) => void topology.onChange(() => listener()),
+  };
+  mesh.attach(view, routes);
+  mesh.addChannel(TOPOLOGY_CHANNEL, topology, channel);
+  return {
+    topology,
+    routes,
+    channel,
+    forget: (name) => topology.forget(name),
+    start: () => {
+      topology.start();
+      routes.start();
+      channel.start();
+    },
+    stop: () => {
+      channel.stop();
+      routes.stop();
+      topology.stop();
+    },
+  };
+}
