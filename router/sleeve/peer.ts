@@ -62,6 +62,8 @@ export class SleevePeer {
   txNext: TxSession | undefined = undefined;
   rx: RxSession | undefined = undefined;
   rxPrev: RxSession | undefined = undefined;
+  /** When `rx` replaced `rxPrev` (the previous key is accepted for a short overlap only). */
+  rxSince = 0;
   /** Direct underlay endpoint (from the mesh; follows authenticated direct traffic). */
   directAddress = '';
   directPort = 0;

@@ -64,6 +64,8 @@ export interface SleeveInit {
   maxPeers?: number;
   /** Ask for new keys after this many messages under one send key. */
   rekeyAfterMessages?: number;
+  /** The previous receive key is accepted this long after a rekey, then wiped. */
+  rekeyOverlapMs?: number;
 }
 
 export interface SleeveComponents {
@@ -136,7 +138,7 @@ export class Sleeve implements Startable {
     this.cipher = components.cipher;
     this.clock = components.clock;
     this.log = components.logger;
-    this.init = { heartbeatMs: 1000, deadAfterMs: 3500, maxPeers: 512, rekeyAfterMessages: 2 ** 48, ...init };
+    this.init = { heartbeatMs: 1000, deadAfterMs: 3500, maxPeers: 512, rekeyAfterMessages: 2 ** 48, rekeyOverlapMs: 10_000, ...init };
     this.selfId = init.id;
     this.sealedFlag = this.cipher.sealed ? FLAG_SEALED : 0;
     this.maxDatagram = maxDatagram(init.underlayMtu, this.udp.family);
@@ -241,6 +243,7 @@ export class Sleeve implements Startable {
     peer.rxPrev?.key.destroy();
     peer.rxPrev = peer.rx;
     peer.rx = rx;
+    peer.rxSince = this.nowMs;
     const tx = new TxSession(keys.tx.keyId, this.keyOf(keys.tx.key), peer.id, this.selfId, this.cipher.sealed);
     peer.txNext?.key.destroy();
     peer.txNext = undefined;
@@ -574,6 +577,10 @@ export class Sleeve implements Startable {
     for (const p of this.peers) {
       if (p.pathUp && now - p.lastDirectRx > this.init.deadAfterMs) this.setPath(p, false);
       if (now - p.lastHeartbeatTx >= hb) this.sendHeartbeat(p);
+      if (p.rxPrev !== undefined && now - p.rxSince > this.init.rekeyOverlapMs) {
+        p.rxPrev.key.destroy();
+        p.rxPrev = undefined;
+      }
       const tx = p.tx;
       if (tx !== undefined && tx.counter >= this.init.rekeyAfterMessages && p.txNext === undefined) this.events.rekeyWanted(p);
     }

@@ -106,6 +106,7 @@ export class Daemon {
     );
     this.gossip = buildMeshGossip({ mesh: this.mesh, clock: this.clock, logger: this.log.child('topology') }, {
       identity,
+      stateDir: c.stateDir,
       endpoints: c.advertise.map((e) => formatEndpoint({ address: e.address, port: e.port === 0 ? this.udp!.localPort : e.port })),
     });
     this.router = new Router({

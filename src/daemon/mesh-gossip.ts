@@ -3,6 +3,8 @@
  * from it, and the channel driver, wired into the mesh's transport. One place for the daemon
  * (and tests) to get them in the right order.
  */
+import { readFileSync, renameSync, writeFileSync } from 'node:fs';
+import { join } from 'node:path';
 import type { Clock } from '../core/clock.js';
 import type { Logger } from '../core/logger.js';
 import type { Startable } from '../core/startable.js';
@@ -22,9 +24,27 @@ export interface MeshGossip extends Startable {
 
 export function buildMeshGossip(
   components: { mesh: Mesh; clock: Clock; logger: Logger },
-  init: { identity: Identity; endpoints: string[]; gossipIntervalMs?: number; goneAfterMs?: number },
+  init: { identity: Identity; endpoints: string[]; stateDir: string; gossipIntervalMs?: number; goneAfterMs?: number },
 ): MeshGossip {
   const { mesh, clock, logger } = components;
+  // Our record's last version survives restarts, so a clock that went back cannot make peers keep
+  // an older record of us.
+  const versionFile = join(init.stateDir, 'topology.version');
+  let version: number | undefined;
+  try {
+    const v = Number(readFileSync(versionFile, 'utf8').trim());
+    if (Number.isSafeInteger(v) && v > 0) version = v;
+  } catch {
+    version = undefined;
+  }
+  const saveVersion = (): void => {
+    try {
+      writeFileSync(`${versionFile}.tmp`, `${topology.self.version}\n`, { mode: 0o600 });
+      renameSync(`${versionFile}.tmp`, versionFile);
+    } catch (err) {
+      logger.warn('cannot save the topology version', { file: versionFile, err: String(err) });
+    }
+  };
   const topology = new Topology(
     {
       clock,
@@ -32,7 +52,7 @@ export function buildMeshGossip(
       onForgotten: (name) => mesh.forgotten(name),
       onConflict: (c) => logger.warn('two peers share a wire id; the later one is refused', { ...c }),
     },
-    { publicKey: init.identity.publicKey, nickname: init.identity.nickname, endpoints: init.endpoints, goneAfterMs: init.goneAfterMs },
+    { publicKey: init.identity.publicKey, nickname: init.identity.nickname, endpoints: init.endpoints, goneAfterMs: init.goneAfterMs, version },
   );
   const routes = new Routes({ topology, clock, logger });
   const channel = new GossipChannel({ gossiper: topology, transport: mesh, clock, logger }, { channel: TOPOLOGY_CHANNEL, intervalMs: init.gossipIntervalMs ?? 30_000 });
@@ -50,6 +70,7 @@ export function buildMeshGossip(
     channel,
     forget: (name) => topology.forget(name),
     start: () => {
+      saveVersion();
       topology.start();
       routes.start();
       channel.start();
@@ -58,6 +79,7 @@ export function buildMeshGossip(
       channel.stop();
       routes.stop();
       topology.stop();
+      saveVersion();
     },
   };
 }

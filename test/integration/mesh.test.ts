@@ -2,7 +2,7 @@
  * The mesh in the lab: 5 nodes on a line (n1 – n2 – n3 – n4 – n5; nftables drops everything
  * between other pairs). Each router is configured with its predecessor only and learns the rest
  * by gossip. Every pod reaches every other, through relays where needed; a relay never sees
- * plaintext; nodes come and go; a partition heals; keys rotate under a TCP stream.
+ * plaintext; nodes come and go; a partition heals; keys rotate (every 2 s) under a TCP stream.
  */
 import { readFileSync, rmSync } from 'node:fs';
 import { join } from 'node:path';
@@ -39,7 +39,7 @@ describe.skipIf(!isRoot)('mesh of 5 nodes on a line, relays in between', () => {
     c = await WeftCluster.start({
       nodes: N,
       podsPerNode: 1,
-      extraArgs: ['--rekey-seconds', '3', '--log-level', 'info'],
+      extraArgs: ['--rekey-seconds', '2', '--log-level', 'info'],
       peersOf: (i) => (i === 0 ? [] : [i - 1]),
       beforeRouters: async (lab) => {
         for (let a = 0; a < N; a++) for (let b = a + 2; b < N; b++) await lab.blockAllBetween(lab.nodes[a]!, lab.nodes[b]!);
@@ -115,7 +115,7 @@ describe.skipIf(!isRoot)('mesh of 5 nodes on a line, relays in between', () => {
     const k0 = await rekeys();
     const r = await iperf3Tcp(c.lab, b.ns, b.ipv4!, a.ns, { seconds: 8 });
     const k1 = await rekeys();
-    expect(k1 - k0).toBeGreaterThanOrEqual(2); // every 3 s, across 8 s
+    expect(k1 - k0).toBeGreaterThanOrEqual(2); // every 2 s, across 8 s
     expect(r.intervalsGbps.length).toBeGreaterThanOrEqual(7);
     expect(Math.min(...r.intervalsGbps)).toBeGreaterThan(0); // no second without traffic
     const t = await tcpTransferSha256(c.lab, a.ns, b.ns, b.ipv4!, 50 * 1024 * 1024, 7781);

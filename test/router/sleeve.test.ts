@@ -162,6 +162,33 @@ describe('sleeve rekeying', () => {
     expect(a.sleeve.drops.unknownKey + b.sleeve.drops.unknownKey + a.sleeve.drops.auth + b.sleeve.drops.auth).toBe(0);
   });
 
+  it('accepts the previous receive key only for a short overlap, then wipes it', async () => {
+    const { net, clock, a, b } = await pair();
+    net.capture = true;
+    sendFrames(a, 'beta', [{ frame: randomFrame(100, 1) }]);
+    await run(net, clock, 50);
+    const old = net.captured.filter((d) => d.fromAddress === '198.18.0.1' && d.data[0] === TYPE_DATA).at(-1)!;
+    connect(a, b, { epoch: 2 });
+    const late = (counter: number) => {
+      const d = Buffer.from(old.data);
+      d.writeUInt32BE(counter, 20);
+      net.inject({ address: '198.18.0.1', port: 6784 }, { address: '198.18.0.2', port: 6784 }, d);
+    };
+    // Within the overlap the old key id is still known: the datagram reaches the AEAD (and fails
+    // it, since its nonce was changed); after the overlap it is dropped before any crypto.
+    const auth = b.sleeve.drops.auth;
+    late(50_000);
+    await run(net, clock, 50);
+    expect(b.sleeve.peers[0]!.rxPrev).toBeDefined();
+    expect(b.sleeve.drops.auth).toBe(auth + 1);
+    await run(net, clock, 11_000);
+    expect(b.sleeve.peers[0]!.rxPrev).toBeUndefined();
+    const unknown = b.sleeve.drops.unknownKey;
+    late(60_000);
+    await run(net, clock, 50);
+    expect(b.sleeve.drops.unknownKey).toBe(unknown + 1);
+  });
+
   it('asks for new keys when a send counter reaches the limit', async () => {
     const net = new FakeNetwork();
     const clock = new FakeClock();
