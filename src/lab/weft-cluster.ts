@@ -34,7 +34,7 @@ export interface RouterStatus {
   }[];
   relayed: { datagrams: number; bytes: number };
   mesh: {
-    connections: { peer: string; nickname: string; pathUp: boolean }[];
+    connections: { peer: string; nickname: string; pathUp: boolean; outbound: boolean }[];
     peers: { name: string; nickname: string; nextHop: string | undefined; hops: number | undefined }[];
     keys: { peer: string; state: string; rekeys: number; failures: number }[];
     closes: Record<string, number>;

@@ -47,6 +47,12 @@ describe('two nodes over the encrypted sleeve', () => {
     expect(s.peers[0]!.name).toBe((await c.status(1)).name);
     expect(s.peers[0]!.state).toBe('established');
     expect(s.peers[0]!.path).toBe('direct');
+    // both dialled each other at start; one connection survived the tie-break, the same on both ends
+    const s2 = await c.status(1);
+    expect(s.mesh.connections).toHaveLength(1);
+    expect(s2.mesh.connections).toHaveLength(1);
+    expect(s.mesh.connections[0]!.outbound).not.toBe(s2.mesh.connections[0]!.outbound);
+    expect(s.mesh.keys[0]).toMatchObject({ state: 'established' });
     expect(s.peers[0]!.rxFrames).toBeGreaterThan(0);
     expect(s.mode.encryption).toBe('chacha20-poly1305');
     expect(s.mode.vnetHdr).toBe(true);
