@@ -1,5 +1,6 @@
 /**
- * Kernel network configuration the daemon needs: links, bridges, MTUs, routes. The Linux
+ * Kernel network configuration the daemon needs: links, bridges, MTUs, routes, and for the kernel
+ * fast path VXLAN devices, their forwarding entries and bridge port isolation. The Linux
  * implementation drives iproute2; tests can substitute a recording fake.
  */
 export interface LinkInfo {
@@ -18,6 +19,36 @@ export interface RouteInfo {
   mtu: number | undefined;
 }
 
+export interface VxlanSpec {
+  name: string;
+  vni: number;
+  /** UDP destination port of the tunnel. */
+  port: number;
+  /** Underlay source address. */
+  local: string;
+  /** Underlay device (optional). */
+  dev?: string;
+  mtu: number;
+}
+
+export interface VxlanInfo {
+  name: string;
+  vni: number;
+  port: number;
+  local: string | undefined;
+  learning: boolean;
+  mtu: number;
+}
+
+/** One forwarding entry of a VXLAN device: frames for `mac` go to the VTEP at `dst`. */
+export interface FdbEntry {
+  /** "00:00:00:00:00:00" is the flood entry (broadcast, unknown unicast, multicast). */
+  mac: string;
+  dst: string;
+}
+
+export const FLOOD_MAC = '00:00:00:00:00:00';
+
 export interface Netlink {
   getLink(name: string): Promise<LinkInfo | undefined>;
   listLinks(): Promise<LinkInfo[]>;
@@ -33,4 +64,20 @@ export interface Netlink {
   routeGet(address: string): Promise<RouteInfo | undefined>;
   /** Interface holding `address`, if any. */
   linkWithAddress(address: string): Promise<LinkInfo | undefined>;
+  /**
+   * A VXLAN device without learning (its forwarding entries are programmed, never learned). An
+   * existing device of that name with the same VNI, port and local address is kept; one that
+   * differs is an error naming the difference (the caller decides whether to delete it).
+   */
+  ensureVxlan(spec: VxlanSpec): Promise<VxlanInfo>;
+  getVxlan(name: string): Promise<VxlanInfo | undefined>;
+  /** The device's programmed entries (flood entries included). */
+  fdbList(dev: string): Promise<FdbEntry[]>;
+  /** Unicast entry: replaces any entry for `mac`. Flood entry (`FLOOD_MAC`): adds `dst` to the list. */
+  fdbSet(dev: string, entry: FdbEntry): Promise<void>;
+  /** Removes one entry; a missing one is not an error. */
+  fdbDelete(dev: string, entry: FdbEntry): Promise<void>;
+  /** Bridge port isolation: isolated ports never forward to each other (split horizon). */
+  setIsolated(port: string, isolated: boolean): Promise<void>;
+  isIsolated(port: string): Promise<boolean>;
 }

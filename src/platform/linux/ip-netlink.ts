@@ -1,5 +1,5 @@
 import { WeftError } from '../../core/errors.js';
-import type { LinkInfo, Netlink, RouteInfo } from '../netlink.js';
+import { FLOOD_MAC, type FdbEntry, type LinkInfo, type Netlink, type RouteInfo, type VxlanInfo, type VxlanSpec } from '../netlink.js';
 import { run } from './run.js';
 
 interface IpLink {
@@ -10,7 +10,7 @@ interface IpLink {
   operstate?: string;
   master?: string;
   address?: string;
-  linkinfo?: { info_kind?: string };
+  linkinfo?: { info_kind?: string; info_data?: { id?: number; port?: number; local?: string; learning?: boolean }; info_slave_data?: { isolated?: boolean } };
 }
 
 function toLink(l: IpLink): LinkInfo {
@@ -25,13 +25,21 @@ function toLink(l: IpLink): LinkInfo {
   };
 }
 
-/** Netlink through iproute2 (`ip -j`), in the network namespace this process runs in. */
+/**
+ * Netlink through iproute2 (`ip -j`, `bridge -j`), in the network namespace this process runs in,
+ * or in the named one (`netns`, for tests and the lab).
+ */
 export class IpNetlink implements Netlink {
   private readonly ip: string;
+  private readonly bridgePath: string;
+  private readonly nsArgs: string[];
 
-  constructor(init: { ipPath?: string } = {}) {
+  constructor(init: { ipPath?: string; bridgePath?: string; netns?: string } = {}) {
     this.ip = init.ipPath ?? 'ip';
+    this.bridgePath = init.bridgePath ?? 'bridge';
+    this.nsArgs = init.netns === undefined ? [] : ['-n', init.netns];
   }
+
 
   async getLink(name: string): Promise<LinkInfo | undefined> {
     const links = await this.listLinks();
@@ -39,14 +47,14 @@ export class IpNetlink implements Netlink {
   }
 
   async listLinks(): Promise<LinkInfo[]> {
-    const out = await run(this.ip, ['-j', '-d', 'link', 'show']);
+    const out = await run(this.ip, [...this.nsArgs, '-j', '-d', 'link', 'show']);
     return (JSON.parse(out) as IpLink[]).map(toLink);
   }
 
   async ensureBridge(name: string): Promise<LinkInfo> {
     let link = await this.getLink(name);
     if (link === undefined) {
-      await run(this.ip, ['link', 'add', name, 'type', 'bridge']);
+      await run(this.ip, [...this.nsArgs, 'link', 'add', name, 'type', 'bridge']);
       link = await this.getLink(name);
     }
     if (link === undefined) throw new WeftError('ERR_BRIDGE', `bridge ${name} vanished right after it was created`);
@@ -55,19 +63,19 @@ export class IpNetlink implements Netlink {
   }
 
   async setMtu(name: string, mtu: number): Promise<void> {
-    await run(this.ip, ['link', 'set', 'dev', name, 'mtu', String(mtu)]);
+    await run(this.ip, [...this.nsArgs, 'link', 'set', 'dev', name, 'mtu', String(mtu)]);
   }
 
   async setMaster(name: string, master: string): Promise<void> {
-    await run(this.ip, ['link', 'set', 'dev', name, 'master', master]);
+    await run(this.ip, [...this.nsArgs, 'link', 'set', 'dev', name, 'master', master]);
   }
 
   async setUp(name: string): Promise<void> {
-    await run(this.ip, ['link', 'set', 'dev', name, 'up']);
+    await run(this.ip, [...this.nsArgs, 'link', 'set', 'dev', name, 'up']);
   }
 
   async deleteLink(name: string): Promise<void> {
-    await run(this.ip, ['link', 'del', 'dev', name]);
+    await run(this.ip, [...this.nsArgs, 'link', 'del', 'dev', name]);
   }
 
   async bridgePorts(bridge: string): Promise<LinkInfo[]> {
@@ -77,7 +85,7 @@ export class IpNetlink implements Netlink {
   async routeGet(address: string): Promise<RouteInfo | undefined> {
     let out: string;
     try {
-      out = await run(this.ip, ['-j', 'route', 'get', address]);
+      out = await run(this.ip, [...this.nsArgs, '-j', 'route', 'get', address]);
     } catch {
       return undefined;
     }
@@ -88,9 +96,80 @@ export class IpNetlink implements Netlink {
   }
 
   async linkWithAddress(address: string): Promise<LinkInfo | undefined> {
-    const out = await run(this.ip, ['-j', 'addr', 'show']);
+    const out = await run(this.ip, [...this.nsArgs, '-j', 'addr', 'show']);
     const rows = JSON.parse(out) as (IpLink & { addr_info?: { local?: string }[] })[];
     const hit = rows.find((r) => (r.addr_info ?? []).some((a) => a.local === address));
     return hit === undefined ? undefined : toLink(hit);
+  }
+
+  async getVxlan(name: string): Promise<VxlanInfo | undefined> {
+    let out: string;
+    try {
+      out = await run(this.ip, [...this.nsArgs, '-j', '-d', 'link', 'show', 'dev', name]);
+    } catch {
+      return undefined;
+    }
+    const l = (JSON.parse(out) as IpLink[])[0];
+    if (l === undefined || l.linkinfo?.info_kind !== 'vxlan') return undefined;
+    const d = l.linkinfo.info_data ?? {};
+    return { name: l.ifname, vni: d.id ?? 0, port: d.port ?? 0, local: d.local, learning: d.learning !== false, mtu: l.mtu };
+  }
+
+  async ensureVxlan(spec: VxlanSpec): Promise<VxlanInfo> {
+    const existing = await this.getLink(spec.name);
+    if (existing === undefined) {
+      await run(this.ip, [
+        ...this.nsArgs, 'link', 'add', spec.name, 'type', 'vxlan', 'id', String(spec.vni), 'dstport', String(spec.port),
+        'local', spec.local, 'nolearning', ...(spec.dev === undefined ? [] : ['dev', spec.dev]),
+      ]);
+    }
+    const v = await this.getVxlan(spec.name);
+    if (v === undefined) {
+      throw new WeftError('ERR_VXLAN', `${spec.name} exists but is a ${existing?.kind ?? 'plain'} link, not a VXLAN device`);
+    }
+    const diff: string[] = [];
+    if (v.vni !== spec.vni) diff.push(`VNI ${v.vni} (wanted ${spec.vni})`);
+    if (v.port !== spec.port) diff.push(`port ${v.port} (wanted ${spec.port})`);
+    if (v.local !== spec.local) diff.push(`local ${v.local ?? 'unset'} (wanted ${spec.local})`);
+    if (v.learning) diff.push('learning on (wanted off)');
+    if (diff.length > 0) throw new WeftError('ERR_VXLAN', `VXLAN device ${spec.name} exists with other settings: ${diff.join(', ')}`);
+    if (v.mtu !== spec.mtu) await this.setMtu(spec.name, spec.mtu);
+    return { ...v, mtu: spec.mtu };
+  }
+
+  async fdbList(dev: string): Promise<FdbEntry[]> {
+    const out = await run(this.bridgePath, [...this.nsArgs, '-j', 'fdb', 'show', 'dev', dev]);
+    const rows = JSON.parse(out === '' ? '[]' : out) as { mac?: string; dst?: string }[];
+    return rows.filter((r) => r.mac !== undefined && r.dst !== undefined).map((r) => ({ mac: r.mac!, dst: r.dst! }));
+  }
+
+  async fdbSet(dev: string, entry: FdbEntry): Promise<void> {
+    const verb = entry.mac === FLOOD_MAC ? 'append' : 'replace';
+    try {
+      await run(this.bridgePath, [...this.nsArgs, 'fdb', verb, entry.mac, 'dev', dev, 'dst', entry.dst, 'self', 'permanent']);
+    } catch (err) {
+      // Appending a flood entry that is already there fails with EEXIST: the state is what we want.
+      if (verb === 'append' && /exists/i.test(String(err))) return;
+      throw err;
+    }
+  }
+
+  async fdbDelete(dev: string, entry: FdbEntry): Promise<void> {
+    try {
+      await run(this.bridgePath, [...this.nsArgs, 'fdb', 'del', entry.mac, 'dev', dev, 'dst', entry.dst, 'self']);
+    } catch (err) {
+      if (/no such file|not found|cannot find/i.test(String(err))) return;
+      throw err;
+    }
+  }
+
+  async setIsolated(port: string, isolated: boolean): Promise<void> {
+    await run(this.bridgePath, [...this.nsArgs, 'link', 'set', 'dev', port, 'isolated', isolated ? 'on' : 'off']);
+  }
+
+  async isIsolated(port: string): Promise<boolean> {
+    const out = await run(this.ip, [...this.nsArgs, '-j', '-d', 'link', 'show', 'dev', port]);
+    const l = (JSON.parse(out) as IpLink[])[0];
+    return l?.linkinfo?.info_slave_data?.isolated === true;
   }
 }

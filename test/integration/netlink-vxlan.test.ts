@@ -1,0 +1,87 @@
+/**
+ * The kernel pieces of the coming fast path, on real devices in the lab: a VXLAN device without
+ * learning per node, programmed forwarding entries (flood and unicast), and bridge port isolation.
+ * Pods on two nodes talk through the kernel only when the entries say so.
+ */
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { Lab, type LabPod } from '../../src/lab/lab.js';
+import { ping } from '../../src/lab/traffic.js';
+import { IpNetlink } from '../../src/platform/linux/ip-netlink.js';
+import { FLOOD_MAC } from '../../src/platform/netlink.js';
+
+const isRoot = process.getuid?.() === 0;
+const VX = 'wvx';
+
+describe.skipIf(!isRoot)('netlink: VXLAN devices, forwarding entries and port isolation', () => {
+  let lab: Lab;
+  let pods: LabPod[];
+  let nl: IpNetlink[];
+
+  beforeAll(async () => {
+    lab = await Lab.create({ nodes: 2 });
+    pods = [await lab.addPod(0, { ipv4: '10.41.0.1/24', mtu: 1400 }), await lab.addPod(1, { ipv4: '10.41.0.2/24', mtu: 1400 })];
+    nl = lab.nodes.map((n) => new IpNetlink({ netns: n.ns }));
+    for (const [i, n] of lab.nodes.entries()) {
+      const v = await nl[i]!.ensureVxlan({ name: VX, vni: 4242, port: 4789, local: n.address, mtu: 1450 });
+      expect(v).toMatchObject({ vni: 4242, port: 4789, local: n.address, learning: false, mtu: 1450 });
+      await nl[i]!.setMaster(VX, 'weft');
+      await nl[i]!.setUp(VX);
+    }
+  });
+
+  afterAll(async () => {
+    await lab?.destroy();
+  });
+
+  it('carries nothing until an entry says where a frame goes', async () => {
+    expect(await nl[0]!.fdbList(VX)).toEqual([]);
+    expect((await ping(lab, pods[0]!.ns, pods[1]!.ipv4!, { count: 1, timeoutS: 1 })).received).toBe(0);
+  });
+
+  it('a flood entry carries ARP and broadcast; a unicast entry names the VTEP of a MAC', async () => {
+    const [a, b] = lab.nodes;
+    await nl[0]!.fdbSet(VX, { mac: FLOOD_MAC, dst: b!.address });
+    await nl[0]!.fdbSet(VX, { mac: FLOOD_MAC, dst: b!.address }); // again: no error, no duplicate
+    await nl[1]!.fdbSet(VX, { mac: FLOOD_MAC, dst: a!.address });
+    await nl[0]!.fdbSet(VX, { mac: pods[1]!.mac, dst: b!.address });
+    await nl[1]!.fdbSet(VX, { mac: pods[0]!.mac, dst: a!.address });
+    const list = await nl[0]!.fdbList(VX);
+    expect(list).toContainEqual({ mac: FLOOD_MAC, dst: b!.address });
+    expect(list).toContainEqual({ mac: pods[1]!.mac, dst: b!.address });
+    expect(list.filter((e) => e.mac === FLOOD_MAC)).toHaveLength(1);
+    expect((await ping(lab, pods[0]!.ns, pods[1]!.ipv4!, { count: 3, intervalS: 0.2, timeoutS: 2 })).received).toBeGreaterThan(0);
+  });
+
+  it('an entry replaced or deleted takes effect at once', async () => {
+    const [, b] = lab.nodes;
+    await nl[0]!.fdbSet(VX, { mac: pods[1]!.mac, dst: '198.18.0.99' }); // replace: a VTEP that does not exist
+    expect(await nl[0]!.fdbList(VX)).toContainEqual({ mac: pods[1]!.mac, dst: '198.18.0.99' });
+    expect((await ping(lab, pods[0]!.ns, pods[1]!.ipv4!, { count: 2, intervalS: 0.2, timeoutS: 1 })).received).toBe(0);
+    await nl[0]!.fdbSet(VX, { mac: pods[1]!.mac, dst: b!.address });
+    expect((await ping(lab, pods[0]!.ns, pods[1]!.ipv4!, { count: 2, intervalS: 0.2, timeoutS: 2 })).received).toBeGreaterThan(0);
+    await nl[0]!.fdbDelete(VX, { mac: pods[1]!.mac, dst: b!.address });
+    await nl[0]!.fdbDelete(VX, { mac: FLOOD_MAC, dst: b!.address });
+    await nl[0]!.fdbDelete(VX, { mac: FLOOD_MAC, dst: b!.address }); // already gone: not an error
+    expect(await nl[0]!.fdbList(VX)).toEqual([]);
+    expect((await ping(lab, pods[0]!.ns, pods[1]!.ipv4!, { count: 2, intervalS: 0.2, timeoutS: 1 })).received).toBe(0);
+    await nl[0]!.fdbSet(VX, { mac: FLOOD_MAC, dst: b!.address });
+  });
+
+  it('ensureVxlan keeps a matching device and names what differs in another', async () => {
+    const n = lab.nodes[0]!;
+    await expect(nl[0]!.ensureVxlan({ name: VX, vni: 4242, port: 4789, local: n.address, mtu: 1450 })).resolves.toMatchObject({ vni: 4242 });
+    await expect(nl[0]!.ensureVxlan({ name: VX, vni: 7, port: 4789, local: n.address, mtu: 1450 })).rejects.toThrow(/VNI 4242 \(wanted 7\)/);
+    await expect(nl[0]!.ensureVxlan({ name: 'weft', vni: 7, port: 4789, local: n.address, mtu: 1450 })).rejects.toThrow(/bridge link, not a VXLAN device/);
+  });
+
+  it('isolated bridge ports never forward to each other (split horizon)', async () => {
+    expect((await ping(lab, pods[0]!.ns, pods[1]!.ipv4!, { count: 1, timeoutS: 2 })).received).toBe(1);
+    await nl[0]!.setIsolated(VX, true);
+    await nl[0]!.setIsolated(pods[0]!.hostVeth, true);
+    expect(await nl[0]!.isIsolated(VX)).toBe(true);
+    expect((await ping(lab, pods[0]!.ns, pods[1]!.ipv4!, { count: 2, intervalS: 0.2, timeoutS: 1 })).received).toBe(0);
+    await nl[0]!.setIsolated(pods[0]!.hostVeth, false); // one side isolated is enough to allow it
+    expect(await nl[0]!.isIsolated(pods[0]!.hostVeth)).toBe(false);
+    expect((await ping(lab, pods[0]!.ns, pods[1]!.ipv4!, { count: 2, intervalS: 0.2, timeoutS: 2 })).received).toBeGreaterThan(0);
+  });
+});
