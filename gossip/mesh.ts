@@ -18,6 +18,7 @@ import type { Clock, TimerHandle } from '../src/core/clock.js';
 import { describeError } from '../src/core/errors.js';
 import type { Logger } from '../src/core/logger.js';
 import { MeshConnection } from './connection.js';
+import { ConnectionMaker, type TargetStatus } from './connection-maker.js';
 import type { Gossiper, Overlay, PeerName, RouteTable } from './contracts.js';
 import type { Identity } from './identity.js';
 import { MSG_BROADCAST, MSG_GOSSIP, MSG_UNICAST, MAX_TTL, type MeshMessage } from './mesh-protocol.js';
@@ -62,25 +63,11 @@ export interface MeshInit {
   maxConnections?: number;
 }
 
-export type TargetState = 'connecting' | 'handshaking' | 'established' | 'failed' | 'waiting';
-
-interface Target {
-  address: string;
-  port: number;
-  configured: boolean;
-  state: TargetState;
-  attempts: number;
-  nextAt: number;
-  lastError: string | undefined;
-  peer: PeerName | undefined;
-  conn: MeshConnection | undefined;
-}
-
 export interface MeshStatus {
   name: PeerName;
   nickname: string;
   connections: { peer: PeerName; nickname: string; address: string; outbound: boolean; state: string; sinceMs: number; pathUp: boolean }[];
-  targets: { address: string; configured: boolean; state: TargetState; attempts: number; retryInMs: number | undefined; lastError: string | undefined; peer: PeerName | undefined }[];
+  targets: TargetStatus[];
   peers: { name: PeerName; nickname: string; nextHop: PeerName | undefined; hops: number | undefined }[];
   keys: PairKeyStatus[];
   closes: Record<string, number>;
@@ -94,7 +81,7 @@ export class Mesh {
   private readonly c: MeshComponents;
   private readonly init: Required<MeshInit>;
   private readonly log: Logger;
-  private readonly targets = new Map<string, Target>();
+  private readonly maker: ConnectionMaker;
   private readonly conns = new Map<PeerName, MeshConnection>();
   private readonly pending = new Set<MeshConnection>();
   private readonly channels = new Map<string, MeshChannel>();
@@ -112,7 +99,16 @@ export class Mesh {
     this.c = components;
     this.log = components.logger;
     this.init = { rekeyAfterMs: 120_000, backoffBaseMs: 1000, backoffCapMs: 30_000, maxConnections: 256, ...init };
-    for (const p of init.peers) this.addTarget(p, true);
+    this.maker = new ConnectionMaker(
+      {
+        clock: components.clock,
+        self: components.identity.name,
+        connected: (peer) => this.conns.has(peer),
+        dial: (host, port) => this.dial(host, port),
+      },
+      { backoffBaseMs: this.init.backoffBaseMs, backoffCapMs: this.init.backoffCapMs },
+    );
+    for (const p of init.peers) this.maker.add(p, true);
     this.pairKeys = new PairKeys(
       {
         identity: components.identity,
@@ -138,7 +134,7 @@ export class Mesh {
 
   /** A peer was forgotten (`weft forget`): stop dialling it, drop its connection and keys. */
   forgotten(name: PeerName): void {
-    for (const [key, tg] of this.targets) if (tg.peer === name && !tg.configured) this.targets.delete(key);
+    this.maker.forget(name);
     this.conns.get(name)?.close('forgotten', 'the peer was forgotten');
     this.c.overlay.removePeer(name);
   }
@@ -212,35 +208,15 @@ export class Mesh {
 
   // ------------------------------------------------------------------ connections
 
-  private addTarget(spec: string, configured: boolean): void {
-    const m = /^\[?([^\]]+?)\]?:(\d+)$/.exec(spec);
-    if (m === null) return;
-    const key = `${m[1]!.includes(':') ? `[${m[1]}]` : m[1]}:${m[2]}`;
-    if (this.targets.has(key)) {
-      if (configured) this.targets.get(key)!.configured = true;
-      return;
-    }
-    this.targets.set(key, {
-      address: m[1]!, port: Number(m[2]), configured, state: 'waiting', attempts: 0, nextAt: 0, lastError: undefined, peer: undefined, conn: undefined,
-    });
-  }
-
   private learnTargets(): void {
     const t = this.topology;
     if (t === undefined) return;
-    const live = new Set<string>();
+    const endpoints = new Map<PeerName, readonly string[]>();
     for (const name of t.names()) {
-      if (name === this.c.identity.name) continue;
       const rec = t.get(name);
-      if (rec === undefined || rec.left !== undefined) continue;
-      for (const ep of rec.endpoints) {
-        live.add(ep);
-        this.addTarget(ep, false);
-        const tg = this.targets.get(ep);
-        if (tg !== undefined && tg.peer === undefined) tg.peer = name;
-      }
+      if (rec !== undefined && rec.left === undefined) endpoints.set(name, rec.endpoints);
     }
-    for (const [key, tg] of this.targets) if (!tg.configured && !live.has(key) && tg.conn === undefined) this.targets.delete(key);
+    this.maker.learn(endpoints);
     const names = new Set(t.names().filter((n) => t.get(n)?.left === undefined));
     for (const name of this.known) {
       if (!names.has(name)) {
@@ -252,37 +228,15 @@ export class Mesh {
   }
 
   private tick(): void {
-    const now = this.c.clock.now();
-    for (const tg of this.targets.values()) {
-      if (tg.conn !== undefined || now < tg.nextAt) continue;
-      if (tg.peer !== undefined && (tg.peer === this.c.identity.name || this.conns.has(tg.peer))) continue;
-      this.dial(tg);
-    }
+    this.maker.tick();
   }
 
-  private dial(tg: Target): void {
-    tg.state = 'connecting';
-    let socket: Socket;
-    try {
-      const any = this.init.listenAddress === '0.0.0.0' || this.init.listenAddress === '::';
-      socket = connect({ host: tg.address, port: tg.port, ...(any ? {} : { localAddress: this.init.listenAddress }) });
-    } catch (err) {
-      this.backoff(tg, describeError(err));
-      return;
-    }
-    const conn = this.makeConnection(socket, true, `${tg.address}:${tg.port}`);
-    tg.conn = conn;
-    socket.once('connect', () => {
-      if (tg.conn === conn) tg.state = 'handshaking';
-    });
-  }
-
-  private backoff(tg: Target, why: string): void {
-    tg.attempts++;
-    tg.state = 'failed';
-    tg.lastError = why;
-    const base = Math.min(this.init.backoffCapMs, this.init.backoffBaseMs * 2 ** Math.min(tg.attempts - 1, 16));
-    tg.nextAt = this.c.clock.now() + base * (0.75 + Math.random() * 0.5);
+  private dial(host: string, port: number): MeshConnection {
+    const any = this.init.listenAddress === '0.0.0.0' || this.init.listenAddress === '::';
+    const socket = connect({ host, port, ...(any ? {} : { localAddress: this.init.listenAddress }) });
+    const conn = this.makeConnection(socket, true, `${host.includes(':') ? `[${host}]` : host}:${port}`);
+    socket.once('connect', () => this.maker.handshaking(conn));
+    return conn;
   }
 
   private accept(socket: Socket): void {
@@ -312,15 +266,9 @@ export class Mesh {
     return conn;
   }
 
-  private targetOf(conn: MeshConnection): Target | undefined {
-    for (const tg of this.targets.values()) if (tg.conn === conn) return tg;
-    return undefined;
-  }
-
   private onEstablished(conn: MeshConnection): void {
     this.pending.delete(conn);
     const name = conn.remoteName!;
-    const tg = this.targetOf(conn);
     const existing = this.conns.get(name);
     if (existing !== undefined) {
       // Keep the connection dialled by the smaller name; both ends decide the same.
@@ -332,12 +280,7 @@ export class Mesh {
       if (!keepNew) return;
     }
     this.conns.set(name, conn);
-    if (tg !== undefined) {
-      tg.state = 'established';
-      tg.attempts = 0;
-      tg.lastError = undefined;
-      tg.peer = name;
-    }
+    this.maker.established(conn, name);
     this.log.info('connection established', { peer: name, nickname: conn.remoteNickname, address: conn.remoteAddress, outbound: conn.outbound });
     const host = conn.remoteAddress.replace(/:\d+$/, '').replace(/^\[|\]$/g, '');
     const ip = host.startsWith('::ffff:') ? host.slice(7) : host;
@@ -353,15 +296,7 @@ export class Mesh {
   private onClosed(conn: MeshConnection, reason: string, detail: string): void {
     this.pending.delete(conn);
     this.closes[reason] = (this.closes[reason] ?? 0) + 1;
-    const tg = this.targetOf(conn);
-    if (tg !== undefined) {
-      tg.conn = undefined;
-      if (reason === 'duplicate') {
-        tg.state = 'established';
-      } else {
-        this.backoff(tg, `${reason}: ${detail}`);
-      }
-    }
+    this.maker.closed(conn, `${reason}: ${detail}`, reason === 'duplicate');
     const name = conn.remoteName;
     if (name !== undefined && this.conns.get(name) === conn) {
       this.conns.delete(name);
@@ -465,15 +400,7 @@ export class Mesh {
         sinceMs: Math.round(now - conn.startedAt),
         pathUp: this.c.overlay.pathUp(peer),
       })),
-      targets: [...this.targets.entries()].map(([address, tg]) => ({
-        address,
-        configured: tg.configured,
-        state: tg.state,
-        attempts: tg.attempts,
-        retryInMs: tg.state === 'failed' ? Math.max(0, Math.round(tg.nextAt - now)) : undefined,
-        lastError: tg.lastError,
-        peer: tg.peer,
-      })),
+      targets: this.maker.status(),
       peers: (this.topology?.names() ?? [])
         .filter((n) => n !== this.c.identity.name)
         .map((n) => ({ name: n, nickname: this.topology?.get(n)?.nickname ?? '', nextHop: routes?.nextHop(n), hops: routes?.distance(n) })),
