@@ -41,7 +41,7 @@ describe('weft CLI: bad input gets a clear message and the right exit code', () 
   });
 
   it('a missing secret file is named', () => {
-    const r = weft(lab.nodes[0]!.ns, ['launch', '--name', 'n1', '--secret-file', join(dir, 'nope'), '--api-socket', join(dir, 'a.sock')]);
+    const r = weft(lab.nodes[0]!.ns, ['launch', '--name', 'n1', '--state-dir', join(dir, 'state'), '--secret-file', join(dir, 'nope'), '--api-socket', join(dir, 'a.sock')]);
     expect(r.code).toBe(1);
     expect(r.err).toContain(`cannot read the secret file ${join(dir, 'nope')}: no such file`);
   });
@@ -49,19 +49,19 @@ describe('weft CLI: bad input gets a clear message and the right exit code', () 
   it('a secret that is too short is refused', () => {
     const short = join(dir, 'short');
     writeFileSync(short, 'tiny', { mode: 0o600 });
-    const r = weft(lab.nodes[0]!.ns, ['launch', '--name', 'n1', '--secret-file', short, '--api-socket', join(dir, 'b.sock')]);
+    const r = weft(lab.nodes[0]!.ns, ['launch', '--name', 'n1', '--state-dir', join(dir, 'state'), '--secret-file', short, '--api-socket', join(dir, 'b.sock')]);
     expect(r.code).toBe(1);
     expect(r.err).toMatch(/secret in .* is 4 bytes; it needs at least 16/);
   });
 
   it('not root: says it needs root or CAP_NET_ADMIN', () => {
-    const r = weft(undefined, ['launch', '--name', 'n1', '--secret-file', secret, '--api-socket', join(dir, 'c.sock')], ['setpriv', '--reuid=65534', '--regid=65534', '--clear-groups', '--inh-caps=-all']);
+    const r = weft(undefined, ['launch', '--name', 'n1', '--state-dir', join(dir, 'state'), '--secret-file', secret, '--api-socket', join(dir, 'c.sock')], ['setpriv', '--reuid=65534', '--regid=65534', '--clear-groups', '--inh-caps=-all']);
     expect(r.code).toBe(1);
     expect(r.err).toMatch(/needs root \(or CAP_NET_ADMIN\)/);
   });
 
   it('no /dev/net/tun: says so', () => {
-    const r = weft(lab.nodes[0]!.ns, ['launch', '--name', 'n1', '--secret-file', secret, '--api-socket', join(dir, 'd.sock')], [
+    const r = weft(lab.nodes[0]!.ns, ['launch', '--name', 'n1', '--state-dir', join(dir, 'state'), '--secret-file', secret, '--api-socket', join(dir, 'd.sock')], [
       'unshare', '-m', '--propagation', 'private', 'sh', '-c', 'mount -t tmpfs none /dev/net && exec "$@"', 'sh',
     ]);
     expect(r.code).toBe(1);
@@ -72,7 +72,7 @@ describe('weft CLI: bad input gets a clear message and the right exit code', () 
     const ns = lab.nodes[0]!.ns;
     const holder = lab.spawn(ns, [process.execPath, '-e', "require('dgram').createSocket('udp4').bind(6784, '198.18.0.1', () => process.stdout.write('bound\\n'))"]);
     while (!holder.stdoutText().includes('bound')) await new Promise((r) => setTimeout(r, 50));
-    const r = weft(ns, ['launch', '--name', 'n1', '--listen', '198.18.0.1:6784', '--secret-file', secret, '--api-socket', join(dir, 'e.sock')]);
+    const r = weft(ns, ['launch', '--name', 'n1', '--state-dir', join(dir, 'state'), '--listen', '198.18.0.1:6784', '--secret-file', secret, '--api-socket', join(dir, 'e.sock')]);
     await holder.stop();
     expect(r.code).toBe(1);
     expect(r.err).toMatch(/bind on udp 198\.18\.0\.1:6784 failed: Address already in use \(EADDRINUSE\)/);
