@@ -15,7 +15,7 @@
  */
 import { createServer, connect, type Server, type Socket } from 'node:net';
 import type { Clock, TimerHandle } from '../src/core/clock.js';
-import { describeError } from '../src/core/errors.js';
+import { WeftError, describeError } from '../src/core/errors.js';
 import type { Logger } from '../src/core/logger.js';
 import { MeshConnection } from './connection.js';
 import { ConnectionMaker, type TargetStatus } from './connection-maker.js';
@@ -148,7 +148,8 @@ export class Mesh {
     this.server = createServer((socket) => this.accept(socket));
     this.server.maxConnections = this.init.maxConnections;
     await new Promise<void>((resolve, reject) => {
-      const onError = (err: Error): void => reject(err);
+      const onError = (err: NodeJS.ErrnoException): void =>
+        reject(new WeftError('ERR_MESH_LISTEN', `cannot listen for mesh connections on TCP ${this.init.listenAddress}:${this.init.listenPort}: ${err.code === 'EADDRINUSE' ? 'the port is in use' : err.message}`, { cause: err }));
       this.server!.once('error', onError);
       this.server!.listen({ host: this.init.listenAddress, port: this.init.listenPort }, () => {
         this.server!.off('error', onError);

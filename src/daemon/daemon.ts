@@ -21,7 +21,7 @@ import { OpenSslChaCha } from '../platform/linux/native-aead.js';
 import { clusterKeyFromSecret } from '../../router/crypto/cluster-secret.js';
 import { Router } from '../../router/router.js';
 import { SleeveOverlay } from '../../router/sleeve-overlay.js';
-import { loadOrCreateIdentity, type Identity } from '../../gossip/identity.js';
+import { loadOrCreateIdentity } from '../../gossip/identity.js';
 import { Mesh } from '../../gossip/mesh.js';
 import { buildMeshGossip, type MeshGossip } from './mesh-gossip.js';
 import { Sleeve } from '../../router/sleeve/sleeve.js';
@@ -48,7 +48,6 @@ export class Daemon {
   private router: Router | undefined = undefined;
   private mesh: Mesh | undefined = undefined;
   private gossip: MeshGossip | undefined = undefined;
-  private identity: Identity | undefined = undefined;
   private api: ApiServer | undefined = undefined;
   private startedAt = 0;
   private underlayMtu = 0;
@@ -65,7 +64,6 @@ export class Daemon {
     const c = this.config;
     const secret = preflight(c, this.log) ?? Buffer.alloc(32);
     const identity = loadOrCreateIdentity(c.stateDir, c.name);
-    this.identity = identity;
     if (identity.created) this.log.info('new identity created', { peer: identity.name, stateDir: c.stateDir });
     const native = loadNative();
     native.setSpin(c.spinUs);

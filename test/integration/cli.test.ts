@@ -81,6 +81,18 @@ describe('weft CLI: bad input gets a clear message and the right exit code', () 
     expect(links).not.toContain('weft-tap');
   });
 
+  it('mesh TCP port in use: names the address and the cause, and leaves nothing behind', async () => {
+    const ns = lab.nodes[0]!.ns;
+    const holder = lab.spawn(ns, [process.execPath, '-e', "require('net').createServer().listen(6784, '198.18.0.1', () => process.stdout.write('bound\\n'))"]);
+    while (!holder.stdoutText().includes('bound')) await new Promise((r) => setTimeout(r, 50));
+    const r = weft(ns, ['launch', '--name', 'n1', '--state-dir', join(dir, 'state'), '--listen', '198.18.0.1:6784', '--secret-file', secret, '--api-socket', join(dir, 'f.sock')]);
+    await holder.stop();
+    expect(r.code).toBe(1);
+    expect(r.err).toMatch(/cannot listen for mesh connections on TCP 198\.18\.0\.1:6784: the port is in use/);
+    const links = (await lab.exec(ns, ['ip', '-o', 'link', 'show'])).stdout;
+    expect(links).not.toContain('weft-tap');
+  });
+
   it('status without a running router names the socket', () => {
     const r = weft(undefined, ['status', '--socket', join(dir, 'none.sock')]);
     expect(r.code).toBe(1);
