@@ -1,0 +1,193 @@
+/**
+ * Health of the kernel fast path to each peer, judged from probes that travel that path itself
+ * (probe-frame.ts). Per peer:
+ *
+ *   every probeMs      a small probe (seq, echo of what we heard, echo of the last big one heard)
+ *   every bigEveryMs   a full-size probe instead (overlay MTU + 14), so an MTU black hole shows
+ *
+ *   healthy  = we heard the peer within failAfterMs, the peer heard us (its echo names a probe we
+ *              sent within failAfterMs + probeMs), and full-size probes crossed both ways within
+ *              bigFailAfterMs
+ *   up → down      as soon as one condition fails (the reason names it and how long ago)
+ *   down → up      after healAfterMs of uninterrupted health (hysteresis: no flapping)
+ *   probing → up   after the first healAfterFirstMs of health (a new peer goes fast quickly)
+ *
+ * No sockets or devices here: `send` writes a probe, `onProbe` receives one. The clock is injected.
+ */
+import type { Clock } from '../../src/core/clock.js';
+import type { Probe } from './probe-frame.js';
+
+export type FastPathState = 'probing' | 'up' | 'down';
+
+export interface FastPathPeerStatus {
+  id: number;
+  name: string;
+  state: FastPathState;
+  reason: string;
+  sinceMs: number;
+  switches: number;
+  lastHeardMsAgo: number | undefined;
+}
+
+export interface FastPathHealthComponents {
+  clock: Clock;
+  /** Sends one probe to the peer over the fast path (small or full size). */
+  send(probe: Probe): void;
+  /** The peer's fast path went up or down. */
+  onSwitch(id: number, up: boolean, reason: string): void;
+}
+
+export interface FastPathHealthInit {
+  selfId: number;
+  probeMs?: number;
+  bigEveryMs?: number;
+  failAfterMs?: number;
+  bigFailAfterMs?: number;
+  healAfterMs?: number;
+  healAfterFirstMs?: number;
+}
+
+const SENT_RING = 64;
+
+class PeerHealth {
+  readonly id: number;
+  readonly name: string;
+  state: FastPathState = 'probing';
+  reason = 'probing';
+  since: number;
+  switches = 0;
+  seq = 0;
+  /** Highest seq heard from the peer, and of a full-size probe. */
+  heard = 0;
+  heardBig = 0;
+  heardAt = -Infinity;
+  heardBigAt = -Infinity;
+  /** When the probes the peer last echoed were sent (so: the peer hears us as of then). */
+  echoAt = -Infinity;
+  echoBigAt = -Infinity;
+  healthySince = -1;
+  lastSent = -Infinity;
+  lastBig = -Infinity;
+  readonly sentAt = new Float64Array(SENT_RING).fill(-Infinity);
+  readonly sentSeq = new Uint32Array(SENT_RING);
+
+  constructor(id: number, name: string, now: number) {
+    this.id = id;
+    this.name = name;
+    this.since = now;
+  }
+
+  sentTime(seq: number): number {
+    const i = seq % SENT_RING;
+    return this.sentSeq[i] === seq ? this.sentAt[i]! : -Infinity;
+  }
+}
+
+export class FastPathHealth {
+  private readonly c: FastPathHealthComponents;
+  private readonly init: Required<FastPathHealthInit>;
+  private readonly peers = new Map<number, PeerHealth>();
+
+  constructor(components: FastPathHealthComponents, init: FastPathHealthInit) {
+    this.c = components;
+    this.init = { probeMs: 250, bigEveryMs: 1000, failAfterMs: 1500, bigFailAfterMs: 3000, healAfterMs: 5000, healAfterFirstMs: 1000, ...init };
+  }
+
+  addPeer(id: number, name: string): void {
+    if (!this.peers.has(id)) this.peers.set(id, new PeerHealth(id, name, this.c.clock.now()));
+  }
+
+  removePeer(id: number): void {
+    this.peers.delete(id);
+  }
+
+  isUp(id: number): boolean {
+    return this.peers.get(id)?.state === 'up';
+  }
+
+  /** A probe arrived over the fast path (already parsed; ignored unless it is for us from a known peer). */
+  onProbe(p: Probe): void {
+    if (p.dst !== this.init.selfId) return;
+    const h = this.peers.get(p.src);
+    if (h === undefined) return;
+    const now = this.c.clock.now();
+    if (p.seq > h.heard) h.heard = p.seq;
+    h.heardAt = now;
+    if (p.big) {
+      if (p.seq > h.heardBig) h.heardBig = p.seq;
+      h.heardBigAt = now;
+    }
+    const echoed = h.sentTime(p.echo);
+    if (echoed > h.echoAt) h.echoAt = echoed;
+    const echoedBig = h.sentTime(p.echoBig);
+    if (echoedBig > h.echoBigAt) h.echoBigAt = echoedBig;
+  }
+
+  /** Sends due probes and re-judges every peer; call every probeMs or more often. */
+  tick(): void {
+    const now = this.c.clock.now();
+    for (const h of this.peers.values()) {
+      if (now - h.lastSent >= this.init.probeMs) this.probe(h, now);
+      this.judge(h, now);
+    }
+  }
+
+  status(): FastPathPeerStatus[] {
+    const now = this.c.clock.now();
+    return [...this.peers.values()].map((h) => ({
+      id: h.id,
+      name: h.name,
+      state: h.state,
+      reason: h.reason,
+      sinceMs: Math.round(now - h.since),
+      switches: h.switches,
+      lastHeardMsAgo: Number.isFinite(h.heardAt) ? Math.round(now - h.heardAt) : undefined,
+    }));
+  }
+
+  private probe(h: PeerHealth, now: number): void {
+    const big = now - h.lastBig >= this.init.bigEveryMs;
+    h.seq++;
+    const i = h.seq % SENT_RING;
+    h.sentSeq[i] = h.seq;
+    h.sentAt[i] = now;
+    h.lastSent = now;
+    if (big) h.lastBig = now;
+    this.c.send({ src: this.init.selfId, dst: h.id, seq: h.seq, echo: h.heard, echoBig: h.heardBig, big });
+  }
+
+  /** Why the path is unhealthy right now, or undefined when it is healthy. */
+  private problem(h: PeerHealth, now: number): string | undefined {
+    const ago = (t: number) => (Number.isFinite(t) ? `${((now - t) / 1000).toFixed(1)} s ago` : 'never');
+    if (now - h.heardAt > this.init.failAfterMs) return `probes from the peer lost (last ${ago(h.heardAt)})`;
+    // An echo names a probe sent up to one probe interval before the echo was sent.
+    if (now - h.echoAt > this.init.failAfterMs + this.init.probeMs) return `the peer does not hear our probes (last ${ago(h.echoAt)})`;
+    if (now - h.heardBigAt > this.init.bigFailAfterMs || now - h.echoBigAt > this.init.bigFailAfterMs) {
+      return `full-size probes lost (MTU black hole?): ours last heard ${ago(h.echoBigAt)}, theirs ${ago(h.heardBigAt)}`;
+    }
+    return undefined;
+  }
+
+  private judge(h: PeerHealth, now: number): void {
+    const why = this.problem(h, now);
+    if (why !== undefined) {
+      h.healthySince = -1;
+      if (h.state === 'up') this.set(h, 'down', why, now);
+      else h.reason = why;
+      return;
+    }
+    if (h.healthySince < 0) h.healthySince = now;
+    if (h.state === 'up') return;
+    const need = h.state === 'probing' ? this.init.healAfterFirstMs : this.init.healAfterMs;
+    if (now - h.healthySince >= need) this.set(h, 'up', `healthy for ${((now - h.healthySince) / 1000).toFixed(1)} s`, now);
+    else h.reason = `healthy for ${((now - h.healthySince) / 1000).toFixed(1)} s; up after ${(need / 1000).toFixed(1)} s`;
+  }
+
+  private set(h: PeerHealth, state: FastPathState, reason: string, now: number): void {
+    h.state = state;
+    h.reason = reason;
+    h.since = now;
+    h.switches++;
+    this.c.onSwitch(h.id, state === 'up', reason);
+  }
+}
