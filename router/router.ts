@@ -42,6 +42,8 @@ export interface RouterDrops {
   noPeers: number;
   tapWrite: number;
   offload: number;
+  /** Fast-path probe frames that reached the TAP (never carried by the sleeve). */
+  probe: number;
 }
 
 export interface RouterCounters {
@@ -49,14 +51,16 @@ export interface RouterCounters {
   tapBytes: number;
   unicast: number;
   flooded: number;
+  /** Frames for a peer the kernel fast path carries (the bridge will learn it there). */
+  leftToFastPath: number;
   toTap: number;
   toTapBytes: number;
 }
 
 export class Router implements Startable {
   readonly macs = new MacTable();
-  readonly drops: RouterDrops = { runt: 0, localDst: 0, noPeers: 0, tapWrite: 0, offload: 0 };
-  readonly counters: RouterCounters = { tapFrames: 0, tapBytes: 0, unicast: 0, flooded: 0, toTap: 0, toTapBytes: 0 };
+  readonly drops: RouterDrops = { runt: 0, localDst: 0, noPeers: 0, tapWrite: 0, offload: 0, probe: 0 };
+  readonly counters: RouterCounters = { tapFrames: 0, tapBytes: 0, unicast: 0, flooded: 0, leftToFastPath: 0, toTap: 0, toTapBytes: 0 };
   readonly offloadDrops = new Map<string, number>();
   private readonly tap: TapDevice;
   private readonly sleeve: Sleeve;
@@ -125,6 +129,11 @@ export class Router implements Startable {
       }
       this.counters.tapFrames++;
       this.counters.tapBytes += frameLen;
+      // Fast-path probes (ethertype 0x88b5) belong to the kernel path; the sleeve never carries them.
+      if (arena[frameOff + 12] === 0x88 && arena[frameOff + 13] === 0xb5) {
+        this.drops.probe++;
+        continue;
+      }
       if (!isGroupMac(arena, frameOff + 6)) macs.learn(readMac(arena, frameOff + 6), PORT_LOCAL, now);
       let port = -2;
       if (!isGroupMac(arena, frameOff)) {
@@ -137,6 +146,10 @@ export class Router implements Startable {
       }
       if (port >= 0) {
         const peer = this.sleeve.peerAt(port);
+        if (peer !== undefined && peer.fast) {
+          this.counters.leftToFastPath++;
+          continue;
+        }
         if (peer !== undefined) {
           this.counters.unicast++;
           tx.frame(peer, arena, vnetOff, frameOff, frameLen, true);
@@ -144,12 +157,18 @@ export class Router implements Startable {
         }
       }
       const n = peers.length;
-      if (n === 0) {
-        this.drops.noPeers++;
+      let sleeveOnly = 0;
+      for (let k = 0; k < n; k++) if (!peers[k]!.fast) sleeveOnly++;
+      if (sleeveOnly === 0) {
+        if (n === 0) this.drops.noPeers++;
+        else this.counters.leftToFastPath++;
         continue;
       }
       this.counters.flooded++;
-      for (let k = 0; k < n; k++) tx.frame(peers[k]!, arena, vnetOff, frameOff, frameLen, n === 1);
+      for (let k = 0; k < n; k++) {
+        const p = peers[k]!;
+        if (!p.fast) tx.frame(p, arena, vnetOff, frameOff, frameLen, sleeveOnly === 1);
+      }
     }
     tx.flush();
   }

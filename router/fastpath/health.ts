@@ -35,6 +35,17 @@ export interface FastPathHealthComponents {
   send(probe: Probe): void;
   /** The peer's fast path went up or down. */
   onSwitch(id: number, up: boolean, reason: string): void;
+  /**
+   * True when the peer's router has been silent on the other path too since `lastHeard` (the
+   * last probe heard; probably restarting): then a path that is up stays up, since falling back
+   * could not help and the kernel still carries the pods' traffic.
+   */
+  peerSilent?(id: number, lastHeard: number): boolean;
+  /**
+   * The path started or stopped passing probes (before hysteresis). A healthy path may carry
+   * replies to what arrives over it even before it is "up".
+   */
+  onHealth?(id: number, healthy: boolean): void;
 }
 
 export interface FastPathHealthInit {
@@ -51,13 +62,13 @@ const SENT_RING = 64;
 
 class PeerHealth {
   readonly id: number;
-  readonly name: string;
+  name: string;
   state: FastPathState = 'probing';
   reason = 'probing';
   since: number;
   switches = 0;
   seq = 0;
-  /** Highest seq heard from the peer, and of a full-size probe. */
+  /** Latest seq heard from the peer, and of a full-size probe. */
   heard = 0;
   heardBig = 0;
   heardAt = -Infinity;
@@ -66,6 +77,9 @@ class PeerHealth {
   echoAt = -Infinity;
   echoBigAt = -Infinity;
   healthySince = -1;
+  healthy = false;
+  /** Kept up while the peer router was silent everywhere; its next probe restarts the timers. */
+  held = false;
   lastSent = -Infinity;
   lastBig = -Infinity;
   readonly sentAt = new Float64Array(SENT_RING).fill(-Infinity);
@@ -93,8 +107,24 @@ export class FastPathHealth {
     this.init = { probeMs: 250, bigEveryMs: 1000, failAfterMs: 1500, bigFailAfterMs: 3000, healAfterMs: 5000, healAfterFirstMs: 1000, ...init };
   }
 
-  addPeer(id: number, name: string): void {
-    if (!this.peers.has(id)) this.peers.set(id, new PeerHealth(id, name, this.c.clock.now()));
+  /** `up`: start as up (kernel state adopted after a restart); probes then confirm or refute it. */
+  addPeer(id: number, name: string, up = false): void {
+    if (this.peers.has(id)) return;
+    const now = this.c.clock.now();
+    const h = new PeerHealth(id, name, now);
+    if (up) {
+      h.state = 'up';
+      h.healthy = true;
+      h.reason = 'adopted from the kernel; probes confirm it';
+      // Grace: judged as if everything was heard at adoption time.
+      h.heardAt = h.heardBigAt = h.echoAt = h.echoBigAt = now;
+    }
+    this.peers.set(id, h);
+  }
+
+  rename(id: number, name: string): void {
+    const h = this.peers.get(id);
+    if (h !== undefined) h.name = name;
   }
 
   removePeer(id: number): void {
@@ -111,10 +141,16 @@ export class FastPathHealth {
     const h = this.peers.get(p.src);
     if (h === undefined) return;
     const now = this.c.clock.now();
-    if (p.seq > h.heard) h.heard = p.seq;
+    if (h.held) {
+      // The peer is back after a silence we rode out: judge it afresh from now.
+      h.held = false;
+      h.echoAt = h.echoBigAt = h.heardBigAt = now;
+    }
+    // The latest seq, not the highest: a restarted peer counts from 1 again.
+    h.heard = p.seq;
     h.heardAt = now;
     if (p.big) {
-      if (p.seq > h.heardBig) h.heardBig = p.seq;
+      h.heardBig = p.seq;
       h.heardBigAt = now;
     }
     const echoed = h.sentTime(p.echo);
@@ -172,12 +208,28 @@ export class FastPathHealth {
     const why = this.problem(h, now);
     if (why !== undefined) {
       h.healthySince = -1;
+      if (h.state === 'up' && this.c.peerSilent?.(h.id, h.heardAt) === true) {
+        h.reason = `peer router silent on both paths (restarting?): kernel path kept; ${why}`;
+        h.held = true;
+        return;
+      }
+      if (h.healthy) {
+        h.healthy = false;
+        this.c.onHealth?.(h.id, false);
+      }
       if (h.state === 'up') this.set(h, 'down', why, now);
       else h.reason = why;
       return;
     }
     if (h.healthySince < 0) h.healthySince = now;
-    if (h.state === 'up') return;
+    if (!h.healthy) {
+      h.healthy = true;
+      this.c.onHealth?.(h.id, true);
+    }
+    if (h.state === 'up') {
+      h.reason = 'probes pass both ways, full size included';
+      return;
+    }
     const need = h.state === 'probing' ? this.init.healAfterFirstMs : this.init.healAfterMs;
     if (now - h.healthySince >= need) this.set(h, 'up', `healthy for ${((now - h.healthySince) / 1000).toFixed(1)} s`, now);
     else h.reason = `healthy for ${((now - h.healthySince) / 1000).toFixed(1)} s; up after ${(need / 1000).toFixed(1)} s`;

@@ -284,6 +284,12 @@ export class Sleeve implements Startable {
     for (const p of this.peers) if (p.via === peer) this.retarget(p);
   }
 
+  /** The kernel fast path carries (or stops carrying) this peer's frames. */
+  setFast(id: number, fast: boolean): void {
+    const peer = this.byId.get(id);
+    if (peer !== undefined) peer.fast = fast;
+  }
+
   /** The relay for a peer while its direct path is down (undefined: none). */
   setVia(id: number, viaId: number | undefined): void {
     const peer = this.byId.get(id);

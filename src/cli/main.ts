@@ -40,6 +40,8 @@ async function launch(opts: Record<string, unknown>, unknown: string[]): Promise
     stateDir: opts.stateDir as string | undefined,
     advertise: opts.advertise as string[],
     rekeySeconds: opts.rekeySeconds as string | undefined,
+    fastpath: opts.fastpath as string | undefined,
+    trustedSubnets: opts.trustedSubnets as string[],
     unknown,
   };
   const config = validateConfig(raw);
@@ -82,6 +84,8 @@ export async function main(argv: string[]): Promise<number> {
     .option('--secret-file <file>', 'file holding the cluster secret (at least 16 bytes)')
     .option('--state-dir <dir>', 'where the identity key is kept', '/var/lib/weft')
     .option('--rekey-seconds <s>', 'rotate data keys this often', '120')
+    .option('--fastpath <mode>', 'kernel VXLAN fast path per peer, with fallback to the sleeve: auto or off', 'auto')
+    .option('--trusted-subnets <cidrs>', 'underlay subnets where the unencrypted kernel path may carry an encrypting cluster (repeatable, comma-separated)', collect, [])
     .option('--plaintext', 'no encryption or authentication (only on a trusted network)')
     .option('--bridge <name>', 'bridge the pods are plugged into', 'weft')
     .option('--tap <name>', 'TAP device name', 'weft-tap')

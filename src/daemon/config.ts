@@ -28,6 +28,8 @@ export interface RawConfig {
   stateDir?: string;
   advertise?: string[];
   rekeySeconds?: string;
+  fastpath?: string;
+  trustedSubnets?: string[];
   unknown?: string[];
 }
 
@@ -39,6 +41,10 @@ export interface DaemonConfig {
   /** UDP/TCP endpoints announced to other peers (default: the listen address when it is specific). */
   advertise: Endpoint[];
   rekeyMs: number;
+  /** Kernel VXLAN fast path per peer with fallback to the sleeve. */
+  fastpath: 'auto' | 'off';
+  /** Peers in these subnets may use the unencrypted kernel path when the cluster encrypts. */
+  trustedSubnets: { address: string; prefix: number }[];
   listen: Endpoint;
   peers: Endpoint[];
   secretFile: string | undefined;
@@ -74,6 +80,8 @@ export function fillDefaults(raw: RawConfig): Required<Omit<RawConfig, 'secretFi
     stateDir: '/var/lib/weft',
     advertise: [],
     rekeySeconds: '120',
+    fastpath: 'auto',
+    trustedSubnets: [],
     unknown: [],
     ...stripUndefined(raw),
   };
@@ -122,6 +130,13 @@ export function validateConfig(input: RawConfig): DaemonConfig {
   });
   if (raw.stateDir === '' || !raw.stateDir.startsWith('/')) problems.push(`--state-dir: "${raw.stateDir}" must be an absolute path`);
   const rekeySeconds = intIn(problems, '--rekey-seconds', raw.rekeySeconds, 2, 86_400);
+  if (raw.fastpath !== 'auto' && raw.fastpath !== 'off') problems.push(`--fastpath: "${raw.fastpath}" must be auto or off`);
+  const trustedSubnets: { address: string; prefix: number }[] = [];
+  raw.trustedSubnets.flatMap((t) => t.split(',')).filter((t) => t !== '').forEach((t) => {
+    const m = /^(\d{1,3}(?:\.\d{1,3}){3})\/(\d{1,2})$/.exec(t.trim());
+    if (m === null || m[1]!.split('.').some((x) => Number(x) > 255) || Number(m[2]) > 32) problems.push(`--trusted-subnets: "${t}" is not an IPv4 CIDR like 198.18.0.0/15`);
+    else trustedSubnets.push({ address: m[1]!, prefix: Number(m[2]) });
+  });
   if (!IFNAME.test(raw.bridge)) problems.push(`--bridge: "${raw.bridge}" is not a valid interface name (1-15 of A-Z a-z 0-9 _ . -)`);
   if (!IFNAME.test(raw.tap)) problems.push(`--tap: "${raw.tap}" is not a valid interface name (1-15 of A-Z a-z 0-9 _ . -)`);
   if (raw.bridge === raw.tap) problems.push('--bridge and --tap must differ');
@@ -139,6 +154,8 @@ export function validateConfig(input: RawConfig): DaemonConfig {
     stateDir: raw.stateDir,
     advertise,
     rekeyMs: rekeySeconds! * 1000,
+    fastpath: raw.fastpath as 'auto' | 'off',
+    trustedSubnets,
     listen,
     peers,
     secretFile: raw.secretFile,

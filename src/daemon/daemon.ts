@@ -25,6 +25,8 @@ import { loadOrCreateIdentity } from '../../gossip/identity.js';
 import { Mesh } from '../../gossip/mesh.js';
 import { buildMeshGossip, type MeshGossip } from './mesh-gossip.js';
 import { Sleeve } from '../../router/sleeve/sleeve.js';
+import { FastPath, type FastPathPeerReport } from '../../router/fastpath/fast-path.js';
+import type { TimerHandle } from '../core/clock.js';
 import { overlayMtu } from '../../router/sleeve/wire.js';
 import { ApiError, ApiServer } from './api-server.js';
 import type { DaemonConfig } from './config.js';
@@ -49,6 +51,10 @@ export class Daemon {
   private mesh: Mesh | undefined = undefined;
   private gossip: MeshGossip | undefined = undefined;
   private api: ApiServer | undefined = undefined;
+  private probeTap: LinuxTap | undefined = undefined;
+  private fastPath: FastPath | undefined = undefined;
+  private fastPathNote = '';
+  private fastPeersTimer: TimerHandle | undefined = undefined;
   private startedAt = 0;
   private underlayMtu = 0;
   private mtu = 0;
@@ -114,16 +120,42 @@ export class Daemon {
       logger: this.log.child('router'),
       onTapFailure: (errno) => this.log.error('the TAP device failed; restart the daemon to recreate it', { errno }),
     });
-    this.api = new ApiServer({ logger: this.log.child('api') }, { socketPath: c.apiSocket });
-    this.api.route('GET', '/v1/status', () => this.status());
-    this.api.route('POST', '/v1/forget', (body) => this.forget(body));
     try {
-      await startAll([this.sleeve, this.router, this.gossip, this.mesh, this.api]);
+      this.setUpFastPath();
     } catch (err) {
       this.closeDevices();
       throw err;
     }
-    this.started.push(this.sleeve, this.router, this.gossip, this.mesh, this.api);
+    this.api = new ApiServer({ logger: this.log.child('api') }, { socketPath: c.apiSocket });
+    this.api.route('GET', '/v1/status', () => this.status());
+    this.api.route('POST', '/v1/forget', (body) => this.forget(body));
+    try {
+      // The fast path starts before the mesh: after a restart its probes must resume before the
+      // peers hear our sleeve again, or they would take the silence for a broken kernel path.
+      const fast = this.fastPath === undefined ? [] : [this.fastPath];
+      await startAll([this.sleeve, this.router, ...fast, this.gossip, this.mesh, this.api]);
+      this.started.push(this.sleeve, this.router, ...fast, this.gossip, this.mesh, this.api);
+    } catch (err) {
+      this.closeDevices();
+      throw err;
+    }
+    if (this.fastPath !== undefined) {
+      const fp = this.fastPath;
+      const sleeve = this.sleeve;
+      const known = new Set<number>();
+      // Peers with a direct underlay address are candidates for the fast path.
+      this.fastPeersTimer = this.clock.setInterval(() => {
+        const now = new Set<number>();
+        for (const p of sleeve.peers) {
+          now.add(p.id);
+          // The address stays known while the mesh connection is down: probes judge the kernel path.
+          if (p.hasDirect && p.directFamily === 4) fp.setPeer(p.id, p.name, p.directAddress);
+        }
+        for (const id of known) if (!now.has(id)) fp.setPeer(id, '', undefined);
+        known.clear();
+        for (const id of now) known.add(id);
+      }, 1000);
+    }
     this.startedAt = this.clock.now();
     this.log.info('weft router started', {
       peer: identity.name,
@@ -140,6 +172,7 @@ export class Daemon {
   }
 
   async stop(): Promise<void> {
+    this.fastPeersTimer?.cancel();
     const failures = await stopAll(this.started);
     this.started.length = 0;
     this.closeDevices();
@@ -154,6 +187,7 @@ export class Daemon {
       config: this.config,
       sleeve: this.sleeve,
       mesh: this.mesh.status(),
+      fastpath: { mode: this.config.fastpath, note: this.fastPathNote, peers: this.fastPath?.status() ?? ([] as FastPathPeerReport[]) },
       router: this.router,
       tap: this.tap,
       udp: this.udp,
@@ -161,6 +195,46 @@ export class Daemon {
       underlayMtu: this.underlayMtu,
       mtu: this.mtu,
     });
+  }
+
+  /** The kernel fast path, when configured and possible here; otherwise a note says why not. */
+  private setUpFastPath(): void {
+    const c = this.config;
+    if (c.fastpath === 'off') {
+      this.fastPathNote = 'off (--fastpath=off)';
+      return;
+    }
+    if (c.listen.family !== 4 || c.listen.address === '0.0.0.0') {
+      this.fastPathNote = 'unavailable: the fast path needs a specific IPv4 --listen address';
+      return;
+    }
+    this.probeTap = new LinuxTap({ name: 'weft-probe', vnetHdr: false, maxFrame: this.mtu + 18 });
+    this.fastPath = new FastPath(
+      {
+        netlink: this.netlink,
+        probeTap: this.probeTap,
+        clock: this.clock,
+        logger: this.log.child('fastpath'),
+        macs: this.gossip!.macs,
+        setFast: (id, fast) => this.sleeve!.setFast(id, fast),
+        peerSilent: (id, lastHeard) => {
+          // A live router sends sleeve heartbeats every second: if nothing came on the sleeve since
+          // the last probe (1.5 s ago or more), the router itself is quiet, not the kernel path.
+          const p = this.sleeve!.peerById(id);
+          return p === undefined || p.lastRx <= lastHeard + 50;
+        },
+      },
+      {
+        selfId: this.sleeve!.selfId,
+        bridge: c.bridge,
+        sleeveTap: c.tap,
+        vxlan: { name: 'weft-vx', vni: 0x7765, port: this.udp!.localPort + 1, local: c.listen.address, mtu: this.underlayMtu - 50 },
+        maxFrame: this.mtu + 14,
+        encrypted: !c.plaintext,
+        trusted: c.trustedSubnets,
+      },
+    );
+    this.fastPathNote = c.plaintext ? 'auto' : c.trustedSubnets.length > 0 ? 'auto (trusted subnets only: the cluster encrypts)' : 'auto, but no peer qualifies: the cluster encrypts, no --trusted-subnets, and this kernel has no IPsec or WireGuard';
   }
 
   private forget(body: unknown): { forgotten: string } {
@@ -184,6 +258,8 @@ export class Daemon {
   }
 
   private closeDevices(): void {
+    this.probeTap?.close();
+    this.probeTap = undefined;
     this.udp?.close();
     this.tap?.close();
     this.udp = undefined;

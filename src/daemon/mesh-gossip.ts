@@ -14,11 +14,14 @@ import type { Identity } from '../../gossip/identity.js';
 import type { Mesh, MeshTopology } from '../../gossip/mesh.js';
 import { Routes } from '../../gossip/routes.js';
 import { TOPOLOGY_CHANNEL, Topology } from '../../gossip/topology.js';
+import { MACS_CHANNEL, MacOwners } from '../../gossip/mac-owners.js';
 
 export interface MeshGossip extends Startable {
   topology: Topology;
   routes: Routes;
   channel: GossipChannel;
+  /** Which router owns which pod MAC (the fast path programs the kernel from it). */
+  macs: MacOwners;
   forget(name: PeerName): boolean;
 }
 
@@ -64,18 +67,29 @@ export function buildMeshGossip(
   };
   mesh.attach(view, routes);
   mesh.addChannel(TOPOLOGY_CHANNEL, topology, channel);
+  const macs = new MacOwners({ clock }, { self: topology.name });
+  const macsChannel = new GossipChannel({ gossiper: macs, transport: mesh, clock, logger }, { channel: MACS_CHANNEL, intervalMs: init.gossipIntervalMs ?? 30_000 });
+  mesh.addChannel(MACS_CHANNEL, macs, macsChannel);
+  // A peer that left the topology owns no MACs any more.
+  topology.onChange(() => {
+    const live = new Set(topology.peers().map((r) => r.name));
+    for (const r of topology.records()) if (!live.has(r.name)) macs.removeOwner(r.name);
+  });
   return {
     topology,
     routes,
     channel,
+    macs,
     forget: (name) => topology.forget(name),
     start: () => {
       saveVersion();
       topology.start();
       routes.start();
       channel.start();
+      macsChannel.start();
     },
     stop: () => {
+      macsChannel.stop();
       channel.stop();
       routes.stop();
       topology.stop();

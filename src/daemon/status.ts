@@ -7,6 +7,7 @@ import type { LinuxUdp } from '../platform/linux/linux-udp.js';
 import type { Router } from '../../router/router.js';
 import type { Sleeve } from '../../router/sleeve/sleeve.js';
 import type { MeshStatus } from '../../gossip/mesh.js';
+import type { FastPathPeerReport } from '../../router/fastpath/fast-path.js';
 import type { DaemonConfig } from './config.js';
 
 export interface PeerStatus {
@@ -16,8 +17,8 @@ export interface PeerStatus {
   id: string;
   endpoint: string | null;
   state: 'established' | 'unreachable';
-  /** direct: proven by heartbeats; relay: through `via`; none: no usable path. */
-  path: 'direct' | 'relay' | 'none';
+  /** fastpath: kernel VXLAN; direct: sleeve, proven by heartbeats; relay: sleeve through `via`; none. */
+  path: 'fastpath' | 'direct' | 'relay' | 'none';
   via: string | null;
   pathChanges: number;
   relayedRx: number;
@@ -48,6 +49,7 @@ export interface StatusReport {
   mtu: { underlay: number; overlay: number; maxDatagram: number };
   peers: PeerStatus[];
   mesh: MeshStatus;
+  fastpath: { mode: string; note: string; peers: FastPathPeerReport[] };
   relayed: { datagrams: number; bytes: number };
   traffic: { tap: IoCounters; udp: IoCounters; router: Router['counters']; macs: number; sleeveMessages: number; udpFlushes: number };
   drops: Record<string, number>;
@@ -59,6 +61,7 @@ export function buildStatus(s: {
   config: DaemonConfig;
   sleeve: Sleeve;
   mesh: MeshStatus;
+  fastpath: { mode: string; note: string; peers: FastPathPeerReport[] };
   router: Router;
   tap: LinuxTap;
   udp: LinuxUdp;
@@ -74,7 +77,7 @@ export function buildStatus(s: {
     id: formatPeerId(p.id),
     endpoint: p.hasEndpoint ? formatEndpoint(p) : null,
     state: s.sleeve.alive(p) ? 'established' : 'unreachable',
-    path: p.pathUp ? 'direct' : p.via !== undefined && p.hasEndpoint ? 'relay' : 'none',
+    path: p.fast ? 'fastpath' : p.pathUp ? 'direct' : p.via !== undefined && p.hasEndpoint ? 'relay' : 'none',
     via: !p.pathUp && p.via !== undefined ? p.via.name : null,
     pathChanges: p.pathChanges,
     relayedRx: p.relayedRx,
@@ -114,6 +117,7 @@ export function buildStatus(s: {
     mtu: { underlay: s.underlayMtu, overlay: s.mtu, maxDatagram: s.sleeve.maxDatagram },
     peers,
     mesh: s.mesh,
+    fastpath: s.fastpath,
     relayed: { ...s.sleeve.relayed },
     traffic: {
       tap,

@@ -33,11 +33,13 @@ export function blockAllRules(peer: string): string[] {
   return [`ip saddr ${peer} counter drop`];
 }
 
-/** Drops UDP packets (and fragments) from `peer` whose IP total length exceeds `overBytes`. */
-export function dropLargeUdpRules(peer: string, overBytes: number): string[] {
+/** Drops UDP packets (and fragments) from `peer` whose IP total length exceeds `overBytes` (only to `port` when given). */
+export function dropLargeUdpRules(peer: string, overBytes: number, port?: number): string[] {
   checkPeer(peer);
   checkInt('overBytes', overBytes, 20, 65535);
-  return [`ip saddr ${peer} meta l4proto udp ip length > ${overBytes} counter drop`];
+  if (port === undefined) return [`ip saddr ${peer} meta l4proto udp ip length > ${overBytes} counter drop`];
+  checkInt('port', port, 1, 65535);
+  return [`ip saddr ${peer} udp dport ${port} ip length > ${overBytes} counter drop`];
 }
 
 /** Drops a random `percent` of the UDP packets from `peer`. */

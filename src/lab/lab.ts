@@ -244,8 +244,8 @@ export class Lab {
   }
 
   /** Drops UDP packets (each fragment counts) longer than `overBytes` of IP between the pair: an MTU black hole. */
-  async dropLargeUdp(a: LabNode, b: LabNode, overBytes: number): Promise<void> {
-    await this.addFaultPair(a, b, (peer) => dropLargeUdpRules(peer, overBytes));
+  async dropLargeUdp(a: LabNode, b: LabNode, overBytes: number, port?: number): Promise<void> {
+    await this.addFaultPair(a, b, (peer) => dropLargeUdpRules(peer, overBytes, port));
   }
 
   /** Drops a random `percent` of the UDP packets between the pair, both directions. */

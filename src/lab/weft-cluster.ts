@@ -25,7 +25,7 @@ export interface RouterStatus {
     name: string;
     nickname: string;
     state: string;
-    path: 'direct' | 'relay' | 'none';
+    path: 'fastpath' | 'direct' | 'relay' | 'none';
     via: string | null;
     endpoint: string | null;
     rxFrames: number;
@@ -33,6 +33,7 @@ export interface RouterStatus {
     relayedRx: number;
   }[];
   relayed: { datagrams: number; bytes: number };
+  fastpath: { mode: string; note: string; peers: { name: string; underlay: string; state: string; reason: string; sinceMs: number; switches: number }[] };
   mesh: {
     connections: { peer: string; nickname: string; pathUp: boolean; outbound: boolean }[];
     peers: { name: string; nickname: string; nextHop: string | undefined; hops: number | undefined }[];
@@ -60,6 +61,8 @@ export interface WeftClusterInit {
   /** The nodes (0-based) each node is configured to contact (default: all others). */
   peersOf?: (i: number) => number[];
   extraArgs?: string[];
+  /** Extra arguments for one router (0-based), after `extraArgs`. */
+  perNodeArgs?: (i: number) => string[];
   prefix?: string;
   brNetfilter?: boolean;
   log?: (line: string) => void;
@@ -122,6 +125,7 @@ export class WeftCluster {
         ...(vnet ? [] : ['--no-vnet-hdr']),
         '--api-socket', socket,
         ...(init.extraArgs ?? []),
+        ...(init.perNodeArgs?.(i) ?? []),
       ];
       return { node, name: `n${i + 1}`, socket, args, logFile: join(dir, `n${i + 1}.log`), process: undefined };
     });

@@ -49,6 +49,14 @@ export interface FdbEntry {
 
 export const FLOOD_MAC = '00:00:00:00:00:00';
 
+/** One entry of a bridge's own forwarding table (not a VXLAN device's). */
+export interface BridgeFdbEntry {
+  mac: string;
+  port: string;
+  /** learned (aged by the bridge), static (configured), or permanent (a port's own address). */
+  kind: 'learned' | 'static' | 'permanent';
+}
+
 export interface Netlink {
   getLink(name: string): Promise<LinkInfo | undefined>;
   listLinks(): Promise<LinkInfo[]>;
@@ -80,4 +88,10 @@ export interface Netlink {
   /** Bridge port isolation: isolated ports never forward to each other (split horizon). */
   setIsolated(port: string, isolated: boolean): Promise<void>;
   isIsolated(port: string): Promise<boolean>;
+  /** The bridge's forwarding table (entries of its ports, not the bridge device's own). */
+  bridgeFdbList(bridge: string): Promise<BridgeFdbEntry[]>;
+  /** A static, sticky bridge entry: frames for `mac` leave through `port`, whatever the bridge learns. */
+  bridgeFdbSetStatic(port: string, mac: string): Promise<void>;
+  /** Removes the bridge entry for `mac` on `port` (learned or static); a missing one is not an error. */
+  bridgeFdbDelete(port: string, mac: string): Promise<void>;
 }

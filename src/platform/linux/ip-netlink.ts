@@ -1,5 +1,5 @@
 import { WeftError } from '../../core/errors.js';
-import { FLOOD_MAC, type FdbEntry, type LinkInfo, type Netlink, type RouteInfo, type VxlanInfo, type VxlanSpec } from '../netlink.js';
+import { FLOOD_MAC, type BridgeFdbEntry, type FdbEntry, type LinkInfo, type Netlink, type RouteInfo, type VxlanInfo, type VxlanSpec } from '../netlink.js';
 import { run } from './run.js';
 
 interface IpLink {
@@ -171,5 +171,27 @@ export class IpNetlink implements Netlink {
     const out = await run(this.ip, [...this.nsArgs, '-j', '-d', 'link', 'show', 'dev', port]);
     const l = (JSON.parse(out) as IpLink[])[0];
     return l?.linkinfo?.info_slave_data?.isolated === true;
+  }
+
+  async bridgeFdbList(bridge: string): Promise<BridgeFdbEntry[]> {
+    const out = await run(this.bridgePath, [...this.nsArgs, '-j', 'fdb', 'show', 'br', bridge]);
+    const rows = JSON.parse(out === '' ? '[]' : out) as { mac?: string; ifname?: string; master?: string; state?: string }[];
+    return rows
+      .filter((r) => r.master === bridge && r.mac !== undefined && r.ifname !== undefined)
+      .map((r) => ({ mac: r.mac!, port: r.ifname!, kind: r.state === 'static' ? 'static' : r.state === 'permanent' ? 'permanent' : 'learned' }));
+  }
+
+  async bridgeFdbSetStatic(port: string, mac: string): Promise<void> {
+    // sticky: learning never moves it to another port
+    await run(this.bridgePath, [...this.nsArgs, 'fdb', 'replace', mac, 'dev', port, 'master', 'static', 'sticky']);
+  }
+
+  async bridgeFdbDelete(port: string, mac: string): Promise<void> {
+    try {
+      await run(this.bridgePath, [...this.nsArgs, 'fdb', 'del', mac, 'dev', port, 'master']);
+    } catch (err) {
+      if (/no such file|not found|cannot find/i.test(String(err))) return;
+      throw err;
+    }
   }
 }

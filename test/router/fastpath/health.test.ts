@@ -103,6 +103,26 @@ describe('fast path health', () => {
     expect(after.filter((s) => !s.up)).toHaveLength(2);
   });
 
+  it('keeps an up path up while the peer router is silent on both paths (restarting)', () => {
+    const clock = new FakeClock();
+    let silent = true;
+    const switches: boolean[] = [];
+    const h = new FastPathHealth({ clock, send: () => undefined, onSwitch: (_i, up) => switches.push(up), peerSilent: () => silent }, { selfId: 1 });
+    h.addPeer(2, 'b', true); // adopted from the kernel after our own restart
+    expect(h.isUp(2)).toBe(true);
+    for (let t = 0; t < 5000; t += 125) {
+      clock.advance(125);
+      h.tick();
+    }
+    expect(h.isUp(2)).toBe(true);
+    expect(h.status()[0]!.reason).toMatch(/silent on both paths/);
+    silent = false; // the router answers on the sleeve but not over the kernel path: a real failure
+    clock.advance(125);
+    h.tick();
+    expect(h.isUp(2)).toBe(false);
+    expect(switches).toEqual([false]);
+  });
+
   it('ignores probes for another router or from an unknown one', () => {
     const l = l2();
     const st = l.a.status()[0]!.lastHeardMsAgo;

@@ -1,0 +1,331 @@
+/**
+ * The kernel fast path: a VXLAN device (no learning) on the bridge beside the sleeve's TAP,
+ * programmed per peer from probes that travel it, with fallback to the sleeve and return.
+ *
+ *   bridge ─┬─ pods' veths
+ *           ├─ TAP (sleeve)         isolated ┐ split horizon: the bridge never forwards
+ *           ├─ VXLAN (fast path)    isolated ┘ between the two overlays
+ *           └─ probe TAP            probes only: static entries send peers' probe MACs to VXLAN
+ *
+ * Per peer (eligible: a direct underlay address, and trusted when the cluster encrypts):
+ *   always      VXLAN entry for the peer's probe MAC; probes every 250 ms (health.ts)
+ *   when up     flood entry and one entry per MAC the peer owns (gossip); the peer leaves the
+ *               sleeve's flood list; bridge entries learned on the TAP for its MACs are flushed
+ *   when down   those entries removed, bridge entries learned on VXLAN for its MACs flushed, the
+ *               peer back in the sleeve's flood list
+ * Kernel state outlives the router: on start the device is adopted and existing entries stay until
+ * probes judge the peer (so a restart does not cut fast-path traffic).
+ */
+import { isIPv4 } from 'node:net';
+import type { Clock, TimerHandle } from '../../src/core/clock.js';
+import { describeError } from '../../src/core/errors.js';
+import type { Logger } from '../../src/core/logger.js';
+import { FLOOD_MAC, type FdbEntry, type Netlink } from '../../src/platform/netlink.js';
+import type { TapDevice } from '../../src/platform/tap.js';
+import { FastPathHealth, type FastPathState } from './health.js';
+import { PROBE_MIN, formatMac, probeMac, readProbe, writeProbe, type Probe } from './probe-frame.js';
+
+/** Who owns which pod MAC (gossip/mac-owners.ts fits). */
+export interface MacDirectory {
+  macsOf(owner: string): readonly string[];
+  setLocal(macs: Iterable<string>): boolean;
+  onChange(listener: () => void): () => void;
+}
+
+export interface FastPathComponents {
+  netlink: Netlink;
+  probeTap: TapDevice;
+  clock: Clock;
+  logger: Logger;
+  macs: MacDirectory;
+  /** Tells the sleeve which peers the fast path carries (they leave its flood list). */
+  setFast(id: number, fast: boolean): void;
+  /** The peer's router has been silent on the sleeve too since `lastHeard` (see FastPathHealthComponents.peerSilent). */
+  peerSilent(id: number, lastHeard: number): boolean;
+}
+
+export interface FastPathInit {
+  selfId: number;
+  bridge: string;
+  sleeveTap: string;
+  vxlan: { name: string; vni: number; port: number; local: string; mtu: number };
+  /** Largest frame a pod sends (overlay MTU + 14): the size of full probes. */
+  maxFrame: number;
+  /** The cluster encrypts: only peers in `trusted` may use the unencrypted kernel path. */
+  encrypted: boolean;
+  trusted: readonly { address: string; prefix: number }[];
+}
+
+interface Peer {
+  id: number;
+  name: string;
+  underlay: string;
+  eligible: boolean;
+  why: string;
+  macs: Set<string>;
+  up: boolean;
+}
+
+export interface FastPathPeerReport {
+  name: string;
+  underlay: string;
+  state: FastPathState | 'ineligible';
+  reason: string;
+  sinceMs: number;
+  switches: number;
+}
+
+function ipv4ToInt(a: string): number {
+  return a.split('.').reduce((n, x) => (n << 8) | Number(x), 0) >>> 0;
+}
+
+export function inSubnets(address: string, subnets: readonly { address: string; prefix: number }[]): boolean {
+  if (!isIPv4(address)) return false;
+  const a = ipv4ToInt(address);
+  return subnets.some((s) => {
+    const mask = s.prefix === 0 ? 0 : (~0 << (32 - s.prefix)) >>> 0;
+    return ((a & mask) >>> 0) === ((ipv4ToInt(s.address) & mask) >>> 0);
+  });
+}
+
+export class FastPath {
+  readonly health: FastPathHealth;
+  private readonly c: FastPathComponents;
+  private readonly init: FastPathInit;
+  private readonly log: Logger;
+  private readonly peers = new Map<number, Peer>();
+  private readonly scratch: Buffer;
+  private timers: TimerHandle[] = [];
+  private queue: Promise<void> = Promise.resolve();
+  opErrors = 0;
+
+  constructor(components: FastPathComponents, init: FastPathInit) {
+    this.c = components;
+    this.init = init;
+    this.log = components.logger;
+    this.scratch = Buffer.alloc(Math.max(PROBE_MIN, init.maxFrame));
+    this.health = new FastPathHealth(
+      {
+        clock: components.clock,
+        send: (p) => this.sendProbe(p),
+        onSwitch: (id, up, reason) => this.switched(id, up, reason),
+        peerSilent: (id, lastHeard) => components.peerSilent(id, lastHeard),
+        onHealth: (id, healthy) => this.healthChanged(id, healthy),
+      },
+      { selfId: init.selfId },
+    );
+  }
+
+  async start(): Promise<void> {
+    const nl = this.c.netlink;
+    const v = this.init.vxlan;
+    await nl.ensureVxlan(v);
+    await this.adoptKernelState();
+    await nl.setMaster(v.name, this.init.bridge);
+    await nl.setUp(v.name);
+    await nl.setIsolated(v.name, true);
+    await nl.setIsolated(this.init.sleeveTap, true);
+    await nl.setMtu(this.c.probeTap.name, this.init.maxFrame - 14);
+    await nl.setMaster(this.c.probeTap.name, this.init.bridge);
+    await nl.setUp(this.c.probeTap.name);
+    await nl.bridgeFdbSetStatic(this.c.probeTap.name, formatMac(probeMac(this.init.selfId)));
+    this.c.probeTap.start((count) => this.onProbes(count));
+    this.c.macs.onChange(() => this.enqueue(() => this.reconcileMacs()));
+    this.timers.push(this.c.clock.setInterval(() => this.health.tick(), 125));
+    this.timers.push(this.c.clock.setInterval(() => this.enqueue(() => this.pollLocalMacs()), 1000));
+    this.enqueue(() => this.pollLocalMacs());
+  }
+
+  /**
+   * After a restart: peers whose flood entry and probe entry are still in the kernel are taken as
+   * up at once (ids from their probe MACs), and probed right away, so neither end sees a gap.
+   */
+  private async adoptKernelState(): Promise<void> {
+    const entries = await this.c.netlink.fdbList(this.init.vxlan.name);
+    const flood = new Set(entries.filter((e) => e.mac === FLOOD_MAC).map((e) => e.dst));
+    for (const e of entries) {
+      const m = /^02:77:([0-9a-f]{2}):([0-9a-f]{2}):([0-9a-f]{2}):([0-9a-f]{2})$/.exec(e.mac);
+      if (m === null || !flood.has(e.dst)) continue;
+      const id = Number.parseInt(m.slice(1).join(''), 16);
+      const macs = new Set(entries.filter((x) => x.dst === e.dst && x.mac !== FLOOD_MAC && x.mac !== e.mac).map((x) => x.mac));
+      this.peers.set(id, { id, name: '', underlay: e.dst, eligible: true, why: '', macs, up: true });
+      this.health.addPeer(id, '', true);
+      this.log.info('fast path adopted from the kernel after a restart', { underlay: e.dst });
+    }
+  }
+
+  /** Stops probing; the kernel state stays (traffic keeps flowing while the router restarts). */
+  stop(): void {
+    for (const t of this.timers) t.cancel();
+    this.timers = [];
+    this.c.probeTap.stop();
+  }
+
+  /** A peer with a direct underlay address (or none: it leaves the fast path). */
+  setPeer(id: number, name: string, underlay: string | undefined): void {
+    const cur = this.peers.get(id);
+    if (underlay === undefined) {
+      if (cur !== undefined) this.removePeer(cur);
+      return;
+    }
+    if (cur !== undefined && cur.underlay === underlay) {
+      if (cur.name === '') {
+        // an adopted peer, now known by name: apply the policy and tell the sleeve
+        cur.name = name;
+        if (this.init.encrypted && !inSubnets(underlay, this.init.trusted)) {
+          this.removePeer(cur);
+          this.setPeer(id, name, underlay);
+          return;
+        }
+        this.health.rename(id, name);
+        this.c.setFast(id, cur.up);
+      }
+      return;
+    }
+    if (cur !== undefined) this.removePeer(cur);
+    const eligible = !this.init.encrypted || inSubnets(underlay, this.init.trusted);
+    const why = eligible ? '' : 'not in a trusted subnet: the cluster encrypts and this kernel has no IPsec or WireGuard, so traffic stays on the sleeve';
+    const p: Peer = { id, name, underlay, eligible, why, macs: new Set(), up: false };
+    this.peers.set(id, p);
+    if (!eligible) return;
+    const mac = formatMac(probeMac(id));
+    this.enqueue(async () => {
+      await this.c.netlink.bridgeFdbSetStatic(this.init.vxlan.name, mac);
+      await this.c.netlink.fdbSet(this.init.vxlan.name, { mac, dst: underlay });
+      // Probe only once the entries exist: a probe must never be flooded (into the sleeve).
+      if (this.peers.get(id) === p) this.health.addPeer(id, name);
+    });
+  }
+
+  status(): FastPathPeerReport[] {
+    const h = new Map(this.health.status().map((s) => [s.id, s]));
+    return [...this.peers.values()].map((p) => {
+      const s = h.get(p.id);
+      return {
+        name: p.name,
+        underlay: p.underlay,
+        state: p.eligible && s !== undefined ? s.state : 'ineligible',
+        reason: p.eligible && s !== undefined ? s.reason : p.why,
+        sinceMs: s?.sinceMs ?? 0,
+        switches: s?.switches ?? 0,
+      };
+    });
+  }
+
+  isFast(id: number): boolean {
+    return this.peers.get(id)?.up === true;
+  }
+
+  private removePeer(p: Peer): void {
+    this.peers.delete(p.id);
+    this.health.removePeer(p.id);
+    if (p.up) this.c.setFast(p.id, false);
+    const mac = formatMac(probeMac(p.id));
+    this.enqueue(async () => {
+      await this.unprogram(p);
+      await this.c.netlink.fdbDelete(this.init.vxlan.name, { mac, dst: p.underlay });
+      await this.c.netlink.bridgeFdbDelete(this.init.vxlan.name, mac);
+    });
+  }
+
+  private sendProbe(p: Probe): void {
+    const size = p.big ? this.init.maxFrame : 64;
+    writeProbe(this.scratch, 0, size, p);
+    this.c.probeTap.write(this.scratch, 0, size, false);
+  }
+
+  private onProbes(count: number): void {
+    if (count < 0) return;
+    const t = this.c.probeTap;
+    for (let i = 0; i < count; i++) {
+      const p = readProbe(t.arena, i * t.stride + t.headroom, t.lens[i]!);
+      if (p !== undefined) this.health.onProbe(p);
+    }
+  }
+
+  /**
+   * A path that passes probes carries unicast for the peer's MACs at once (so replies to what the
+   * peer already sends over it work), but not floods: those stay on the sleeve until the path is
+   * up, so nothing arrives twice.
+   */
+  private healthChanged(id: number, healthy: boolean): void {
+    const p = this.peers.get(id);
+    if (p === undefined) return;
+    if (healthy) this.enqueue(() => this.programMacs(p));
+    else this.enqueue(() => this.unprogram(p));
+  }
+
+  private switched(id: number, up: boolean, reason: string): void {
+    const p = this.peers.get(id);
+    if (p === undefined) return;
+    p.up = up;
+    this.log.info(up ? 'fast path up' : 'fast path down; traffic moves to the sleeve', { peer: p.name, reason });
+    if (up) {
+      this.enqueue(async () => {
+        await this.programMacs(p);
+        await this.c.netlink.fdbSet(this.init.vxlan.name, { mac: FLOOD_MAC, dst: p.underlay });
+        // the bridge forgets the peer's MACs on the TAP: its next frames learn them on VXLAN
+        for (const mac of p.macs) await this.c.netlink.bridgeFdbDelete(this.init.sleeveTap, mac);
+        this.c.setFast(id, true);
+      });
+    } else {
+      this.c.setFast(id, false);
+    }
+  }
+
+  private async programMacs(p: Peer): Promise<void> {
+    for (const mac of this.c.macs.macsOf(p.name)) {
+      if (p.macs.has(mac)) continue;
+      await this.c.netlink.fdbSet(this.init.vxlan.name, { mac, dst: p.underlay });
+      p.macs.add(mac);
+    }
+  }
+
+  private async unprogram(p: Peer): Promise<void> {
+    const nl = this.c.netlink;
+    const v = this.init.vxlan.name;
+    await nl.fdbDelete(v, { mac: FLOOD_MAC, dst: p.underlay });
+    const entries: FdbEntry[] = (await nl.fdbList(v)).filter((e) => e.dst === p.underlay && e.mac !== FLOOD_MAC && e.mac !== formatMac(probeMac(p.id)));
+    for (const e of entries) {
+      await nl.fdbDelete(v, e);
+      await nl.bridgeFdbDelete(v, e.mac);
+    }
+    p.macs.clear();
+  }
+
+  /** MACs moved, appeared or went: bring up peers' entries in line. */
+  private async reconcileMacs(): Promise<void> {
+    for (const p of this.peers.values()) {
+      if (!p.up && p.macs.size === 0) continue;
+      const want = new Set(this.c.macs.macsOf(p.name));
+      for (const mac of want) {
+        if (!p.macs.has(mac)) {
+          await this.c.netlink.fdbSet(this.init.vxlan.name, { mac, dst: p.underlay });
+          if (p.up) await this.c.netlink.bridgeFdbDelete(this.init.sleeveTap, mac);
+          p.macs.add(mac);
+        }
+      }
+      for (const mac of [...p.macs]) {
+        if (!want.has(mac)) {
+          await this.c.netlink.fdbDelete(this.init.vxlan.name, { mac, dst: p.underlay });
+          p.macs.delete(mac);
+        }
+      }
+    }
+  }
+
+  /** Our pods' MACs: what the bridge learned on ports other than the overlays. */
+  private async pollLocalMacs(): Promise<void> {
+    const skip = new Set([this.init.sleeveTap, this.init.vxlan.name, this.c.probeTap.name]);
+    const entries = await this.c.netlink.bridgeFdbList(this.init.bridge);
+    this.c.macs.setLocal(entries.filter((e) => e.kind === 'learned' && !skip.has(e.port)).map((e) => e.mac));
+  }
+
+  /** Kernel changes run one at a time, in order; a failure is logged and counted, never thrown. */
+  private enqueue(op: () => Promise<void>): void {
+    this.queue = this.queue.then(op).catch((err: unknown) => {
+      this.opErrors++;
+      this.log.warn('fast path kernel update failed', { err: describeError(err) });
+    });
+  }
+}
