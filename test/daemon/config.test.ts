@@ -25,6 +25,12 @@ describe('validateConfig', () => {
     expect(validateConfig({ ...good, listen: '0.0.0.0:6784', advertise: ['203.0.113.7'] }).advertise).toEqual([{ address: '203.0.113.7', port: 6784, family: 4 }]);
   });
 
+  it('parses trusted subnets, comma-separated or repeated', () => {
+    const c = validateConfig({ ...good, trustedSubnets: ['198.18.0.0/15,10.1.0.0/16', '192.0.2.0/24'] });
+    expect(c.trustedSubnets).toEqual([{ address: '198.18.0.0', prefix: 15 }, { address: '10.1.0.0', prefix: 16 }, { address: '192.0.2.0', prefix: 24 }]);
+    expect(c.fastpath).toBe('auto');
+  });
+
   it('accepts plaintext with or without a secret (a secret still authenticates the mesh)', () => {
     expect(validateConfig({ ...good, plaintext: true }).secretFile).toBe('/etc/weft/secret');
     expect(validateConfig({ ...good, plaintext: true, secretFile: undefined }).secretFile).toBeUndefined();
@@ -47,6 +53,9 @@ describe('validateConfig', () => {
     [{ advertise: ['nowhere:x'] }, '--advertise #1'],
     [{ stateDir: 'var/lib/weft' }, '--state-dir: "var/lib/weft" must be an absolute path'],
     [{ rekeySeconds: '1' }, '--rekey-seconds: "1" must be an integer from 2'],
+    [{ fastpath: 'sometimes' }, '--fastpath: "sometimes" must be auto or off'],
+    [{ trustedSubnets: ['198.18.0.0/33'] }, '--trusted-subnets: "198.18.0.0/33" is not an IPv4 CIDR'],
+    [{ trustedSubnets: ['10.0.0.0/8,nonsense'] }, '--trusted-subnets: "nonsense" is not an IPv4 CIDR'],
     [{ bridge: 'a-name-that-is-far-too-long' }, '--bridge'],
     [{ tap: 'weft' }, '--bridge and --tap must differ'],
     [{ underlayMtu: '900' }, '--underlay-mtu: "900" must be an integer from 1280'],
