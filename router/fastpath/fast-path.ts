@@ -291,6 +291,12 @@ export class FastPath {
       await nl.bridgeFdbDelete(v, e.mac);
     }
     p.macs.clear();
+    // MACs the bridge learned on VXLAN that no VXLAN entry covers now (the peer's, even those
+    // gossip had not told us about): forget them, so the next frame floods and finds the sleeve.
+    const covered = new Set((await nl.fdbList(v)).map((e) => e.mac));
+    for (const e of await nl.bridgeFdbList(this.init.bridge)) {
+      if (e.port === v && e.kind === 'learned' && !covered.has(e.mac)) await nl.bridgeFdbDelete(v, e.mac);
+    }
   }
 
   /** MACs moved, appeared or went: bring up peers' entries in line. */

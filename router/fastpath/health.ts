@@ -208,7 +208,9 @@ export class FastPathHealth {
     const why = this.problem(h, now);
     if (why !== undefined) {
       h.healthySince = -1;
-      if (h.state === 'up' && this.c.peerSilent?.(h.id, h.heardAt) === true) {
+      // Only total silence can mean a restarting router; lost big probes or a one-way path cannot.
+      const silent = now - h.heardAt > this.init.failAfterMs;
+      if (h.state === 'up' && silent && this.c.peerSilent?.(h.id, h.heardAt) === true) {
         h.reason = `peer router silent on both paths (restarting?): kernel path kept; ${why}`;
         h.held = true;
         return;

@@ -221,7 +221,9 @@ export class Daemon {
           // A live router sends sleeve heartbeats every second: if nothing came on the sleeve since
           // the last probe (1.5 s ago or more), the router itself is quiet, not the kernel path.
           const p = this.sleeve!.peerById(id);
-          return p === undefined || p.lastRx <= lastHeard + 50;
+          // (300 ms: a heartbeat may land just after the last probe of a router that then died;
+          // a live router's next heartbeat comes within ~1.25 s, before probes count as lost.)
+          return p === undefined || p.lastRx <= lastHeard + 300;
         },
       },
       {
