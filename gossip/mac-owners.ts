@@ -143,6 +143,8 @@ export class MacOwners implements Gossiper {
   private readonly changeListeners = new Set<() => void>();
   private readonly localListeners = new Set<(delta: Uint8Array) => void>();
   private byMac = new Map<string, PeerName>();
+  /** Our own record is announced only once we know our MACs (a restarted router must not announce "none"). */
+  private localKnown = false;
   decodeErrors = 0;
 
   constructor(components: MacOwnersComponents, init: { self: PeerName; version?: number }) {
@@ -155,7 +157,9 @@ export class MacOwners implements Gossiper {
   setLocal(macs: Iterable<string>): boolean {
     const list = [...new Set([...macs].map((m) => m.toLowerCase()))].filter((m) => MAC.test(m)).sort();
     const cur = this.state.get(this.self)!;
-    if (list.length === cur.macs.length && list.every((m, i) => m === cur.macs[i])) return false;
+    const first = !this.localKnown;
+    this.localKnown = true;
+    if (!first && list.length === cur.macs.length && list.every((m, i) => m === cur.macs[i])) return false;
     const rec: MacRecord = { owner: this.self, version: Math.max(cur.version + 1, Math.floor(this.clock.wallNow())), macs: list };
     this.state.put(rec);
     this.changed();
@@ -189,7 +193,8 @@ export class MacOwners implements Gossiper {
   }
 
   gossip(): Uint8Array {
-    return this.state.encode();
+    if (this.localKnown) return this.state.encode();
+    return MacOwnersState.of(this.state.all().filter((r) => r.owner !== this.self)).encode();
   }
 
   onGossip(data: Uint8Array): Uint8Array | undefined {

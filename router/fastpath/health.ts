@@ -209,7 +209,8 @@ export class FastPathHealth {
     if (why !== undefined) {
       h.healthySince = -1;
       // Only total silence can mean a restarting router; lost big probes or a one-way path cannot.
-      const silent = now - h.heardAt > this.init.failAfterMs;
+      // (The echo check can trip a moment before the silence check: allow one probe interval.)
+      const silent = now - h.heardAt > this.init.failAfterMs - this.init.probeMs;
       if (h.state === 'up' && silent && this.c.peerSilent?.(h.id, h.heardAt) === true) {
         h.reason = `peer router silent on both paths (restarting?): kernel path kept; ${why}`;
         h.held = true;
