@@ -5,6 +5,7 @@
  * its peer is connected (by any connection) or is ourselves. No sockets here: `dial` is given.
  */
 import type { Clock } from '../src/core/clock.js';
+import { formatEndpoint, parseEndpoint } from '../src/core/net.js';
 import type { PeerName } from './contracts.js';
 
 export type TargetState = 'connecting' | 'handshaking' | 'established' | 'failed' | 'waiting';
@@ -51,12 +52,8 @@ export interface ConnectionMakerInit {
 
 /** "addr:port" or "[v6]:port" → normalised key and parts; undefined when malformed. */
 export function parseTarget(spec: string): { key: string; host: string; port: number } | undefined {
-  const m = /^\[?([^\]]+?)\]?:(\d+)$/.exec(spec);
-  if (m === null) return undefined;
-  const port = Number(m[2]);
-  if (port < 1 || port > 65535) return undefined;
-  const host = m[1]!;
-  return { key: `${host.includes(':') ? `[${host}]` : host}:${port}`, host, port };
+  const e = parseEndpoint(spec);
+  return typeof e === 'string' ? undefined : { key: formatEndpoint(e), host: e.address, port: e.port };
 }
 
 export class ConnectionMaker {

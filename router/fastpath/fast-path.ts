@@ -20,10 +20,10 @@ import { isIPv4 } from 'node:net';
 import type { Clock, TimerHandle } from '../../src/core/clock.js';
 import { describeError } from '../../src/core/errors.js';
 import type { Logger } from '../../src/core/logger.js';
-import { FLOOD_MAC, type FdbEntry, type Netlink } from '../../src/platform/netlink.js';
+import { FLOOD_MAC, type Netlink } from '../../src/platform/netlink.js';
 import type { TapDevice } from '../../src/platform/tap.js';
 import { FastPathHealth, type FastPathState } from './health.js';
-import { PROBE_MIN, formatMac, probeMac, readProbe, writeProbe, type Probe } from './probe-frame.js';
+import { PROBE_MIN, probeIdOf, probeMacText, readProbe, writeProbe, type Probe } from './probe-frame.js';
 
 /** Who owns which pod MAC (gossip/mac-owners.ts fits). */
 export interface MacDirectory {
@@ -128,7 +128,7 @@ export class FastPath {
     await nl.setMtu(this.c.probeTap.name, this.init.maxFrame - 14);
     await nl.setMaster(this.c.probeTap.name, this.init.bridge);
     await nl.setUp(this.c.probeTap.name);
-    await nl.bridgeFdbSetStatic(this.c.probeTap.name, formatMac(probeMac(this.init.selfId)));
+    await nl.bridgeFdbSetStatic(this.c.probeTap.name, probeMacText(this.init.selfId));
     this.c.probeTap.start((count) => this.onProbes(count));
     this.c.macs.onChange(() => this.enqueue(() => this.reconcileMacs()));
     this.timers.push(this.c.clock.setInterval(() => this.health.tick(), 125));
@@ -144,9 +144,8 @@ export class FastPath {
     const entries = await this.c.netlink.fdbList(this.init.vxlan.name);
     const flood = new Set(entries.filter((e) => e.mac === FLOOD_MAC).map((e) => e.dst));
     for (const e of entries) {
-      const m = /^02:77:([0-9a-f]{2}):([0-9a-f]{2}):([0-9a-f]{2}):([0-9a-f]{2})$/.exec(e.mac);
-      if (m === null || !flood.has(e.dst)) continue;
-      const id = Number.parseInt(m.slice(1).join(''), 16);
+      const id = probeIdOf(e.mac);
+      if (id === undefined || !flood.has(e.dst)) continue;
       const macs = new Set(entries.filter((x) => x.dst === e.dst && x.mac !== FLOOD_MAC && x.mac !== e.mac).map((x) => x.mac));
       this.peers.set(id, { id, name: '', underlay: e.dst, eligible: true, why: '', macs, up: true });
       this.health.addPeer(id, '', true);
@@ -188,7 +187,7 @@ export class FastPath {
     const p: Peer = { id, name, underlay, eligible, why, macs: new Set(), up: false };
     this.peers.set(id, p);
     if (!eligible) return;
-    const mac = formatMac(probeMac(id));
+    const mac = probeMacText(id);
     this.enqueue(async () => {
       await this.c.netlink.bridgeFdbSetStatic(this.init.vxlan.name, mac);
       await this.c.netlink.fdbSet(this.init.vxlan.name, { mac, dst: underlay });
@@ -220,7 +219,7 @@ export class FastPath {
     this.peers.delete(p.id);
     this.health.removePeer(p.id);
     if (p.up) this.c.setFast(p.id, false);
-    const mac = formatMac(probeMac(p.id));
+    const mac = probeMacText(p.id);
     this.enqueue(async () => {
       await this.unprogram(p);
       await this.c.netlink.fdbDelete(this.init.vxlan.name, { mac, dst: p.underlay });
@@ -284,16 +283,19 @@ export class FastPath {
   private async unprogram(p: Peer): Promise<void> {
     const nl = this.c.netlink;
     const v = this.init.vxlan.name;
-    await nl.fdbDelete(v, { mac: FLOOD_MAC, dst: p.underlay });
-    const entries: FdbEntry[] = (await nl.fdbList(v)).filter((e) => e.dst === p.underlay && e.mac !== FLOOD_MAC && e.mac !== formatMac(probeMac(p.id)));
-    for (const e of entries) {
-      await nl.fdbDelete(v, e);
-      await nl.bridgeFdbDelete(v, e.mac);
+    const probe = probeMacText(p.id);
+    const covered = new Set<string>();
+    for (const e of await nl.fdbList(v)) {
+      if (e.dst === p.underlay && e.mac !== probe) {
+        await nl.fdbDelete(v, e);
+        if (e.mac !== FLOOD_MAC) await nl.bridgeFdbDelete(v, e.mac);
+      } else {
+        covered.add(e.mac);
+      }
     }
     p.macs.clear();
     // MACs the bridge learned on VXLAN that no VXLAN entry covers now (the peer's, even those
     // gossip had not told us about): forget them, so the next frame floods and finds the sleeve.
-    const covered = new Set((await nl.fdbList(v)).map((e) => e.mac));
     for (const e of await nl.bridgeFdbList(this.init.bridge)) {
       if (e.port === v && e.kind === 'learned' && !covered.has(e.mac)) await nl.bridgeFdbDelete(v, e.mac);
     }

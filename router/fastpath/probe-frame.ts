@@ -9,6 +9,8 @@
  * the highest seq heard from it; echoBig the highest seq of a full-size probe heard from it.
  * flags bit 0: this probe is full size (overlay MTU + 14), to find MTU black holes.
  */
+import { macToString, parseMac, readMac } from '../../src/core/mac.js';
+
 export const PROBE_ETHERTYPE = 0x88b5;
 export const PROBE_MAGIC = 0x77667031; // "wfp1"
 export const PROBE_MIN = 39;
@@ -32,8 +34,16 @@ export function probeMac(id: number): Buffer {
   return b;
 }
 
-export function formatMac(mac: Buffer): string {
-  return [...mac].map((x) => x.toString(16).padStart(2, '0')).join(':');
+/** The probe MAC of a router as text (for bridge and VXLAN entries). */
+export function probeMacText(id: number): string {
+  return macToString(readMac(probeMac(id), 0));
+}
+
+/** The router id of a probe MAC in text form; undefined for any other MAC. */
+export function probeIdOf(text: string): number | undefined {
+  const mac = parseMac(text);
+  if (mac === undefined || Math.floor(mac / 4294967296) !== 0x0277) return undefined;
+  return mac % 4294967296;
 }
 
 /** Writes a probe of `size` bytes (≥ PROBE_MIN) into buf at off; returns size. */

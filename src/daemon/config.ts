@@ -4,7 +4,7 @@
  */
 import { ConfigError } from '../core/errors.js';
 import { isLogLevel, type LogLevel } from '../core/logger.js';
-import { parseEndpoint, type Endpoint } from '../core/net.js';
+import { parseCidr, parseEndpoint, type Endpoint } from '../core/net.js';
 
 export const DEFAULT_PORT = 6784;
 
@@ -133,9 +133,9 @@ export function validateConfig(input: RawConfig): DaemonConfig {
   if (raw.fastpath !== 'auto' && raw.fastpath !== 'off') problems.push(`--fastpath: "${raw.fastpath}" must be auto or off`);
   const trustedSubnets: { address: string; prefix: number }[] = [];
   raw.trustedSubnets.flatMap((t) => t.split(',')).filter((t) => t !== '').forEach((t) => {
-    const m = /^(\d{1,3}(?:\.\d{1,3}){3})\/(\d{1,2})$/.exec(t.trim());
-    if (m === null || m[1]!.split('.').some((x) => Number(x) > 255) || Number(m[2]) > 32) problems.push(`--trusted-subnets: "${t}" is not an IPv4 CIDR like 198.18.0.0/15`);
-    else trustedSubnets.push({ address: m[1]!, prefix: Number(m[2]) });
+    const c = parseCidr(t.trim());
+    if (typeof c === 'string' || c.family !== 4) problems.push(`--trusted-subnets: "${t}" is not an IPv4 CIDR like 198.18.0.0/15`);
+    else trustedSubnets.push({ address: c.address, prefix: c.prefix });
   });
   if (!IFNAME.test(raw.bridge)) problems.push(`--bridge: "${raw.bridge}" is not a valid interface name (1-15 of A-Z a-z 0-9 _ . -)`);
   if (!IFNAME.test(raw.tap)) problems.push(`--tap: "${raw.tap}" is not a valid interface name (1-15 of A-Z a-z 0-9 _ . -)`);
