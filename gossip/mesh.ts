@@ -17,6 +17,7 @@ import { createServer, connect, type Server, type Socket } from 'node:net';
 import type { Clock, TimerHandle } from '../src/core/clock.js';
 import { WeftError, describeError } from '../src/core/errors.js';
 import type { Logger } from '../src/core/logger.js';
+import { formatEndpoint, parseEndpoint } from '../src/core/net.js';
 import { MeshConnection } from './connection.js';
 import { ConnectionMaker, type TargetStatus } from './connection-maker.js';
 import type { Gossiper, Overlay, PeerName, RouteTable } from './contracts.js';
@@ -218,7 +219,7 @@ export class Mesh {
       if (rec !== undefined && rec.left === undefined) endpoints.set(name, rec.endpoints);
     }
     this.maker.learn(endpoints);
-    const names = new Set(t.names().filter((n) => t.get(n)?.left === undefined));
+    const names = new Set(endpoints.keys());
     for (const name of this.known) {
       if (!names.has(name)) {
         this.log.info('peer left the topology; its keys are wiped', { peer: name });
@@ -235,7 +236,7 @@ export class Mesh {
   private dial(host: string, port: number): MeshConnection {
     const any = this.init.listenAddress === '0.0.0.0' || this.init.listenAddress === '::';
     const socket = connect({ host, port, ...(any ? {} : { localAddress: this.init.listenAddress }) });
-    const conn = this.makeConnection(socket, true, `${host.includes(':') ? `[${host}]` : host}:${port}`);
+    const conn = this.makeConnection(socket, true, formatEndpoint({ address: host, port }));
     socket.once('connect', () => this.maker.handshaking(conn));
     return conn;
   }
@@ -245,7 +246,7 @@ export class Mesh {
       socket.destroy();
       return;
     }
-    this.makeConnection(socket, false, `${socket.remoteAddress ?? '?'}:${socket.remotePort ?? 0}`);
+    this.makeConnection(socket, false, formatEndpoint({ address: socket.remoteAddress ?? '?', port: socket.remotePort ?? 0 }));
   }
 
   private makeConnection(socket: Socket, outbound: boolean, remote: string): MeshConnection {
@@ -283,9 +284,9 @@ export class Mesh {
     this.conns.set(name, conn);
     this.maker.established(conn, name);
     this.log.info('connection established', { peer: name, nickname: conn.remoteNickname, address: conn.remoteAddress, outbound: conn.outbound });
-    const host = conn.remoteAddress.replace(/:\d+$/, '').replace(/^\[|\]$/g, '');
-    const ip = host.startsWith('::ffff:') ? host.slice(7) : host;
-    this.c.overlay.setDirect(name, `${ip.includes(':') ? `[${ip}]` : ip}:${conn.remoteUdpPort}`);
+    const remote = parseEndpoint(conn.remoteAddress);
+    const ip = typeof remote === 'string' ? '' : remote.address.startsWith('::ffff:') ? remote.address.slice(7) : remote.address;
+    this.c.overlay.setDirect(name, ip === '' ? undefined : formatEndpoint({ address: ip, port: conn.remoteUdpPort }));
     for (const [channel, ch] of this.channels) {
       const full = ch.neighbourConnected(name);
       if (full !== undefined) conn.send({ type: MSG_GOSSIP, channel, data: full });
