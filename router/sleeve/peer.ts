@@ -68,6 +68,8 @@ export class SleevePeer {
   directAddress = '';
   directPort = 0;
   directFamily: 4 | 6 = 4;
+  /** The direct address as words, compared with received source addresses (no strings per packet). */
+  readonly directWords = new Int32Array(4);
   hasDirect = false;
   /** Relay used while the direct path is down (undefined: none). */
   via: SleevePeer | undefined = undefined;

@@ -28,6 +28,7 @@ import {
   TYPE_FRAG,
   VNET_LEN,
   writeDataHeader,
+  writeRecordHeader,
 } from './wire.js';
 
 export const BUF_TAP = 0;
@@ -103,13 +104,7 @@ export class SleeveTx {
     peer.counters.txBytes += frameLen;
     if (recLen <= peer.bundleCapacity) {
       const at = this.bundleRoom(peer, recLen);
-      const a = this.arena;
-      a[at] = kind;
-      a[at + 1] = (frameLen >>> 16) & 0xff;
-      a[at + 2] = (frameLen >>> 8) & 0xff;
-      a[at + 3] = frameLen & 0xff;
-      if (vlen > 0) buf.copy(a, at + REC_HDR_LEN, vnetOff, vnetOff + VNET_LEN);
-      buf.copy(a, at + REC_HDR_LEN + vlen, frameOff, frameOff + frameLen);
+      this.copyRecord(at, kind, buf, vnetOff, frameOff, frameLen);
       peer.bundlePos = at + recLen;
       peer.bundleFrames++;
       return;
@@ -123,24 +118,15 @@ export class SleeveTx {
     if (inPlace && buf === this.tapArena) {
       this.reserve(frags * FRAG_HDR_LEN, frags);
       const recOff = (vnetOff >= 0 ? vnetOff : frameOff) - REC_HDR_LEN;
-      buf[recOff] = kind;
-      buf[recOff + 1] = (frameLen >>> 16) & 0xff;
-      buf[recOff + 2] = (frameLen >>> 8) & 0xff;
-      buf[recOff + 3] = frameLen & 0xff;
+      writeRecordHeader(buf, recOff, kind, frameLen);
       this.emit(peer, tx, buf, BUF_TAP, recOff, recLen);
       return;
     }
     this.reserve(recLen + this.tag + frags * FRAG_HDR_LEN + 64, frags);
     const at = this.pos;
-    const a = this.arena;
-    a[at] = kind;
-    a[at + 1] = (frameLen >>> 16) & 0xff;
-    a[at + 2] = (frameLen >>> 8) & 0xff;
-    a[at + 3] = frameLen & 0xff;
-    if (vlen > 0) buf.copy(a, at + REC_HDR_LEN, vnetOff, vnetOff + VNET_LEN);
-    buf.copy(a, at + REC_HDR_LEN + vlen, frameOff, frameOff + frameLen);
+    this.copyRecord(at, kind, buf, vnetOff, frameOff, frameLen);
     this.pos = at + recLen + this.tag;
-    this.emit(peer, tx, a, BUF_TX, at, recLen);
+    this.emit(peer, tx, this.arena, BUF_TX, at, recLen);
   }
 
   /**
@@ -152,12 +138,8 @@ export class SleeveTx {
     if (tx === undefined || (direct ? !peer.hasDirect : !peer.hasEndpoint)) return;
     if (peer.bundleStart >= 0) this.closeBundle(peer);
     const at = this.bundleRoom(peer, REC_HDR_LEN + len);
-    const a = this.arena;
-    a[at] = REC_HEARTBEAT;
-    a[at + 1] = (len >>> 16) & 0xff;
-    a[at + 2] = (len >>> 8) & 0xff;
-    a[at + 3] = len & 0xff;
-    body.copy(a, at + REC_HDR_LEN, 0, len);
+    writeRecordHeader(this.arena, at, REC_HEARTBEAT, len);
+    body.copy(this.arena, at + REC_HDR_LEN, 0, len);
     peer.bundlePos = at + REC_HDR_LEN + len;
     this.emitDest = direct ? this.probeBase + peer.index : -1;
     this.closeBundle(peer);
@@ -174,6 +156,15 @@ export class SleeveTx {
     this.relayed++;
     this.addIov(BUF_TX, at, len);
     this.addDesc(this.niov - 1, 1, 0, to.index);
+  }
+
+  /** Copies a frame record (header, optional virtio header, frame) into the tx arena at `at`. */
+  private copyRecord(at: number, kind: number, buf: Buffer, vnetOff: number, frameOff: number, frameLen: number): void {
+    const a = this.arena;
+    writeRecordHeader(a, at, kind, frameLen);
+    const vlen = vnetOff >= 0 ? VNET_LEN : 0;
+    if (vlen > 0) buf.copy(a, at + REC_HDR_LEN, vnetOff, vnetOff + VNET_LEN);
+    buf.copy(a, at + REC_HDR_LEN + vlen, frameOff, frameOff + frameLen);
   }
 
   /** Seals open bundles and hands every queued datagram to the kernel in one call. */

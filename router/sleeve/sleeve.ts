@@ -277,6 +277,7 @@ export class Sleeve implements Startable {
       peer.directAddress = endpoint.address;
       peer.directPort = endpoint.port;
       peer.directFamily = endpoint.family;
+      peer.directWords.set(addressWords(endpoint.address, endpoint.family));
       this.udp.setDest(this.init.maxPeers + peer.index, endpoint.address, endpoint.port);
     }
     this.retarget(peer);
@@ -488,7 +489,7 @@ export class Sleeve implements Startable {
 
   private directIs(peer: SleevePeer, m: number): boolean {
     const meta = this.udp.rxMeta;
-    const w = addressWords(peer.directAddress, peer.directFamily);
+    const w = peer.directWords;
     return meta[m + 3] === peer.directPort && meta[m + 4] === peer.directFamily && meta[m + 5] === w[0] && meta[m + 6] === w[1] && meta[m + 7] === w[2] && meta[m + 8] === w[3];
   }
 

@@ -65,6 +65,14 @@ export const UDP6_OVERHEAD = 48;
 export const ETH_HDR_LEN = 14;
 export const VNET_LEN = 10;
 
+/** Writes a record header: kind, then the body length as u24. */
+export function writeRecordHeader(buf: Buffer, off: number, kind: number, len: number): void {
+  buf[off] = kind;
+  buf[off + 1] = (len >>> 16) & 0xff;
+  buf[off + 2] = (len >>> 8) & 0xff;
+  buf[off + 3] = len & 0xff;
+}
+
 export function writeDataHeader(
   buf: Buffer,
   off: number,
