@@ -2,7 +2,7 @@
  * npm run bench: weft against kernel VXLAN (and later references) in one run, on the lab, under
  * flock /tmp/weft-bench.lock. Writes bench/results/<suite>-<date>.json and .md and prints both.
  *
- *   npm run bench -- [--runs N] [--seconds S] [--suite all|sleeve|mesh|gossip] [--br-netfilter] [--quick]
+ *   npm run bench -- [--runs N] [--seconds S] [--suite all|sleeve|mesh|fastpath|gossip] [--br-netfilter] [--quick]
  */
 import { mkdirSync, writeFileSync } from 'node:fs';
 import { cpus, release } from 'node:os';
@@ -13,6 +13,7 @@ import { ensureBenchLock } from './lock.js';
 import { runSleeveSuite } from './suites/sleeve.js';
 import { runMeshSuite } from './suites/mesh.js';
 import { runGossipSim } from './suites/gossip-sim.js';
+import { runFastPathSuite } from './suites/fastpath.js';
 
 ensureBenchLock();
 // On Ctrl-C or SIGTERM, exit through process.exit so every lab's exit hook removes its namespaces
@@ -42,8 +43,8 @@ const outDir = join(packageRoot(import.meta.url), 'bench', 'results');
 mkdirSync(outDir, { recursive: true });
 const machine = { kernel: release(), cpus: cpus().length, cpu: cpus()[0]?.model ?? '?', node: process.version };
 
-const suites = values.suite === 'all' ? ['sleeve', 'mesh', 'gossip'] : [values.suite ?? ''];
-const known = new Set(['sleeve', 'mesh', 'gossip']);
+const known = new Set(['sleeve', 'mesh', 'fastpath', 'gossip']);
+const suites = values.suite === 'all' ? [...known] : [values.suite ?? ''];
 for (const suite of suites) {
   if (!known.has(suite)) {
     log(`unknown suite "${suite}" (known: all, ${[...known].join(', ')})`);
@@ -78,6 +79,11 @@ for (const suite of suites) {
     const r = await runMeshSuite({ runs, seconds, log });
     const md = [`${header}; ${runs} run(s), medians; ${seconds} s TCP tests.`, '', r.markdown, '', ...r.goals.map((g) => `- ${g}`), ''].join('\n');
     write('mesh', r.json, md);
+  } else if (suite === 'fastpath') {
+    log(`fastpath suite: ${runs} run(s), ${seconds} s per TCP test`);
+    const r = await runFastPathSuite({ runs, seconds, log });
+    const md = [`${header}; ${runs} run(s), medians; ${seconds} s TCP tests.`, '', r.markdown, '', ...r.goals.map((g) => `- ${g}`), ''].join('\n');
+    write('fastpath', r.json, md);
   } else {
     log('gossip suite: in-process simulation of 1,000 peers (no sockets, simulated clock)');
     const r = await runGossipSim({});

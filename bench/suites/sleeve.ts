@@ -31,7 +31,7 @@ export interface Sample {
   routerRssMaxMB: number[];
 }
 
-interface Bed {
+export interface Bed {
   lab: Lab;
   client: LabPod;
   server: LabPod;
@@ -42,7 +42,7 @@ interface Bed {
 const VARIANTS = ['vxlan', 'weft-plaintext', 'weft-encrypted', 'weft-per-frame'] as const;
 type Variant = (typeof VARIANTS)[number];
 
-async function vxlanBed(o: SleeveOptions): Promise<Bed> {
+export async function vxlanBed(o: SleeveOptions): Promise<Bed> {
   const lab = await Lab.create({ nodes: 2, brNetfilter: o.brNetfilter });
   try {
     const pods: LabPod[] = [];

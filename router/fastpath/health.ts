@@ -104,7 +104,7 @@ export class FastPathHealth {
 
   constructor(components: FastPathHealthComponents, init: FastPathHealthInit) {
     this.c = components;
-    this.init = { probeMs: 250, bigEveryMs: 1000, failAfterMs: 1500, bigFailAfterMs: 3000, healAfterMs: 5000, healAfterFirstMs: 1000, ...init };
+    this.init = { probeMs: 250, bigEveryMs: 500, failAfterMs: 1000, bigFailAfterMs: 1250, healAfterMs: 5000, healAfterFirstMs: 1000, ...init };
   }
 
   /** `up`: start as up (kernel state adopted after a restart); probes then confirm or refute it. */
@@ -163,7 +163,8 @@ export class FastPathHealth {
   tick(): void {
     const now = this.c.clock.now();
     for (const h of this.peers.values()) {
-      if (now - h.lastSent >= this.init.probeMs) this.probe(h, now);
+      // (90%: a tick a hair early must not push the probe a whole tick late.)
+      if (now - h.lastSent >= this.init.probeMs * 0.9) this.probe(h, now);
       this.judge(h, now);
     }
   }
@@ -182,7 +183,7 @@ export class FastPathHealth {
   }
 
   private probe(h: PeerHealth, now: number): void {
-    const big = now - h.lastBig >= this.init.bigEveryMs;
+    const big = now - h.lastBig >= this.init.bigEveryMs * 0.9;
     h.seq++;
     const i = h.seq % SENT_RING;
     h.sentSeq[i] = h.seq;

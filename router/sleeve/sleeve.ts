@@ -138,7 +138,9 @@ export class Sleeve implements Startable {
     this.cipher = components.cipher;
     this.clock = components.clock;
     this.log = components.logger;
-    this.init = { heartbeatMs: 1000, deadAfterMs: 3500, maxPeers: 512, rekeyAfterMessages: 2 ** 48, rekeyOverlapMs: 10_000, ...init };
+    const heartbeatMs = init.heartbeatMs ?? 1000;
+    // Dead after three heartbeats missed, plus half of one for timer slack.
+    this.init = { heartbeatMs, deadAfterMs: heartbeatMs * 3.5, maxPeers: 512, rekeyAfterMessages: 2 ** 48, rekeyOverlapMs: 10_000, ...init };
     this.selfId = init.id;
     this.sealedFlag = this.cipher.sealed ? FLAG_SEALED : 0;
     this.maxDatagram = maxDatagram(init.underlayMtu, this.udp.family);

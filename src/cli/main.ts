@@ -9,7 +9,7 @@ import { createLogger } from '../core/logger.js';
 import { systemClock } from '../core/clock.js';
 import { validateConfig, type RawConfig } from '../daemon/config.js';
 import { Daemon } from '../daemon/daemon.js';
-import { callApi } from '../daemon/api-client.js';
+import { callApi } from '../core/api-client.js';
 import type { StatusReport } from '../daemon/status.js';
 import { IpNetlink } from '../platform/linux/ip-netlink.js';
 import { formatStatus } from './format-status.js';
@@ -94,7 +94,7 @@ export async function main(argv: string[]): Promise<number> {
     .option('--mtu <bytes>', 'overlay MTU for the TAP, bridge and pods (default: derived)')
     .option('--api-socket <path>', 'local API socket', DEFAULT_SOCKET)
     .option('--log-level <level>', 'trace, debug, info, warn, error or silent', 'info')
-    .option('--heartbeat-ms <ms>', 'heartbeat interval', '1000')
+    .option('--heartbeat-ms <ms>', 'sleeve heartbeat interval (above 500 slows fast-path fallback)', '500')
     .option('--spin-us <us>', 'busy-poll this long after traffic before sleeping (0 = off)', '0')
     .option('--aead <impl>', 'ChaCha20-Poly1305 implementation: openssl (Node\'s, via the addon) or libsodium', 'openssl')
     .allowUnknownOption()

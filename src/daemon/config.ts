@@ -74,7 +74,7 @@ export function fillDefaults(raw: RawConfig): Required<Omit<RawConfig, 'secretFi
     vnetHdr: true,
     apiSocket: '/run/weft/weft.sock',
     logLevel: 'info',
-    heartbeatMs: '1000',
+    heartbeatMs: '500',
     spinUs: '0',
     aead: 'openssl',
     stateDir: '/var/lib/weft',

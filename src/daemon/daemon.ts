@@ -218,12 +218,13 @@ export class Daemon {
         macs: this.gossip!.macs,
         setFast: (id, fast) => this.sleeve!.setFast(id, fast),
         peerSilent: (id, lastHeard) => {
-          // A live router sends sleeve heartbeats every second: if nothing came on the sleeve since
-          // the last probe (1.5 s ago or more), the router itself is quiet, not the kernel path.
+          // A live router sends sleeve heartbeats every 500 ms (default --heartbeat-ms): if nothing
+          // came on the sleeve since the last probe (1 s ago or more), the router itself is quiet,
+          // not the kernel path.
           const p = this.sleeve!.peerById(id);
-          // (300 ms: a heartbeat may land just after the last probe of a router that then died;
-          // a live router's next heartbeat comes within ~1.25 s, before probes count as lost.)
-          return p === undefined || p.lastRx <= lastHeard + 300;
+          // (250 ms: a heartbeat may land just after the last probe of a router that then died;
+          // a live router's next heartbeat comes within ~625 ms, before probes count as lost.)
+          return p === undefined || p.lastRx <= lastHeard + 250;
         },
       },
       {

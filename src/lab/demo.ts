@@ -1,18 +1,29 @@
 /**
  * `sudo npm run demo`: a virtual 3-node cluster in network namespaces, one weft router per node,
- * two pods per node; pods ping across nodes over the encrypted sleeve, then a live view of every
- * router's status while traffic flows. Everything is torn down on Ctrl-C or at the end.
+ * two pods per node, then a live view of every router's status while traffic flows. Everything is
+ * torn down on Ctrl-C or at the end.
  *
- *   node dist/src/lab/demo.js [--seconds N] [--nodes N]   (default 40 s, 3 nodes; 0 s = until Ctrl-C)
+ *   node dist/src/lab/demo.js [--seconds N] [--nodes N] [--no-fastpath]
+ *   (default 60 s, 3 nodes; 0 s = until Ctrl-C)
  *
- * Timeline: pings, a 10 s iperf3 stream from t=5 s, the underlay between the first and last node
- * cut at t=17 s (traffic moves to a relay) and healed at t=30 s (back to the direct path).
+ * The lab's underlay (198.18.0.0/24) is declared a trusted subnet, so pod traffic between nodes
+ * takes the kernel VXLAN fast path (the mesh stays encrypted); with --no-fastpath everything runs
+ * on the encrypted sleeve. Timeline: pings, a 10 s iperf3 stream from t=5 s; at t=17 s the VXLAN
+ * port between n1 and n2 is cut (that pair falls back to the sleeve, the others stay fast) and at
+ * t=26 s healed (back to the fast path, after the hysteresis); at t=38 s the whole underlay
+ * between the first and last node is cut (their traffic moves to a relay), healed at t=50 s.
+ * Each switch is printed with its measured time.
  */
 import { parseArgs } from 'node:util';
+import { fastStateTowards, type FastState } from './path-switch.js';
 import { iperf3Tcp, ping } from './traffic.js';
 import { WeftCluster, type RouterStatus } from './weft-cluster.js';
 
-const { values } = parseArgs({ options: { seconds: { type: 'string', default: '40' }, nodes: { type: 'string', default: '3' } } });
+const { values } = parseArgs({
+  options: { seconds: { type: 'string', default: '60' }, nodes: { type: 'string', default: '3' }, 'no-fastpath': { type: 'boolean', default: false } },
+});
+const fast = !values['no-fastpath'];
+const VXLAN_PORT = 6785; // the routers' listen port 6784, + 1
 const seconds = Number(values.seconds);
 const nodes = Number(values.nodes);
 
@@ -30,8 +41,9 @@ function human(n: number): string {
   return `${n.toFixed(i === 0 ? 0 : 1)} ${u[i]}`;
 }
 
-function view(statuses: (RouterStatus | Error)[], elapsed: number, note: string): string {
+function view(statuses: (RouterStatus | Error)[], elapsed: number, note: string, events: string[]): string {
   const lines = [bold(`weft demo — ${nodes} nodes, live status (${elapsed}s${seconds > 0 ? ` of ${seconds}s` : ''}, Ctrl-C to stop)`), dim(note), ''];
+  if (events.length > 0) lines.push(...events.slice(-6).map((e) => `  ${e}`), '');
   for (const s of statuses) {
     if (s instanceof Error) {
       lines.push(`  router unavailable: ${s.message}`, '');
@@ -44,7 +56,9 @@ function view(statuses: (RouterStatus | Error)[], elapsed: number, note: string)
         `rss ${(s.memory.rssBytes / 1e6).toFixed(0)} MB, drops ${drops}`,
     );
     for (const p of s.peers) {
-      lines.push(`    → ${p.nickname.padEnd(4)} ${p.state.padEnd(12)} ${(p.path === 'relay' ? `relay via ${s.peers.find((q) => q.name === p.via)?.nickname ?? '?'}` : p.path).padEnd(13)} ${(p.endpoint ?? '-').padEnd(18)} tx ${String(p.txFrames).padStart(8)} frames   rx ${String(p.rxFrames).padStart(8)} frames`);
+      lines.push(`    → ${p.nickname.padEnd(4)} ${p.state.padEnd(12)} ${(p.path === 'relay' ? `relay via ${s.peers.find((q) => q.name === p.via)?.nickname ?? '?'}` : p.path).padEnd(13)} ${(p.endpoint ?? '-').padEnd(18)} sleeve tx ${String(p.txFrames).padStart(8)} frames   rx ${String(p.rxFrames).padStart(8)} frames`);
+      const f = s.fastpath.peers.find((x) => x.name === p.name);
+      if (f !== undefined) lines.push(dim(`             fast path ${f.state} for ${(f.sinceMs / 1000).toFixed(1)} s, ${f.switches} switches: ${f.reason}`));
     }
     lines.push(`    TAP in ${human(s.traffic.tap.rxBytes)}, out ${human(s.traffic.tap.txBytes)}; UDP out ${human(s.traffic.udp.txBytes)}`, '');
   }
@@ -57,7 +71,7 @@ async function main(): Promise<void> {
     process.exit(1);
   }
   say(bold(`Building a ${nodes}-node lab in network namespaces (underlay 198.18.0.0/24, pods 10.40.0.0/16 and fd00:40::/64)...`));
-  const c = await WeftCluster.start({ nodes, podsPerNode: 2, extraArgs: ['--log-level', 'warn'] });
+  const c = await WeftCluster.start({ nodes, podsPerNode: 2, extraArgs: ['--log-level', 'warn', ...(fast ? ['--trusted-subnets', '198.18.0.0/24'] : [])] });
   let stopping = false;
   const stop = async (code: number) => {
     if (stopping) return;
@@ -72,9 +86,18 @@ async function main(): Promise<void> {
   try {
     say(`Lab ${c.lab.prefix}: routers started with a shared secret; waiting for them to find each other...`);
     await c.waitEstablished();
+    if (fast) {
+      say('Underlay 198.18.0.0/24 is a trusted subnet: waiting for every pair to take the kernel fast path...');
+      const t = Date.now();
+      while (!(await Promise.all(c.routers.map((_, i) => c.apiStatus(i)))).every((s) => s.peers.every((p) => p.path === 'fastpath'))) {
+        if (Date.now() - t > 30_000) throw new Error('the fast path did not come up within 30 s');
+        await new Promise((r) => setTimeout(r, 200));
+      }
+      say(`Every pair is on the fast path after ${((Date.now() - t) / 1000).toFixed(1)} s.`);
+    }
     say(bold('\nPods:'));
     for (const p of c.pods) say(`  ${p.ns.padEnd(14)} on ${p.node.name}  ${p.ipv4!.padEnd(12)} ${p.ipv6!.padEnd(18)} ${p.mac}`);
-    say(bold('\nPing across nodes (encrypted sleeve):'));
+    say(bold(`\nPing across nodes (${fast ? 'kernel fast path' : 'encrypted sleeve'}):`));
     for (const a of c.pods.filter((p) => p.name.endsWith('p1'))) {
       for (const b of c.pods.filter((p) => p.node !== a.node && p.name.endsWith('p1'))) {
         const r4 = await ping(c.lab, a.ns, b.ipv4!, { count: 3, intervalS: 0.05 });
@@ -88,35 +111,102 @@ async function main(): Promise<void> {
     let note = `background: ping ${label(from)} → ${label(to)} every 0.2 s`;
     const pinger = c.lab.spawn(from.ns, ['ping', '-n', '-i', '0.2', to.ipv4!]);
     let burst: Promise<unknown> | undefined;
-    let cut: 'no' | 'cut' | 'healed' = 'no';
-    const [n1, nLast] = [c.lab.nodes[0]!, c.lab.nodes[nodes - 1]!];
+    const events: string[] = [];
+    const event = (text: string) => events.push(`t=${Math.round((Date.now() - t0) / 1000)}s  ${text}`);
+    const nodesOf = c.lab.nodes;
+    // A pair being watched for a switch: routers a and b, the fast-path state to wait for (or the
+    // sleeve path, polled once a second), since when.
+    let watch: { a: number; b: number; want: FastState | 'relay' | 'direct'; from: number; what: string } | undefined;
+    let act = 0;
+    const acts: { at: number; run: () => Promise<void> }[] = [];
+    if (fast && nodes >= 2) {
+      acts.push({
+        at: 17,
+        run: async () => {
+          const started = Date.now();
+          await c.lab.blockUdpBetween(nodesOf[0]!, nodesOf[1]!, VXLAN_PORT);
+          watch = { a: 0, b: 1, want: 'down', from: started, what: 'fell back to the sleeve' };
+          event(`nftables drops the VXLAN port between n1 and n2: only that pair should fall back to the sleeve`);
+        },
+      });
+      acts.push({
+        at: 26,
+        run: async () => {
+          const started = Date.now();
+          await c.lab.clearFaultsBetween(nodesOf[0]!, nodesOf[1]!);
+          watch = { a: 0, b: 1, want: 'up', from: started, what: 'returned to the fast path (5 s of health first: no flapping)' };
+          event('the VXLAN port between n1 and n2 is open again');
+        },
+      });
+    }
+    if (nodes >= 3) {
+      acts.push({
+        at: fast ? 38 : 17,
+        run: async () => {
+          const started = Date.now();
+          await c.lab.blockAllBetween(nodesOf[0]!, nodesOf[nodes - 1]!);
+          watch = { a: 0, b: nodes - 1, want: 'relay', from: started, what: 'moved to a relay' };
+          event(`nftables drops everything between n1 and n${nodes}: their traffic moves to the sleeve through a relay (sealed end to end)`);
+        },
+      });
+      acts.push({
+        at: fast ? 50 : 30,
+        run: async () => {
+          const started = Date.now();
+          await c.lab.clearFaultsBetween(nodesOf[0]!, nodesOf[nodes - 1]!);
+          watch = { a: 0, b: nodes - 1, want: fast ? 'up' : 'direct', from: started, what: fast ? 'returned to the fast path' : 'returned to the direct path' };
+          event(`the underlay between n1 and n${nodes} is back: direct paths are proven again by heartbeats and probes`);
+        },
+      });
+    }
     for (;;) {
       const elapsed = Math.round((Date.now() - t0) / 1000);
       if (seconds > 0 && elapsed >= seconds) break;
-      if (nodes >= 3 && cut === 'no' && elapsed >= 17) {
-        cut = 'cut';
-        await c.lab.blockAllBetween(n1, nLast);
-        note = `t=${elapsed}s: nftables now drops everything between ${n1.name} and ${nLast.name}; within a few seconds their traffic goes through a relay (sealed end to end), and the ping continues`;
-      } else if (cut === 'cut' && elapsed >= 30) {
-        cut = 'healed';
-        await c.lab.clearFaults();
-        note = `t=${elapsed}s: the link is back; the direct path is proven again by heartbeats and used`;
+      const next = acts[act];
+      if (next !== undefined && elapsed >= next.at) {
+        act++;
+        await next.run();
       }
       if (burst === undefined && elapsed >= 5) {
         note = `background: ping every 0.2 s, and a 10 s iperf3 TCP stream ${label(from)} → ${label(to)}`;
         burst = iperf3Tcp(c.lab, to.ns, to.ipv4!, from.ns, { seconds: 10 }).then((r) => {
-          note = `iperf3 ${label(from)} → ${label(to)}: ${r.gbps.toFixed(2)} Gbit/s over the encrypted sleeve; ping continues`;
+          note = `background: ping every 0.2 s ${label(from)} → ${label(to)}`;
+          event(`iperf3 ${label(from)} → ${label(to)}: ${r.gbps.toFixed(2)} Gbit/s over the ${fast ? 'kernel fast path' : 'encrypted sleeve'}`);
         });
       }
-      const statuses = await Promise.all(c.routers.map((_, i) => c.status(i).catch((e: unknown) => (e instanceof Error ? e : new Error(String(e))))));
+      const statuses = await Promise.all(c.routers.map((_, i) => c.apiStatus(i).catch((e: unknown) => (e instanceof Error ? e : new Error(String(e))))));
+      const w = watch;
+      if (w !== undefined) {
+        const [sa, sb] = [statuses[w.a], statuses[w.b]];
+        if (sa !== undefined && sb !== undefined && !(sa instanceof Error) && !(sb instanceof Error)) {
+          const now = Date.now();
+          if (w.want === 'relay' || w.want === 'direct') {
+            // The sleeve path has no switch instant in status: polled, so "by" a whole second.
+            const pa = sa.peers.find((p) => p.name === sb.name)?.path;
+            const pb = sb.peers.find((p) => p.name === sa.name)?.path;
+            if (pa === w.want && pb === w.want) {
+              watch = undefined;
+              event(`n${w.a + 1} ↔ n${w.b + 1} ${w.what}: both routers by ${((now - w.from) / 1000).toFixed(1)} s (status polled every second)`);
+            }
+          } else {
+            const x = fastStateTowards(sa, nodesOf[w.b]!.address, now);
+            const y = fastStateTowards(sb, nodesOf[w.a]!.address, now);
+            if (x?.state === w.want && y?.state === w.want) {
+              watch = undefined;
+              event(`n${w.a + 1} ↔ n${w.b + 1} ${w.what}: both routers switched within ${((Math.max(x.at, y.at) - w.from) / 1000).toFixed(2)} s`);
+            }
+          }
+        }
+      }
       if (process.stdout.isTTY) process.stdout.write('\x1b[2J\x1b[H');
-      say(view(statuses, elapsed, note));
+      say(view(statuses, elapsed, note, events));
       await new Promise((r) => setTimeout(r, 1000));
     }
     await burst;
     pinger.kill('SIGINT'); // ping prints its summary on SIGINT
     await pinger.exited;
     const lost = /(\d+) packets transmitted, (\d+) received/.exec(pinger.stdoutText());
+    if (!process.stdout.isTTY || events.length > 6) for (const e of events) say(`  ${e}`);
     if (lost !== null) say(`Background ping: ${lost[2]}/${lost[1]} replies.`);
     await stop(0);
   } catch (err) {

@@ -9,6 +9,7 @@
 import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
+import { callApi } from '../core/api-client.js';
 import { WeftError } from '../core/errors.js';
 import { packageRoot } from '../core/paths.js';
 import { Lab, type LabNode, type LabPod, type LabProcess } from './lab.js';
@@ -201,10 +202,16 @@ export class WeftCluster {
     }
   }
 
+  /** `weft status --json` of router i, through the CLI as a user would run it. */
   async status(i: number): Promise<RouterStatus> {
     const r = this.routers[i]!;
     const res = await this.lab.exec(r.node.ns, [process.execPath, this.cli, 'status', '--json', '--socket', r.socket], { timeoutMs: 10_000 });
     return JSON.parse(res.stdout) as RouterStatus;
+  }
+
+  /** The same report straight from router i's API socket (no CLI process): for tight polling. */
+  async apiStatus(i: number): Promise<RouterStatus> {
+    return (await callApi(this.routers[i]!.socket, 'GET', '/v1/status', undefined, 10_000)) as RouterStatus;
   }
 
   /**

@@ -1,5 +1,9 @@
+/**
+ * A small JSON client for the daemon's local API (HTTP on a Unix socket). In core so that the CLI,
+ * the lab and the CNI plugin share it without importing the daemon.
+ */
 import { request } from 'node:http';
-import { WeftError } from '../core/errors.js';
+import { WeftError } from './errors.js';
 
 /** Calls the daemon's local API; rejects with the API's error code and message. */
 export function callApi(socketPath: string, method: string, path: string, body?: unknown, timeoutMs = 5000): Promise<unknown> {

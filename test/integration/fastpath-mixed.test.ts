@@ -1,0 +1,73 @@
+/**
+ * No loops and no duplicates whatever the mix of paths. 4 nodes on a trusted underlay, two pods
+ * each; nftables makes n1's peers use three different paths at once:
+ *
+ *   n1 → n2  kernel fast path
+ *   n1 → n3  sleeve, direct (only the VXLAN port is blocked)
+ *   n1 → n4  sleeve through a relay (everything between n1 and n4 is blocked)
+ *
+ * Every pod broadcasts in turn; every other pod must receive each broadcast exactly once.
+ */
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { ping, startCapture } from '../../src/lab/traffic.js';
+import { WeftCluster } from '../../src/lab/weft-cluster.js';
+
+const isRoot = process.getuid?.() === 0;
+const VXLAN_PORT = 6785;
+
+const sender = (tag: string) => `
+const d = require('node:dgram').createSocket('udp4');
+d.bind(() => { d.setBroadcast(true); let n = 0;
+  const t = setInterval(() => { d.send('${tag}-' + n, 9998, '10.40.255.255'); if (++n === 3) { clearInterval(t); setTimeout(() => d.close(), 100); } }, 100); });`;
+
+describe.skipIf(!isRoot)('fast path mixed with sleeve and relay: broadcasts arrive exactly once', () => {
+  let c: WeftCluster;
+
+  beforeAll(async () => {
+    c = await WeftCluster.start({
+      nodes: 4,
+      podsPerNode: 2,
+      extraArgs: ['--trusted-subnets', '198.18.0.0/24', '--log-level', 'warn'],
+      beforeRouters: async (lab) => {
+        await lab.blockUdpBetween(lab.nodes[0]!, lab.nodes[2]!, VXLAN_PORT);
+        await lab.blockAllBetween(lab.nodes[0]!, lab.nodes[3]!);
+      },
+    });
+    await c.waitEstablished(45_000);
+    const deadline = Date.now() + 30_000;
+    for (;;) {
+      const s = await c.status(0);
+      const paths = Object.fromEntries(s.peers.map((p) => [p.nickname, p.path]));
+      if (paths.n2 === 'fastpath' && paths.n3 === 'direct' && paths.n4 === 'relay') break;
+      if (Date.now() > deadline) throw new Error(`n1's paths did not settle: ${JSON.stringify(paths)}`);
+      await new Promise((r) => setTimeout(r, 250));
+    }
+  }, 120_000);
+
+  afterAll(async () => {
+    await c?.destroy();
+  });
+
+  it('every pod reaches every other pod', async () => {
+    for (const a of c.pods) {
+      for (const b of c.pods) {
+        if (a === b) continue;
+        expect((await ping(c.lab, a.ns, b.ipv4!, { count: 1, timeoutS: 3 })).received, `${a.ns} → ${b.ipv4}`).toBe(1);
+      }
+    }
+  });
+
+  it('a broadcast from any pod reaches every other pod exactly once', async () => {
+    const s = await c.status(0);
+    expect(Object.fromEntries(s.peers.map((p) => [p.nickname, p.path]))).toEqual({ n2: 'fastpath', n3: 'direct', n4: 'relay' });
+    for (const from of c.pods) {
+      const tag = `weft-bcast-${from.ns}`;
+      const others = c.pods.filter((p) => p !== from);
+      const filter = 'udp dst port 9998';
+      const caps = await Promise.all(others.map((p) => startCapture(c.lab, p.ns, 'eth0', filter, { settleMs: 400 })));
+      await c.lab.exec(from.ns, [process.execPath, '-e', sender(tag)]);
+      const counts = await Promise.all(caps.map((k) => k.stop()));
+      expect(Object.fromEntries(others.map((p, i) => [p.ns, counts[i]])), `broadcast from ${from.ns}`).toEqual(Object.fromEntries(others.map((p) => [p.ns, 3])));
+    }
+  });
+});
