@@ -1,3 +1,4 @@
+import type { IpamStatus } from '../../gossip/ipam/status.js';
 import type { StatusReport } from '../daemon/status.js';
 
 function bytes(n: number): string {
@@ -65,6 +66,11 @@ export function formatStatus(s: StatusReport): string {
   for (const f of s.fastpath.peers) {
     lines.push(`    ${f.name} (${f.underlay}): ${f.state}, ${f.reason}, for ${(f.sinceMs / 1000).toFixed(1)}s, ${f.switches} switches`);
   }
+  if (s.ipam === undefined) lines.push('  IPAM: off');
+  else {
+    const r = s.ipam.ranges.map((x) => `${x.range}: owned ${x.owned}, free ${x.free}, allocated ${x.allocated}, quarantined ${x.quarantined}`).join('; ');
+    lines.push(`  IPAM: ${s.ipam.ready.ok ? 'ready' : `not ready (${s.ipam.ready.reason ?? '?'})`}, ${s.ipam.allocations} allocations${r === '' ? '' : `; ${r}`}`);
+  }
   lines.push(`  relayed for others: ${s.relayed.datagrams} datagrams / ${bytes(s.relayed.bytes)}`);
   lines.push('');
   const t = s.traffic;
@@ -74,5 +80,32 @@ export function formatStatus(s: StatusReport): string {
   const drops = Object.entries(s.drops).filter(([, n]) => n > 0);
   lines.push(drops.length === 0 ? '  drops: none' : `  drops: ${drops.map(([k, n]) => `${k}=${n}`).join('  ')}`);
   lines.push(`  memory: rss ${bytes(s.memory.rssBytes)}, heap ${bytes(s.memory.heapUsedBytes)}; reassembly ${s.reassembly.inUse} in use, ${bytes(s.reassembly.memoryBytes)}`);
+  return lines.join('\n');
+}
+
+export type IpamStatusReport = IpamStatus;
+
+/** `weft ipam status`: readiness, bootstrap, per range who owns what and this router's counts. */
+export function formatIpamStatus(s: IpamStatusReport): string {
+  const lines: string[] = [];
+  lines.push(`IPAM of ${s.self}: ${s.ready.ok ? 'ready' : `not ready (${s.ready.reason ?? 'unknown'})`}${s.fenced ? ', FENCED: this peer was forgotten' : ''}`);
+  if (s.bootstrap.mode === 'seeds') lines.push(`  bootstrap: seeds ${s.bootstrap.seeds.join(', ')}`);
+  else {
+    const w = s.bootstrap.waiting.map((x) => `${x.peer} (${x.initPeers})`).join(', ');
+    lines.push(`  bootstrap: ${s.bootstrap.initPeers} initial peers${w === '' ? '' : `; waiting: ${w}`}`);
+  }
+  for (const sp of s.spaces) {
+    lines.push(`  ${sp.range}:`);
+    if (sp.genesis !== undefined && sp.genesis.waitingFor.length > 0) lines.push(`    waiting for seeds to adopt the ring: ${sp.genesis.waitingFor.join(', ')}`);
+    for (const o of sp.owners) {
+      const f = o.forgotten === undefined ? '' : ` (forgotten; heir ${o.forgotten.heir ?? 'none yet'})`;
+      lines.push(`    ${o.peer}${o.peer === s.self ? ' (self)' : ''}: ${o.size} addresses in ${o.ranges.join(', ')}${f}`);
+    }
+    const own = sp.own;
+    lines.push(`    here: owned ${own.owned}, free ${own.free}, allocated ${own.allocated}, reserved ${own.reserved}, quarantined ${own.quarantined}, held after reclaim ${own.held}`);
+    if (sp.conflicts.length > 0) lines.push(`    CONFLICTS (allocated here, not owned here): ${sp.conflicts.join(', ')}`);
+    if (sp.pendingAsk.asking !== undefined) lines.push(`    asking ${sp.pendingAsk.asking} for space; ${sp.pendingAsk.waitingAllocations} allocations waiting`);
+  }
+  lines.push(`  allocations: ${s.allocations}; donations given ${s.counters.donationsGiven}, received ${s.counters.donationsReceived}; ring conflicts ${s.ringConflicts.count}${s.ringConflicts.last === undefined ? '' : ` (last: ${s.ringConflicts.last})`}`);
   return lines.join('\n');
 }

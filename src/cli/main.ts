@@ -12,7 +12,8 @@ import { Daemon } from '../daemon/daemon.js';
 import { callApi } from '../core/api-client.js';
 import type { StatusReport } from '../daemon/status.js';
 import { IpNetlink } from '../platform/linux/ip-netlink.js';
-import { formatStatus } from './format-status.js';
+import { formatIpamStatus, formatStatus, type IpamStatusReport } from './format-status.js';
+import { loadOrCreateIdentity } from '../../gossip/identity.js';
 
 const DEFAULT_SOCKET = '/run/weft/weft.sock';
 
@@ -42,6 +43,11 @@ async function launch(opts: Record<string, unknown>, unknown: string[]): Promise
     rekeySeconds: opts.rekeySeconds as string | undefined,
     fastpath: opts.fastpath as string | undefined,
     trustedSubnets: opts.trustedSubnets as string[],
+    ipamRange: opts.ipamRange as string | undefined,
+    ipamRange6: opts.ipamRange6 as string | undefined,
+    ipamSeed: opts.ipamSeed as string[],
+    ipamInitPeers: opts.ipamInitPeers as string | undefined,
+    ipamQuarantineSeconds: opts.ipamQuarantineSeconds as string | undefined,
     unknown,
   };
   const config = validateConfig(raw);
@@ -86,6 +92,11 @@ export async function main(argv: string[]): Promise<number> {
     .option('--rekey-seconds <s>', 'rotate data keys this often', '120')
     .option('--fastpath <mode>', 'kernel VXLAN fast path per peer, with fallback to the sleeve: auto or off', 'auto')
     .option('--trusted-subnets <cidrs>', 'underlay subnets where the unencrypted kernel path may carry an encrypting cluster (repeatable, comma-separated)', collect, [])
+    .option('--ipam-range <cidr>', 'IPv4 range the cluster-wide IPAM hands out to pods ("none": no IPAM)', '10.32.0.0/12')
+    .option('--ipam-range6 <cidr>', 'IPv6 range for dual-stack pods (optional)')
+    .option('--ipam-seed <names>', 'peer names that split the range at bootstrap (repeatable, comma-separated; see "weft identity")', collect, [])
+    .option('--ipam-init-peers <n>', 'without seeds: split the range once this many peers see each other (default: number of --peer + 1)')
+    .option('--ipam-quarantine-seconds <s>', 'a released address is not handed out again for this long', '300')
     .option('--plaintext', 'no encryption or authentication (only on a trusted network)')
     .option('--bridge <name>', 'bridge the pods are plugged into', 'weft')
     .option('--tap <name>', 'TAP device name', 'weft-tap')
@@ -110,12 +121,62 @@ export async function main(argv: string[]): Promise<number> {
 
   program
     .command('forget')
-    .description('remove a peer that left the cluster from the topology, everywhere')
+    .description('remove a peer that left the cluster, everywhere: from the topology, and its IPAM ranges pass to one live peer')
     .argument('<peer>', 'peer name or nickname')
+    .option('--force', 'even while the peer is still reachable (it is then fenced: it can no longer allocate)')
     .option('--socket <path>', 'API socket of the router', DEFAULT_SOCKET)
-    .action(async (peer: string, opts: { socket: string }) => {
-      const r = (await callApi(opts.socket, 'POST', '/v1/forget', { peer })) as { forgotten: string };
-      process.stdout.write(`forgotten: ${r.forgotten}\n`);
+    .action(async (peer: string, opts: { socket: string; force?: boolean }) => {
+      const r = (await callApi(opts.socket, 'POST', '/v1/forget', { peer, force: opts.force === true })) as { forgotten: string; ipam?: string };
+      process.stdout.write(`forgotten: ${r.forgotten}${r.ipam === undefined ? '' : ` (IPAM: ${r.ipam})`}\n`);
+    });
+
+  program
+    .command('identity')
+    .description("print this host's peer name (creating the identity key if there is none yet), e.g. for --ipam-seed")
+    .option('--state-dir <dir>', 'where the identity key is kept', '/var/lib/weft')
+    .option('--name <nickname>', 'nickname (only used when the key is created)', 'weft')
+    .action((opts: { stateDir: string; name: string }) => {
+      const id = loadOrCreateIdentity(opts.stateDir, opts.name);
+      process.stdout.write(`${id.name}\n`);
+    });
+
+  const ipam = program.command('ipam').description("the cluster-wide IPAM as this router sees it (default: status)");
+  ipam
+    .command('status', { isDefault: true })
+    .description('who owns which ranges; free, allocated, reserved and quarantined addresses')
+    .option('--json', 'machine-readable output')
+    .option('--socket <path>', 'API socket of the router', DEFAULT_SOCKET)
+    .action(async (opts: { json?: boolean; socket: string }) => {
+      const r = (await callApi(opts.socket, 'GET', '/v1/ipam/status')) as IpamStatusReport;
+      process.stdout.write(opts.json === true ? `${JSON.stringify(r, null, 2)}\n` : `${formatIpamStatus(r)}\n`);
+    });
+  ipam
+    .command('list')
+    .description("this router's allocations")
+    .option('--socket <path>', 'API socket of the router', DEFAULT_SOCKET)
+    .action(async (opts: { socket: string }) => {
+      const r = (await callApi(opts.socket, 'GET', '/v1/ipam/allocations')) as { allocations: { containerId: string; ifName: string; addresses: string[] }[] };
+      for (const a of r.allocations) process.stdout.write(`${a.containerId} ${a.ifName} ${a.addresses.join(' ')}\n`);
+    });
+  ipam
+    .command('allocate')
+    .description('allocate (or look up) the addresses of a container interface')
+    .argument('<container-id>')
+    .option('--if <name>', 'interface name', 'eth0')
+    .option('--socket <path>', 'API socket of the router', DEFAULT_SOCKET)
+    .action(async (containerId: string, opts: { if: string; socket: string }) => {
+      const r = (await callApi(opts.socket, 'POST', '/v1/ipam/allocate', { containerId, ifName: opts.if })) as { addresses: { address: string; prefixLength: number }[] };
+      process.stdout.write(`${r.addresses.map((a) => `${a.address}/${a.prefixLength}`).join(' ')}\n`);
+    });
+  ipam
+    .command('release')
+    .description("release a container's addresses (all its interfaces unless --if)")
+    .argument('<container-id>')
+    .option('--if <name>', 'only this interface')
+    .option('--socket <path>', 'API socket of the router', DEFAULT_SOCKET)
+    .action(async (containerId: string, opts: { if?: string; socket: string }) => {
+      const r = (await callApi(opts.socket, 'POST', '/v1/ipam/release', { containerId, ifName: opts.if })) as { released: string[] };
+      process.stdout.write(`released: ${r.released.length === 0 ? 'nothing' : r.released.join(' ')}\n`);
     });
 
   try {

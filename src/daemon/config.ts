@@ -30,7 +30,21 @@ export interface RawConfig {
   rekeySeconds?: string;
   fastpath?: string;
   trustedSubnets?: string[];
+  ipamRange?: string;
+  ipamRange6?: string;
+  ipamSeed?: string[];
+  ipamInitPeers?: string;
+  ipamQuarantineSeconds?: string;
   unknown?: string[];
+}
+
+/** Cluster-wide IPAM (gossip/ipam): the address ranges and how the first ownership is agreed. */
+export interface IpamConfig {
+  /** One IPv4 CIDR and optionally one IPv6 CIDR, in that order. */
+  ranges: string[];
+  /** Seeds: these peers split the space among themselves. initPeers: wait until this many peers see each other. */
+  init: { seeds: string[] } | { initPeers: number };
+  quarantineMs: number;
 }
 
 export interface DaemonConfig {
@@ -62,9 +76,11 @@ export interface DaemonConfig {
   spinUs: number;
   /** Which ChaCha20-Poly1305 implementation seals the sleeve (same algorithm and wire format). */
   aead: 'openssl' | 'libsodium';
+  /** undefined: IPAM off (--ipam-range none). */
+  ipam: IpamConfig | undefined;
 }
 
-export function fillDefaults(raw: RawConfig): Required<Omit<RawConfig, 'secretFile' | 'underlayMtu' | 'mtu' | 'name'>> & RawConfig {
+export function fillDefaults(raw: RawConfig): Required<Omit<RawConfig, 'secretFile' | 'underlayMtu' | 'mtu' | 'name' | 'ipamRange6' | 'ipamInitPeers'>> & RawConfig {
   return {
     listen: `0.0.0.0:${DEFAULT_PORT}`,
     peers: [],
@@ -82,6 +98,9 @@ export function fillDefaults(raw: RawConfig): Required<Omit<RawConfig, 'secretFi
     rekeySeconds: '120',
     fastpath: 'auto',
     trustedSubnets: [],
+    ipamRange: '10.32.0.0/12',
+    ipamSeed: [],
+    ipamQuarantineSeconds: '300',
     unknown: [],
     ...stripUndefined(raw),
   };
@@ -146,6 +165,7 @@ export function validateConfig(input: RawConfig): DaemonConfig {
   const heartbeatMs = intIn(problems, '--heartbeat-ms', raw.heartbeatMs, 100, 60_000);
   const spinUs = intIn(problems, '--spin-us', raw.spinUs, 0, 1000);
   if (raw.aead !== 'openssl' && raw.aead !== 'libsodium') problems.push(`--aead: "${raw.aead}" must be openssl or libsodium`);
+  const ipam = validateIpam(problems, raw);
   if (raw.apiSocket === '' || !raw.apiSocket.startsWith('/')) problems.push(`--api-socket: "${raw.apiSocket}" must be an absolute path`);
   if (problems.length > 0 || typeof listen === 'string') throw new ConfigError(problems, 'weft launch options');
   if (advertise.length === 0 && typeof listen !== 'string' && listen.address !== '0.0.0.0' && listen.address !== '::') advertise.push(listen);
@@ -170,5 +190,31 @@ export function validateConfig(input: RawConfig): DaemonConfig {
     heartbeatMs: heartbeatMs!,
     spinUs: spinUs!,
     aead: raw.aead as 'openssl' | 'libsodium',
+    ipam,
   };
+}
+
+const PEER_ID = /^[0-9a-f]{16}$/;
+
+function validateIpam(problems: string[], raw: ReturnType<typeof fillDefaults>): IpamConfig | undefined {
+  if (raw.ipamRange === 'none') {
+    if (raw.ipamRange6 !== undefined) problems.push('--ipam-range6: needs --ipam-range (IPv6-only IPAM is not supported)');
+    return undefined;
+  }
+  const ranges: string[] = [];
+  const v4 = parseCidr(raw.ipamRange);
+  if (typeof v4 === 'string' || v4.family !== 4 || v4.prefix > 30) problems.push(`--ipam-range: "${raw.ipamRange}" must be an IPv4 CIDR of at least 4 addresses, like 10.32.0.0/12 (or "none")`);
+  else ranges.push(`${v4.address}/${v4.prefix}`);
+  if (raw.ipamRange6 !== undefined) {
+    const v6 = parseCidr(raw.ipamRange6);
+    if (typeof v6 === 'string' || v6.family !== 6 || v6.prefix > 124) problems.push(`--ipam-range6: "${raw.ipamRange6}" must be an IPv6 CIDR like fd00:32::/64`);
+    else ranges.push(`${v6.address}/${v6.prefix}`);
+  }
+  const seeds = [...new Set(raw.ipamSeed.flatMap((x) => x.split(',')).map((x) => x.trim()).filter((x) => x !== ''))];
+  for (const s of seeds) if (!PEER_ID.test(s)) problems.push(`--ipam-seed: "${s}" is not a peer name (16 hex digits, as "weft identity" prints it)`);
+  const initPeers = intIn(problems, '--ipam-init-peers', raw.ipamInitPeers, 1, 10_000);
+  if (seeds.length > 0 && raw.ipamInitPeers !== undefined) problems.push('--ipam-seed and --ipam-init-peers: give one or the other');
+  const quarantine = intIn(problems, '--ipam-quarantine-seconds', raw.ipamQuarantineSeconds, 0, 7 * 86_400);
+  const init = seeds.length > 0 ? { seeds } : { initPeers: initPeers ?? raw.peers.length + 1 };
+  return { ranges, init, quarantineMs: (quarantine ?? 0) * 1000 };
 }

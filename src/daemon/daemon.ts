@@ -24,13 +24,14 @@ import { SleeveOverlay } from '../../router/sleeve-overlay.js';
 import { loadOrCreateIdentity } from '../../gossip/identity.js';
 import { Mesh } from '../../gossip/mesh.js';
 import { buildMeshGossip, type MeshGossip } from './mesh-gossip.js';
+import { IpamService } from './ipam-service.js';
 import { Sleeve } from '../../router/sleeve/sleeve.js';
 import { FastPath, type FastPathPeerReport } from '../../router/fastpath/fast-path.js';
 import type { TimerHandle } from '../core/clock.js';
 import { overlayMtu } from '../../router/sleeve/wire.js';
 import { ApiError, ApiServer } from './api-server.js';
 import type { DaemonConfig } from './config.js';
-import { buildStatus, type StatusReport } from './status.js';
+import { buildStatus, ipamSummary, type StatusReport } from './status.js';
 
 export interface DaemonComponents {
   logger: Logger;
@@ -50,6 +51,7 @@ export class Daemon {
   private router: Router | undefined = undefined;
   private mesh: Mesh | undefined = undefined;
   private gossip: MeshGossip | undefined = undefined;
+  private ipam: IpamService | undefined = undefined;
   private api: ApiServer | undefined = undefined;
   private probeTap: LinuxTap | undefined = undefined;
   private fastPath: FastPath | undefined = undefined;
@@ -113,6 +115,12 @@ export class Daemon {
       stateDir: c.stateDir,
       endpoints: c.advertise.map((e) => formatEndpoint({ address: e.address, port: e.port === 0 ? this.udp!.localPort : e.port })),
     });
+    if (c.ipam !== undefined) {
+      this.ipam = new IpamService(
+        { mesh: this.mesh, routes: this.gossip.routes, clock: this.clock, logger: this.log.child('ipam') },
+        { self: identity.name, config: c.ipam, stateDir: c.stateDir, secret },
+      );
+    }
     this.router = new Router({
       tap: this.tap,
       sleeve: this.sleeve,
@@ -129,12 +137,20 @@ export class Daemon {
     this.api = new ApiServer({ logger: this.log.child('api') }, { socketPath: c.apiSocket });
     this.api.route('GET', '/v1/status', () => this.status());
     this.api.route('POST', '/v1/forget', (body) => this.forget(body));
+    if (this.ipam !== undefined) this.ipam.routes(this.api);
+    else {
+      this.api.route('GET', '/v1/ipam/status', () => {
+        throw new ApiError(503, 'ERR_IPAM_NOT_READY', 'IPAM is off on this router (--ipam-range none)');
+      });
+    }
     try {
       // The fast path starts before the mesh: after a restart its probes must resume before the
       // peers hear our sleeve again, or they would take the silence for a broken kernel path.
+      // IPAM loads its state before the mesh delivers anything on its channel.
       const fast = this.fastPath === undefined ? [] : [this.fastPath];
-      await startAll([this.sleeve, this.router, ...fast, this.gossip, this.mesh, this.api]);
-      this.started.push(this.sleeve, this.router, ...fast, this.gossip, this.mesh, this.api);
+      const ipam = this.ipam === undefined ? [] : [this.ipam];
+      await startAll([this.sleeve, this.router, ...fast, this.gossip, ...ipam, this.mesh, this.api]);
+      this.started.push(this.sleeve, this.router, ...fast, this.gossip, ...ipam, this.mesh, this.api);
     } catch (err) {
       this.closeDevices();
       throw err;
@@ -188,6 +204,7 @@ export class Daemon {
       sleeve: this.sleeve,
       mesh: this.mesh.status(),
       fastpath: { mode: this.config.fastpath, note: this.fastPathNote, peers: this.fastPath?.status() ?? ([] as FastPathPeerReport[]) },
+      ipam: this.ipam === undefined ? undefined : ipamSummary(this.ipam.ipam.status()),
       router: this.router,
       tap: this.tap,
       udp: this.udp,
@@ -240,7 +257,7 @@ export class Daemon {
     this.fastPathNote = c.plaintext ? 'auto' : c.trustedSubnets.length > 0 ? 'auto (trusted subnets only: the cluster encrypts)' : 'auto, but no peer qualifies: the cluster encrypts, no --trusted-subnets, and this kernel has no IPsec or WireGuard';
   }
 
-  private forget(body: unknown): { forgotten: string } {
+  private forget(body: unknown): { forgotten: string; ipam: string } {
     const peer = typeof body === 'object' && body !== null ? (body as { peer?: unknown }).peer : undefined;
     const gossip = this.gossip;
     if (gossip === undefined) throw new WeftError('ERR_NOT_READY', 'the router is still starting');
@@ -251,8 +268,24 @@ export class Daemon {
     if (matches.length > 1) throw new ApiError(400, 'ERR_BAD_REQUEST', `forget: the nickname "${peer}" is ambiguous (${matches.map((m) => m.name).join(', ')}); give the peer name`);
     const name = matches[0]!.name;
     if (name === gossip.topology.name) throw new ApiError(400, 'ERR_BAD_REQUEST', 'forget: a router cannot forget itself');
-    if (!gossip.forget(name)) throw new ApiError(400, 'ERR_BAD_REQUEST', `forget: ${name} is already forgotten`);
-    return { forgotten: name };
+    const force = typeof body === 'object' && body !== null && (body as { force?: unknown }).force === true;
+    if (!force && gossip.routes.reachable().includes(name)) {
+      throw new ApiError(409, 'ERR_PEER_REACHABLE', `forget: ${name} is still reachable; stop it first (its IPAM ranges would be taken while it uses them), or use --force`);
+    }
+    const ipamOnly = !gossip.forget(name);
+    if (ipamOnly && this.ipam === undefined) throw new ApiError(400, 'ERR_BAD_REQUEST', `forget: ${name} is already forgotten`);
+    // The IPAM tombstone hands the peer's ranges to one live heir (after a hold, see gossip/ipam).
+    let ipam = 'off';
+    if (this.ipam !== undefined) {
+      try {
+        this.ipam.ipam.forget(name);
+        ipam = 'its ranges pass to one live peer';
+      } catch (err) {
+        ipam = `not reclaimed: ${describeError(err)}`;
+        this.log.warn('forget: IPAM could not reclaim the ranges', { peer: name, err: describeError(err) });
+      }
+    }
+    return { forgotten: name, ipam };
   }
 
   private cipher(): AeadCipher | PlainCipher {

@@ -1,4 +1,5 @@
 /** The status report served at GET /v1/status and printed by `weft status`. */
+import type { IpamStatus } from '../../gossip/ipam/status.js';
 import { formatPeerId } from '../core/ids.js';
 import { formatEndpoint } from '../core/net.js';
 import type { IoCounters } from '../platform/tap.js';
@@ -50,6 +51,8 @@ export interface StatusReport {
   peers: PeerStatus[];
   mesh: MeshStatus;
   fastpath: { mode: string; note: string; peers: FastPathPeerReport[] };
+  /** IPAM summary (`weft ipam status` has the whole picture); undefined when IPAM is off. */
+  ipam: IpamSummary | undefined;
   relayed: { datagrams: number; bytes: number };
   traffic: { tap: IoCounters; udp: IoCounters; router: Router['counters']; macs: number; sleeveMessages: number; udpFlushes: number };
   drops: Record<string, number>;
@@ -57,11 +60,26 @@ export interface StatusReport {
   memory: { rssBytes: number; heapUsedBytes: number };
 }
 
+export interface IpamSummary {
+  ready: { ok: boolean; reason?: string };
+  allocations: number;
+  ranges: { range: string; owned: string; free: string; allocated: string; quarantined: string }[];
+}
+
+export function ipamSummary(st: IpamStatus): IpamSummary {
+  return {
+    ready: st.ready,
+    allocations: st.allocations,
+    ranges: st.spaces.map((sp) => ({ range: sp.range, owned: sp.own.owned, free: sp.own.free, allocated: sp.own.allocated, quarantined: sp.own.quarantined })),
+  };
+}
+
 export function buildStatus(s: {
   config: DaemonConfig;
   sleeve: Sleeve;
   mesh: MeshStatus;
   fastpath: { mode: string; note: string; peers: FastPathPeerReport[] };
+  ipam: IpamSummary | undefined;
   router: Router;
   tap: LinuxTap;
   udp: LinuxUdp;
@@ -118,6 +136,7 @@ export function buildStatus(s: {
     peers,
     mesh: s.mesh,
     fastpath: s.fastpath,
+    ipam: s.ipam,
     relayed: { ...s.sleeve.relayed },
     traffic: {
       tap,

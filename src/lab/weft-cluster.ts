@@ -6,6 +6,7 @@
  * Addressing: node i (1-based) is 198.18.0.i on the underlay; pod j on node i is 10.40.i.j/16,
  * fd00:40::i:j/64, MAC 02:40:00:00:ii:jj.
  */
+import { execFileSync } from 'node:child_process';
 import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -13,6 +14,8 @@ import { callApi } from '../core/api-client.js';
 import { WeftError } from '../core/errors.js';
 import { packageRoot } from '../core/paths.js';
 import { Lab, type LabNode, type LabPod, type LabProcess } from './lab.js';
+
+const cliPath = join(packageRoot(import.meta.url), 'dist', 'src', 'cli', 'main.js');
 
 /** The part of `weft status --json` the lab reads. */
 export interface RouterStatus {
@@ -64,6 +67,13 @@ export interface WeftClusterInit {
   extraArgs?: string[];
   /** Extra arguments for one router (0-based), after `extraArgs`. */
   perNodeArgs?: (i: number) => string[];
+  /** Routers (0-based) not started by `start`: the caller starts them later with `startRouter`. */
+  deferStart?: number[];
+  /**
+   * Routers (0-based) whose identities are created before any router starts, and whose peer
+   * names every router gets as `--ipam-seed`.
+   */
+  ipamSeeds?: number[];
   prefix?: string;
   brNetfilter?: boolean;
   log?: (line: string) => void;
@@ -102,7 +112,7 @@ export class WeftCluster {
     this.lab = lab;
     this.routers = routers;
     this.dir = dir;
-    this.cli = join(packageRoot(import.meta.url), 'dist', 'src', 'cli', 'main.js');
+    this.cli = cliPath;
     this.log = log;
   }
 
@@ -111,6 +121,12 @@ export class WeftCluster {
     const log = init.log ?? (() => undefined);
     const lab = await Lab.create({ nodes: init.nodes, prefix: init.prefix, brNetfilter: init.brNetfilter, log });
     const dir = mkdtempSync(join(tmpdir(), `weft-${lab.prefix}-`));
+    // Seed identities exist before the routers, so every router can be told the seeds' names.
+    const seeds = (init.ipamSeeds ?? []).map((i) => {
+      const out = execFileSync(process.execPath, [cliPath, 'identity', '--state-dir', join(dir, `state-n${i + 1}`), '--name', `n${i + 1}`], { encoding: 'utf8' });
+      return out.trim();
+    });
+    const seedArgs = seeds.length === 0 ? [] : ['--ipam-seed', seeds.join(',')];
     const routers: RouterHandle[] = lab.nodes.map((node, i) => {
       const secretFile = join(dir, `secret-${i + 1}`);
       writeFileSync(secretFile, init.secrets?.[i] ?? SECRET, { mode: 0o600 });
@@ -125,6 +141,7 @@ export class WeftCluster {
         ...(init.plaintext === true ? ['--plaintext'] : ['--secret-file', secretFile]),
         ...(vnet ? [] : ['--no-vnet-hdr']),
         '--api-socket', socket,
+        ...seedArgs,
         ...(init.extraArgs ?? []),
         ...(init.perNodeArgs?.(i) ?? []),
       ];
@@ -133,8 +150,9 @@ export class WeftCluster {
     const cluster = new WeftCluster(lab, routers, dir, log);
     try {
       await init.beforeRouters?.(lab);
-      for (let i = 0; i < routers.length; i++) await cluster.startRouter(i);
-      cluster.mtu = (await cluster.status(0)).mtu.overlay;
+      const deferred = new Set(init.deferStart ?? []);
+      for (let i = 0; i < routers.length; i++) if (!deferred.has(i)) await cluster.startRouter(i);
+      cluster.mtu = (await cluster.status(routers.findIndex((_, i) => !deferred.has(i)))).mtu.overlay;
       const perNode = init.podsPerNode ?? 1;
       for (let i = 0; i < lab.nodes.length; i++) {
         for (let j = 1; j <= perNode; j++) {
@@ -207,6 +225,16 @@ export class WeftCluster {
     const r = this.routers[i]!;
     const res = await this.lab.exec(r.node.ns, [process.execPath, this.cli, 'status', '--json', '--socket', r.socket], { timeoutMs: 10_000 });
     return JSON.parse(res.stdout) as RouterStatus;
+  }
+
+  /** Calls router i's local API directly (rejects with the API's error code and message). */
+  async api<T = unknown>(i: number, method: 'GET' | 'POST', path: string, body?: unknown): Promise<T> {
+    return (await callApi(this.routers[i]!.socket, method, path, body, 15_000)) as T;
+  }
+
+  /** Router i's --state-dir (kept across restarts, removed with the cluster). */
+  stateDir(i: number): string {
+    return join(this.dir, `state-n${i + 1}`);
   }
 
   /** The same report straight from router i's API socket (no CLI process): for tight polling. */

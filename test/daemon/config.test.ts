@@ -64,8 +64,23 @@ describe('validateConfig', () => {
     [{ apiSocket: 'relative.sock' }, '--api-socket'],
     [{ unknown: ['--frobnicate'] }, 'unknown option or argument "--frobnicate"'],
     [{ listen: '198.18.0.1:1', peers: ['[fd00::1]:1'] }, 'is IPv6 but --listen is IPv4'],
+    [{ ipamRange: 'fd00::/64' }, '--ipam-range: "fd00::/64" must be an IPv4 CIDR'],
+    [{ ipamRange: '10.0.0.0/31' }, 'of at least 4 addresses'],
+    [{ ipamRange6: '10.1.0.0/16' }, '--ipam-range6: "10.1.0.0/16" must be an IPv6 CIDR'],
+    [{ ipamRange: 'none', ipamRange6: 'fd00::/64' }, '--ipam-range6: needs --ipam-range'],
+    [{ ipamSeed: ['0123456789abcdef,node-2'] }, '--ipam-seed: "node-2" is not a peer name'],
+    [{ ipamSeed: ['0123456789abcdef'], ipamInitPeers: '3' }, 'give one or the other'],
+    [{ ipamInitPeers: '0' }, '--ipam-init-peers: "0" must be an integer from 1'],
+    [{ ipamQuarantineSeconds: '-5' }, '--ipam-quarantine-seconds'],
   ])('reports %o', (patch, message) => {
     expect(() => validateConfig({ ...good, ...patch })).toThrow(message);
+  });
+
+  it('IPAM: on by default (10.32.0.0/12, the initial peers = --peer count + 1), dual-stack, seeds, or off', () => {
+    expect(validateConfig(good).ipam).toEqual({ ranges: ['10.32.0.0/12'], init: { initPeers: 2 }, quarantineMs: 300_000 });
+    const c = validateConfig({ ...good, ipamRange: '10.44.0.0/16', ipamRange6: 'fd00:44::/64', ipamSeed: ['0123456789abcdef, fedcba9876543210', '0123456789abcdef'], ipamQuarantineSeconds: '30' });
+    expect(c.ipam).toEqual({ ranges: ['10.44.0.0/16', 'fd00:44::/64'], init: { seeds: ['0123456789abcdef', 'fedcba9876543210'] }, quarantineMs: 30_000 });
+    expect(validateConfig({ ...good, ipamRange: 'none' }).ipam).toBeUndefined();
   });
 
   it('lists every problem at once', () => {

@@ -1,0 +1,96 @@
+/**
+ * Messages of the "ipam" channel (version 1), msgpack:
+ *
+ *   gossip  = [1, "g", [ring: bin, ...], waiting]     full state or delta (at most one ring per
+ *                                                      space, each in ring-codec form)
+ *   waiting = [[name, initPeers], ...]                 peers without a ring waiting for a quorum,
+ *                                                      strictly ascending by (name, initPeers)
+ *   ask     = [1, "ask", space]                        unicast: please donate space in `space`
+ *   gave    = [1, "gave", space, ring: bin]            unicast: the donation, as a ring delta
+ *   none    = [1, "none", space]                       unicast: nothing to give
+ *
+ * Everything is validated before use; malformed input throws `GossipDecodeError('ipam', ...)`.
+ */
+import { isPeerName } from '../../src/core/ids.js';
+import type { PeerName } from '../contracts.js';
+import { GossipDecodeError } from '../errors.js';
+import { IPAM_CHANNEL, pack, typeName, unpack } from './ring-codec.js';
+
+const FORMAT = 1;
+export const MAX_INIT_PEERS = 1024;
+const MAX_WAITING = 4096;
+const MAX_RINGS = 2;
+
+export interface WaitingPeer {
+  readonly name: PeerName;
+  readonly initPeers: number;
+}
+
+export type IpamMessage =
+  | { kind: 'gossip'; rings: Uint8Array[]; waiting: WaitingPeer[] }
+  | { kind: 'ask' | 'none'; space: string }
+  | { kind: 'gave'; space: string; ring: Uint8Array };
+
+function fail(reason: string, cause?: unknown): never {
+  throw new GossipDecodeError(IPAM_CHANNEL, reason, cause === undefined ? undefined : { cause });
+}
+
+export function encodeGossip(rings: readonly Uint8Array[], waiting: readonly WaitingPeer[]): Uint8Array {
+  return pack([FORMAT, 'g', rings, waiting.map((w) => [w.name, w.initPeers])]);
+}
+
+export function encodeAsk(kind: 'ask' | 'none', space: string): Uint8Array {
+  return pack([FORMAT, kind, space]);
+}
+
+export function encodeGave(space: string, ring: Uint8Array): Uint8Array {
+  return pack([FORMAT, 'gave', space, ring]);
+}
+
+
+export function decodeMessage(data: Uint8Array): IpamMessage {
+  const top = unpack(data, fail);
+  if (!Array.isArray(top)) fail(`message is ${typeName(top)}, expected an array`);
+  if (top[0] !== FORMAT) fail(`format ${JSON.stringify(top[0])} is not ${FORMAT}`);
+  const kind = top[1];
+  if (kind === 'g') {
+    if (top.length !== 4) fail(`gossip has ${top.length} fields, expected 4`);
+    const rawRings = top[2];
+    if (!Array.isArray(rawRings) || rawRings.length > MAX_RINGS) fail(`gossip rings is not an array of at most ${MAX_RINGS}`);
+    // Rings stay bytes here: the receiver skips those equal to its own and decodes (validates)
+    // the others with `decodeRing` before it changes anything.
+    const rings = rawRings.map((r, i) => (r instanceof Uint8Array ? r : fail(`ring ${i} is ${typeName(r)}, expected binary`)));
+    const rawWaiting = top[3];
+    if (!Array.isArray(rawWaiting) || rawWaiting.length > MAX_WAITING) fail(`gossip waiting is not an array of at most ${MAX_WAITING}`);
+    const waiting: WaitingPeer[] = [];
+    let prev = '';
+    for (let i = 0; i < rawWaiting.length; i++) {
+      const w = rawWaiting[i];
+      if (!Array.isArray(w) || w.length !== 2) fail(`waiting ${i} is not [name, initPeers]`);
+      const [name, n] = w as [unknown, unknown];
+      if (typeof name !== 'string' || !isPeerName(name)) fail(`waiting ${i} name is not a peer name`);
+      if (typeof n !== 'number' || !Number.isInteger(n) || n < 1 || n > MAX_INIT_PEERS) fail(`waiting ${i} initPeers is not an integer in 1..${MAX_INIT_PEERS}`);
+      const k = `${name}/${String(n).padStart(4, '0')}`;
+      if (k <= prev) fail(`waiting not strictly ascending at ${name}`);
+      prev = k;
+      waiting.push({ name, initPeers: n });
+    }
+    return { kind: 'gossip', rings, waiting };
+  }
+  if (kind === 'ask' || kind === 'none' || kind === 'gave') {
+    const want = kind === 'gave' ? 4 : 3;
+    if (top.length !== want) fail(`${kind} has ${top.length} fields, expected ${want}`);
+    const sp = top[2];
+    if (typeof sp !== 'string' || sp.length > 64) fail(`${kind} space is not a string`);
+    if (kind !== 'gave') return { kind, space: sp };
+    const ring = top[3];
+    if (!(ring instanceof Uint8Array)) fail(`gave ring is ${typeName(ring)}, expected binary`);
+    return { kind, space: sp, ring };
+  }
+  return fail(`unknown message kind ${JSON.stringify(kind)}`);
+}
+
+/** Sort key of a waiting announcement (the order `encodeGossip` expects). */
+export function waitingKey(w: WaitingPeer): string {
+  return `${w.name}/${String(w.initPeers).padStart(4, '0')}`;
+}

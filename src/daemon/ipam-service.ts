@@ -1,0 +1,124 @@
+/**
+ * The daemon's side of the cluster-wide IPAM (gossip/ipam): the Ipam on the mesh's "ipam"
+ * channel, its state file in the state directory, the local API routes the CNI plugin and
+ * `weft ipam` use, and the replay of releases the plugin journaled while the router was down
+ * (src/core/release-journal.ts).
+ *
+ *   POST /v1/ipam/allocate     { containerId, ifName }   → { addresses: [{ address, prefixLength, family }] }
+ *   POST /v1/ipam/release      { containerId, ifName? }  → { released: [address] }
+ *   GET  /v1/ipam/allocations                            → { allocations: [...] }
+ *   GET  /v1/ipam/status                                 → IpamStatus
+ *
+ * Errors: 400 ERR_IPAM_BAD_REQUEST, 503 ERR_IPAM_NOT_READY, 507 ERR_IPAM_EXHAUSTED.
+ */
+import { createHmac } from 'node:crypto';
+import { join } from 'node:path';
+import type { Clock, TimerHandle } from '../core/clock.js';
+import { WeftError, describeError } from '../core/errors.js';
+import type { Logger } from '../core/logger.js';
+import { ReleaseJournal } from '../core/release-journal.js';
+import type { Startable } from '../core/startable.js';
+import { GossipChannel } from '../../gossip/gossip-channel.js';
+import { IPAM_CHANNEL } from '../../gossip/ipam/ring-codec.js';
+import { Ipam } from '../../gossip/ipam/ipam.js';
+import { FileIpamStore } from '../../gossip/ipam/state-file.js';
+import type { Mesh } from '../../gossip/mesh.js';
+import type { Routes } from '../../gossip/routes.js';
+import { ApiError, type ApiServer } from './api-server.js';
+import type { IpamConfig } from './config.js';
+
+const STATUS_OF: Record<string, number> = { ERR_IPAM_BAD_REQUEST: 400, ERR_IPAM_NOT_READY: 503, ERR_IPAM_EXHAUSTED: 507 };
+
+/** Ipam errors as API errors with their HTTP status (others stay 500). */
+async function asApi<T>(fn: () => Promise<T> | T): Promise<T> {
+  try {
+    return await fn();
+  } catch (err) {
+    if (err instanceof WeftError && STATUS_OF[err.code] !== undefined) throw new ApiError(STATUS_OF[err.code]!, err.code, err.message);
+    throw err;
+  }
+}
+
+function field(body: unknown, name: string): unknown {
+  return typeof body === 'object' && body !== null ? (body as Record<string, unknown>)[name] : undefined;
+}
+
+export class IpamService implements Startable {
+  readonly ipam: Ipam;
+  readonly journal: ReleaseJournal;
+  private readonly channel: GossipChannel;
+  private readonly clock: Clock;
+  private readonly log: Logger;
+  private timer: TimerHandle | undefined = undefined;
+  private replaying = false;
+  private readonly reportedUnreadable = new Set<string>();
+
+  constructor(
+    components: { mesh: Mesh; routes: Routes; clock: Clock; logger: Logger },
+    init: { self: string; config: IpamConfig; stateDir: string; secret: Buffer; gossipIntervalMs?: number },
+  ) {
+    const { mesh, routes, clock, logger } = components;
+    this.clock = clock;
+    this.log = logger;
+    // Ties the state file to this cluster: a file from a cluster with another secret is foreign.
+    const clusterId = createHmac('sha256', init.secret).update('weft ipam cluster id v1').digest('hex').slice(0, 16);
+    this.ipam = new Ipam(
+      { clock, transport: mesh, routes, store: new FileIpamStore(join(init.stateDir, 'ipam.state')), log: logger },
+      { self: init.self, ranges: init.config.ranges, init: init.config.init, quarantineMs: init.config.quarantineMs, clusterId },
+    );
+    this.channel = new GossipChannel({ gossiper: this.ipam, transport: mesh, clock, logger }, { channel: IPAM_CHANNEL, intervalMs: init.gossipIntervalMs ?? 30_000 });
+    mesh.addChannel(IPAM_CHANNEL, this.ipam, this.channel);
+    this.journal = new ReleaseJournal(join(init.stateDir, 'pending-releases'));
+  }
+
+  routes(api: ApiServer): void {
+    api.route('POST', '/v1/ipam/allocate', (body) =>
+      asApi(() => this.ipam.allocate({ containerId: field(body, 'containerId') as string, ifName: field(body, 'ifName') as string })),
+    );
+    api.route('POST', '/v1/ipam/release', (body) => {
+      const ifName = field(body, 'ifName');
+      return asApi(() => this.ipam.release(field(body, 'containerId') as string, ifName === undefined || ifName === null ? undefined : (ifName as string)));
+    });
+    api.route('GET', '/v1/ipam/allocations', () => ({ allocations: this.ipam.list() }));
+    api.route('GET', '/v1/ipam/status', () => this.ipam.status());
+  }
+
+  async start(): Promise<void> {
+    await this.ipam.start();
+    this.channel.start();
+    await this.replay();
+    this.timer = this.clock.setInterval(() => void this.replay(), 5000);
+  }
+
+  async stop(): Promise<void> {
+    this.timer?.cancel();
+    this.channel.stop();
+    await this.ipam.stop();
+  }
+
+  /** Releases the CNI plugin journaled while the router was unreachable; each entry goes once done. */
+  private async replay(): Promise<void> {
+    if (this.replaying) return;
+    this.replaying = true;
+    try {
+      const pending = this.journal.pending();
+      for (const file of this.journal.unreadable) {
+        if (this.reportedUnreadable.has(file)) continue;
+        this.reportedUnreadable.add(file);
+        this.log.warn('a journaled release cannot be read; it is left in place for a human to check', { file });
+      }
+      for (const entry of pending) {
+        try {
+          const r = await this.ipam.release(entry.containerId, entry.ifName);
+          this.journal.done(entry);
+          this.log.info('replayed a journaled release', { containerId: entry.containerId, ifName: entry.ifName, released: r.released });
+        } catch (err) {
+          this.log.warn('cannot replay a journaled release yet', { containerId: entry.containerId, err: describeError(err) });
+          break;
+        }
+      }
+    } finally {
+      this.replaying = false;
+    }
+  }
+}
