@@ -25,6 +25,8 @@ import { loadOrCreateIdentity } from '../../gossip/identity.js';
 import { Mesh } from '../../gossip/mesh.js';
 import { buildMeshGossip, type MeshGossip } from './mesh-gossip.js';
 import { IpamService } from './ipam-service.js';
+import { PodNetwork } from './pod-network.js';
+import { NftCli } from '../platform/linux/nft-cli.js';
 import { Sleeve } from '../../router/sleeve/sleeve.js';
 import { FastPath, type FastPathPeerReport } from '../../router/fastpath/fast-path.js';
 import type { TimerHandle } from '../core/clock.js';
@@ -52,6 +54,7 @@ export class Daemon {
   private mesh: Mesh | undefined = undefined;
   private gossip: MeshGossip | undefined = undefined;
   private ipam: IpamService | undefined = undefined;
+  private podNetwork: PodNetwork | undefined = undefined;
   private api: ApiServer | undefined = undefined;
   private probeTap: LinuxTap | undefined = undefined;
   private fastPath: FastPath | undefined = undefined;
@@ -120,6 +123,10 @@ export class Daemon {
         { mesh: this.mesh, routes: this.gossip.routes, clock: this.clock, logger: this.log.child('ipam') },
         { self: identity.name, config: c.ipam, stateDir: c.stateDir, secret },
       );
+      this.podNetwork = new PodNetwork(
+        { ipam: this.ipam.ipam, netlink: this.netlink, nft: new NftCli(), clock: this.clock, logger: this.log.child('pods') },
+        { bridge: c.bridge, mtu: this.mtu, ranges: c.ipam.ranges },
+      );
     }
     this.router = new Router({
       tap: this.tap,
@@ -143,12 +150,15 @@ export class Daemon {
         throw new ApiError(503, 'ERR_IPAM_NOT_READY', 'IPAM is off on this router (--ipam-range none)');
       });
     }
+    this.api.route('GET', '/v1/cni/network', () =>
+      this.podNetwork?.network() ?? { ready: false, reason: 'IPAM is off on this router (--ipam-range none)', bridge: c.bridge, mtu: this.mtu, gateways: [] },
+    );
     try {
       // The fast path starts before the mesh: after a restart its probes must resume before the
       // peers hear our sleeve again, or they would take the silence for a broken kernel path.
       // IPAM loads its state before the mesh delivers anything on its channel.
       const fast = this.fastPath === undefined ? [] : [this.fastPath];
-      const ipam = this.ipam === undefined ? [] : [this.ipam];
+      const ipam = this.ipam === undefined ? [] : [this.ipam, this.podNetwork!];
       await startAll([this.sleeve, this.router, ...fast, this.gossip, ...ipam, this.mesh, this.api]);
       this.started.push(this.sleeve, this.router, ...fast, this.gossip, ...ipam, this.mesh, this.api);
     } catch (err) {

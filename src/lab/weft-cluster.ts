@@ -141,6 +141,8 @@ export class WeftCluster {
         ...(init.plaintext === true ? ['--plaintext'] : ['--secret-file', secretFile]),
         ...(vnet ? [] : ['--no-vnet-hdr']),
         '--api-socket', socket,
+        // IPAM (on by default in weft) only where a test asks for it with its own --ipam-range.
+        '--ipam-range', 'none',
         ...seedArgs,
         ...(init.extraArgs ?? []),
         ...(init.perNodeArgs?.(i) ?? []),

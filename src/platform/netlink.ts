@@ -94,4 +94,8 @@ export interface Netlink {
   bridgeFdbSetStatic(port: string, mac: string): Promise<void>;
   /** Removes the bridge entry for `mac` on `port` (learned or static); a missing one is not an error. */
   bridgeFdbDelete(port: string, mac: string): Promise<void>;
+  /** The addresses on a link (global scope). */
+  addresses(dev: string): Promise<{ address: string; prefix: number; family: 4 | 6 }[]>;
+  /** Puts `address/prefix` on `dev` (idempotent; IPv6 without duplicate address detection). */
+  ensureAddress(dev: string, address: string, prefix: number): Promise<void>;
 }

@@ -60,6 +60,24 @@ describe.skipIf(!isRoot)('IPAM across 3 routers (IPv4 and IPv6)', () => {
     for (const sp of s.spaces) expect(sp.owners.map((o) => o.peer).sort()).toEqual([...names].sort());
   });
 
+  it('each node gets a gateway address per family on its bridge, forwarding and source NAT for pods (GET /v1/cni/network)', async () => {
+    const net = await until('pod network ready on n1', async () => {
+      const n = await c.api<{ ready: boolean; bridge: string; mtu: number; gateways: { address: string; prefixLength: number; family: number }[] }>(0, 'GET', '/v1/cni/network');
+      return n.ready ? n : undefined;
+    });
+    expect(net.gateways.map((g) => [g.family, g.prefixLength])).toEqual([[4, 16], [6, 64]]);
+    expect(net.mtu).toBe(c.overlayMtu);
+    const ns = c.lab.nodes[0]!.ns;
+    const addrs = (await c.lab.exec(ns, ['ip', '-j', 'addr', 'show', 'dev', net.bridge])).stdout;
+    for (const g of net.gateways) expect(addrs).toContain(`"local":"${g.address}"`);
+    expect((await c.lab.exec(ns, ['sysctl', '-n', 'net.ipv4.ip_forward'])).stdout.trim()).toBe('1');
+    const nat = (await c.lab.exec(ns, ['nft', 'list', 'table', 'inet', 'weft-nat'])).stdout;
+    expect(nat).toContain('ip saddr 10.44.0.0/16 ip daddr != 10.44.0.0/16 masquerade');
+    expect(nat).toContain('ip6 saddr fd00:44::/64 ip6 daddr != fd00:44::/64 masquerade');
+    // The gateway is an allocation of its own, listed as the daemon's.
+    expect((await list(0)).some((a) => a.containerId === 'weft:gateway')).toBe(true);
+  });
+
   it('300 concurrent allocations over 3 routers, one killed -9 and restarted mid-way: no duplicate, nothing lost', async () => {
     const acked = new Map<string, { router: number; addresses: string[] }>();
     let done = 0;
@@ -114,6 +132,21 @@ describe.skipIf(!isRoot)('IPAM across 3 routers (IPv4 and IPv6)', () => {
     for (const a of first) expect(next).not.toContain(a);
     const s = await ipamStatus(0);
     expect(Number(s.spaces[0]!.own.quarantined)).toBeGreaterThanOrEqual(1);
+  });
+
+  it('the CLI shows it: weft ipam (status), weft ipam allocate / list / release', async () => {
+    const cli = (...args: string[]) => c.lab.exec(c.lab.nodes[0]!.ns, [process.execPath, 'dist/src/cli/main.js', ...args, '--socket', c.routers[0]!.socket], { check: false });
+    const st = await cli('ipam');
+    expect(st.stdout).toMatch(/IPAM of [0-9a-f]{16}: ready/);
+    expect(st.stdout).toContain('10.44.0.0/16:');
+    expect(st.stdout).toContain('fd00:44::/64:');
+    const got = await cli('ipam', 'allocate', 'cli-1', '--if', 'net1');
+    expect(got.stdout.trim()).toMatch(/^10\.44\.\d+\.\d+\/16 fd00:44::[0-9a-f:]+\/64$/);
+    expect((await cli('ipam', 'list')).stdout).toContain(`cli-1 net1 ${got.stdout.trim().split(' ').map((a) => a.split('/')[0]).join(' ')}`);
+    expect((await cli('ipam', 'release', 'cli-1')).stdout).toMatch(/^released: 10\.44/);
+    const bad = await cli('ipam', 'allocate', 'no spaces allowed');
+    expect(bad.code).toBe(1);
+    expect(bad.stderr).toMatch(/containerId/);
   });
 
   it('bad requests get a typed error naming the field, and the router keeps serving', async () => {

@@ -186,6 +186,17 @@ export class IpNetlink implements Netlink {
     await run(this.bridgePath, [...this.nsArgs, 'fdb', 'replace', mac, 'dev', port, 'master', 'static', 'sticky']);
   }
 
+  async addresses(dev: string): Promise<{ address: string; prefix: number; family: 4 | 6 }[]> {
+    const out = await run(this.ip, [...this.nsArgs, '-j', 'addr', 'show', 'dev', dev, 'scope', 'global']);
+    const parsed = JSON.parse(out || '[]') as { addr_info?: { family: string; local: string; prefixlen: number }[] }[];
+    return (parsed[0]?.addr_info ?? []).map((a) => ({ address: a.local, prefix: a.prefixlen, family: a.family === 'inet6' ? 6 : 4 }));
+  }
+
+  async ensureAddress(dev: string, address: string, prefix: number): Promise<void> {
+    const v6 = address.includes(':');
+    await run(this.ip, [...this.nsArgs, ...(v6 ? ['-6'] : []), 'addr', 'replace', `${address}/${prefix}`, 'dev', dev, ...(v6 ? ['nodad'] : [])]);
+  }
+
   async bridgeFdbDelete(port: string, mac: string): Promise<void> {
     try {
       await run(this.bridgePath, [...this.nsArgs, 'fdb', 'del', mac, 'dev', port, 'master']);
