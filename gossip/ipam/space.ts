@@ -3,6 +3,7 @@
  * same way with offsets 0..size-1. Nothing here enumerates a space.
  */
 import { isIP } from 'node:net';
+import { parseCidr } from '../../src/core/net.js';
 
 export interface AddressSpace {
   /** Normalized text (`10.32.0.0/12`, `fd00:a::/64`). */
@@ -20,16 +21,10 @@ export const MAX_PREFIX = { 4: 30, 6: 126 } as const;
 
 /** Parses `10.32.0.0/12` or `fd00::/64`; returns a reason string when it is not usable. */
 export function parseSpace(text: string): AddressSpace | string {
-  const slash = text.lastIndexOf('/');
-  if (slash < 0) return `"${text}" is not a CIDR prefix (ADDR/LEN)`;
-  const addr = text.slice(0, slash);
-  const family = isIP(addr);
-  if (family === 0) return `"${text}" does not start with an IP address`;
-  const lenText = text.slice(slash + 1);
-  const fam = family as 4 | 6;
+  const c = parseCidr(text);
+  if (typeof c === 'string') return c;
+  const { address: addr, prefix: prefixLength, family: fam } = c;
   const bits = fam === 4 ? 32 : 128;
-  if (!/^\d{1,3}$/.test(lenText) || Number(lenText) > bits) return `"${text}" has an invalid prefix length (0-${bits})`;
-  const prefixLength = Number(lenText);
   if (prefixLength > MAX_PREFIX[fam]) return `"${text}" is too small to allocate from (at most /${MAX_PREFIX[fam]})`;
   const value = addressToBigint(addr, fam);
   const size = 1n << BigInt(bits - prefixLength);

@@ -7,19 +7,10 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { iperf3Tcp, ping } from '../../src/lab/traffic.js';
 import { WeftCluster, type RouterStatus } from '../../src/lab/weft-cluster.js';
+import { until } from './until.js';
 
 const isRoot = process.getuid?.() === 0;
 const VXLAN_PORT = 6785;
-
-async function until<T>(what: string, fn: () => Promise<T | undefined>, timeoutMs = 30_000): Promise<T> {
-  const deadline = Date.now() + timeoutMs;
-  for (;;) {
-    const v = await fn().catch(() => undefined);
-    if (v !== undefined) return v;
-    if (Date.now() > deadline) throw new Error(`${what}: not reached within ${timeoutMs} ms`);
-    await new Promise((r) => setTimeout(r, 250));
-  }
-}
 
 const pathTo = (s: RouterStatus, nick: string) => s.peers.find((p) => p.nickname === nick)?.path;
 

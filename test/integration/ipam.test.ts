@@ -10,6 +10,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { ReleaseJournal } from '../../src/core/release-journal.js';
 import { WeftCluster } from '../../src/lab/weft-cluster.js';
 import type { IpamStatus } from '../../gossip/ipam/status.js';
+import { until } from './until.js';
 
 const isRoot = process.getuid?.() === 0;
 
@@ -22,16 +23,6 @@ interface Listed {
 
 function delay(ms: number): Promise<void> {
   return new Promise((r) => setTimeout(r, ms));
-}
-
-async function until<T>(what: string, fn: () => Promise<T | undefined>, timeoutMs = 30_000): Promise<T> {
-  const deadline = Date.now() + timeoutMs;
-  for (;;) {
-    const v = await fn().catch(() => undefined);
-    if (v !== undefined) return v;
-    if (Date.now() > deadline) throw new Error(`${what}: not reached within ${timeoutMs} ms`);
-    await delay(250);
-  }
 }
 
 describe.skipIf(!isRoot)('IPAM across 3 routers (IPv4 and IPv6)', () => {

@@ -9,24 +9,10 @@ import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { iperf3Tcp, ping, tcpTransferSha256 } from '../../src/lab/traffic.js';
 import { WeftCluster, type RouterStatus } from '../../src/lab/weft-cluster.js';
+import { until } from './until.js';
 
 const isRoot = process.getuid?.() === 0;
 const N = 5;
-
-async function until<T>(what: string, fn: () => Promise<T | undefined>, timeoutMs = 30_000): Promise<T> {
-  const deadline = Date.now() + timeoutMs;
-  let last: unknown;
-  for (;;) {
-    try {
-      const v = await fn();
-      if (v !== undefined) return v;
-    } catch (err) {
-      last = err;
-    }
-    if (Date.now() > deadline) throw new Error(`${what}: not reached within ${timeoutMs} ms${last === undefined ? '' : ` (${String(last)})`}`);
-    await new Promise((r) => setTimeout(r, 300));
-  }
-}
 
 function peerByNick(s: RouterStatus, nick: string) {
   return s.peers.find((p) => p.nickname === nick);
