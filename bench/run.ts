@@ -2,7 +2,7 @@
  * npm run bench: weft against kernel VXLAN (and later references) in one run, on the lab, under
  * flock /tmp/weft-bench.lock. Writes bench/results/<suite>-<date>.json and .md and prints both.
  *
- *   npm run bench -- [--runs N] [--seconds S] [--suite all|sleeve|mesh|fastpath|gossip|ipam] [--br-netfilter] [--quick]
+ *   npm run bench -- [--runs N] [--seconds S] [--suite all|sleeve|mesh|fastpath|gossip|ipam|ipam-sim] [--br-netfilter] [--quick]
  */
 import { mkdirSync, writeFileSync } from 'node:fs';
 import { cpus, release } from 'node:os';
@@ -45,7 +45,7 @@ const outDir = join(packageRoot(import.meta.url), 'bench', 'results');
 mkdirSync(outDir, { recursive: true });
 const machine = { kernel: release(), cpus: cpus().length, cpu: cpus()[0]?.model ?? '?', node: process.version };
 
-const known = new Set(['sleeve', 'mesh', 'fastpath', 'gossip', 'ipam']);
+const known = new Set(['sleeve', 'mesh', 'fastpath', 'gossip', 'ipam', 'ipam-sim']);
 const suites = values.suite === 'all' ? [...known] : [values.suite ?? ''];
 for (const suite of suites) {
   if (!known.has(suite)) {
@@ -87,11 +87,13 @@ for (const suite of suites) {
     const md = [`${header}; ${runs} run(s), medians; ${seconds} s TCP tests.`, '', r.markdown, '', ...r.goals.map((g) => `- ${g}`), ''].join('\n');
     write('fastpath', r.json, md);
   } else if (suite === 'ipam') {
-    log(`ipam suite: ${runs} run(s) on the lab, then the simulation of 1,000 peers`);
-    const live = await runIpamSuite({ runs, log });
-    const sim = await runIpamSim({ log });
-    const md = [`${header}; ${runs} run(s).`, '', live.markdown, '', sim.markdown, ''].join('\n');
-    write('ipam', { live: live.json, simulation: sim.json }, md);
+    log(`ipam suite: ${runs} run(s) on the lab`);
+    const r = await runIpamSuite({ runs, log });
+    write('ipam', r.json, [`${header}; ${runs} run(s).`, '', r.markdown, ''].join('\n'));
+  } else if (suite === 'ipam-sim') {
+    log('ipam-sim suite: in-process simulation of 1,000 peers and 100,000 operations (no sockets, simulated clock)');
+    const r = await runIpamSim({ log });
+    write('ipam-sim', r.json, `${header}.\n\n${r.markdown}\n`);
   } else {
     log('gossip suite: in-process simulation of 1,000 peers (no sockets, simulated clock)');
     const r = await runGossipSim({});

@@ -652,17 +652,20 @@ export function repair(sim: IpamSim, sideOf: (n: SimNode) => number = () => 0): 
 export interface IpamSimRunOptions {
   peers?: number;
   operations?: number;
+  /** Operations started per round (default 50: 5% of 1,000 peers act in a round). */
+  opsPerRound?: number;
   seed?: number;
   log?: (line: string) => void;
 }
 
 /** Bench entry: 1,000 peers and 100,000 operations, as JSON and a Markdown table. */
 export async function runIpamSim(opts: IpamSimRunOptions = {}): Promise<{ json: object; markdown: string }> {
-  const r = await runIpamScenario({ peers: opts.peers ?? 1000, operations: opts.operations ?? 100_000, seed: opts.seed ?? 1, ...(opts.log ? { log: opts.log } : {}) });
+  const opsPerRound = opts.opsPerRound ?? 50;
+  const r = await runIpamScenario({ peers: opts.peers ?? 1000, operations: opts.operations ?? 100_000, seed: opts.seed ?? 1, opsPerRound, ...(opts.log ? { log: opts.log } : {}) });
   const f = (x: number, d = 1) => x.toFixed(d);
   const t = r.totals;
   const markdown = [
-    `IPAM simulation: ${r.peers} peers, ${r.operations} operations, seed ${r.seed}, dual-stack (${r.ranges.join(' + ')}), 3 seeds; ` +
+    `IPAM simulation: ${r.peers} peers, ${r.operations} operations (${opsPerRound} started per round), seed ${r.seed}, dual-stack (${r.ranges.join(' + ')}), 3 seeds; ` +
       `5% loss, 2% duplication, reordering; wall time ${f(r.wallMs / 1000)} s.`,
     '',
     '| phase | live peers | components | operations | rounds | rounds to converge | donations | msgs per peer | simulated s | wall s | invariants |',
