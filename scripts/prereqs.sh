@@ -17,7 +17,26 @@ declare -A NEED=(
   [ps]=procps
   [nsenter]=util-linux
   [flock]=util-linux
+  [iptables]=iptables # the portmap CNI plugin runs it
 )
+
+# Packages checked by name rather than by a command on PATH: a real container runtime for the
+# CNI tests (containerd + runc driven over CRI, the reference CNI plugins in /usr/lib/cni) and
+# what the offline images are built from (umoci packs catatonit and a static busybox).
+NEED_PKGS=(
+  containerd
+  runc
+  containernetworking-plugins
+  umoci
+  catatonit
+)
+
+# A static busybox for the lab's workload image, unpacked from Debian's busybox-static package
+# into this directory rather than installed: installing busybox-static would replace a
+# dynamic busybox the machine may rely on.
+BUSYBOX_DIR=/var/cache/weft/busybox-static
+need_busybox=0
+[ -x "$BUSYBOX_DIR/bin/busybox" ] || need_busybox=1
 
 missing_pkgs=()
 missing_cmds=()
@@ -28,10 +47,17 @@ for cmd in "${!NEED[@]}"; do
     [[ " ${missing_pkgs[*]-} " == *" $pkg "* ]] || missing_pkgs+=("$pkg")
   fi
 done
+for pkg in "${NEED_PKGS[@]}"; do
+  if [ "$(dpkg-query -W -f='${Status}' "$pkg" 2>/dev/null)" != "install ok installed" ]; then
+    missing_cmds+=("($pkg)")
+    [[ " ${missing_pkgs[*]-} " == *" $pkg "* ]] || missing_pkgs+=("$pkg")
+  fi
+done
 
-if [ ${#missing_pkgs[@]} -eq 0 ]; then
+if [ ${#missing_pkgs[@]} -eq 0 ] && [ $need_busybox -eq 0 ]; then
   exit 0
 fi
+[ $need_busybox -eq 0 ] || missing_cmds+=("($BUSYBOX_DIR/bin/busybox)")
 
 if [ "${1-}" = "--check" ]; then
   echo "weft: missing commands: ${missing_cmds[*]} (Debian packages: ${missing_pkgs[*]}); run: sudo scripts/prereqs.sh" >&2
@@ -43,8 +69,17 @@ if [ "$(id -u)" -ne 0 ]; then
   exit 1
 fi
 
-echo "weft: installing Debian packages: ${missing_pkgs[*]}" >&2
 export DEBIAN_FRONTEND=noninteractive
 apt-get update -qq
-apt-get install -y -qq --no-install-recommends "${missing_pkgs[@]}" >/dev/null
+if [ ${#missing_pkgs[@]} -gt 0 ]; then
+  echo "weft: installing Debian packages: ${missing_pkgs[*]}" >&2
+  apt-get install -y -qq --no-install-recommends "${missing_pkgs[@]}" >/dev/null
+fi
+if [ $need_busybox -eq 1 ]; then
+  echo "weft: unpacking busybox-static into $BUSYBOX_DIR" >&2
+  tmp=$(mktemp -d) && chmod 755 "$tmp"
+  (cd "$tmp" && apt-get download -qq busybox-static >/dev/null && mkdir -p "$BUSYBOX_DIR.new" && dpkg-deb -x busybox-static_*.deb "$BUSYBOX_DIR.new")
+  rm -rf "$BUSYBOX_DIR" && mv "$BUSYBOX_DIR.new" "$BUSYBOX_DIR"
+  rm -rf "$tmp"
+fi
 echo "weft: prerequisites installed" >&2

@@ -23,7 +23,7 @@ const RULES: Record<string, Rule> = {
   router: { areas: ['src/core', 'src/platform', 'gossip', 'router'], packages: ['sodium-native'] },
   cni: { areas: ['src/core', 'src/platform', 'cni'], packages: [] },
   'src/k8s': { areas: ['src/core', 'src/k8s'], packages: ['@kubernetes/client-node'] },
-  'src/lab': { areas: ['src/core', 'src/platform', 'src/lab'], packages: [] },
+  'src/lab': { areas: ['src/core', 'src/platform', 'src/lab'], packages: ['@grpc/grpc-js', '@grpc/proto-loader'] },
   'src/daemon': { areas: ['*'], packages: ['*'] },
   'src/cli': { areas: ['*'], packages: ['*'] },
   bench: { areas: ['*'], packages: ['*'] },

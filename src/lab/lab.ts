@@ -77,6 +77,7 @@ export type { ExecOptions, ExecResult, LabProcess, SpawnOptions } from './lab-pr
 const UNDERLAY_BRIDGE = 'ul';
 
 export class Lab {
+  private readonly destroyHooks: (() => Promise<void>)[] = [];
   readonly prefix: string;
   readonly underlayNs: string;
   readonly underlayMtu: number;
@@ -267,7 +268,14 @@ export class Lab {
     return this.destroying;
   }
 
+  /** Runs `hook` at the start of teardown (last registered first), before processes stop and namespaces go; errors are logged. */
+  onDestroy(hook: () => Promise<void>): void {
+    this.destroyHooks.push(hook);
+  }
+
   private async teardown(): Promise<void> {
+    for (const hook of [...this.destroyHooks].reverse()) await hook().catch((err: unknown) => this.log(`destroy hook: ${String(err)}`));
+    this.destroyHooks.length = 0;
     await Promise.all(
       [...this.processes].map((p) => p.stop(3000).catch((err: unknown) => this.log(`stopping pid ${p.pid}: ${String(err)}`))),
     );
