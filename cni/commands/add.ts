@@ -1,0 +1,61 @@
+/**
+ * ADD: veth pair (host end on the bridge, hairpin, container end named CNI_IFNAME in the pod's
+ * netns), addresses from weft IPAM, default route per family via the node's gateway on the bridge.
+ * Any failure undoes everything done so far (veth deleted, allocation released) before reporting.
+ */
+import { CniCode, CniError } from '../errors.js';
+import { buildAddResult, type CniResult } from '../result.js';
+import type { CommandContext } from '../skel.js';
+import { hostVethName, LinkError, type CreatedPair } from '../veth.js';
+import { linkError, releaseOrJournal, routerError } from './shared.js';
+
+export async function cmdAdd(ctx: CommandContext): Promise<CniResult> {
+  const { containerId, ifName, netns, conf } = ctx;
+  const daemon = ctx.deps.daemon(conf.socket);
+  const links = ctx.deps.links;
+  const net = await daemon.network().catch((err: unknown) => {
+    throw routerError(err, 'reading the pod network');
+  });
+  if (!net.ready) throw new CniError(CniCode.TryAgainLater, `the weft router is not ready for pods: ${net.reason ?? 'no reason given'}`);
+  const mtu = conf.mtu ?? net.mtu;
+  const hostName = hostVethName(containerId, ifName);
+
+  let pair: CreatedPair | undefined;
+  let allocated = false;
+  try {
+    pair = await links.createPair({ netns, ifName, hostName, bridge: net.bridge, mtu });
+    // A release journaled by an earlier DEL of this very attachment must not be replayed now that
+    // it is added again: the allocation (if the router still has it) becomes this one's.
+    ctx.deps.journal(conf.journalDir).done({ containerId, ifName, at: 0 });
+    const addresses = await daemon.allocate(containerId, ifName).catch((err: unknown) => {
+      // Unreachable may mean the request went through and only the answer was lost: undo it too.
+      if ((err as { code?: unknown } | null)?.code === 'ERR_API_UNREACHABLE') allocated = true;
+      throw routerError(err, `allocating an address for ${containerId}/${ifName}`);
+    });
+    allocated = true;
+    const missing = addresses.filter((a) => !net.gateways.some((g) => g.family === a.family));
+    if (missing.length > 0) {
+      throw new CniError(CniCode.RouterRefused, `the router allocated ${missing.map((a) => a.address).join(', ')} but reports no IPv${missing[0]!.family} gateway on ${net.bridge}`);
+    }
+    await links.configure({ netns, ifName, addresses, gateways: net.gateways });
+    return buildAddResult({
+      cniVersion: conf.cniVersion,
+      hostName,
+      hostMac: pair.hostMac,
+      ifName,
+      containerMac: pair.containerMac,
+      netns,
+      mtu,
+      addresses,
+      gateways: net.gateways,
+      ...(conf.dns === undefined ? {} : { dns: conf.dns }),
+    });
+  } catch (err) {
+    const reported = err instanceof CniError ? err : linkError(err, ctx);
+    // A pair that 'exists' was not made by us: leave it alone.
+    const ours = pair !== undefined || !(err instanceof LinkError && err.kind === 'exists');
+    if (ours) await links.removeHost(hostName).catch((e: unknown) => ctx.log(`rollback: deleting ${hostName}: ${(e as Error).message}`));
+    if (allocated) await releaseOrJournal(ctx, 'rollback').catch((e: unknown) => ctx.log(`rollback: releasing ${containerId}/${ifName}: ${(e as Error).message}`));
+    throw reported;
+  }
+}

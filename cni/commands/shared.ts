@@ -1,0 +1,51 @@
+/** What the commands share: error mapping (router, interfaces) and the release that falls back to the journal. */
+import { isTransient } from '../client.js';
+import { CniCode, CniError } from '../errors.js';
+import type { CommandContext } from '../skel.js';
+import { LinkError } from '../veth.js';
+
+/** Maps the router's API errors to CNI codes, with the router's own message kept. */
+export function routerError(err: unknown, doing: string): CniError {
+  if (err instanceof CniError) return err;
+  const code = (err as { code?: unknown } | null)?.code;
+  const msg = err instanceof Error ? err.message : String(err);
+  switch (code) {
+    case 'ERR_API_UNREACHABLE':
+      return new CniError(CniCode.TryAgainLater, `${doing}: the weft router is not reachable: ${msg}`, { cause: err });
+    case 'ERR_IPAM_NOT_READY':
+      return new CniError(CniCode.TryAgainLater, `${doing}: the weft router is not ready: ${msg}`, { cause: err });
+    case 'ERR_IPAM_EXHAUSTED':
+      return new CniError(CniCode.AddressesExhausted, `${doing}: no pod address left: ${msg}`, { cause: err });
+    default:
+      return new CniError(CniCode.RouterRefused, `${doing}: the weft router refused: ${msg}${typeof code === 'string' ? ` [${code}]` : ''}`, { cause: err });
+  }
+}
+
+/** Maps interface failures: a bad netns path or a taken name is the caller's (code 4), the rest 102. */
+export function linkError(err: unknown, ctx: CommandContext): CniError {
+  if (err instanceof CniError) return err;
+  if (err instanceof LinkError) {
+    if (err.kind === 'netns') return new CniError(CniCode.InvalidEnvironment, `CNI_NETNS: ${err.message}`, { cause: err });
+    if (err.kind === 'exists') return new CniError(CniCode.InvalidEnvironment, `CNI_IFNAME: ${err.message}`, { cause: err });
+    return new CniError(CniCode.InterfaceFailure, err.message, { cause: err });
+  }
+  return new CniError(CniCode.InterfaceFailure, `${ctx.ifName} in ${ctx.netns}: ${err instanceof Error ? err.message : String(err)}`, { cause: err });
+}
+
+/** Releases the attachment's addresses; journals the release when the router is unreachable or not ready. */
+export async function releaseOrJournal(ctx: CommandContext, why: string): Promise<'released' | 'journaled'> {
+  const { containerId, ifName, conf } = ctx;
+  try {
+    await ctx.deps.daemon(conf.socket).release(containerId, ifName);
+    return 'released';
+  } catch (err) {
+    if (!isTransient(err)) throw routerError(err, `releasing ${containerId}/${ifName}`);
+    try {
+      ctx.deps.journal(conf.journalDir).record(containerId, ifName);
+    } catch (jerr) {
+      throw new CniError(CniCode.IoFailure, `releasing ${containerId}/${ifName}: the router is unreachable (${(err as Error).message}) and the release could not be journaled in ${conf.journalDir}: ${(jerr as Error).message}`, { cause: jerr });
+    }
+    ctx.log(`${why}: router unavailable (${(err as Error).message}); release of ${containerId}/${ifName} journaled in ${conf.journalDir}`);
+    return 'journaled';
+  }
+}

@@ -1,0 +1,149 @@
+/**
+ * Installs the plugin on a node: a small shell wrapper `<binDir>/weft` that execs this Node with
+ * the built entry by absolute paths (runtimes promise no PATH, so `#!/usr/bin/env node` would
+ * not do), and the conflist `<confDir>/00-weft.conflist` (weft first, portmap chained behind it),
+ * which sorts before the usual names so runtimes that take the first file take ours. Both files
+ * are written atomically: temp file, fsync, rename, then fsync of the directory.
+ */
+import { execFileSync } from 'node:child_process';
+import { closeSync, existsSync, fsyncSync, mkdirSync, openSync, readdirSync, renameSync, rmSync, writeSync } from 'node:fs';
+import { isAbsolute, join } from 'node:path';
+import { ConfigError } from '../src/core/errors.js';
+import { packageRoot } from '../src/core/paths.js';
+import { DEFAULT_JOURNAL_DIR, DEFAULT_SOCKET, SPEC_NAME } from './netconf.js';
+import type { CniDns } from './result.js';
+import { SUPPORTED_VERSIONS } from './versions.js';
+
+export const CONFLIST_NAME = '00-weft.conflist';
+export const PLUGIN_NAME = 'weft';
+
+export interface InstallOptions {
+  /** Default /opt/cni/bin. */
+  binDir?: string;
+  /** Default /etc/cni/net.d. */
+  confDir?: string;
+  /** Network name; default 'weft'. */
+  name?: string;
+  /** The daemon's API socket; default /run/weft/weft.sock. */
+  socket?: string;
+  journalDir?: string;
+  /** Overrides the router's MTU for pods. */
+  mtu?: number;
+  dns?: CniDns;
+  /** Chain portmap (capabilities portMappings) behind weft; default true. */
+  portmap?: boolean;
+  /** The conflist's cniVersion; default 1.0.0 (what containerd 1.6 speaks). */
+  cniVersion?: string;
+  /**
+   * Also offered as `cniVersions` so newer runtimes pick the highest they share (1.1.0 brings
+   * STATUS and GC). Default: the versions weft supports, narrowed to those `<binDir>/portmap`
+   * reports (VERSION) when portmap is chained and installed: every plugin of the list must speak
+   * the version the runtime picks.
+   */
+  cniVersions?: string[];
+  /** Node to run the plugin with; default this process's (process.execPath). */
+  nodePath?: string;
+  /** The built entry; default <package root>/dist/cni/main.js. */
+  pluginMain?: string;
+}
+
+export interface Installed {
+  wrapper: string;
+  conflist: string;
+  /** Config files in confDir that sort before ours (a runtime taking the first would not see weft). */
+  shadowedBy: string[];
+}
+
+/** Single-quotes a word for /bin/sh. */
+export function shellQuote(s: string): string {
+  return `'${s.replace(/'/g, `'\\''`)}'`;
+}
+
+export function wrapperScript(nodePath: string, pluginMain: string): string {
+  return `#!/bin/sh\n# weft CNI plugin (written by weft install; do not edit)\nexec ${shellQuote(nodePath)} ${shellQuote(pluginMain)} "$@"\n`;
+}
+
+export function conflist(o: InstallOptions): Record<string, unknown> {
+  const cniVersion = o.cniVersion ?? '1.0.0';
+  const weft: Record<string, unknown> = { type: PLUGIN_NAME, socket: o.socket ?? DEFAULT_SOCKET, journalDir: o.journalDir ?? DEFAULT_JOURNAL_DIR };
+  if (o.mtu !== undefined) weft.mtu = o.mtu;
+  if (o.dns !== undefined && Object.keys(o.dns).length > 0) weft.dns = o.dns;
+  const plugins: Record<string, unknown>[] = [weft];
+  if (o.portmap ?? true) plugins.push({ type: 'portmap', capabilities: { portMappings: true }, snat: true });
+  const cniVersions = o.cniVersions ?? [...SUPPORTED_VERSIONS];
+  return { cniVersion, ...(cniVersions.length > 0 ? { cniVersions } : {}), name: o.name ?? 'weft', plugins };
+}
+
+function problemsOf(o: InstallOptions, main: string, node: string): string[] {
+  const p: string[] = [];
+  for (const [k, v] of [['binDir', o.binDir], ['confDir', o.confDir], ['socket', o.socket], ['journalDir', o.journalDir], ['nodePath', node], ['pluginMain', main]] as const) {
+    if (v !== undefined && !isAbsolute(v)) p.push(`${k} must be an absolute path, not "${v}"`);
+  }
+  if (o.name !== undefined && !SPEC_NAME.test(o.name)) p.push(`name "${o.name}" must start with a letter or digit and hold only letters, digits, '_', '.' and '-'`);
+  if (o.mtu !== undefined && (!Number.isInteger(o.mtu) || o.mtu < 576 || o.mtu > 65535)) p.push(`mtu must be an integer in 576-65535, not ${o.mtu}`);
+  const versions = [o.cniVersion ?? '1.0.0', ...(o.cniVersions ?? [])];
+  for (const v of versions) if (!(SUPPORTED_VERSIONS as readonly string[]).includes(v)) p.push(`CNI version ${v} is not one weft supports (${SUPPORTED_VERSIONS.join(', ')})`);
+  if (isAbsolute(main) && !existsSync(main)) p.push(`the plugin entry ${main} does not exist (run npm run build:ts)`);
+  return p;
+}
+
+/** What a CNI plugin binary answers to VERSION; undefined when it is absent or answers nothing usable. */
+export function pluginVersions(binary: string): string[] | undefined {
+  if (!existsSync(binary)) return undefined;
+  try {
+    const out = execFileSync(binary, [], { env: { CNI_COMMAND: 'VERSION' }, input: '{"cniVersion":"1.0.0"}', timeout: 5000, encoding: 'utf8', stdio: ['pipe', 'pipe', 'ignore'] });
+    const v = (JSON.parse(out) as { supportedVersions?: unknown }).supportedVersions;
+    return Array.isArray(v) ? v.filter((x): x is string => typeof x === 'string') : undefined;
+  } catch {
+    return undefined;
+  }
+}
+
+/** Writes `text` to `path` atomically (temp in the same directory, fsync, rename, fsync the directory). */
+export function writeAtomic(path: string, text: string, mode: number): void {
+  const dir = join(path, '..');
+  const tmp = join(dir, `.${path.slice(dir.length + 1)}.tmp-${process.pid}`);
+  const fd = openSync(tmp, 'w', mode);
+  try {
+    writeSync(fd, text);
+    fsyncSync(fd);
+  } catch (err) {
+    closeSync(fd);
+    rmSync(tmp, { force: true });
+    throw err;
+  }
+  closeSync(fd);
+  renameSync(tmp, path);
+  const d = openSync(dir, 'r');
+  try {
+    fsyncSync(d);
+  } finally {
+    closeSync(d);
+  }
+}
+
+/** Installs the wrapper, then the conflist (so a runtime never sees a config whose plugin is missing). */
+export function installCni(o: InstallOptions = {}): Installed {
+  const nodePath = o.nodePath ?? process.execPath;
+  const pluginMain = o.pluginMain ?? join(packageRoot(import.meta.url), 'dist', 'cni', 'main.js');
+  const problems = problemsOf(o, pluginMain, nodePath);
+  if (problems.length > 0) throw new ConfigError(problems, 'CNI install options');
+  const binDir = o.binDir ?? '/opt/cni/bin';
+  const confDir = o.confDir ?? '/etc/cni/net.d';
+  mkdirSync(binDir, { recursive: true, mode: 0o755 });
+  mkdirSync(confDir, { recursive: true, mode: 0o755 });
+  const wrapper = join(binDir, PLUGIN_NAME);
+  writeAtomic(wrapper, wrapperScript(nodePath, pluginMain), 0o755);
+  const path = join(confDir, CONFLIST_NAME);
+  let cniVersions = o.cniVersions;
+  if (cniVersions === undefined && (o.portmap ?? true)) {
+    const theirs = pluginVersions(join(binDir, 'portmap'));
+    if (theirs !== undefined) cniVersions = SUPPORTED_VERSIONS.filter((v) => theirs.includes(v));
+  }
+  writeAtomic(path, `${JSON.stringify(conflist({ ...o, ...(cniVersions === undefined ? {} : { cniVersions }) }), null, 2)}\n`, 0o644);
+  const shadowedBy = readdirSync(confDir)
+    .filter((n) => /\.(conf|conflist|json)$/.test(n) && n !== CONFLIST_NAME && !n.startsWith('.'))
+    .filter((n) => n < CONFLIST_NAME)
+    .sort();
+  return { wrapper, conflist: path, shadowedBy };
+}

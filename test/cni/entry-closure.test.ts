@@ -1,0 +1,45 @@
+/**
+ * The plugin's entry must start fast: everything it loads, transitively, is cni/ plus a few small
+ * files of src/core and src/platform (no router, gossip, daemon, Kubernetes, native addon, and no
+ * package from node_modules).
+ */
+import { readFileSync } from 'node:fs';
+import { dirname, relative, resolve } from 'node:path';
+import { describe, expect, it } from 'vitest';
+
+const ROOT = resolve(process.cwd());
+
+function importsOf(file: string): string[] {
+  const text = readFileSync(file, 'utf8');
+  const re = /(?:import|export)\s[^'"]*?from\s+['"]([^'"]+)['"]|import\(\s*['"]([^'"]+)['"]\s*\)/g;
+  const out: string[] = [];
+  for (let m = re.exec(text); m !== null; m = re.exec(text)) out.push((m[1] ?? m[2])!);
+  return out;
+}
+
+function closure(entry: string): { files: string[]; packages: string[] } {
+  const seen = new Set<string>();
+  const packages = new Set<string>();
+  const todo = [resolve(ROOT, entry)];
+  while (todo.length > 0) {
+    const f = todo.pop()!;
+    if (seen.has(f)) continue;
+    seen.add(f);
+    for (const spec of importsOf(f)) {
+      if (spec.startsWith('node:')) continue;
+      if (!spec.startsWith('.')) packages.add(spec);
+      else todo.push(resolve(dirname(f), spec).replace(/\.js$/, '.ts'));
+    }
+  }
+  return { files: [...seen].map((f) => relative(ROOT, f)).sort(), packages: [...packages] };
+}
+
+describe('cni/main.ts import closure', () => {
+  it('stays within cni/ and small core/platform files, with no packages', () => {
+    const { files, packages } = closure('cni/main.ts');
+    expect(packages).toEqual([]);
+    const outside = files.filter((f) => !f.startsWith('cni/'));
+    expect(outside.sort()).toEqual(['src/core/api-client.ts', 'src/core/errors.ts', 'src/core/release-journal.ts', 'src/platform/errors.ts', 'src/platform/linux/run.ts']);
+    expect(files).not.toContain('cni/install.ts');
+  });
+});

@@ -1,0 +1,25 @@
+/** Runs the plugin in-process with injected env/stdin/stdout, a FakeLinks and a real ReleaseJournal. */
+import { ReleaseJournal } from '../../src/core/release-journal.js';
+import { DaemonClient } from '../../cni/client.js';
+import { handlers } from '../../cni/commands/index.js';
+import { runPlugin } from '../../cni/skel.js';
+import type { FakeLinks } from './fake-links.js';
+
+export interface Invocation {
+  code: number;
+  stdout: string;
+  stderr: string;
+  /** stdout parsed (undefined when empty). */
+  json: Record<string, unknown> | undefined;
+}
+
+export async function invoke(links: FakeLinks, env: Record<string, string | undefined>, stdin: unknown): Promise<Invocation> {
+  let stdout = '';
+  let stderr = '';
+  const code = await runPlugin(
+    { env, stdin: typeof stdin === 'string' ? stdin : JSON.stringify(stdin), stdout: { write: (t: string) => (stdout += t) }, stderr: { write: (t: string) => (stderr += t) } },
+    handlers,
+    { links, daemon: (socket) => new DaemonClient({ socket, timeoutMs: 2000 }), journal: (dir) => new ReleaseJournal(dir) },
+  );
+  return { code, stdout, stderr, json: stdout.trim() === '' ? undefined : (JSON.parse(stdout) as Record<string, unknown>) };
+}
