@@ -14,6 +14,8 @@ import type { StatusReport } from '../daemon/status.js';
 import { IpNetlink } from '../platform/linux/ip-netlink.js';
 import { formatIpamStatus, formatStatus, type IpamStatusReport } from './format-status.js';
 import { loadOrCreateIdentity } from '../../gossip/identity.js';
+import { installCni } from '../../cni/install.js';
+import { join } from 'node:path';
 
 const DEFAULT_SOCKET = '/run/weft/weft.sock';
 
@@ -138,6 +140,21 @@ export async function main(argv: string[]): Promise<number> {
     .action((opts: { stateDir: string; name: string }) => {
       const id = loadOrCreateIdentity(opts.stateDir, opts.name);
       process.stdout.write(`${id.name}\n`);
+    });
+
+  program
+    .command('cni-install')
+    .description('install the CNI plugin (a PATH-free wrapper) into the CNI bin dir and its conflist (weft, then portmap) into the conf dir, atomically')
+    .option('--bin-dir <dir>', 'CNI bin dir', '/opt/cni/bin')
+    .option('--conf-dir <dir>', 'CNI conf dir (the conflist is named to sort first)', '/etc/cni/net.d')
+    .option('--socket <path>', "the router's API socket", DEFAULT_SOCKET)
+    .option('--state-dir <dir>', "the router's --state-dir (releases are journaled under it while the router is down)", '/var/lib/weft')
+    .option('--name <network>', 'network name', 'weft')
+    .option('--no-portmap', 'do not chain portmap')
+    .action((opts: { binDir: string; confDir: string; socket: string; stateDir: string; name: string; portmap: boolean }) => {
+      const r = installCni({ binDir: opts.binDir, confDir: opts.confDir, socket: opts.socket, journalDir: join(opts.stateDir, 'pending-releases'), name: opts.name, portmap: opts.portmap });
+      process.stdout.write(`installed ${r.wrapper} and ${r.conflist}\n`);
+      if (r.shadowedBy.length > 0) process.stderr.write(`warning: ${r.shadowedBy.join(', ')} sort(s) before ${r.conflist}; runtimes use the first file\n`);
     });
 
   const ipam = program.command('ipam').description("the cluster-wide IPAM as this router sees it (default: status)");
