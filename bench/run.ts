@@ -2,7 +2,7 @@
  * npm run bench: weft against kernel VXLAN (and later references) in one run, on the lab, under
  * flock /tmp/weft-bench.lock. Writes bench/results/<suite>-<date>.json and .md and prints both.
  *
- *   npm run bench -- [--runs N] [--seconds S] [--suite all|sleeve|mesh|fastpath|gossip|ipam|ipam-sim] [--br-netfilter] [--quick]
+ *   npm run bench -- [--runs N] [--seconds S] [--suite all|sleeve|mesh|fastpath|gossip|ipam|ipam-sim|cni] [--br-netfilter] [--quick]
  */
 import { mkdirSync, writeFileSync } from 'node:fs';
 import { cpus, release } from 'node:os';
@@ -16,6 +16,7 @@ import { runGossipSim } from './suites/gossip-sim.js';
 import { runFastPathSuite } from './suites/fastpath.js';
 import { runIpamSuite } from './suites/ipam.js';
 import { runIpamSim } from './suites/ipam-sim.js';
+import { runCniSuite } from './suites/cni.js';
 
 ensureBenchLock();
 // On Ctrl-C or SIGTERM, exit through process.exit so every lab's exit hook removes its namespaces
@@ -45,7 +46,7 @@ const outDir = join(packageRoot(import.meta.url), 'bench', 'results');
 mkdirSync(outDir, { recursive: true });
 const machine = { kernel: release(), cpus: cpus().length, cpu: cpus()[0]?.model ?? '?', node: process.version };
 
-const known = new Set(['sleeve', 'mesh', 'fastpath', 'gossip', 'ipam', 'ipam-sim']);
+const known = new Set(['sleeve', 'mesh', 'fastpath', 'gossip', 'ipam', 'ipam-sim', 'cni']);
 const suites = values.suite === 'all' ? [...known] : [values.suite ?? ''];
 for (const suite of suites) {
   if (!known.has(suite)) {
@@ -90,6 +91,10 @@ for (const suite of suites) {
     log(`ipam suite: ${runs} run(s) on the lab`);
     const r = await runIpamSuite({ runs, log });
     write('ipam', r.json, [`${header}; ${runs} run(s).`, '', r.markdown, ''].join('\n'));
+  } else if (suite === 'cni') {
+    log(`cni suite: ${runs} run(s) of 100 pods, weft against bridge + host-local`);
+    const r = await runCniSuite({ runs, log });
+    write('cni', r.json, [`${header}; ${runs} run(s).`, '', r.markdown, '', ...r.goals.map((g) => `- ${g}`), ''].join('\n'));
   } else if (suite === 'ipam-sim') {
     log('ipam-sim suite: in-process simulation of 1,000 peers and 100,000 operations (no sockets, simulated clock)');
     const r = await runIpamSim({ log });
