@@ -26,7 +26,8 @@ export interface Allocation {
 export interface DaemonApi {
   readonly socket: string;
   network(): Promise<PodNetwork>;
-  allocate(containerId: string, ifName: string): Promise<PodAddress[]>;
+  /** `existing`: the router already held these addresses for this attachment. */
+  allocate(containerId: string, ifName: string): Promise<{ addresses: PodAddress[]; existing: boolean }>;
   release(containerId: string, ifName?: string): Promise<string[]>;
   allocations(): Promise<Allocation[]>;
 }
@@ -80,12 +81,12 @@ export class DaemonClient implements DaemonApi {
     return { ready: r.ready, ...(typeof r.reason === 'string' ? { reason: r.reason } : {}), bridge: r.bridge, mtu: r.mtu, gateways };
   }
 
-  async allocate(containerId: string, ifName: string): Promise<PodAddress[]> {
+  async allocate(containerId: string, ifName: string): Promise<{ addresses: PodAddress[]; existing: boolean }> {
     const path = '/v1/ipam/allocate';
-    const r = (await callApi(this.socket, 'POST', path, { containerId, ifName }, this.timeoutMs ?? 10_000)) as { addresses?: unknown } | null;
+    const r = (await callApi(this.socket, 'POST', path, { containerId, ifName }, this.timeoutMs ?? 10_000)) as { addresses?: unknown; existing?: unknown } | null;
     const addresses = addressList(this.socket, path, r?.addresses);
     if (addresses.length === 0) throw malformed(this.socket, path, 'no address');
-    return addresses;
+    return { addresses, existing: r?.existing === true };
   }
 
   async release(containerId: string, ifName?: string): Promise<string[]> {

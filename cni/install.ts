@@ -1,12 +1,15 @@
 /**
- * Installs the plugin on a node: a small shell wrapper `<binDir>/weft` that execs this Node with
- * the built entry by absolute paths (runtimes promise no PATH, so `#!/usr/bin/env node` would
- * not do), and the conflist `<confDir>/00-weft.conflist` (weft first, portmap chained behind it),
+ * Installs the plugin on a node: `<binDir>/weft`, the native plugin binary (cni/shim/weft-cni.c,
+ * built by `npm run build:native`), which hands each call to the router's socket and starts in a
+ * millisecond; `<binDir>/weft-node`, a small shell wrapper that execs this Node with the built
+ * entry by absolute paths (runtimes promise no PATH, so `#!/usr/bin/env node` would not do),
+ * which the binary falls back to when the router is unreachable (and which is installed as
+ * `weft` itself when the binary was not built); and the conflist `<confDir>/00-weft.conflist` (weft first, portmap chained behind it),
  * which sorts before the usual names so runtimes that take the first file take ours. Both files
  * are written atomically: temp file, fsync, rename, then fsync of the directory.
  */
 import { execFileSync } from 'node:child_process';
-import { closeSync, existsSync, fsyncSync, mkdirSync, openSync, readdirSync, renameSync, rmSync, writeSync } from 'node:fs';
+import { closeSync, existsSync, fsyncSync, mkdirSync, openSync, readdirSync, readFileSync, renameSync, rmSync, writeSync } from 'node:fs';
 import { isAbsolute, join } from 'node:path';
 import { ConfigError } from '../src/core/errors.js';
 import { packageRoot } from '../src/core/paths.js';
@@ -16,6 +19,7 @@ import { SUPPORTED_VERSIONS } from './versions.js';
 
 export const CONFLIST_NAME = '00-weft.conflist';
 export const PLUGIN_NAME = 'weft';
+export const NODE_PLUGIN_NAME = 'weft-node';
 
 export interface InstallOptions {
   /** Default /opt/cni/bin. */
@@ -45,9 +49,16 @@ export interface InstallOptions {
   nodePath?: string;
   /** The built entry; default <package root>/dist/cni/main.js. */
   pluginMain?: string;
+  /** The native plugin binary; default <package root>/build/weft-cni; false: Node only. */
+  shim?: string | false;
 }
 
 export interface Installed {
+  /** What runtimes execute: `<binDir>/weft`. */
+  plugin: string;
+  /** Whether `plugin` is the native binary (else it is the Node wrapper too). */
+  native: boolean;
+  /** The Node wrapper, `<binDir>/weft-node`. */
   wrapper: string;
   conflist: string;
   /** Config files in confDir that sort before ours (a runtime taking the first would not see weft). */
@@ -100,12 +111,12 @@ export function pluginVersions(binary: string): string[] | undefined {
 }
 
 /** Writes `text` to `path` atomically (temp in the same directory, fsync, rename, fsync the directory). */
-export function writeAtomic(path: string, text: string, mode: number): void {
+export function writeAtomic(path: string, text: string | Uint8Array, mode: number): void {
   const dir = join(path, '..');
   const tmp = join(dir, `.${path.slice(dir.length + 1)}.tmp-${process.pid}`);
   const fd = openSync(tmp, 'w', mode);
   try {
-    writeSync(fd, text);
+    writeSync(fd, typeof text === "string" ? Buffer.from(text) : text);
     fsyncSync(fd);
   } catch (err) {
     closeSync(fd);
@@ -132,8 +143,13 @@ export function installCni(o: InstallOptions = {}): Installed {
   const confDir = o.confDir ?? '/etc/cni/net.d';
   mkdirSync(binDir, { recursive: true, mode: 0o755 });
   mkdirSync(confDir, { recursive: true, mode: 0o755 });
-  const wrapper = join(binDir, PLUGIN_NAME);
-  writeAtomic(wrapper, wrapperScript(nodePath, pluginMain), 0o755);
+  const wrapper = join(binDir, NODE_PLUGIN_NAME);
+  const script = wrapperScript(nodePath, pluginMain);
+  writeAtomic(wrapper, script, 0o755);
+  const shim = o.shim ?? join(packageRoot(import.meta.url), 'build', 'weft-cni');
+  const native = shim !== false && existsSync(shim);
+  const plugin = join(binDir, PLUGIN_NAME);
+  writeAtomic(plugin, native ? readFileSync(shim) : script, 0o755);
   const path = join(confDir, CONFLIST_NAME);
   let cniVersions = o.cniVersions;
   if (cniVersions === undefined && (o.portmap ?? true)) {
@@ -145,5 +161,5 @@ export function installCni(o: InstallOptions = {}): Installed {
     .filter((n) => /\.(conf|conflist|json)$/.test(n) && n !== CONFLIST_NAME && !n.startsWith('.'))
     .filter((n) => n < CONFLIST_NAME)
     .sort();
-  return { wrapper, conflist: path, shadowedBy };
+  return { plugin, native, wrapper, conflist: path, shadowedBy };
 }

@@ -3,8 +3,11 @@
  * `host-local` plugins (Debian containernetworking-plugins) in the same run, on one lab node with
  * a weft router (IPAM on). The driver (cni-driver.ts) runs inside the node namespace and times
  * each plugin process from spawn to exit, as a runtime sees it; variants alternate round by
- * round. weft's plugin is run through its installed wrapper (PATH-free, as containerd runs it).
+ * round. weft's plugin is run as installed (the native binary that hands the call to the router,
+ * as containerd runs it), and, for comparison, as a Node process (its fallback when the router
+ * is unreachable).
  */
+import { execFileSync } from 'node:child_process';
 import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -53,13 +56,16 @@ async function oneRun(run: number, rounds: number, o: CniBenchOptions): Promise<
       prefix: c.lab.prefix,
       rounds,
       variants: [
-        { name: 'weft', plugin: installed.wrapper, cniPath: binDir, config: weftConfig },
+        { name: 'weft', plugin: installed.plugin, cniPath: binDir, config: weftConfig },
+        { name: 'weft (Node process)', plugin: installed.wrapper, cniPath: binDir, config: weftConfig },
         { name: 'bridge+host-local', plugin: join(referencePluginDir(), 'bridge'), cniPath: referencePluginDir(), config: refConfig },
       ],
     };
     const driver = join(packageRoot(import.meta.url), 'dist', 'bench', 'suites', 'cni-driver.js');
-    const r = await c.lab.exec(c.lab.nodes[0]!.ns, [process.execPath, driver, JSON.stringify(args)], { timeoutMs: 600_000 });
-    const t = JSON.parse(r.stdout) as Timings;
+    // nsenter, not `ip netns exec`: the pod namespaces the driver mounts must be visible to the
+    // router, which only shares the host's mount namespace (as containerd's are).
+    const out = execFileSync('nsenter', [`--net=${c.lab.nodes[0]!.nsPath}`, '--', process.execPath, driver, JSON.stringify(args)], { encoding: 'utf8', timeout: 600_000 });
+    const t = JSON.parse(out) as Timings;
     for (const [name, x] of Object.entries(t)) {
       o.log(`run ${run} ${name}: ADD p50 ${fmt(pctl(x.add, 50), 1)} / p99 ${fmt(pctl(x.add, 99), 1)} ms, DEL p50 ${fmt(pctl(x.del, 50), 1)} / p99 ${fmt(pctl(x.del, 99), 1)} ms`);
     }

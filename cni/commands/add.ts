@@ -23,16 +23,25 @@ export async function cmdAdd(ctx: CommandContext): Promise<CniResult> {
   let pair: CreatedPair | undefined;
   let allocated = false;
   try {
-    pair = await links.createPair({ netns, ifName, hostName, bridge: net.bridge, mtu });
     // A release journaled by an earlier DEL of this very attachment must not be replayed now that
     // it is added again: the allocation (if the router still has it) becomes this one's.
     ctx.deps.journal(conf.journalDir).done({ containerId, ifName, at: 0 });
-    const addresses = await daemon.allocate(containerId, ifName).catch((err: unknown) => {
-      // Unreachable may mean the request went through and only the answer was lost: undo it too.
-      if ((err as { code?: unknown } | null)?.code === 'ERR_API_UNREACHABLE') allocated = true;
-      throw routerError(err, `allocating an address for ${containerId}/${ifName}`);
-    });
-    allocated = true;
+    // The veth and the allocation do not depend on each other: both at once (the allocation
+    // waits for its state file write). A failure of either undoes both below; an allocation the
+    // router already held (a repeated ADD) is not released by that.
+    const [made, got] = await Promise.allSettled([
+      links.createPair({ netns, ifName, hostName, bridge: net.bridge, mtu }),
+      daemon.allocate(containerId, ifName).catch((err: unknown) => {
+        // Unreachable may mean the request went through and only the answer was lost: undo it too.
+        if ((err as { code?: unknown } | null)?.code === 'ERR_API_UNREACHABLE') allocated = true;
+        throw routerError(err, `allocating an address for ${containerId}/${ifName}`);
+      }),
+    ]);
+    if (got.status === 'fulfilled') allocated = !got.value.existing;
+    if (made.status === 'rejected') throw made.reason;
+    pair = made.value;
+    if (got.status === 'rejected') throw got.reason;
+    const addresses = got.value.addresses;
     const missing = addresses.filter((a) => !net.gateways.some((g) => g.family === a.family));
     if (missing.length > 0) {
       throw new CniError(CniCode.RouterRefused, `the router allocated ${missing.map((a) => a.address).join(', ')} but reports no IPv${missing[0]!.family} gateway on ${net.bridge}`);

@@ -12,6 +12,9 @@ import type { Startable } from '../core/startable.js';
 
 export type ApiHandler = (body: unknown, req: IncomingMessage) => Promise<unknown> | unknown;
 
+/** A route that takes the body as bytes and answers with text and headers of its own (not JSON). */
+export type RawApiHandler = (body: Buffer, req: IncomingMessage) => Promise<{ headers: Record<string, string>; body: string }>;
+
 export class ApiError extends WeftError {
   readonly status: number;
   constructor(status: number, code: string, message: string) {
@@ -27,6 +30,7 @@ export class ApiServer implements Startable {
   private readonly log: Logger;
   private readonly socketPath: string;
   private readonly routes = new Map<string, ApiHandler>();
+  private readonly rawRoutes = new Map<string, RawApiHandler>();
   private server: Server | undefined = undefined;
 
   constructor(components: { logger: Logger }, init: { socketPath: string }) {
@@ -36,6 +40,10 @@ export class ApiServer implements Startable {
 
   route(method: 'GET' | 'POST' | 'DELETE', path: string, handler: ApiHandler): void {
     this.routes.set(`${method} ${path}`, handler);
+  }
+
+  routeRaw(method: 'POST', path: string, handler: RawApiHandler): void {
+    this.rawRoutes.set(`${method} ${path}`, handler);
   }
 
   async start(): Promise<void> {
@@ -88,6 +96,18 @@ export class ApiServer implements Startable {
 
   private async handle(req: IncomingMessage, res: ServerResponse): Promise<void> {
     const path = (req.url ?? '/').split('?')[0];
+    const raw = this.rawRoutes.get(`${req.method ?? 'GET'} ${path}`);
+    if (raw !== undefined) {
+      try {
+        const r = await raw(await readBytes(req), req);
+        res.writeHead(200, { ...r.headers, 'content-type': 'text/plain', 'content-length': Buffer.byteLength(r.body) });
+        res.end(r.body);
+      } catch (err) {
+        this.log.error('API request failed', { path, err: describeError(err) });
+        send(res, 500, { error: { code: err instanceof WeftError ? err.code : 'ERR_INTERNAL', message: err instanceof Error ? err.message : String(err) } });
+      }
+      return;
+    }
     const handler = this.routes.get(`${req.method ?? 'GET'} ${path}`);
     try {
       if (handler === undefined) throw new ApiError(404, 'ERR_NOT_FOUND', `no API route ${req.method} ${path}`);
@@ -109,7 +129,7 @@ function send(res: ServerResponse, status: number, body: unknown): void {
   res.end(text);
 }
 
-async function readBody(req: IncomingMessage): Promise<unknown> {
+async function readBytes(req: IncomingMessage): Promise<Buffer> {
   const chunks: Buffer[] = [];
   let size = 0;
   for await (const chunk of req) {
@@ -117,9 +137,14 @@ async function readBody(req: IncomingMessage): Promise<unknown> {
     if (size > MAX_BODY) throw new ApiError(413, 'ERR_BODY_TOO_LARGE', `request body over ${MAX_BODY} bytes`);
     chunks.push(chunk as Buffer);
   }
-  if (size === 0) return undefined;
+  return Buffer.concat(chunks);
+}
+
+async function readBody(req: IncomingMessage): Promise<unknown> {
+  const bytes = await readBytes(req);
+  if (bytes.length === 0) return undefined;
   try {
-    return JSON.parse(Buffer.concat(chunks).toString('utf8')) as unknown;
+    return JSON.parse(bytes.toString('utf8')) as unknown;
   } catch {
     throw new ApiError(400, 'ERR_BAD_JSON', 'request body is not valid JSON');
   }

@@ -26,6 +26,7 @@ import { Mesh } from '../../gossip/mesh.js';
 import { buildMeshGossip, type MeshGossip } from './mesh-gossip.js';
 import { IpamService } from './ipam-service.js';
 import { PodNetwork } from './pod-network.js';
+import { cniExecHandler } from './cni-exec.js';
 import { NftCli } from '../platform/linux/nft-cli.js';
 import { Sleeve } from '../../router/sleeve/sleeve.js';
 import { FastPath, type FastPathPeerReport } from '../../router/fastpath/fast-path.js';
@@ -150,6 +151,7 @@ export class Daemon {
         throw new ApiError(503, 'ERR_IPAM_NOT_READY', 'IPAM is off on this router (--ipam-range none)');
       });
     }
+    this.api.routeRaw('POST', '/v1/cni/exec', cniExecHandler(this.log.child('cni')));
     this.api.route('GET', '/v1/cni/network', () =>
       this.podNetwork?.network() ?? { ready: false, reason: 'IPAM is off on this router (--ipam-range none)', bridge: c.bridge, mtu: this.mtu, gateways: [] },
     );

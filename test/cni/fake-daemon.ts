@@ -127,7 +127,7 @@ export class FakeDaemon {
       if (!this.ready) return this.error(503, 'ERR_IPAM_NOT_READY', this.reason);
       const key = `${b.containerId}\0${b.ifName}`;
       const have = this.allocations.get(key);
-      if (have !== undefined) return [200, { addresses: have.addresses }];
+      if (have !== undefined) return [200, { addresses: have.addresses, existing: true }];
       const used = this.used();
       const addresses: FakeAllocation['addresses'] = [];
       if (this.v4 !== undefined) {

@@ -3,13 +3,14 @@
  * (weft first, portmap chained, atomic, sorting first), in temp directories.
  */
 import { execFileSync, spawnSync } from 'node:child_process';
-import { chmodSync, existsSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, statSync, writeFileSync } from 'node:fs';
+import { chmodSync, existsSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, renameSync, rmSync, statSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import { conflist, CONFLIST_NAME, installCni, shellQuote, wrapperScript } from '../../cni/install.js';
 
 /** The built plugin; WEFT_CNI_MAIN points elsewhere (e.g. a private build) when set. */
+const SHIM = join(process.cwd(), 'build', 'weft-cni');
 const BUILT_MAIN = process.env.WEFT_CNI_MAIN ?? join(process.cwd(), 'dist', 'cni', 'main.js');
 let dir: string;
 let binDir: string;
@@ -29,11 +30,12 @@ afterEach(() => {
 });
 
 describe('installCni', () => {
-  it('writes an executable wrapper and the conflist, nothing else', () => {
-    const r = installCni({ binDir, confDir, pluginMain: fakeMain, portmap: true });
-    expect(r).toEqual({ wrapper: join(binDir, 'weft'), conflist: join(confDir, CONFLIST_NAME), shadowedBy: [] });
+  it('without the native binary: the wrapper as weft and weft-node, and the conflist, nothing else', () => {
+    const r = installCni({ shim: false, binDir, confDir, pluginMain: fakeMain, portmap: true });
+    expect(r).toEqual({ plugin: join(binDir, 'weft'), native: false, wrapper: join(binDir, 'weft-node'), conflist: join(confDir, CONFLIST_NAME), shadowedBy: [] });
     expect(statSync(r.wrapper).mode & 0o777).toBe(0o755);
-    expect(readdirSync(binDir)).toEqual(['weft']);
+    expect(readFileSync(r.plugin, 'utf8')).toBe(readFileSync(r.wrapper, 'utf8'));
+    expect(readdirSync(binDir).sort()).toEqual(['weft', 'weft-node']);
     expect(readdirSync(confDir)).toEqual([CONFLIST_NAME]);
     const list = JSON.parse(readFileSync(r.conflist, 'utf8')) as { cniVersion: string; cniVersions: string[]; name: string; plugins: Record<string, unknown>[] };
     expect(list).toEqual({
@@ -48,7 +50,7 @@ describe('installCni', () => {
   });
 
   it('the wrapper runs with an empty environment (no PATH) and passes arguments', () => {
-    const r = installCni({ binDir, confDir, pluginMain: fakeMain });
+    const r = installCni({ shim: false, binDir, confDir, pluginMain: fakeMain });
     const out = execFileSync('/bin/sh', [r.wrapper, 'a b', "c'd"], { env: {}, encoding: 'utf8' });
     const seen = JSON.parse(out) as { argv: string[]; env: Record<string, string> };
     expect(seen.argv).toEqual(['a b', "c'd"]);
@@ -58,6 +60,15 @@ describe('installCni', () => {
   it.skipIf(!existsSync(BUILT_MAIN))('the installed plugin answers VERSION with an empty environment', () => {
     const r = installCni({ binDir, confDir, pluginMain: BUILT_MAIN });
     const res = spawnSync(r.wrapper, [], { env: { CNI_COMMAND: 'VERSION' }, input: '{"cniVersion":"1.0.0"}', encoding: 'utf8' });
+    expect(res.status).toBe(0);
+    expect(JSON.parse(res.stdout)).toEqual({ cniVersion: '1.0.0', supportedVersions: ['1.0.0', '1.1.0'] });
+  });
+
+  it.skipIf(!existsSync(BUILT_MAIN) || !existsSync(SHIM))('the native plugin falls back to the Node plugin when no router answers', () => {
+    const r = installCni({ binDir, confDir, pluginMain: BUILT_MAIN });
+    expect(r.native).toBe(true);
+    expect(readFileSync(r.plugin).subarray(0, 4).toString('latin1')).toBe('\x7fELF');
+    const res = spawnSync(r.plugin, [], { env: { CNI_COMMAND: 'VERSION' }, input: `{"cniVersion":"1.0.0","socket":"${join(dir, 'nobody.sock')}"}`, encoding: 'utf8' });
     expect(res.status).toBe(0);
     expect(JSON.parse(res.stdout)).toEqual({ cniVersion: '1.0.0', supportedVersions: ['1.0.0', '1.1.0'] });
   });
@@ -83,9 +94,12 @@ describe('installCni', () => {
   it('offers only the versions an installed portmap speaks', () => {
     mkdirSync(binDir, { recursive: true });
     const portmap = join(binDir, 'portmap');
-    writeFileSync(portmap, '#!/bin/sh\necho \'{"cniVersion":"1.0.0","supportedVersions":["0.4.0","1.0.0"]}\'\n');
-    chmodSync(portmap, 0o755);
-    const r = installCni({ binDir, confDir, pluginMain: fakeMain });
+    // Written aside and renamed into place: a file still open for writing cannot be executed
+    // (ETXTBSY), and parallel test workers fork meanwhile.
+    writeFileSync(`${portmap}.tmp`, '#!/bin/sh\necho \'{"cniVersion":"1.0.0","supportedVersions":["0.4.0","1.0.0"]}\'\n');
+    chmodSync(`${portmap}.tmp`, 0o755);
+    renameSync(`${portmap}.tmp`, portmap);
+    const r = installCni({ shim: false, binDir, confDir, pluginMain: fakeMain });
     expect(JSON.parse(readFileSync(r.conflist, 'utf8')).cniVersions).toEqual(['1.0.0']);
   });
 

@@ -42,7 +42,8 @@ describe.skipIf(!isRoot)('CNI plugin under containerd (CRI), two nodes, dual-sta
       await installReferencePlugins(cd.cniBinDir, ['loopback', 'portmap']);
       const r = installCni({ binDir: cd.cniBinDir, confDir: cd.cniConfDir, socket: c.routers[i]!.socket, journalDir: join(c.stateDir(i), 'pending-releases') });
       expect(r.shadowedBy).toEqual([]);
-      wrappers.push(r.wrapper);
+      expect(r.native).toBe(true);
+      wrappers.push(r.plugin);
     }
   }, 120_000);
 

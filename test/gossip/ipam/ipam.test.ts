@@ -112,7 +112,7 @@ describe('Ipam allocation', () => {
     const s = await cluster(2);
     const ip = s.nodes[0]!.ipam;
     const r1 = await until(s, ip.allocate({ containerId: 'c1', ifName: 'eth0' }));
-    expect(await until(s, ip.allocate({ containerId: 'c1', ifName: 'eth0' }))).toEqual(r1);
+    expect(await until(s, ip.allocate({ containerId: 'c1', ifName: 'eth0' }))).toEqual({ ...r1, existing: true });
     const r2 = await until(s, ip.allocate({ containerId: 'c1', ifName: 'net1' }));
     expect(r2.addresses[0]!.address).not.toBe(r1.addresses[0]!.address);
     expect(ip.list().map((a) => [a.containerId, a.ifName])).toEqual([['c1', 'eth0'], ['c1', 'net1']]);
@@ -160,7 +160,7 @@ describe('Ipam allocation', () => {
     await s.settle();
     expect(a.ipam.list().map((x) => x.addresses)).toEqual([first.addresses.map((x) => x.address)]);
     const again = await until(s, a.ipam.allocate({ containerId: 'c1', ifName: 'eth0' }));
-    expect(again).toEqual(first);
+    expect(again).toEqual({ ...first, existing: true });
     const other = await until(s, a.ipam.allocate({ containerId: 'c2', ifName: 'eth0' }));
     expect(other.addresses[0]!.address).not.toBe(first.addresses[0]!.address);
     expect(s.problems).toEqual([]);

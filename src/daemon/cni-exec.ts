@@ -1,0 +1,44 @@
+/**
+ * POST /v1/cni/exec: runs a CNI call in the router's process, for the plugin binary
+ * (cni/shim/weft-cni.c), which forwards CNI_* as `X-CNI_*` headers and the network config as the
+ * body. The same plugin code as the Node entry (cni/main.ts) runs here, so behaviour is identical;
+ * only the process start-up is saved. The answer is the plugin's stdout, its exit code in
+ * `X-Cni-Exit`. Interface work runs `ip`/`nsenter` asynchronously: the data plane is not held up.
+ */
+import type { Logger } from '../core/logger.js';
+import { ReleaseJournal } from '../core/release-journal.js';
+import { DaemonClient } from '../../cni/client.js';
+import { handlers } from '../../cni/commands/index.js';
+import { runPlugin } from '../../cni/skel.js';
+import { IpLinks } from '../../cni/veth.js';
+import type { RawApiHandler } from './api-server.js';
+
+const VARS = ['CNI_COMMAND', 'CNI_CONTAINERID', 'CNI_NETNS', 'CNI_IFNAME', 'CNI_ARGS', 'CNI_PATH'] as const;
+
+export function cniExecHandler(log: Logger): RawApiHandler {
+  // Our own PID names the node's network namespace: host ends of veths are moved here.
+  const links = new IpLinks({ pathEnv: process.env.PATH, pid: process.pid });
+  const deps = { links, daemon: (socket: string) => new DaemonClient({ socket }), journal: (dir: string) => new ReleaseJournal(dir) };
+  return async (body, req) => {
+    const env: Record<string, string> = {};
+    for (const v of VARS) {
+      const h = req.headers[`x-${v.toLowerCase()}`];
+      if (typeof h === 'string') env[v] = h;
+    }
+    // The pod netns as the plugin binary holds it open (see cni/shim/weft-cni.c): reachable from
+    // this mount namespace even where the runtime's path is not. Results name the runtime's path.
+    const via = req.headers['x-weft-netns-via'];
+    const runtimePath = env.CNI_NETNS;
+    if (typeof via === 'string' && /^\/proc\/\d+\/fd\/\d+$/.test(via) && runtimePath !== undefined) env.CNI_NETNS = via;
+    let out = '';
+    let err = '';
+    const code = await runPlugin(
+      { env, stdin: body.toString('utf8'), stdout: { write: (t: string) => (out += t) }, stderr: { write: (t: string) => (err += t) } },
+      handlers,
+      deps,
+    );
+    if (err !== '') log.info('CNI call said', { command: env.CNI_COMMAND, containerId: env.CNI_CONTAINERID, text: err.trim() });
+    if (env.CNI_NETNS !== runtimePath && runtimePath !== undefined) out = out.split(JSON.stringify(env.CNI_NETNS).slice(1, -1)).join(JSON.stringify(runtimePath).slice(1, -1));
+    return { headers: { 'x-cni-exit': String(code) }, body: out };
+  };
+}
