@@ -197,7 +197,8 @@ export class Ipam implements Gossiper {
     return { ok: true };
   }
 
-  async allocate(req: { containerId: string; ifName: string }): Promise<{ addresses: AllocatedAddress[] }> {
+  /** `existing`: the attachment already had these addresses (a repeated request). */
+  async allocate(req: { containerId: string; ifName: string }): Promise<{ addresses: AllocatedAddress[]; existing?: true }> {
     const containerId = checkContainerId(req?.containerId);
     const ifName = checkIfName(req?.ifName);
     const key = allocationKey(containerId, ifName);
@@ -206,7 +207,7 @@ export class Ipam implements Gossiper {
       const existing = this.records.get(key);
       if (existing !== undefined) {
         await this.commits.flush();
-        return { addresses: this.addressesOf(existing) };
+        return { addresses: this.addressesOf(existing), existing: true };
       }
       const r = this.ready();
       if (!r.ok) throw new IpamNotReadyError(r.reason ?? 'unknown');
