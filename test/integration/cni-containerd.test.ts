@@ -8,6 +8,7 @@
  * replayed), and GC after a runtime restart (executed as the spec describes: containerd 1.6 never
  * sends GC).
  */
+import { execFile, execFileSync } from 'node:child_process';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { installCni } from '../../cni/install.js';
@@ -112,6 +113,42 @@ describe.skipIf(!isRoot)('CNI plugin under containerd (CRI), two nodes, dual-sta
     const links = (await c.lab.exec(c.lab.nodes[1]!.ns, ['ip', '-o', 'link', 'show'])).stdout;
     expect(links).not.toMatch(/vw[0-9a-f]{12}/);
   });
+
+  it('40 parallel ADDs through the installed plugin on one node: 40 distinct addresses, 40 working interfaces; 40 DELs clean up', async () => {
+    const node = c.lab.nodes[0]!;
+    const names = Array.from({ length: 40 }, (_, k) => `${c.lab.prefix}-par${k}`);
+    const config = JSON.stringify({ cniVersion: '1.0.0', name: 'weft', type: 'weft', socket: c.routers[0]!.socket, journalDir: join(c.stateDir(0), 'pending-releases') });
+    const call = (command: string, k: number) =>
+      new Promise<{ code: number; out: string }>((resolve) => {
+        const child = execFile('nsenter', [`--net=${node.nsPath}`, '--', wrappers[0]!], {
+          env: { CNI_COMMAND: command, CNI_CONTAINERID: `par-${k}`, CNI_NETNS: `/var/run/netns/${names[k]}`, CNI_IFNAME: 'eth0', CNI_PATH: cds[0]!.cniBinDir },
+        }, (err, stdout) => resolve({ code: err === null ? 0 : typeof err.code === 'number' ? err.code : 1, out: stdout }));
+        child.stdin?.end(config);
+      });
+    const hostEnds = async () => ((await c.lab.exec(node.ns, ['ip', '-o', 'link', 'show'])).stdout.match(/vw[0-9a-f]{12}/g) ?? []).length;
+    const before = await hostEnds();
+    for (const n of names) execFileSync('ip', ['netns', 'add', n]);
+    try {
+      const adds = await Promise.all(names.map((_, k) => call('ADD', k)));
+      for (const r of adds) expect(r.code, r.out).toBe(0);
+      // The result names the netns as the runtime gave it (the router worked through /proc/PID/fd/N).
+      expect((JSON.parse(adds[5]!.out) as { interfaces: { sandbox?: string }[] }).interfaces[1]!.sandbox).toBe(`/var/run/netns/${names[5]}`);
+      const ips = adds.map((r) => (JSON.parse(r.out) as { ips: { address: string }[] }).ips.map((x) => x.address.split('/')[0]!));
+      const v4 = ips.map((x) => x.find((a) => !a.includes(':'))!);
+      expect(new Set(v4).size).toBe(40);
+      expect(new Set(ips.flat()).size).toBe(80);
+      for (const [from, to] of [[0, 39], [17, 3], [25, 8]] as const) {
+        const p = execFileSync('ip', ['netns', 'exec', names[from]!, 'ping', '-c', '1', '-W', '2', v4[to]!], { encoding: 'utf8' });
+        expect(p).toContain('1 received');
+      }
+      const dels = await Promise.all(names.map((_, k) => call('DEL', k)));
+      for (const r of dels) expect(r.code, r.out).toBe(0);
+      expect((await allocations(0)).filter((x) => x.containerId.startsWith('par-'))).toEqual([]);
+      expect(await hostEnds()).toBe(before);
+    } finally {
+      for (const n of names) execFileSync('ip', ['netns', 'del', n], { stdio: 'ignore' });
+    }
+  }, 120_000);
 
   it('GC after a runtime restart releases allocations of attachments the runtime no longer has', async () => {
     // An attachment the runtime lost track of (e.g. its DEL never ran before a crash).
