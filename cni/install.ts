@@ -101,8 +101,16 @@ function problemsOf(o: InstallOptions, main: string, node: string): string[] {
 /** What a CNI plugin binary answers to VERSION; undefined when it is absent or answers nothing usable. */
 export function pluginVersions(binary: string): string[] | undefined {
   if (!existsSync(binary)) return undefined;
+  let out: string;
   try {
-    const out = execFileSync(binary, [], { env: { CNI_COMMAND: 'VERSION' }, input: '{"cniVersion":"1.0.0"}', timeout: 5000, encoding: 'utf8', stdio: ['pipe', 'pipe', 'ignore'] });
+    out = execFileSync(binary, [], { env: { CNI_COMMAND: 'VERSION' }, input: '{"cniVersion":"1.0.0"}', timeout: 5000, encoding: 'utf8', stdio: ['pipe', 'pipe', 'ignore'] });
+  } catch (err) {
+    // A plugin that answers without reading stdin makes writing it fail (EPIPE): its answer counts.
+    const e = err as { status?: number | null; stdout?: unknown };
+    if (e.status !== 0 || typeof e.stdout !== 'string') return undefined;
+    out = e.stdout;
+  }
+  try {
     const v = (JSON.parse(out) as { supportedVersions?: unknown }).supportedVersions;
     return Array.isArray(v) ? v.filter((x): x is string => typeof x === 'string') : undefined;
   } catch {
