@@ -652,7 +652,7 @@ export function repair(sim: IpamSim, sideOf: (n: SimNode) => number = () => 0): 
 export interface IpamSimRunOptions {
   peers?: number;
   operations?: number;
-  /** Operations started per round (default 50: 5% of 1,000 peers act in a round). */
+  /** Operations started per round (default 500: half of 1,000 peers act in a round). */
   opsPerRound?: number;
   seed?: number;
   log?: (line: string) => void;
@@ -660,7 +660,7 @@ export interface IpamSimRunOptions {
 
 /** Bench entry: 1,000 peers and 100,000 operations, as JSON and a Markdown table. */
 export async function runIpamSim(opts: IpamSimRunOptions = {}): Promise<{ json: object; markdown: string }> {
-  const opsPerRound = opts.opsPerRound ?? 50;
+  const opsPerRound = opts.opsPerRound ?? 500;
   const r = await runIpamScenario({ peers: opts.peers ?? 1000, operations: opts.operations ?? 100_000, seed: opts.seed ?? 1, opsPerRound, ...(opts.log ? { log: opts.log } : {}) });
   const f = (x: number, d = 1) => x.toFixed(d);
   const t = r.totals;
