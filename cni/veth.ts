@@ -153,20 +153,36 @@ export class IpLinks implements LinkOps {
     return run(this.bin.nsenter, [`--net=${netns}`, '--', this.bin.ip, ...args], { timeoutMs: this.timeoutMs, ...(input === undefined ? {} : { input }) });
   }
 
+  /**
+   * One `ip -batch` in the node's namespace: the veth with its peer created straight inside the
+   * pod's netns (iproute2 opens a `netns` argument containing '/' as a path), then the host end
+   * on the bridge with hairpin, up. One process instead of nsenter + two ip runs: ADD is on the
+   * pod start-up path.
+   */
   async createPair(spec: PodLinkSpec): Promise<CreatedPair> {
     const pair = { hostMac: randomMac(), containerMac: randomMac() };
     const mtu = String(spec.mtu);
-    const add = [
-      'link', 'add', spec.ifName, 'address', pair.containerMac, 'mtu', mtu, 'type', 'veth',
-      'peer', 'name', spec.hostName, 'address', pair.hostMac, 'mtu', mtu, 'netns', String(this.pid),
+    const batch = [
+      `link add ${spec.hostName} address ${pair.hostMac} mtu ${mtu} type veth peer name ${spec.ifName} address ${pair.containerMac} mtu ${mtu} netns ${spec.netns}`,
+      `link set dev ${spec.hostName} master ${spec.bridge}`,
+      `link set dev ${spec.hostName} type bridge_slave hairpin on`,
+      `link set dev ${spec.hostName} up`,
     ];
+    if (/\s/.test(spec.netns)) throw new LinkError('netns', `${spec.netns} is not a usable network namespace path (white space)`);
     for (let attempt = 0; ; attempt++) {
       try {
-        await this.inNs(spec.netns, add);
-        break;
+        await this.here(['-batch', '-'], `${batch.join('\n')}\n`);
+        return pair;
       } catch (err) {
         const text = stderrOf(err).trim();
-        if (NETNS_BAD.test(text)) throw new LinkError('netns', `${spec.netns} is not a network namespace: ${text}`, { cause: err });
+        // A path that is no netns: missing (refused while parsing line 1) or another kind of file
+        // (the kernel refuses the add on line 1 with EINVAL).
+        if (/Invalid "netns" value/.test(text) || (/Invalid argument/.test(text) && /Command failed -:1$/m.test(text))) {
+          throw new LinkError('netns', `${spec.netns} is not a network namespace: ${text}`, { cause: err });
+        }
+        // ip reports "Command failed -:N" for what the kernel refused; a line it could not parse
+        // (a missing bridge) stops the batch with no line number, after line 1 ran.
+        if (!/Command failed -:1$/m.test(text)) throw new LinkError('failed', `attaching ${spec.hostName} to bridge ${spec.bridge}: ${text}`, { cause: err });
         if (!/File exists/i.test(text)) throw new LinkError('failed', `creating veth ${spec.ifName}/${spec.hostName}: ${text}`, { cause: err });
         const inPod = await this.inNs(spec.netns, ['link', 'show', 'dev', spec.ifName]).then(() => true, () => false);
         if (inPod) throw new LinkError('exists', `interface ${spec.ifName} already exists in ${spec.netns}`, { cause: err });
@@ -176,17 +192,6 @@ export class IpLinks implements LinkOps {
         }
       }
     }
-    const batch = [
-      `link set dev ${spec.hostName} master ${spec.bridge}`,
-      `link set dev ${spec.hostName} type bridge_slave hairpin on`,
-      `link set dev ${spec.hostName} up`,
-    ];
-    try {
-      await this.here(['-batch', '-'], `${batch.join('\n')}\n`);
-    } catch (err) {
-      throw new LinkError('failed', `attaching ${spec.hostName} to bridge ${spec.bridge}: ${(err as Error).message}`, { cause: err });
-    }
-    return pair;
   }
 
   async configure(a: PodAddressing): Promise<void> {

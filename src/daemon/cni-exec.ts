@@ -7,7 +7,9 @@
  */
 import type { Logger } from '../core/logger.js';
 import { ReleaseJournal } from '../core/release-journal.js';
-import { DaemonClient } from '../../cni/client.js';
+import { DaemonClient, type DaemonApi } from '../../cni/client.js';
+import type { Ipam } from '../../gossip/ipam/ipam.js';
+import type { PodNetwork } from './pod-network.js';
 import { handlers } from '../../cni/commands/index.js';
 import { runPlugin } from '../../cni/skel.js';
 import { IpLinks } from '../../cni/veth.js';
@@ -15,10 +17,31 @@ import type { RawApiHandler } from './api-server.js';
 
 const VARS = ['CNI_COMMAND', 'CNI_CONTAINERID', 'CNI_NETNS', 'CNI_IFNAME', 'CNI_ARGS', 'CNI_PATH'] as const;
 
-export function cniExecHandler(log: Logger): RawApiHandler {
+/**
+ * The router's API for a call running inside the router: the same answers as over the socket
+ * (same error codes), without an HTTP round trip to ourselves. A config naming another socket
+ * (another router) is served over that socket.
+ */
+function inProcess(socket: string, ipam: Ipam, pods: PodNetwork): DaemonApi {
+  return {
+    socket,
+    network: () => Promise.resolve(pods.network()),
+    allocate: async (containerId, ifName) => {
+      const r = await ipam.allocate({ containerId, ifName });
+      return { addresses: r.addresses, existing: r.existing === true };
+    },
+    release: async (containerId, ifName) => (await ipam.release(containerId, ifName)).released,
+    allocations: () => Promise.resolve(ipam.list()),
+  };
+}
+
+export function cniExecHandler(log: Logger, own: { socket: string; ipam: Ipam | undefined; pods: PodNetwork | undefined }): RawApiHandler {
   // Our own PID names the node's network namespace: host ends of veths are moved here.
   const links = new IpLinks({ pathEnv: process.env.PATH, pid: process.pid });
-  const deps = { links, daemon: (socket: string) => new DaemonClient({ socket }), journal: (dir: string) => new ReleaseJournal(dir) };
+  const { ipam, pods } = own;
+  const daemon = (socket: string): DaemonApi =>
+    socket === own.socket && ipam !== undefined && pods !== undefined ? inProcess(socket, ipam, pods) : new DaemonClient({ socket });
+  const deps = { links, daemon, journal: (dir: string) => new ReleaseJournal(dir) };
   return async (body, req) => {
     const env: Record<string, string> = {};
     for (const v of VARS) {

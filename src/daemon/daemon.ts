@@ -151,7 +151,7 @@ export class Daemon {
         throw new ApiError(503, 'ERR_IPAM_NOT_READY', 'IPAM is off on this router (--ipam-range none)');
       });
     }
-    this.api.routeRaw('POST', '/v1/cni/exec', cniExecHandler(this.log.child('cni')));
+    this.api.routeRaw('POST', '/v1/cni/exec', cniExecHandler(this.log.child('cni'), { socket: c.apiSocket, ipam: this.ipam?.ipam, pods: this.podNetwork }));
     this.api.route('GET', '/v1/cni/network', () =>
       this.podNetwork?.network() ?? { ready: false, reason: 'IPAM is off on this router (--ipam-range none)', bridge: c.bridge, mtu: this.mtu, gateways: [] },
     );
