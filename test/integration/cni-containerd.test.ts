@@ -15,7 +15,7 @@ import { installCni } from '../../cni/install.js';
 import { ContainerdNode, installReferencePlugins, type CriPod } from '../../src/lab/index.js';
 import { startCapture } from '../../src/lab/traffic.js';
 import { WeftCluster } from '../../src/lab/weft-cluster.js';
-import { until } from './until.js';
+import { until } from './helpers.js';
 
 const isRoot = process.getuid?.() === 0;
 

@@ -13,16 +13,10 @@ import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { bridgeConflist, ContainerdNode, installReferencePlugins, Lab, writeConflist, type CriPod } from '../../src/lab/index.js';
 import { cgroupDirs, mountsUnder, shimPids } from '../../src/lab/cri-cleanup.js';
+import { labNamespaces } from './helpers.js';
 
 const isRoot = process.getuid?.() === 0;
 const haveContainerd = existsSync('/usr/bin/containerd') && existsSync('/usr/bin/umoci');
-
-function namespaces(prefix: string): string[] {
-  return execFileSync('ip', ['netns', 'list'], { encoding: 'utf8' })
-    .split('\n')
-    .map((l) => l.split(' ')[0] ?? '')
-    .filter((n) => n.startsWith(`${prefix}-`));
-}
 
 function alive(pid: number): boolean {
   try {
@@ -198,6 +192,6 @@ describe.skipIf(!isRoot || !haveContainerd)('containerd over CRI with the refere
     expect(cgroupDirs(cgroupParent).filter((d) => existsSync(d))).toEqual([]);
     expect(readFileSync('/proc/self/mountinfo', 'utf8')).not.toContain(dir);
     await lab.destroy();
-    expect(namespaces(prefix)).toEqual([]);
+    expect(labNamespaces(prefix)).toEqual([]);
   });
 });

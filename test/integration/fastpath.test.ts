@@ -7,7 +7,7 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { iperf3Tcp, ping } from '../../src/lab/traffic.js';
 import { WeftCluster, type RouterStatus } from '../../src/lab/weft-cluster.js';
-import { until } from './until.js';
+import { until } from './helpers.js';
 
 const isRoot = process.getuid?.() === 0;
 const VXLAN_PORT = 6785;

@@ -10,7 +10,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { ReleaseJournal } from '../../src/core/release-journal.js';
 import { WeftCluster } from '../../src/lab/weft-cluster.js';
 import type { IpamStatus } from '../../gossip/ipam/status.js';
-import { until } from './until.js';
+import { until } from './helpers.js';
 
 const isRoot = process.getuid?.() === 0;
 

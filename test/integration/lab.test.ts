@@ -8,15 +8,9 @@ import { existsSync, writeFileSync } from 'node:fs';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { CommandError } from '../../src/platform/errors.js';
 import { countFrames, iperf3Tcp, iperf3Udp, Lab, LabError, ping, startCapture, tcpTransferSha256, udpProbe, type LabPod } from '../../src/lab/index.js';
+import { labNamespaces } from './helpers.js';
 
 const isRoot = process.getuid?.() === 0;
-
-function namespaces(prefix: string): string[] {
-  return execFileSync('ip', ['netns', 'list'], { encoding: 'utf8' })
-    .split('\n')
-    .map((l) => l.split(' ')[0] ?? '')
-    .filter((n) => n.startsWith(`${prefix}-`));
-}
 
 function alive(pid: number): boolean {
   try {
@@ -40,7 +34,7 @@ describe.skipIf(!isRoot)('Lab', () => {
   afterAll(async () => {
     const prefix = lab?.prefix;
     await lab?.destroy();
-    if (prefix !== undefined) expect(namespaces(prefix)).toEqual([]);
+    if (prefix !== undefined) expect(labNamespaces(prefix)).toEqual([]);
   });
 
   const L = (): Lab => {
@@ -56,7 +50,7 @@ describe.skipIf(!isRoot)('Lab', () => {
       [1, 'n2', `${l.prefix}-n2`, '198.18.0.2'],
       [2, 'n3', `${l.prefix}-n3`, '198.18.0.3'],
     ]);
-    expect(namespaces(l.prefix).sort()).toEqual([`${l.prefix}-n1`, `${l.prefix}-n2`, `${l.prefix}-n3`, `${l.prefix}-u`]);
+    expect(labNamespaces(l.prefix).sort()).toEqual([`${l.prefix}-n1`, `${l.prefix}-n2`, `${l.prefix}-n3`, `${l.prefix}-u`]);
     for (const n of l.nodes) expect(existsSync(n.nsPath)).toBe(true);
     const sys = await l.exec(l.nodes[0]!.ns, ['sysctl', '-n', 'net.ipv4.ip_forward', 'net.bridge.bridge-nf-call-iptables', 'net.bridge.bridge-nf-call-ip6tables']);
     expect(sys.stdout.split('\n').filter(Boolean)).toEqual(['1', '0', '0']);
@@ -108,7 +102,7 @@ describe.skipIf(!isRoot)('Lab', () => {
     const l = L();
     await expect(l.addPod(0, { ipv6: 'ff02::5/64' })).rejects.toBeInstanceOf(CommandError);
     expect(l.pods).toHaveLength(2);
-    expect(namespaces(l.prefix)).not.toContain(`${l.prefix}-n1p3`);
+    expect(labNamespaces(l.prefix)).not.toContain(`${l.prefix}-n1p3`);
     const links = (await l.exec(l.nodes[0]!.ns, ['ip', '-br', 'link'])).stdout;
     expect(links).not.toMatch(/^vp3\b/m);
     await expect(l.addPod(0, { ipv4: '10.40.1.4' })).rejects.toBeInstanceOf(LabError);
@@ -196,7 +190,7 @@ describe.skipIf(!isRoot)('Lab', () => {
     expect(c3.lines()[0]).toContain('ff:ff:ff:ff:ff:ff');
     await l.removePod(p3);
     expect(l.pods).toEqual([p1, p2]);
-    expect(namespaces(l.prefix)).not.toContain(p3.ns);
+    expect(labNamespaces(l.prefix)).not.toContain(p3.ns);
   });
 
   it('runs commands only in its own namespaces and reports failures with the namespace', async () => {
@@ -224,7 +218,7 @@ describe.skipIf(!isRoot)('Lab', () => {
     expect(Date.now() - started).toBeGreaterThanOrEqual(2900); // the stubborn one needed SIGKILL after 3 s
     expect(await sleeper.exited).toEqual({ code: null, signal: 'SIGTERM' });
     expect(await stubborn.exited).toEqual({ code: null, signal: 'SIGKILL' });
-    expect(namespaces(prefix)).toEqual([]);
+    expect(labNamespaces(prefix)).toEqual([]);
     expect(existsSync(`/run/weft-lab/${prefix}`)).toBe(false);
     await l.destroy(); // idempotent
     expect(log.some((line) => line.includes('destroyed'))).toBe(true);
@@ -262,7 +256,7 @@ describe.skipIf(!isRoot)('Lab cleanup when a test throws', () => {
 describe.skipIf(!isRoot)('Lab leftovers', () => {
   it('the lab of the failed test is gone, with the process it spawned', () => {
     expect(failedLab.prefix).not.toBe('');
-    expect(namespaces(failedLab.prefix)).toEqual([]);
+    expect(labNamespaces(failedLab.prefix)).toEqual([]);
     expect(failedLab.pid).toBeGreaterThan(0);
     expect(alive(failedLab.pid)).toBe(false);
   });
@@ -277,13 +271,13 @@ describe.skipIf(!isRoot)('Lab leftovers', () => {
       const both = new RegExp(`^(${dead.prefix}|${live.prefix})-`);
       const deleted = await Lab.cleanupStale(both);
       expect(deleted.sort()).toEqual([`${dead.prefix}-n1`, `${dead.prefix}-n2`, `${dead.prefix}-n2p1`, `${dead.prefix}-u`]);
-      expect(namespaces(dead.prefix)).toEqual([]);
-      expect(namespaces(live.prefix)).toHaveLength(2);
+      expect(labNamespaces(dead.prefix)).toEqual([]);
+      expect(labNamespaces(live.prefix)).toHaveLength(2);
       await expect(Lab.create({ nodes: 1, prefix: live.prefix })).rejects.toThrow(/is in use/);
     } finally {
       await dead.destroy(); // its namespaces are already gone: must not throw
       await live.destroy();
     }
-    expect(namespaces(live.prefix)).toEqual([]);
+    expect(labNamespaces(live.prefix)).toEqual([]);
   });
 });

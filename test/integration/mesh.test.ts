@@ -9,7 +9,7 @@ import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { iperf3Tcp, ping, tcpTransferSha256 } from '../../src/lab/traffic.js';
 import { WeftCluster, type RouterStatus } from '../../src/lab/weft-cluster.js';
-import { until } from './until.js';
+import { until } from './helpers.js';
 
 const isRoot = process.getuid?.() === 0;
 const N = 5;
