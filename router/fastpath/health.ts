@@ -56,6 +56,8 @@ export interface FastPathHealthInit {
   bigFailAfterMs?: number;
   healAfterMs?: number;
   healAfterFirstMs?: number;
+  /** After adopting kernel state, or a peer's return from total silence: see PeerHealth.graceUntil. */
+  restartGraceMs?: number;
 }
 
 const SENT_RING = 64;
@@ -80,6 +82,12 @@ class PeerHealth {
   healthy = false;
   /** Kept up while the peer router was silent everywhere; its next probe restarts the timers. */
   held = false;
+  /**
+   * Until then a path that is up stays up whatever the probes say: a router that just restarted
+   * (or just came back from a silence) needs a moment to hear and echo again, and falling back
+   * then would cut traffic the kernel still carries (and come back only after healAfterMs).
+   */
+  graceUntil = -Infinity;
   lastSent = -Infinity;
   lastBig = -Infinity;
   readonly sentAt = new Float64Array(SENT_RING).fill(-Infinity);
@@ -104,7 +112,7 @@ export class FastPathHealth {
 
   constructor(components: FastPathHealthComponents, init: FastPathHealthInit) {
     this.c = components;
-    this.init = { probeMs: 250, bigEveryMs: 500, failAfterMs: 1000, bigFailAfterMs: 1250, healAfterMs: 5000, healAfterFirstMs: 1000, ...init };
+    this.init = { probeMs: 250, bigEveryMs: 500, failAfterMs: 1000, bigFailAfterMs: 1250, healAfterMs: 5000, healAfterFirstMs: 1000, restartGraceMs: 3000, ...init };
   }
 
   /** `up`: start as up (kernel state adopted after a restart); probes then confirm or refute it. */
@@ -118,6 +126,7 @@ export class FastPathHealth {
       h.reason = 'adopted from the kernel; probes confirm it';
       // Grace: judged as if everything was heard at adoption time.
       h.heardAt = h.heardBigAt = h.echoAt = h.echoBigAt = now;
+      h.graceUntil = now + this.init.restartGraceMs;
     }
     this.peers.set(id, h);
   }
@@ -145,6 +154,7 @@ export class FastPathHealth {
       // The peer is back after a silence we rode out: judge it afresh from now.
       h.held = false;
       h.echoAt = h.echoBigAt = h.heardBigAt = now;
+      h.graceUntil = now + this.init.restartGraceMs;
     }
     // The latest seq, not the highest: a restarted peer counts from 1 again.
     h.heard = p.seq;
@@ -207,6 +217,11 @@ export class FastPathHealth {
 
   private judge(h: PeerHealth, now: number): void {
     const why = this.problem(h, now);
+    if (why !== undefined && h.state === 'up' && now < h.graceUntil && now - h.heardAt <= this.init.failAfterMs) {
+      // Probes arrive again but the other side is still catching up (echoes, full size).
+      h.reason = `restart grace (${((h.graceUntil - now) / 1000).toFixed(1)} s left): ${why}`;
+      return;
+    }
     if (why !== undefined) {
       h.healthySince = -1;
       // Only total silence can mean a restarting router; lost big probes or a one-way path cannot.

@@ -123,6 +123,26 @@ describe('fast path health', () => {
     expect(switches).toEqual([false]);
   });
 
+  it('gives a just-restarted router 3 s to echo again before its kernel path is given up', () => {
+    const clock = new FakeClock();
+    const switches: boolean[] = [];
+    const h = new FastPathHealth({ clock, send: () => undefined, onSwitch: (_i, up) => switches.push(up), peerSilent: () => false }, { selfId: 1 });
+    h.addPeer(2, 'b', true); // adopted from the kernel after our own restart
+    // The peer keeps probing (it hears nothing from us yet: its echoes stay at 0).
+    let seq = 0;
+    const step = () => {
+      clock.advance(125);
+      h.onProbe({ src: 2, dst: 1, seq: ++seq, echo: 0, echoBig: 0, big: seq % 2 === 0 });
+      h.tick();
+    };
+    for (let t = 0; t < 2500; t += 125) step();
+    expect(h.isUp(2)).toBe(true);
+    expect(h.status()[0]!.reason).toMatch(/restart grace/);
+    for (let t = 0; t < 1000; t += 125) step();
+    expect(h.isUp(2)).toBe(false); // after the grace, a peer that never hears us is a real failure
+    expect(switches).toEqual([false]);
+  });
+
   it('ignores probes for another router or from an unknown one', () => {
     const l = l2();
     const st = l.a.status()[0]!.lastHeardMsAgo;
