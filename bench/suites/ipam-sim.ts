@@ -82,7 +82,7 @@ export class IpamSim {
   readonly o: Required<Omit<IpamSimOptions, 'clock' | 'init' | 'reclaimHoldMs'>> & Pick<IpamSimOptions, 'init' | 'reclaimHoldMs'>;
   /** Every acknowledged live allocation: address → "node/container". */
   readonly inUse = new Map<string, string>();
-  counts = { messages: 0, bytes: 0, lost: 0, duplicated: 0, rounds: 0, allocated: 0, released: 0, exhausted: 0, notReady: 0, restarts: 0 };
+  counts = { messages: 0, bytes: 0, lost: 0, duplicated: 0, rounds: 0, allocated: 0, released: 0, exhausted: 0, notReady: 0, crashedInFlight: 0, restarts: 0 };
   lossOn = true;
   /** Donations made by instances that crashed (their counters went with them). */
   retiredDonations = 0;
@@ -234,6 +234,8 @@ export class IpamSim {
         const code = (err as { code?: string }).code;
         if (code === 'ERR_IPAM_EXHAUSTED') this.counts.exhausted++;
         else if (code === 'ERR_IPAM_NOT_READY') this.counts.notReady++;
+        // The node crashed with the request in flight: never acknowledged, as in a real crash.
+        else if (code === 'ERR_IPAM_STATE' && (!node.alive || node.ipam !== ipam)) this.counts.crashedInFlight++;
         else this.problem(`allocate on ${node.name} failed: ${String(err)}`);
         return undefined;
       },
@@ -266,7 +268,12 @@ export class IpamSim {
     const cid = this.rng.pick(keys).split('/')[0]!;
     this.forgetContainer(node, cid);
     this.counts.released++;
-    node.ipam.release(cid).catch((err: unknown) => this.problem(`release on ${node.name} failed: ${String(err)}`));
+    const ipam = node.ipam;
+    ipam.release(cid).catch((err: unknown) => {
+      // Crashed with the release in flight: it did not happen (the allocation stays in the file).
+      if ((err as { code?: string }).code === 'ERR_IPAM_STATE' && (!node.alive || node.ipam !== ipam)) this.counts.crashedInFlight++;
+      else this.problem(`release on ${node.name} failed: ${String(err)}`);
+    });
   }
 
   private send(from: SimNode, to: SimNode, data: Uint8Array, unicast: boolean): void {
@@ -469,7 +476,7 @@ export interface IpamScenarioResult {
   seed: number;
   phases: IpamPhaseReport[];
   ranges: string[];
-  totals: { reclaimed: number; allocated: number; released: number; exhausted: number; notReady: number; restarts: number; lost: number; duplicated: number; liveAllocations: number; ringEntries: number; maxMessagesPerPeer: number; avgMessagesPerPeer: number };
+  totals: { reclaimed: number; allocated: number; released: number; exhausted: number; notReady: number; crashedInFlight: number; restarts: number; lost: number; duplicated: number; liveAllocations: number; ringEntries: number; maxMessagesPerPeer: number; avgMessagesPerPeer: number };
   problems: string[];
   wallMs: number;
 }
@@ -612,6 +619,7 @@ export async function runIpamScenario(o: IpamScenarioOptions): Promise<IpamScena
       released: sim.counts.released,
       exhausted: sim.counts.exhausted,
       notReady: sim.counts.notReady,
+      crashedInFlight: sim.counts.crashedInFlight,
       restarts: sim.counts.restarts,
       lost: sim.counts.lost,
       duplicated: sim.counts.duplicated,
@@ -675,7 +683,7 @@ export async function runIpamSim(opts: IpamSimRunOptions = {}): Promise<{ json: 
         `| ${p.phase} | ${p.livePeers} | ${p.components} | ${p.operations} | ${p.rounds} | ${p.convergenceRounds} | ${p.donations} | ${f(p.messagesPerPeer)} | ${f(p.simulatedSeconds, 0)} | ${f(p.wallMs / 1000)} | ${p.problems.length === 0 ? 'held' : `BROKEN (${p.problems.length})`} |`,
     ),
     '',
-    `Reclaimed runs ${t.reclaimed}; allocated ${t.allocated}, released ${t.released}, exhausted ${t.exhausted}, not ready ${t.notReady}, restarts ${t.restarts}; ` +
+    `Reclaimed runs ${t.reclaimed}; allocated ${t.allocated}, released ${t.released}, exhausted ${t.exhausted}, not ready ${t.notReady}, lost in a crash ${t.crashedInFlight}, restarts ${t.restarts}; ` +
       `${t.lost} messages lost, ${t.duplicated} duplicated; ${t.liveAllocations} live allocations at the end; ring runs (IPv4): ${t.ringEntries}; ` +
       `messages received per peer: max ${t.maxMessagesPerPeer}, avg ${f(t.avgMessagesPerPeer)}.`,
     ...(r.problems.length > 0 ? ['', 'Problems:', ...r.problems.slice(0, 20).map((s) => `- ${s}`)] : []),
