@@ -2,6 +2,7 @@
  * npm run bench: weft against kernel VXLAN (and later references) in one run, on the lab, under
  * flock /tmp/weft-bench.lock. Writes bench/results/<suite>-<date>.json and .md and prints both.
  *
+ *   WEFT_SIM_PEERS / WEFT_SIM_OPERATIONS size the ipam-sim suite (default 1,000 / 100,000).
  *   npm run bench -- [--runs N] [--seconds S] [--suite all|sleeve|mesh|fastpath|gossip|ipam|ipam-sim|cni] [--br-netfilter] [--quick]
  */
 import { mkdirSync, writeFileSync } from 'node:fs';
@@ -97,7 +98,9 @@ for (const suite of suites) {
     write('cni', r.json, [`${header}; ${runs} run(s).`, '', r.markdown, '', ...r.goals.map((g) => `- ${g}`), ''].join('\n'));
   } else if (suite === 'ipam-sim') {
     log('ipam-sim suite: in-process simulation of 1,000 peers and 100,000 operations (no sockets, simulated clock)');
-    const r = await runIpamSim({ log });
+    const simPeers = process.env.WEFT_SIM_PEERS === undefined ? undefined : Number(process.env.WEFT_SIM_PEERS);
+    const simOps = process.env.WEFT_SIM_OPERATIONS === undefined ? undefined : Number(process.env.WEFT_SIM_OPERATIONS);
+    const r = await runIpamSim({ log, ...(simPeers === undefined ? {} : { peers: simPeers }), ...(simOps === undefined ? {} : { operations: simOps }) });
     write('ipam-sim', r.json, `${header}.\n\n${r.markdown}\n`);
   } else {
     log('gossip suite: in-process simulation of 1,000 peers (no sockets, simulated clock)');
