@@ -97,7 +97,7 @@ for (const suite of suites) {
     const r = await runCniSuite({ runs, log });
     write('cni', r.json, [`${header}; ${runs} run(s).`, '', r.markdown, '', ...r.goals.map((g) => `- ${g}`), ''].join('\n'));
   } else if (suite === 'ipam-sim') {
-    log('ipam-sim suite: in-process simulation of 1,000 peers and 100,000 operations (no sockets, simulated clock)');
+    log(`ipam-sim suite: in-process simulation of ${process.env.WEFT_SIM_PEERS ?? 1000} peers and ${process.env.WEFT_SIM_OPERATIONS ?? 100_000} operations (no sockets, simulated clock)`);
     const simPeers = process.env.WEFT_SIM_PEERS === undefined ? undefined : Number(process.env.WEFT_SIM_PEERS);
     const simOps = process.env.WEFT_SIM_OPERATIONS === undefined ? undefined : Number(process.env.WEFT_SIM_OPERATIONS);
     const r = await runIpamSim({ log, ...(simPeers === undefined ? {} : { peers: simPeers }), ...(simOps === undefined ? {} : { operations: simOps }) });
