@@ -9,7 +9,8 @@
  * are written atomically: temp file, fsync, rename, then fsync of the directory.
  */
 import { execFileSync } from 'node:child_process';
-import { closeSync, existsSync, fsyncSync, mkdirSync, openSync, readdirSync, readFileSync, renameSync, rmSync, writeSync } from 'node:fs';
+import { existsSync, mkdirSync, readdirSync, readFileSync } from 'node:fs';
+import { writeFileAtomicSync } from '../src/core/atomic-file.js';
 import { isAbsolute, join } from 'node:path';
 import { ConfigError } from '../src/core/errors.js';
 import { packageRoot } from '../src/core/paths.js';
@@ -118,29 +119,6 @@ export function pluginVersions(binary: string): string[] | undefined {
   }
 }
 
-/** Writes `text` to `path` atomically (temp in the same directory, fsync, rename, fsync the directory). */
-export function writeAtomic(path: string, text: string | Uint8Array, mode: number): void {
-  const dir = join(path, '..');
-  const tmp = join(dir, `.${path.slice(dir.length + 1)}.tmp-${process.pid}`);
-  const fd = openSync(tmp, 'w', mode);
-  try {
-    writeSync(fd, typeof text === "string" ? Buffer.from(text) : text);
-    fsyncSync(fd);
-  } catch (err) {
-    closeSync(fd);
-    rmSync(tmp, { force: true });
-    throw err;
-  }
-  closeSync(fd);
-  renameSync(tmp, path);
-  const d = openSync(dir, 'r');
-  try {
-    fsyncSync(d);
-  } finally {
-    closeSync(d);
-  }
-}
-
 /** Installs the wrapper, then the conflist (so a runtime never sees a config whose plugin is missing). */
 export function installCni(o: InstallOptions = {}): Installed {
   const nodePath = o.nodePath ?? process.execPath;
@@ -153,18 +131,18 @@ export function installCni(o: InstallOptions = {}): Installed {
   mkdirSync(confDir, { recursive: true, mode: 0o755 });
   const wrapper = join(binDir, NODE_PLUGIN_NAME);
   const script = wrapperScript(nodePath, pluginMain);
-  writeAtomic(wrapper, script, 0o755);
+  writeFileAtomicSync(wrapper, script, 0o755);
   const shim = o.shim ?? join(packageRoot(import.meta.url), 'build', 'weft-cni');
   const native = shim !== false && existsSync(shim);
   const plugin = join(binDir, PLUGIN_NAME);
-  writeAtomic(plugin, native ? readFileSync(shim) : script, 0o755);
+  writeFileAtomicSync(plugin, native ? readFileSync(shim) : script, 0o755);
   const path = join(confDir, CONFLIST_NAME);
   let cniVersions = o.cniVersions;
   if (cniVersions === undefined && (o.portmap ?? true)) {
     const theirs = pluginVersions(join(binDir, 'portmap'));
     if (theirs !== undefined) cniVersions = SUPPORTED_VERSIONS.filter((v) => theirs.includes(v));
   }
-  writeAtomic(path, `${JSON.stringify(conflist({ ...o, ...(cniVersions === undefined ? {} : { cniVersions }) }), null, 2)}\n`, 0o644);
+  writeFileAtomicSync(path, `${JSON.stringify(conflist({ ...o, ...(cniVersions === undefined ? {} : { cniVersions }) }), null, 2)}\n`, 0o644);
   const shadowedBy = readdirSync(confDir)
     .filter((n) => /\.(conf|conflist|json)$/.test(n) && n !== CONFLIST_NAME && !n.startsWith('.'))
     .filter((n) => n < CONFLIST_NAME)

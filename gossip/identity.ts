@@ -4,7 +4,8 @@
  * The peer name is derived from the public key, so cloned machines (same machine-id, same
  * hostname) never collide; the nickname is only for people.
  */
-import { closeSync, fsyncSync, mkdirSync, openSync, readFileSync, renameSync, statSync, writeSync } from 'node:fs';
+import { mkdirSync, readFileSync, statSync } from 'node:fs';
+import { writeFileAtomicSync } from '../src/core/atomic-file.js';
 import { join } from 'node:path';
 import sodium from 'sodium-native';
 import { WeftError } from '../src/core/errors.js';
@@ -80,21 +81,7 @@ export function loadOrCreateIdentity(stateDir: string, nickname: string): Identi
   const id = generateIdentity(nickname);
   try {
     mkdirSync(stateDir, { recursive: true, mode: 0o700 });
-    const tmp = `${file}.tmp-${process.pid}`;
-    const fd = openSync(tmp, 'wx', 0o600);
-    try {
-      writeSync(fd, id.secretKey);
-      fsyncSync(fd);
-    } finally {
-      closeSync(fd);
-    }
-    renameSync(tmp, file);
-    const dfd = openSync(stateDir, 'r');
-    try {
-      fsyncSync(dfd);
-    } finally {
-      closeSync(dfd);
-    }
+    writeFileAtomicSync(file, id.secretKey, 0o600, { exclusive: true });
   } catch (err) {
     throw new IdentityError(`cannot write the identity key in ${stateDir}: ${(err as Error).message}`, { cause: err });
   }

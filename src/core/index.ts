@@ -7,3 +7,4 @@ export * from './net.js';
 export * from './ids.js';
 export * from './paths.js';
 export * from './api-client.js';
+export * from './atomic-file.js';

@@ -6,8 +6,9 @@
  * runs never interleave and a crash never leaves half an entry.
  */
 import { createHash } from 'node:crypto';
-import { closeSync, fsyncSync, mkdirSync, openSync, readdirSync, readFileSync, renameSync, unlinkSync, writeSync } from 'node:fs';
+import { mkdirSync, readdirSync, readFileSync, unlinkSync } from 'node:fs';
 import { join } from 'node:path';
+import { writeFileAtomicSync } from './atomic-file.js';
 
 export interface JournaledRelease {
   containerId: string;
@@ -35,17 +36,8 @@ export class ReleaseJournal {
 
   record(containerId: string, ifName: string | undefined, at = Date.now()): void {
     mkdirSync(this.dir, { recursive: true, mode: 0o700 });
-    const path = this.file(containerId, ifName);
-    const tmp = `${path}.tmp-${process.pid}`;
     const entry: JournaledRelease = ifName === undefined ? { containerId, at } : { containerId, ifName, at };
-    const fd = openSync(tmp, 'w', 0o600);
-    try {
-      writeSync(fd, JSON.stringify(entry));
-      fsyncSync(fd);
-    } finally {
-      closeSync(fd);
-    }
-    renameSync(tmp, path);
+    writeFileAtomicSync(this.file(containerId, ifName), JSON.stringify(entry), 0o600);
   }
 
   /** The entries waiting, oldest first. */

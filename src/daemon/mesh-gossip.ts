@@ -3,7 +3,8 @@
  * from it, and the channel driver, wired into the mesh's transport. One place for the daemon
  * (and tests) to get them in the right order.
  */
-import { readFileSync, renameSync, writeFileSync } from 'node:fs';
+import { readFileSync } from 'node:fs';
+import { writeFileAtomicSync } from '../core/atomic-file.js';
 import { join } from 'node:path';
 import type { Clock } from '../core/clock.js';
 import type { Logger } from '../core/logger.js';
@@ -42,8 +43,7 @@ export function buildMeshGossip(
   }
   const saveVersion = (): void => {
     try {
-      writeFileSync(`${versionFile}.tmp`, `${topology.self.version}\n`, { mode: 0o600 });
-      renameSync(`${versionFile}.tmp`, versionFile);
+      writeFileAtomicSync(versionFile, `${topology.self.version}\n`, 0o600);
     } catch (err) {
       logger.warn('cannot save the topology version', { file: versionFile, err: String(err) });
     }
