@@ -1,3 +1,5 @@
+import { percentile } from '../src/lab/traffic-parse.js';
+
 export function median(xs: readonly number[]): number {
   const v = xs.filter((x) => Number.isFinite(x)).sort((a, b) => a - b);
   if (v.length === 0) return NaN;
@@ -11,4 +13,9 @@ export function pct(x: number, ref: number): string {
 
 export function fmt(x: number, digits = 2): string {
   return Number.isFinite(x) ? x.toFixed(digits) : '–';
+}
+
+/** Nearest-rank percentile of unsorted samples (the lab's definition, as for ping). */
+export function pctl(xs: readonly number[], p: number): number {
+  return percentile([...xs].sort((a, b) => a - b), p);
 }

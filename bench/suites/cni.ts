@@ -15,7 +15,7 @@ import { installCni } from '../../cni/install.js';
 import { packageRoot } from '../../src/core/paths.js';
 import { installReferencePlugins, referencePluginDir } from '../../src/lab/cri-cni.js';
 import { WeftCluster } from '../../src/lab/weft-cluster.js';
-import { fmt, median } from '../stats.js';
+import { fmt, median, pctl } from '../stats.js';
 
 export interface CniBenchOptions {
   runs: number;
@@ -24,11 +24,6 @@ export interface CniBenchOptions {
 }
 
 type Timings = Record<string, { add: number[]; del: number[] }>;
-
-function pctl(xs: number[], p: number): number {
-  const v = [...xs].sort((a, b) => a - b);
-  return v[Math.min(v.length - 1, Math.floor((p / 100) * v.length))] ?? NaN;
-}
 
 async function oneRun(run: number, rounds: number, o: CniBenchOptions): Promise<Timings> {
   const c = await WeftCluster.start({ nodes: 1, podsPerNode: 0, extraArgs: ['--log-level', 'warn', '--ipam-range', '10.45.0.0/16', '--ipam-init-peers', '1'] });

@@ -12,7 +12,7 @@
  * The simulation at 1,000 peers is the `ipam-sim` part (bench/suites/ipam-sim.ts).
  */
 import { WeftCluster } from '../../src/lab/weft-cluster.js';
-import { fmt, median } from '../stats.js';
+import { fmt, median, pctl } from '../stats.js';
 
 export interface IpamBenchOptions {
   runs: number;
@@ -27,11 +27,6 @@ interface Sample {
   allocsPerSecond: number;
   newPeerFirstAllocMs: number;
   newPeerFirstCallMs: number;
-}
-
-function pctl(xs: number[], p: number): number {
-  const v = [...xs].sort((a, b) => a - b);
-  return v[Math.min(v.length - 1, Math.floor((p / 100) * v.length))] ?? NaN;
 }
 
 async function timed<T>(fn: () => Promise<T>): Promise<[T, number]> {
