@@ -55,11 +55,7 @@ async function weftFastPath(o: FastPathOptions, run: number): Promise<Omit<FastP
   const c = await WeftCluster.start({ nodes: 3, extraArgs: ['--log-level', 'warn', '--trusted-subnets', '198.18.0.0/24'] });
   try {
     await c.waitEstablished(45_000);
-    const deadline = Date.now() + 30_000;
-    while (!(await Promise.all([0, 1, 2].map((i) => c.apiStatus(i)))).every((s) => s.peers.length === 2 && s.peers.every((p) => p.path === 'fastpath'))) {
-      if (Date.now() > deadline) throw new Error('not every pair reached the fast path within 30 s');
-      await new Promise((r) => setTimeout(r, 250));
-    }
+    await c.waitFastPath();
     const [a, b] = [c.podsOn(1)[0]!, c.podsOn(2)[0]!];
     const tap = async () => (await Promise.all([c.apiStatus(0), c.apiStatus(1)])).reduce((n, s) => n + s.traffic.tap.rxBytes + s.traffic.tap.txBytes, 0);
     const before = await tap();

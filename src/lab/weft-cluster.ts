@@ -264,6 +264,21 @@ export class WeftCluster {
     }
   }
 
+  /**
+   * Waits until every running router has every other running router on the kernel fast path
+   * (polling the API socket); returns how long that took.
+   */
+  async waitFastPath(timeoutMs = 30_000): Promise<number> {
+    const started = Date.now();
+    const running = this.routers.map((r, i) => (r.process !== undefined ? i : -1)).filter((i) => i >= 0);
+    for (;;) {
+      const all = await Promise.all(running.map((i) => this.apiStatus(i).catch(() => undefined)));
+      if (all.every((s) => s !== undefined && s.peers.length === running.length - 1 && s.peers.every((p) => p.path === 'fastpath'))) return Date.now() - started;
+      if (Date.now() - started > timeoutMs) throw new WeftError('ERR_LAB', `not every pair reached the fast path within ${timeoutMs} ms`);
+      await delay(200);
+    }
+  }
+
   routerLog(i: number): string {
     const p = this.routers[i]!.process;
     return p === undefined ? '' : p.stderrText();

@@ -17,18 +17,10 @@ const pathTo = (s: RouterStatus, nick: string) => s.peers.find((p) => p.nickname
 describe.skipIf(!isRoot)('fast path: kernel VXLAN per peer, fallback and return', () => {
   let c: WeftCluster;
 
-  async function allFast(): Promise<boolean | undefined> {
-    for (let i = 0; i < 3; i++) {
-      const s = await c.status(i);
-      if (s.peers.length !== 2 || !s.peers.every((p) => p.path === 'fastpath')) return undefined;
-    }
-    return true;
-  }
-
   beforeAll(async () => {
     c = await WeftCluster.start({ nodes: 3, extraArgs: ['--trusted-subnets', '198.18.0.0/24', '--log-level', 'info'] });
     await c.waitEstablished();
-    await until('every pair on the fast path', allFast);
+    await c.waitFastPath();
   });
 
   afterAll(async () => {
@@ -73,7 +65,7 @@ describe.skipIf(!isRoot)('fast path: kernel VXLAN per peer, fallback and return'
     const full = c.overlayMtu - 28;
     expect((await ping(c.lab, a.ns, d.ipv4!, { count: 3, intervalS: 0.2, size: full, timeoutS: 2 })).received).toBe(3);
     await c.lab.clearFaults();
-    await until('n1 → n3 back on the fast path', allFast);
+    await c.waitFastPath();
   });
 
   it('a router killed under fast-path traffic does not cut it; restarted, it takes over the kernel state', async () => {
@@ -84,7 +76,7 @@ describe.skipIf(!isRoot)('fast path: kernel VXLAN per peer, fallback and return'
     await new Promise((r) => setTimeout(r, 2000));
     const during = pinger.stdoutText().split('\n').filter((l) => l.includes('bytes from')).length;
     await c.startRouter(0);
-    await until('every pair on the fast path again', allFast);
+    await c.waitFastPath();
     pinger.kill('SIGINT');
     await pinger.exited;
     const m = /(\d+) packets transmitted, (\d+) received/.exec(pinger.stdoutText());
