@@ -64,6 +64,8 @@ interface Peer {
   why: string;
   macs: Set<string>;
   up: boolean;
+  /** Entries for its MACs are wanted in the VXLAN device (the path passes probes, or is up). */
+  programmed: boolean;
 }
 
 export interface FastPathPeerReport {
@@ -147,7 +149,7 @@ export class FastPath {
       const id = probeIdOf(e.mac);
       if (id === undefined || !flood.has(e.dst)) continue;
       const macs = new Set(entries.filter((x) => x.dst === e.dst && x.mac !== FLOOD_MAC && x.mac !== e.mac).map((x) => x.mac));
-      this.peers.set(id, { id, name: '', underlay: e.dst, eligible: true, why: '', macs, up: true });
+      this.peers.set(id, { id, name: '', underlay: e.dst, eligible: true, why: '', macs, up: true, programmed: true });
       this.health.addPeer(id, '', true);
       this.log.info('fast path adopted from the kernel after a restart', { underlay: e.dst });
     }
@@ -184,7 +186,7 @@ export class FastPath {
     if (cur !== undefined) this.removePeer(cur);
     const eligible = !this.init.encrypted || inSubnets(underlay, this.init.trusted);
     const why = eligible ? '' : 'not in a trusted subnet: the cluster encrypts and this kernel has no IPsec or WireGuard, so traffic stays on the sleeve';
-    const p: Peer = { id, name, underlay, eligible, why, macs: new Set(), up: false };
+    const p: Peer = { id, name, underlay, eligible, why, macs: new Set(), up: false, programmed: false };
     this.peers.set(id, p);
     if (!eligible) return;
     const mac = probeMacText(id);
@@ -250,6 +252,7 @@ export class FastPath {
   private healthChanged(id: number, healthy: boolean): void {
     const p = this.peers.get(id);
     if (p === undefined) return;
+    p.programmed = healthy;
     if (healthy) this.enqueue(() => this.programMacs(p));
     else this.enqueue(() => this.unprogram(p));
   }
@@ -258,6 +261,7 @@ export class FastPath {
     const p = this.peers.get(id);
     if (p === undefined) return;
     p.up = up;
+    p.programmed = up;
     this.log.info(up ? 'fast path up' : 'fast path down; traffic moves to the sleeve', { peer: p.name, reason });
     if (up) {
       this.enqueue(async () => {
@@ -304,7 +308,9 @@ export class FastPath {
   /** MACs moved, appeared or went: bring up peers' entries in line. */
   private async reconcileMacs(): Promise<void> {
     for (const p of this.peers.values()) {
-      if (!p.up && p.macs.size === 0) continue;
+      // a peer whose path passes probes but is not up yet gets its new MACs too: replies to what
+      // it already sends over VXLAN need them
+      if (!p.programmed) continue;
       const want = new Set(this.c.macs.macsOf(p.name));
       for (const mac of want) {
         if (!p.macs.has(mac)) {

@@ -268,13 +268,31 @@ export class WeftCluster {
    * Waits until every running router has every other running router on the kernel fast path
    * (polling the API socket); returns how long that took.
    */
-  async waitFastPath(timeoutMs = 30_000): Promise<number> {
+  waitFastPath(timeoutMs = 30_000): Promise<number> {
+    return this.waitPaths(() => 'fastpath', timeoutMs);
+  }
+
+  /**
+   * Waits until, on every running router i, each other running router k is on path
+   * `expected(i, k)` (polling the API socket); returns how long that took. Both ends of a pair
+   * switch on their own judgement, so a test that needs settled paths waits for every router.
+   */
+  async waitPaths(expected: (from: number, to: number) => RouterStatus['peers'][number]['path'], timeoutMs = 30_000): Promise<number> {
     const started = Date.now();
     const running = this.routers.map((r, i) => (r.process !== undefined ? i : -1)).filter((i) => i >= 0);
+    const want = running.map((i) => Object.fromEntries(running.filter((k) => k !== i).map((k) => [this.routers[k]!.name, expected(i, k)])));
+    let seen: Record<string, string>[] = [];
     for (;;) {
       const all = await Promise.all(running.map((i) => this.apiStatus(i).catch(() => undefined)));
-      if (all.every((s) => s !== undefined && s.peers.length === running.length - 1 && s.peers.every((p) => p.path === 'fastpath'))) return Date.now() - started;
-      if (Date.now() - started > timeoutMs) throw new WeftError('ERR_LAB', `not every pair reached the fast path within ${timeoutMs} ms`);
+      seen = all.map((s) => Object.fromEntries((s?.peers ?? []).map((p) => [p.nickname, p.path])));
+      const settled = (got: Record<string, string>, w: Record<string, string>) =>
+        Object.keys(got).length === Object.keys(w).length && Object.entries(w).every(([peer, path]) => got[peer] === path);
+      if (seen.every((got, j) => settled(got, want[j]!))) {
+        return Date.now() - started;
+      }
+      if (Date.now() - started > timeoutMs) {
+        throw new WeftError('ERR_LAB', `paths did not settle within ${timeoutMs} ms: want ${JSON.stringify(want)}, have ${JSON.stringify(seen)}`);
+      }
       await delay(200);
     }
   }
