@@ -7,7 +7,7 @@ import { ReleaseJournal } from '../src/core/release-journal.js';
 import { DaemonClient } from './client.js';
 import { handlers } from './commands/index.js';
 import { runPlugin } from './skel.js';
-import { IpLinks } from './veth.js';
+import { PodLinks } from './veth.js';
 
 async function readStdin(): Promise<string> {
   if (process.stdin.isTTY) return '';
@@ -21,7 +21,7 @@ process.exitCode = await runPlugin(
   { env: process.env, stdin, stdout: process.stdout, stderr: process.stderr },
   handlers,
   {
-    links: new IpLinks({ pathEnv: process.env.PATH, pid: process.pid }),
+    links: new PodLinks({ pathEnv: process.env.PATH }),
     daemon: (socket) => new DaemonClient({ socket }),
     journal: (dir) => new ReleaseJournal(dir),
   },

@@ -1,18 +1,37 @@
 /**
  * The interface work of ADD, DEL and CHECK, behind `LinkOps` so the commands can be tested with a
- * fake. `IpLinks` drives iproute2: the plugin runs in the node's network namespace (where the
- * bridge is); work in the pod's namespace goes through `nsenter --net=<CNI_NETNS>`, which accepts
- * any namespace path (/var/run/netns/x, /proc/<pid>/ns/net).
+ * fake. `PodLinks` runs in the node's network namespace (where the bridge is). What ADD and DEL
+ * change goes through rtnetlink from the native addon (src/platform/linux/rtnl.ts), with no
+ * process per call: ADD is on the pod start-up path. CHECK and GC read through `ip -j` (and
+ * `nsenter --net=<CNI_NETNS>` for the pod's side).
  *
- *   1. in the pod netns: `ip link add <ifName> type veth peer name <host> netns <our pid>` (the
- *      host end is born in our namespace: nothing is ever left half-moved)
- *   2. here: host end on the bridge, hairpin on, up
- *   3. in the pod netns (ip -batch): lo up, addresses (IPv6 without DAD), up, default routes
+ *   1. here: the veth, its host end on the bridge and up, its container end created straight
+ *      inside the pod's netns (nothing is ever left half-moved); hairpin on the host end
+ *   2. in the pod netns: lo up, addresses (IPv6 without DAD), up, default routes
+ *
+ * The pod's netns may be any path naming one (/var/run/netns/x, /proc/<pid>/ns/net,
+ * /proc/<pid>/fd/<n>); it is opened and checked to be a network namespace first.
  */
 import { createHash, randomBytes } from 'node:crypto';
 import { accessSync, constants } from 'node:fs';
 import { join } from 'node:path';
 import { run } from '../src/platform/linux/run.js';
+import {
+  addressAdd,
+  bridgePortHairpin,
+  closeNetns,
+  defaultRouteAdd,
+  HERE,
+  linkDelete,
+  linkGet,
+  linkIndexOf,
+  linkSet,
+  openNetns,
+  RtnlError,
+  transact,
+  vethAdd,
+  type RtnlRequest,
+} from '../src/platform/linux/rtnl.js';
 import type { Gateway, PodAddress } from './result.js';
 
 export interface PodLinkSpec {
@@ -120,23 +139,39 @@ function stderrOf(err: unknown): string {
   return typeof e.stderr === 'string' ? e.stderr : String(e.message);
 }
 
-export interface IpLinksInit {
-  /** PATH of the plugin's environment (may be undefined). */
+export interface PodLinksInit {
+  /** PATH of the plugin's environment (may be undefined): where CHECK and GC find ip and nsenter. */
   pathEnv?: string;
-  /** Our PID: `ip link ... netns <pid>` names our namespace from inside the pod's. */
-  pid: number;
   timeoutMs?: number;
 }
 
-export class IpLinks implements LinkOps {
+/** The index of link `name` in namespace `ns`, undefined when there is none. */
+async function linkIndex(ns: number, name: string): Promise<number | undefined> {
+  try {
+    const [reply] = await transact(ns, [linkGet(name)]);
+    return reply === undefined ? undefined : linkIndexOf(reply);
+  } catch (err) {
+    if (err instanceof RtnlError && err.code === 'ENODEV') return undefined;
+    throw err;
+  }
+}
+
+function openPodNetns(path: string): number {
+  if (/\s/.test(path)) throw new LinkError('netns', `${path} is not a usable network namespace path (white space)`);
+  try {
+    return openNetns(path);
+  } catch (err) {
+    throw new LinkError('netns', `${path} is not a network namespace: ${(err as Error).message}`, { cause: err });
+  }
+}
+
+export class PodLinks implements LinkOps {
   private readonly pathEnv: string | undefined;
-  private readonly pid: number;
   private readonly timeoutMs: number;
   private tools: { ip: string; nsenter: string } | undefined;
 
-  constructor(init: IpLinksInit) {
+  constructor(init: PodLinksInit = {}) {
     this.pathEnv = init.pathEnv;
-    this.pid = init.pid;
     this.timeoutMs = init.timeoutMs ?? 15_000;
   }
 
@@ -145,78 +180,78 @@ export class IpLinks implements LinkOps {
     return this.tools;
   }
 
-  private here(args: string[], input?: string): Promise<string> {
-    return run(this.bin.ip, args, { timeoutMs: this.timeoutMs, ...(input === undefined ? {} : { input }) });
+  private here(args: string[]): Promise<string> {
+    return run(this.bin.ip, args, { timeoutMs: this.timeoutMs });
   }
 
-  private inNs(netns: string, args: string[], input?: string): Promise<string> {
-    return run(this.bin.nsenter, [`--net=${netns}`, '--', this.bin.ip, ...args], { timeoutMs: this.timeoutMs, ...(input === undefined ? {} : { input }) });
+  private inNs(netns: string, args: string[]): Promise<string> {
+    return run(this.bin.nsenter, [`--net=${netns}`, '--', this.bin.ip, ...args], { timeoutMs: this.timeoutMs });
   }
 
   /**
-   * One `ip -batch` in the node's namespace: the veth with its peer created straight inside the
-   * pod's netns (iproute2 opens a `netns` argument containing '/' as a path), then the host end
-   * on the bridge with hairpin, up. One process instead of nsenter + two ip runs: ADD is on the
-   * pod start-up path.
+   * The pair in one request from the node's namespace: host end named, addressed, on the bridge
+   * and up; the container end made inside the pod's netns. Then hairpin on the host end.
    */
   async createPair(spec: PodLinkSpec): Promise<CreatedPair> {
     const pair = { hostMac: randomMac(), containerMac: randomMac() };
-    const mtu = String(spec.mtu);
-    const batch = [
-      `link add ${spec.hostName} address ${pair.hostMac} mtu ${mtu} type veth peer name ${spec.ifName} address ${pair.containerMac} mtu ${mtu} netns ${spec.netns}`,
-      `link set dev ${spec.hostName} master ${spec.bridge}`,
-      `link set dev ${spec.hostName} type bridge_slave hairpin on`,
-      `link set dev ${spec.hostName} up`,
-    ];
-    if (/\s/.test(spec.netns)) throw new LinkError('netns', `${spec.netns} is not a usable network namespace path (white space)`);
-    for (let attempt = 0; ; attempt++) {
-      try {
-        await this.here(['-batch', '-'], `${batch.join('\n')}\n`);
-        return pair;
-      } catch (err) {
-        const text = stderrOf(err).trim();
-        // A path that is no netns: missing (refused while parsing line 1) or another kind of file
-        // (the kernel refuses the add on line 1 with EINVAL).
-        if (/Invalid "netns" value/.test(text) || (/Invalid argument/.test(text) && /Command failed -:1$/m.test(text))) {
-          throw new LinkError('netns', `${spec.netns} is not a network namespace: ${text}`, { cause: err });
-        }
-        // ip reports "Command failed -:N" for what the kernel refused; a line it could not parse
-        // (a missing bridge) stops the batch with no line number, after line 1 ran.
-        if (!/Command failed -:1$/m.test(text)) throw new LinkError('failed', `attaching ${spec.hostName} to bridge ${spec.bridge}: ${text}`, { cause: err });
-        if (!/File exists/i.test(text)) throw new LinkError('failed', `creating veth ${spec.ifName}/${spec.hostName}: ${text}`, { cause: err });
-        const inPod = await this.inNs(spec.netns, ['link', 'show', 'dev', spec.ifName]).then(() => true, () => false);
-        if (inPod) throw new LinkError('exists', `interface ${spec.ifName} already exists in ${spec.netns}`, { cause: err });
-        // The host end's name is derived from this very attachment: a leftover of an earlier, interrupted ADD.
-        if (attempt > 0 || !(await this.removeHost(spec.hostName))) {
-          throw new LinkError('failed', `creating veth ${spec.ifName}/${spec.hostName}: ${text}`, { cause: err });
+    const podNs = openPodNetns(spec.netns);
+    try {
+      for (let attempt = 0; ; attempt++) {
+        const bridge = await linkIndex(HERE, spec.bridge).catch((err: unknown) => {
+          throw new LinkError('failed', `looking up bridge ${spec.bridge}: ${(err as Error).message}`, { cause: err });
+        });
+        if (bridge === undefined) throw new LinkError('failed', `bridge ${spec.bridge} does not exist in the node's network namespace`);
+        const create = vethAdd({
+          name: spec.hostName,
+          mac: pair.hostMac,
+          mtu: spec.mtu,
+          master: bridge,
+          up: true,
+          peer: { name: spec.ifName, mac: pair.containerMac, mtu: spec.mtu, nsFd: podNs },
+        });
+        try {
+          await transact(HERE, [create, bridgePortHairpin(spec.hostName, true)]);
+          return pair;
+        } catch (err) {
+          const text = (err as Error).message;
+          if (!(err instanceof RtnlError) || err.index !== 0 || err.code !== 'EEXIST') {
+            throw new LinkError('failed', `${spec.ifName}/${spec.hostName} on bridge ${spec.bridge}: ${text}`, { cause: err });
+          }
+          if ((await linkIndex(podNs, spec.ifName)) !== undefined) throw new LinkError('exists', `interface ${spec.ifName} already exists in ${spec.netns}`, { cause: err });
+          // The host end's name is derived from this very attachment: a leftover of an earlier, interrupted ADD.
+          if (attempt > 0 || !(await this.removeHost(spec.hostName))) throw new LinkError('failed', text, { cause: err });
         }
       }
+    } finally {
+      closeNetns(podNs);
     }
   }
 
   async configure(a: PodAddressing): Promise<void> {
-    const lines = ['link set dev lo up'];
-    for (const x of a.addresses) lines.push(`addr add ${x.address}/${x.prefixLength} dev ${a.ifName}${x.family === 6 ? ' nodad' : ''}`);
-    lines.push(`link set dev ${a.ifName} up`);
-    const families = new Set(a.addresses.map((x) => x.family));
-    for (const g of a.gateways) {
-      if (!families.has(g.family)) continue;
-      lines.push(`route add ${g.family === 4 ? '0.0.0.0/0' : '::/0'} via ${g.address} dev ${a.ifName} onlink`);
-    }
+    const ns = openPodNetns(a.netns);
     try {
-      await this.inNs(a.netns, ['-batch', '-'], `${lines.join('\n')}\n`);
+      const index = await linkIndex(ns, a.ifName);
+      if (index === undefined) throw new Error(`${a.ifName} does not exist there`);
+      const requests: RtnlRequest[] = [linkSet({ name: 'lo', up: true })];
+      for (const x of a.addresses) requests.push(addressAdd({ index, address: x.address, prefixLength: x.prefixLength, nodad: x.family === 6 }));
+      requests.push(linkSet({ index, up: true }));
+      const families = new Set(a.addresses.map((x) => x.family));
+      for (const g of a.gateways) if (families.has(g.family)) requests.push(defaultRouteAdd({ index, gateway: g.address }));
+      await transact(ns, requests);
     } catch (err) {
       throw new LinkError('failed', `configuring ${a.ifName} in ${a.netns}: ${(err as Error).message}`, { cause: err });
+    } finally {
+      closeNetns(ns);
     }
   }
 
   async removeHost(hostName: string): Promise<boolean> {
     try {
-      await this.here(['link', 'del', 'dev', hostName]);
+      await transact(HERE, [linkDelete(hostName)]);
       return true;
     } catch (err) {
-      if (NO_DEVICE.test((err as Error).message)) return false;
-      throw new LinkError('failed', `deleting ${hostName}: ${(err as Error).message}`, { cause: err });
+      if (err instanceof RtnlError && err.code === 'ENODEV') return false;
+      throw new LinkError('failed', (err as Error).message, { cause: err });
     }
   }
 

@@ -3,7 +3,8 @@
  * (cni/shim/weft-cni.c), which forwards CNI_* as `X-CNI_*` headers and the network config as the
  * body. The same plugin code as the Node entry (cni/main.ts) runs here, so behaviour is identical;
  * only the process start-up is saved. The answer is the plugin's stdout, its exit code in
- * `X-Cni-Exit`. Interface work runs `ip`/`nsenter` asynchronously: the data plane is not held up.
+ * `X-Cni-Exit`. Interface work runs through rtnetlink on the thread pool: the data plane is not
+ * held up.
  */
 import type { Logger } from '../core/logger.js';
 import { ReleaseJournal } from '../core/release-journal.js';
@@ -12,7 +13,7 @@ import type { Ipam } from '../../gossip/ipam/ipam.js';
 import type { PodNetwork } from './pod-network.js';
 import { handlers } from '../../cni/commands/index.js';
 import { runPlugin } from '../../cni/skel.js';
-import { IpLinks } from '../../cni/veth.js';
+import { PodLinks } from '../../cni/veth.js';
 import type { RawApiHandler } from './api-server.js';
 
 const VARS = ['CNI_COMMAND', 'CNI_CONTAINERID', 'CNI_NETNS', 'CNI_IFNAME', 'CNI_ARGS', 'CNI_PATH'] as const;
@@ -36,8 +37,7 @@ function inProcess(socket: string, ipam: Ipam, pods: PodNetwork): DaemonApi {
 }
 
 export function cniExecHandler(log: Logger, own: { socket: string; ipam: Ipam | undefined; pods: PodNetwork | undefined }): RawApiHandler {
-  // Our own PID names the node's network namespace: host ends of veths are moved here.
-  const links = new IpLinks({ pathEnv: process.env.PATH, pid: process.pid });
+  const links = new PodLinks({ pathEnv: process.env.PATH });
   const { ipam, pods } = own;
   const daemon = (socket: string): DaemonApi =>
     socket === own.socket && ipam !== undefined && pods !== undefined ? inProcess(socket, ipam, pods) : new DaemonClient({ socket });

@@ -39,7 +39,17 @@ describe('cni/main.ts import closure', () => {
     const { files, packages } = closure('cni/main.ts');
     expect(packages).toEqual([]);
     const outside = files.filter((f) => !f.startsWith('cni/'));
-    expect(outside.sort()).toEqual(['src/core/api-client.ts', 'src/core/atomic-file.ts', 'src/core/errors.ts', 'src/core/release-journal.ts', 'src/platform/errors.ts', 'src/platform/linux/run.ts']);
+    expect(outside.sort()).toEqual([
+      'src/core/api-client.ts',
+      'src/core/atomic-file.ts',
+      'src/core/errors.ts',
+      'src/core/paths.ts',
+      'src/core/release-journal.ts',
+      'src/platform/errors.ts',
+      'src/platform/linux/native.ts',
+      'src/platform/linux/rtnl.ts',
+      'src/platform/linux/run.ts',
+    ]);
     expect(files).not.toContain('cni/install.ts');
   });
 });

@@ -204,8 +204,29 @@ describe.skipIf(!isRoot)('CNI plugin in lab namespaces', () => {
     const r5 = await cni('ADD', { id: 'fail-5', netns: '/var/run/netns/absent-weft-test' });
     expect(r5.json).toMatchObject({ code: 4, msg: expect.stringMatching(/not a network namespace/) });
     expect(daemon.podAllocations()).toEqual([]);
+    // a file that exists but is no network namespace
+    const r6 = await cni('ADD', { id: 'fail-6', netns: '/proc/self/ns/uts' });
+    expect(r6.json).toMatchObject({ code: 4, msg: expect.stringMatching(/\/proc\/self\/ns\/uts is not a network namespace/) });
+    expect(daemon.podAllocations()).toEqual([]);
+    expect(await hostVeths()).toEqual([]);
     await dropPodNs(p.ns);
     await dropPodNs(q.ns);
+  });
+
+  it("an interrupted ADD's leftover host end is replaced by the next ADD of the same attachment", async () => {
+    const p = await newPodNs();
+    const host = hostVethName('leftover-1', 'eth0');
+    // what an ADD killed between creating the pair and its pod's side leaves: the host end, its peer elsewhere
+    await lab.exec(node.ns, ['ip', 'link', 'add', host, 'type', 'veth', 'peer', 'name', 'stale0']);
+    const r = await cni('ADD', { id: 'leftover-1', netns: p.path });
+    expect(r.code).toBe(0);
+    expect(await hostVeths()).toEqual([host]);
+    const hostInfo = JSON.parse((await lab.exec(node.ns, ['ip', '-j', 'link', 'show', 'dev', host])).stdout)[0];
+    expect(hostInfo.master).toBe('weft');
+    expect(await pings(p.ns, '10.99.0.1')).toBe(true);
+    expect(await cni('DEL', { id: 'leftover-1', netns: p.path })).toMatchObject({ code: 0 });
+    expect(await hostVeths()).toEqual([]);
+    await dropPodNs(p.ns);
   });
 
   it('40 parallel ADDs: 40 distinct addresses, 40 working interfaces; parallel DELs clean up', async () => {

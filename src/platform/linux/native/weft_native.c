@@ -51,6 +51,8 @@
 #include <unistd.h>
 #include <uv.h>
 
+#include "native.h"
+
 #ifndef UDP_SEGMENT
 #define UDP_SEGMENT 103
 #endif
@@ -160,12 +162,12 @@ static int64_t mono_ns(void) {
   return (int64_t)ts.tv_sec * 1000000000LL + ts.tv_nsec;
 }
 
-static const char *errno_name(int e) {
+const char *errno_name(int e) {
   const char *n = strerrorname_np(e);
   return n ? n : "EUNKNOWN";
 }
 
-static void throw_sys(napi_env env, const char *code, const char *syscall, int err, const char *target) {
+void throw_sys(napi_env env, const char *code, const char *syscall, int err, const char *target) {
   char msg[512];
   snprintf(msg, sizeof msg, "%s on %s failed: %s (%s)", syscall, target, strerror(err), errno_name(err));
   napi_value m, c, e, v;
@@ -263,7 +265,7 @@ static int opt_bytes(napi_env env, napi_value obj, const char *key, void **data,
 /* ---------- network namespaces ---------- */
 
 /* Enters the namespace at `path` for this thread; *saved gets the fd to return with. 0 on success. */
-static int enter_netns(const char *path, int *saved) {
+int enter_netns(const char *path, int *saved) {
   *saved = -1;
   if (path[0] == 0) return 0;
   int self = open("/proc/thread-self/ns/net", O_RDONLY | O_CLOEXEC);
@@ -285,7 +287,7 @@ static int enter_netns(const char *path, int *saved) {
   return 0;
 }
 
-static void leave_netns(int saved) {
+void leave_netns(int saved) {
   if (saved < 0) return;
   if (setns(saved, CLONE_NEWNET) < 0) abort(); /* continuing in the wrong namespace would be worse */
   close(saved);
@@ -1531,5 +1533,6 @@ NAPI_MODULE_INIT(/* napi_env env, napi_value exports */) {
   napi_set_named_property(env, exports, "TUN_OFFLOADS_TSO", c);
   napi_create_uint32(env, ST_COUNT, &c);
   napi_set_named_property(env, exports, "STATS_SIZE", c);
+  rtnl_register(env, exports);
   return exports;
 }

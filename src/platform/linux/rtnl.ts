@@ -1,0 +1,284 @@
+/**
+ * rtnetlink requests through the native addon (native/rtnl.c): links, addresses and routes in
+ * any network namespace without starting a process. Messages are built here; the addon sends
+ * them one at a time on the thread pool, from a socket opened inside the namespace, and stops at
+ * the first refusal.
+ *
+ *   const ns = openNetns('/var/run/netns/pod1');   // checked to be a network namespace
+ *   try { await transact(ns, [linkSet({ name: 'lo', up: true })]); } finally { closeNetns(ns); }
+ *
+ * Layouts (include/uapi/linux/rtnetlink.h, if_link.h, if_addr.h, veth.h, netlink.h): nlmsghdr 16
+ * bytes, ifinfomsg 16, ifaddrmsg 8, rtmsg 12, attributes 4-byte headers padded to 4.
+ */
+import { isIPv4, isIPv6 } from 'node:net';
+import { loadNative } from './native.js';
+
+const RTM_NEWLINK = 16;
+const RTM_DELLINK = 17;
+const RTM_GETLINK = 18;
+const RTM_NEWADDR = 20;
+const RTM_NEWROUTE = 24;
+
+const NLM_F_REQUEST = 0x1;
+const NLM_F_EXCL = 0x200;
+const NLM_F_CREATE = 0x400;
+
+const IFF_UP = 0x1;
+const IFLA_ADDRESS = 1;
+const IFLA_IFNAME = 3;
+const IFLA_MTU = 4;
+const IFLA_MASTER = 10;
+const IFLA_LINKINFO = 18;
+const IFLA_NET_NS_FD = 28;
+const IFLA_INFO_KIND = 1;
+const IFLA_INFO_DATA = 2;
+const IFLA_INFO_SLAVE_KIND = 4;
+const IFLA_INFO_SLAVE_DATA = 5;
+const VETH_INFO_PEER = 1;
+const IFLA_BRPORT_MODE = 4; // hairpin
+const NLA_F_NESTED = 0x8000;
+
+const IFA_ADDRESS = 1;
+const IFA_LOCAL = 2;
+const IFA_F_NODAD = 0x02;
+
+const RTA_OIF = 4;
+const RTA_GATEWAY = 5;
+const RT_TABLE_MAIN = 254;
+const RTPROT_BOOT = 3;
+const RT_SCOPE_UNIVERSE = 0;
+const RTN_UNICAST = 1;
+const RTNH_F_ONLINK = 4;
+
+const AF_UNSPEC = 0;
+const AF_INET = 2;
+const AF_INET6 = 10;
+
+/** A request the kernel refused: `index` is its position in the call, `code` e.g. 'EEXIST'. */
+export class RtnlError extends Error {
+  readonly errno: number;
+  readonly code: string;
+  readonly index: number;
+
+  constructor(index: number, errno: number, code: string, detail: string, what: string) {
+    super(`${what}: ${code}${detail === '' ? '' : ` (${detail})`}`);
+    this.name = 'RtnlError';
+    this.errno = errno;
+    this.code = code;
+    this.index = index;
+  }
+}
+
+/** One netlink request and a description for errors ("creating veth eth0/vw..."). */
+export interface RtnlRequest {
+  message: Buffer;
+  what: string;
+}
+
+interface RtnlNative {
+  rtnlTransact(nsFd: number, requests: Buffer, cb: (r: { done: number; errno: number; code: string; message: string; replies: Buffer }) => void): void;
+  netnsOpen(path: string): number;
+  closeFd(fd: number): void;
+}
+
+function native(): RtnlNative {
+  return loadNative() as unknown as RtnlNative;
+}
+
+/** An fd of the network namespace at `path`; throws (code ERR_NETNS, errnoName) when it is none. */
+export function openNetns(path: string): number {
+  return native().netnsOpen(path);
+}
+
+export function closeNetns(fd: number): void {
+  native().closeFd(fd);
+}
+
+/** The caller's own namespace, for `transact`. */
+export const HERE = -1;
+
+/**
+ * Sends the requests in order inside namespace `nsFd` (HERE: ours); resolves with the answers
+ * (non-ack messages, e.g. a GETLINK's link) or rejects with the first refusal as an RtnlError.
+ */
+export function transact(nsFd: number, requests: readonly RtnlRequest[]): Promise<Buffer[]> {
+  return new Promise((resolve, reject) => {
+    native().rtnlTransact(nsFd, Buffer.concat(requests.map((r) => r.message)), (r) => {
+      if (r.errno !== 0) {
+        const what = requests[Math.min(r.done, requests.length - 1)]?.what ?? 'netlink request';
+        reject(new RtnlError(r.done, r.errno, r.code, r.message, what));
+        return;
+      }
+      const out: Buffer[] = [];
+      for (let off = 0; off + 16 <= r.replies.length; ) {
+        const len = r.replies.readUInt32LE(off);
+        if (len < 16) break;
+        out.push(r.replies.subarray(off, off + len));
+        off += (len + 3) & ~3;
+      }
+      resolve(out);
+    });
+  });
+}
+
+/* ---------- building messages ---------- */
+
+class Attrs {
+  private readonly parts: Buffer[] = [];
+
+  raw(type: number, data: Buffer): this {
+    const h = Buffer.alloc(4);
+    h.writeUInt16LE(4 + data.length, 0);
+    h.writeUInt16LE(type, 2);
+    this.parts.push(h, data, Buffer.alloc(((data.length + 3) & ~3) - data.length));
+    return this;
+  }
+
+  u8(type: number, v: number): this {
+    return this.raw(type, Buffer.from([v]));
+  }
+
+  u32(type: number, v: number): this {
+    const b = Buffer.alloc(4);
+    b.writeUInt32LE(v >>> 0, 0);
+    return this.raw(type, b);
+  }
+
+  str(type: number, s: string): this {
+    return this.raw(type, Buffer.from(`${s}\0`, 'utf8'));
+  }
+
+  nest(type: number, inner: Attrs | Buffer): this {
+    return this.raw(type | NLA_F_NESTED, inner instanceof Attrs ? inner.bytes() : inner);
+  }
+
+  bytes(): Buffer {
+    return Buffer.concat(this.parts);
+  }
+}
+
+function message(type: number, flags: number, header: Buffer, attrs: Attrs): Buffer {
+  const body = attrs.bytes();
+  const h = Buffer.alloc(16);
+  h.writeUInt32LE(16 + header.length + body.length, 0);
+  h.writeUInt16LE(type, 4);
+  h.writeUInt16LE(flags | NLM_F_REQUEST, 6);
+  return Buffer.concat([h, header, body]);
+}
+
+function ifinfomsg(index = 0, up?: boolean): Buffer {
+  const b = Buffer.alloc(16);
+  b.writeUInt8(AF_UNSPEC, 0);
+  b.writeInt32LE(index, 4);
+  if (up !== undefined) {
+    b.writeUInt32LE(up ? IFF_UP : 0, 8); // flags
+    b.writeUInt32LE(IFF_UP, 12); // change
+  }
+  return b;
+}
+
+export function macBytes(mac: string): Buffer {
+  const parts = mac.split(':');
+  if (parts.length !== 6 || parts.some((p) => !/^[0-9a-fA-F]{2}$/.test(p))) throw new TypeError(`${mac} is not a MAC address`);
+  return Buffer.from(parts.map((p) => parseInt(p, 16)));
+}
+
+export function ipBytes(address: string): Buffer {
+  if (isIPv4(address)) return Buffer.from(address.split('.').map(Number));
+  if (!isIPv6(address)) throw new TypeError(`${address} is not an IP address`);
+  let text = address;
+  const v4 = /(\d+\.\d+\.\d+\.\d+)$/.exec(text);
+  if (v4 !== null) {
+    const b = ipBytes(v4[1]!);
+    text = `${text.slice(0, -v4[1]!.length)}${b.readUInt16BE(0).toString(16)}:${b.readUInt16BE(2).toString(16)}`;
+  }
+  const [head, tail] = text.includes('::') ? text.split('::') : [text, undefined];
+  const h = head === '' ? [] : head!.split(':');
+  const t = tail === undefined || tail === '' ? [] : tail.split(':');
+  const groups = tail === undefined ? h : [...h, ...Array<string>(8 - h.length - t.length).fill('0'), ...t];
+  const out = Buffer.alloc(16);
+  groups.forEach((g, i) => out.writeUInt16BE(parseInt(g, 16), i * 2));
+  return out;
+}
+
+/** Reads the interface index out of a RTM_NEWLINK answer (ifinfomsg.ifi_index). */
+export function linkIndexOf(reply: Buffer): number {
+  return reply.readInt32LE(16 + 4);
+}
+
+/** GETLINK by name: the answer carries the link (see linkIndexOf); ENODEV when there is none. */
+export function linkGet(name: string): RtnlRequest {
+  return { message: message(RTM_GETLINK, 0, ifinfomsg(), new Attrs().str(IFLA_IFNAME, name)), what: `looking up ${name}` };
+}
+
+/** Changes an existing link, named or by index: up/down, master. */
+export function linkSet(o: { name?: string; index?: number; up?: boolean; master?: number }): RtnlRequest {
+  const a = new Attrs();
+  if (o.name !== undefined) a.str(IFLA_IFNAME, o.name);
+  if (o.master !== undefined) a.u32(IFLA_MASTER, o.master);
+  return { message: message(RTM_NEWLINK, 0, ifinfomsg(o.index ?? 0, o.up), a), what: `setting ${o.name ?? `link ${o.index}`}${o.up === true ? ' up' : ''}` };
+}
+
+/** Hairpin on or off on a bridge port (`ip link set dev X type bridge_slave hairpin on`). */
+export function bridgePortHairpin(name: string, on: boolean): RtnlRequest {
+  const info = new Attrs().str(IFLA_INFO_SLAVE_KIND, 'bridge').nest(IFLA_INFO_SLAVE_DATA, new Attrs().u8(IFLA_BRPORT_MODE, on ? 1 : 0));
+  return { message: message(RTM_NEWLINK, 0, ifinfomsg(), new Attrs().str(IFLA_IFNAME, name).nest(IFLA_LINKINFO, info)), what: `setting hairpin on ${name}` };
+}
+
+export interface VethSpec {
+  /** The end made here, in the namespace of the socket. */
+  name: string;
+  mac: string;
+  mtu: number;
+  master?: number;
+  up?: boolean;
+  /** The other end, made straight inside the namespace `peerNsFd`. */
+  peer: { name: string; mac: string; mtu: number; nsFd: number };
+}
+
+/** Creates a veth pair (EEXIST when a name is taken in either namespace). */
+export function vethAdd(s: VethSpec): RtnlRequest {
+  const peer = new Attrs().str(IFLA_IFNAME, s.peer.name).raw(IFLA_ADDRESS, macBytes(s.peer.mac)).u32(IFLA_MTU, s.peer.mtu).u32(IFLA_NET_NS_FD, s.peer.nsFd);
+  const info = new Attrs().str(IFLA_INFO_KIND, 'veth').nest(IFLA_INFO_DATA, new Attrs().nest(VETH_INFO_PEER, Buffer.concat([ifinfomsg(), peer.bytes()])));
+  const a = new Attrs().str(IFLA_IFNAME, s.name).raw(IFLA_ADDRESS, macBytes(s.mac)).u32(IFLA_MTU, s.mtu);
+  if (s.master !== undefined) a.u32(IFLA_MASTER, s.master);
+  a.nest(IFLA_LINKINFO, info);
+  return {
+    message: message(RTM_NEWLINK, NLM_F_CREATE | NLM_F_EXCL, ifinfomsg(0, s.up), a),
+    what: `creating veth ${s.peer.name}/${s.name}`,
+  };
+}
+
+/** Deletes a link by name (ENODEV when there is none). */
+export function linkDelete(name: string): RtnlRequest {
+  return { message: message(RTM_DELLINK, 0, ifinfomsg(), new Attrs().str(IFLA_IFNAME, name)), what: `deleting ${name}` };
+}
+
+/** Adds an address (EEXIST when present); IPv6 without duplicate address detection when `nodad`. */
+export function addressAdd(o: { index: number; address: string; prefixLength: number; nodad?: boolean }): RtnlRequest {
+  const v4 = isIPv4(o.address);
+  const h = Buffer.alloc(8);
+  h.writeUInt8(v4 ? AF_INET : AF_INET6, 0);
+  h.writeUInt8(o.prefixLength, 1);
+  h.writeUInt8(o.nodad === true ? IFA_F_NODAD : 0, 2);
+  h.writeUInt8(RT_SCOPE_UNIVERSE, 3);
+  h.writeUInt32LE(o.index, 4);
+  const ip = ipBytes(o.address);
+  const a = new Attrs().raw(IFA_LOCAL, ip).raw(IFA_ADDRESS, ip);
+  return { message: message(RTM_NEWADDR, NLM_F_CREATE | NLM_F_EXCL, h, a), what: `adding ${o.address}/${o.prefixLength}` };
+}
+
+/** A default route through `gateway` on link `index`, on-link (the gateway needs no covering prefix). */
+export function defaultRouteAdd(o: { index: number; gateway: string }): RtnlRequest {
+  const v4 = isIPv4(o.gateway);
+  const h = Buffer.alloc(12);
+  h.writeUInt8(v4 ? AF_INET : AF_INET6, 0);
+  h.writeUInt8(0, 1); // dst_len: default
+  h.writeUInt8(RT_TABLE_MAIN, 4);
+  h.writeUInt8(RTPROT_BOOT, 5);
+  h.writeUInt8(RT_SCOPE_UNIVERSE, 6);
+  h.writeUInt8(RTN_UNICAST, 7);
+  h.writeUInt32LE(RTNH_F_ONLINK, 8);
+  const a = new Attrs().raw(RTA_GATEWAY, ipBytes(o.gateway)).u32(RTA_OIF, o.index);
+  return { message: message(RTM_NEWROUTE, NLM_F_CREATE | NLM_F_EXCL, h, a), what: `adding the default route via ${o.gateway}` };
+}

@@ -1,0 +1,82 @@
+import { describe, expect, it } from 'vitest';
+import { addressAdd, defaultRouteAdd, ipBytes, linkGet, linkIndexOf, macBytes, vethAdd } from '../../src/platform/linux/rtnl.js';
+
+/** Attributes of a message body as [type, payload] (nested flag kept in the type). */
+function attrs(buf: Buffer, off: number): [number, Buffer][] {
+  const out: [number, Buffer][] = [];
+  while (off + 4 <= buf.length) {
+    const len = buf.readUInt16LE(off);
+    out.push([buf.readUInt16LE(off + 2), buf.subarray(off + 4, off + len)]);
+    off += (len + 3) & ~3;
+  }
+  return out;
+}
+
+describe('rtnetlink messages', () => {
+  it('parses IPv4 and every IPv6 spelling to bytes', () => {
+    expect([...ipBytes('10.32.0.1')]).toEqual([10, 32, 0, 1]);
+    expect(ipBytes('fd00::1').toString('hex')).toBe('fd000000000000000000000000000001');
+    expect(ipBytes('::').toString('hex')).toBe('0'.repeat(32));
+    expect(ipBytes('::1').toString('hex')).toBe(`${'0'.repeat(31)}1`);
+    expect(ipBytes('fe80::').toString('hex')).toBe(`fe80${'0'.repeat(28)}`);
+    expect(ipBytes('1:2:3:4:5:6:7:8').toString('hex')).toBe('00010002000300040005000600070008');
+    expect(ipBytes('fd00:99::a:b').toString('hex')).toBe('fd0000990000000000000000000a000b');
+    expect(ipBytes('::ffff:198.18.0.1').toString('hex')).toBe('00000000000000000000ffffc6120001');
+    expect(() => ipBytes('10.0.0.256')).toThrow(/not an IP address/);
+    expect(() => ipBytes('fd00:::1')).toThrow(/not an IP address/);
+  });
+
+  it('parses MACs and refuses what is not one', () => {
+    expect(macBytes('02:aB:00:ff:10:01').toString('hex')).toBe('02ab00ff1001');
+    expect(() => macBytes('02:ab:00:ff:10')).toThrow(/not a MAC address/);
+    expect(() => macBytes('02:ab:00:ff:10:1g')).toThrow(/not a MAC address/);
+  });
+
+  it('frames a GETLINK: header length, type, request flag, the name NUL-terminated and padded', () => {
+    const m = linkGet('eth0').message;
+    expect(m.readUInt32LE(0)).toBe(m.length);
+    expect(m.length % 4).toBe(0);
+    expect(m.readUInt16LE(4)).toBe(18);
+    expect(m.readUInt16LE(6) & 1).toBe(1);
+    expect(attrs(m, 32)).toEqual([[3, Buffer.from('eth0\0')]]);
+  });
+
+  it('nests the veth peer (its own ifinfomsg, then name, MAC, MTU, namespace fd) inside link info', () => {
+    const m = vethAdd({ name: 'vwabc', mac: '02:00:00:00:00:01', mtu: 1376, master: 7, up: true, peer: { name: 'eth0', mac: '02:00:00:00:00:02', mtu: 1376, nsFd: 42 } }).message;
+    expect(m.readUInt32LE(0)).toBe(m.length);
+    expect(m.readUInt16LE(6) & 0x600).toBe(0x600); // create, exclusive
+    expect(m.readUInt32LE(16 + 8)).toBe(1); // IFF_UP in flags
+    expect(m.readUInt32LE(16 + 12)).toBe(1); // and in change
+    const top = new Map(attrs(m, 32));
+    expect(top.get(3)).toEqual(Buffer.from('vwabc\0'));
+    expect(top.get(1)!.toString('hex')).toBe('020000000001');
+    expect(top.get(4)!.readUInt32LE(0)).toBe(1376);
+    expect(top.get(10)!.readUInt32LE(0)).toBe(7);
+    const info = new Map(attrs(top.get(18 | 0x8000)!, 0));
+    expect(info.get(1)).toEqual(Buffer.from('veth\0'));
+    const peer = new Map(attrs(info.get(2 | 0x8000)!, 0)).get(1 | 0x8000)!;
+    const peerAttrs = new Map(attrs(peer, 16));
+    expect(peerAttrs.get(3)).toEqual(Buffer.from('eth0\0'));
+    expect(peerAttrs.get(1)!.toString('hex')).toBe('020000000002');
+    expect(peerAttrs.get(28)!.readUInt32LE(0)).toBe(42);
+  });
+
+  it('builds addresses (IPv6 with nodad) and on-link default routes per family', () => {
+    const a6 = addressAdd({ index: 5, address: 'fd00:99::2', prefixLength: 64, nodad: true }).message;
+    expect([a6.readUInt8(16), a6.readUInt8(17), a6.readUInt8(18), a6.readUInt32LE(20)]).toEqual([10, 64, 2, 5]);
+    expect(new Map(attrs(a6, 24)).get(2)!.toString('hex')).toBe('fd000099000000000000000000000002');
+    const a4 = addressAdd({ index: 5, address: '10.99.0.2', prefixLength: 24 }).message;
+    expect([a4.readUInt8(16), a4.readUInt8(17), a4.readUInt8(18)]).toEqual([2, 24, 0]);
+    const r = defaultRouteAdd({ index: 5, gateway: '10.99.0.1' }).message;
+    expect([r.readUInt8(16), r.readUInt8(17), r.readUInt8(20), r.readUInt8(23), r.readUInt32LE(24)]).toEqual([2, 0, 254, 1, 4]);
+    const ra = new Map(attrs(r, 28));
+    expect([...ra.get(5)!]).toEqual([10, 99, 0, 1]);
+    expect(ra.get(4)!.readUInt32LE(0)).toBe(5);
+  });
+
+  it('reads the link index out of a NEWLINK answer', () => {
+    const reply = Buffer.alloc(32);
+    reply.writeInt32LE(9, 20);
+    expect(linkIndexOf(reply)).toBe(9);
+  });
+});
