@@ -10,7 +10,9 @@
  * Per peer (eligible: a direct underlay address, and trusted when the cluster encrypts):
  *   always      VXLAN entry for the peer's probe MAC; probes every 250 ms (health.ts)
  *   when up     flood entry and one entry per MAC the peer owns (gossip); the peer leaves the
- *               sleeve's flood list; bridge entries learned on the TAP for its MACs are flushed
+ *               sleeve's flood list; the bridge gets a sticky entry per such MAC on the VXLAN
+ *               port, so frames the peer still sends over the sleeve (it judges on its own
+ *               schedule) cannot pull its MACs back to the TAP, where the sleeve drops them
  *   when down   those entries removed, bridge entries learned on VXLAN for its MACs flushed, the
  *               peer back in the sleeve's flood list
  * Kernel state outlives the router: on start the device is adopted and existing entries stay until
@@ -267,8 +269,8 @@ export class FastPath {
       this.enqueue(async () => {
         await this.programMacs(p);
         await this.c.netlink.fdbSet(this.init.vxlan.name, { mac: FLOOD_MAC, dst: p.underlay });
-        // the bridge forgets the peer's MACs on the TAP: its next frames learn them on VXLAN
-        for (const mac of p.macs) await this.c.netlink.bridgeFdbDelete(this.init.sleeveTap, mac);
+        // the peer's MACs go to the VXLAN port and stay there (see the header)
+        for (const mac of p.macs) await this.c.netlink.bridgeFdbSetStatic(this.init.vxlan.name, mac);
         this.c.setFast(id, true);
       });
     } else {
@@ -315,13 +317,14 @@ export class FastPath {
       for (const mac of want) {
         if (!p.macs.has(mac)) {
           await this.c.netlink.fdbSet(this.init.vxlan.name, { mac, dst: p.underlay });
-          if (p.up) await this.c.netlink.bridgeFdbDelete(this.init.sleeveTap, mac);
+          if (p.up) await this.c.netlink.bridgeFdbSetStatic(this.init.vxlan.name, mac);
           p.macs.add(mac);
         }
       }
       for (const mac of [...p.macs]) {
         if (!want.has(mac)) {
           await this.c.netlink.fdbDelete(this.init.vxlan.name, { mac, dst: p.underlay });
+          await this.c.netlink.bridgeFdbDelete(this.init.vxlan.name, mac);
           p.macs.delete(mac);
         }
       }
