@@ -17,9 +17,10 @@
  *
  * Invariants, after every round: no address is held by two live allocations in the cluster
  * (acknowledged allocations, tracked as they resolve, and on restart the reloaded list), and no
- * offset is allocatable by two live peers (each peer's own view of what it owns minus its holds).
- * At the end of each phase: every peer's allocations lie inside what it owns, and nothing is left
- * owned by a forgotten peer.
+ * offset is allocatable by two live peers (each peer's own view of what it owns minus its holds;
+ * only peers whose ownership changed in the round are re-checked, see ipam-sim-checks.ts).
+ * At the end of each phase: the ownership check from scratch, every peer's allocations lie inside
+ * what it owns, and nothing is left owned by a forgotten peer.
  *
  *   node dist/bench/suites/ipam-sim.js [--peers 1000] [--operations 100000] [--seed 1]
  */
@@ -27,8 +28,9 @@ import { pathToFileURL } from 'node:url';
 import { parseArgs } from 'node:util';
 import type { GossipTransport, PeerName, RouteTable } from '../../gossip/contracts.js';
 import { GossipChannel } from '../../gossip/gossip-channel.js';
-import { IPAM_CHANNEL, Ipam, MemoryIpamStore, type Interval, type IpamBootstrap } from '../../gossip/ipam/index.js';
+import { IPAM_CHANNEL, Ipam, MemoryIpamStore, type IpamBootstrap } from '../../gossip/ipam/index.js';
 import { HeapClock, Prng, type SteppableClock } from './gossip-sim.js';
+import { OwnershipCheck, ownershipProblems, ringsEqual, settledProblems } from './ipam-sim-checks.js';
 
 export interface IpamSimOptions {
   seed: number;
@@ -87,9 +89,15 @@ export class IpamSim {
   /** Donations made by instances that crashed (their counters went with them). */
   retiredDonations = 0;
   private queue: Msg[] = [];
+  private readonly byName = new Map<PeerName, SimNode>();
+  /** Live nodes in index order (undefined: to recompute, after a node died or came back). */
+  private liveNodes: SimNode[] | undefined = undefined;
   private comp = new Map<SimNode, SimNode[]>();
+  /** Per node, the names of the others in its component (cleared with `comp`). */
+  private reach = new Map<SimNode, PeerName[]>();
   private compDirty = true;
-  private ownershipSeen = -1;
+  private readonly ownership: OwnershipCheck;
+  private differed: SimNode | undefined = undefined;
   private seq = 0;
 
   constructor(o: IpamSimOptions) {
@@ -109,10 +117,13 @@ export class IpamSim {
     };
     this.clock = o.clock ?? new HeapClock();
     this.rng = new Prng(o.seed);
+    this.ownership = new OwnershipCheck(this.o.ranges);
   }
 
-  live(): SimNode[] {
-    return this.nodes.filter((n) => n.alive);
+  /** Live nodes in index order (do not modify; a new array after a node dies or comes back). */
+  live(): readonly SimNode[] {
+    this.liveNodes ??= this.nodes.filter((n) => n.alive);
+    return this.liveNodes;
   }
 
   /** A new peer, started and linked to `connectTo` random live peers (or to `linkTo`). */
@@ -121,6 +132,8 @@ export class IpamSim {
     const name = simPeerName(index);
     const node = { index, name, alive: true, member: true, links: new Set<SimNode>(), store: new MemoryIpamStore(), acked: new Map() } as unknown as SimNode;
     this.nodes.push(node);
+    this.byName.set(name, node);
+    this.liveNodes = undefined;
     const others = this.live().filter((n) => n !== node);
     await this.boot(node);
     this.link((linkTo ?? this.rng.sample(others, this.o.connectTo)).map((q) => [node, q] as const));
@@ -133,8 +146,8 @@ export class IpamSim {
         for (const q of node.links) if (q.name !== except) this.send(node, q, data, false);
       },
       unicast: (_ch, to, data) => {
-        const q = this.nodes.find((n) => n.name === to);
-        if (q === undefined || !q.alive || !this.components(node).includes(q)) return false;
+        const q = this.byName.get(to);
+        if (q === undefined || !q.alive || this.components(q) !== this.components(node)) return false;
         this.send(node, q, data, true);
         return true;
       },
@@ -143,7 +156,7 @@ export class IpamSim {
     const routes: RouteTable = {
       nextHop: () => undefined,
       broadcastNext: () => [],
-      reachable: () => this.components(node).filter((q) => q !== node).map((q) => q.name),
+      reachable: () => this.reachable(node),
       distance: () => undefined,
       onChange: () => () => undefined,
     };
@@ -190,6 +203,7 @@ export class IpamSim {
   /** Crash: nothing more is written; in-flight allocations never resolve for the caller. */
   async crash(node: SimNode): Promise<void> {
     node.alive = false;
+    this.liveNodes = undefined;
     this.retiredDonations += node.ipam.counters.donationsGiven;
     node.store.failWrites = true;
     node.channel.stop();
@@ -204,6 +218,7 @@ export class IpamSim {
     node.links = new Set();
     node.store = new MemoryIpamStore(node.store.data);
     node.alive = true;
+    this.liveNodes = undefined;
     this.counts.restarts++;
     await this.boot(node);
     const listed = new Map(node.ipam.list().map((a) => [`${a.containerId}/${a.ifName}`, a.addresses]));
@@ -334,6 +349,7 @@ export class IpamSim {
   components(node: SimNode): SimNode[] {
     if (this.compDirty) {
       this.comp.clear();
+      this.reach.clear();
       for (const p of this.live()) {
         if (this.comp.has(p)) continue;
         const members = [p];
@@ -350,53 +366,49 @@ export class IpamSim {
     return this.comp.get(node) ?? [];
   }
 
-  /** Connected components that are not converged (rings differ), as a count. */
-  converged(): boolean {
-    for (const n of this.live()) {
-      const ref = this.components(n)[0]!;
-      for (let si = 0; si < this.o.ranges.length; si++) {
-        const a = n.ipam.ringBytes(si);
-        const b = ref.ipam.ringBytes(si);
-        if (a === undefined || b === undefined || !Buffer.from(a).equals(b)) return false;
-      }
+  /** Names of the other live peers of `node`'s component (the routes' `reachable`). */
+  private reachable(node: SimNode): readonly PeerName[] {
+    const members = this.components(node);
+    let names = this.reach.get(node);
+    if (names === undefined) {
+      names = members.filter((q) => q !== node).map((q) => q.name);
+      this.reach.set(node, names);
     }
+    return names;
+  }
+
+  /** Whether every live peer holds the same rings as the first peer of its component. */
+  converged(): boolean {
+    // The peer that differed last time most likely still does: asked first.
+    const d = this.differed;
+    if (d !== undefined && d.alive && !this.agrees(d)) return false;
+    for (const n of this.live())
+      if (!this.agrees(n)) {
+        this.differed = n;
+        return false;
+      }
     return true;
   }
 
-  /** No offset allocatable by two live peers (checked when some peer's ownership changed). */
+  private agrees(n: SimNode): boolean {
+    const ref = this.components(n)[0]!;
+    for (let si = 0; si < this.o.ranges.length; si++) if (!ringsEqual(n.ipam.ringBytes(si), ref.ipam.ringBytes(si))) return false;
+    return true;
+  }
+
+  /**
+   * No offset allocatable by two live peers: after a round, the peers whose ownership changed
+   * against everyone (ipam-sim-checks.ts); with `force`, every peer from scratch.
+   */
   checkOwnership(force = false): void {
-    const live = this.live();
-    let gen = 0;
-    for (const n of live) gen += n.ipam.ownershipGeneration + n.index * 7919;
-    if (!force && gen === this.ownershipSeen) return;
-    this.ownershipSeen = gen;
-    for (let si = 0; si < this.o.ranges.length; si++) {
-      const runs: { a: bigint; b: bigint; n: SimNode }[] = [];
-      for (const n of live) for (const [a, b] of allocatable(n.ipam.ownership()[si]!)) runs.push({ a, b, n });
-      runs.sort((x, y) => (x.a < y.a ? -1 : x.a > y.a ? 1 : 0));
-      for (let i = 1; i < runs.length; i++)
-        if (runs[i]!.a < runs[i - 1]!.b) this.problem(`${this.o.ranges[si]}: offsets ${runs[i]!.a}.. owned by both ${runs[i - 1]!.n.name} and ${runs[i]!.n.name}`);
-    }
+    const problems = force ? ownershipProblems(this.live(), this.o.ranges) : this.ownership.update(this.live());
+    for (const p of problems) this.problem(p);
   }
 
   /** End-of-phase checks: allocations inside owned space, nothing left to forgotten peers, lists agree. */
   checkSettled(): void {
     this.checkOwnership(true);
-    const seen = new Map<string, string>();
-    for (const n of this.live()) {
-      const st = n.ipam.status();
-      if (!st.ready.ok) this.problem(`${n.name} not ready: ${st.ready.reason}`);
-      for (const s of st.spaces) {
-        if (s.conflicts.length > 0) this.problem(`${n.name} holds ${s.conflicts.length} allocations outside what it owns in ${s.range}`);
-        for (const o of s.owners) if (o.forgotten !== undefined) this.problem(`${n.name}: forgotten ${o.peer} still owns ${o.size} in ${s.range}`);
-      }
-      for (const a of n.ipam.list())
-        for (const addr of a.addresses) {
-          const k = `${n.name}/${a.containerId}`;
-          if (seen.has(addr)) this.problem(`${addr} listed by ${seen.get(addr)} and ${k}`);
-          seen.set(addr, k);
-        }
-    }
+    for (const p of settledProblems(this.live())) this.problem(p);
   }
 
   problem(s: string): void {
@@ -409,21 +421,6 @@ export class IpamSim {
       await n.ipam.stop();
     }
   }
-}
-
-function allocatable(o: { owned: Interval[]; held: readonly { start: bigint; end: bigint }[] }): Interval[] {
-  if (o.held.length === 0) return o.owned;
-  const out: Interval[] = [];
-  for (const [a, b] of o.owned) {
-    let cur = a;
-    for (const h of [...o.held].sort((x, y) => (x.start < y.start ? -1 : 1))) {
-      if (h.end <= cur || h.start >= b) continue;
-      if (h.start > cur) out.push([cur, h.start]);
-      cur = h.end > cur ? h.end : cur;
-    }
-    if (cur < b) out.push([cur, b]);
-  }
-  return out;
 }
 
 /** Deterministic peer names (the first `seeds` are the seeds, whether they joined yet or not). */

@@ -28,8 +28,8 @@ export interface AskerDeps {
   /** Whether space si may be allocated from (ring confirmed, not fenced, running). */
   usable(si: number): boolean;
   hasFree(si: number, n: number): boolean;
-  /** Live owners of space si and how much each owns. */
-  owners(si: number): Map<PeerName, bigint>;
+  /** Live owners of space si and how much each owns, largest first, then by name. */
+  owners(si: number): readonly (readonly [PeerName, bigint])[];
 }
 
 interface AskState {
@@ -95,9 +95,7 @@ export class Asker {
     }
     if (now < a.retryAt) return;
     const reachable = new Set(d.routes.reachable());
-    const candidates = [...d.owners(si)]
-      .filter(([p]) => p !== d.self && reachable.has(p) && !a.tried.has(p))
-      .sort((x, y) => (x[1] > y[1] ? -1 : x[1] < y[1] ? 1 : x[0] < y[0] ? -1 : 1));
+    const candidates = d.owners(si).filter(([p]) => p !== d.self && reachable.has(p) && !a.tried.has(p));
     for (const [peer] of candidates) {
       if (!waiting && a.tried.size >= BACKGROUND_TRIES) break;
       a.tried.add(peer);

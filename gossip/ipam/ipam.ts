@@ -43,6 +43,7 @@ import { GroupCommit } from './group-commit.js';
 import type { Interval } from './intervals.js';
 import { Ring } from './ring.js';
 import { IPAM_CHANNEL, decodeRing, type RingParts } from './ring-codec.js';
+import { SeenGossip } from './seen-gossip.js';
 import { offsetToAddress, type AddressSpace } from './space.js';
 import { parseState, restoreAllocators, snapshotState, type IpamStore, type PersistedState } from './state-file.js';
 import { spaceStatus, type IpamCounters, type IpamStatus } from './status.js';
@@ -86,6 +87,7 @@ export class Ipam implements Gossiper {
   private readonly orphanCheck: boolean[];
   private readonly commits: GroupCommit;
   private readonly localListeners = new Set<(delta: Uint8Array) => void>();
+  private readonly seenGossip = new SeenGossip();
   private full: Uint8Array | undefined = undefined;
   /** Changes learned from gossip (or holds ending) not written yet. */
   private learned = false;
@@ -124,7 +126,7 @@ export class Ipam implements Gossiper {
       counters: this.counters,
       usable: (si) => this.usable(si),
       hasFree: (si, n) => this.allocs[si]!.hasFree(this.clock.now(), n),
-      owners: (si) => this.rings[si]?.ownerSizes() ?? new Map(),
+      owners: (si) => this.rings[si]?.ownersBySize() ?? [],
     });
   }
 
@@ -306,6 +308,9 @@ export class Ipam implements Gossiper {
   onGossip(data: Uint8Array): Uint8Array | undefined {
     if (this.state !== 'running') return undefined;
     if (this.full !== undefined && Buffer.from(data.buffer, data.byteOffset, data.byteLength).equals(this.full)) return undefined;
+    const key = this.seenGossip.keyOf(data);
+    if (key !== undefined && this.seenGossip.has(key)) return undefined;
+    const conflicts = this.ringConflicts.count;
     const msg = this.decode(data);
     if (msg.kind !== 'gossip') this.fail(`${msg.kind} sent as gossip`);
     // Validate everything before changing anything.
@@ -323,6 +328,8 @@ export class Ipam implements Gossiper {
       this.full = undefined;
       this.decide();
     }
+    // Every ring of it is merged (none refused) and it says nothing of waiting peers: again, it is a no-op.
+    if (key !== undefined && msg.waiting.length === 0 && this.ringConflicts.count === conflicts) this.seenGossip.add(key);
     if (deltas.length === 0 && newWaiting.length === 0) return undefined;
     return encodeGossip(deltas, newWaiting);
   }
@@ -369,7 +376,7 @@ export class Ipam implements Gossiper {
 
   private decodeRingOrFail(b: Uint8Array, what: string): RingParts {
     try {
-      return decodeRing(b, what);
+      return decodeRing(b, what, this.spaces);
     } catch (err) {
       if (err instanceof GossipDecodeError) this.counters.decodeErrors++;
       throw err;
@@ -384,7 +391,7 @@ export class Ipam implements Gossiper {
   /** Merges (or adopts) a received ring; returns what changed here, to pass on. */
   private applyRing(p: RingParts): Ring | undefined {
     const si = this.spaces.findIndex((s) => s.cidr === p.genesis.space);
-    const incoming = Ring.fromParts(p.genesis, p.entries, p.tombstones, p.adopted);
+    const incoming = Ring.fromParts(p.genesis, p.entries, p.tombstones, p.adopted, this.spaces[si]);
     const cur = si < 0 ? undefined : this.rings[si];
     if (si < 0 || p.genesis.clusterId !== this.o.clusterId) {
       this.conflict(new IpamRingConflictError(p.genesis.space, cur?.genesis.seeds ?? [], p.genesis.seeds, ` (cluster ${JSON.stringify(p.genesis.clusterId)}, ranges here: ${this.spaces.map((s) => s.cidr).join(', ')}, cluster here: ${JSON.stringify(this.o.clusterId)})`));

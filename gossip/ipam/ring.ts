@@ -32,7 +32,8 @@ import { createHash } from 'node:crypto';
 import type { GossipData, PeerName } from '../contracts.js';
 import { IpamRingConflictError } from './errors.js';
 import type { Interval } from './intervals.js';
-import { encodeRing } from './ring-codec.js';
+import { EntryBytes } from './entry-bytes.js';
+import { assembleRing } from './ring-codec.js';
 import { space as parseSpaceOrThrow, type AddressSpace } from './space.js';
 
 export interface Genesis {
@@ -70,22 +71,56 @@ export function genesisId(g: Genesis): string {
   return createHash('sha256').update(JSON.stringify(['weft-ipam-genesis', g.clusterId, g.space, g.seeds])).digest('hex').slice(0, 16);
 }
 
+/** Whether two geneses are the same (exactly when their `genesisId`s are, without hashing). */
+export function sameGenesis(a: Genesis, b: Genesis): boolean {
+  if (a === b) return true;
+  if (a.clusterId !== b.clusterId || a.space !== b.space || a.seeds.length !== b.seeds.length) return false;
+  for (let i = 0; i < a.seeds.length; i++) if (a.seeds[i] !== b.seeds[i]) return false;
+  return true;
+}
+
 export class Ring implements GossipData {
   readonly genesis: Genesis;
-  readonly id: string;
   readonly space: AddressSpace;
   private entries: RingEntry[];
+  /** The entries' encodings, kept in step with them once the ring was encoded. */
+  private entryBytes: EntryBytes | undefined = undefined;
   private readonly tombs: Set<PeerName>;
   private readonly adoptedBy: Set<PeerName>;
+  /** Tokens of the entries whose owner is tombstoned, kept up to date once asked for (`orphaned`). */
+  private orphanTokens: Set<bigint> | undefined = undefined;
+  private genesisHash: string | undefined;
+  /** Derived from the state, dropped by `changed()`. */
   private cache: Uint8Array | undefined = undefined;
+  private bySize: (readonly [PeerName, bigint])[] | undefined = undefined;
 
-  private constructor(genesis: Genesis, space: AddressSpace, entries: RingEntry[], tombs: Iterable<PeerName>, adopted: Iterable<PeerName>) {
+  private constructor(genesis: Genesis, space: AddressSpace, entries: RingEntry[], tombs: Iterable<PeerName>, adopted: Iterable<PeerName>, id?: string) {
     this.genesis = genesis;
-    this.id = genesisId(genesis);
+    this.genesisHash = id;
     this.space = space;
     this.entries = entries;
     this.tombs = new Set(tombs);
     this.adoptedBy = new Set(adopted);
+  }
+
+  private orphaned(): Set<bigint> {
+    if (this.orphanTokens === undefined) {
+      this.orphanTokens = new Set();
+      this.findOrphans(this.tombs);
+    }
+    return this.orphanTokens;
+  }
+
+  /** Records the entries owned by peers of `tombstoned` as orphaned (when they are followed). */
+  private findOrphans(tombstoned: ReadonlySet<PeerName>): void {
+    const o = this.orphanTokens;
+    if (o !== undefined && tombstoned.size > 0) for (const e of this.entries) if (tombstoned.has(e.owner)) o.add(e.token);
+  }
+
+  /** A hash of the genesis (computed on first use). */
+  get id(): string {
+    this.genesisHash ??= genesisId(this.genesis);
+    return this.genesisHash;
   }
 
   /** The ring every peer computes from the same cluster, space and seeds. */
@@ -99,22 +134,34 @@ export class Ring implements GossipData {
     return new Ring({ clusterId, space: sp.cidr, seeds: sorted }, sp, entries, [], []);
   }
 
-  /** A ring (or delta) from decoded parts; the codec has validated them. */
-  static fromParts(genesis: Genesis, entries: readonly RingEntry[], tombstones: readonly PeerName[], adopted: readonly PeerName[]): Ring {
-    return new Ring(genesis, parseSpaceOrThrow(genesis.space), [...entries], tombstones, adopted);
+  /**
+   * A ring (or delta) from decoded parts; the codec has validated them. `known`: the parsed space
+   * when the caller has it (used when its CIDR is the genesis space; parsed otherwise).
+   */
+  static fromParts(genesis: Genesis, entries: readonly RingEntry[], tombstones: readonly PeerName[], adopted: readonly PeerName[], known?: AddressSpace): Ring {
+    const sp = known !== undefined && known.cidr === genesis.space ? known : parseSpaceOrThrow(genesis.space);
+    return new Ring(genesis, sp, [...entries], tombstones, adopted);
   }
 
-  private emptyLike(): Ring {
-    return new Ring(this.genesis, this.space, [], [], []);
+  private emptyLike(entries: RingEntry[] = []): Ring {
+    return new Ring(this.genesis, this.space, entries, [], [], this.genesisHash);
   }
 
   /** A copy (entries are immutable and shared). */
   clone(): Ring {
-    return new Ring(this.genesis, this.space, [...this.entries], this.tombs, this.adoptedBy);
+    return new Ring(this.genesis, this.space, [...this.entries], this.tombs, this.adoptedBy, this.genesisHash);
   }
 
+  /** The state changed: drops what was derived from it. */
+  private changed(): void {
+    this.cache = undefined;
+    this.bySize = undefined;
+  }
+
+  /** The ring's bytes (cached until it changes). */
   encode(): Uint8Array {
-    this.cache ??= encodeRing({ genesis: this.genesis, entries: this.entries, tombstones: this.tombstones(), adopted: this.adopted() }, this.space.bytes);
+    this.entryBytes ??= new EntryBytes(this.space.bytes);
+    this.cache ??= assembleRing({ genesis: this.genesis, tombstones: this.tombstones(), adopted: this.adopted() }, this.entries.length, this.entryBytes.of(this.entries));
     return this.cache;
   }
 
@@ -203,12 +250,15 @@ export class Ring implements GossipData {
     return out;
   }
 
+  /** `ownerSizes` largest first, then by name (cached until the ring changes; do not modify). */
+  ownersBySize(): readonly (readonly [PeerName, bigint])[] {
+    this.bySize ??= [...this.ownerSizes()].sort((x, y) => (x[1] > y[1] ? -1 : x[1] < y[1] ? 1 : x[0] < y[0] ? -1 : 1));
+    return this.bySize;
+  }
+
   /** Entries whose owner is tombstoned (not yet taken over by their heir). */
   orphans(): number {
-    if (this.tombs.size === 0) return 0;
-    let n = 0;
-    for (const e of this.entries) if (this.tombs.has(e.owner)) n++;
-    return n;
+    return this.tombs.size === 0 ? 0 : this.orphaned().size;
   }
 
   /**
@@ -243,7 +293,8 @@ export class Ring implements GossipData {
   forget(peer: PeerName): Ring | undefined {
     if (this.tombs.has(peer)) return undefined;
     this.tombs.add(peer);
-    this.cache = undefined;
+    this.findOrphans(new Set([peer]));
+    this.changed();
     const d = this.emptyLike();
     d.tombs.add(peer);
     return d;
@@ -253,7 +304,7 @@ export class Ring implements GossipData {
   adopt(seed: PeerName): Ring | undefined {
     if (this.adoptedBy.has(seed) || !this.genesis.seeds.includes(seed)) return undefined;
     this.adoptedBy.add(seed);
-    this.cache = undefined;
+    this.changed();
     const d = this.emptyLike();
     d.adoptedBy.add(seed);
     return d;
@@ -261,20 +312,15 @@ export class Ring implements GossipData {
 
   /** Takes over every entry `self` is heir of; returns the delta and the ranges taken. */
   materialize(self: PeerName): { delta: Ring; taken: Interval[] } | undefined {
-    if (this.tombs.size === 0 || this.tombs.has(self)) return undefined;
-    const n = this.entries.length;
-    let live: PeerName | undefined;
-    for (let k = n - 1; k >= 0 && live === undefined; k--) if (!this.tombs.has(this.entries[k]!.owner)) live = this.entries[k]!.owner;
-    if (live !== self && !this.entries.some((e) => e.owner === self)) return undefined;
+    if (this.orphans() === 0 || this.tombs.has(self)) return undefined;
     const changed: RingEntry[] = [];
     const taken: Interval[] = [];
-    for (let i = 0; i < n; i++) {
+    for (const token of [...this.orphaned()].sort((a, b) => (a < b ? -1 : 1))) {
+      const i = this.indexOf(token);
+      if (this.heir(i) !== self) continue;
       const e = this.entries[i]!;
-      if (!this.tombs.has(e.owner)) live = e.owner;
-      else if (live === self) {
-        changed.push({ token: e.token, owner: self, version: e.version + 1, end: e.end, reclaimed: true });
-        taken.push([e.token, this.end(i)]);
-      }
+      changed.push({ token: e.token, owner: self, version: e.version + 1, end: e.end, reclaimed: true });
+      taken.push([e.token, this.end(i)]);
     }
     if (changed.length === 0) return undefined;
     return { delta: this.apply(changed), taken };
@@ -282,15 +328,14 @@ export class Ring implements GossipData {
 
   /** Stores entries that beat ours (all of `changed` do); returns them as a delta. */
   private apply(changed: RingEntry[]): Ring {
-    const d = this.emptyLike();
-    d.entries = this.mergeEntries([...changed].sort((a, b) => (a.token < b.token ? -1 : a.token > b.token ? 1 : 0)));
-    return d;
+    return this.emptyLike(this.mergeEntries([...changed].sort((a, b) => (a.token < b.token ? -1 : a.token > b.token ? 1 : 0))));
   }
 
   /** Merges sorted entries; returns those that changed this ring. */
   private mergeEntries(incoming: readonly RingEntry[]): RingEntry[] {
     const won: RingEntry[] = [];
     const mine = this.entries;
+    const bytes = this.entryBytes;
     if (incoming.length * 16 < mine.length) {
       for (const e of incoming) {
         const i = this.indexOf(e.token);
@@ -298,51 +343,78 @@ export class Ring implements GossipData {
         if (cur !== undefined && cur.token === e.token) {
           if (!beats(e, cur)) continue;
           mine[i] = e;
-        } else mine.splice(i + 1, 0, e);
+          bytes?.set(i, e, false);
+        } else {
+          mine.splice(i + 1, 0, e);
+          bytes?.set(i + 1, e, true);
+        }
         won.push(e);
       }
     } else {
-      const out: RingEntry[] = [];
+      // Until the first winner the merged list is a prefix of ours: it is only built from there on.
+      let out: RingEntry[] | undefined;
+      /** Where each winner went in `out`, and whether it went in beside the entries already there. */
+      const at: number[] = [];
+      const inserted: boolean[] = [];
       let i = 0;
       let j = 0;
       while (i < mine.length || j < incoming.length) {
         const a = mine[i];
         const b = incoming[j];
         if (b === undefined || (a !== undefined && a.token < b.token)) {
-          out.push(a!);
+          out?.push(a!);
           i++;
         } else if (a === undefined || b.token < a.token) {
+          out ??= mine.slice(0, i);
+          at.push(out.length);
+          inserted.push(true);
           out.push(b);
           won.push(b);
           j++;
         } else {
           if (beats(b, a)) {
+            out ??= mine.slice(0, i);
+            at.push(out.length);
+            inserted.push(false);
             out.push(b);
             won.push(b);
-          } else out.push(a);
+          } else out?.push(a);
           i++;
           j++;
         }
       }
-      if (won.length > 0) this.entries = out;
+      if (out !== undefined) {
+        this.entries = out;
+        // Winners in order of their place: each lands where the ones before it left the bytes.
+        if (won.length > 32) bytes?.reset();
+        else if (bytes !== undefined) for (let k = 0; k < won.length; k++) bytes.set(at[k]!, won[k]!, inserted[k]!);
+      }
     }
-    if (won.length > 0) this.cache = undefined;
+    if (won.length > 0) {
+      const o = this.orphanTokens;
+      if (o !== undefined && this.tombs.size > 0)
+        for (const e of won) {
+          if (this.tombs.has(e.owner)) o.add(e.token);
+          else o.delete(e.token);
+        }
+      this.changed();
+    }
     return won;
   }
 
   /** GossipData merge; throws `IpamRingConflictError` (merging nothing) for another genesis. */
   merge(other: this): this | undefined {
-    if (other.id !== this.id) {
+    if (!sameGenesis(other.genesis, this.genesis)) {
       throw new IpamRingConflictError(this.space.cidr, this.genesis.seeds, other.genesis.seeds, other.genesis.clusterId !== this.genesis.clusterId || other.genesis.space !== this.genesis.space ? ` (cluster ${JSON.stringify(other.genesis.clusterId)}, space ${other.genesis.space})` : '');
     }
-    const d = this.emptyLike();
-    d.entries = this.mergeEntries(other.entries);
+    const d = this.emptyLike(this.mergeEntries(other.entries));
     for (const t of other.tombs) if (!this.tombs.has(t)) d.tombs.add(t);
     for (const a of other.adoptedBy) if (!this.adoptedBy.has(a)) d.adoptedBy.add(a);
     if (d.entries.length === 0 && d.tombs.size === 0 && d.adoptedBy.size === 0) return undefined;
     for (const t of d.tombs) this.tombs.add(t);
     for (const a of d.adoptedBy) this.adoptedBy.add(a);
-    this.cache = undefined;
+    this.findOrphans(d.tombs);
+    this.changed();
     return d as this;
   }
 }

@@ -113,9 +113,27 @@ export function formatRange(s: AddressSpace, start: bigint, end: bigint): string
   return `${offsetToAddress(s, start)}-${offsetToAddress(s, end - 1n)}`;
 }
 
+/** Scratch for IPv6 offsets (a DataView per call costs more than the conversion). */
+const scratch = new DataView(new ArrayBuffer(16));
+const scratchBytes = new Uint8Array(scratch.buffer);
+
 /** Fixed-width big-endian bytes of an offset (the wire and file form). */
 export function offsetToBytes(off: bigint, width: number): Uint8Array {
   const out = new Uint8Array(width);
+  if (width === 4) {
+    const v = Number(BigInt.asUintN(32, off));
+    out[0] = v >>> 24;
+    out[1] = (v >>> 16) & 0xff;
+    out[2] = (v >>> 8) & 0xff;
+    out[3] = v & 0xff;
+    return out;
+  }
+  if (width === 16) {
+    scratch.setBigUint64(0, BigInt.asUintN(64, off >> 64n));
+    scratch.setBigUint64(8, BigInt.asUintN(64, off));
+    out.set(scratchBytes);
+    return out;
+  }
   let v = off;
   for (let i = width - 1; i >= 0; i--) {
     out[i] = Number(v & 0xffn);
@@ -124,7 +142,27 @@ export function offsetToBytes(off: bigint, width: number): Uint8Array {
   return out;
 }
 
+/** Writes an offset as `offsetToBytes` does, at byte `at` of `view`. */
+export function writeOffset(view: DataView, at: number, off: bigint, width: number): void {
+  if (width === 4) view.setUint32(at, Number(BigInt.asUintN(32, off)));
+  else if (width === 16) {
+    view.setBigUint64(at, BigInt.asUintN(64, off >> 64n));
+    view.setBigUint64(at + 8, BigInt.asUintN(64, off));
+  } else {
+    let v = off;
+    for (let i = width - 1; i >= 0; i--) {
+      view.setUint8(at + i, Number(v & 0xffn));
+      v >>= 8n;
+    }
+  }
+}
+
 export function bytesToOffset(b: Uint8Array): bigint {
+  if (b.length === 4) return BigInt(b[0]! * 0x100_0000 + ((b[1]! << 16) | (b[2]! << 8) | b[3]!));
+  if (b.length === 16) {
+    scratchBytes.set(b);
+    return (scratch.getBigUint64(0) << 64n) | scratch.getBigUint64(8);
+  }
   let v = 0n;
   for (const x of b) v = (v << 8n) | BigInt(x);
   return v;

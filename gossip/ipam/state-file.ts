@@ -20,7 +20,7 @@ import type { Clock } from '../../src/core/clock.js';
 import type { SpaceAllocator } from './allocator.js';
 import { allocationKey } from './config.js';
 import { IpamStateError } from './errors.js';
-import { decodeRing, pack, typeName, unpack, type RingParts } from './ring-codec.js';
+import { PackBuilder, decodeRing, typeName, unpack, type RingParts } from './ring-codec.js';
 import { bytesToOffset, offsetToBytes, parseSpace, type AddressSpace } from './space.js';
 
 export const STATE_MAGIC = 'weft-ipam-state';
@@ -54,17 +54,15 @@ export interface PersistedState {
 
 export function encodeState(s: PersistedState, spaces: readonly AddressSpace[], ringBytes: readonly (Uint8Array | undefined)[]): Uint8Array {
   const w = (i: number) => spaces[i]!.bytes;
-  return pack([
-    STATE_MAGIC,
-    STATE_VERSION,
-    s.clusterId,
-    s.self,
-    s.ranges,
-    ringBytes.map((b) => b ?? null),
-    s.allocations.map((a) => [a.containerId, a.ifName, a.allocatedAt, a.offsets.map((o, i) => (o === undefined ? null : offsetToBytes(o, w(i))))]),
-    s.released.map((rs, i) => rs.map(([o, at]) => [offsetToBytes(o, w(i)), at])),
-    s.held.map((hs, i) => hs.map((h) => [offsetToBytes(h.start, w(i)), offsetToBytes(h.end, w(i)), h.until])),
-  ]);
+  const b = new PackBuilder().array(9).items(STATE_MAGIC, STATE_VERSION, s.clusterId, s.self, s.ranges).array(ringBytes.length);
+  for (const r of ringBytes) b.bin(r);
+  return b
+    .items(
+      s.allocations.map((a) => [a.containerId, a.ifName, a.allocatedAt, a.offsets.map((o, i) => (o === undefined ? null : offsetToBytes(o, w(i))))]),
+      s.released.map((rs, i) => rs.map(([o, at]) => [offsetToBytes(o, w(i)), at])),
+      s.held.map((hs, i) => hs.map((h) => [offsetToBytes(h.start, w(i)), offsetToBytes(h.end, w(i)), h.until])),
+    )
+    .finish();
 }
 
 /** The bytes to persist for a peer's current state (monotonic times converted to wall-clock). */

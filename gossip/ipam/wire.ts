@@ -14,7 +14,7 @@
 import { isPeerName } from '../../src/core/ids.js';
 import type { PeerName } from '../contracts.js';
 import { GossipDecodeError } from '../errors.js';
-import { IPAM_CHANNEL, pack, typeName, unpack } from './ring-codec.js';
+import { IPAM_CHANNEL, PackBuilder, pack, typeName, unpack } from './ring-codec.js';
 
 const FORMAT = 1;
 export const MAX_INIT_PEERS = 1024;
@@ -36,7 +36,9 @@ function fail(reason: string, cause?: unknown): never {
 }
 
 export function encodeGossip(rings: readonly Uint8Array[], waiting: readonly WaitingPeer[]): Uint8Array {
-  return pack([FORMAT, 'g', rings, waiting.map((w) => [w.name, w.initPeers])]);
+  const b = new PackBuilder().array(4).items(FORMAT, 'g').array(rings.length);
+  for (const r of rings) b.bin(r);
+  return b.items(waiting.map((w) => [w.name, w.initPeers])).finish();
 }
 
 export function encodeAsk(kind: 'ask' | 'none', space: string): Uint8Array {
@@ -44,7 +46,7 @@ export function encodeAsk(kind: 'ask' | 'none', space: string): Uint8Array {
 }
 
 export function encodeGave(space: string, ring: Uint8Array): Uint8Array {
-  return pack([FORMAT, 'gave', space, ring]);
+  return new PackBuilder().array(4).items(FORMAT, 'gave', space).bin(ring).finish();
 }
 
 

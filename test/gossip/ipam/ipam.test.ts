@@ -225,5 +225,10 @@ describe('the simulation invariants', () => {
     b.ipam.ownership = () => [{ range: '10.9.0.0/24', owned: stolen, held: [] }, { range: 'fd00:9::/64', owned: [], held: [] }];
     s.checkOwnership(true);
     expect(s.problems.some((p) => p.includes('owned by both'))).toBe(true);
+    // The check after every round re-reads a peer whose ownership changed, and finds it too.
+    s.problems.length = 0;
+    b.ipam.ownershipGeneration++;
+    s.checkOwnership();
+    expect(s.problems.some((p) => p.includes('owned by both'))).toBe(true);
   });
 });

@@ -1,3 +1,4 @@
+import fc from 'fast-check';
 import { describe, expect, it } from 'vitest';
 import { addressToOffset, bytesToOffset, formatRange, offsetToAddress, offsetToBytes, parseSpace, reservedOffsets, space } from '../../../gossip/ipam/space.js';
 
@@ -61,5 +62,21 @@ describe('address spaces', () => {
   it('writes offsets as fixed-width big-endian bytes', () => {
     expect([...offsetToBytes(0x01020304n, 4)]).toEqual([1, 2, 3, 4]);
     expect(bytesToOffset(offsetToBytes((1n << 127n) + 5n, 16))).toBe((1n << 127n) + 5n);
+  });
+
+  it('converts offsets as a byte-by-byte loop does, at every width (the low bytes of larger values)', () => {
+    const loop = (off: bigint, width: number) => {
+      const out: number[] = [];
+      for (let i = 0, v = off; i < width; i++, v >>= 8n) out.unshift(Number(v & 0xffn));
+      return out;
+    };
+    fc.assert(
+      fc.property(fc.bigInt({ min: -(1n << 130n), max: 1n << 130n }), fc.constantFrom(1, 2, 4, 8, 16), (off, width) => {
+        const b = offsetToBytes(off, width);
+        expect([...b]).toEqual(loop(off, width));
+        expect(bytesToOffset(b)).toBe(BigInt.asUintN(8 * width, off));
+        expect(bytesToOffset(Uint8Array.of(7, ...b).subarray(1))).toBe(BigInt.asUintN(8 * width, off));
+      }),
+    );
   });
 });
