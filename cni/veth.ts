@@ -215,7 +215,7 @@ export class PodLinks implements LinkOps {
         } catch (err) {
           const text = (err as Error).message;
           if (!(err instanceof RtnlError) || err.index !== 0 || err.code !== 'EEXIST') {
-            throw new LinkError('failed', `${spec.ifName}/${spec.hostName} on bridge ${spec.bridge}: ${text}`, { cause: err });
+            throw new LinkError('failed', `${text} (host end on bridge ${spec.bridge})`, { cause: err });
           }
           if ((await linkIndex(podNs, spec.ifName)) !== undefined) throw new LinkError('exists', `interface ${spec.ifName} already exists in ${spec.netns}`, { cause: err });
           // The host end's name is derived from this very attachment: a leftover of an earlier, interrupted ADD.

@@ -9,10 +9,11 @@
  * rtnlTransact runs on the libuv thread pool: it opens a NETLINK_ROUTE socket in namespace nsFd
  * (-1: the caller's), entering it on that thread only for the socket() call, then sends the
  * requests (netlink messages back to back in one Buffer) one at a time, each with NLM_F_ACK, and
- * stops at the first refusal. The result: { done, errno, message, replies } where done counts the
- * acknowledged requests, errno is 0 or the refusal's positive errno, message is the kernel's
- * extended ack text (or ""), replies holds every non-ack message answering the done requests,
- * back to back. A socket per call: concurrent calls never read each other's answers.
+ * stops at the first refusal. The result: { done, errno, code, message, replies } where done
+ * counts the acknowledged requests, errno is 0 or the refusal's positive errno (code its name),
+ * message is the kernel's extended ack text, else strerror (or "" on success), and replies holds
+ * every non-ack message answering the done requests, back to back. A socket per call:
+ * concurrent calls never read each other's answers.
  */
 #define _GNU_SOURCE
 #include <errno.h>
@@ -191,7 +192,8 @@ static void txn_complete(napi_env env, napi_status status, void *data) {
   napi_set_named_property(env, res, "errno", v);
   napi_create_string_utf8(env, t->err ? errno_name(t->err) : "", NAPI_AUTO_LENGTH, &v);
   napi_set_named_property(env, res, "code", v);
-  napi_create_string_utf8(env, t->msg, NAPI_AUTO_LENGTH, &v);
+  /* the kernel's own words when it gave some, else the errno's */
+  napi_create_string_utf8(env, t->msg[0] == 0 && t->err ? strerror(t->err) : t->msg, NAPI_AUTO_LENGTH, &v);
   napi_set_named_property(env, res, "message", v);
   void *copy;
   napi_create_buffer_copy(env, t->rep_len, t->replies ? (void *)t->replies : (void *)"", &copy, &v);
