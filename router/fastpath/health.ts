@@ -82,6 +82,8 @@ class PeerHealth {
   healthy = false;
   /** Kept up while the peer router was silent everywhere; its next probe restarts the timers. */
   held = false;
+  /** When a held peer was first heard again on the sleeve (its probes may follow a moment later). */
+  backAt = -1;
   /**
    * Until then a path that is up stays up whatever the probes say: a router that just restarted
    * (or just came back from a silence) needs a moment to hear and echo again, and falling back
@@ -230,7 +232,18 @@ export class FastPathHealth {
       if (h.state === 'up' && silent && this.c.peerSilent?.(h.id, h.heardAt) === true) {
         h.reason = `peer router silent on both paths (restarting?): kernel path kept; ${why}`;
         h.held = true;
+        h.backAt = -1;
         return;
+      }
+      if (h.state === 'up' && h.held) {
+        // Back on the sleeve after a silence, probes not yet: a restarting router opens its
+        // sleeve a moment before it probes again. Wait for them a while before giving up.
+        if (h.backAt < 0) h.backAt = now;
+        if (now - h.backAt < this.init.restartGraceMs) {
+          h.reason = `peer router back on the sleeve, its probes not yet (${((h.backAt + this.init.restartGraceMs - now) / 1000).toFixed(1)} s left): kernel path kept; ${why}`;
+          return;
+        }
+        h.held = false;
       }
       if (h.healthy) {
         h.healthy = false;

@@ -116,11 +116,52 @@ describe('fast path health', () => {
     }
     expect(h.isUp(2)).toBe(true);
     expect(h.status()[0]!.reason).toMatch(/silent on both paths/);
-    silent = false; // the router answers on the sleeve but not over the kernel path: a real failure
-    clock.advance(125);
-    h.tick();
+    // The router answers on the sleeve again; its probes follow a moment later (a restart): up.
+    silent = false;
+    for (let t = 0; t < 2500; t += 125) {
+      clock.advance(125);
+      h.tick();
+    }
+    expect(h.isUp(2)).toBe(true);
+    expect(h.status()[0]!.reason).toMatch(/back on the sleeve, its probes not yet/);
+    // Probes that never come within the grace: a real failure of the kernel path.
+    for (let t = 0; t < 750; t += 125) {
+      clock.advance(125);
+      h.tick();
+    }
     expect(h.isUp(2)).toBe(false);
     expect(switches).toEqual([false]);
+  });
+
+  it('a peer back on the sleeve whose probes resume within the grace keeps its kernel path', () => {
+    const clock = new FakeClock();
+    let silent = true;
+    const switches: boolean[] = [];
+    const ours = { seq: 0, big: 0 };
+    const send = (p: Probe) => {
+      ours.seq = p.seq;
+      if (p.big) ours.big = p.seq;
+    };
+    const h = new FastPathHealth({ clock, send, onSwitch: (_i, up) => switches.push(up), peerSilent: () => silent }, { selfId: 1 });
+    h.addPeer(2, 'b', true);
+    for (let t = 0; t < 4000; t += 125) {
+      clock.advance(125);
+      h.tick();
+    }
+    silent = false;
+    for (let t = 0; t < 1000; t += 125) {
+      clock.advance(125);
+      h.tick();
+    }
+    // its probes resume, echoing ours
+    let seq = 0;
+    for (let t = 0; t < 6000; t += 125) {
+      clock.advance(125);
+      h.tick();
+      h.onProbe({ src: 2, dst: 1, seq: ++seq, echo: ours.seq, echoBig: ours.big, big: seq % 2 === 0 });
+    }
+    expect(switches).toEqual([]);
+    expect(h.isUp(2)).toBe(true);
   });
 
   it('gives a just-restarted router 3 s to echo again before its kernel path is given up', () => {
