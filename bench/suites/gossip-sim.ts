@@ -257,15 +257,7 @@ export class GossipSim {
    * to the largest one of its side (a partition stays a partition).
    */
   repair(sideOf: (p: SimPeer) => number = () => 0): number {
-    const comps = this.components().sort((a, b) => b.length - a.length);
-    const main = new Map<number, SimPeer[]>();
-    const pairs: (readonly [SimPeer, SimPeer])[] = [];
-    for (const c of comps) {
-      const side = sideOf(c[0]!);
-      const m = main.get(side);
-      if (m === undefined) main.set(side, c);
-      else pairs.push([this.rng.pick(c), this.rng.pick(m)]);
-    }
+    const pairs = repairLinks(this.components(), sideOf, this.rng);
     this.link(pairs);
     return pairs.length;
   }
@@ -690,4 +682,20 @@ if (invokedAs !== undefined && import.meta.url === pathToFileURL(invokedAs).href
     log: (l) => process.stderr.write(`${l}\n`),
   });
   process.stdout.write(`${r.markdown}\n`);
+}
+
+/**
+ * The links a connection maker adds: one from a random member of every smaller component to a
+ * random member of the largest one of its side (`sideOf`; one side by default).
+ */
+export function repairLinks<T>(components: T[][], sideOf: (x: T) => number, rng: Prng): (readonly [T, T])[] {
+  const main = new Map<number, T[]>();
+  const pairs: (readonly [T, T])[] = [];
+  for (const c of [...components].sort((a, b) => b.length - a.length)) {
+    const side = sideOf(c[0]!);
+    const m = main.get(side);
+    if (m === undefined) main.set(side, c);
+    else pairs.push([rng.pick(c), rng.pick(m)]);
+  }
+  return pairs;
 }

@@ -29,7 +29,7 @@ import { parseArgs } from 'node:util';
 import type { GossipTransport, PeerName, RouteTable } from '../../gossip/contracts.js';
 import { GossipChannel } from '../../gossip/gossip-channel.js';
 import { IPAM_CHANNEL, Ipam, MemoryIpamStore, type IpamBootstrap } from '../../gossip/ipam/index.js';
-import { HeapClock, Prng, type SteppableClock } from './gossip-sim.js';
+import { HeapClock, Prng, repairLinks, type SteppableClock } from './gossip-sim.js';
 import { OwnershipCheck, ownershipProblems, ringsEqual, settledProblems } from './ipam-sim-checks.js';
 
 export interface IpamSimOptions {
@@ -642,16 +642,7 @@ export function tightRange(peers: number, operations: number): string {
 
 /** Links every smaller component to the largest one (of its side, with `sideOf`). */
 export function repair(sim: IpamSim, sideOf: (n: SimNode) => number = () => 0): void {
-  const comps = [...new Set(sim.live().map((n) => sim.components(n)))].sort((a, b) => b.length - a.length);
-  const main = new Map<number, SimNode[]>();
-  const pairs: (readonly [SimNode, SimNode])[] = [];
-  for (const c of comps) {
-    const side = sideOf(c[0]!);
-    const m = main.get(side);
-    if (m === undefined) main.set(side, c);
-    else pairs.push([sim.rng.pick(c), sim.rng.pick(m)]);
-  }
-  sim.link(pairs);
+  sim.link(repairLinks([...new Set(sim.live().map((n) => sim.components(n)))], sideOf, sim.rng));
 }
 
 export interface IpamSimRunOptions {

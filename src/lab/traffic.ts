@@ -208,6 +208,18 @@ const next = () => {
 };
 s.bind(0, () => { if (bc) s.setBroadcast(true); next(); });`;
 
+// Broadcast sender: COUNT datagrams "TAG-0", "TAG-1", ... to ADDR:PORT, 100 ms apart.
+const BROADCAST_SENDER = `
+const d = require('node:dgram').createSocket('udp4');
+const [tag, port, addr, count] = [process.argv[1], Number(process.argv[2]), process.argv[3], Number(process.argv[4])];
+d.bind(() => { d.setBroadcast(true); let n = 0;
+  const t = setInterval(() => { d.send(tag + '-' + n, port, addr); if (++n === count) { clearInterval(t); setTimeout(() => d.close(), 100); } }, 100); });`;
+
+/** Sends `count` UDP broadcasts ("tag-0", "tag-1", ...) from `ns` to `address:port`, 100 ms apart. */
+export async function sendBroadcasts(lab: Lab, ns: string, o: { tag: string; port: number; address: string; count: number }): Promise<void> {
+  await lab.exec(ns, [process.execPath, '-e', BROADCAST_SENDER, o.tag, String(o.port), o.address, String(o.count)]);
+}
+
 export interface UdpProbeOptions {
   /** Datagrams to send (default 20, 1 ms apart). */
   count?: number;

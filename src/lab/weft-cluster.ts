@@ -180,6 +180,11 @@ export class WeftCluster {
     return this.mtu;
   }
 
+  /** Every ordered pair of distinct pods (a → b and b → a both). */
+  *podPairs(): Generator<[LabPod, LabPod]> {
+    for (const a of this.pods) for (const b of this.pods) if (a !== b) yield [a, b];
+  }
+
   /** The pods on a node, given as a LabNode or its number as in its name (1 for n1; `lab.nodes` is 0-based). */
   podsOn(node: LabNode | number): LabPod[] {
     const index = typeof node === 'number' ? node - 1 : node.index;

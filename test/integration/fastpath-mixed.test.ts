@@ -9,16 +9,11 @@
  * Every pod broadcasts in turn; every other pod must receive each broadcast exactly once.
  */
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { ping, startCapture } from '../../src/lab/traffic.js';
+import { ping, sendBroadcasts, startCapture } from '../../src/lab/traffic.js';
 import { WeftCluster } from '../../src/lab/weft-cluster.js';
 
 const isRoot = process.getuid?.() === 0;
 const VXLAN_PORT = 6785;
-
-const sender = (tag: string) => `
-const d = require('node:dgram').createSocket('udp4');
-d.bind(() => { d.setBroadcast(true); let n = 0;
-  const t = setInterval(() => { d.send('${tag}-' + n, 9998, '10.40.255.255'); if (++n === 3) { clearInterval(t); setTimeout(() => d.close(), 100); } }, 100); });`;
 
 describe.skipIf(!isRoot)('fast path mixed with sleeve and relay: broadcasts arrive exactly once', () => {
   let c: WeftCluster;
@@ -48,11 +43,8 @@ describe.skipIf(!isRoot)('fast path mixed with sleeve and relay: broadcasts arri
   });
 
   it('every pod reaches every other pod', async () => {
-    for (const a of c.pods) {
-      for (const b of c.pods) {
-        if (a === b) continue;
-        expect((await ping(c.lab, a.ns, b.ipv4!, { count: 1, timeoutS: 3 })).received, `${a.ns} → ${b.ipv4}`).toBe(1);
-      }
+    for (const [a, b] of c.podPairs()) {
+      expect((await ping(c.lab, a.ns, b.ipv4!, { count: 1, timeoutS: 3 })).received, `${a.ns} → ${b.ipv4}`).toBe(1);
     }
   });
 
@@ -64,7 +56,7 @@ describe.skipIf(!isRoot)('fast path mixed with sleeve and relay: broadcasts arri
       const others = c.pods.filter((p) => p !== from);
       const filter = 'udp dst port 9998';
       const caps = await Promise.all(others.map((p) => startCapture(c.lab, p.ns, 'eth0', filter, { settleMs: 400 })));
-      await c.lab.exec(from.ns, [process.execPath, '-e', sender(tag)]);
+      await sendBroadcasts(c.lab, from.ns, { tag, port: 9998, address: '10.40.255.255', count: 3 });
       const counts = await Promise.all(caps.map((k) => k.stop()));
       expect(Object.fromEntries(others.map((p, i) => [p.ns, counts[i]])), `broadcast from ${from.ns}`).toEqual(Object.fromEntries(others.map((p) => [p.ns, 3])));
     }

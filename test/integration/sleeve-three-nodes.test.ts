@@ -1,10 +1,5 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { WeftCluster, capture, iperf3Tcp, ping, tcpTransferSha256 } from '../../src/lab/index.js';
-
-const BROADCAST_SENDER = `
-const d = require('node:dgram').createSocket('udp4');
-d.bind(() => { d.setBroadcast(true); let n = 0;
-  const t = setInterval(() => { d.send('weft-broadcast-' + n, 9999, '10.40.255.255'); if (++n === 5) { clearInterval(t); setTimeout(() => d.close(), 100); } }, 100); });`;
+import { WeftCluster, capture, iperf3Tcp, ping, sendBroadcasts, tcpTransferSha256 } from '../../src/lab/index.js';
 
 describe('three nodes', () => {
   let c: WeftCluster;
@@ -17,11 +12,8 @@ describe('three nodes', () => {
   });
 
   it('every pod reaches every other pod (IPv4 and IPv6)', async () => {
-    for (const a of c.pods) {
-      for (const b of c.pods) {
-        if (a === b) continue;
-        expect((await ping(c.lab, a.ns, b.ipv4!, { count: 1, timeoutS: 2 })).received, `${a.ns} -> ${b.ipv4}`).toBe(1);
-      }
+    for (const [a, b] of c.podPairs()) {
+      expect((await ping(c.lab, a.ns, b.ipv4!, { count: 1, timeoutS: 2 })).received, `${a.ns} -> ${b.ipv4}`).toBe(1);
     }
     expect((await ping(c.lab, c.pods[0]!.ns, c.pods[5]!.ipv6!, { count: 2, intervalS: 0.1 })).received).toBe(2);
   });
@@ -30,7 +22,7 @@ describe('three nodes', () => {
     const sender = c.pods[0]!;
     const others = c.pods.filter((p) => p !== sender);
     const caps = await Promise.all(others.map((p) => capture(c.lab, p.ns, 'eth0', 'udp port 9999')));
-    await c.lab.exec(sender.ns, [process.execPath, '-e', BROADCAST_SENDER]);
+    await sendBroadcasts(c.lab, sender.ns, { tag: 'weft-broadcast', port: 9999, address: '10.40.255.255', count: 5 });
     await new Promise((r) => setTimeout(r, 500));
     const counts = await Promise.all(caps.map((k) => k.stop()));
     expect(counts).toEqual(others.map(() => 5));
