@@ -101,4 +101,12 @@ export interface PeerKeys {
   tx: { keyId: number; key: Uint8Array };
   /** Key used to open frames from the peer carrying `keyId`. */
   rx: { keyId: number; key: Uint8Array };
+  /**
+   * A key both peers derive alike from this pair's traffic keys (`probeKeyOf`), for messages that
+   * travel outside the sleeve (the fast path's health probes). Changes at every rekey. Like the
+   * traffic keys, the bytes are wiped after `installKeys` returns: keep a copy.
+   */
+  probe: Uint8Array;
 }
+
+

@@ -11,6 +11,7 @@ import sodium from 'sodium-native';
 import { WeftError } from '../src/core/errors.js';
 import { peerIdFromPeerName, peerNameFromPublicKey } from '../src/core/ids.js';
 import type { PeerName } from './contracts.js';
+import { Signer } from './signing.js';
 
 export const IDENTITY_FILE = 'identity.key';
 
@@ -22,6 +23,8 @@ export interface Identity {
   publicKey: Buffer;
   /** Secure memory; never logged, never copied out. */
   secretKey: Buffer;
+  /** Signs with the secret key (XEdDSA, see signing.ts); receivers check with `publicKey`. */
+  signer: Signer;
   /** True when this start created the key pair. */
   created: boolean;
 }
@@ -51,7 +54,7 @@ export function generateIdentity(nickname: string): Identity {
 
 function toIdentity(kp: { publicKey: Buffer; secretKey: Buffer }, nickname: string, created: boolean): Identity {
   const name = peerNameFromPublicKey(kp.publicKey);
-  return { name, id: peerIdFromPeerName(name), nickname, publicKey: kp.publicKey, secretKey: kp.secretKey, created };
+  return { name, id: peerIdFromPeerName(name), nickname, publicKey: kp.publicKey, secretKey: kp.secretKey, signer: new Signer(kp.secretKey), created };
 }
 
 /** Loads `stateDir/identity.key`, or creates it (and the directory, 0700) on first start. */

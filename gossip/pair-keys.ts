@@ -292,7 +292,9 @@ export class PairKeys {
     p.nextAttemptAt = 0;
     p.lastError = undefined;
     this.stats.completed++;
-    this.c.install({ name: p.name, id: p.id, tx: { keyId: txKeyId, key: tx }, rx: { keyId: rxKeyId, key: rx } }, confirmTx);
+    const probe = probeKeyOf(tx, rx);
+    this.c.install({ name: p.name, id: p.id, tx: { keyId: txKeyId, key: tx }, rx: { keyId: rxKeyId, key: rx }, probe }, confirmTx);
+    sodium.sodium_memzero(probe);
     sodium.sodium_memzero(tx);
     sodium.sodium_memzero(rx);
     this.c.logger.debug('pair keys installed', { peer: p.name, rekeys: p.rekeys });
@@ -301,6 +303,23 @@ export class PairKeys {
   private keyPair(): { publicKey: Uint8Array; secretKey: Uint8Array } {
     return { publicKey: this.c.identity.publicKey, secretKey: this.c.identity.secretKey };
   }
+}
+
+const PROBE_LABEL = Buffer.from('weft fast-path probe key v1');
+
+/**
+ * The pair's probe key: BLAKE2b-256 of a label, keyed with both traffic keys in byte order, so
+ * both ends derive the same key (one's tx is the other's rx). Not usable to open sleeve traffic.
+ */
+export function probeKeyOf(tx: Uint8Array, rx: Uint8Array): Buffer {
+  const first = Buffer.compare(Buffer.from(tx), Buffer.from(rx)) <= 0;
+  const key = sodium.sodium_malloc(64);
+  key.set(first ? tx : rx, 0);
+  key.set(first ? rx : tx, 32);
+  const out = Buffer.alloc(32);
+  sodium.crypto_generichash(out, PROBE_LABEL, key);
+  sodium.sodium_memzero(key);
+  return out;
 }
 
 function randomKeyId(): number {

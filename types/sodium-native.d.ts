@@ -22,6 +22,17 @@ declare module 'sodium-native' {
     crypto_scalarmult_BYTES: number;
     crypto_scalarmult_SCALARBYTES: number;
     crypto_scalarmult_base(q: Bytes, n: Bytes): void;
+    crypto_scalarmult_ed25519_base_noclamp(q: Bytes, n: Bytes): void;
+    crypto_core_ed25519_scalar_reduce(r: Bytes, s: Bytes): void;
+    crypto_core_ed25519_scalar_negate(r: Bytes, s: Bytes): void;
+    /** Schnorr signature over Ed25519 with a raw scalar (sodium-native's "tweak" extension). */
+    extension_tweak_ed25519_sign_detached(sig: Bytes, m: Bytes, scalar: Bytes, pk?: Bytes): void;
+    crypto_sign_verify_detached(sig: Bytes, m: Bytes, pk: Bytes): boolean;
+    crypto_sign_keypair(pk: Bytes, sk: Bytes): void;
+    crypto_sign_PUBLICKEYBYTES: number;
+    crypto_sign_SECRETKEYBYTES: number;
+    crypto_sign_ed25519_pk_to_curve25519(x: Bytes, ed: Bytes): void;
+    crypto_sign_ed25519_sk_to_curve25519(x: Bytes, ed: Bytes): void;
   };
   export default sodium;
 }

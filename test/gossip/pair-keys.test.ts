@@ -73,7 +73,7 @@ function world(names = ['a', 'b']) {
           return true;
         },
         publicKeyOf: (name) => ids.get(byName.get(name)!)?.publicKey,
-        install: (keys, confirm) => installed.get(n)!.push({ keys: { ...keys, tx: { ...keys.tx, key: Buffer.from(keys.tx.key) }, rx: { ...keys.rx, key: Buffer.from(keys.rx.key) } }, confirm }),
+        install: (keys, confirm) => installed.get(n)!.push({ keys: { ...keys, tx: { ...keys.tx, key: Buffer.from(keys.tx.key) }, rx: { ...keys.rx, key: Buffer.from(keys.rx.key) }, probe: Buffer.from(keys.probe) }, confirm }),
       },
       { prologue: Buffer.from('test prologue'), rekeyAfterMs: 10_000 },
     ));
@@ -108,6 +108,9 @@ describe('pair keys (Noise IK over the mesh)', () => {
     expect(Buffer.from(a.tx.key).equals(Buffer.from(a.rx.key))).toBe(false);
     expect(a.tx.keyId).toBe(b.rx.keyId);
     expect(b.tx.keyId).toBe(a.rx.keyId);
+    // The probe key is the same at both ends, and is neither traffic key.
+    expect(Buffer.from(a.probe).equals(Buffer.from(b.probe))).toBe(true);
+    expect(Buffer.from(a.probe).equals(Buffer.from(a.tx.key)) || Buffer.from(a.probe).equals(Buffer.from(a.rx.key))).toBe(false);
   });
 
   it('settles simultaneous handshakes: one wins, both end with the same keys', () => {

@@ -76,8 +76,8 @@ export function connect(a: Node, b: Node, opts: { epoch?: number; secret?: strin
   const sb = opts.secretB ?? sa;
   const idA = 1000 + epoch;
   const idB = 2000 + epoch;
-  a.sleeve.installKeys({ name: b.peer, id: b.id, tx: { keyId: idB, key: testKey(sa, a.peer, b.peer, epoch) }, rx: { keyId: idA, key: testKey(sa, b.peer, a.peer, epoch) } }, false);
-  b.sleeve.installKeys({ name: a.peer, id: a.id, tx: { keyId: idA, key: testKey(sb, b.peer, a.peer, epoch) }, rx: { keyId: idB, key: testKey(sb, a.peer, b.peer, epoch) } }, opts.confirmB ?? false);
+  a.sleeve.installKeys({ name: b.peer, id: b.id, tx: { keyId: idB, key: testKey(sa, a.peer, b.peer, epoch) }, rx: { keyId: idA, key: testKey(sa, b.peer, a.peer, epoch) }, probe: testKey(sa, 'probe', '', epoch) }, false);
+  b.sleeve.installKeys({ name: a.peer, id: a.id, tx: { keyId: idA, key: testKey(sb, b.peer, a.peer, epoch) }, rx: { keyId: idB, key: testKey(sb, a.peer, b.peer, epoch) }, probe: testKey(sb, 'probe', '', epoch) }, opts.confirmB ?? false);
   if (opts.direct !== false) {
     a.sleeve.setDirect(b.id, { address: b.address, port: 6784, family: 4 });
     b.sleeve.setDirect(a.id, { address: a.address, port: 6784, family: 4 });
