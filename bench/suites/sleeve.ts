@@ -36,6 +36,8 @@ export interface Bed {
   client: LabPod;
   server: LabPod;
   pids: number[];
+  /** Throws when a router carried the variant's traffic anywhere but on the sleeve. */
+  onSleeve?: () => Promise<void>;
   destroy(): Promise<void>;
 }
 
@@ -69,12 +71,20 @@ async function weftBed(variant: Variant, o: SleeveOptions): Promise<Bed> {
     plaintext: variant === 'weft-plaintext',
     vnetHdr: variant !== 'weft-per-frame',
     brNetfilter: o.brNetfilter,
-    extraArgs: ['--log-level', 'warn'],
+    // The suite measures the sleeve: a plaintext cluster would otherwise qualify for the kernel path.
+    extraArgs: ['--log-level', 'warn', '--fastpath', 'off'],
   });
   try {
     await c.waitEstablished();
+    await c.waitPaths(() => 'direct');
     const pids = [(await c.status(0)).pid, (await c.status(1)).pid];
-    return { lab: c.lab, client: c.pods[0]!, server: c.pods[1]!, pids, destroy: () => c.destroy() };
+    const onSleeve = async (): Promise<void> => {
+      for (const i of [0, 1]) {
+        const off = (await c.status(i)).peers.filter((p) => p.path !== 'direct');
+        if (off.length > 0) throw new Error(`${variant}: router n${i + 1} carried traffic off the direct sleeve (${off.map((p) => `${p.nickname}: ${p.path}`).join(', ')})`);
+      }
+    };
+    return { lab: c.lab, client: c.pods[0]!, server: c.pods[1]!, pids, onSleeve, destroy: () => c.destroy() };
   } catch (err) {
     await c.destroy();
     throw err;
@@ -90,6 +100,7 @@ async function measure(variant: Variant, run: number, o: SleeveOptions): Promise
     const tcp1 = await sampleWhile(bed.pids, iperf3Tcp(lab, server.ns, server.ipv4!, client.ns, { seconds: o.seconds }));
     const tcp4 = await iperf3Tcp(lab, server.ns, server.ipv4!, client.ns, { seconds: o.seconds, streams: 4 });
     const udp = await iperf3Udp(lab, server.ns, server.ipv4!, client.ns, { seconds: Math.max(3, o.seconds - 2), size: 64, bitrate: '0' });
+    if (bed.onSleeve !== undefined) await bed.onSleeve();
     const s: Sample = {
       variant,
       run,
