@@ -1,4 +1,7 @@
 import { spawnSync } from 'node:child_process';
+import { mkdtempSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { SystemError } from '../../src/core/errors.js';
 import { Lab } from '../../src/lab/index.js';
@@ -189,5 +192,94 @@ describe('native addon on real devices', () => {
     expect(r.stderr).toBe('');
     expect(r.stdout).toContain('worker ended');
     expect(r.status).toBe(0); // a hang would be killed by the spawn timeout and have no status
+  });
+});
+
+describe('native addon limits: never a short datagram, a truncated path or a hung thread', () => {
+  let lab: Lab;
+  let ns: string;
+  let work: string;
+  beforeAll(async () => {
+    lab = await Lab.create({ nodes: 2 });
+    ns = lab.nodes[0]!.ns;
+    work = mkdtempSync(join(tmpdir(), 'weft-native-limits-'));
+  });
+  afterAll(async () => {
+    await lab?.destroy();
+    if (work !== undefined) rmSync(work, { recursive: true, force: true });
+  });
+
+  it('UDP: a GSO message sent as separate datagrams drops a datagram of too many pieces whole; the others arrive intact', async () => {
+    const rx = udpIn(lab.nodes[1]!.ns, '198.18.0.2', 0, false);
+    const tx = udpIn(ns, '198.18.0.1');
+    try {
+      const got: Buffer[] = [];
+      rx.start((n) => {
+        for (let i = 0; i < n; i++) {
+          const m = i * RX_META_STRIDE;
+          got.push(Buffer.from(rx.rxArena.subarray(rx.rxMeta[m]!, rx.rxMeta[m]! + rx.rxMeta[m + 1]!)));
+        }
+      });
+      // 300 datagrams of 100 bytes, datagram k filled with byte k % 256, in one message with
+      // UDP_SEGMENT 100: more segments than the kernel's GSO takes (EINVAL), so the addon sends
+      // them one by one. Datagram 5 is made of 70 pieces (69 of 1 byte, one of 31).
+      const seg = 100;
+      const count = 300;
+      const buf = Buffer.alloc(count * seg);
+      for (let k = 0; k < count; k++) buf.fill(k % 256, k * seg, (k + 1) * seg);
+      tx.registerBuffer(0, buf);
+      tx.setDest(0, '198.18.0.2', rx.localPort);
+      const iov: number[] = [];
+      for (let k = 0; k < count; k++) {
+        if (k !== 5) iov.push(0, k * seg, seg);
+        else {
+          for (let b = 0; b < 69; b++) iov.push(0, k * seg + b, 1);
+          iov.push(0, k * seg + 69, 31);
+        }
+      }
+      tx.txIov.set(iov);
+      tx.txDesc.set([0, iov.length / 3, seg, 0]);
+      tx.send(1);
+      await until(() => got.length >= count - 1);
+      expect(got.every((d) => d.length === seg)).toBe(true);
+      expect(got.every((d) => d.every((b) => b === d[0]))).toBe(true);
+      expect(got.map((d) => d[0]).sort((a, b) => a! - b!)).toEqual(
+        Array.from({ length: count }, (_, k) => k % 256).filter((_, k) => k !== 5).sort((a, b) => a - b),
+      );
+      const c = tx.counters();
+      expect(c.gsoFallbacks).toBe(1);
+      expect(c.txIovLimit).toBe(1);
+      expect(c.txPackets).toBe(count - 1);
+      expect(c.lastErrno).toBe(90); // EMSGSIZE
+    } finally {
+      rx.close();
+      tx.close();
+    }
+  });
+
+  it('UDP: a message of more iovecs than the kernel takes is a typed error and nothing of the batch is sent', () => {
+    const tx = udpIn(ns, '198.18.0.1');
+    try {
+      const buf = Buffer.alloc(2000, 1);
+      tx.registerBuffer(0, buf);
+      tx.setDest(0, '198.18.0.2', 9);
+      const iov: number[] = [];
+      for (let k = 0; k < 1025; k++) iov.push(0, k, 1);
+      tx.txIov.set(iov);
+      tx.txDesc.set([0, 1, 0, 0, 0, 1025, 0, 0]);
+      let caught: unknown;
+      try {
+        tx.send(2);
+      } catch (err) {
+        caught = err;
+      }
+      expect(caught).toBeInstanceOf(RangeError);
+      expect((caught as { code?: string }).code).toBe('ERR_UDP_IOV_LIMIT');
+      expect((caught as Error).message).toMatch(/message 1 has 1025 iovecs, more than the kernel takes \(IOV_MAX 1024\)/);
+      expect(tx.counters().txPackets).toBe(0);
+      expect(tx.counters().txErrors).toBe(0);
+    } finally {
+      tx.close();
+    }
   });
 });

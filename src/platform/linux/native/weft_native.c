@@ -32,6 +32,7 @@
 #include <arpa/inet.h>
 #include <errno.h>
 #include <fcntl.h>
+#include <limits.h>
 #include <sched.h>
 #include <linux/if_tun.h>
 #include <net/if.h>
@@ -73,6 +74,8 @@
 #define RX_CTRL_SZ 64
 #define TX_CTRL_SZ CMSG_SPACE(sizeof(uint16_t))
 #define SPIN_CAP_NS 1000000LL
+/* Pieces of one datagram when a GSO message is sent as separate datagrams (send_split). */
+#define SPLIT_MAX_IOV 64
 
 enum {
   ST_RX_BATCHES,
@@ -88,6 +91,7 @@ enum {
   ST_TRUNCATED,
   ST_POLL_ERRORS,
   ST_SPIN_HITS,
+  ST_TX_IOV_LIMIT, /* datagrams dropped whole: more pieces than SPLIT_MAX_IOV */
   ST_COUNT
 };
 
@@ -703,7 +707,9 @@ static int init_common(napi_env env, napi_value opts, handle_t *h, size_t meta_p
   h->meta_len = len / 4;
   if (!opt_bytes(env, opts, "stats", &p, &len, &h->keep[2])) return 0;
   if (len < ST_COUNT * sizeof(double)) {
-    throw_arg(env, "stats must be a Float64Array of at least 13 entries");
+    char m[96];
+    snprintf(m, sizeof m, "stats must be a Float64Array of at least %d entries (STATS_SIZE)", ST_COUNT);
+    throw_arg(env, m);
     return 0;
   }
   h->stats = p;
@@ -1162,29 +1168,44 @@ static napi_value udp_register(napi_env env, napi_callback_info info) {
   return NULL;
 }
 
-/* Sends one GSO message as separate datagrams of `seg` bytes (the kernel refused GSO). */
+/* Sends one GSO message as separate datagrams of `seg` bytes (the kernel refused GSO). A datagram
+ * that needs more than SPLIT_MAX_IOV pieces is dropped whole and counted (ST_TX_IOV_LIMIT), never
+ * sent short: its bytes are skipped and the next datagram starts where it would have. Returns the
+ * number of datagrams not sent. */
 static int send_split(handle_t *h, struct msghdr *mh, uint32_t seg) {
   size_t total = 0;
   for (size_t i = 0; i < mh->msg_iovlen; i++) total += mh->msg_iov[i].iov_len;
   size_t vi = 0, vo = 0;
   int errs = 0;
   for (size_t done = 0; done < total;) {
-    struct iovec parts[16];
+    struct iovec parts[SPLIT_MAX_IOV];
     int np = 0;
     size_t want = total - done < seg ? total - done : seg;
     size_t got = 0;
-    while (got < want && np < 16 && vi < mh->msg_iovlen) {
+    while (got < want && vi < mh->msg_iovlen) {
       size_t avail = mh->msg_iov[vi].iov_len - vo;
       size_t take = avail < want - got ? avail : want - got;
-      parts[np].iov_base = (uint8_t *)mh->msg_iov[vi].iov_base + vo;
-      parts[np].iov_len = take;
-      np++;
+      if (take > 0) {
+        if (np < SPLIT_MAX_IOV) {
+          parts[np].iov_base = (uint8_t *)mh->msg_iov[vi].iov_base + vo;
+          parts[np].iov_len = take;
+        }
+        np++;
+      }
       got += take;
       vo += take;
       if (vo == mh->msg_iov[vi].iov_len) {
         vi++;
         vo = 0;
       }
+    }
+    if (got == 0) break;
+    done += got;
+    if (np > SPLIT_MAX_IOV) {
+      errs++;
+      h->stats[ST_TX_IOV_LIMIT] += 1;
+      h->stats[ST_LAST_ERRNO] = EMSGSIZE;
+      continue;
     }
     struct msghdr one = {mh->msg_name, mh->msg_namelen, parts, (size_t)np, NULL, 0, 0};
     ssize_t r;
@@ -1197,8 +1218,6 @@ static int send_split(handle_t *h, struct msghdr *mh, uint32_t seg) {
       h->stats[ST_TX_PACKETS] += 1;
       h->stats[ST_TX_BYTES] += (double)r;
     }
-    done += got;
-    if (got == 0) break;
   }
   return errs;
 }
@@ -1228,6 +1247,13 @@ static napi_value udp_send(napi_env env, napi_callback_info info) {
     if (ic == 0 || (size_t)is + ic > h->tx_vec_max || dst >= h->ndests || h->dest_len[dst] == 0 || gso < 0 ||
         gso > 65535 || vec_used + ic > h->tx_vec_max + 64) {
       throw_arg(env, "send: descriptor out of range (iov, destination or gso size)");
+      return NULL;
+    }
+    if (ic > IOV_MAX) {
+      /* The kernel refuses a message of more pieces (EMSGSIZE); nothing of the batch is sent. */
+      char m[128];
+      snprintf(m, sizeof m, "send: message %u has %u iovecs, more than the kernel takes (IOV_MAX %d)", i, ic, IOV_MAX);
+      napi_throw_range_error(env, "ERR_UDP_IOV_LIMIT", m);
       return NULL;
     }
     struct iovec *vec = h->tx_vec + vec_used;
