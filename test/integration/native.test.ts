@@ -7,6 +7,7 @@ import { SystemError } from '../../src/core/errors.js';
 import { Lab } from '../../src/lab/index.js';
 import { LinuxTap, VNET_MAX_READ } from '../../src/platform/linux/linux-tap.js';
 import { LinuxUdp } from '../../src/platform/linux/linux-udp.js';
+import { closeNetns, openNetns } from '../../src/platform/linux/rtnl.js';
 import { RX_META_STRIDE } from '../../src/platform/udp.js';
 
 
@@ -195,6 +196,12 @@ describe('native addon on real devices', () => {
   });
 });
 
+/** A path to `/var/run/netns/<ns>` padded with slashes so that it is exactly `len` bytes long. */
+function paddedNetnsPath(ns: string, len: number): string {
+  const head = '/var/run/netns/';
+  return `${head}${'/'.repeat(len - head.length - ns.length)}${ns}`;
+}
+
 describe('native addon limits: never a short datagram, a truncated path or a hung thread', () => {
   let lab: Lab;
   let ns: string;
@@ -281,5 +288,21 @@ describe('native addon limits: never a short datagram, a truncated path or a hun
     } finally {
       tx.close();
     }
+  });
+
+  it('netns paths are never truncated: a longer path whose first 255 bytes name a namespace is refused', () => {
+    const path = `${paddedNetnsPath(ns, 255)}/not-a-namespace`;
+    expect(() => new LinuxUdp({ address: '198.18.0.1', port: 0, netns: path })).toThrow(/setns on .*\/not-a-namespace failed: Not a directory \(ENOTDIR\)/);
+    expect(() => new LinuxTap({ name: 'wt-tap9', vnetHdr: false, netns: path })).toThrow(/setns on .*\/not-a-namespace failed: Not a directory \(ENOTDIR\)/);
+  });
+
+  it('netns paths longer than PATH_MAX - 1 bytes are a named error (ENAMETOOLONG), not a truncated path', () => {
+    const long = `${paddedNetnsPath(ns, 4095)}/x`; // the first 4095 bytes name the namespace
+    expect(() => openNetns(long)).toThrow(/open on \/var\/run\/netns\/.*\.\.\. \(4097 bytes, at most 4095\) failed: File name too long \(ENAMETOOLONG\)/);
+    expect(() => new LinuxUdp({ address: '198.18.0.1', port: 0, netns: long })).toThrow(/\(4097 bytes, at most 4095\) failed: File name too long \(ENAMETOOLONG\)/);
+    expect(() => new LinuxTap({ name: 'wt-tap9', vnetHdr: false, netns: long })).toThrow(/\(4097 bytes, at most 4095\) failed: File name too long \(ENAMETOOLONG\)/);
+    const fd = openNetns(paddedNetnsPath(ns, 4095)); // the longest path there is still works
+    expect(fd).toBeGreaterThan(2);
+    closeNetns(fd);
   });
 });

@@ -16,6 +16,7 @@ describe('native addon: option checks', () => {
     [{ stats: new Float64Array(2) }, /stats must be a Float64Array of at least 14 entries \(STATS_SIZE\)/],
     [{ meta: new Int32Array(1) }, /meta needs 4 int32 entries/],
     [{ name: 'a-name-longer-than-15' }, /at most 15 bytes/],
+    [{ netns: 42 }, /option netns must be a string/],
   ])('Tap rejects %o', (patch, message) => {
     expect(() => new a.Tap({ ...base(), name: 'wt-x', ...patch })).toThrow(message);
   });

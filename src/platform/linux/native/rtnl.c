@@ -21,6 +21,7 @@
 #include <linux/netlink.h>
 #include <linux/nsfs.h>
 #include <sched.h>
+#include <limits.h>
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -245,10 +246,22 @@ static napi_value rtnl_transact(napi_env env, napi_callback_info info) {
 static napi_value netns_open(napi_env env, napi_callback_info info) {
   size_t argc = 1;
   napi_value argv[1];
-  char path[4096];
-  size_t got;
+  char path[PATH_MAX];
+  size_t need, got;
   napi_get_cb_info(env, info, &argc, argv, NULL, NULL);
-  if (argc != 1 || napi_get_value_string_utf8(env, argv[0], path, sizeof path, &got) != napi_ok || got == 0) {
+  if (argc != 1 || napi_get_value_string_utf8(env, argv[0], NULL, 0, &need) != napi_ok || need == 0) {
+    napi_throw_type_error(env, "ERR_INVALID_ARG", "netnsOpen(path: string)");
+    return NULL;
+  }
+  if (need >= sizeof path) {
+    /* never truncated: the first PATH_MAX - 1 bytes could name another namespace */
+    char head[65], target[128];
+    napi_get_value_string_utf8(env, argv[0], head, sizeof head, &got);
+    snprintf(target, sizeof target, "%s... (%zu bytes, at most %d)", head, need, PATH_MAX - 1);
+    throw_sys(env, "ERR_NETNS", "open", ENAMETOOLONG, target);
+    return NULL;
+  }
+  if (napi_get_value_string_utf8(env, argv[0], path, sizeof path, &got) != napi_ok) {
     napi_throw_type_error(env, "ERR_INVALID_ARG", "netnsOpen(path: string)");
     return NULL;
   }

@@ -225,13 +225,39 @@ static int opt_bool(napi_env env, napi_value obj, const char *key, int dflt) {
   return b ? 1 : 0;
 }
 
+/* The string option `key` into buf: its length, 0 when absent, -1 when not a string, -2 when it
+ * does not fit in len - 1 bytes (never truncated). */
 static int opt_string(napi_env env, napi_value obj, const char *key, char *buf, size_t len) {
   napi_value v;
-  size_t got;
+  size_t need, got;
   buf[0] = 0;
   if (!has_prop(env, obj, key, &v)) return 0;
+  if (napi_get_value_string_utf8(env, v, NULL, 0, &need) != napi_ok) return -1;
+  if (need >= len) return -2;
   if (napi_get_value_string_utf8(env, v, buf, len, &got) != napi_ok) return -1;
   return (int)got;
+}
+
+/* The "netns" option (a path, PATH_MAX at most) into buf[PATH_MAX]; throws and returns 0 when it is
+ * not a string or too long (a truncated path could name another namespace). */
+static int opt_netns(napi_env env, napi_value obj, char *buf, const char *code) {
+  int r = opt_string(env, obj, "netns", buf, PATH_MAX);
+  if (r == -1) {
+    throw_arg(env, "option netns must be a string (a network namespace path)");
+    return 0;
+  }
+  if (r == -2) {
+    napi_value v;
+    size_t need = 0, got;
+    char head[65], target[128];
+    napi_get_named_property(env, obj, "netns", &v);
+    napi_get_value_string_utf8(env, v, NULL, 0, &need);
+    napi_get_value_string_utf8(env, v, head, sizeof head, &got);
+    snprintf(target, sizeof target, "%s... (%zu bytes, at most %d)", head, need, PATH_MAX - 1);
+    throw_sys(env, code, "open", ENAMETOOLONG, target);
+    return 0;
+  }
+  return 1;
 }
 
 /* Gets a Buffer/typed array option as raw bytes and keeps a strong reference in *ref. */
@@ -807,9 +833,12 @@ static napi_value tap_ctor(napi_env env, napi_callback_info info) {
   }
   h->vnet = opt_bool(env, argv[0], "vnetHdr", 0);
   int mq = opt_bool(env, argv[0], "multiQueue", 0);
-  char nspath[256];
+  char nspath[PATH_MAX];
   int saved_ns;
-  if (opt_string(env, argv[0], "netns", nspath, sizeof nspath) < 0) nspath[0] = 0;
+  if (!opt_netns(env, argv[0], nspath, "ERR_TAP_OPEN")) {
+    discard_handle(env, h);
+    return NULL;
+  }
   int nse = enter_netns(nspath, &saved_ns);
   if (nse) {
     discard_handle(env, h);
@@ -1044,9 +1073,12 @@ static napi_value udp_ctor(napi_env env, napi_callback_info info) {
     discard_handle(env, h);
     return NULL;
   }
-  char nspath[256];
+  char nspath[PATH_MAX];
   int saved_ns;
-  if (opt_string(env, argv[0], "netns", nspath, sizeof nspath) < 0) nspath[0] = 0;
+  if (!opt_netns(env, argv[0], nspath, "ERR_UDP_OPEN")) {
+    discard_handle(env, h);
+    return NULL;
+  }
   int nse = enter_netns(nspath, &saved_ns);
   if (nse) {
     discard_handle(env, h);
