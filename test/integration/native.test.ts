@@ -1,5 +1,5 @@
-import { spawnSync } from 'node:child_process';
-import { mkdtempSync, rmSync } from 'node:fs';
+import { execFileSync, spawnSync } from 'node:child_process';
+import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
@@ -304,5 +304,49 @@ describe('native addon limits: never a short datagram, a truncated path or a hun
     const fd = openNetns(paddedNetnsPath(ns, 4095)); // the longest path there is still works
     expect(fd).toBeGreaterThan(2);
     closeNetns(fd);
+  });
+
+  it('rtnetlink: an answer that never comes fails the call with ETIMEDOUT instead of holding a pool thread', () => {
+    // A preloaded recv() that loses the kernel's answers on netlink sockets, then waits for more.
+    const src = join(work, 'lose-netlink-answers.c');
+    const so = join(work, 'lose-netlink-answers.so');
+    writeFileSync(
+      src,
+      `#define _GNU_SOURCE
+#include <dlfcn.h>
+#include <sys/socket.h>
+ssize_t recv(int fd, void *buf, size_t len, int flags) {
+  static ssize_t (*real)(int, void *, size_t, int);
+  if (!real) real = (ssize_t (*)(int, void *, size_t, int))dlsym(RTLD_NEXT, "recv");
+  struct sockaddr_storage ss;
+  socklen_t sl = sizeof ss;
+  if (getsockname(fd, (struct sockaddr *)&ss, &sl) == 0 && ss.ss_family == AF_NETLINK)
+    while (real(fd, buf, len, MSG_DONTWAIT) > 0) {}
+  return real(fd, buf, len, flags);
+}
+`,
+    );
+    execFileSync('cc', ['-shared', '-fPIC', '-O2', '-o', so, src, '-ldl']);
+    const rtnl = join(process.cwd(), 'dist', 'src', 'platform', 'linux', 'rtnl.js');
+    const script = `
+      const { closeNetns, linkGet, openNetns, transact } = await import(${JSON.stringify(rtnl)});
+      const fd = openNetns('/var/run/netns/${ns}');
+      try {
+        const replies = await transact(fd, [linkGet('lo')], 300);
+        process.stdout.write(JSON.stringify({ replies: replies.length }));
+      } catch (err) {
+        process.stdout.write(JSON.stringify({ code: err.code, index: err.index, message: err.message }));
+      } finally {
+        closeNetns(fd);
+      }
+    `;
+    const run = (env: NodeJS.ProcessEnv) => spawnSync(process.execPath, ['--input-type=module', '-e', script], { encoding: 'utf8', env, timeout: 60_000 });
+    const normal = run(process.env);
+    expect(normal.stderr).toBe('');
+    expect(JSON.parse(normal.stdout)).toEqual({ replies: 1 });
+    const lost = run({ ...process.env, LD_PRELOAD: so });
+    expect(lost.stderr).toBe('');
+    expect(lost.status).toBe(0); // a hang would be killed by the spawn timeout and have no status
+    expect(JSON.parse(lost.stdout)).toEqual({ code: 'ETIMEDOUT', index: 0, message: 'looking up lo: ETIMEDOUT (no answer from the kernel within 300 ms)' });
   });
 });
