@@ -26,6 +26,7 @@ describe('native addon: option checks', () => {
     expect(() => new a.Udp({ ...opts })).toThrow(/option address is required/);
     expect(() => new a.Udp({ ...opts, address: '198.18.0.1', txMax: 2 })).toThrow(/txDesc needs txMax\*4/);
     expect(() => new a.Udp({ ...opts, address: 'not-an-ip' })).toThrow(/"not-an-ip" is not an IP address/);
+    expect(() => new a.Udp({ ...opts, address: `198.18.0.1${' '.repeat(100)}` })).toThrow(/option address is too long to be an IP address/);
     expect(() => new a.Udp({ ...opts, address: '198.18.0.1', port: 70000 })).toThrow(/port must be 0\.\.65535/);
   });
 

@@ -1020,9 +1020,10 @@ static napi_value udp_ctor(napi_env env, napi_callback_info info) {
   }
   char addr[INET6_ADDRSTRLEN + 8];
   uint32_t port, rcvbuf, sndbuf, maxd;
-  if (opt_string(env, argv[0], "address", addr, sizeof addr) <= 0) {
+  int alen = opt_string(env, argv[0], "address", addr, sizeof addr);
+  if (alen <= 0) {
     discard_handle(env, h);
-    throw_arg(env, "option address is required");
+    throw_arg(env, alen == -2 ? "option address is too long to be an IP address" : "option address is required");
     return NULL;
   }
   if (!opt_u32(env, argv[0], "port", 0, &port) || !opt_u32(env, argv[0], "rcvbuf", 8 << 20, &rcvbuf) ||
