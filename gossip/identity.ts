@@ -5,10 +5,10 @@
  * hostname) never collide; the nickname is only for people.
  */
 import { mkdirSync, readFileSync, statSync } from 'node:fs';
-import { writeFileAtomicSync } from '../src/core/atomic-file.js';
+import { removeLeftoverTemps, writeFileAtomicSync } from '../src/core/atomic-file.js';
 import { join } from 'node:path';
 import sodium from 'sodium-native';
-import { WeftError } from '../src/core/errors.js';
+import { FileWriteError, WeftError } from '../src/core/errors.js';
 import { peerIdFromPeerName, peerNameFromPublicKey } from '../src/core/ids.js';
 import type { PeerName } from './contracts.js';
 import { Signer } from './signing.js';
@@ -84,8 +84,11 @@ export function loadOrCreateIdentity(stateDir: string, nickname: string): Identi
   const id = generateIdentity(nickname);
   try {
     mkdirSync(stateDir, { recursive: true, mode: 0o700 });
+    removeLeftoverTemps(file); // a first start that crashed mid-write may have left one (with a secret in it)
     writeFileAtomicSync(file, id.secretKey, 0o600, { exclusive: true });
   } catch (err) {
+    // Another process made the key between our read and our write: that key is the identity.
+    if (err instanceof FileWriteError && err.errnoName === 'EEXIST') return loadOrCreateIdentity(stateDir, nickname);
     throw new IdentityError(`cannot write the identity key in ${stateDir}: ${(err as Error).message}`, { cause: err });
   }
   return id;

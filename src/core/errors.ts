@@ -52,3 +52,19 @@ export function describeError(err: unknown): string {
   }
   return String(err);
 }
+
+/**
+ * Writing a file failed (ENOSPC, EDQUOT, EIO, EACCES, ...). `target` is the file meant to be
+ * written (not a temp file beside it), `syscall` the call that failed, `errnoName` e.g. 'ENOSPC'.
+ */
+export class FileWriteError extends SystemError {
+  constructor(path: string, syscall: string, err: unknown) {
+    const e = err as Partial<NodeJS.ErrnoException> | null;
+    const errnoName = typeof e?.code === 'string' ? e.code : 'EIO';
+    // Node's text is "ENOSPC: no space left on device, write"; keep the middle part.
+    const text = err instanceof Error ? err.message : String(err);
+    const detail = /^[A-Z0-9]+: (.*?), [a-z]\w*(?: |$)/.exec(text)?.[1] ?? text;
+    super('ERR_FILE_WRITE', { syscall, errno: Math.abs(typeof e?.errno === 'number' ? e.errno : 0), errnoName, target: path, detail }, { cause: err });
+    this.name = 'FileWriteError';
+  }
+}

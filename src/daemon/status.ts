@@ -118,6 +118,7 @@ export function buildStatus(s: {
   const tap = s.tap.counters();
   drops['udp.sendErrors'] = udp.txErrors;
   drops['udp.sendDropped'] = udp.txDropped;
+  drops['udp.sendIovLimit'] = udp.txIovLimit;
   drops['udp.receiveErrors'] = udp.rxErrors + s.sleeve.rxErrors;
   drops['tap.writeErrors'] = tap.txErrors;
   const mem = process.memoryUsage();

@@ -43,6 +43,8 @@ export interface IoCounters {
   truncated: number;
   pollErrors: number;
   spinHits: number;
+  /** Datagrams dropped whole on send: more pieces (iovecs) than the addon sends in one datagram. */
+  txIovLimit: number;
   lastErrno: number;
 }
 

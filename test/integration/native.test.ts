@@ -1,9 +1,13 @@
-import { spawnSync } from 'node:child_process';
+import { execFileSync, spawnSync } from 'node:child_process';
+import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { SystemError } from '../../src/core/errors.js';
 import { Lab } from '../../src/lab/index.js';
 import { LinuxTap, VNET_MAX_READ } from '../../src/platform/linux/linux-tap.js';
 import { LinuxUdp } from '../../src/platform/linux/linux-udp.js';
+import { closeNetns, openNetns } from '../../src/platform/linux/rtnl.js';
 import { RX_META_STRIDE } from '../../src/platform/udp.js';
 
 
@@ -189,5 +193,160 @@ describe('native addon on real devices', () => {
     expect(r.stderr).toBe('');
     expect(r.stdout).toContain('worker ended');
     expect(r.status).toBe(0); // a hang would be killed by the spawn timeout and have no status
+  });
+});
+
+/** A path to `/var/run/netns/<ns>` padded with slashes so that it is exactly `len` bytes long. */
+function paddedNetnsPath(ns: string, len: number): string {
+  const head = '/var/run/netns/';
+  return `${head}${'/'.repeat(len - head.length - ns.length)}${ns}`;
+}
+
+describe('native addon limits: never a short datagram, a truncated path or a hung thread', () => {
+  let lab: Lab;
+  let ns: string;
+  let work: string;
+  beforeAll(async () => {
+    lab = await Lab.create({ nodes: 2 });
+    ns = lab.nodes[0]!.ns;
+    work = mkdtempSync(join(tmpdir(), 'weft-native-limits-'));
+  });
+  afterAll(async () => {
+    await lab?.destroy();
+    if (work !== undefined) rmSync(work, { recursive: true, force: true });
+  });
+
+  it('UDP: a GSO message sent as separate datagrams drops a datagram of too many pieces whole; the others arrive intact', async () => {
+    const rx = udpIn(lab.nodes[1]!.ns, '198.18.0.2', 0, false);
+    const tx = udpIn(ns, '198.18.0.1');
+    try {
+      const got: Buffer[] = [];
+      rx.start((n) => {
+        for (let i = 0; i < n; i++) {
+          const m = i * RX_META_STRIDE;
+          got.push(Buffer.from(rx.rxArena.subarray(rx.rxMeta[m]!, rx.rxMeta[m]! + rx.rxMeta[m + 1]!)));
+        }
+      });
+      // 300 datagrams of 100 bytes, datagram k filled with byte k % 256, in one message with
+      // UDP_SEGMENT 100: more segments than the kernel's GSO takes (EINVAL), so the addon sends
+      // them one by one. Datagram 5 is made of 70 pieces (69 of 1 byte, one of 31).
+      const seg = 100;
+      const count = 300;
+      const buf = Buffer.alloc(count * seg);
+      for (let k = 0; k < count; k++) buf.fill(k % 256, k * seg, (k + 1) * seg);
+      tx.registerBuffer(0, buf);
+      tx.setDest(0, '198.18.0.2', rx.localPort);
+      const iov: number[] = [];
+      for (let k = 0; k < count; k++) {
+        if (k !== 5) iov.push(0, k * seg, seg);
+        else {
+          for (let b = 0; b < 69; b++) iov.push(0, k * seg + b, 1);
+          iov.push(0, k * seg + 69, 31);
+        }
+      }
+      tx.txIov.set(iov);
+      tx.txDesc.set([0, iov.length / 3, seg, 0]);
+      tx.send(1);
+      await until(() => got.length >= count - 1);
+      expect(got.every((d) => d.length === seg)).toBe(true);
+      expect(got.every((d) => d.every((b) => b === d[0]))).toBe(true);
+      expect(got.map((d) => d[0]).sort((a, b) => a! - b!)).toEqual(
+        Array.from({ length: count }, (_, k) => k % 256).filter((_, k) => k !== 5).sort((a, b) => a - b),
+      );
+      const c = tx.counters();
+      expect(c.gsoFallbacks).toBe(1);
+      expect(c.txIovLimit).toBe(1);
+      expect(c.txPackets).toBe(count - 1);
+      expect(c.lastErrno).toBe(90); // EMSGSIZE
+    } finally {
+      rx.close();
+      tx.close();
+    }
+  });
+
+  it('UDP: a message of more iovecs than the kernel takes is a typed error and nothing of the batch is sent', () => {
+    const tx = udpIn(ns, '198.18.0.1');
+    try {
+      const buf = Buffer.alloc(2000, 1);
+      tx.registerBuffer(0, buf);
+      tx.setDest(0, '198.18.0.2', 9);
+      const iov: number[] = [];
+      for (let k = 0; k < 1025; k++) iov.push(0, k, 1);
+      tx.txIov.set(iov);
+      tx.txDesc.set([0, 1, 0, 0, 0, 1025, 0, 0]);
+      let caught: unknown;
+      try {
+        tx.send(2);
+      } catch (err) {
+        caught = err;
+      }
+      expect(caught).toBeInstanceOf(RangeError);
+      expect((caught as { code?: string }).code).toBe('ERR_UDP_IOV_LIMIT');
+      expect((caught as Error).message).toMatch(/message 1 has 1025 iovecs, more than the kernel takes \(IOV_MAX 1024\)/);
+      expect(tx.counters().txPackets).toBe(0);
+      expect(tx.counters().txErrors).toBe(0);
+    } finally {
+      tx.close();
+    }
+  });
+
+  it('netns paths are never truncated: a longer path whose first 255 bytes name a namespace is refused', () => {
+    const path = `${paddedNetnsPath(ns, 255)}/not-a-namespace`;
+    expect(() => new LinuxUdp({ address: '198.18.0.1', port: 0, netns: path })).toThrow(/setns on .*\/not-a-namespace failed: Not a directory \(ENOTDIR\)/);
+    expect(() => new LinuxTap({ name: 'wt-tap9', vnetHdr: false, netns: path })).toThrow(/setns on .*\/not-a-namespace failed: Not a directory \(ENOTDIR\)/);
+  });
+
+  it('netns paths longer than PATH_MAX - 1 bytes are a named error (ENAMETOOLONG), not a truncated path', () => {
+    const long = `${paddedNetnsPath(ns, 4095)}/x`; // the first 4095 bytes name the namespace
+    expect(() => openNetns(long)).toThrow(/open on \/var\/run\/netns\/.*\.\.\. \(4097 bytes, at most 4095\) failed: File name too long \(ENAMETOOLONG\)/);
+    expect(() => new LinuxUdp({ address: '198.18.0.1', port: 0, netns: long })).toThrow(/\(4097 bytes, at most 4095\) failed: File name too long \(ENAMETOOLONG\)/);
+    expect(() => new LinuxTap({ name: 'wt-tap9', vnetHdr: false, netns: long })).toThrow(/\(4097 bytes, at most 4095\) failed: File name too long \(ENAMETOOLONG\)/);
+    const fd = openNetns(paddedNetnsPath(ns, 4095)); // the longest path there is still works
+    expect(fd).toBeGreaterThan(2);
+    closeNetns(fd);
+  });
+
+  it('rtnetlink: an answer that never comes fails the call with ETIMEDOUT instead of holding a pool thread', () => {
+    // A preloaded recv() that loses the kernel's answers on netlink sockets, then waits for more.
+    const src = join(work, 'lose-netlink-answers.c');
+    const so = join(work, 'lose-netlink-answers.so');
+    writeFileSync(
+      src,
+      `#define _GNU_SOURCE
+#include <dlfcn.h>
+#include <sys/socket.h>
+ssize_t recv(int fd, void *buf, size_t len, int flags) {
+  static ssize_t (*real)(int, void *, size_t, int);
+  if (!real) real = (ssize_t (*)(int, void *, size_t, int))dlsym(RTLD_NEXT, "recv");
+  struct sockaddr_storage ss;
+  socklen_t sl = sizeof ss;
+  if (getsockname(fd, (struct sockaddr *)&ss, &sl) == 0 && ss.ss_family == AF_NETLINK)
+    while (real(fd, buf, len, MSG_DONTWAIT) > 0) {}
+  return real(fd, buf, len, flags);
+}
+`,
+    );
+    execFileSync('cc', ['-shared', '-fPIC', '-O2', '-o', so, src, '-ldl']);
+    const rtnl = join(process.cwd(), 'dist', 'src', 'platform', 'linux', 'rtnl.js');
+    const script = `
+      const { closeNetns, linkGet, openNetns, transact } = await import(${JSON.stringify(rtnl)});
+      const fd = openNetns('/var/run/netns/${ns}');
+      try {
+        const replies = await transact(fd, [linkGet('lo')], 300);
+        process.stdout.write(JSON.stringify({ replies: replies.length }));
+      } catch (err) {
+        process.stdout.write(JSON.stringify({ code: err.code, index: err.index, message: err.message }));
+      } finally {
+        closeNetns(fd);
+      }
+    `;
+    const run = (env: NodeJS.ProcessEnv) => spawnSync(process.execPath, ['--input-type=module', '-e', script], { encoding: 'utf8', env, timeout: 60_000 });
+    const normal = run(process.env);
+    expect(normal.stderr).toBe('');
+    expect(JSON.parse(normal.stdout)).toEqual({ replies: 1 });
+    const lost = run({ ...process.env, LD_PRELOAD: so });
+    expect(lost.stderr).toBe('');
+    expect(lost.status).toBe(0); // a hang would be killed by the spawn timeout and have no status
+    expect(JSON.parse(lost.stdout)).toEqual({ code: 'ETIMEDOUT', index: 0, message: 'looking up lo: ETIMEDOUT (no answer from the kernel within 300 ms)' });
   });
 });

@@ -13,9 +13,10 @@ describe('native addon: option checks', () => {
     [{ maxBatch: -1 }, /maxBatch must be 1\.\.1024/],
     [{ maxBatch: 'many' }, /maxBatch must be a non-negative integer/],
     [{ stride: 8192 }, /cannot hold 4 slots of stride 8192/],
-    [{ stats: new Float64Array(2) }, /stats must be a Float64Array of at least 13/],
+    [{ stats: new Float64Array(2) }, /stats must be a Float64Array of at least 14 entries \(STATS_SIZE\)/],
     [{ meta: new Int32Array(1) }, /meta needs 4 int32 entries/],
     [{ name: 'a-name-longer-than-15' }, /at most 15 bytes/],
+    [{ netns: 42 }, /option netns must be a string/],
   ])('Tap rejects %o', (patch, message) => {
     expect(() => new a.Tap({ ...base(), name: 'wt-x', ...patch })).toThrow(message);
   });
@@ -25,6 +26,7 @@ describe('native addon: option checks', () => {
     expect(() => new a.Udp({ ...opts })).toThrow(/option address is required/);
     expect(() => new a.Udp({ ...opts, address: '198.18.0.1', txMax: 2 })).toThrow(/txDesc needs txMax\*4/);
     expect(() => new a.Udp({ ...opts, address: 'not-an-ip' })).toThrow(/"not-an-ip" is not an IP address/);
+    expect(() => new a.Udp({ ...opts, address: `198.18.0.1${' '.repeat(100)}` })).toThrow(/option address is too long to be an IP address/);
     expect(() => new a.Udp({ ...opts, address: '198.18.0.1', port: 70000 })).toThrow(/port must be 0\.\.65535/);
   });
 

@@ -16,5 +16,6 @@ export function readCounters(s: Float64Array): IoCounters {
     truncated: s[10]!,
     pollErrors: s[11]!,
     spinHits: s[12]!,
+    txIovLimit: s[13]!,
   };
 }

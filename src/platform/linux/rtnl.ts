@@ -76,7 +76,7 @@ export interface RtnlRequest {
 }
 
 interface RtnlNative {
-  rtnlTransact(nsFd: number, requests: Buffer, cb: (r: { done: number; errno: number; code: string; message: string; replies: Buffer }) => void): void;
+  rtnlTransact(nsFd: number, requests: Buffer, cb: (r: { done: number; errno: number; code: string; message: string; replies: Buffer }) => void, timeoutMs?: number): void;
   netnsOpen(path: string): number;
   closeFd(fd: number): void;
 }
@@ -97,11 +97,15 @@ export function closeNetns(fd: number): void {
 /** The caller's own namespace, for `transact`. */
 export const HERE = -1;
 
+/** How long the addon waits for each answer before failing the call with ETIMEDOUT. */
+export const RTNL_TIMEOUT_MS = 10_000;
+
 /**
  * Sends the requests in order inside namespace `nsFd` (HERE: ours); resolves with the answers
- * (non-ack messages, e.g. a GETLINK's link) or rejects with the first refusal as an RtnlError.
+ * (non-ack messages, e.g. a GETLINK's link) or rejects with the first refusal as an RtnlError
+ * (code 'ETIMEDOUT' when the kernel's answer did not come within `timeoutMs`).
  */
-export function transact(nsFd: number, requests: readonly RtnlRequest[]): Promise<Buffer[]> {
+export function transact(nsFd: number, requests: readonly RtnlRequest[], timeoutMs = RTNL_TIMEOUT_MS): Promise<Buffer[]> {
   return new Promise((resolve, reject) => {
     native().rtnlTransact(nsFd, Buffer.concat(requests.map((r) => r.message)), (r) => {
       if (r.errno !== 0) {
@@ -117,7 +121,7 @@ export function transact(nsFd: number, requests: readonly RtnlRequest[]): Promis
         off += (len + 3) & ~3;
       }
       resolve(out);
-    });
+    }, timeoutMs);
   });
 }
 

@@ -4,7 +4,7 @@
  *
  *   netnsOpen(path) -> fd        a network namespace file, checked to be one (NS_GET_NSTYPE)
  *   closeFd(fd)
- *   rtnlTransact(nsFd, requests, cb(result))
+ *   rtnlTransact(nsFd, requests, cb(result), timeoutMs = 10000)
  *
  * rtnlTransact runs on the libuv thread pool: it opens a NETLINK_ROUTE socket in namespace nsFd
  * (-1: the caller's), entering it on that thread only for the socket() call, then sends the
@@ -13,7 +13,9 @@
  * counts the acknowledged requests, errno is 0 or the refusal's positive errno (code its name),
  * message is the kernel's extended ack text, else strerror (or "" on success), and replies holds
  * every non-ack message answering the done requests, back to back. A socket per call:
- * concurrent calls never read each other's answers.
+ * concurrent calls never read each other's answers. Each wait for an answer is bounded by
+ * timeoutMs (SO_RCVTIMEO): an answer that never comes fails the call with ETIMEDOUT instead of
+ * holding a pool thread forever.
  */
 #define _GNU_SOURCE
 #include <errno.h>
@@ -21,22 +23,27 @@
 #include <linux/netlink.h>
 #include <linux/nsfs.h>
 #include <sched.h>
+#include <limits.h>
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/ioctl.h>
 #include <sys/socket.h>
+#include <sys/time.h>
 #include <unistd.h>
 
 #include "native.h"
 
 #define REPLY_BUF 65536
+#define DEFAULT_TIMEOUT_MS 10000
+#define MAX_TIMEOUT_MS 600000
 
 typedef struct {
   napi_async_work work;
   napi_ref cb;
   int ns_fd;
+  uint32_t timeout_ms;
   uint8_t *req;
   size_t req_len;
   uint8_t *replies;
@@ -60,8 +67,8 @@ static int append(txn_t *t, const void *p, size_t n) {
   return 0;
 }
 
-/* The socket, made inside namespace ns_fd (-1: here); -errno on failure. */
-static int open_socket(int ns_fd) {
+/* The socket, made inside namespace ns_fd (-1: here), receiving with a timeout; -errno on failure. */
+static int open_socket(int ns_fd, uint32_t timeout_ms) {
   int self = -1;
   if (ns_fd >= 0) {
     self = open("/proc/thread-self/ns/net", O_RDONLY | O_CLOEXEC);
@@ -82,6 +89,12 @@ static int open_socket(int ns_fd) {
   int one = 1;
   setsockopt(s, SOL_NETLINK, NETLINK_EXT_ACK, &one, sizeof one);
   setsockopt(s, SOL_NETLINK, NETLINK_CAP_ACK, &one, sizeof one);
+  struct timeval tv = {.tv_sec = timeout_ms / 1000, .tv_usec = (timeout_ms % 1000) * 1000};
+  if (setsockopt(s, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof tv) < 0) {
+    e = errno;
+    close(s);
+    return -e;
+  }
   struct sockaddr_nl sa = {.nl_family = AF_NETLINK};
   if (bind(s, (struct sockaddr *)&sa, sizeof sa) < 0) {
     e = errno;
@@ -115,6 +128,10 @@ static int await_ack(txn_t *t, int s, uint32_t seq, uint8_t *buf) {
     ssize_t r = recv(s, buf, REPLY_BUF, 0);
     if (r < 0) {
       if (errno == EINTR) continue;
+      if (errno == EAGAIN || errno == EWOULDBLOCK) {
+        snprintf(t->msg, sizeof t->msg, "no answer from the kernel within %u ms", t->timeout_ms);
+        return ETIMEDOUT;
+      }
       snprintf(t->msg, sizeof t->msg, "receiving the answer: %s", strerror(errno));
       return errno;
     }
@@ -136,7 +153,7 @@ static int await_ack(txn_t *t, int s, uint32_t seq, uint8_t *buf) {
 
 static void txn_execute(napi_env env, void *data) {
   txn_t *t = data;
-  int s = open_socket(t->ns_fd);
+  int s = open_socket(t->ns_fd, t->timeout_ms);
   if (s < 0) {
     t->err = -s;
     snprintf(t->msg, sizeof t->msg, "opening a netlink socket%s: %s", t->ns_fd >= 0 ? " in the namespace" : "", strerror(-s));
@@ -207,18 +224,22 @@ static void txn_complete(napi_env env, napi_status status, void *data) {
 }
 
 static napi_value rtnl_transact(napi_env env, napi_callback_info info) {
-  size_t argc = 3;
-  napi_value argv[3];
+  size_t argc = 4;
+  napi_value argv[4];
   napi_get_cb_info(env, info, &argc, argv, NULL, NULL);
   int32_t ns_fd;
+  uint32_t timeout_ms = DEFAULT_TIMEOUT_MS;
   bool is_buf = false;
-  napi_valuetype cbt = napi_undefined;
-  if (argc == 3) {
+  napi_valuetype cbt = napi_undefined, tt = napi_undefined;
+  if (argc >= 3) {
     napi_is_buffer(env, argv[1], &is_buf);
     napi_typeof(env, argv[2], &cbt);
   }
-  if (argc != 3 || napi_get_value_int32(env, argv[0], &ns_fd) != napi_ok || !is_buf || cbt != napi_function) {
-    napi_throw_type_error(env, "ERR_INVALID_ARG", "rtnlTransact(nsFd: number, requests: Buffer, cb: Function)");
+  if (argc == 4) napi_typeof(env, argv[3], &tt);
+  if (argc < 3 || napi_get_value_int32(env, argv[0], &ns_fd) != napi_ok || !is_buf || cbt != napi_function ||
+      (tt != napi_undefined && (napi_get_value_uint32(env, argv[3], &timeout_ms) != napi_ok || timeout_ms == 0 ||
+                                timeout_ms > MAX_TIMEOUT_MS))) {
+    napi_throw_type_error(env, "ERR_INVALID_ARG", "rtnlTransact(nsFd: number, requests: Buffer, cb: Function, timeoutMs?: 1..600000)");
     return NULL;
   }
   void *data;
@@ -234,6 +255,7 @@ static napi_value rtnl_transact(napi_env env, napi_callback_info info) {
   memcpy(t->req, data, len);
   t->req_len = len;
   t->ns_fd = ns_fd;
+  t->timeout_ms = timeout_ms;
   napi_create_reference(env, argv[2], 1, &t->cb);
   napi_value name;
   napi_create_string_utf8(env, "weft:rtnl", NAPI_AUTO_LENGTH, &name);
@@ -245,10 +267,22 @@ static napi_value rtnl_transact(napi_env env, napi_callback_info info) {
 static napi_value netns_open(napi_env env, napi_callback_info info) {
   size_t argc = 1;
   napi_value argv[1];
-  char path[4096];
-  size_t got;
+  char path[PATH_MAX];
+  size_t need, got;
   napi_get_cb_info(env, info, &argc, argv, NULL, NULL);
-  if (argc != 1 || napi_get_value_string_utf8(env, argv[0], path, sizeof path, &got) != napi_ok || got == 0) {
+  if (argc != 1 || napi_get_value_string_utf8(env, argv[0], NULL, 0, &need) != napi_ok || need == 0) {
+    napi_throw_type_error(env, "ERR_INVALID_ARG", "netnsOpen(path: string)");
+    return NULL;
+  }
+  if (need >= sizeof path) {
+    /* never truncated: the first PATH_MAX - 1 bytes could name another namespace */
+    char head[65], target[128];
+    napi_get_value_string_utf8(env, argv[0], head, sizeof head, &got);
+    snprintf(target, sizeof target, "%s... (%zu bytes, at most %d)", head, need, PATH_MAX - 1);
+    throw_sys(env, "ERR_NETNS", "open", ENAMETOOLONG, target);
+    return NULL;
+  }
+  if (napi_get_value_string_utf8(env, argv[0], path, sizeof path, &got) != napi_ok) {
     napi_throw_type_error(env, "ERR_INVALID_ARG", "netnsOpen(path: string)");
     return NULL;
   }

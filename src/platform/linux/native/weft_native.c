@@ -32,6 +32,7 @@
 #include <arpa/inet.h>
 #include <errno.h>
 #include <fcntl.h>
+#include <limits.h>
 #include <sched.h>
 #include <linux/if_tun.h>
 #include <net/if.h>
@@ -73,6 +74,8 @@
 #define RX_CTRL_SZ 64
 #define TX_CTRL_SZ CMSG_SPACE(sizeof(uint16_t))
 #define SPIN_CAP_NS 1000000LL
+/* Pieces of one datagram when a GSO message is sent as separate datagrams (send_split). */
+#define SPLIT_MAX_IOV 64
 
 enum {
   ST_RX_BATCHES,
@@ -88,6 +91,7 @@ enum {
   ST_TRUNCATED,
   ST_POLL_ERRORS,
   ST_SPIN_HITS,
+  ST_TX_IOV_LIMIT, /* datagrams dropped whole: more pieces than SPLIT_MAX_IOV */
   ST_COUNT
 };
 
@@ -221,13 +225,39 @@ static int opt_bool(napi_env env, napi_value obj, const char *key, int dflt) {
   return b ? 1 : 0;
 }
 
+/* The string option `key` into buf: its length, 0 when absent, -1 when not a string, -2 when it
+ * does not fit in len - 1 bytes (never truncated). */
 static int opt_string(napi_env env, napi_value obj, const char *key, char *buf, size_t len) {
   napi_value v;
-  size_t got;
+  size_t need, got;
   buf[0] = 0;
   if (!has_prop(env, obj, key, &v)) return 0;
+  if (napi_get_value_string_utf8(env, v, NULL, 0, &need) != napi_ok) return -1;
+  if (need >= len) return -2;
   if (napi_get_value_string_utf8(env, v, buf, len, &got) != napi_ok) return -1;
   return (int)got;
+}
+
+/* The "netns" option (a path, PATH_MAX at most) into buf[PATH_MAX]; throws and returns 0 when it is
+ * not a string or too long (a truncated path could name another namespace). */
+static int opt_netns(napi_env env, napi_value obj, char *buf, const char *code) {
+  int r = opt_string(env, obj, "netns", buf, PATH_MAX);
+  if (r == -1) {
+    throw_arg(env, "option netns must be a string (a network namespace path)");
+    return 0;
+  }
+  if (r == -2) {
+    napi_value v;
+    size_t need = 0, got;
+    char head[65], target[128];
+    napi_get_named_property(env, obj, "netns", &v);
+    napi_get_value_string_utf8(env, v, NULL, 0, &need);
+    napi_get_value_string_utf8(env, v, head, sizeof head, &got);
+    snprintf(target, sizeof target, "%s... (%zu bytes, at most %d)", head, need, PATH_MAX - 1);
+    throw_sys(env, code, "open", ENAMETOOLONG, target);
+    return 0;
+  }
+  return 1;
 }
 
 /* Gets a Buffer/typed array option as raw bytes and keeps a strong reference in *ref. */
@@ -703,7 +733,9 @@ static int init_common(napi_env env, napi_value opts, handle_t *h, size_t meta_p
   h->meta_len = len / 4;
   if (!opt_bytes(env, opts, "stats", &p, &len, &h->keep[2])) return 0;
   if (len < ST_COUNT * sizeof(double)) {
-    throw_arg(env, "stats must be a Float64Array of at least 13 entries");
+    char m[96];
+    snprintf(m, sizeof m, "stats must be a Float64Array of at least %d entries (STATS_SIZE)", ST_COUNT);
+    throw_arg(env, m);
     return 0;
   }
   h->stats = p;
@@ -801,9 +833,12 @@ static napi_value tap_ctor(napi_env env, napi_callback_info info) {
   }
   h->vnet = opt_bool(env, argv[0], "vnetHdr", 0);
   int mq = opt_bool(env, argv[0], "multiQueue", 0);
-  char nspath[256];
+  char nspath[PATH_MAX];
   int saved_ns;
-  if (opt_string(env, argv[0], "netns", nspath, sizeof nspath) < 0) nspath[0] = 0;
+  if (!opt_netns(env, argv[0], nspath, "ERR_TAP_OPEN")) {
+    discard_handle(env, h);
+    return NULL;
+  }
   int nse = enter_netns(nspath, &saved_ns);
   if (nse) {
     discard_handle(env, h);
@@ -985,9 +1020,10 @@ static napi_value udp_ctor(napi_env env, napi_callback_info info) {
   }
   char addr[INET6_ADDRSTRLEN + 8];
   uint32_t port, rcvbuf, sndbuf, maxd;
-  if (opt_string(env, argv[0], "address", addr, sizeof addr) <= 0) {
+  int alen = opt_string(env, argv[0], "address", addr, sizeof addr);
+  if (alen <= 0) {
     discard_handle(env, h);
-    throw_arg(env, "option address is required");
+    throw_arg(env, alen == -2 ? "option address is too long to be an IP address" : "option address is required");
     return NULL;
   }
   if (!opt_u32(env, argv[0], "port", 0, &port) || !opt_u32(env, argv[0], "rcvbuf", 8 << 20, &rcvbuf) ||
@@ -1038,9 +1074,12 @@ static napi_value udp_ctor(napi_env env, napi_callback_info info) {
     discard_handle(env, h);
     return NULL;
   }
-  char nspath[256];
+  char nspath[PATH_MAX];
   int saved_ns;
-  if (opt_string(env, argv[0], "netns", nspath, sizeof nspath) < 0) nspath[0] = 0;
+  if (!opt_netns(env, argv[0], nspath, "ERR_UDP_OPEN")) {
+    discard_handle(env, h);
+    return NULL;
+  }
   int nse = enter_netns(nspath, &saved_ns);
   if (nse) {
     discard_handle(env, h);
@@ -1162,29 +1201,44 @@ static napi_value udp_register(napi_env env, napi_callback_info info) {
   return NULL;
 }
 
-/* Sends one GSO message as separate datagrams of `seg` bytes (the kernel refused GSO). */
+/* Sends one GSO message as separate datagrams of `seg` bytes (the kernel refused GSO). A datagram
+ * that needs more than SPLIT_MAX_IOV pieces is dropped whole and counted (ST_TX_IOV_LIMIT), never
+ * sent short: its bytes are skipped and the next datagram starts where it would have. Returns the
+ * number of datagrams not sent. */
 static int send_split(handle_t *h, struct msghdr *mh, uint32_t seg) {
   size_t total = 0;
   for (size_t i = 0; i < mh->msg_iovlen; i++) total += mh->msg_iov[i].iov_len;
   size_t vi = 0, vo = 0;
   int errs = 0;
   for (size_t done = 0; done < total;) {
-    struct iovec parts[16];
+    struct iovec parts[SPLIT_MAX_IOV];
     int np = 0;
     size_t want = total - done < seg ? total - done : seg;
     size_t got = 0;
-    while (got < want && np < 16 && vi < mh->msg_iovlen) {
+    while (got < want && vi < mh->msg_iovlen) {
       size_t avail = mh->msg_iov[vi].iov_len - vo;
       size_t take = avail < want - got ? avail : want - got;
-      parts[np].iov_base = (uint8_t *)mh->msg_iov[vi].iov_base + vo;
-      parts[np].iov_len = take;
-      np++;
+      if (take > 0) {
+        if (np < SPLIT_MAX_IOV) {
+          parts[np].iov_base = (uint8_t *)mh->msg_iov[vi].iov_base + vo;
+          parts[np].iov_len = take;
+        }
+        np++;
+      }
       got += take;
       vo += take;
       if (vo == mh->msg_iov[vi].iov_len) {
         vi++;
         vo = 0;
       }
+    }
+    if (got == 0) break;
+    done += got;
+    if (np > SPLIT_MAX_IOV) {
+      errs++;
+      h->stats[ST_TX_IOV_LIMIT] += 1;
+      h->stats[ST_LAST_ERRNO] = EMSGSIZE;
+      continue;
     }
     struct msghdr one = {mh->msg_name, mh->msg_namelen, parts, (size_t)np, NULL, 0, 0};
     ssize_t r;
@@ -1197,8 +1251,6 @@ static int send_split(handle_t *h, struct msghdr *mh, uint32_t seg) {
       h->stats[ST_TX_PACKETS] += 1;
       h->stats[ST_TX_BYTES] += (double)r;
     }
-    done += got;
-    if (got == 0) break;
   }
   return errs;
 }
@@ -1228,6 +1280,13 @@ static napi_value udp_send(napi_env env, napi_callback_info info) {
     if (ic == 0 || (size_t)is + ic > h->tx_vec_max || dst >= h->ndests || h->dest_len[dst] == 0 || gso < 0 ||
         gso > 65535 || vec_used + ic > h->tx_vec_max + 64) {
       throw_arg(env, "send: descriptor out of range (iov, destination or gso size)");
+      return NULL;
+    }
+    if (ic > IOV_MAX) {
+      /* The kernel refuses a message of more pieces (EMSGSIZE); nothing of the batch is sent. */
+      char m[128];
+      snprintf(m, sizeof m, "send: message %u has %u iovecs, more than the kernel takes (IOV_MAX %d)", i, ic, IOV_MAX);
+      napi_throw_range_error(env, "ERR_UDP_IOV_LIMIT", m);
       return NULL;
     }
     struct iovec *vec = h->tx_vec + vec_used;
