@@ -21,6 +21,8 @@ export class TxSession {
   readonly key: AeadKey;
   /** Authenticated header bytes for (version, flags, dst, src, key id), built once per key. */
   readonly ad: Buffer;
+  /** The counter of the message being sealed, as the 8 bytes the AEAD nonce is made of. */
+  readonly ctr = Buffer.alloc(8);
   counter = 0;
   constructor(keyId: number, key: AeadKey, dst: number, src: number, sealed: boolean) {
     this.keyId = keyId;

@@ -17,6 +17,7 @@ import { TX_DESC_STRIDE, TX_IOV_STRIDE } from '../../src/platform/udp.js';
 import type { FrameCipher } from '../crypto/frame-cipher.js';
 import type { SleevePeer, TxSession } from './peer.js';
 import {
+  COUNTER_LIMIT,
   DATA_HDR_LEN,
   FLAG_SEALED,
   FRAG_HDR_LEN,
@@ -27,6 +28,7 @@ import {
   TYPE_DATA,
   TYPE_FRAG,
   VNET_LEN,
+  writeCounter,
   writeDataHeader,
   writeRecordHeader,
 } from './wire.js';
@@ -38,11 +40,13 @@ export interface TxDrops {
   noKey: number;
   noEndpoint: number;
   tooBig: number;
+  /** Messages not sealed because the send key reached COUNTER_LIMIT (new keys are asked for). */
+  counterLimit: number;
 }
 
 export class SleeveTx {
   readonly arena: Buffer;
-  readonly drops: TxDrops = { noKey: 0, noEndpoint: 0, tooBig: 0 };
+  readonly drops: TxDrops = { noKey: 0, noEndpoint: 0, tooBig: 0, counterLimit: 0 };
   messages = 0;
   flushes = 0;
   /** Clock reading for the current batch (set by the owner before queuing). */
@@ -224,8 +228,13 @@ export class SleeveTx {
 
   /** Seals buf[off, off+len) under `tx` and queues it whole or as fragments. */
   private emit(peer: SleevePeer, tx: TxSession, buf: Buffer, bufId: number, off: number, len: number): void {
+    if (tx.counter >= COUNTER_LIMIT) {
+      this.drops.counterLimit++;
+      return;
+    }
     const counter = tx.counter++;
-    const sealed = tx.key.seal(buf, off, len, tx.ad, 0, counter);
+    writeCounter(tx.ctr, 0, counter);
+    const sealed = tx.key.seal(buf, off, len, tx.ad, 0, tx.ctr, 0);
     this.messages++;
     peer.counters.txMessages++;
     peer.lastTx = this.now;

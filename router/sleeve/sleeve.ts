@@ -46,6 +46,8 @@ import {
   TYPE_FRAG,
   VNET_LEN,
   WIRE_VERSION,
+  COUNTER_OFFSET,
+  counterAtLimit,
   maxDatagram,
   readCounter,
 } from './wire.js';
@@ -78,6 +80,8 @@ export interface SleeveComponents {
 export interface RxDrops {
   short: number;
   version: number;
+  /** Counter at or above COUNTER_LIMIT (2^52): refused before anything else. */
+  counterLimit: number;
   badType: number;
   sealedMismatch: number;
   selfOrZero: number;
@@ -91,6 +95,8 @@ export interface RxDrops {
   idMismatch: number;
   noRoute: number;
   hopLimit: number;
+  /** A batch whose handling threw (a bug, never expected): counted, logged once, not rethrown. */
+  exception: number;
 }
 
 export interface SleeveEvents {
@@ -108,8 +114,8 @@ export class Sleeve implements Startable {
   readonly tx: SleeveTx;
   readonly peers: SleevePeer[] = [];
   readonly drops: RxDrops = {
-    short: 0, version: 0, badType: 0, sealedMismatch: 0, selfOrZero: 0, unknownPeer: 0, unknownKey: 0, replay: 0,
-    auth: 0, badRecord: 0, runt: 0, truncated: 0, idMismatch: 0, noRoute: 0, hopLimit: 0,
+    short: 0, version: 0, counterLimit: 0, badType: 0, sealedMismatch: 0, selfOrZero: 0, unknownPeer: 0, unknownKey: 0,
+    replay: 0, auth: 0, badRecord: 0, runt: 0, truncated: 0, idMismatch: 0, noRoute: 0, hopLimit: 0, exception: 0,
   };
   readonly relayed = { datagrams: 0, bytes: 0 };
   readonly selfId: number;
@@ -132,6 +138,7 @@ export class Sleeve implements Startable {
   private timer: TimerHandle | undefined = undefined;
   private nowMs = 0;
   private readonly loggedErrnos = new Set<number>();
+  private loggedException = false;
 
   constructor(components: SleeveComponents, init: SleeveInit) {
     this.udp = components.udp;
@@ -364,6 +371,23 @@ export class Sleeve implements Startable {
       return;
     }
     this.batchStart();
+    // One guard per batch (not per packet): nothing a datagram does may throw out of the addon's
+    // callback. The rest of a batch that threw is lost; it is counted and logged once.
+    try {
+      this.receive(count);
+    } catch (err) {
+      this.drops.exception++;
+      if (!this.loggedException) {
+        this.loggedException = true;
+        this.log.error('unexpected exception in the sleeve receive path (counted as rx.exception; logged once)', {
+          error: err instanceof Error ? err.stack ?? err.message : String(err),
+        });
+      }
+    }
+    if (this.tx.pending() > 0) this.tx.flush();
+  }
+
+  private receive(count: number): void {
     const meta = this.udp.rxMeta;
     const buf = this.udp.rxArena;
     for (let i = 0; i < count; i++) {
@@ -380,7 +404,6 @@ export class Sleeve implements Startable {
         for (let p = off; p < end; p += seg) this.datagram(buf, p, Math.min(seg, end - p), m);
       }
     }
-    if (this.tx.pending() > 0) this.tx.flush();
   }
 
   private datagram(buf: Buffer, off: number, len: number, m: number): void {
@@ -390,6 +413,10 @@ export class Sleeve implements Startable {
     }
     if (buf[off + 2] !== WIRE_VERSION) {
       this.drops.version++;
+      return;
+    }
+    if (counterAtLimit(buf, off)) {
+      this.drops.counterLimit++;
       return;
     }
     if ((buf[off + 3]! & FLAG_SEALED) !== this.sealedFlag) {
@@ -464,7 +491,7 @@ export class Sleeve implements Startable {
     peer: SleevePeer, sess: RxSession, counter: number, direct: boolean,
     hdr: Buffer, hdrOff: number, buf: Buffer, off: number, len: number, m: number,
   ): void {
-    const n = sess.key.open(buf, off, len, hdr, hdrOff + AD_OFFSET, counter);
+    const n = sess.key.open(buf, off, len, hdr, hdrOff + AD_OFFSET, hdr, hdrOff + COUNTER_OFFSET);
     if (n < 0) {
       this.drops.auth++;
       return;

@@ -15,7 +15,9 @@
  *   dst    receiving peer id (0 = "whoever listens here": discovery hello)
  *   src    sending peer id
  *   key id the sender's key (session) the message is sealed with
- *   counter message number under that key; the AEAD nonce is 4 zero bytes + these 8 bytes
+ *   counter message number under that key; the AEAD nonce is 4 zero bytes + these 8 bytes, copied
+ *          as they are. Counters at or above COUNTER_LIMIT (2^52) are refused before anything
+ *          else, so every counter that passes is exact as a JS number.
  *   total  sealed message length; fsize: bytes per fragment (all but the last);
  *   index  fragment number: the slice starts at index * fsize
  *
@@ -42,6 +44,8 @@ export const DATA_HDR_LEN = 24;
 export const FRAG_HDR_LEN = 32;
 export const AD_OFFSET = 2;
 export const AD_LEN = 14;
+/** Where the 8 counter bytes (the AEAD nonce's last 8 bytes) sit in a header. */
+export const COUNTER_OFFSET = 16;
 
 export const REC_HDR_LEN = 4;
 export const REC_FRAME = 0;
@@ -50,6 +54,14 @@ export const REC_KIND_MASK = 0x0f;
 export const REC_VNET = 0x80;
 
 export const DEFAULT_HOPS = 8;
+
+/**
+ * Hard limit on message counters (2^52): a receiver refuses a counter at or above it before
+ * anything else, and a sender never seals at or above it (it needs new keys long before: the
+ * rekey by count asks at 2^48). Below it, hi * 2^32 + lo is exact as a JS number.
+ */
+export const COUNTER_LIMIT = 2 ** 52;
+const COUNTER_LIMIT_HI = COUNTER_LIMIT / 4294967296;
 export const TAG_LEN = 16;
 
 /** Largest sealed message (a 64 KiB super-frame with its headers): bounds reassembly. */
@@ -90,12 +102,23 @@ export function writeDataHeader(
   buf.writeUInt32BE(dst >>> 0, off + 4);
   buf.writeUInt32BE(src >>> 0, off + 8);
   buf.writeUInt32BE(keyId >>> 0, off + 12);
-  buf.writeUInt32BE(Math.floor(counter / 4294967296), off + 16);
-  buf.writeUInt32BE(counter >>> 0, off + 20);
+  writeCounter(buf, off + 16, counter);
 }
 
+/** True when the header's counter is at or above COUNTER_LIMIT (read without floats). */
+export function counterAtLimit(buf: Buffer, off: number): boolean {
+  return buf.readUInt32BE(off + 16) >= COUNTER_LIMIT_HI;
+}
+
+/** The header's counter as a number: exact only below COUNTER_LIMIT (check `counterAtLimit` first). */
 export function readCounter(buf: Buffer, off: number): number {
   return buf.readUInt32BE(off + 16) * 4294967296 + buf.readUInt32BE(off + 20);
+}
+
+/** Writes a counter below COUNTER_LIMIT as 8 big-endian bytes at buf[off..]. */
+export function writeCounter(buf: Buffer, off: number, counter: number): void {
+  buf.writeUInt32BE(Math.floor(counter / 4294967296), off);
+  buf.writeUInt32BE(counter >>> 0, off + 4);
 }
 
 /**
