@@ -19,7 +19,8 @@ export class RxSession {
 export class TxSession {
   readonly keyId: number;
   readonly key: AeadKey;
-  /** Authenticated header bytes for (version, flags, dst, src, key id), built once per key. */
+  /** Authenticated header bytes for (version, flags, dst, src, key id), built once per key; the
+   * flags byte is set per message (RELAYED or not). */
   readonly ad: Buffer;
   /** The counter of the message being sealed, as the 8 bytes the AEAD nonce is made of. */
   readonly ctr = Buffer.alloc(8);
@@ -59,6 +60,8 @@ export class SleevePeer {
   a2 = 0;
   a3 = 0;
   hasEndpoint = false;
+  /** The data endpoint is the relay's (`via`): messages are sealed with RELAYED set. */
+  viaRelay = false;
   tx: TxSession | undefined = undefined;
   /** A send key waiting for the peer to show it has the matching receive key (rekey overlap). */
   txNext: TxSession | undefined = undefined;
@@ -108,7 +111,8 @@ export class SleevePeer {
     this.firstSeen = now;
   }
 
-  setEndpoint(address: string, port: number, family: 4 | 6, words: readonly number[]): void {
+  setEndpoint(address: string, port: number, family: 4 | 6, words: readonly number[], viaRelay: boolean): void {
+    this.viaRelay = viaRelay;
     this.address = address;
     this.port = port;
     this.family = family;
@@ -117,6 +121,12 @@ export class SleevePeer {
     this.a2 = words[2] ?? 0;
     this.a3 = words[3] ?? 0;
     this.hasEndpoint = true;
+  }
+
+  /** True when the direct endpoint is known and equals the given source (no strings per packet). */
+  directIs(port: number, family: number, a0: number, a1: number, a2: number, a3: number): boolean {
+    const w = this.directWords;
+    return this.hasDirect && this.directPort === port && this.directFamily === family && w[0] === a0 && w[1] === a1 && w[2] === a2 && w[3] === a3;
   }
 
   endpointIs(port: number, family: number, a0: number, a1: number, a2: number, a3: number): boolean {

@@ -19,6 +19,7 @@ import type { SleevePeer, TxSession } from './peer.js';
 import {
   COUNTER_LIMIT,
   DATA_HDR_LEN,
+  FLAG_RELAYED,
   FLAG_SEALED,
   FRAG_HDR_LEN,
   REC_FRAME,
@@ -234,6 +235,9 @@ export class SleeveTx {
     }
     const counter = tx.counter++;
     writeCounter(tx.ctr, 0, counter);
+    // RELAYED (authenticated: it is in the AD) when the message goes to the peer's relay.
+    const flags = this.emitDest < 0 && peer.viaRelay ? this.flags | FLAG_RELAYED : this.flags;
+    tx.ad[1] = flags;
     const sealed = tx.key.seal(buf, off, len, tx.ad, 0, tx.ctr, 0);
     this.messages++;
     peer.counters.txMessages++;
@@ -241,7 +245,7 @@ export class SleeveTx {
     const maxDg = peer.maxDatagram;
     if (DATA_HDR_LEN + sealed <= maxDg) {
       const h = off - DATA_HDR_LEN;
-      writeDataHeader(buf, h, TYPE_DATA, this.flags, peer.id, this.selfId, tx.keyId, counter);
+      writeDataHeader(buf, h, TYPE_DATA, flags, peer.id, this.selfId, tx.keyId, counter);
       this.addIov(bufId, h, DATA_HDR_LEN + sealed);
       this.addDesc(this.niov - 1, 1, 0, this.emitDest >= 0 ? this.emitDest : peer.index);
       return;
@@ -257,7 +261,7 @@ export class SleeveTx {
       for (let k = 0; k < n; k++, index++) {
         const h = this.pos;
         this.pos += FRAG_HDR_LEN;
-        writeDataHeader(a, h, TYPE_FRAG, this.flags, peer.id, this.selfId, tx.keyId, counter);
+        writeDataHeader(a, h, TYPE_FRAG, flags, peer.id, this.selfId, tx.keyId, counter);
         a.writeUInt32BE(sealed, h + 24);
         a.writeUInt16BE(fsize, h + 28);
         a.writeUInt16BE(index, h + 30);

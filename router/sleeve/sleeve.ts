@@ -3,8 +3,9 @@
  * through relays.
  *
  * Receive flow, per datagram (GRO trains are split by segment size first):
- *   header checks (length, version, sealed flag as configured)
- *   ─ dst is another peer: relay it unchanged (hops − 1) towards that peer, or drop (no route,
+ *   header checks (length, version, counter below 2^52, hops at most 8, sealed flag as configured)
+ *   ─ dst is another peer: relay it unchanged (hops − 1) towards that peer if it was sent for
+ *     relaying (RELAYED) from a mesh member's known endpoint, or drop (source, flag, no route,
  *     hop limit); a relay never holds keys for traffic it forwards
  *   ─ FRAG: bounded reassembly ─ whole message
  *   ─ receive session by (src, key id): current or previous key only; unknown ids are dropped
@@ -16,6 +17,10 @@
  * Heartbeats go every `heartbeatMs` to each peer's direct endpoint; a direct heartbeat proves the
  * direct path (`pathUp`), and `deadAfterMs` of silence takes it down. Data goes direct when the
  * path is up, else through the relay the mesh names, else direct (optimistically).
+ * "Direct" is decided after authentication: RELAYED clear (the flag is in the AD), the full hop
+ * count, and the peer's direct endpoint as the source. The endpoint moves (roaming) only on an
+ * authenticated direct datagram under the current receive key that is newer than every one seen
+ * under that key (WireGuard's rule).
  */
 import type { Clock, TimerHandle } from '../../src/core/clock.js';
 import { formatPeerId } from '../../src/core/ids.js';
@@ -34,6 +39,7 @@ import {
   AD_OFFSET,
   DATA_HDR_LEN,
   DEFAULT_HOPS,
+  FLAG_RELAYED,
   FLAG_SEALED,
   FRAG_HDR_LEN,
   REC_FRAME,
@@ -95,6 +101,12 @@ export interface RxDrops {
   idMismatch: number;
   noRoute: number;
   hopLimit: number;
+  /** Hop count above the cap (DEFAULT_HOPS): nobody sends that. */
+  badHops: number;
+  /** A datagram for another peer from an address that is no mesh member's known endpoint. */
+  relaySource: number;
+  /** A datagram for another peer that its origin sent direct (RELAYED clear): not relayed. */
+  relayUnflagged: number;
   /** A batch whose handling threw (a bug, never expected): counted, logged once, not rethrown. */
   exception: number;
 }
@@ -115,7 +127,8 @@ export class Sleeve implements Startable {
   readonly peers: SleevePeer[] = [];
   readonly drops: RxDrops = {
     short: 0, version: 0, counterLimit: 0, badType: 0, sealedMismatch: 0, selfOrZero: 0, unknownPeer: 0, unknownKey: 0,
-    replay: 0, auth: 0, badRecord: 0, runt: 0, truncated: 0, idMismatch: 0, noRoute: 0, hopLimit: 0, exception: 0,
+    replay: 0, auth: 0, badRecord: 0, runt: 0, truncated: 0, idMismatch: 0, noRoute: 0, hopLimit: 0, badHops: 0,
+    relaySource: 0, relayUnflagged: 0, exception: 0,
   };
   readonly relayed = { datagrams: 0, bytes: 0 };
   readonly selfId: number;
@@ -335,17 +348,18 @@ export class Sleeve implements Startable {
     let address: string;
     let port: number;
     let family: 4 | 6;
+    let viaRelay: boolean;
     if ((peer.pathUp || via === undefined || !via.hasDirect) && peer.hasDirect) {
-      [address, port, family] = [peer.directAddress, peer.directPort, peer.directFamily];
+      [address, port, family, viaRelay] = [peer.directAddress, peer.directPort, peer.directFamily, false];
     } else if (via !== undefined && via.hasDirect) {
-      [address, port, family] = [via.directAddress, via.directPort, via.directFamily];
+      [address, port, family, viaRelay] = [via.directAddress, via.directPort, via.directFamily, true];
     } else {
       peer.hasEndpoint = false;
       return;
     }
-    if (peer.hasEndpoint && peer.address === address && peer.port === port) return;
+    if (peer.hasEndpoint && peer.address === address && peer.port === port && peer.viaRelay === viaRelay) return;
     this.flushPending();
-    peer.setEndpoint(address, port, family, addressWords(address, family));
+    peer.setEndpoint(address, port, family, addressWords(address, family), viaRelay);
     this.udp.setDest(peer.index, address, port);
   }
 
@@ -419,6 +433,10 @@ export class Sleeve implements Startable {
       this.drops.counterLimit++;
       return;
     }
+    if (buf[off + 1]! > DEFAULT_HOPS) {
+      this.drops.badHops++;
+      return;
+    }
     if ((buf[off + 3]! & FLAG_SEALED) !== this.sealedFlag) {
       this.drops.sealedMismatch++;
       return;
@@ -430,7 +448,7 @@ export class Sleeve implements Startable {
       return;
     }
     if (dst !== this.selfId) {
-      this.relay(buf, off, len, dst);
+      this.relay(buf, off, len, src, dst, m);
       return;
     }
     const peer = this.byId.get(src);
@@ -450,9 +468,10 @@ export class Sleeve implements Startable {
       this.drops.replay++;
       return;
     }
-    const direct = buf[off + 1] === DEFAULT_HOPS;
+    // Not relayed on the way (`message` checks the authenticated RELAYED flag after opening).
+    const fullHops = buf[off + 1] === DEFAULT_HOPS;
     if (type === TYPE_DATA) {
-      this.message(peer, sess, counter, direct, buf, off, buf, off + DATA_HDR_LEN, len - DATA_HDR_LEN, m);
+      this.message(peer, sess, counter, fullHops, buf, off, buf, off + DATA_HDR_LEN, len - DATA_HDR_LEN, m);
     } else if (type === TYPE_FRAG) {
       if (len < FRAG_HDR_LEN) {
         this.drops.short++;
@@ -461,7 +480,7 @@ export class Sleeve implements Startable {
       const r = this.reasm.add(peer.index, buf, off, len, keyId, counter, this.nowMs);
       if (r >= 0) {
         const slot = this.reasm.slots[r]!;
-        this.message(peer, sess, counter, direct, slot.header, 0, slot.buf!, 0, slot.total, m);
+        this.message(peer, sess, counter, fullHops, slot.header, 0, slot.buf!, 0, slot.total, m);
         this.reasm.release(r);
       }
     } else {
@@ -469,8 +488,20 @@ export class Sleeve implements Startable {
     }
   }
 
-  /** Forwards a datagram for another peer, unchanged but for the hop count. */
-  private relay(buf: Buffer, off: number, len: number, dst: number): void {
+  /**
+   * Forwards a datagram for another peer, unchanged but for the hop count: only one its origin
+   * sent for relaying, from the known endpoint of a mesh member (the origin, or the relay before
+   * us), with hops left. The relay cannot check the flag (it holds no key); the receiver does.
+   */
+  private relay(buf: Buffer, off: number, len: number, src: number, dst: number, m: number): void {
+    if ((buf[off + 3]! & FLAG_RELAYED) === 0) {
+      this.drops.relayUnflagged++;
+      return;
+    }
+    if (!this.fromMember(src, m)) {
+      this.drops.relaySource++;
+      return;
+    }
     const hops = buf[off + 1]!;
     if (hops <= 1) {
       this.drops.hopLimit++;
@@ -488,7 +519,7 @@ export class Sleeve implements Startable {
 
   /** One whole sealed message from a known peer under a known key: open, then its records. */
   private message(
-    peer: SleevePeer, sess: RxSession, counter: number, direct: boolean,
+    peer: SleevePeer, sess: RxSession, counter: number, fullHops: boolean,
     hdr: Buffer, hdrOff: number, buf: Buffer, off: number, len: number, m: number,
   ): void {
     const n = sess.key.open(buf, off, len, hdr, hdrOff + AD_OFFSET, hdr, hdrOff + COUNTER_OFFSET);
@@ -496,7 +527,8 @@ export class Sleeve implements Startable {
       this.drops.auth++;
       return;
     }
-    const newest = counter >= sess.window.highest;
+    const relayed = (hdr[hdrOff + 3]! & FLAG_RELAYED) !== 0;
+    const newest = counter > sess.window.highest;
     if (this.sealedFlag !== 0) sess.window.mark(counter);
     if (sess === peer.rx && peer.txNext !== undefined) {
       // The peer uses the newest keys, so it can open what we seal with ours.
@@ -507,19 +539,37 @@ export class Sleeve implements Startable {
     }
     peer.lastRx = this.nowMs;
     peer.counters.rxMessages++;
-    if (direct) {
-      peer.lastDirectRx = this.nowMs;
-      if (newest && sess === peer.rx && peer.hasDirect && !this.directIs(peer, m)) this.learnDirect(peer, m);
-    } else {
+    let direct = false;
+    if (relayed) {
       peer.relayedRx++;
+    } else if (fullHops && peer.hasDirect) {
+      // Roaming: only the newest datagram under the current key may move the endpoint.
+      if (!this.directIs(peer, m) && newest && sess === peer.rx) this.learnDirect(peer, m);
+      direct = this.directIs(peer, m);
+      if (direct) peer.lastDirectRx = this.nowMs;
     }
     this.records(peer, buf, off, n, direct);
   }
 
   private directIs(peer: SleevePeer, m: number): boolean {
     const meta = this.udp.rxMeta;
-    const w = peer.directWords;
-    return meta[m + 3] === peer.directPort && meta[m + 4] === peer.directFamily && meta[m + 5] === w[0] && meta[m + 6] === w[1] && meta[m + 7] === w[2] && meta[m + 8] === w[3];
+    return peer.directIs(meta[m + 3]!, meta[m + 4]!, meta[m + 5]!, meta[m + 6]!, meta[m + 7]!, meta[m + 8]!);
+  }
+
+  /** True when the datagram's source is the known direct endpoint of a mesh member (`src` first). */
+  private fromMember(src: number, m: number): boolean {
+    const meta = this.udp.rxMeta;
+    const port = meta[m + 3]!;
+    const family = meta[m + 4]!;
+    const a0 = meta[m + 5]!;
+    const a1 = meta[m + 6]!;
+    const a2 = meta[m + 7]!;
+    const a3 = meta[m + 8]!;
+    const origin = this.byId.get(src);
+    if (origin !== undefined && origin.directIs(port, family, a0, a1, a2, a3)) return true;
+    const peers = this.peers;
+    for (let i = 0; i < peers.length; i++) if (peers[i]!.directIs(port, family, a0, a1, a2, a3)) return true;
+    return false;
   }
 
   private records(peer: SleevePeer, buf: Buffer, off: number, len: number, direct: boolean): void {

@@ -1,5 +1,5 @@
 /**
- * Sleeve wire format, version 1. Every UDP datagram starts with this header (big-endian):
+ * Sleeve wire format, version 2. Every UDP datagram starts with this header (big-endian):
  *
  *   0      1      2      3      4              8              12             16                     24
  *   +------+------+------+------+--------------+--------------+--------------+----------------------+
@@ -9,9 +9,14 @@
  *                                                                             | total  | fsize| index|
  *
  *   type   1 = DATA (one whole sealed message follows), 2 = FRAG (a slice of one)
- *   hops   hops left for relays; not authenticated (relays decrement it)
- *   ver    1
+ *   hops   hops left for relays; not authenticated (relays decrement it). Starts at 8 (the cap:
+ *          anything above is refused); a relay drops a datagram that reaches 1
+ *   ver    2
  *   flags  bit 0: SEALED (ChaCha20-Poly1305, 16-byte tag at the end of the message)
+ *          bit 1: RELAYED, set by the origin when it sends through a relay. It is authenticated,
+ *          so a relayed datagram can never pass for a direct one: only an authenticated
+ *          datagram with RELAYED clear and the full hop count proves the direct path or moves
+ *          the peer's endpoint (roaming). Relays forward only datagrams with it set.
  *   dst    receiving peer id (0 = "whoever listens here": discovery hello)
  *   src    sending peer id
  *   key id the sender's key (session) the message is sealed with
@@ -33,12 +38,13 @@
  *   kind bits 0-3: 0 FRAME (an Ethernet frame), 1 HEARTBEAT; bit 7: a virtio_net_hdr precedes
  *   the frame (GSO super-frame or checksum still to be finished), passed end to end unchanged.
  */
-export const WIRE_VERSION = 1;
+export const WIRE_VERSION = 2;
 
 export const TYPE_DATA = 1;
 export const TYPE_FRAG = 2;
 
 export const FLAG_SEALED = 1;
+export const FLAG_RELAYED = 2;
 
 export const DATA_HDR_LEN = 24;
 export const FRAG_HDR_LEN = 32;
@@ -53,6 +59,7 @@ export const REC_HEARTBEAT = 1;
 export const REC_KIND_MASK = 0x0f;
 export const REC_VNET = 0x80;
 
+/** The hop count a datagram starts with, and the most any datagram may carry. */
 export const DEFAULT_HOPS = 8;
 
 /**
