@@ -3,37 +3,54 @@
  * liveness and traffic counters. Fields are all set in the constructor (stable shape).
  */
 import type { AeadKey } from '../../src/platform/aead.js';
+import type { FragmentTokens } from '../crypto/fragment-tokens.js';
 import { ReplayWindow } from '../crypto/replay-window.js';
 import { AD_LEN, FLAG_SEALED, WIRE_VERSION } from './wire.js';
 
 export class RxSession {
   readonly keyId: number;
   readonly key: AeadKey;
+  /** Checks fragment tokens (undefined in plaintext mode). */
+  readonly tokens: FragmentTokens | undefined;
   readonly window = new ReplayWindow();
-  constructor(keyId: number, key: AeadKey) {
+  constructor(keyId: number, key: AeadKey, tokens: FragmentTokens | undefined) {
     this.keyId = keyId;
     this.key = key;
+    this.tokens = tokens;
+  }
+
+  destroy(): void {
+    this.key.destroy();
+    this.tokens?.destroy();
   }
 }
 
 export class TxSession {
   readonly keyId: number;
   readonly key: AeadKey;
+  /** Makes fragment tokens (undefined in plaintext mode). */
+  readonly tokens: FragmentTokens | undefined;
   /** Authenticated header bytes for (version, flags, dst, src, key id), built once per key; the
    * flags byte is set per message (RELAYED or not). */
   readonly ad: Buffer;
   /** The counter of the message being sealed, as the 8 bytes the AEAD nonce is made of. */
   readonly ctr = Buffer.alloc(8);
   counter = 0;
-  constructor(keyId: number, key: AeadKey, dst: number, src: number, sealed: boolean) {
+  constructor(keyId: number, key: AeadKey, tokens: FragmentTokens | undefined, dst: number, src: number, sealed: boolean) {
     this.keyId = keyId;
     this.key = key;
+    this.tokens = tokens;
     this.ad = Buffer.alloc(AD_LEN);
     this.ad[0] = WIRE_VERSION;
     this.ad[1] = sealed ? FLAG_SEALED : 0;
     this.ad.writeUInt32BE(dst >>> 0, 2);
     this.ad.writeUInt32BE(src >>> 0, 6);
     this.ad.writeUInt32BE(keyId >>> 0, 10);
+  }
+
+  destroy(): void {
+    this.key.destroy();
+    this.tokens?.destroy();
   }
 }
 

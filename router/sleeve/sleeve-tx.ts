@@ -15,6 +15,7 @@
 import type { UdpEndpoint } from '../../src/platform/udp.js';
 import { TX_DESC_STRIDE, TX_IOV_STRIDE } from '../../src/platform/udp.js';
 import type { FrameCipher } from '../crypto/frame-cipher.js';
+import { TOKEN_LEN, TokenScratch, copyToken } from '../crypto/fragment-tokens.js';
 import type { SleevePeer, TxSession } from './peer.js';
 import {
   COUNTER_LIMIT,
@@ -22,6 +23,8 @@ import {
   FLAG_RELAYED,
   FLAG_SEALED,
   FRAG_HDR_LEN,
+  FRAG_TOKEN_OFFSET,
+  MAX_FRAGMENTS,
   REC_FRAME,
   REC_HDR_LEN,
   REC_HEARTBEAT,
@@ -32,9 +35,12 @@ import {
   writeCounter,
   writeDataHeader,
   writeRecordHeader,
+  writeU16,
+  writeU32,
 } from './wire.js';
 
 export const BUF_TAP = 0;
+const ZERO_TOKEN = Buffer.alloc(TOKEN_LEN);
 export const BUF_TX = 1;
 
 export interface TxDrops {
@@ -67,6 +73,7 @@ export class SleeveTx {
   private readonly probeBase: number;
   /** Destination slot override for the message being emitted (-1: the peer's data slot). */
   private emitDest = -1;
+  private readonly tokenScratch = new TokenScratch(MAX_FRAGMENTS);
   relayed = 0;
 
   constructor(components: { udp: UdpEndpoint; cipher: FrameCipher }, init: { selfId: number; probeBase: number; arenaBytes?: number }) {
@@ -254,6 +261,14 @@ export class SleeveTx {
     const count = Math.ceil(sealed / fsize);
     const perSend = Math.min(64, Math.floor(this.maxUdpPayload / maxDg));
     const a = this.arena;
+    // The message's fragment tokens, once: nonce = counter || total.
+    const tokens = tx.tokens;
+    const ts = this.tokenScratch;
+    if (tokens !== undefined) {
+      tx.ctr.copy(ts.nonce, 0, 0, 8);
+      writeU32(ts.nonce, 8, sealed);
+      tokens.fill(ts, count);
+    }
     let index = 0;
     while (index < count) {
       const n = Math.min(perSend, count - index);
@@ -262,9 +277,10 @@ export class SleeveTx {
         const h = this.pos;
         this.pos += FRAG_HDR_LEN;
         writeDataHeader(a, h, TYPE_FRAG, flags, peer.id, this.selfId, tx.keyId, counter);
-        a.writeUInt32BE(sealed, h + 24);
-        a.writeUInt16BE(fsize, h + 28);
-        a.writeUInt16BE(index, h + 30);
+        writeU32(a, h + 24, sealed);
+        writeU16(a, h + 28, fsize);
+        writeU16(a, h + 30, index);
+        copyToken(a, h + FRAG_TOKEN_OFFSET, tokens !== undefined ? ts.buf : ZERO_TOKEN, tokens !== undefined ? index * TOKEN_LEN : 0);
         const s = index * fsize;
         this.addIov(BUF_TX, h, FRAG_HDR_LEN);
         this.addIov(bufId, off + s, Math.min(fsize, sealed - s));

@@ -32,6 +32,7 @@ import { RX_META_STRIDE } from '../../src/platform/udp.js';
 import type { PeerKeys } from '../../gossip/contracts.js';
 import type { AeadKey } from '../../src/platform/aead.js';
 import type { FrameCipher } from '../crypto/frame-cipher.js';
+import { FragmentTokens } from '../crypto/fragment-tokens.js';
 import { Reassembler, type ReassemblyDrops } from './reassembly.js';
 import { SleevePeer, RxSession, TxSession, addressWords, wordsToAddress } from './peer.js';
 import { SleeveTx, type TxDrops } from './sleeve-tx.js';
@@ -56,6 +57,7 @@ import {
   counterAtLimit,
   maxDatagram,
   readCounter,
+  readU32,
 } from './wire.js';
 
 export type SleeveFrameSink = (peer: SleevePeer, buf: Buffer, vnetOff: number, frameOff: number, frameLen: number) => void;
@@ -165,7 +167,7 @@ export class Sleeve implements Startable {
     this.sealedFlag = this.cipher.sealed ? FLAG_SEALED : 0;
     this.maxDatagram = maxDatagram(init.underlayMtu, this.udp.family);
     this.bundleCapacity = this.maxDatagram - DATA_HDR_LEN - (this.cipher.sealed ? TAG_LEN : 0);
-    this.reasm = new Reassembler({ maxSlots: 32, maxPerPeer: 8, timeoutMs: 1000 });
+    this.reasm = new Reassembler({ maxSlots: 32, maxPerPeer: 8, timeoutMs: 1000, maxPeers: this.init.maxPeers });
     this.tx = new SleeveTx({ udp: this.udp, cipher: this.cipher }, { selfId: this.selfId, probeBase: this.init.maxPeers });
     this.byIndex = new Array<SleevePeer | undefined>(this.init.maxPeers).fill(undefined);
     const name = Buffer.from(init.name, 'utf8');
@@ -261,19 +263,19 @@ export class Sleeve implements Startable {
       peer = this.addPeer(keys.id, keys.name);
       if (peer === undefined) return undefined;
     }
-    const rx = new RxSession(keys.rx.keyId, this.keyOf(keys.rx.key));
-    peer.rxPrev?.key.destroy();
+    const rx = this.rxSession(keys.rx.keyId, keys.rx.key);
+    peer.rxPrev?.destroy();
     peer.rxPrev = peer.rx;
     peer.rx = rx;
     peer.rxSince = this.nowMs;
-    const tx = new TxSession(keys.tx.keyId, this.keyOf(keys.tx.key), peer.id, this.selfId, this.cipher.sealed);
-    peer.txNext?.key.destroy();
+    const tx = this.txSession(peer, keys.tx.keyId, keys.tx.key);
+    peer.txNext?.destroy();
     peer.txNext = undefined;
     if (confirmTx && peer.tx !== undefined) {
       peer.txNext = tx;
     } else {
       this.flushPending();
-      peer.tx?.key.destroy();
+      peer.tx?.destroy();
       peer.tx = tx;
     }
     return peer;
@@ -285,6 +287,15 @@ export class Sleeve implements Startable {
     const key = this.cipher.key(copy);
     copy.fill(0);
     return key;
+  }
+
+  private rxSession(keyId: number, material: Uint8Array): RxSession {
+    return new RxSession(keyId, this.keyOf(material), this.cipher.sealed ? new FragmentTokens(material) : undefined);
+  }
+
+  private txSession(peer: SleevePeer, keyId: number, material: Uint8Array): TxSession {
+    const tokens = this.cipher.sealed ? new FragmentTokens(material) : undefined;
+    return new TxSession(keyId, this.keyOf(material), tokens, peer.id, this.selfId, this.cipher.sealed);
   }
 
   /** The peer's direct underlay endpoint (undefined: none known; only relays reach it). */
@@ -330,10 +341,10 @@ export class Sleeve implements Startable {
     this.byIndex[peer.index] = undefined;
     this.peers.splice(this.peers.indexOf(peer), 1);
     for (const p of this.peers) if (p.via === peer) this.setVia(p.id, undefined);
-    peer.tx?.key.destroy();
-    peer.txNext?.key.destroy();
-    peer.rx?.key.destroy();
-    peer.rxPrev?.key.destroy();
+    peer.tx?.destroy();
+    peer.txNext?.destroy();
+    peer.rx?.destroy();
+    peer.rxPrev?.destroy();
     peer.tx = peer.txNext = peer.rx = peer.rxPrev = undefined;
     peer.hasEndpoint = false;
   }
@@ -441,8 +452,8 @@ export class Sleeve implements Startable {
       this.drops.sealedMismatch++;
       return;
     }
-    const dst = buf.readUInt32BE(off + 4);
-    const src = buf.readUInt32BE(off + 8);
+    const dst = readU32(buf, off + 4);
+    const src = readU32(buf, off + 8);
     if (src === this.selfId || src === 0 || dst === 0) {
       this.drops.selfOrZero++;
       return;
@@ -457,7 +468,7 @@ export class Sleeve implements Startable {
       return;
     }
     const type = buf[off];
-    const keyId = buf.readUInt32BE(off + 12);
+    const keyId = readU32(buf, off + 12);
     const sess = peer.rx !== undefined && peer.rx.keyId === keyId ? peer.rx : peer.rxPrev !== undefined && peer.rxPrev.keyId === keyId ? peer.rxPrev : undefined;
     if (sess === undefined) {
       this.drops.unknownKey++;
@@ -477,7 +488,7 @@ export class Sleeve implements Startable {
         this.drops.short++;
         return;
       }
-      const r = this.reasm.add(peer.index, buf, off, len, keyId, counter, this.nowMs);
+      const r = this.reasm.add(peer.index, buf, off, len, keyId, counter, this.nowMs, sess);
       if (r >= 0) {
         const slot = this.reasm.slots[r]!;
         this.message(peer, sess, counter, fullHops, slot.header, 0, slot.buf!, 0, slot.total, m);
@@ -533,7 +544,7 @@ export class Sleeve implements Startable {
     if (sess === peer.rx && peer.txNext !== undefined) {
       // The peer uses the newest keys, so it can open what we seal with ours.
       this.flushPending();
-      peer.tx?.key.destroy();
+      peer.tx?.destroy();
       peer.tx = peer.txNext;
       peer.txNext = undefined;
     }
@@ -664,7 +675,7 @@ export class Sleeve implements Startable {
       if (p.pathUp && now - p.lastDirectRx > this.init.deadAfterMs) this.setPath(p, false);
       if (now - p.lastHeartbeatTx >= hb) this.sendHeartbeat(p);
       if (p.rxPrev !== undefined && now - p.rxSince > this.init.rekeyOverlapMs) {
-        p.rxPrev.key.destroy();
+        p.rxPrev.destroy();
         p.rxPrev = undefined;
       }
       const tx = p.tx;
