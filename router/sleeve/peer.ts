@@ -13,10 +13,15 @@ export class RxSession {
   /** Checks fragment tokens (undefined in plaintext mode). */
   readonly tokens: FragmentTokens | undefined;
   readonly window = new ReplayWindow();
-  constructor(keyId: number, key: AeadKey, tokens: FragmentTokens | undefined) {
+  /** Opens nothing from this time on (the key's hard lifetime, counted from its installation). */
+  readonly expiresAt: number;
+  /** A datagram has authenticated under this key. */
+  used = false;
+  constructor(keyId: number, key: AeadKey, tokens: FragmentTokens | undefined, expiresAt: number) {
     this.keyId = keyId;
     this.key = key;
     this.tokens = tokens;
+    this.expiresAt = expiresAt;
   }
 
   destroy(): void {
@@ -35,11 +40,14 @@ export class TxSession {
   readonly ad: Buffer;
   /** The counter of the message being sealed, as the 8 bytes the AEAD nonce is made of. */
   readonly ctr = Buffer.alloc(8);
+  /** Seals nothing from this time on (the key's hard lifetime, counted from its installation). */
+  readonly expiresAt: number;
   counter = 0;
-  constructor(keyId: number, key: AeadKey, tokens: FragmentTokens | undefined, dst: number, src: number, sealed: boolean) {
+  constructor(keyId: number, key: AeadKey, tokens: FragmentTokens | undefined, expiresAt: number, dst: number, src: number, sealed: boolean) {
     this.keyId = keyId;
     this.key = key;
     this.tokens = tokens;
+    this.expiresAt = expiresAt;
     this.ad = Buffer.alloc(AD_LEN);
     this.ad[0] = WIRE_VERSION;
     this.ad[1] = sealed ? FLAG_SEALED : 0;
@@ -79,13 +87,22 @@ export class SleevePeer {
   hasEndpoint = false;
   /** The data endpoint is the relay's (`via`): messages are sealed with RELAYED set. */
   viaRelay = false;
+  /** Current keys: what we seal with, and what we open with. */
   tx: TxSession | undefined = undefined;
-  /** A send key waiting for the peer to show it has the matching receive key (rekey overlap). */
-  txNext: TxSession | undefined = undefined;
   rx: RxSession | undefined = undefined;
+  /** The receive key `rx` replaced: accepted for a short overlap after the switch, then wiped. */
   rxPrev: RxSession | undefined = undefined;
-  /** When `rx` replaced `rxPrev` (the previous key is accepted for a short overlap only). */
+  /** When `rx` replaced `rxPrev`. */
   rxSince = 0;
+  /**
+   * A key pair installed by the responder of a handshake while working keys exist: accepted for
+   * receiving, and promoted to current (tx and rx) by the first datagram that authenticates
+   * under `rxPending`. Keys from a replayed handshake, which nobody else holds, stay here until
+   * they are dropped.
+   */
+  txPending: TxSession | undefined = undefined;
+  rxPending: RxSession | undefined = undefined;
+  pendingSince = 0;
   /** Direct underlay endpoint (from the mesh; follows authenticated direct traffic). */
   directAddress = '';
   directPort = 0;

@@ -49,11 +49,13 @@ export interface TxDrops {
   tooBig: number;
   /** Messages not sealed because the send key reached COUNTER_LIMIT (new keys are asked for). */
   counterLimit: number;
+  /** Messages not sealed because the send key is past its hard lifetime (new keys are asked for). */
+  keyExpired: number;
 }
 
 export class SleeveTx {
   readonly arena: Buffer;
-  readonly drops: TxDrops = { noKey: 0, noEndpoint: 0, tooBig: 0, counterLimit: 0 };
+  readonly drops: TxDrops = { noKey: 0, noEndpoint: 0, tooBig: 0, counterLimit: 0, keyExpired: 0 };
   messages = 0;
   flushes = 0;
   /** Clock reading for the current batch (set by the owner before queuing). */
@@ -238,6 +240,10 @@ export class SleeveTx {
   private emit(peer: SleevePeer, tx: TxSession, buf: Buffer, bufId: number, off: number, len: number): void {
     if (tx.counter >= COUNTER_LIMIT) {
       this.drops.counterLimit++;
+      return;
+    }
+    if (this.now >= tx.expiresAt) {
+      this.drops.keyExpired++;
       return;
     }
     const counter = tx.counter++;

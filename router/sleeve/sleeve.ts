@@ -76,6 +76,14 @@ export interface SleeveInit {
   rekeyAfterMessages?: number;
   /** The previous receive key is accepted this long after a rekey, then wiped. */
   rekeyOverlapMs?: number;
+  /**
+   * Hard lifetime of a key pair, from its installation: after it the send key seals nothing and
+   * the receive key opens nothing until new keys are installed (default 240 s; the daemon passes
+   * 2 × --rekey-seconds).
+   */
+  keyLifetimeMs?: number;
+  /** A pending key pair (see `installKeys`) not promoted within this time is dropped. */
+  pendingKeyMs?: number;
 }
 
 export interface SleeveComponents {
@@ -105,6 +113,8 @@ export interface RxDrops {
   hopLimit: number;
   /** Hop count above the cap (DEFAULT_HOPS): nobody sends that. */
   badHops: number;
+  /** Under a receive key past its hard lifetime. */
+  keyExpired: number;
   /** A datagram for another peer from an address that is no mesh member's known endpoint. */
   relaySource: number;
   /** A datagram for another peer that its origin sent direct (RELAYED clear): not relayed. */
@@ -129,7 +139,7 @@ export class Sleeve implements Startable {
   readonly peers: SleevePeer[] = [];
   readonly drops: RxDrops = {
     short: 0, version: 0, counterLimit: 0, badType: 0, sealedMismatch: 0, selfOrZero: 0, unknownPeer: 0, unknownKey: 0,
-    replay: 0, auth: 0, badRecord: 0, runt: 0, truncated: 0, idMismatch: 0, noRoute: 0, hopLimit: 0, badHops: 0,
+    replay: 0, auth: 0, badRecord: 0, runt: 0, truncated: 0, idMismatch: 0, noRoute: 0, hopLimit: 0, badHops: 0, keyExpired: 0,
     relaySource: 0, relayUnflagged: 0, exception: 0,
   };
   readonly relayed = { datagrams: 0, bytes: 0 };
@@ -162,7 +172,10 @@ export class Sleeve implements Startable {
     this.log = components.logger;
     const heartbeatMs = init.heartbeatMs ?? 1000;
     // Dead after three heartbeats missed, plus half of one for timer slack.
-    this.init = { heartbeatMs, deadAfterMs: heartbeatMs * 3.5, maxPeers: 512, rekeyAfterMessages: 2 ** 48, rekeyOverlapMs: 10_000, ...init };
+    this.init = {
+      heartbeatMs, deadAfterMs: heartbeatMs * 3.5, maxPeers: 512, rekeyAfterMessages: 2 ** 48, rekeyOverlapMs: 10_000,
+      keyLifetimeMs: 240_000, pendingKeyMs: 30_000, ...init,
+    };
     this.selfId = init.id;
     this.sealedFlag = this.cipher.sealed ? FLAG_SEALED : 0;
     this.maxDatagram = maxDatagram(init.underlayMtu, this.udp.family);
@@ -247,11 +260,18 @@ export class Sleeve implements Startable {
   // ---------------------------------------------------------------- control (from the mesh)
 
   /**
-   * New keys for a peer (created on first keys). The receive key is usable at once and the
-   * previous one stays valid (overlap). With `confirmTx` and an existing send key, the new send
-   * key waits until the peer has shown it holds the matching receive key.
+   * New keys for a peer (created on first keys); the contract is `Overlay.installKeys`
+   * (gossip/contracts.ts):
+   * - `confirm` false (the handshake's initiator), or no receive key of this peer has ever
+   *   authenticated a datagram (or the ones that did are past their lifetime): the pair becomes
+   *   current at once; the previous receive key stays valid for `rekeyOverlapMs`.
+   * - otherwise (the responder, with working keys): the pair is pending. Current keys are left
+   *   exactly as they are; the first datagram that authenticates under the pending receive key
+   *   promotes the pair (current rx becomes the overlap key, tx switches). A newer pending pair
+   *   replaces an unpromoted one; an unpromoted pair is dropped after `pendingKeyMs`.
+   * Every pair opens and seals nothing after `keyLifetimeMs` from its installation.
    */
-  installKeys(keys: PeerKeys, confirmTx: boolean): SleevePeer | undefined {
+  installKeys(keys: PeerKeys, confirm: boolean): SleevePeer | undefined {
     this.batchStart();
     let peer = this.byId.get(keys.id);
     if (peer !== undefined && peer.name !== keys.name) {
@@ -263,22 +283,41 @@ export class Sleeve implements Startable {
       peer = this.addPeer(keys.id, keys.name);
       if (peer === undefined) return undefined;
     }
-    const rx = this.rxSession(keys.rx.keyId, keys.rx.key);
+    const expiresAt = this.nowMs + this.init.keyLifetimeMs;
+    const rx = this.rxSession(keys.rx.keyId, keys.rx.key, expiresAt);
+    const tx = this.txSession(peer, keys.tx.keyId, keys.tx.key, expiresAt);
+    this.dropPendingKeys(peer);
+    const working = this.working(peer.rx) || this.working(peer.rxPrev);
+    if (confirm && working) {
+      peer.rxPending = rx;
+      peer.txPending = tx;
+      peer.pendingSince = this.nowMs;
+    } else {
+      this.makeCurrent(peer, rx, tx);
+    }
+    return peer;
+  }
+
+  /** A receive key that has authenticated a datagram and is within its lifetime. */
+  private working(rx: RxSession | undefined): boolean {
+    return rx !== undefined && rx.used && this.nowMs < rx.expiresAt;
+  }
+
+  /** `rx` and `tx` become the current keys; the current receive key becomes the overlap key. */
+  private makeCurrent(peer: SleevePeer, rx: RxSession, tx: TxSession): void {
+    this.flushPending();
     peer.rxPrev?.destroy();
     peer.rxPrev = peer.rx;
     peer.rx = rx;
     peer.rxSince = this.nowMs;
-    const tx = this.txSession(peer, keys.tx.keyId, keys.tx.key);
-    peer.txNext?.destroy();
-    peer.txNext = undefined;
-    if (confirmTx && peer.tx !== undefined) {
-      peer.txNext = tx;
-    } else {
-      this.flushPending();
-      peer.tx?.destroy();
-      peer.tx = tx;
-    }
-    return peer;
+    peer.tx?.destroy();
+    peer.tx = tx;
+  }
+
+  private dropPendingKeys(peer: SleevePeer): void {
+    peer.rxPending?.destroy();
+    peer.txPending?.destroy();
+    peer.rxPending = peer.txPending = undefined;
   }
 
   /** A key object from key bytes; the temporary copy is wiped (the engine keeps its own). */
@@ -289,13 +328,13 @@ export class Sleeve implements Startable {
     return key;
   }
 
-  private rxSession(keyId: number, material: Uint8Array): RxSession {
-    return new RxSession(keyId, this.keyOf(material), this.cipher.sealed ? new FragmentTokens(material) : undefined);
+  private rxSession(keyId: number, material: Uint8Array, expiresAt: number): RxSession {
+    return new RxSession(keyId, this.keyOf(material), this.cipher.sealed ? new FragmentTokens(material) : undefined, expiresAt);
   }
 
-  private txSession(peer: SleevePeer, keyId: number, material: Uint8Array): TxSession {
+  private txSession(peer: SleevePeer, keyId: number, material: Uint8Array, expiresAt: number): TxSession {
     const tokens = this.cipher.sealed ? new FragmentTokens(material) : undefined;
-    return new TxSession(keyId, this.keyOf(material), tokens, peer.id, this.selfId, this.cipher.sealed);
+    return new TxSession(keyId, this.keyOf(material), tokens, expiresAt, peer.id, this.selfId, this.cipher.sealed);
   }
 
   /** The peer's direct underlay endpoint (undefined: none known; only relays reach it). */
@@ -342,10 +381,10 @@ export class Sleeve implements Startable {
     this.peers.splice(this.peers.indexOf(peer), 1);
     for (const p of this.peers) if (p.via === peer) this.setVia(p.id, undefined);
     peer.tx?.destroy();
-    peer.txNext?.destroy();
     peer.rx?.destroy();
     peer.rxPrev?.destroy();
-    peer.tx = peer.txNext = peer.rx = peer.rxPrev = undefined;
+    peer.tx = peer.rx = peer.rxPrev = undefined;
+    this.dropPendingKeys(peer);
     peer.hasEndpoint = false;
   }
 
@@ -469,9 +508,17 @@ export class Sleeve implements Startable {
     }
     const type = buf[off];
     const keyId = readU32(buf, off + 12);
-    const sess = peer.rx !== undefined && peer.rx.keyId === keyId ? peer.rx : peer.rxPrev !== undefined && peer.rxPrev.keyId === keyId ? peer.rxPrev : undefined;
+    const sess =
+      peer.rx !== undefined && peer.rx.keyId === keyId ? peer.rx
+        : peer.rxPrev !== undefined && peer.rxPrev.keyId === keyId ? peer.rxPrev
+          : peer.rxPending !== undefined && peer.rxPending.keyId === keyId ? peer.rxPending
+            : undefined;
     if (sess === undefined) {
       this.drops.unknownKey++;
+      return;
+    }
+    if (this.nowMs >= sess.expiresAt) {
+      this.drops.keyExpired++;
       return;
     }
     const counter = readCounter(buf, off);
@@ -541,12 +588,11 @@ export class Sleeve implements Startable {
     const relayed = (hdr[hdrOff + 3]! & FLAG_RELAYED) !== 0;
     const newest = counter > sess.window.highest;
     if (this.sealedFlag !== 0) sess.window.mark(counter);
-    if (sess === peer.rx && peer.txNext !== undefined) {
-      // The peer uses the newest keys, so it can open what we seal with ours.
-      this.flushPending();
-      peer.tx?.destroy();
-      peer.tx = peer.txNext;
-      peer.txNext = undefined;
+    sess.used = true;
+    if (sess === peer.rxPending) {
+      // The peer holds the pending keys (it sealed with them): they become current.
+      this.makeCurrent(peer, sess, peer.txPending!);
+      peer.rxPending = peer.txPending = undefined;
     }
     peer.lastRx = this.nowMs;
     peer.counters.rxMessages++;
@@ -678,8 +724,12 @@ export class Sleeve implements Startable {
         p.rxPrev.destroy();
         p.rxPrev = undefined;
       }
+      if (p.rxPending !== undefined && now - p.pendingSince > this.init.pendingKeyMs) {
+        this.log.debug('pending keys never confirmed by the peer; dropped', { peer: p.name, keyId: p.rxPending.keyId });
+        this.dropPendingKeys(p);
+      }
       const tx = p.tx;
-      if (tx !== undefined && tx.counter >= this.init.rekeyAfterMessages && p.txNext === undefined) this.events.rekeyWanted(p);
+      if (tx !== undefined && (tx.counter >= this.init.rekeyAfterMessages || now >= tx.expiresAt)) this.events.rekeyWanted(p);
     }
     this.reasm.sweep(now);
     this.tx.flush();
