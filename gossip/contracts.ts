@@ -64,10 +64,26 @@ export type ConnectionState = 'connecting' | 'handshaking' | 'established' | 'fa
  */
 export interface Overlay {
   /**
-   * Install (or replace) the traffic keys for a peer. `confirmTx`: keep sending with the old key
-   * until the peer shows it holds the new one (the responder side of a rekey).
+   * Install the traffic keys of a completed pair handshake for a peer.
+   * - `confirm` false (the handshake's initiator, who has seen the peer's answer): the keys
+   *   become current at once, for sending and receiving; the previous receive key stays valid
+   *   for a short overlap (the peer may still send under it).
+   * - `confirm` true (the responder): if no receive key of this peer has ever authenticated a
+   *   datagram (first keys, or keys past their lifetime), as above. Otherwise the new pair is
+   *   *pending*: the current keys stay exactly as they are (nothing wiped, no overlap started),
+   *   datagrams under the pending receive key are accepted, and the first one that
+   *   authenticates promotes the pair (the current receive key becomes the overlap key, sending
+   *   switches). A newer pending pair replaces an unpromoted one, and an unpromoted pair is
+   *   dropped after a while (30 s in the sleeve). So a replayed handshake, whose keys nobody
+   *   else holds, never disturbs working keys, whatever the handshake layer remembers.
+   * - Every pair has a hard lifetime from its installation (the sleeve's `keyLifetimeMs`; the
+   *   daemon sets 2 × --rekey-seconds): after it the send key seals nothing and the receive key
+   *   opens nothing (both counted as `keyExpired`, and the overlay asks for a rekey through
+   *   `onRekeyWanted`) until a new handshake installs keys. The handshake layer must rekey
+   *   well before.
+   * The key bytes are wiped by the caller after the call: the overlay keeps its own copies.
    */
-  installKeys(keys: PeerKeys, confirmTx: boolean): void;
+  installKeys(keys: PeerKeys, confirm: boolean): void;
   /** The peer's direct underlay endpoint ("addr:port"), or undefined when there is none. */
   setDirect(name: PeerName, endpoint: string | undefined): void;
   /** The relay towards a peer while its direct path is down (undefined: none). */

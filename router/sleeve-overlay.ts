@@ -26,9 +26,9 @@ export class SleeveOverlay implements Overlay {
     });
   }
 
-  installKeys(keys: PeerKeys, confirmTx: boolean): void {
+  installKeys(keys: PeerKeys, confirm: boolean): void {
     const known = this.sleeve.peerById(keys.id) !== undefined;
-    this.sleeve.installKeys(keys, confirmTx);
+    this.sleeve.installKeys(keys, confirm);
     const e = this.early.get(keys.name);
     if (!known && e !== undefined) {
       this.early.delete(keys.name);

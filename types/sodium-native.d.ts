@@ -11,6 +11,9 @@ declare module 'sodium-native' {
     crypto_generichash_BYTES: number;
     crypto_generichash_KEYBYTES: number;
     crypto_generichash_KEYBYTES_MAX: number;
+    /** ChaCha20 (IETF) keystream: fills all of `c` (block counter 0). */
+    crypto_stream_chacha20_ietf(c: Bytes, n: Bytes, k: Bytes): void;
+    crypto_stream_chacha20_ietf_KEYBYTES: number;
     randombytes_buf(buf: Bytes): void;
     sodium_memzero(buf: Bytes): void;
     sodium_malloc(size: number): Buffer;

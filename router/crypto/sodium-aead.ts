@@ -15,16 +15,16 @@ class SodiumKey implements AeadKey {
     material.copy(this.key);
   }
 
-  seal(buf: Buffer, off: number, len: number, ad: Buffer, adOff: number, counter: number): number {
-    this.prepare(ad, adOff, counter);
+  seal(buf: Buffer, off: number, len: number, ad: Buffer, adOff: number, ctr: Buffer, ctrOff: number): number {
+    this.prepare(ad, adOff, ctr, ctrOff);
     const m = buf.subarray(off, off + len);
     sodium.crypto_aead_chacha20poly1305_ietf_encrypt_detached(m, buf.subarray(off + len, off + len + AEAD_TAG_LEN), m, this.ad, null, this.nonce, this.key);
     return len + AEAD_TAG_LEN;
   }
 
-  open(buf: Buffer, off: number, len: number, ad: Buffer, adOff: number, counter: number): number {
+  open(buf: Buffer, off: number, len: number, ad: Buffer, adOff: number, ctr: Buffer, ctrOff: number): number {
     if (len < AEAD_TAG_LEN) return -1;
-    this.prepare(ad, adOff, counter);
+    this.prepare(ad, adOff, ctr, ctrOff);
     const n = len - AEAD_TAG_LEN;
     const c = buf.subarray(off, off + n);
     try {
@@ -43,10 +43,10 @@ class SodiumKey implements AeadKey {
     sodium.sodium_memzero(this.key);
   }
 
-  private prepare(ad: Buffer, adOff: number, counter: number): void {
+  /** AD and nonce into the key's own buffers; the counter's 8 bytes are copied as they are. */
+  private prepare(ad: Buffer, adOff: number, ctr: Buffer, ctrOff: number): void {
     ad.copy(this.ad, 0, adOff, adOff + AEAD_AD_LEN);
-    this.nonce.writeUInt32BE(Math.floor(counter / 4294967296), 4);
-    this.nonce.writeUInt32BE(counter >>> 0, 8);
+    ctr.copy(this.nonce, 4, ctrOff, ctrOff + 8);
   }
 }
 

@@ -3,34 +3,62 @@
  * liveness and traffic counters. Fields are all set in the constructor (stable shape).
  */
 import type { AeadKey } from '../../src/platform/aead.js';
+import type { FragmentTokens } from '../crypto/fragment-tokens.js';
 import { ReplayWindow } from '../crypto/replay-window.js';
 import { AD_LEN, FLAG_SEALED, WIRE_VERSION } from './wire.js';
 
 export class RxSession {
   readonly keyId: number;
   readonly key: AeadKey;
+  /** Checks fragment tokens (undefined in plaintext mode). */
+  readonly tokens: FragmentTokens | undefined;
   readonly window = new ReplayWindow();
-  constructor(keyId: number, key: AeadKey) {
+  /** Opens nothing from this time on (the key's hard lifetime, counted from its installation). */
+  readonly expiresAt: number;
+  /** A datagram has authenticated under this key. */
+  used = false;
+  constructor(keyId: number, key: AeadKey, tokens: FragmentTokens | undefined, expiresAt: number) {
     this.keyId = keyId;
     this.key = key;
+    this.tokens = tokens;
+    this.expiresAt = expiresAt;
+  }
+
+  destroy(): void {
+    this.key.destroy();
+    this.tokens?.destroy();
   }
 }
 
 export class TxSession {
   readonly keyId: number;
   readonly key: AeadKey;
-  /** Authenticated header bytes for (version, flags, dst, src, key id), built once per key. */
+  /** Makes fragment tokens (undefined in plaintext mode). */
+  readonly tokens: FragmentTokens | undefined;
+  /** Authenticated header bytes for (version, flags, dst, src, key id), built once per key; the
+   * flags byte is set per message (RELAYED or not). */
   readonly ad: Buffer;
+  /** The counter of the message being sealed, as the 8 bytes the AEAD nonce is made of. */
+  readonly ctr = Buffer.alloc(8);
+  /** Seals nothing from this time on (the key's hard lifetime, counted from its installation). */
+  readonly expiresAt: number;
   counter = 0;
-  constructor(keyId: number, key: AeadKey, dst: number, src: number, sealed: boolean) {
+  constructor(keyId: number, key: AeadKey, tokens: FragmentTokens | undefined, expiresAt: number, dst: number, src: number, sealed: boolean) {
     this.keyId = keyId;
     this.key = key;
+    this.tokens = tokens;
+    this.expiresAt = expiresAt;
     this.ad = Buffer.alloc(AD_LEN);
     this.ad[0] = WIRE_VERSION;
     this.ad[1] = sealed ? FLAG_SEALED : 0;
     this.ad.writeUInt32BE(dst >>> 0, 2);
     this.ad.writeUInt32BE(src >>> 0, 6);
     this.ad.writeUInt32BE(keyId >>> 0, 10);
+  }
+
+  destroy(): void {
+    this.key.destroy();
+    this.tokens?.destroy();
   }
 }
 
@@ -57,13 +85,24 @@ export class SleevePeer {
   a2 = 0;
   a3 = 0;
   hasEndpoint = false;
+  /** The data endpoint is the relay's (`via`): messages are sealed with RELAYED set. */
+  viaRelay = false;
+  /** Current keys: what we seal with, and what we open with. */
   tx: TxSession | undefined = undefined;
-  /** A send key waiting for the peer to show it has the matching receive key (rekey overlap). */
-  txNext: TxSession | undefined = undefined;
   rx: RxSession | undefined = undefined;
+  /** The receive key `rx` replaced: accepted for a short overlap after the switch, then wiped. */
   rxPrev: RxSession | undefined = undefined;
-  /** When `rx` replaced `rxPrev` (the previous key is accepted for a short overlap only). */
+  /** When `rx` replaced `rxPrev`. */
   rxSince = 0;
+  /**
+   * A key pair installed by the responder of a handshake while working keys exist: accepted for
+   * receiving, and promoted to current (tx and rx) by the first datagram that authenticates
+   * under `rxPending`. Keys from a replayed handshake, which nobody else holds, stay here until
+   * they are dropped.
+   */
+  txPending: TxSession | undefined = undefined;
+  rxPending: RxSession | undefined = undefined;
+  pendingSince = 0;
   /** Direct underlay endpoint (from the mesh; follows authenticated direct traffic). */
   directAddress = '';
   directPort = 0;
@@ -106,7 +145,8 @@ export class SleevePeer {
     this.firstSeen = now;
   }
 
-  setEndpoint(address: string, port: number, family: 4 | 6, words: readonly number[]): void {
+  setEndpoint(address: string, port: number, family: 4 | 6, words: readonly number[], viaRelay: boolean): void {
+    this.viaRelay = viaRelay;
     this.address = address;
     this.port = port;
     this.family = family;
@@ -115,6 +155,12 @@ export class SleevePeer {
     this.a2 = words[2] ?? 0;
     this.a3 = words[3] ?? 0;
     this.hasEndpoint = true;
+  }
+
+  /** True when the direct endpoint is known and equals the given source (no strings per packet). */
+  directIs(port: number, family: number, a0: number, a1: number, a2: number, a3: number): boolean {
+    const w = this.directWords;
+    return this.hasDirect && this.directPort === port && this.directFamily === family && w[0] === a0 && w[1] === a1 && w[2] === a2 && w[3] === a3;
   }
 
   endpointIs(port: number, family: number, a0: number, a1: number, a2: number, a3: number): boolean {

@@ -15,11 +15,16 @@
 import type { UdpEndpoint } from '../../src/platform/udp.js';
 import { TX_DESC_STRIDE, TX_IOV_STRIDE } from '../../src/platform/udp.js';
 import type { FrameCipher } from '../crypto/frame-cipher.js';
+import { TOKEN_LEN, TokenScratch, copyToken } from '../crypto/fragment-tokens.js';
 import type { SleevePeer, TxSession } from './peer.js';
 import {
+  COUNTER_LIMIT,
   DATA_HDR_LEN,
+  FLAG_RELAYED,
   FLAG_SEALED,
   FRAG_HDR_LEN,
+  FRAG_TOKEN_OFFSET,
+  MAX_FRAGMENTS,
   REC_FRAME,
   REC_HDR_LEN,
   REC_HEARTBEAT,
@@ -27,22 +32,30 @@ import {
   TYPE_DATA,
   TYPE_FRAG,
   VNET_LEN,
+  writeCounter,
   writeDataHeader,
   writeRecordHeader,
+  writeU16,
+  writeU32,
 } from './wire.js';
 
 export const BUF_TAP = 0;
+const ZERO_TOKEN = Buffer.alloc(TOKEN_LEN);
 export const BUF_TX = 1;
 
 export interface TxDrops {
   noKey: number;
   noEndpoint: number;
   tooBig: number;
+  /** Messages not sealed because the send key reached COUNTER_LIMIT (new keys are asked for). */
+  counterLimit: number;
+  /** Messages not sealed because the send key is past its hard lifetime (new keys are asked for). */
+  keyExpired: number;
 }
 
 export class SleeveTx {
   readonly arena: Buffer;
-  readonly drops: TxDrops = { noKey: 0, noEndpoint: 0, tooBig: 0 };
+  readonly drops: TxDrops = { noKey: 0, noEndpoint: 0, tooBig: 0, counterLimit: 0, keyExpired: 0 };
   messages = 0;
   flushes = 0;
   /** Clock reading for the current batch (set by the owner before queuing). */
@@ -62,6 +75,7 @@ export class SleeveTx {
   private readonly probeBase: number;
   /** Destination slot override for the message being emitted (-1: the peer's data slot). */
   private emitDest = -1;
+  private readonly tokenScratch = new TokenScratch(MAX_FRAGMENTS);
   relayed = 0;
 
   constructor(components: { udp: UdpEndpoint; cipher: FrameCipher }, init: { selfId: number; probeBase: number; arenaBytes?: number }) {
@@ -224,15 +238,27 @@ export class SleeveTx {
 
   /** Seals buf[off, off+len) under `tx` and queues it whole or as fragments. */
   private emit(peer: SleevePeer, tx: TxSession, buf: Buffer, bufId: number, off: number, len: number): void {
+    if (tx.counter >= COUNTER_LIMIT) {
+      this.drops.counterLimit++;
+      return;
+    }
+    if (this.now >= tx.expiresAt) {
+      this.drops.keyExpired++;
+      return;
+    }
     const counter = tx.counter++;
-    const sealed = tx.key.seal(buf, off, len, tx.ad, 0, counter);
+    writeCounter(tx.ctr, 0, counter);
+    // RELAYED (authenticated: it is in the AD) when the message goes to the peer's relay.
+    const flags = this.emitDest < 0 && peer.viaRelay ? this.flags | FLAG_RELAYED : this.flags;
+    tx.ad[1] = flags;
+    const sealed = tx.key.seal(buf, off, len, tx.ad, 0, tx.ctr, 0);
     this.messages++;
     peer.counters.txMessages++;
     peer.lastTx = this.now;
     const maxDg = peer.maxDatagram;
     if (DATA_HDR_LEN + sealed <= maxDg) {
       const h = off - DATA_HDR_LEN;
-      writeDataHeader(buf, h, TYPE_DATA, this.flags, peer.id, this.selfId, tx.keyId, counter);
+      writeDataHeader(buf, h, TYPE_DATA, flags, peer.id, this.selfId, tx.keyId, counter);
       this.addIov(bufId, h, DATA_HDR_LEN + sealed);
       this.addDesc(this.niov - 1, 1, 0, this.emitDest >= 0 ? this.emitDest : peer.index);
       return;
@@ -241,6 +267,14 @@ export class SleeveTx {
     const count = Math.ceil(sealed / fsize);
     const perSend = Math.min(64, Math.floor(this.maxUdpPayload / maxDg));
     const a = this.arena;
+    // The message's fragment tokens, once: nonce = counter || total.
+    const tokens = tx.tokens;
+    const ts = this.tokenScratch;
+    if (tokens !== undefined) {
+      tx.ctr.copy(ts.nonce, 0, 0, 8);
+      writeU32(ts.nonce, 8, sealed);
+      tokens.fill(ts, count);
+    }
     let index = 0;
     while (index < count) {
       const n = Math.min(perSend, count - index);
@@ -248,10 +282,11 @@ export class SleeveTx {
       for (let k = 0; k < n; k++, index++) {
         const h = this.pos;
         this.pos += FRAG_HDR_LEN;
-        writeDataHeader(a, h, TYPE_FRAG, this.flags, peer.id, this.selfId, tx.keyId, counter);
-        a.writeUInt32BE(sealed, h + 24);
-        a.writeUInt16BE(fsize, h + 28);
-        a.writeUInt16BE(index, h + 30);
+        writeDataHeader(a, h, TYPE_FRAG, flags, peer.id, this.selfId, tx.keyId, counter);
+        writeU32(a, h + 24, sealed);
+        writeU16(a, h + 28, fsize);
+        writeU16(a, h + 30, index);
+        copyToken(a, h + FRAG_TOKEN_OFFSET, tokens !== undefined ? ts.buf : ZERO_TOKEN, tokens !== undefined ? index * TOKEN_LEN : 0);
         const s = index * fsize;
         this.addIov(BUF_TX, h, FRAG_HDR_LEN);
         this.addIov(bufId, off + s, Math.min(fsize, sealed - s));

@@ -3,8 +3,9 @@
  * through relays.
  *
  * Receive flow, per datagram (GRO trains are split by segment size first):
- *   header checks (length, version, sealed flag as configured)
- *   ─ dst is another peer: relay it unchanged (hops − 1) towards that peer, or drop (no route,
+ *   header checks (length, version, counter below 2^52, hops at most 8, sealed flag as configured)
+ *   ─ dst is another peer: relay it unchanged (hops − 1) towards that peer if it was sent for
+ *     relaying (RELAYED) from a mesh member's known endpoint, or drop (source, flag, no route,
  *     hop limit); a relay never holds keys for traffic it forwards
  *   ─ FRAG: bounded reassembly ─ whole message
  *   ─ receive session by (src, key id): current or previous key only; unknown ids are dropped
@@ -16,6 +17,10 @@
  * Heartbeats go every `heartbeatMs` to each peer's direct endpoint; a direct heartbeat proves the
  * direct path (`pathUp`), and `deadAfterMs` of silence takes it down. Data goes direct when the
  * path is up, else through the relay the mesh names, else direct (optimistically).
+ * "Direct" is decided after authentication: RELAYED clear (the flag is in the AD), the full hop
+ * count, and the peer's direct endpoint as the source. The endpoint moves (roaming) only on an
+ * authenticated direct datagram under the current receive key that is newer than every one seen
+ * under that key (WireGuard's rule).
  */
 import type { Clock, TimerHandle } from '../../src/core/clock.js';
 import { formatPeerId } from '../../src/core/ids.js';
@@ -27,6 +32,7 @@ import { RX_META_STRIDE } from '../../src/platform/udp.js';
 import type { PeerKeys } from '../../gossip/contracts.js';
 import type { AeadKey } from '../../src/platform/aead.js';
 import type { FrameCipher } from '../crypto/frame-cipher.js';
+import { FragmentTokens } from '../crypto/fragment-tokens.js';
 import { Reassembler, type ReassemblyDrops } from './reassembly.js';
 import { SleevePeer, RxSession, TxSession, addressWords, wordsToAddress } from './peer.js';
 import { SleeveTx, type TxDrops } from './sleeve-tx.js';
@@ -34,6 +40,7 @@ import {
   AD_OFFSET,
   DATA_HDR_LEN,
   DEFAULT_HOPS,
+  FLAG_RELAYED,
   FLAG_SEALED,
   FRAG_HDR_LEN,
   REC_FRAME,
@@ -46,8 +53,11 @@ import {
   TYPE_FRAG,
   VNET_LEN,
   WIRE_VERSION,
+  COUNTER_OFFSET,
+  counterAtLimit,
   maxDatagram,
   readCounter,
+  readU32,
 } from './wire.js';
 
 export type SleeveFrameSink = (peer: SleevePeer, buf: Buffer, vnetOff: number, frameOff: number, frameLen: number) => void;
@@ -66,6 +76,14 @@ export interface SleeveInit {
   rekeyAfterMessages?: number;
   /** The previous receive key is accepted this long after a rekey, then wiped. */
   rekeyOverlapMs?: number;
+  /**
+   * Hard lifetime of a key pair, from its installation: after it the send key seals nothing and
+   * the receive key opens nothing until new keys are installed (default 240 s; the daemon passes
+   * 2 × --rekey-seconds).
+   */
+  keyLifetimeMs?: number;
+  /** A pending key pair (see `installKeys`) not promoted within this time is dropped. */
+  pendingKeyMs?: number;
 }
 
 export interface SleeveComponents {
@@ -78,6 +96,8 @@ export interface SleeveComponents {
 export interface RxDrops {
   short: number;
   version: number;
+  /** Counter at or above COUNTER_LIMIT (2^52): refused before anything else. */
+  counterLimit: number;
   badType: number;
   sealedMismatch: number;
   selfOrZero: number;
@@ -91,6 +111,16 @@ export interface RxDrops {
   idMismatch: number;
   noRoute: number;
   hopLimit: number;
+  /** Hop count above the cap (DEFAULT_HOPS): nobody sends that. */
+  badHops: number;
+  /** Under a receive key past its hard lifetime. */
+  keyExpired: number;
+  /** A datagram for another peer from an address that is no mesh member's known endpoint. */
+  relaySource: number;
+  /** A datagram for another peer that its origin sent direct (RELAYED clear): not relayed. */
+  relayUnflagged: number;
+  /** A batch whose handling threw (a bug, never expected): counted, logged once, not rethrown. */
+  exception: number;
 }
 
 export interface SleeveEvents {
@@ -108,8 +138,9 @@ export class Sleeve implements Startable {
   readonly tx: SleeveTx;
   readonly peers: SleevePeer[] = [];
   readonly drops: RxDrops = {
-    short: 0, version: 0, badType: 0, sealedMismatch: 0, selfOrZero: 0, unknownPeer: 0, unknownKey: 0, replay: 0,
-    auth: 0, badRecord: 0, runt: 0, truncated: 0, idMismatch: 0, noRoute: 0, hopLimit: 0,
+    short: 0, version: 0, counterLimit: 0, badType: 0, sealedMismatch: 0, selfOrZero: 0, unknownPeer: 0, unknownKey: 0,
+    replay: 0, auth: 0, badRecord: 0, runt: 0, truncated: 0, idMismatch: 0, noRoute: 0, hopLimit: 0, badHops: 0, keyExpired: 0,
+    relaySource: 0, relayUnflagged: 0, exception: 0,
   };
   readonly relayed = { datagrams: 0, bytes: 0 };
   readonly selfId: number;
@@ -132,6 +163,7 @@ export class Sleeve implements Startable {
   private timer: TimerHandle | undefined = undefined;
   private nowMs = 0;
   private readonly loggedErrnos = new Set<number>();
+  private loggedException = false;
 
   constructor(components: SleeveComponents, init: SleeveInit) {
     this.udp = components.udp;
@@ -140,12 +172,15 @@ export class Sleeve implements Startable {
     this.log = components.logger;
     const heartbeatMs = init.heartbeatMs ?? 1000;
     // Dead after three heartbeats missed, plus half of one for timer slack.
-    this.init = { heartbeatMs, deadAfterMs: heartbeatMs * 3.5, maxPeers: 512, rekeyAfterMessages: 2 ** 48, rekeyOverlapMs: 10_000, ...init };
+    this.init = {
+      heartbeatMs, deadAfterMs: heartbeatMs * 3.5, maxPeers: 512, rekeyAfterMessages: 2 ** 48, rekeyOverlapMs: 10_000,
+      keyLifetimeMs: 240_000, pendingKeyMs: 30_000, ...init,
+    };
     this.selfId = init.id;
     this.sealedFlag = this.cipher.sealed ? FLAG_SEALED : 0;
     this.maxDatagram = maxDatagram(init.underlayMtu, this.udp.family);
     this.bundleCapacity = this.maxDatagram - DATA_HDR_LEN - (this.cipher.sealed ? TAG_LEN : 0);
-    this.reasm = new Reassembler({ maxSlots: 32, maxPerPeer: 8, timeoutMs: 1000 });
+    this.reasm = new Reassembler({ maxSlots: 32, maxPerPeer: 8, timeoutMs: 1000, maxPeers: this.init.maxPeers });
     this.tx = new SleeveTx({ udp: this.udp, cipher: this.cipher }, { selfId: this.selfId, probeBase: this.init.maxPeers });
     this.byIndex = new Array<SleevePeer | undefined>(this.init.maxPeers).fill(undefined);
     const name = Buffer.from(init.name, 'utf8');
@@ -225,11 +260,18 @@ export class Sleeve implements Startable {
   // ---------------------------------------------------------------- control (from the mesh)
 
   /**
-   * New keys for a peer (created on first keys). The receive key is usable at once and the
-   * previous one stays valid (overlap). With `confirmTx` and an existing send key, the new send
-   * key waits until the peer has shown it holds the matching receive key.
+   * New keys for a peer (created on first keys); the contract is `Overlay.installKeys`
+   * (gossip/contracts.ts):
+   * - `confirm` false (the handshake's initiator), or no receive key of this peer has ever
+   *   authenticated a datagram (or the ones that did are past their lifetime): the pair becomes
+   *   current at once; the previous receive key stays valid for `rekeyOverlapMs`.
+   * - otherwise (the responder, with working keys): the pair is pending. Current keys are left
+   *   exactly as they are; the first datagram that authenticates under the pending receive key
+   *   promotes the pair (current rx becomes the overlap key, tx switches). A newer pending pair
+   *   replaces an unpromoted one; an unpromoted pair is dropped after `pendingKeyMs`.
+   * Every pair opens and seals nothing after `keyLifetimeMs` from its installation.
    */
-  installKeys(keys: PeerKeys, confirmTx: boolean): SleevePeer | undefined {
+  installKeys(keys: PeerKeys, confirm: boolean): SleevePeer | undefined {
     this.batchStart();
     let peer = this.byId.get(keys.id);
     if (peer !== undefined && peer.name !== keys.name) {
@@ -241,22 +283,41 @@ export class Sleeve implements Startable {
       peer = this.addPeer(keys.id, keys.name);
       if (peer === undefined) return undefined;
     }
-    const rx = new RxSession(keys.rx.keyId, this.keyOf(keys.rx.key));
-    peer.rxPrev?.key.destroy();
+    const expiresAt = this.nowMs + this.init.keyLifetimeMs;
+    const rx = this.rxSession(keys.rx.keyId, keys.rx.key, expiresAt);
+    const tx = this.txSession(peer, keys.tx.keyId, keys.tx.key, expiresAt);
+    this.dropPendingKeys(peer);
+    const working = this.working(peer.rx) || this.working(peer.rxPrev);
+    if (confirm && working) {
+      peer.rxPending = rx;
+      peer.txPending = tx;
+      peer.pendingSince = this.nowMs;
+    } else {
+      this.makeCurrent(peer, rx, tx);
+    }
+    return peer;
+  }
+
+  /** A receive key that has authenticated a datagram and is within its lifetime. */
+  private working(rx: RxSession | undefined): boolean {
+    return rx !== undefined && rx.used && this.nowMs < rx.expiresAt;
+  }
+
+  /** `rx` and `tx` become the current keys; the current receive key becomes the overlap key. */
+  private makeCurrent(peer: SleevePeer, rx: RxSession, tx: TxSession): void {
+    this.flushPending();
+    peer.rxPrev?.destroy();
     peer.rxPrev = peer.rx;
     peer.rx = rx;
     peer.rxSince = this.nowMs;
-    const tx = new TxSession(keys.tx.keyId, this.keyOf(keys.tx.key), peer.id, this.selfId, this.cipher.sealed);
-    peer.txNext?.key.destroy();
-    peer.txNext = undefined;
-    if (confirmTx && peer.tx !== undefined) {
-      peer.txNext = tx;
-    } else {
-      this.flushPending();
-      peer.tx?.key.destroy();
-      peer.tx = tx;
-    }
-    return peer;
+    peer.tx?.destroy();
+    peer.tx = tx;
+  }
+
+  private dropPendingKeys(peer: SleevePeer): void {
+    peer.rxPending?.destroy();
+    peer.txPending?.destroy();
+    peer.rxPending = peer.txPending = undefined;
   }
 
   /** A key object from key bytes; the temporary copy is wiped (the engine keeps its own). */
@@ -265,6 +326,15 @@ export class Sleeve implements Startable {
     const key = this.cipher.key(copy);
     copy.fill(0);
     return key;
+  }
+
+  private rxSession(keyId: number, material: Uint8Array, expiresAt: number): RxSession {
+    return new RxSession(keyId, this.keyOf(material), this.cipher.sealed ? new FragmentTokens(material) : undefined, expiresAt);
+  }
+
+  private txSession(peer: SleevePeer, keyId: number, material: Uint8Array, expiresAt: number): TxSession {
+    const tokens = this.cipher.sealed ? new FragmentTokens(material) : undefined;
+    return new TxSession(keyId, this.keyOf(material), tokens, expiresAt, peer.id, this.selfId, this.cipher.sealed);
   }
 
   /** The peer's direct underlay endpoint (undefined: none known; only relays reach it). */
@@ -310,11 +380,11 @@ export class Sleeve implements Startable {
     this.byIndex[peer.index] = undefined;
     this.peers.splice(this.peers.indexOf(peer), 1);
     for (const p of this.peers) if (p.via === peer) this.setVia(p.id, undefined);
-    peer.tx?.key.destroy();
-    peer.txNext?.key.destroy();
-    peer.rx?.key.destroy();
-    peer.rxPrev?.key.destroy();
-    peer.tx = peer.txNext = peer.rx = peer.rxPrev = undefined;
+    peer.tx?.destroy();
+    peer.rx?.destroy();
+    peer.rxPrev?.destroy();
+    peer.tx = peer.rx = peer.rxPrev = undefined;
+    this.dropPendingKeys(peer);
     peer.hasEndpoint = false;
   }
 
@@ -328,17 +398,18 @@ export class Sleeve implements Startable {
     let address: string;
     let port: number;
     let family: 4 | 6;
+    let viaRelay: boolean;
     if ((peer.pathUp || via === undefined || !via.hasDirect) && peer.hasDirect) {
-      [address, port, family] = [peer.directAddress, peer.directPort, peer.directFamily];
+      [address, port, family, viaRelay] = [peer.directAddress, peer.directPort, peer.directFamily, false];
     } else if (via !== undefined && via.hasDirect) {
-      [address, port, family] = [via.directAddress, via.directPort, via.directFamily];
+      [address, port, family, viaRelay] = [via.directAddress, via.directPort, via.directFamily, true];
     } else {
       peer.hasEndpoint = false;
       return;
     }
-    if (peer.hasEndpoint && peer.address === address && peer.port === port) return;
+    if (peer.hasEndpoint && peer.address === address && peer.port === port && peer.viaRelay === viaRelay) return;
     this.flushPending();
-    peer.setEndpoint(address, port, family, addressWords(address, family));
+    peer.setEndpoint(address, port, family, addressWords(address, family), viaRelay);
     this.udp.setDest(peer.index, address, port);
   }
 
@@ -364,6 +435,23 @@ export class Sleeve implements Startable {
       return;
     }
     this.batchStart();
+    // One guard per batch (not per packet): nothing a datagram does may throw out of the addon's
+    // callback. The rest of a batch that threw is lost; it is counted and logged once.
+    try {
+      this.receive(count);
+    } catch (err) {
+      this.drops.exception++;
+      if (!this.loggedException) {
+        this.loggedException = true;
+        this.log.error('unexpected exception in the sleeve receive path (counted as rx.exception; logged once)', {
+          error: err instanceof Error ? err.stack ?? err.message : String(err),
+        });
+      }
+    }
+    if (this.tx.pending() > 0) this.tx.flush();
+  }
+
+  private receive(count: number): void {
     const meta = this.udp.rxMeta;
     const buf = this.udp.rxArena;
     for (let i = 0; i < count; i++) {
@@ -380,7 +468,6 @@ export class Sleeve implements Startable {
         for (let p = off; p < end; p += seg) this.datagram(buf, p, Math.min(seg, end - p), m);
       }
     }
-    if (this.tx.pending() > 0) this.tx.flush();
   }
 
   private datagram(buf: Buffer, off: number, len: number, m: number): void {
@@ -392,18 +479,26 @@ export class Sleeve implements Startable {
       this.drops.version++;
       return;
     }
+    if (counterAtLimit(buf, off)) {
+      this.drops.counterLimit++;
+      return;
+    }
+    if (buf[off + 1]! > DEFAULT_HOPS) {
+      this.drops.badHops++;
+      return;
+    }
     if ((buf[off + 3]! & FLAG_SEALED) !== this.sealedFlag) {
       this.drops.sealedMismatch++;
       return;
     }
-    const dst = buf.readUInt32BE(off + 4);
-    const src = buf.readUInt32BE(off + 8);
+    const dst = readU32(buf, off + 4);
+    const src = readU32(buf, off + 8);
     if (src === this.selfId || src === 0 || dst === 0) {
       this.drops.selfOrZero++;
       return;
     }
     if (dst !== this.selfId) {
-      this.relay(buf, off, len, dst);
+      this.relay(buf, off, len, src, dst, m);
       return;
     }
     const peer = this.byId.get(src);
@@ -412,10 +507,18 @@ export class Sleeve implements Startable {
       return;
     }
     const type = buf[off];
-    const keyId = buf.readUInt32BE(off + 12);
-    const sess = peer.rx !== undefined && peer.rx.keyId === keyId ? peer.rx : peer.rxPrev !== undefined && peer.rxPrev.keyId === keyId ? peer.rxPrev : undefined;
+    const keyId = readU32(buf, off + 12);
+    const sess =
+      peer.rx !== undefined && peer.rx.keyId === keyId ? peer.rx
+        : peer.rxPrev !== undefined && peer.rxPrev.keyId === keyId ? peer.rxPrev
+          : peer.rxPending !== undefined && peer.rxPending.keyId === keyId ? peer.rxPending
+            : undefined;
     if (sess === undefined) {
       this.drops.unknownKey++;
+      return;
+    }
+    if (this.nowMs >= sess.expiresAt) {
+      this.drops.keyExpired++;
       return;
     }
     const counter = readCounter(buf, off);
@@ -423,18 +526,19 @@ export class Sleeve implements Startable {
       this.drops.replay++;
       return;
     }
-    const direct = buf[off + 1] === DEFAULT_HOPS;
+    // Not relayed on the way (`message` checks the authenticated RELAYED flag after opening).
+    const fullHops = buf[off + 1] === DEFAULT_HOPS;
     if (type === TYPE_DATA) {
-      this.message(peer, sess, counter, direct, buf, off, buf, off + DATA_HDR_LEN, len - DATA_HDR_LEN, m);
+      this.message(peer, sess, counter, fullHops, buf, off, buf, off + DATA_HDR_LEN, len - DATA_HDR_LEN, m);
     } else if (type === TYPE_FRAG) {
       if (len < FRAG_HDR_LEN) {
         this.drops.short++;
         return;
       }
-      const r = this.reasm.add(peer.index, buf, off, len, keyId, counter, this.nowMs);
+      const r = this.reasm.add(peer.index, buf, off, len, keyId, counter, this.nowMs, sess);
       if (r >= 0) {
         const slot = this.reasm.slots[r]!;
-        this.message(peer, sess, counter, direct, slot.header, 0, slot.buf!, 0, slot.total, m);
+        this.message(peer, sess, counter, fullHops, slot.header, 0, slot.buf!, 0, slot.total, m);
         this.reasm.release(r);
       }
     } else {
@@ -442,8 +546,20 @@ export class Sleeve implements Startable {
     }
   }
 
-  /** Forwards a datagram for another peer, unchanged but for the hop count. */
-  private relay(buf: Buffer, off: number, len: number, dst: number): void {
+  /**
+   * Forwards a datagram for another peer, unchanged but for the hop count: only one its origin
+   * sent for relaying, from the known endpoint of a mesh member (the origin, or the relay before
+   * us), with hops left. The relay cannot check the flag (it holds no key); the receiver does.
+   */
+  private relay(buf: Buffer, off: number, len: number, src: number, dst: number, m: number): void {
+    if ((buf[off + 3]! & FLAG_RELAYED) === 0) {
+      this.drops.relayUnflagged++;
+      return;
+    }
+    if (!this.fromMember(src, m)) {
+      this.drops.relaySource++;
+      return;
+    }
     const hops = buf[off + 1]!;
     if (hops <= 1) {
       this.drops.hopLimit++;
@@ -461,38 +577,56 @@ export class Sleeve implements Startable {
 
   /** One whole sealed message from a known peer under a known key: open, then its records. */
   private message(
-    peer: SleevePeer, sess: RxSession, counter: number, direct: boolean,
+    peer: SleevePeer, sess: RxSession, counter: number, fullHops: boolean,
     hdr: Buffer, hdrOff: number, buf: Buffer, off: number, len: number, m: number,
   ): void {
-    const n = sess.key.open(buf, off, len, hdr, hdrOff + AD_OFFSET, counter);
+    const n = sess.key.open(buf, off, len, hdr, hdrOff + AD_OFFSET, hdr, hdrOff + COUNTER_OFFSET);
     if (n < 0) {
       this.drops.auth++;
       return;
     }
-    const newest = counter >= sess.window.highest;
+    const relayed = (hdr[hdrOff + 3]! & FLAG_RELAYED) !== 0;
+    const newest = counter > sess.window.highest;
     if (this.sealedFlag !== 0) sess.window.mark(counter);
-    if (sess === peer.rx && peer.txNext !== undefined) {
-      // The peer uses the newest keys, so it can open what we seal with ours.
-      this.flushPending();
-      peer.tx?.key.destroy();
-      peer.tx = peer.txNext;
-      peer.txNext = undefined;
+    sess.used = true;
+    if (sess === peer.rxPending) {
+      // The peer holds the pending keys (it sealed with them): they become current.
+      this.makeCurrent(peer, sess, peer.txPending!);
+      peer.rxPending = peer.txPending = undefined;
     }
     peer.lastRx = this.nowMs;
     peer.counters.rxMessages++;
-    if (direct) {
-      peer.lastDirectRx = this.nowMs;
-      if (newest && sess === peer.rx && peer.hasDirect && !this.directIs(peer, m)) this.learnDirect(peer, m);
-    } else {
+    let direct = false;
+    if (relayed) {
       peer.relayedRx++;
+    } else if (fullHops && peer.hasDirect) {
+      // Roaming: only the newest datagram under the current key may move the endpoint.
+      if (!this.directIs(peer, m) && newest && sess === peer.rx) this.learnDirect(peer, m);
+      direct = this.directIs(peer, m);
+      if (direct) peer.lastDirectRx = this.nowMs;
     }
     this.records(peer, buf, off, n, direct);
   }
 
   private directIs(peer: SleevePeer, m: number): boolean {
     const meta = this.udp.rxMeta;
-    const w = peer.directWords;
-    return meta[m + 3] === peer.directPort && meta[m + 4] === peer.directFamily && meta[m + 5] === w[0] && meta[m + 6] === w[1] && meta[m + 7] === w[2] && meta[m + 8] === w[3];
+    return peer.directIs(meta[m + 3]!, meta[m + 4]!, meta[m + 5]!, meta[m + 6]!, meta[m + 7]!, meta[m + 8]!);
+  }
+
+  /** True when the datagram's source is the known direct endpoint of a mesh member (`src` first). */
+  private fromMember(src: number, m: number): boolean {
+    const meta = this.udp.rxMeta;
+    const port = meta[m + 3]!;
+    const family = meta[m + 4]!;
+    const a0 = meta[m + 5]!;
+    const a1 = meta[m + 6]!;
+    const a2 = meta[m + 7]!;
+    const a3 = meta[m + 8]!;
+    const origin = this.byId.get(src);
+    if (origin !== undefined && origin.directIs(port, family, a0, a1, a2, a3)) return true;
+    const peers = this.peers;
+    for (let i = 0; i < peers.length; i++) if (peers[i]!.directIs(port, family, a0, a1, a2, a3)) return true;
+    return false;
   }
 
   private records(peer: SleevePeer, buf: Buffer, off: number, len: number, direct: boolean): void {
@@ -587,11 +721,15 @@ export class Sleeve implements Startable {
       if (p.pathUp && now - p.lastDirectRx > this.init.deadAfterMs) this.setPath(p, false);
       if (now - p.lastHeartbeatTx >= hb) this.sendHeartbeat(p);
       if (p.rxPrev !== undefined && now - p.rxSince > this.init.rekeyOverlapMs) {
-        p.rxPrev.key.destroy();
+        p.rxPrev.destroy();
         p.rxPrev = undefined;
       }
+      if (p.rxPending !== undefined && now - p.pendingSince > this.init.pendingKeyMs) {
+        this.log.debug('pending keys never confirmed by the peer; dropped', { peer: p.name, keyId: p.rxPending.keyId });
+        this.dropPendingKeys(p);
+      }
       const tx = p.tx;
-      if (tx !== undefined && tx.counter >= this.init.rekeyAfterMessages && p.txNext === undefined) this.events.rekeyWanted(p);
+      if (tx !== undefined && (tx.counter >= this.init.rekeyAfterMessages || now >= tx.expiresAt)) this.events.rekeyWanted(p);
     }
     this.reasm.sweep(now);
     this.tx.flush();

@@ -100,7 +100,10 @@ export class Daemon {
 
     this.sleeve = new Sleeve(
       { udp: this.udp, cipher: this.cipher(), clock: this.clock, logger: this.log.child('sleeve') },
-      { name: identity.name, id: identity.id, underlayMtu: this.underlayMtu, vnetCapable: c.vnetHdr, heartbeatMs: c.heartbeatMs },
+      {
+        name: identity.name, id: identity.id, underlayMtu: this.underlayMtu, vnetCapable: c.vnetHdr, heartbeatMs: c.heartbeatMs,
+        keyLifetimeMs: 2 * c.rekeyMs,
+      },
     );
     const overlay = new SleeveOverlay(this.sleeve);
     this.mesh = new Mesh(

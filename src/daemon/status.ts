@@ -26,6 +26,10 @@ export interface PeerStatus {
   lastSeenMsAgo: number | null;
   rxSession: number | null;
   txSession: number | null;
+  /** A key pair installed by the responder, waiting for the peer's first datagram under it. */
+  pendingSession: number | null;
+  /** Time left before the current keys stop working (their hard lifetime). */
+  keyExpiresInMs: number | null;
   vnetCapable: boolean;
   txFrames: number;
   txBytes: number;
@@ -102,6 +106,8 @@ export function buildStatus(s: {
     lastSeenMsAgo: Number.isFinite(p.lastRx) ? Math.max(0, Math.round(now - p.lastRx)) : null,
     rxSession: p.rx?.keyId ?? null,
     txSession: p.tx?.keyId ?? null,
+    pendingSession: p.rxPending?.keyId ?? null,
+    keyExpiresInMs: p.tx !== undefined ? Math.max(0, Math.round(p.tx.expiresAt - now)) : null,
     vnetCapable: p.vnetCapable,
     ...p.counters,
   }));

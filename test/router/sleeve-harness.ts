@@ -5,7 +5,7 @@ import { SodiumChaCha } from '../../router/crypto/sodium-aead.js';
 import { OpenSslChaCha } from '../../src/platform/linux/native-aead.js';
 import { createHash } from 'node:crypto';
 import { peerIdFromPeerName, peerNameFromPublicKey } from '../../src/core/ids.js';
-import { Sleeve } from '../../router/sleeve/sleeve.js';
+import { Sleeve, type SleeveInit } from '../../router/sleeve/sleeve.js';
 import type { SleevePeer } from '../../router/sleeve/peer.js';
 import { FakeClock } from '../fakes/fake-clock.js';
 import { FakeNetwork, type FakeUdp } from '../fakes/fake-udp.js';
@@ -32,13 +32,13 @@ export const SECRET = 'correct horse battery staple 42';
 export function makeNode(
   net: FakeNetwork,
   clock: FakeClock,
-  init: { name: string; address: string; plaintext?: boolean; mtu?: number; gro?: boolean; aead?: 'openssl' | 'libsodium' },
+  init: { name: string; address: string; plaintext?: boolean; mtu?: number; gro?: boolean; aead?: 'openssl' | 'libsodium'; sleeve?: Partial<SleeveInit> },
 ): Node {
   const udp = net.endpoint(init.address, 6784, { gro: init.gro ?? false });
   const peer = peerName(init.name);
   const sleeve = new Sleeve(
     { udp, cipher: init.plaintext === true ? new PlainCipher() : new AeadCipher(init.aead === 'libsodium' ? new SodiumChaCha() : new OpenSslChaCha()), clock, logger: silentLogger },
-    { name: peer, id: peerIdFromPeerName(peer), underlayMtu: init.mtu ?? 1500, vnetCapable: true },
+    { ...init.sleeve, name: peer, id: peerIdFromPeerName(peer), underlayMtu: init.mtu ?? 1500, vnetCapable: true },
   );
   const received: Received[] = [];
   sleeve.setSink((p: SleevePeer, buf, vnetOff, frameOff, frameLen) => {

@@ -156,7 +156,8 @@ describe('sleeve rekeying', () => {
     expect(b.sleeve.peers[0]!.tx!.keyId).toBe(oldBTx);
     await step(5);
     expect(b.sleeve.peers[0]!.tx!.keyId).not.toBe(oldBTx);
-    expect(b.sleeve.peers[0]!.txNext).toBeUndefined();
+    expect(b.sleeve.peers[0]!.txPending).toBeUndefined();
+    expect(b.sleeve.peers[0]!.rxPending).toBeUndefined();
     expect(a.received.length).toBe(sent);
     expect(b.received.length).toBe(sent);
     expect(a.sleeve.drops.unknownKey + b.sleeve.drops.unknownKey + a.sleeve.drops.auth + b.sleeve.drops.auth).toBe(0);

@@ -2,8 +2,6 @@ import { AEAD_KEY_LEN, type AeadEngine, type AeadKey } from '../aead.js';
 import { WeftError } from '../../core/errors.js';
 import { loadNative, type NativeAead } from './native.js';
 
-const TWO32 = 4294967296;
-
 class NativeKey implements AeadKey {
   private inner: NativeAead;
   private readonly ctor: new (key: Buffer) => NativeAead;
@@ -13,12 +11,12 @@ class NativeKey implements AeadKey {
     this.inner = new ctor(material);
   }
 
-  seal(buf: Buffer, off: number, len: number, ad: Buffer, adOff: number, counter: number): number {
-    return this.inner.seal(buf, off, len, ad, adOff, Math.floor(counter / TWO32), counter >>> 0);
+  seal(buf: Buffer, off: number, len: number, ad: Buffer, adOff: number, ctr: Buffer, ctrOff: number): number {
+    return this.inner.seal(buf, off, len, ad, adOff, ctr, ctrOff);
   }
 
-  open(buf: Buffer, off: number, len: number, ad: Buffer, adOff: number, counter: number): number {
-    return this.inner.open(buf, off, len, ad, adOff, Math.floor(counter / TWO32), counter >>> 0);
+  open(buf: Buffer, off: number, len: number, ad: Buffer, adOff: number, ctr: Buffer, ctrOff: number): number {
+    return this.inner.open(buf, off, len, ad, adOff, ctr, ctrOff);
   }
 
   rekey(material: Buffer): void {

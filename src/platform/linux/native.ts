@@ -38,8 +38,8 @@ export interface NativeUdp extends NativeHandle {
 }
 
 export interface NativeAead {
-  seal(buf: Buffer, off: number, len: number, ad: Buffer, adOff: number, counterHi: number, counterLo: number): number;
-  open(buf: Buffer, off: number, len: number, ad: Buffer, adOff: number, counterHi: number, counterLo: number): number;
+  seal(buf: Buffer, off: number, len: number, ad: Buffer, adOff: number, ctr: Buffer, ctrOff: number): number;
+  open(buf: Buffer, off: number, len: number, ad: Buffer, adOff: number, ctr: Buffer, ctrOff: number): number;
   destroy(): void;
 }
 

@@ -1386,11 +1386,12 @@ static napi_value udp_gso(napi_env env, napi_callback_info info) {
 /* ---------- AEAD (ChaCha20-Poly1305 from the OpenSSL that Node links and exports) ----------
  *
  * new Aead(key32): one encrypt and one decrypt context with the key schedule set once.
- * seal(buf, off, len, adBuf, adOff, counterHi, counterLo) encrypts buf[off, off+len) in place,
+ * seal(buf, off, len, adBuf, adOff, ctrBuf, ctrOff) encrypts buf[off, off+len) in place,
  *   writes the 16-byte tag after it and returns len + 16.
- * open(buf, off, len, adBuf, adOff, counterHi, counterLo) authenticates and decrypts in place;
+ * open(buf, off, len, adBuf, adOff, ctrBuf, ctrOff) authenticates and decrypts in place;
  *   returns the plaintext length, or -1 (forged/damaged; the bytes are then garbage).
- * Nonce = 4 zero bytes + the 64-bit counter (big-endian); AD = adBuf[adOff, adOff+14).
+ * Nonce = 4 zero bytes + the 8 bytes ctrBuf[ctrOff, ctrOff+8) as they are (the big-endian 64-bit
+ * counter, copied byte for byte: it never passes through a JS number); AD = adBuf[adOff, adOff+14).
  * Nothing is allocated per call; nothing throws on a bad message.
  */
 #define AEAD_TAG 16
@@ -1447,32 +1448,35 @@ static napi_value aead_ctor(napi_env env, napi_callback_info info) {
   return self;
 }
 
-/* Parses (buf, off, len, adBuf, adOff, hi, lo); returns 0 and throws on misuse. */
+/* Parses (buf, off, len, adBuf, adOff, ctrBuf, ctrOff); returns 0 and throws on misuse. */
 static int aead_args(napi_env env, napi_callback_info info, aead_t **a, uint8_t **buf, size_t *blen, uint32_t *off,
                      uint32_t *len, uint8_t **ad, uint8_t nonce[12]) {
   size_t argc = 7;
   napi_value argv[7], self;
   napi_get_cb_info(env, info, &argc, argv, &self, NULL);
-  void *d, *adb;
-  size_t adlen;
-  uint32_t adoff, hi, lo;
+  void *d, *adb, *ctrb;
+  size_t adlen, ctrlen;
+  uint32_t adoff, ctroff;
   if (argc < 7 || napi_unwrap(env, self, (void **)a) != napi_ok || !(*a)->enc ||
       napi_get_buffer_info(env, argv[0], &d, blen) != napi_ok || napi_get_value_uint32(env, argv[1], off) != napi_ok ||
       napi_get_value_uint32(env, argv[2], len) != napi_ok || napi_get_buffer_info(env, argv[3], &adb, &adlen) != napi_ok ||
-      napi_get_value_uint32(env, argv[4], &adoff) != napi_ok || napi_get_value_uint32(env, argv[5], &hi) != napi_ok ||
-      napi_get_value_uint32(env, argv[6], &lo) != napi_ok) {
-    throw_arg(env, "seal/open(buf, off, len, adBuf, adOff, counterHi, counterLo)");
+      napi_get_value_uint32(env, argv[4], &adoff) != napi_ok || napi_get_buffer_info(env, argv[5], &ctrb, &ctrlen) != napi_ok ||
+      napi_get_value_uint32(env, argv[6], &ctroff) != napi_ok) {
+    throw_arg(env, "seal/open(buf, off, len, adBuf, adOff, ctrBuf, ctrOff)");
     return 0;
   }
   if ((size_t)adoff + AEAD_AD > adlen) {
     throw_arg(env, "seal/open: AD outside its buffer");
     return 0;
   }
+  if ((size_t)ctroff + 8 > ctrlen) {
+    throw_arg(env, "seal/open: counter outside its buffer");
+    return 0;
+  }
   *buf = d;
   *ad = (uint8_t *)adb + adoff;
   memset(nonce, 0, 4);
-  nonce[4] = hi >> 24; nonce[5] = hi >> 16; nonce[6] = hi >> 8; nonce[7] = hi;
-  nonce[8] = lo >> 24; nonce[9] = lo >> 16; nonce[10] = lo >> 8; nonce[11] = lo;
+  memcpy(nonce + 4, (uint8_t *)ctrb + ctroff, 8);
   return 1;
 }
 
