@@ -13,6 +13,8 @@ declare module 'sodium-native' {
     crypto_generichash_KEYBYTES_MAX: number;
     randombytes_buf(buf: Bytes): void;
     sodium_memzero(buf: Bytes): void;
+    /** Constant-time equality of two buffers of the same length. */
+    sodium_memcmp(a: Bytes, b: Bytes): boolean;
     sodium_malloc(size: number): Buffer;
     crypto_box_keypair(pk: Bytes, sk: Bytes): void;
     crypto_box_PUBLICKEYBYTES: number;

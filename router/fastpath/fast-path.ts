@@ -17,6 +17,10 @@
  *               peer back in the sleeve's flood list
  * Kernel state outlives the router: on start the device is adopted and existing entries stay until
  * probes judge the peer (so a restart does not cut fast-path traffic).
+ *
+ * Probes carry a tag under the pair's probe key (probe-auth.ts): a probe from a peer we hold no
+ * key for, with a wrong tag, or not newer than one already accepted is dropped and counted by
+ * reason, and never reaches the health judge. Without a key we send no probes.
  */
 import { isIPv4 } from 'node:net';
 import type { Clock, TimerHandle } from '../../src/core/clock.js';
@@ -25,7 +29,8 @@ import type { Logger } from '../../src/core/logger.js';
 import { FLOOD_MAC, type Netlink } from '../../src/platform/netlink.js';
 import type { TapDevice } from '../../src/platform/tap.js';
 import { FastPathHealth, type FastPathState } from './health.js';
-import { PROBE_MIN, probeIdOf, probeMacText, readProbe, writeProbe, type Probe } from './probe-frame.js';
+import { ProbeAuth, ProbeVerdict } from './probe-auth.js';
+import { PROBE_MIN, isProbe, probeDst, probeIdOf, probeMacText, probeSrc, readProbe, writeProbe, type Probe } from './probe-frame.js';
 
 /** Who owns which pod MAC (gossip/mac-owners.ts fits). */
 export interface MacDirectory {
@@ -70,6 +75,20 @@ interface Peer {
   programmed: boolean;
 }
 
+/** Probes dropped before the health judge, by reason. */
+export interface ProbeDrops {
+  /** Not a probe (wrong type, magic, length, or MACs that disagree with the ids). */
+  malformed: number;
+  /** Not for us, or from a router that is not a fast-path peer. */
+  unknownPeer: number;
+  /** From a peer we hold no probe key for (no pair keys yet, or any more). */
+  noKey: number;
+  /** A tag that matches none of the peer's keys: forged, damaged, or under an old key. */
+  badTag: number;
+  /** Authentic but not newer than one already accepted under that key. */
+  replayed: number;
+}
+
 export interface FastPathPeerReport {
   name: string;
   underlay: string;
@@ -101,6 +120,11 @@ export class FastPath {
   private readonly scratch: Buffer;
   private timers: TimerHandle[] = [];
   private queue: Promise<void> = Promise.resolve();
+  private readonly auth = new ProbeAuth();
+  /** Drop reasons already logged (each is logged once; status has the counts). */
+  private readonly logged = new Set<keyof ProbeDrops>();
+  readonly probeDrops: ProbeDrops = { malformed: 0, unknownPeer: 0, noKey: 0, badTag: 0, replayed: 0 };
+  probesAccepted = 0;
   opErrors = 0;
 
   constructor(components: FastPathComponents, init: FastPathInit) {
@@ -162,6 +186,20 @@ export class FastPath {
     for (const t of this.timers) t.cancel();
     this.timers = [];
     this.c.probeTap.stop();
+    this.auth.clear();
+  }
+
+  /**
+   * The pair's probe key for peer `id` (copied; see PeerKeys.probe), from the mesh's key
+   * installation. `confirmTx` as in Overlay.installKeys.
+   */
+  installKeys(id: number, probeKey: Uint8Array, confirmTx: boolean): void {
+    this.auth.install(id, probeKey, confirmTx);
+  }
+
+  /** The peer left the mesh: its probe keys are wiped. */
+  removeKeys(id: number): void {
+    this.auth.remove(id);
   }
 
   /** A peer with a direct underlay address (or none: it leaves the fast path). */
@@ -204,11 +242,12 @@ export class FastPath {
     const h = new Map(this.health.status().map((s) => [s.id, s]));
     return [...this.peers.values()].map((p) => {
       const s = h.get(p.id);
+      const reason = p.eligible && s !== undefined ? s.reason : p.why;
       return {
         name: p.name,
         underlay: p.underlay,
         state: p.eligible && s !== undefined ? s.state : 'ineligible',
-        reason: p.eligible && s !== undefined ? s.reason : p.why,
+        reason: p.eligible && !this.auth.has(p.id) ? `no probe key yet (probes are authenticated with the pair's keys); ${reason}` : reason,
         sinceMs: s?.sinceMs ?? 0,
         switches: s?.switches ?? 0,
       };
@@ -234,6 +273,8 @@ export class FastPath {
   private sendProbe(p: Probe): void {
     const size = p.big ? this.init.maxFrame : 64;
     writeProbe(this.scratch, 0, size, p);
+    // Without the pair's key the peer could not tell our probe from a forgery: send nothing.
+    if (!this.auth.sign(p.dst, this.scratch, 0)) return;
     this.c.probeTap.write(this.scratch, 0, size, false);
   }
 
@@ -241,9 +282,34 @@ export class FastPath {
     if (count < 0) return;
     const t = this.c.probeTap;
     for (let i = 0; i < count; i++) {
-      const p = readProbe(t.arena, i * t.stride + t.headroom, t.lens[i]!);
-      if (p !== undefined) this.health.onProbe(p);
+      const off = i * t.stride + t.headroom;
+      const len = t.lens[i]!;
+      if (!isProbe(t.arena, off, len)) {
+        this.drop('malformed');
+        continue;
+      }
+      const src = probeSrc(t.arena, off);
+      if (probeDst(t.arena, off) !== this.init.selfId || this.peers.get(src)?.eligible !== true) {
+        this.drop('unknownPeer');
+        continue;
+      }
+      const v = this.auth.verify(src, t.arena, off);
+      if (v === ProbeVerdict.ok) {
+        this.probesAccepted++;
+        this.health.onProbe(readProbe(t.arena, off, len)!);
+      } else {
+        this.drop(v === ProbeVerdict.noKey ? 'noKey' : v === ProbeVerdict.badTag ? 'badTag' : 'replayed');
+      }
     }
+  }
+
+  private drop(reason: keyof ProbeDrops): void {
+    this.probeDrops[reason]++;
+    if (this.logged.has(reason)) return;
+    this.logged.add(reason);
+    // Probes from a peer whose keys are still being made are normal for a moment after a start.
+    const level = reason === 'noKey' ? 'info' : 'warn';
+    this.log[level]('fast-path probe dropped (logged once per reason; counts in status)', { reason });
   }
 
   /**

@@ -103,6 +103,9 @@ export class Daemon {
       { name: identity.name, id: identity.id, underlayMtu: this.underlayMtu, vnetCapable: c.vnetHdr, heartbeatMs: c.heartbeatMs },
     );
     const overlay = new SleeveOverlay(this.sleeve);
+    // The fast path's probes are authenticated with the pair's probe key (made with the traffic keys).
+    overlay.onKeys((keys, confirmTx) => this.fastPath?.installKeys(keys.id, keys.probe, confirmTx));
+    overlay.onRemoved((id) => this.fastPath?.removeKeys(id));
     this.mesh = new Mesh(
       { identity, psk: derive(secret, 'weft mesh psk v1'), clock: this.clock, logger: this.log.child('mesh'), overlay },
       {
