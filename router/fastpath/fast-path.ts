@@ -21,13 +21,17 @@
  * Probes carry a tag under the pair's probe key (probe-auth.ts): a probe from a peer we hold no
  * key for, with a wrong tag, or not newer than one already accepted is dropped and counted by
  * reason, and never reaches the health judge. Without a key we send no probes.
+ *
+ * nftables (filters.ts) lets only the current peers' underlay addresses reach the VXLAN port.
  */
 import { isIPv4 } from 'node:net';
 import type { Clock, TimerHandle } from '../../src/core/clock.js';
 import { describeError } from '../../src/core/errors.js';
 import type { Logger } from '../../src/core/logger.js';
 import { FLOOD_MAC, type Netlink } from '../../src/platform/netlink.js';
+import type { Nft } from '../../src/platform/nft.js';
 import type { TapDevice } from '../../src/platform/tap.js';
+import { FastPathFilters, type VxlanPortReport } from './filters.js';
 import { FastPathHealth, type FastPathState } from './health.js';
 import { ProbeAuth, ProbeVerdict } from './probe-auth.js';
 import { PROBE_MIN, isProbe, probeDst, probeIdOf, probeMacText, probeSrc, readProbe, writeProbe, type Probe } from './probe-frame.js';
@@ -41,6 +45,7 @@ export interface MacDirectory {
 
 export interface FastPathComponents {
   netlink: Netlink;
+  nft: Nft;
   probeTap: TapDevice;
   clock: Clock;
   logger: Logger;
@@ -89,6 +94,13 @@ export interface ProbeDrops {
   replayed: number;
 }
 
+/** The fast path's state beyond its peers, for status. */
+export interface FastPathReport {
+  peers: FastPathPeerReport[];
+  probes: { accepted: number; drops: ProbeDrops };
+  vxlanPort: VxlanPortReport;
+}
+
 export interface FastPathPeerReport {
   name: string;
   underlay: string;
@@ -113,6 +125,7 @@ export function inSubnets(address: string, subnets: readonly { address: string; 
 
 export class FastPath {
   readonly health: FastPathHealth;
+  readonly filters: FastPathFilters;
   private readonly c: FastPathComponents;
   private readonly init: FastPathInit;
   private readonly log: Logger;
@@ -126,12 +139,14 @@ export class FastPath {
   readonly probeDrops: ProbeDrops = { malformed: 0, unknownPeer: 0, noKey: 0, badTag: 0, replayed: 0 };
   probesAccepted = 0;
   opErrors = 0;
+  private filterQueued = false;
 
   constructor(components: FastPathComponents, init: FastPathInit) {
     this.c = components;
     this.init = init;
     this.log = components.logger;
     this.scratch = Buffer.alloc(Math.max(PROBE_MIN, init.maxFrame));
+    this.filters = new FastPathFilters({ nft: components.nft, clock: components.clock, logger: components.logger }, { port: init.vxlan.port });
     this.health = new FastPathHealth(
       {
         clock: components.clock,
@@ -149,6 +164,9 @@ export class FastPath {
     const v = this.init.vxlan;
     await nl.ensureVxlan(v);
     await this.adoptKernelState();
+    // Before the device goes up (a new one is down; an adopted one keeps the old table until
+    // this replaces it in one transaction): only the peers' addresses reach the VXLAN port.
+    await this.filters.install(this.allowedUnderlays());
     await nl.setMaster(v.name, this.init.bridge);
     await nl.setUp(v.name);
     await nl.setIsolated(v.name, true);
@@ -161,6 +179,8 @@ export class FastPath {
     this.c.macs.onChange(() => this.enqueue(() => this.reconcileMacs()));
     this.timers.push(this.c.clock.setInterval(() => this.health.tick(), 125));
     this.timers.push(this.c.clock.setInterval(() => this.enqueue(() => this.pollLocalMacs()), 1000));
+    // (the refused counter is logged once when it first grows, even if nobody asks for status)
+    this.timers.push(this.c.clock.setInterval(() => void this.filters.refresh(), 30_000));
     this.enqueue(() => this.pollLocalMacs());
   }
 
@@ -224,11 +244,17 @@ export class FastPath {
       return;
     }
     if (cur !== undefined) this.removePeer(cur);
-    const eligible = !this.init.encrypted || inSubnets(underlay, this.init.trusted);
-    const why = eligible ? '' : 'not in a trusted subnet: the cluster encrypts and this kernel has no IPsec or WireGuard, so traffic stays on the sleeve';
+    const why = !isIPv4(underlay)
+      ? 'not an IPv4 underlay address'
+      : this.init.encrypted && !inSubnets(underlay, this.init.trusted)
+        ? 'not in a trusted subnet: the cluster encrypts and this kernel has no IPsec or WireGuard, so traffic stays on the sleeve'
+        : '';
+    const eligible = why === '';
     const p: Peer = { id, name, underlay, eligible, why, macs: new Set(), up: false, programmed: false };
     this.peers.set(id, p);
     if (!eligible) return;
+    // the peer's address reaches our VXLAN port before we probe it
+    this.syncFilter();
     const mac = probeMacText(id);
     this.enqueue(async () => {
       await this.c.netlink.bridgeFdbSetStatic(this.init.vxlan.name, mac);
@@ -236,6 +262,16 @@ export class FastPath {
       // Probe only once the entries exist: a probe must never be flooded (into the sleeve).
       if (this.peers.get(id) === p) this.health.addPeer(id, name);
     });
+  }
+
+  /** Status beyond the peers: probe counts and the VXLAN port filter (its counters as last read; see refreshCounters). */
+  report(): FastPathReport {
+    return { peers: this.status(), probes: { accepted: this.probesAccepted, drops: { ...this.probeDrops } }, vxlanPort: this.filters.report() };
+  }
+
+  /** Reads the nftables counters again (at most once a second); never throws. */
+  refreshCounters(): Promise<void> {
+    return this.filters.refresh();
   }
 
   status(): FastPathPeerReport[] {
@@ -261,6 +297,7 @@ export class FastPath {
   private removePeer(p: Peer): void {
     this.peers.delete(p.id);
     this.health.removePeer(p.id);
+    if (p.eligible) this.syncFilter();
     if (p.up) this.c.setFast(p.id, false);
     const mac = probeMacText(p.id);
     this.enqueue(async () => {
@@ -402,6 +439,21 @@ export class FastPath {
     const skip = new Set([this.init.sleeveTap, this.init.vxlan.name, this.c.probeTap.name]);
     const entries = await this.c.netlink.bridgeFdbList(this.init.bridge);
     this.c.macs.setLocal(entries.filter((e) => e.kind === 'learned' && !skip.has(e.port)).map((e) => e.mac));
+  }
+
+  /** The underlay addresses allowed to reach the VXLAN port: every eligible peer's, whatever its state (probes must pass). */
+  private allowedUnderlays(): string[] {
+    return [...this.peers.values()].filter((p) => p.eligible).map((p) => p.underlay);
+  }
+
+  /** Brings the VXLAN port's peer set in line, once for any number of changes queued meanwhile. */
+  private syncFilter(): void {
+    if (this.filterQueued) return;
+    this.filterQueued = true;
+    this.enqueue(async () => {
+      this.filterQueued = false;
+      await this.filters.setPeers(this.allowedUnderlays());
+    });
   }
 
   /** Kernel changes run one at a time, in order; a failure is logged and counted, never thrown. */

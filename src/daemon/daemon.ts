@@ -29,12 +29,16 @@ import { PodNetwork } from './pod-network.js';
 import { cniExecHandler } from './cni-exec.js';
 import { NftCli } from '../platform/linux/nft-cli.js';
 import { Sleeve } from '../../router/sleeve/sleeve.js';
-import { FastPath, type FastPathPeerReport } from '../../router/fastpath/fast-path.js';
+import { FastPath } from '../../router/fastpath/fast-path.js';
+import { FAST_PATH_TABLES } from '../../router/fastpath/filters.js';
 import type { TimerHandle } from '../core/clock.js';
 import { overlayMtu } from '../../router/sleeve/wire.js';
 import { ApiError, ApiServer } from './api-server.js';
 import type { DaemonConfig } from './config.js';
 import { buildStatus, ipamSummary, type StatusReport } from './status.js';
+
+/** The fast path's VXLAN device. */
+const VXLAN_DEVICE = 'weft-vx';
 
 export interface DaemonComponents {
   logger: Logger;
@@ -47,6 +51,7 @@ export class Daemon {
   private readonly log: Logger;
   private readonly clock: Clock;
   private readonly netlink: Netlink;
+  private readonly nft = new NftCli();
   private readonly started: Startable[] = [];
   private tap: LinuxTap | undefined = undefined;
   private udp: LinuxUdp | undefined = undefined;
@@ -128,7 +133,7 @@ export class Daemon {
         { self: identity.name, config: c.ipam, stateDir: c.stateDir, secret },
       );
       this.podNetwork = new PodNetwork(
-        { ipam: this.ipam.ipam, netlink: this.netlink, nft: new NftCli(), clock: this.clock, logger: this.log.child('pods') },
+        { ipam: this.ipam.ipam, netlink: this.netlink, nft: this.nft, clock: this.clock, logger: this.log.child('pods') },
         { bridge: c.bridge, mtu: this.mtu, ranges: c.ipam.ranges },
       );
     }
@@ -145,8 +150,12 @@ export class Daemon {
       this.closeDevices();
       throw err;
     }
+    if (this.fastPath === undefined) await this.removeStaleFastPath();
     this.api = new ApiServer({ logger: this.log.child('api') }, { socketPath: c.apiSocket });
-    this.api.route('GET', '/v1/status', () => this.status());
+    this.api.route('GET', '/v1/status', async () => {
+      await this.fastPath?.refreshCounters();
+      return this.status();
+    });
     this.api.route('POST', '/v1/forget', (body) => this.forget(body));
     if (this.ipam !== undefined) this.ipam.routes(this.api);
     else {
@@ -218,7 +227,7 @@ export class Daemon {
       config: this.config,
       sleeve: this.sleeve,
       mesh: this.mesh.status(),
-      fastpath: { mode: this.config.fastpath, note: this.fastPathNote, peers: this.fastPath?.status() ?? ([] as FastPathPeerReport[]) },
+      fastpath: { mode: this.config.fastpath, note: this.fastPathNote, peers: [], ...this.fastPath?.report() },
       ipam: this.ipam === undefined ? undefined : ipamSummary(this.ipam.ipam.status()),
       router: this.router,
       tap: this.tap,
@@ -244,6 +253,7 @@ export class Daemon {
     this.fastPath = new FastPath(
       {
         netlink: this.netlink,
+        nft: this.nft,
         probeTap: this.probeTap,
         clock: this.clock,
         logger: this.log.child('fastpath'),
@@ -263,13 +273,32 @@ export class Daemon {
         selfId: this.sleeve!.selfId,
         bridge: c.bridge,
         sleeveTap: c.tap,
-        vxlan: { name: 'weft-vx', vni: 0x7765, port: this.udp!.localPort + 1, local: c.listen.address, mtu: this.underlayMtu - 50 },
+        vxlan: { name: VXLAN_DEVICE, vni: 0x7765, port: this.udp!.localPort + 1, local: c.listen.address, mtu: this.underlayMtu - 50 },
         maxFrame: this.mtu + 14,
         encrypted: !c.plaintext,
         trusted: c.trustedSubnets,
       },
     );
     this.fastPathNote = c.plaintext ? 'auto' : c.trustedSubnets.length > 0 ? 'auto (trusted subnets only: the cluster encrypts)' : 'auto, but no peer qualifies: the cluster encrypts, no --trusted-subnets, and this kernel has no IPsec or WireGuard';
+  }
+
+  /**
+   * Without a fast path, what an earlier run with one left in the kernel goes: its VXLAN device
+   * (which would keep carrying pods' frames to peers this run does not watch) and its nftables
+   * tables. Failures are logged; none stops the start.
+   */
+  private async removeStaleFastPath(): Promise<void> {
+    try {
+      if ((await this.netlink.getLink(VXLAN_DEVICE)) !== undefined) {
+        await this.netlink.deleteLink(VXLAN_DEVICE);
+        this.log.info('removed the VXLAN device of an earlier run with the fast path', { device: VXLAN_DEVICE });
+      }
+    } catch (err) {
+      this.log.warn('cannot remove the VXLAN device of an earlier run', { device: VXLAN_DEVICE, err: describeError(err) });
+    }
+    for (const [family, table] of FAST_PATH_TABLES) {
+      await this.nft.deleteTable(family, table).catch((err: unknown) => this.log.debug('cannot remove a fast path table', { table, err: describeError(err) }));
+    }
   }
 
   private forget(body: unknown): { forgotten: string; ipam: string } {

@@ -37,7 +37,14 @@ export interface RouterStatus {
     relayedRx: number;
   }[];
   relayed: { datagrams: number; bytes: number };
-  fastpath: { mode: string; note: string; peers: { name: string; underlay: string; state: string; reason: string; sinceMs: number; switches: number }[] };
+  fastpath: {
+    mode: string;
+    note: string;
+    peers: { name: string; underlay: string; state: string; reason: string; sinceMs: number; switches: number }[];
+    /** Present while the fast path runs. */
+    probes?: { accepted: number; drops: Record<string, number> };
+    vxlanPort?: { table: string; port: number; peers: string[]; refused: { packets: number; bytes: number } };
+  };
   mesh: {
     connections: { peer: string; nickname: string; pathUp: boolean; outbound: boolean }[];
     peers: { name: string; nickname: string; nextHop: string | undefined; hops: number | undefined }[];

@@ -74,8 +74,9 @@ export class FakeNft implements Nft {
   replaceTable(family: string, name: string, body: string): Promise<void> {
     this.calls++;
     this.tables.set(`${family} ${name}`, body);
-    const m = /set (\S+) \{[^}]*?(?:elements = \{ ([^}]*) \})?[^}]*\}/.exec(body);
-    if (m !== null) this.sets.set(`${family} ${name} ${m[1]}`, m[2] === undefined ? [] : m[2].split(', '));
+    const set = /set (\S+) \{/.exec(body)?.[1];
+    const elements = /elements = \{ ([^}]*) \}/.exec(body)?.[1];
+    if (set !== undefined) this.sets.set(`${family} ${name} ${set}`, elements === undefined ? [] : elements.split(', '));
     return Promise.resolve();
   }
 
@@ -158,7 +159,7 @@ export async function twoRouters(init: TwoRoutersInit = {}) {
     const fast = new Map<number, boolean>();
     const probeTap = new FakeTap({ name: `probe${id}`, vnetHdr: false });
     const fp = new FastPath(
-      { netlink: kernel.netlink(), probeTap, clock, logger: silentLogger, macs, setFast: (peer, f) => fast.set(peer, f), peerSilent: () => false },
+      { netlink: kernel.netlink(), nft, probeTap, clock, logger: silentLogger, macs, setFast: (peer, f) => fast.set(peer, f), peerSilent: () => false },
       { selfId: id, bridge: 'weft', sleeveTap: TAP, vxlan: { name: VXLAN, vni: 1, port: 6785, local: underlay, mtu: 1450 }, maxFrame: MAX_FRAME, encrypted: false, trusted: [] },
     );
     return { id, underlay, fp, kernel, nft, macs, fast, probeTap, sent: [] };
