@@ -34,7 +34,7 @@ import type { TapDevice } from '../../src/platform/tap.js';
 import { FastPathFilters, type VxlanPortReport } from './filters.js';
 import { FastPathHealth, type FastPathState } from './health.js';
 import { ProbeAuth, ProbeVerdict } from './probe-auth.js';
-import { PROBE_MIN, isProbe, probeDst, probeIdOf, probeMacText, probeSrc, readProbe, writeProbe, type Probe } from './probe-frame.js';
+import { PROBE_ETHERTYPE, PROBE_MIN, isProbe, probeDst, probeIdOf, probeMacText, probeSrc, readProbe, writeProbe, type Probe } from './probe-frame.js';
 
 /** Who owns which pod MAC (gossip/mac-owners.ts fits). */
 export interface MacDirectory {
@@ -82,7 +82,7 @@ interface Peer {
 
 /** Probes dropped before the health judge, by reason. */
 export interface ProbeDrops {
-  /** Not a probe (wrong type, magic, length, or MACs that disagree with the ids). */
+  /** Of the probe ethertype but not a probe (wrong magic, length, or MACs that disagree with the ids). */
   malformed: number;
   /** Not for us, or from a router that is not a fast-path peer. */
   unknownPeer: number;
@@ -146,7 +146,10 @@ export class FastPath {
     this.init = init;
     this.log = components.logger;
     this.scratch = Buffer.alloc(Math.max(PROBE_MIN, init.maxFrame));
-    this.filters = new FastPathFilters({ nft: components.nft, clock: components.clock, logger: components.logger }, { port: init.vxlan.port });
+    this.filters = new FastPathFilters(
+      { nft: components.nft, clock: components.clock, logger: components.logger },
+      { port: init.vxlan.port, overlayPorts: [init.sleeveTap, init.vxlan.name, components.probeTap.name] },
+    );
     this.health = new FastPathHealth(
       {
         clock: components.clock,
@@ -321,6 +324,8 @@ export class FastPath {
     for (let i = 0; i < count; i++) {
       const off = i * t.stride + t.headroom;
       const len = t.lens[i]!;
+      // The bridge floods pods' broadcasts to every port, this one included: not probes, not drops.
+      if (len < 14 || t.arena.readUInt16BE(off + 12) !== PROBE_ETHERTYPE) continue;
       if (!isProbe(t.arena, off, len)) {
         this.drop('malformed');
         continue;

@@ -68,7 +68,7 @@ export function formatStatus(s: StatusReport): string {
   }
   const v = s.fastpath.vxlanPort;
   if (v !== undefined) {
-    lines.push(`    VXLAN port ${v.port} (nftables ${v.table}) open to ${v.peers.length === 0 ? 'no one' : v.peers.join(', ')}; refused from others: ${v.refused.packets}`);
+    lines.push(`    VXLAN port ${v.port} (nftables ${v.table}) open to ${v.peers.length === 0 ? 'no one' : v.peers.join(', ')}; refused from others: ${v.refused.packets}; pods' frames to probe addresses dropped: ${v.podProbes.packets}`);
   }
   if (s.fastpath.probes !== undefined) lines.push(`    probes accepted: ${s.fastpath.probes.accepted} (drops below, fastpath.probe.*)`);
   if (s.ipam === undefined) lines.push('  IPAM: off');

@@ -117,7 +117,10 @@ export function buildStatus(s: {
   add('reassembly', s.sleeve.reassemblyDrops());
   add('switch', s.router.drops);
   if (s.fastpath.probes !== undefined) add('fastpath.probe', s.fastpath.probes.drops);
-  if (s.fastpath.vxlanPort !== undefined) drops['fastpath.vxlanRefused'] = s.fastpath.vxlanPort.refused.packets;
+  if (s.fastpath.vxlanPort !== undefined) {
+    drops['fastpath.vxlanRefused'] = s.fastpath.vxlanPort.refused.packets;
+    drops['fastpath.podProbes'] = s.fastpath.vxlanPort.podProbes.packets;
+  }
   for (const [reason, n] of s.router.offloadDrops) drops[`offload.${reason}`] = n;
   const udp = s.udp.counters();
   const tap = s.tap.counters();

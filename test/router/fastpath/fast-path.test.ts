@@ -84,6 +84,18 @@ describe('FastPath probe keys', () => {
     expect(b.fp.probeDrops).toEqual(noDrops);
   });
 
+  it('floods that reach the probe TAP are ignored; frames of the probe type that are not probes are counted', async () => {
+    const { a, advance } = await twoRouters();
+    const arp = Buffer.alloc(60, 0xff);
+    arp.writeUInt16BE(0x0806, 12);
+    const notProbe = Buffer.alloc(64);
+    notProbe.writeUInt16BE(0x88b5, 12);
+    a.probeTap.inject(arp);
+    a.probeTap.inject(notProbe);
+    await advance(125);
+    expect(a.fp.probeDrops).toEqual({ ...noDrops, malformed: 1 });
+  });
+
   it('without keys a router sends no probes and takes none; with new keys the path comes back', async () => {
     const { a, b, advance, stateOf } = await twoRouters();
     await advance(2000);

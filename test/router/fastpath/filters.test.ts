@@ -3,13 +3,14 @@ import { describe, expect, it } from 'vitest';
 import { silentLogger } from '../../../src/core/logger.js';
 import { FLOOD_MAC } from '../../../src/platform/netlink.js';
 import { FastPath } from '../../../router/fastpath/fast-path.js';
-import { FastPathFilters, vxlanTableBody } from '../../../router/fastpath/filters.js';
+import { FastPathFilters, probeTableBody, vxlanTableBody } from '../../../router/fastpath/filters.js';
 import { probeMacText } from '../../../router/fastpath/probe-frame.js';
 import { FakeClock } from '../../fakes/fake-clock.js';
 import { FakeTap } from '../../fakes/fake-tap.js';
 import { Directory, FakeKernel, FakeNft, TAP, VXLAN, settle, twoRouters } from './two-routers.js';
 
 const peersOf = (nft: FakeNft) => nft.set('inet', 'weft-vxlan', 'peers');
+const PORTS = ['weft-tap', 'weft-vx', 'weft-probe'];
 
 describe('VXLAN port filter', () => {
   it('accepts the port only from the set, drops and counts the rest (IPv6 included)', () => {
@@ -21,19 +22,34 @@ describe('VXLAN port filter', () => {
     expect(vxlanTableBody(6785, [])).not.toContain('elements');
   });
 
+  it('drops frames from pods (any port but the overlays) to or from probe MACs or of the probe ethertype, before learning', () => {
+    const body = probeTableBody(PORTS);
+    const rules = body.split('\n').map((l) => l.trim()).filter((l) => /^(iifname|ether)/.test(l));
+    expect(rules).toEqual([
+      'iifname { "weft-tap", "weft-vx", "weft-probe" } accept',
+      'ether daddr & ff:ff:00:00:00:00 == 02:77:00:00:00:00 counter name "pods" drop',
+      'ether saddr & ff:ff:00:00:00:00 == 02:77:00:00:00:00 counter name "pods" drop',
+      'ether type 0x88b5 counter name "pods" drop',
+    ]);
+    expect(body).toContain('type filter hook prerouting priority filter; policy accept;');
+  });
+
   it('refuses anything but IPv4 addresses and ports (they go into an nft script)', async () => {
-    const f = new FastPathFilters({ nft: new FakeNft(), clock: new FakeClock(), logger: silentLogger }, { port: 6785 });
+    const f = new FastPathFilters({ nft: new FakeNft(), clock: new FakeClock(), logger: silentLogger }, { port: 6785, overlayPorts: PORTS });
     for (const bad of ['198.18.0.2 } ; flush ruleset ; {', 'fd00::1', '', '198.18.0']) {
       await expect(f.install([bad])).rejects.toThrow(/not an IPv4 address/);
     }
-    expect(() => new FastPathFilters({ nft: new FakeNft(), clock: new FakeClock(), logger: silentLogger }, { port: 70000 })).toThrow(/not a UDP port/);
+    expect(() => new FastPathFilters({ nft: new FakeNft(), clock: new FakeClock(), logger: silentLogger }, { port: 70000, overlayPorts: PORTS })).toThrow(/not a UDP port/);
+    expect(() => new FastPathFilters({ nft: new FakeNft(), clock: new FakeClock(), logger: silentLogger }, { port: 6785, overlayPorts: ['x" } accept'] })).toThrow(/not an interface name/);
   });
 
   it('a write that fails names the table and the way out', async () => {
     const nft = new FakeNft();
     nft.replaceTable = () => Promise.reject(new Error('nft is not installed (ENOENT)'));
-    const f = new FastPathFilters({ nft, clock: new FakeClock(), logger: silentLogger }, { port: 6785 });
+    const f = new FastPathFilters({ nft, clock: new FakeClock(), logger: silentLogger }, { port: 6785, overlayPorts: PORTS });
     await expect(f.install([])).rejects.toThrow(/inet weft-vxlan.*ENOENT.*--fastpath off/);
+    nft.replaceTable = (family, name) => (family === 'bridge' ? Promise.reject(new Error('Could not process rule: No such file or directory')) : Promise.resolve(void name));
+    await expect(f.install([])).rejects.toThrow(/bridge weft-probe/);
   });
 
   it('FastPath keeps the set to its eligible peers as they come and go, and writes a lost table again', async () => {
