@@ -164,6 +164,25 @@ describe.skipIf(!isRoot)('attacks on the fast path, in namespaces', () => {
     expect(spoofed).toBe(3);
   });
 
+  it('the VXLAN port stays closed to outsiders while the router is down (killed) and after it restarts', async () => {
+    const a = c.podsOn(1)[0]!;
+    const frame = udpFrame(a.mac, '02:66:00:00:00:02', '10.40.9.9', a.ipv4!, 7778, Buffer.from('weft-attack'));
+    await c.stopRouter(0, 'SIGKILL');
+    let whileDown = -1;
+    try {
+      whileDown = await countFrames(c.lab, a.ns, 'eth0', 'udp port 7778', 300, () => sendFromOutsider([vxlan(frame)], { rounds: 10 }));
+    } finally {
+      await c.startRouter(0);
+    }
+    expect(whileDown).toBe(0);
+    await c.waitFastPath();
+    expect((await c.apiStatus(0)).fastpath.vxlanPort?.peers).toEqual([n2().address]);
+    const before = await counters();
+    const afterRestart = await countFrames(c.lab, a.ns, 'eth0', 'udp port 7778', 300, () => sendFromOutsider([vxlan(frame)], { rounds: 10 }));
+    expect(afterRestart).toBe(0);
+    expect((await counters()).refused - before.refused).toBe(10);
+  });
+
   it('a pod sending forged probes (a flood, as from the peer) to its router\'s probe MAC changes nothing', async () => {
     const [s1, s2] = [await c.apiStatus(0), await c.apiStatus(1)];
     const [id1, id2] = [parseInt(s1.id, 16), parseInt(s2.id, 16)];
@@ -239,5 +258,20 @@ describe.skipIf(!isRoot)('attacks on the fast path, in namespaces', () => {
     expect(sent).toBeGreaterThan(4);
     expect(after.drops.replayed! + after.drops.badTag! - before.drops.replayed! - before.drops.badTag!).toBe(sent);
     await c.waitFastPath();
+  });
+
+  it('a router restarted without the fast path leaves no VXLAN device and no fast path table behind', async () => {
+    const tables = async () => (await c.lab.exec(n1().ns, ['nft', 'list', 'tables'])).stdout.trim().split('\n').sort();
+    const hasVxlan = async () => (await c.lab.exec(n1().ns, ['ip', 'link', 'show', 'weft-vx'], { check: false })).code === 0;
+    const before = await tables();
+    expect(await hasVxlan()).toBe(true);
+    await c.stopRouter(0);
+    c.routers[0]!.args.push('--fastpath', 'off');
+    await c.startRouter(0);
+    expect(await hasVxlan()).toBe(false);
+    expect(before).toEqual(expect.arrayContaining(['table bridge weft-probe', 'table inet weft-vxlan']));
+    const after = await tables();
+    expect(after).not.toContain('table inet weft-vxlan');
+    expect(after).not.toContain('table bridge weft-probe');
   });
 });
