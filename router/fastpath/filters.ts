@@ -165,9 +165,10 @@ export class FastPathFilters {
 
   private async read(): Promise<void> {
     try {
-      const r = (await this.c.nft.counters('inet', VXLAN_TABLE)).find((x) => x.name === REFUSED);
+      const all = await this.c.nft.counters();
+      const r = all.find((x) => x.family === 'inet' && x.table === VXLAN_TABLE && x.name === REFUSED);
       if (r !== undefined) this.refused = { packets: r.packets, bytes: r.bytes };
-      const p = (await this.c.nft.counters('bridge', PROBE_TABLE)).find((x) => x.name === POD_PROBES);
+      const p = all.find((x) => x.family === 'bridge' && x.table === PROBE_TABLE && x.name === POD_PROBES);
       if (p !== undefined) this.podProbes = { packets: p.packets, bytes: p.bytes };
       this.readAt = this.c.clock.now();
     } catch (err) {

@@ -8,6 +8,8 @@ export type NftFamily = 'ip' | 'ip6' | 'inet' | 'bridge';
 
 /** A named counter (`counter NAME { }` in a table). */
 export interface NftCounter {
+  family: string;
+  table: string;
   name: string;
   packets: number;
   bytes: number;
@@ -20,6 +22,6 @@ export interface Nft {
   deleteTable(family: NftFamily, name: string): Promise<void>;
   /** Replaces every element of the named set (`flush set` and `add element` in one transaction); rejects when the set does not exist. */
   replaceSetElements(family: NftFamily, table: string, set: string, elements: readonly string[]): Promise<void>;
-  /** The named counters of the table; empty when the table does not exist. */
-  counters(family: NftFamily, table: string): Promise<NftCounter[]>;
+  /** The named counters of every table (one read for all). */
+  counters(): Promise<NftCounter[]>;
 }

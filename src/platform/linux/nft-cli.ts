@@ -24,27 +24,19 @@ export class NftCli implements Nft {
     await run(this.nft, ['-f', '-'], { input: `flush set ${family} ${table} ${set}\n${add}` });
   }
 
-  async counters(family: NftFamily, table: string): Promise<NftCounter[]> {
-    let out: string;
-    try {
-      out = await run(this.nft, ['-j', 'list', 'counters', 'table', family, table]);
-    } catch (err) {
-      // a missing table is "no counters"; anything else (no nft, no permission) is an error
-      if (/No such file or directory/.test(String((err as Error).message))) return [];
-      throw err;
-    }
-    return parseCounters(out, family, table);
+  async counters(): Promise<NftCounter[]> {
+    return parseCounters(await run(this.nft, ['-j', 'list', 'counters']));
   }
 }
 
-/** The counters of `family table` in `nft -j list counters` output. */
-export function parseCounters(json: string, family: string, table: string): NftCounter[] {
-  const doc = JSON.parse(json) as { nftables?: { counter?: { family?: string; table?: string; name?: string; packets?: number; bytes?: number } }[] };
+/** The named counters in `nft -j list counters` output. */
+export function parseCounters(json: string): NftCounter[] {
+  const doc = JSON.parse(json) as { nftables?: { counter?: { family?: unknown; table?: unknown; name?: unknown; packets?: unknown; bytes?: unknown } }[] };
   const out: NftCounter[] = [];
   for (const item of doc.nftables ?? []) {
     const c = item.counter;
-    if (c === undefined || c.family !== family || c.table !== table || typeof c.name !== 'string') continue;
-    out.push({ name: c.name, packets: Number(c.packets ?? 0), bytes: Number(c.bytes ?? 0) });
+    if (c === undefined || typeof c.family !== 'string' || typeof c.table !== 'string' || typeof c.name !== 'string') continue;
+    out.push({ family: c.family, table: c.table, name: c.name, packets: Number(c.packets ?? 0), bytes: Number(c.bytes ?? 0) });
   }
   return out;
 }

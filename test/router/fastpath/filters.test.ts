@@ -5,6 +5,7 @@ import { FLOOD_MAC } from '../../../src/platform/netlink.js';
 import { FastPath } from '../../../router/fastpath/fast-path.js';
 import { FastPathFilters, probeTableBody, vxlanTableBody } from '../../../router/fastpath/filters.js';
 import { probeMacText } from '../../../router/fastpath/probe-frame.js';
+import { parseCounters } from '../../../src/platform/linux/nft-cli.js';
 import { FakeClock } from '../../fakes/fake-clock.js';
 import { FakeTap } from '../../fakes/fake-tap.js';
 import { Directory, FakeKernel, FakeNft, TAP, VXLAN, settle, twoRouters } from './two-routers.js';
@@ -50,6 +51,34 @@ describe('VXLAN port filter', () => {
     await expect(f.install([])).rejects.toThrow(/inet weft-vxlan.*ENOENT.*--fastpath off/);
     nft.replaceTable = (family, name) => (family === 'bridge' ? Promise.reject(new Error('Could not process rule: No such file or directory')) : Promise.resolve(void name));
     await expect(f.install([])).rejects.toThrow(/bridge weft-probe/);
+  });
+
+  it('reads the drop counters from one `nft -j list counters`, at most once a second', async () => {
+    const json = JSON.stringify({
+      nftables: [
+        { metainfo: { version: '1.0.6' } },
+        { counter: { family: 'inet', name: 'refused', table: 'weft-vxlan', handle: 2, packets: 20, bytes: 1960 } },
+        { counter: { family: 'bridge', name: 'pods', table: 'weft-probe', handle: 2, packets: 7, bytes: 448 } },
+        { counter: { family: 'inet', name: 'refused', table: 'someone-else', handle: 2, packets: 99, bytes: 99 } },
+      ],
+    });
+    const nft = new FakeNft();
+    nft.counterValues = parseCounters(json);
+    expect(nft.counterValues).toHaveLength(3);
+    const clock = new FakeClock();
+    const f = new FastPathFilters({ nft, clock, logger: silentLogger }, { port: 6785, overlayPorts: PORTS });
+    await f.install(['198.18.0.2']);
+    const calls = nft.calls;
+    await f.refresh();
+    expect(f.report()).toMatchObject({ refused: { packets: 20, bytes: 1960 }, podProbes: { packets: 7, bytes: 448 } });
+    nft.counterValues = nft.counterValues.map((c) => ({ ...c, packets: c.packets + 1 }));
+    await f.refresh();
+    expect(f.report().refused.packets).toBe(20);
+    expect(nft.calls).toBe(calls + 1);
+    clock.advance(1000);
+    await f.refresh();
+    expect(f.report().refused.packets).toBe(21);
+    expect(nft.calls).toBe(calls + 2);
   });
 
   it('FastPath keeps the set to its eligible peers as they come and go, and writes a lost table again', async () => {

@@ -7,7 +7,7 @@
 import { randomBytes } from 'node:crypto';
 import { silentLogger } from '../../../src/core/logger.js';
 import type { BridgeFdbEntry, FdbEntry, Netlink } from '../../../src/platform/netlink.js';
-import type { Nft } from '../../../src/platform/nft.js';
+import type { Nft, NftCounter } from '../../../src/platform/nft.js';
 import { FastPath, type MacDirectory } from '../../../router/fastpath/fast-path.js';
 import { FakeClock } from '../../fakes/fake-clock.js';
 import { FakeTap } from '../../fakes/fake-tap.js';
@@ -94,8 +94,11 @@ export class FakeNft implements Nft {
     return Promise.resolve();
   }
 
-  counters(): Promise<{ family: string; table: string; name: string; packets: number; bytes: number }[]> {
-    return Promise.resolve([]);
+  /** What `counters` answers. */
+  counterValues: NftCounter[] = [];
+  counters(): Promise<NftCounter[]> {
+    this.calls++;
+    return Promise.resolve(this.counterValues.map((c) => ({ ...c })));
   }
 
   /** The elements of `family table set` as last written. */
