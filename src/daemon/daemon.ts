@@ -66,6 +66,9 @@ export class Daemon {
   private fastPath: FastPath | undefined = undefined;
   private fastPathNote = '';
   private fastPeersTimer: TimerHandle | undefined = undefined;
+  /** Peers last handed to the fast path (see syncFastPeers). */
+  private readonly fastPeers = new Set<number>();
+  private fastPeersSoon = false;
   private startedAt = 0;
   private underlayMtu = 0;
   private mtu = 0;
@@ -109,7 +112,17 @@ export class Daemon {
     );
     const overlay = new SleeveOverlay(this.sleeve);
     // The fast path's probes are authenticated with the pair's probe key (made with the traffic keys).
-    overlay.onKeys((keys, confirmTx) => this.fastPath?.installKeys(keys.id, keys.probe, confirmTx));
+    overlay.onKeys((keys, confirmTx) => {
+      this.fastPath?.installKeys(keys.id, keys.probe, confirmTx);
+      // after the overlay has applied the peer's endpoint
+      if (this.fastPath !== undefined && !this.fastPeersSoon) {
+        this.fastPeersSoon = true;
+        setImmediate(() => {
+          this.fastPeersSoon = false;
+          this.syncFastPeers();
+        });
+      }
+    });
     overlay.onRemoved((id) => this.fastPath?.removeKeys(id));
     this.mesh = new Mesh(
       { identity, psk: derive(secret, 'weft mesh psk v1'), clock: this.clock, logger: this.log.child('mesh'), overlay },
@@ -180,21 +193,10 @@ export class Daemon {
       throw err;
     }
     if (this.fastPath !== undefined) {
-      const fp = this.fastPath;
-      const sleeve = this.sleeve;
-      const known = new Set<number>();
-      // Peers with a direct underlay address are candidates for the fast path.
-      this.fastPeersTimer = this.clock.setInterval(() => {
-        const now = new Set<number>();
-        for (const p of sleeve.peers) {
-          now.add(p.id);
-          // The address stays known while the mesh connection is down: probes judge the kernel path.
-          if (p.hasDirect && p.directFamily === 4) fp.setPeer(p.id, p.name, p.directAddress);
-        }
-        for (const id of known) if (!now.has(id)) fp.setPeer(id, '', undefined);
-        known.clear();
-        for (const id of now) known.add(id);
-      }, 1000);
+      // Peers with a direct underlay address are candidates for the fast path; checked every
+      // second, and at once when a peer gets keys (so its address reaches our VXLAN port's
+      // filter before its first probes do).
+      this.fastPeersTimer = this.clock.setInterval(() => this.syncFastPeers(), 1000);
     }
     this.startedAt = this.clock.now();
     this.log.info('weft router started', {
@@ -236,6 +238,22 @@ export class Daemon {
       underlayMtu: this.underlayMtu,
       mtu: this.mtu,
     });
+  }
+
+  /** Hands the sleeve's peers with a direct IPv4 underlay address to the fast path, and takes away those that left. */
+  private syncFastPeers(): void {
+    const fp = this.fastPath;
+    const sleeve = this.sleeve;
+    if (fp === undefined || sleeve === undefined || this.fastPeersTimer === undefined) return;
+    const now = new Set<number>();
+    for (const p of sleeve.peers) {
+      now.add(p.id);
+      // The address stays known while the mesh connection is down: probes judge the kernel path.
+      if (p.hasDirect && p.directFamily === 4) fp.setPeer(p.id, p.name, p.directAddress);
+    }
+    for (const id of this.fastPeers) if (!now.has(id)) fp.setPeer(id, '', undefined);
+    this.fastPeers.clear();
+    for (const id of now) this.fastPeers.add(id);
   }
 
   /** The kernel fast path, when configured and possible here; otherwise a note says why not. */
