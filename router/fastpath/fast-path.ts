@@ -18,9 +18,9 @@
  * Kernel state outlives the router: on start the device is adopted and existing entries stay until
  * probes judge the peer (so a restart does not cut fast-path traffic).
  *
- * Probes carry a tag under the pair's probe key (probe-auth.ts): a probe from a peer we hold no
- * key for, with a wrong tag, or not newer than one already accepted is dropped and counted by
- * reason, and never reaches the health judge. Without a key we send no probes.
+ * Probes carry a tag under the pair's probe key (probe-channel.ts, probe-auth.ts): a probe from a
+ * peer we hold no key for, with a wrong tag, or not newer than one already accepted is dropped
+ * and counted by reason, and never reaches the health judge. Without a key we send no probes.
  *
  * nftables (filters.ts) lets only the current peers' underlay addresses reach the VXLAN port.
  */
@@ -33,8 +33,8 @@ import type { Nft } from '../../src/platform/nft.js';
 import type { TapDevice } from '../../src/platform/tap.js';
 import { FastPathFilters, type VxlanPortReport } from './filters.js';
 import { FastPathHealth, type FastPathState } from './health.js';
-import { ProbeAuth, ProbeVerdict } from './probe-auth.js';
-import { PROBE_ETHERTYPE, PROBE_MIN, isProbe, probeDst, probeIdOf, probeMacText, probeSrc, readProbe, writeProbe, type Probe } from './probe-frame.js';
+import { ProbeChannel, type ProbeDrops } from './probe-channel.js';
+import { probeIdOf, probeMacText } from './probe-frame.js';
 
 /** Who owns which pod MAC (gossip/mac-owners.ts fits). */
 export interface MacDirectory {
@@ -80,20 +80,6 @@ interface Peer {
   programmed: boolean;
 }
 
-/** Probes dropped before the health judge, by reason. */
-export interface ProbeDrops {
-  /** Of the probe ethertype but not a probe (wrong magic, length, or MACs that disagree with the ids). */
-  malformed: number;
-  /** Not for us, or from a router that is not a fast-path peer. */
-  unknownPeer: number;
-  /** From a peer we hold no probe key for (no pair keys yet, or any more). */
-  noKey: number;
-  /** A tag that matches none of the peer's keys: forged, damaged, or under an old key. */
-  badTag: number;
-  /** Authentic but not newer than one already accepted under that key. */
-  replayed: number;
-}
-
 /** The fast path's state beyond its peers, for status. */
 export interface FastPathReport {
   peers: FastPathPeerReport[];
@@ -130,14 +116,9 @@ export class FastPath {
   private readonly init: FastPathInit;
   private readonly log: Logger;
   private readonly peers = new Map<number, Peer>();
-  private readonly scratch: Buffer;
   private timers: TimerHandle[] = [];
   private queue: Promise<void> = Promise.resolve();
-  private readonly auth = new ProbeAuth();
-  /** Drop reasons already logged (each is logged once; status has the counts). */
-  private readonly logged = new Set<keyof ProbeDrops>();
-  readonly probeDrops: ProbeDrops = { malformed: 0, unknownPeer: 0, noKey: 0, badTag: 0, replayed: 0 };
-  probesAccepted = 0;
+  private readonly probes: ProbeChannel;
   opErrors = 0;
   private filterQueued = false;
 
@@ -145,7 +126,10 @@ export class FastPath {
     this.c = components;
     this.init = init;
     this.log = components.logger;
-    this.scratch = Buffer.alloc(Math.max(PROBE_MIN, init.maxFrame));
+    this.probes = new ProbeChannel(
+      { tap: components.probeTap, logger: components.logger, isPeer: (id) => this.peers.get(id)?.eligible === true, onProbe: (p) => this.health.onProbe(p) },
+      { selfId: init.selfId, maxFrame: init.maxFrame },
+    );
     this.filters = new FastPathFilters(
       { nft: components.nft, clock: components.clock, logger: components.logger },
       { port: init.vxlan.port, overlayPorts: [init.sleeveTap, init.vxlan.name, components.probeTap.name] },
@@ -153,7 +137,7 @@ export class FastPath {
     this.health = new FastPathHealth(
       {
         clock: components.clock,
-        send: (p) => this.sendProbe(p),
+        send: (p) => this.probes.send(p),
         onSwitch: (id, up, reason) => this.switched(id, up, reason),
         peerSilent: (id, lastHeard) => components.peerSilent(id, lastHeard),
         onHealth: (id, healthy) => this.healthChanged(id, healthy),
@@ -178,7 +162,7 @@ export class FastPath {
     await nl.setMaster(this.c.probeTap.name, this.init.bridge);
     await nl.setUp(this.c.probeTap.name);
     await nl.bridgeFdbSetStatic(this.c.probeTap.name, probeMacText(this.init.selfId));
-    this.c.probeTap.start((count) => this.onProbes(count));
+    this.c.probeTap.start((count) => this.probes.onBatch(count));
     this.c.macs.onChange(() => this.enqueue(() => this.reconcileMacs()));
     this.timers.push(this.c.clock.setInterval(() => this.health.tick(), 125));
     this.timers.push(this.c.clock.setInterval(() => this.enqueue(() => this.pollLocalMacs()), 1000));
@@ -209,7 +193,7 @@ export class FastPath {
     for (const t of this.timers) t.cancel();
     this.timers = [];
     this.c.probeTap.stop();
-    this.auth.clear();
+    this.probes.clear();
   }
 
   /**
@@ -217,12 +201,12 @@ export class FastPath {
    * installation. `confirmTx` as in Overlay.installKeys.
    */
   installKeys(id: number, probeKey: Uint8Array, confirmTx: boolean): void {
-    this.auth.install(id, probeKey, confirmTx);
+    this.probes.installKey(id, probeKey, confirmTx);
   }
 
   /** The peer left the mesh: its probe keys are wiped. */
   removeKeys(id: number): void {
-    this.auth.remove(id);
+    this.probes.removeKeys(id);
   }
 
   /** A peer with a direct underlay address (or none: it leaves the fast path). */
@@ -269,7 +253,12 @@ export class FastPath {
 
   /** Status beyond the peers: probe counts and the VXLAN port filter (its counters as last read; see refreshCounters). */
   report(): FastPathReport {
-    return { peers: this.status(), probes: { accepted: this.probesAccepted, drops: { ...this.probeDrops } }, vxlanPort: this.filters.report() };
+    return { peers: this.status(), probes: { accepted: this.probes.accepted, drops: { ...this.probes.drops } }, vxlanPort: this.filters.report() };
+  }
+
+  /** Probes dropped before the health judge, by reason (live counts). */
+  get probeDrops(): ProbeDrops {
+    return this.probes.drops;
   }
 
   /** Reads the nftables counters again (at most once a second); never throws. */
@@ -286,7 +275,7 @@ export class FastPath {
         name: p.name,
         underlay: p.underlay,
         state: p.eligible && s !== undefined ? s.state : 'ineligible',
-        reason: p.eligible && !this.auth.has(p.id) ? `no probe key yet (probes are authenticated with the pair's keys); ${reason}` : reason,
+        reason: p.eligible && !this.probes.hasKey(p.id) ? `no probe key yet (probes are authenticated with the pair's keys); ${reason}` : reason,
         sinceMs: s?.sinceMs ?? 0,
         switches: s?.switches ?? 0,
       };
@@ -308,50 +297,6 @@ export class FastPath {
       await this.c.netlink.fdbDelete(this.init.vxlan.name, { mac, dst: p.underlay });
       await this.c.netlink.bridgeFdbDelete(this.init.vxlan.name, mac);
     });
-  }
-
-  private sendProbe(p: Probe): void {
-    const size = p.big ? this.init.maxFrame : 64;
-    writeProbe(this.scratch, 0, size, p);
-    // Without the pair's key the peer could not tell our probe from a forgery: send nothing.
-    if (!this.auth.sign(p.dst, this.scratch, 0)) return;
-    this.c.probeTap.write(this.scratch, 0, size, false);
-  }
-
-  private onProbes(count: number): void {
-    if (count < 0) return;
-    const t = this.c.probeTap;
-    for (let i = 0; i < count; i++) {
-      const off = i * t.stride + t.headroom;
-      const len = t.lens[i]!;
-      // The bridge floods pods' broadcasts to every port, this one included: not probes, not drops.
-      if (len < 14 || t.arena.readUInt16BE(off + 12) !== PROBE_ETHERTYPE) continue;
-      if (!isProbe(t.arena, off, len)) {
-        this.drop('malformed');
-        continue;
-      }
-      const src = probeSrc(t.arena, off);
-      if (probeDst(t.arena, off) !== this.init.selfId || this.peers.get(src)?.eligible !== true) {
-        this.drop('unknownPeer');
-        continue;
-      }
-      const v = this.auth.verify(src, t.arena, off);
-      if (v === ProbeVerdict.ok) {
-        this.probesAccepted++;
-        this.health.onProbe(readProbe(t.arena, off, len)!);
-      } else {
-        this.drop(v === ProbeVerdict.noKey ? 'noKey' : v === ProbeVerdict.badTag ? 'badTag' : 'replayed');
-      }
-    }
-  }
-
-  private drop(reason: keyof ProbeDrops): void {
-    this.probeDrops[reason]++;
-    if (this.logged.has(reason)) return;
-    this.logged.add(reason);
-    // Probes from a peer whose keys are still being made are normal for a moment after a start.
-    const level = reason === 'noKey' ? 'info' : 'warn';
-    this.log[level]('fast-path probe dropped (logged once per reason; counts in status)', { reason });
   }
 
   /**
