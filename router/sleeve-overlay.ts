@@ -11,6 +11,8 @@ export class SleeveOverlay implements Overlay {
   private readonly sleeve: Sleeve;
   private readonly pathListeners: ((name: PeerName, up: boolean) => void)[] = [];
   private readonly rekeyListeners: ((name: PeerName) => void)[] = [];
+  private readonly keyListeners: ((keys: PeerKeys, confirmTx: boolean) => void)[] = [];
+  private readonly removeListeners: ((id: number) => void)[] = [];
   /** Endpoints and relays named before the peer's first keys; applied when they arrive. */
   private readonly early = new Map<PeerName, { direct?: string | undefined; via?: PeerName | undefined }>();
 
@@ -29,6 +31,9 @@ export class SleeveOverlay implements Overlay {
   installKeys(keys: PeerKeys, confirm: boolean): void {
     const known = this.sleeve.peerById(keys.id) !== undefined;
     this.sleeve.installKeys(keys, confirm);
+    // Only keys the sleeve took (it refuses a second peer with the same wire id). The key bytes
+    // are wiped when this returns: listeners copy what they keep.
+    if (this.sleeve.peerById(keys.id)?.name === keys.name) for (const l of this.keyListeners) l(keys, confirm);
     const e = this.early.get(keys.name);
     if (!known && e !== undefined) {
       this.early.delete(keys.name);
@@ -58,7 +63,10 @@ export class SleeveOverlay implements Overlay {
 
   removePeer(name: PeerName): void {
     this.early.delete(name);
-    this.sleeve.removePeer(peerIdFromPeerName(name));
+    const id = peerIdFromPeerName(name);
+    const known = this.sleeve.peerById(id)?.name === name;
+    this.sleeve.removePeer(id);
+    if (known) for (const l of this.removeListeners) l(id);
   }
 
   pathUp(name: PeerName): boolean {
@@ -71,5 +79,15 @@ export class SleeveOverlay implements Overlay {
 
   onRekeyWanted(listener: (name: PeerName) => void): void {
     this.rekeyListeners.push(listener);
+  }
+
+  /** Keys the sleeve installed for a peer (the fast path takes the probe key from them). */
+  onKeys(listener: (keys: PeerKeys, confirmTx: boolean) => void): void {
+    this.keyListeners.push(listener);
+  }
+
+  /** A peer the sleeve knew was removed (its keys are wiped). */
+  onRemoved(listener: (id: number) => void): void {
+    this.removeListeners.push(listener);
   }
 }

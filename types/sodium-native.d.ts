@@ -16,6 +16,8 @@ declare module 'sodium-native' {
     crypto_stream_chacha20_ietf_KEYBYTES: number;
     randombytes_buf(buf: Bytes): void;
     sodium_memzero(buf: Bytes): void;
+    /** Constant-time equality of two buffers of the same length. */
+    sodium_memcmp(a: Bytes, b: Bytes): boolean;
     sodium_malloc(size: number): Buffer;
     crypto_box_keypair(pk: Bytes, sk: Bytes): void;
     crypto_box_PUBLICKEYBYTES: number;

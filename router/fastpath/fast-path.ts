@@ -17,15 +17,24 @@
  *               peer back in the sleeve's flood list
  * Kernel state outlives the router: on start the device is adopted and existing entries stay until
  * probes judge the peer (so a restart does not cut fast-path traffic).
+ *
+ * Probes carry a tag under the pair's probe key (probe-channel.ts, probe-auth.ts): a probe from a
+ * peer we hold no key for, with a wrong tag, or not newer than one already accepted is dropped
+ * and counted by reason, and never reaches the health judge. Without a key we send no probes.
+ *
+ * nftables (filters.ts) lets only the current peers' underlay addresses reach the VXLAN port.
  */
 import { isIPv4 } from 'node:net';
 import type { Clock, TimerHandle } from '../../src/core/clock.js';
 import { describeError } from '../../src/core/errors.js';
 import type { Logger } from '../../src/core/logger.js';
 import { FLOOD_MAC, type Netlink } from '../../src/platform/netlink.js';
+import type { Nft } from '../../src/platform/nft.js';
 import type { TapDevice } from '../../src/platform/tap.js';
+import { FastPathFilters, type VxlanPortReport } from './filters.js';
 import { FastPathHealth, type FastPathState } from './health.js';
-import { PROBE_MIN, probeIdOf, probeMacText, readProbe, writeProbe, type Probe } from './probe-frame.js';
+import { ProbeChannel, type ProbeDrops } from './probe-channel.js';
+import { probeIdOf, probeMacText } from './probe-frame.js';
 
 /** Who owns which pod MAC (gossip/mac-owners.ts fits). */
 export interface MacDirectory {
@@ -36,6 +45,7 @@ export interface MacDirectory {
 
 export interface FastPathComponents {
   netlink: Netlink;
+  nft: Nft;
   probeTap: TapDevice;
   clock: Clock;
   logger: Logger;
@@ -70,6 +80,13 @@ interface Peer {
   programmed: boolean;
 }
 
+/** The fast path's state beyond its peers, for status. */
+export interface FastPathReport {
+  peers: FastPathPeerReport[];
+  probes: { accepted: number; drops: ProbeDrops };
+  vxlanPort: VxlanPortReport;
+}
+
 export interface FastPathPeerReport {
   name: string;
   underlay: string;
@@ -94,24 +111,33 @@ export function inSubnets(address: string, subnets: readonly { address: string; 
 
 export class FastPath {
   readonly health: FastPathHealth;
+  readonly filters: FastPathFilters;
   private readonly c: FastPathComponents;
   private readonly init: FastPathInit;
   private readonly log: Logger;
   private readonly peers = new Map<number, Peer>();
-  private readonly scratch: Buffer;
   private timers: TimerHandle[] = [];
   private queue: Promise<void> = Promise.resolve();
+  private readonly probes: ProbeChannel;
   opErrors = 0;
+  private filterQueued = false;
 
   constructor(components: FastPathComponents, init: FastPathInit) {
     this.c = components;
     this.init = init;
     this.log = components.logger;
-    this.scratch = Buffer.alloc(Math.max(PROBE_MIN, init.maxFrame));
+    this.probes = new ProbeChannel(
+      { tap: components.probeTap, logger: components.logger, isPeer: (id) => this.peers.get(id)?.eligible === true, onProbe: (p) => this.health.onProbe(p) },
+      { selfId: init.selfId, maxFrame: init.maxFrame },
+    );
+    this.filters = new FastPathFilters(
+      { nft: components.nft, clock: components.clock, logger: components.logger },
+      { port: init.vxlan.port, overlayPorts: [init.sleeveTap, init.vxlan.name, components.probeTap.name] },
+    );
     this.health = new FastPathHealth(
       {
         clock: components.clock,
-        send: (p) => this.sendProbe(p),
+        send: (p) => this.probes.send(p),
         onSwitch: (id, up, reason) => this.switched(id, up, reason),
         peerSilent: (id, lastHeard) => components.peerSilent(id, lastHeard),
         onHealth: (id, healthy) => this.healthChanged(id, healthy),
@@ -125,6 +151,9 @@ export class FastPath {
     const v = this.init.vxlan;
     await nl.ensureVxlan(v);
     await this.adoptKernelState();
+    // Before the device goes up (a new one is down; an adopted one keeps the old table until
+    // this replaces it in one transaction): only the peers' addresses reach the VXLAN port.
+    await this.filters.install(this.allowedUnderlays());
     await nl.setMaster(v.name, this.init.bridge);
     await nl.setUp(v.name);
     await nl.setIsolated(v.name, true);
@@ -133,10 +162,12 @@ export class FastPath {
     await nl.setMaster(this.c.probeTap.name, this.init.bridge);
     await nl.setUp(this.c.probeTap.name);
     await nl.bridgeFdbSetStatic(this.c.probeTap.name, probeMacText(this.init.selfId));
-    this.c.probeTap.start((count) => this.onProbes(count));
+    this.c.probeTap.start((count) => this.probes.onBatch(count));
     this.c.macs.onChange(() => this.enqueue(() => this.reconcileMacs()));
     this.timers.push(this.c.clock.setInterval(() => this.health.tick(), 125));
     this.timers.push(this.c.clock.setInterval(() => this.enqueue(() => this.pollLocalMacs()), 1000));
+    // (the refused counter is logged once when it first grows, even if nobody asks for status)
+    this.timers.push(this.c.clock.setInterval(() => void this.filters.refresh(), 30_000));
     this.enqueue(() => this.pollLocalMacs());
   }
 
@@ -162,6 +193,20 @@ export class FastPath {
     for (const t of this.timers) t.cancel();
     this.timers = [];
     this.c.probeTap.stop();
+    this.probes.clear();
+  }
+
+  /**
+   * The pair's probe key for peer `id` (copied; see PeerKeys.probe), from the mesh's key
+   * installation. `confirmTx` as in Overlay.installKeys.
+   */
+  installKeys(id: number, probeKey: Uint8Array, confirmTx: boolean): void {
+    this.probes.installKey(id, probeKey, confirmTx);
+  }
+
+  /** The peer left the mesh: its probe keys are wiped. */
+  removeKeys(id: number): void {
+    this.probes.removeKeys(id);
   }
 
   /** A peer with a direct underlay address (or none: it leaves the fast path). */
@@ -186,11 +231,17 @@ export class FastPath {
       return;
     }
     if (cur !== undefined) this.removePeer(cur);
-    const eligible = !this.init.encrypted || inSubnets(underlay, this.init.trusted);
-    const why = eligible ? '' : 'not in a trusted subnet: the cluster encrypts and this kernel has no IPsec or WireGuard, so traffic stays on the sleeve';
+    const why = !isIPv4(underlay)
+      ? 'not an IPv4 underlay address'
+      : this.init.encrypted && !inSubnets(underlay, this.init.trusted)
+        ? 'not in a trusted subnet: the cluster encrypts and this kernel has no IPsec or WireGuard, so traffic stays on the sleeve'
+        : '';
+    const eligible = why === '';
     const p: Peer = { id, name, underlay, eligible, why, macs: new Set(), up: false, programmed: false };
     this.peers.set(id, p);
     if (!eligible) return;
+    // the peer's address reaches our VXLAN port before we probe it
+    this.syncFilter();
     const mac = probeMacText(id);
     this.enqueue(async () => {
       await this.c.netlink.bridgeFdbSetStatic(this.init.vxlan.name, mac);
@@ -200,15 +251,31 @@ export class FastPath {
     });
   }
 
+  /** Status beyond the peers: probe counts and the VXLAN port filter (its counters as last read; see refreshCounters). */
+  report(): FastPathReport {
+    return { peers: this.status(), probes: { accepted: this.probes.accepted, drops: { ...this.probes.drops } }, vxlanPort: this.filters.report() };
+  }
+
+  /** Probes dropped before the health judge, by reason (live counts). */
+  get probeDrops(): ProbeDrops {
+    return this.probes.drops;
+  }
+
+  /** Reads the nftables counters again (at most once a second); never throws. */
+  refreshCounters(): Promise<void> {
+    return this.filters.refresh();
+  }
+
   status(): FastPathPeerReport[] {
     const h = new Map(this.health.status().map((s) => [s.id, s]));
     return [...this.peers.values()].map((p) => {
       const s = h.get(p.id);
+      const reason = p.eligible && s !== undefined ? s.reason : p.why;
       return {
         name: p.name,
         underlay: p.underlay,
         state: p.eligible && s !== undefined ? s.state : 'ineligible',
-        reason: p.eligible && s !== undefined ? s.reason : p.why,
+        reason: p.eligible && !this.probes.hasKey(p.id) ? `no probe key yet (probes are authenticated with the pair's keys); ${reason}` : reason,
         sinceMs: s?.sinceMs ?? 0,
         switches: s?.switches ?? 0,
       };
@@ -222,6 +289,7 @@ export class FastPath {
   private removePeer(p: Peer): void {
     this.peers.delete(p.id);
     this.health.removePeer(p.id);
+    if (p.eligible) this.syncFilter();
     if (p.up) this.c.setFast(p.id, false);
     const mac = probeMacText(p.id);
     this.enqueue(async () => {
@@ -229,21 +297,6 @@ export class FastPath {
       await this.c.netlink.fdbDelete(this.init.vxlan.name, { mac, dst: p.underlay });
       await this.c.netlink.bridgeFdbDelete(this.init.vxlan.name, mac);
     });
-  }
-
-  private sendProbe(p: Probe): void {
-    const size = p.big ? this.init.maxFrame : 64;
-    writeProbe(this.scratch, 0, size, p);
-    this.c.probeTap.write(this.scratch, 0, size, false);
-  }
-
-  private onProbes(count: number): void {
-    if (count < 0) return;
-    const t = this.c.probeTap;
-    for (let i = 0; i < count; i++) {
-      const p = readProbe(t.arena, i * t.stride + t.headroom, t.lens[i]!);
-      if (p !== undefined) this.health.onProbe(p);
-    }
   }
 
   /**
@@ -336,6 +389,21 @@ export class FastPath {
     const skip = new Set([this.init.sleeveTap, this.init.vxlan.name, this.c.probeTap.name]);
     const entries = await this.c.netlink.bridgeFdbList(this.init.bridge);
     this.c.macs.setLocal(entries.filter((e) => e.kind === 'learned' && !skip.has(e.port)).map((e) => e.mac));
+  }
+
+  /** The underlay addresses allowed to reach the VXLAN port: every eligible peer's, whatever its state (probes must pass). */
+  private allowedUnderlays(): string[] {
+    return [...this.peers.values()].filter((p) => p.eligible).map((p) => p.underlay);
+  }
+
+  /** Brings the VXLAN port's peer set in line, once for any number of changes queued meanwhile. */
+  private syncFilter(): void {
+    if (this.filterQueued) return;
+    this.filterQueued = true;
+    this.enqueue(async () => {
+      this.filterQueued = false;
+      await this.filters.setPeers(this.allowedUnderlays());
+    });
   }
 
   /** Kernel changes run one at a time, in order; a failure is logged and counted, never thrown. */

@@ -66,6 +66,11 @@ export function formatStatus(s: StatusReport): string {
   for (const f of s.fastpath.peers) {
     lines.push(`    ${f.name} (${f.underlay}): ${f.state}, ${f.reason}, for ${(f.sinceMs / 1000).toFixed(1)}s, ${f.switches} switches`);
   }
+  const v = s.fastpath.vxlanPort;
+  if (v !== undefined) {
+    lines.push(`    VXLAN port ${v.port} (nftables ${v.table}) open to ${v.peers.length === 0 ? 'no one' : v.peers.join(', ')}; refused from others: ${v.refused.packets}; pods' frames to probe addresses dropped: ${v.podProbes.packets}`);
+  }
+  if (s.fastpath.probes !== undefined) lines.push(`    probes accepted: ${s.fastpath.probes.accepted} (drops below, fastpath.probe.*)`);
   if (s.ipam === undefined) lines.push('  IPAM: off');
   else {
     const r = s.ipam.ranges.map((x) => `${x.range}: owned ${x.owned}, free ${x.free}, allocated ${x.allocated}, quarantined ${x.quarantined}`).join('; ');

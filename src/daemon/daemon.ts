@@ -29,12 +29,16 @@ import { PodNetwork } from './pod-network.js';
 import { cniExecHandler } from './cni-exec.js';
 import { NftCli } from '../platform/linux/nft-cli.js';
 import { Sleeve } from '../../router/sleeve/sleeve.js';
-import { FastPath, type FastPathPeerReport } from '../../router/fastpath/fast-path.js';
+import { FastPath } from '../../router/fastpath/fast-path.js';
+import { FAST_PATH_TABLES } from '../../router/fastpath/filters.js';
 import type { TimerHandle } from '../core/clock.js';
 import { overlayMtu } from '../../router/sleeve/wire.js';
 import { ApiError, ApiServer } from './api-server.js';
 import type { DaemonConfig } from './config.js';
 import { buildStatus, ipamSummary, type StatusReport } from './status.js';
+
+/** The fast path's VXLAN device. */
+const VXLAN_DEVICE = 'weft-vx';
 
 export interface DaemonComponents {
   logger: Logger;
@@ -47,6 +51,7 @@ export class Daemon {
   private readonly log: Logger;
   private readonly clock: Clock;
   private readonly netlink: Netlink;
+  private readonly nft = new NftCli();
   private readonly started: Startable[] = [];
   private tap: LinuxTap | undefined = undefined;
   private udp: LinuxUdp | undefined = undefined;
@@ -61,6 +66,9 @@ export class Daemon {
   private fastPath: FastPath | undefined = undefined;
   private fastPathNote = '';
   private fastPeersTimer: TimerHandle | undefined = undefined;
+  /** Peers last handed to the fast path (see syncFastPeers). */
+  private readonly fastPeers = new Set<number>();
+  private fastPeersSoon = false;
   private startedAt = 0;
   private underlayMtu = 0;
   private mtu = 0;
@@ -106,6 +114,19 @@ export class Daemon {
       },
     );
     const overlay = new SleeveOverlay(this.sleeve);
+    // The fast path's probes are authenticated with the pair's probe key (made with the traffic keys).
+    overlay.onKeys((keys, confirmTx) => {
+      this.fastPath?.installKeys(keys.id, keys.probe, confirmTx);
+      // after the overlay has applied the peer's endpoint
+      if (this.fastPath !== undefined && !this.fastPeersSoon) {
+        this.fastPeersSoon = true;
+        setImmediate(() => {
+          this.fastPeersSoon = false;
+          this.syncFastPeers();
+        });
+      }
+    });
+    overlay.onRemoved((id) => this.fastPath?.removeKeys(id));
     this.mesh = new Mesh(
       { identity, psk: derive(secret, 'weft mesh psk v1'), clock: this.clock, logger: this.log.child('mesh'), overlay },
       {
@@ -128,7 +149,7 @@ export class Daemon {
         { self: identity.name, config: c.ipam, stateDir: c.stateDir, secret },
       );
       this.podNetwork = new PodNetwork(
-        { ipam: this.ipam.ipam, netlink: this.netlink, nft: new NftCli(), clock: this.clock, logger: this.log.child('pods') },
+        { ipam: this.ipam.ipam, netlink: this.netlink, nft: this.nft, clock: this.clock, logger: this.log.child('pods') },
         { bridge: c.bridge, mtu: this.mtu, ranges: c.ipam.ranges },
       );
     }
@@ -145,8 +166,12 @@ export class Daemon {
       this.closeDevices();
       throw err;
     }
+    if (this.fastPath === undefined) await this.removeStaleFastPath();
     this.api = new ApiServer({ logger: this.log.child('api') }, { socketPath: c.apiSocket });
-    this.api.route('GET', '/v1/status', () => this.status());
+    this.api.route('GET', '/v1/status', async () => {
+      await this.fastPath?.refreshCounters();
+      return this.status();
+    });
     this.api.route('POST', '/v1/forget', (body) => this.forget(body));
     if (this.ipam !== undefined) this.ipam.routes(this.api);
     else {
@@ -171,21 +196,10 @@ export class Daemon {
       throw err;
     }
     if (this.fastPath !== undefined) {
-      const fp = this.fastPath;
-      const sleeve = this.sleeve;
-      const known = new Set<number>();
-      // Peers with a direct underlay address are candidates for the fast path.
-      this.fastPeersTimer = this.clock.setInterval(() => {
-        const now = new Set<number>();
-        for (const p of sleeve.peers) {
-          now.add(p.id);
-          // The address stays known while the mesh connection is down: probes judge the kernel path.
-          if (p.hasDirect && p.directFamily === 4) fp.setPeer(p.id, p.name, p.directAddress);
-        }
-        for (const id of known) if (!now.has(id)) fp.setPeer(id, '', undefined);
-        known.clear();
-        for (const id of now) known.add(id);
-      }, 1000);
+      // Peers with a direct underlay address are candidates for the fast path; checked every
+      // second, and at once when a peer gets keys (so its address reaches our VXLAN port's
+      // filter before its first probes do).
+      this.fastPeersTimer = this.clock.setInterval(() => this.syncFastPeers(), 1000);
     }
     this.startedAt = this.clock.now();
     this.log.info('weft router started', {
@@ -218,7 +232,7 @@ export class Daemon {
       config: this.config,
       sleeve: this.sleeve,
       mesh: this.mesh.status(),
-      fastpath: { mode: this.config.fastpath, note: this.fastPathNote, peers: this.fastPath?.status() ?? ([] as FastPathPeerReport[]) },
+      fastpath: { mode: this.config.fastpath, note: this.fastPathNote, peers: [], ...this.fastPath?.report() },
       ipam: this.ipam === undefined ? undefined : ipamSummary(this.ipam.ipam.status()),
       router: this.router,
       tap: this.tap,
@@ -227,6 +241,22 @@ export class Daemon {
       underlayMtu: this.underlayMtu,
       mtu: this.mtu,
     });
+  }
+
+  /** Hands the sleeve's peers with a direct IPv4 underlay address to the fast path, and takes away those that left. */
+  private syncFastPeers(): void {
+    const fp = this.fastPath;
+    const sleeve = this.sleeve;
+    if (fp === undefined || sleeve === undefined || this.fastPeersTimer === undefined) return;
+    const now = new Set<number>();
+    for (const p of sleeve.peers) {
+      now.add(p.id);
+      // The address stays known while the mesh connection is down: probes judge the kernel path.
+      if (p.hasDirect && p.directFamily === 4) fp.setPeer(p.id, p.name, p.directAddress);
+    }
+    for (const id of this.fastPeers) if (!now.has(id)) fp.setPeer(id, '', undefined);
+    this.fastPeers.clear();
+    for (const id of now) this.fastPeers.add(id);
   }
 
   /** The kernel fast path, when configured and possible here; otherwise a note says why not. */
@@ -244,6 +274,7 @@ export class Daemon {
     this.fastPath = new FastPath(
       {
         netlink: this.netlink,
+        nft: this.nft,
         probeTap: this.probeTap,
         clock: this.clock,
         logger: this.log.child('fastpath'),
@@ -263,13 +294,32 @@ export class Daemon {
         selfId: this.sleeve!.selfId,
         bridge: c.bridge,
         sleeveTap: c.tap,
-        vxlan: { name: 'weft-vx', vni: 0x7765, port: this.udp!.localPort + 1, local: c.listen.address, mtu: this.underlayMtu - 50 },
+        vxlan: { name: VXLAN_DEVICE, vni: 0x7765, port: this.udp!.localPort + 1, local: c.listen.address, mtu: this.underlayMtu - 50 },
         maxFrame: this.mtu + 14,
         encrypted: !c.plaintext,
         trusted: c.trustedSubnets,
       },
     );
     this.fastPathNote = c.plaintext ? 'auto' : c.trustedSubnets.length > 0 ? 'auto (trusted subnets only: the cluster encrypts)' : 'auto, but no peer qualifies: the cluster encrypts, no --trusted-subnets, and this kernel has no IPsec or WireGuard';
+  }
+
+  /**
+   * Without a fast path, what an earlier run with one left in the kernel goes: its VXLAN device
+   * (which would keep carrying pods' frames to peers this run does not watch) and its nftables
+   * tables. Failures are logged; none stops the start.
+   */
+  private async removeStaleFastPath(): Promise<void> {
+    try {
+      if ((await this.netlink.getLink(VXLAN_DEVICE)) !== undefined) {
+        await this.netlink.deleteLink(VXLAN_DEVICE);
+        this.log.info('removed the VXLAN device of an earlier run with the fast path', { device: VXLAN_DEVICE });
+      }
+    } catch (err) {
+      this.log.warn('cannot remove the VXLAN device of an earlier run', { device: VXLAN_DEVICE, err: describeError(err) });
+    }
+    for (const [family, table] of FAST_PATH_TABLES) {
+      await this.nft.deleteTable(family, table).catch((err: unknown) => this.log.debug('cannot remove a fast path table', { table, err: describeError(err) }));
+    }
   }
 
   private forget(body: unknown): { forgotten: string; ipam: string } {

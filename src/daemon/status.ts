@@ -8,7 +8,7 @@ import type { LinuxUdp } from '../platform/linux/linux-udp.js';
 import type { Router } from '../../router/router.js';
 import type { Sleeve } from '../../router/sleeve/sleeve.js';
 import type { MeshStatus } from '../../gossip/mesh.js';
-import type { FastPathPeerReport } from '../../router/fastpath/fast-path.js';
+import type { FastPathPeerReport, FastPathReport } from '../../router/fastpath/fast-path.js';
 import type { DaemonConfig } from './config.js';
 
 export interface PeerStatus {
@@ -54,7 +54,7 @@ export interface StatusReport {
   mtu: { underlay: number; overlay: number; maxDatagram: number };
   peers: PeerStatus[];
   mesh: MeshStatus;
-  fastpath: { mode: string; note: string; peers: FastPathPeerReport[] };
+  fastpath: FastPathStatus;
   /** IPAM summary (`weft ipam status` has the whole picture); undefined when IPAM is off. */
   ipam: IpamSummary | undefined;
   relayed: { datagrams: number; bytes: number };
@@ -63,6 +63,9 @@ export interface StatusReport {
   reassembly: { inUse: number; completed: number; stored: number; memoryBytes: number };
   memory: { rssBytes: number; heapUsedBytes: number };
 }
+
+/** The fast path: its peers, and (when it runs) probe counts and the VXLAN port filter. */
+export type FastPathStatus = { mode: string; note: string; peers: FastPathPeerReport[] } & Partial<Omit<FastPathReport, 'peers'>>;
 
 export interface IpamSummary {
   ready: { ok: boolean; reason?: string };
@@ -82,7 +85,7 @@ export function buildStatus(s: {
   config: DaemonConfig;
   sleeve: Sleeve;
   mesh: MeshStatus;
-  fastpath: { mode: string; note: string; peers: FastPathPeerReport[] };
+  fastpath: FastPathStatus;
   ipam: IpamSummary | undefined;
   router: Router;
   tap: LinuxTap;
@@ -119,6 +122,11 @@ export function buildStatus(s: {
   add('tx', s.sleeve.txDrops());
   add('reassembly', s.sleeve.reassemblyDrops());
   add('switch', s.router.drops);
+  if (s.fastpath.probes !== undefined) add('fastpath.probe', s.fastpath.probes.drops);
+  if (s.fastpath.vxlanPort !== undefined) {
+    drops['fastpath.vxlanRefused'] = s.fastpath.vxlanPort.refused.packets;
+    drops['fastpath.podProbes'] = s.fastpath.vxlanPort.podProbes.packets;
+  }
   for (const [reason, n] of s.router.offloadDrops) drops[`offload.${reason}`] = n;
   const udp = s.udp.counters();
   const tap = s.tap.counters();

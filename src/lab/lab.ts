@@ -7,6 +7,7 @@
  *
  *   <p>-u: bridge ul ─ u1 ═ eth0 <p>-n1 (198.18.0.1): bridge weft ─ vp1 ═ eth0 <p>-n1p1
  *                    ─ u2 ═ eth0 <p>-n2 (198.18.0.2): bridge weft ─ vp1 ═ eth0 <p>-n2p1
+ *                    ─ h1 ═ eth0 <p>-h1 (198.18.0.101): a host on the underlay that is not a node
  */
 import { spawnSync } from 'node:child_process';
 import { parseCidr } from '../core/net.js';
@@ -40,6 +41,17 @@ export interface LabNode {
   nsPath: string;
   underlayIf: string;
   /** 198.18.0.<index+1> (/24 on `underlayIf`). */
+  address: string;
+}
+
+/** A namespace on the underlay that is not a node (`addUnderlayHost`): an outsider, a scanner, an attacker. */
+export interface UnderlayHost {
+  /** 'h1' for the first. */
+  name: string;
+  ns: string;
+  nsPath: string;
+  underlayIf: 'eth0';
+  /** 198.18.0.<100+k> (/24 on eth0). */
   address: string;
 }
 
@@ -92,6 +104,7 @@ export class Lab {
   private readonly namespaces = new Set<string>();
   private readonly processes = new Set<TrackedProcess>();
   private readonly podsMade = new Map<LabNode, number>();
+  private hostsMade = 0;
   private readonly bridges = new Set<LabNode>();
   private readonly faultRules = new Map<LabNode, string[]>();
   private readonly exitHook = (): void => this.destroySync();
@@ -205,6 +218,26 @@ export class Lab {
     this.podList.push(pod);
     this.log(`pod ${pod.name} (${pod.ns}) on ${node.name}: ${[init.ipv4, init.ipv6].filter(Boolean).join(' ')} mtu ${pod.mtu}`);
     return pod;
+  }
+
+  /**
+   * Adds a host on the underlay bridge that is not a node: namespace `<prefix>-h<k>`, eth0 with
+   * 198.18.0.<100+k>/24 (k from 1, at most 50). It runs no router; tests use it as an outsider.
+   */
+  async addUnderlayHost(): Promise<UnderlayHost> {
+    if (this.hostsMade >= 50) throw new LabError(`lab ${this.prefix} already has 50 underlay hosts`);
+    const k = ++this.hostsMade;
+    const host: UnderlayHost = { name: `h${k}`, ns: `${this.prefix}-h${k}`, nsPath: `/var/run/netns/${this.prefix}-h${k}`, underlayIf: 'eth0', address: `198.18.0.${100 + k}` };
+    const mtu = String(this.underlayMtu);
+    const port = `h${k}`;
+    await this.addNs(host.ns);
+    await this.ip(host.ns, ['link', 'add', 'eth0', 'mtu', mtu, 'type', 'veth', 'peer', 'name', port, 'mtu', mtu, 'netns', this.underlayNs]);
+    await this.ip(this.underlayNs, ['link', 'set', port, 'addrgenmode', 'none']);
+    await this.ip(this.underlayNs, ['link', 'set', port, 'master', UNDERLAY_BRIDGE, 'up']);
+    await this.ip(host.ns, ['addr', 'add', `${host.address}/24`, 'dev', 'eth0']);
+    await this.ip(host.ns, ['link', 'set', 'eth0', 'up']);
+    this.log(`underlay host ${host.name} (${host.ns}) at ${host.address}`);
+    return host;
   }
 
   async removePod(pod: LabPod): Promise<void> {

@@ -22,6 +22,8 @@ export interface RouterStatus {
   /** Peer name (from the router's key) and nickname (n1, n2, ...). */
   name: string;
   nickname: string;
+  /** The 32-bit wire id, 8 hex digits. */
+  id: string;
   pid: number;
   mtu: { underlay: number; overlay: number; maxDatagram: number };
   mode: { encryption: string; vnetHdr: boolean; udpGso: boolean; udpGro: boolean };
@@ -37,7 +39,14 @@ export interface RouterStatus {
     relayedRx: number;
   }[];
   relayed: { datagrams: number; bytes: number };
-  fastpath: { mode: string; note: string; peers: { name: string; underlay: string; state: string; reason: string; sinceMs: number; switches: number }[] };
+  fastpath: {
+    mode: string;
+    note: string;
+    peers: { name: string; underlay: string; state: string; reason: string; sinceMs: number; switches: number }[];
+    /** Present while the fast path runs. */
+    probes?: { accepted: number; drops: Record<string, number> };
+    vxlanPort?: { table: string; port: number; peers: string[]; refused: { packets: number; bytes: number }; podProbes: { packets: number; bytes: number } };
+  };
   mesh: {
     connections: { peer: string; nickname: string; pathUp: boolean; outbound: boolean }[];
     peers: { name: string; nickname: string; nextHop: string | undefined; hops: number | undefined }[];

@@ -105,3 +105,21 @@ describe.skipIf(!isRoot)('fast path: a peer with --fastpath=off', () => {
     }
   });
 });
+
+describe.skipIf(!isRoot)('fast path: plaintext without a secret file', () => {
+  it('still authenticates probes: the mesh makes pair keys (its PSK then comes from an empty secret that anyone has)', async () => {
+    const c = await WeftCluster.start({ nodes: 2, plaintext: true });
+    try {
+      await c.waitEstablished();
+      await c.waitFastPath();
+      const s = await c.apiStatus(0);
+      expect(s.mode.encryption).toBe('none');
+      expect(s.mesh.keys.map((k) => k.state)).toEqual(['established']);
+      expect(s.fastpath.probes!.accepted).toBeGreaterThan(0);
+      expect(Object.values(s.fastpath.probes!.drops).reduce((x, y) => x + y, 0)).toBe(0);
+      expect(s.fastpath.vxlanPort!.peers).toEqual([c.lab.nodes[1]!.address]);
+    } finally {
+      await c.destroy();
+    }
+  });
+});

@@ -1,4 +1,4 @@
-import type { Nft } from '../nft.js';
+import type { Nft, NftCounter, NftFamily } from '../nft.js';
 import { run } from './run.js';
 
 /** nftables through the `nft` command (`nft -f -`: one transaction per call). */
@@ -9,13 +9,34 @@ export class NftCli implements Nft {
     this.nft = init.nftPath ?? 'nft';
   }
 
-  async replaceTable(family: 'ip' | 'ip6' | 'inet', name: string, body: string): Promise<void> {
+  async replaceTable(family: NftFamily, name: string, body: string): Promise<void> {
     // "add" first so that "delete" never fails on a missing table; both in one transaction.
     const script = `add table ${family} ${name}\ndelete table ${family} ${name}\ntable ${family} ${name} {\n${body}\n}\n`;
     await run(this.nft, ['-f', '-'], { input: script });
   }
 
-  async deleteTable(family: 'ip' | 'ip6' | 'inet', name: string): Promise<void> {
+  async deleteTable(family: NftFamily, name: string): Promise<void> {
     await run(this.nft, ['-f', '-'], { input: `add table ${family} ${name}\ndelete table ${family} ${name}\n` });
   }
+
+  async replaceSetElements(family: NftFamily, table: string, set: string, elements: readonly string[]): Promise<void> {
+    const add = elements.length === 0 ? '' : `add element ${family} ${table} ${set} { ${elements.join(', ')} }\n`;
+    await run(this.nft, ['-f', '-'], { input: `flush set ${family} ${table} ${set}\n${add}` });
+  }
+
+  async counters(): Promise<NftCounter[]> {
+    return parseCounters(await run(this.nft, ['-j', 'list', 'counters']));
+  }
+}
+
+/** The named counters in `nft -j list counters` output. */
+export function parseCounters(json: string): NftCounter[] {
+  const doc = JSON.parse(json) as { nftables?: { counter?: { family?: unknown; table?: unknown; name?: unknown; packets?: unknown; bytes?: unknown } }[] };
+  const out: NftCounter[] = [];
+  for (const item of doc.nftables ?? []) {
+    const c = item.counter;
+    if (c === undefined || typeof c.family !== 'string' || typeof c.table !== 'string' || typeof c.name !== 'string') continue;
+    out.push({ family: c.family, table: c.table, name: c.name, packets: Number(c.packets ?? 0), bytes: Number(c.bytes ?? 0) });
+  }
+  return out;
 }

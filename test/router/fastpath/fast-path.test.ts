@@ -2,122 +2,10 @@
  * FastPath's kernel programming, with two routers' FastPaths joined by an in-memory probe wire
  * and fake netlink state (the real kernel is covered by test/integration/fastpath*.test.ts).
  */
+import { randomBytes } from 'node:crypto';
 import { describe, expect, it } from 'vitest';
-import { silentLogger } from '../../../src/core/logger.js';
-import { FLOOD_MAC, type BridgeFdbEntry, type FdbEntry, type Netlink } from '../../../src/platform/netlink.js';
-import { FastPath, type MacDirectory } from '../../../router/fastpath/fast-path.js';
-import { readProbe } from '../../../router/fastpath/probe-frame.js';
-import { FakeClock } from '../../fakes/fake-clock.js';
-import { FakeTap } from '../../fakes/fake-tap.js';
-
-const VXLAN = 'weft-vx';
-const TAP = 'weft-tap';
-
-/** The part of the kernel FastPath touches: the VXLAN device's entries and the bridge's. */
-class FakeKernel {
-  readonly vxlan = new Map<string, FdbEntry>();
-  readonly bridge = new Map<string, BridgeFdbEntry>();
-
-  netlink(): Netlink {
-    const ok = () => Promise.resolve();
-    const key = (e: FdbEntry) => `${e.mac}@${e.dst}`;
-    const handled: Partial<Netlink> = {
-      ensureVxlan: (s) => Promise.resolve({ name: s.name, vni: s.vni, port: s.port, local: s.local, learning: false, mtu: s.mtu }),
-      setMaster: ok,
-      setUp: ok,
-      setIsolated: ok,
-      setMtu: ok,
-      fdbList: () => Promise.resolve([...this.vxlan.values()]),
-      fdbSet: (_dev, e) => {
-        this.vxlan.set(key(e), { ...e });
-        return ok();
-      },
-      fdbDelete: (_dev, e) => {
-        this.vxlan.delete(key(e));
-        return ok();
-      },
-      bridgeFdbList: () => Promise.resolve([...this.bridge.values()]),
-      bridgeFdbSetStatic: (port, mac) => {
-        this.bridge.set(mac, { mac, port, kind: 'static' });
-        return ok();
-      },
-      bridgeFdbDelete: (port, mac) => {
-        if (this.bridge.get(mac)?.port === port) this.bridge.delete(mac);
-        return ok();
-      },
-    };
-    return new Proxy(handled as Netlink, {
-      get: (t, prop: string) => (prop in t ? t[prop as keyof Netlink] : () => Promise.reject(new Error(`FastPath called netlink.${prop}`))),
-    });
-  }
-
-  /** The VXLAN entries towards `dst`, as MACs. */
-  towards(dst: string): string[] {
-    return [...this.vxlan.values()].filter((e) => e.dst === dst).map((e) => e.mac).sort();
-  }
-}
-
-class Directory implements MacDirectory {
-  readonly owned = new Map<string, string[]>();
-  private readonly listeners: (() => void)[] = [];
-  macsOf(owner: string): readonly string[] {
-    return this.owned.get(owner) ?? [];
-  }
-  setLocal(): boolean {
-    return false;
-  }
-  onChange(listener: () => void): () => void {
-    this.listeners.push(listener);
-    return () => undefined;
-  }
-  set(owner: string, macs: string[]): void {
-    this.owned.set(owner, macs);
-    for (const l of this.listeners) l();
-  }
-}
-
-const settle = async () => {
-  for (let i = 0; i < 20; i++) await new Promise((r) => setImmediate(r));
-};
-
-async function twoRouters() {
-  const clock = new FakeClock();
-  const wire = { cut: false };
-  const make = (id: number, underlay: string) => {
-    const kernel = new FakeKernel();
-    const macs = new Directory();
-    const fast = new Map<number, boolean>();
-    const probeTap = new FakeTap({ name: `probe${id}`, vnetHdr: false });
-    const fp = new FastPath(
-      { netlink: kernel.netlink(), probeTap, clock, logger: silentLogger, macs, setFast: (peer, f) => fast.set(peer, f), peerSilent: () => false },
-      { selfId: id, bridge: 'weft', sleeveTap: TAP, vxlan: { name: VXLAN, vni: 1, port: 6785, local: underlay, mtu: 1450 }, maxFrame: 1418, encrypted: false, trusted: [] },
-    );
-    return { fp, kernel, macs, fast, probeTap };
-  };
-  const a = make(1, '198.18.0.1');
-  const b = make(2, '198.18.0.2');
-  // each side's probes reach the other's health, unless the wire is cut
-  for (const [from, to] of [[a, b], [b, a]] as const) {
-    from.probeTap.write = (buf, off, len) => {
-      const p = readProbe(Buffer.from(buf.subarray(off, off + len)), 0, len);
-      if (p !== undefined && !wire.cut) to.fp.health.onProbe(p);
-      return len;
-    };
-  }
-  await a.fp.start();
-  await b.fp.start();
-  a.fp.setPeer(2, 'b', '198.18.0.2');
-  b.fp.setPeer(1, 'a', '198.18.0.1');
-  await settle();
-  const advance = async (ms: number) => {
-    for (let t = 0; t < ms; t += 125) {
-      clock.advance(125);
-      await settle();
-    }
-  };
-  const stateOf = (x: typeof a) => x.fp.status()[0]?.state;
-  return { a, b, wire, advance, stateOf };
-}
+import { FLOOD_MAC } from '../../../src/platform/netlink.js';
+import { TAP, VXLAN, settle, twoRouters } from './two-routers.js';
 
 describe('FastPath kernel programming', () => {
   it('a peer whose path passes probes but is not up yet gets the MACs it acquires in that time', async () => {
@@ -163,5 +51,65 @@ describe('FastPath kernel programming', () => {
     expect(a.fast.get(2)).toBe(false);
     expect(a.kernel.towards('198.18.0.2')).toEqual([expect.stringMatching(/^[0-9a-f:]{17}$/)]); // the probe entry only
     for (const mac of ['02:00:00:00:0b:02', '02:00:00:00:0b:03']) expect(a.kernel.bridge.get(mac)).toBeUndefined();
+  });
+});
+
+describe('FastPath probe keys', () => {
+  const noDrops = { malformed: 0, unknownPeer: 0, noKey: 0, badTag: 0, replayed: 0 };
+
+  it('a rekey in the middle of a healthy path causes no fallback: the previous key is accepted until both ends hold the new one', async () => {
+    const { a, b, advance, stateOf } = await twoRouters();
+    await advance(2000);
+    expect([stateOf(a), stateOf(b)]).toEqual(['up', 'up']);
+    const switches = () => [a, b].map((x) => x.fp.status()[0]!.switches);
+    const before = switches();
+    // As in the pair handshake: the responder (b) installs the new key when the INIT arrives and
+    // keeps sending under the old one; the initiator (a) installs it when the answer arrives,
+    // here 3 s later (well past the 1 s after which silence takes a path down).
+    const k2 = randomBytes(32);
+    b.fp.installKeys(1, k2, true);
+    await advance(3000);
+    expect([stateOf(a), stateOf(b)]).toEqual(['up', 'up']);
+    a.fp.installKeys(2, k2, false);
+    await advance(3000);
+    expect([stateOf(a), stateOf(b)]).toEqual(['up', 'up']);
+    // and once more the other way round, with no delay
+    const k3 = randomBytes(32);
+    a.fp.installKeys(2, k3, true);
+    b.fp.installKeys(1, k3, false);
+    await advance(3000);
+    expect([stateOf(a), stateOf(b)]).toEqual(['up', 'up']);
+    expect(switches()).toEqual(before);
+    expect(a.fp.probeDrops).toEqual(noDrops);
+    expect(b.fp.probeDrops).toEqual(noDrops);
+  });
+
+  it('floods that reach the probe TAP are ignored; frames of the probe type that are not probes are counted', async () => {
+    const { a, advance } = await twoRouters();
+    const arp = Buffer.alloc(60, 0xff);
+    arp.writeUInt16BE(0x0806, 12);
+    const notProbe = Buffer.alloc(64);
+    notProbe.writeUInt16BE(0x88b5, 12);
+    a.probeTap.inject(arp);
+    a.probeTap.inject(notProbe);
+    await advance(125);
+    expect(a.fp.probeDrops).toEqual({ ...noDrops, malformed: 1 });
+  });
+
+  it('without keys a router sends no probes and takes none; with new keys the path comes back', async () => {
+    const { a, b, advance, stateOf } = await twoRouters();
+    await advance(2000);
+    a.fp.removeKeys(2);
+    const sent = a.sent.length;
+    await advance(2000);
+    expect(a.sent.length).toBe(sent);
+    expect([stateOf(a), stateOf(b)]).toEqual(['down', 'down']);
+    expect(a.fp.probeDrops.noKey).toBeGreaterThan(0);
+    expect(a.fp.status()[0]!.reason).toMatch(/no probe key yet/);
+    const k = randomBytes(32);
+    a.fp.installKeys(2, k, false);
+    b.fp.installKeys(1, k, true);
+    await advance(6000);
+    expect([stateOf(a), stateOf(b)]).toEqual(['up', 'up']);
   });
 });

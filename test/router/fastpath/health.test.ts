@@ -224,5 +224,9 @@ describe('probe frames', () => {
     const spoof = Buffer.from(buf);
     spoof.writeUInt32BE(3, 18); // claims another source than its MAC
     expect(readProbe(spoof, 0, 64)).toBeUndefined();
+    const big = Buffer.alloc(1418);
+    writeProbe(big, 0, 1418, { src: 1, dst: 2, seq: 1, echo: 0, echoBig: 0, big: true });
+    expect(readProbe(big, 0, 1418)).toBeDefined();
+    expect(readProbe(big, 0, 1000)).toBeUndefined(); // cut short on the way: shorter than its size field
   });
 });
