@@ -13,13 +13,14 @@
  * UNICAST `src` is vouched for by each hop only (members are authenticated by the cluster PSK);
  * channels that need more (pair keys) authenticate their payload end to end.
  */
-import { createServer, connect, type Server, type Socket } from 'node:net';
+import { connect, type Socket } from 'node:net';
 import type { Clock, TimerHandle } from '../src/core/clock.js';
-import { WeftError, describeError } from '../src/core/errors.js';
+import { describeError } from '../src/core/errors.js';
 import type { Logger } from '../src/core/logger.js';
 import { formatEndpoint, parseEndpoint } from '../src/core/net.js';
 import { MeshConnection } from './connection.js';
 import { ConnectionMaker, type TargetStatus } from './connection-maker.js';
+import { TcpMeshListener, type MeshListener, type RemoteAddress } from './mesh-listener.js';
 import type { Gossiper, Overlay, PeerName, RouteTable } from './contracts.js';
 import type { Identity } from './identity.js';
 import { MSG_BROADCAST, MSG_GOSSIP, MSG_UNICAST, MAX_TTL, type MeshMessage } from './mesh-protocol.js';
@@ -47,6 +48,8 @@ export interface MeshComponents {
   clock: Clock;
   logger: Logger;
   overlay: Overlay;
+  /** Inbound connections (default: TCP on the listen address). */
+  listener?: MeshListener;
 }
 
 export interface MeshInit {
@@ -90,7 +93,7 @@ export class Mesh {
   private readonly loggedCloses = new Set<string>();
   /** Live peers in topology at the last change (to notice those that left). */
   private known = new Set<PeerName>();
-  private server: Server | undefined;
+  private readonly listener: MeshListener;
   private timer: TimerHandle | undefined;
   private topology: MeshTopology | undefined;
   private routes: RouteTable | undefined;
@@ -108,6 +111,10 @@ export class Mesh {
         dial: (host, port) => this.dial(host, port),
       },
       { backoffBaseMs: this.init.backoffBaseMs, backoffCapMs: this.init.backoffCapMs },
+    );
+    this.listener = components.listener ?? new TcpMeshListener(
+      { logger: components.logger },
+      { address: this.init.listenAddress, port: this.init.listenPort, maxConnections: this.init.maxConnections },
     );
     for (const p of init.peers) this.maker.add(p, true);
     this.pairKeys = new PairKeys(
@@ -146,18 +153,7 @@ export class Mesh {
   }
 
   async start(): Promise<void> {
-    this.server = createServer((socket) => this.accept(socket));
-    this.server.maxConnections = this.init.maxConnections;
-    await new Promise<void>((resolve, reject) => {
-      const onError = (err: NodeJS.ErrnoException): void =>
-        reject(new WeftError('ERR_MESH_LISTEN', `cannot listen for mesh connections on TCP ${this.init.listenAddress}:${this.init.listenPort}: ${err.code === 'EADDRINUSE' ? 'the port is in use' : err.message}`, { cause: err }));
-      this.server!.once('error', onError);
-      this.server!.listen({ host: this.init.listenAddress, port: this.init.listenPort }, () => {
-        this.server!.off('error', onError);
-        resolve();
-      });
-    });
-    this.server.on('error', (err) => this.log.warn('mesh listener error', { err: describeError(err) }));
+    await this.listener.listen((socket, remote) => this.accept(socket, remote));
     this.pairKeys.start();
     this.timer = this.c.clock.setInterval(() => this.tick(), 250);
     this.tick();
@@ -168,7 +164,7 @@ export class Mesh {
     this.timer?.cancel();
     this.pairKeys.stop();
     for (const conn of [...this.conns.values(), ...this.pending]) conn.close('shutdown');
-    await new Promise<void>((resolve) => (this.server === undefined ? resolve() : this.server.close(() => resolve())));
+    await this.listener.close();
   }
 
   // ------------------------------------------------------------------ transport for gossip
@@ -241,12 +237,12 @@ export class Mesh {
     return conn;
   }
 
-  private accept(socket: Socket): void {
+  private accept(socket: Socket, remote: RemoteAddress): void {
     if (this.stopped) {
       socket.destroy();
       return;
     }
-    this.makeConnection(socket, false, formatEndpoint({ address: socket.remoteAddress ?? '?', port: socket.remotePort ?? 0 }));
+    this.makeConnection(socket, false, formatEndpoint(remote));
   }
 
   private makeConnection(socket: Socket, outbound: boolean, remote: string): MeshConnection {
