@@ -20,25 +20,25 @@ export interface MeshListener {
   close(): Promise<void>;
 }
 
-/** TCP on `address:port`. */
+/**
+ * TCP on `address:port`. No connection limit of its own: the mesh limits connections that have not
+ * finished their handshake, and only members (holding the secret) get further.
+ */
 export class TcpMeshListener implements MeshListener {
   private readonly address: string;
   private readonly port: number;
-  private readonly maxConnections: number;
   private readonly log: Logger;
   private server: Server | undefined;
 
-  constructor(components: { logger: Logger }, init: { address: string; port: number; maxConnections: number }) {
+  constructor(components: { logger: Logger }, init: { address: string; port: number }) {
     this.log = components.logger;
     this.address = init.address;
     this.port = init.port;
-    this.maxConnections = init.maxConnections;
   }
 
   async listen(accept: (socket: Socket, remote: RemoteAddress) => void): Promise<void> {
     const server = createServer((socket) => accept(socket, { address: socket.remoteAddress ?? '?', port: socket.remotePort ?? 0 }));
     this.server = server;
-    server.maxConnections = this.maxConnections;
     await new Promise<void>((resolve, reject) => {
       const onError = (err: NodeJS.ErrnoException): void =>
         reject(new WeftError('ERR_MESH_LISTEN', `cannot listen for mesh connections on TCP ${this.address}:${this.port}: ${err.code === 'EADDRINUSE' ? 'the port is in use' : err.message}`, { cause: err }));

@@ -10,6 +10,10 @@
  * A connection is advertised in topology as established once the overlay proves the direct UDP
  * path too (as Weave does), so routes only use pairs that can carry frames.
  *
+ * Inbound connections that have not finished the handshake (anyone on the underlay can open one)
+ * are limited per source address and in all (preauth-gate.ts) and closed after
+ * `handshakeTimeoutMs`; established connections (members only) are not limited.
+ *
  * UNICAST `src` is vouched for by each hop only (members are authenticated by the cluster PSK);
  * channels that need more (pair keys) authenticate their payload end to end.
  */
@@ -25,6 +29,17 @@ import type { Gossiper, Overlay, PeerName, RouteTable } from './contracts.js';
 import type { Identity } from './identity.js';
 import { MSG_BROADCAST, MSG_GOSSIP, MSG_UNICAST, MAX_TTL, type MeshMessage } from './mesh-protocol.js';
 import { KEYS_CHANNEL, PairKeys, type PairKeyStatus } from './pair-keys.js';
+import { LogOnce } from './log-once.js';
+import { PreauthGate, sourceKey } from './preauth-gate.js';
+
+/** Problems logged once are logged again after this long (a problem that persists shows up hourly). */
+const LOG_AGAIN_AFTER_MS = 3_600_000;
+
+/** The address part of "addr:port" / "[v6]:port". */
+function hostOf(endpoint: string): string {
+  const e = parseEndpoint(endpoint);
+  return typeof e === 'string' ? endpoint : e.address;
+}
 
 /** What the mesh needs from topology (gossip/topology.ts). */
 export interface MeshTopology {
@@ -64,7 +79,12 @@ export interface MeshInit {
   rekeyAfterMs?: number;
   backoffBaseMs?: number;
   backoffCapMs?: number;
-  maxConnections?: number;
+  /** Inbound connections that have not finished the handshake, per source address (IPv6: per /64). */
+  maxPreauthPerAddress?: number;
+  /** ... and in all; past it the oldest of the busiest source is closed. */
+  maxPreauth?: number;
+  /** A connection (either way) that has not finished its handshake after this long is closed. */
+  handshakeTimeoutMs?: number;
 }
 
 export interface MeshStatus {
@@ -75,6 +95,8 @@ export interface MeshStatus {
   peers: { name: PeerName; nickname: string; nextHop: PeerName | undefined; hops: number | undefined }[];
   keys: PairKeyStatus[];
   closes: Record<string, number>;
+  /** Unauthenticated inbound connections held now, and the limits. */
+  preauth: { pending: number; perAddressLimit: number; totalLimit: number; timeoutMs: number };
   routed: { unicastForwarded: number; unicastNoRoute: number; broadcastsRelayed: number };
 }
 
@@ -90,7 +112,9 @@ export class Mesh {
   private readonly pending = new Set<MeshConnection>();
   private readonly channels = new Map<string, MeshChannel>();
   private readonly gossipers = new Map<string, Gossiper>();
-  private readonly loggedCloses = new Set<string>();
+  private readonly preauth: PreauthGate<MeshConnection>;
+  private readonly logOnce: LogOnce;
+  private logResetAt = 0;
   /** Live peers in topology at the last change (to notice those that left). */
   private known = new Set<PeerName>();
   private readonly listener: MeshListener;
@@ -102,7 +126,12 @@ export class Mesh {
   constructor(components: MeshComponents, init: MeshInit) {
     this.c = components;
     this.log = components.logger;
-    this.init = { rekeyAfterMs: 120_000, backoffBaseMs: 1000, backoffCapMs: 30_000, maxConnections: 256, ...init };
+    this.init = {
+      rekeyAfterMs: 120_000, backoffBaseMs: 1000, backoffCapMs: 30_000,
+      maxPreauthPerAddress: 8, maxPreauth: 64, handshakeTimeoutMs: 4000, ...init,
+    };
+    this.preauth = new PreauthGate({ perAddress: this.init.maxPreauthPerAddress, total: this.init.maxPreauth });
+    this.logOnce = new LogOnce(this.log);
     this.maker = new ConnectionMaker(
       {
         clock: components.clock,
@@ -114,7 +143,7 @@ export class Mesh {
     );
     this.listener = components.listener ?? new TcpMeshListener(
       { logger: components.logger },
-      { address: this.init.listenAddress, port: this.init.listenPort, maxConnections: this.init.maxConnections },
+      { address: this.init.listenAddress, port: this.init.listenPort },
     );
     for (const p of init.peers) this.maker.add(p, true);
     this.pairKeys = new PairKeys(
@@ -227,6 +256,11 @@ export class Mesh {
 
   private tick(): void {
     this.maker.tick();
+    const now = this.c.clock.now();
+    if (now - this.logResetAt >= LOG_AGAIN_AFTER_MS) {
+      this.logResetAt = now;
+      this.logOnce.reset();
+    }
   }
 
   private dial(host: string, port: number): MeshConnection {
@@ -242,7 +276,18 @@ export class Mesh {
       socket.destroy();
       return;
     }
-    this.makeConnection(socket, false, formatEndpoint(remote));
+    // Over the per-address limit: refused before any handshake state is built.
+    if (!this.preauth.hasRoom(remote.address)) {
+      socket.destroy();
+      this.closes.preauthPerAddress = (this.closes.preauthPerAddress ?? 0) + 1;
+      this.logOnce.warn(`preauth ${sourceKey(remote.address)}`, 'too many unauthenticated mesh connections from one address; the excess is refused at once', {
+        address: remote.address, limit: this.init.maxPreauthPerAddress,
+      });
+      return;
+    }
+    const conn = this.makeConnection(socket, false, formatEndpoint(remote));
+    const evict = this.preauth.admit(conn, remote.address);
+    evict?.close('preauthEvicted', `more than ${this.init.maxPreauth} unauthenticated connections; the oldest of the busiest address is closed`);
   }
 
   private makeConnection(socket: Socket, outbound: boolean, remote: string): MeshConnection {
@@ -258,7 +303,7 @@ export class Mesh {
           closed: (cn, reason, detail) => this.onClosed(cn, reason, detail),
         },
       },
-      { socket, outbound, remoteAddress: remote, udpPort: this.init.udpPort },
+      { socket, outbound, remoteAddress: remote, udpPort: this.init.udpPort, handshakeTimeoutMs: this.init.handshakeTimeoutMs },
     );
     this.pending.add(conn);
     return conn;
@@ -266,6 +311,7 @@ export class Mesh {
 
   private onEstablished(conn: MeshConnection): void {
     this.pending.delete(conn);
+    this.preauth.release(conn);
     const name = conn.remoteName!;
     const existing = this.conns.get(name);
     if (existing !== undefined) {
@@ -293,6 +339,7 @@ export class Mesh {
 
   private onClosed(conn: MeshConnection, reason: string, detail: string): void {
     this.pending.delete(conn);
+    this.preauth.release(conn);
     this.closes[reason] = (this.closes[reason] ?? 0) + 1;
     this.maker.closed(conn, `${reason}: ${detail}`, reason === 'duplicate');
     const name = conn.remoteName;
@@ -303,12 +350,9 @@ export class Mesh {
       this.publishConnections();
       this.pairKeys.setWanted(this.wantedPeers());
     } else if (reason !== 'duplicate' && reason !== 'shutdown') {
-      // Refusals are logged once per reason and address, then only counted.
-      const key = `${reason} ${conn.remoteAddress}`;
-      if (!this.loggedCloses.has(key)) {
-        this.loggedCloses.add(key);
-        this.log.warn('connection refused or failed', { address: conn.remoteAddress, reason, detail });
-      }
+      // Refusals are logged once per reason and address (not port: each connection has its own), then only counted.
+      const address = conn.outbound ? conn.remoteAddress : hostOf(conn.remoteAddress);
+      this.logOnce.warn(`${reason} ${address}`, 'connection refused or failed', { address: conn.remoteAddress, reason, detail });
     }
   }
 
@@ -404,6 +448,12 @@ export class Mesh {
         .map((n) => ({ name: n, nickname: this.topology?.get(n)?.nickname ?? '', nextHop: routes?.nextHop(n), hops: routes?.distance(n) })),
       keys: this.pairKeys.status(),
       closes: { ...this.closes },
+      preauth: {
+        pending: this.preauth.size,
+        perAddressLimit: this.init.maxPreauthPerAddress,
+        totalLimit: this.init.maxPreauth,
+        timeoutMs: this.init.handshakeTimeoutMs,
+      },
       routed: { ...this.routed },
     };
   }
