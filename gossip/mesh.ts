@@ -95,6 +95,8 @@ export interface MeshStatus {
   peers: { name: PeerName; nickname: string; nextHop: PeerName | undefined; hops: number | undefined }[];
   keys: PairKeyStatus[];
   closes: Record<string, number>;
+  /** Messages refused by their channel (malformed, over a limit), per channel: dropped, the connection stays. */
+  refused: Record<string, number>;
   /** Unauthenticated inbound connections held now, and the limits. */
   preauth: { pending: number; perAddressLimit: number; totalLimit: number; timeoutMs: number };
   routed: { unicastForwarded: number; unicastNoRoute: number; broadcastsRelayed: number };
@@ -103,6 +105,7 @@ export interface MeshStatus {
 export class Mesh {
   readonly pairKeys: PairKeys;
   readonly closes: Record<string, number> = {};
+  readonly refused: Record<string, number> = {};
   readonly routed = { unicastForwarded: 0, unicastNoRoute: 0, broadcastsRelayed: 0 };
   private readonly c: MeshComponents;
   private readonly init: Required<MeshInit>;
@@ -359,15 +362,11 @@ export class Mesh {
   private onMessage(conn: MeshConnection, msg: MeshMessage): void {
     const from = conn.remoteName!;
     if (msg.type === MSG_GOSSIP) {
-      try {
-        this.channels.get(msg.channel)?.receiveGossip(from, msg.data);
-      } catch (err) {
-        conn.close('garbledGossip', `gossip on "${msg.channel}" refused: ${describeError(err)}`);
-      }
+      this.deliver(msg.channel, from, () => this.channels.get(msg.channel)?.receiveGossip(from, msg.data));
     } else if (msg.type === MSG_UNICAST) {
       if (msg.dst === this.c.identity.name) {
         if (msg.channel === KEYS_CHANNEL) this.pairKeys.onMessage(msg.src, msg.data);
-        else this.deliver(msg.channel, () => this.gossipers.get(msg.channel)?.onUnicast(msg.src, msg.data));
+        else this.deliver(msg.channel, from, () => this.gossipers.get(msg.channel)?.onUnicast(msg.src, msg.data));
       } else if (msg.ttl > 0) {
         this.routed.unicastForwarded++;
         this.route({ ...msg, ttl: msg.ttl - 1 });
@@ -377,7 +376,7 @@ export class Mesh {
     } else if (msg.type === MSG_BROADCAST) {
       if (msg.src === this.c.identity.name) return;
       let relay: Uint8Array | undefined;
-      this.deliver(msg.channel, () => {
+      this.deliver(msg.channel, from, () => {
         relay = this.gossipers.get(msg.channel)?.onBroadcast(msg.src, msg.data);
       });
       if (relay === undefined) return;
@@ -389,11 +388,19 @@ export class Mesh {
     }
   }
 
-  private deliver(channel: string, fn: () => void): void {
+  /**
+   * Hands a message to its channel. A refusal (malformed, over a limit, or a gossiper's bug) is
+   * counted per channel and logged once per channel and neighbour; the message is dropped and the
+   * connection stays: one bad record must not cut a member off (it would on every reconnect).
+   */
+  private deliver(channel: string, from: PeerName, fn: () => void): void {
     try {
       fn();
     } catch (err) {
-      this.log.warn('a mesh message was refused by its channel', { channel, err: describeError(err) });
+      this.refused[channel] = (this.refused[channel] ?? 0) + 1;
+      this.logOnce.warn(`refused ${channel} ${from}`, 'a mesh message was refused by its channel and dropped; the connection stays (further ones are only counted)', {
+        channel, peer: from, err: describeError(err),
+      });
     }
   }
 
@@ -448,6 +455,7 @@ export class Mesh {
         .map((n) => ({ name: n, nickname: this.topology?.get(n)?.nickname ?? '', nextHop: routes?.nextHop(n), hops: routes?.distance(n) })),
       keys: this.pairKeys.status(),
       closes: { ...this.closes },
+      refused: { ...this.refused },
       preauth: {
         pending: this.preauth.size,
         perAddressLimit: this.init.maxPreauthPerAddress,

@@ -62,6 +62,8 @@ export function formatStatus(s: StatusReport): string {
   for (const k of keys) lines.push(`  keys with ${k.peer}: ${k.state}, ${k.failures} failures${k.lastError === undefined ? '' : ` (${k.lastError})`}`);
   const closes = Object.entries(m.closes);
   if (closes.length > 0) lines.push(`  connections closed: ${closes.map(([k, n]) => `${k}=${n}`).join('  ')}`);
+  const refused = Object.entries(m.refused ?? {});
+  if (refused.length > 0) lines.push(`  messages refused (dropped, connections kept): ${refused.map(([k, n]) => `${k}=${n}`).join('  ')}`);
   lines.push(`  fast path: ${s.fastpath.note}`);
   for (const f of s.fastpath.peers) {
     lines.push(`    ${f.name} (${f.underlay}): ${f.state}, ${f.reason}, for ${(f.sinceMs / 1000).toFixed(1)}s, ${f.switches} switches`);
