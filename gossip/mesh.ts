@@ -77,6 +77,8 @@ export interface MeshInit {
   /** Prologue of pair-key handshakes (binds the cluster secret and version). */
   pairPrologue: Uint8Array;
   rekeyAfterMs?: number;
+  /** The overlay stops using pair keys this old (default 2 × rekeyAfterMs): rekeys are scheduled to land before. */
+  keyLifetimeMs?: number;
   backoffBaseMs?: number;
   backoffCapMs?: number;
   /** Inbound connections that have not finished the handshake, per source address (IPv6: per /64). */
@@ -130,7 +132,7 @@ export class Mesh {
     this.c = components;
     this.log = components.logger;
     this.init = {
-      rekeyAfterMs: 120_000, backoffBaseMs: 1000, backoffCapMs: 30_000,
+      rekeyAfterMs: 120_000, keyLifetimeMs: 2 * (init.rekeyAfterMs ?? 120_000), backoffBaseMs: 1000, backoffCapMs: 30_000,
       maxPreauthPerAddress: 8, maxPreauth: 64, handshakeTimeoutMs: 4000, ...init,
     };
     this.preauth = new PreauthGate({ perAddress: this.init.maxPreauthPerAddress, total: this.init.maxPreauth });
@@ -158,7 +160,7 @@ export class Mesh {
         publicKeyOf: (name) => this.conns.get(name)?.remotePublicKey ?? this.topology?.get(name)?.publicKey,
         install: (keys, confirmTx) => components.overlay.installKeys(keys, confirmTx),
       },
-      { prologue: init.pairPrologue, rekeyAfterMs: this.init.rekeyAfterMs },
+      { prologue: init.pairPrologue, rekeyAfterMs: this.init.rekeyAfterMs, keyLifetimeMs: this.init.keyLifetimeMs },
     );
     components.overlay.onPathChange(() => this.publishConnections());
     components.overlay.onRekeyWanted((name) => this.pairKeys.rekeyNow(name));

@@ -59,7 +59,10 @@ export function formatStatus(s: StatusReport): string {
     lines.push(`  target ${t.address}: ${t.state}${t.lastError === undefined ? '' : ` (${t.lastError})`}${retry}`);
   }
   const keys = m.keys.filter((k) => k.state !== 'established' || k.failures > 0);
-  for (const k of keys) lines.push(`  keys with ${k.peer}: ${k.state}, ${k.failures} failures${k.lastError === undefined ? '' : ` (${k.lastError})`}`);
+  for (const k of keys) {
+    const age = k.keyAgeMs === undefined ? '' : `, key age ${Math.round(k.keyAgeMs / 1000)}s, expires in ${Math.round((k.expiresInMs ?? 0) / 1000)}s`;
+    lines.push(`  keys with ${k.peer}: ${k.state}${age}, ${k.failures} failures${k.lastError === undefined ? '' : ` (${k.lastError})`}`);
+  }
   const closes = Object.entries(m.closes);
   if (closes.length > 0) lines.push(`  connections closed: ${closes.map(([k, n]) => `${k}=${n}`).join('  ')}`);
   const refused = Object.entries(m.refused ?? {});
