@@ -14,8 +14,10 @@
  * are limited per source address and in all (preauth-gate.ts) and closed after
  * `handshakeTimeoutMs`; established connections (members only) are not limited.
  *
- * UNICAST `src` is vouched for by each hop only (members are authenticated by the cluster PSK);
- * channels that need more (pair keys) authenticate their payload end to end.
+ * UNICAST and BROADCAST `src` is the word of the neighbour that hands the message over (members
+ * are authenticated by the cluster PSK); a src that is neither that neighbour nor a live member of
+ * our topology (or is ourselves) is dropped. Channels that need more (pair keys) authenticate
+ * their payload end to end. A relayed unicast loses one TTL per hop (at most MAX_TTL hops).
  */
 import { connect, type Socket } from 'node:net';
 import type { Clock, TimerHandle } from '../src/core/clock.js';
@@ -101,14 +103,15 @@ export interface MeshStatus {
   refused: Record<string, number>;
   /** Unauthenticated inbound connections held now, and the limits. */
   preauth: { pending: number; perAddressLimit: number; totalLimit: number; timeoutMs: number };
-  routed: { unicastForwarded: number; unicastNoRoute: number; broadcastsRelayed: number };
+  routed: { unicastForwarded: number; unicastNoRoute: number; ttlExpired: number; unknownSource: number; broadcastsRelayed: number };
 }
 
 export class Mesh {
   readonly pairKeys: PairKeys;
   readonly closes: Record<string, number> = {};
   readonly refused: Record<string, number> = {};
-  readonly routed = { unicastForwarded: 0, unicastNoRoute: 0, broadcastsRelayed: 0 };
+  /** unknownSource: src neither the neighbour nor a live member; ttlExpired: a unicast for another peer with TTL 0. */
+  readonly routed = { unicastForwarded: 0, unicastNoRoute: 0, ttlExpired: 0, unknownSource: 0, broadcastsRelayed: 0 };
   private readonly c: MeshComponents;
   private readonly init: Required<MeshInit>;
   private readonly log: Logger;
@@ -366,6 +369,7 @@ export class Mesh {
     if (msg.type === MSG_GOSSIP) {
       this.deliver(msg.channel, from, () => this.channels.get(msg.channel)?.receiveGossip(from, msg.data));
     } else if (msg.type === MSG_UNICAST) {
+      if (!this.plausibleSource(msg.src, from)) return;
       if (msg.dst === this.c.identity.name) {
         if (msg.channel === KEYS_CHANNEL) this.pairKeys.onMessage(msg.src, msg.data);
         else this.deliver(msg.channel, from, () => this.gossipers.get(msg.channel)?.onUnicast(msg.src, msg.data));
@@ -373,10 +377,11 @@ export class Mesh {
         this.routed.unicastForwarded++;
         this.route({ ...msg, ttl: msg.ttl - 1 });
       } else {
-        this.routed.unicastNoRoute++;
+        this.routed.ttlExpired++;
       }
     } else if (msg.type === MSG_BROADCAST) {
-      if (msg.src === this.c.identity.name) return;
+      if (msg.src === this.c.identity.name) return; // ours, back again (trees can differ while routes settle)
+      if (!this.plausibleSource(msg.src, from)) return;
       let relay: Uint8Array | undefined;
       this.deliver(msg.channel, from, () => {
         relay = this.gossipers.get(msg.channel)?.onBroadcast(msg.src, msg.data);
@@ -388,6 +393,24 @@ export class Mesh {
         this.conns.get(next)?.send({ type: MSG_BROADCAST, channel: msg.channel, src: msg.src, data: relay });
       }
     }
+  }
+
+  /**
+   * Whether a UNICAST or BROADCAST from neighbour `from` may carry `src`: the neighbour itself or a
+   * live member of our topology, never ourselves (a message we sent that came back, or a forgery).
+   * Anything else is dropped and counted: nobody speaks for a name the cluster does not know. A
+   * live member's name is taken on the neighbour's word (members hold the secret); channels that
+   * need more authenticate their payload end to end.
+   */
+  private plausibleSource(src: PeerName, from: PeerName): boolean {
+    if (src === from) return true;
+    if (src !== this.c.identity.name) {
+      const rec = this.topology?.get(src);
+      if (rec !== undefined && rec.left === undefined) return true;
+    }
+    this.routed.unknownSource++;
+    this.logOnce.warn(`source ${from}`, 'a neighbour relayed mesh messages from a source that is not a live member; dropped (further ones are only counted)', { peer: from, src });
+    return false;
   }
 
   /**
