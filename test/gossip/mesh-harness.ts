@@ -15,6 +15,7 @@ import { generateIdentity, type Identity } from '../../gossip/identity.js';
 import { Mesh, type MeshInit } from '../../gossip/mesh.js';
 import type { MeshListener, RemoteAddress } from '../../gossip/mesh-listener.js';
 import type { MeshMessage } from '../../gossip/mesh-protocol.js';
+import { Topology } from '../../gossip/topology.js';
 import { buildMeshGossip, type MeshGossip } from '../../src/daemon/mesh-gossip.js';
 import { FakeClock } from '../fakes/fake-clock.js';
 
@@ -132,6 +133,12 @@ export async function dialAsMember(v: Victim, remote: RemoteAddress, identity = 
     { socket, outbound: true, remoteAddress: `${remote.address}:${remote.port}`, udpPort: 6784 },
   );
   return { conn, identity, established, closed, isClosed: () => closedFlag, messages };
+}
+
+/** `identity`'s own topology record as "topology" gossip (signed with its key where records are signed). */
+export function ownRecordGossip(identity: Identity, endpoints: string[] = []): Uint8Array {
+  const components = { clock: new FakeClock(), signer: identity.signer };
+  return new Topology(components, { publicKey: identity.publicKey, nickname: identity.nickname, endpoints }).gossip();
 }
 
 /** Polls `check` on the event loop until it returns true; throws after `tries` turns (a liveness bound, not a timing check). */

@@ -8,9 +8,7 @@
 import { Packr } from 'msgpackr';
 import { afterEach, describe, expect, it } from 'vitest';
 import { MSG_BROADCAST, MSG_GOSSIP, MSG_UNICAST, MAX_TTL, type MeshMessage } from '../../gossip/mesh-protocol.js';
-import { Topology } from '../../gossip/topology.js';
-import { FakeClock } from '../fakes/fake-clock.js';
-import { dialAsMember, settle, startVictim, type Member, type Victim } from '../gossip/mesh-harness.js';
+import { dialAsMember, ownRecordGossip, settle, startVictim, type Member, type Victim } from '../gossip/mesh-harness.js';
 
 const victims: Victim[] = [];
 afterEach(async () => {
@@ -38,8 +36,7 @@ async function joined(): Promise<{ v: Victim; m: Member }> {
 
 /** The member's own topology record, sent as gossip: proof that the connection still carries messages. */
 async function provesConnectionWorks(v: Victim, m: Member): Promise<void> {
-  const t = new Topology({ clock: new FakeClock() }, { publicKey: m.identity.publicKey, nickname: 'member', endpoints: ['198.18.0.2:6784'] });
-  expect(m.conn.send({ type: MSG_GOSSIP, channel: 'topology', data: t.gossip() })).toBe(true);
+  expect(m.conn.send({ type: MSG_GOSSIP, channel: 'topology', data: ownRecordGossip(m.identity, ['198.18.0.2:6784']) })).toBe(true);
   await settle('the member\'s record is merged after the refused messages', () => v.gossip.topology.get(m.identity.name) !== undefined);
   expect(m.isClosed()).toBe(false);
   expect(v.mesh.status().connections.find((c) => c.peer === m.identity.name)?.state).toBe('established');

@@ -12,9 +12,7 @@ import { afterEach, describe, expect, it } from 'vitest';
 import type { Gossiper, PeerName } from '../../gossip/contracts.js';
 import { generateIdentity } from '../../gossip/identity.js';
 import { MSG_BROADCAST, MSG_GOSSIP, MSG_UNICAST, MAX_TTL, type MeshMessage } from '../../gossip/mesh-protocol.js';
-import { Topology } from '../../gossip/topology.js';
-import { FakeClock } from '../fakes/fake-clock.js';
-import { dialAsMember, settle, startVictim, type Member, type Victim } from '../gossip/mesh-harness.js';
+import { dialAsMember, ownRecordGossip, settle, startVictim, type Member, type Victim } from '../gossip/mesh-harness.js';
 
 const victims: Victim[] = [];
 afterEach(async () => {
@@ -49,10 +47,7 @@ async function setUp(): Promise<{ v: Victim; m: Member; spy: Spy; third: PeerNam
   const m = await dialAsMember(v, { address: '198.18.0.2', port: 51_000 });
   await m.established;
   const third = generateIdentity('third');
-  for (const id of [m.identity, third]) {
-    const t = new Topology({ clock: new FakeClock() }, { publicKey: id.publicKey, nickname: id.nickname, endpoints: [] });
-    m.conn.send({ type: MSG_GOSSIP, channel: 'topology', data: t.gossip() });
-  }
+  for (const id of [m.identity, third]) m.conn.send({ type: MSG_GOSSIP, channel: 'topology', data: ownRecordGossip(id) });
   await settle('the records are merged', () => v.gossip.topology.get(third.name) !== undefined && v.gossip.topology.get(m.identity.name) !== undefined);
   return { v, m, spy, third: third.name };
 }
