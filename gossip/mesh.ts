@@ -358,8 +358,9 @@ export class Mesh {
       this.publishConnections();
       this.pairKeys.setWanted(this.wantedPeers());
     } else if (reason !== 'duplicate' && reason !== 'shutdown') {
-      // Refusals are logged once per reason and address (not port: each connection has its own), then only counted.
-      const address = conn.outbound ? conn.remoteAddress : hostOf(conn.remoteAddress);
+      // Refusals are logged once per reason and address (inbound: per source key, as the pre-auth
+      // limits count them, not per port), then only counted.
+      const address = conn.outbound ? conn.remoteAddress : sourceKey(hostOf(conn.remoteAddress));
       this.logOnce.warn(`${reason} ${address}`, 'connection refused or failed', { address: conn.remoteAddress, reason, detail });
     }
   }
