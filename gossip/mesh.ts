@@ -14,14 +14,11 @@
  * are limited per source address and in all (preauth-gate.ts) and closed after
  * `handshakeTimeoutMs`; established connections (members only) are not limited.
  *
- * UNICAST and BROADCAST `src` is the word of the neighbour that hands the message over (members
- * are authenticated by the cluster PSK); a src that is neither that neighbour nor a live member of
- * our topology (or is ourselves) is dropped. Channels that need more (pair keys) authenticate
- * their payload end to end. A relayed unicast loses one TTL per hop (at most MAX_TTL hops).
+ * What established connections carry is routed and checked in mesh-messages.ts (src checks,
+ * TTL, refused messages that never close a connection).
  */
 import { connect, type Socket } from 'node:net';
 import type { Clock, TimerHandle } from '../src/core/clock.js';
-import { describeError } from '../src/core/errors.js';
 import type { Logger } from '../src/core/logger.js';
 import { formatEndpoint, parseEndpoint } from '../src/core/net.js';
 import { MeshConnection } from './connection.js';
@@ -29,7 +26,8 @@ import { ConnectionMaker, type TargetStatus } from './connection-maker.js';
 import { TcpMeshListener, type MeshListener, type RemoteAddress } from './mesh-listener.js';
 import type { Gossiper, Overlay, PeerName, RouteTable } from './contracts.js';
 import type { Identity } from './identity.js';
-import { MSG_BROADCAST, MSG_GOSSIP, MSG_UNICAST, MAX_TTL, type MeshMessage } from './mesh-protocol.js';
+import { MeshMessages, type MeshChannel, type RoutedCounters } from './mesh-messages.js';
+import { MSG_GOSSIP } from './mesh-protocol.js';
 import { KEYS_CHANNEL, PairKeys, type PairKeyStatus } from './pair-keys.js';
 import { LogOnce } from './log-once.js';
 import { PreauthGate, sourceKey } from './preauth-gate.js';
@@ -51,13 +49,7 @@ export interface MeshTopology {
   onChange(listener: () => void): void;
 }
 
-/** What the mesh needs from a gossip channel driver (gossip/gossip-channel.ts). */
-export interface MeshChannel {
-  /** Merges gossip from a neighbour and relays the delta; throws on malformed data. */
-  receiveGossip(from: PeerName, data: Uint8Array): void;
-  /** Full state for a new neighbour (undefined: nothing to say). */
-  neighbourConnected(name: PeerName): Uint8Array | undefined;
-}
+export type { MeshChannel } from './mesh-messages.js';
 
 export interface MeshComponents {
   identity: Identity;
@@ -103,23 +95,19 @@ export interface MeshStatus {
   refused: Record<string, number>;
   /** Unauthenticated inbound connections held now, and the limits. */
   preauth: { pending: number; perAddressLimit: number; totalLimit: number; timeoutMs: number };
-  routed: { unicastForwarded: number; unicastNoRoute: number; ttlExpired: number; unknownSource: number; broadcastsRelayed: number };
+  routed: RoutedCounters;
 }
 
 export class Mesh {
   readonly pairKeys: PairKeys;
   readonly closes: Record<string, number> = {};
-  readonly refused: Record<string, number> = {};
-  /** unknownSource: src neither the neighbour nor a live member; ttlExpired: a unicast for another peer with TTL 0. */
-  readonly routed = { unicastForwarded: 0, unicastNoRoute: 0, ttlExpired: 0, unknownSource: 0, broadcastsRelayed: 0 };
   private readonly c: MeshComponents;
   private readonly init: Required<MeshInit>;
   private readonly log: Logger;
   private readonly maker: ConnectionMaker;
   private readonly conns = new Map<PeerName, MeshConnection>();
   private readonly pending = new Set<MeshConnection>();
-  private readonly channels = new Map<string, MeshChannel>();
-  private readonly gossipers = new Map<string, Gossiper>();
+  private readonly messages: MeshMessages;
   private readonly preauth: PreauthGate<MeshConnection>;
   private readonly logOnce: LogOnce;
   private logResetAt = 0;
@@ -154,12 +142,24 @@ export class Mesh {
       { address: this.init.listenAddress, port: this.init.listenPort },
     );
     for (const p of init.peers) this.maker.add(p, true);
+    this.messages = new MeshMessages({
+      self: components.identity.name,
+      connection: (name) => this.conns.get(name),
+      neighbours: () => this.neighbours(),
+      routes: () => this.routes,
+      isLiveMember: (name) => {
+        const rec = this.topology?.get(name);
+        return rec !== undefined && rec.left === undefined;
+      },
+      keys: (src, data) => this.pairKeys.onMessage(src, data),
+      logOnce: this.logOnce,
+    });
     this.pairKeys = new PairKeys(
       {
         identity: components.identity,
         clock: components.clock,
         logger: components.logger.child('keys'),
-        unicast: (to, data) => this.unicast(KEYS_CHANNEL, to, data),
+        unicast: (to, data) => this.messages.unicast(KEYS_CHANNEL, to, data),
         publicKeyOf: (name) => this.conns.get(name)?.remotePublicKey ?? this.topology?.get(name)?.publicKey,
         install: (keys, confirmTx) => components.overlay.installKeys(keys, confirmTx),
       },
@@ -185,8 +185,7 @@ export class Mesh {
   }
 
   addChannel(name: string, gossiper: Gossiper, channel: MeshChannel): void {
-    this.gossipers.set(name, gossiper);
-    this.channels.set(name, channel);
+    this.messages.addChannel(name, gossiper, channel);
   }
 
   async start(): Promise<void> {
@@ -219,26 +218,11 @@ export class Mesh {
   }
 
   unicast(channel: string, to: PeerName, data: Uint8Array): boolean {
-    return this.route({ type: MSG_UNICAST, channel, src: this.c.identity.name, dst: to, ttl: MAX_TTL, data });
+    return this.messages.unicast(channel, to, data);
   }
 
   broadcast(channel: string, data: Uint8Array): void {
-    const self = this.c.identity.name;
-    for (const next of this.routes?.broadcastNext(self) ?? this.neighbours()) {
-      this.conns.get(next)?.send({ type: MSG_BROADCAST, channel, src: self, data });
-    }
-  }
-
-  private route(m: MeshMessage & { type: typeof MSG_UNICAST }): boolean {
-    const direct = this.conns.get(m.dst);
-    if (direct !== undefined) return direct.send(m);
-    const hop = this.routes?.nextHop(m.dst);
-    const conn = hop === undefined ? undefined : this.conns.get(hop);
-    if (conn === undefined) {
-      this.routed.unicastNoRoute++;
-      return false;
-    }
-    return conn.send(m);
+    this.messages.broadcast(channel, data);
   }
 
   // ------------------------------------------------------------------ connections
@@ -307,7 +291,7 @@ export class Mesh {
         logger: this.log,
         events: {
           established: (cn) => this.onEstablished(cn),
-          message: (cn, msg) => this.onMessage(cn, msg),
+          message: (cn, msg) => this.messages.onMessage(cn.remoteName!, msg),
           closed: (cn, reason, detail) => this.onClosed(cn, reason, detail),
         },
       },
@@ -337,7 +321,7 @@ export class Mesh {
     const remote = parseEndpoint(conn.remoteAddress);
     const ip = typeof remote === 'string' ? '' : remote.address.startsWith('::ffff:') ? remote.address.slice(7) : remote.address;
     this.c.overlay.setDirect(name, ip === '' ? undefined : formatEndpoint({ address: ip, port: conn.remoteUdpPort }));
-    for (const [channel, ch] of this.channels) {
+    for (const [channel, ch] of this.messages.allChannels()) {
       const full = ch.neighbourConnected(name);
       if (full !== undefined) conn.send({ type: MSG_GOSSIP, channel, data: full });
     }
@@ -362,71 +346,6 @@ export class Mesh {
       // limits count them, not per port), then only counted.
       const address = conn.outbound ? conn.remoteAddress : sourceKey(hostOf(conn.remoteAddress));
       this.logOnce.warn(`${reason} ${address}`, 'connection refused or failed', { address: conn.remoteAddress, reason, detail });
-    }
-  }
-
-  private onMessage(conn: MeshConnection, msg: MeshMessage): void {
-    const from = conn.remoteName!;
-    if (msg.type === MSG_GOSSIP) {
-      this.deliver(msg.channel, from, () => this.channels.get(msg.channel)?.receiveGossip(from, msg.data));
-    } else if (msg.type === MSG_UNICAST) {
-      if (!this.plausibleSource(msg.src, from)) return;
-      if (msg.dst === this.c.identity.name) {
-        if (msg.channel === KEYS_CHANNEL) this.pairKeys.onMessage(msg.src, msg.data);
-        else this.deliver(msg.channel, from, () => this.gossipers.get(msg.channel)?.onUnicast(msg.src, msg.data));
-      } else if (msg.ttl > 0) {
-        this.routed.unicastForwarded++;
-        this.route({ ...msg, ttl: msg.ttl - 1 });
-      } else {
-        this.routed.ttlExpired++;
-      }
-    } else if (msg.type === MSG_BROADCAST) {
-      if (msg.src === this.c.identity.name) return; // ours, back again (trees can differ while routes settle)
-      if (!this.plausibleSource(msg.src, from)) return;
-      let relay: Uint8Array | undefined;
-      this.deliver(msg.channel, from, () => {
-        relay = this.gossipers.get(msg.channel)?.onBroadcast(msg.src, msg.data);
-      });
-      if (relay === undefined) return;
-      for (const next of this.routes?.broadcastNext(msg.src) ?? []) {
-        if (next === from) continue;
-        this.routed.broadcastsRelayed++;
-        this.conns.get(next)?.send({ type: MSG_BROADCAST, channel: msg.channel, src: msg.src, data: relay });
-      }
-    }
-  }
-
-  /**
-   * Whether a UNICAST or BROADCAST from neighbour `from` may carry `src`: the neighbour itself or a
-   * live member of our topology, never ourselves (a message we sent that came back, or a forgery).
-   * Anything else is dropped and counted: nobody speaks for a name the cluster does not know. A
-   * live member's name is taken on the neighbour's word (members hold the secret); channels that
-   * need more authenticate their payload end to end.
-   */
-  private plausibleSource(src: PeerName, from: PeerName): boolean {
-    if (src === from) return true;
-    if (src !== this.c.identity.name) {
-      const rec = this.topology?.get(src);
-      if (rec !== undefined && rec.left === undefined) return true;
-    }
-    this.routed.unknownSource++;
-    this.logOnce.warn(`source ${from}`, 'a neighbour relayed mesh messages from a source that is not a live member; dropped (further ones are only counted)', { peer: from, src });
-    return false;
-  }
-
-  /**
-   * Hands a message to its channel. A refusal (malformed, over a limit, or a gossiper's bug) is
-   * counted per channel and logged once per channel and neighbour; the message is dropped and the
-   * connection stays: one bad record must not cut a member off (it would on every reconnect).
-   */
-  private deliver(channel: string, from: PeerName, fn: () => void): void {
-    try {
-      fn();
-    } catch (err) {
-      this.refused[channel] = (this.refused[channel] ?? 0) + 1;
-      this.logOnce.warn(`refused ${channel} ${from}`, 'a mesh message was refused by its channel and dropped; the connection stays (further ones are only counted)', {
-        channel, peer: from, err: describeError(err),
-      });
     }
   }
 
@@ -481,14 +400,14 @@ export class Mesh {
         .map((n) => ({ name: n, nickname: this.topology?.get(n)?.nickname ?? '', nextHop: routes?.nextHop(n), hops: routes?.distance(n) })),
       keys: this.pairKeys.status(),
       closes: { ...this.closes },
-      refused: { ...this.refused },
+      refused: { ...this.messages.refused },
       preauth: {
         pending: this.preauth.size,
         perAddressLimit: this.init.maxPreauthPerAddress,
         totalLimit: this.init.maxPreauth,
         timeoutMs: this.init.handshakeTimeoutMs,
       },
-      routed: { ...this.routed },
+      routed: { ...this.messages.routed },
     };
   }
 }
