@@ -27,9 +27,10 @@
  * `keyLifetimeMs` (default 2 × rekeyAfterMs): while a pair has keys, a failed rekey is retried
  * after at most rekeyAfterMs / 8 (and the answer awaited as long at most, 500 ms at least), so
  * several attempts fit before the keys expire. A rekey of the larger name that meets one of the
- * smaller name's in flight loses the collision (the smaller name's wins), so while the smaller name
- * keeps retrying, its own retries are what renew the keys. Handshake state is wiped when done; installed keys are
- * wiped by the overlay when replaced.
+ * smaller name's in flight loses the collision (the smaller name's wins), so while the smaller
+ * name keeps retrying, its own retries are what renew the keys.
+ *
+ * Handshake state is wiped when done; installed keys are wiped by the overlay when replaced.
  */
 import { Packr } from 'msgpackr';
 import Noise from 'noise-handshake';
