@@ -162,10 +162,13 @@ export class PairKeys {
     this.tick();
   }
 
-  /** Ask for fresh keys now (e.g. a send counter is running high). */
+  /**
+   * Ask for fresh keys now (a send counter is running high, or the keys expired). Respects the
+   * retry backoff after a failure, however often the overlay asks.
+   */
   rekeyNow(name: PeerName): void {
     const p = this.pairs.get(name);
-    if (p !== undefined && p.pending === undefined) this.initiate(p);
+    if (p !== undefined && p.pending === undefined && this.c.clock.now() >= p.nextAttemptAt) this.initiate(p);
   }
 
   status(): PairKeyStatus[] {

@@ -257,3 +257,27 @@ describe('pair keys: who is answered', () => {
     expect(b.stats).toMatchObject({ stale: 2, staleAnswered: 1 });
   });
 });
+
+describe('pair keys: asked to rekey by the overlay', () => {
+  it('starts at once when nothing is in flight, and keeps to the retry backoff however often it is asked', () => {
+    const w = new PairWorld(['a', 'b'], { rekeyAfterMs: 10_000 });
+    w.want();
+    w.flush();
+    const a = w.nodes.get('a')!;
+    const inits = () => w.sent('a', 'b', 1).length;
+    const before = inits();
+    a.rekeyNow(w.name('b'));
+    expect(inits()).toBe(before + 1);
+    w.flush();
+    expect(a.status()[0]!.rekeys).toBe(1);
+    w.deliver = false; // b unreachable: the overlay asks on every tick (expired keys, say)
+    for (let i = 0; i < 300; i++) {
+      a.rekeyNow(w.name('b'));
+      w.clock.advance(100);
+    }
+    // 30 s: each answer awaited 1.25 s (noticed on the next 500 ms tick), then 1.25 s of backoff
+    // before the next try: about one try every 2.8 s, not one as soon as the last one failed
+    expect(inits() - before).toBeLessThanOrEqual(12);
+    expect(a.status()[0]!.failures).toBeGreaterThanOrEqual(9);
+  });
+});
