@@ -48,6 +48,7 @@ export interface ConnectionInit {
   /** The address we dialled (outbound) or the remote address (inbound), for status. */
   remoteAddress: string;
   udpPort: number;
+  /** Closed when not established by then (default 4 s; a handshake takes milliseconds). */
   handshakeTimeoutMs?: number;
   pingMs?: number;
   deadAfterMs?: number;
@@ -86,7 +87,7 @@ export class MeshConnection {
     this.socket = init.socket;
     this.outbound = init.outbound;
     this.remoteAddress = init.remoteAddress;
-    this.init = { handshakeTimeoutMs: 10_000, pingMs: 10_000, deadAfterMs: 35_000, ...init };
+    this.init = { handshakeTimeoutMs: 4000, pingMs: 10_000, deadAfterMs: 35_000, ...init };
     this.log = components.logger;
     this.startedAt = components.clock.now();
     this.lastRx = this.startedAt;

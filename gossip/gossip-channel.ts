@@ -176,7 +176,7 @@ export class GossipChannel {
   /**
    * Gossip from neighbour `from`: merged, and what changed is relayed to every other neighbour.
    * A malformed payload is counted and rethrown as `GossipDecodeError` (state unchanged); the mesh
-   * decides what to do with the connection.
+   * counts it per channel, logs it once per peer and drops it (the connection stays).
    */
   receiveGossip(from: PeerName, data: Uint8Array): void {
     count(this.counters.received.gossip, data);
@@ -263,11 +263,12 @@ export class GossipChannel {
     this.pendingExcept = undefined;
   }
 
+  /** Counted here at debug level only: the caller (the mesh) logs a refusal once per channel and peer. */
   private rejected(from: PeerName, err: unknown): void {
     if (err instanceof GossipDecodeError) {
       this.counters.decodeErrors++;
-      this.log.warn('malformed gossip', { peer: from, reason: err.reason });
-    } else this.log.error('gossiper failed', { peer: from, err: describeError(err) });
+      this.log.debug('malformed gossip', { peer: from, reason: err.reason });
+    } else this.log.debug('gossiper failed', { peer: from, err: describeError(err) });
   }
 
   private schedule(): void {

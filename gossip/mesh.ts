@@ -10,20 +10,36 @@
  * A connection is advertised in topology as established once the overlay proves the direct UDP
  * path too (as Weave does), so routes only use pairs that can carry frames.
  *
- * UNICAST `src` is vouched for by each hop only (members are authenticated by the cluster PSK);
- * channels that need more (pair keys) authenticate their payload end to end.
+ * Inbound connections that have not finished the handshake (anyone on the underlay can open one)
+ * are limited per source address and in all (preauth-gate.ts) and closed after
+ * `handshakeTimeoutMs`; established connections (members only) are not limited.
+ *
+ * What established connections carry is routed and checked in mesh-messages.ts (src checks,
+ * TTL, refused messages that never close a connection).
  */
-import { createServer, connect, type Server, type Socket } from 'node:net';
+import { connect, type Socket } from 'node:net';
 import type { Clock, TimerHandle } from '../src/core/clock.js';
-import { WeftError, describeError } from '../src/core/errors.js';
 import type { Logger } from '../src/core/logger.js';
 import { formatEndpoint, parseEndpoint } from '../src/core/net.js';
 import { MeshConnection } from './connection.js';
 import { ConnectionMaker, type TargetStatus } from './connection-maker.js';
+import { TcpMeshListener, type MeshListener, type RemoteAddress } from './mesh-listener.js';
 import type { Gossiper, Overlay, PeerName, RouteTable } from './contracts.js';
 import type { Identity } from './identity.js';
-import { MSG_BROADCAST, MSG_GOSSIP, MSG_UNICAST, MAX_TTL, type MeshMessage } from './mesh-protocol.js';
+import { MeshMessages, type MeshChannel, type RoutedCounters } from './mesh-messages.js';
+import { MSG_GOSSIP } from './mesh-protocol.js';
 import { KEYS_CHANNEL, PairKeys, type PairKeyStatus } from './pair-keys.js';
+import { LogOnce } from './log-once.js';
+import { PreauthGate, sourceKey } from './preauth-gate.js';
+
+/** Problems logged once are logged again after this long (a problem that persists shows up hourly). */
+const LOG_AGAIN_AFTER_MS = 3_600_000;
+
+/** The address part of "addr:port" / "[v6]:port". */
+function hostOf(endpoint: string): string {
+  const e = parseEndpoint(endpoint);
+  return typeof e === 'string' ? endpoint : e.address;
+}
 
 /** What the mesh needs from topology (gossip/topology.ts). */
 export interface MeshTopology {
@@ -33,13 +49,7 @@ export interface MeshTopology {
   onChange(listener: () => void): void;
 }
 
-/** What the mesh needs from a gossip channel driver (gossip/gossip-channel.ts). */
-export interface MeshChannel {
-  /** Merges gossip from a neighbour and relays the delta; throws on malformed data. */
-  receiveGossip(from: PeerName, data: Uint8Array): void;
-  /** Full state for a new neighbour (undefined: nothing to say). */
-  neighbourConnected(name: PeerName): Uint8Array | undefined;
-}
+export type { MeshChannel } from './mesh-messages.js';
 
 export interface MeshComponents {
   identity: Identity;
@@ -47,6 +57,8 @@ export interface MeshComponents {
   clock: Clock;
   logger: Logger;
   overlay: Overlay;
+  /** Inbound connections (default: TCP on the listen address). */
+  listener?: MeshListener;
 }
 
 export interface MeshInit {
@@ -59,9 +71,16 @@ export interface MeshInit {
   /** Prologue of pair-key handshakes (binds the cluster secret and version). */
   pairPrologue: Uint8Array;
   rekeyAfterMs?: number;
+  /** The overlay stops using pair keys this old (default 2 × rekeyAfterMs): rekeys are scheduled to land before. */
+  keyLifetimeMs?: number;
   backoffBaseMs?: number;
   backoffCapMs?: number;
-  maxConnections?: number;
+  /** Inbound connections that have not finished the handshake, per source address (IPv6: per /64). */
+  maxPreauthPerAddress?: number;
+  /** ... and in all; past it the oldest of the busiest source is closed. */
+  maxPreauth?: number;
+  /** A connection (either way) that has not finished its handshake after this long is closed. */
+  handshakeTimeoutMs?: number;
 }
 
 export interface MeshStatus {
@@ -72,25 +91,29 @@ export interface MeshStatus {
   peers: { name: PeerName; nickname: string; nextHop: PeerName | undefined; hops: number | undefined }[];
   keys: PairKeyStatus[];
   closes: Record<string, number>;
-  routed: { unicastForwarded: number; unicastNoRoute: number; broadcastsRelayed: number };
+  /** Messages refused by their channel (malformed, over a limit), per channel: dropped, the connection stays. */
+  refused: Record<string, number>;
+  /** Unauthenticated inbound connections held now, and the limits. */
+  preauth: { pending: number; perAddressLimit: number; totalLimit: number; timeoutMs: number };
+  routed: RoutedCounters;
 }
 
 export class Mesh {
   readonly pairKeys: PairKeys;
   readonly closes: Record<string, number> = {};
-  readonly routed = { unicastForwarded: 0, unicastNoRoute: 0, broadcastsRelayed: 0 };
   private readonly c: MeshComponents;
   private readonly init: Required<MeshInit>;
   private readonly log: Logger;
   private readonly maker: ConnectionMaker;
   private readonly conns = new Map<PeerName, MeshConnection>();
   private readonly pending = new Set<MeshConnection>();
-  private readonly channels = new Map<string, MeshChannel>();
-  private readonly gossipers = new Map<string, Gossiper>();
-  private readonly loggedCloses = new Set<string>();
+  private readonly messages: MeshMessages;
+  private readonly preauth: PreauthGate<MeshConnection>;
+  private readonly logOnce: LogOnce;
+  private logResetAt = 0;
   /** Live peers in topology at the last change (to notice those that left). */
   private known = new Set<PeerName>();
-  private server: Server | undefined;
+  private readonly listener: MeshListener;
   private timer: TimerHandle | undefined;
   private topology: MeshTopology | undefined;
   private routes: RouteTable | undefined;
@@ -99,7 +122,12 @@ export class Mesh {
   constructor(components: MeshComponents, init: MeshInit) {
     this.c = components;
     this.log = components.logger;
-    this.init = { rekeyAfterMs: 120_000, backoffBaseMs: 1000, backoffCapMs: 30_000, maxConnections: 256, ...init };
+    this.init = {
+      rekeyAfterMs: 120_000, keyLifetimeMs: 2 * (init.rekeyAfterMs ?? 120_000), backoffBaseMs: 1000, backoffCapMs: 30_000,
+      maxPreauthPerAddress: 8, maxPreauth: 64, handshakeTimeoutMs: 4000, ...init,
+    };
+    this.preauth = new PreauthGate({ perAddress: this.init.maxPreauthPerAddress, total: this.init.maxPreauth });
+    this.logOnce = new LogOnce(this.log);
     this.maker = new ConnectionMaker(
       {
         clock: components.clock,
@@ -109,17 +137,33 @@ export class Mesh {
       },
       { backoffBaseMs: this.init.backoffBaseMs, backoffCapMs: this.init.backoffCapMs },
     );
+    this.listener = components.listener ?? new TcpMeshListener(
+      { logger: components.logger },
+      { address: this.init.listenAddress, port: this.init.listenPort },
+    );
     for (const p of init.peers) this.maker.add(p, true);
+    this.messages = new MeshMessages({
+      self: components.identity.name,
+      connection: (name) => this.conns.get(name),
+      neighbours: () => this.neighbours(),
+      routes: () => this.routes,
+      isLiveMember: (name) => {
+        const rec = this.topology?.get(name);
+        return rec !== undefined && rec.left === undefined;
+      },
+      keys: (src, data) => this.pairKeys.onMessage(src, data),
+      logOnce: this.logOnce,
+    });
     this.pairKeys = new PairKeys(
       {
         identity: components.identity,
         clock: components.clock,
         logger: components.logger.child('keys'),
-        unicast: (to, data) => this.unicast(KEYS_CHANNEL, to, data),
+        unicast: (to, data) => this.messages.unicast(KEYS_CHANNEL, to, data),
         publicKeyOf: (name) => this.conns.get(name)?.remotePublicKey ?? this.topology?.get(name)?.publicKey,
         install: (keys, confirmTx) => components.overlay.installKeys(keys, confirmTx),
       },
-      { prologue: init.pairPrologue, rekeyAfterMs: this.init.rekeyAfterMs },
+      { prologue: init.pairPrologue, rekeyAfterMs: this.init.rekeyAfterMs, keyLifetimeMs: this.init.keyLifetimeMs },
     );
     components.overlay.onPathChange(() => this.publishConnections());
     components.overlay.onRekeyWanted((name) => this.pairKeys.rekeyNow(name));
@@ -141,23 +185,11 @@ export class Mesh {
   }
 
   addChannel(name: string, gossiper: Gossiper, channel: MeshChannel): void {
-    this.gossipers.set(name, gossiper);
-    this.channels.set(name, channel);
+    this.messages.addChannel(name, gossiper, channel);
   }
 
   async start(): Promise<void> {
-    this.server = createServer((socket) => this.accept(socket));
-    this.server.maxConnections = this.init.maxConnections;
-    await new Promise<void>((resolve, reject) => {
-      const onError = (err: NodeJS.ErrnoException): void =>
-        reject(new WeftError('ERR_MESH_LISTEN', `cannot listen for mesh connections on TCP ${this.init.listenAddress}:${this.init.listenPort}: ${err.code === 'EADDRINUSE' ? 'the port is in use' : err.message}`, { cause: err }));
-      this.server!.once('error', onError);
-      this.server!.listen({ host: this.init.listenAddress, port: this.init.listenPort }, () => {
-        this.server!.off('error', onError);
-        resolve();
-      });
-    });
-    this.server.on('error', (err) => this.log.warn('mesh listener error', { err: describeError(err) }));
+    await this.listener.listen((socket, remote) => this.accept(socket, remote));
     this.pairKeys.start();
     this.timer = this.c.clock.setInterval(() => this.tick(), 250);
     this.tick();
@@ -168,7 +200,7 @@ export class Mesh {
     this.timer?.cancel();
     this.pairKeys.stop();
     for (const conn of [...this.conns.values(), ...this.pending]) conn.close('shutdown');
-    await new Promise<void>((resolve) => (this.server === undefined ? resolve() : this.server.close(() => resolve())));
+    await this.listener.close();
   }
 
   // ------------------------------------------------------------------ transport for gossip
@@ -186,26 +218,11 @@ export class Mesh {
   }
 
   unicast(channel: string, to: PeerName, data: Uint8Array): boolean {
-    return this.route({ type: MSG_UNICAST, channel, src: this.c.identity.name, dst: to, ttl: MAX_TTL, data });
+    return this.messages.unicast(channel, to, data);
   }
 
   broadcast(channel: string, data: Uint8Array): void {
-    const self = this.c.identity.name;
-    for (const next of this.routes?.broadcastNext(self) ?? this.neighbours()) {
-      this.conns.get(next)?.send({ type: MSG_BROADCAST, channel, src: self, data });
-    }
-  }
-
-  private route(m: MeshMessage & { type: typeof MSG_UNICAST }): boolean {
-    const direct = this.conns.get(m.dst);
-    if (direct !== undefined) return direct.send(m);
-    const hop = this.routes?.nextHop(m.dst);
-    const conn = hop === undefined ? undefined : this.conns.get(hop);
-    if (conn === undefined) {
-      this.routed.unicastNoRoute++;
-      return false;
-    }
-    return conn.send(m);
+    this.messages.broadcast(channel, data);
   }
 
   // ------------------------------------------------------------------ connections
@@ -231,6 +248,11 @@ export class Mesh {
 
   private tick(): void {
     this.maker.tick();
+    const now = this.c.clock.now();
+    if (now - this.logResetAt >= LOG_AGAIN_AFTER_MS) {
+      this.logResetAt = now;
+      this.logOnce.reset();
+    }
   }
 
   private dial(host: string, port: number): MeshConnection {
@@ -241,12 +263,23 @@ export class Mesh {
     return conn;
   }
 
-  private accept(socket: Socket): void {
+  private accept(socket: Socket, remote: RemoteAddress): void {
     if (this.stopped) {
       socket.destroy();
       return;
     }
-    this.makeConnection(socket, false, formatEndpoint({ address: socket.remoteAddress ?? '?', port: socket.remotePort ?? 0 }));
+    // Over the per-address limit: refused before any handshake state is built.
+    if (!this.preauth.hasRoom(remote.address)) {
+      socket.destroy();
+      this.closes.preauthPerAddress = (this.closes.preauthPerAddress ?? 0) + 1;
+      this.logOnce.warn(`preauth ${sourceKey(remote.address)}`, 'too many unauthenticated mesh connections from one address; the excess is refused at once', {
+        address: remote.address, limit: this.init.maxPreauthPerAddress,
+      });
+      return;
+    }
+    const conn = this.makeConnection(socket, false, formatEndpoint(remote));
+    const evict = this.preauth.admit(conn, remote.address);
+    evict?.close('preauthEvicted', `more than ${this.init.maxPreauth} unauthenticated connections; the oldest of the busiest address is closed`);
   }
 
   private makeConnection(socket: Socket, outbound: boolean, remote: string): MeshConnection {
@@ -258,11 +291,11 @@ export class Mesh {
         logger: this.log,
         events: {
           established: (cn) => this.onEstablished(cn),
-          message: (cn, msg) => this.onMessage(cn, msg),
+          message: (cn, msg) => this.messages.onMessage(cn.remoteName!, msg),
           closed: (cn, reason, detail) => this.onClosed(cn, reason, detail),
         },
       },
-      { socket, outbound, remoteAddress: remote, udpPort: this.init.udpPort },
+      { socket, outbound, remoteAddress: remote, udpPort: this.init.udpPort, handshakeTimeoutMs: this.init.handshakeTimeoutMs },
     );
     this.pending.add(conn);
     return conn;
@@ -270,6 +303,7 @@ export class Mesh {
 
   private onEstablished(conn: MeshConnection): void {
     this.pending.delete(conn);
+    this.preauth.release(conn);
     const name = conn.remoteName!;
     const existing = this.conns.get(name);
     if (existing !== undefined) {
@@ -287,7 +321,7 @@ export class Mesh {
     const remote = parseEndpoint(conn.remoteAddress);
     const ip = typeof remote === 'string' ? '' : remote.address.startsWith('::ffff:') ? remote.address.slice(7) : remote.address;
     this.c.overlay.setDirect(name, ip === '' ? undefined : formatEndpoint({ address: ip, port: conn.remoteUdpPort }));
-    for (const [channel, ch] of this.channels) {
+    for (const [channel, ch] of this.messages.allChannels()) {
       const full = ch.neighbourConnected(name);
       if (full !== undefined) conn.send({ type: MSG_GOSSIP, channel, data: full });
     }
@@ -297,6 +331,7 @@ export class Mesh {
 
   private onClosed(conn: MeshConnection, reason: string, detail: string): void {
     this.pending.delete(conn);
+    this.preauth.release(conn);
     this.closes[reason] = (this.closes[reason] ?? 0) + 1;
     this.maker.closed(conn, `${reason}: ${detail}`, reason === 'duplicate');
     const name = conn.remoteName;
@@ -307,53 +342,10 @@ export class Mesh {
       this.publishConnections();
       this.pairKeys.setWanted(this.wantedPeers());
     } else if (reason !== 'duplicate' && reason !== 'shutdown') {
-      // Refusals are logged once per reason and address, then only counted.
-      const key = `${reason} ${conn.remoteAddress}`;
-      if (!this.loggedCloses.has(key)) {
-        this.loggedCloses.add(key);
-        this.log.warn('connection refused or failed', { address: conn.remoteAddress, reason, detail });
-      }
-    }
-  }
-
-  private onMessage(conn: MeshConnection, msg: MeshMessage): void {
-    const from = conn.remoteName!;
-    if (msg.type === MSG_GOSSIP) {
-      try {
-        this.channels.get(msg.channel)?.receiveGossip(from, msg.data);
-      } catch (err) {
-        conn.close('garbledGossip', `gossip on "${msg.channel}" refused: ${describeError(err)}`);
-      }
-    } else if (msg.type === MSG_UNICAST) {
-      if (msg.dst === this.c.identity.name) {
-        if (msg.channel === KEYS_CHANNEL) this.pairKeys.onMessage(msg.src, msg.data);
-        else this.deliver(msg.channel, () => this.gossipers.get(msg.channel)?.onUnicast(msg.src, msg.data));
-      } else if (msg.ttl > 0) {
-        this.routed.unicastForwarded++;
-        this.route({ ...msg, ttl: msg.ttl - 1 });
-      } else {
-        this.routed.unicastNoRoute++;
-      }
-    } else if (msg.type === MSG_BROADCAST) {
-      if (msg.src === this.c.identity.name) return;
-      let relay: Uint8Array | undefined;
-      this.deliver(msg.channel, () => {
-        relay = this.gossipers.get(msg.channel)?.onBroadcast(msg.src, msg.data);
-      });
-      if (relay === undefined) return;
-      for (const next of this.routes?.broadcastNext(msg.src) ?? []) {
-        if (next === from) continue;
-        this.routed.broadcastsRelayed++;
-        this.conns.get(next)?.send({ type: MSG_BROADCAST, channel: msg.channel, src: msg.src, data: relay });
-      }
-    }
-  }
-
-  private deliver(channel: string, fn: () => void): void {
-    try {
-      fn();
-    } catch (err) {
-      this.log.warn('a mesh message was refused by its channel', { channel, err: describeError(err) });
+      // Refusals are logged once per reason and address (inbound: per source key, as the pre-auth
+      // limits count them, not per port), then only counted.
+      const address = conn.outbound ? conn.remoteAddress : sourceKey(hostOf(conn.remoteAddress));
+      this.logOnce.warn(`${reason} ${address}`, 'connection refused or failed', { address: conn.remoteAddress, reason, detail });
     }
   }
 
@@ -408,7 +400,14 @@ export class Mesh {
         .map((n) => ({ name: n, nickname: this.topology?.get(n)?.nickname ?? '', nextHop: routes?.nextHop(n), hops: routes?.distance(n) })),
       keys: this.pairKeys.status(),
       closes: { ...this.closes },
-      routed: { ...this.routed },
+      refused: { ...this.messages.refused },
+      preauth: {
+        pending: this.preauth.size,
+        perAddressLimit: this.init.maxPreauthPerAddress,
+        totalLimit: this.init.maxPreauth,
+        timeoutMs: this.init.handshakeTimeoutMs,
+      },
+      routed: { ...this.messages.routed },
     };
   }
 }

@@ -59,9 +59,14 @@ export function formatStatus(s: StatusReport): string {
     lines.push(`  target ${t.address}: ${t.state}${t.lastError === undefined ? '' : ` (${t.lastError})`}${retry}`);
   }
   const keys = m.keys.filter((k) => k.state !== 'established' || k.failures > 0);
-  for (const k of keys) lines.push(`  keys with ${k.peer}: ${k.state}, ${k.failures} failures${k.lastError === undefined ? '' : ` (${k.lastError})`}`);
+  for (const k of keys) {
+    const age = k.keyAgeMs === undefined ? '' : `, key age ${Math.round(k.keyAgeMs / 1000)}s, expires in ${Math.round((k.expiresInMs ?? 0) / 1000)}s`;
+    lines.push(`  keys with ${k.peer}: ${k.state}${age}, ${k.failures} failures${k.lastError === undefined ? '' : ` (${k.lastError})`}`);
+  }
   const closes = Object.entries(m.closes);
   if (closes.length > 0) lines.push(`  connections closed: ${closes.map(([k, n]) => `${k}=${n}`).join('  ')}`);
+  const refused = Object.entries(m.refused ?? {});
+  if (refused.length > 0) lines.push(`  messages refused (dropped, connections kept): ${refused.map(([k, n]) => `${k}=${n}`).join('  ')}`);
   lines.push(`  fast path: ${s.fastpath.note}`);
   for (const f of s.fastpath.peers) {
     lines.push(`    ${f.name} (${f.underlay}): ${f.state}, ${f.reason}, for ${(f.sinceMs / 1000).toFixed(1)}s, ${f.switches} switches`);

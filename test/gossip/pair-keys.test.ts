@@ -7,6 +7,7 @@ import { isPeerName, peerIdFromPeerName } from '../../src/core/ids.js';
 import type { PeerKeys } from '../../gossip/contracts.js';
 import { IDENTITY_FILE, IdentityError, generateIdentity, loadOrCreateIdentity, type Identity } from '../../gossip/identity.js';
 import { PairKeys } from '../../gossip/pair-keys.js';
+import { PairWorld } from './pair-keys-world.js';
 import { FakeClock } from '../fakes/fake-clock.js';
 
 const dirs: string[] = [];
@@ -184,5 +185,99 @@ describe('pair keys (Noise IK over the mesh)', () => {
     }
     expect(w.nodes.get('a')!.status()[0]!.state).toBe('established');
     expect(w.nodes.get('b')!.status()[0]!.state).toBe('established');
+  });
+});
+
+describe('pair keys: the rekey schedule against the keys\' hard lifetime', () => {
+  it('renews keys before they expire although the first rekey attempts of both sides are lost', () => {
+    // Rekey every 4 s, so keys expire after 8 s. Everything sent between 3.5 s and 6.5 s is lost:
+    // the smaller name's attempts at 4, 5 and 6 s and the larger name's at 5 s all fail.
+    const w = new PairWorld(['a', 'b'], { rekeyAfterMs: 4000 });
+    w.want();
+    w.flush();
+    expect(w.talks('a', 'b')).toBe(true);
+    const expiries: number[] = [];
+    let t = 0;
+    w.run(12_000, 250, () => {
+      t += 250;
+      w.deliver = t < 3500 || t >= 6500;
+      for (const n of ['a', 'b']) expiries.push(w.nodes.get(n)!.status()[0]!.expiresInMs!);
+      expect(w.talks('a', 'b')).toBe(true);
+    });
+    expect(Math.min(...expiries)).toBeGreaterThan(0);
+    for (const n of ['a', 'b']) {
+      const st = w.nodes.get(n)!.status()[0]!;
+      expect(st.state).toBe('established');
+      expect(st.rekeys).toBeGreaterThanOrEqual(2);
+    }
+    expect(w.nodes.get('a')!.status()[0]!.failures).toBeGreaterThanOrEqual(3);
+  });
+
+  it('shows key age and expiry; keys past their lifetime show as expired', () => {
+    const w = new PairWorld(['a', 'b'], { rekeyAfterMs: 4000 });
+    w.want();
+    w.flush();
+    w.clock.advance(1000);
+    expect(w.nodes.get('a')!.status()[0]).toMatchObject({ state: 'established', keyAgeMs: 1000, expiresInMs: 7000 });
+    w.deliver = false;
+    w.clock.advance(7000);
+    expect(w.nodes.get('a')!.status()[0]).toMatchObject({ state: 'expired', keyAgeMs: 8000, expiresInMs: 0 });
+  });
+});
+
+describe('pair keys: who is answered', () => {
+  it('drops an INIT from a peer whose key it does not know (no topology record, no connection)', () => {
+    const w = new PairWorld(['a', 'b', 'c']);
+    w.unknownKeys.add('b c');
+    w.nodes.get('c')!.setWanted([w.name('b')]);
+    w.flush();
+    const b = w.nodes.get('b')!;
+    expect(b.stats.unknownPeer).toBe(1);
+    expect(w.sent('b', 'c', 2)).toHaveLength(0);
+    expect(w.overlays.get('b')!.installs).toBe(0);
+    expect(b.status()).toEqual([]);
+  });
+
+  it('answers INITs that are not newer at most once per gap, and never against its own handshake in flight', () => {
+    const w = new PairWorld();
+    w.nodes.get('a')!.setWanted([w.name('b')]);
+    w.flush();
+    const init = w.sent('a', 'b', 1).at(-1)!;
+    const b = w.nodes.get('b')!;
+    b.onMessage(w.name('a'), Uint8Array.from(init.data));
+    expect(b.stats).toMatchObject({ stale: 1, staleAnswered: 0 });
+    w.clock.advance(1000);
+    b.onMessage(w.name('a'), Uint8Array.from(init.data));
+    expect(b.stats).toMatchObject({ stale: 1, staleAnswered: 1 });
+    w.queue.length = 0;
+    w.clock.advance(1000);
+    w.deliver = false;
+    b.rekeyNow(w.name('a')); // b's own handshake is in flight
+    b.onMessage(w.name('a'), Uint8Array.from(init.data));
+    expect(b.stats).toMatchObject({ stale: 2, staleAnswered: 1 });
+  });
+});
+
+describe('pair keys: asked to rekey by the overlay', () => {
+  it('starts at once when nothing is in flight, and keeps to the retry backoff however often it is asked', () => {
+    const w = new PairWorld(['a', 'b'], { rekeyAfterMs: 10_000 });
+    w.want();
+    w.flush();
+    const a = w.nodes.get('a')!;
+    const inits = () => w.sent('a', 'b', 1).length;
+    const before = inits();
+    a.rekeyNow(w.name('b'));
+    expect(inits()).toBe(before + 1);
+    w.flush();
+    expect(a.status()[0]!.rekeys).toBe(1);
+    w.deliver = false; // b unreachable: the overlay asks on every tick (expired keys, say)
+    for (let i = 0; i < 300; i++) {
+      a.rekeyNow(w.name('b'));
+      w.clock.advance(100);
+    }
+    // 30 s: each answer awaited 1.25 s (noticed on the next 500 ms tick), then 1.25 s of backoff
+    // before the next try: about one try every 2.8 s, not one as soon as the last one failed
+    expect(inits() - before).toBeLessThanOrEqual(12);
+    expect(a.status()[0]!.failures).toBeGreaterThanOrEqual(9);
   });
 });
