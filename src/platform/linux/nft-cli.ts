@@ -1,4 +1,5 @@
-import type { Nft } from '../nft.js';
+import { CommandError } from '../errors.js';
+import type { Nft, NftFamily } from '../nft.js';
 import { run } from './run.js';
 
 /** nftables through the `nft` command (`nft -f -`: one transaction per call). */
@@ -9,13 +10,29 @@ export class NftCli implements Nft {
     this.nft = init.nftPath ?? 'nft';
   }
 
-  async replaceTable(family: 'ip' | 'ip6' | 'inet', name: string, body: string): Promise<void> {
+  async replaceTable(family: NftFamily, name: string, body: string): Promise<void> {
     // "add" first so that "delete" never fails on a missing table; both in one transaction.
     const script = `add table ${family} ${name}\ndelete table ${family} ${name}\ntable ${family} ${name} {\n${body}\n}\n`;
     await run(this.nft, ['-f', '-'], { input: script });
   }
 
-  async deleteTable(family: 'ip' | 'ip6' | 'inet', name: string): Promise<void> {
+  async deleteTable(family: NftFamily, name: string): Promise<void> {
     await run(this.nft, ['-f', '-'], { input: `add table ${family} ${name}\ndelete table ${family} ${name}\n` });
+  }
+
+  async apply(script: string): Promise<void> {
+    await run(this.nft, ['-f', '-'], { input: script });
+  }
+
+  async listTable(family: NftFamily, name: string): Promise<unknown[] | undefined> {
+    let text: string;
+    try {
+      text = await run(this.nft, ['-j', 'list', 'table', family, name]);
+    } catch (err) {
+      if (err instanceof CommandError && /No such file or directory/.test(err.stderr)) return undefined;
+      throw err;
+    }
+    const parsed = JSON.parse(text) as { nftables?: unknown };
+    return Array.isArray(parsed.nftables) ? parsed.nftables : [];
   }
 }
