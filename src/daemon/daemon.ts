@@ -26,6 +26,7 @@ import { Mesh } from '../../gossip/mesh.js';
 import { buildMeshGossip, type MeshGossip } from './mesh-gossip.js';
 import { IpamService } from './ipam-service.js';
 import { PodNetwork } from './pod-network.js';
+import { PodGuard, PodGuardError } from './pod-guard.js';
 import { cniExecHandler } from './cni-exec.js';
 import { NftCli } from '../platform/linux/nft-cli.js';
 import { Sleeve } from '../../router/sleeve/sleeve.js';
@@ -56,6 +57,7 @@ export class Daemon {
   private gossip: MeshGossip | undefined = undefined;
   private ipam: IpamService | undefined = undefined;
   private podNetwork: PodNetwork | undefined = undefined;
+  private podGuard: PodGuard | undefined = undefined;
   private api: ApiServer | undefined = undefined;
   private probeTap: LinuxTap | undefined = undefined;
   private fastPath: FastPath | undefined = undefined;
@@ -124,8 +126,15 @@ export class Daemon {
         { mesh: this.mesh, routes: this.gossip.routes, clock: this.clock, logger: this.log.child('ipam') },
         { self: identity.name, config: c.ipam, stateDir: c.stateDir, secret },
       );
+      const ipam = this.ipam.ipam;
+      const nft = new NftCli();
+      // Pods' traffic must never reach a node's VXLAN port (the fast path's device: listen port + 1).
+      this.podGuard = new PodGuard(
+        { nft, netlink: this.netlink, clock: this.clock, logger: this.log.child('pods'), allocations: () => ipam.list() },
+        { bridge: c.bridge, vxlanPort: this.udp.localPort + 1 },
+      );
       this.podNetwork = new PodNetwork(
-        { ipam: this.ipam.ipam, netlink: this.netlink, nft: new NftCli(), clock: this.clock, logger: this.log.child('pods') },
+        { ipam, netlink: this.netlink, nft, clock: this.clock, logger: this.log.child('pods'), guard: this.podGuard },
         { bridge: c.bridge, mtu: this.mtu, ranges: c.ipam.ranges },
       );
     }
@@ -143,7 +152,10 @@ export class Daemon {
       throw err;
     }
     this.api = new ApiServer({ logger: this.log.child('api') }, { socketPath: c.apiSocket });
-    this.api.route('GET', '/v1/status', () => this.status());
+    this.api.route('GET', '/v1/status', async () => {
+      await this.podGuard?.refreshCounters();
+      return this.status();
+    });
     this.api.route('POST', '/v1/forget', (body) => this.forget(body));
     if (this.ipam !== undefined) this.ipam.routes(this.api);
     else {
@@ -151,7 +163,9 @@ export class Daemon {
         throw new ApiError(503, 'ERR_IPAM_NOT_READY', 'IPAM is off on this router (--ipam-range none)');
       });
     }
-    this.api.routeRaw('POST', '/v1/cni/exec', cniExecHandler(this.log.child('cni'), { socket: c.apiSocket, ipam: this.ipam?.ipam, pods: this.podNetwork }));
+    this.api.routeRaw('POST', '/v1/cni/exec', cniExecHandler(this.log.child('cni'), { socket: c.apiSocket, ipam: this.ipam?.ipam, pods: this.podNetwork, guard: this.podGuard }));
+    this.api.route('POST', '/v1/cni/attach', (body) => this.guardCall((g) => g.attach(field(body, 'containerId') as string, field(body, 'ifName') as string, field(body, 'mac') as string).then(() => ({}))));
+    this.api.route('POST', '/v1/cni/detach', (body) => this.guardCall(async (g) => ({ detached: await g.detach(field(body, 'containerId') as string, field(body, 'ifName') as string) })));
     this.api.route('GET', '/v1/cni/network', () =>
       this.podNetwork?.network() ?? { ready: false, reason: 'IPAM is off on this router (--ipam-range none)', bridge: c.bridge, mtu: this.mtu, gateways: [] },
     );
@@ -160,7 +174,7 @@ export class Daemon {
       // peers hear our sleeve again, or they would take the silence for a broken kernel path.
       // IPAM loads its state before the mesh delivers anything on its channel.
       const fast = this.fastPath === undefined ? [] : [this.fastPath];
-      const ipam = this.ipam === undefined ? [] : [this.ipam, this.podNetwork!];
+      const ipam = this.ipam === undefined ? [] : [this.ipam, this.podGuard!, this.podNetwork!];
       await startAll([this.sleeve, this.router, ...fast, this.gossip, ...ipam, this.mesh, this.api]);
       this.started.push(this.sleeve, this.router, ...fast, this.gossip, ...ipam, this.mesh, this.api);
     } catch (err) {
@@ -217,6 +231,7 @@ export class Daemon {
       mesh: this.mesh.status(),
       fastpath: { mode: this.config.fastpath, note: this.fastPathNote, peers: this.fastPath?.status() ?? ([] as FastPathPeerReport[]) },
       ipam: this.ipam === undefined ? undefined : ipamSummary(this.ipam.ipam.status()),
+      pods: this.podGuard?.status(),
       router: this.router,
       tap: this.tap,
       udp: this.udp,
@@ -224,6 +239,18 @@ export class Daemon {
       underlayMtu: this.underlayMtu,
       mtu: this.mtu,
     });
+  }
+
+  /** A call to the pod guard from the API: its refusals keep their HTTP status. */
+  private async guardCall<T>(fn: (g: PodGuard) => Promise<T>): Promise<T> {
+    const g = this.podGuard;
+    if (g === undefined) throw new ApiError(503, 'ERR_IPAM_NOT_READY', 'pods are off on this router (--ipam-range none)');
+    try {
+      return await fn(g);
+    } catch (err) {
+      if (err instanceof PodGuardError) throw new ApiError(err.status, err.code, err.message);
+      throw err;
+    }
   }
 
   /** The kernel fast path, when configured and possible here; otherwise a note says why not. */
@@ -367,6 +394,10 @@ function preflight(c: DaemonConfig, log: Logger): Buffer | undefined {
     log.warn('the secret file is readable by group or others; chmod 600 it', { file });
   }
   return clusterKeyFromSecret(data, file);
+}
+
+function field(body: unknown, name: string): unknown {
+  return typeof body === 'object' && body !== null ? (body as Record<string, unknown>)[name] : undefined;
 }
 
 /** A 32-byte key for one purpose from the cluster key. */

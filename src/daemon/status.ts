@@ -10,6 +10,7 @@ import type { Sleeve } from '../../router/sleeve/sleeve.js';
 import type { MeshStatus } from '../../gossip/mesh.js';
 import type { FastPathPeerReport } from '../../router/fastpath/fast-path.js';
 import type { DaemonConfig } from './config.js';
+import type { PodGuardStatus } from './pod-guard.js';
 
 export interface PeerStatus {
   /** Peer name (from its public key) and nickname. */
@@ -53,6 +54,8 @@ export interface StatusReport {
   fastpath: { mode: string; note: string; peers: FastPathPeerReport[] };
   /** IPAM summary (`weft ipam status` has the whole picture); undefined when IPAM is off. */
   ipam: IpamSummary | undefined;
+  /** The pods' anti-spoofing table: pods guarded, their drops; undefined when IPAM (and so CNI) is off. */
+  pods: PodGuardStatus | undefined;
   relayed: { datagrams: number; bytes: number };
   traffic: { tap: IoCounters; udp: IoCounters; router: Router['counters']; macs: number; sleeveMessages: number; udpFlushes: number };
   drops: Record<string, number>;
@@ -80,6 +83,7 @@ export function buildStatus(s: {
   mesh: MeshStatus;
   fastpath: { mode: string; note: string; peers: FastPathPeerReport[] };
   ipam: IpamSummary | undefined;
+  pods: PodGuardStatus | undefined;
   router: Router;
   tap: LinuxTap;
   udp: LinuxUdp;
@@ -120,6 +124,7 @@ export function buildStatus(s: {
   drops['udp.sendDropped'] = udp.txDropped;
   drops['udp.receiveErrors'] = udp.rxErrors + s.sleeve.rxErrors;
   drops['tap.writeErrors'] = tap.txErrors;
+  if (s.pods !== undefined) add('pods', s.pods.drops);
   const mem = process.memoryUsage();
   return {
     version: 1,
@@ -137,6 +142,7 @@ export function buildStatus(s: {
     mesh: s.mesh,
     fastpath: s.fastpath,
     ipam: s.ipam,
+    pods: s.pods,
     relayed: { ...s.sleeve.relayed },
     traffic: {
       tap,
