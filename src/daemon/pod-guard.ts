@@ -112,7 +112,7 @@ export class PodGuard implements Startable {
   private readonly init: Required<PodGuardInit>;
   private readonly entries = new Map<string, Entry>();
   private counters = new Map<string, number>();
-  private countersAt = Number.NEGATIVE_INFINITY;
+  private reading: Promise<void> | undefined = undefined;
   /** The pod ports on the bridge when last read. */
   private ports = new Set<string>();
   private readonly reportedUnknown = new Set<string>();
@@ -205,16 +205,18 @@ export class PodGuard implements Startable {
     this.soon = this.c.clock.setTimeout(() => void this.reconcile(), 2000);
   }
 
-  /** Re-reads the counters when the last read is older than `maxAgeMs` (for status). */
-  async refreshCounters(maxAgeMs = 1000): Promise<void> {
-    if (this.c.clock.now() - this.countersAt < maxAgeMs) return;
-    try {
-      const items = await this.c.nft.listTable('bridge', POD_TABLE);
-      this.counters = items === undefined ? new Map() : readGuardTable(items).counters;
-      this.countersAt = this.c.clock.now();
-    } catch (err) {
-      this.c.logger.debug('cannot read the pod table counters', { err: describeError(err) });
-    }
+  /** Re-reads the counters (for status); callers at the same time share one read. */
+  refreshCounters(): Promise<void> {
+    this.reading ??= this.c.nft
+      .listTable('bridge', POD_TABLE)
+      .then((items) => {
+        this.counters = items === undefined ? new Map() : readGuardTable(items).counters;
+      })
+      .catch((err: unknown) => this.c.logger.debug('cannot read the pod table counters', { err: describeError(err) }))
+      .finally(() => {
+        this.reading = undefined;
+      });
+    return this.reading;
   }
 
   status(): PodGuardStatus {
@@ -297,7 +299,6 @@ export class PodGuard implements Startable {
       }
     }
     if (kernel !== undefined) this.counters = kernel.counters;
-    this.countersAt = this.c.clock.now();
     this.ports = ports;
     for (const p of ports) {
       if (this.entries.has(p) || this.reportedUnknown.has(p)) continue;

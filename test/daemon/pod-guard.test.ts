@@ -222,7 +222,6 @@ describe('PodGuard', () => {
     nft.count(T, 'dropped_arp', 3);
     nft.count(T, port, 3);
     nft.count(T, 'dropped_unknown', 2);
-    clock.advance(1000);
     await g.refreshCounters();
     const st = g.status();
     expect(st.drops).toMatchObject({ arp: 3, unknown: 2, mac: 0 });
