@@ -4,6 +4,7 @@
  * Stop runs in reverse. The bridge and the pods' veths stay when the daemon stops; the TAP goes.
  */
 import { accessSync, constants, existsSync, readFileSync, statSync } from 'node:fs';
+import { dirname } from 'node:path';
 import type { Clock } from '../core/clock.js';
 import { WeftError, describeError } from '../core/errors.js';
 import { createHmac } from 'node:crypto';
@@ -33,7 +34,7 @@ import { Sleeve } from '../../router/sleeve/sleeve.js';
 import { FastPath, type FastPathPeerReport } from '../../router/fastpath/fast-path.js';
 import type { TimerHandle } from '../core/clock.js';
 import { overlayMtu } from '../../router/sleeve/wire.js';
-import { ApiError, ApiServer } from './api-server.js';
+import { ApiError, ApiServer, prepareSocketDir } from './api-server.js';
 import type { DaemonConfig } from './config.js';
 import { buildStatus, ipamSummary, type StatusReport } from './status.js';
 
@@ -77,6 +78,8 @@ export class Daemon {
   async start(): Promise<void> {
     const c = this.config;
     const secret = preflight(c, this.log) ?? Buffer.alloc(32);
+    // Before any device is made: a socket directory others could write is refused at once.
+    prepareSocketDir(dirname(c.apiSocket), process.geteuid?.() ?? 0);
     const identity = loadOrCreateIdentity(c.stateDir, c.name);
     if (identity.created) this.log.info('new identity created', { peer: identity.name, stateDir: c.stateDir });
     const native = loadNative();
