@@ -25,6 +25,7 @@ import { hostVethName } from '../../cni/veth.js';
 import {
   DROP_REASONS,
   POD_PORT,
+  ipv6Hex,
   POD_TABLE,
   linkLocalOf,
   podAddScript,
@@ -166,13 +167,34 @@ export class PodGuard implements Startable {
     if (why !== undefined) throw new PodGuardError(400, 'ERR_POD_BAD_REQUEST', `attach ${containerId}/${ifName}: ${why}`);
     const old = this.entries.get(pod.port);
     this.entries.set(pod.port, { pod, containerId, ifName, seq: ++this.seq });
+    // An address is allowed on one port at most: one that IPAM handed on (released, then allocated
+    // again) stops being the old port's now, not at the next reconcile.
+    let script = this.takeAddresses(pod);
     if (old !== undefined && samePod(old.pod, pod)) {
-      await this.write('');
+      await this.write(script);
       return pod;
     }
-    await this.write((old === undefined ? '' : podRemoveScript(old.pod, true)) + podAddScript(pod));
+    script += (old === undefined ? '' : podRemoveScript(old.pod, true)) + podAddScript(pod);
+    await this.write(script);
     this.c.logger.info('pod guarded', { containerId, ifName, port: pod.port, mac: pod.mac, addresses: [...pod.ipv4, ...pod.ipv6] });
     return pod;
+  }
+
+  /** Takes `pod`'s global addresses away from every other port; returns the script for that. */
+  private takeAddresses(pod: GuardedPod): string {
+    const mine = new Set([...pod.ipv4, ...pod.ipv6.filter((a) => !a.startsWith('fe80:')).map(ipv6Hex)]);
+    let script = '';
+    for (const e of this.entries.values()) {
+      if (e.pod.port === pod.port) continue;
+      const ipv4 = e.pod.ipv4.filter((a) => !mine.has(a));
+      const ipv6 = e.pod.ipv6.filter((a) => !mine.has(ipv6Hex(a)));
+      if (ipv4.length === e.pod.ipv4.length && ipv6.length === e.pod.ipv6.length) continue;
+      this.c.logger.warn('an address of a new pod was still allowed on another port; it is taken from there', { port: e.pod.port, containerId: e.containerId, to: pod.port });
+      const next = { ...e.pod, ipv4, ipv6 };
+      script += podRemoveScript(e.pod, true) + podAddScript(next);
+      e.pod = next;
+    }
+    return script;
   }
 
   /** Removes the rules of an attachment; one that is not guarded is no error. */

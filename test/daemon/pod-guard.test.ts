@@ -96,6 +96,23 @@ describe('PodGuard', () => {
     await g.stop();
   });
 
+  it('an address handed on by IPAM is taken from the port that had it when the new pod is attached', async () => {
+    const nft = new FakeNft();
+    const node = new Node();
+    const old = node.pod('old', ['10.32.0.5', 'fd00::5']);
+    const g = guard(nft, node);
+    await g.start();
+    await g.attach('old', 'eth0', '02:00:00:00:00:05');
+    // released (e.g. `weft ipam release`) while the old pod still runs, then given to a new pod at once
+    node.allocations.splice(0, 1);
+    const fresh = node.pod('new', ['10.32.0.5', 'fd00:0::5']);
+    await g.attach('new', 'eth0', '02:00:00:00:00:06');
+    expect(nft.elements(T, 'pod_v4')).toEqual([`"${fresh}" . 10.32.0.5`]);
+    expect(nft.elements(T, 'pod_v6')).toEqual([`"${old}" . fe80::ff:fe00:5`, `"${fresh}" . fd00:0::5`, `"${fresh}" . fe80::ff:fe00:6`].sort());
+    expect(nft.elements(T, 'pod_mac')).toHaveLength(2);
+    await g.stop();
+  });
+
   it('a restart adopts the pods whose port is still on the bridge, in one transaction, and drops the rest', async () => {
     const nft = new FakeNft();
     const node = new Node();
