@@ -177,9 +177,12 @@ export class Daemon {
       // peers hear our sleeve again, or they would take the silence for a broken kernel path.
       // IPAM loads its state before the mesh delivers anything on its channel.
       const fast = this.fastPath === undefined ? [] : [this.fastPath];
-      const ipam = this.ipam === undefined ? [] : [this.ipam, this.podGuard!, this.podNetwork!];
-      await startAll([this.sleeve, this.router, ...fast, this.gossip, ...ipam, this.mesh, this.api]);
-      this.started.push(this.sleeve, this.router, ...fast, this.gossip, ...ipam, this.mesh, this.api);
+      // The pod guard adopts its table after the mesh is up (the kernel's table guards the pods
+      // meanwhile) and before the API serves the CNI plugin.
+      const ipam = this.ipam === undefined ? [] : [this.ipam, this.podNetwork!];
+      const guard = this.podGuard === undefined ? [] : [this.podGuard];
+      await startAll([this.sleeve, this.router, ...fast, this.gossip, ...ipam, this.mesh, ...guard, this.api]);
+      this.started.push(this.sleeve, this.router, ...fast, this.gossip, ...ipam, this.mesh, ...guard, this.api);
     } catch (err) {
       this.closeDevices();
       throw err;

@@ -227,8 +227,12 @@ export class PodGuard implements Startable {
     this.soon = this.c.clock.setTimeout(() => void this.reconcile(), 2000);
   }
 
-  /** Re-reads the counters (for status); callers at the same time share one read. */
+  /**
+   * Re-reads the counters (for status); callers at the same time share one read. With no pod and
+   * no pod port on the bridge there is nothing to count: the periodic reconcile's read will do.
+   */
   refreshCounters(): Promise<void> {
+    if (this.entries.size === 0 && this.ports.size === 0) return Promise.resolve();
     this.reading ??= this.c.nft
       .listTable('bridge', POD_TABLE)
       .then((items) => {

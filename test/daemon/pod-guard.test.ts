@@ -46,6 +46,7 @@ describe('PodGuard', () => {
     const node = new Node();
     const g = guard(nft, node);
     await g.start();
+    await g.reconcile();
     expect(nft.elements(T, 'pods')).toEqual([]);
     const port = node.pod('c1', ['10.32.0.5', 'fd00::5']);
     await g.attach('c1', 'eth0', '02:AA:00:00:00:01');
@@ -74,6 +75,7 @@ describe('PodGuard', () => {
     node.pod('c1', ['10.32.0.5']);
     const g = guard(nft, node);
     await g.start();
+    await g.reconcile();
     await expect(g.attach(containerId, 'eth0', mac)).rejects.toMatchObject({ status, code });
     expect(nft.elements(T, 'pods')).toEqual([]);
     await g.stop();
@@ -85,6 +87,7 @@ describe('PodGuard', () => {
     const port = node.pod('c1', ['10.32.0.5']);
     const g = guard(nft, node);
     await g.start();
+    await g.reconcile();
     await g.attach('c1', 'eth0', '02:00:00:00:00:01');
     nft.count(T, port, 4);
     const n = nft.scripts.length;
@@ -102,6 +105,7 @@ describe('PodGuard', () => {
     const old = node.pod('old', ['10.32.0.5', 'fd00::5']);
     const g = guard(nft, node);
     await g.start();
+    await g.reconcile();
     await g.attach('old', 'eth0', '02:00:00:00:00:05');
     // released (e.g. `weft ipam release`) while the old pod still runs, then given to a new pod at once
     node.allocations.splice(0, 1);
@@ -120,6 +124,7 @@ describe('PodGuard', () => {
     const goes = node.pod('goes', ['10.32.0.6']);
     const first = guard(nft, node);
     await first.start();
+    await first.reconcile();
     await first.attach('stays', 'eth0', '02:00:00:00:00:05');
     await first.attach('goes', 'eth0', '02:00:00:00:00:06');
     nft.count(T, stays, 9);
@@ -130,6 +135,7 @@ describe('PodGuard', () => {
     const before = nft.scripts.length;
     const second = guard(nft, node);
     await second.start();
+    await second.reconcile();
     expect(nft.scripts.length - before).toBe(1);
     expect(nft.scripts.at(-1)).not.toMatch(/delete table/);
     expect(nft.elements(T, 'pods')).toEqual([`"${stays}"`]);
@@ -150,6 +156,7 @@ describe('PodGuard', () => {
     const b = node.pod('b', ['10.32.0.6']);
     const g = guard(nft, node, clock);
     await g.start();
+    await g.reconcile();
     await g.attach('a', 'eth0', '02:00:00:00:00:05');
     await g.attach('b', 'eth0', '02:00:00:00:00:06');
     node.allocations.find((x) => x.containerId === 'a')!.addresses = ['fd00::5'];
@@ -172,6 +179,7 @@ describe('PodGuard', () => {
     const port = node.pod('c1', ['10.32.0.5']);
     const g = guard(nft, node);
     await g.start();
+    await g.reconcile();
     await nft.deleteTable('bridge', 'weft-pods');
     await g.attach('c1', 'eth0', '02:00:00:00:00:01');
     expect(nft.elements(T, 'pods')).toEqual([`"${port}"`]);
@@ -185,6 +193,7 @@ describe('PodGuard', () => {
     for (let i = 0; i < 20; i++) node.pod(`c${i}`, [`10.32.0.${i + 2}`]);
     const g = guard(nft, node);
     await g.start();
+    await g.reconcile();
     const before = nft.scripts.length;
     await Promise.all(Array.from({ length: 20 }, (_, i) => g.attach(`c${i}`, 'eth0', `02:00:00:00:00:${(i + 16).toString(16)}`)));
     expect(nft.elements(T, 'pods')).toHaveLength(20);
@@ -200,6 +209,7 @@ describe('PodGuard', () => {
     nft.broken = 'nft: not installed';
     const g = guard(nft, node, clock);
     await g.start();
+    await g.reconcile();
     expect(g.notReady()).toMatch(/not installed/);
     await expect(g.attach('c1', 'eth0', '02:00:00:00:00:01')).rejects.toMatchObject({ code: 'ERR_POD_GUARD' });
     nft.broken = undefined;
@@ -216,6 +226,7 @@ describe('PodGuard', () => {
     const node = new Node();
     const g = guard(nft, node);
     await g.start();
+    await g.reconcile();
     const port = node.pod('late', ['10.32.0.9']);
     node.ports.delete(port); // not in the list the reconcile reads …
     node.during = async () => {
@@ -235,6 +246,7 @@ describe('PodGuard', () => {
     node.ports.add('vw0000000000ff');
     const g = guard(nft, node, clock);
     await g.start();
+    await g.reconcile();
     await g.attach('c1', 'eth0', '02:00:00:00:00:01');
     nft.count(T, 'dropped_arp', 3);
     nft.count(T, port, 3);
