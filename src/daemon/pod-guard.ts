@@ -20,7 +20,7 @@ import { WeftError, describeError } from '../core/errors.js';
 import type { Logger } from '../core/logger.js';
 import type { Startable } from '../core/startable.js';
 import type { Netlink } from '../platform/netlink.js';
-import type { Nft } from '../platform/nft.js';
+import type { NftScripts } from '../platform/nft.js';
 import { hostVethName } from '../../cni/veth.js';
 import {
   DROP_REASONS,
@@ -47,7 +47,7 @@ export interface PodAllocation {
 }
 
 export interface PodGuardComponents {
-  nft: Nft;
+  nft: NftScripts;
   netlink: Pick<Netlink, 'bridgePorts'>;
   clock: Clock;
   logger: Logger;

@@ -2,8 +2,8 @@
  * nftables, as whole tables: a component owns one table and replaces it atomically (one
  * transaction: `add table`, `delete table`, `table { ... }`), so a restart never leaves half a
  * ruleset and never touches other tables. A component that keeps state in its table (set
- * elements, counters) changes it with `apply` (any script, one transaction) and reads it back with
- * `listTable`.
+ * elements, counters) changes it with `NftScripts.apply` (any script, one transaction) and reads
+ * it back with `listTable`.
  */
 export type NftFamily = 'ip' | 'ip6' | 'inet' | 'bridge';
 
@@ -12,6 +12,10 @@ export interface Nft {
   replaceTable(family: NftFamily, name: string, body: string): Promise<void>;
   /** Removes the table; a missing one is not an error. */
   deleteTable(family: NftFamily, name: string): Promise<void>;
+}
+
+/** Scripts and reads for a table whose contents change piece by piece (the pods' table). */
+export interface NftScripts {
   /** Runs `script` (nft syntax, one command per line) as one transaction: all of it or nothing. */
   apply(script: string): Promise<void>;
   /** The table as `nft -j list table` gives it (the `nftables` array); undefined when it does not exist. */

@@ -3,7 +3,7 @@
  * writes (tables, set and map elements, named counters; rules are kept as text), one transaction
  * per `apply` (a failing line leaves nothing changed), and `listTable` in `nft -j` form.
  */
-import type { Nft, NftFamily } from '../../src/platform/nft.js';
+import type { Nft, NftFamily, NftScripts } from '../../src/platform/nft.js';
 
 interface FakeTable {
   /** set or map name → elements as written ('"vw…" . 02:…', '"vw…" : "vw…"'). */
@@ -12,7 +12,7 @@ interface FakeTable {
   chains: Map<string, string[]>;
 }
 
-export class FakeNft implements Nft {
+export class FakeNft implements Nft, NftScripts {
   readonly tables = new Map<string, FakeTable>();
   readonly scripts: string[] = [];
   /** The next `apply` calls fail with these messages (one each). */

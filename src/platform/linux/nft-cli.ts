@@ -1,9 +1,9 @@
 import { CommandError } from '../errors.js';
-import type { Nft, NftFamily } from '../nft.js';
+import type { Nft, NftFamily, NftScripts } from '../nft.js';
 import { run } from './run.js';
 
 /** nftables through the `nft` command (`nft -f -`: one transaction per call). */
-export class NftCli implements Nft {
+export class NftCli implements Nft, NftScripts {
   private readonly nft: string;
 
   constructor(init: { nftPath?: string } = {}) {
