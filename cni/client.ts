@@ -30,6 +30,13 @@ export interface DaemonApi {
   allocate(containerId: string, ifName: string): Promise<{ addresses: PodAddress[]; existing: boolean }>;
   release(containerId: string, ifName?: string): Promise<string[]>;
   allocations(): Promise<Allocation[]>;
+  /**
+   * The router guards the attachment's port: frames from it must carry `mac` and the addresses
+   * the router allocated to it (anti-spoofing rules). Resolves once the rules are in place.
+   */
+  attach(containerId: string, ifName: string, mac: string): Promise<void>;
+  /** The router drops the attachment's rules (none is no error). */
+  detach(containerId: string, ifName: string): Promise<void>;
 }
 
 export interface DaemonClientInit {
@@ -94,6 +101,14 @@ export class DaemonClient implements DaemonApi {
     const body = ifName === undefined ? { containerId } : { containerId, ifName };
     const r = (await callApi(this.socket, 'POST', path, body, this.timeoutMs ?? 5000)) as { released?: unknown } | null;
     return Array.isArray(r?.released) ? r.released.filter((a): a is string => typeof a === 'string') : [];
+  }
+
+  async attach(containerId: string, ifName: string, mac: string): Promise<void> {
+    await callApi(this.socket, 'POST', '/v1/cni/attach', { containerId, ifName, mac }, this.timeoutMs ?? 10_000);
+  }
+
+  async detach(containerId: string, ifName: string): Promise<void> {
+    await callApi(this.socket, 'POST', '/v1/cni/detach', { containerId, ifName }, this.timeoutMs ?? 5000);
   }
 
   async allocations(): Promise<Allocation[]> {

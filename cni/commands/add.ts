@@ -1,7 +1,9 @@
 /**
  * ADD: veth pair (host end on the bridge, hairpin, container end named CNI_IFNAME in the pod's
- * netns), addresses from weft IPAM, default route per family via the node's gateway on the bridge.
- * Any failure undoes everything done so far (veth deleted, allocation released) before reporting.
+ * netns), addresses from weft IPAM, default route per family via the node's gateway on the bridge,
+ * and the router's anti-spoofing rules for the host end (the pod's MAC and addresses; until they
+ * are in, the router drops everything from the port). Any failure undoes everything done so far
+ * (veth deleted, allocation released, rules removed) before reporting.
  */
 import { CniCode, CniError } from '../errors.js';
 import { buildAddResult, type CniResult } from '../result.js';
@@ -22,6 +24,7 @@ export async function cmdAdd(ctx: CommandContext): Promise<CniResult> {
 
   let pair: CreatedPair | undefined;
   let allocated = false;
+  let guarded = false;
   try {
     // A release journaled by an earlier DEL of this very attachment must not be replayed now that
     // it is added again: the allocation (if the router still has it) becomes this one's.
@@ -46,7 +49,14 @@ export async function cmdAdd(ctx: CommandContext): Promise<CniResult> {
     if (missing.length > 0) {
       throw new CniError(CniCode.RouterRefused, `the router allocated ${missing.map((a) => a.address).join(', ')} but reports no IPv${missing[0]!.family} gateway on ${net.bridge}`);
     }
-    await links.configure({ netns, ifName, addresses, gateways: net.gateways });
+    // The pod's side and the router's rules for its port do not depend on each other either.
+    guarded = true;
+    const [configured, guard] = await Promise.allSettled([
+      links.configure({ netns, ifName, addresses, gateways: net.gateways }),
+      daemon.attach(containerId, ifName, pair.containerMac),
+    ]);
+    if (configured.status === 'rejected') throw configured.reason;
+    if (guard.status === 'rejected') throw routerError(guard.reason, `guarding the port of ${containerId}/${ifName}`);
     return buildAddResult({
       cniVersion: conf.cniVersion,
       hostName,
@@ -64,6 +74,7 @@ export async function cmdAdd(ctx: CommandContext): Promise<CniResult> {
     // A pair that 'exists' was not made by us: leave it alone.
     const ours = pair !== undefined || !(err instanceof LinkError && err.kind === 'exists');
     if (ours) await links.removeHost(hostName).catch((e: unknown) => ctx.log(`rollback: deleting ${hostName}: ${(e as Error).message}`));
+    if (guarded) await daemon.detach(containerId, ifName).catch((e: unknown) => ctx.log(`rollback: removing the rules of ${containerId}/${ifName}: ${(e as Error).message}`));
     if (allocated) await releaseOrJournal(ctx, 'rollback').catch((e: unknown) => ctx.log(`rollback: releasing ${containerId}/${ifName}: ${(e as Error).message}`));
     throw reported;
   }

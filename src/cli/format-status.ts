@@ -81,6 +81,13 @@ export function formatStatus(s: StatusReport): string {
     const r = s.ipam.ranges.map((x) => `${x.range}: owned ${x.owned}, free ${x.free}, allocated ${x.allocated}, quarantined ${x.quarantined}`).join('; ');
     lines.push(`  IPAM: ${s.ipam.ready.ok ? 'ready' : `not ready (${s.ipam.ready.reason ?? '?'})`}, ${s.ipam.allocations} allocations${r === '' ? '' : `; ${r}`}`);
   }
+  if (s.pods !== undefined) {
+    const p = s.pods;
+    const dropping = p.pods.filter((x) => x.dropped > 0).map((x) => `${x.containerId ?? x.port}/${x.ifName ?? '?'}=${x.dropped}`);
+    lines.push(`  pods guarded: ${p.pods.length} (${p.table})${dropping.length === 0 ? '' : `; dropped from: ${dropping.join('  ')}`}`);
+    if (p.unknownPorts.length > 0) lines.push(`    ports with no attachment (all dropped): ${p.unknownPorts.join(' ')}`);
+    if (p.problem !== null) lines.push(`    problem: ${p.problem}`);
+  }
   lines.push(`  relayed for others: ${s.relayed.datagrams} datagrams / ${bytes(s.relayed.bytes)}`);
   lines.push('');
   const t = s.traffic;

@@ -35,7 +35,7 @@ export function callApi(socketPath: string, method: string, path: string, body?:
         err.code === 'ENOENT' || err.code === 'ECONNREFUSED'
           ? `no weft daemon is listening on ${socketPath} (is it running? use --socket to pick another)`
           : err.code === 'EACCES'
-            ? `permission denied on ${socketPath} (run as root or a member of its group)`
+            ? `permission denied on ${socketPath} (the API is for root only: run as root)`
             : `cannot reach the daemon on ${socketPath}: ${err.message}`;
       reject(new WeftError('ERR_API_UNREACHABLE', why, { cause: err }));
     });

@@ -1,8 +1,14 @@
 /**
- * The daemon's local API: HTTP with JSON bodies on a Unix socket (mode 0660). Routes are
- * registered by the daemon; errors come back as { error: { code, message } } with a 4xx/5xx.
+ * The daemon's local API: HTTP with JSON bodies on a Unix socket. Routes are registered by the
+ * daemon; errors come back as { error: { code, message } } with a 4xx/5xx.
+ *
+ * Only root (the router's own user) reaches it: the socket is a file (never an abstract socket,
+ * which any process in the network namespace could reach) of mode 0600, created so from the start
+ * (umask at bind), in a directory the router makes with mode 0700, or one that already exists,
+ * belongs to root or the router's user and nobody else may write (or could replace the socket).
+ * Nothing else listens for the API.
  */
-import { mkdirSync, unlinkSync, chmodSync } from 'node:fs';
+import { chmodSync, lstatSync, mkdirSync, unlinkSync } from 'node:fs';
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
 import { connect } from 'node:net';
 import { dirname } from 'node:path';
@@ -25,6 +31,30 @@ export class ApiError extends WeftError {
 }
 
 const MAX_BODY = 1 << 20;
+/** sun_path holds 108 bytes with the terminating NUL. */
+const MAX_SOCKET_PATH = 107;
+
+/** Why `path` cannot be the API socket (undefined when it can): a file path, not abstract, not too long. */
+export function apiSocketProblem(path: string): string | undefined {
+  if (!path.startsWith('/')) return `"${path}" must be an absolute path`;
+  if (path.includes('\0')) return `"${path.replace(/\0/g, '\\0')}" contains a NUL byte (an abstract socket would be open to every process in the network namespace)`;
+  if (Buffer.byteLength(path) > MAX_SOCKET_PATH) return `"${path}" is longer than ${MAX_SOCKET_PATH} bytes`;
+  if (path.endsWith('/')) return `"${path}" names a directory`;
+  return undefined;
+}
+
+/**
+ * Makes the socket's directory (mode 0700) or checks the one that exists: a directory owned by
+ * root or `uid` that neither group nor others may write. Throws ERR_API_SOCKET_DIR otherwise.
+ */
+export function prepareSocketDir(dir: string, uid: number): void {
+  mkdirSync(dir, { recursive: true, mode: 0o700 });
+  const st = lstatSync(dir);
+  const mode = (st.mode & 0o7777).toString(8).padStart(4, '0');
+  if (!st.isDirectory()) throw new WeftError('ERR_API_SOCKET_DIR', `the API socket's directory ${dir} is not a directory (a symbolic link?)`);
+  if (st.uid !== 0 && st.uid !== uid) throw new WeftError('ERR_API_SOCKET_DIR', `the API socket's directory ${dir} belongs to uid ${st.uid}, not root: its owner could replace the socket`);
+  if ((st.mode & 0o022) !== 0) throw new WeftError('ERR_API_SOCKET_DIR', `the API socket's directory ${dir} is writable by group or others (mode ${mode}): they could replace the socket; use a directory only root can write (weft makes its own with mode 0700)`);
+}
 
 export class ApiServer implements Startable {
   private readonly log: Logger;
@@ -47,16 +77,29 @@ export class ApiServer implements Startable {
   }
 
   async start(): Promise<void> {
-    mkdirSync(dirname(this.socketPath), { recursive: true, mode: 0o755 });
+    const why = apiSocketProblem(this.socketPath);
+    if (why !== undefined) throw new WeftError('ERR_API_SOCKET', `--api-socket: ${why}`);
+    prepareSocketDir(dirname(this.socketPath), process.geteuid?.() ?? 0);
     await this.removeStaleSocket();
     const server = createServer((req, res) => void this.handle(req, res));
     await new Promise<void>((resolve, reject) => {
       server.once('error', (err) =>
         reject(new WeftError('ERR_API_LISTEN', `cannot listen on API socket ${this.socketPath}: ${describeError(err)}`, { cause: err })),
       );
-      server.listen(this.socketPath, () => resolve());
+      // The socket file is made by bind() inside listen(): with this umask it is 0600 from the start.
+      const umask = setUmask(0o177);
+      try {
+        server.listen(this.socketPath, () => resolve());
+      } finally {
+        if (umask !== undefined) setUmask(umask);
+      }
     });
-    chmodSync(this.socketPath, 0o660);
+    chmodSync(this.socketPath, 0o600);
+    const st = lstatSync(this.socketPath);
+    if (!st.isSocket() || (st.mode & 0o077) !== 0) {
+      server.close();
+      throw new WeftError('ERR_API_SOCKET', `the API socket ${this.socketPath} is not a socket of mode 0600 after listening (mode ${(st.mode & 0o7777).toString(8)})`);
+    }
     server.on('error', (err) => this.log.error('API server error', { err: describeError(err) }));
     this.server = server;
   }
@@ -120,6 +163,15 @@ export class ApiServer implements Startable {
       if (status >= 500) this.log.error('API request failed', { path, err: describeError(err) });
       send(res, status, { error: { code, message: err instanceof Error ? err.message : String(err) } });
     }
+  }
+}
+
+/** Sets the process umask, returning the previous one; undefined where it cannot be set (a worker thread). */
+function setUmask(mask: number): number | undefined {
+  try {
+    return process.umask(mask);
+  } catch {
+    return undefined;
   }
 }
 

@@ -10,6 +10,7 @@ import type { Logger } from '../core/logger.js';
 import { ReleaseJournal } from '../core/release-journal.js';
 import { DaemonClient, type DaemonApi } from '../../cni/client.js';
 import type { Ipam } from '../../gossip/ipam/ipam.js';
+import type { PodGuard } from './pod-guard.js';
 import type { PodNetwork } from './pod-network.js';
 import { handlers } from '../../cni/commands/index.js';
 import { runPlugin } from '../../cni/skel.js';
@@ -23,7 +24,7 @@ const VARS = ['CNI_COMMAND', 'CNI_CONTAINERID', 'CNI_NETNS', 'CNI_IFNAME', 'CNI_
  * (same error codes), without an HTTP round trip to ourselves. A config naming another socket
  * (another router) is served over that socket.
  */
-function inProcess(socket: string, ipam: Ipam, pods: PodNetwork): DaemonApi {
+function inProcess(socket: string, ipam: Ipam, pods: PodNetwork, guard: PodGuard): DaemonApi {
   return {
     socket,
     network: () => Promise.resolve(pods.network()),
@@ -33,14 +34,19 @@ function inProcess(socket: string, ipam: Ipam, pods: PodNetwork): DaemonApi {
     },
     release: async (containerId, ifName) => (await ipam.release(containerId, ifName)).released,
     allocations: () => Promise.resolve(ipam.list()),
+    attach: async (containerId, ifName, mac) => void (await guard.attach(containerId, ifName, mac)),
+    detach: async (containerId, ifName) => void (await guard.detach(containerId, ifName)),
   };
 }
 
-export function cniExecHandler(log: Logger, own: { socket: string; ipam: Ipam | undefined; pods: PodNetwork | undefined }): RawApiHandler {
+export function cniExecHandler(
+  log: Logger,
+  own: { socket: string; ipam: Ipam | undefined; pods: PodNetwork | undefined; guard: PodGuard | undefined },
+): RawApiHandler {
   const links = new PodLinks({ pathEnv: process.env.PATH });
-  const { ipam, pods } = own;
+  const { ipam, pods, guard } = own;
   const daemon = (socket: string): DaemonApi =>
-    socket === own.socket && ipam !== undefined && pods !== undefined ? inProcess(socket, ipam, pods) : new DaemonClient({ socket });
+    socket === own.socket && ipam !== undefined && pods !== undefined && guard !== undefined ? inProcess(socket, ipam, pods, guard) : new DaemonClient({ socket });
   const deps = { links, daemon, journal: (dir: string) => new ReleaseJournal(dir) };
   return async (body, req) => {
     const env: Record<string, string> = {};
@@ -61,6 +67,8 @@ export function cniExecHandler(log: Logger, own: { socket: string; ipam: Ipam | 
       deps,
     );
     if (err !== '') log.info('CNI call said', { command: env.CNI_COMMAND, containerId: env.CNI_CONTAINERID, text: err.trim() });
+    // DEL and GC delete host ends: the guard drops the rules of ports that left the bridge.
+    if (env.CNI_COMMAND === 'DEL' || env.CNI_COMMAND === 'GC') guard?.reconcileSoon();
     if (env.CNI_NETNS !== runtimePath && runtimePath !== undefined) out = out.split(JSON.stringify(env.CNI_NETNS).slice(1, -1)).join(JSON.stringify(runtimePath).slice(1, -1));
     return { headers: { 'x-cni-exit': String(code) }, body: out };
   };

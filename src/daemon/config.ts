@@ -5,6 +5,7 @@
 import { ConfigError } from '../core/errors.js';
 import { isLogLevel, type LogLevel } from '../core/logger.js';
 import { parseCidr, parseEndpoint, type Endpoint } from '../core/net.js';
+import { apiSocketProblem } from './api-server.js';
 
 export const DEFAULT_PORT = 6784;
 
@@ -166,7 +167,8 @@ export function validateConfig(input: RawConfig): DaemonConfig {
   const spinUs = intIn(problems, '--spin-us', raw.spinUs, 0, 1000);
   if (raw.aead !== 'openssl' && raw.aead !== 'libsodium') problems.push(`--aead: "${raw.aead}" must be openssl or libsodium`);
   const ipam = validateIpam(problems, raw);
-  if (raw.apiSocket === '' || !raw.apiSocket.startsWith('/')) problems.push(`--api-socket: "${raw.apiSocket}" must be an absolute path`);
+  const socketProblem = apiSocketProblem(raw.apiSocket);
+  if (socketProblem !== undefined) problems.push(`--api-socket: ${socketProblem}`);
   if (problems.length > 0 || typeof listen === 'string') throw new ConfigError(problems, 'weft launch options');
   if (advertise.length === 0 && typeof listen !== 'string' && listen.address !== '0.0.0.0' && listen.address !== '::') advertise.push(listen);
   return {

@@ -4,6 +4,7 @@
  * Stop runs in reverse. The bridge and the pods' veths stay when the daemon stops; the TAP goes.
  */
 import { accessSync, constants, existsSync, readFileSync, statSync } from 'node:fs';
+import { dirname } from 'node:path';
 import type { Clock } from '../core/clock.js';
 import { WeftError, describeError } from '../core/errors.js';
 import { createHmac } from 'node:crypto';
@@ -26,6 +27,7 @@ import { Mesh } from '../../gossip/mesh.js';
 import { buildMeshGossip, type MeshGossip } from './mesh-gossip.js';
 import { IpamService } from './ipam-service.js';
 import { PodNetwork } from './pod-network.js';
+import { PodGuard, PodGuardError } from './pod-guard.js';
 import { cniExecHandler } from './cni-exec.js';
 import { NftCli } from '../platform/linux/nft-cli.js';
 import { Sleeve } from '../../router/sleeve/sleeve.js';
@@ -33,7 +35,7 @@ import { FastPath } from '../../router/fastpath/fast-path.js';
 import { FAST_PATH_TABLES } from '../../router/fastpath/filters.js';
 import type { TimerHandle } from '../core/clock.js';
 import { overlayMtu } from '../../router/sleeve/wire.js';
-import { ApiError, ApiServer } from './api-server.js';
+import { ApiError, ApiServer, prepareSocketDir } from './api-server.js';
 import type { DaemonConfig } from './config.js';
 import { buildStatus, ipamSummary, type StatusReport } from './status.js';
 
@@ -61,6 +63,7 @@ export class Daemon {
   private gossip: MeshGossip | undefined = undefined;
   private ipam: IpamService | undefined = undefined;
   private podNetwork: PodNetwork | undefined = undefined;
+  private podGuard: PodGuard | undefined = undefined;
   private api: ApiServer | undefined = undefined;
   private probeTap: LinuxTap | undefined = undefined;
   private fastPath: FastPath | undefined = undefined;
@@ -83,6 +86,8 @@ export class Daemon {
   async start(): Promise<void> {
     const c = this.config;
     const secret = preflight(c, this.log) ?? Buffer.alloc(32);
+    // Before any device is made: a socket directory others could write is refused at once.
+    prepareSocketDir(dirname(c.apiSocket), process.geteuid?.() ?? 0);
     const identity = loadOrCreateIdentity(c.stateDir, c.name);
     if (identity.created) this.log.info('new identity created', { peer: identity.name, stateDir: c.stateDir });
     const native = loadNative();
@@ -148,8 +153,14 @@ export class Daemon {
         { mesh: this.mesh, routes: this.gossip.routes, clock: this.clock, logger: this.log.child('ipam') },
         { self: identity.name, config: c.ipam, stateDir: c.stateDir, secret },
       );
+      const ipam = this.ipam.ipam;
+      // Pods' traffic must never reach a node's VXLAN port (the fast path's device: listen port + 1).
+      this.podGuard = new PodGuard(
+        { nft: this.nft, netlink: this.netlink, clock: this.clock, logger: this.log.child('pods'), allocations: () => ipam.list() },
+        { bridge: c.bridge, vxlanPort: this.udp.localPort + 1 },
+      );
       this.podNetwork = new PodNetwork(
-        { ipam: this.ipam.ipam, netlink: this.netlink, nft: this.nft, clock: this.clock, logger: this.log.child('pods') },
+        { ipam, netlink: this.netlink, nft: this.nft, clock: this.clock, logger: this.log.child('pods'), guard: this.podGuard },
         { bridge: c.bridge, mtu: this.mtu, ranges: c.ipam.ranges },
       );
     }
@@ -169,7 +180,7 @@ export class Daemon {
     if (this.fastPath === undefined) await this.removeStaleFastPath();
     this.api = new ApiServer({ logger: this.log.child('api') }, { socketPath: c.apiSocket });
     this.api.route('GET', '/v1/status', async () => {
-      await this.fastPath?.refreshCounters();
+      await Promise.all([this.fastPath?.refreshCounters(), this.podGuard?.refreshCounters()]);
       return this.status();
     });
     this.api.route('POST', '/v1/forget', (body) => this.forget(body));
@@ -179,7 +190,9 @@ export class Daemon {
         throw new ApiError(503, 'ERR_IPAM_NOT_READY', 'IPAM is off on this router (--ipam-range none)');
       });
     }
-    this.api.routeRaw('POST', '/v1/cni/exec', cniExecHandler(this.log.child('cni'), { socket: c.apiSocket, ipam: this.ipam?.ipam, pods: this.podNetwork }));
+    this.api.routeRaw('POST', '/v1/cni/exec', cniExecHandler(this.log.child('cni'), { socket: c.apiSocket, ipam: this.ipam?.ipam, pods: this.podNetwork, guard: this.podGuard }));
+    this.api.route('POST', '/v1/cni/attach', (body) => this.guardCall((g) => g.attach(field(body, 'containerId') as string, field(body, 'ifName') as string, field(body, 'mac') as string).then(() => ({}))));
+    this.api.route('POST', '/v1/cni/detach', (body) => this.guardCall(async (g) => ({ detached: await g.detach(field(body, 'containerId') as string, field(body, 'ifName') as string) })));
     this.api.route('GET', '/v1/cni/network', () =>
       this.podNetwork?.network() ?? { ready: false, reason: 'IPAM is off on this router (--ipam-range none)', bridge: c.bridge, mtu: this.mtu, gateways: [] },
     );
@@ -188,9 +201,12 @@ export class Daemon {
       // peers hear our sleeve again, or they would take the silence for a broken kernel path.
       // IPAM loads its state before the mesh delivers anything on its channel.
       const fast = this.fastPath === undefined ? [] : [this.fastPath];
+      // The pod guard adopts its table after the mesh is up (the kernel's table guards the pods
+      // meanwhile) and before the API serves the CNI plugin.
       const ipam = this.ipam === undefined ? [] : [this.ipam, this.podNetwork!];
-      await startAll([this.sleeve, this.router, ...fast, this.gossip, ...ipam, this.mesh, this.api]);
-      this.started.push(this.sleeve, this.router, ...fast, this.gossip, ...ipam, this.mesh, this.api);
+      const guard = this.podGuard === undefined ? [] : [this.podGuard];
+      await startAll([this.sleeve, this.router, ...fast, this.gossip, ...ipam, this.mesh, ...guard, this.api]);
+      this.started.push(this.sleeve, this.router, ...fast, this.gossip, ...ipam, this.mesh, ...guard, this.api);
     } catch (err) {
       this.closeDevices();
       throw err;
@@ -234,6 +250,7 @@ export class Daemon {
       mesh: this.mesh.status(),
       fastpath: { mode: this.config.fastpath, note: this.fastPathNote, peers: [], ...this.fastPath?.report() },
       ipam: this.ipam === undefined ? undefined : ipamSummary(this.ipam.ipam.status()),
+      pods: this.podGuard?.status(),
       router: this.router,
       tap: this.tap,
       udp: this.udp,
@@ -257,6 +274,18 @@ export class Daemon {
     for (const id of this.fastPeers) if (!now.has(id)) fp.setPeer(id, '', undefined);
     this.fastPeers.clear();
     for (const id of now) this.fastPeers.add(id);
+  }
+
+  /** A call to the pod guard from the API: its refusals keep their HTTP status. */
+  private async guardCall<T>(fn: (g: PodGuard) => Promise<T>): Promise<T> {
+    const g = this.podGuard;
+    if (g === undefined) throw new ApiError(503, 'ERR_IPAM_NOT_READY', 'pods are off on this router (--ipam-range none)');
+    try {
+      return await fn(g);
+    } catch (err) {
+      if (err instanceof PodGuardError) throw new ApiError(err.status, err.code, err.message);
+      throw err;
+    }
   }
 
   /** The kernel fast path, when configured and possible here; otherwise a note says why not. */
@@ -420,6 +449,10 @@ function preflight(c: DaemonConfig, log: Logger): Buffer | undefined {
     log.warn('the secret file is readable by group or others; chmod 600 it', { file });
   }
   return clusterKeyFromSecret(data, file);
+}
+
+function field(body: unknown, name: string): unknown {
+  return typeof body === 'object' && body !== null ? (body as Record<string, unknown>)[name] : undefined;
 }
 
 /** A 32-byte key for one purpose from the cluster key. */

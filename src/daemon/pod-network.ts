@@ -39,7 +39,7 @@ export function natRules(ranges: readonly string[]): string {
 }
 
 export class PodNetwork implements Startable {
-  private readonly c: { ipam: Ipam; netlink: Netlink; nft: Nft; clock: Clock; logger: Logger };
+  private readonly c: { ipam: Ipam; netlink: Netlink; nft: Nft; clock: Clock; logger: Logger; guard?: { notReady(): string | undefined } };
   private readonly init: { bridge: string; mtu: number; ranges: string[]; procSys?: string };
   private gateways: CniNetwork['gateways'] = [];
   private problem: string | undefined = 'waiting for IPAM';
@@ -60,10 +60,12 @@ export class PodNetwork implements Startable {
     this.timer?.cancel();
   }
 
+  /** Ready for pods: IPAM ready, the gateway set up, and the pods' anti-spoofing table programmable. */
   network(): CniNetwork {
     const ipamReady = this.c.ipam.ready();
-    const ready = ipamReady.ok && this.problem === undefined && this.gateways.length > 0;
-    const reason = !ipamReady.ok ? `IPAM not ready: ${ipamReady.reason ?? '?'}` : this.problem;
+    const guard = this.c.guard?.notReady();
+    const ready = ipamReady.ok && this.problem === undefined && guard === undefined && this.gateways.length > 0;
+    const reason = !ipamReady.ok ? `IPAM not ready: ${ipamReady.reason ?? '?'}` : (this.problem ?? (guard === undefined ? undefined : `pods cannot be guarded: ${guard}`));
     return { ready, ...(ready ? {} : { reason: reason ?? 'starting' }), bridge: this.init.bridge, mtu: this.init.mtu, gateways: this.gateways };
   }
 

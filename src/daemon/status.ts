@@ -10,6 +10,7 @@ import type { Sleeve } from '../../router/sleeve/sleeve.js';
 import type { MeshStatus } from '../../gossip/mesh.js';
 import type { FastPathPeerReport, FastPathReport } from '../../router/fastpath/fast-path.js';
 import type { DaemonConfig } from './config.js';
+import type { PodGuardStatus } from './pod-guard.js';
 
 export interface PeerStatus {
   /** Peer name (from its public key) and nickname. */
@@ -57,6 +58,8 @@ export interface StatusReport {
   fastpath: FastPathStatus;
   /** IPAM summary (`weft ipam status` has the whole picture); undefined when IPAM is off. */
   ipam: IpamSummary | undefined;
+  /** The pods' anti-spoofing table: pods guarded, their drops; undefined when IPAM (and so CNI) is off. */
+  pods: PodGuardStatus | undefined;
   relayed: { datagrams: number; bytes: number };
   traffic: { tap: IoCounters; udp: IoCounters; router: Router['counters']; macs: number; sleeveMessages: number; udpFlushes: number };
   drops: Record<string, number>;
@@ -87,6 +90,7 @@ export function buildStatus(s: {
   mesh: MeshStatus;
   fastpath: FastPathStatus;
   ipam: IpamSummary | undefined;
+  pods: PodGuardStatus | undefined;
   router: Router;
   tap: LinuxTap;
   udp: LinuxUdp;
@@ -135,6 +139,7 @@ export function buildStatus(s: {
   drops['udp.sendIovLimit'] = udp.txIovLimit;
   drops['udp.receiveErrors'] = udp.rxErrors + s.sleeve.rxErrors;
   drops['tap.writeErrors'] = tap.txErrors;
+  if (s.pods !== undefined) add('pods', s.pods.drops);
   const mem = process.memoryUsage();
   return {
     version: 1,
@@ -152,6 +157,7 @@ export function buildStatus(s: {
     mesh: s.mesh,
     fastpath: s.fastpath,
     ipam: s.ipam,
+    pods: s.pods,
     relayed: { ...s.sleeve.relayed },
     traffic: {
       tap,

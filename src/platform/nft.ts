@@ -2,7 +2,9 @@
  * nftables, as whole tables: a component owns one table and replaces it atomically (one
  * transaction: `add table`, `delete table`, `table { ... }`), so a restart never leaves half a
  * ruleset and never touches other tables. A named set of such a table can be refilled on its
- * own, also in one transaction, so rules that use it never see it half-filled.
+ * own, also in one transaction, so rules that use it never see it half-filled. A component that
+ * keeps state in its table (set elements, counters) piece by piece changes it with
+ * `NftScripts.apply` (any script, one transaction) and reads it back with `listTable`.
  */
 export type NftFamily = 'ip' | 'ip6' | 'inet' | 'bridge';
 
@@ -24,4 +26,12 @@ export interface Nft {
   replaceSetElements(family: NftFamily, table: string, set: string, elements: readonly string[]): Promise<void>;
   /** The named counters of every table (one read for all). */
   counters(): Promise<NftCounter[]>;
+}
+
+/** Scripts and reads for a table whose contents change piece by piece (the pods' table). */
+export interface NftScripts {
+  /** Runs `script` (nft syntax, one command per line) as one transaction: all of it or nothing. */
+  apply(script: string): Promise<void>;
+  /** The table as `nft -j list table` gives it (the `nftables` array); undefined when it does not exist. */
+  listTable(family: NftFamily, name: string): Promise<unknown[] | undefined>;
 }

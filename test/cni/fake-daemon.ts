@@ -1,7 +1,8 @@
 /**
  * A fake weft daemon for the CNI plugin's tests: the local API's CNI and IPAM routes over HTTP on a
  * Unix socket (node:http), allocating from a small pool with the real semantics (idempotent per
- * containerId+ifName, release of one or every interface, `weft:` allocations of its own).
+ * containerId+ifName, release of one or every interface, `weft:` allocations of its own), and
+ * recording which attachments' ports it was asked to guard (attach, detach).
  */
 import { mkdtempSync, rmSync } from 'node:fs';
 import { createServer, type Server } from 'node:http';
@@ -37,6 +38,8 @@ export class FakeDaemon {
   readonly failures = new Map<string, [number, string]>();
   readonly requests: { method: string; path: string; body: unknown }[] = [];
   readonly allocations = new Map<string, FakeAllocation>();
+  /** Attachments whose port the router guards: containerId + '\0' + ifName → MAC. */
+  readonly guarded = new Map<string, string>();
   private readonly v4: string | undefined;
   private readonly v6: string | undefined;
   private readonly size: number;
@@ -155,6 +158,17 @@ export class FakeDaemon {
         }
       }
       return [200, { released }];
+    }
+    if (method === 'POST' && path === '/v1/cni/attach') {
+      const m = (body ?? {}) as { mac?: unknown };
+      if (typeof b.containerId !== 'string' || typeof b.ifName !== 'string' || typeof m.mac !== 'string') return this.error(400, 'ERR_POD_BAD_REQUEST', 'containerId, ifName and mac are required');
+      if (!this.allocations.has(`${b.containerId}\0${b.ifName}`)) return this.error(409, 'ERR_POD_NOT_ALLOCATED', `no allocation for ${b.containerId}/${b.ifName}`);
+      this.guarded.set(`${b.containerId}\0${b.ifName}`, m.mac);
+      return [200, {}];
+    }
+    if (method === 'POST' && path === '/v1/cni/detach') {
+      if (typeof b.containerId !== 'string' || typeof b.ifName !== 'string') return this.error(400, 'ERR_POD_BAD_REQUEST', 'containerId and ifName are required');
+      return [200, { detached: this.guarded.delete(`${b.containerId}\0${b.ifName}`) }];
     }
     return this.error(404, 'ERR_NOT_FOUND', `no route ${method} ${path}`);
   }

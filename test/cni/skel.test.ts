@@ -146,6 +146,28 @@ describe('ADD', () => {
     });
     expect(links.calls).toEqual([`createPair ${NETNS} eth0 ${host} weft 1376`, `configure ${NETNS} eth0 10.99.0.2/24,fd00:99::2/64`]);
     expect(daemon.podAllocations()).toMatchObject([{ containerId: CID, ifName: 'eth0' }]);
+    // the router guards the port with the container end's MAC
+    expect(daemon.guarded).toEqual(new Map([[`${CID}\0eth0`, '02:bb:00:00:00:01']]));
+  });
+
+  it.each([
+    ['the router refuses to guard the port', () => void daemon.failures.set('/v1/cni/attach', [500, 'ERR_POD_GUARD']), 101, /guarding the port of c0ffee01\/eth0: the weft router refused/],
+    ['the router cannot guard pods yet', () => void daemon.failures.set('/v1/cni/attach', [503, 'ERR_IPAM_NOT_READY']), 11, /guarding the port/],
+  ])('%s → code %i: veth deleted, allocation released, nothing guarded', async (_what, setup, code, msg) => {
+    setup();
+    const r = await invoke(links, env('ADD'), conf());
+    expect(r.json).toMatchObject({ code, msg: expect.stringMatching(msg) });
+    expect(links.hosts.size).toBe(0);
+    expect(daemon.podAllocations()).toEqual([]);
+    expect(daemon.guarded.size).toBe(0);
+    expect(daemon.requests.some((q) => q.path === '/v1/cni/detach')).toBe(true);
+  });
+
+  it('a failure after the port was guarded removes its rules', async () => {
+    links.failConfigure = true;
+    const r = await invoke(links, env('ADD'), conf());
+    expect(r.json).toMatchObject({ code: 102 });
+    expect(daemon.guarded.size).toBe(0);
   });
 
   it('speaks 1.0.0 (no interface mtu) and takes the MTU override', async () => {
@@ -261,6 +283,7 @@ describe('DEL', () => {
     expect(del).toMatchObject({ code: 0, stdout: '' });
     expect(links.hosts.size).toBe(0);
     expect(daemon.podAllocations()).toEqual([]);
+    expect(daemon.guarded.size).toBe(0);
     expect((await invoke(links, env('DEL'), conf())).code).toBe(0);
     expect((await invoke(links, env('DEL', { CNI_NETNS: undefined }), conf())).code).toBe(0);
     expect((await invoke(links, env('DEL', { CNI_NETNS: '/var/run/netns/gone' }), conf({ prevResult: { cniVersion: '1.1.0' } }))).code).toBe(0);
@@ -290,6 +313,15 @@ describe('DEL', () => {
     const r = await invoke(links, env('DEL'), conf());
     expect(r.json).toMatchObject({ code: 102 });
     expect(daemon.podAllocations()).toHaveLength(1);
+  });
+
+  it('a router that refuses to drop the rules does not fail DEL (it drops them when it sees the port gone)', async () => {
+    expect((await invoke(links, env('ADD'), conf())).code).toBe(0);
+    daemon.failures.set('/v1/cni/detach', [500, 'ERR_POD_GUARD']);
+    const r = await invoke(links, env('DEL'), conf());
+    expect(r.code).toBe(0);
+    expect(r.stderr).toMatch(/kept the rules of vw[0-9a-f]{12}/);
+    expect(daemon.podAllocations()).toEqual([]);
   });
 
   it('a release the router refuses → code 101', async () => {

@@ -1,8 +1,9 @@
-import type { Nft, NftCounter, NftFamily } from '../nft.js';
+import { CommandError } from '../errors.js';
+import type { Nft, NftCounter, NftFamily, NftScripts } from '../nft.js';
 import { run } from './run.js';
 
 /** nftables through the `nft` command (`nft -f -`: one transaction per call). */
-export class NftCli implements Nft {
+export class NftCli implements Nft, NftScripts {
   private readonly nft: string;
 
   constructor(init: { nftPath?: string } = {}) {
@@ -26,6 +27,22 @@ export class NftCli implements Nft {
 
   async counters(): Promise<NftCounter[]> {
     return parseCounters(await run(this.nft, ['-j', 'list', 'counters']));
+  }
+
+  async apply(script: string): Promise<void> {
+    await run(this.nft, ['-f', '-'], { input: script });
+  }
+
+  async listTable(family: NftFamily, name: string): Promise<unknown[] | undefined> {
+    let text: string;
+    try {
+      text = await run(this.nft, ['-j', 'list', 'table', family, name]);
+    } catch (err) {
+      if (err instanceof CommandError && /No such file or directory/.test(err.stderr)) return undefined;
+      throw err;
+    }
+    const parsed = JSON.parse(text) as { nftables?: unknown };
+    return Array.isArray(parsed.nftables) ? parsed.nftables : [];
   }
 }
 
