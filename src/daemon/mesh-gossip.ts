@@ -81,7 +81,7 @@ export function buildMeshGossip(
   };
   mesh.attach(view, routes);
   mesh.addChannel(TOPOLOGY_CHANNEL, topology, channel);
-  const macs = new MacOwners({ clock }, { self: topology.name });
+  const macs = new MacOwners({ clock, logger: logger.child('macs'), signer: init.identity.signer }, { self: topology.name, publicKey: init.identity.publicKey });
   const macsChannel = new GossipChannel({ gossiper: macs, transport: mesh, clock, logger }, { channel: MACS_CHANNEL, intervalMs: init.gossipIntervalMs ?? 30_000 });
   mesh.addChannel(MACS_CHANNEL, macs, macsChannel);
   // A peer that left the topology owns no MACs any more.
