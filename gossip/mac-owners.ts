@@ -34,6 +34,7 @@ import { Unpackr } from 'msgpackr';
 import type { Clock } from '../src/core/clock.js';
 import { peerNameFromPublicKey } from '../src/core/ids.js';
 import { silentLogger, type Logger } from '../src/core/logger.js';
+import { MAX_LOCAL_MACS } from '../src/core/mac.js';
 import { Writer, arrayHeader } from './canonical-msgpack.js';
 import type { GossipData, Gossiper, PeerName } from './contracts.js';
 import { GossipDecodeError } from './errors.js';
@@ -44,8 +45,8 @@ export const MACS_CHANNEL = 'macs';
 const FORMAT = 2;
 export const MACS_LABEL = 'macs-record v2';
 export const MAC_LIMITS = { maxMessageBytes: 4 * 1024 * 1024, maxRecords: 100_000, maxMacsPerRecord: 4096 };
-/** Default cap on the MACs one router claims. */
-export const DEFAULT_MAX_LOCAL_MACS = 1024;
+/** Default cap on the MACs one router claims (the router's switch learns as many). */
+export const DEFAULT_MAX_LOCAL_MACS = MAX_LOCAL_MACS;
 const MAC = /^[0-9a-f]{2}(:[0-9a-f]{2}){5}$/;
 
 export interface MacRecord {
