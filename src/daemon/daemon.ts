@@ -40,6 +40,11 @@ export interface DaemonComponents {
   logger: Logger;
   clock: Clock;
   netlink: Netlink;
+  /**
+   * The router must stop at run time (another router runs with its identity key and started
+   * first, `ERR_IDENTITY_IN_USE`); the caller stops it and exits with status 1.
+   */
+  onFatal?: (err: WeftError) => void;
 }
 
 export class Daemon {
@@ -47,6 +52,7 @@ export class Daemon {
   private readonly log: Logger;
   private readonly clock: Clock;
   private readonly netlink: Netlink;
+  private readonly onFatal: ((err: WeftError) => void) | undefined;
   private readonly started: Startable[] = [];
   private tap: LinuxTap | undefined = undefined;
   private udp: LinuxUdp | undefined = undefined;
@@ -70,6 +76,7 @@ export class Daemon {
     this.log = components.logger;
     this.clock = components.clock;
     this.netlink = components.netlink;
+    this.onFatal = components.onFatal;
   }
 
   async start(): Promise<void> {
@@ -118,6 +125,7 @@ export class Daemon {
       identity,
       stateDir: c.stateDir,
       endpoints: c.advertise.map((e) => formatEndpoint({ address: e.address, port: e.port === 0 ? this.udp!.localPort : e.port })),
+      onFatal: (err) => this.fatal(err),
     });
     if (c.ipam !== undefined) {
       this.ipam = new IpamService(
@@ -207,6 +215,11 @@ export class Daemon {
     for (const f of failures) this.log.warn('stop step failed', { err: describeError(f) });
   }
 
+  private fatal(err: WeftError): void {
+    this.log.error('stopping: this router cannot go on', { code: err.code, err: err.message });
+    this.onFatal?.(err);
+  }
+
   status(): StatusReport {
     if (this.sleeve === undefined || this.router === undefined || this.tap === undefined || this.udp === undefined || this.mesh === undefined) {
       throw new WeftError('ERR_NOT_READY', 'the router is still starting');
@@ -218,6 +231,7 @@ export class Daemon {
       fastpath: { mode: this.config.fastpath, note: this.fastPathNote, peers: this.fastPath?.status() ?? ([] as FastPathPeerReport[]) },
       ipam: this.ipam === undefined ? undefined : ipamSummary(this.ipam.ipam.status()),
       router: this.router,
+      gossip: this.gossip?.drops(),
       tap: this.tap,
       udp: this.udp,
       uptimeMs: this.clock.now() - this.startedAt,

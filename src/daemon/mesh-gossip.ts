@@ -25,6 +25,12 @@ export interface MeshGossip extends Startable {
   /** Which router owns which pod MAC (the fast path programs the kernel from it). */
   macs: MacOwners;
   forget(name: PeerName): boolean;
+  /**
+   * Refused gossip by channel and reason, for status drops: records refused by themselves
+   * ("topology.badSignature", "macs.versionBound", ...), whole messages ("topology.decodeErrors"),
+   * and local MACs left out of our claim ("macs.localOverCap", a gauge).
+   */
+  drops(): Record<string, number>;
 }
 
 export function buildMeshGossip(
@@ -95,6 +101,14 @@ export function buildMeshGossip(
     channel,
     macs,
     forget: (name) => topology.forget(name),
+    drops: () => {
+      const t = topology.stats;
+      const m = macs.stats;
+      const out: Record<string, number> = { 'topology.decodeErrors': t.decodeErrors, 'macs.decodeErrors': m.decodeErrors, 'macs.localOverCap': m.localOverCap };
+      for (const [k, v] of Object.entries(t.refused)) out[`topology.${k}`] = v;
+      for (const [k, v] of Object.entries(m.refused)) out[`macs.${k}`] = v;
+      return out;
+    },
     start: () => {
       saveVersion();
       topology.start();

@@ -81,6 +81,8 @@ export function buildStatus(s: {
   fastpath: { mode: string; note: string; peers: FastPathPeerReport[] };
   ipam: IpamSummary | undefined;
   router: Router;
+  /** Refused gossip by channel and reason (MeshGossip.drops). */
+  gossip?: Record<string, number>;
   tap: LinuxTap;
   udp: LinuxUdp;
   uptimeMs: number;
@@ -113,6 +115,7 @@ export function buildStatus(s: {
   add('tx', s.sleeve.txDrops());
   add('reassembly', s.sleeve.reassemblyDrops());
   add('switch', s.router.drops);
+  add('gossip', s.gossip ?? {});
   for (const [reason, n] of s.router.offloadDrops) drops[`offload.${reason}`] = n;
   const udp = s.udp.counters();
   const tap = s.tap.counters();
