@@ -304,8 +304,14 @@ export class GossipSim {
     return n;
   }
 
-  /** Lets `ms` of simulated time pass (timers fire, messages flow); returns the longest settle in rounds. */
-  wait(ms: number, chunkMs = 1000): number {
+  /**
+   * Lets `ms` of simulated time pass (timers fire, messages flow); returns the longest settle in
+   * rounds. Messages sent by the timers of one `chunkMs` are delivered before the next chunk's
+   * timers fire: with 1 s chunks every peer whose sweep fell in the same second wrote its own
+   * "gone" tombstone (signed, so all different) before hearing anyone else's, where real routers
+   * hear the first writer's within milliseconds.
+   */
+  wait(ms: number, chunkMs = 50): number {
     const end = this.clock.now() + ms;
     let longest = 0;
     while (this.clock.now() < end) {
