@@ -30,8 +30,11 @@ export interface Gossiper {
   onBroadcast(source: PeerName, data: Uint8Array): Uint8Array | undefined;
   /** Full state, sent periodically to neighbours (undefined: nothing to say). */
   gossip(): Uint8Array | undefined;
-  /** Gossip from a neighbour: merge it, return the delta to pass on (undefined stops propagation). */
-  onGossip(data: Uint8Array): Uint8Array | undefined;
+  /**
+   * Gossip from a neighbour (`from`, when the caller knows it: for logs): merge it, return the
+   * delta to pass on (undefined stops propagation).
+   */
+  onGossip(data: Uint8Array, from?: PeerName): Uint8Array | undefined;
 }
 
 /** What a gossiper may ask of the mesh (implemented by the mesh, and by the simulation). */

@@ -182,7 +182,7 @@ export class GossipChannel {
     count(this.counters.received.gossip, data);
     let delta: Uint8Array | undefined;
     try {
-      delta = this.gossiper.onGossip(data);
+      delta = this.gossiper.onGossip(data, from);
     } catch (err) {
       this.rejected(from, err);
       throw err;

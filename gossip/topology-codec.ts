@@ -1,102 +1,72 @@
 /**
- * Wire format of the "topology" channel (version 1), msgpack:
+ * Wire format of the "topology" channel (version 2), msgpack:
  *
- *   message    = [1, [record, ...]]                       records strictly ascending by name
- *   record     = [name, nickname, publicKey, version, endpoints, connections, left]
- *     name       str, 16 lowercase hex digits = peerNameFromPublicKey(publicKey)
- *     nickname   str, at most 64 characters
- *     publicKey  bin, 32 bytes
- *     version    positive safe integer (unsigned, shortest form)
- *     endpoints  [str, ...] at most 64, each "a.b.c.d:port" or "[v6]:port"
- *     connections [[peer: str, established: bool, endpoint: str | nil], ...] at most 4096,
- *                strictly ascending by peer, never the record's own name
- *     left       nil | "forgotten" | "gone"   (a tombstone: endpoints and connections are empty)
+ *   message = [2, [record, ...]]     records strictly ascending by name
  *
- * Full state and deltas have the same shape. A record's canonical bytes are its encoding by
- * `encodeRecord` (msgpack written by hand: shortest headers, unsigned integers, no floats); every
- * receiver re-encodes what it keeps, so equal records have equal bytes on every peer, and the byte
- * order breaks ties between different records of the same version. A message is the array header
- * followed by the canonical bytes of each record (`encodeMessage`), so full state is a
- * concatenation of cached bytes. Decoding (msgpackr) validates the whole message before anything
- * uses it; records byte-identical to the receiver's copy are recognised without being decoded.
+ * Records (live and tombstone) and their canonical, signed bytes are in `topology-record.ts`.
+ * Full state and deltas have the same shape. A message is the array header followed by the
+ * canonical bytes of each record (`encodeTopologyMessage`), so full state is a concatenation of
+ * cached bytes.
+ *
+ * Decoding checks the message first: not bytes, over the size or record limit, not msgpack, not
+ * [2, [...]], or records out of order refuse the whole message (`GossipDecodeError`, nothing
+ * changes). Each record then stands alone: one that is malformed, unsigned, over the version
+ * bound, or whose name is not its key's is refused by itself (`RefusedRecord`, with a reason to
+ * count) and the others go on. Signatures are checked later, only for records that would be
+ * stored (`verifyKnown`): a copy older than what the receiver holds costs nothing. Records
+ * byte-identical to the receiver's copy, or found in a shared `RecordCache` of verified records,
+ * are recognised without being decoded or checked again.
  */
-import { isIPv6 } from 'node:net';
 import { Unpackr } from 'msgpackr';
 import { peerIdFromPeerName, peerNameFromPublicKey } from '../src/core/ids.js';
-import { Writer, arrayHeader, containerAt, skip } from './canonical-msgpack.js';
+import { arrayHeader, containerAt, skip } from './canonical-msgpack.js';
 import type { PeerName } from './contracts.js';
 import { GossipDecodeError } from './errors.js';
+import { SIGNATURE_LEN } from './signing.js';
+import {
+  DEFAULT_TOPOLOGY_LIMITS,
+  INCARNATION_BYTES,
+  MAX_LIVE_VERSION,
+  PUBLIC_KEY_BYTES,
+  encodeLive,
+  encodeTombstone,
+  isName,
+  recordProblems,
+  sameBytes,
+  sameRecord,
+  type KnownRecord,
+  type PeerConnection,
+  type PeerRecord,
+  type TopologyLimits,
+} from './topology-record.js';
 
-export type PeerLeft = 'forgotten' | 'gone';
-
-export interface PeerConnection {
-  readonly peer: PeerName;
-  readonly established: boolean;
-  /** The endpoint this connection uses (the remote's address as seen from the record's owner). */
-  readonly endpoint?: string;
-}
-
-/** One peer's record. Treat as immutable: the topology shares these objects with its readers. */
-export interface PeerRecord {
-  readonly name: PeerName;
-  readonly nickname: string;
-  readonly publicKey: Uint8Array;
-  readonly version: number;
-  readonly endpoints: readonly string[];
-  readonly connections: readonly PeerConnection[];
-  /** Set on tombstones: removed by `weft forget` ("forgotten") or unreachable for too long ("gone"). */
-  readonly left?: PeerLeft;
-}
-
-export interface TopologyLimits {
-  maxMessageBytes: number;
-  maxRecords: number;
-  maxEndpoints: number;
-  maxConnections: number;
-  maxNicknameLength: number;
-}
-
-export const DEFAULT_TOPOLOGY_LIMITS: Readonly<TopologyLimits> = Object.freeze({
-  maxMessageBytes: 4 * 1024 * 1024,
-  maxRecords: 100_000,
-  maxEndpoints: 64,
-  maxConnections: 4096,
-  maxNicknameLength: 64,
-});
+export * from './topology-record.js';
 
 export const TOPOLOGY_CHANNEL = 'topology';
-const FORMAT = 1;
-const PUBLIC_KEY_BYTES = 32;
-const MAX_ENDPOINT_LENGTH = 64;
+export const TOPOLOGY_FORMAT = 2;
 
-const unpackr = new Unpackr({ useRecords: false, copyBuffers: true, int64AsType: 'number', mapsAsObjects: true });
+/** Why one record of a message was refused (the rest of the message still counts). */
+export type RecordRefusal = 'malformed' | 'unsigned' | 'nameMismatch' | 'versionBound' | 'badSignature';
 
-const writer = new Writer();
-
-/** Canonical bytes of one record. */
-export function encodeRecord(r: PeerRecord): Uint8Array {
-  const w = writer;
-  w.at = 0;
-  w.array(7);
-  w.str(r.name);
-  w.str(r.nickname);
-  w.bin(r.publicKey);
-  w.uint(r.version);
-  w.array(r.endpoints.length);
-  for (const e of r.endpoints) w.str(e);
-  w.array(r.connections.length);
-  for (const c of r.connections) {
-    w.byte(0x93);
-    w.str(c.peer);
-    w.byte(c.established ? 0xc3 : 0xc2);
-    if (c.endpoint === undefined) w.byte(0xc0);
-    else w.str(c.endpoint);
-  }
-  if (r.left === undefined) w.byte(0xc0);
-  else w.str(r.left);
-  return w.take();
+export interface RefusedRecord {
+  /** The record's name when it could be read. */
+  readonly name: PeerName | undefined;
+  readonly reason: RecordRefusal;
+  readonly detail: string;
 }
 
+/** A decoded record in canonical form; `verified` when it was held or cached (its signatures were checked before). */
+export interface DecodedRecord {
+  readonly entry: KnownRecord;
+  readonly verified: boolean;
+}
+
+export interface DecodedMessage {
+  readonly records: DecodedRecord[];
+  readonly refused: RefusedRecord[];
+}
+
+const unpackr = new Unpackr({ useRecords: false, copyBuffers: true, int64AsType: 'number', mapsAsObjects: true });
 
 /** A message from records' canonical bytes, already sorted by name. */
 export function encodeTopologyMessage(sortedRecordBytes: readonly Uint8Array[]): Uint8Array {
@@ -105,7 +75,7 @@ export function encodeTopologyMessage(sortedRecordBytes: readonly Uint8Array[]):
   for (const b of sortedRecordBytes) size += b.length;
   const out = new Uint8Array(size);
   out[0] = 0x92;
-  out[1] = FORMAT;
+  out[1] = TOPOLOGY_FORMAT;
   out.set(header, 2);
   let at = 2 + header.length;
   for (const b of sortedRecordBytes) {
@@ -115,117 +85,37 @@ export function encodeTopologyMessage(sortedRecordBytes: readonly Uint8Array[]):
   return out;
 }
 
-/** Total order of records of one peer: version, then canonical bytes. */
-export function compareBytes(a: Uint8Array, b: Uint8Array): number {
-  return Buffer.compare(a, b);
-}
-
-/** "a.b.c.d:port" or "[v6]:port", port 1..65535 without leading zeros. */
-export function isEndpoint(s: string): boolean {
-  if (s.length > MAX_ENDPOINT_LENGTH) return false;
-  let portAt: number;
-  if (s.charCodeAt(0) === 0x5b /* [ */) {
-    const close = s.indexOf(']:');
-    if (close < 0 || !isIPv6(s.slice(1, close))) return false;
-    portAt = close + 2;
-  } else {
-    const colon = s.lastIndexOf(':');
-    if (colon < 0 || decimalRun(s, 0, colon, 4, '.') === -1) return false;
-    portAt = colon + 1;
-  }
-  const port = decimalRun(s, portAt, s.length, 1, '');
-  return port >= 1 && port <= 65535;
-}
-
-/**
- * Parses `parts` decimal numbers separated by `sep` in s[from, to): each without leading zeros,
- * at most 255 when there are several parts (IPv4) or 5 digits when one (a port). Returns the
- * last number, or -1.
- */
-function decimalRun(s: string, from: number, to: number, parts: number, sep: string): number {
-  let i = from;
-  let v = -1;
-  for (let p = 0; p < parts; p++) {
-    if (p > 0) {
-      if (s[i] !== sep) return -1;
-      i++;
-    }
-    const start = i;
-    v = 0;
-    while (i < to && s.charCodeAt(i) >= 0x30 && s.charCodeAt(i) <= 0x39 && i - start < 5) v = v * 10 + s.charCodeAt(i++) - 0x30;
-    if (i === start || (i - start > 1 && s.charCodeAt(start) === 0x30)) return -1;
-    if (parts > 1 && v > 255) return -1;
-  }
-  return i === to ? v : -1;
-}
-
-/** `isPeerName` without a regular expression (it runs for every connection of every record). */
-function isName(s: string): boolean {
-  if (s.length !== 16) return false;
-  for (let i = 0; i < 16; i++) {
-    const c = s.charCodeAt(i);
-    if (!((c >= 0x30 && c <= 0x39) || (c >= 0x61 && c <= 0x66))) return false;
-  }
-  return true;
-}
-
-/** Structural equality (cheaper than encoding both when nothing changed). */
-export function sameRecord(a: PeerRecord, b: PeerRecord): boolean {
-  if (a === b) return true;
-  if (a.name !== b.name || a.version !== b.version || a.nickname !== b.nickname || a.left !== b.left) return false;
-  if (a.endpoints.length !== b.endpoints.length || a.connections.length !== b.connections.length) return false;
-  for (let i = 0; i < a.endpoints.length; i++) if (a.endpoints[i] !== b.endpoints[i]) return false;
-  for (let i = 0; i < a.connections.length; i++) {
-    const x = a.connections[i]!;
-    const y = b.connections[i]!;
-    if (x.peer !== y.peer || x.established !== y.established || x.endpoint !== y.endpoint) return false;
-  }
-  return sameBytes(a.publicKey, b.publicKey);
-}
-
-export function sameBytes(a: Uint8Array, b: Uint8Array): boolean {
-  if (a.length !== b.length) return false;
-  for (let i = 0; i < a.length; i++) if (a[i] !== b[i]) return false;
-  return true;
-}
-
-/**
- * Checks one record's fields (everything except the name/public-key hash, which `decodeTopologyMessage`
- * checks with a cache). Returns the problems found, each naming the field.
- */
-export function recordProblems(r: PeerRecord, limits: Readonly<TopologyLimits> = DEFAULT_TOPOLOGY_LIMITS): string[] {
-  const out: string[] = [];
-  if (!isName(r.name)) out.push(`name ${JSON.stringify(r.name)} is not a peer name`);
-  if (r.nickname.length > limits.maxNicknameLength) out.push(`nickname longer than ${limits.maxNicknameLength} characters`);
-  if (r.publicKey.length !== PUBLIC_KEY_BYTES) out.push(`publicKey is ${r.publicKey.length} bytes, expected ${PUBLIC_KEY_BYTES}`);
-  if (!Number.isSafeInteger(r.version) || r.version < 1) out.push(`version ${r.version} is not a positive integer`);
-  if (r.endpoints.length > limits.maxEndpoints) out.push(`${r.endpoints.length} endpoints (at most ${limits.maxEndpoints})`);
-  for (const e of r.endpoints) if (!isEndpoint(e)) out.push(`endpoint ${JSON.stringify(e)} is not ip:port`);
-  if (r.endpoints.length > 1 && new Set(r.endpoints).size !== r.endpoints.length) out.push('duplicate endpoints');
-  if (r.connections.length > limits.maxConnections) out.push(`${r.connections.length} connections (at most ${limits.maxConnections})`);
-  let prev = '';
-  for (const c of r.connections) {
-    if (!isName(c.peer)) out.push(`connection peer ${JSON.stringify(c.peer)} is not a peer name`);
-    else if (c.peer === r.name) out.push('connection to itself');
-    else if (c.peer <= prev) out.push(`connections not strictly ascending by peer at ${c.peer}`);
-    prev = c.peer;
-    if (c.endpoint !== undefined && !isEndpoint(c.endpoint)) out.push(`connection endpoint ${JSON.stringify(c.endpoint)} is not ip:port`);
-  }
-  if (r.left !== undefined && (r.endpoints.length > 0 || r.connections.length > 0)) out.push(`tombstone (${r.left}) with endpoints or connections`);
-  return out;
-}
-
 function fail(reason: string, cause?: unknown): never {
   throw new GossipDecodeError(TOPOLOGY_CHANNEL, reason, cause === undefined ? undefined : { cause });
 }
 
+/** A record refused by itself (never leaves this module). */
+class Refuse {
+  readonly reason: RecordRefusal;
+  readonly detail: string;
+  constructor(reason: RecordRefusal, detail: string) {
+    this.reason = reason;
+    this.detail = detail;
+  }
+}
+
+function refuse(reason: RecordRefusal, detail: string): never {
+  throw new Refuse(reason, detail);
+}
+
 function str(v: unknown, what: string): string {
-  if (typeof v !== 'string') fail(`${what} is ${typeName(v)}, expected a string`);
+  if (typeof v !== 'string') refuse('malformed', `${what} is ${typeName(v)}, expected a string`);
   return v;
 }
 
 function arr(v: unknown, what: string): unknown[] {
-  if (!Array.isArray(v)) fail(`${what} is ${typeName(v)}, expected an array`);
+  if (!Array.isArray(v)) refuse('malformed', `${what} is ${typeName(v)}, expected an array`);
+  return v;
+}
+
+function bin(v: unknown, length: number, what: string, reason: RecordRefusal = 'malformed'): Uint8Array {
+  if (!(v instanceof Uint8Array)) refuse(reason, `${what} is ${typeName(v)}, expected binary`);
+  if (v.length !== length) refuse(reason, `${what} is ${v.length} bytes, expected ${length}`);
   return v;
 }
 
@@ -236,9 +126,46 @@ function typeName(v: unknown): string {
   return typeof v;
 }
 
-function decodeRecord(raw: unknown, i: number, limits: Readonly<TopologyLimits>, known?: (name: PeerName) => KnownRecord | undefined): PeerRecord {
+/** The name of a raw record (live or tombstone) when it can be read. */
+function rawName(raw: unknown): PeerName | undefined {
+  if (!Array.isArray(raw)) return undefined;
+  const live = raw.length === 4 && Array.isArray(raw[0]) ? (raw[0] as unknown[]) : raw;
+  const name = live[0];
+  return typeof name === 'string' && isName(name) ? name : undefined;
+}
+
+type Known = (name: PeerName) => KnownRecord | undefined;
+
+function decodeRecord(raw: unknown, i: number, limits: Readonly<TopologyLimits>, known?: Known): DecodedRecord {
   const fields = arr(raw, `record ${i}`);
-  if (fields.length !== 7) fail(`record ${i} has ${fields.length} fields, expected 7`);
+  if (fields.length === 4) {
+    const liveFields = arr(fields[0], `record ${i} (a tombstone) buried record`);
+    const { record: buried, signature } = decodeLive(liveFields, i, limits, known);
+    const at = `tombstone ${buried.name}`;
+    const left = fields[1];
+    if (left !== 'forgotten' && left !== 'gone') refuse('malformed', `${at} left is ${JSON.stringify(left)}, expected "forgotten" or "gone"`);
+    const writerKey = bin(fields[2], PUBLIC_KEY_BYTES, `${at} writer key`);
+    const writerSignature = bin(fields[3], SIGNATURE_LEN, `${at} writer signature`, 'unsigned');
+    const record: PeerRecord = { ...buried, version: buried.version + 1, endpoints: [], connections: [], left, writer: peerNameFromPublicKey(writerKey) };
+    const live = encodeLive(buried, signature);
+    const bytes = encodeTombstone(live, left, writerKey, writerSignature);
+    return shareHeld({ record, bytes, id: peerIdFromPeerName(record.name), live }, known);
+  }
+  const { record, signature } = decodeLive(fields, i, limits, known);
+  const bytes = encodeLive(record, signature);
+  return shareHeld({ record, bytes, id: peerIdFromPeerName(record.name), live: bytes }, known);
+}
+
+/** The held entry when the decoded record is the same (nothing to check or store). */
+function shareHeld(e: KnownRecord, known?: Known): DecodedRecord {
+  const held = known?.(e.record.name);
+  if (held !== undefined && held.bytes.length === e.bytes.length && Buffer.compare(held.bytes, e.bytes) === 0) return { entry: held, verified: true };
+  return { entry: e, verified: false };
+}
+
+function decodeLive(fields: unknown[], i: number, limits: Readonly<TopologyLimits>, known?: Known): { record: PeerRecord; signature: Uint8Array } {
+  if (fields.length === 7 || fields.length === 8) refuse('unsigned', `record ${i} has ${fields.length} fields and no signature`);
+  if (fields.length !== 9) refuse('malformed', `record ${i} has ${fields.length} fields, expected 9 (live) or 4 (tombstone)`);
   const name = str(fields[0], `record ${i} name`);
   const at = isName(name) ? `record ${name}` : `record ${i}`;
   // Parts equal to the held copy are shared with it (a peer holds one record per peer, and a new
@@ -248,25 +175,25 @@ function decodeRecord(raw: unknown, i: number, limits: Readonly<TopologyLimits>,
   const rawNickname = str(fields[1], `${at} nickname`);
   const nickname = held?.nickname === rawNickname ? held.nickname : flat(rawNickname);
   const rawKey = fields[2];
-  if (!(rawKey instanceof Uint8Array)) fail(`${at} publicKey is ${typeName(rawKey)}, expected binary`);
+  if (!(rawKey instanceof Uint8Array)) refuse('malformed', `${at} publicKey is ${typeName(rawKey)}, expected binary`);
   const keyKnown = held !== undefined && sameBytes(held.publicKey, rawKey);
   const publicKey = keyKnown ? held.publicKey : rawKey;
   const version = fields[3];
-  if (typeof version !== 'number') fail(`${at} version is ${typeName(version)}, expected a number`);
+  if (typeof version !== 'number') refuse('malformed', `${at} version is ${typeName(version)}, expected a number`);
   const rawEndpoints = arr(fields[4], `${at} endpoints`);
-  if (rawEndpoints.length > limits.maxEndpoints) fail(`${at} has ${rawEndpoints.length} endpoints (at most ${limits.maxEndpoints})`);
+  if (rawEndpoints.length > limits.maxEndpoints) refuse('malformed', `${at} has ${rawEndpoints.length} endpoints (at most ${limits.maxEndpoints})`);
   const newEndpoints = rawEndpoints.map((e, j) => str(e, `${at} endpoint ${j}`));
   const endpoints = held !== undefined && sameStrings(held.endpoints, newEndpoints) ? held.endpoints : newEndpoints.map(flat);
   const rawConns = arr(fields[5], `${at} connections`);
-  if (rawConns.length > limits.maxConnections) fail(`${at} has ${rawConns.length} connections (at most ${limits.maxConnections})`);
+  if (rawConns.length > limits.maxConnections) refuse('malformed', `${at} has ${rawConns.length} connections (at most ${limits.maxConnections})`);
   const heldConns = held?.connections ?? [];
   let h = 0;
   const connections = rawConns.map((c, j): PeerConnection => {
     const cf = arr(c, `${at} connection ${j}`);
-    if (cf.length !== 3) fail(`${at} connection ${j} has ${cf.length} fields, expected 3`);
+    if (cf.length !== 3) refuse('malformed', `${at} connection ${j} has ${cf.length} fields, expected 3`);
     const peer = str(cf[0], `${at} connection ${j} peer`);
     const established = cf[1];
-    if (typeof established !== 'boolean') fail(`${at} connection ${j} established is ${typeName(established)}, expected a boolean`);
+    if (typeof established !== 'boolean') refuse('malformed', `${at} connection ${j} established is ${typeName(established)}, expected a boolean`);
     const rawEndpoint = cf[2];
     const endpoint = rawEndpoint === null ? undefined : str(rawEndpoint, `${at} connection ${j} endpoint`);
     while (h < heldConns.length && heldConns[h]!.peer < peer) h++;
@@ -278,15 +205,19 @@ function decodeRecord(raw: unknown, i: number, limits: Readonly<TopologyLimits>,
     const sharedEndpoint = (same?.peer === peer && same.endpoint === endpoint ? same.endpoint : other?.endpoints.find((e) => e === endpoint)) ?? flat(endpoint);
     return { peer: sharedPeer, established, endpoint: sharedEndpoint };
   });
-  const left = fields[6];
-  if (left !== null && left !== 'forgotten' && left !== 'gone') fail(`${at} left is ${JSON.stringify(left)}, expected nil, "forgotten" or "gone"`);
-  const record: PeerRecord =
-    left === null ? { name, nickname, publicKey, version, endpoints, connections } : { name, nickname, publicKey, version, endpoints, connections, left };
-  if (held !== undefined && sameRecord(record, held)) return held;
+  const incarnation = Buffer.from(bin(fields[6], INCARNATION_BYTES, `${at} incarnation`)).toString('hex');
+  const started = fields[7];
+  if (typeof started !== 'number') refuse('malformed', `${at} started is ${typeName(started)}, expected a number`);
+  const signature = fields[8];
+  if (signature === null || signature === undefined) refuse('unsigned', `${at} has no signature`);
+  bin(signature, SIGNATURE_LEN, `${at} signature`, 'unsigned');
+  const record: PeerRecord = { name, nickname, publicKey, version, endpoints, connections, incarnation: held?.incarnation === incarnation ? held.incarnation : incarnation, started };
   const problems = recordProblems(record, limits);
-  if (problems.length > 0) fail(`${at}: ${problems.join('; ')}`);
-  if (!keyKnown && peerNameFromPublicKey(publicKey) !== name) fail(`${at}: name does not match its public key`);
-  return { ...record, name: held?.name ?? flat(name) };
+  if (problems.length > 0) refuse('malformed', `${at}: ${problems.join('; ')}`);
+  if (version > MAX_LIVE_VERSION) refuse('versionBound', `${at}: version ${version} is above the bound ${MAX_LIVE_VERSION}`);
+  if (!keyKnown && peerNameFromPublicKey(publicKey) !== name) refuse('nameMismatch', `${at}: name does not match its public key`);
+  const out = held !== undefined && sameRecord(record, held) ? held : { ...record, name: held?.name ?? flat(name) };
+  return { record: out, signature: signature as Uint8Array };
 }
 
 /** A copy of `s` that shares no storage with another string. */
@@ -300,25 +231,11 @@ function sameStrings(a: readonly string[], b: readonly string[]): boolean {
   return true;
 }
 
-/** A record with its canonical bytes and wire id (what a topology stores). */
-export interface KnownRecord {
-  readonly record: PeerRecord;
-  readonly bytes: Uint8Array;
-  readonly id: number;
-}
-
-/** A decoded record; a `KnownRecord` (shared, nothing to compute) when it was held or cached. */
-export type DecodedRecord = KnownRecord | { readonly record: PeerRecord; readonly bytes?: undefined };
-
-/** The stored form of a record. */
-export function knownRecord(record: PeerRecord): KnownRecord {
-  return { record, bytes: encodeRecord(record), id: peerIdFromPeerName(record.name) };
-}
-
 /**
- * Canonical bytes → validated record, shared by the topologies of one process so each distinct
- * record is decoded and checked once (the simulation runs 1,000 peers in one process). Share one
- * only among topologies with the same limits. Cleared when full.
+ * Canonical bytes → verified record, shared by the topologies of one process so each distinct
+ * record is decoded and checked once (the simulation runs 1,000 peers in one process). Holds only
+ * records whose signatures were checked. Share one only among topologies with the same limits.
+ * Cleared when full.
  */
 export class RecordCache {
   readonly maxEntries: number;
@@ -340,6 +257,7 @@ export class RecordCache {
     return hit;
   }
 
+  /** Adds a record whose signatures were checked (or that we signed). */
   add(known: KnownRecord): void {
     if (this.map.size >= this.maxEntries) this.map.clear();
     const b = known.bytes;
@@ -347,19 +265,27 @@ export class RecordCache {
   }
 }
 
+/** Offset of the name string in canonical record bytes at `start` (live or tombstone), or -1. */
+function canonicalNameAt(buf: Buffer, start: number, end: number): number {
+  if (end - start >= 18 && buf[start] === 0x99 && buf[start + 1] === 0xb0) return start + 2;
+  if (end - start >= 19 && buf[start] === 0x94 && buf[start + 1] === 0x99 && buf[start + 2] === 0xb0) return start + 3;
+  return -1;
+}
+
 /**
- * Decodes and validates a whole message; throws `GossipDecodeError` naming the first problem.
- * `known(name)` returns what the receiver holds for `name`: a record whose bytes equal it is not
- * decoded at all (most of a full state, most of a flood's copies), an identical record is not
- * checked again, and a known public key is not hashed again. `cache` does the same across
- * topologies for any record some topology stored.
+ * Decodes and checks a whole message (throws `GossipDecodeError` naming the first message-level
+ * problem); records refused by themselves are listed in `refused`. `known(name)` returns what the
+ * receiver holds for `name`: a record whose bytes equal it is not decoded at all (most of a full
+ * state, most of a flood's copies), an identical record is not checked again, and a known public
+ * key is not hashed again. `cache` does the same across topologies for any record some topology
+ * stored.
  */
 export function decodeTopologyMessage(
   data: Uint8Array,
   limits: Readonly<TopologyLimits> = DEFAULT_TOPOLOGY_LIMITS,
-  known?: (name: PeerName) => KnownRecord | undefined,
+  known?: Known,
   cache?: RecordCache,
-): DecodedRecord[] {
+): DecodedMessage {
   if (!(data instanceof Uint8Array)) fail(`payload is ${typeName(data)}, expected bytes`);
   if (data.length > limits.maxMessageBytes) fail(`message of ${data.length} bytes exceeds ${limits.maxMessageBytes}`);
   const bounds = splitRecords(data);
@@ -368,64 +294,88 @@ export function decodeTopologyMessage(
   const count = bounds.length - 1;
   if (count > limits.maxRecords) fail(`${count} records (at most ${limits.maxRecords})`);
   const buf = Buffer.from(data.buffer, data.byteOffset, data.length);
-  const out: DecodedRecord[] = [];
-  let prev = '';
+  const out = new Collected();
   for (let i = 0; i < count; i++) {
     const start = bounds[i]!;
     const end = bounds[i + 1]!;
-    // A canonical record starts with [fixarray 7, fixstr 16, name...].
-    const canonical = end - start >= 18 && buf[start] === 0x97 && buf[start + 1] === 0xb0;
-    const held = canonical && known !== undefined ? known(buf.toString('latin1', start + 2, start + 18)) : undefined;
-    let d: DecodedRecord | undefined;
-    if (held !== undefined && held.bytes.length === end - start && buf.compare(held.bytes, 0, held.bytes.length, start, end) === 0) d = held;
-    else if (canonical && cache !== undefined) d = cache.lookup(buf, start, end);
-    if (d === undefined) {
-      let raw: unknown;
-      try {
-        raw = unpackr.unpack(data.subarray(start, end));
-      } catch (err) {
-        fail(`record ${i} is not msgpack (${err instanceof Error ? err.message.slice(0, 80) : 'unknown error'})`, err);
-      }
-      d = { record: decodeRecord(raw, i, limits, known) };
+    const nameAt = canonicalNameAt(buf, start, end);
+    const held = nameAt >= 0 && known !== undefined ? known(buf.toString('latin1', nameAt, nameAt + 16)) : undefined;
+    let hit: KnownRecord | undefined;
+    if (held !== undefined && held.bytes.length === end - start && buf.compare(held.bytes, 0, held.bytes.length, start, end) === 0) hit = held;
+    else if (nameAt >= 0 && cache !== undefined) hit = cache.lookup(buf, start, end);
+    if (hit !== undefined) {
+      out.add(hit.record.name, { entry: hit, verified: true });
+      continue;
     }
-    const name = d.record.name;
-    if (name <= prev) fail(`records not strictly ascending by name at ${name}`);
-    prev = name;
-    out.push(d);
+    let raw: unknown;
+    try {
+      raw = unpackr.unpack(data.subarray(start, end));
+    } catch (err) {
+      fail(`record ${i} is not msgpack (${err instanceof Error ? err.message.slice(0, 80) : 'unknown error'})`, err);
+    }
+    out.decode(raw, i, limits, known);
   }
-  return out;
+  return out.result();
 }
 
-function decodeWhole(data: Uint8Array, limits: Readonly<TopologyLimits>, known?: (name: PeerName) => KnownRecord | undefined): DecodedRecord[] {
+/** Records of one message in order: checks the order and collects refusals. */
+class Collected {
+  private readonly records: DecodedRecord[] = [];
+  private readonly refused: RefusedRecord[] = [];
+  private prev = '';
+
+  add(name: PeerName | undefined, d: DecodedRecord | undefined): void {
+    if (name !== undefined) {
+      if (name <= this.prev) fail(`records not strictly ascending by name at ${name}`);
+      this.prev = name;
+    }
+    if (d !== undefined) this.records.push(d);
+  }
+
+  decode(raw: unknown, i: number, limits: Readonly<TopologyLimits>, known?: Known): void {
+    const name = rawName(raw);
+    let d: DecodedRecord;
+    try {
+      d = decodeRecord(raw, i, limits, known);
+    } catch (err) {
+      if (!(err instanceof Refuse)) throw err;
+      this.add(name, undefined);
+      this.refused.push({ name, reason: err.reason, detail: err.detail });
+      return;
+    }
+    this.add(name, d);
+  }
+
+  result(): DecodedMessage {
+    return { records: this.records, refused: this.refused };
+  }
+}
+
+function decodeWhole(data: Uint8Array, limits: Readonly<TopologyLimits>, known?: Known): DecodedMessage {
   let raw: unknown;
   try {
     raw = unpackr.unpack(data);
   } catch (err) {
     fail(`not a complete msgpack value (${err instanceof Error ? err.message.slice(0, 80) : 'unknown error'})`, err);
   }
-  const top = arr(raw, 'message');
-  if (top.length !== 2) fail(`message has ${top.length} fields, expected 2`);
-  if (top[0] !== FORMAT) fail(`format ${JSON.stringify(top[0])} is not ${FORMAT}`);
-  const rawRecords = arr(top[1], 'records');
+  if (!Array.isArray(raw)) fail(`message is ${typeName(raw)}, expected an array`);
+  if (raw.length !== 2) fail(`message has ${raw.length} fields, expected 2`);
+  if (raw[0] !== TOPOLOGY_FORMAT) fail(`format ${JSON.stringify(raw[0])} is not ${TOPOLOGY_FORMAT}`);
+  const rawRecords: unknown = raw[1];
+  if (!Array.isArray(rawRecords)) fail(`records is ${typeName(rawRecords)}, expected an array`);
   if (rawRecords.length > limits.maxRecords) fail(`${rawRecords.length} records (at most ${limits.maxRecords})`);
-  const out: DecodedRecord[] = [];
-  let prev = '';
-  for (let i = 0; i < rawRecords.length; i++) {
-    const r = decodeRecord(rawRecords[i], i, limits, known);
-    if (r.name <= prev) fail(`records not strictly ascending by name at ${r.name}`);
-    prev = r.name;
-    out.push({ record: r });
-  }
-  return out;
+  const out = new Collected();
+  for (let i = 0; i < rawRecords.length; i++) out.decode(rawRecords[i], i, limits, known);
+  return out.result();
 }
 
 /**
  * Where the records of a message start (and the last one ends), found by walking the msgpack
- * structure without building values; undefined when the message is not [1, [record...]] with
+ * structure without building values; undefined when the message is not [2, [record...]] with
  * nothing after it.
  */
 function splitRecords(b: Uint8Array): Int32Array | undefined {
-  if (b.length < 3 || b[0] !== 0x92 || b[1] !== FORMAT) return undefined;
+  if (b.length < 3 || b[0] !== 0x92 || b[1] !== TOPOLOGY_FORMAT) return undefined;
   const head = containerAt(b, 2);
   if (head === undefined) return undefined;
   if (head.count > b.length) return undefined;

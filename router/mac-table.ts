@@ -1,8 +1,11 @@
 /**
  * MAC learning table: 48-bit MAC (as a number) → port, with last-seen time. Learning on the hot
  * path mutates an existing entry and allocates only for a new MAC; expiry runs from one coarse
- * timer (`expire`), never per entry.
+ * timer (`expire`), never per entry. At most `maxLocal` entries are local (`learnLocal` refuses
+ * more: port security against one pod sending from thousands of source MACs).
  */
+import { MAX_LOCAL_MACS } from '../src/core/mac.js';
+
 export const PORT_LOCAL = -1;
 
 export class MacEntry {
@@ -17,11 +20,19 @@ export class MacEntry {
 export class MacTable {
   private readonly map = new Map<number, MacEntry>();
   private readonly maxEntries: number;
+  private readonly maxLocal: number;
+  private local = 0;
   moves = 0;
   overflows = 0;
 
-  constructor(init: { maxEntries?: number } = {}) {
+  constructor(init: { maxEntries?: number; maxLocal?: number } = {}) {
     this.maxEntries = init.maxEntries ?? 65536;
+    this.maxLocal = init.maxLocal ?? MAX_LOCAL_MACS;
+  }
+
+  /** Local entries now. */
+  get localSize(): number {
+    return this.local;
   }
 
   /** Port for `mac`, or undefined when unknown. */
@@ -35,6 +46,8 @@ export class MacTable {
     if (e !== undefined) {
       e.seen = now;
       if (e.port === port) return false;
+      if (e.port === PORT_LOCAL) this.local--;
+      else if (port === PORT_LOCAL) this.local++;
       e.port = port;
       this.moves++;
       return true;
@@ -44,7 +57,23 @@ export class MacTable {
       return false;
     }
     this.map.set(mac, new MacEntry(port, now));
+    if (port === PORT_LOCAL) this.local++;
     return false;
+  }
+
+  /**
+   * Records a source MAC seen on the local port; false (nothing changed) when it is not local yet
+   * and `maxLocal` local entries exist: the caller drops the frame.
+   */
+  learnLocal(mac: number, now: number): boolean {
+    const e = this.map.get(mac);
+    if (e !== undefined && e.port === PORT_LOCAL) {
+      e.seen = now;
+      return true;
+    }
+    if (this.local >= this.maxLocal) return false;
+    this.learn(mac, PORT_LOCAL, now);
+    return true;
   }
 
   /** Removes entries not seen for `maxAgeMs`; returns how many. */
@@ -53,6 +82,7 @@ export class MacTable {
     for (const [mac, e] of this.map) {
       if (now - e.seen > maxAgeMs) {
         this.map.delete(mac);
+        if (e.port === PORT_LOCAL) this.local--;
         n++;
       }
     }
@@ -65,6 +95,7 @@ export class MacTable {
     for (const [mac, e] of this.map) {
       if (e.port === port) {
         this.map.delete(mac);
+        if (port === PORT_LOCAL) this.local--;
         n++;
       }
     }

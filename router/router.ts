@@ -1,7 +1,8 @@
 /**
  * The router's data plane: a learning switch between the local TAP and the sleeve peers.
  *
- *   TAP batch ─ per frame: learn source MAC as local ─ destination lookup
+ *   TAP batch ─ per frame: learn source MAC as local (a new one past the local-MAC cap: dropped)
+ *     ─ destination lookup
  *       group or unknown MAC → flood to every peer (each gets one copy)
  *       MAC behind a peer    → that peer
  *       MAC local            → dropped (the bridge delivers those itself)
@@ -14,7 +15,7 @@
  */
 import type { Clock, TimerHandle } from '../src/core/clock.js';
 import type { Logger } from '../src/core/logger.js';
-import { isGroupMac, readMac } from '../src/core/mac.js';
+import { MAX_LOCAL_MACS, isGroupMac, readMac } from '../src/core/mac.js';
 import type { Startable } from '../src/core/startable.js';
 import type { TapDevice } from '../src/platform/tap.js';
 import { VNET_F_NEEDS_CSUM, VNET_HDR_LEN } from '../src/platform/tap.js';
@@ -34,6 +35,8 @@ export interface RouterComponents {
 
 export interface RouterInit {
   macMaxAgeMs?: number;
+  /** Local source MACs learned at most (port security); frames from further ones are dropped. Default MAX_LOCAL_MACS. */
+  maxLocalMacs?: number;
 }
 
 export interface RouterDrops {
@@ -44,6 +47,8 @@ export interface RouterDrops {
   offload: number;
   /** Fast-path probe frames that reached the TAP (never carried by the sleeve). */
   probe: number;
+  /** Frames from a local source MAC past the local-MAC cap (one pod sending from many MACs). */
+  localMacCap: number;
 }
 
 export interface RouterCounters {
@@ -58,8 +63,8 @@ export interface RouterCounters {
 }
 
 export class Router implements Startable {
-  readonly macs = new MacTable();
-  readonly drops: RouterDrops = { runt: 0, localDst: 0, noPeers: 0, tapWrite: 0, offload: 0, probe: 0 };
+  readonly macs: MacTable;
+  readonly drops: RouterDrops = { runt: 0, localDst: 0, noPeers: 0, tapWrite: 0, offload: 0, probe: 0, localMacCap: 0 };
   readonly counters: RouterCounters = { tapFrames: 0, tapBytes: 0, unicast: 0, flooded: 0, leftToFastPath: 0, toTap: 0, toTapBytes: 0 };
   readonly offloadDrops = new Map<string, number>();
   private readonly tap: TapDevice;
@@ -72,6 +77,7 @@ export class Router implements Startable {
   private readonly writePlain: (buf: Buffer, off: number, len: number) => void;
   private timer: TimerHandle | undefined = undefined;
   private now = 0;
+  private capLogged = false;
 
   constructor(components: RouterComponents, init: RouterInit = {}) {
     this.tap = components.tap;
@@ -80,6 +86,7 @@ export class Router implements Startable {
     this.log = components.logger;
     this.onTapFailure = components.onTapFailure;
     this.macMaxAgeMs = init.macMaxAgeMs ?? 300_000;
+    this.macs = new MacTable({ maxLocal: init.maxLocalMacs ?? MAX_LOCAL_MACS });
     this.writePlain = (buf, off, len) => this.writeTap(buf, off, len, false);
     this.sleeve.tx.registerTapArena(this.tap.arena);
     this.sleeve.setSink((peer, buf, vnetOff, frameOff, frameLen) => this.fromPeer(peer, buf, vnetOff, frameOff, frameLen));
@@ -134,7 +141,11 @@ export class Router implements Startable {
         this.drops.probe++;
         continue;
       }
-      if (!isGroupMac(arena, frameOff + 6)) macs.learn(readMac(arena, frameOff + 6), PORT_LOCAL, now);
+      if (!isGroupMac(arena, frameOff + 6) && !macs.learnLocal(readMac(arena, frameOff + 6), now)) {
+        this.drops.localMacCap++;
+        if (!this.capLogged) this.logCap();
+        continue;
+      }
       let port = -2;
       if (!isGroupMac(arena, frameOff)) {
         const p = macs.lookup(readMac(arena, frameOff));
@@ -171,6 +182,11 @@ export class Router implements Startable {
       }
     }
     tx.flush();
+  }
+
+  private logCap(): void {
+    this.capLogged = true;
+    this.log.warn('frames from more local source MACs than the cap are dropped (logged once, counted as switch.localMacCap)', { cap: this.macs.localSize });
   }
 
   private fromPeer(peer: SleevePeer, buf: Buffer, vnetOff: number, frameOff: number, frameLen: number): void {

@@ -30,6 +30,8 @@ import type { Clock, TimerHandle } from '../../src/core/clock.js';
 import { peerIdFromPeerName, peerNameFromPublicKey } from '../../src/core/ids.js';
 import type { GossipTransport, PeerName } from '../../gossip/contracts.js';
 import { GossipChannel } from '../../gossip/gossip-channel.js';
+import { keyPairFromSecret } from '../../gossip/identity.js';
+import { Signer, Verifier } from '../../gossip/signing.js';
 import { RouteSnapshot, buildGraph } from '../../gossip/routes.js';
 import { RecordCache, TOPOLOGY_CHANNEL, Topology, type PeerRecord } from '../../gossip/topology.js';
 
@@ -197,8 +199,10 @@ export class GossipSim {
   private queue: Msg[] = [];
   private readonly o: Required<Omit<SimOptions, 'clock'>>;
   private readonly ids = new Set<number>();
-  /** One decode cache for every peer: each distinct record is decoded once in this process. */
+  /** One decode cache for every peer: each distinct record is decoded and its signatures checked once in this process. */
   readonly cache = new RecordCache(500_000);
+  /** One verifier for every peer (it keeps each public key's Edwards form). */
+  readonly verifier = new Verifier(10_000);
 
   constructor(o: SimOptions) {
     this.o = { connectTo: 3, latencyMs: 10, intervalMs: 30_000, goneAfterMs: 600_000, sweepIntervalMs: 30_000, coalesceMs: 0, ...o };
@@ -300,8 +304,14 @@ export class GossipSim {
     return n;
   }
 
-  /** Lets `ms` of simulated time pass (timers fire, messages flow); returns the longest settle in rounds. */
-  wait(ms: number, chunkMs = 1000): number {
+  /**
+   * Lets `ms` of simulated time pass (timers fire, messages flow); returns the longest settle in
+   * rounds. Messages sent by the timers of one `chunkMs` are delivered before the next chunk's
+   * timers fire: with 1 s chunks every peer whose sweep fell in the same second wrote its own
+   * "gone" tombstone (signed, so all different) before hearing anyone else's, where real routers
+   * hear the first writer's within milliseconds.
+   */
+  wait(ms: number, chunkMs = 50): number {
     const end = this.clock.now() + ms;
     let longest = 0;
     while (this.clock.now() < end) {
@@ -407,18 +417,27 @@ export class GossipSim {
   }
 
   private spawn(): SimPeer {
-    let publicKey: Uint8Array;
+    let keys: { publicKey: Buffer; secretKey: Buffer };
     let name: PeerName;
     do {
-      publicKey = this.rng.bytes(32);
-      name = peerNameFromPublicKey(publicKey);
+      keys = keyPairFromSecret(this.rng.bytes(32));
+      name = peerNameFromPublicKey(keys.publicKey);
     } while (this.ids.has(peerIdFromPeerName(name))); // wire-id collisions have their own tests
+    const publicKey = keys.publicKey;
+    const signer = new Signer(keys.secretKey);
     this.ids.add(peerIdFromPeerName(name));
     const index = this.peers.length;
     const endpoint = `198.18.${(index >> 8) & 0xff}.${index & 0xff}:6784`;
     const topology = new Topology(
-      { clock: this.clock, onForgotten: () => peer.forgottenSeen++, recordCache: this.cache },
-      { publicKey, nickname: `node-${index}`, endpoints: [endpoint], goneAfterMs: this.o.goneAfterMs, sweepIntervalMs: this.o.sweepIntervalMs },
+      { clock: this.clock, onForgotten: () => peer.forgottenSeen++, recordCache: this.cache, signer, verifier: this.verifier },
+      {
+        publicKey,
+        nickname: `node-${index}`,
+        endpoints: [endpoint],
+        goneAfterMs: this.o.goneAfterMs,
+        sweepIntervalMs: this.o.sweepIntervalMs,
+        incarnation: Buffer.from(this.rng.bytes(8)).toString('hex'),
+      },
     );
     const transport: GossipTransport = {
       gossipToNeighbours: (_channel, data, except) => {

@@ -54,8 +54,22 @@ async function launch(opts: Record<string, unknown>, unknown: string[]): Promise
   };
   const config = validateConfig(raw);
   const logger = createLogger({ level: config.logLevel });
-  const daemon = new Daemon({ logger, clock: systemClock, netlink: new IpNetlink() }, config);
   let stopping = false;
+  const daemon: Daemon = new Daemon(
+    {
+      logger,
+      clock: systemClock,
+      netlink: new IpNetlink(),
+      // Another router runs with this identity key and started first: stop, exit 1.
+      onFatal: (err) => {
+        if (stopping) return;
+        stopping = true;
+        process.stderr.write(`weft: ${err.message}\n`);
+        void daemon.stop().finally(() => process.exit(1));
+      },
+    },
+    config,
+  );
   const shutdown = (signal: string): void => {
     if (stopping) return;
     stopping = true;

@@ -4,6 +4,13 @@
  */
 const TWO32 = 4294967296;
 
+/**
+ * The most local (pod) MACs one router learns and claims: the router's switch drops frames from
+ * further source MACs, and the "macs" gossip announces at most this many (peers accept 4,096 a
+ * record). A node with more pods than this needs a higher value.
+ */
+export const MAX_LOCAL_MACS = 1024;
+
 /** Reads the 6 bytes at `off` as a number. */
 export function readMac(buf: Uint8Array, off: number): number {
   return (

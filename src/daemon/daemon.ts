@@ -46,6 +46,11 @@ export interface DaemonComponents {
   logger: Logger;
   clock: Clock;
   netlink: Netlink;
+  /**
+   * The router must stop at run time (another router runs with its identity key and started
+   * first, `ERR_IDENTITY_IN_USE`); the caller stops it and exits with status 1.
+   */
+  onFatal?: (err: WeftError) => void;
 }
 
 export class Daemon {
@@ -54,6 +59,7 @@ export class Daemon {
   private readonly clock: Clock;
   private readonly netlink: Netlink;
   private readonly nft = new NftCli();
+  private readonly onFatal: ((err: WeftError) => void) | undefined;
   private readonly started: Startable[] = [];
   private tap: LinuxTap | undefined = undefined;
   private udp: LinuxUdp | undefined = undefined;
@@ -81,6 +87,7 @@ export class Daemon {
     this.log = components.logger;
     this.clock = components.clock;
     this.netlink = components.netlink;
+    this.onFatal = components.onFatal;
   }
 
   async start(): Promise<void> {
@@ -147,6 +154,7 @@ export class Daemon {
       identity,
       stateDir: c.stateDir,
       endpoints: c.advertise.map((e) => formatEndpoint({ address: e.address, port: e.port === 0 ? this.udp!.localPort : e.port })),
+      onFatal: (err) => this.fatal(err),
     });
     if (c.ipam !== undefined) {
       this.ipam = new IpamService(
@@ -240,6 +248,11 @@ export class Daemon {
     for (const f of failures) this.log.warn('stop step failed', { err: describeError(f) });
   }
 
+  private fatal(err: WeftError): void {
+    this.log.error('stopping: this router cannot go on', { code: err.code, err: err.message });
+    this.onFatal?.(err);
+  }
+
   status(): StatusReport {
     if (this.sleeve === undefined || this.router === undefined || this.tap === undefined || this.udp === undefined || this.mesh === undefined) {
       throw new WeftError('ERR_NOT_READY', 'the router is still starting');
@@ -252,6 +265,7 @@ export class Daemon {
       ipam: this.ipam === undefined ? undefined : ipamSummary(this.ipam.ipam.status()),
       pods: this.podGuard?.status(),
       router: this.router,
+      gossip: this.gossip?.drops(),
       tap: this.tap,
       udp: this.udp,
       uptimeMs: this.clock.now() - this.startedAt,

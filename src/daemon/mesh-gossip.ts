@@ -7,6 +7,7 @@ import { readFileSync } from 'node:fs';
 import { writeFileAtomicSync } from '../core/atomic-file.js';
 import { join } from 'node:path';
 import type { Clock } from '../core/clock.js';
+import { WeftError } from '../core/errors.js';
 import type { Logger } from '../core/logger.js';
 import type { Startable } from '../core/startable.js';
 import type { PeerName } from '../../gossip/contracts.js';
@@ -14,7 +15,7 @@ import { GossipChannel } from '../../gossip/gossip-channel.js';
 import type { Identity } from '../../gossip/identity.js';
 import type { Mesh, MeshTopology } from '../../gossip/mesh.js';
 import { Routes } from '../../gossip/routes.js';
-import { TOPOLOGY_CHANNEL, Topology } from '../../gossip/topology.js';
+import { MAX_LIVE_VERSION, TOPOLOGY_CHANNEL, Topology, type TopologyClone } from '../../gossip/topology.js';
 import { MACS_CHANNEL, MacOwners } from '../../gossip/mac-owners.js';
 
 export interface MeshGossip extends Startable {
@@ -24,11 +25,25 @@ export interface MeshGossip extends Startable {
   /** Which router owns which pod MAC (the fast path programs the kernel from it). */
   macs: MacOwners;
   forget(name: PeerName): boolean;
+  /**
+   * Refused gossip by channel and reason, for status drops: records refused by themselves
+   * ("topology.badSignature", "macs.versionBound", ...), whole messages ("topology.decodeErrors"),
+   * and local MACs left out of our claim ("macs.localOverCap", a gauge).
+   */
+  drops(): Record<string, number>;
 }
 
 export function buildMeshGossip(
   components: { mesh: Mesh; clock: Clock; logger: Logger },
-  init: { identity: Identity; endpoints: string[]; stateDir: string; gossipIntervalMs?: number; goneAfterMs?: number },
+  init: {
+    identity: Identity;
+    endpoints: string[];
+    stateDir: string;
+    gossipIntervalMs?: number;
+    goneAfterMs?: number;
+    /** This router must stop (another one runs with its identity key and started first). */
+    onFatal?: (err: WeftError) => void;
+  },
 ): MeshGossip {
   const { mesh, clock, logger } = components;
   // Our record's last version survives restarts, so a clock that went back cannot make peers keep
@@ -37,7 +52,8 @@ export function buildMeshGossip(
   let version: number | undefined;
   try {
     const v = Number(readFileSync(versionFile, 'utf8').trim());
-    if (Number.isSafeInteger(v) && v > 0) version = v;
+    if (Number.isSafeInteger(v) && v > 0 && v < MAX_LIVE_VERSION) version = v;
+    else logger.warn('ignoring a topology version file out of range', { file: versionFile, bound: MAX_LIVE_VERSION });
   } catch {
     version = undefined;
   }
@@ -54,6 +70,10 @@ export function buildMeshGossip(
       logger,
       onForgotten: (name) => mesh.forgotten(name),
       onConflict: (c) => logger.warn('two peers share a wire id; the later one is refused', { ...c }),
+      signer: init.identity.signer,
+      onClone: (c) => {
+        if (c.action === 'stop') init.onFatal?.(cloneError(c));
+      },
     },
     { publicKey: init.identity.publicKey, nickname: init.identity.nickname, endpoints: init.endpoints, goneAfterMs: init.goneAfterMs, version },
   );
@@ -67,7 +87,7 @@ export function buildMeshGossip(
   };
   mesh.attach(view, routes);
   mesh.addChannel(TOPOLOGY_CHANNEL, topology, channel);
-  const macs = new MacOwners({ clock }, { self: topology.name });
+  const macs = new MacOwners({ clock, logger: logger.child('macs'), signer: init.identity.signer }, { self: topology.name, publicKey: init.identity.publicKey });
   const macsChannel = new GossipChannel({ gossiper: macs, transport: mesh, clock, logger }, { channel: MACS_CHANNEL, intervalMs: init.gossipIntervalMs ?? 30_000 });
   mesh.addChannel(MACS_CHANNEL, macs, macsChannel);
   // A peer that left the topology owns no MACs any more.
@@ -81,6 +101,14 @@ export function buildMeshGossip(
     channel,
     macs,
     forget: (name) => topology.forget(name),
+    drops: () => {
+      const t = topology.stats;
+      const m = macs.stats;
+      const out: Record<string, number> = { 'topology.decodeErrors': t.decodeErrors, 'macs.decodeErrors': m.decodeErrors, 'macs.localOverCap': m.localOverCap };
+      for (const [k, v] of Object.entries(t.refused)) out[`topology.${k}`] = v;
+      for (const [k, v] of Object.entries(m.refused)) out[`macs.${k}`] = v;
+      return out;
+    },
     start: () => {
       saveVersion();
       topology.start();
@@ -96,4 +124,18 @@ export function buildMeshGossip(
       saveVersion();
     },
   };
+}
+
+function where(endpoints: readonly string[]): string {
+  return endpoints.length === 0 ? 'no advertised address' : endpoints.join(', ');
+}
+
+/** The message a router that must yield its identity stops with. */
+function cloneError(c: TopologyClone): WeftError {
+  return new WeftError(
+    'ERR_IDENTITY_IN_USE',
+    `another router runs with this identity key (peer ${c.name}, at ${where(c.other.endpoints)}, started ${new Date(c.other.started).toISOString()}); ` +
+      `this one (at ${where(c.self.endpoints)}, started ${new Date(c.self.started).toISOString()}) started later and stops. ` +
+      'Give each router its own state directory (the identity key must not be copied).',
+  );
 }

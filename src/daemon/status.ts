@@ -92,6 +92,8 @@ export function buildStatus(s: {
   ipam: IpamSummary | undefined;
   pods: PodGuardStatus | undefined;
   router: Router;
+  /** Refused gossip by channel and reason (MeshGossip.drops). */
+  gossip?: Record<string, number>;
   tap: LinuxTap;
   udp: LinuxUdp;
   uptimeMs: number;
@@ -131,6 +133,7 @@ export function buildStatus(s: {
     drops['fastpath.vxlanRefused'] = s.fastpath.vxlanPort.refused.packets;
     drops['fastpath.podProbes'] = s.fastpath.vxlanPort.podProbes.packets;
   }
+  add('gossip', s.gossip ?? {});
   for (const [reason, n] of s.router.offloadDrops) drops[`offload.${reason}`] = n;
   const udp = s.udp.counters();
   const tap = s.tap.counters();

@@ -1,10 +1,10 @@
-import { createHash } from 'node:crypto';
 import { describe, expect, it } from 'vitest';
 import type { Gossiper, GossipTransport, PeerName } from '../../gossip/contracts.js';
 import { GossipDecodeError } from '../../gossip/errors.js';
 import { GossipChannel, totalTraffic } from '../../gossip/gossip-channel.js';
 import { Topology, TopologyState } from '../../gossip/topology.js';
 import { FakeClock } from '../fakes/fake-clock.js';
+import { testAuthor } from './test-authors.js';
 
 interface Sent {
   channel: string;
@@ -44,12 +44,12 @@ class EchoGossiper implements Gossiper {
   }
 }
 
-const key = (i: number) => createHash('sha256').update(`channel-peer-${i}`).digest();
 const X = 'aaaaaaaaaaaaaaaa';
 const Y = 'bbbbbbbbbbbbbbbb';
 
 function topo(i: number, clock: FakeClock) {
-  return new Topology({ clock }, { publicKey: key(i), nickname: `n${i}` });
+  const a = testAuthor(`channel-peer-${i}`);
+  return new Topology({ clock, signer: a.signer }, { publicKey: a.publicKey, nickname: `n${i}` });
 }
 
 describe('GossipChannel', () => {

@@ -17,7 +17,7 @@ function records(claims: readonly (readonly number[])[], extra: { down?: [number
       .sort((a, b) => a - b)
       .map((j) => ({ peer: name(j), established: !(extra.down ?? []).some(([x, y]) => x === i && y === j) }));
     const left = extra.left?.includes(i) ? ('gone' as const) : undefined;
-    return { name: name(i), nickname: '', publicKey: KEY, version: 1, endpoints: [], connections: left ? [] : connections, ...(left ? { left } : {}) };
+    return { name: name(i), nickname: '', publicKey: KEY, version: 1, endpoints: [], connections: left ? [] : connections, incarnation: '0000000000000000', started: 0, ...(left ? { left } : {}) };
   });
 }
 

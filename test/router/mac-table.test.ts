@@ -47,4 +47,25 @@ describe('MacTable', () => {
     expect(t.forgetPort(0)).toBe(2);
     expect(t.size).toBe(1);
   });
+  it.each([
+    ['new local MACs up to the cap', [[1, PORT_LOCAL], [2, PORT_LOCAL], [3, PORT_LOCAL]], [true, true, false], 2],
+    ['a known local MAC past the cap', [[1, PORT_LOCAL], [2, PORT_LOCAL], [1, PORT_LOCAL]], [true, true, true], 2],
+    ['a MAC behind a peer moving home while full', [[9, 5], [1, PORT_LOCAL], [2, PORT_LOCAL], [9, PORT_LOCAL]], [true, true, true, false], 2],
+    ['room made by a local MAC moving to a peer', [[1, PORT_LOCAL], [2, PORT_LOCAL], [1, 5], [3, PORT_LOCAL]], [true, true, true, true], 2],
+  ] as [string, [number, number][], boolean[], number][])('caps local entries: %s', (_what, steps, admitted, localSize) => {
+    const t = new MacTable({ maxLocal: 2 });
+    const got = steps.map(([mac, port]) => (port === PORT_LOCAL ? t.learnLocal(mac, 0) : (t.learn(mac, port, 0), true)));
+    expect(got).toEqual(admitted);
+    expect(t.localSize).toBe(localSize);
+  });
+  it('frees local room when local entries expire or their port is forgotten', () => {
+    const t = new MacTable({ maxLocal: 2 });
+    t.learnLocal(1, 0);
+    t.learnLocal(2, 100);
+    expect(t.learnLocal(3, 100)).toBe(false);
+    expect(t.expire(200, 150)).toBe(1);
+    expect(t.learnLocal(3, 200)).toBe(true);
+    expect(t.forgetPort(PORT_LOCAL)).toBe(2);
+    expect(t.localSize).toBe(0);
+  });
 });
