@@ -24,7 +24,7 @@ import sodium from 'sodium-native';
 import { WeftError } from '../src/core/errors.js';
 import { isPeerName } from '../src/core/ids.js';
 
-export const MESH_VERSION = 1;
+export const MESH_VERSION = 2;
 export const PREAMBLE_LEN = 8;
 export const MAGIC = Buffer.from('wEFt', 'latin1');
 export const MAX_FRAME = 8 * 1024 * 1024;

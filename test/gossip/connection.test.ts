@@ -88,7 +88,7 @@ describe('mesh connection', () => {
   it('closes on a foreign protocol, a wrong version, and silence during the handshake', async () => {
     const cases: [Buffer | undefined, string][] = [
       [Buffer.from('SSH-2.0-OpenSSH\r\n'), 'notWeft'],
-      [Buffer.from([0x77, 0x45, 0x46, 0x74, 0, 2, 0, 0]), 'version'],
+      [Buffer.from([0x77, 0x45, 0x46, 0x74, 0, 1, 0, 0]), 'version'],
       [undefined, 'handshakeTimeout'],
     ];
     for (const [bytes, reason] of cases) {

@@ -1,6 +1,7 @@
 import { Packr } from 'msgpackr';
 import { describe, expect, it } from 'vitest';
 import {
+  MESH_VERSION,
   FrameReader,
   MAX_HANDSHAKE_FRAME,
   MSG_BROADCAST,
@@ -64,7 +65,7 @@ describe('mesh protocol', () => {
   it('checks the preamble: magic and version', () => {
     expect(reason(() => checkPreamble(preamble()))).toBe('none');
     expect(reason(() => checkPreamble(Buffer.from('GET / HT')))).toBe('notWeft');
-    expect(reason(() => checkPreamble(preamble(2)))).toBe('version');
+    expect(reason(() => checkPreamble(preamble(MESH_VERSION + 1)))).toBe('version');
   });
 
   it('reassembles frames split anywhere and enforces the size limit', () => {

@@ -130,7 +130,7 @@ describe.skipIf(!isRoot)('mesh of 5 nodes on a line, relays in between', () => {
     const before = (await c.status(1)).mesh.closes;
     const script = `
       const net = require('node:net');
-      const sends = [Buffer.from('GET / HTTP/1.0\\r\\n\\r\\n'), Buffer.concat([Buffer.from('wEFt'), Buffer.from([0, 9, 0, 0])]), Buffer.concat([Buffer.from('wEFt'), Buffer.from([0, 1, 0, 0]), Buffer.from([0, 0, 0, 48]), Buffer.alloc(48, 7)]), Buffer.concat([Buffer.from('wEFt'), Buffer.from([0, 1, 0, 0]), Buffer.from([0xff, 0xff, 0xff, 0xff])])];
+      const sends = [Buffer.from('GET / HTTP/1.0\\r\\n\\r\\n'), Buffer.concat([Buffer.from('wEFt'), Buffer.from([0, 9, 0, 0])]), Buffer.concat([Buffer.from('wEFt'), Buffer.from([0, 2, 0, 0]), Buffer.from([0, 0, 0, 48]), Buffer.alloc(48, 7)]), Buffer.concat([Buffer.from('wEFt'), Buffer.from([0, 2, 0, 0]), Buffer.from([0xff, 0xff, 0xff, 0xff])])];
       let left = sends.length;
       for (const b of sends) {
         const s = net.connect({ host: '${n2.address}', port: 6784, localAddress: '${n1.address}' }, () => s.write(b));
