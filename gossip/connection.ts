@@ -28,6 +28,9 @@ import {
   type MeshMessage,
 } from './mesh-protocol.js';
 
+/** How long a draining connection (see `close`) is still read before it is destroyed. */
+const DRAIN_MS = 2_000;
+
 export interface ConnectionEvents {
   established(conn: MeshConnection): void;
   message(conn: MeshConnection, msg: MeshMessage): void;
@@ -54,7 +57,7 @@ export interface ConnectionInit {
   deadAfterMs?: number;
 }
 
-type Phase = 'preamble' | 'handshake' | 'hello' | 'established' | 'closed';
+type Phase = 'preamble' | 'handshake' | 'hello' | 'established' | 'draining' | 'closed';
 
 export class MeshConnection {
   readonly outbound: boolean;
@@ -118,16 +121,31 @@ export class MeshConnection {
     return true;
   }
 
-  close(reason: string, detail = ''): void {
+  /**
+   * Closes the connection: it is gone for the mesh at once (`closed` fires). With `drain`, what
+   * was already sent is still delivered, and for up to `DRAIN_MS` what the remote end had already
+   * sent is still read and handed to `message` (the mesh decides what it takes from a connection
+   * that lost; see `Mesh.onEstablished`); otherwise the socket is destroyed at once.
+   */
+  close(reason: string, detail = '', drain = false): void {
     if (this.phase === 'closed') return;
-    this.phase = 'closed';
-    this.closeReason = reason;
+    const wasDraining = this.phase === 'draining';
     this.timer?.cancel();
     this.timer = undefined;
     this.tx?.wipe();
+    if (drain && this.phase === 'established') {
+      this.phase = 'draining';
+      this.closeReason = reason;
+      this.socket.end();
+      this.timer = this.c.clock.setTimeout(() => this.close(reason, detail), DRAIN_MS);
+      this.c.events.closed(this, reason, detail);
+      return;
+    }
+    this.phase = 'closed';
+    this.closeReason ??= reason;
     this.rx?.wipe();
     this.socket.destroy();
-    this.c.events.closed(this, reason, detail);
+    if (!wasDraining) this.c.events.closed(this, reason, detail);
   }
 
   private write(b: Buffer): void {

@@ -178,7 +178,7 @@ export class GossipChannel {
    * A malformed payload is counted and rethrown as `GossipDecodeError` (state unchanged); the mesh
    * counts it per channel, logs it once per peer and drops it (the connection stays).
    */
-  receiveGossip(from: PeerName, data: Uint8Array): void {
+  receiveGossip(from: PeerName, data: Uint8Array, relayToSender = false): void {
     count(this.counters.received.gossip, data);
     let delta: Uint8Array | undefined;
     try {
@@ -187,7 +187,7 @@ export class GossipChannel {
       this.rejected(from, err);
       throw err;
     }
-    if (delta !== undefined) this.send(delta, from);
+    if (delta !== undefined) this.send(delta, relayToSender ? undefined : from);
   }
 
   receiveUnicast(from: PeerName, data: Uint8Array): void {

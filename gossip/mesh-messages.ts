@@ -23,7 +23,11 @@ import { KEYS_CHANNEL } from './pair-keys.js';
 /** What the mesh needs from a gossip channel driver (gossip/gossip-channel.ts). */
 export interface MeshChannel {
   /** Merges gossip from a neighbour and relays the delta; throws on malformed data. */
-  receiveGossip(from: PeerName, data: Uint8Array): void;
+  /**
+   * Merges gossip from a neighbour and relays the delta (not back to `from`, unless
+   * `relayToSender`: the gossip came on a connection that is not the one we hold to `from`).
+   */
+  receiveGossip(from: PeerName, data: Uint8Array, relayToSender?: boolean): void;
   /** Full state for a new neighbour (undefined: nothing to say). */
   neighbourConnected(name: PeerName): Uint8Array | undefined;
 }
@@ -68,6 +72,10 @@ export class MeshMessages {
     this.channels.set(name, channel);
   }
 
+  channel(name: string): MeshChannel | undefined {
+    return this.channels.get(name);
+  }
+
   /** Channels, for full state to a new neighbour. */
   allChannels(): IterableIterator<[string, MeshChannel]> {
     return this.channels.entries();
@@ -85,7 +93,16 @@ export class MeshMessages {
   }
 
   /** A message from neighbour `from` (established connection). */
-  onMessage(from: PeerName, msg: MeshMessage): void {
+  /**
+   * A message from neighbour `from`. `lostTieBreak`: it came on a connection to `from` that lost
+   * to another one (two routers with one key, or a simultaneous dial): only its gossip counts, and
+   * the delta goes to every neighbour, the one we hold under that name too.
+   */
+  onMessage(from: PeerName, msg: MeshMessage, lostTieBreak = false): void {
+    if (lostTieBreak) {
+      if (msg.type === MSG_GOSSIP) this.deliver(msg.channel, from, () => this.channels.get(msg.channel)?.receiveGossip(from, msg.data, true));
+      return;
+    }
     if (msg.type === MSG_GOSSIP) {
       this.deliver(msg.channel, from, () => this.channels.get(msg.channel)?.receiveGossip(from, msg.data));
     } else if (msg.type === MSG_UNICAST) {

@@ -28,6 +28,7 @@ import type { Gossiper, Overlay, PeerName, RouteTable } from './contracts.js';
 import type { Identity } from './identity.js';
 import { MeshMessages, type MeshChannel, type RoutedCounters } from './mesh-messages.js';
 import { MSG_GOSSIP } from './mesh-protocol.js';
+import { TOPOLOGY_CHANNEL } from './topology-codec.js';
 import { KEYS_CHANNEL, PairKeys, type PairKeyStatus } from './pair-keys.js';
 import { LogOnce } from './log-once.js';
 import { PreauthGate, sourceKey } from './preauth-gate.js';
@@ -291,7 +292,12 @@ export class Mesh {
         logger: this.log,
         events: {
           established: (cn) => this.onEstablished(cn),
-          message: (cn, msg) => this.messages.onMessage(cn.remoteName!, msg),
+          // A connection that lost a tie-break is still read for a moment, for topology only: that
+          // is how a router started with a copy of another's key gets to be seen.
+          message: (cn, msg) => {
+            if (cn.established) this.messages.onMessage(cn.remoteName!, msg);
+            else if (msg.type === MSG_GOSSIP && msg.channel === TOPOLOGY_CHANNEL) this.messages.onMessage(cn.remoteName!, msg, true);
+          },
           closed: (cn, reason, detail) => this.onClosed(cn, reason, detail),
         },
       },
@@ -312,7 +318,13 @@ export class Mesh {
       const keepNew = (conn.outbound ? self : name) === (self < name ? self : name);
       const loser = keepNew ? existing : conn;
       if (keepNew) this.conns.delete(name);
-      loser.close('duplicate', 'a simultaneous connection to the same peer won the tie-break');
+      // The loser still gets our topology before it goes, and its own topology is still read for
+      // a moment: when the two ends are two routers run with one identity key (a copied state
+      // directory), this is how the other run's record reaches the mesh, the first run re-asserts,
+      // and the later one stops (topology's clone rule) instead of both reconnecting forever.
+      const topology = this.messages.channel(TOPOLOGY_CHANNEL)?.neighbourConnected(name);
+      if (topology !== undefined) loser.send({ type: MSG_GOSSIP, channel: TOPOLOGY_CHANNEL, data: topology });
+      loser.close('duplicate', 'a simultaneous connection to the same peer won the tie-break', true);
       if (!keepNew) return;
     }
     this.conns.set(name, conn);

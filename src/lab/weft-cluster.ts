@@ -71,6 +71,11 @@ export interface WeftClusterInit {
   secrets?: string[];
   /** Runs after the lab is built and before any router starts (e.g. to install faults). */
   beforeRouters?: (lab: Lab) => Promise<void>;
+  /**
+   * Runs before any router starts, with each router's --state-dir (0-based), e.g. to make their
+   * identity keys with `weft identity` first.
+   */
+  prepareState?: (stateDir: (i: number) => string) => void;
   /** The nodes (0-based) each node is configured to contact (default: all others). */
   peersOf?: (i: number) => number[];
   extraArgs?: string[];
@@ -130,6 +135,7 @@ export class WeftCluster {
     const log = init.log ?? (() => undefined);
     const lab = await Lab.create({ nodes: init.nodes, prefix: init.prefix, brNetfilter: init.brNetfilter, log });
     const dir = mkdtempSync(join(tmpdir(), `weft-${lab.prefix}-`));
+    init.prepareState?.((i) => join(dir, `state-n${i + 1}`));
     // Seed identities exist before the routers, so every router can be told the seeds' names.
     const seeds = (init.ipamSeeds ?? []).map((i) => {
       const out = execFileSync(process.execPath, [cliPath, 'identity', '--state-dir', join(dir, `state-n${i + 1}`), '--name', `n${i + 1}`], { encoding: 'utf8' });

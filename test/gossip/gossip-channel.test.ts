@@ -95,6 +95,13 @@ describe('GossipChannel', () => {
     expect(s.sent.delta).toEqual({ messages: 1, bytes: 1 });
   });
 
+  it('relays to the sender too when told the gossip came on a connection other than the one held to it', () => {
+    const transport = new RecordingTransport();
+    const ch = new GossipChannel({ gossiper: new EchoGossiper(), transport, clock: new FakeClock() }, { channel: 'echo' });
+    ch.receiveGossip(X, Uint8Array.of(7), true);
+    expect(transport.sent).toEqual([{ channel: 'echo', data: Uint8Array.of(7), except: undefined }]);
+  });
+
   it('counts and rethrows malformed gossip, relaying nothing', () => {
     const transport = new RecordingTransport();
     const ch = new GossipChannel({ gossiper: new EchoGossiper(), transport, clock: new FakeClock() }, { channel: 'echo' });

@@ -10,6 +10,7 @@
 import type { Socket } from 'node:net';
 import { afterEach, describe, expect, it } from 'vitest';
 import { dialAsMember, settle, startVictim, type Victim } from '../gossip/mesh-harness.js';
+import { preamble } from '../../gossip/mesh-protocol.js';
 
 const victims: Victim[] = [];
 const sockets: Socket[] = [];
@@ -32,7 +33,7 @@ async function flood(v: Victim, addresses: string[], perAddress: number): Promis
     for (const address of addresses) {
       const s = await v.listener.connect({ address, port: 40_000 + out.length });
       s.on('close', () => closed++);
-      if (i % 2 === 1) s.write(Buffer.from([0x77, 0x45, 0x46, 0x74, 0, 1, 0, 0])); // a valid preamble, then silence
+      if (i % 2 === 1) s.write(preamble()); // a valid preamble, then silence
       s.resume();
       out.push(s);
       sockets.push(s);

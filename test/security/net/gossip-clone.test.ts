@@ -9,7 +9,8 @@
  * of n1's state directory. (n3 meets the mesh at n4, which holds no connection to n1: a peer that
  * does keeps the connection its tie-break prefers and closes the other at once, before any gossip.)
  */
-import { chmodSync, copyFileSync, existsSync, mkdirSync } from 'node:fs';
+import { execFileSync } from 'node:child_process';
+import { chmodSync, copyFileSync, existsSync, mkdirSync, rmSync } from 'node:fs';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { packageRoot } from '../../../src/core/paths.js';
@@ -88,5 +89,63 @@ describe.skipIf(!isRoot)('attack: two routers with one identity key', () => {
     await until('n4 holds n1 again', async () => ((await c.status(3)).mesh.peers.find((p) => p.name === s1.name)?.nickname === 'n1' ? true : undefined), 30_000);
     const p4 = c.podsOn(4)[0]!;
     await until('n4 pod reaches n1 pod', async () => ((await ping(c.lab, p4.ns, p1.ipv4!, { count: 3, intervalS: 0.2, timeoutS: 2 })).received === 3 ? true : undefined), 45_000);
+  });
+});
+
+describe.skipIf(!isRoot)('attack: a router with a copied identity key meets the mesh where the original is connected', () => {
+  let c: WeftCluster;
+  let clone: LabProcess | undefined;
+
+  beforeAll(async () => {
+    // 0 = n1 (the original), 1 = n2, 2 = n3 (the clone, started by the test, connected to n2 only).
+    c = await WeftCluster.start({
+      nodes: 3,
+      podsPerNode: 1,
+      deferStart: [2],
+      peersOf: (i) => (i === 0 ? [] : i === 1 ? [0] : [1]),
+      extraArgs: ['--log-level', 'info'],
+      // n2's name sorts before n1's, so n2 keeps the connection it dialled to n1 and the clone's
+      // (dialled by the clone) is the duplicate it closes: the clone only learns of n1 from the
+      // topology n2 sends on the losing connection.
+      prepareState: (stateDir) => {
+        for (;;) {
+          const names = [0, 1].map((i) => {
+            rmSync(stateDir(i), { recursive: true, force: true });
+            return execFileSync(process.execPath, [cli, 'identity', '--state-dir', stateDir(i), '--name', `n${i + 1}`], { encoding: 'utf8' }).trim();
+          });
+          if (names[1]! < names[0]!) return;
+        }
+      },
+      beforeRouters: (lab) => lab.blockAllBetween(lab.nodes[0]!, lab.nodes[2]!),
+    });
+    await c.waitEstablished(45_000);
+  });
+
+  afterAll(async () => {
+    await clone?.stop(3000);
+    await c?.destroy();
+  });
+
+  it('n2 closes the duplicate connection but still trades topology on it: the original re-asserts, the clone stops', async () => {
+    const from = c.stateDir(0);
+    const to = c.stateDir(2);
+    mkdirSync(to, { recursive: true, mode: 0o700 });
+    for (const f of ['identity.key', 'topology.version']) {
+      if (!existsSync(join(from, f))) continue;
+      copyFileSync(join(from, f), join(to, f));
+      chmodSync(join(to, f), 0o600);
+    }
+    const r3 = c.routers[2]!;
+    clone = c.lab.spawn(r3.node.ns, [process.execPath, cli, ...r3.args], { logFile: r3.logFile });
+    const exit = await Promise.race([clone.exited, new Promise<ProcessExit | undefined>((r) => setTimeout(() => r(undefined), 60_000))]);
+    expect(exit?.code).toBe(1);
+    expect(clone.stderrText()).toContain('another router runs with this identity key');
+    // n2 saw the duplicate (it counts the close); the clone's record reached it, n1 re-asserted
+    // over it, and n2 holds n1 again and reaches its pod.
+    expect((await c.status(1)).mesh.closes['duplicate'] ?? 0).toBeGreaterThan(0);
+    const s1 = await c.status(0);
+    await until('n2 holds n1 again', async () => ((await c.status(1)).mesh.peers.find((p) => p.name === s1.name)?.nickname === 'n1' ? true : undefined), 30_000);
+    const [p1, p2] = [c.podsOn(1)[0]!, c.podsOn(2)[0]!];
+    await until('n2 pod reaches n1 pod', async () => ((await ping(c.lab, p2.ns, p1.ipv4!, { count: 3, intervalS: 0.2, timeoutS: 2 })).received === 3 ? true : undefined), 45_000);
   });
 });

@@ -9,6 +9,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { WeftCluster } from '../../../src/lab/weft-cluster.js';
 import type { LabProcess } from '../../../src/lab/lab.js';
 import { until } from '../../integration/helpers.js';
+import { preamble } from '../../../gossip/mesh-protocol.js';
 
 const isRoot = process.getuid?.() === 0;
 
@@ -32,7 +33,7 @@ function attempt() {
   st.opened++; st.open++;
   if (st.open > st.maxOpen) st.maxOpen = st.open;
   const s = net.connect({ host, port, localAddress: src });
-  s.on('connect', () => { st.connected++; if (st.opened % 2 === 0) s.write(Buffer.from([0x77, 0x45, 0x46, 0x74, 0, 1, 0, 0])); });
+  s.on('connect', () => { st.connected++; if (st.opened % 2 === 0) s.write(Buffer.from([${[...preamble()].join(', ')}])); });
   s.on('error', () => {});
   s.on('close', () => { st.closed++; st.open--; });
   s.resume();
