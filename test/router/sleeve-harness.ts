@@ -120,3 +120,21 @@ export function randomFrame(len: number, seed: number): Buffer {
 }
 
 export { FakeClock, FakeNetwork };
+
+/**
+ * Two sleeves, alpha (198.18.0.1) and beta (198.18.0.2), with keys and each other's direct
+ * endpoint, started and run for 1.5 s so the direct path is up. `capture`: the network records
+ * every datagram from the start (set before the first heartbeats).
+ */
+export async function startedPair(opts: { capture?: boolean } = {}): Promise<{ net: FakeNetwork; clock: FakeClock; a: Node; b: Node }> {
+  const net = new FakeNetwork();
+  const clock = new FakeClock();
+  const a = makeNode(net, clock, { name: 'alpha', address: '198.18.0.1' });
+  const b = makeNode(net, clock, { name: 'beta', address: '198.18.0.2' });
+  connect(a, b);
+  a.sleeve.start();
+  b.sleeve.start();
+  if (opts.capture === true) net.capture = true;
+  await run(net, clock, 1500);
+  return { net, clock, a, b };
+}

@@ -12,7 +12,7 @@ import { Router } from '../../router/router.js';
 import { silentLogger } from '../../src/core/logger.js';
 import * as mac from '../../src/core/mac.js';
 import { FakeTap } from '../fakes/fake-tap.js';
-import { FakeClock, FakeNetwork, connect, makeNode, run } from '../router/sleeve-harness.js';
+import { FakeClock, startedPair, run } from '../router/sleeve-harness.js';
 
 // (Only APIs that existed before the fix, so the test shows the attack working against it.)
 const { macToString } = mac;
@@ -35,14 +35,7 @@ function broadcastFrom(src: number, tag: number): Buffer {
 
 describe('attack: one pod floods its node with source MACs', () => {
   it('the router learns at most the cap, drops and counts frames from further MACs, and the honest pod still gets through', async () => {
-    const net = new FakeNetwork();
-    const clock = new FakeClock();
-    const a = makeNode(net, clock, { name: 'alpha', address: '198.18.0.1' });
-    const b = makeNode(net, clock, { name: 'beta', address: '198.18.0.2' });
-    connect(a, b);
-    a.sleeve.start();
-    b.sleeve.start();
-    await run(net, clock, 1500);
+    const { net, clock, a, b } = await startedPair();
     const tap = new FakeTap({ vnetHdr: false, maxBatch: 64 });
     const router = new Router({ tap, sleeve: a.sleeve, clock, logger: silentLogger });
     router.start();

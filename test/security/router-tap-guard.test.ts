@@ -7,7 +7,7 @@ import { describe, expect, it } from 'vitest';
 import { Router } from '../../router/router.js';
 import { silentLogger } from '../../src/core/logger.js';
 import { FakeTap } from '../fakes/fake-tap.js';
-import { FakeClock, FakeNetwork, connect, makeNode, run } from '../router/sleeve-harness.js';
+import { startedPair, run } from '../router/sleeve-harness.js';
 
 function broadcast(tag: number): Buffer {
   const f = Buffer.alloc(60);
@@ -20,14 +20,7 @@ function broadcast(tag: number): Buffer {
 
 describe('a TAP batch that throws', () => {
   it('is counted and dropped; the router keeps switching the next batches', async () => {
-    const net = new FakeNetwork();
-    const clock = new FakeClock();
-    const a = makeNode(net, clock, { name: 'alpha', address: '198.18.0.1' });
-    const b = makeNode(net, clock, { name: 'beta', address: '198.18.0.2' });
-    connect(a, b);
-    a.sleeve.start();
-    b.sleeve.start();
-    await run(net, clock, 1500);
+    const { net, clock, a, b } = await startedPair();
     const tap = new FakeTap({ vnetHdr: false, maxBatch: 64 });
     const router = new Router({ tap, sleeve: a.sleeve, clock, logger: silentLogger });
     router.start();

@@ -5,19 +5,8 @@
  */
 import { randomBytes } from 'node:crypto';
 import { describe, expect, it } from 'vitest';
-import { FakeClock, FakeNetwork, connect, makeNode, randomFrame, run, sendFrames, type Node } from '../router/sleeve-harness.js';
+import { type FakeClock, type FakeNetwork, connect, startedPair, randomFrame, run, sendFrames, type Node } from '../router/sleeve-harness.js';
 
-async function pair() {
-  const net = new FakeNetwork();
-  const clock = new FakeClock();
-  const a = makeNode(net, clock, { name: 'alpha', address: '198.18.0.1' });
-  const b = makeNode(net, clock, { name: 'beta', address: '198.18.0.2' });
-  connect(a, b);
-  a.sleeve.start();
-  b.sleeve.start();
-  await run(net, clock, 1500);
-  return { net, clock, a, b };
-}
 
 /** What a responder's sleeve gets from a replayed INIT: fresh keys only the responder holds. */
 function replayedHandshake(responder: Node, initiator: Node): void {
@@ -37,7 +26,7 @@ async function exchange(net: FakeNetwork, clock: FakeClock, a: Node, b: Node, se
 
 describe('sleeve keys under a replayed handshake', () => {
   it('replayed handshakes at the responder never disturb working keys, now or after the overlap', async () => {
-    const { net, clock, a, b } = await pair();
+    const { net, clock, a, b } = await startedPair();
     const working = { rx: b.sleeve.peers[0]!.rx!.keyId, tx: b.sleeve.peers[0]!.tx!.keyId };
     expect(await exchange(net, clock, a, b, 1)).toEqual([1, 1]);
     for (let i = 0; i < 3; i++) replayedHandshake(b, a);
@@ -51,7 +40,7 @@ describe('sleeve keys under a replayed handshake', () => {
   });
 
   it('a real rekey after replays still goes through', async () => {
-    const { net, clock, a, b } = await pair();
+    const { net, clock, a, b } = await startedPair();
     replayedHandshake(b, a);
     connect(a, b, { epoch: 2, confirmB: true });
     expect(await exchange(net, clock, a, b, 7)).toEqual([1, 1]);

@@ -7,27 +7,15 @@
 import { describe, expect, it } from 'vitest';
 import { TYPE_FRAG } from '../../router/sleeve/wire.js';
 import type { Datagram } from '../fakes/fake-udp.js';
-import { FakeClock, FakeNetwork, connect, makeNode, randomFrame, run, sendFrames } from '../router/sleeve-harness.js';
+import { startedPair, randomFrame, run, sendFrames } from '../router/sleeve-harness.js';
 
 const ATTACKER = { address: '198.18.0.66', port: 6784 };
 const A = { address: '198.18.0.1', port: 6784 };
-const B = { address: '198.18.0.2', port: 6784 };
 
-async function pair() {
-  const net = new FakeNetwork();
-  const clock = new FakeClock();
-  const a = makeNode(net, clock, { name: 'alpha', address: A.address });
-  const b = makeNode(net, clock, { name: 'beta', address: B.address });
-  connect(a, b);
-  a.sleeve.start();
-  b.sleeve.start();
-  await run(net, clock, 1500);
-  return { net, clock, a, b };
-}
 
 describe('sleeve reassembly under attack', () => {
   it('8 forged fragments per message (fresh counters, right ids and key id) evict nothing: all 50 large frames arrive', async () => {
-    const { net, clock, a, b } = await pair();
+    const { net, clock, a, b } = await startedPair();
     let forged = 0;
     let fresh = 2 ** 40;
     // Behind every real first fragment, 8 forged first fragments of other messages.
@@ -57,7 +45,7 @@ describe('sleeve reassembly under attack', () => {
   });
 
   it('replayed fragments of messages that never completed (one fragment lost) take no slot and evict nothing', async () => {
-    const { net, clock, a, b } = await pair();
+    const { net, clock, a, b } = await startedPair();
     // 8 messages each lose their last fragment on the way; the attacker keeps their first ones.
     const kept: Datagram[] = [];
     net.filter = (d: Datagram) => {

@@ -23,6 +23,24 @@ import { until } from '../../integration/helpers.js';
 const isRoot = process.getuid?.() === 0;
 const cli = join(packageRoot(import.meta.url), 'dist', 'src', 'cli', 'main.js');
 
+/** Starts router n3 (index 2, deferred) with a copy of n1's identity key and last topology version. */
+function startClone(c: WeftCluster): LabProcess {
+  const from = c.stateDir(0);
+  const to = c.stateDir(2);
+  mkdirSync(to, { recursive: true, mode: 0o700 });
+  for (const f of ['identity.key', 'topology.version']) {
+    if (!existsSync(join(from, f))) continue;
+    copyFileSync(join(from, f), join(to, f));
+    chmodSync(join(to, f), 0o600);
+  }
+  const r3 = c.routers[2]!;
+  return c.lab.spawn(r3.node.ns, [process.execPath, cli, ...r3.args], { logFile: r3.logFile });
+}
+
+function exitWithin(p: LabProcess, ms: number): Promise<ProcessExit | undefined> {
+  return Promise.race([p.exited, new Promise<ProcessExit | undefined>((r) => setTimeout(() => r(undefined), ms))]);
+}
+
 describe.skipIf(!isRoot)('attack: two routers with one identity key', () => {
   let c: WeftCluster;
   let clone: LabProcess | undefined;
@@ -55,17 +73,8 @@ describe.skipIf(!isRoot)('attack: two routers with one identity key', () => {
 
   it('the later-started router stops with exit status 1; the first logs it and keeps serving its pods', async () => {
     // n3 starts with n1's identity key (and its last topology version).
-    const from = c.stateDir(0);
-    const to = c.stateDir(2);
-    mkdirSync(to, { recursive: true, mode: 0o700 });
-    for (const f of ['identity.key', 'topology.version']) {
-      if (!existsSync(join(from, f))) continue;
-      copyFileSync(join(from, f), join(to, f));
-      chmodSync(join(to, f), 0o600);
-    }
-    const r3 = c.routers[2]!;
-    clone = c.lab.spawn(r3.node.ns, [process.execPath, cli, ...r3.args], { logFile: r3.logFile });
-    const exit = await Promise.race([clone.exited, new Promise<ProcessExit | undefined>((r) => setTimeout(() => r(undefined), 60_000))]);
+    clone = startClone(c);
+    const exit = await exitWithin(clone, 60_000);
     expect(exit?.code).toBe(1);
     expect(clone.stderrText()).toContain('another router runs with this identity key');
     expect(clone.stderrText()).toContain('198.18.0.1:6784'); // the first router's address
@@ -127,17 +136,8 @@ describe.skipIf(!isRoot)('attack: a router with a copied identity key meets the 
   });
 
   it('n2 closes the duplicate connection but still trades topology on it: the original re-asserts, the clone stops', async () => {
-    const from = c.stateDir(0);
-    const to = c.stateDir(2);
-    mkdirSync(to, { recursive: true, mode: 0o700 });
-    for (const f of ['identity.key', 'topology.version']) {
-      if (!existsSync(join(from, f))) continue;
-      copyFileSync(join(from, f), join(to, f));
-      chmodSync(join(to, f), 0o600);
-    }
-    const r3 = c.routers[2]!;
-    clone = c.lab.spawn(r3.node.ns, [process.execPath, cli, ...r3.args], { logFile: r3.logFile });
-    const exit = await Promise.race([clone.exited, new Promise<ProcessExit | undefined>((r) => setTimeout(() => r(undefined), 60_000))]);
+    clone = startClone(c);
+    const exit = await exitWithin(clone, 60_000);
     expect(exit?.code).toBe(1);
     expect(clone.stderrText()).toContain('another router runs with this identity key');
     // n2 saw the duplicate (it counts the close); the clone's record reached it, n1 re-asserted
