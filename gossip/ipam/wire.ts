@@ -8,6 +8,10 @@
  *   ask     = [1, "ask", space]                        unicast: please donate space in `space`
  *   gave    = [1, "gave", space, ring: bin]            unicast: the donation, as a ring delta
  *   none    = [1, "none", space]                       unicast: nothing to give
+ *   prove   = [1, "prove", space, [token: bin, ...]]   unicast: please send the titles (custody.ts)
+ *                                                      of these tokens of yours, at most 64; the
+ *                                                      answer is a gossip message whose ring is
+ *                                                      empty but for its proofs
  *
  * Everything is validated before use; malformed input throws `GossipDecodeError('ipam', ...)`.
  */
@@ -29,7 +33,10 @@ export interface WaitingPeer {
 export type IpamMessage =
   | { kind: 'gossip'; rings: Uint8Array[]; waiting: WaitingPeer[] }
   | { kind: 'ask' | 'none'; space: string }
-  | { kind: 'gave'; space: string; ring: Uint8Array };
+  | { kind: 'gave'; space: string; ring: Uint8Array }
+  | { kind: 'prove'; space: string; tokens: Uint8Array[] };
+
+export const MAX_PROVE = 64;
 
 function fail(reason: string, cause?: unknown): never {
   throw new GossipDecodeError(IPAM_CHANNEL, reason, cause === undefined ? undefined : { cause });
@@ -43,6 +50,10 @@ export function encodeGossip(rings: readonly Uint8Array[], waiting: readonly Wai
 
 export function encodeAsk(kind: 'ask' | 'none', space: string): Uint8Array {
   return pack([FORMAT, kind, space]);
+}
+
+export function encodeProve(space: string, tokens: readonly Uint8Array[]): Uint8Array {
+  return pack([FORMAT, 'prove', space, tokens]);
 }
 
 export function encodeGave(space: string, ring: Uint8Array): Uint8Array {
@@ -78,6 +89,14 @@ export function decodeMessage(data: Uint8Array): IpamMessage {
       waiting.push({ name, initPeers: n });
     }
     return { kind: 'gossip', rings, waiting };
+  }
+  if (kind === 'prove') {
+    if (top.length !== 4) fail(`prove has ${top.length} fields, expected 4`);
+    const sp = top[2];
+    if (typeof sp !== 'string' || sp.length > 64) fail('prove space is not a string');
+    const tokens = top[3];
+    if (!Array.isArray(tokens) || tokens.length > MAX_PROVE || !tokens.every((t) => t instanceof Uint8Array && t.length <= 16)) fail(`prove tokens is not an array of at most ${MAX_PROVE} offsets`);
+    return { kind, space: sp, tokens: tokens as Uint8Array[] };
   }
   if (kind === 'ask' || kind === 'none' || kind === 'gave') {
     const want = kind === 'gave' ? 4 : 3;
