@@ -13,7 +13,8 @@
  * To spare signature checks, records that would change nothing here are dropped unchecked (an
  * entry that does not beat ours, a life record or adoption we hold or that loses): a merge ignores
  * them anyway. `wanted` keeps losing entries custody.ts can still learn from; proofs (older
- * entries sent along to show custody) are kept only when `wanted`, and never merged.
+ * entries sent along to show custody) are kept only when `useful` to it (or about tokens of the
+ * message, or tokens we lack), and never merged.
  */
 import type { PeerName } from '../contracts.js';
 import { beats, genesisId, lifeBeats, sameGenesis, type Adoption, type LifeRecord, type Ring, type RingEntry } from './ring.js';
@@ -41,10 +42,17 @@ export interface Admitted {
  * Checks `p` against `cur` (the ring it will merge into; undefined: none yet) and keeps what may
  * change it. `wanted(e)`: a losing entry that is still worth keeping (checked like the others).
  */
-export function admitRing(cur: Ring | undefined, p: RingParts, sp: AddressSpace, v: RingVerifier, wanted: (e: RingEntry) => boolean = () => false): Admitted {
+export function admitRing(
+  cur: Ring | undefined,
+  p: RingParts,
+  sp: AddressSpace,
+  v: RingVerifier,
+  wanted: (e: RingEntry) => boolean = () => false,
+  useful: (proof: RingEntry) => boolean = wanted,
+): Admitted {
   // A proof for a token we do not have yet may be the link that confirms it once it merges.
   const tokens = new Set(p.entries.map((e) => e.token));
-  const wantedProof = (e: RingEntry): boolean => wanted(e) || tokens.has(e.token) || cur?.entryAt(e.token) === undefined;
+  const wantedProof = (e: RingEntry): boolean => useful(e) || tokens.has(e.token) || cur?.entryAt(e.token) === undefined;
   const id = cur !== undefined && sameGenesis(cur.genesis, p.genesis) ? cur.id : genesisId(p.genesis);
   const mine = cur !== undefined && sameGenesis(cur.genesis, p.genesis) ? cur : undefined;
   const refused: Refusal[] = [];

@@ -273,6 +273,13 @@ export class Custody {
     return p === null || p === 'unknown' || beats(e, p);
   }
 
+  /** A proof that may teach custody something: `wants` it, or its range covers a pending token. */
+  mayLearn(e: RingEntry): boolean {
+    if (this.wants(e)) return true;
+    for (const t of this.pending.keys()) if (t > e.token && t < e.end) return true;
+    return false;
+  }
+
   /**
    * Decides, before they are merged, about entries admitted from a received ring (sorted by
    * token): which win here and whether each is confirmed. Pass the result to `apply` after the merge.
@@ -327,7 +334,10 @@ export class Custody {
     for (let pass = 0; pass < 3; pass++) {
       let advanced = false;
       for (const p of proofs) {
-        if (!this.wants(p)) continue;
+        if (!this.wants(p)) {
+          if (this.handOn(p)) advanced = true;
+          continue;
+        }
         const before = this.pending.get(p.token)!;
         if (!this.authorized(p, before, ctx)) continue;
         this.remember(before);
@@ -340,6 +350,31 @@ export class Custody {
       confirmed += this.recheck(ctx, proofs);
     }
     return confirmed;
+  }
+
+  /**
+   * A proof older than what custody holds at its own token may still be the link for space cut
+   * out of it later: over the pending tokens inside its range, what its giver held (as far as this
+   * peer knows) passes to its owner. Returns whether anything did.
+   */
+  private handOn(p: RingEntry): boolean {
+    if (p.sig === undefined) return false;
+    const giver = Custody.giver(p);
+    const list = this.ring.entryList();
+    let moved = false;
+    for (let k = this.ring.indexOf(p.token) + 1; k < list.length && list[k]!.token < p.end; k++) {
+      const u = list[k]!.token;
+      const v = this.pending.get(u);
+      if (v === undefined || v === 'unknown') continue;
+      const b = this.ring.nextToken(k) < p.end ? this.ring.nextToken(k) : p.end;
+      for (const r of this.holders.runs(u, b)) {
+        if (r.owner !== giver) continue;
+        this.holders.set(r.start, r.end, p.owner);
+        moved = true;
+      }
+    }
+    if (moved) this.revision++;
+    return moved;
   }
 
   /**

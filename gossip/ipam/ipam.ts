@@ -121,8 +121,6 @@ export class Ipam implements Gossiper {
   private readonly unreachableSince = new Map<PeerName, number>();
   private reachableLast = new Set<PeerName>();
   private startedAt = 0;
-  /** When each peer last got a donation from us (asks are unauthenticated: at most one per tick each). */
-  private readonly lastDonation = new Map<PeerName, number>();
   /** The persisted form of each space's custody, with the custody revision it was made at. */
   private readonly custodyBytes: ({ revision: number; bytes: Uint8Array } | undefined)[] = [];
   /** When we last asked for the titles of a pending token ("space/token"). */
@@ -398,8 +396,8 @@ export class Ipam implements Gossiper {
 
   /**
    * A message addressed to us. The mesh vouches for `from` hop by hop only, so nothing here lets
-   * `from` move ownership: an `ask` makes us give space to `from` (a live, reachable peer; at most
-   * once per tick each), which costs only our spare space; a `gave` carries signed records that are
+   * `from` move ownership: an `ask` makes us give space to `from` (a live peer we can reach), which
+   * costs only our spare space; a `gave` carries signed records that are
    * admitted and confirmed like any gossip; a `none` only moves our asking on.
    */
   onUnicast(from: PeerName, data: Uint8Array): void {
@@ -423,7 +421,8 @@ export class Ipam implements Gossiper {
       const { delta, decisions } = this.applyRing(parts);
       if (delta !== undefined) this.emit(encodeGossip([withProofs(delta.encode(), (parts.proofs ?? []).slice(-64), delta.space.bytes)], []));
       this.counters.donationsReceived++;
-      const unusable = decisions.filter((d) => d.wins && !d.confirmed && d.entry.owner === this.self);
+      const custody = this.custody[si]!;
+      const unusable = decisions.filter((d) => d.wins && d.entry.owner === this.self && !custody.isConfirmed(d.entry.token));
       if (unusable.length > 0) {
         this.counters.unusableGrants++;
         this.logOnce(`grant/${from}`, 'warn', 'a donation whose giver this router cannot verify owned the space is not used', { peer: from, writer: unusable[0]!.entry.writer, range: msg.space });
@@ -496,7 +495,7 @@ export class Ipam implements Gossiper {
       this.custody[si] = ring.genesis.seeds.includes(this.self) ? Custody.known(ring) : Custody.unknown(ring);
     }
     const custody = this.custody[si]!;
-    const adm = admitRing(ring, p, space, this.verifier, (e) => custody.wants(e));
+    const adm = admitRing(ring, p, space, this.verifier, (e) => custody.wants(e), (e) => custody.mayLearn(e));
     this.refused(adm.refused, space.cidr);
     const ctx = this.context();
     // Life records and adoptions first: custody's reclaim checks read the tombstones they bring.
@@ -507,7 +506,8 @@ export class Ipam implements Gossiper {
     custody.apply(decisions, ctx, proofs);
     let learned = proofs.length > 0 ? custody.learn(proofs, ctx) : 0;
     if (meta !== undefined && meta.lifeRecords().length > 0) learned += custody.recheck(ctx);
-    const unconfirmed = decisions.filter((d) => d.wins && !d.confirmed && ring.entryAt(d.entry.token) === d.entry);
+    // (Counted after the proofs: what they confirmed was not distrusted.)
+    const unconfirmed = decisions.filter((d) => d.wins && !d.confirmed && ring.entryAt(d.entry.token) === d.entry && !custody.isConfirmed(d.entry.token));
     if (unconfirmed.length > 0) {
       this.counters.unconfirmed += unconfirmed.length;
       for (const d of unconfirmed) this.logOnce(`unconfirmed/${d.entry.writer}`, 'warn', 'an entry whose writer this router cannot verify owned the space: not trusted', { writer: d.entry.writer, owner: d.entry.owner, range: space.cidr, token: String(d.entry.token) });
@@ -753,9 +753,9 @@ export class Ipam implements Gossiper {
     const alloc = this.allocs[si]!;
     const range = this.spaces[si]!.cidr;
     const now = this.clock.now();
-    // `from` is only vouched for hop by hop: give only to a live peer we can reach, once a tick.
-    const recent = now - (this.lastDonation.get(from) ?? -Infinity) < this.o.tickMs;
-    const ok = this.usable(si) && from !== this.self && !ring.isTombstoned(from) && !recent && this.context().reachable(from);
+    // `from` is only vouched for hop by hop: give only to a live peer we can reach (one that did
+    // not ask gets space it can use or give on; nothing goes to a name outside the mesh).
+    const ok = this.usable(si) && from !== this.self && !ring.isTombstoned(from) && this.context().reachable(from);
     const run = ok ? alloc.donatable(now, this.asker.hasWaiters(si)) : undefined;
     if (run === undefined) {
       this.counters.asksRefused++;
@@ -773,8 +773,6 @@ export class Ipam implements Gossiper {
       return;
     }
     const out = this.wrote(si, delta);
-    this.lastDonation.set(from, now);
-    if (this.lastDonation.size > 10_000) this.lastDonation.clear();
     this.syncOwned(si);
     this.counters.donationsGiven++;
     this.log.debug('donating space', { peer: from, range, size: (run[1] - run[0]).toString() });
