@@ -28,7 +28,7 @@
  * bounds (admission.ts, per record: a refused record is counted and the rest merges). Custody
  * (custody.ts) tells which winning entries this peer has verified the right of; only those count
  * for what this peer owns, accepts as a donation or reclaims, and space of ours taken by anyone
- * else is written back at a higher version (steward.ts).
+ * else is written back at a higher version (steward.ts decides, guard.ts acts).
  *
  * Reclaim: `forget(peer)` signs a tombstone; the heir (the peer that forgot it) takes over its
  * confirmed entries once the peer has been unreachable from it for `reclaimAfterMs`, and holds
@@ -44,23 +44,24 @@ import { silentLogger, type Logger } from '../../src/core/logger.js';
 import type { Gossiper, GossipTransport, PeerName, RouteTable } from '../contracts.js';
 import { GossipDecodeError } from '../errors.js';
 import { SpaceAllocator, type Held } from './allocator.js';
-import { admitRing, type Refusal } from './admission.js';
+import type { Refusal } from './admission.js';
 import { Asker } from './asker.js';
 import { WaitingQuorum } from './bootstrap.js';
 import { allocationKey, checkContainerId, checkIfName, ipamDefaults, ipamProblems, type IpamInit, type IpamSettings } from './config.js';
 import { IpamBadRequestError, IpamNotReadyError, IpamRingConflictError } from './errors.js';
 import { Custody, type CustodyContext, type Decision } from './custody.js';
 import { GroupCommit } from './group-commit.js';
+import { takeIn } from './intake.js';
 import type { Interval } from './intervals.js';
 import { Ring, sameGenesis } from './ring.js';
 import { MAX_VERSION, RingVerifier, type RingWriter } from './ring-signing.js';
 import { IPAM_CHANNEL, decodeRing, withProofs, type RingParts } from './ring-codec.js';
 import { SeenGossip } from './seen-gossip.js';
-import { bytesToOffset, offsetToAddress, offsetToBytes, type AddressSpace } from './space.js';
+import { offsetToAddress, type AddressSpace } from './space.js';
 import { encodeCustody, parseState, restoreAllocators, snapshotState, type IpamStore, type PersistedState } from './state-file.js';
 import { spaceStatus, zeroCounters, type IpamCounters, type IpamStatus } from './status.js';
-import { Steward } from './steward.js';
-import { MAX_PROVE, decodeMessage, encodeAsk, encodeGave, encodeGossip, encodeProve } from './wire.js';
+import { Guard } from './guard.js';
+import { decodeMessage, encodeAsk, encodeGave, encodeGossip } from './wire.js';
 
 export interface IpamComponents {
   clock: Clock;
@@ -104,7 +105,6 @@ export class Ipam implements Gossiper {
   private readonly records = new Map<string, Allocation>();
   private readonly quorum: WaitingQuorum | undefined;
   private readonly asker: Asker;
-  private readonly steward: Steward;
   private readonly orphanCheck: boolean[];
   private readonly commits: GroupCommit;
   private readonly localListeners = new Set<(delta: Uint8Array) => void>();
@@ -115,16 +115,9 @@ export class Ipam implements Gossiper {
   private timer: TimerHandle | undefined = undefined;
   private state: 'new' | 'starting' | 'running' | 'stopped' = 'new';
   private ringConflicts = { count: 0, last: undefined as string | undefined };
-  /** Set once something of ours was taken while we were forgotten: we never allocate again (persisted). */
-  private fencedForGood = false;
-  /** Peers not reachable since (monotonic ms), as seen at the last tick; the peers reachable then. */
-  private readonly unreachableSince = new Map<PeerName, number>();
-  private reachableLast = new Set<PeerName>();
-  private startedAt = 0;
+  private readonly guard: Guard;
   /** The persisted form of each space's custody, with the custody revision it was made at. */
   private readonly custodyBytes: ({ revision: number; bytes: Uint8Array } | undefined)[] = [];
-  /** When we last asked for the titles of a pending token ("space/token"). */
-  private readonly provesAsked = new Map<string, number>();
   /** Writers already logged, per kind of trouble. */
   private readonly logged = new Set<string>();
   readonly counters: IpamCounters = zeroCounters();
@@ -149,8 +142,28 @@ export class Ipam implements Gossiper {
     this.custody = spaces.map(() => undefined);
     this.allocs = spaces.map((s) => new SpaceAllocator(s, this.o.quarantineMs));
     this.orphanCheck = spaces.map(() => true);
-    this.steward = new Steward(this.self);
-    this.quorum = 'initPeers' in init.init ? new WaitingQuorum(init.self, init.init.initPeers) : undefined;
+    this.guard = new Guard({
+      self: this.self,
+      writer: this.writer,
+      log: this.log,
+      counters: this.counters,
+      clock: this.clock,
+      transport: this.transport,
+      spaces,
+      settings: this.o,
+      ring: (si) => this.rings[si],
+      custody: (si) => this.custody[si],
+      alloc: (si) => this.allocs[si]!,
+      context: () => this.context(),
+      wrote: (si, delta) => this.wrote(si, delta),
+      commit: (deltas) => this.commit(deltas),
+      syncOwned: (si) => this.syncOwned(si),
+      changed: () => {
+        this.ownershipGeneration++;
+        this.commits.mark();
+      },
+      logOnce: (key, level, msg, fields) => this.logOnce(key, level, msg, fields),
+    });    this.quorum = 'initPeers' in init.init ? new WaitingQuorum(init.self, init.init.initPeers) : undefined;
     this.commits = new GroupCommit(() => this.store.save(this.serialize()));
     this.asker = new Asker({
       clock: this.clock,
@@ -174,7 +187,6 @@ export class Ipam implements Gossiper {
   async start(): Promise<void> {
     if (this.state !== 'new') return;
     this.state = 'starting';
-    this.startedAt = this.clock.now();
     const data = await this.store.load();
     if (data !== undefined) this.restore(parseState(data, this.store.location, { clusterId: this.o.clusterId, self: this.self, ranges: this.spaces.map((s) => s.cidr) }));
     const init = this.o.init;
@@ -415,7 +427,7 @@ export class Ipam implements Gossiper {
       return;
     }
     if (msg.kind === 'ask') return this.donate(from, si);
-    if (msg.kind === 'prove') return this.prove(from, si, msg.tokens);
+    if (msg.kind === 'prove') return this.guard.prove(from, si, msg.tokens);
     if (msg.kind === 'gave') {
       const parts = this.decodeRingOrFail(msg.ring, 'gave ring');
       const { delta, decisions } = this.applyRing(parts);
@@ -494,25 +506,13 @@ export class Ipam implements Gossiper {
       // A seed knows the genesis is right; anyone else learns the ring's history on trust, once.
       this.custody[si] = ring.genesis.seeds.includes(this.self) ? Custody.known(ring) : Custody.unknown(ring);
     }
-    const custody = this.custody[si]!;
-    const adm = admitRing(ring, p, space, this.verifier, (e) => custody.wants(e), (e) => custody.mayLearn(e));
-    this.refused(adm.refused, space.cidr);
-    const ctx = this.context();
-    // Life records and adoptions first: custody's reclaim checks read the tombstones they bring.
-    const meta = adm.parts.life.length + adm.parts.adopted.length > 0 ? ring.merge(Ring.fromParts(p.genesis, [], adm.parts.life, adm.parts.adopted, space)) : undefined;
-    const decisions = custody.prepare(adm.parts.entries, ctx);
-    const won = decisions.some((d) => d.wins) ? ring.merge(Ring.fromParts(p.genesis, decisions.filter((d) => d.wins).map((d) => d.entry), [], [], space)) : undefined;
-    const proofs = adm.parts.proofs ?? [];
-    custody.apply(decisions, ctx, proofs);
-    let learned = proofs.length > 0 ? custody.learn(proofs, ctx) : 0;
-    if (meta !== undefined && meta.lifeRecords().length > 0) learned += custody.recheck(ctx);
-    // (Counted after the proofs: what they confirmed was not distrusted.)
-    const unconfirmed = decisions.filter((d) => d.wins && !d.confirmed && ring.entryAt(d.entry.token) === d.entry && !custody.isConfirmed(d.entry.token));
-    if (unconfirmed.length > 0) {
-      this.counters.unconfirmed += unconfirmed.length;
-      for (const d of unconfirmed) this.logOnce(`unconfirmed/${d.entry.writer}`, 'warn', 'an entry whose writer this router cannot verify owned the space: not trusted', { writer: d.entry.writer, owner: d.entry.owner, range: space.cidr, token: String(d.entry.token) });
+    const t = takeIn(ring, this.custody[si]!, p, space, this.verifier, this.context());
+    const { delta, decisions, learned } = t;
+    this.refused(t.refused, space.cidr);
+    if (t.unconfirmed.length > 0) {
+      this.counters.unconfirmed += t.unconfirmed.length;
+      for (const d of t.unconfirmed) this.logOnce(`unconfirmed/${d.entry.writer}`, 'warn', 'an entry whose writer this router cannot verify owned the space: not trusted', { writer: d.entry.writer, owner: d.entry.owner, range: space.cidr, token: String(d.entry.token) });
     }
-    const delta = meta === undefined && won === undefined ? undefined : Ring.fromParts(p.genesis, won?.entryList() ?? [], meta?.lifeRecords() ?? [], meta?.adoptionList() ?? [], space);
     if (adopting) {
       this.log.info('adopted the ring of the cluster', { range: ring.space.cidr, seeds: ring.genesis.seeds });
       const mine = ring.adopt(this.writer);
@@ -573,7 +573,7 @@ export class Ipam implements Gossiper {
   }
 
   private fenced(): boolean {
-    return this.fencedForGood;
+    return this.guard.fenced;
   }
 
   private forgottenHere(): boolean {
@@ -616,92 +616,16 @@ export class Ipam implements Gossiper {
     if (custody.pendingCount() > 0 && !resync) resync = custody.pendingList().some(([t]) => ring.entryAt(t)?.owner === this.self);
     if (resync) this.syncOwned(si);
     if (this.state === 'running') {
-      this.answerTombstone(si);
-      this.defend(si);
-      if (alloc.heldRuns().length > 0 && (delta === undefined || lives.length > 0)) this.giveBack(si);
-      if (this.orphanCheck[si] && this.usable(si)) this.reclaim(si);
+      if (this.guard.answerTombstone(si)) {
+        this.full = undefined;
+        this.orphanCheck[si] = true;
+      }
+      this.guard.defend(si);
+      if (alloc.heldRuns().length > 0 && (delta === undefined || lives.length > 0)) this.guard.giveBack(si);
+      if (this.orphanCheck[si] && this.usable(si)) this.orphanCheck[si] = this.guard.reclaim(si);
     }
     this.asker.wake();
     this.asker.maybeAsk(si);
-  }
-
-  /** We are forgotten in ring si: revive while nothing of ours was taken, else fenced for good. */
-  private answerTombstone(si: number): void {
-    const ring = this.rings[si]!;
-    if (this.fencedForGood) return;
-    const a = this.steward.answer(ring, this.custody[si]!);
-    if (a === undefined) return;
-    const life = ring.lifeOf(this.self)!;
-    if (a === 'revive' && life.epoch < MAX_VERSION) {
-      const delta = ring.revive(this.writer)!;
-      this.counters.revived++;
-      this.log.warn('this router was forgotten while it runs: the tombstone is cancelled with a revival', { by: life.writer, epoch: life.epoch, range: ring.space.cidr });
-      this.full = undefined;
-      this.commit([delta]);
-      this.orphanCheck[si] = true;
-      return;
-    }
-    this.fencedForGood = true;
-    this.log.error('this router was forgotten and its space taken: it is fenced and allocates nothing under this identity', { by: life.writer, epoch: life.epoch, range: ring.space.cidr });
-    this.commits.mark();
-    for (let s = 0; s < this.spaces.length; s++) this.syncOwned(s);
-    this.ownershipGeneration++;
-  }
-
-  /** Writes back our entries over what others took from us (steward.ts `defend`). */
-  private defend(si: number): void {
-    const ring = this.rings[si]!;
-    const custody = this.custody[si]!;
-    if (custody.pendingCount() === 0 || this.fenced()) return;
-    const d = this.steward.defend(ring, custody);
-    for (const r of d.restraints) {
-      if (r.why === 'doubleSpend') this.counters.doubleSpends++;
-      else this.counters.defenceImpossible++;
-      this.log.error(r.why === 'doubleSpend' ? 'space given to us was given again by the same peer: not fought over, not used' : 'space of ours was taken at the version bound: it cannot be written back', { writer: r.writer, token: String(r.token), range: ring.space.cidr });
-    }
-    if (d.drafts.length === 0) return;
-    const delta = ring.write(this.writer, d.drafts);
-    const out = this.wrote(si, delta);
-    this.counters.defended += d.drafts.length;
-    for (const w of d.attackers) this.logOnce(`attack/${w}`, 'error', 'a peer wrote entries over space this router owns: written back', { writer: w, range: ring.space.cidr });
-    this.syncOwned(si);
-    this.commit([out]);
-  }
-
-  /** As heir, takes over the confirmed entries of forgotten peers gone long enough. */
-  private reclaim(si: number): void {
-    const ring = this.rings[si]!;
-    const custody = this.custody[si]!;
-    const now = this.clock.now();
-    const ctx = this.context();
-    const gone = (p: PeerName): boolean => !ctx.reachable(p) && now - (this.unreachableSince.get(p) ?? this.startedAt) >= this.o.reclaimAfterMs;
-    const ok = this.steward.reclaimable(ring, custody, gone);
-    const m = ok.size === 0 ? undefined : ring.reclaim(this.writer, (i) => ok.has(i));
-    if (m !== undefined) {
-      const out = this.wrote(si, m.delta);
-      this.counters.materialized += m.taken.length;
-      this.log.info('reclaimed the space of forgotten peers', { range: ring.space.cidr, runs: m.taken.length, holdMs: this.o.reclaimHoldMs });
-      this.allocs[si]!.hold(m.taken, now + this.o.reclaimHoldMs);
-      this.syncOwned(si);
-      this.ownershipGeneration++;
-      this.commit([out]);
-    }
-    // Orphans we are heir of but may not take yet are looked at again at every tick.
-    this.orphanCheck[si] = ring.orphans() > 0;
-  }
-
-  /** Gives reclaimed space we still hold back to its owner, which revived. */
-  private giveBack(si: number): void {
-    const ring = this.rings[si]!;
-    const custody = this.custody[si]!;
-    const g = this.steward.giveBack(ring, custody, this.allocs[si]!);
-    if (g.drafts.length === 0) return;
-    const out = this.wrote(si, ring.write(this.writer, g.drafts));
-    this.counters.givenBack += g.drafts.length;
-    this.log.info('gave reclaimed space back to a peer that was forgotten and came back', { range: ring.space.cidr, runs: g.runs.length, to: [...new Set(g.drafts.map((x) => x.owner))] });
-    this.syncOwned(si);
-    this.ownershipGeneration++;
-    this.commit([out]);
   }
 
   /**
@@ -780,46 +704,9 @@ export class Ipam implements Gossiper {
     this.afterChange(si, delta);
   }
 
-  /** Answers a `prove`: the titles we hold for those tokens (nothing when we hold none). */
-  private prove(from: PeerName, si: number, raw: readonly Uint8Array[]): void {
-    const ring = this.rings[si];
-    const custody = this.custody[si];
-    const width = this.spaces[si]!.bytes;
-    if (ring === undefined || custody === undefined) return;
-    const proofs = custody.titlesFor(raw.filter((b) => b.length === width).map(bytesToOffset));
-    if (proofs.length === 0) return;
-    const empty = Ring.fromParts(ring.genesis, [], [], [], this.spaces[si]);
-    this.transport.unicast(IPAM_CHANNEL, from, encodeGossip([withProofs(empty.encode(), proofs, width)], []));
-  }
-
-  /**
-   * Asks the owners of entries we could not confirm for their titles (every `5 × askTimeoutMs` per
-   * token at most; proofs that went round the gossip may have missed us).
-   */
-  private askProofs(si: number, now: number): void {
-    const ring = this.rings[si];
-    const custody = this.custody[si];
-    if (ring === undefined || custody === undefined || custody.pendingCount() === 0) return;
-    const ctx = this.context();
-    const byOwner = new Map<PeerName, bigint[]>();
-    for (const [t, v] of custody.pendingList()) {
-      if (v === 'unknown') continue;
-      const owner = ring.entryAt(t)?.owner;
-      const k = `${si}/${t}`;
-      if (owner === undefined || owner === this.self || now - (this.provesAsked.get(k) ?? -Infinity) < 5 * this.o.askTimeoutMs || !ctx.reachable(owner)) continue;
-      const list = byOwner.get(owner) ?? [];
-      if (list.length < MAX_PROVE) list.push(t);
-      byOwner.set(owner, list);
-      this.provesAsked.set(k, now);
-    }
-    if (this.provesAsked.size > 10_000) this.provesAsked.clear();
-    const width = this.spaces[si]!.bytes;
-    for (const [owner, tokens] of byOwner) this.transport.unicast(IPAM_CHANNEL, owner, encodeProve(this.spaces[si]!.cidr, tokens.map((t) => offsetToBytes(t, width))));
-  }
-
   private tick(): void {
     const now = this.clock.now();
-    this.trackReachability(now);
+    this.guard.trackReachability(now, this.routes.reachable());
     for (let si = 0; si < this.spaces.length; si++) {
       if (this.allocs[si]!.expireHolds(now)) {
         this.ownershipGeneration++;
@@ -832,22 +719,14 @@ export class Ipam implements Gossiper {
         this.commits.mark();
         this.learned = true;
         this.afterChange(si);
-      } else if (this.orphanCheck[si] && this.usable(si)) this.reclaim(si);
-      this.askProofs(si, now);
+      } else if (this.orphanCheck[si] && this.usable(si)) this.orphanCheck[si] = this.guard.reclaim(si);
+      this.guard.askProofs(si, now);
     }
     this.asker.tick();
     if (this.learned) {
       this.learned = false;
       this.commits.flush().catch((err: unknown) => this.log.error('cannot persist IPAM state', { err: describeError(err) }));
     }
-  }
-
-  /** Notes when peers stop being reachable (for the heir's `reclaimAfterMs`). */
-  private trackReachability(now: number): void {
-    const cur = new Set(this.routes.reachable());
-    for (const p of this.reachableLast) if (!cur.has(p)) this.unreachableSince.set(p, now);
-    for (const p of cur) this.unreachableSince.delete(p);
-    this.reachableLast = cur;
   }
 
   // ─── persistence ──────────────────────────────────────────────────────────────────────────
@@ -868,7 +747,7 @@ export class Ipam implements Gossiper {
       spaces: this.spaces,
       rings,
       custody,
-      fenced: this.fencedForGood,
+      fenced: this.guard.fenced,
       allocations: [...this.records.values()],
       allocs: this.allocs,
       clock: this.clock,
@@ -883,7 +762,7 @@ export class Ipam implements Gossiper {
       const c = s.custody[si];
       this.custody[si] = c === undefined ? Custody.unknown(ring) : Custody.restored(ring, c);
     });
-    this.fencedForGood = s.fenced;
+    this.guard.fenced = s.fenced;
     for (const a of s.allocations) this.records.set(allocationKey(a.containerId, a.ifName), { ...a });
     restoreAllocators(s, this.allocs, this.clock);
   }
