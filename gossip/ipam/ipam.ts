@@ -42,6 +42,7 @@ import { ConfigError, describeError } from '../../src/core/errors.js';
 import { isPeerName } from '../../src/core/ids.js';
 import { silentLogger, type Logger } from '../../src/core/logger.js';
 import type { Gossiper, GossipTransport, PeerName, RouteTable } from '../contracts.js';
+import type { WaitingPeer } from './wire.js';
 import { GossipDecodeError } from '../errors.js';
 import { SpaceAllocator, type Held } from './allocator.js';
 import type { Refusal } from './admission.js';
@@ -61,7 +62,7 @@ import { offsetToAddress, type AddressSpace } from './space.js';
 import { encodeCustody, parseState, restoreAllocators, snapshotState, type IpamStore, type PersistedState } from './state-file.js';
 import { spaceStatus, zeroCounters, type IpamCounters, type IpamStatus } from './status.js';
 import { Guard } from './guard.js';
-import { decodeMessage, encodeAsk, encodeGave, encodeGossip } from './wire.js';
+import { WAITING_LABEL, decodeMessage, encodeAsk, encodeGave, encodeGossip, waitingBody, waitingOf } from './wire.js';
 
 export interface IpamComponents {
   clock: Clock;
@@ -163,7 +164,8 @@ export class Ipam implements Gossiper {
         this.commits.mark();
       },
       logOnce: (key, level, msg, fields) => this.logOnce(key, level, msg, fields),
-    });    this.quorum = 'initPeers' in init.init ? new WaitingQuorum(init.self, init.init.initPeers) : undefined;
+    });
+    this.quorum = 'initPeers' in init.init ? new WaitingQuorum(waitingOf(this.writer, this.o.clusterId, init.init.initPeers)) : undefined;
     this.commits = new GroupCommit(() => this.store.save(this.serialize()));
     this.asker = new Asker({
       clock: this.clock,
@@ -394,7 +396,7 @@ export class Ipam implements Gossiper {
       // What we pass on carries the proofs that came with it: peers further on may miss the same links.
       if (d !== undefined) deltas.push(withProofs(d.encode(), (p!.proofs ?? []).slice(-64), d.space.bytes));
     }
-    const newWaiting = this.quorum !== undefined && this.rings.every((r) => r === undefined) ? this.quorum.merge(msg.waiting) : [];
+    const newWaiting = this.quorum !== undefined && this.rings.every((r) => r === undefined) ? this.quorum.merge(this.signedWaiting(msg.waiting)) : [];
     if (newWaiting.length > 0) {
       this.full = undefined;
       this.decide();
@@ -450,9 +452,23 @@ export class Ipam implements Gossiper {
 
   // ─── rings ────────────────────────────────────────────────────────────────────────────────
 
+  /** The waiting announcements signed by the peer they name (the others refused, counted). */
+  private signedWaiting(list: readonly WaitingPeer[]): WaitingPeer[] {
+    const out: WaitingPeer[] = [];
+    for (const w of list) {
+      if (this.quorum?.list().some((x) => x.name === w.name && x.initPeers === w.initPeers)) continue;
+      if (this.verifier.check(w.key, WAITING_LABEL, waitingBody(this.o.clusterId, w.name, w.initPeers), w.sig)) out.push(w);
+      else {
+        this.counters.refusedSignature++;
+        this.logOnce(`refused/waiting/${w.name}`, 'warn', 'a waiting announcement not signed by the peer it names was refused', { peer: w.name });
+      }
+    }
+    return out;
+  }
+
   private decode(data: Uint8Array): ReturnType<typeof decodeMessage> {
     try {
-      return decodeMessage(data);
+      return decodeMessage(data, (k) => this.verifier.nameOf(k));
     } catch (err) {
       if (err instanceof GossipDecodeError) this.counters.decodeErrors++;
       throw err;

@@ -9,7 +9,7 @@ import { IpamSim, simWriter, type IpamSimOptions, type SimNode } from '../../ben
 import { Ring } from '../../gossip/ipam/ring.js';
 import { decodeRing, pack } from '../../gossip/ipam/ring-codec.js';
 import { MAX_VERSION, ADOPT_LABEL, adoptBody, signBody } from '../../gossip/ipam/ring-signing.js';
-import { encodeAsk, encodeGossip } from '../../gossip/ipam/wire.js';
+import { encodeAsk, encodeGossip, waitingOf } from '../../gossip/ipam/wire.js';
 import { FakeClock } from '../fakes/fake-clock.js';
 import { Attacker, owns } from './ipam-attack.js';
 
@@ -165,6 +165,23 @@ describe('IPAM: a member forging ring records', () => {
     await s.join([a]);
     await s.settle();
     expect(a.ipam.ready()).toEqual({ ok: true });
+  });
+
+  it('a waiting announcement in another peer\u2019s name (to spoil its bootstrap) is refused; the peers still agree', async () => {
+    const s = sim({ init: { initPeers: 3 } });
+    const a = await s.join([]);
+    const b = await s.join([a]);
+    await s.settle();
+    const m = new Attacker();
+    // "c waits for 5": would make a, b and c refuse to decide. Signed by the attacker, not by c.
+    const c3 = simWriter(2);
+    const forged = { ...waitingOf({ name: c3.name, publicKey: c3.publicKey, sign: m.w.sign }, 'sim', 5) };
+    expect(m.inject(s, a, encodeGossip([], [forged]))).toBeUndefined();
+    expect(a.ipam.counters.refusedSignature).toBe(1);
+    expect(a.ipam.status().bootstrap).toMatchObject({ waiting: expect.not.arrayContaining([{ peer: c3.name, initPeers: 5 }]) });
+    await s.join([b]);
+    await s.settle();
+    for (const n of s.nodes) expect(n.ipam.ready()).toEqual({ ok: true });
   });
 
   it('a version past the bound is refused by itself (the rest of the message merges, nothing throws); one at the bound cannot be written back, and nobody uses the space', async () => {

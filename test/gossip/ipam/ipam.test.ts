@@ -7,6 +7,7 @@ import { IpamSim, simPeerName, simWriter, type IpamSimOptions } from '../../../b
 import type { GossipTransport, RouteTable } from '../../../gossip/contracts.js';
 import { GossipDecodeError } from '../../../gossip/errors.js';
 import { Ipam, IpamBadRequestError, IpamExhaustedError, IpamNotReadyError, MemoryIpamStore, encodeGossip, type IpamInit } from '../../../gossip/ipam/index.js';
+import { waitingOf } from '../../../gossip/ipam/wire.js';
 import { FakeClock } from '../../fakes/fake-clock.js';
 
 function sim(o: Partial<IpamSimOptions> = {}): IpamSim {
@@ -76,7 +77,7 @@ describe('Ipam bootstrap', () => {
     const routes: RouteTable = { nextHop: () => undefined, broadcastNext: () => [], reachable: () => [], distance: () => undefined, onChange: () => () => undefined };
     return new Ipam({ clock: new FakeClock(), transport, routes, store: new MemoryIpamStore(), writer: simWriter(0) }, { self: simPeerName(0), ranges: ['10.9.0.0/24'], init, clusterId: 't' });
   }
-  const waiting = (n: number, count: number, from = 1) => Array.from({ length: count }, (_, i) => ({ name: simPeerName(from + i), initPeers: n })).sort((x, y) => (x.name < y.name ? -1 : 1));
+  const waiting = (n: number, count: number, from = 1) => Array.from({ length: count }, (_, i) => waitingOf(simWriter(from + i), 't', n)).sort((x, y) => (x.name < y.name ? -1 : 1));
 
   it('initPeers: more than N waiting peers, or another N, means no decision and a reason', async () => {
     const x = lone({ initPeers: 3 });

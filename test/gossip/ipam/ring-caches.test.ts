@@ -13,7 +13,7 @@ import { Ring, type RingEntry } from '../../../gossip/ipam/ring.js';
 import { SeenGossip } from '../../../gossip/ipam/seen-gossip.js';
 import { offsetToBytes, space } from '../../../gossip/ipam/space.js';
 import { encodeCustody, encodeState, type PersistedState } from '../../../gossip/ipam/state-file.js';
-import { encodeGave, encodeGossip, encodeProve } from '../../../gossip/ipam/wire.js';
+import { encodeGave, encodeGossip, encodeProve, waitingOf } from '../../../gossip/ipam/wire.js';
 import { fastWriters, names } from './keys.js';
 
 const P = [...names.slice(0, 6)].sort();
@@ -212,7 +212,8 @@ describe('assembled msgpack', () => {
     const big = bytes(70_000);
     const small = bytes(40);
     expect(Buffer.from(encodeGossip([small, big], []))).toEqual(Buffer.from(pack([1, 'g', [small, big], []])));
-    expect(Buffer.from(encodeGossip([], [{ name: P[0]!, initPeers: 3 }]))).toEqual(Buffer.from(pack([1, 'g', [], [[P[0], 3]]])));
+    const w = waitingOf(W[0]!, 'c1', 3);
+    expect(Buffer.from(encodeGossip([], [w]))).toEqual(Buffer.from(pack([1, 'g', [], [[w.key, 3, w.sig]]])));
     expect(Buffer.from(encodeGave('10.0.0.0/24', small))).toEqual(Buffer.from(pack([1, 'gave', '10.0.0.0/24', small])));
     expect(Buffer.from(encodeProve('10.0.0.0/24', [small.subarray(0, 4)]))).toEqual(Buffer.from(pack([1, 'prove', '10.0.0.0/24', [small.subarray(0, 4)]])));
     const spaces = [space('10.0.0.0/24'), space('fd00::/64')];
