@@ -24,11 +24,16 @@
  *
  *   node dist/bench/suites/ipam-sim.js [--peers 1000] [--operations 100000] [--seed 1]
  */
+import { createHash } from 'node:crypto';
 import { pathToFileURL } from 'node:url';
 import { parseArgs } from 'node:util';
 import type { GossipTransport, PeerName, RouteTable } from '../../gossip/contracts.js';
 import { GossipChannel } from '../../gossip/gossip-channel.js';
-import { IPAM_CHANNEL, Ipam, MemoryIpamStore, type IpamBootstrap } from '../../gossip/ipam/index.js';
+import { keyPairFromSecret } from '../../gossip/identity.js';
+import { IPAM_CHANNEL, Ipam, MemoryIpamStore, zeroCounters, type IpamBootstrap, type IpamCounters } from '../../gossip/ipam/index.js';
+import { RingVerifier, type RingWriter } from '../../gossip/ipam/ring-signing.js';
+import { Signer } from '../../gossip/signing.js';
+import { peerNameFromPublicKey } from '../../src/core/ids.js';
 import { HeapClock, Prng, repairLinks, type SteppableClock } from './gossip-sim.js';
 import { OwnershipCheck, ownershipProblems, ringsEqual, settledProblems } from './ipam-sim-checks.js';
 
@@ -41,6 +46,8 @@ export interface IpamSimOptions {
   /** Bootstrap of every peer instead of `seeds` (e.g. `{ initPeers: 3 }`); per peer when a function. */
   init?: IpamBootstrap | ((index: number) => IpamBootstrap);
   reclaimHoldMs?: number;
+  /** How long a forgotten peer stays unreachable before its heir takes its space. Default 1 s. */
+  reclaimAfterMs?: number;
   clusterId?: string;
   connectTo?: number;
   latencyMs?: number;
@@ -82,12 +89,16 @@ export class IpamSim {
   readonly nodes: SimNode[] = [];
   readonly problems: string[] = [];
   readonly o: Required<Omit<IpamSimOptions, 'clock' | 'init' | 'reclaimHoldMs'>> & Pick<IpamSimOptions, 'init' | 'reclaimHoldMs'>;
+  /** One signature cache for every peer (each would verify the same records otherwise). */
+  readonly verifier = new RingVerifier();
   /** Every acknowledged live allocation: address → "node/container". */
   readonly inUse = new Map<string, string>();
   counts = { messages: 0, bytes: 0, lost: 0, duplicated: 0, rounds: 0, allocated: 0, released: 0, exhausted: 0, notReady: 0, crashedInFlight: 0, restarts: 0 };
   lossOn = true;
   /** Donations made by instances that crashed (their counters went with them). */
   retiredDonations = 0;
+  /** The counters of instances that crashed, summed. */
+  readonly retired: IpamCounters = zeroCounters();
   private queue: Msg[] = [];
   private readonly byName = new Map<PeerName, SimNode>();
   /** Live nodes in index order (undefined: to recompute, after a node died or came back). */
@@ -108,6 +119,7 @@ export class IpamSim {
       latencyMs: 10,
       gossipIntervalMs: 10_000,
       quarantineMs: 30_000,
+      reclaimAfterMs: 1000,
       askTimeoutMs: 3000,
       loss: 0,
       duplicate: 0,
@@ -163,13 +175,14 @@ export class IpamSim {
     const i = this.o.init;
     const init = i === undefined ? { seeds: Array.from({ length: this.o.seeds }, (_, k) => simPeerName(k)) } : typeof i === 'function' ? i(node.index) : i;
     node.ipam = new Ipam(
-      { clock: this.clock, transport, routes, store: node.store },
+      { clock: this.clock, transport, routes, store: node.store, writer: simWriter(node.index), verifier: this.verifier },
       {
         self: node.name,
         ranges: this.o.ranges,
         init,
         clusterId: this.o.clusterId,
         quarantineMs: this.o.quarantineMs,
+        reclaimAfterMs: this.o.reclaimAfterMs,
         askTimeoutMs: this.o.askTimeoutMs,
         ...(this.o.reclaimHoldMs !== undefined ? { reclaimHoldMs: this.o.reclaimHoldMs } : {}),
       },
@@ -205,6 +218,7 @@ export class IpamSim {
     node.alive = false;
     this.liveNodes = undefined;
     this.retiredDonations += node.ipam.counters.donationsGiven;
+    addCounters(this.retired, node.ipam.counters);
     node.store.failWrites = true;
     node.channel.stop();
     await node.ipam.stop().catch(() => undefined);
@@ -423,9 +437,25 @@ export class IpamSim {
   }
 }
 
-/** Deterministic peer names (the first `seeds` are the seeds, whether they joined yet or not). */
+const writers = new Map<number, RingWriter>();
+
+/**
+ * The identity of simulated peer `index`: a key pair from a fixed secret, so every run gives the
+ * same names (the first `seeds` are the seeds, whether they joined yet or not).
+ */
+export function simWriter(index: number): RingWriter {
+  let w = writers.get(index);
+  if (w === undefined) {
+    const kp = keyPairFromSecret(createHash('sha256').update(`weft-ipam-sim-peer:${index}`).digest());
+    const signer = new Signer(kp.secretKey);
+    w = { name: peerNameFromPublicKey(kp.publicKey), publicKey: kp.publicKey, sign: (m) => signer.sign(m) };
+    writers.set(index, w);
+  }
+  return w;
+}
+
 export function simPeerName(index: number): PeerName {
-  return (0x1000_0000_0000_0000n + BigInt(index) * 0x9e37_79b9n).toString(16).padStart(16, '0');
+  return simWriter(index).name;
 }
 
 function drain(): Promise<void> {
@@ -474,6 +504,12 @@ export interface IpamScenarioResult {
   phases: IpamPhaseReport[];
   ranges: string[];
   totals: { reclaimed: number; allocated: number; released: number; exhausted: number; notReady: number; crashedInFlight: number; restarts: number; lost: number; duplicated: number; liveAllocations: number; ringEntries: number; maxMessagesPerPeer: number; avgMessagesPerPeer: number };
+  /**
+   * Signatures and custody in an honest run: records refused, winning entries not confirmed (and
+   * how many are still unconfirmed at the end, over every peer), donations not used, defences
+   * (each one a false alarm here), double spends seen, revivals; signatures verified (cache misses).
+   */
+  trust: { refused: number; unconfirmed: number; unconfirmedAtEnd: number; unusableGrants: number; defended: number; doubleSpends: number; revived: number; signaturesChecked: number };
   problems: string[];
   wallMs: number;
 }
@@ -602,6 +638,10 @@ export async function runIpamScenario(o: IpamScenarioOptions): Promise<IpamScena
   for (const n of sim.live()) received.set(n, n.channel.stats().received.gossip.messages + n.channel.stats().received.unicast.messages);
   const perPeer = [...received.values()];
   const ring0 = sim.live()[0]?.ipam.status().spaces[0]?.owners.reduce((s, x) => s + x.ranges.length, 0) ?? 0;
+  const c = zeroCounters();
+  addCounters(c, sim.retired);
+  for (const n of sim.live()) addCounters(c, n.ipam.counters);
+  const unconfirmedAtEnd = sim.live().reduce((s, n) => s + n.ipam.status().spaces.reduce((k, sp) => k + sp.unconfirmed.count, 0), 0);
   await sim.stopAll();
   const problems = phases.flatMap((p) => p.problems.map((s) => `${p.phase}: ${s}`));
   return {
@@ -625,9 +665,23 @@ export async function runIpamScenario(o: IpamScenarioOptions): Promise<IpamScena
       maxMessagesPerPeer: Math.max(0, ...perPeer),
       avgMessagesPerPeer: perPeer.reduce((s, x) => s + x, 0) / Math.max(perPeer.length, 1),
     },
+    trust: {
+      refused: c.refusedSignature + c.refusedVersion + c.refusedRecord,
+      unconfirmed: c.unconfirmed,
+      unconfirmedAtEnd,
+      unusableGrants: c.unusableGrants,
+      defended: c.defended,
+      doubleSpends: c.doubleSpends,
+      revived: c.revived,
+      signaturesChecked: sim.verifier.checked,
+    },
     problems,
     wallMs: performance.now() - started,
   };
+}
+
+function addCounters(into: IpamCounters, c: IpamCounters): void {
+  for (const k of Object.keys(into) as (keyof IpamCounters)[]) into[k] += c[k];
 }
 
 /**
@@ -674,6 +728,10 @@ export async function runIpamSim(opts: IpamSimRunOptions = {}): Promise<{ json: 
     `Reclaimed runs ${t.reclaimed}; allocated ${t.allocated}, released ${t.released}, exhausted ${t.exhausted}, not ready ${t.notReady}, lost in a crash ${t.crashedInFlight}, restarts ${t.restarts}; ` +
       `${t.lost} messages lost, ${t.duplicated} duplicated; ${t.liveAllocations} live allocations at the end; ring runs (IPv4): ${t.ringEntries}; ` +
       `messages received per peer: max ${t.maxMessagesPerPeer}, avg ${f(t.avgMessagesPerPeer)}.`,
+    '',
+    `Signatures and custody: ${r.trust.signaturesChecked} signatures verified (one cache for all peers), ${r.trust.refused} records refused; ` +
+      `${r.trust.unconfirmed} winning entries not confirmed on arrival (${r.trust.unconfirmedAtEnd} still unconfirmed at the end, over all peers), ` +
+      `${r.trust.unusableGrants} donations not used, ${r.trust.defended} entries written back, ${r.trust.doubleSpends} double spends, ${r.trust.revived} revivals.`,
     ...(r.problems.length > 0 ? ['', 'Problems:', ...r.problems.slice(0, 20).map((s) => `- ${s}`)] : []),
   ].join('\n');
   return { json: r, markdown };

@@ -85,6 +85,11 @@ export class SpaceAllocator {
     }
   }
 
+  /** Whether [a, b) lies inside one hold. */
+  heldWhole(a: bigint, b: bigint): boolean {
+    return this.held.some((h) => h.start <= a && h.end >= b);
+  }
+
   /** Releases holds whose time is up; returns whether any did. */
   expireHolds(now: number): boolean {
     const done = this.held.filter((h) => h.until <= now);

@@ -1,6 +1,6 @@
 /**
- * The `initPeers` quorum: peers without a ring announce "waiting (name, N)"; the announcements
- * spread as a grow-only set. A peer decides (adopts genesis with those peers as seeds) only when it
+ * The `initPeers` quorum: peers without a ring announce "waiting (name, N)", signed by the peer
+ * they name (checked by the Ipam before `merge`); the announcements spread as a grow-only set. A peer decides (adopts genesis with those peers as seeds) only when it
  * has seen exactly N distinct peers with its own N and nobody with another N. See ipam.ts for why
  * this cannot confirm two rings unless at least 2N peers started with the same N.
  */
@@ -11,9 +11,10 @@ export class WaitingQuorum {
   readonly initPeers: number;
   private readonly seen = new Map<string, WaitingPeer>();
 
-  constructor(self: PeerName, initPeers: number) {
-    this.initPeers = initPeers;
-    this.seen.set(waitingKey({ name: self, initPeers }), { name: self, initPeers });
+  /** `self`: our own signed announcement. */
+  constructor(self: WaitingPeer) {
+    this.initPeers = self.initPeers;
+    this.seen.set(waitingKey(self), self);
   }
 
   /** Adds announcements; returns those that were new. */

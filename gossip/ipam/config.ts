@@ -20,6 +20,11 @@ export interface IpamInit {
   quarantineMs?: number;
   /** How long reclaimed space rests before the heir allocates from it. Default: quarantineMs. */
   reclaimHoldMs?: number;
+  /**
+   * How long a forgotten peer must have been unreachable from its heir before the heir takes its
+   * space over (a peer that is back sooner cancels the tombstone). Default 10 s.
+   */
+  reclaimAfterMs?: number;
   /** How long an allocation waits for a donation before failing. Default 3 s. */
   askTimeoutMs?: number;
   /** Ask for space in the background when fewer free addresses than this remain. Default 8. */
@@ -30,7 +35,7 @@ export interface IpamInit {
 
 export type IpamSettings = Required<IpamInit>;
 
-export const IPAM_DEFAULTS = Object.freeze({ quarantineMs: 5 * 60_000, askTimeoutMs: 3000, lowWater: 8, tickMs: 500 });
+export const IPAM_DEFAULTS = Object.freeze({ quarantineMs: 5 * 60_000, reclaimAfterMs: 10_000, askTimeoutMs: 3000, lowWater: 8, tickMs: 500 });
 
 export function ipamDefaults(init: IpamInit): IpamSettings {
   const quarantineMs = init.quarantineMs ?? IPAM_DEFAULTS.quarantineMs;
@@ -38,6 +43,7 @@ export function ipamDefaults(init: IpamInit): IpamSettings {
     ...init,
     quarantineMs,
     reclaimHoldMs: init.reclaimHoldMs ?? quarantineMs,
+    reclaimAfterMs: init.reclaimAfterMs ?? IPAM_DEFAULTS.reclaimAfterMs,
     askTimeoutMs: init.askTimeoutMs ?? IPAM_DEFAULTS.askTimeoutMs,
     lowWater: init.lowWater ?? IPAM_DEFAULTS.lowWater,
     tickMs: init.tickMs ?? IPAM_DEFAULTS.tickMs,
@@ -68,7 +74,7 @@ export function ipamProblems(s: IpamSettings): { problems: string[]; spaces: Add
   } else if (!('initPeers' in s.init) || !Number.isInteger(s.init.initPeers) || s.init.initPeers < 1 || s.init.initPeers > MAX_INIT_PEERS) {
     problems.push(`init.initPeers must be an integer in 1..${MAX_INIT_PEERS} (or give init.seeds)`);
   }
-  for (const k of ['quarantineMs', 'reclaimHoldMs', 'askTimeoutMs', 'tickMs'] as const) {
+  for (const k of ['quarantineMs', 'reclaimHoldMs', 'reclaimAfterMs', 'askTimeoutMs', 'tickMs'] as const) {
     if (!Number.isFinite(s[k]) || s[k] < 0) problems.push(`${k} must be a non-negative number of milliseconds`);
   }
   if (!(s.tickMs > 0)) problems.push('tickMs must be positive');

@@ -24,30 +24,45 @@
  * use seeds). When two such rings meet, the merge is refused (`IpamRingConflictError`), counted
  * and shown in status; nothing merges.
  *
- * Reclaim: `forget(peer)` tombstones it; the heir of its entries (ring.ts) takes them over, and
- * holds them for `reclaimHoldMs` before allocating from them, the window in which a racing view
- * converges. A peer that finds itself tombstoned is fenced: not ready, never allocates again.
+ * Trust. Every record received is admitted only when validly signed by its writer and within the
+ * bounds (admission.ts, per record: a refused record is counted and the rest merges). Custody
+ * (custody.ts) tells which winning entries this peer has verified the right of; only those count
+ * for what this peer owns, accepts as a donation or reclaims, and space of ours taken by anyone
+ * else is written back at a higher version (steward.ts decides, guard.ts acts).
+ *
+ * Reclaim: `forget(peer)` signs a tombstone; the heir (the peer that forgot it) takes over its
+ * confirmed entries once the peer has been unreachable from it for `reclaimAfterMs`, and holds
+ * them for `reclaimHoldMs` before allocating from them, the window in which a racing view
+ * converges. A peer that finds itself forgotten while nothing of its space was taken cancels the
+ * tombstone with a signed revival; once something was taken it is fenced: not ready, never
+ * allocates again. An heir still holding what it took gives it back to a peer that revived.
  */
 import type { Clock, TimerHandle } from '../../src/core/clock.js';
 import { ConfigError, describeError } from '../../src/core/errors.js';
 import { isPeerName } from '../../src/core/ids.js';
 import { silentLogger, type Logger } from '../../src/core/logger.js';
 import type { Gossiper, GossipTransport, PeerName, RouteTable } from '../contracts.js';
+import type { WaitingPeer } from './wire.js';
 import { GossipDecodeError } from '../errors.js';
 import { SpaceAllocator, type Held } from './allocator.js';
+import type { Refusal } from './admission.js';
 import { Asker } from './asker.js';
 import { WaitingQuorum } from './bootstrap.js';
 import { allocationKey, checkContainerId, checkIfName, ipamDefaults, ipamProblems, type IpamInit, type IpamSettings } from './config.js';
 import { IpamBadRequestError, IpamNotReadyError, IpamRingConflictError } from './errors.js';
+import { Custody, type CustodyContext, type Decision } from './custody.js';
 import { GroupCommit } from './group-commit.js';
+import { takeIn } from './intake.js';
 import type { Interval } from './intervals.js';
-import { Ring } from './ring.js';
-import { IPAM_CHANNEL, decodeRing, type RingParts } from './ring-codec.js';
+import { Ring, sameGenesis } from './ring.js';
+import { MAX_VERSION, RingVerifier, type RingWriter } from './ring-signing.js';
+import { IPAM_CHANNEL, decodeRing, withProofs, type RingParts } from './ring-codec.js';
 import { SeenGossip } from './seen-gossip.js';
 import { offsetToAddress, type AddressSpace } from './space.js';
-import { parseState, restoreAllocators, snapshotState, type IpamStore, type PersistedState } from './state-file.js';
-import { spaceStatus, type IpamCounters, type IpamStatus } from './status.js';
-import { decodeMessage, encodeAsk, encodeGave, encodeGossip } from './wire.js';
+import { encodeCustody, parseState, restoreAllocators, snapshotState, type IpamStore, type PersistedState } from './state-file.js';
+import { spaceStatus, zeroCounters, type IpamCounters, type IpamStatus } from './status.js';
+import { Guard } from './guard.js';
+import { WAITING_LABEL, decodeMessage, encodeAsk, encodeGave, encodeGossip, waitingBody, waitingOf } from './wire.js';
 
 export interface IpamComponents {
   clock: Clock;
@@ -55,6 +70,10 @@ export interface IpamComponents {
   routes: RouteTable;
   store: IpamStore;
   log?: Logger;
+  /** Signs our ring records: our identity (its name must be `self`). */
+  writer: RingWriter;
+  /** Checks the records' signatures; peers in one process may share one. Default: a new one. */
+  verifier?: RingVerifier;
 }
 
 export interface AllocatedAddress {
@@ -79,7 +98,10 @@ export class Ipam implements Gossiper {
   private readonly routes: RouteTable;
   private readonly store: IpamStore;
   private readonly log: Logger;
+  private readonly writer: RingWriter;
+  private readonly verifier: RingVerifier;
   private readonly rings: (Ring | undefined)[];
+  private readonly custody: (Custody | undefined)[];
   private readonly allocs: SpaceAllocator[];
   private readonly records = new Map<string, Allocation>();
   private readonly quorum: WaitingQuorum | undefined;
@@ -94,13 +116,19 @@ export class Ipam implements Gossiper {
   private timer: TimerHandle | undefined = undefined;
   private state: 'new' | 'starting' | 'running' | 'stopped' = 'new';
   private ringConflicts = { count: 0, last: undefined as string | undefined };
-  readonly counters: IpamCounters = { donationsGiven: 0, donationsReceived: 0, asksSent: 0, asksRefused: 0, materialized: 0, exhausted: 0, decodeErrors: 0 };
+  private readonly guard: Guard;
+  /** The persisted form of each space's custody, with the custody revision it was made at. */
+  private readonly custodyBytes: ({ revision: number; bytes: Uint8Array } | undefined)[] = [];
+  /** Writers already logged, per kind of trouble. */
+  private readonly logged = new Set<string>();
+  readonly counters: IpamCounters = zeroCounters();
   /** Bumped whenever what this peer owns (or holds) changes; the simulation checks on change. */
   ownershipGeneration = 0;
 
   constructor(components: IpamComponents, init: IpamInit) {
     this.o = ipamDefaults(init);
     const { problems, spaces } = ipamProblems(this.o);
+    if (components.writer.name !== init.self) problems.push(`self ${init.self} is not the name of the signing key (${components.writer.name})`);
     if (problems.length > 0) throw new ConfigError(problems, 'IPAM settings');
     this.self = init.self;
     this.spaces = spaces;
@@ -109,10 +137,35 @@ export class Ipam implements Gossiper {
     this.routes = components.routes;
     this.store = components.store;
     this.log = (components.log ?? silentLogger).child('ipam');
+    this.writer = components.writer;
+    this.verifier = components.verifier ?? new RingVerifier();
     this.rings = spaces.map(() => undefined);
+    this.custody = spaces.map(() => undefined);
     this.allocs = spaces.map((s) => new SpaceAllocator(s, this.o.quarantineMs));
     this.orphanCheck = spaces.map(() => true);
-    this.quorum = 'initPeers' in init.init ? new WaitingQuorum(init.self, init.init.initPeers) : undefined;
+    this.guard = new Guard({
+      self: this.self,
+      writer: this.writer,
+      log: this.log,
+      counters: this.counters,
+      clock: this.clock,
+      transport: this.transport,
+      spaces,
+      settings: this.o,
+      ring: (si) => this.rings[si],
+      custody: (si) => this.custody[si],
+      alloc: (si) => this.allocs[si]!,
+      context: () => this.context(),
+      wrote: (si, delta) => this.wrote(si, delta),
+      commit: (deltas) => this.commit(deltas),
+      syncOwned: (si) => this.syncOwned(si),
+      changed: () => {
+        this.ownershipGeneration++;
+        this.commits.mark();
+      },
+      logOnce: (key, level, msg, fields) => this.logOnce(key, level, msg, fields),
+    });
+    this.quorum = 'initPeers' in init.init ? new WaitingQuorum(waitingOf(this.writer, this.o.clusterId, init.init.initPeers)) : undefined;
     this.commits = new GroupCommit(() => this.store.save(this.serialize()));
     this.asker = new Asker({
       clock: this.clock,
@@ -193,6 +246,7 @@ export class Ipam implements Gossiper {
     for (let si = 0; si < this.spaces.length; si++) {
       const ring = this.rings[si];
       if (ring === undefined) return { ok: false, reason: this.quorum?.reason() ?? 'waiting for the ring' };
+      if (ring.isTombstoned(this.self)) return { ok: false, reason: `this peer was forgotten in the ${ring.space.cidr} ring; answering with a revival` };
       const missing = ring.unconfirmedSeeds();
       if (missing.length > 0) return { ok: false, reason: `waiting for seed(s) ${missing.join(', ')} to adopt the ${ring.space.cidr} ring` };
     }
@@ -251,15 +305,22 @@ export class Ipam implements Gossiper {
     return [...this.records.values()].map((r) => ({ containerId: r.containerId, ifName: r.ifName, addresses: this.addressesOf(r).map((a) => a.address), allocatedAt: r.allocatedAt }));
   }
 
-  /** `weft forget peer`: tombstones it in every ring; its heir reclaims its space. */
+  /**
+   * `weft forget peer`: a tombstone signed by us in every ring. We are the peer's heir: we take its
+   * space over once it has been unreachable from here for `reclaimAfterMs` (it cancels the
+   * tombstone if it is alive and reachable before that).
+   */
   forget(peer: PeerName): void {
     if (typeof peer !== 'string' || !isPeerName(peer)) throw new IpamBadRequestError('peer', 'is not a peer name (16 hex digits)');
     if (peer === this.self) throw new IpamBadRequestError('peer', 'is this peer itself');
     if (this.state !== 'running' || this.rings.some((r) => r === undefined)) throw new IpamNotReadyError(this.ready().reason ?? 'no ring yet');
     for (let si = 0; si < this.spaces.length; si++) {
-      const delta = this.rings[si]!.forget(peer);
+      const ring = this.rings[si]!;
+      const cur = ring.lifeOf(peer);
+      if (cur !== undefined && cur.epoch >= MAX_VERSION) throw new IpamBadRequestError('peer', `cannot be forgotten again in ${ring.space.cidr} (epoch ${cur.epoch} is at the bound)`);
+      const delta = ring.forget(peer, this.writer);
       if (delta === undefined) continue;
-      this.log.info('peer forgotten: its space goes to its heir', { peer, range: this.spaces[si]!.cidr });
+      this.log.info('peer forgotten: its space comes to us once it stays unreachable', { peer, range: this.spaces[si]!.cidr, afterMs: this.o.reclaimAfterMs });
       this.commit([delta]);
       this.afterChange(si, delta);
     }
@@ -276,7 +337,7 @@ export class Ipam implements Gossiper {
         'seeds' in init
           ? { mode: 'seeds', seeds: [...init.seeds].sort() }
           : { mode: 'initPeers', initPeers: init.initPeers, waiting: (this.quorum?.list() ?? []).map((w) => ({ peer: w.name, initPeers: w.initPeers })) },
-      spaces: this.spaces.map((s, si) => spaceStatus(s, this.rings[si], this.allocs[si]!, now, this.asker.status(si))),
+      spaces: this.spaces.map((s, si) => spaceStatus(s, this.rings[si], this.custody[si], this.allocs[si]!, now, this.asker.status(si))),
       allocations: this.records.size,
       ringConflicts: { ...this.ringConflicts },
       counters: { ...this.counters },
@@ -293,12 +354,20 @@ export class Ipam implements Gossiper {
     return this.rings[si]?.encode();
   }
 
+  /** Tokens of space si whose winning entry this peer has not confirmed (tests, the simulation). */
+  unconfirmed(si: number): bigint[] {
+    return this.custody[si]?.pendingList().map(([t]) => t) ?? [];
+  }
+
   // ─── Gossiper ─────────────────────────────────────────────────────────────────────────────
 
   gossip(): Uint8Array | undefined {
     if (this.state !== 'running') return undefined;
     if (this.full !== undefined) return this.full;
-    const rings = this.rings.filter((r) => r !== undefined).map((r) => r.encode());
+    const rings: Uint8Array[] = [];
+    this.rings.forEach((r, si) => {
+      if (r !== undefined) rings.push(withProofs(r.encode(), this.custody[si]?.allProofs() ?? [], this.spaces[si]!.bytes));
+    });
     const waiting = rings.length > 0 ? [] : (this.quorum?.list() ?? []);
     if (rings.length === 0 && waiting.length === 0) return undefined;
     this.full = encodeGossip(rings, waiting);
@@ -309,31 +378,42 @@ export class Ipam implements Gossiper {
     if (this.state !== 'running') return undefined;
     if (this.full !== undefined && Buffer.from(data.buffer, data.byteOffset, data.byteLength).equals(this.full)) return undefined;
     const key = this.seenGossip.keyOf(data);
-    if (key !== undefined && this.seenGossip.has(key)) return undefined;
+    const seenBefore = key === undefined ? undefined : this.seenGossip.get(key);
+    if (seenBefore === false || (seenBefore === true && this.custody.every((c) => c === undefined || c.pendingCount() === 0))) return undefined;
     const conflicts = this.ringConflicts.count;
     const msg = this.decode(data);
     if (msg.kind !== 'gossip') this.fail(`${msg.kind} sent as gossip`);
     // Validate everything before changing anything.
-    const parts: (RingParts | undefined)[] = msg.rings.map((b, i) => (this.rings.some((r) => r?.encodesAs(b)) ? undefined : this.decodeRingOrFail(b, `ring ${i}`)));
+    // A ring equal to ours changes nothing; its proofs only matter while custody waits for some.
+    const same = (b: Uint8Array): boolean => this.rings.some((r, si) => r?.encodesAs(b, this.custody[si]?.pendingCount() === 0));
+    const parts: (RingParts | undefined)[] = msg.rings.map((b, i) => (same(b) ? undefined : this.decodeRingOrFail(b, `ring ${i}`)));
     const seen = new Set<string>();
     for (const p of parts) if (p !== undefined && seen.has(p.genesis.space)) this.fail('two rings of the same space');
     else if (p !== undefined) seen.add(p.genesis.space);
     const deltas: Uint8Array[] = [];
     for (const p of parts) {
-      const d = p === undefined ? undefined : this.applyRing(p);
-      if (d !== undefined) deltas.push(d.encode());
+      const d = p === undefined ? undefined : this.applyRing(p).delta;
+      // What we pass on carries the proofs that came with it: peers further on may miss the same links.
+      if (d !== undefined) deltas.push(withProofs(d.encode(), (p!.proofs ?? []).slice(-64), d.space.bytes));
     }
-    const newWaiting = this.quorum !== undefined && this.rings.every((r) => r === undefined) ? this.quorum.merge(msg.waiting) : [];
+    const newWaiting = this.quorum !== undefined && this.rings.every((r) => r === undefined) ? this.quorum.merge(this.signedWaiting(msg.waiting)) : [];
     if (newWaiting.length > 0) {
       this.full = undefined;
       this.decide();
     }
-    // Every ring of it is merged (none refused) and it says nothing of waiting peers: again, it is a no-op.
-    if (key !== undefined && msg.waiting.length === 0 && this.ringConflicts.count === conflicts) this.seenGossip.add(key);
+    // Every ring of it is merged (none refused) and it says nothing of waiting peers: again, it is a
+    // no-op, but for its proofs, which may confirm entries that arrive here later.
+    if (key !== undefined && msg.waiting.length === 0 && this.ringConflicts.count === conflicts) this.seenGossip.add(key, parts.some((p) => p?.proofs !== undefined));
     if (deltas.length === 0 && newWaiting.length === 0) return undefined;
     return encodeGossip(deltas, newWaiting);
   }
 
+  /**
+   * A message addressed to us. The mesh vouches for `from` hop by hop only, so nothing here lets
+   * `from` move ownership: an `ask` makes us give space to `from` (a live peer we can reach), which
+   * costs only our spare space; a `gave` carries signed records that are
+   * admitted and confirmed like any gossip; a `none` only moves our asking on.
+   */
   onUnicast(from: PeerName, data: Uint8Array): void {
     if (this.state !== 'running') return;
     const msg = this.decode(data);
@@ -349,11 +429,18 @@ export class Ipam implements Gossiper {
       return;
     }
     if (msg.kind === 'ask') return this.donate(from, si);
+    if (msg.kind === 'prove') return this.guard.prove(from, si, msg.tokens);
     if (msg.kind === 'gave') {
       const parts = this.decodeRingOrFail(msg.ring, 'gave ring');
-      const d = this.applyRing(parts);
-      if (d !== undefined) this.emit(encodeGossip([d.encode()], []));
+      const { delta, decisions } = this.applyRing(parts);
+      if (delta !== undefined) this.emit(encodeGossip([withProofs(delta.encode(), (parts.proofs ?? []).slice(-64), delta.space.bytes)], []));
       this.counters.donationsReceived++;
+      const custody = this.custody[si]!;
+      const unusable = decisions.filter((d) => d.wins && d.entry.owner === this.self && !custody.isConfirmed(d.entry.token));
+      if (unusable.length > 0) {
+        this.counters.unusableGrants++;
+        this.logOnce(`grant/${from}`, 'warn', 'a donation whose giver this router cannot verify owned the space is not used', { peer: from, writer: unusable[0]!.entry.writer, range: msg.space });
+      }
     }
     this.asker.answered(si, from);
   }
@@ -365,9 +452,23 @@ export class Ipam implements Gossiper {
 
   // ─── rings ────────────────────────────────────────────────────────────────────────────────
 
+  /** The waiting announcements signed by the peer they name (the others refused, counted). */
+  private signedWaiting(list: readonly WaitingPeer[]): WaitingPeer[] {
+    const out: WaitingPeer[] = [];
+    for (const w of list) {
+      if (this.quorum?.list().some((x) => x.name === w.name && x.initPeers === w.initPeers)) continue;
+      if (this.verifier.check(w.key, WAITING_LABEL, waitingBody(this.o.clusterId, w.name, w.initPeers), w.sig)) out.push(w);
+      else {
+        this.counters.refusedSignature++;
+        this.logOnce(`refused/waiting/${w.name}`, 'warn', 'a waiting announcement not signed by the peer it names was refused', { peer: w.name });
+      }
+    }
+    return out;
+  }
+
   private decode(data: Uint8Array): ReturnType<typeof decodeMessage> {
     try {
-      return decodeMessage(data);
+      return decodeMessage(data, (k) => this.verifier.nameOf(k));
     } catch (err) {
       if (err instanceof GossipDecodeError) this.counters.decodeErrors++;
       throw err;
@@ -376,7 +477,7 @@ export class Ipam implements Gossiper {
 
   private decodeRingOrFail(b: Uint8Array, what: string): RingParts {
     try {
-      return decodeRing(b, what, this.spaces);
+      return decodeRing(b, what, this.spaces, (k) => this.verifier.nameOf(k));
     } catch (err) {
       if (err instanceof GossipDecodeError) this.counters.decodeErrors++;
       throw err;
@@ -388,44 +489,83 @@ export class Ipam implements Gossiper {
     throw new GossipDecodeError(IPAM_CHANNEL, reason);
   }
 
-  /** Merges (or adopts) a received ring; returns what changed here, to pass on. */
-  private applyRing(p: RingParts): Ring | undefined {
+  /** What custody asks of the moment: reachability, looked up only when a reclaim needs it. */
+  private context(): CustodyContext {
+    let set: Set<PeerName> | undefined;
+    return {
+      self: this.self,
+      reachable: (p) => p === this.self || (set ??= new Set(this.routes.reachable())).has(p),
+    };
+  }
+
+  /**
+   * Merges (or adopts) a received ring: admits its validly signed records, decides custody, merges.
+   * Returns what changed here (to pass on) and the custody decisions.
+   */
+  private applyRing(p: RingParts): { delta: Ring | undefined; decisions: Decision[] } {
+    const none = { delta: undefined, decisions: [] };
     const si = this.spaces.findIndex((s) => s.cidr === p.genesis.space);
-    const incoming = Ring.fromParts(p.genesis, p.entries, p.tombstones, p.adopted, this.spaces[si]);
-    const cur = si < 0 ? undefined : this.rings[si];
+    let ring = si < 0 ? undefined : this.rings[si];
     if (si < 0 || p.genesis.clusterId !== this.o.clusterId) {
-      this.conflict(new IpamRingConflictError(p.genesis.space, cur?.genesis.seeds ?? [], p.genesis.seeds, ` (cluster ${JSON.stringify(p.genesis.clusterId)}, ranges here: ${this.spaces.map((s) => s.cidr).join(', ')}, cluster here: ${JSON.stringify(this.o.clusterId)})`));
-      return undefined;
+      this.conflict(new IpamRingConflictError(p.genesis.space, ring?.genesis.seeds ?? [], p.genesis.seeds, ` (cluster ${JSON.stringify(p.genesis.clusterId)}, ranges here: ${this.spaces.map((s) => s.cidr).join(', ')}, cluster here: ${JSON.stringify(this.o.clusterId)})`));
+      return none;
     }
-    if (cur === undefined) {
-      const ring = Ring.fromGenesis(p.genesis.clusterId, p.genesis.space, p.genesis.seeds);
-      ring.merge(incoming);
+    const space = this.spaces[si]!;
+    if (ring !== undefined && !sameGenesis(ring.genesis, p.genesis)) {
+      this.conflict(new IpamRingConflictError(space.cidr, ring.genesis.seeds, p.genesis.seeds));
+      return none;
+    }
+    const adopting = ring === undefined;
+    if (ring === undefined) {
+      ring = Ring.fromGenesis(p.genesis.clusterId, p.genesis.space, p.genesis.seeds);
       this.rings[si] = ring;
+      // A seed knows the genesis is right; anyone else learns the ring's history on trust, once.
+      this.custody[si] = ring.genesis.seeds.includes(this.self) ? Custody.known(ring) : Custody.unknown(ring);
+    }
+    const t = takeIn(ring, this.custody[si]!, p, space, this.verifier, this.context());
+    const { delta, decisions, learned } = t;
+    this.refused(t.refused, space.cidr);
+    if (t.unconfirmed.length > 0) {
+      this.counters.unconfirmed += t.unconfirmed.length;
+      for (const d of t.unconfirmed) this.logOnce(`unconfirmed/${d.entry.writer}`, 'warn', 'an entry whose writer this router cannot verify owned the space: not trusted', { writer: d.entry.writer, owner: d.entry.owner, range: space.cidr, token: String(d.entry.token) });
+    }
+    if (adopting) {
       this.log.info('adopted the ring of the cluster', { range: ring.space.cidr, seeds: ring.genesis.seeds });
-      const mine = ring.adopt(this.self);
+      const mine = ring.adopt(this.writer);
       this.full = undefined;
       this.commits.mark();
       if (mine !== undefined) this.commit([mine]);
       this.afterChange(si);
-      return incoming;
+      return { delta, decisions };
     }
-    let delta: Ring | undefined;
-    try {
-      delta = cur.merge(incoming);
-    } catch (err) {
-      if (err instanceof IpamRingConflictError) {
-        this.conflict(err);
-        return undefined;
-      }
-      throw err;
-    }
-    if (delta === undefined) return undefined;
+    if (delta === undefined && learned === 0) return { delta, decisions };
     // Learned, not decided here: written with the next local change or on the next tick.
     this.full = undefined;
     this.commits.mark();
     this.learned = true;
-    this.afterChange(si, delta);
-    return delta;
+    if (delta === undefined) {
+      // Only custody learned (from proofs): what is passed on is the proofs, for peers that miss the same links.
+      this.afterChange(si);
+      return { delta: Ring.fromParts(p.genesis, [], [], [], space), decisions };
+    }
+    this.afterChange(si, delta, decisions);
+    return { delta, decisions };
+  }
+
+  private refused(list: readonly Refusal[], range: string): void {
+    for (const r of list) {
+      if (r.reason === 'signature') this.counters.refusedSignature++;
+      else if (r.reason === 'version') this.counters.refusedVersion++;
+      else this.counters.refusedRecord++;
+      this.logOnce(`refused/${r.reason}/${r.writer ?? '-'}`, 'warn', 'a ring record was refused', { reason: r.reason, writer: r.writer, record: r.what, range });
+    }
+  }
+
+  private logOnce(key: string, level: 'warn' | 'error' | 'info', msg: string, fields: Record<string, unknown>): void {
+    if (this.logged.has(key)) return;
+    if (this.logged.size > 10_000) this.logged.clear();
+    this.logged.add(key);
+    this.log[level](msg, fields);
   }
 
   private conflict(err: IpamRingConflictError): void {
@@ -439,8 +579,9 @@ export class Ipam implements Gossiper {
     const deltas: Ring[] = [];
     for (let si = 0; si < this.spaces.length; si++) {
       const ring = Ring.fromGenesis(this.o.clusterId, this.spaces[si]!.cidr, seeds);
-      ring.adopt(this.self);
+      ring.adopt(this.writer);
       this.rings[si] = ring;
+      this.custody[si] = ring.genesis.seeds.includes(this.self) ? Custody.known(ring) : Custody.unknown(ring);
       deltas.push(ring);
     }
     this.full = undefined;
@@ -448,60 +589,82 @@ export class Ipam implements Gossiper {
   }
 
   private fenced(): boolean {
+    return this.guard.fenced;
+  }
+
+  private forgottenHere(): boolean {
     return this.rings.some((r) => r !== undefined && r.isTombstoned(this.self));
   }
 
   /** Whether space si may be allocated from, donated and reclaimed. */
   private usable(si: number): boolean {
     const r = this.rings[si];
-    return this.state === 'running' && r !== undefined && r.confirmed() && !this.fenced();
+    return this.state === 'running' && r !== undefined && r.confirmed() && !this.fenced() && !this.forgottenHere();
   }
 
+  /** What we own: our winning entries that custody confirms. */
   private syncOwned(si: number): void {
     const ring = this.rings[si];
-    const owned = ring !== undefined && ring.confirmed() ? ring.ownedBy(this.self) : [];
+    const custody = this.custody[si];
+    const owned = ring !== undefined && custody !== undefined && ring.confirmed() && !this.fenced() ? ring.ownedBy(this.self, (t) => !custody.isConfirmed(t)) : [];
     if (this.allocs[si]!.sync(owned)) this.ownershipGeneration++;
   }
 
-  /** After ring si changed (by `delta`, or wholly): ownership, reclaim, waiters, asks. */
-  private afterChange(si: number, delta?: Ring): void {
+  /**
+   * After ring si changed (by `delta`, or wholly): ownership, our answer to a tombstone of us, our
+   * defence, reclaims and give-backs as heir, waiters, asks.
+   */
+  private afterChange(si: number, delta?: Ring, decisions?: readonly Decision[]): void {
     const ring = this.rings[si];
-    if (ring === undefined) return;
+    const custody = this.custody[si];
+    if (ring === undefined || custody === undefined) return;
     const alloc = this.allocs[si]!;
-    let resync = delta === undefined || delta.tombstones().length > 0 || delta.adopted().length > 0;
+    const lives = delta?.lifeRecords() ?? [];
+    let resync = delta === undefined || lives.length > 0 || delta.adopted().length > 0;
     if (delta !== undefined) {
-      if (delta.tombstones().length > 0) this.orphanCheck[si] = true;
+      if (lives.length > 0) this.orphanCheck[si] = true;
       for (const e of delta.entryList()) {
         if (e.owner === this.self || alloc.owns(e.token)) resync = true;
         if (ring.isTombstoned(e.owner)) this.orphanCheck[si] = true;
       }
     }
+    if (decisions !== undefined) for (const d of decisions) if (d.before !== null && d.before !== 'unknown' && d.before.owner === this.self) resync = true;
+    if (custody.pendingCount() > 0 && !resync) resync = custody.pendingList().some(([t]) => ring.entryAt(t)?.owner === this.self);
     if (resync) this.syncOwned(si);
-    if (this.orphanCheck[si] && this.usable(si)) {
-      const m = ring.materialize(this.self);
-      if (m !== undefined) {
-        this.counters.materialized += m.taken.length;
-        this.log.info('reclaimed the space of forgotten peers', { range: ring.space.cidr, runs: m.taken.length, holdMs: this.o.reclaimHoldMs });
-        this.allocs[si]!.hold(m.taken, this.clock.now() + this.o.reclaimHoldMs);
-        this.syncOwned(si);
-        this.ownershipGeneration++;
-        this.commit([m.delta]);
+    if (this.state === 'running') {
+      if (this.guard.answerTombstone(si)) {
+        this.full = undefined;
+        this.orphanCheck[si] = true;
       }
-      this.orphanCheck[si] = ring.orphans() > 0;
+      this.guard.defend(si);
+      if (alloc.heldRuns().length > 0 && (delta === undefined || lives.length > 0)) this.guard.giveBack(si);
+      if (this.orphanCheck[si] && this.usable(si)) this.orphanCheck[si] = this.guard.reclaim(si);
     }
     this.asker.wake();
     this.asker.maybeAsk(si);
   }
 
-  /** Persists, then gossips our own ring deltas. */
-  private commit(deltas: readonly Ring[], after?: () => void): void {
+  /**
+   * Our own entries `delta` were just written in ring si: custody records them (they are right by
+   * construction); returns the delta's bytes with the proofs of our custody of that space.
+   */
+  private wrote(si: number, delta: Ring): Uint8Array {
+    const custody = this.custody[si]!;
+    for (const e of delta.superseded) if (custody.isConfirmed(e.token)) custody.remember(e);
+    const proofs = custody.proofsFor(delta);
+    custody.wrote(delta, this.self);
+    return withProofs(delta.encode(), proofs, this.spaces[si]!.bytes);
+  }
+
+  /** Persists, then gossips our own ring deltas (encoded rings). */
+  private commit(deltas: readonly (Ring | Uint8Array)[], after?: () => void): void {
     this.full = undefined;
     this.commits.mark();
     this.commits.flush().then(
       () => {
         if (this.state !== 'running') return;
         after?.();
-        this.emit(encodeGossip(deltas.map((d) => d.encode()), []));
+        this.emit(encodeGossip(deltas.map((d) => (d instanceof Uint8Array ? d : d.encode())), []));
       },
       (err: unknown) => this.log.error('cannot persist IPAM state; the change is not announced', { err: describeError(err) }),
     );
@@ -530,7 +693,10 @@ export class Ipam implements Gossiper {
     const alloc = this.allocs[si]!;
     const range = this.spaces[si]!.cidr;
     const now = this.clock.now();
-    const run = this.usable(si) && from !== this.self && !ring.isTombstoned(from) ? alloc.donatable(now, this.asker.hasWaiters(si)) : undefined;
+    // `from` is only vouched for hop by hop: give only to a live peer we can reach (one that did
+    // not ask gets space it can use or give on; nothing goes to a name outside the mesh).
+    const ok = this.usable(si) && from !== this.self && !ring.isTombstoned(from) && this.context().reachable(from);
+    const run = ok ? alloc.donatable(now, this.asker.hasWaiters(si)) : undefined;
     if (run === undefined) {
       this.counters.asksRefused++;
       this.transport.unicast(IPAM_CHANNEL, from, encodeAsk('none', range));
@@ -538,7 +704,7 @@ export class Ipam implements Gossiper {
     }
     let delta: Ring;
     try {
-      delta = ring.assign(run[0], run[1], from, this.self);
+      delta = ring.assign(run[0], run[1], from, this.writer);
     } catch (err) {
       // The allocator's view lags the ring (a bug if it happens): refuse rather than give what is not ours.
       this.log.error('donation refused: allocator and ring disagree', { err: describeError(err), range });
@@ -546,21 +712,31 @@ export class Ipam implements Gossiper {
       this.transport.unicast(IPAM_CHANNEL, from, encodeAsk('none', range));
       return;
     }
+    const out = this.wrote(si, delta);
     this.syncOwned(si);
     this.counters.donationsGiven++;
     this.log.debug('donating space', { peer: from, range, size: (run[1] - run[0]).toString() });
-    this.commit([delta], () => this.transport.unicast(IPAM_CHANNEL, from, encodeGave(range, delta.encode())));
+    this.commit([out], () => this.transport.unicast(IPAM_CHANNEL, from, encodeGave(range, out)));
     this.afterChange(si, delta);
   }
 
   private tick(): void {
     const now = this.clock.now();
+    this.guard.trackReachability(now, this.routes.reachable());
     for (let si = 0; si < this.spaces.length; si++) {
       if (this.allocs[si]!.expireHolds(now)) {
         this.ownershipGeneration++;
         this.commits.mark();
         this.learned = true;
       }
+      const custody = this.custody[si];
+      // Pending reclaims wait for their forgotten owner to be unreachable from here.
+      if (custody !== undefined && custody.pendingCount() > 0 && custody.recheck(this.context()) > 0) {
+        this.commits.mark();
+        this.learned = true;
+        this.afterChange(si);
+      } else if (this.orphanCheck[si] && this.usable(si)) this.orphanCheck[si] = this.guard.reclaim(si);
+      this.guard.askProofs(si, now);
     }
     this.asker.tick();
     if (this.learned) {
@@ -573,13 +749,36 @@ export class Ipam implements Gossiper {
 
   private serialize(): Uint8Array {
     const rings = this.rings.map((r) => r?.encode());
-    return snapshotState({ clusterId: this.o.clusterId, self: this.self, spaces: this.spaces, rings, allocations: [...this.records.values()], allocs: this.allocs, clock: this.clock });
+    const custody = this.custody.map((c, si) => {
+      if (c === undefined) return undefined;
+      const cached = this.custodyBytes[si];
+      if (cached !== undefined && cached.revision === c.revision) return cached.bytes;
+      const bytes = encodeCustody(c.state(), this.spaces[si]!.bytes);
+      this.custodyBytes[si] = { revision: c.revision, bytes };
+      return bytes;
+    });
+    return snapshotState({
+      clusterId: this.o.clusterId,
+      self: this.self,
+      spaces: this.spaces,
+      rings,
+      custody,
+      fenced: this.guard.fenced,
+      allocations: [...this.records.values()],
+      allocs: this.allocs,
+      clock: this.clock,
+    });
   }
 
   private restore(s: PersistedState): void {
     s.rings.forEach((p, si) => {
-      if (p !== undefined) this.rings[si] = Ring.fromParts(p.genesis, p.entries, p.tombstones, p.adopted);
+      if (p === undefined) return;
+      const ring = Ring.fromParts(p.genesis, p.entries, p.life, p.adopted);
+      this.rings[si] = ring;
+      const c = s.custody[si];
+      this.custody[si] = c === undefined ? Custody.unknown(ring) : Custody.restored(ring, c);
     });
+    this.guard.fenced = s.fenced;
     for (const a of s.allocations) this.records.set(allocationKey(a.containerId, a.ifName), { ...a });
     restoreAllocators(s, this.allocs, this.clock);
   }

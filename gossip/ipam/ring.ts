@@ -4,80 +4,50 @@
  *
  * State
  *   genesis     { clusterId, space, seeds } fixed for the ring's life; `id` is a hash of it
- *   entries     token (offset) → { owner, version, end }: the entry owns [token, end). Tokens are
- *               never removed; an owner that splits an entry bumps its version with the new end.
- *               Ranges are explicit so that a peer that missed the gossip creating a token never
- *               believes an entry reaches past its end (a view that holds a stale, longer version
- *               of an entry still stops it at the next token it knows).
- *   tombstones  grow-only set of forgotten peers (`weft forget`)
- *   adopted     grow-only set of seeds that adopted this genesis
+ *   entries     token (offset) → { owner, version, end, writer, signature }: the entry owns
+ *               [token, end). Tokens are never removed; an owner that splits an entry bumps its
+ *               version with the new end. Ranges are explicit so that a peer that missed the
+ *               gossip creating a token never believes an entry reaches past its end (a view that
+ *               holds a stale, longer version of an entry still stops it at the next token it knows).
+ *   life        per peer, the newest of its "forgotten" (odd epoch, a tombstone written by the
+ *               peer that ran `weft forget`) and "revived" (even epoch, written by the peer itself)
+ *               records
+ *   adopted     the seeds that adopted this genesis, each with its signature
+ *
+ * Every record is signed by the router that wrote it (ring-signing.ts), except the genesis entries,
+ * which the genesis defines. The ring itself merges what it is given: `admitRing` (admission.ts)
+ * checks signatures and bounds before anything received is merged, so the merge stays a join of
+ * validly signed records. Whether a valid record's writer had the right to write it is a question
+ * of history this state does not keep; custody.ts answers it locally.
  *
  * Genesis: the space split into len(seeds) near-equal runs, seed i (sorted) owning run i at
  * version 1; peers computing it from the same seeds hold byte-equal rings.
  *
- * Merge: per token the greatest of (version, handover over reclaim, owner) wins (see `beats`;
- * equal versions only come from races around a forgotten peer). That is a total order per token,
- * so merge is a join: commutative, associative, idempotent. Sets merge by union. Rings with different geneses
- * never merge (`IpamRingConflictError`).
+ * Merge: per token the greatest entry by `beats` wins; per peer the greatest life record by
+ * `lifeBeats`; per seed the greatest adoption by signature. Each is a total order, so merge is a
+ * join: commutative, associative, idempotent. Rings with different geneses never merge
+ * (`IpamRingConflictError`).
  *
- * Updates (only a token's owner changes it): `assign` hands [start, end) to another peer by
- * inserting tokens at its bounds (version 1), shortening the entry it splits and giving the
- * entries inside to the recipient (version + 1). `forget` adds a tombstone. The heir of an entry whose owner is tombstoned is the
- * owner of the nearest preceding entry (wrapping) whose owner is not: a function of the merged
- * state, so in a converged state exactly one live peer is heir; it takes the entry over with
- * `materialize` (owner = itself, version + 1, marked reclaimed). A tombstoned peer owns nothing
- * (it is fenced).
+ * Updates (all signed by the writer `w`): `assign` hands [start, end) to another peer by inserting
+ * tokens at its bounds (version 1), shortening the entry it splits and giving the entries inside to
+ * the recipient (version + 1). `forget` writes a tombstone (epoch + 1, carrying the revival it
+ * supersedes, so that no tombstone names an epoch its peer never reached); `revive` answers a
+ * tombstone of ourselves (epoch + 1, carrying that tombstone). The heir of a forgotten peer is the
+ * peer that forgot it (or, when that one was forgotten too, its heir): a function of the merged
+ * life records that does not move when entries change hands, so every peer names the same heir at
+ * any time. The heir takes entries over with `reclaim` (owner = itself, version + 1, marked with
+ * the peer and epoch it took them from). A tombstoned peer owns nothing (it is fenced).
  */
-import { createHash } from 'node:crypto';
 import type { GossipData, PeerName } from '../contracts.js';
+import { adoptionBeats, beats, genesisEntries, genesisId, lifeBeats, sameGenesis, type Adoption, type EntryDraft, type Genesis, type LifeRecord, type RingEntry } from './ring-records.js';
 import { IpamRingConflictError } from './errors.js';
 import type { Interval } from './intervals.js';
 import { EntryBytes } from './entry-bytes.js';
 import { assembleRing } from './ring-codec.js';
+import { ADOPT_LABEL, ENTRY_LABEL, LIFE_LABEL, MAX_VERSION, adoptBody, entryBody, lifeBody, signBody, type RingWriter } from './ring-signing.js';
 import { space as parseSpaceOrThrow, type AddressSpace } from './space.js';
 
-export interface Genesis {
-  readonly clusterId: string;
-  /** Normalized CIDR of the space. */
-  readonly space: string;
-  /** Sorted, unique. */
-  readonly seeds: readonly PeerName[];
-}
-
-export interface RingEntry {
-  readonly token: bigint;
-  readonly owner: PeerName;
-  readonly version: number;
-  /** Exclusive end of the entry's range. */
-  readonly end: bigint;
-  /** Set when an heir took the entry over from a forgotten peer (absent otherwise). */
-  readonly reclaimed?: true;
-}
-
-/**
- * Whether `a` wins over `b` at the same token: the higher version; between equal versions a
- * handover beats a reclaim (an heir working from a stale view, e.g. just restarted, bumps the
- * version it knows, which can equal that of a handover the forgotten peer made before it was
- * forgotten; the handover must win); then the owner whose name sorts last.
- */
-export function beats(a: RingEntry, b: RingEntry): boolean {
-  if (a.version !== b.version) return a.version > b.version;
-  if (a.reclaimed !== b.reclaimed) return b.reclaimed === true;
-  if (a.owner !== b.owner) return a.owner > b.owner;
-  return a.end > b.end;
-}
-
-export function genesisId(g: Genesis): string {
-  return createHash('sha256').update(JSON.stringify(['weft-ipam-genesis', g.clusterId, g.space, g.seeds])).digest('hex').slice(0, 16);
-}
-
-/** Whether two geneses are the same (exactly when their `genesisId`s are, without hashing). */
-export function sameGenesis(a: Genesis, b: Genesis): boolean {
-  if (a === b) return true;
-  if (a.clusterId !== b.clusterId || a.space !== b.space || a.seeds.length !== b.seeds.length) return false;
-  for (let i = 0; i < a.seeds.length; i++) if (a.seeds[i] !== b.seeds[i]) return false;
-  return true;
-}
+export * from './ring-records.js';
 
 export class Ring implements GossipData {
   readonly genesis: Genesis;
@@ -85,36 +55,35 @@ export class Ring implements GossipData {
   private entries: RingEntry[];
   /** The entries' encodings, kept in step with them once the ring was encoded. */
   private entryBytes: EntryBytes | undefined = undefined;
-  private readonly tombs: Set<PeerName>;
-  private readonly adoptedBy: Set<PeerName>;
+  private readonly life: Map<PeerName, LifeRecord>;
+  private readonly adoptions: Map<PeerName, Adoption>;
   /** Tokens of the entries whose owner is tombstoned, kept up to date once asked for (`orphaned`). */
   private orphanTokens: Set<bigint> | undefined = undefined;
   private genesisHash: string | undefined;
   /** Derived from the state, dropped by `changed()`. */
   private cache: Uint8Array | undefined = undefined;
   private bySize: (readonly [PeerName, bigint])[] | undefined = undefined;
+  private genesisList: RingEntry[] | undefined = undefined;
+  /** On a delta of local writes: the entries they replaced here. */
+  superseded: readonly RingEntry[] = [];
 
-  private constructor(genesis: Genesis, space: AddressSpace, entries: RingEntry[], tombs: Iterable<PeerName>, adopted: Iterable<PeerName>, id?: string) {
+  private constructor(genesis: Genesis, space: AddressSpace, entries: RingEntry[], life: Iterable<LifeRecord>, adopted: Iterable<Adoption>, id?: string) {
     this.genesis = genesis;
     this.genesisHash = id;
     this.space = space;
     this.entries = entries;
-    this.tombs = new Set(tombs);
-    this.adoptedBy = new Set(adopted);
+    this.life = new Map();
+    for (const r of life) this.life.set(r.peer, r);
+    this.adoptions = new Map();
+    for (const a of adopted) this.adoptions.set(a.seed, a);
   }
 
   private orphaned(): Set<bigint> {
     if (this.orphanTokens === undefined) {
       this.orphanTokens = new Set();
-      this.findOrphans(this.tombs);
+      for (const e of this.entries) if (this.isTombstoned(e.owner)) this.orphanTokens.add(e.token);
     }
     return this.orphanTokens;
-  }
-
-  /** Records the entries owned by peers of `tombstoned` as orphaned (when they are followed). */
-  private findOrphans(tombstoned: ReadonlySet<PeerName>): void {
-    const o = this.orphanTokens;
-    if (o !== undefined && tombstoned.size > 0) for (const e of this.entries) if (tombstoned.has(e.owner)) o.add(e.token);
   }
 
   /** A hash of the genesis (computed on first use). */
@@ -129,27 +98,25 @@ export class Ring implements GossipData {
     const sorted = [...new Set(seeds)].sort();
     if (sorted.length === 0) throw new TypeError('a genesis needs at least one seed');
     if (BigInt(sorted.length) > sp.size) throw new TypeError(`${sorted.length} seeds cannot share ${sp.cidr}`);
-    const n = BigInt(sorted.length);
-    const entries = sorted.map((owner, i) => ({ token: (BigInt(i) * sp.size) / n, owner, version: 1, end: (BigInt(i + 1) * sp.size) / n }));
-    return new Ring({ clusterId, space: sp.cidr, seeds: sorted }, sp, entries, [], []);
+    return new Ring({ clusterId, space: sp.cidr, seeds: sorted }, sp, genesisEntries(sp, sorted), [], []);
   }
 
   /**
-   * A ring (or delta) from decoded parts; the codec has validated them. `known`: the parsed space
-   * when the caller has it (used when its CIDR is the genesis space; parsed otherwise).
+   * A ring (or delta) from decoded parts (validated by the codec; signatures by `admitRing` when
+   * they came from the network). `known`: the parsed space when the caller has it.
    */
-  static fromParts(genesis: Genesis, entries: readonly RingEntry[], tombstones: readonly PeerName[], adopted: readonly PeerName[], known?: AddressSpace): Ring {
+  static fromParts(genesis: Genesis, entries: readonly RingEntry[], life: readonly LifeRecord[], adopted: readonly Adoption[], known?: AddressSpace): Ring {
     const sp = known !== undefined && known.cidr === genesis.space ? known : parseSpaceOrThrow(genesis.space);
-    return new Ring(genesis, sp, [...entries], tombstones, adopted);
+    return new Ring(genesis, sp, [...entries], life, adopted);
   }
 
   private emptyLike(entries: RingEntry[] = []): Ring {
     return new Ring(this.genesis, this.space, entries, [], [], this.genesisHash);
   }
 
-  /** A copy (entries are immutable and shared). */
+  /** A copy (records are immutable and shared). */
   clone(): Ring {
-    return new Ring(this.genesis, this.space, [...this.entries], this.tombs, this.adoptedBy, this.genesisHash);
+    return new Ring(this.genesis, this.space, [...this.entries], this.life.values(), this.adoptions.values(), this.genesisHash);
   }
 
   /** The state changed: drops what was derived from it. */
@@ -161,39 +128,68 @@ export class Ring implements GossipData {
   /** The ring's bytes (cached until it changes). */
   encode(): Uint8Array {
     this.entryBytes ??= new EntryBytes(this.space.bytes);
-    this.cache ??= assembleRing({ genesis: this.genesis, tombstones: this.tombstones(), adopted: this.adopted() }, this.entries.length, this.entryBytes.of(this.entries));
+    this.cache ??= assembleRing({ genesis: this.genesis, life: this.lifeRecords(), adopted: this.adoptionList() }, this.entries.length, this.entryBytes.of(this.entries));
     return this.cache;
   }
 
-  /** Whether `data` is this ring's encoding, without encoding it when that is not cached. */
-  encodesAs(data: Uint8Array): boolean {
+  /**
+   * Whether `data` is this ring's encoding (`withProofs`: or that encoding with proofs appended),
+   * without encoding it when that is not cached.
+   */
+  encodesAs(data: Uint8Array, withProofs = false): boolean {
     const c = this.cache;
-    return c !== undefined && c.length === data.length && Buffer.from(c.buffer, c.byteOffset, c.byteLength).equals(data);
+    if (c === undefined) return false;
+    if (c.length === data.length) return Buffer.from(c.buffer, c.byteOffset, c.byteLength).equals(data);
+    // [0x98, the same 6 fields and entries, proofs] against [0x97, fields, entries].
+    return withProofs && data.length > c.length && c[0] === 0x97 && data[0] === 0x98 && Buffer.from(c.buffer, c.byteOffset + 1, c.byteLength - 1).equals(data.subarray(1, c.length));
   }
 
   entryList(): readonly RingEntry[] {
     return this.entries;
   }
 
+  /** Life records by peer name. */
+  lifeRecords(): LifeRecord[] {
+    return [...this.life.values()].sort((a, b) => (a.peer < b.peer ? -1 : 1));
+  }
+
+  lifeOf(peer: PeerName): LifeRecord | undefined {
+    return this.life.get(peer);
+  }
+
+  adoptionList(): Adoption[] {
+    return [...this.adoptions.values()].sort((a, b) => (a.seed < b.seed ? -1 : 1));
+  }
+
+  /** Peers forgotten now (their newest life record is a tombstone), sorted. */
   tombstones(): PeerName[] {
-    return [...this.tombs].sort();
+    const out: PeerName[] = [];
+    for (const r of this.life.values()) if (r.epoch % 2 === 1) out.push(r.peer);
+    return out.sort();
   }
 
   adopted(): PeerName[] {
-    return [...this.adoptedBy].sort();
+    return [...this.adoptions.keys()].sort();
   }
 
   isTombstoned(peer: PeerName): boolean {
-    return this.tombs.has(peer);
+    const r = this.life.get(peer);
+    return r !== undefined && r.epoch % 2 === 1;
   }
 
   /** Seeds that neither adopted the ring nor were forgotten (empty: the ring is confirmed). */
   unconfirmedSeeds(): PeerName[] {
-    return this.genesis.seeds.filter((s) => !this.adoptedBy.has(s) && !this.tombs.has(s));
+    return this.genesis.seeds.filter((s) => !this.adoptions.has(s) && !this.isTombstoned(s));
   }
 
   confirmed(): boolean {
     return this.unconfirmedSeeds().length === 0;
+  }
+
+  /** The genesis entry at `token` (undefined: not a genesis token). */
+  genesisEntryAt(token: bigint): RingEntry | undefined {
+    this.genesisList ??= genesisEntries(this.space, this.genesis.seeds);
+    return this.genesisList.find((e) => e.token === token);
   }
 
   /** End (exclusive) of entry i's range as far as this view knows: its end, or the next token. */
@@ -201,6 +197,11 @@ export class Ring implements GossipData {
     const next = this.entries[i + 1]?.token ?? this.space.size;
     const e = this.entries[i]!.end;
     return e < next ? e : next;
+  }
+
+  /** The token after entry i (the space's size after the last). */
+  nextToken(i: number): bigint {
+    return this.entries[i + 1]?.token ?? this.space.size;
   }
 
   /** Index of the entry containing `offset` (-1 when there is none: a delta). */
@@ -215,23 +216,37 @@ export class Ring implements GossipData {
     return lo - 1;
   }
 
-  /** The live peer that inherits entry i if its owner is tombstoned (undefined: none left). */
-  heir(i: number): PeerName | undefined {
-    const n = this.entries.length;
-    for (let k = 1; k < n; k++) {
-      const e = this.entries[(i - k + n) % n]!;
-      if (!this.tombs.has(e.owner)) return e.owner;
-    }
-    return undefined;
+  /** The entry at exactly `token`, if any. */
+  entryAt(token: bigint): RingEntry | undefined {
+    const e = this.entries[this.indexOf(token)];
+    return e !== undefined && e.token === token ? e : undefined;
   }
 
-  /** What `peer` owns now (merged adjacent runs); nothing when it is tombstoned. */
-  ownedBy(peer: PeerName): Interval[] {
-    if (this.tombs.has(peer)) return [];
+  /**
+   * The live peer that inherits a forgotten peer's space: the peer that forgot it, or that one's
+   * heir when it was forgotten too (undefined: the peer is not forgotten, or the chain has no live end).
+   */
+  heirOf(peer: PeerName): PeerName | undefined {
+    let r = this.life.get(peer);
+    if (r === undefined || r.epoch % 2 === 0) return undefined;
+    const seen = new Set<PeerName>([peer]);
+    for (;;) {
+      const w = r.writer;
+      r = this.life.get(w);
+      if (r === undefined || r.epoch % 2 === 0) return w;
+      if (seen.has(w)) return undefined;
+      seen.add(w);
+    }
+  }
+
+  /** What `peer` owns now (merged adjacent runs), skipping entries `skip` names; nothing when it is tombstoned. */
+  ownedBy(peer: PeerName, skip?: (token: bigint) => boolean): Interval[] {
+    if (this.isTombstoned(peer)) return [];
     const out: [bigint, bigint][] = [];
     for (let i = 0; i < this.entries.length; i++) {
-      if (this.entries[i]!.owner !== peer) continue;
-      const a = this.entries[i]!.token;
+      const e = this.entries[i]!;
+      if (e.owner !== peer || (skip !== undefined && skip(e.token))) continue;
+      const a = e.token;
       const b = this.end(i);
       const last = out.at(-1);
       if (last !== undefined && last[1] === a) last[1] = b;
@@ -245,7 +260,7 @@ export class Ring implements GossipData {
     const out = new Map<PeerName, bigint>();
     for (let i = 0; i < this.entries.length; i++) {
       const o = this.entries[i]!.owner;
-      if (!this.tombs.has(o)) out.set(o, (out.get(o) ?? 0n) + this.end(i) - this.entries[i]!.token);
+      if (!this.isTombstoned(o)) out.set(o, (out.get(o) ?? 0n) + this.end(i) - this.entries[i]!.token);
     }
     return out;
   }
@@ -258,14 +273,35 @@ export class Ring implements GossipData {
 
   /** Entries whose owner is tombstoned (not yet taken over by their heir). */
   orphans(): number {
-    return this.tombs.size === 0 ? 0 : this.orphaned().size;
+    return this.life.size === 0 ? 0 : this.orphaned().size;
+  }
+
+  /** Tokens of the orphaned entries, ascending. */
+  orphanTokenList(): bigint[] {
+    return this.orphans() === 0 ? [] : [...this.orphaned()].sort((a, b) => (a < b ? -1 : 1));
+  }
+
+  /** An entry signed by `w` (the ring's id binds it to this ring). */
+  sign(w: RingWriter, d: EntryDraft): RingEntry {
+    if (!(d.version >= 1 && d.version <= MAX_VERSION)) throw new RangeError(`version ${d.version} is outside 1..${MAX_VERSION}`);
+    const fields = { ...d, writer: w.name };
+    const sig = signBody(w, ENTRY_LABEL, entryBody(this.id, this.space.bytes, fields));
+    return d.reclaimed === undefined
+      ? { token: d.token, owner: d.owner, version: d.version, end: d.end, writer: w.name, writerKey: w.publicKey, sig }
+      : { token: d.token, owner: d.owner, version: d.version, end: d.end, reclaimed: d.reclaimed, writer: w.name, writerKey: w.publicKey, sig };
+  }
+
+  /** Writes entries signed by `w` (each must beat the one at its token); returns the delta. */
+  write(w: RingWriter, drafts: readonly EntryDraft[]): Ring {
+    return this.apply(drafts.map((d) => this.sign(w, d)));
   }
 
   /**
-   * `by` hands [start, end) to `to`. Every offset of it must be owned by `by` (throws otherwise).
+   * `w` hands [start, end) to `to`. Every offset of it must be owned by `w` (throws otherwise).
    * Returns the delta.
    */
-  assign(start: bigint, end: bigint, to: PeerName, by: PeerName): Ring {
+  assign(start: bigint, end: bigint, to: PeerName, w: RingWriter): Ring {
+    const by = w.name;
     if (!(start >= 0n && start < end && end <= this.space.size)) throw new RangeError(`bad range [${start}, ${end}) in ${this.space.cidr}`);
     const i0 = this.indexOf(start);
     const i1 = this.indexOf(end - 1n);
@@ -275,8 +311,8 @@ export class Ring implements GossipData {
       if (e.owner !== by || e.token > covered || this.end(i) <= covered) break;
       covered = this.end(i);
     }
-    if (i0 < 0 || covered < end || this.tombs.has(by)) throw new RangeError(`${by} does not own all of [${start}, ${end}) in ${this.space.cidr}`);
-    const changed: RingEntry[] = [];
+    if (i0 < 0 || covered < end || this.isTombstoned(by)) throw new RangeError(`${by} does not own all of [${start}, ${end}) in ${this.space.cidr}`);
+    const changed: EntryDraft[] = [];
     for (let i = i0; i <= i1; i++) {
       const e = this.entries[i]!;
       const eEnd = this.end(i);
@@ -286,51 +322,97 @@ export class Ring implements GossipData {
       } else changed.push({ token: e.token, owner: to, version: e.version + 1, end: eEnd < end ? eEnd : end });
       if (eEnd > end) changed.push({ token: end, owner: by, version: 1, end: eEnd });
     }
-    return this.apply(changed);
+    return this.write(w, changed);
   }
 
-  /** `weft forget peer`: the delta, or undefined when it was already forgotten. */
-  forget(peer: PeerName): Ring | undefined {
-    if (this.tombs.has(peer)) return undefined;
-    this.tombs.add(peer);
-    this.findOrphans(new Set([peer]));
-    this.changed();
+  /**
+   * `w` runs `weft forget peer`: a tombstone at the next odd epoch, carrying the revival it
+   * supersedes. The delta, or undefined when the peer is forgotten already.
+   */
+  forget(peer: PeerName, w: RingWriter): Ring | undefined {
+    if (peer === w.name) throw new RangeError('a peer cannot forget itself');
+    const cur = this.life.get(peer);
+    if (cur !== undefined && cur.epoch % 2 === 1) return undefined;
+    return this.setLife(peer, (cur?.epoch ?? 0) + 1, w, cur);
+  }
+
+  /** `w` answers a tombstone of itself with a revival (the delta; undefined when it is not forgotten). */
+  revive(w: RingWriter): Ring | undefined {
+    const cur = this.life.get(w.name);
+    if (cur === undefined || cur.epoch % 2 === 0) return undefined;
+    return this.setLife(w.name, cur.epoch + 1, w, cur);
+  }
+
+  private setLife(peer: PeerName, epoch: number, w: RingWriter, cur: LifeRecord | undefined): Ring {
+    if (epoch > MAX_VERSION) throw new RangeError(`epoch ${epoch} of ${peer} would pass ${MAX_VERSION}`);
+    const sig = signBody(w, LIFE_LABEL, lifeBody(this.id, peer, epoch, w.name));
+    const rec: LifeRecord =
+      cur === undefined ? { peer, epoch, writer: w.name, writerKey: w.publicKey, sig } : { peer, epoch, writer: w.name, writerKey: w.publicKey, sig, prev: { writer: cur.writer, writerKey: cur.writerKey, sig: cur.sig } };
     const d = this.emptyLike();
-    d.tombs.add(peer);
+    this.mergeLife([rec], d);
     return d;
   }
 
   /** A seed records that it adopted this genesis. */
-  adopt(seed: PeerName): Ring | undefined {
-    if (this.adoptedBy.has(seed) || !this.genesis.seeds.includes(seed)) return undefined;
-    this.adoptedBy.add(seed);
+  adopt(w: RingWriter): Ring | undefined {
+    const seed = w.name;
+    if (this.adoptions.has(seed) || !this.genesis.seeds.includes(seed)) return undefined;
+    const a: Adoption = { seed, key: w.publicKey, sig: signBody(w, ADOPT_LABEL, adoptBody(this.id, seed)) };
+    this.adoptions.set(seed, a);
     this.changed();
     const d = this.emptyLike();
-    d.adoptedBy.add(seed);
+    d.adoptions.set(seed, a);
     return d;
   }
 
-  /** Takes over every entry `self` is heir of; returns the delta and the ranges taken. */
-  materialize(self: PeerName): { delta: Ring; taken: Interval[] } | undefined {
-    if (this.orphans() === 0 || this.tombs.has(self)) return undefined;
-    const changed: RingEntry[] = [];
+  /**
+   * `w` takes over the orphaned entries it is heir of and `accept` agrees to (their index); returns
+   * the delta and the ranges taken.
+   */
+  reclaim(w: RingWriter, accept: (i: number) => boolean = () => true): { delta: Ring; taken: Interval[] } | undefined {
+    const self = w.name;
+    if (this.orphans() === 0 || this.isTombstoned(self)) return undefined;
+    const drafts: EntryDraft[] = [];
     const taken: Interval[] = [];
-    for (const token of [...this.orphaned()].sort((a, b) => (a < b ? -1 : 1))) {
+    for (const token of this.orphanTokenList()) {
       const i = this.indexOf(token);
-      if (this.heir(i) !== self) continue;
       const e = this.entries[i]!;
-      changed.push({ token: e.token, owner: self, version: e.version + 1, end: e.end, reclaimed: true });
+      if (this.heirOf(e.owner) !== self || !accept(i)) continue;
+      drafts.push({ token: e.token, owner: self, version: e.version + 1, end: e.end, reclaimed: { from: e.owner, epoch: this.life.get(e.owner)!.epoch } });
       taken.push([e.token, this.end(i)]);
     }
-    if (changed.length === 0) return undefined;
-    return { delta: this.apply(changed), taken };
+    if (drafts.length === 0) return undefined;
+    return { delta: this.write(w, drafts), taken };
   }
 
-  /** Stores entries that beat ours (all of `changed` do); returns them as a delta. */
+  /**
+   * Stores entries that beat ours (all of `changed` do); returns them as a delta, whose
+   * `superseded` lists the entries they replaced.
+   */
   private apply(changed: RingEntry[]): Ring {
-    return this.emptyLike(this.mergeEntries([...changed].sort((a, b) => (a.token < b.token ? -1 : a.token > b.token ? 1 : 0))));
+    const sorted = [...changed].sort((a, b) => (a.token < b.token ? -1 : a.token > b.token ? 1 : 0));
+    const old = sorted.map((e) => this.entryAt(e.token)).filter((e) => e !== undefined);
+    const d = this.emptyLike(this.mergeEntries(sorted));
+    d.superseded = old;
+    return d;
   }
 
+  /** Merges life records into this ring; those that changed it go to `delta`. */
+  private mergeLife(incoming: Iterable<LifeRecord>, delta: Ring): void {
+    let revived = false;
+    for (const r of incoming) {
+      const cur = this.life.get(r.peer);
+      if (cur !== undefined && !lifeBeats(r, cur)) continue;
+      this.life.set(r.peer, r);
+      delta.life.set(r.peer, r);
+      const wasDead = cur !== undefined && cur.epoch % 2 === 1;
+      const dead = r.epoch % 2 === 1;
+      if (wasDead && !dead) revived = true;
+      else if (dead && !wasDead && this.orphanTokens !== undefined) for (const e of this.entries) if (e.owner === r.peer) this.orphanTokens.add(e.token);
+    }
+    if (revived) this.orphanTokens = undefined;
+    if (delta.life.size > 0) this.changed();
+  }
   /** Merges sorted entries; returns those that changed this ring. */
   private mergeEntries(incoming: readonly RingEntry[]): RingEntry[] {
     const won: RingEntry[] = [];
@@ -392,9 +474,9 @@ export class Ring implements GossipData {
     }
     if (won.length > 0) {
       const o = this.orphanTokens;
-      if (o !== undefined && this.tombs.size > 0)
+      if (o !== undefined && this.life.size > 0)
         for (const e of won) {
-          if (this.tombs.has(e.owner)) o.add(e.token);
+          if (this.isTombstoned(e.owner)) o.add(e.token);
           else o.delete(e.token);
         }
       this.changed();
@@ -407,13 +489,17 @@ export class Ring implements GossipData {
     if (!sameGenesis(other.genesis, this.genesis)) {
       throw new IpamRingConflictError(this.space.cidr, this.genesis.seeds, other.genesis.seeds, other.genesis.clusterId !== this.genesis.clusterId || other.genesis.space !== this.genesis.space ? ` (cluster ${JSON.stringify(other.genesis.clusterId)}, space ${other.genesis.space})` : '');
     }
-    const d = this.emptyLike(this.mergeEntries(other.entries));
-    for (const t of other.tombs) if (!this.tombs.has(t)) d.tombs.add(t);
-    for (const a of other.adoptedBy) if (!this.adoptedBy.has(a)) d.adoptedBy.add(a);
-    if (d.entries.length === 0 && d.tombs.size === 0 && d.adoptedBy.size === 0) return undefined;
-    for (const t of d.tombs) this.tombs.add(t);
-    for (const a of d.adoptedBy) this.adoptedBy.add(a);
-    this.findOrphans(d.tombs);
+    const d = this.emptyLike();
+    // Life first: the orphan index then sees the owners' new state when entries merge.
+    this.mergeLife(other.life.values(), d);
+    d.entries = this.mergeEntries(other.entries);
+    for (const a of other.adoptions.values()) {
+      const cur = this.adoptions.get(a.seed);
+      if (cur !== undefined && !adoptionBeats(a, cur)) continue;
+      this.adoptions.set(a.seed, a);
+      d.adoptions.set(a.seed, a);
+    }
+    if (d.entries.length === 0 && d.life.size === 0 && d.adoptions.size === 0) return undefined;
     this.changed();
     return d as this;
   }

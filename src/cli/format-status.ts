@@ -121,8 +121,24 @@ export function formatIpamStatus(s: IpamStatusReport): string {
     const own = sp.own;
     lines.push(`    here: owned ${own.owned}, free ${own.free}, allocated ${own.allocated}, reserved ${own.reserved}, quarantined ${own.quarantined}, held after reclaim ${own.held}`);
     if (sp.conflicts.length > 0) lines.push(`    CONFLICTS (allocated here, not owned here): ${sp.conflicts.join(', ')}`);
+    const u = sp.unconfirmed;
+    if (u.count > 0) lines.push(`    NOT TRUSTED here (${u.count}: the writer did not own the space as far as this router saw): ${u.entries.map((x) => `${x.range} to ${x.owner} by ${x.writer}`).join(', ')}`);
     if (sp.pendingAsk.asking !== undefined) lines.push(`    asking ${sp.pendingAsk.asking} for space; ${sp.pendingAsk.waitingAllocations} allocations waiting`);
   }
   lines.push(`  allocations: ${s.allocations}; donations given ${s.counters.donationsGiven}, received ${s.counters.donationsReceived}; ring conflicts ${s.ringConflicts.count}${s.ringConflicts.last === undefined ? '' : ` (last: ${s.ringConflicts.last})`}`);
+  const c = s.counters;
+  const trust = [
+    ['records refused: bad signature', c.refusedSignature],
+    ['version past the bound', c.refusedVersion],
+    ['not the writer\'s to write', c.refusedRecord],
+    ['entries not trusted on arrival', c.unconfirmed],
+    ['donations not used', c.unusableGrants],
+    ['entries written back over a taker', c.defended],
+    ['double spends', c.doubleSpends],
+    ['space lost at the version bound', c.defenceImpossible],
+    ['tombstones of this router cancelled', c.revived],
+    ['reclaimed space given back', c.givenBack],
+  ].filter(([, n]) => (n as number) > 0);
+  if (trust.length > 0) lines.push(`  trust: ${trust.map(([k, n]) => `${k} ${n}`).join('; ')}`);
   return lines.join('\n');
 }

@@ -158,8 +158,8 @@ export class Daemon {
     });
     if (c.ipam !== undefined) {
       this.ipam = new IpamService(
-        { mesh: this.mesh, routes: this.gossip.routes, clock: this.clock, logger: this.log.child('ipam') },
-        { self: identity.name, config: c.ipam, stateDir: c.stateDir, secret },
+        { mesh: this.mesh, routes: this.gossip.routes, clock: this.clock, logger: this.log.child('ipam'), identity },
+        { config: c.ipam, stateDir: c.stateDir, secret },
       );
       const ipam = this.ipam.ipam;
       // Pods' traffic must never reach a node's VXLAN port (the fast path's device: listen port + 1).
@@ -382,12 +382,13 @@ export class Daemon {
     }
     const ipamOnly = !gossip.forget(name);
     if (ipamOnly && this.ipam === undefined) throw new ApiError(400, 'ERR_BAD_REQUEST', `forget: ${name} is already forgotten`);
-    // The IPAM tombstone hands the peer's ranges to one live heir (after a hold, see gossip/ipam).
+    // The IPAM tombstone is signed by this router, which becomes the peer's heir: it takes the
+    // peer's ranges over once the peer has stayed unreachable (gossip/ipam), then holds them.
     let ipam = 'off';
     if (this.ipam !== undefined) {
       try {
         this.ipam.ipam.forget(name);
-        ipam = 'its ranges pass to one live peer';
+        ipam = 'its ranges come to this router once it stays unreachable';
       } catch (err) {
         ipam = `not reclaimed: ${describeError(err)}`;
         this.log.warn('forget: IPAM could not reclaim the ranges', { peer: name, err: describeError(err) });

@@ -21,7 +21,9 @@ import type { Startable } from '../core/startable.js';
 import { GossipChannel } from '../../gossip/gossip-channel.js';
 import { IPAM_CHANNEL } from '../../gossip/ipam/ring-codec.js';
 import { Ipam } from '../../gossip/ipam/ipam.js';
+import { ringWriter } from '../../gossip/ipam/ring-signing.js';
 import { FileIpamStore } from '../../gossip/ipam/state-file.js';
+import type { Identity } from '../../gossip/identity.js';
 import type { Mesh } from '../../gossip/mesh.js';
 import type { Routes } from '../../gossip/routes.js';
 import { ApiError, type ApiServer } from './api-server.js';
@@ -54,8 +56,8 @@ export class IpamService implements Startable {
   private readonly reportedUnreadable = new Set<string>();
 
   constructor(
-    components: { mesh: Mesh; routes: Routes; clock: Clock; logger: Logger },
-    init: { self: string; config: IpamConfig; stateDir: string; secret: Buffer; gossipIntervalMs?: number },
+    components: { mesh: Mesh; routes: Routes; clock: Clock; logger: Logger; identity: Identity },
+    init: { config: IpamConfig; stateDir: string; secret: Buffer; gossipIntervalMs?: number },
   ) {
     const { mesh, routes, clock, logger } = components;
     this.clock = clock;
@@ -63,8 +65,8 @@ export class IpamService implements Startable {
     // Ties the state file to this cluster: a file from a cluster with another secret is foreign.
     const clusterId = createHmac('sha256', init.secret).update('weft ipam cluster id v1').digest('hex').slice(0, 16);
     this.ipam = new Ipam(
-      { clock, transport: mesh, routes, store: new FileIpamStore(join(init.stateDir, 'ipam.state')), log: logger },
-      { self: init.self, ranges: init.config.ranges, init: init.config.init, quarantineMs: init.config.quarantineMs, clusterId },
+      { clock, transport: mesh, routes, store: new FileIpamStore(join(init.stateDir, 'ipam.state')), log: logger, writer: ringWriter(components.identity) },
+      { self: components.identity.name, ranges: init.config.ranges, init: init.config.init, quarantineMs: init.config.quarantineMs, clusterId },
     );
     this.channel = new GossipChannel({ gossiper: this.ipam, transport: mesh, clock, logger }, { channel: IPAM_CHANNEL, intervalMs: init.gossipIntervalMs ?? 30_000 });
     mesh.addChannel(IPAM_CHANNEL, this.ipam, this.channel);

@@ -15,7 +15,7 @@ describe('IPAM simulation', () => {
     const r = await runIpamScenario({ peers: 50, operations: 5000, seed: 11, clock: new HeapClock() });
     for (const p of r.phases)
       console.log(`${p.phase}: ${p.operations} ops, ${p.rounds} rounds, converged in ${p.convergenceRounds} rounds, ${p.donations} donations, ${p.messagesPerPeer.toFixed(1)} msgs/peer, ${(p.wallMs / 1000).toFixed(1)} s`);
-    console.log(JSON.stringify(r.totals));
+    console.log(JSON.stringify(r.totals), JSON.stringify(r.trust));
     expect(r.problems).toEqual([]);
     expect(r.phases.map((p) => p.phase)).toEqual(['join', 'churn', 'partition', 'forget']);
     expect(r.totals.allocated).toBeGreaterThan(1000);

@@ -3,10 +3,11 @@
  * donation, idempotency, exhaustion, restart, reclaim and fencing, ring conflicts, bad input.
  */
 import { describe, expect, it } from 'vitest';
-import { IpamSim, simPeerName, type IpamSimOptions } from '../../../bench/suites/ipam-sim.js';
+import { IpamSim, simPeerName, simWriter, type IpamSimOptions } from '../../../bench/suites/ipam-sim.js';
 import type { GossipTransport, RouteTable } from '../../../gossip/contracts.js';
 import { GossipDecodeError } from '../../../gossip/errors.js';
 import { Ipam, IpamBadRequestError, IpamExhaustedError, IpamNotReadyError, MemoryIpamStore, encodeGossip, type IpamInit } from '../../../gossip/ipam/index.js';
+import { waitingOf } from '../../../gossip/ipam/wire.js';
 import { FakeClock } from '../../fakes/fake-clock.js';
 
 function sim(o: Partial<IpamSimOptions> = {}): IpamSim {
@@ -43,7 +44,8 @@ describe('Ipam bootstrap', () => {
     await s.settle();
     for (const n of [a, b, c]) expect(n.ipam.ready()).toEqual({ ok: true });
     const st = c.ipam.status();
-    expect(st.spaces[0]!.genesis).toEqual({ seeds: [a.name, b.name], adopted: [a.name, b.name], waitingFor: [] });
+    const seeds = [a.name, b.name].sort();
+    expect(st.spaces[0]!.genesis).toEqual({ seeds, adopted: seeds, waitingFor: [] });
     const r = await until(s, c.ipam.allocate({ containerId: 'c1', ifName: 'eth0' }));
     expect(r.addresses.map((x) => [x.family, x.prefixLength])).toEqual([[4, 24], [6, 64]]);
     expect(c.ipam.status().spaces[0]!.owners.find((o) => o.peer === c.name)).toBeDefined();
@@ -73,9 +75,9 @@ describe('Ipam bootstrap', () => {
   function lone(init: IpamInit['init']): Ipam {
     const transport: GossipTransport = { gossipToNeighbours: () => undefined, unicast: () => false, broadcast: () => undefined };
     const routes: RouteTable = { nextHop: () => undefined, broadcastNext: () => [], reachable: () => [], distance: () => undefined, onChange: () => () => undefined };
-    return new Ipam({ clock: new FakeClock(), transport, routes, store: new MemoryIpamStore() }, { self: simPeerName(0), ranges: ['10.9.0.0/24'], init, clusterId: 't' });
+    return new Ipam({ clock: new FakeClock(), transport, routes, store: new MemoryIpamStore(), writer: simWriter(0) }, { self: simPeerName(0), ranges: ['10.9.0.0/24'], init, clusterId: 't' });
   }
-  const waiting = (n: number, count: number, from = 1) => Array.from({ length: count }, (_, i) => ({ name: simPeerName(from + i), initPeers: n }));
+  const waiting = (n: number, count: number, from = 1) => Array.from({ length: count }, (_, i) => waitingOf(simWriter(from + i), 't', n)).sort((x, y) => (x.name < y.name ? -1 : 1));
 
   it('initPeers: more than N waiting peers, or another N, means no decision and a reason', async () => {
     const x = lone({ initPeers: 3 });
@@ -85,7 +87,7 @@ describe('Ipam bootstrap', () => {
     expect(x.status().spaces[0]!.genesis).toBeUndefined();
     const y = lone({ initPeers: 3 });
     await y.start();
-    y.onGossip(encodeGossip([], [...waiting(3, 1), ...waiting(5, 1, 2)]));
+    y.onGossip(encodeGossip([], [...waiting(3, 1), ...waiting(5, 1, 2)].sort((x, z) => (x.name < z.name ? -1 : 1))));
     expect(y.ready().reason).toContain('different initPeers values (5, here 3)');
     expect(y.status().spaces[0]!.genesis).toBeUndefined();
   });
@@ -179,8 +181,8 @@ describe('Ipam allocation', () => {
 });
 
 describe('Ipam reclaim', () => {
-  it('passes a forgotten peer\u2019s space to exactly one heir after the hold, and fences the peer if it returns', async () => {
-    const s = await cluster(3, { reclaimHoldMs: 5000 });
+  it('passes a forgotten peer\u2019s space to the peer that forgot it once it stays unreachable, holds it, and fences the peer if it returns', async () => {
+    const s = await cluster(3, { reclaimHoldMs: 5000, reclaimAfterMs: 1000 });
     const [a, b, c] = s.nodes as [ReturnType<typeof s.live>[0], ReturnType<typeof s.live>[0], ReturnType<typeof s.live>[0]];
     const cAddr = (await until(s, c.ipam.allocate({ containerId: 'z', ifName: 'eth0' }))).addresses[0]!.address;
     await s.settle();
@@ -190,8 +192,12 @@ describe('Ipam reclaim', () => {
     s.link([[a, b]]);
     a.ipam.forget(c.name);
     await s.settle();
+    // Nothing is taken before the peer has been unreachable for reclaimAfterMs.
+    expect([a, b].filter((n) => n.ipam.ownership()[0]!.held.length > 0)).toEqual([]);
+    for (let i = 0; i < 150; i++) await s.step();
+    await s.settle();
     const heirs = [a, b].filter((n) => n.ipam.ownership()[0]!.held.length > 0);
-    expect(heirs).toHaveLength(1);
+    expect(heirs).toEqual([a]);
     expect(a.ipam.status().spaces[0]!.owners.some((o) => o.peer === c.name)).toBe(false);
     s.clock.advance(5500); // holds end on the next 500 ms tick
     await s.step();

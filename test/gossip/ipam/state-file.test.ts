@@ -6,14 +6,16 @@ import type { GossipTransport, RouteTable } from '../../../gossip/contracts.js';
 import { FileIpamStore, Ipam, IpamStateError, type IpamStore } from '../../../gossip/ipam/index.js';
 import { pack } from '../../../gossip/ipam/ring-codec.js';
 import { FakeClock } from '../../fakes/fake-clock.js';
+import { names, writerOf } from './keys.js';
 
-const SELF = 'a000000000000001';
+const SELF = names[0]!;
+const OTHER = names[1]!;
 const transport: GossipTransport = { gossipToNeighbours: () => undefined, unicast: () => false, broadcast: () => undefined };
 const routes: RouteTable = { nextHop: () => undefined, broadcastNext: () => [], reachable: () => [], distance: () => undefined, onChange: () => () => undefined };
 
 function ipam(store: IpamStore, o: { self?: string; clusterId?: string; ranges?: string[]; clock?: FakeClock } = {}): Ipam {
   return new Ipam(
-    { clock: o.clock ?? new FakeClock(), transport, routes, store },
+    { clock: o.clock ?? new FakeClock(), transport, routes, store, writer: writerOf(o.self ?? SELF) },
     { self: o.self ?? SELF, ranges: o.ranges ?? ['10.9.0.0/24', 'fd00:9::/64'], init: { seeds: [SELF] }, clusterId: o.clusterId ?? 'prod', quarantineMs: 60_000 },
   );
 }
@@ -62,11 +64,16 @@ describe('IPAM state file', () => {
 
   it('refuses a corrupt file with a clear message and leaves it alone', async () => {
     await refuses(Buffer.from('{"not":"msgpack"'), /not a weft IPAM state file|corrupt/);
-    await refuses(Buffer.from(pack(['weft-ipam-state', 1, 'prod'])), /corrupt \(3 fields, expected 9\)/);
+    await refuses(Buffer.from(pack(['weft-ipam-state', 2, 'prod'])), /corrupt \(3 fields, expected 11\)/);
     await refuses(Buffer.from(pack(['something-else', 1])), /not a weft IPAM state file/);
     await refuses(Buffer.from(pack(['weft-ipam-state', 7])), /version 7 is not supported/);
-    await refuses(Buffer.from(pack(['weft-ipam-state', 1, 'prod', SELF, ['10.9.0.0/24', 'fd00:9::/64'], [null], [], [[], []], [[], []]])), /rings has 1 entries for 2 ranges/);
-    await refuses(Buffer.from(pack(['weft-ipam-state', 1, 'prod', SELF, ['10.9.0.0/24', 'fd00:9::/64'], [Uint8Array.of(1), null], [], [[], []], [[], []]])), /corrupt/);
+    const v2 = (rings: unknown[], custody: unknown[] = [null, null]) => Buffer.from(pack(['weft-ipam-state', 2, 'prod', SELF, ['10.9.0.0/24', 'fd00:9::/64'], rings, [], [[], []], [[], []], custody, false]));
+    await refuses(v2([null]), /rings has 1 entries for 2 ranges/);
+    await refuses(v2([Uint8Array.of(1), null]), /corrupt/);
+    await refuses(v2([null, null], [[[[Uint8Array.of(0, 0, 0, 1), 5, null]], [], []], null]), /custody 0 pending 0 is not/);
+    await refuses(v2([null, null], [[[], [[Uint8Array.of(0, 0, 0, 1), Uint8Array.of(0, 0, 0, 2), 'nobody']], []], null]), /custody 0 holders 0 is not/);
+    // Written before signed rings: its ring cannot be used; the message says how to upgrade.
+    await refuses(Buffer.from(pack(['weft-ipam-state', 1, 'prod', SELF, ['10.9.0.0/24', 'fd00:9::/64'], [null, null], [], [[], []], [[], []]])), /version 1 was written by a weft before signed rings.*Upgrade every router/);
   });
 
   it('refuses a foreign file (another peer, cluster or set of ranges), saying which field and what to do', async () => {
@@ -75,9 +82,30 @@ describe('IPAM state file', () => {
     await a.allocate({ containerId: 'c1', ifName: 'eth0' });
     await a.stop();
     const content = readFileSync(path);
-    await refuses(content, /another peer \("a000000000000001", this peer has "b000000000000002"\).*copied from another peer/, { self: 'b000000000000002' });
+    await refuses(content, new RegExp(`another peer \\("${SELF}", this peer has "${OTHER}"\\).*copied from another peer`), { self: OTHER });
     await refuses(content, /another cluster \("prod", this peer has "test"\)/, { clusterId: 'test' });
     await refuses(content, /another set of ranges .*configure the ranges the file was written with/, { ranges: ['10.9.0.0/24'] });
+  });
+
+  it('keeps quarantines and holds as durations: a wall clock set forward while the router was down shortens neither', async () => {
+    const clock = new FakeClock();
+    const a = ipam(new FileIpamStore(path), { clock });
+    await a.start();
+    await a.allocate({ containerId: 'c1', ifName: 'eth0' });
+    await a.release('c1');
+    clock.advance(10_000); // 10 s of the 60 s quarantine pass while it runs
+    await a.allocate({ containerId: 'c2', ifName: 'eth0' }); // a write: the state file has the release's age
+    await a.stop();
+    // Down for a while, and the wall clock jumps a day ahead; the monotonic clock starts again.
+    clock.setWall(clock.wallNow() + 86_400_000);
+    const b = ipam(new FileIpamStore(path), { clock });
+    await b.start();
+    expect(b.status().spaces[0]!.own).toMatchObject({ quarantined: '1' });
+    clock.advance(49_000);
+    expect(b.status().spaces[0]!.own).toMatchObject({ quarantined: '1' }); // 59 s of 60
+    clock.advance(1000);
+    expect(b.status().spaces[0]!.own).toMatchObject({ quarantined: '0' });
+    await b.stop();
   });
 
   it('fails an allocation when the state cannot be written (the caller retries; it is idempotent)', async () => {
