@@ -13,7 +13,7 @@ export default tseslint.config(
     },
   },
   {
-    files: ['src/cli/**', 'src/lab/demo.ts', 'bench/**', 'test/**', 'scripts/**'],
+    files: ['src/cli/**', 'lab/demo.ts', 'bench/**', 'test/**', 'scripts/**'],
     rules: { 'no-console': 'off' },
   },
 );

@@ -13,10 +13,10 @@ import { packageRoot } from '../src/core/paths.js';
 import { ensureBenchLock } from './lock.js';
 import { runSleeveSuite } from './suites/sleeve.js';
 import { runMeshSuite } from './suites/mesh.js';
-import { runGossipSim } from './suites/gossip-sim.js';
+import { runGossipSim } from '../sim/gossip-sim.js';
 import { runFastPathSuite } from './suites/fastpath.js';
 import { runIpamSuite } from './suites/ipam.js';
-import { runIpamSim } from './suites/ipam-sim.js';
+import { runIpamSim } from '../sim/ipam-sim.js';
 import { runCniSuite } from './suites/cni.js';
 
 ensureBenchLock();

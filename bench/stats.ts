@@ -1,4 +1,4 @@
-import { percentile } from '../src/lab/traffic-parse.js';
+import { percentile } from '../lab/traffic-parse.js';
 
 export function median(xs: readonly number[]): number {
   const v = xs.filter((x) => Number.isFinite(x)).sort((a, b) => a - b);

@@ -15,9 +15,9 @@ import { silentLogger } from '../../src/core/logger.js';
 import type { IoCounters } from '../../src/platform/tap.js';
 import { RX_META_STRIDE, TX_DESC_STRIDE, TX_IOV_STRIDE, type UdpEndpoint } from '../../src/platform/udp.js';
 import { OpenSslChaCha } from '../../src/platform/linux/native-aead.js';
-import { AeadCipher, type FrameCipher } from '../../router/crypto/frame-cipher.js';
-import { SodiumChaCha } from '../../router/crypto/sodium-aead.js';
-import { Sleeve } from '../../router/sleeve/sleeve.js';
+import { AeadCipher, type FrameCipher } from '../../src/router/crypto/frame-cipher.js';
+import { SodiumChaCha } from '../../src/router/crypto/sodium-aead.js';
+import { Sleeve } from '../../src/router/sleeve/sleeve.js';
 
 const { values } = parseArgs({
   options: {

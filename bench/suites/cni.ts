@@ -11,10 +11,10 @@ import { execFileSync } from 'node:child_process';
 import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { installCni } from '../../cni/install.js';
+import { installCni } from '../../src/cni/install.js';
 import { packageRoot } from '../../src/core/paths.js';
-import { installReferencePlugins, referencePluginDir } from '../../src/lab/cri-cni.js';
-import { WeftCluster } from '../../src/lab/weft-cluster.js';
+import { installReferencePlugins, referencePluginDir } from '../../lab/cri-cni.js';
+import { WeftCluster } from '../../lab/weft-cluster.js';
 import { fmt, median, pctl } from '../stats.js';
 
 export interface CniBenchOptions {

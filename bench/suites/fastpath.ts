@@ -8,7 +8,7 @@
  * the router TAP bytes during the TCP test (frames that entered Node), then `timePathSwitch`:
  * cut the VXLAN port n1 ↔ n2, fallback time, heal, return time, pings lost on each switch.
  */
-import { WeftCluster, iperf3Tcp, ping, timePathSwitch, type PathSwitchTiming } from '../../src/lab/index.js';
+import { WeftCluster, iperf3Tcp, ping, timePathSwitch, type PathSwitchTiming } from '../../lab/index.js';
 import { fmt, median } from '../stats.js';
 import { vxlanBed } from './sleeve.js';
 

@@ -9,9 +9,9 @@
  *                answering to its first allocation (mesh connect, ring gossip, ask, donation), and
  *                the latency of that first allocation itself
  *
- * The simulation at 1,000 peers is the `ipam-sim` part (bench/suites/ipam-sim.ts).
+ * The simulation at 1,000 peers is the `ipam-sim` part (sim/ipam-sim.ts).
  */
-import { WeftCluster } from '../../src/lab/weft-cluster.js';
+import { WeftCluster } from '../../lab/weft-cluster.js';
 import { fmt, median, pctl } from '../stats.js';
 
 export interface IpamBenchOptions {

@@ -11,8 +11,8 @@
  * Rekey: a TCP stream n1 → n4 while keys rotate every 2 s; reports the rekeys seen, the slowest
  * one-second interval and whether the connection lived.
  */
-import { iperf3Tcp, ping } from '../../src/lab/traffic.js';
-import { WeftCluster } from '../../src/lab/weft-cluster.js';
+import { iperf3Tcp, ping } from '../../lab/traffic.js';
+import { WeftCluster } from '../../lab/weft-cluster.js';
 import { median } from '../stats.js';
 
 export interface MeshOptions {

@@ -6,7 +6,7 @@
  * (iperf3 -u -l 64 -b 0), ping avg and p99 (ping -i 0.005), router CPU and peak RSS during the
  * single-stream TCP test.
  */
-import { Lab, WeftCluster, iperf3Tcp, iperf3Udp, ping, type LabPod } from '../../src/lab/index.js';
+import { Lab, WeftCluster, iperf3Tcp, iperf3Udp, ping, type LabPod } from '../../lab/index.js';
 import { sampleWhile } from '../procstat.js';
 import { fmt, median, pct } from '../stats.js';
 

@@ -1,4 +1,4 @@
-import type { IpamStatus } from '../../gossip/ipam/status.js';
+import type { IpamStatus } from '../ipam/status.js';
 import type { StatusReport } from '../daemon/status.js';
 
 function bytes(n: number): string {

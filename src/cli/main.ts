@@ -9,12 +9,12 @@ import { createLogger } from '../core/logger.js';
 import { systemClock } from '../core/clock.js';
 import { validateConfig, type RawConfig } from '../daemon/config.js';
 import { Daemon } from '../daemon/daemon.js';
-import { callApi } from '../core/api-client.js';
+import { callApi } from '../api/client.js';
 import type { StatusReport } from '../daemon/status.js';
 import { IpNetlink } from '../platform/linux/ip-netlink.js';
 import { formatIpamStatus, formatStatus, type IpamStatusReport } from './format-status.js';
-import { loadOrCreateIdentity } from '../../gossip/identity.js';
-import { installCni } from '../../cni/install.js';
+import { loadOrCreateIdentity } from '../mesh/identity.js';
+import { installCni } from '../cni/install.js';
 import { join } from 'node:path';
 
 const DEFAULT_SOCKET = '/run/weft/weft.sock';

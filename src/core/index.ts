@@ -6,5 +6,4 @@ export * from './mac.js';
 export * from './net.js';
 export * from './ids.js';
 export * from './paths.js';
-export * from './api-client.js';
 export * from './atomic-file.js';

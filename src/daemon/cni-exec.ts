@@ -1,20 +1,20 @@
 /**
  * POST /v1/cni/exec: runs a CNI call in the router's process, for the plugin binary
- * (cni/shim/weft-cni.c), which forwards CNI_* as `X-CNI_*` headers and the network config as the
+ * (src/cni/shim/weft-cni.c), which forwards CNI_* as `X-CNI_*` headers and the network config as the
  * body. The same plugin code as the Node entry (cni/main.ts) runs here, so behaviour is identical;
  * only the process start-up is saved. The answer is the plugin's stdout, its exit code in
  * `X-Cni-Exit`. Interface work runs through rtnetlink on the thread pool: the data plane is not
  * held up.
  */
 import type { Logger } from '../core/logger.js';
-import { ReleaseJournal } from '../core/release-journal.js';
-import { DaemonClient, type DaemonApi } from '../../cni/client.js';
-import type { Ipam } from '../../gossip/ipam/ipam.js';
+import { ReleaseJournal } from '../api/release-journal.js';
+import { DaemonClient, type DaemonApi } from '../cni/client.js';
+import type { Ipam } from '../ipam/ipam.js';
 import type { PodGuard } from './pod-guard.js';
 import type { PodNetwork } from './pod-network.js';
-import { handlers } from '../../cni/commands/index.js';
-import { runPlugin } from '../../cni/skel.js';
-import { PodLinks } from '../../cni/veth.js';
+import { handlers } from '../cni/commands/index.js';
+import { runPlugin } from '../cni/skel.js';
+import { PodLinks } from '../cni/veth.js';
 import type { RawApiHandler } from './api-server.js';
 
 const VARS = ['CNI_COMMAND', 'CNI_CONTAINERID', 'CNI_NETNS', 'CNI_IFNAME', 'CNI_ARGS', 'CNI_PATH'] as const;
@@ -54,7 +54,7 @@ export function cniExecHandler(
       const h = req.headers[`x-${v.toLowerCase()}`];
       if (typeof h === 'string') env[v] = h;
     }
-    // The pod netns as the plugin binary holds it open (see cni/shim/weft-cni.c): reachable from
+    // The pod netns as the plugin binary holds it open (see src/cni/shim/weft-cni.c): reachable from
     // this mount namespace even where the runtime's path is not. Results name the runtime's path.
     const via = req.headers['x-weft-netns-via'];
     const runtimePath = env.CNI_NETNS;

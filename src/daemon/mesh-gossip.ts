@@ -10,13 +10,13 @@ import type { Clock } from '../core/clock.js';
 import { WeftError } from '../core/errors.js';
 import type { Logger } from '../core/logger.js';
 import type { Startable } from '../core/startable.js';
-import type { PeerName } from '../../gossip/contracts.js';
-import { GossipChannel } from '../../gossip/gossip-channel.js';
-import type { Identity } from '../../gossip/identity.js';
-import type { Mesh, MeshTopology } from '../../gossip/mesh.js';
-import { Routes } from '../../gossip/routes.js';
-import { MAX_LIVE_VERSION, TOPOLOGY_CHANNEL, Topology, type TopologyClone } from '../../gossip/topology.js';
-import { MACS_CHANNEL, MacOwners } from '../../gossip/mac-owners.js';
+import type { PeerName } from '../mesh/contracts.js';
+import { GossipChannel } from '../mesh/gossip-channel.js';
+import type { Identity } from '../mesh/identity.js';
+import type { Mesh, MeshTopology } from '../mesh/mesh.js';
+import { Routes } from '../mesh/routes.js';
+import { MAX_LIVE_VERSION, TOPOLOGY_CHANNEL, Topology, type TopologyClone } from '../mesh/topology.js';
+import { MACS_CHANNEL, MacOwners } from '../mesh/mac-owners.js';
 
 export interface MeshGossip extends Startable {
   topology: Topology;

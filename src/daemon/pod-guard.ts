@@ -21,7 +21,7 @@ import type { Logger } from '../core/logger.js';
 import type { Startable } from '../core/startable.js';
 import type { Netlink } from '../platform/netlink.js';
 import type { NftScripts } from '../platform/nft.js';
-import { hostVethName } from '../../cni/veth.js';
+import { hostVethName } from '../cni/veth.js';
 import {
   DROP_REASONS,
   POD_PORT,

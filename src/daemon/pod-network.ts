@@ -14,7 +14,7 @@ import type { Logger } from '../core/logger.js';
 import type { Startable } from '../core/startable.js';
 import type { Netlink } from '../platform/netlink.js';
 import type { Nft } from '../platform/nft.js';
-import type { Ipam } from '../../gossip/ipam/ipam.js';
+import type { Ipam } from '../ipam/ipam.js';
 
 export const GATEWAY_ID = 'weft:gateway';
 export const NAT_TABLE = 'weft-nat';

@@ -1,14 +1,14 @@
 /** The status report served at GET /v1/status and printed by `weft status`. */
-import type { IpamStatus } from '../../gossip/ipam/status.js';
+import type { IpamStatus } from '../ipam/status.js';
 import { formatPeerId } from '../core/ids.js';
 import { formatEndpoint } from '../core/net.js';
 import type { IoCounters } from '../platform/tap.js';
 import type { LinuxTap } from '../platform/linux/linux-tap.js';
 import type { LinuxUdp } from '../platform/linux/linux-udp.js';
-import type { Router } from '../../router/router.js';
-import type { Sleeve } from '../../router/sleeve/sleeve.js';
-import type { MeshStatus } from '../../gossip/mesh.js';
-import type { FastPathPeerReport, FastPathReport } from '../../router/fastpath/fast-path.js';
+import type { Router } from '../router/router.js';
+import type { Sleeve } from '../router/sleeve/sleeve.js';
+import type { MeshStatus } from '../mesh/mesh.js';
+import type { FastPathPeerReport, FastPathReport } from '../router/fastpath/fast-path.js';
 import type { DaemonConfig } from './config.js';
 import type { PodGuardStatus } from './pod-guard.js';
 

@@ -1,6 +1,6 @@
 /**
- * The plugin's entry must start fast: everything it loads, transitively, is cni/ plus a few small
- * files of src/core and src/platform (no router, gossip, daemon, Kubernetes, native addon, and no
+ * The plugin's entry must start fast: everything it loads, transitively, is src/cni plus a few small
+ * files of src/core, src/api and src/platform (no router, gossip, daemon, Kubernetes, native addon, and no
  * package from node_modules).
  */
 import { readFileSync } from 'node:fs';
@@ -34,22 +34,22 @@ function closure(entry: string): { files: string[]; packages: string[] } {
   return { files: [...seen].map((f) => relative(ROOT, f)).sort(), packages: [...packages] };
 }
 
-describe('cni/main.ts import closure', () => {
-  it('stays within cni/ and small core/platform files, with no packages', () => {
-    const { files, packages } = closure('cni/main.ts');
+describe('src/cni/main.ts import closure', () => {
+  it('stays within src/cni and small core/platform files, with no packages', () => {
+    const { files, packages } = closure('src/cni/main.ts');
     expect(packages).toEqual([]);
-    const outside = files.filter((f) => !f.startsWith('cni/'));
+    const outside = files.filter((f) => !f.startsWith('src/cni/'));
     expect(outside.sort()).toEqual([
-      'src/core/api-client.ts',
+      'src/api/client.ts',
+      'src/api/release-journal.ts',
       'src/core/atomic-file.ts',
       'src/core/errors.ts',
       'src/core/paths.ts',
-      'src/core/release-journal.ts',
       'src/platform/errors.ts',
       'src/platform/linux/native.ts',
       'src/platform/linux/rtnl.ts',
       'src/platform/linux/run.ts',
     ]);
-    expect(files).not.toContain('cni/install.ts');
+    expect(files).not.toContain('src/cni/install.ts');
   });
 });

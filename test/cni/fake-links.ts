@@ -1,6 +1,6 @@
 /** An in-memory LinkOps: namespaces holding interfaces, host ends, and switches to make a step fail. */
-import type { ContainerLink, CreatedPair, HostLink, LinkOps, PodAddressing, PodLinkSpec, PodRoute } from '../../cni/veth.js';
-import { LinkError } from '../../cni/veth.js';
+import type { ContainerLink, CreatedPair, HostLink, LinkOps, PodAddressing, PodLinkSpec, PodRoute } from '../../src/cni/veth.js';
+import { LinkError } from '../../src/cni/veth.js';
 
 interface FakeIf {
   link: ContainerLink;

@@ -1,8 +1,8 @@
 /** Runs the plugin in-process with injected env/stdin/stdout, a FakeLinks and a real ReleaseJournal. */
-import { ReleaseJournal } from '../../src/core/release-journal.js';
-import { DaemonClient } from '../../cni/client.js';
-import { handlers } from '../../cni/commands/index.js';
-import { runPlugin } from '../../cni/skel.js';
+import { ReleaseJournal } from '../../src/api/release-journal.js';
+import { DaemonClient } from '../../src/cni/client.js';
+import { handlers } from '../../src/cni/commands/index.js';
+import { runPlugin } from '../../src/cni/skel.js';
 import type { FakeLinks } from './fake-links.js';
 
 export interface Invocation {

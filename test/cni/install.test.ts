@@ -7,7 +7,7 @@ import { chmodSync, existsSync, mkdirSync, mkdtempSync, readdirSync, readFileSyn
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
-import { conflist, CONFLIST_NAME, installCni, shellQuote, wrapperScript } from '../../cni/install.js';
+import { conflist, CONFLIST_NAME, installCni, shellQuote, wrapperScript } from '../../src/cni/install.js';
 
 /** The built plugin; WEFT_CNI_MAIN points elsewhere (e.g. a private build) when set. */
 const SHIM = join(process.cwd(), 'build', 'weft-cni');

@@ -1,7 +1,7 @@
 /** Network configuration validation: defaults, each problem named, all problems gathered. */
 import { describe, expect, it } from 'vitest';
-import { CniError } from '../../cni/errors.js';
-import { DEFAULT_JOURNAL_DIR, DEFAULT_SOCKET, parseNetConf } from '../../cni/netconf.js';
+import { CniError } from '../../src/cni/errors.js';
+import { DEFAULT_JOURNAL_DIR, DEFAULT_SOCKET, parseNetConf } from '../../src/cni/netconf.js';
 
 const base = { cniVersion: '1.0.0', name: 'weft', type: 'weft' };
 

@@ -1,8 +1,8 @@
 /** The result shape (what portmap and the runtime read back as prevResult) and GC's selection. */
 import { describe, expect, it } from 'vitest';
-import { staleAllocations, staleHostEnds } from '../../cni/commands/gc.js';
-import { buildAddResult, parsePrevResult } from '../../cni/result.js';
-import { hostVethName, HOST_END, randomMac } from '../../cni/veth.js';
+import { staleAllocations, staleHostEnds } from '../../src/cni/commands/gc.js';
+import { buildAddResult, parsePrevResult } from '../../src/cni/result.js';
+import { hostVethName, HOST_END, randomMac } from '../../src/cni/veth.js';
 
 const outcome = {
   cniVersion: '1.1.0' as const,

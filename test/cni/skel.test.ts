@@ -6,8 +6,8 @@
 import { writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
-import { ReleaseJournal } from '../../src/core/release-journal.js';
-import { hostVethName } from '../../cni/veth.js';
+import { ReleaseJournal } from '../../src/api/release-journal.js';
+import { hostVethName } from '../../src/cni/veth.js';
 import { FakeDaemon } from './fake-daemon.js';
 import { FakeLinks } from './fake-links.js';
 import { invoke } from './harness.js';
@@ -431,7 +431,7 @@ describe('GC', () => {
 
 describe('journal directory default', () => {
   it('is under /var/lib/weft', async () => {
-    const { DEFAULT_JOURNAL_DIR } = await import('../../cni/netconf.js');
+    const { DEFAULT_JOURNAL_DIR } = await import('../../src/cni/netconf.js');
     expect(DEFAULT_JOURNAL_DIR).toBe('/var/lib/weft/pending-releases');
   });
 });

@@ -2,7 +2,7 @@ import { describe, expect, it } from 'vitest';
 import { silentLogger } from '../../src/core/logger.js';
 import { PodGuard, type PodAllocation } from '../../src/daemon/pod-guard.js';
 import type { LinkInfo } from '../../src/platform/netlink.js';
-import { hostVethName } from '../../cni/veth.js';
+import { hostVethName } from '../../src/cni/veth.js';
 import { FakeClock } from '../fakes/fake-clock.js';
 import { FakeNft } from '../fakes/fake-nft.js';
 

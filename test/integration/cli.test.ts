@@ -3,7 +3,7 @@ import { mkdtempSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { Lab } from '../../src/lab/index.js';
+import { Lab } from '../../lab/index.js';
 
 const CLI = join(process.cwd(), 'dist', 'src', 'cli', 'main.js');
 

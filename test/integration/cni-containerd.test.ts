@@ -11,10 +11,10 @@
 import { execFile, execFileSync } from 'node:child_process';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { installCni } from '../../cni/install.js';
-import { ContainerdNode, installReferencePlugins, type CriPod } from '../../src/lab/index.js';
-import { startCapture } from '../../src/lab/traffic.js';
-import { WeftCluster } from '../../src/lab/weft-cluster.js';
+import { installCni } from '../../src/cni/install.js';
+import { ContainerdNode, installReferencePlugins, type CriPod } from '../../lab/index.js';
+import { startCapture } from '../../lab/traffic.js';
+import { WeftCluster } from '../../lab/weft-cluster.js';
 import { until } from './helpers.js';
 
 const isRoot = process.getuid?.() === 0;

@@ -8,17 +8,17 @@
 import { existsSync } from 'node:fs';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { Lab, type LabNode } from '../../src/lab/lab.js';
-import { execIn } from '../../src/lab/lab-process.js';
-import { deleteNamespace } from '../../src/lab/registry.js';
-import { ReleaseJournal } from '../../src/core/release-journal.js';
+import { Lab, type LabNode } from '../../lab/lab.js';
+import { execIn } from '../../lab/lab-process.js';
+import { deleteNamespace } from '../../lab/registry.js';
+import { ReleaseJournal } from '../../src/api/release-journal.js';
 import { run } from '../../src/platform/linux/run.js';
-import { hostVethName } from '../../cni/veth.js';
+import { hostVethName } from '../../src/cni/veth.js';
 import { FakeDaemon } from '../cni/fake-daemon.js';
 
 const isRoot = process.getuid?.() === 0;
 /** The built plugin; WEFT_CNI_MAIN points elsewhere (e.g. a private build) when set. */
-const MAIN = process.env.WEFT_CNI_MAIN ?? join(process.cwd(), 'dist', 'cni', 'main.js');
+const MAIN = process.env.WEFT_CNI_MAIN ?? join(process.cwd(), 'dist', 'src', 'cni', 'main.js');
 
 interface CniRun {
   code: number | null;

@@ -11,8 +11,8 @@ import { execFileSync } from 'node:child_process';
 import { existsSync, readdirSync, readFileSync, readlinkSync, statSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { bridgeConflist, ContainerdNode, installReferencePlugins, Lab, writeConflist, type CriPod } from '../../src/lab/index.js';
-import { cgroupDirs, mountsUnder, shimPids } from '../../src/lab/cri-cleanup.js';
+import { bridgeConflist, ContainerdNode, installReferencePlugins, Lab, writeConflist, type CriPod } from '../../lab/index.js';
+import { cgroupDirs, mountsUnder, shimPids } from '../../lab/cri-cleanup.js';
 import { labNamespaces } from './helpers.js';
 
 const isRoot = process.getuid?.() === 0;

@@ -9,8 +9,8 @@
  * Every pod broadcasts in turn; every other pod must receive each broadcast exactly once.
  */
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { ping, sendBroadcasts, startCapture } from '../../src/lab/traffic.js';
-import { WeftCluster } from '../../src/lab/weft-cluster.js';
+import { ping, sendBroadcasts, startCapture } from '../../lab/traffic.js';
+import { WeftCluster } from '../../lab/weft-cluster.js';
 
 const isRoot = process.getuid?.() === 0;
 const VXLAN_PORT = 6785;

@@ -6,10 +6,10 @@
  * for a port's own address go to the host, not out of the port).
  */
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { Lab, type LabPod } from '../../src/lab/lab.js';
+import { Lab, type LabPod } from '../../lab/lab.js';
 import { LinuxTap } from '../../src/platform/linux/linux-tap.js';
 import { IpNetlink } from '../../src/platform/linux/ip-netlink.js';
-import { startCapture } from '../../src/lab/traffic.js';
+import { startCapture } from '../../lab/traffic.js';
 
 const isRoot = process.getuid?.() === 0;
 const VX = 'wvx';

@@ -5,8 +5,8 @@
  * Waits poll status with generous limits; timing goals live in the benchmark.
  */
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { iperf3Tcp, ping } from '../../src/lab/traffic.js';
-import { WeftCluster, type RouterStatus } from '../../src/lab/weft-cluster.js';
+import { iperf3Tcp, ping } from '../../lab/traffic.js';
+import { WeftCluster, type RouterStatus } from '../../lab/weft-cluster.js';
 import { until } from './helpers.js';
 
 const isRoot = process.getuid?.() === 0;

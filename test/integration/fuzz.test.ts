@@ -1,8 +1,8 @@
 import { readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { WeftCluster, ping, tcpTransferSha256 } from '../../src/lab/index.js';
-import { FRAG_HDR_LEN, TYPE_DATA, TYPE_FRAG } from '../../router/sleeve/wire.js';
+import { WeftCluster, ping, tcpTransferSha256 } from '../../lab/index.js';
+import { FRAG_HDR_LEN, TYPE_DATA, TYPE_FRAG } from '../../src/router/sleeve/wire.js';
 
 /** Reads UDP payloads out of a pcap file (Ethernet / IPv4 / UDP). */
 function udpPayloads(file: string): Buffer[] {

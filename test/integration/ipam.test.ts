@@ -7,9 +7,9 @@
  * replayed, clear typed errors for bad requests.
  */
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { ReleaseJournal } from '../../src/core/release-journal.js';
-import { WeftCluster } from '../../src/lab/weft-cluster.js';
-import type { IpamStatus } from '../../gossip/ipam/status.js';
+import { ReleaseJournal } from '../../src/api/release-journal.js';
+import { WeftCluster } from '../../lab/weft-cluster.js';
+import type { IpamStatus } from '../../src/ipam/status.js';
 import { until } from './helpers.js';
 
 const isRoot = process.getuid?.() === 0;

@@ -7,7 +7,7 @@ import { createHash } from 'node:crypto';
 import { existsSync, writeFileSync } from 'node:fs';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { CommandError } from '../../src/platform/errors.js';
-import { countFrames, iperf3Tcp, iperf3Udp, Lab, LabError, ping, startCapture, tcpTransferSha256, udpProbe, type LabPod } from '../../src/lab/index.js';
+import { countFrames, iperf3Tcp, iperf3Udp, Lab, LabError, ping, startCapture, tcpTransferSha256, udpProbe, type LabPod } from '../../lab/index.js';
 import { labNamespaces } from './helpers.js';
 
 const isRoot = process.getuid?.() === 0;

@@ -7,8 +7,8 @@
 import { readFileSync, rmSync } from 'node:fs';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { iperf3Tcp, ping, tcpTransferSha256 } from '../../src/lab/traffic.js';
-import { WeftCluster, type RouterStatus } from '../../src/lab/weft-cluster.js';
+import { iperf3Tcp, ping, tcpTransferSha256 } from '../../lab/traffic.js';
+import { WeftCluster, type RouterStatus } from '../../lab/weft-cluster.js';
 import { until } from './helpers.js';
 
 const isRoot = process.getuid?.() === 0;

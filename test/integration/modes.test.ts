@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest';
-import { WeftCluster, ping, tcpTransferSha256 } from '../../src/lab/index.js';
+import { WeftCluster, ping, tcpTransferSha256 } from '../../lab/index.js';
 
 async function transferBothWays(c: WeftCluster, mb: number): Promise<void> {
   const [a, b] = c.pods;

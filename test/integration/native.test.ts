@@ -4,7 +4,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { SystemError } from '../../src/core/errors.js';
-import { Lab } from '../../src/lab/index.js';
+import { Lab } from '../../lab/index.js';
 import { LinuxTap, VNET_MAX_READ } from '../../src/platform/linux/linux-tap.js';
 import { LinuxUdp } from '../../src/platform/linux/linux-udp.js';
 import { closeNetns, openNetns } from '../../src/platform/linux/rtnl.js';

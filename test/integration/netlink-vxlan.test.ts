@@ -4,8 +4,8 @@
  * Pods on two nodes talk through the kernel only when the entries say so.
  */
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { Lab, type LabPod } from '../../src/lab/lab.js';
-import { ping } from '../../src/lab/traffic.js';
+import { Lab, type LabPod } from '../../lab/lab.js';
+import { ping } from '../../lab/traffic.js';
 import { IpNetlink } from '../../src/platform/linux/ip-netlink.js';
 import { FLOOD_MAC } from '../../src/platform/netlink.js';
 

@@ -1,5 +1,5 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { WeftCluster, capture, iperf3Tcp, ping, sendBroadcasts, tcpTransferSha256 } from '../../src/lab/index.js';
+import { WeftCluster, capture, iperf3Tcp, ping, sendBroadcasts, tcpTransferSha256 } from '../../lab/index.js';
 
 describe('three nodes', () => {
   let c: WeftCluster;

@@ -1,5 +1,5 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { WeftCluster, ping } from '../../src/lab/index.js';
+import { WeftCluster, ping } from '../../lab/index.js';
 
 describe('two nodes over the encrypted sleeve', () => {
   let c: WeftCluster;

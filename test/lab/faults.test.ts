@@ -1,6 +1,6 @@
 import { describe, expect, it } from 'vitest';
-import { LabError } from '../../src/lab/errors.js';
-import { blockUdpRules, dropLargeUdpRules, faultScript, udpLossRules } from '../../src/lab/faults.js';
+import { LabError } from '../../lab/errors.js';
+import { blockUdpRules, dropLargeUdpRules, faultScript, udpLossRules } from '../../lab/faults.js';
 
 describe('fault rules', () => {
   it('block all UDP from a peer, or only to and from one port', () => {

@@ -3,8 +3,8 @@ import { readFileSync } from 'node:fs';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { describe, expect, it } from 'vitest';
-import { LabParseError } from '../../src/lab/errors.js';
-import { parseIperfTcp, parseIperfUdp, parsePing, parseTcpdumpCaptured, percentile } from '../../src/lab/traffic.js';
+import { LabParseError } from '../../lab/errors.js';
+import { parseIperfTcp, parseIperfUdp, parsePing, parseTcpdumpCaptured, percentile } from '../../lab/traffic.js';
 
 const fixture = (name: string): string => readFileSync(join(dirname(fileURLToPath(import.meta.url)), 'fixtures', name), 'utf8');
 

@@ -1,7 +1,7 @@
 import { createCipheriv } from 'node:crypto';
 import fc from 'fast-check';
 import { describe, expect, it } from 'vitest';
-import { SodiumChaCha } from '../../router/crypto/sodium-aead.js';
+import { SodiumChaCha } from '../../src/router/crypto/sodium-aead.js';
 import { OpenSslChaCha } from '../../src/platform/linux/native-aead.js';
 
 const engines = [new OpenSslChaCha(), new SodiumChaCha()];

@@ -1,7 +1,7 @@
 import fc from 'fast-check';
 import { describe, expect, it } from 'vitest';
 import { ConfigError } from '../../src/core/errors.js';
-import { GsoResult, SoftwareOffload, dropReasonName } from '../../router/gso.js';
+import { GsoResult, SoftwareOffload, dropReasonName } from '../../src/router/gso.js';
 
 // ---- an independent packet builder and checker (deliberately naive, shares nothing with the code)
 

@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest';
-import { MacTable, PORT_LOCAL } from '../../router/mac-table.js';
+import { MacTable, PORT_LOCAL } from '../../src/router/mac-table.js';
 import { isGroupMac, macToString, parseMac, readMac, writeMac } from '../../src/core/mac.js';
 
 describe('MAC helpers', () => {

@@ -1,8 +1,8 @@
 import { describe, expect, it } from 'vitest';
-import { FragmentTokens, TOKEN_LEN, TokenScratch } from '../../router/crypto/fragment-tokens.js';
-import { ReplayWindow } from '../../router/crypto/replay-window.js';
-import { Reassembler, REASSEMBLY_INCOMPLETE, type FragmentOwner } from '../../router/sleeve/reassembly.js';
-import { FRAG_HDR_LEN, FRAG_TOKEN_OFFSET, MAX_FRAGMENTS, TYPE_FRAG, writeDataHeader } from '../../router/sleeve/wire.js';
+import { FragmentTokens, TOKEN_LEN, TokenScratch } from '../../src/router/crypto/fragment-tokens.js';
+import { ReplayWindow } from '../../src/router/crypto/replay-window.js';
+import { Reassembler, REASSEMBLY_INCOMPLETE, type FragmentOwner } from '../../src/router/sleeve/reassembly.js';
+import { FRAG_HDR_LEN, FRAG_TOKEN_OFFSET, MAX_FRAGMENTS, TYPE_FRAG, writeDataHeader } from '../../src/router/sleeve/wire.js';
 
 /** A plaintext session: no tokens, nothing authenticated. */
 const plain: FragmentOwner = { tokens: undefined, window: new ReplayWindow() };

@@ -1,12 +1,12 @@
 /** Builds sleeves on a FakeNetwork for unit tests. */
 import { silentLogger } from '../../src/core/logger.js';
-import { AeadCipher, PlainCipher } from '../../router/crypto/frame-cipher.js';
-import { SodiumChaCha } from '../../router/crypto/sodium-aead.js';
+import { AeadCipher, PlainCipher } from '../../src/router/crypto/frame-cipher.js';
+import { SodiumChaCha } from '../../src/router/crypto/sodium-aead.js';
 import { OpenSslChaCha } from '../../src/platform/linux/native-aead.js';
 import { createHash } from 'node:crypto';
 import { peerIdFromPeerName, peerNameFromPublicKey } from '../../src/core/ids.js';
-import { Sleeve, type SleeveInit } from '../../router/sleeve/sleeve.js';
-import type { SleevePeer } from '../../router/sleeve/peer.js';
+import { Sleeve, type SleeveInit } from '../../src/router/sleeve/sleeve.js';
+import type { SleevePeer } from '../../src/router/sleeve/peer.js';
 import { FakeClock } from '../fakes/fake-clock.js';
 import { FakeNetwork, type FakeUdp } from '../fakes/fake-udp.js';
 

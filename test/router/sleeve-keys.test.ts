@@ -3,9 +3,9 @@
  * lifetime, on two sleeves with a fake clock.
  */
 import { describe, expect, it } from 'vitest';
-import { AeadCipher } from '../../router/crypto/frame-cipher.js';
-import type { SleeveInit } from '../../router/sleeve/sleeve.js';
-import { DATA_HDR_LEN, FLAG_SEALED, REC_FRAME, TYPE_DATA, writeDataHeader, writeRecordHeader } from '../../router/sleeve/wire.js';
+import { AeadCipher } from '../../src/router/crypto/frame-cipher.js';
+import type { SleeveInit } from '../../src/router/sleeve/sleeve.js';
+import { DATA_HDR_LEN, FLAG_SEALED, REC_FRAME, TYPE_DATA, writeDataHeader, writeRecordHeader } from '../../src/router/sleeve/wire.js';
 import { OpenSslChaCha } from '../../src/platform/linux/native-aead.js';
 import { FakeClock, FakeNetwork, makeNode, randomFrame, run, sendFrames, testKey, SECRET, type Node } from './sleeve-harness.js';
 

@@ -1,9 +1,9 @@
 /** SleeveOverlay hands installed keys (the fast path's probe key) and removals to listeners. */
 import { createHash } from 'node:crypto';
 import { describe, expect, it } from 'vitest';
-import type { PeerKeys } from '../../gossip/contracts.js';
+import type { PeerKeys } from '../../src/mesh/contracts.js';
 import { peerIdFromPeerName } from '../../src/core/ids.js';
-import { SleeveOverlay } from '../../router/sleeve-overlay.js';
+import { SleeveOverlay } from '../../src/router/sleeve-overlay.js';
 import { FakeClock } from '../fakes/fake-clock.js';
 import { FakeNetwork } from '../fakes/fake-udp.js';
 import { makeNode, peerName } from './sleeve-harness.js';

@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest';
-import { DATA_HDR_LEN, TYPE_DATA, TYPE_FRAG } from '../../router/sleeve/wire.js';
+import { DATA_HDR_LEN, TYPE_DATA, TYPE_FRAG } from '../../src/router/sleeve/wire.js';
 import { FakeClock, FakeNetwork, connect, makeNode, randomFrame, run, sendFrames } from './sleeve-harness.js';
 
 async function pair(opts: { secretB?: string; plaintextA?: boolean; plaintextB?: boolean; gro?: boolean; mtu?: number } = {}) {

@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest';
-import { maxDatagram, overlayMtu, readCounter, writeDataHeader, TYPE_DATA, DATA_HDR_LEN } from '../../router/sleeve/wire.js';
+import { maxDatagram, overlayMtu, readCounter, writeDataHeader, TYPE_DATA, DATA_HDR_LEN } from '../../src/router/sleeve/wire.js';
 
 describe('wire', () => {
   it('derives the overlay MTU so the largest frame fits one datagram', () => {

@@ -6,7 +6,7 @@
  * the health judge saw nothing of it and that the drops are counted by reason.
  */
 import { describe, expect, it } from 'vitest';
-import { readProbe, writeProbe, type Probe } from '../../router/fastpath/probe-frame.js';
+import { readProbe, writeProbe, type Probe } from '../../src/router/fastpath/probe-frame.js';
 import { MAX_FRAME, twoRouters, type RouterSide } from '../router/fastpath/two-routers.js';
 
 /** A probe frame as an attacker without the key writes it (the tag is not the pair's). */

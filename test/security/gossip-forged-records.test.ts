@@ -13,13 +13,13 @@
  */
 import { pack } from 'msgpackr';
 import { describe, expect, it } from 'vitest';
-import { Writer, arrayHeader } from '../../gossip/canonical-msgpack.js';
-import { GossipChannel } from '../../gossip/gossip-channel.js';
-import { generateIdentity, type Identity } from '../../gossip/identity.js';
-import { MacOwners } from '../../gossip/mac-owners.js';
-import { signedBytes } from '../../gossip/signing.js';
-import { Topology } from '../../gossip/topology.js';
-import type { GossipTransport } from '../../gossip/contracts.js';
+import { Writer, arrayHeader } from '../../src/mesh/canonical-msgpack.js';
+import { GossipChannel } from '../../src/mesh/gossip-channel.js';
+import { generateIdentity, type Identity } from '../../src/mesh/identity.js';
+import { MacOwners } from '../../src/mesh/mac-owners.js';
+import { signedBytes } from '../../src/mesh/signing.js';
+import { Topology } from '../../src/mesh/topology.js';
+import type { GossipTransport } from '../../src/mesh/contracts.js';
 import { FakeClock } from '../fakes/fake-clock.js';
 
 const BOUND = 2 ** 52 - 1;

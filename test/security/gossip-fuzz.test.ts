@@ -9,14 +9,14 @@
 import fc from 'fast-check';
 import { pack } from 'msgpackr';
 import { describe, expect, it } from 'vitest';
-import { arrayHeader } from '../../gossip/canonical-msgpack.js';
-import { GossipDecodeError } from '../../gossip/errors.js';
-import { MacOwners, MacOwnersState, decodeMacMessage, signMacRecord, type MacEntry } from '../../gossip/mac-owners.js';
-import { Verifier, signedBytes } from '../../gossip/signing.js';
-import { MAX_LIVE_VERSION, Topology, TopologyState } from '../../gossip/topology.js';
-import { decodeTopologyMessage, encodeTopologyMessage, type KnownRecord } from '../../gossip/topology-codec.js';
+import { arrayHeader } from '../../src/mesh/canonical-msgpack.js';
+import { GossipDecodeError } from '../../src/mesh/errors.js';
+import { MacOwners, MacOwnersState, decodeMacMessage, signMacRecord, type MacEntry } from '../../src/mesh/mac-owners.js';
+import { Verifier, signedBytes } from '../../src/mesh/signing.js';
+import { MAX_LIVE_VERSION, Topology, TopologyState } from '../../src/mesh/topology.js';
+import { decodeTopologyMessage, encodeTopologyMessage, type KnownRecord } from '../../src/mesh/topology-codec.js';
 import { FakeClock } from '../fakes/fake-clock.js';
-import { signed, testAuthor, tombstone } from '../gossip/test-authors.js';
+import { signed, testAuthor, tombstone } from '../mesh/test-authors.js';
 
 const RUNS = 300;
 const A = Array.from({ length: 5 }, (_, i) => testAuthor(`fuzz-peer-${i}`));

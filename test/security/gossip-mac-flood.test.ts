@@ -6,9 +6,9 @@
  * further source MACs are dropped and counted, and peers keep accepting the node's record.
  */
 import { describe, expect, it } from 'vitest';
-import { generateIdentity } from '../../gossip/identity.js';
-import { MacOwners } from '../../gossip/mac-owners.js';
-import { Router } from '../../router/router.js';
+import { generateIdentity } from '../../src/mesh/identity.js';
+import { MacOwners } from '../../src/mesh/mac-owners.js';
+import { Router } from '../../src/router/router.js';
 import { silentLogger } from '../../src/core/logger.js';
 import * as mac from '../../src/core/mac.js';
 import { FakeTap } from '../fakes/fake-tap.js';

@@ -5,12 +5,12 @@
  * an honest peer's gossip channel as a neighbour would (`inject`), and that peer relays what it
  * merged to the others.
  */
-import { simWriter, type IpamSim, type SimNode } from '../../bench/suites/ipam-sim.js';
-import type { PeerName } from '../../gossip/contracts.js';
-import { Ring, type EntryDraft, type RingEntry } from '../../gossip/ipam/ring.js';
-import { decodeRing } from '../../gossip/ipam/ring-codec.js';
-import type { RingWriter } from '../../gossip/ipam/ring-signing.js';
-import { encodeGave, encodeGossip } from '../../gossip/ipam/wire.js';
+import { simWriter, type IpamSim, type SimNode } from '../../sim/ipam-sim.js';
+import type { PeerName } from '../../src/mesh/contracts.js';
+import { Ring, type EntryDraft, type RingEntry } from '../../src/ipam/ring.js';
+import { decodeRing } from '../../src/ipam/ring-codec.js';
+import type { RingWriter } from '../../src/ipam/ring-signing.js';
+import { encodeGave, encodeGossip } from '../../src/ipam/wire.js';
 
 export class Attacker {
   readonly w: RingWriter;

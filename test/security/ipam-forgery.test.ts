@@ -5,11 +5,11 @@
  * keeps allocating, and no honest peer hands out its addresses.
  */
 import { describe, expect, it } from 'vitest';
-import { IpamSim, simWriter, type IpamSimOptions, type SimNode } from '../../bench/suites/ipam-sim.js';
-import { Ring } from '../../gossip/ipam/ring.js';
-import { decodeRing, pack } from '../../gossip/ipam/ring-codec.js';
-import { MAX_VERSION, ADOPT_LABEL, adoptBody, signBody } from '../../gossip/ipam/ring-signing.js';
-import { encodeAsk, encodeGossip, waitingOf } from '../../gossip/ipam/wire.js';
+import { IpamSim, simWriter, type IpamSimOptions, type SimNode } from '../../sim/ipam-sim.js';
+import { Ring } from '../../src/ipam/ring.js';
+import { decodeRing, pack } from '../../src/ipam/ring-codec.js';
+import { MAX_VERSION, ADOPT_LABEL, adoptBody, signBody } from '../../src/ipam/ring-signing.js';
+import { encodeAsk, encodeGossip, waitingOf } from '../../src/ipam/wire.js';
 import { FakeClock } from '../fakes/fake-clock.js';
 import { Attacker, owns } from './ipam-attack.js';
 

@@ -7,14 +7,14 @@
  */
 import fc from 'fast-check';
 import { describe, expect, it } from 'vitest';
-import { simWriter } from '../../bench/suites/ipam-sim.js';
-import type { GossipTransport, RouteTable } from '../../gossip/contracts.js';
-import { GossipDecodeError } from '../../gossip/errors.js';
-import { Ipam, MemoryIpamStore } from '../../gossip/ipam/index.js';
-import { Ring, genesisEntries, type LifeRecord, type RingEntry } from '../../gossip/ipam/ring.js';
-import { decodeRing, encodeRing, withProofs } from '../../gossip/ipam/ring-codec.js';
-import { LIFE_LABEL, MAX_VERSION, RingVerifier, lifeBody } from '../../gossip/ipam/ring-signing.js';
-import { encodeGave, encodeGossip } from '../../gossip/ipam/wire.js';
+import { simWriter } from '../../sim/ipam-sim.js';
+import type { GossipTransport, RouteTable } from '../../src/mesh/contracts.js';
+import { GossipDecodeError } from '../../src/mesh/errors.js';
+import { Ipam, MemoryIpamStore } from '../../src/ipam/index.js';
+import { Ring, genesisEntries, type LifeRecord, type RingEntry } from '../../src/ipam/ring.js';
+import { decodeRing, encodeRing, withProofs } from '../../src/ipam/ring-codec.js';
+import { LIFE_LABEL, MAX_VERSION, RingVerifier, lifeBody } from '../../src/ipam/ring-signing.js';
+import { encodeGave, encodeGossip } from '../../src/ipam/wire.js';
 import { FakeClock } from '../fakes/fake-clock.js';
 
 const W = [0, 1, 2, 3, 4].map((i) => simWriter(700 + i)).sort((a, b) => (a.name < b.name ? -1 : 1));

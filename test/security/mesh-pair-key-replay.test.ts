@@ -9,7 +9,7 @@
  *   stamps are older than those the responder has seen.
  */
 import { describe, expect, it } from 'vitest';
-import { PairWorld } from '../gossip/pair-keys-world.js';
+import { PairWorld } from '../mesh/pair-keys-world.js';
 
 /** a and b with keys from a handshake a started, traffic flowing both ways. */
 function established(): PairWorld {

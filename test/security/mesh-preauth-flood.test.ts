@@ -9,8 +9,8 @@
  */
 import type { Socket } from 'node:net';
 import { afterEach, describe, expect, it } from 'vitest';
-import { dialAsMember, settle, startVictim, type Victim } from '../gossip/mesh-harness.js';
-import { preamble } from '../../gossip/mesh-protocol.js';
+import { dialAsMember, settle, startVictim, type Victim } from '../mesh/mesh-harness.js';
+import { preamble } from '../../src/mesh/mesh-protocol.js';
 
 const victims: Victim[] = [];
 const sockets: Socket[] = [];

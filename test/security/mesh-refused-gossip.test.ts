@@ -7,8 +7,8 @@
  */
 import { Packr } from 'msgpackr';
 import { afterEach, describe, expect, it } from 'vitest';
-import { MSG_BROADCAST, MSG_GOSSIP, MSG_UNICAST, MAX_TTL, type MeshMessage } from '../../gossip/mesh-protocol.js';
-import { dialAsMember, ownRecordGossip, settle, startVictim, type Member, type Victim } from '../gossip/mesh-harness.js';
+import { MSG_BROADCAST, MSG_GOSSIP, MSG_UNICAST, MAX_TTL, type MeshMessage } from '../../src/mesh/mesh-protocol.js';
+import { dialAsMember, ownRecordGossip, settle, startVictim, type Member, type Victim } from '../mesh/mesh-harness.js';
 
 const victims: Victim[] = [];
 afterEach(async () => {

@@ -9,10 +9,10 @@
  * Relayed unicasts are capped by their TTL (32, one less per hop; 0 is not forwarded).
  */
 import { afterEach, describe, expect, it } from 'vitest';
-import type { Gossiper, PeerName } from '../../gossip/contracts.js';
-import { generateIdentity } from '../../gossip/identity.js';
-import { MSG_BROADCAST, MSG_GOSSIP, MSG_UNICAST, MAX_TTL, type MeshMessage } from '../../gossip/mesh-protocol.js';
-import { dialAsMember, ownRecordGossip, settle, startVictim, type Member, type Victim } from '../gossip/mesh-harness.js';
+import type { Gossiper, PeerName } from '../../src/mesh/contracts.js';
+import { generateIdentity } from '../../src/mesh/identity.js';
+import { MSG_BROADCAST, MSG_GOSSIP, MSG_UNICAST, MAX_TTL, type MeshMessage } from '../../src/mesh/mesh-protocol.js';
+import { dialAsMember, ownRecordGossip, settle, startVictim, type Member, type Victim } from '../mesh/mesh-harness.js';
 
 const victims: Victim[] = [];
 afterEach(async () => {

@@ -11,16 +11,16 @@ import { mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, statfsSync, 
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, beforeEach, describe, expect, it } from 'vitest';
-import { installCni } from '../../cni/install.js';
+import { installCni } from '../../src/cni/install.js';
 import { writeFileAtomicSync } from '../../src/core/atomic-file.js';
 import { FileWriteError } from '../../src/core/errors.js';
 import { createLogger } from '../../src/core/logger.js';
-import { ReleaseJournal } from '../../src/core/release-journal.js';
+import { ReleaseJournal } from '../../src/api/release-journal.js';
 import { buildMeshGossip } from '../../src/daemon/mesh-gossip.js';
-import { IDENTITY_FILE, IdentityError, generateIdentity, loadOrCreateIdentity } from '../../gossip/identity.js';
-import { IpamStateError } from '../../gossip/ipam/errors.js';
-import { FileIpamStore } from '../../gossip/ipam/state-file.js';
-import type { Mesh } from '../../gossip/mesh.js';
+import { IDENTITY_FILE, IdentityError, generateIdentity, loadOrCreateIdentity } from '../../src/mesh/identity.js';
+import { IpamStateError } from '../../src/ipam/errors.js';
+import { FileIpamStore } from '../../src/ipam/state-file.js';
+import type { Mesh } from '../../src/mesh/mesh.js';
 import { FakeClock } from '../fakes/fake-clock.js';
 
 const ROOT = process.getuid?.() === 0;

@@ -10,7 +10,7 @@ import { existsSync, mkdtempSync, readdirSync, readFileSync, rmSync, statSync, w
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterEach, describe, expect, it } from 'vitest';
-import { IDENTITY_FILE, loadOrCreateIdentity } from '../../gossip/identity.js';
+import { IDENTITY_FILE, loadOrCreateIdentity } from '../../src/mesh/identity.js';
 
 const CLI = join(process.cwd(), 'dist', 'src', 'cli', 'main.js');
 const ROOT = process.getuid?.() === 0;

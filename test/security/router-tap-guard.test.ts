@@ -4,7 +4,7 @@
  * counted (`switch.exception`), logged once, and the next batch is switched as usual.
  */
 import { describe, expect, it } from 'vitest';
-import { Router } from '../../router/router.js';
+import { Router } from '../../src/router/router.js';
 import { silentLogger } from '../../src/core/logger.js';
 import { FakeTap } from '../fakes/fake-tap.js';
 import { startedPair, run } from '../router/sleeve-harness.js';

@@ -4,7 +4,7 @@
  * refused before anything else, and no counter (with either AEAD) can end the process.
  */
 import { describe, expect, it } from 'vitest';
-import { TYPE_DATA } from '../../router/sleeve/wire.js';
+import { TYPE_DATA } from '../../src/router/sleeve/wire.js';
 import type { Datagram } from '../fakes/fake-udp.js';
 import { FakeClock, FakeNetwork, connect, makeNode, randomFrame, run, sendFrames, type Node } from '../router/sleeve-harness.js';
 

@@ -5,7 +5,7 @@
  * messages intact.
  */
 import { describe, expect, it } from 'vitest';
-import { TYPE_FRAG } from '../../router/sleeve/wire.js';
+import { TYPE_FRAG } from '../../src/router/sleeve/wire.js';
 import type { Datagram } from '../fakes/fake-udp.js';
 import { startedPair, randomFrame, run, sendFrames } from '../router/sleeve-harness.js';
 

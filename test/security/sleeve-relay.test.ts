@@ -7,7 +7,7 @@
  * between them is cut, so they talk through relay (.2). The attacker is at .66.
  */
 import { describe, expect, it } from 'vitest';
-import { TYPE_DATA } from '../../router/sleeve/wire.js';
+import { TYPE_DATA } from '../../src/router/sleeve/wire.js';
 import type { Datagram } from '../fakes/fake-udp.js';
 import { FakeClock, FakeNetwork, connect, makeNode, randomFrame, run, sendFrames } from '../router/sleeve-harness.js';
 

@@ -5,7 +5,7 @@
  * endpoint where it is.
  */
 import { describe, expect, it } from 'vitest';
-import { FLAG_RELAYED, TYPE_DATA } from '../../router/sleeve/wire.js';
+import { FLAG_RELAYED, TYPE_DATA } from '../../src/router/sleeve/wire.js';
 import type { Datagram } from '../fakes/fake-udp.js';
 import { FakeClock, FakeNetwork, connect, makeNode, randomFrame, run, sendFrames } from '../router/sleeve-harness.js';
 

@@ -1,6 +1,6 @@
 import fc from 'fast-check';
 import { describe, expect, it } from 'vitest';
-import { ReplayWindow, WINDOW_BITS } from '../../../router/crypto/replay-window.js';
+import { ReplayWindow, WINDOW_BITS } from '../../../src/router/crypto/replay-window.js';
 
 /** The obvious model: remember everything, refuse repeats and counters too far below the top. */
 class NaiveWindow {

@@ -2,9 +2,9 @@
 import { describe, expect, it } from 'vitest';
 import { silentLogger } from '../../../src/core/logger.js';
 import { FLOOD_MAC } from '../../../src/platform/netlink.js';
-import { FastPath } from '../../../router/fastpath/fast-path.js';
-import { FastPathFilters, probeTableBody, vxlanTableBody } from '../../../router/fastpath/filters.js';
-import { probeMacText } from '../../../router/fastpath/probe-frame.js';
+import { FastPath } from '../../../src/router/fastpath/fast-path.js';
+import { FastPathFilters, probeTableBody, vxlanTableBody } from '../../../src/router/fastpath/filters.js';
+import { probeMacText } from '../../../src/router/fastpath/probe-frame.js';
 import { parseCounters } from '../../../src/platform/linux/nft-cli.js';
 import { FakeClock } from '../../fakes/fake-clock.js';
 import { FakeTap } from '../../fakes/fake-tap.js';

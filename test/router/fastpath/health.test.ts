@@ -1,6 +1,6 @@
 import { describe, expect, it } from 'vitest';
-import { FastPathHealth } from '../../../router/fastpath/health.js';
-import { PROBE_MIN, probeMac, readProbe, writeProbe, type Probe } from '../../../router/fastpath/probe-frame.js';
+import { FastPathHealth } from '../../../src/router/fastpath/health.js';
+import { PROBE_MIN, probeMac, readProbe, writeProbe, type Probe } from '../../../src/router/fastpath/probe-frame.js';
 import { FakeClock } from '../../fakes/fake-clock.js';
 
 /** Two routers' health monitors joined by a simulated fast path with switchable faults. */

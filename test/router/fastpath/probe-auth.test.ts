@@ -1,7 +1,7 @@
 import { randomBytes } from 'node:crypto';
 import { describe, expect, it } from 'vitest';
-import { ProbeAuth, ProbeVerdict } from '../../../router/fastpath/probe-auth.js';
-import { PROBE_MIN, writeProbe } from '../../../router/fastpath/probe-frame.js';
+import { ProbeAuth, ProbeVerdict } from '../../../src/router/fastpath/probe-auth.js';
+import { PROBE_MIN, writeProbe } from '../../../src/router/fastpath/probe-frame.js';
 
 const A = 1;
 const B = 2;

@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest';
-import { inSubnets } from '../../../router/fastpath/fast-path.js';
+import { inSubnets } from '../../../src/router/fastpath/fast-path.js';
 
 describe('trusted subnets', () => {
   it.each([

@@ -8,7 +8,7 @@ import { randomBytes } from 'node:crypto';
 import { silentLogger } from '../../../src/core/logger.js';
 import type { BridgeFdbEntry, FdbEntry, Netlink } from '../../../src/platform/netlink.js';
 import type { Nft, NftCounter } from '../../../src/platform/nft.js';
-import { FastPath, type MacDirectory } from '../../../router/fastpath/fast-path.js';
+import { FastPath, type MacDirectory } from '../../../src/router/fastpath/fast-path.js';
 import { FakeClock } from '../../fakes/fake-clock.js';
 import { FakeTap } from '../../fakes/fake-tap.js';
 

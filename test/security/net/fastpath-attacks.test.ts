@@ -8,11 +8,11 @@
 import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { countFrames, ping } from '../../../src/lab/traffic.js';
-import type { UnderlayHost } from '../../../src/lab/lab.js';
-import { WeftCluster, type RouterStatus } from '../../../src/lab/weft-cluster.js';
+import { countFrames, ping } from '../../../lab/traffic.js';
+import type { UnderlayHost } from '../../../lab/lab.js';
+import { WeftCluster, type RouterStatus } from '../../../lab/weft-cluster.js';
 import { LinuxTap } from '../../../src/platform/linux/linux-tap.js';
-import { writeProbe } from '../../../router/fastpath/probe-frame.js';
+import { writeProbe } from '../../../src/router/fastpath/probe-frame.js';
 import { until } from '../../integration/helpers.js';
 
 const isRoot = process.getuid?.() === 0;

@@ -14,10 +14,10 @@ import { chmodSync, copyFileSync, existsSync, mkdirSync, rmSync } from 'node:fs'
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { packageRoot } from '../../../src/core/paths.js';
-import type { LabProcess } from '../../../src/lab/lab.js';
-import type { ProcessExit } from '../../../src/lab/lab-process.js';
-import { ping } from '../../../src/lab/traffic.js';
-import { WeftCluster } from '../../../src/lab/weft-cluster.js';
+import type { LabProcess } from '../../../lab/lab.js';
+import type { ProcessExit } from '../../../lab/lab-process.js';
+import { ping } from '../../../lab/traffic.js';
+import { WeftCluster } from '../../../lab/weft-cluster.js';
 import { until } from '../../integration/helpers.js';
 
 const isRoot = process.getuid?.() === 0;

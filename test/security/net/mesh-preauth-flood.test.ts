@@ -6,10 +6,10 @@
  * never holds more than its pre-auth limit of them.
  */
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { WeftCluster } from '../../../src/lab/weft-cluster.js';
-import type { LabProcess } from '../../../src/lab/lab.js';
+import { WeftCluster } from '../../../lab/weft-cluster.js';
+import type { LabProcess } from '../../../lab/lab.js';
 import { until } from '../../integration/helpers.js';
-import { preamble } from '../../../gossip/mesh-protocol.js';
+import { preamble } from '../../../src/mesh/mesh-protocol.js';
 
 const isRoot = process.getuid?.() === 0;
 

@@ -10,8 +10,8 @@ import { chmodSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, readlinkS
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { callApi } from '../../../src/core/api-client.js';
-import { Lab, type LabNode, type LabPod, type LabProcess } from '../../../src/lab/lab.js';
+import { callApi } from '../../../src/api/client.js';
+import { Lab, type LabNode, type LabPod, type LabProcess } from '../../../lab/lab.js';
 import { until } from '../../integration/helpers.js';
 
 const isRoot = process.getuid?.() === 0;

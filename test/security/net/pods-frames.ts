@@ -6,7 +6,7 @@
  */
 import { isIPv4 } from 'node:net';
 import { LinuxTap } from '../../../src/platform/linux/linux-tap.js';
-import { execIn } from '../../../src/lab/lab-process.js';
+import { execIn } from '../../../lab/lab-process.js';
 import { ipv6Hex } from '../../../src/daemon/pod-guard-rules.js';
 
 export function macBytes(mac: string): Buffer {

@@ -13,16 +13,16 @@
 import { execFile } from 'node:child_process';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { installCni } from '../../../cni/install.js';
-import { hostVethName } from '../../../cni/veth.js';
+import { installCni } from '../../../src/cni/install.js';
+import { hostVethName } from '../../../src/cni/veth.js';
 import { DROP_REASONS, linkLocalOf } from '../../../src/daemon/pod-guard-rules.js';
 import type { PodGuardStatus } from '../../../src/daemon/pod-guard.js';
-import { execIn, spawnIn } from '../../../src/lab/lab-process.js';
-import { deleteNamespace } from '../../../src/lab/registry.js';
-import { startCapture } from '../../../src/lab/traffic.js';
-import { WeftCluster, type RouterStatus } from '../../../src/lab/weft-cluster.js';
+import { execIn, spawnIn } from '../../../lab/lab-process.js';
+import { deleteNamespace } from '../../../lab/registry.js';
+import { startCapture } from '../../../lab/traffic.js';
+import { WeftCluster, type RouterStatus } from '../../../lab/weft-cluster.js';
 import { run } from '../../../src/platform/linux/run.js';
-import { probeMacText } from '../../../router/fastpath/probe-frame.js';
+import { probeMacText } from '../../../src/router/fastpath/probe-frame.js';
 import { until } from '../../integration/helpers.js';
 import { arp, ether, icmpEcho4, neighborAdvert, RawPod, routerAdvert, vlanFrame } from './pods-frames.js';
 

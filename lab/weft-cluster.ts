@@ -1,0 +1,340 @@
+/**
+ * A weft cluster on a lab: one router per node namespace (started through the `weft` CLI, as a
+ * user would), pods on every node with IPv4 and IPv6 addresses, and helpers to read status,
+ * restart routers and wait for the mesh. Used by the integration tests, the demo and the bench.
+ *
+ * Addressing: node i (1-based) is 198.18.0.i on the underlay; pod j on node i is 10.40.i.j/16,
+ * fd00:40::i:j/64, MAC 02:40:00:00:ii:jj.
+ */
+import { execFileSync } from 'node:child_process';
+import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { callApi } from '../src/api/client.js';
+import { WeftError } from '../src/core/errors.js';
+import { packageRoot } from '../src/core/paths.js';
+import { Lab, type LabNode, type LabPod, type LabProcess } from './lab.js';
+
+const cliPath = join(packageRoot(import.meta.url), 'dist', 'src', 'cli', 'main.js');
+
+/** The part of `weft status --json` the lab reads. */
+export interface RouterStatus {
+  /** Peer name (from the router's key) and nickname (n1, n2, ...). */
+  name: string;
+  nickname: string;
+  /** The 32-bit wire id, 8 hex digits. */
+  id: string;
+  pid: number;
+  mtu: { underlay: number; overlay: number; maxDatagram: number };
+  mode: { encryption: string; vnetHdr: boolean; udpGso: boolean; udpGro: boolean };
+  peers: {
+    name: string;
+    nickname: string;
+    state: string;
+    path: 'fastpath' | 'direct' | 'relay' | 'none';
+    via: string | null;
+    endpoint: string | null;
+    rxFrames: number;
+    txFrames: number;
+    relayedRx: number;
+  }[];
+  relayed: { datagrams: number; bytes: number };
+  fastpath: {
+    mode: string;
+    note: string;
+    peers: { name: string; underlay: string; state: string; reason: string; sinceMs: number; switches: number }[];
+    /** Present while the fast path runs. */
+    probes?: { accepted: number; drops: Record<string, number> };
+    vxlanPort?: { table: string; port: number; peers: string[]; refused: { packets: number; bytes: number }; podProbes: { packets: number; bytes: number } };
+  };
+  mesh: {
+    connections: { peer: string; nickname: string; pathUp: boolean; outbound: boolean }[];
+    peers: { name: string; nickname: string; nextHop: string | undefined; hops: number | undefined }[];
+    keys: { peer: string; state: string; rekeys: number; failures: number }[];
+    closes: Record<string, number>;
+  };
+  traffic: {
+    tap: { rxPackets: number; txPackets: number; rxBytes: number; txBytes: number };
+    udp: { rxPackets: number; txPackets: number; rxBytes: number; txBytes: number };
+  };
+  drops: Record<string, number>;
+  memory: { rssBytes: number };
+}
+
+export interface WeftClusterInit {
+  nodes: number;
+  podsPerNode?: number;
+  plaintext?: boolean;
+  /** Per node, or one value for all; default true. */
+  vnetHdr?: boolean | boolean[];
+  /** Secret per node (default: one shared secret). */
+  secrets?: string[];
+  /** Runs after the lab is built and before any router starts (e.g. to install faults). */
+  beforeRouters?: (lab: Lab) => Promise<void>;
+  /**
+   * Runs before any router starts, with each router's --state-dir (0-based), e.g. to make their
+   * identity keys with `weft identity` first.
+   */
+  prepareState?: (stateDir: (i: number) => string) => void;
+  /** The nodes (0-based) each node is configured to contact (default: all others). */
+  peersOf?: (i: number) => number[];
+  extraArgs?: string[];
+  /** Extra arguments for one router (0-based), after `extraArgs`. */
+  perNodeArgs?: (i: number) => string[];
+  /** Routers (0-based) not started by `start`: the caller starts them later with `startRouter`. */
+  deferStart?: number[];
+  /**
+   * Routers (0-based) whose identities are created before any router starts, and whose peer
+   * names every router gets as `--ipam-seed`.
+   */
+  ipamSeeds?: number[];
+  prefix?: string;
+  brNetfilter?: boolean;
+  log?: (line: string) => void;
+}
+
+export interface RouterHandle {
+  node: LabNode;
+  name: string;
+  socket: string;
+  args: string[];
+  logFile: string;
+  process: LabProcess | undefined;
+}
+
+const SECRET = 'weft-lab-shared-secret-0123456789';
+
+export function podAddress(node: number, pod: number): { ipv4: string; ipv6: string; mac: string } {
+  const hex = (n: number) => n.toString(16).padStart(2, '0');
+  return {
+    ipv4: `10.40.${node}.${pod}`,
+    ipv6: `fd00:40::${node.toString(16)}:${pod.toString(16)}`,
+    mac: `02:40:00:00:${hex(node)}:${hex(pod)}`,
+  };
+}
+
+export class WeftCluster {
+  readonly lab: Lab;
+  readonly routers: RouterHandle[];
+  readonly pods: LabPod[] = [];
+  readonly dir: string;
+  private readonly cli: string;
+  private readonly log: (line: string) => void;
+  private mtu = 0;
+
+  private constructor(lab: Lab, routers: RouterHandle[], dir: string, log: (line: string) => void) {
+    this.lab = lab;
+    this.routers = routers;
+    this.dir = dir;
+    this.cli = cliPath;
+    this.log = log;
+  }
+
+  /** Builds the lab, starts every router, waits for a full mesh, then adds the pods. */
+  static async start(init: WeftClusterInit): Promise<WeftCluster> {
+    const log = init.log ?? (() => undefined);
+    const lab = await Lab.create({ nodes: init.nodes, prefix: init.prefix, brNetfilter: init.brNetfilter, log });
+    const dir = mkdtempSync(join(tmpdir(), `weft-${lab.prefix}-`));
+    init.prepareState?.((i) => join(dir, `state-n${i + 1}`));
+    // Seed identities exist before the routers, so every router can be told the seeds' names.
+    const seeds = (init.ipamSeeds ?? []).map((i) => {
+      const out = execFileSync(process.execPath, [cliPath, 'identity', '--state-dir', join(dir, `state-n${i + 1}`), '--name', `n${i + 1}`], { encoding: 'utf8' });
+      return out.trim();
+    });
+    const seedArgs = seeds.length === 0 ? [] : ['--ipam-seed', seeds.join(',')];
+    const routers: RouterHandle[] = lab.nodes.map((node, i) => {
+      const secretFile = join(dir, `secret-${i + 1}`);
+      writeFileSync(secretFile, init.secrets?.[i] ?? SECRET, { mode: 0o600 });
+      const vnet = Array.isArray(init.vnetHdr) ? (init.vnetHdr[i] ?? true) : (init.vnetHdr ?? true);
+      const socket = join(dir, `n${i + 1}.sock`);
+      const args = [
+        'launch',
+        '--name', `n${i + 1}`,
+        '--listen', `${node.address}:6784`,
+        ...(init.peersOf?.(i) ?? lab.nodes.map((_, k) => k).filter((k) => k !== i)).flatMap((k) => ['--peer', `${lab.nodes[k]!.address}:6784`]),
+        '--state-dir', join(dir, `state-n${i + 1}`),
+        ...(init.plaintext === true ? ['--plaintext'] : ['--secret-file', secretFile]),
+        ...(vnet ? [] : ['--no-vnet-hdr']),
+        '--api-socket', socket,
+        // IPAM (on by default in weft) only where a test asks for it with its own --ipam-range.
+        '--ipam-range', 'none',
+        ...seedArgs,
+        ...(init.extraArgs ?? []),
+        ...(init.perNodeArgs?.(i) ?? []),
+      ];
+      return { node, name: `n${i + 1}`, socket, args, logFile: join(dir, `n${i + 1}.log`), process: undefined };
+    });
+    const cluster = new WeftCluster(lab, routers, dir, log);
+    try {
+      await init.beforeRouters?.(lab);
+      const deferred = new Set(init.deferStart ?? []);
+      for (let i = 0; i < routers.length; i++) if (!deferred.has(i)) await cluster.startRouter(i);
+      cluster.mtu = (await cluster.status(routers.findIndex((_, i) => !deferred.has(i)))).mtu.overlay;
+      const perNode = init.podsPerNode ?? 1;
+      for (let i = 0; i < lab.nodes.length; i++) {
+        for (let j = 1; j <= perNode; j++) {
+          const a = podAddress(i + 1, j + 1);
+          const pod = await lab.addPod(lab.nodes[i]!, {
+            name: `p${j}`,
+            ipv4: `${a.ipv4}/16`,
+            ipv6: `${a.ipv6}/64`,
+            mac: a.mac,
+            mtu: cluster.mtu,
+          });
+          cluster.pods.push(pod);
+        }
+      }
+    } catch (err) {
+      await cluster.destroy();
+      throw err;
+    }
+    return cluster;
+  }
+
+  get overlayMtu(): number {
+    return this.mtu;
+  }
+
+  /** Every ordered pair of distinct pods (a → b and b → a both). */
+  *podPairs(): Generator<[LabPod, LabPod]> {
+    for (const a of this.pods) for (const b of this.pods) if (a !== b) yield [a, b];
+  }
+
+  /** The pods on a node, given as a LabNode or its number as in its name (1 for n1; `lab.nodes` is 0-based). */
+  podsOn(node: LabNode | number): LabPod[] {
+    const index = typeof node === 'number' ? node - 1 : node.index;
+    return this.pods.filter((p) => p.node.index === index);
+  }
+
+  /** Starts router i and waits until its API answers. */
+  async startRouter(i: number): Promise<void> {
+    const r = this.routers[i]!;
+    if (r.process !== undefined) throw new WeftError('ERR_LAB', `router ${r.name} is already running`);
+    r.process = this.lab.spawn(r.node.ns, [process.execPath, this.cli, ...r.args], { logFile: r.logFile });
+    const deadline = Date.now() + 15_000;
+    for (;;) {
+      try {
+        await this.status(i);
+        return;
+      } catch (err) {
+        const exited = await Promise.race([r.process.exited.then(() => true), delay(200).then(() => false)]);
+        if (exited) {
+          const out = r.process.stderrText().trim().split('\n').slice(-5).join('\n');
+          r.process = undefined;
+          throw new WeftError('ERR_LAB', `router ${r.name} exited during start: ${out}`);
+        }
+        if (Date.now() > deadline) throw new WeftError('ERR_LAB', `router ${r.name} did not answer within 15 s: ${String(err)}`);
+      }
+    }
+  }
+
+  /** Stops router i (SIGTERM, or SIGKILL to simulate a crash). */
+  async stopRouter(i: number, signal: NodeJS.Signals = 'SIGTERM'): Promise<void> {
+    const r = this.routers[i]!;
+    const p = r.process;
+    if (p === undefined) return;
+    r.process = undefined;
+    if (signal === 'SIGKILL') {
+      p.kill('SIGKILL');
+      await p.exited;
+    } else {
+      await p.stop(5000);
+    }
+  }
+
+  /** `weft status --json` of router i, through the CLI as a user would run it. */
+  async status(i: number): Promise<RouterStatus> {
+    const r = this.routers[i]!;
+    const res = await this.lab.exec(r.node.ns, [process.execPath, this.cli, 'status', '--json', '--socket', r.socket], { timeoutMs: 10_000 });
+    return JSON.parse(res.stdout) as RouterStatus;
+  }
+
+  /** Calls router i's local API directly (rejects with the API's error code and message). */
+  async api<T = unknown>(i: number, method: 'GET' | 'POST', path: string, body?: unknown): Promise<T> {
+    return (await callApi(this.routers[i]!.socket, method, path, body, 15_000)) as T;
+  }
+
+  /** Router i's --state-dir (kept across restarts, removed with the cluster). */
+  stateDir(i: number): string {
+    return join(this.dir, `state-n${i + 1}`);
+  }
+
+  /** The same report straight from router i's API socket (no CLI process): for tight polling. */
+  async apiStatus(i: number): Promise<RouterStatus> {
+    return (await callApi(this.routers[i]!.socket, 'GET', '/v1/status', undefined, 10_000)) as RouterStatus;
+  }
+
+  /**
+   * Waits until every running router sees every other running router as established (heard from
+   * within the dead interval), directly or through a relay.
+   */
+  async waitEstablished(timeoutMs = 20_000): Promise<void> {
+    const running = this.routers.map((r, i) => (r.process !== undefined ? i : -1)).filter((i) => i >= 0);
+    const deadline = Date.now() + timeoutMs;
+    for (;;) {
+      let ok = true;
+      for (const i of running) {
+        const s = await this.status(i);
+        const up = new Set(s.peers.filter((p) => p.state === 'established' && p.path !== 'none').map((p) => p.nickname));
+        if (!running.every((k) => k === i || up.has(this.routers[k]!.name))) ok = false;
+      }
+      if (ok) return;
+      if (Date.now() > deadline) throw new WeftError('ERR_LAB', `routers did not all see each other within ${timeoutMs} ms`);
+      await delay(200);
+    }
+  }
+
+  /**
+   * Waits until every running router has every other running router on the kernel fast path
+   * (polling the API socket); returns how long that took.
+   */
+  waitFastPath(timeoutMs = 30_000): Promise<number> {
+    return this.waitPaths(() => 'fastpath', timeoutMs);
+  }
+
+  /**
+   * Waits until, on every running router i, each other running router k is on path
+   * `expected(i, k)` (polling the API socket); returns how long that took. Both ends of a pair
+   * switch on their own judgement, so a test that needs settled paths waits for every router.
+   */
+  async waitPaths(expected: (from: number, to: number) => RouterStatus['peers'][number]['path'], timeoutMs = 30_000): Promise<number> {
+    const started = Date.now();
+    const running = this.routers.map((r, i) => (r.process !== undefined ? i : -1)).filter((i) => i >= 0);
+    const want = running.map((i) => Object.fromEntries(running.filter((k) => k !== i).map((k) => [this.routers[k]!.name, expected(i, k)])));
+    let seen: Record<string, string>[] = [];
+    for (;;) {
+      const all = await Promise.all(running.map((i) => this.apiStatus(i).catch(() => undefined)));
+      seen = all.map((s) => Object.fromEntries((s?.peers ?? []).map((p) => [p.nickname, p.path])));
+      const settled = (got: Record<string, string>, w: Record<string, string>) =>
+        Object.keys(got).length === Object.keys(w).length && Object.entries(w).every(([peer, path]) => got[peer] === path);
+      if (seen.every((got, j) => settled(got, want[j]!))) {
+        return Date.now() - started;
+      }
+      if (Date.now() - started > timeoutMs) {
+        throw new WeftError('ERR_LAB', `paths did not settle within ${timeoutMs} ms: want ${JSON.stringify(want)}, have ${JSON.stringify(seen)}`);
+      }
+      await delay(200);
+    }
+  }
+
+  routerLog(i: number): string {
+    const p = this.routers[i]!.process;
+    return p === undefined ? '' : p.stderrText();
+  }
+
+  async destroy(): Promise<void> {
+    for (let i = 0; i < this.routers.length; i++) {
+      try {
+        await this.stopRouter(i);
+      } catch (err) {
+        this.log(`stopping router ${i + 1}: ${String(err)}`);
+      }
+    }
+    await this.lab.destroy();
+    rmSync(this.dir, { recursive: true, force: true });
+  }
+}
+
+function delay(ms: number): Promise<void> {
+  return new Promise((r) => setTimeout(r, ms));
+}

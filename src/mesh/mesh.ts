@@ -1,0 +1,425 @@
+/**
+ * The mesh: control connections to other routers, the connection maker, gossip channels,
+ * unicast and broadcast routing over the connections, and the data-plane keys per peer pair.
+ *
+ *   targets (configured + learned from topology) ─ dial with backoff ─ MeshConnection (Noise)
+ *   established ─ neighbour: full gossip, direct endpoint to the overlay, pair keys
+ *   topology change ─ routes (coalesced) ─ overlay relays (setVia), pair keys for reachable peers
+ *
+ * Simultaneous connections between two peers: the one dialled by the smaller peer name stays.
+ * A connection is advertised in topology as established once the overlay proves the direct UDP
+ * path too (as Weave does), so routes only use pairs that can carry frames.
+ *
+ * Inbound connections that have not finished the handshake (anyone on the underlay can open one)
+ * are limited per source address and in all (preauth-gate.ts) and closed after
+ * `handshakeTimeoutMs`; established connections (members only) are not limited.
+ *
+ * What established connections carry is routed and checked in mesh-messages.ts (src checks,
+ * TTL, refused messages that never close a connection).
+ */
+import { connect, type Socket } from 'node:net';
+import type { Clock, TimerHandle } from '../core/clock.js';
+import type { Logger } from '../core/logger.js';
+import { formatEndpoint, parseEndpoint } from '../core/net.js';
+import { MeshConnection } from './connection.js';
+import { ConnectionMaker, type TargetStatus } from './connection-maker.js';
+import { TcpMeshListener, type MeshListener, type RemoteAddress } from './mesh-listener.js';
+import type { Gossiper, Overlay, PeerName, RouteTable } from './contracts.js';
+import type { Identity } from './identity.js';
+import { MeshMessages, type MeshChannel, type RoutedCounters } from './mesh-messages.js';
+import { MSG_GOSSIP } from './mesh-protocol.js';
+import { TOPOLOGY_CHANNEL } from './topology-codec.js';
+import { KEYS_CHANNEL, PairKeys, type PairKeyStatus } from './pair-keys.js';
+import { LogOnce } from './log-once.js';
+import { PreauthGate, sourceKey } from './preauth-gate.js';
+
+/** Problems logged once are logged again after this long (a problem that persists shows up hourly). */
+const LOG_AGAIN_AFTER_MS = 3_600_000;
+
+/** The address part of "addr:port" / "[v6]:port". */
+function hostOf(endpoint: string): string {
+  const e = parseEndpoint(endpoint);
+  return typeof e === 'string' ? endpoint : e.address;
+}
+
+/** What the mesh needs from topology (gossip/topology.ts). */
+export interface MeshTopology {
+  get(name: PeerName): { publicKey: Uint8Array; endpoints: readonly string[]; nickname: string; left?: string | undefined } | undefined;
+  names(): PeerName[];
+  setConnections(connections: { peer: PeerName; established: boolean; endpoint?: string }[]): void;
+  onChange(listener: () => void): void;
+}
+
+export type { MeshChannel } from './mesh-messages.js';
+
+export interface MeshComponents {
+  identity: Identity;
+  psk: Uint8Array;
+  clock: Clock;
+  logger: Logger;
+  overlay: Overlay;
+  /** Inbound connections (default: TCP on the listen address). */
+  listener?: MeshListener;
+}
+
+export interface MeshInit {
+  /** TCP listen address (same port number as the UDP sleeve). */
+  listenAddress: string;
+  listenPort: number;
+  udpPort: number;
+  /** Configured peers, "addr:port". */
+  peers: readonly string[];
+  /** Prologue of pair-key handshakes (binds the cluster secret and version). */
+  pairPrologue: Uint8Array;
+  rekeyAfterMs?: number;
+  /** The overlay stops using pair keys this old (default 2 × rekeyAfterMs): rekeys are scheduled to land before. */
+  keyLifetimeMs?: number;
+  backoffBaseMs?: number;
+  backoffCapMs?: number;
+  /** Inbound connections that have not finished the handshake, per source address (IPv6: per /64). */
+  maxPreauthPerAddress?: number;
+  /** ... and in all; past it the oldest of the busiest source is closed. */
+  maxPreauth?: number;
+  /** A connection (either way) that has not finished its handshake after this long is closed. */
+  handshakeTimeoutMs?: number;
+}
+
+export interface MeshStatus {
+  name: PeerName;
+  nickname: string;
+  connections: { peer: PeerName; nickname: string; address: string; outbound: boolean; state: string; sinceMs: number; pathUp: boolean }[];
+  targets: TargetStatus[];
+  peers: { name: PeerName; nickname: string; nextHop: PeerName | undefined; hops: number | undefined }[];
+  keys: PairKeyStatus[];
+  closes: Record<string, number>;
+  /** Messages refused by their channel (malformed, over a limit), per channel: dropped, the connection stays. */
+  refused: Record<string, number>;
+  /** Unauthenticated inbound connections held now, and the limits. */
+  preauth: { pending: number; perAddressLimit: number; totalLimit: number; timeoutMs: number };
+  routed: RoutedCounters;
+}
+
+export class Mesh {
+  readonly pairKeys: PairKeys;
+  readonly closes: Record<string, number> = {};
+  private readonly c: MeshComponents;
+  private readonly init: Required<MeshInit>;
+  private readonly log: Logger;
+  private readonly maker: ConnectionMaker;
+  private readonly conns = new Map<PeerName, MeshConnection>();
+  private readonly pending = new Set<MeshConnection>();
+  private readonly messages: MeshMessages;
+  private readonly preauth: PreauthGate<MeshConnection>;
+  private readonly logOnce: LogOnce;
+  private logResetAt = 0;
+  /** Live peers in topology at the last change (to notice those that left). */
+  private known = new Set<PeerName>();
+  private readonly listener: MeshListener;
+  private timer: TimerHandle | undefined;
+  private topology: MeshTopology | undefined;
+  private routes: RouteTable | undefined;
+  private stopped = false;
+
+  constructor(components: MeshComponents, init: MeshInit) {
+    this.c = components;
+    this.log = components.logger;
+    this.init = {
+      rekeyAfterMs: 120_000, keyLifetimeMs: 2 * (init.rekeyAfterMs ?? 120_000), backoffBaseMs: 1000, backoffCapMs: 30_000,
+      maxPreauthPerAddress: 8, maxPreauth: 64, handshakeTimeoutMs: 4000, ...init,
+    };
+    this.preauth = new PreauthGate({ perAddress: this.init.maxPreauthPerAddress, total: this.init.maxPreauth });
+    this.logOnce = new LogOnce(this.log);
+    this.maker = new ConnectionMaker(
+      {
+        clock: components.clock,
+        self: components.identity.name,
+        connected: (peer) => this.conns.has(peer),
+        dial: (host, port) => this.dial(host, port),
+      },
+      { backoffBaseMs: this.init.backoffBaseMs, backoffCapMs: this.init.backoffCapMs },
+    );
+    this.listener = components.listener ?? new TcpMeshListener(
+      { logger: components.logger },
+      { address: this.init.listenAddress, port: this.init.listenPort },
+    );
+    for (const p of init.peers) this.maker.add(p, true);
+    this.messages = new MeshMessages({
+      self: components.identity.name,
+      connection: (name) => this.conns.get(name),
+      neighbours: () => this.neighbours(),
+      routes: () => this.routes,
+      isLiveMember: (name) => {
+        const rec = this.topology?.get(name);
+        return rec !== undefined && rec.left === undefined;
+      },
+      keys: (src, data) => this.pairKeys.onMessage(src, data),
+      logOnce: this.logOnce,
+    });
+    this.pairKeys = new PairKeys(
+      {
+        identity: components.identity,
+        clock: components.clock,
+        logger: components.logger.child('keys'),
+        unicast: (to, data) => this.messages.unicast(KEYS_CHANNEL, to, data),
+        publicKeyOf: (name) => this.conns.get(name)?.remotePublicKey ?? this.topology?.get(name)?.publicKey,
+        install: (keys, confirmTx) => components.overlay.installKeys(keys, confirmTx),
+      },
+      { prologue: init.pairPrologue, rekeyAfterMs: this.init.rekeyAfterMs, keyLifetimeMs: this.init.keyLifetimeMs },
+    );
+    components.overlay.onPathChange(() => this.publishConnections());
+    components.overlay.onRekeyWanted((name) => this.pairKeys.rekeyNow(name));
+  }
+
+  /** Wires topology and routes (built by the daemon around this mesh's transport). */
+  attach(topology: MeshTopology, routes: RouteTable): void {
+    this.topology = topology;
+    this.routes = routes;
+    topology.onChange(() => this.learnTargets());
+    routes.onChange(() => this.applyRoutes());
+  }
+
+  /** A peer was forgotten (`weft forget`): stop dialling it, drop its connection and keys. */
+  forgotten(name: PeerName): void {
+    this.maker.forget(name);
+    this.conns.get(name)?.close('forgotten', 'the peer was forgotten');
+    this.c.overlay.removePeer(name);
+  }
+
+  addChannel(name: string, gossiper: Gossiper, channel: MeshChannel): void {
+    this.messages.addChannel(name, gossiper, channel);
+  }
+
+  async start(): Promise<void> {
+    await this.listener.listen((socket, remote) => this.accept(socket, remote));
+    this.pairKeys.start();
+    this.timer = this.c.clock.setInterval(() => this.tick(), 250);
+    this.tick();
+  }
+
+  async stop(): Promise<void> {
+    this.stopped = true;
+    this.timer?.cancel();
+    this.pairKeys.stop();
+    for (const conn of [...this.conns.values(), ...this.pending]) conn.close('shutdown');
+    await this.listener.close();
+  }
+
+  // ------------------------------------------------------------------ transport for gossip
+
+  neighbours(): PeerName[] {
+    return [...this.conns.keys()];
+  }
+
+  gossipToNeighbours(channel: string, data: Uint8Array, except?: PeerName): void {
+    for (const [name, conn] of this.conns) if (name !== except) conn.send({ type: MSG_GOSSIP, channel, data });
+  }
+
+  gossipTo(name: PeerName, channel: string, data: Uint8Array): boolean {
+    return this.conns.get(name)?.send({ type: MSG_GOSSIP, channel, data }) ?? false;
+  }
+
+  unicast(channel: string, to: PeerName, data: Uint8Array): boolean {
+    return this.messages.unicast(channel, to, data);
+  }
+
+  broadcast(channel: string, data: Uint8Array): void {
+    this.messages.broadcast(channel, data);
+  }
+
+  // ------------------------------------------------------------------ connections
+
+  private learnTargets(): void {
+    const t = this.topology;
+    if (t === undefined) return;
+    const endpoints = new Map<PeerName, readonly string[]>();
+    for (const name of t.names()) {
+      const rec = t.get(name);
+      if (rec !== undefined && rec.left === undefined) endpoints.set(name, rec.endpoints);
+    }
+    this.maker.learn(endpoints);
+    const names = new Set(endpoints.keys());
+    for (const name of this.known) {
+      if (!names.has(name)) {
+        this.log.info('peer left the topology; its keys are wiped', { peer: name });
+        this.c.overlay.removePeer(name);
+      }
+    }
+    this.known = names;
+  }
+
+  private tick(): void {
+    this.maker.tick();
+    const now = this.c.clock.now();
+    if (now - this.logResetAt >= LOG_AGAIN_AFTER_MS) {
+      this.logResetAt = now;
+      this.logOnce.reset();
+    }
+  }
+
+  private dial(host: string, port: number): MeshConnection {
+    const any = this.init.listenAddress === '0.0.0.0' || this.init.listenAddress === '::';
+    const socket = connect({ host, port, ...(any ? {} : { localAddress: this.init.listenAddress }) });
+    const conn = this.makeConnection(socket, true, formatEndpoint({ address: host, port }));
+    socket.once('connect', () => this.maker.handshaking(conn));
+    return conn;
+  }
+
+  private accept(socket: Socket, remote: RemoteAddress): void {
+    if (this.stopped) {
+      socket.destroy();
+      return;
+    }
+    // Over the per-address limit: refused before any handshake state is built.
+    if (!this.preauth.hasRoom(remote.address)) {
+      socket.destroy();
+      this.closes.preauthPerAddress = (this.closes.preauthPerAddress ?? 0) + 1;
+      this.logOnce.warn(`preauth ${sourceKey(remote.address)}`, 'too many unauthenticated mesh connections from one address; the excess is refused at once', {
+        address: remote.address, limit: this.init.maxPreauthPerAddress,
+      });
+      return;
+    }
+    const conn = this.makeConnection(socket, false, formatEndpoint(remote));
+    const evict = this.preauth.admit(conn, remote.address);
+    evict?.close('preauthEvicted', `more than ${this.init.maxPreauth} unauthenticated connections; the oldest of the busiest address is closed`);
+  }
+
+  private makeConnection(socket: Socket, outbound: boolean, remote: string): MeshConnection {
+    const conn = new MeshConnection(
+      {
+        identity: this.c.identity,
+        psk: this.c.psk,
+        clock: this.c.clock,
+        logger: this.log,
+        events: {
+          established: (cn) => this.onEstablished(cn),
+          // A connection that lost a tie-break is still read for a moment, for topology only: that
+          // is how a router started with a copy of another's key gets to be seen.
+          message: (cn, msg) => {
+            if (cn.established) this.messages.onMessage(cn.remoteName!, msg);
+            else if (msg.type === MSG_GOSSIP && msg.channel === TOPOLOGY_CHANNEL) this.messages.onMessage(cn.remoteName!, msg, true);
+          },
+          closed: (cn, reason, detail) => this.onClosed(cn, reason, detail),
+        },
+      },
+      { socket, outbound, remoteAddress: remote, udpPort: this.init.udpPort, handshakeTimeoutMs: this.init.handshakeTimeoutMs },
+    );
+    this.pending.add(conn);
+    return conn;
+  }
+
+  private onEstablished(conn: MeshConnection): void {
+    this.pending.delete(conn);
+    this.preauth.release(conn);
+    const name = conn.remoteName!;
+    const existing = this.conns.get(name);
+    if (existing !== undefined) {
+      // Keep the connection dialled by the smaller name; both ends decide the same.
+      const self = this.c.identity.name;
+      const keepNew = (conn.outbound ? self : name) === (self < name ? self : name);
+      const loser = keepNew ? existing : conn;
+      if (keepNew) this.conns.delete(name);
+      // The loser still gets our topology before it goes, and its own topology is still read for
+      // a moment: when the two ends are two routers run with one identity key (a copied state
+      // directory), this is how the other run's record reaches the mesh, the first run re-asserts,
+      // and the later one stops (topology's clone rule) instead of both reconnecting forever.
+      const topology = this.messages.channel(TOPOLOGY_CHANNEL)?.neighbourConnected(name);
+      if (topology !== undefined) loser.send({ type: MSG_GOSSIP, channel: TOPOLOGY_CHANNEL, data: topology });
+      loser.close('duplicate', 'a simultaneous connection to the same peer won the tie-break', true);
+      if (!keepNew) return;
+    }
+    this.conns.set(name, conn);
+    this.maker.established(conn, name);
+    this.log.info('connection established', { peer: name, nickname: conn.remoteNickname, address: conn.remoteAddress, outbound: conn.outbound });
+    const remote = parseEndpoint(conn.remoteAddress);
+    const ip = typeof remote === 'string' ? '' : remote.address.startsWith('::ffff:') ? remote.address.slice(7) : remote.address;
+    this.c.overlay.setDirect(name, ip === '' ? undefined : formatEndpoint({ address: ip, port: conn.remoteUdpPort }));
+    for (const [channel, ch] of this.messages.allChannels()) {
+      const full = ch.neighbourConnected(name);
+      if (full !== undefined) conn.send({ type: MSG_GOSSIP, channel, data: full });
+    }
+    this.publishConnections();
+    this.pairKeys.setWanted(this.wantedPeers());
+  }
+
+  private onClosed(conn: MeshConnection, reason: string, detail: string): void {
+    this.pending.delete(conn);
+    this.preauth.release(conn);
+    this.closes[reason] = (this.closes[reason] ?? 0) + 1;
+    this.maker.closed(conn, `${reason}: ${detail}`, reason === 'duplicate');
+    const name = conn.remoteName;
+    if (name !== undefined && this.conns.get(name) === conn) {
+      this.conns.delete(name);
+      this.log.info('connection closed', { peer: name, reason, detail });
+      this.c.overlay.setDirect(name, undefined);
+      this.publishConnections();
+      this.pairKeys.setWanted(this.wantedPeers());
+    } else if (reason !== 'duplicate' && reason !== 'shutdown') {
+      // Refusals are logged once per reason and address (inbound: per source key, as the pre-auth
+      // limits count them, not per port), then only counted.
+      const address = conn.outbound ? conn.remoteAddress : sourceKey(hostOf(conn.remoteAddress));
+      this.logOnce.warn(`${reason} ${address}`, 'connection refused or failed', { address: conn.remoteAddress, reason, detail });
+    }
+  }
+
+  /** Our connections, as advertised in topology (established once the UDP path is proven). */
+  private publishConnections(): void {
+    if (this.topology === undefined) return;
+    const list = [...this.conns.entries()].map(([peer, conn]) => ({
+      peer,
+      established: this.c.overlay.pathUp(peer),
+      endpoint: conn.remoteAddress,
+    }));
+    list.sort((a, b) => (a.peer < b.peer ? -1 : a.peer > b.peer ? 1 : 0));
+    this.topology.setConnections(list);
+  }
+
+  private wantedPeers(): PeerName[] {
+    const out = new Set<PeerName>(this.conns.keys());
+    for (const p of this.routes?.reachable() ?? []) out.add(p);
+    return [...out];
+  }
+
+  private applyRoutes(): void {
+    const routes = this.routes!;
+    this.pairKeys.setWanted(this.wantedPeers());
+    const self = this.c.identity.name;
+    const reachable = new Set(routes.reachable());
+    for (const name of reachable) {
+      const hop = routes.nextHop(name);
+      this.c.overlay.setVia(name, hop === undefined || hop === name || hop === self ? undefined : hop);
+    }
+    for (const name of this.known) if (!reachable.has(name) && name !== self) this.c.overlay.setVia(name, undefined);
+  }
+
+  status(): MeshStatus {
+    const now = this.c.clock.now();
+    const routes = this.routes;
+    return {
+      name: this.c.identity.name,
+      nickname: this.c.identity.nickname,
+      connections: [...this.conns.entries()].map(([peer, conn]) => ({
+        peer,
+        nickname: conn.remoteNickname,
+        address: conn.remoteAddress,
+        outbound: conn.outbound,
+        state: conn.phase,
+        sinceMs: Math.round(now - conn.startedAt),
+        pathUp: this.c.overlay.pathUp(peer),
+      })),
+      targets: this.maker.status(),
+      peers: (this.topology?.names() ?? [])
+        .filter((n) => n !== this.c.identity.name)
+        .map((n) => ({ name: n, nickname: this.topology?.get(n)?.nickname ?? '', nextHop: routes?.nextHop(n), hops: routes?.distance(n) })),
+      keys: this.pairKeys.status(),
+      closes: { ...this.closes },
+      refused: { ...this.messages.refused },
+      preauth: {
+        pending: this.preauth.size,
+        perAddressLimit: this.init.maxPreauthPerAddress,
+        totalLimit: this.init.maxPreauth,
+        timeoutMs: this.init.handshakeTimeoutMs,
+      },
+      routed: { ...this.messages.routed },
+    };
+  }
+}

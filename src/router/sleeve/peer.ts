@@ -1,0 +1,209 @@
+/**
+ * What the sleeve knows about one remote router: identity, UDP endpoint, keys per direction,
+ * liveness and traffic counters. Fields are all set in the constructor (stable shape).
+ */
+import type { AeadKey } from '../../platform/aead.js';
+import type { FragmentTokens } from '../crypto/fragment-tokens.js';
+import { ReplayWindow } from '../crypto/replay-window.js';
+import { AD_LEN, FLAG_SEALED, WIRE_VERSION } from './wire.js';
+
+export class RxSession {
+  readonly keyId: number;
+  readonly key: AeadKey;
+  /** Checks fragment tokens (undefined in plaintext mode). */
+  readonly tokens: FragmentTokens | undefined;
+  readonly window = new ReplayWindow();
+  /** Opens nothing from this time on (the key's hard lifetime, counted from its installation). */
+  readonly expiresAt: number;
+  /** A datagram has authenticated under this key. */
+  used = false;
+  constructor(keyId: number, key: AeadKey, tokens: FragmentTokens | undefined, expiresAt: number) {
+    this.keyId = keyId;
+    this.key = key;
+    this.tokens = tokens;
+    this.expiresAt = expiresAt;
+  }
+
+  destroy(): void {
+    this.key.destroy();
+    this.tokens?.destroy();
+  }
+}
+
+export class TxSession {
+  readonly keyId: number;
+  readonly key: AeadKey;
+  /** Makes fragment tokens (undefined in plaintext mode). */
+  readonly tokens: FragmentTokens | undefined;
+  /** Authenticated header bytes for (version, flags, dst, src, key id), built once per key; the
+   * flags byte is set per message (RELAYED or not). */
+  readonly ad: Buffer;
+  /** The counter of the message being sealed, as the 8 bytes the AEAD nonce is made of. */
+  readonly ctr = Buffer.alloc(8);
+  /** Seals nothing from this time on (the key's hard lifetime, counted from its installation). */
+  readonly expiresAt: number;
+  counter = 0;
+  constructor(keyId: number, key: AeadKey, tokens: FragmentTokens | undefined, expiresAt: number, dst: number, src: number, sealed: boolean) {
+    this.keyId = keyId;
+    this.key = key;
+    this.tokens = tokens;
+    this.expiresAt = expiresAt;
+    this.ad = Buffer.alloc(AD_LEN);
+    this.ad[0] = WIRE_VERSION;
+    this.ad[1] = sealed ? FLAG_SEALED : 0;
+    this.ad.writeUInt32BE(dst >>> 0, 2);
+    this.ad.writeUInt32BE(src >>> 0, 6);
+    this.ad.writeUInt32BE(keyId >>> 0, 10);
+  }
+
+  destroy(): void {
+    this.key.destroy();
+    this.tokens?.destroy();
+  }
+}
+
+export interface PeerCounters {
+  txFrames: number;
+  txBytes: number;
+  txMessages: number;
+  rxFrames: number;
+  rxBytes: number;
+  rxMessages: number;
+}
+
+export class SleevePeer {
+  /** Small index: UDP destination slot, MAC-table port, reassembly owner. */
+  readonly index: number;
+  readonly id: number;
+  name: string;
+  /** Endpoint as text and as words for a cheap comparison with received source addresses. */
+  address = '';
+  port = 0;
+  family: 4 | 6 = 4;
+  a0 = 0;
+  a1 = 0;
+  a2 = 0;
+  a3 = 0;
+  hasEndpoint = false;
+  /** The data endpoint is the relay's (`via`): messages are sealed with RELAYED set. */
+  viaRelay = false;
+  /** Current keys: what we seal with, and what we open with. */
+  tx: TxSession | undefined = undefined;
+  rx: RxSession | undefined = undefined;
+  /** The receive key `rx` replaced: accepted for a short overlap after the switch, then wiped. */
+  rxPrev: RxSession | undefined = undefined;
+  /** When `rx` replaced `rxPrev`. */
+  rxSince = 0;
+  /**
+   * A key pair installed by the responder of a handshake while working keys exist: accepted for
+   * receiving, and promoted to current (tx and rx) by the first datagram that authenticates
+   * under `rxPending`. Keys from a replayed handshake, which nobody else holds, stay here until
+   * they are dropped.
+   */
+  txPending: TxSession | undefined = undefined;
+  rxPending: RxSession | undefined = undefined;
+  pendingSince = 0;
+  /** Direct underlay endpoint (from the mesh; follows authenticated direct traffic). */
+  directAddress = '';
+  directPort = 0;
+  directFamily: 4 | 6 = 4;
+  /** The direct address as words, compared with received source addresses (no strings per packet). */
+  readonly directWords = new Int32Array(4);
+  hasDirect = false;
+  /** Relay used while the direct path is down (undefined: none). */
+  via: SleevePeer | undefined = undefined;
+  /** Direct path proven by heartbeats received from the peer without a relay. */
+  pathUp = false;
+  pathChangedAt = 0;
+  pathChanges = 0;
+  lastDirectRx = -Infinity;
+  relayedRx = 0;
+  /** The kernel fast path carries this peer's frames (the router neither floods nor sends to it). */
+  fast = false;
+  /** Peer's TAP takes virtio_net_hdr frames (from its heartbeats; informational). */
+  vnetCapable = false;
+  /** Largest datagram towards this peer, and the plaintext room of a one-datagram message. */
+  maxDatagram: number;
+  bundleCapacity: number;
+  lastRx = -Infinity;
+  lastTx = -Infinity;
+  lastHeartbeatRx = -Infinity;
+  lastHeartbeatTx = -Infinity;
+  firstSeen: number;
+  /** Open bundle in the transmit arena: body start, write position, frames in it (-1: none). */
+  bundleStart = -1;
+  bundlePos = 0;
+  bundleFrames = 0;
+  readonly counters: PeerCounters = { txFrames: 0, txBytes: 0, txMessages: 0, rxFrames: 0, rxBytes: 0, rxMessages: 0 };
+
+  constructor(index: number, id: number, name: string, maxDatagram: number, bundleCapacity: number, now: number) {
+    this.index = index;
+    this.id = id;
+    this.name = name;
+    this.maxDatagram = maxDatagram;
+    this.bundleCapacity = bundleCapacity;
+    this.firstSeen = now;
+  }
+
+  setEndpoint(address: string, port: number, family: 4 | 6, words: readonly number[], viaRelay: boolean): void {
+    this.viaRelay = viaRelay;
+    this.address = address;
+    this.port = port;
+    this.family = family;
+    this.a0 = words[0] ?? 0;
+    this.a1 = words[1] ?? 0;
+    this.a2 = words[2] ?? 0;
+    this.a3 = words[3] ?? 0;
+    this.hasEndpoint = true;
+  }
+
+  /** True when the direct endpoint is known and equals the given source (no strings per packet). */
+  directIs(port: number, family: number, a0: number, a1: number, a2: number, a3: number): boolean {
+    const w = this.directWords;
+    return this.hasDirect && this.directPort === port && this.directFamily === family && w[0] === a0 && w[1] === a1 && w[2] === a2 && w[3] === a3;
+  }
+
+  endpointIs(port: number, family: number, a0: number, a1: number, a2: number, a3: number): boolean {
+    return this.port === port && this.family === family && this.a0 === a0 && this.a1 === a1 && this.a2 === a2 && this.a3 === a3;
+  }
+}
+
+/** Address text → the big-endian words the UDP endpoint reports for sources. */
+export function addressWords(address: string, family: 4 | 6): number[] {
+  if (family === 4) {
+    const p = address.split('.').map(Number);
+    return [((p[0]! << 24) | (p[1]! << 16) | (p[2]! << 8) | p[3]!) | 0, 0, 0, 0];
+  }
+  const full = expandV6(address);
+  const w: number[] = [];
+  for (let i = 0; i < 4; i++) w.push(((full[i * 2]! << 16) | full[i * 2 + 1]!) | 0);
+  return w;
+}
+
+/** Source words → address text (only when an endpoint changes, never per packet). */
+export function wordsToAddress(family: number, a0: number, a1: number, a2: number, a3: number): string {
+  if (family === 4) return [a0 >>> 24, (a0 >>> 16) & 255, (a0 >>> 8) & 255, a0 & 255].join('.');
+  const parts: string[] = [];
+  for (const w of [a0, a1, a2, a3]) parts.push(((w >>> 16) & 0xffff).toString(16), (w & 0xffff).toString(16));
+  return parts.join(':');
+}
+
+function expandV6(address: string): number[] {
+  const [head, tail] = address.includes('::') ? address.split('::') : [address, undefined];
+  const h = head === '' || head === undefined ? [] : head.split(':');
+  const t = tail === undefined || tail === '' ? [] : tail.split(':');
+  const toNums = (xs: string[]): number[] => {
+    const out: number[] = [];
+    for (const x of xs) {
+      if (x.includes('.')) {
+        const p = x.split('.').map(Number);
+        out.push((p[0]! << 8) | p[1]!, (p[2]! << 8) | p[3]!);
+      } else out.push(parseInt(x, 16));
+    }
+    return out;
+  };
+  const hn = toNums(h);
+  const tn = toNums(t);
+  const fill = tail === undefined ? [] : new Array<number>(8 - hn.length - tn.length).fill(0);
+  return [...hn, ...fill, ...tn];
+}
