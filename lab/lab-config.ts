@@ -3,8 +3,33 @@ import { randomBytes } from 'node:crypto';
 import { parseMac } from '../src/core/mac.js';
 import { parseCidr } from '../src/core/net.js';
 import { LabError } from './errors.js';
-import type { LabInit, PodInit } from './lab.js';
 import { listNamespaces, reservePrefix } from './registry.js';
+
+export interface LabInit {
+  /** Default: 'wt' and 4 random hex digits; at most 6 characters of a-z and 0-9. */
+  prefix?: string;
+  /** 1 to 20. */
+  nodes: number;
+  /** Default 1500. */
+  underlayMtu?: number;
+  /** The pod bridge in each node namespace; default 'weft'. */
+  bridgeName?: string;
+  /** net.bridge.bridge-nf-call-ip(6)tables in the node namespaces; default false (set either way). */
+  brNetfilter?: boolean;
+  log?: (line: string) => void;
+}
+
+export interface PodInit {
+  /** With prefix length, e.g. '10.40.1.2/16'. */
+  ipv4?: string;
+  /** With prefix length, e.g. 'fd00:40::1:2/64'. */
+  ipv6?: string;
+  /** Both veth ends; default 1500. */
+  mtu?: number;
+  mac?: string;
+  /** Default '<node name>p<j>', e.g. 'n1p2'. */
+  name?: string;
+}
 
 const PREFIX = /^[a-z0-9]{1,6}$/;
 const IFNAME = /^[A-Za-z0-9_.-]{1,15}$/;

@@ -13,24 +13,10 @@ import { spawnSync } from 'node:child_process';
 import { parseCidr } from '../src/core/net.js';
 import { run } from '../src/platform/linux/run.js';
 import { LabError } from './errors.js';
-import { claimPrefix, podInitProblems, validateInit, validMtu } from './lab-config.js';
+import { claimPrefix, podInitProblems, validateInit, validMtu, type LabInit, type PodInit } from './lab-config.js';
 import { blockAllRules, blockUdpRules, dropLargeUdpRules, faultScript, udpLossRules } from './faults.js';
 import { execIn, spawnIn, type ExecOptions, type ExecResult, type LabProcess, type SpawnOptions, type TrackedProcess } from './lab-process.js';
 import { cleanupStale, deleteNamespace, namespacePids, RANDOM_PREFIX_NS, releasePrefix } from './registry.js';
-
-export interface LabInit {
-  /** Default: 'wt' and 4 random hex digits; at most 6 characters of a-z and 0-9. */
-  prefix?: string;
-  /** 1 to 20. */
-  nodes: number;
-  /** Default 1500. */
-  underlayMtu?: number;
-  /** The pod bridge in each node namespace; default 'weft'. */
-  bridgeName?: string;
-  /** net.bridge.bridge-nf-call-ip(6)tables in the node namespaces; default false (set either way). */
-  brNetfilter?: boolean;
-  log?: (line: string) => void;
-}
 
 export interface LabNode {
   /** 0-based position in `lab.nodes`. */
@@ -72,18 +58,7 @@ export interface LabPod {
   mtu: number;
 }
 
-export interface PodInit {
-  /** With prefix length, e.g. '10.40.1.2/16'. */
-  ipv4?: string;
-  /** With prefix length, e.g. 'fd00:40::1:2/64'. */
-  ipv6?: string;
-  /** Both veth ends; default 1500. */
-  mtu?: number;
-  mac?: string;
-  /** Default '<node name>p<j>', e.g. 'n1p2'. */
-  name?: string;
-}
-
+export type { LabInit, PodInit } from './lab-config.js';
 export type { ExecOptions, ExecResult, LabProcess, SpawnOptions } from './lab-process.js';
 
 const UNDERLAY_BRIDGE = 'ul';
