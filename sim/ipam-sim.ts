@@ -34,7 +34,7 @@ import { IPAM_CHANNEL, Ipam, MemoryIpamStore, zeroCounters, type IpamBootstrap, 
 import { RingVerifier, type RingWriter } from '../src/ipam/ring-signing.js';
 import { Signer } from '../src/mesh/signing.js';
 import { peerNameFromPublicKey } from '../src/core/ids.js';
-import { HeapClock, Prng, repairLinks, type SteppableClock } from './gossip-sim.js';
+import { HeapClock, Prng, repairLinks, type SteppableClock } from './kit.js';
 import { OwnershipCheck, ownershipProblems, ringsEqual, settledProblems } from './ipam-sim-checks.js';
 
 export interface IpamSimOptions {

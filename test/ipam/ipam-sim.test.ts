@@ -4,7 +4,7 @@
  * the invariants are checked after every round. The bench runs 1,000 peers and 100,000 operations.
  */
 import { describe, expect, it } from 'vitest';
-import { HeapClock } from '../../sim/gossip-sim.js';
+import { HeapClock } from '../../sim/kit.js';
 import { runIpamScenario, type IpamScenarioResult } from '../../sim/ipam-sim.js';
 import { FakeClock } from '../fakes/fake-clock.js';
 

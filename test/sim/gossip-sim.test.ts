@@ -3,7 +3,8 @@
  * phase, with convergence checked after each; the bench runs the same scenario with 1,000.
  */
 import { describe, expect, it } from 'vitest';
-import { GossipSim, HeapClock, runGossipScenario, type ScenarioResult } from '../../sim/gossip-sim.js';
+import { GossipSim, runGossipScenario, type ScenarioResult } from '../../sim/gossip-sim.js';
+import { HeapClock } from '../../sim/kit.js';
 import { FakeClock } from '../fakes/fake-clock.js';
 
 const figures = (r: ScenarioResult) => r.phases.map(({ wallMs: _w, ...p }) => p);
