@@ -2,7 +2,17 @@
   "targets": [
     {
       "target_name": "weft_native",
-      "sources": ["src/platform/linux/native/weft_native.c", "src/platform/linux/native/rtnl.c"],
+      "sources": [
+        "src/platform/linux/native/napi_util.c",
+        "src/platform/linux/native/netns.c",
+        "src/platform/linux/native/handles.c",
+        "src/platform/linux/native/tap.c",
+        "src/platform/linux/native/udp.c",
+        "src/platform/linux/native/aead.c",
+        "src/platform/linux/native/rtnl.c",
+        "src/platform/linux/native/loop.c",
+        "src/platform/linux/native/module.c"
+      ],
       "cflags": ["-O2", "-Wall", "-Wextra", "-Wno-unused-parameter", "-Wno-missing-field-initializers", "-std=gnu11"],
       "defines": ["NAPI_VERSION=8"]
     }

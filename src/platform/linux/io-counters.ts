@@ -1,6 +1,6 @@
 import type { IoCounters } from '../tap.js';
 
-/** Reads the addon's stats Float64Array (layout fixed by weft_native.c). */
+/** Reads the addon's stats Float64Array (layout fixed by the ST_* enum in native/handles.h). */
 export function readCounters(s: Float64Array): IoCounters {
   return {
     rxBatches: s[0]!,

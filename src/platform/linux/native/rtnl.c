@@ -33,7 +33,8 @@
 #include <sys/time.h>
 #include <unistd.h>
 
-#include "native.h"
+#include "napi_util.h"
+#include "rtnl.h"
 
 #define REPLY_BUF 65536
 #define DEFAULT_TIMEOUT_MS 10000

@@ -1,0 +1,63 @@
+/*
+ * TAP devices: new Tap(options), write(), and the batch read that the poll loop (loop.c) runs.
+ *
+ *   TAP item i:  arena[i*stride + headroom ..], length lens[i] (vnet_hdr included when enabled)
+ *
+ * Read: read() until EAGAIN or the batch is full, then ONE JS callback with the item count. A read
+ * error other than EAGAIN/EINTR stops that handle and reports -errno. Write: synchronous (a TAP
+ * write never blocks).
+ */
+#ifndef WEFT_TAP_H
+#define WEFT_TAP_H
+#include <errno.h>
+#include <linux/if_tun.h>
+#include <unistd.h>
+#include <uv.h>
+
+#include "handles.h"
+
+/* The offloads a TAP with vnet headers takes for TCP super-frames (exported as TUN_OFFLOADS_TSO). */
+#define TAP_OFFLOADS_TSO (TUN_F_CSUM | TUN_F_TSO4 | TUN_F_TSO6 | TUN_F_TSO_ECN)
+
+#pragma GCC visibility push(hidden)
+
+napi_value tap_ctor(napi_env env, napi_callback_info info);
+napi_value tap_write(napi_env env, napi_callback_info info);
+
+#pragma GCC visibility pop
+
+/* Inline here, like the UDP read in udp.h: the poll loop's run_batch compiles with the read in it
+ * as when all was one file. */
+/* Reads one batch; returns the number of items delivered (0 when nothing was ready). */
+static inline int tap_batch(handle_t *h) {
+  int32_t *lens = h->meta;
+  uint32_t max = h->max_batch;
+  uint32_t room = h->stride - h->headroom - h->tailroom;
+  uint32_t n = 0;
+  int fatal = 0;
+  while (n < max) {
+    ssize_t r = read(h->fd, h->arena + (size_t)n * h->stride + h->headroom, room);
+    if (r < 0) {
+      if (errno == EINTR) continue;
+      if (errno != EAGAIN) fatal = errno;
+      break;
+    }
+    lens[n++] = (int32_t)r;
+    h->stats[ST_RX_BYTES] += (double)r;
+  }
+  if (n > 0) {
+    h->stats[ST_RX_BATCHES] += 1;
+    h->stats[ST_RX_PACKETS] += n;
+    deliver(h, (int32_t)n);
+  }
+  if (fatal && !h->closed) {
+    h->stats[ST_RX_ERRORS] += 1;
+    h->stats[ST_LAST_ERRNO] = fatal;
+    if (h->polling) uv_poll_stop(&h->poll);
+    h->polling = 0;
+    deliver(h, -fatal);
+  }
+  return (int)n;
+}
+
+#endif
