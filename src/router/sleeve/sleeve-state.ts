@@ -153,29 +153,26 @@ export class SleeveState {
   /** Points the peer's data slot at the direct endpoint or the relay's. */
   retarget(peer: SleevePeer): void {
     const via = peer.via;
-    let address: string;
-    let port: number;
-    let family: 4 | 6;
-    let viaRelay: boolean;
+    let to: SleevePeer;
     if ((peer.pathUp || via === undefined || !via.hasDirect) && peer.hasDirect) {
-      [address, port, family, viaRelay] = [peer.directAddress, peer.directPort, peer.directFamily, false];
+      to = peer;
     } else if (via !== undefined && via.hasDirect) {
-      [address, port, family, viaRelay] = [via.directAddress, via.directPort, via.directFamily, true];
+      to = via;
     } else {
       peer.hasEndpoint = false;
       return;
     }
-    if (peer.hasEndpoint && peer.address === address && peer.port === port && peer.viaRelay === viaRelay) return;
+    const viaRelay = to !== peer;
+    if (peer.hasEndpoint && peer.address === to.directAddress && peer.port === to.directPort && peer.viaRelay === viaRelay) return;
     this.flushPending();
-    peer.setEndpoint(address, port, family, addressWords(address, family), viaRelay);
-    this.udp.setDest(peer.index, address, port);
+    peer.setEndpoint(to.directAddress, to.directPort, viaRelay);
+    this.udp.setDest(peer.index, to.directAddress, to.directPort);
   }
 
   /** The direct path to `peer` came up or went down: data follows, and the owner hears of it. */
   setPath(peer: SleevePeer, up: boolean): void {
     if (peer.pathUp === up) return;
     peer.pathUp = up;
-    peer.pathChangedAt = this.nowMs;
     peer.pathChanges++;
     this.retarget(peer);
     this.log.info(up ? 'direct path up' : 'direct path down', { peer: peer.name });

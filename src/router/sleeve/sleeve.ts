@@ -212,7 +212,7 @@ export class Sleeve implements Startable {
       this.state.log.warn('peer table full; peer ignored', { peer: name, max: this.init.maxPeers });
       return undefined;
     }
-    const peer = new SleevePeer(index, id, name, this.maxDatagram, this.bundleCapacity, this.state.nowMs);
+    const peer = new SleevePeer(index, id, name, this.maxDatagram, this.bundleCapacity);
     this.state.byIndex[index] = peer;
     this.byId.set(id, peer);
     this.peers.push(peer);
