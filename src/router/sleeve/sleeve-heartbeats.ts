@@ -20,19 +20,19 @@ const CAP_SEALED = 2;
 
 export class SleeveHeartbeats {
   private readonly state: SleeveState;
-  private readonly hbBody: Buffer;
-  private readonly hbLen: number;
+  /** The body every heartbeat of this router carries. */
+  private readonly body: Buffer;
 
   constructor(state: SleeveState, init: { name: string; vnetCapable: boolean }) {
     this.state = state;
     const name = Buffer.from(init.name, 'utf8');
-    this.hbBody = Buffer.alloc(HB_FIXED + name.length);
-    this.hbBody[0] = (init.vnetCapable ? CAP_VNET : 0) | (state.cipher.sealed ? CAP_SEALED : 0);
-    this.hbBody[1] = name.length;
-    this.hbBody.writeUInt16BE(state.udp.localPort, 2);
-    this.hbBody.writeUInt16BE(state.maxDatagram, 4);
-    name.copy(this.hbBody, HB_FIXED);
-    this.hbLen = this.hbBody.length;
+    const body = Buffer.alloc(HB_FIXED + name.length);
+    body[0] = (init.vnetCapable ? CAP_VNET : 0) | (state.cipher.sealed ? CAP_SEALED : 0);
+    body[1] = name.length;
+    body.writeUInt16BE(state.udp.localPort, 2);
+    body.writeUInt16BE(state.maxDatagram, 4);
+    name.copy(body, HB_FIXED);
+    this.body = body;
   }
 
   /** A heartbeat record from `peer` (body buf[off, off+len)); `direct`: it came by the direct path. */
@@ -70,7 +70,7 @@ export class SleeveHeartbeats {
     const tx = this.state.tx;
     tx.now = this.state.nowMs;
     peer.lastHeartbeatTx = this.state.nowMs;
-    if (peer.hasDirect) tx.heartbeat(peer, this.hbBody, this.hbLen, true);
-    if (!peer.pathUp && peer.via !== undefined && peer.hasEndpoint) tx.heartbeat(peer, this.hbBody, this.hbLen, false);
+    if (peer.hasDirect) tx.heartbeat(peer, this.body, this.body.length, true);
+    if (!peer.pathUp && peer.via !== undefined && peer.hasEndpoint) tx.heartbeat(peer, this.body, this.body.length, false);
   }
 }

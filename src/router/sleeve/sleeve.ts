@@ -146,7 +146,7 @@ export class Sleeve implements Startable {
 
   /**
    * New keys for a peer (created on first keys); the contract is `Overlay.installKeys`
-   * (gossip/contracts.ts):
+   * (mesh/contracts.ts):
    * - `confirm` false (the handshake's initiator), or no receive key of this peer has ever
    *   authenticated a datagram (or the ones that did are past their lifetime): the pair becomes
    *   current at once; the previous receive key stays valid for `rekeyOverlapMs`.
