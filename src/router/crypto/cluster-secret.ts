@@ -4,7 +4,7 @@ import { WeftError } from '../../core/errors.js';
 /**
  * The cluster secret: what a secret file holds, turned into a 32-byte cluster key. Nothing is
  * encrypted with it directly: the mesh derives the Noise PSK and the pair-handshake prologue from
- * it, and traffic keys come from the handshakes (gossip/pair-keys.ts).
+ * it, and traffic keys come from the handshakes (mesh/pair-keys.ts).
  */
 export const KEY_LEN = 32;
 const LABEL_SECRET = Buffer.from('weft cluster secret v1\0');

@@ -75,15 +75,10 @@ export class SleevePeer {
   /** Small index: UDP destination slot, MAC-table port, reassembly owner. */
   readonly index: number;
   readonly id: number;
-  name: string;
-  /** Endpoint as text and as words for a cheap comparison with received source addresses. */
+  readonly name: string;
+  /** Where data for this peer goes: its direct endpoint, or its relay's (`viaRelay`). */
   address = '';
   port = 0;
-  family: 4 | 6 = 4;
-  a0 = 0;
-  a1 = 0;
-  a2 = 0;
-  a3 = 0;
   hasEndpoint = false;
   /** The data endpoint is the relay's (`via`): messages are sealed with RELAYED set. */
   viaRelay = false;
@@ -114,7 +109,6 @@ export class SleevePeer {
   via: SleevePeer | undefined = undefined;
   /** Direct path proven by heartbeats received from the peer without a relay. */
   pathUp = false;
-  pathChangedAt = 0;
   pathChanges = 0;
   lastDirectRx = -Infinity;
   relayedRx = 0;
@@ -123,37 +117,28 @@ export class SleevePeer {
   /** Peer's TAP takes virtio_net_hdr frames (from its heartbeats; informational). */
   vnetCapable = false;
   /** Largest datagram towards this peer, and the plaintext room of a one-datagram message. */
-  maxDatagram: number;
-  bundleCapacity: number;
+  readonly maxDatagram: number;
+  readonly bundleCapacity: number;
   lastRx = -Infinity;
-  lastTx = -Infinity;
   lastHeartbeatRx = -Infinity;
   lastHeartbeatTx = -Infinity;
-  firstSeen: number;
-  /** Open bundle in the transmit arena: body start, write position, frames in it (-1: none). */
+  /** Open bundle in the transmit arena: body start (-1: none) and write position. */
   bundleStart = -1;
   bundlePos = 0;
-  bundleFrames = 0;
   readonly counters: PeerCounters = { txFrames: 0, txBytes: 0, txMessages: 0, rxFrames: 0, rxBytes: 0, rxMessages: 0 };
 
-  constructor(index: number, id: number, name: string, maxDatagram: number, bundleCapacity: number, now: number) {
+  constructor(index: number, id: number, name: string, maxDatagram: number, bundleCapacity: number) {
     this.index = index;
     this.id = id;
     this.name = name;
     this.maxDatagram = maxDatagram;
     this.bundleCapacity = bundleCapacity;
-    this.firstSeen = now;
   }
 
-  setEndpoint(address: string, port: number, family: 4 | 6, words: readonly number[], viaRelay: boolean): void {
+  setEndpoint(address: string, port: number, viaRelay: boolean): void {
     this.viaRelay = viaRelay;
     this.address = address;
     this.port = port;
-    this.family = family;
-    this.a0 = words[0] ?? 0;
-    this.a1 = words[1] ?? 0;
-    this.a2 = words[2] ?? 0;
-    this.a3 = words[3] ?? 0;
     this.hasEndpoint = true;
   }
 
@@ -161,10 +146,6 @@ export class SleevePeer {
   directIs(port: number, family: number, a0: number, a1: number, a2: number, a3: number): boolean {
     const w = this.directWords;
     return this.hasDirect && this.directPort === port && this.directFamily === family && w[0] === a0 && w[1] === a1 && w[2] === a2 && w[3] === a3;
-  }
-
-  endpointIs(port: number, family: number, a0: number, a1: number, a2: number, a3: number): boolean {
-    return this.port === port && this.family === family && this.a0 === a0 && this.a1 === a1 && this.a2 === a2 && this.a3 === a3;
   }
 }
 

@@ -76,7 +76,6 @@ export class SleeveTx {
   /** Destination slot override for the message being emitted (-1: the peer's data slot). */
   private emitDest = -1;
   private readonly tokenScratch = new TokenScratch(MAX_FRAGMENTS);
-  relayed = 0;
 
   constructor(components: { udp: UdpEndpoint; cipher: FrameCipher }, init: { selfId: number; probeBase: number; arenaBytes?: number }) {
     this.udp = components.udp;
@@ -120,7 +119,6 @@ export class SleeveTx {
       const at = this.bundleRoom(peer, recLen);
       this.copyRecord(at, kind, buf, vnetOff, frameOff, frameLen);
       peer.bundlePos = at + recLen;
-      peer.bundleFrames++;
       return;
     }
     if (peer.bundleStart >= 0) this.closeBundle(peer);
@@ -167,7 +165,6 @@ export class SleeveTx {
     buf.copy(this.arena, at, off, off + len);
     this.arena[at + 1] = hops;
     this.pos = at + len;
-    this.relayed++;
     this.addIov(BUF_TX, at, len);
     this.addDesc(this.niov - 1, 1, 0, to.index);
   }
@@ -211,7 +208,6 @@ export class SleeveTx {
     this.pos += peer.maxDatagram + 16;
     peer.bundleStart = start;
     peer.bundlePos = start;
-    peer.bundleFrames = 0;
     this.open.push(peer);
     return start;
   }
@@ -220,7 +216,6 @@ export class SleeveTx {
     const start = peer.bundleStart;
     const len = peer.bundlePos - start;
     peer.bundleStart = -1;
-    peer.bundleFrames = 0;
     if (len > 0 && peer.tx !== undefined) this.emit(peer, peer.tx, this.arena, BUF_TX, start, len);
   }
 
@@ -254,7 +249,6 @@ export class SleeveTx {
     const sealed = tx.key.seal(buf, off, len, tx.ad, 0, tx.ctr, 0);
     this.messages++;
     peer.counters.txMessages++;
-    peer.lastTx = this.now;
     const maxDg = peer.maxDatagram;
     if (DATA_HDR_LEN + sealed <= maxDg) {
       const h = off - DATA_HDR_LEN;

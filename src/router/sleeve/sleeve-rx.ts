@@ -1,0 +1,311 @@
+/**
+ * Sleeve receive path: one batch of UDP datagrams → frames to the sink, heartbeats, relaying.
+ *
+ * Per datagram (GRO trains are split by segment size first):
+ *   header checks (length, version, counter below 2^52, hops at most 8, sealed flag as configured)
+ *   ─ dst is another peer: relay it unchanged (hops − 1) towards that peer if it was sent for
+ *     relaying (RELAYED) from a mesh member's known endpoint, or drop (source, flag, no route,
+ *     hop limit); a relay never holds keys for traffic it forwards
+ *   ─ FRAG: bounded reassembly ─ whole message
+ *   ─ receive session by (src, key id): current, previous or pending key only; unknown ids are
+ *     dropped before any crypto ─ replay window ─ AEAD open in place
+ *   ─ records: FRAME → sink (the router writes it to the TAP), HEARTBEAT → heartbeats
+ * Nothing is kept for a datagram that does not authenticate; every drop is counted by reason.
+ *
+ * "Direct" is decided after authentication: RELAYED clear (the flag is in the AD), the full hop
+ * count, and the peer's direct endpoint as the source. The endpoint moves (roaming) only on an
+ * authenticated direct datagram under the current receive key that is newer than every one seen
+ * under that key (WireGuard's rule). Nothing here allocates per datagram.
+ */
+import { formatEndpoint } from '../../core/net.js';
+import type { UdpEndpoint } from '../../platform/udp.js';
+import { RX_META_STRIDE } from '../../platform/udp.js';
+import type { Reassembler } from './reassembly.js';
+import { type RxSession, type SleevePeer, wordsToAddress } from './peer.js';
+import type { SleeveHeartbeats } from './sleeve-heartbeats.js';
+import type { SleeveSessions } from './sleeve-sessions.js';
+import type { RxDrops, SleeveState } from './sleeve-state.js';
+import type { SleeveTx } from './sleeve-tx.js';
+import {
+  AD_OFFSET,
+  COUNTER_OFFSET,
+  DATA_HDR_LEN,
+  DEFAULT_HOPS,
+  FLAG_RELAYED,
+  FLAG_SEALED,
+  FRAG_HDR_LEN,
+  REC_FRAME,
+  REC_HDR_LEN,
+  REC_HEARTBEAT,
+  REC_KIND_MASK,
+  REC_VNET,
+  TYPE_DATA,
+  TYPE_FRAG,
+  VNET_LEN,
+  WIRE_VERSION,
+  counterAtLimit,
+  readCounter,
+  readU32,
+} from './wire.js';
+
+export type SleeveFrameSink = (peer: SleevePeer, buf: Buffer, vnetOff: number, frameOff: number, frameLen: number) => void;
+
+export interface SleeveRxComponents {
+  state: SleeveState;
+  reassembler: Reassembler;
+  heartbeats: SleeveHeartbeats;
+  sessions: SleeveSessions;
+}
+
+export class SleeveRx {
+  readonly relayed = { datagrams: 0, bytes: 0 };
+  /** Where received frames go (the router's TAP writer). */
+  sink: SleeveFrameSink = () => undefined;
+  private readonly state: SleeveState;
+  private readonly udp: UdpEndpoint;
+  private readonly tx: SleeveTx;
+  private readonly drops: RxDrops;
+  private readonly byId: Map<number, SleevePeer>;
+  private readonly peers: SleevePeer[];
+  private readonly reasm: Reassembler;
+  private readonly heartbeats: SleeveHeartbeats;
+  private readonly sessions: SleeveSessions;
+  private readonly selfId: number;
+  private readonly sealedFlag: number;
+  /** Clock reading of the batch being handled. */
+  private nowMs = 0;
+
+  constructor(components: SleeveRxComponents) {
+    const state = components.state;
+    this.state = state;
+    this.udp = state.udp;
+    this.tx = state.tx;
+    this.drops = state.drops;
+    this.byId = state.byId;
+    this.peers = state.peers;
+    this.reasm = components.reassembler;
+    this.heartbeats = components.heartbeats;
+    this.sessions = components.sessions;
+    this.selfId = state.selfId;
+    this.sealedFlag = state.sealedFlag;
+  }
+
+  /** Handles the first `count` datagrams of the UDP endpoint's receive arena, read at `now`. */
+  receive(count: number, now: number): void {
+    this.nowMs = now;
+    const meta = this.udp.rxMeta;
+    const buf = this.udp.rxArena;
+    for (let i = 0; i < count; i++) {
+      const m = i * RX_META_STRIDE;
+      const off = meta[m]!;
+      const len = meta[m + 1]!;
+      const seg = meta[m + 2]!;
+      if (seg < 0) {
+        this.drops.truncated++;
+      } else if (seg === 0 || seg >= len) {
+        this.datagram(buf, off, len, m);
+      } else {
+        const end = off + len;
+        for (let p = off; p < end; p += seg) this.datagram(buf, p, Math.min(seg, end - p), m);
+      }
+    }
+  }
+
+  private datagram(buf: Buffer, off: number, len: number, m: number): void {
+    if (len < DATA_HDR_LEN) {
+      this.drops.short++;
+      return;
+    }
+    if (buf[off + 2] !== WIRE_VERSION) {
+      this.drops.version++;
+      return;
+    }
+    if (counterAtLimit(buf, off)) {
+      this.drops.counterLimit++;
+      return;
+    }
+    if (buf[off + 1]! > DEFAULT_HOPS) {
+      this.drops.badHops++;
+      return;
+    }
+    if ((buf[off + 3]! & FLAG_SEALED) !== this.sealedFlag) {
+      this.drops.sealedMismatch++;
+      return;
+    }
+    const dst = readU32(buf, off + 4);
+    const src = readU32(buf, off + 8);
+    if (src === this.selfId || src === 0 || dst === 0) {
+      this.drops.selfOrZero++;
+      return;
+    }
+    if (dst !== this.selfId) {
+      this.relay(buf, off, len, src, dst, m);
+      return;
+    }
+    const peer = this.byId.get(src);
+    if (peer === undefined) {
+      this.drops.unknownPeer++;
+      return;
+    }
+    const type = buf[off];
+    const keyId = readU32(buf, off + 12);
+    const sess =
+      peer.rx !== undefined && peer.rx.keyId === keyId ? peer.rx
+        : peer.rxPrev !== undefined && peer.rxPrev.keyId === keyId ? peer.rxPrev
+          : peer.rxPending !== undefined && peer.rxPending.keyId === keyId ? peer.rxPending
+            : undefined;
+    if (sess === undefined) {
+      this.drops.unknownKey++;
+      return;
+    }
+    if (this.nowMs >= sess.expiresAt) {
+      this.drops.keyExpired++;
+      return;
+    }
+    const counter = readCounter(buf, off);
+    if (this.sealedFlag !== 0 && !sess.window.check(counter)) {
+      this.drops.replay++;
+      return;
+    }
+    // Not relayed on the way (`message` checks the authenticated RELAYED flag after opening).
+    const fullHops = buf[off + 1] === DEFAULT_HOPS;
+    if (type === TYPE_DATA) {
+      this.message(peer, sess, counter, fullHops, buf, off, buf, off + DATA_HDR_LEN, len - DATA_HDR_LEN, m);
+    } else if (type === TYPE_FRAG) {
+      if (len < FRAG_HDR_LEN) {
+        this.drops.short++;
+        return;
+      }
+      const r = this.reasm.add(peer.index, buf, off, len, keyId, counter, this.nowMs, sess);
+      if (r >= 0) {
+        const slot = this.reasm.slots[r]!;
+        this.message(peer, sess, counter, fullHops, slot.header, 0, slot.buf!, 0, slot.total, m);
+        this.reasm.release(r);
+      }
+    } else {
+      this.drops.badType++;
+    }
+  }
+
+  /**
+   * Forwards a datagram for another peer, unchanged but for the hop count: only one its origin
+   * sent for relaying, from the known endpoint of a mesh member (the origin, or the relay before
+   * us), with hops left. The relay cannot check the flag (it holds no key); the receiver does.
+   */
+  private relay(buf: Buffer, off: number, len: number, src: number, dst: number, m: number): void {
+    if ((buf[off + 3]! & FLAG_RELAYED) === 0) {
+      this.drops.relayUnflagged++;
+      return;
+    }
+    if (!this.fromMember(src, m)) {
+      this.drops.relaySource++;
+      return;
+    }
+    const hops = buf[off + 1]!;
+    if (hops <= 1) {
+      this.drops.hopLimit++;
+      return;
+    }
+    const to = this.byId.get(dst);
+    if (to === undefined || !to.hasEndpoint) {
+      this.drops.noRoute++;
+      return;
+    }
+    this.relayed.datagrams++;
+    this.relayed.bytes += len;
+    this.tx.forward(to, buf, off, len, hops - 1);
+  }
+
+  /** One whole sealed message from a known peer under a known key: open, then its records. */
+  private message(
+    peer: SleevePeer, sess: RxSession, counter: number, fullHops: boolean,
+    hdr: Buffer, hdrOff: number, buf: Buffer, off: number, len: number, m: number,
+  ): void {
+    const n = sess.key.open(buf, off, len, hdr, hdrOff + AD_OFFSET, hdr, hdrOff + COUNTER_OFFSET);
+    if (n < 0) {
+      this.drops.auth++;
+      return;
+    }
+    const relayed = (hdr[hdrOff + 3]! & FLAG_RELAYED) !== 0;
+    const newest = counter > sess.window.highest;
+    if (this.sealedFlag !== 0) sess.window.mark(counter);
+    sess.used = true;
+    // The peer holds the pending keys (it sealed with them): they become current.
+    if (sess === peer.rxPending) this.sessions.promote(peer);
+    peer.lastRx = this.nowMs;
+    peer.counters.rxMessages++;
+    let direct = false;
+    if (relayed) {
+      peer.relayedRx++;
+    } else if (fullHops && peer.hasDirect) {
+      // Roaming: only the newest datagram under the current key may move the endpoint.
+      if (!this.directIs(peer, m) && newest && sess === peer.rx) this.learnDirect(peer, m);
+      direct = this.directIs(peer, m);
+      if (direct) peer.lastDirectRx = this.nowMs;
+    }
+    this.records(peer, buf, off, n, direct);
+  }
+
+  private directIs(peer: SleevePeer, m: number): boolean {
+    const meta = this.udp.rxMeta;
+    return peer.directIs(meta[m + 3]!, meta[m + 4]!, meta[m + 5]!, meta[m + 6]!, meta[m + 7]!, meta[m + 8]!);
+  }
+
+  /** True when the datagram's source is the known direct endpoint of a mesh member (`src` first). */
+  private fromMember(src: number, m: number): boolean {
+    const meta = this.udp.rxMeta;
+    const port = meta[m + 3]!;
+    const family = meta[m + 4]!;
+    const a0 = meta[m + 5]!;
+    const a1 = meta[m + 6]!;
+    const a2 = meta[m + 7]!;
+    const a3 = meta[m + 8]!;
+    const origin = this.byId.get(src);
+    if (origin !== undefined && origin.directIs(port, family, a0, a1, a2, a3)) return true;
+    const peers = this.peers;
+    for (let i = 0; i < peers.length; i++) if (peers[i]!.directIs(port, family, a0, a1, a2, a3)) return true;
+    return false;
+  }
+
+  private records(peer: SleevePeer, buf: Buffer, off: number, len: number, direct: boolean): void {
+    const end = off + len;
+    let p = off;
+    while (p < end) {
+      if (p + REC_HDR_LEN > end) {
+        this.drops.badRecord++;
+        return;
+      }
+      const kind = buf[p]!;
+      const rlen = (buf[p + 1]! << 16) | (buf[p + 2]! << 8) | buf[p + 3]!;
+      const vlen = (kind & REC_VNET) !== 0 ? VNET_LEN : 0;
+      const body = p + REC_HDR_LEN;
+      if (body + vlen + rlen > end) {
+        this.drops.badRecord++;
+        return;
+      }
+      const type = kind & REC_KIND_MASK;
+      if (type === REC_FRAME) {
+        if (rlen < 14) this.drops.runt++;
+        else {
+          peer.counters.rxFrames++;
+          peer.counters.rxBytes += rlen;
+          this.sink(peer, buf, vlen > 0 ? body : -1, body + vlen, rlen);
+        }
+      } else if (type === REC_HEARTBEAT) {
+        this.heartbeats.received(peer, buf, body, rlen, direct);
+      } else {
+        this.drops.badRecord++;
+      }
+      p = body + vlen + rlen;
+    }
+  }
+
+  /** Roaming: the peer's direct endpoint moves to the datagram's source. */
+  private learnDirect(peer: SleevePeer, m: number): void {
+    const meta = this.udp.rxMeta;
+    const family = meta[m + 4] === 6 ? 6 : 4;
+    const address = wordsToAddress(family, meta[m + 5]!, meta[m + 6]!, meta[m + 7]!, meta[m + 8]!);
+    this.state.log.info('peer endpoint changed', { peer: peer.name, endpoint: formatEndpoint({ address, port: meta[m + 3]! }) });
+    this.state.setDirect(peer, { address, port: meta[m + 3]!, family });
+  }
+}
