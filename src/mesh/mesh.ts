@@ -15,7 +15,9 @@
  * `handshakeTimeoutMs`; established connections (members only) are not limited.
  *
  * What established connections carry is routed and checked in mesh-messages.ts (src checks,
- * TTL, refused messages that never close a connection).
+ * TTL, refused messages that never close a connection). Gossip channels are made here
+ * (`newChannel`, one per name; the pair keys' "keys" channel is one): the mesh is the transport
+ * its gossipers send through, and each channel counts what it sends and receives (`status`).
  */
 import { connect, type Socket } from 'node:net';
 import type { Clock, TimerHandle } from '../core/clock.js';
@@ -24,12 +26,14 @@ import { formatEndpoint, parseEndpoint } from '../core/net.js';
 import { MeshConnection } from './connection.js';
 import { ConnectionMaker, type TargetStatus } from './connection-maker.js';
 import { TcpMeshListener, type MeshListener, type RemoteAddress } from './mesh-listener.js';
-import type { Gossiper, Overlay, PeerName, RouteTable } from './contracts.js';
+import { ChannelRegistry } from './channel-registry.js';
+import type { GossipTransport, Overlay, PeerName, RouteTable } from './contracts.js';
+import type { ChannelGossiper, ChannelOptions, GossipChannel, GossipChannelStats } from './gossip-channel.js';
 import type { Identity } from './identity.js';
-import { MeshMessages, type MeshChannel, type RoutedCounters } from './mesh-messages.js';
+import { MeshMessages, type RoutedCounters } from './mesh-messages.js';
 import { MSG_GOSSIP } from './mesh-protocol.js';
 import { TOPOLOGY_CHANNEL } from './topology-codec.js';
-import { KEYS_CHANNEL, PairKeys, type PairKeyStatus } from './pair-keys.js';
+import { KEYS_CHANNEL, PairKeys, keysGossiper, type PairKeyStatus } from './pair-keys.js';
 import { LogOnce } from './log-once.js';
 import { PreauthGate, sourceKey } from './preauth-gate.js';
 
@@ -49,8 +53,6 @@ export interface MeshTopology {
   setConnections(connections: { peer: PeerName; established: boolean; endpoint?: string }[]): void;
   onChange(listener: () => void): void;
 }
-
-export type { MeshChannel } from './mesh-messages.js';
 
 export interface MeshComponents {
   identity: Identity;
@@ -92,14 +94,20 @@ export interface MeshStatus {
   peers: { name: PeerName; nickname: string; nextHop: PeerName | undefined; hops: number | undefined }[];
   keys: PairKeyStatus[];
   closes: Record<string, number>;
-  /** Messages refused by their channel (malformed, over a limit), per channel: dropped, the connection stays. */
+  /**
+   * Messages refused by their channel (malformed, over a limit), per channel, and those for a
+   * channel this router does not have (`unknownChannel`): dropped, the connection stays. Only
+   * names with refusals appear.
+   */
   refused: Record<string, number>;
+  /** Each channel's messages and bytes sent and received, refusals, in the order made. */
+  channels: GossipChannelStats[];
   /** Unauthenticated inbound connections held now, and the limits. */
   preauth: { pending: number; perAddressLimit: number; totalLimit: number; timeoutMs: number };
   routed: RoutedCounters;
 }
 
-export class Mesh {
+export class Mesh implements GossipTransport {
   readonly pairKeys: PairKeys;
   readonly closes: Record<string, number> = {};
   private readonly c: MeshComponents;
@@ -109,6 +117,7 @@ export class Mesh {
   private readonly conns = new Map<PeerName, MeshConnection>();
   private readonly pending = new Set<MeshConnection>();
   private readonly messages: MeshMessages;
+  private readonly channels: ChannelRegistry;
   private readonly preauth: PreauthGate<MeshConnection>;
   private readonly logOnce: LogOnce;
   private logResetAt = 0;
@@ -143,6 +152,15 @@ export class Mesh {
       { address: this.init.listenAddress, port: this.init.listenPort },
     );
     for (const p of init.peers) this.maker.add(p, true);
+    this.channels = new ChannelRegistry({
+      link: {
+        gossipToNeighbours: (channel, data, except) => this.sendGossip(channel, data, except),
+        unicast: (channel, to, data) => this.messages.unicast(channel, to, data),
+        broadcast: (channel, data) => this.messages.broadcast(channel, data),
+      },
+      clock: components.clock,
+      logger: components.logger,
+    });
     this.messages = new MeshMessages({
       self: components.identity.name,
       connection: (name) => this.conns.get(name),
@@ -152,15 +170,16 @@ export class Mesh {
         const rec = this.topology?.get(name);
         return rec !== undefined && rec.left === undefined;
       },
-      keys: (src, data) => this.pairKeys.onMessage(src, data),
+      channels: this.channels,
       logOnce: this.logOnce,
     });
+    const keys = this.channels.newChannel(KEYS_CHANNEL, keysGossiper((from, data) => this.pairKeys.onMessage(from, data)));
     this.pairKeys = new PairKeys(
       {
         identity: components.identity,
         clock: components.clock,
         logger: components.logger.child('keys'),
-        unicast: (to, data) => this.messages.unicast(KEYS_CHANNEL, to, data),
+        unicast: (to, data) => keys.unicast(to, data),
         publicKeyOf: (name) => this.conns.get(name)?.remotePublicKey ?? this.topology?.get(name)?.publicKey,
         install: (keys, confirmTx) => components.overlay.installKeys(keys, confirmTx),
       },
@@ -185,8 +204,12 @@ export class Mesh {
     this.c.overlay.removePeer(name);
   }
 
-  addChannel(name: string, gossiper: Gossiper, channel: MeshChannel): void {
-    this.messages.addChannel(name, gossiper, channel);
+  /**
+   * A new gossip channel `name` driving `gossiper` over this mesh; throws `ChannelError`
+   * (`ERR_CHANNEL_DUPLICATE`) when the name is taken. The caller starts and stops it.
+   */
+  newChannel(name: string, gossiper: ChannelGossiper, options?: ChannelOptions): GossipChannel {
+    return this.channels.newChannel(name, gossiper, options);
   }
 
   async start(): Promise<void> {
@@ -205,25 +228,27 @@ export class Mesh {
   }
 
   // ------------------------------------------------------------------ transport for gossip
+  // What gossipers send goes through their channel (counted there); a name without a channel
+  // throws `ChannelError` (`ERR_CHANNEL_UNKNOWN`).
 
   neighbours(): PeerName[] {
     return [...this.conns.keys()];
   }
 
   gossipToNeighbours(channel: string, data: Uint8Array, except?: PeerName): void {
-    for (const [name, conn] of this.conns) if (name !== except) conn.send({ type: MSG_GOSSIP, channel, data });
-  }
-
-  gossipTo(name: PeerName, channel: string, data: Uint8Array): boolean {
-    return this.conns.get(name)?.send({ type: MSG_GOSSIP, channel, data }) ?? false;
+    this.channels.gossipToNeighbours(channel, data, except);
   }
 
   unicast(channel: string, to: PeerName, data: Uint8Array): boolean {
-    return this.messages.unicast(channel, to, data);
+    return this.channels.unicast(channel, to, data);
   }
 
   broadcast(channel: string, data: Uint8Array): void {
-    this.messages.broadcast(channel, data);
+    this.channels.broadcast(channel, data);
+  }
+
+  private sendGossip(channel: string, data: Uint8Array, except: PeerName | undefined): void {
+    for (const [name, conn] of this.conns) if (name !== except) conn.send({ type: MSG_GOSSIP, channel, data });
   }
 
   // ------------------------------------------------------------------ connections
@@ -322,7 +347,7 @@ export class Mesh {
       // a moment: when the two ends are two routers run with one identity key (a copied state
       // directory), this is how the other run's record reaches the mesh, the first run re-asserts,
       // and the later one stops (topology's clone rule) instead of both reconnecting forever.
-      const topology = this.messages.channel(TOPOLOGY_CHANNEL)?.neighbourConnected(name);
+      const topology = this.channels.get(TOPOLOGY_CHANNEL)?.neighbourConnected(name);
       if (topology !== undefined) loser.send({ type: MSG_GOSSIP, channel: TOPOLOGY_CHANNEL, data: topology });
       loser.close('duplicate', 'a simultaneous connection to the same peer won the tie-break', true);
       if (!keepNew) return;
@@ -333,9 +358,9 @@ export class Mesh {
     const remote = parseEndpoint(conn.remoteAddress);
     const ip = typeof remote === 'string' ? '' : remote.address.startsWith('::ffff:') ? remote.address.slice(7) : remote.address;
     this.c.overlay.setDirect(name, ip === '' ? undefined : formatEndpoint({ address: ip, port: conn.remoteUdpPort }));
-    for (const [channel, ch] of this.messages.allChannels()) {
-      const full = ch.neighbourConnected(name);
-      if (full !== undefined) conn.send({ type: MSG_GOSSIP, channel, data: full });
+    for (const channel of this.channels) {
+      const full = channel.neighbourConnected(name);
+      if (full !== undefined) conn.send({ type: MSG_GOSSIP, channel: channel.channel, data: full });
     }
     this.publishConnections();
     this.pairKeys.setWanted(this.wantedPeers());
@@ -394,6 +419,10 @@ export class Mesh {
   status(): MeshStatus {
     const now = this.c.clock.now();
     const routes = this.routes;
+    const channels = this.channels.stats();
+    const refused: Record<string, number> = {};
+    for (const ch of channels) if (ch.refused > 0) refused[ch.channel] = ch.refused;
+    if (this.messages.unknownChannel > 0) refused.unknownChannel = this.messages.unknownChannel;
     return {
       name: this.c.identity.name,
       nickname: this.c.identity.nickname,
@@ -412,7 +441,8 @@ export class Mesh {
         .map((n) => ({ name: n, nickname: this.topology?.get(n)?.nickname ?? '', nextHop: routes?.nextHop(n), hops: routes?.distance(n) })),
       keys: this.pairKeys.status(),
       closes: { ...this.closes },
-      refused: { ...this.messages.refused },
+      refused,
+      channels,
       preauth: {
         pending: this.preauth.size,
         perAddressLimit: this.init.maxPreauthPerAddress,

@@ -38,10 +38,22 @@ import sodium from 'sodium-native';
 import type { Clock, TimerHandle } from '../core/clock.js';
 import { peerIdFromPeerName, peerNameFromPublicKey } from '../core/ids.js';
 import type { Logger } from '../core/logger.js';
-import type { PeerKeys, PeerName } from './contracts.js';
+import type { Gossiper, PeerKeys, PeerName } from './contracts.js';
+import { GossipDecodeError } from './errors.js';
 import type { Identity } from './identity.js';
 
 export const KEYS_CHANNEL = 'keys';
+
+/**
+ * The gossiper of the "keys" channel: handshake messages are unicasts (`onMessage`, which never
+ * throws); gossip or a broadcast on the channel is refused (counted on it, the connection stays).
+ */
+export function keysGossiper(onMessage: (from: PeerName, data: Uint8Array) => void): Gossiper {
+  const refuse = (): never => {
+    throw new GossipDecodeError(KEYS_CHANNEL, 'pair keys travel as unicasts only');
+  };
+  return { onUnicast: onMessage, onBroadcast: refuse, gossip: () => undefined, onGossip: refuse };
+}
 const INIT = 1;
 const RESP = 2;
 const MAX_HANDSHAKE = 256;
