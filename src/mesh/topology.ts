@@ -194,7 +194,7 @@ export class Topology implements Gossiper {
   private timer: TimerHandle | undefined = undefined;
   /** Reachable set for `reachableFor` records (recomputed only when the records changed). */
   private reachable: { for: readonly PeerRecord[]; names: Set<PeerName> } | undefined = undefined;
-  private counters = { merges: 0, conflicts: 0, clones: 0 };
+  private readonly counters = { merges: 0, conflicts: 0, clones: 0 };
   private readonly refusals: Record<RecordRefusal, number> = { malformed: 0, unsigned: 0, nameMismatch: 0, versionBound: 0, badSignature: 0 };
 
   constructor(components: TopologyComponents, init: TopologyInit) {
@@ -383,11 +383,10 @@ export class Topology implements Gossiper {
    */
   private mergeMessage(msg: DecodedMessage, from: PeerName | undefined): readonly KnownRecord[] {
     for (const r of msg.refused) this.refuse(from, r.name, r.reason, r.detail);
-    const records = msg.records;
     const stored: KnownRecord[] = [];
     const evicted: KnownRecord[] = [];
     let reassertAbove = 0;
-    for (const d of records) {
+    for (const d of msg.records) {
       const r = d.entry.record;
       if (r.name === this.name) {
         reassertAbove = Math.max(reassertAbove, this.ownName(d, from));
@@ -407,9 +406,10 @@ export class Topology implements Gossiper {
       this.log.info('re-asserting our record over a newer copy from the mesh', { version: reassertAbove });
       if (this.bumpSelf(this.self, reassertAbove, false)) changed.push(this.name);
     }
-    if (changed.length === 0) return stored;
-    this.counters.merges++;
-    this.notify(changed);
+    if (changed.length > 0) {
+      this.counters.merges++;
+      this.notify(changed);
+    }
     return stored;
   }
 
