@@ -110,7 +110,7 @@ export interface MeshStatus {
 export class Mesh implements GossipTransport {
   readonly pairKeys: PairKeys;
   readonly closes: Record<string, number> = {};
-  private readonly c: MeshComponents;
+  private readonly components: MeshComponents;
   private readonly init: Required<MeshInit>;
   private readonly log: Logger;
   private readonly maker: ConnectionMaker;
@@ -130,7 +130,7 @@ export class Mesh implements GossipTransport {
   private stopped = false;
 
   constructor(components: MeshComponents, init: MeshInit) {
-    this.c = components;
+    this.components = components;
     this.log = components.logger;
     this.init = {
       rekeyAfterMs: 120_000, keyLifetimeMs: 2 * (init.rekeyAfterMs ?? 120_000), backoffBaseMs: 1000, backoffCapMs: 30_000,
@@ -201,7 +201,7 @@ export class Mesh implements GossipTransport {
   forgotten(name: PeerName): void {
     this.maker.forget(name);
     this.conns.get(name)?.close('forgotten', 'the peer was forgotten');
-    this.c.overlay.removePeer(name);
+    this.components.overlay.removePeer(name);
   }
 
   /**
@@ -215,7 +215,7 @@ export class Mesh implements GossipTransport {
   async start(): Promise<void> {
     await this.listener.listen((socket, remote) => this.accept(socket, remote));
     this.pairKeys.start();
-    this.timer = this.c.clock.setInterval(() => this.tick(), 250);
+    this.timer = this.components.clock.setInterval(() => this.tick(), 250);
     this.tick();
   }
 
@@ -266,7 +266,7 @@ export class Mesh implements GossipTransport {
     for (const name of this.known) {
       if (!names.has(name)) {
         this.log.info('peer left the topology; its keys are wiped', { peer: name });
-        this.c.overlay.removePeer(name);
+        this.components.overlay.removePeer(name);
       }
     }
     this.known = names;
@@ -274,7 +274,7 @@ export class Mesh implements GossipTransport {
 
   private tick(): void {
     this.maker.tick();
-    const now = this.c.clock.now();
+    const now = this.components.clock.now();
     if (now - this.logResetAt >= LOG_AGAIN_AFTER_MS) {
       this.logResetAt = now;
       this.logOnce.reset();
@@ -311,9 +311,9 @@ export class Mesh implements GossipTransport {
   private makeConnection(socket: Socket, outbound: boolean, remote: string): MeshConnection {
     const conn = new MeshConnection(
       {
-        identity: this.c.identity,
-        psk: this.c.psk,
-        clock: this.c.clock,
+        identity: this.components.identity,
+        psk: this.components.psk,
+        clock: this.components.clock,
         logger: this.log,
         events: {
           established: (cn) => this.onEstablished(cn),
@@ -339,7 +339,7 @@ export class Mesh implements GossipTransport {
     const existing = this.conns.get(name);
     if (existing !== undefined) {
       // Keep the connection dialled by the smaller name; both ends decide the same.
-      const self = this.c.identity.name;
+      const self = this.components.identity.name;
       const keepNew = (conn.outbound ? self : name) === (self < name ? self : name);
       const loser = keepNew ? existing : conn;
       if (keepNew) this.conns.delete(name);
@@ -357,7 +357,7 @@ export class Mesh implements GossipTransport {
     this.log.info('connection established', { peer: name, nickname: conn.remoteNickname, address: conn.remoteAddress, outbound: conn.outbound });
     const remote = parseEndpoint(conn.remoteAddress);
     const ip = typeof remote === 'string' ? '' : remote.address.startsWith('::ffff:') ? remote.address.slice(7) : remote.address;
-    this.c.overlay.setDirect(name, ip === '' ? undefined : formatEndpoint({ address: ip, port: conn.remoteUdpPort }));
+    this.components.overlay.setDirect(name, ip === '' ? undefined : formatEndpoint({ address: ip, port: conn.remoteUdpPort }));
     for (const channel of this.channels) {
       const full = channel.neighbourConnected(name);
       if (full !== undefined) conn.send({ type: MSG_GOSSIP, channel: channel.channel, data: full });
@@ -375,7 +375,7 @@ export class Mesh implements GossipTransport {
     if (name !== undefined && this.conns.get(name) === conn) {
       this.conns.delete(name);
       this.log.info('connection closed', { peer: name, reason, detail });
-      this.c.overlay.setDirect(name, undefined);
+      this.components.overlay.setDirect(name, undefined);
       this.publishConnections();
       this.pairKeys.setWanted(this.wantedPeers());
     } else if (reason !== 'duplicate' && reason !== 'shutdown') {
@@ -391,7 +391,7 @@ export class Mesh implements GossipTransport {
     if (this.topology === undefined) return;
     const list = [...this.conns.entries()].map(([peer, conn]) => ({
       peer,
-      established: this.c.overlay.pathUp(peer),
+      established: this.components.overlay.pathUp(peer),
       endpoint: conn.remoteAddress,
     }));
     list.sort((a, b) => (a.peer < b.peer ? -1 : a.peer > b.peer ? 1 : 0));
@@ -407,25 +407,25 @@ export class Mesh implements GossipTransport {
   private applyRoutes(): void {
     const routes = this.routes!;
     this.pairKeys.setWanted(this.wantedPeers());
-    const self = this.c.identity.name;
+    const self = this.components.identity.name;
     const reachable = new Set(routes.reachable());
     for (const name of reachable) {
       const hop = routes.nextHop(name);
-      this.c.overlay.setVia(name, hop === undefined || hop === name || hop === self ? undefined : hop);
+      this.components.overlay.setVia(name, hop === undefined || hop === name || hop === self ? undefined : hop);
     }
-    for (const name of this.known) if (!reachable.has(name) && name !== self) this.c.overlay.setVia(name, undefined);
+    for (const name of this.known) if (!reachable.has(name) && name !== self) this.components.overlay.setVia(name, undefined);
   }
 
   status(): MeshStatus {
-    const now = this.c.clock.now();
+    const now = this.components.clock.now();
     const routes = this.routes;
     const channels = this.channels.stats();
     const refused: Record<string, number> = {};
     for (const ch of channels) if (ch.refused > 0) refused[ch.channel] = ch.refused;
     if (this.messages.unknownChannel > 0) refused.unknownChannel = this.messages.unknownChannel;
     return {
-      name: this.c.identity.name,
-      nickname: this.c.identity.nickname,
+      name: this.components.identity.name,
+      nickname: this.components.identity.nickname,
       connections: [...this.conns.entries()].map(([peer, conn]) => ({
         peer,
         nickname: conn.remoteNickname,
@@ -433,11 +433,11 @@ export class Mesh implements GossipTransport {
         outbound: conn.outbound,
         state: conn.phase,
         sinceMs: Math.round(now - conn.startedAt),
-        pathUp: this.c.overlay.pathUp(peer),
+        pathUp: this.components.overlay.pathUp(peer),
       })),
       targets: this.maker.status(),
       peers: (this.topology?.names() ?? [])
-        .filter((n) => n !== this.c.identity.name)
+        .filter((n) => n !== this.components.identity.name)
         .map((n) => ({ name: n, nickname: this.topology?.get(n)?.nickname ?? '', nextHop: routes?.nextHop(n), hops: routes?.distance(n) })),
       keys: this.pairKeys.status(),
       closes: { ...this.closes },
