@@ -1,6 +1,6 @@
 /**
  * Gossip simulation suite: N peers (1,000 by default), each with a real `Topology` and
- * `GossipChannel`, connected by an in-memory transport over a simulated connection graph. No
+ * `GossipChannel` (from its own `ChannelRegistry`, as on the mesh), connected by an in-memory transport over a simulated connection graph. No
  * sockets; one deterministic clock; a seeded PRNG, so a seed always gives the same run.
  *
  * Delivery is in rounds: a round delivers every message sent during the previous one (one hop),
@@ -28,7 +28,8 @@ import { pathToFileURL } from 'node:url';
 import { parseArgs } from 'node:util';
 import { peerIdFromPeerName, peerNameFromPublicKey } from '../src/core/ids.js';
 import type { GossipTransport, PeerName } from '../src/mesh/contracts.js';
-import { GossipChannel } from '../src/mesh/gossip-channel.js';
+import { ChannelRegistry } from '../src/mesh/channel-registry.js';
+import type { GossipChannel } from '../src/mesh/gossip-channel.js';
 import { keyPairFromSecret } from '../src/mesh/identity.js';
 import { Signer, Verifier } from '../src/mesh/signing.js';
 import { RouteSnapshot, buildGraph } from '../src/mesh/routes.js';
@@ -338,7 +339,8 @@ export class GossipSim {
       onLocalUpdate: (l: (delta: Uint8Array) => void) => topology.onLocalUpdate(l),
       mergeDeltas: (ds: readonly Uint8Array[]) => topology.mergeDeltas(ds),
     };
-    const channel = new GossipChannel({ gossiper, transport, clock: this.clock, random: () => this.rng.next() }, { channel: TOPOLOGY_CHANNEL, intervalMs: this.o.intervalMs, coalesceMs: this.o.coalesceMs });
+    const channels = new ChannelRegistry({ link: transport, clock: this.clock, random: () => this.rng.next() });
+    const channel = channels.newChannel(TOPOLOGY_CHANNEL, gossiper, { intervalMs: this.o.intervalMs, coalesceMs: this.o.coalesceMs });
     const peer: SimPeer = { index, name, endpoint, alive: true, links: new Set(), topology, channel, forgottenSeen: 0, lastFull: undefined };
     this.peers.push(peer);
     topology.start();

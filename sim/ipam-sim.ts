@@ -1,6 +1,6 @@
 /**
  * IPAM simulation suite: N peers (1,000 by default), each a real `Ipam` behind a real
- * `GossipChannel`, over an in-memory network: no sockets, one simulated clock, a seeded PRNG (a
+ * `GossipChannel` from its own `ChannelRegistry` (as on the mesh), over an in-memory network: no sockets, one simulated clock, a seeded PRNG (a
  * seed always gives the same run), state in `MemoryIpamStore`s so restarts reload what was
  * persisted.
  *
@@ -28,7 +28,8 @@ import { createHash } from 'node:crypto';
 import { pathToFileURL } from 'node:url';
 import { parseArgs } from 'node:util';
 import type { GossipTransport, PeerName, RouteTable } from '../src/mesh/contracts.js';
-import { GossipChannel } from '../src/mesh/gossip-channel.js';
+import { ChannelRegistry } from '../src/mesh/channel-registry.js';
+import type { GossipChannel } from '../src/mesh/gossip-channel.js';
 import { keyPairFromSecret } from '../src/mesh/identity.js';
 import { IPAM_CHANNEL, Ipam, MemoryIpamStore, zeroCounters, type IpamBootstrap, type IpamCounters } from '../src/ipam/index.js';
 import { RingVerifier, type RingWriter } from '../src/ipam/ring-signing.js';
@@ -153,7 +154,7 @@ export class IpamSim {
   }
 
   private async boot(node: SimNode): Promise<void> {
-    const transport: GossipTransport = {
+    const link: GossipTransport = {
       gossipToNeighbours: (_ch, data, except) => {
         for (const q of node.links) if (q.name !== except) this.send(node, q, data, false);
       },
@@ -174,8 +175,10 @@ export class IpamSim {
     };
     const i = this.o.init;
     const init = i === undefined ? { seeds: Array.from({ length: this.o.seeds }, (_, k) => simPeerName(k)) } : typeof i === 'function' ? i(node.index) : i;
+    // The IPAM sends through its channel (counted there), as on the mesh.
+    const channels = new ChannelRegistry({ link, clock: this.clock, random: () => this.rng.next() });
     node.ipam = new Ipam(
-      { clock: this.clock, transport, routes, store: node.store, writer: simWriter(node.index), verifier: this.verifier },
+      { clock: this.clock, transport: channels, routes, store: node.store, writer: simWriter(node.index), verifier: this.verifier },
       {
         self: node.name,
         ranges: this.o.ranges,
@@ -187,7 +190,7 @@ export class IpamSim {
         ...(this.o.reclaimHoldMs !== undefined ? { reclaimHoldMs: this.o.reclaimHoldMs } : {}),
       },
     );
-    node.channel = new GossipChannel({ gossiper: node.ipam, transport, clock: this.clock, random: () => this.rng.next() }, { channel: IPAM_CHANNEL, intervalMs: this.o.gossipIntervalMs });
+    node.channel = channels.newChannel(IPAM_CHANNEL, node.ipam, { intervalMs: this.o.gossipIntervalMs });
     node.channel.start();
     await node.ipam.start();
   }

@@ -1,5 +1,6 @@
 import type { IpamStatus } from '../ipam/status.js';
 import type { StatusReport } from '../daemon/status.js';
+import { totalTraffic } from '../mesh/gossip-channel.js';
 
 function bytes(n: number): string {
   const units = ['B', 'KiB', 'MiB', 'GiB', 'TiB'];
@@ -67,6 +68,12 @@ export function formatStatus(s: StatusReport): string {
   if (closes.length > 0) lines.push(`  connections closed: ${closes.map(([k, n]) => `${k}=${n}`).join('  ')}`);
   const refused = Object.entries(m.refused ?? {});
   if (refused.length > 0) lines.push(`  messages refused (dropped, connections kept): ${refused.map(([k, n]) => `${k}=${n}`).join('  ')}`);
+  const channels = (m.channels ?? []).map((c) => {
+    const sent = totalTraffic(c.sent);
+    const received = totalTraffic(c.received);
+    return `${c.channel} out ${sent.messages} (${bytes(sent.bytes)}) in ${received.messages} (${bytes(received.bytes)})`;
+  });
+  if (channels.length > 0) lines.push(`  gossip channels, messages: ${channels.join(', ')}`);
   lines.push(`  fast path: ${s.fastpath.note}`);
   for (const f of s.fastpath.peers) {
     lines.push(`    ${f.name} (${f.underlay}): ${f.state}, ${f.reason}, for ${(f.sinceMs / 1000).toFixed(1)}s, ${f.switches} switches`);

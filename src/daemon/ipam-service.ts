@@ -18,7 +18,7 @@ import { WeftError, describeError } from '../core/errors.js';
 import type { Logger } from '../core/logger.js';
 import { ReleaseJournal } from '../api/release-journal.js';
 import type { Startable } from '../core/startable.js';
-import { GossipChannel } from '../mesh/gossip-channel.js';
+import type { GossipChannel } from '../mesh/gossip-channel.js';
 import { IPAM_CHANNEL } from '../ipam/ring-codec.js';
 import { Ipam } from '../ipam/ipam.js';
 import { ringWriter } from '../ipam/ring-signing.js';
@@ -68,8 +68,7 @@ export class IpamService implements Startable {
       { clock, transport: mesh, routes, store: new FileIpamStore(join(init.stateDir, 'ipam.state')), log: logger, writer: ringWriter(components.identity) },
       { self: components.identity.name, ranges: init.config.ranges, init: init.config.init, quarantineMs: init.config.quarantineMs, clusterId },
     );
-    this.channel = new GossipChannel({ gossiper: this.ipam, transport: mesh, clock, logger }, { channel: IPAM_CHANNEL, intervalMs: init.gossipIntervalMs ?? 30_000 });
-    mesh.addChannel(IPAM_CHANNEL, this.ipam, this.channel);
+    this.channel = mesh.newChannel(IPAM_CHANNEL, this.ipam, { intervalMs: init.gossipIntervalMs ?? 30_000 });
     this.journal = new ReleaseJournal(join(init.stateDir, 'pending-releases'));
   }
 

@@ -11,7 +11,6 @@ import { WeftError } from '../core/errors.js';
 import type { Logger } from '../core/logger.js';
 import type { Startable } from '../core/startable.js';
 import type { PeerName } from '../mesh/contracts.js';
-import { GossipChannel } from '../mesh/gossip-channel.js';
 import type { Identity } from '../mesh/identity.js';
 import type { Mesh, MeshTopology } from '../mesh/mesh.js';
 import { Routes } from '../mesh/routes.js';
@@ -21,7 +20,6 @@ import { MACS_CHANNEL, MacOwners } from '../mesh/mac-owners.js';
 export interface MeshGossip extends Startable {
   topology: Topology;
   routes: Routes;
-  channel: GossipChannel;
   /** Which router owns which pod MAC (the fast path programs the kernel from it). */
   macs: MacOwners;
   forget(name: PeerName): boolean;
@@ -78,7 +76,6 @@ export function buildMeshGossip(
     { publicKey: init.identity.publicKey, nickname: init.identity.nickname, endpoints: init.endpoints, goneAfterMs: init.goneAfterMs, version },
   );
   const routes = new Routes({ topology, clock, logger });
-  const channel = new GossipChannel({ gossiper: topology, transport: mesh, clock, logger }, { channel: TOPOLOGY_CHANNEL, intervalMs: init.gossipIntervalMs ?? 30_000 });
   const view: MeshTopology = {
     get: (name) => topology.get(name),
     names: () => topology.peers().map((r) => r.name),
@@ -86,10 +83,9 @@ export function buildMeshGossip(
     onChange: (listener) => void topology.onChange(() => listener()),
   };
   mesh.attach(view, routes);
-  mesh.addChannel(TOPOLOGY_CHANNEL, topology, channel);
+  const channel = mesh.newChannel(TOPOLOGY_CHANNEL, topology, { intervalMs: init.gossipIntervalMs ?? 30_000 });
   const macs = new MacOwners({ clock, logger: logger.child('macs'), signer: init.identity.signer }, { self: topology.name, publicKey: init.identity.publicKey });
-  const macsChannel = new GossipChannel({ gossiper: macs, transport: mesh, clock, logger }, { channel: MACS_CHANNEL, intervalMs: init.gossipIntervalMs ?? 30_000 });
-  mesh.addChannel(MACS_CHANNEL, macs, macsChannel);
+  const macsChannel = mesh.newChannel(MACS_CHANNEL, macs, { intervalMs: init.gossipIntervalMs ?? 30_000 });
   // A peer that left the topology owns no MACs any more.
   topology.onChange(() => {
     const live = new Set(topology.peers().map((r) => r.name));
@@ -98,7 +94,6 @@ export function buildMeshGossip(
   return {
     topology,
     routes,
-    channel,
     macs,
     forget: (name) => topology.forget(name),
     drops: () => {

@@ -57,14 +57,14 @@ export function parseTarget(spec: string): { key: string; host: string; port: nu
 }
 
 export class ConnectionMaker {
-  private readonly c: ConnectionMakerComponents;
+  private readonly components: ConnectionMakerComponents;
   private readonly baseMs: number;
   private readonly capMs: number;
   private readonly random: () => number;
   private readonly targets = new Map<string, Target>();
 
   constructor(components: ConnectionMakerComponents, init: ConnectionMakerInit = {}) {
-    this.c = components;
+    this.components = components;
     this.baseMs = init.backoffBaseMs ?? 1000;
     this.capMs = init.backoffCapMs ?? 30_000;
     this.random = components.random ?? Math.random;
@@ -88,7 +88,7 @@ export class ConnectionMaker {
   learn(endpoints: ReadonlyMap<PeerName, readonly string[]>): void {
     const live = new Set<string>();
     for (const [peer, eps] of endpoints) {
-      if (peer === this.c.self) continue;
+      if (peer === this.components.self) continue;
       for (const ep of eps) {
         const t = parseTarget(ep);
         if (t === undefined) continue;
@@ -106,13 +106,13 @@ export class ConnectionMaker {
 
   /** Dials every target that is due. */
   tick(): void {
-    const now = this.c.clock.now();
+    const now = this.components.clock.now();
     for (const tg of this.targets.values()) {
       if (tg.attempt !== undefined || now < tg.nextAt) continue;
-      if (tg.peer !== undefined && (tg.peer === this.c.self || this.c.connected(tg.peer))) continue;
+      if (tg.peer !== undefined && (tg.peer === this.components.self || this.components.connected(tg.peer))) continue;
       tg.state = 'connecting';
       try {
-        tg.attempt = this.c.dial(tg.address, tg.port);
+        tg.attempt = this.components.dial(tg.address, tg.port);
       } catch (err) {
         this.backoff(tg, err instanceof Error ? err.message : String(err));
       }
@@ -144,7 +144,7 @@ export class ConnectionMaker {
   }
 
   status(): TargetStatus[] {
-    const now = this.c.clock.now();
+    const now = this.components.clock.now();
     return [...this.targets.entries()].map(([address, tg]) => ({
       address,
       configured: tg.configured,
@@ -166,6 +166,6 @@ export class ConnectionMaker {
     tg.state = 'failed';
     tg.lastError = why;
     const base = Math.min(this.capMs, this.baseMs * 2 ** Math.min(tg.attempts - 1, 16));
-    tg.nextAt = this.c.clock.now() + base * (0.75 + this.random() * 0.5);
+    tg.nextAt = this.components.clock.now() + base * (0.75 + this.random() * 0.5);
   }
 }

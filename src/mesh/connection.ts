@@ -68,12 +68,8 @@ export class MeshConnection {
   remotePublicKey: Buffer | undefined = undefined;
   remoteNickname = '';
   remoteUdpPort = 0;
-  remoteFeatures = 0;
-  bytesIn = 0;
-  bytesOut = 0;
-  closeReason: string | undefined = undefined;
   private readonly socket: Socket;
-  private readonly c: ConnectionComponents;
+  private readonly components: ConnectionComponents;
   private readonly log: Logger;
   private readonly reader = new FrameReader();
   private readonly noise: Noise;
@@ -86,7 +82,7 @@ export class MeshConnection {
   private readonly prologue: Buffer;
 
   constructor(components: ConnectionComponents, init: ConnectionInit) {
-    this.c = components;
+    this.components = components;
     this.socket = init.socket;
     this.outbound = init.outbound;
     this.remoteAddress = init.remoteAddress;
@@ -135,27 +131,24 @@ export class MeshConnection {
     this.tx?.wipe();
     if (drain && this.phase === 'established') {
       this.phase = 'draining';
-      this.closeReason = reason;
       this.socket.end();
-      this.timer = this.c.clock.setTimeout(() => this.close(reason, detail), DRAIN_MS);
-      this.c.events.closed(this, reason, detail);
+      this.timer = this.components.clock.setTimeout(() => this.close(reason, detail), DRAIN_MS);
+      this.components.events.closed(this, reason, detail);
       return;
     }
     this.phase = 'closed';
-    this.closeReason ??= reason;
     this.rx?.wipe();
     this.socket.destroy();
-    if (!wasDraining) this.c.events.closed(this, reason, detail);
+    if (!wasDraining) this.components.events.closed(this, reason, detail);
   }
 
   private write(b: Buffer): void {
-    this.bytesOut += b.length;
-    this.lastTx = this.c.clock.now();
+    this.lastTx = this.components.clock.now();
     this.socket.write(b);
   }
 
   private tick(): void {
-    const now = this.c.clock.now();
+    const now = this.components.clock.now();
     if (this.phase !== 'established') {
       if (now - this.startedAt > this.init.handshakeTimeoutMs) this.close('handshakeTimeout', `no completed handshake within ${this.init.handshakeTimeoutMs} ms`);
       return;
@@ -169,8 +162,7 @@ export class MeshConnection {
 
   private onData(d: Buffer): void {
     if (this.phase === 'closed') return;
-    this.bytesIn += d.length;
-    this.lastRx = this.c.clock.now();
+    this.lastRx = this.components.clock.now();
     this.reader.push(d);
     try {
       if (this.phase === 'preamble') {
@@ -213,14 +205,13 @@ export class MeshConnection {
       if (msg.type !== MSG_HELLO) throw new MeshProtocolError('garbled', `expected HELLO, got message type ${msg.type}`);
       this.remoteNickname = msg.nickname;
       this.remoteUdpPort = msg.udpPort;
-      this.remoteFeatures = msg.features;
       this.phase = 'established';
-      this.c.events.established(this);
+      this.components.events.established(this);
       return;
     }
     if (msg.type === MSG_PING) return;
     if (msg.type === MSG_HELLO) throw new MeshProtocolError('garbled', 'a second HELLO');
-    this.c.events.message(this, msg);
+    this.components.events.message(this, msg);
   }
 
   private handshakeDone(): void {
@@ -230,8 +221,8 @@ export class MeshConnection {
     this.tx = new TransportCipher(this.noise.tx!);
     this.rx = new TransportCipher(this.noise.rx!);
     this.reader.maxFrame = MAX_FRAME;
-    if (this.remoteName === this.c.identity.name) throw new MeshProtocolError('self', 'connected to ourselves');
+    if (this.remoteName === this.components.identity.name) throw new MeshProtocolError('self', 'connected to ourselves');
     this.phase = 'hello';
-    this.write(this.tx.seal(encodeMessage({ type: MSG_HELLO, nickname: this.c.identity.nickname, udpPort: this.init.udpPort, features: 0 })));
+    this.write(this.tx.seal(encodeMessage({ type: MSG_HELLO, nickname: this.components.identity.nickname, udpPort: this.init.udpPort, features: 0 })));
   }
 }

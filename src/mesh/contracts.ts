@@ -1,6 +1,6 @@
 /**
- * Contracts of the mesh (ARCHITECTURE.md "Main contracts"). `gossip/` declares them; the mesh
- * (TCP + Noise connections) carries them; `router/` implements `Overlay`.
+ * Contracts of the mesh (ARCHITECTURE.md "Main contracts"). `src/mesh` declares them; the mesh
+ * (TCP + Noise connections) carries them; `src/router` implements `Overlay`.
  *
  * Peer names are 16 lowercase hex digits derived from the peer's public key
  * (`src/core/ids.ts: peerNameFromPublicKey`); the 32-bit wire id used in sleeve headers is derived
@@ -12,7 +12,7 @@ export type PeerName = string;
 /**
  * State that spreads by gossip. `merge` must be commutative, associative and idempotent, and
  * returns only what changed in the receiver (`undefined` when nothing did). A shared property
- * suite (`test/gossip/gossip-data-laws.ts`) checks these laws for every implementation.
+ * suite (`test/mesh/gossip-data-laws.ts`) checks these laws for every implementation.
  */
 export interface GossipData {
   encode(): Uint8Array;
@@ -37,7 +37,11 @@ export interface Gossiper {
   onGossip(data: Uint8Array, from?: PeerName): Uint8Array | undefined;
 }
 
-/** What a gossiper may ask of the mesh (implemented by the mesh, and by the simulation). */
+/**
+ * What a gossiper may ask of the mesh: send on its channel. Implemented by a `ChannelRegistry`
+ * (the mesh's, and each simulated peer's), which sends through the named channel and counts it
+ * there; a name without a channel throws `ChannelError`.
+ */
 export interface GossipTransport {
   /** Send gossip (full state or delta) on `channel` to every neighbour except `except`. */
   gossipToNeighbours(channel: string, data: Uint8Array, except?: PeerName): void;

@@ -31,3 +31,22 @@ export class TopologyUpdateError extends WeftError {
     this.problems = problems;
   }
 }
+
+/**
+ * A channel registry was asked for a second channel under a name it has (`ERR_CHANNEL_DUPLICATE`),
+ * or to send on a name it has none for (`ERR_CHANNEL_UNKNOWN`). Both are wiring mistakes.
+ */
+export class ChannelError extends WeftError {
+  readonly channel: string;
+
+  constructor(code: 'ERR_CHANNEL_DUPLICATE' | 'ERR_CHANNEL_UNKNOWN', channel: string) {
+    super(
+      code,
+      code === 'ERR_CHANNEL_DUPLICATE'
+        ? `gossip channel "${channel}" exists already: each channel has one gossiper`
+        : `no gossip channel "${channel}": make it with newChannel before sending on it`,
+    );
+    this.name = 'ChannelError';
+    this.channel = channel;
+  }
+}

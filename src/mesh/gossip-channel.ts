@@ -14,9 +14,11 @@
  * as weaveworks/mesh does by merging what waits behind a busy connection. Periodic full gossip
  * subsumes what is pending.
  *
- * Transport-agnostic: the mesh (or the simulation) calls `receive*` with what arrives on the
- * channel and `neighbourConnected` when a connection is established. Counters are per transport
- * call: one fan-out to all neighbours counts as one message of its size.
+ * Made by a `ChannelRegistry` (`mesh.newChannel`, or the simulations' in-memory registry), which
+ * hands it what arrives (`receive*`) and asks it for full state when a connection is established
+ * (`neighbourConnected`); what the gossiper sends through the registry goes out through the channel.
+ * So every message in or out is counted here, on the production path as in the simulations.
+ * Counters are per transport call: one fan-out to all neighbours counts as one message of its size.
  */
 import type { Clock, TimerHandle } from '../core/clock.js';
 import { describeError } from '../core/errors.js';
@@ -38,6 +40,7 @@ export type ChannelGossiper = Gossiper & Partial<LocalUpdateSource> & Partial<De
 
 export interface GossipChannelComponents {
   gossiper: ChannelGossiper;
+  /** Where the channel's messages leave (the mesh's connections; an in-memory network). */
   transport: GossipTransport;
   clock: Clock;
   logger?: Logger;
@@ -45,14 +48,18 @@ export interface GossipChannelComponents {
   random?: () => number;
 }
 
-export interface GossipChannelInit {
-  channel: string;
+/** How a channel gossips (`mesh.newChannel(name, gossiper, options)`). */
+export interface ChannelOptions {
   /** Period of full-state gossip (ms). Default 30 s. */
   intervalMs?: number;
   /** Each period is intervalMs × (1 ± jitter). Default 0.1. */
   jitter?: number;
   /** Merge deltas produced within this many ms into one send (needs `mergeDeltas`). Default 0; negative: off. */
   coalesceMs?: number;
+}
+
+export interface GossipChannelInit extends ChannelOptions {
+  channel: string;
 }
 
 export interface Traffic {
@@ -67,6 +74,8 @@ export interface GossipChannelStats {
   /** Deltas that left inside another send (coalesced) or inside periodic full state. */
   coalesced: number;
   decodeErrors: number;
+  /** Messages the gossiper refused (malformed, over a limit; `decodeErrors` among them): dropped. */
+  refused: number;
 }
 
 function traffic(): Traffic {
@@ -123,6 +132,7 @@ export class GossipChannel {
       received: { gossip: traffic(), unicast: traffic(), broadcast: traffic() },
       coalesced: 0,
       decodeErrors: 0,
+      refused: 0,
     };
   }
 
@@ -159,6 +169,15 @@ export class GossipChannel {
     this.send(delta, undefined);
   }
 
+  /**
+   * Gossip the gossiper sends itself (not through `onLocalUpdate`), to every neighbour but
+   * `except`: counted as a delta, sent at once.
+   */
+  gossipToNeighbours(data: Uint8Array, except?: PeerName): void {
+    count(this.counters.sent.delta, data);
+    this.transport.gossipToNeighbours(this.channel, data, except);
+  }
+
   /** Sends pending coalesced deltas now. */
   flush(): void {
     this.flushTimer?.cancel();
@@ -175,19 +194,18 @@ export class GossipChannel {
 
   /**
    * Gossip from neighbour `from`: merged, and what changed is relayed to every other neighbour.
-   * A malformed payload is counted and rethrown as `GossipDecodeError` (state unchanged); the mesh
-   * counts it per channel, logs it once per peer and drops it (the connection stays).
+   * A refused payload (a malformed one is a `GossipDecodeError`; state unchanged) is counted and
+   * rethrown; the mesh logs it once per channel and peer and drops it (the connection stays).
    */
   receiveGossip(from: PeerName, data: Uint8Array, relayToSender = false): void {
     count(this.counters.received.gossip, data);
-    let delta: Uint8Array | undefined;
     try {
-      delta = this.gossiper.onGossip(data, from);
+      const delta = this.gossiper.onGossip(data, from);
+      if (delta !== undefined) this.send(delta, relayToSender ? undefined : from);
     } catch (err) {
       this.rejected(from, err);
       throw err;
     }
-    if (delta !== undefined) this.send(delta, relayToSender ? undefined : from);
   }
 
   receiveUnicast(from: PeerName, data: Uint8Array): void {
@@ -263,8 +281,9 @@ export class GossipChannel {
     this.pendingExcept = undefined;
   }
 
-  /** Counted here at debug level only: the caller (the mesh) logs a refusal once per channel and peer. */
+  /** Counted here, logged at debug level only: the caller (the mesh) logs a refusal once per channel and peer. */
   private rejected(from: PeerName, err: unknown): void {
+    this.counters.refused++;
     if (err instanceof GossipDecodeError) {
       this.counters.decodeErrors++;
       this.log.debug('malformed gossip', { peer: from, reason: err.reason });

@@ -15,7 +15,9 @@
  * `handshakeTimeoutMs`; established connections (members only) are not limited.
  *
  * What established connections carry is routed and checked in mesh-messages.ts (src checks,
- * TTL, refused messages that never close a connection).
+ * TTL, refused messages that never close a connection). Gossip channels are made here
+ * (`newChannel`, one per name; the pair keys' "keys" channel is one): the mesh is the transport
+ * its gossipers send through, and each channel counts what it sends and receives (`status`).
  */
 import { connect, type Socket } from 'node:net';
 import type { Clock, TimerHandle } from '../core/clock.js';
@@ -24,12 +26,14 @@ import { formatEndpoint, parseEndpoint } from '../core/net.js';
 import { MeshConnection } from './connection.js';
 import { ConnectionMaker, type TargetStatus } from './connection-maker.js';
 import { TcpMeshListener, type MeshListener, type RemoteAddress } from './mesh-listener.js';
-import type { Gossiper, Overlay, PeerName, RouteTable } from './contracts.js';
+import { ChannelRegistry } from './channel-registry.js';
+import type { GossipTransport, Overlay, PeerName, RouteTable } from './contracts.js';
+import type { ChannelGossiper, ChannelOptions, GossipChannel, GossipChannelStats } from './gossip-channel.js';
 import type { Identity } from './identity.js';
-import { MeshMessages, type MeshChannel, type RoutedCounters } from './mesh-messages.js';
+import { MeshMessages, type RoutedCounters } from './mesh-messages.js';
 import { MSG_GOSSIP } from './mesh-protocol.js';
 import { TOPOLOGY_CHANNEL } from './topology-codec.js';
-import { KEYS_CHANNEL, PairKeys, type PairKeyStatus } from './pair-keys.js';
+import { KEYS_CHANNEL, PairKeys, keysGossiper, type PairKeyStatus } from './pair-keys.js';
 import { LogOnce } from './log-once.js';
 import { PreauthGate, sourceKey } from './preauth-gate.js';
 
@@ -49,8 +53,6 @@ export interface MeshTopology {
   setConnections(connections: { peer: PeerName; established: boolean; endpoint?: string }[]): void;
   onChange(listener: () => void): void;
 }
-
-export type { MeshChannel } from './mesh-messages.js';
 
 export interface MeshComponents {
   identity: Identity;
@@ -92,23 +94,30 @@ export interface MeshStatus {
   peers: { name: PeerName; nickname: string; nextHop: PeerName | undefined; hops: number | undefined }[];
   keys: PairKeyStatus[];
   closes: Record<string, number>;
-  /** Messages refused by their channel (malformed, over a limit), per channel: dropped, the connection stays. */
+  /**
+   * Messages refused by their channel (malformed, over a limit), per channel, and those for a
+   * channel this router does not have (`unknownChannel`): dropped, the connection stays. Only
+   * names with refusals appear.
+   */
   refused: Record<string, number>;
+  /** Each channel's messages and bytes sent and received, refusals, in the order made. */
+  channels: GossipChannelStats[];
   /** Unauthenticated inbound connections held now, and the limits. */
   preauth: { pending: number; perAddressLimit: number; totalLimit: number; timeoutMs: number };
   routed: RoutedCounters;
 }
 
-export class Mesh {
+export class Mesh implements GossipTransport {
   readonly pairKeys: PairKeys;
   readonly closes: Record<string, number> = {};
-  private readonly c: MeshComponents;
+  private readonly components: MeshComponents;
   private readonly init: Required<MeshInit>;
   private readonly log: Logger;
   private readonly maker: ConnectionMaker;
   private readonly conns = new Map<PeerName, MeshConnection>();
   private readonly pending = new Set<MeshConnection>();
   private readonly messages: MeshMessages;
+  private readonly channels: ChannelRegistry;
   private readonly preauth: PreauthGate<MeshConnection>;
   private readonly logOnce: LogOnce;
   private logResetAt = 0;
@@ -121,7 +130,7 @@ export class Mesh {
   private stopped = false;
 
   constructor(components: MeshComponents, init: MeshInit) {
-    this.c = components;
+    this.components = components;
     this.log = components.logger;
     this.init = {
       rekeyAfterMs: 120_000, keyLifetimeMs: 2 * (init.rekeyAfterMs ?? 120_000), backoffBaseMs: 1000, backoffCapMs: 30_000,
@@ -143,6 +152,15 @@ export class Mesh {
       { address: this.init.listenAddress, port: this.init.listenPort },
     );
     for (const p of init.peers) this.maker.add(p, true);
+    this.channels = new ChannelRegistry({
+      link: {
+        gossipToNeighbours: (channel, data, except) => this.sendGossip(channel, data, except),
+        unicast: (channel, to, data) => this.messages.unicast(channel, to, data),
+        broadcast: (channel, data) => this.messages.broadcast(channel, data),
+      },
+      clock: components.clock,
+      logger: components.logger,
+    });
     this.messages = new MeshMessages({
       self: components.identity.name,
       connection: (name) => this.conns.get(name),
@@ -152,15 +170,16 @@ export class Mesh {
         const rec = this.topology?.get(name);
         return rec !== undefined && rec.left === undefined;
       },
-      keys: (src, data) => this.pairKeys.onMessage(src, data),
+      channels: this.channels,
       logOnce: this.logOnce,
     });
+    const keys = this.channels.newChannel(KEYS_CHANNEL, keysGossiper((from, data) => this.pairKeys.onMessage(from, data)));
     this.pairKeys = new PairKeys(
       {
         identity: components.identity,
         clock: components.clock,
         logger: components.logger.child('keys'),
-        unicast: (to, data) => this.messages.unicast(KEYS_CHANNEL, to, data),
+        unicast: (to, data) => keys.unicast(to, data),
         publicKeyOf: (name) => this.conns.get(name)?.remotePublicKey ?? this.topology?.get(name)?.publicKey,
         install: (keys, confirmTx) => components.overlay.installKeys(keys, confirmTx),
       },
@@ -182,17 +201,21 @@ export class Mesh {
   forgotten(name: PeerName): void {
     this.maker.forget(name);
     this.conns.get(name)?.close('forgotten', 'the peer was forgotten');
-    this.c.overlay.removePeer(name);
+    this.components.overlay.removePeer(name);
   }
 
-  addChannel(name: string, gossiper: Gossiper, channel: MeshChannel): void {
-    this.messages.addChannel(name, gossiper, channel);
+  /**
+   * A new gossip channel `name` driving `gossiper` over this mesh; throws `ChannelError`
+   * (`ERR_CHANNEL_DUPLICATE`) when the name is taken. The caller starts and stops it.
+   */
+  newChannel(name: string, gossiper: ChannelGossiper, options?: ChannelOptions): GossipChannel {
+    return this.channels.newChannel(name, gossiper, options);
   }
 
   async start(): Promise<void> {
     await this.listener.listen((socket, remote) => this.accept(socket, remote));
     this.pairKeys.start();
-    this.timer = this.c.clock.setInterval(() => this.tick(), 250);
+    this.timer = this.components.clock.setInterval(() => this.tick(), 250);
     this.tick();
   }
 
@@ -205,25 +228,27 @@ export class Mesh {
   }
 
   // ------------------------------------------------------------------ transport for gossip
+  // What gossipers send goes through their channel (counted there); a name without a channel
+  // throws `ChannelError` (`ERR_CHANNEL_UNKNOWN`).
 
   neighbours(): PeerName[] {
     return [...this.conns.keys()];
   }
 
   gossipToNeighbours(channel: string, data: Uint8Array, except?: PeerName): void {
-    for (const [name, conn] of this.conns) if (name !== except) conn.send({ type: MSG_GOSSIP, channel, data });
-  }
-
-  gossipTo(name: PeerName, channel: string, data: Uint8Array): boolean {
-    return this.conns.get(name)?.send({ type: MSG_GOSSIP, channel, data }) ?? false;
+    this.channels.gossipToNeighbours(channel, data, except);
   }
 
   unicast(channel: string, to: PeerName, data: Uint8Array): boolean {
-    return this.messages.unicast(channel, to, data);
+    return this.channels.unicast(channel, to, data);
   }
 
   broadcast(channel: string, data: Uint8Array): void {
-    this.messages.broadcast(channel, data);
+    this.channels.broadcast(channel, data);
+  }
+
+  private sendGossip(channel: string, data: Uint8Array, except: PeerName | undefined): void {
+    for (const [name, conn] of this.conns) if (name !== except) conn.send({ type: MSG_GOSSIP, channel, data });
   }
 
   // ------------------------------------------------------------------ connections
@@ -241,7 +266,7 @@ export class Mesh {
     for (const name of this.known) {
       if (!names.has(name)) {
         this.log.info('peer left the topology; its keys are wiped', { peer: name });
-        this.c.overlay.removePeer(name);
+        this.components.overlay.removePeer(name);
       }
     }
     this.known = names;
@@ -249,7 +274,7 @@ export class Mesh {
 
   private tick(): void {
     this.maker.tick();
-    const now = this.c.clock.now();
+    const now = this.components.clock.now();
     if (now - this.logResetAt >= LOG_AGAIN_AFTER_MS) {
       this.logResetAt = now;
       this.logOnce.reset();
@@ -286,9 +311,9 @@ export class Mesh {
   private makeConnection(socket: Socket, outbound: boolean, remote: string): MeshConnection {
     const conn = new MeshConnection(
       {
-        identity: this.c.identity,
-        psk: this.c.psk,
-        clock: this.c.clock,
+        identity: this.components.identity,
+        psk: this.components.psk,
+        clock: this.components.clock,
         logger: this.log,
         events: {
           established: (cn) => this.onEstablished(cn),
@@ -314,7 +339,7 @@ export class Mesh {
     const existing = this.conns.get(name);
     if (existing !== undefined) {
       // Keep the connection dialled by the smaller name; both ends decide the same.
-      const self = this.c.identity.name;
+      const self = this.components.identity.name;
       const keepNew = (conn.outbound ? self : name) === (self < name ? self : name);
       const loser = keepNew ? existing : conn;
       if (keepNew) this.conns.delete(name);
@@ -322,7 +347,7 @@ export class Mesh {
       // a moment: when the two ends are two routers run with one identity key (a copied state
       // directory), this is how the other run's record reaches the mesh, the first run re-asserts,
       // and the later one stops (topology's clone rule) instead of both reconnecting forever.
-      const topology = this.messages.channel(TOPOLOGY_CHANNEL)?.neighbourConnected(name);
+      const topology = this.channels.get(TOPOLOGY_CHANNEL)?.neighbourConnected(name);
       if (topology !== undefined) loser.send({ type: MSG_GOSSIP, channel: TOPOLOGY_CHANNEL, data: topology });
       loser.close('duplicate', 'a simultaneous connection to the same peer won the tie-break', true);
       if (!keepNew) return;
@@ -332,10 +357,10 @@ export class Mesh {
     this.log.info('connection established', { peer: name, nickname: conn.remoteNickname, address: conn.remoteAddress, outbound: conn.outbound });
     const remote = parseEndpoint(conn.remoteAddress);
     const ip = typeof remote === 'string' ? '' : remote.address.startsWith('::ffff:') ? remote.address.slice(7) : remote.address;
-    this.c.overlay.setDirect(name, ip === '' ? undefined : formatEndpoint({ address: ip, port: conn.remoteUdpPort }));
-    for (const [channel, ch] of this.messages.allChannels()) {
-      const full = ch.neighbourConnected(name);
-      if (full !== undefined) conn.send({ type: MSG_GOSSIP, channel, data: full });
+    this.components.overlay.setDirect(name, ip === '' ? undefined : formatEndpoint({ address: ip, port: conn.remoteUdpPort }));
+    for (const channel of this.channels) {
+      const full = channel.neighbourConnected(name);
+      if (full !== undefined) conn.send({ type: MSG_GOSSIP, channel: channel.channel, data: full });
     }
     this.publishConnections();
     this.pairKeys.setWanted(this.wantedPeers());
@@ -350,7 +375,7 @@ export class Mesh {
     if (name !== undefined && this.conns.get(name) === conn) {
       this.conns.delete(name);
       this.log.info('connection closed', { peer: name, reason, detail });
-      this.c.overlay.setDirect(name, undefined);
+      this.components.overlay.setDirect(name, undefined);
       this.publishConnections();
       this.pairKeys.setWanted(this.wantedPeers());
     } else if (reason !== 'duplicate' && reason !== 'shutdown') {
@@ -366,7 +391,7 @@ export class Mesh {
     if (this.topology === undefined) return;
     const list = [...this.conns.entries()].map(([peer, conn]) => ({
       peer,
-      established: this.c.overlay.pathUp(peer),
+      established: this.components.overlay.pathUp(peer),
       endpoint: conn.remoteAddress,
     }));
     list.sort((a, b) => (a.peer < b.peer ? -1 : a.peer > b.peer ? 1 : 0));
@@ -382,21 +407,25 @@ export class Mesh {
   private applyRoutes(): void {
     const routes = this.routes!;
     this.pairKeys.setWanted(this.wantedPeers());
-    const self = this.c.identity.name;
+    const self = this.components.identity.name;
     const reachable = new Set(routes.reachable());
     for (const name of reachable) {
       const hop = routes.nextHop(name);
-      this.c.overlay.setVia(name, hop === undefined || hop === name || hop === self ? undefined : hop);
+      this.components.overlay.setVia(name, hop === undefined || hop === name || hop === self ? undefined : hop);
     }
-    for (const name of this.known) if (!reachable.has(name) && name !== self) this.c.overlay.setVia(name, undefined);
+    for (const name of this.known) if (!reachable.has(name) && name !== self) this.components.overlay.setVia(name, undefined);
   }
 
   status(): MeshStatus {
-    const now = this.c.clock.now();
+    const now = this.components.clock.now();
     const routes = this.routes;
+    const channels = this.channels.stats();
+    const refused: Record<string, number> = {};
+    for (const ch of channels) if (ch.refused > 0) refused[ch.channel] = ch.refused;
+    if (this.messages.unknownChannel > 0) refused.unknownChannel = this.messages.unknownChannel;
     return {
-      name: this.c.identity.name,
-      nickname: this.c.identity.nickname,
+      name: this.components.identity.name,
+      nickname: this.components.identity.nickname,
       connections: [...this.conns.entries()].map(([peer, conn]) => ({
         peer,
         nickname: conn.remoteNickname,
@@ -404,15 +433,16 @@ export class Mesh {
         outbound: conn.outbound,
         state: conn.phase,
         sinceMs: Math.round(now - conn.startedAt),
-        pathUp: this.c.overlay.pathUp(peer),
+        pathUp: this.components.overlay.pathUp(peer),
       })),
       targets: this.maker.status(),
       peers: (this.topology?.names() ?? [])
-        .filter((n) => n !== this.c.identity.name)
+        .filter((n) => n !== this.components.identity.name)
         .map((n) => ({ name: n, nickname: this.topology?.get(n)?.nickname ?? '', nextHop: routes?.nextHop(n), hops: routes?.distance(n) })),
       keys: this.pairKeys.status(),
       closes: { ...this.closes },
-      refused: { ...this.messages.refused },
+      refused,
+      channels,
       preauth: {
         pending: this.preauth.size,
         perAddressLimit: this.init.maxPreauthPerAddress,

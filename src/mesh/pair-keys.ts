@@ -38,10 +38,22 @@ import sodium from 'sodium-native';
 import type { Clock, TimerHandle } from '../core/clock.js';
 import { peerIdFromPeerName, peerNameFromPublicKey } from '../core/ids.js';
 import type { Logger } from '../core/logger.js';
-import type { PeerKeys, PeerName } from './contracts.js';
+import type { Gossiper, PeerKeys, PeerName } from './contracts.js';
+import { GossipDecodeError } from './errors.js';
 import type { Identity } from './identity.js';
 
 export const KEYS_CHANNEL = 'keys';
+
+/**
+ * The gossiper of the "keys" channel: handshake messages are unicasts (`onMessage`, which never
+ * throws); gossip or a broadcast on the channel is refused (counted on it, the connection stays).
+ */
+export function keysGossiper(onMessage: (from: PeerName, data: Uint8Array) => void): Gossiper {
+  const refuse = (): never => {
+    throw new GossipDecodeError(KEYS_CHANNEL, 'pair keys travel as unicasts only');
+  };
+  return { onUnicast: onMessage, onBroadcast: refuse, gossip: () => undefined, onGossip: refuse };
+}
 const INIT = 1;
 const RESP = 2;
 const MAX_HANDSHAKE = 256;
@@ -119,7 +131,7 @@ export class PairKeys {
    * unknownPeer: INITs from a peer with no known public key; stale RESPs count as `stale` too.
    */
   readonly stats = { initiated: 0, completed: 0, garbled: 0, authFailed: 0, stale: 0, staleAnswered: 0, unknownPeer: 0, collisions: 0 };
-  private readonly c: PairKeysComponents;
+  private readonly components: PairKeysComponents;
   private readonly init: Required<PairKeysInit>;
   private readonly random: () => number;
   private readonly pairs = new Map<PeerName, PairState>();
@@ -129,14 +141,14 @@ export class PairKeys {
   private lastStamp = 0n;
 
   constructor(components: PairKeysComponents, init: PairKeysInit) {
-    this.c = components;
+    this.components = components;
     const rekeyAfterMs = init.rekeyAfterMs ?? 120_000;
     this.init = { rekeyAfterMs, keyLifetimeMs: 2 * rekeyAfterMs, retryMs: 1_000, maxRetryMs: 30_000, staleAnswerGapMs: 1_000, ...init };
     this.random = components.random ?? Math.random;
   }
 
   start(): void {
-    this.timer = this.c.clock.setInterval(() => this.tick(), 500);
+    this.timer = this.components.clock.setInterval(() => this.tick(), 500);
   }
 
   stop(): void {
@@ -155,7 +167,7 @@ export class PairKeys {
       }
     }
     for (const name of want) {
-      if (name === this.c.identity.name) continue;
+      if (name === this.components.identity.name) continue;
       const p = this.state(name);
       p.wanted = true;
     }
@@ -168,11 +180,11 @@ export class PairKeys {
    */
   rekeyNow(name: PeerName): void {
     const p = this.pairs.get(name);
-    if (p !== undefined && p.pending === undefined && this.c.clock.now() >= p.nextAttemptAt) this.initiate(p);
+    if (p !== undefined && p.pending === undefined && this.components.clock.now() >= p.nextAttemptAt) this.initiate(p);
   }
 
   status(): PairKeyStatus[] {
-    const now = this.c.clock.now();
+    const now = this.components.clock.now();
     const life = this.init.keyLifetimeMs;
     return [...this.pairs.values()].map((p) => {
       const age = p.establishedAt >= 0 ? now - p.establishedAt : undefined;
@@ -218,8 +230,8 @@ export class PairKeys {
   }
 
   private tick(): void {
-    const now = this.c.clock.now();
-    const self = this.c.identity.name;
+    const now = this.components.clock.now();
+    const self = this.components.identity.name;
     for (const p of this.pairs.values()) {
       if (!p.wanted) continue;
       if (p.pending !== undefined) {
@@ -256,7 +268,7 @@ export class PairKeys {
     p.lastError = why;
     const cap = p.establishedAt >= 0 ? Math.min(this.init.maxRetryMs, Math.max(100, this.init.rekeyAfterMs / 8)) : this.init.maxRetryMs;
     p.backoffMs = Math.min(cap, p.backoffMs * 2);
-    p.nextAttemptAt = this.c.clock.now() + p.backoffMs * (0.75 + this.random() * 0.5);
+    p.nextAttemptAt = this.components.clock.now() + p.backoffMs * (0.75 + this.random() * 0.5);
   }
 
   private dropPending(p: PairState): void {
@@ -264,13 +276,13 @@ export class PairKeys {
   }
 
   private stamp(): bigint {
-    const now = BigInt(Math.floor(this.c.clock.wallNow()));
+    const now = BigInt(Math.floor(this.components.clock.wallNow()));
     this.lastStamp = now > this.lastStamp ? now : this.lastStamp + 1n;
     return this.lastStamp;
   }
 
   private initiate(p: PairState): void {
-    const rs = this.c.publicKeyOf(p.name);
+    const rs = this.components.publicKeyOf(p.name);
     if (rs === undefined) {
       p.lastError = 'public key not known yet';
       return;
@@ -282,14 +294,14 @@ export class PairKeys {
     payload.writeUInt32BE(rxKeyId, 0);
     payload.writeBigUInt64BE(this.stamp(), 4);
     const msg = packr.pack([INIT, noise.send(payload)]);
-    p.pending = { noise, rxKeyId, startedAt: this.c.clock.now() };
+    p.pending = { noise, rxKeyId, startedAt: this.components.clock.now() };
     this.stats.initiated++;
-    if (!this.c.unicast(p.name, msg)) this.fail(p, 'no route to the peer');
+    if (!this.components.unicast(p.name, msg)) this.fail(p, 'no route to the peer');
   }
 
   private onInit(from: PeerName, m: Uint8Array): void {
     // Only peers we know: their key comes from topology or their connection (it bounds our state).
-    const known = this.c.publicKeyOf(from);
+    const known = this.components.publicKeyOf(from);
     if (known === undefined) {
       this.stats.unknownPeer++;
       return;
@@ -308,7 +320,7 @@ export class PairKeys {
       this.stats.authFailed++;
       return;
     }
-    const now = this.c.clock.now();
+    const now = this.components.clock.now();
     const stamp = payload.readBigUInt64BE(4);
     const seen = this.stamps.get(from);
     const fresh = seen === undefined || stamp > seen.newest;
@@ -324,7 +336,7 @@ export class PairKeys {
     } else if (p.pending !== undefined) {
       // Both sides started at once: the smaller name's handshake wins.
       this.stats.collisions++;
-      if (this.c.identity.name < from) return;
+      if (this.components.identity.name < from) return;
       this.dropPending(p);
     }
     this.remember(from, fresh ? stamp : seen!.newest, now);
@@ -334,7 +346,7 @@ export class PairKeys {
     reply.writeUInt32BE(rxKeyId, 0);
     const resp = packr.pack([RESP, noise.send(reply)]);
     this.done(p, noise, peerRxKeyId, rxKeyId, true, fresh);
-    this.c.unicast(from, resp);
+    this.components.unicast(from, resp);
   }
 
   /** Records an answered INIT; past MAX_STAMPS the peer answered longest ago that we do not want goes. */
@@ -382,22 +394,22 @@ export class PairKeys {
     p.pending = undefined;
     if (counts) {
       if (p.establishedAt >= 0) p.rekeys++;
-      p.establishedAt = this.c.clock.now();
+      p.establishedAt = this.components.clock.now();
       p.backoffMs = this.init.retryMs;
       p.nextAttemptAt = 0;
       p.lastError = undefined;
       this.stats.completed++;
     }
     const probe = probeKeyOf(tx, rx);
-    this.c.install({ name: p.name, id: p.id, tx: { keyId: txKeyId, key: tx }, rx: { keyId: rxKeyId, key: rx }, probe }, confirm);
+    this.components.install({ name: p.name, id: p.id, tx: { keyId: txKeyId, key: tx }, rx: { keyId: rxKeyId, key: rx }, probe }, confirm);
     sodium.sodium_memzero(probe);
     sodium.sodium_memzero(tx);
     sodium.sodium_memzero(rx);
-    this.c.logger.debug('pair keys installed', { peer: p.name, rekeys: p.rekeys });
+    this.components.logger.debug('pair keys installed', { peer: p.name, rekeys: p.rekeys });
   }
 
   private keyPair(): { publicKey: Uint8Array; secretKey: Uint8Array } {
-    return { publicKey: this.c.identity.publicKey, secretKey: this.c.identity.secretKey };
+    return { publicKey: this.components.identity.publicKey, secretKey: this.components.identity.secretKey };
   }
 }
 

@@ -240,7 +240,6 @@ function sameStrings(a: readonly string[], b: readonly string[]): boolean {
 export class RecordCache {
   readonly maxEntries: number;
   private readonly map = new Map<string, KnownRecord>();
-  hits = 0;
 
   constructor(maxEntries = 200_000) {
     this.maxEntries = maxEntries;
@@ -252,9 +251,7 @@ export class RecordCache {
 
   /** The record whose canonical bytes are buf[start, end), if cached. */
   lookup(buf: Buffer, start: number, end: number): KnownRecord | undefined {
-    const hit = this.map.get(buf.toString('latin1', start, end));
-    if (hit !== undefined) this.hits++;
-    return hit;
+    return this.map.get(buf.toString('latin1', start, end));
   }
 
   /** Adds a record whose signatures were checked (or that we signed). */

@@ -5,6 +5,7 @@
  * records whose signatures were checked (or that its owner signed); `offer` checks those it would
  * store. Wire-id collisions (two live names with one 32-bit id) keep the smaller name.
  */
+import { WeftError } from '../core/errors.js';
 import { peerNameFromPublicKey } from '../core/ids.js';
 import type { GossipData, PeerName } from './contracts.js';
 import { Verifier } from './signing.js';
@@ -77,7 +78,8 @@ export class TopologyState implements GossipData {
 
   /**
    * A state from signed records (`signLive`, `writeTombstone`; their fields are checked, their
-   * signatures trusted), offered in name order so wire-id conflicts resolve as in merge.
+   * signatures trusted), offered in name order so wire-id conflicts resolve as in merge. A record
+   * with bad fields throws `WeftError` `ERR_TOPOLOGY_RECORD`.
    */
   static of(entries: Iterable<KnownRecord>): TopologyState {
     const s = new TopologyState();
@@ -85,7 +87,7 @@ export class TopologyState implements GossipData {
       const r = e.record;
       const problems = recordProblems(r);
       if (peerNameFromPublicKey(r.publicKey) !== r.name) problems.push('name does not match the public key');
-      if (problems.length > 0) throw new TypeError(`invalid peer record ${r.name}: ${problems.join('; ')}`);
+      if (problems.length > 0) throw new WeftError('ERR_TOPOLOGY_RECORD', `invalid peer record ${r.name}: ${problems.join('; ')}`);
       s.offer({ entry: e, verified: true });
     }
     return s;

@@ -1,6 +1,9 @@
 /**
  * Topology: what every peer knows about every peer, spread by gossip on the "topology" channel.
- * A CRDT of peer records (`topology-codec.ts` has the record and its wire format).
+ * A CRDT of peer records (`topology-codec.ts` has the record and its wire format). This file is
+ * the state side (records, merge, tombstones, queries); `topology-gossiper.ts` is the channel
+ * side (encode/decode for the channel, deltas, full state for a new neighbour), and `Topology`
+ * is the channel's gossiper through it.
  *
  * Merge, per record: the higher version wins; two different records of the same version are
  * ordered by their canonical bytes (so merge is commutative, associative and idempotent; the law
@@ -51,19 +54,18 @@ import type { Clock, TimerHandle } from '../core/clock.js';
 import { peerIdFromPeerName, peerNameFromPublicKey } from '../core/ids.js';
 import { silentLogger, type Logger } from '../core/logger.js';
 import type { Gossiper, PeerName } from './contracts.js';
-import { GossipDecodeError, TopologyUpdateError } from './errors.js';
+import { TopologyUpdateError } from './errors.js';
 import { reachableFrom } from './routes.js';
 import { Verifier } from './signing.js';
 import {
   DEFAULT_TOPOLOGY_LIMITS,
   INCARNATION_BYTES,
   MAX_LIVE_VERSION,
-  decodeTopologyMessage,
-  encodeTopologyMessage,
   recordProblems,
   sameRecord,
   signLive,
   writeTombstone,
+  type DecodedMessage,
   type DecodedRecord,
   type KnownRecord,
   type PeerConnection,
@@ -74,6 +76,7 @@ import {
   type RecordSigner,
   type TopologyLimits,
 } from './topology-codec.js';
+import { TopologyGossiper } from './topology-gossiper.js';
 import { TopologyState, verifyDecoded } from './topology-state.js';
 
 export { RecordCache, TOPOLOGY_CHANNEL, MAX_LIVE_VERSION, type PeerConnection, type PeerLeft, type PeerRecord, type RecordRefusal, type TopologyLimits } from './topology-codec.js';
@@ -176,6 +179,7 @@ export class Topology implements Gossiper {
   private readonly sweepIntervalMs: number;
   private readonly startVersion: number;
   private readonly state: TopologyState;
+  private readonly gossiper: TopologyGossiper;
   private readonly cache: RecordCache | undefined;
   private readonly tombstoneSince = new Map<PeerName, number>();
   /** Peers `onForgotten` was called for (once per forget, whoever's tombstone wins). */
@@ -183,9 +187,6 @@ export class Topology implements Gossiper {
   private readonly unreachableSince = new Map<PeerName, number>();
   private readonly reported = new Set<string>();
   private readonly changeListeners = new Set<(changed: readonly PeerName[]) => void>();
-  private readonly localListeners = new Set<(delta: Uint8Array) => void>();
-  /** Names carried by the deltas we produced, for `mergeDeltas`. */
-  private readonly deltaNames = new WeakMap<Uint8Array, readonly PeerName[]>();
   /** Other runs of our key: the highest version seen of each. */
   private readonly runs = new Map<string, number>();
   /** Another run of our key started first and is alive: we stop re-asserting (the daemon exits). */
@@ -193,7 +194,7 @@ export class Topology implements Gossiper {
   private timer: TimerHandle | undefined = undefined;
   /** Reachable set for `reachableFor` records (recomputed only when the records changed). */
   private reachable: { for: readonly PeerRecord[]; names: Set<PeerName> } | undefined = undefined;
-  private counters = { merges: 0, decodeErrors: 0, conflicts: 0, clones: 0 };
+  private readonly counters = { merges: 0, conflicts: 0, clones: 0 };
   private readonly refusals: Record<RecordRefusal, number> = { malformed: 0, unsigned: 0, nameMismatch: 0, versionBound: 0, badSignature: 0 };
 
   constructor(components: TopologyComponents, init: TopologyInit) {
@@ -207,6 +208,10 @@ export class Topology implements Gossiper {
     this.sweepIntervalMs = init.sweepIntervalMs ?? 30_000;
     this.cache = components.recordCache;
     this.state = new TopologyState(this.cache);
+    this.gossiper = new TopologyGossiper(
+      { state: this.state, mergeMessage: (msg, from) => this.mergeMessage(msg, from), logger: this.log, recordCache: this.cache },
+      { limits: this.limits },
+    );
     const publicKey = Uint8Array.from(init.publicKey);
     this.author = { publicKey, signer: components.signer };
     this.name = peerNameFromPublicKey(publicKey);
@@ -258,7 +263,8 @@ export class Topology implements Gossiper {
   }
 
   get stats(): TopologyStats {
-    return { records: this.state.size, tombstones: this.tombstoneSince.size, ...this.counters, refused: { ...this.refusals } };
+    const { merges, conflicts, clones } = this.counters;
+    return { records: this.state.size, tombstones: this.tombstoneSince.size, merges, decodeErrors: this.gossiper.decodeErrors, conflicts, clones, refused: { ...this.refusals } };
   }
 
   /** Fired once per change (merge, local update, tombstone, expiry) with the names that changed. */
@@ -269,8 +275,7 @@ export class Topology implements Gossiper {
 
   /** Our own changes (self updates, re-asserts, tombstones we write), to send to every neighbour. */
   onLocalUpdate(listener: (delta: Uint8Array) => void): () => void {
-    this.localListeners.add(listener);
-    return () => this.localListeners.delete(listener);
+    return this.gossiper.onLocalUpdate(listener);
   }
 
   /** Changes our record (bumping its version) when anything differs; returns whether it did. */
@@ -305,49 +310,15 @@ export class Topology implements Gossiper {
     return true;
   }
 
+  // ------------------------------------------------------------------ the channel (topology-gossiper.ts)
+
   gossip(): Uint8Array {
-    return this.state.encode();
+    return this.gossiper.gossip();
   }
 
   /** Gossip from neighbour `from` (named in logs). Throws `GossipDecodeError` only for a malformed message. */
   onGossip(data: Uint8Array, from?: PeerName): Uint8Array | undefined {
-    if (this.state.encodes(data)) return undefined;
-    let records: DecodedRecord[];
-    try {
-      const msg = decodeTopologyMessage(data, this.limits, (n) => this.state.entry(n), this.cache);
-      records = msg.records;
-      for (const r of msg.refused) this.refuse(from, r.name, r.reason, r.detail);
-    } catch (err) {
-      if (err instanceof GossipDecodeError) this.counters.decodeErrors++;
-      throw err;
-    }
-    const stored: KnownRecord[] = [];
-    const evicted: KnownRecord[] = [];
-    let reassertAbove = 0;
-    for (const d of records) {
-      const r = d.entry.record;
-      if (r.name === this.name) {
-        reassertAbove = Math.max(reassertAbove, this.ownName(d, from));
-        continue;
-      }
-      const o = this.state.offer(d, this.name, this.verifier);
-      if (o.kind === 'stored') {
-        stored.push(this.state.entry(r.name)!);
-        if (o.evicted !== undefined) evicted.push(o.evicted);
-      } else if (o.kind === 'refused') this.conflict(r.name, o.holder);
-      else if (o.kind === 'badSignature') this.refuse(from, r.name, 'badSignature', `${r.left === undefined ? 'record' : 'tombstone'} ${r.name} version ${r.version}: a signature does not check out`);
-    }
-    for (const e of evicted) this.conflict(e.record.name, stored.find((s) => s.id === e.id)?.record.name ?? '?');
-    this.afterStored(stored, evicted);
-    const changed = [...stored, ...evicted].map((e) => e.record.name);
-    if (reassertAbove > 0 && !this.yielded) {
-      this.log.info('re-asserting our record over a newer copy from the mesh', { version: reassertAbove });
-      if (this.bumpSelf(this.self, reassertAbove, false)) changed.push(this.name);
-    }
-    if (changed.length === 0) return undefined;
-    this.counters.merges++;
-    this.notify(changed);
-    return stored.length > 0 ? this.encodeDelta(stored) : undefined;
+    return this.gossiper.onGossip(data, from);
   }
 
   /**
@@ -355,26 +326,17 @@ export class Topology implements Gossiper {
    * carry, which is at least as new as any of them.
    */
   mergeDeltas(deltas: readonly Uint8Array[]): Uint8Array {
-    const names = new Set<PeerName>();
-    for (const d of deltas) for (const n of this.deltaNames.get(d) ?? decodeTopologyMessage(d, this.limits).records.map((r) => r.entry.record.name)) names.add(n);
-    const entries: KnownRecord[] = [];
-    for (const n of names) {
-      const e = this.state.entry(n);
-      if (e !== undefined) entries.push(e);
-    }
-    return this.encodeDelta(entries);
+    return this.gossiper.mergeDeltas(deltas);
   }
 
   /** Topology uses gossip only; a unicast is merged like gossip and what changed goes to every neighbour. */
   onUnicast(from: PeerName, data: Uint8Array): void {
-    const delta = this.onGossip(data, from);
-    if (delta !== undefined) this.emitBytes(delta);
+    this.gossiper.onUnicast(from, data);
   }
 
   /** A broadcast is merged like gossip and relayed unchanged down the tree. */
   onBroadcast(source: PeerName, data: Uint8Array): Uint8Array | undefined {
-    this.onGossip(data, source);
-    return data;
+    return this.gossiper.onBroadcast(source, data);
   }
 
   /**
@@ -413,6 +375,42 @@ export class Topology implements Gossiper {
     if (gone.length > 0) this.emitLocal(gone);
     changed.push(...gone.map((e) => e.record.name));
     if (changed.length > 0) this.notify(changed);
+  }
+
+  /**
+   * Merges a decoded message from neighbour `from` (the channel side's `onGossip`): refused records
+   * are counted and logged, the others offered; returns the entries stored (the delta to pass on).
+   */
+  private mergeMessage(msg: DecodedMessage, from: PeerName | undefined): readonly KnownRecord[] {
+    for (const r of msg.refused) this.refuse(from, r.name, r.reason, r.detail);
+    const stored: KnownRecord[] = [];
+    const evicted: KnownRecord[] = [];
+    let reassertAbove = 0;
+    for (const d of msg.records) {
+      const r = d.entry.record;
+      if (r.name === this.name) {
+        reassertAbove = Math.max(reassertAbove, this.ownName(d, from));
+        continue;
+      }
+      const o = this.state.offer(d, this.name, this.verifier);
+      if (o.kind === 'stored') {
+        stored.push(this.state.entry(r.name)!);
+        if (o.evicted !== undefined) evicted.push(o.evicted);
+      } else if (o.kind === 'refused') this.conflict(r.name, o.holder);
+      else if (o.kind === 'badSignature') this.refuse(from, r.name, 'badSignature', `${r.left === undefined ? 'record' : 'tombstone'} ${r.name} version ${r.version}: a signature does not check out`);
+    }
+    for (const e of evicted) this.conflict(e.record.name, stored.find((s) => s.id === e.id)?.record.name ?? '?');
+    this.afterStored(stored, evicted);
+    const changed = [...stored, ...evicted].map((e) => e.record.name);
+    if (reassertAbove > 0 && !this.yielded) {
+      this.log.info('re-asserting our record over a newer copy from the mesh', { version: reassertAbove });
+      if (this.bumpSelf(this.self, reassertAbove, false)) changed.push(this.name);
+    }
+    if (changed.length > 0) {
+      this.counters.merges++;
+      this.notify(changed);
+    }
+    return stored;
   }
 
   /**
@@ -516,22 +514,7 @@ export class Topology implements Gossiper {
   }
 
   private emitLocal(entries: readonly KnownRecord[]): void {
-    if (this.localListeners.size === 0) return;
-    this.emitBytes(this.encodeDelta(entries));
-  }
-
-  private encodeDelta(entries: readonly KnownRecord[]): Uint8Array {
-    const sorted = [...entries].sort((a, b) => (a.record.name < b.record.name ? -1 : 1));
-    const bytes = encodeTopologyMessage(sorted.map((e) => e.bytes));
-    this.deltaNames.set(
-      bytes,
-      sorted.map((e) => e.record.name),
-    );
-    return bytes;
-  }
-
-  private emitBytes(delta: Uint8Array): void {
-    for (const l of this.localListeners) this.call(() => l(delta));
+    this.gossiper.publish(entries);
   }
 
   private notify(changed: readonly PeerName[]): void {

@@ -68,4 +68,26 @@ describe('attack: a refused channel message closes the member\'s connection', ()
     expect(v.mesh.status().refused[channel]).toBe(2);
     expect(v.lines.filter((l) => l.level === 'warn' && l.channel === channel && l.peer === m.identity.name).length).toBe(1);
   });
+
+  it('gossip, a unicast and a broadcast for a channel the router does not have: counted as refused (one counter), logged once; the connection stays', async () => {
+    const { v, m } = await joined();
+    const self = m.identity.name;
+    m.conn.send({ type: MSG_GOSSIP, channel: 'nonesuch', data: Uint8Array.of(1) });
+    m.conn.send({ type: MSG_UNICAST, channel: 'other-nonesuch', src: self, dst: v.identity.name, ttl: MAX_TTL, data: Uint8Array.of(2) });
+    m.conn.send({ type: MSG_BROADCAST, channel: 'nonesuch', src: self, data: Uint8Array.of(3) });
+    await provesConnectionWorks(v, m);
+    const st = v.mesh.status();
+    expect(st.refused).toEqual({ unknownChannel: 3 });
+    expect(st.channels.map((c) => c.channel)).not.toContain('nonesuch');
+    expect(v.lines.filter((l) => l.level === 'warn' && l.peer === m.identity.name && /channel this router does not have/.test(String(l.msg))).length).toBe(1);
+  });
+
+  it('a refusal is counted on the channel that refused it, in status', async () => {
+    const { v, m } = await joined();
+    m.conn.send({ type: MSG_GOSSIP, channel: 'topology', data: GARBAGE });
+    await provesConnectionWorks(v, m);
+    const topology = v.mesh.status().channels.find((c) => c.channel === 'topology')!;
+    expect(topology).toMatchObject({ refused: 1, decodeErrors: 1 });
+    expect(topology.received.gossip.messages).toBe(2); // the garbage, then the record that proves the connection works
+  });
 });

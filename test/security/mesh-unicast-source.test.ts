@@ -43,7 +43,7 @@ async function setUp(): Promise<{ v: Victim; m: Member; spy: Spy; third: PeerNam
   const v = await startVictim();
   victims.push(v);
   const spy = new Spy();
-  v.mesh.addChannel('spy', spy, { receiveGossip: () => undefined, neighbourConnected: () => undefined });
+  v.mesh.newChannel('spy', spy);
   const m = await dialAsMember(v, { address: '198.18.0.2', port: 51_000 });
   await m.established;
   const third = generateIdentity('third');

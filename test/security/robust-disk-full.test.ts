@@ -164,7 +164,8 @@ describe.skipIf(!ROOT)('atomic writes on a full disk (tmpfs)', () => {
     fill(0);
     const lines: string[] = [];
     const logger = createLogger({ level: 'warn', sink: { write: (l: string) => lines.push(l) > 0 } });
-    const mesh = { attach: () => undefined, addChannel: () => undefined, forgotten: () => undefined } as unknown as Mesh;
+    const channel = { start: () => undefined, stop: () => undefined };
+    const mesh = { attach: () => undefined, newChannel: () => channel, forgotten: () => undefined } as unknown as Mesh;
     const g = buildMeshGossip({ mesh, clock: new FakeClock(), logger }, { identity: generateIdentity('n1'), endpoints: [], stateDir: state });
     g.start();
     g.stop();
