@@ -20,7 +20,7 @@ import { AeadCipher, PlainCipher } from '../router/crypto/frame-cipher.js';
 import { SodiumChaCha } from '../router/crypto/sodium-aead.js';
 import { OpenSslChaCha } from '../platform/linux/native-aead.js';
 import { clusterKeyFromSecret } from '../router/crypto/cluster-secret.js';
-import { Router } from '../router/router.js';
+import { LearningSwitch } from '../router/learning-switch.js';
 import { SleeveOverlay } from '../router/sleeve-overlay.js';
 import { loadOrCreateIdentity } from '../mesh/identity.js';
 import { Mesh } from '../mesh/mesh.js';
@@ -64,7 +64,7 @@ export class Daemon {
   private tap: LinuxTap | undefined = undefined;
   private udp: LinuxUdp | undefined = undefined;
   private sleeve: Sleeve | undefined = undefined;
-  private router: Router | undefined = undefined;
+  private learningSwitch: LearningSwitch | undefined = undefined;
   private mesh: Mesh | undefined = undefined;
   private gossip: MeshGossip | undefined = undefined;
   private ipam: IpamService | undefined = undefined;
@@ -172,7 +172,7 @@ export class Daemon {
         { bridge: c.bridge, mtu: this.mtu, ranges: c.ipam.ranges },
       );
     }
-    this.router = new Router({
+    this.learningSwitch = new LearningSwitch({
       tap: this.tap,
       sleeve: this.sleeve,
       clock: this.clock,
@@ -213,8 +213,8 @@ export class Daemon {
       // meanwhile) and before the API serves the CNI plugin.
       const ipam = this.ipam === undefined ? [] : [this.ipam, this.podNetwork!];
       const guard = this.podGuard === undefined ? [] : [this.podGuard];
-      await startAll([this.sleeve, this.router, ...fast, this.gossip, ...ipam, this.mesh, ...guard, this.api]);
-      this.started.push(this.sleeve, this.router, ...fast, this.gossip, ...ipam, this.mesh, ...guard, this.api);
+      await startAll([this.sleeve, this.learningSwitch, ...fast, this.gossip, ...ipam, this.mesh, ...guard, this.api]);
+      this.started.push(this.sleeve, this.learningSwitch, ...fast, this.gossip, ...ipam, this.mesh, ...guard, this.api);
     } catch (err) {
       this.closeDevices();
       throw err;
@@ -254,7 +254,7 @@ export class Daemon {
   }
 
   status(): StatusReport {
-    if (this.sleeve === undefined || this.router === undefined || this.tap === undefined || this.udp === undefined || this.mesh === undefined) {
+    if (this.sleeve === undefined || this.learningSwitch === undefined || this.tap === undefined || this.udp === undefined || this.mesh === undefined) {
       throw new WeftError('ERR_NOT_READY', 'the router is still starting');
     }
     return buildStatus({
@@ -264,7 +264,7 @@ export class Daemon {
       fastpath: { mode: this.config.fastpath, note: this.fastPathNote, peers: [], ...this.fastPath?.report() },
       ipam: this.ipam === undefined ? undefined : ipamSummary(this.ipam.ipam.status()),
       pods: this.podGuard?.status(),
-      router: this.router,
+      learningSwitch: this.learningSwitch,
       gossip: this.gossip?.drops(),
       tap: this.tap,
       udp: this.udp,

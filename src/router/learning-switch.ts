@@ -24,7 +24,7 @@ import { MacTable, PORT_LOCAL } from './mac-table.js';
 import type { SleevePeer } from './sleeve/peer.js';
 import type { Sleeve } from './sleeve/sleeve.js';
 
-export interface RouterComponents {
+export interface LearningSwitchComponents {
   tap: TapDevice;
   sleeve: Sleeve;
   clock: Clock;
@@ -33,13 +33,13 @@ export interface RouterComponents {
   onTapFailure?: (errno: number) => void;
 }
 
-export interface RouterInit {
+export interface LearningSwitchInit {
   macMaxAgeMs?: number;
   /** Local source MACs learned at most (port security); frames from further ones are dropped. Default MAX_LOCAL_MACS. */
   maxLocalMacs?: number;
 }
 
-export interface RouterDrops {
+export interface LearningSwitchDrops {
   /** A batch that threw (a bug, never expected): the rest of it was lost. */
   exception: number;
   runt: number;
@@ -53,7 +53,7 @@ export interface RouterDrops {
   localMacCap: number;
 }
 
-export interface RouterCounters {
+export interface LearningSwitchCounters {
   tapFrames: number;
   tapBytes: number;
   unicast: number;
@@ -64,11 +64,11 @@ export interface RouterCounters {
   toTapBytes: number;
 }
 
-export class Router implements Startable {
+export class LearningSwitch implements Startable {
   readonly macs: MacTable;
-  readonly drops: RouterDrops = { runt: 0, localDst: 0, noPeers: 0, tapWrite: 0, offload: 0, probe: 0, localMacCap: 0, exception: 0 };
+  readonly drops: LearningSwitchDrops = { runt: 0, localDst: 0, noPeers: 0, tapWrite: 0, offload: 0, probe: 0, localMacCap: 0, exception: 0 };
   private loggedException = false;
-  readonly counters: RouterCounters = { tapFrames: 0, tapBytes: 0, unicast: 0, flooded: 0, leftToFastPath: 0, toTap: 0, toTapBytes: 0 };
+  readonly counters: LearningSwitchCounters = { tapFrames: 0, tapBytes: 0, unicast: 0, flooded: 0, leftToFastPath: 0, toTap: 0, toTapBytes: 0 };
   readonly offloadDrops = new Map<string, number>();
   private readonly tap: TapDevice;
   private readonly sleeve: Sleeve;
@@ -82,7 +82,7 @@ export class Router implements Startable {
   private now = 0;
   private capLogged = false;
 
-  constructor(components: RouterComponents, init: RouterInit = {}) {
+  constructor(components: LearningSwitchComponents, init: LearningSwitchInit = {}) {
     this.tap = components.tap;
     this.sleeve = components.sleeve;
     this.clock = components.clock;
