@@ -21,7 +21,7 @@ import { SodiumChaCha } from '../router/crypto/sodium-aead.js';
 import { OpenSslChaCha } from '../platform/linux/native-aead.js';
 import { clusterKeyFromSecret } from '../router/crypto/cluster-secret.js';
 import { LearningSwitch } from '../router/learning-switch.js';
-import { SleeveOverlay } from '../router/sleeve-overlay.js';
+import { OverlaySwitch } from '../router/overlay-switch.js';
 import { loadOrCreateIdentity } from '../mesh/identity.js';
 import { Mesh } from '../mesh/mesh.js';
 import { buildMeshGossip, type MeshGossip } from './mesh-gossip.js';
@@ -125,7 +125,7 @@ export class Daemon {
         keyLifetimeMs: 2 * c.rekeyMs,
       },
     );
-    const overlay = new SleeveOverlay(this.sleeve);
+    const overlay = new OverlaySwitch(this.sleeve);
     // The fast path's probes are authenticated with the pair's probe key (made with the traffic keys).
     overlay.onKeys((keys, confirmTx) => {
       this.fastPath?.installKeys(keys.id, keys.probe, confirmTx);

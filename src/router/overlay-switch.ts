@@ -7,7 +7,7 @@ import { parseEndpoint } from '../core/net.js';
 import type { Overlay, PeerKeys, PeerName } from '../mesh/contracts.js';
 import type { Sleeve } from './sleeve/sleeve.js';
 
-export class SleeveOverlay implements Overlay {
+export class OverlaySwitch implements Overlay {
   private readonly sleeve: Sleeve;
   private readonly pathListeners: ((name: PeerName, up: boolean) => void)[] = [];
   private readonly rekeyListeners: ((name: PeerName) => void)[] = [];

@@ -1,9 +1,9 @@
-/** SleeveOverlay hands installed keys (the fast path's probe key) and removals to listeners. */
+/** OverlaySwitch hands installed keys (the fast path's probe key) and removals to listeners. */
 import { createHash } from 'node:crypto';
 import { describe, expect, it } from 'vitest';
 import type { PeerKeys } from '../../src/mesh/contracts.js';
 import { peerIdFromPeerName } from '../../src/core/ids.js';
-import { SleeveOverlay } from '../../src/router/sleeve-overlay.js';
+import { OverlaySwitch } from '../../src/router/overlay-switch.js';
 import { FakeClock } from '../fakes/fake-clock.js';
 import { FakeNetwork } from '../fakes/fake-udp.js';
 import { makeNode, peerName } from './sleeve-harness.js';
@@ -14,11 +14,11 @@ function keysFor(name: string, id: number, probe: Buffer): PeerKeys {
   return { name, id, tx: { keyId: 1, key: key(`tx${name}`) }, rx: { keyId: 2, key: key(`rx${name}`) }, probe };
 }
 
-describe('SleeveOverlay key listeners', () => {
+describe('OverlaySwitch key listeners', () => {
   it('passes the keys the sleeve took while their bytes are valid, refuses a second peer on the same id, and reports removals', () => {
     const net = new FakeNetwork();
     const a = makeNode(net, new FakeClock(), { name: 'a', address: '198.18.0.1' });
-    const overlay = new SleeveOverlay(a.sleeve);
+    const overlay = new OverlaySwitch(a.sleeve);
     const got: { id: number; probe: string; confirmTx: boolean }[] = [];
     const removed: number[] = [];
     overlay.onKeys((k, confirmTx) => got.push({ id: k.id, probe: Buffer.from(k.probe).toString('hex'), confirmTx }));
