@@ -6,6 +6,7 @@ import type { IoCounters } from '../platform/tap.js';
 import type { LinuxTap } from '../platform/linux/linux-tap.js';
 import type { LinuxUdp } from '../platform/linux/linux-udp.js';
 import type { LearningSwitch } from '../router/learning-switch.js';
+import type { PeerPath } from '../router/overlay-switch.js';
 import type { Sleeve } from '../router/sleeve/sleeve.js';
 import type { MeshStatus } from '../mesh/mesh.js';
 import type { FastPathPeerReport, FastPathReport } from '../router/fastpath/fast-path.js';
@@ -87,6 +88,8 @@ export function ipamSummary(st: IpamStatus): IpamSummary {
 export function buildStatus(s: {
   config: DaemonConfig;
   sleeve: Sleeve;
+  /** Each peer's path, from the OverlaySwitch. */
+  paths: readonly PeerPath[];
   mesh: MeshStatus;
   fastpath: FastPathStatus;
   ipam: IpamSummary | undefined;
@@ -102,14 +105,15 @@ export function buildStatus(s: {
 }): StatusReport {
   const now = s.sleeve.now();
   const nick = new Map(s.mesh.peers.map((p) => [p.name, p.nickname]));
+  const paths = new Map(s.paths.map((p) => [p.name, p]));
   const peers: PeerStatus[] = s.sleeve.peers.map((p) => ({
     name: p.name,
     nickname: nick.get(p.name) ?? '',
     id: formatPeerId(p.id),
     endpoint: p.hasEndpoint ? formatEndpoint(p) : null,
     state: s.sleeve.alive(p) ? 'established' : 'unreachable',
-    path: p.fast ? 'fastpath' : p.pathUp ? 'direct' : p.via !== undefined && p.hasEndpoint ? 'relay' : 'none',
-    via: !p.pathUp && p.via !== undefined ? p.via.name : null,
+    path: paths.get(p.name)?.path ?? 'none',
+    via: paths.get(p.name)?.via ?? null,
     pathChanges: p.pathChanges,
     relayedRx: p.relayedRx,
     lastSeenMsAgo: Number.isFinite(p.lastRx) ? Math.max(0, Math.round(now - p.lastRx)) : null,

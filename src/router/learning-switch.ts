@@ -2,9 +2,9 @@
  * The router's data plane: a learning switch between the local TAP and the sleeve peers.
  *
  *   TAP batch ─ per frame: learn source MAC as local (a new one past the local-MAC cap: dropped)
- *     ─ destination lookup
- *       group or unknown MAC → flood to every peer (each gets one copy)
- *       MAC behind a peer    → that peer
+ *     ─ destination lookup, then the peer's path from the overlay switch (pathAt)
+ *       group or unknown MAC → flood to every peer on the sleeve (each gets one copy)
+ *       MAC behind a peer    → that peer (left alone when the kernel fast path carries it)
  *       MAC local            → dropped (the bridge delivers those itself)
  *     ─ one sleeve flush per batch
  *   sleeve frame ─ learn source MAC behind that peer ─ write to the TAP (never sent on to other
@@ -21,6 +21,7 @@ import type { TapDevice } from '../platform/tap.js';
 import { VNET_F_NEEDS_CSUM, VNET_HDR_LEN } from '../platform/tap.js';
 import { SoftwareOffload, dropReasonName } from './gso.js';
 import { MacTable, PORT_LOCAL } from './mac-table.js';
+import { PATH_FASTPATH, SLEEVE_ONLY, type PathReader } from './overlay-switch.js';
 import type { SleevePeer } from './sleeve/peer.js';
 import type { Sleeve } from './sleeve/sleeve.js';
 
@@ -29,6 +30,8 @@ export interface LearningSwitchComponents {
   sleeve: Sleeve;
   clock: Clock;
   logger: Logger;
+  /** Each peer's path (the OverlaySwitch); without it every peer is on the sleeve. */
+  paths?: PathReader;
   /** Called once when the TAP stops delivering (read error); the daemon decides what to do. */
   onTapFailure?: (errno: number) => void;
 }
@@ -72,6 +75,7 @@ export class LearningSwitch implements Startable {
   readonly offloadDrops = new Map<string, number>();
   private readonly tap: TapDevice;
   private readonly sleeve: Sleeve;
+  private readonly paths: PathReader;
   private readonly clock: Clock;
   private readonly log: Logger;
   private readonly onTapFailure: ((errno: number) => void) | undefined;
@@ -85,6 +89,7 @@ export class LearningSwitch implements Startable {
   constructor(components: LearningSwitchComponents, init: LearningSwitchInit = {}) {
     this.tap = components.tap;
     this.sleeve = components.sleeve;
+    this.paths = components.paths ?? SLEEVE_ONLY;
     this.clock = components.clock;
     this.log = components.logger;
     this.onTapFailure = components.onTapFailure;
@@ -138,6 +143,7 @@ export class LearningSwitch implements Startable {
     const macs = this.macs;
     const tx = this.sleeve.tx;
     const peers = this.sleeve.peers;
+    const paths = this.paths;
     for (let i = 0; i < count; i++) {
       const base = i * stride + tap.headroom;
       const len = lens[i]!;
@@ -175,11 +181,11 @@ export class LearningSwitch implements Startable {
         continue;
       }
       if (port >= 0) {
-        const peer = this.sleeve.peerAt(port);
-        if (peer !== undefined && peer.fast) {
+        if (paths.pathAt(port) === PATH_FASTPATH) {
           this.counters.leftToFastPath++;
           continue;
         }
+        const peer = this.sleeve.peerAt(port);
         if (peer !== undefined) {
           this.counters.unicast++;
           tx.frame(peer, arena, vnetOff, frameOff, frameLen, true);
@@ -188,7 +194,7 @@ export class LearningSwitch implements Startable {
       }
       const n = peers.length;
       let sleeveOnly = 0;
-      for (let k = 0; k < n; k++) if (!peers[k]!.fast) sleeveOnly++;
+      for (let k = 0; k < n; k++) if (paths.pathAt(peers[k]!.index) !== PATH_FASTPATH) sleeveOnly++;
       if (sleeveOnly === 0) {
         if (n === 0) this.drops.noPeers++;
         else this.counters.leftToFastPath++;
@@ -197,7 +203,7 @@ export class LearningSwitch implements Startable {
       this.counters.flooded++;
       for (let k = 0; k < n; k++) {
         const p = peers[k]!;
-        if (!p.fast) tx.frame(p, arena, vnetOff, frameOff, frameLen, sleeveOnly === 1);
+        if (paths.pathAt(p.index) !== PATH_FASTPATH) tx.frame(p, arena, vnetOff, frameOff, frameLen, sleeveOnly === 1);
       }
     }
     tx.flush();

@@ -128,6 +128,8 @@ export interface SleeveEvents {
   pathChange(peer: SleevePeer, up: boolean): void;
   /** A send key is close to its message limit: ask the mesh for new keys. */
   rekeyWanted(peer: SleevePeer): void;
+  /** The peer's direct endpoint moved to the source of its newest authenticated datagram (roaming). */
+  endpointMoved?(peer: SleevePeer): void;
 }
 
 const HB_FIXED = 8;
@@ -704,6 +706,7 @@ export class Sleeve implements Startable {
     const address = wordsToAddress(family, meta[m + 5]!, meta[m + 6]!, meta[m + 7]!, meta[m + 8]!);
     this.log.info('peer endpoint changed', { peer: peer.name, endpoint: formatEndpoint({ address, port: meta[m + 3]! }) });
     this.setDirect(peer.id, { address, port: meta[m + 3]!, family });
+    this.events.endpointMoved?.(peer);
   }
 
   /** Heartbeats to the direct endpoint (probing the path) and, while it is down, through the relay. */
