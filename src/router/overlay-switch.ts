@@ -13,8 +13,9 @@
  * fast path as it happens, and the fast path says here when it takes a peer or gives it back,
  * and why (`FastPathOwner`).
  *
- * After each change every peer is classified again; a peer whose path changed gets `since` and
- * `switches` updated, one event, and one log line. The learning switch reads the path per frame
+ * After each change the peers it can touch are classified again (the peer; for a new direct
+ * endpoint also the peers relayed through it; for a removal all); a peer whose path changed gets
+ * `since` and `switches` updated, one event, and one log line. The learning switch reads the path per frame
  * with `pathAt(index)`: one array read, nothing allocated. No packet passes through here.
  */
 import type { Clock } from '../core/clock.js';
@@ -135,7 +136,8 @@ export class OverlaySwitch implements Overlay, FastPathOwner, PathReader, Starta
     this.log = components.logger;
     this.sleeve.setEvents({
       pathChange: (peer, up) => {
-        this.classify();
+        // (retargets only this peer: others' paths do not depend on its direct path)
+        this.classifyPeer(peer);
         for (const l of this.pathListeners) l(peer.name, up);
       },
       rekeyWanted: (peer) => {
@@ -143,7 +145,7 @@ export class OverlaySwitch implements Overlay, FastPathOwner, PathReader, Starta
       },
       endpointMoved: (peer) => {
         this.offer(peer);
-        this.classify();
+        this.classifyAround(peer);
       },
     });
   }
@@ -184,7 +186,7 @@ export class OverlaySwitch implements Overlay, FastPathOwner, PathReader, Starta
     }
     // after the early endpoint: so the peer's address reaches the VXLAN port's filter before its first probes do
     this.offer(peer);
-    this.classify();
+    this.classifyAround(peer);
   }
 
   setDirect(name: PeerName, endpoint: string | undefined): void {
@@ -196,8 +198,9 @@ export class OverlaySwitch implements Overlay, FastPathOwner, PathReader, Starta
     }
     this.applyDirect(st, endpoint);
     const peer = this.sleeve.peerById(st.id);
-    if (peer !== undefined) this.offer(peer);
-    this.classify();
+    if (peer === undefined) return;
+    this.offer(peer);
+    this.classifyAround(peer);
   }
 
   setVia(name: PeerName, via: PeerName | undefined): void {
@@ -208,7 +211,7 @@ export class OverlaySwitch implements Overlay, FastPathOwner, PathReader, Starta
       return;
     }
     this.applyVia(st, via);
-    this.classify();
+    this.classifyOne(st);
   }
 
   removePeer(name: PeerName): void {
@@ -249,7 +252,7 @@ export class OverlaySwitch implements Overlay, FastPathOwner, PathReader, Starta
     if (st === undefined) return;
     st.fast = fast;
     st.fastReason = reason;
-    this.classify();
+    this.classifyOne(st);
   }
 
   peerSilent(id: number, lastHeard: number): boolean {
@@ -311,11 +314,23 @@ export class OverlaySwitch implements Overlay, FastPathOwner, PathReader, Starta
     if (this.running && p.hasDirect && p.directFamily === 4) this.fastPath?.setPeer(p.id, p.name, p.directAddress);
   }
 
-  /** Classifies every peer again; each one whose path changed gets one event and one log line. */
+  /** Classifies every peer again (a removal: peers relayed through it lose their relay). */
   private classify(): void {
     for (const st of this.peers.values()) this.classifyOne(st);
   }
 
+  /** A peer whose direct endpoint changed, and the peers relayed through it (the sleeve retargets them too). */
+  private classifyAround(peer: SleevePeer): void {
+    this.classifyPeer(peer);
+    for (const p of this.sleeve.peers) if (p.via === peer) this.classifyPeer(p);
+  }
+
+  private classifyPeer(peer: SleevePeer): void {
+    const st = this.byId.get(peer.id);
+    if (st !== undefined && st.name === peer.name) this.classifyOne(st);
+  }
+
+  /** Each peer whose path changed gets one event and one log line. */
   private classifyOne(st: PeerState): void {
     const p = st.keyed && !st.removed ? this.sleeve.peerById(st.id) : undefined;
     let code = PATH_NONE;
