@@ -20,8 +20,8 @@ import { AeadCipher, PlainCipher } from '../router/crypto/frame-cipher.js';
 import { SodiumChaCha } from '../router/crypto/sodium-aead.js';
 import { OpenSslChaCha } from '../platform/linux/native-aead.js';
 import { clusterKeyFromSecret } from '../router/crypto/cluster-secret.js';
-import { Router } from '../router/router.js';
-import { SleeveOverlay } from '../router/sleeve-overlay.js';
+import { LearningSwitch } from '../router/learning-switch.js';
+import { OverlaySwitch } from '../router/overlay-switch.js';
 import { loadOrCreateIdentity } from '../mesh/identity.js';
 import { Mesh } from '../mesh/mesh.js';
 import { buildMeshGossip, type MeshGossip } from './mesh-gossip.js';
@@ -33,7 +33,6 @@ import { NftCli } from '../platform/linux/nft-cli.js';
 import { Sleeve } from '../router/sleeve/sleeve.js';
 import { FastPath } from '../router/fastpath/fast-path.js';
 import { FAST_PATH_TABLES } from '../router/fastpath/filters.js';
-import type { TimerHandle } from '../core/clock.js';
 import { overlayMtu } from '../router/sleeve/wire.js';
 import { ApiError, ApiServer, prepareSocketDir } from './api-server.js';
 import type { DaemonConfig } from './config.js';
@@ -64,7 +63,7 @@ export class Daemon {
   private tap: LinuxTap | undefined = undefined;
   private udp: LinuxUdp | undefined = undefined;
   private sleeve: Sleeve | undefined = undefined;
-  private router: Router | undefined = undefined;
+  private learningSwitch: LearningSwitch | undefined = undefined;
   private mesh: Mesh | undefined = undefined;
   private gossip: MeshGossip | undefined = undefined;
   private ipam: IpamService | undefined = undefined;
@@ -74,10 +73,7 @@ export class Daemon {
   private probeTap: LinuxTap | undefined = undefined;
   private fastPath: FastPath | undefined = undefined;
   private fastPathNote = '';
-  private fastPeersTimer: TimerHandle | undefined = undefined;
-  /** Peers last handed to the fast path (see syncFastPeers). */
-  private readonly fastPeers = new Set<number>();
-  private fastPeersSoon = false;
+  private overlaySwitch: OverlaySwitch | undefined = undefined;
   private startedAt = 0;
   private underlayMtu = 0;
   private mtu = 0;
@@ -125,20 +121,9 @@ export class Daemon {
         keyLifetimeMs: 2 * c.rekeyMs,
       },
     );
-    const overlay = new SleeveOverlay(this.sleeve);
-    // The fast path's probes are authenticated with the pair's probe key (made with the traffic keys).
-    overlay.onKeys((keys, confirmTx) => {
-      this.fastPath?.installKeys(keys.id, keys.probe, confirmTx);
-      // after the overlay has applied the peer's endpoint
-      if (this.fastPath !== undefined && !this.fastPeersSoon) {
-        this.fastPeersSoon = true;
-        setImmediate(() => {
-          this.fastPeersSoon = false;
-          this.syncFastPeers();
-        });
-      }
-    });
-    overlay.onRemoved((id) => this.fastPath?.removeKeys(id));
+    // Each peer's path (fast path, direct, relay); the mesh's overlay, and the fast path's owner.
+    const overlay = new OverlaySwitch({ sleeve: this.sleeve, clock: this.clock, logger: this.log.child('overlay') });
+    this.overlaySwitch = overlay;
     this.mesh = new Mesh(
       { identity, psk: derive(secret, 'weft mesh psk v1'), clock: this.clock, logger: this.log.child('mesh'), overlay },
       {
@@ -172,15 +157,16 @@ export class Daemon {
         { bridge: c.bridge, mtu: this.mtu, ranges: c.ipam.ranges },
       );
     }
-    this.router = new Router({
+    this.learningSwitch = new LearningSwitch({
       tap: this.tap,
       sleeve: this.sleeve,
+      paths: overlay,
       clock: this.clock,
       logger: this.log.child('router'),
       onTapFailure: (errno) => this.log.error('the TAP device failed; restart the daemon to recreate it', { errno }),
     });
     try {
-      this.setUpFastPath();
+      this.setUpFastPath(overlay);
     } catch (err) {
       this.closeDevices();
       throw err;
@@ -213,17 +199,12 @@ export class Daemon {
       // meanwhile) and before the API serves the CNI plugin.
       const ipam = this.ipam === undefined ? [] : [this.ipam, this.podNetwork!];
       const guard = this.podGuard === undefined ? [] : [this.podGuard];
-      await startAll([this.sleeve, this.router, ...fast, this.gossip, ...ipam, this.mesh, ...guard, this.api]);
-      this.started.push(this.sleeve, this.router, ...fast, this.gossip, ...ipam, this.mesh, ...guard, this.api);
+      // The overlay switch hands the fast path its candidates once it runs.
+      await startAll([this.sleeve, this.learningSwitch, ...fast, overlay, this.gossip, ...ipam, this.mesh, ...guard, this.api]);
+      this.started.push(this.sleeve, this.learningSwitch, ...fast, overlay, this.gossip, ...ipam, this.mesh, ...guard, this.api);
     } catch (err) {
       this.closeDevices();
       throw err;
-    }
-    if (this.fastPath !== undefined) {
-      // Peers with a direct underlay address are candidates for the fast path; checked every
-      // second, and at once when a peer gets keys (so its address reaches our VXLAN port's
-      // filter before its first probes do).
-      this.fastPeersTimer = this.clock.setInterval(() => this.syncFastPeers(), 1000);
     }
     this.startedAt = this.clock.now();
     this.log.info('weft router started', {
@@ -241,7 +222,6 @@ export class Daemon {
   }
 
   async stop(): Promise<void> {
-    this.fastPeersTimer?.cancel();
     const failures = await stopAll(this.started);
     this.started.length = 0;
     this.closeDevices();
@@ -254,17 +234,18 @@ export class Daemon {
   }
 
   status(): StatusReport {
-    if (this.sleeve === undefined || this.router === undefined || this.tap === undefined || this.udp === undefined || this.mesh === undefined) {
+    if (this.sleeve === undefined || this.learningSwitch === undefined || this.overlaySwitch === undefined || this.tap === undefined || this.udp === undefined || this.mesh === undefined) {
       throw new WeftError('ERR_NOT_READY', 'the router is still starting');
     }
     return buildStatus({
       config: this.config,
       sleeve: this.sleeve,
+      paths: this.overlaySwitch.paths(),
       mesh: this.mesh.status(),
       fastpath: { mode: this.config.fastpath, note: this.fastPathNote, peers: [], ...this.fastPath?.report() },
       ipam: this.ipam === undefined ? undefined : ipamSummary(this.ipam.ipam.status()),
       pods: this.podGuard?.status(),
-      router: this.router,
+      learningSwitch: this.learningSwitch,
       gossip: this.gossip?.drops(),
       tap: this.tap,
       udp: this.udp,
@@ -272,22 +253,6 @@ export class Daemon {
       underlayMtu: this.underlayMtu,
       mtu: this.mtu,
     });
-  }
-
-  /** Hands the sleeve's peers with a direct IPv4 underlay address to the fast path, and takes away those that left. */
-  private syncFastPeers(): void {
-    const fp = this.fastPath;
-    const sleeve = this.sleeve;
-    if (fp === undefined || sleeve === undefined || this.fastPeersTimer === undefined) return;
-    const now = new Set<number>();
-    for (const p of sleeve.peers) {
-      now.add(p.id);
-      // The address stays known while the mesh connection is down: probes judge the kernel path.
-      if (p.hasDirect && p.directFamily === 4) fp.setPeer(p.id, p.name, p.directAddress);
-    }
-    for (const id of this.fastPeers) if (!now.has(id)) fp.setPeer(id, '', undefined);
-    this.fastPeers.clear();
-    for (const id of now) this.fastPeers.add(id);
   }
 
   /** A call to the pod guard from the API: its refusals keep their HTTP status. */
@@ -302,8 +267,8 @@ export class Daemon {
     }
   }
 
-  /** The kernel fast path, when configured and possible here; otherwise a note says why not. */
-  private setUpFastPath(): void {
+  /** The kernel fast path, when configured and possible here (owned by the overlay switch); otherwise a note says why not. */
+  private setUpFastPath(overlay: OverlaySwitch): void {
     const c = this.config;
     if (c.fastpath === 'off') {
       this.fastPathNote = 'off (--fastpath=off)';
@@ -322,16 +287,7 @@ export class Daemon {
         clock: this.clock,
         logger: this.log.child('fastpath'),
         macs: this.gossip!.macs,
-        setFast: (id, fast) => this.sleeve!.setFast(id, fast),
-        peerSilent: (id, lastHeard) => {
-          // A live router sends sleeve heartbeats every 500 ms (default --heartbeat-ms): if nothing
-          // came on the sleeve since the last probe (1 s ago or more), the router itself is quiet,
-          // not the kernel path.
-          const p = this.sleeve!.peerById(id);
-          // (250 ms: a heartbeat may land just after the last probe of a router that then died;
-          // a live router's next heartbeat comes within ~625 ms, before probes count as lost.)
-          return p === undefined || p.lastRx <= lastHeard + 250;
-        },
+        owner: overlay,
       },
       {
         selfId: this.sleeve!.selfId,
@@ -343,6 +299,7 @@ export class Daemon {
         trusted: c.trustedSubnets,
       },
     );
+    overlay.attach(this.fastPath);
     this.fastPathNote = c.plaintext ? 'auto' : c.trustedSubnets.length > 0 ? 'auto (trusted subnets only: the cluster encrypts)' : 'auto, but no peer qualifies: the cluster encrypts, no --trusted-subnets, and this kernel has no IPsec or WireGuard';
   }
 

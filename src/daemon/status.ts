@@ -5,7 +5,8 @@ import { formatEndpoint } from '../core/net.js';
 import type { IoCounters } from '../platform/tap.js';
 import type { LinuxTap } from '../platform/linux/linux-tap.js';
 import type { LinuxUdp } from '../platform/linux/linux-udp.js';
-import type { Router } from '../router/router.js';
+import type { LearningSwitch } from '../router/learning-switch.js';
+import type { PeerPath } from '../router/overlay-switch.js';
 import type { Sleeve } from '../router/sleeve/sleeve.js';
 import type { MeshStatus } from '../mesh/mesh.js';
 import type { FastPathPeerReport, FastPathReport } from '../router/fastpath/fast-path.js';
@@ -61,7 +62,7 @@ export interface StatusReport {
   /** The pods' anti-spoofing table: pods guarded, their drops; undefined when IPAM (and so CNI) is off. */
   pods: PodGuardStatus | undefined;
   relayed: { datagrams: number; bytes: number };
-  traffic: { tap: IoCounters; udp: IoCounters; router: Router['counters']; macs: number; sleeveMessages: number; udpFlushes: number };
+  traffic: { tap: IoCounters; udp: IoCounters; router: LearningSwitch['counters']; macs: number; sleeveMessages: number; udpFlushes: number };
   drops: Record<string, number>;
   reassembly: { inUse: number; completed: number; stored: number; memoryBytes: number };
   memory: { rssBytes: number; heapUsedBytes: number };
@@ -87,11 +88,13 @@ export function ipamSummary(st: IpamStatus): IpamSummary {
 export function buildStatus(s: {
   config: DaemonConfig;
   sleeve: Sleeve;
+  /** Each peer's path, from the OverlaySwitch. */
+  paths: readonly PeerPath[];
   mesh: MeshStatus;
   fastpath: FastPathStatus;
   ipam: IpamSummary | undefined;
   pods: PodGuardStatus | undefined;
-  router: Router;
+  learningSwitch: LearningSwitch;
   /** Refused gossip by channel and reason (MeshGossip.drops). */
   gossip?: Record<string, number>;
   tap: LinuxTap;
@@ -102,14 +105,15 @@ export function buildStatus(s: {
 }): StatusReport {
   const now = s.sleeve.now();
   const nick = new Map(s.mesh.peers.map((p) => [p.name, p.nickname]));
+  const paths = new Map(s.paths.map((p) => [p.name, p]));
   const peers: PeerStatus[] = s.sleeve.peers.map((p) => ({
     name: p.name,
     nickname: nick.get(p.name) ?? '',
     id: formatPeerId(p.id),
     endpoint: p.hasEndpoint ? formatEndpoint(p) : null,
     state: s.sleeve.alive(p) ? 'established' : 'unreachable',
-    path: p.fast ? 'fastpath' : p.pathUp ? 'direct' : p.via !== undefined && p.hasEndpoint ? 'relay' : 'none',
-    via: !p.pathUp && p.via !== undefined ? p.via.name : null,
+    path: paths.get(p.name)?.path ?? 'none',
+    via: paths.get(p.name)?.via ?? null,
     pathChanges: p.pathChanges,
     relayedRx: p.relayedRx,
     lastSeenMsAgo: Number.isFinite(p.lastRx) ? Math.max(0, Math.round(now - p.lastRx)) : null,
@@ -127,14 +131,14 @@ export function buildStatus(s: {
   add('rx', s.sleeve.drops);
   add('tx', s.sleeve.txDrops());
   add('reassembly', s.sleeve.reassemblyDrops());
-  add('switch', s.router.drops);
+  add('switch', s.learningSwitch.drops);
   if (s.fastpath.probes !== undefined) add('fastpath.probe', s.fastpath.probes.drops);
   if (s.fastpath.vxlanPort !== undefined) {
     drops['fastpath.vxlanRefused'] = s.fastpath.vxlanPort.refused.packets;
     drops['fastpath.podProbes'] = s.fastpath.vxlanPort.podProbes.packets;
   }
   add('gossip', s.gossip ?? {});
-  for (const [reason, n] of s.router.offloadDrops) drops[`offload.${reason}`] = n;
+  for (const [reason, n] of s.learningSwitch.offloadDrops) drops[`offload.${reason}`] = n;
   const udp = s.udp.counters();
   const tap = s.tap.counters();
   drops['udp.sendErrors'] = udp.txErrors;
@@ -165,8 +169,8 @@ export function buildStatus(s: {
     traffic: {
       tap,
       udp,
-      router: { ...s.router.counters },
-      macs: s.router.macs.size,
+      router: { ...s.learningSwitch.counters },
+      macs: s.learningSwitch.macs.size,
       sleeveMessages: s.sleeve.tx.messages,
       udpFlushes: s.sleeve.tx.flushes,
     },

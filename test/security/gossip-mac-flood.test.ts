@@ -8,7 +8,7 @@
 import { describe, expect, it } from 'vitest';
 import { generateIdentity } from '../../src/mesh/identity.js';
 import { MacOwners } from '../../src/mesh/mac-owners.js';
-import { Router } from '../../src/router/router.js';
+import { LearningSwitch } from '../../src/router/learning-switch.js';
 import { silentLogger } from '../../src/core/logger.js';
 import * as mac from '../../src/core/mac.js';
 import { FakeTap } from '../fakes/fake-tap.js';
@@ -37,7 +37,7 @@ describe('attack: one pod floods its node with source MACs', () => {
   it('the router learns at most the cap, drops and counts frames from further MACs, and the honest pod still gets through', async () => {
     const { net, clock, a, b } = await startedPair();
     const tap = new FakeTap({ vnetHdr: false, maxBatch: 64 });
-    const router = new Router({ tap, sleeve: a.sleeve, clock, logger: silentLogger });
+    const router = new LearningSwitch({ tap, sleeve: a.sleeve, clock, logger: silentLogger });
     router.start();
 
     tap.inject(broadcastFrom(POD, 1));

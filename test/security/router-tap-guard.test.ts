@@ -4,7 +4,7 @@
  * counted (`switch.exception`), logged once, and the next batch is switched as usual.
  */
 import { describe, expect, it } from 'vitest';
-import { Router } from '../../src/router/router.js';
+import { LearningSwitch } from '../../src/router/learning-switch.js';
 import { silentLogger } from '../../src/core/logger.js';
 import { FakeTap } from '../fakes/fake-tap.js';
 import { startedPair, run } from '../router/sleeve-harness.js';
@@ -22,7 +22,7 @@ describe('a TAP batch that throws', () => {
   it('is counted and dropped; the router keeps switching the next batches', async () => {
     const { net, clock, a, b } = await startedPair();
     const tap = new FakeTap({ vnetHdr: false, maxBatch: 64 });
-    const router = new Router({ tap, sleeve: a.sleeve, clock, logger: silentLogger });
+    const router = new LearningSwitch({ tap, sleeve: a.sleeve, clock, logger: silentLogger });
     router.start();
     const frame = a.sleeve.tx.frame.bind(a.sleeve.tx);
     a.sleeve.tx.frame = (peer, buf, vnetOff, frameOff, frameLen, inPlace) => {

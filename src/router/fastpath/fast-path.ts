@@ -43,6 +43,17 @@ export interface MacDirectory {
   onChange(listener: () => void): () => void;
 }
 
+/**
+ * The owner of each peer's path (the OverlaySwitch): told when the kernel path takes a peer or
+ * gives it back, and asked whether a peer's router is silent on the sleeve too.
+ */
+export interface FastPathOwner {
+  /** The kernel path carries (or stops carrying) this peer's frames; `reason` says why. */
+  setFast(id: number, fast: boolean, reason: string): void;
+  /** The peer's router has been silent on the sleeve too since `lastHeard` (see FastPathHealthComponents.peerSilent). */
+  peerSilent(id: number, lastHeard: number): boolean;
+}
+
 export interface FastPathComponents {
   netlink: Netlink;
   nft: Nft;
@@ -50,10 +61,7 @@ export interface FastPathComponents {
   clock: Clock;
   logger: Logger;
   macs: MacDirectory;
-  /** Tells the sleeve which peers the fast path carries (they leave its flood list). */
-  setFast(id: number, fast: boolean): void;
-  /** The peer's router has been silent on the sleeve too since `lastHeard` (see FastPathHealthComponents.peerSilent). */
-  peerSilent(id: number, lastHeard: number): boolean;
+  owner: FastPathOwner;
 }
 
 export interface FastPathInit {
@@ -139,7 +147,7 @@ export class FastPath {
         clock: components.clock,
         send: (p) => this.probes.send(p),
         onSwitch: (id, up, reason) => this.switched(id, up, reason),
-        peerSilent: (id, lastHeard) => components.peerSilent(id, lastHeard),
+        peerSilent: (id, lastHeard) => components.owner.peerSilent(id, lastHeard),
         onHealth: (id, healthy) => this.healthChanged(id, healthy),
       },
       { selfId: init.selfId },
@@ -213,7 +221,7 @@ export class FastPath {
   setPeer(id: number, name: string, underlay: string | undefined): void {
     const cur = this.peers.get(id);
     if (underlay === undefined) {
-      if (cur !== undefined) this.removePeer(cur);
+      if (cur !== undefined) this.removePeer(cur, 'left the fast path: the peer was removed');
       return;
     }
     if (cur !== undefined && cur.underlay === underlay) {
@@ -221,16 +229,16 @@ export class FastPath {
         // an adopted peer, now known by name: apply the policy and tell the sleeve
         cur.name = name;
         if (this.init.encrypted && !inSubnets(underlay, this.init.trusted)) {
-          this.removePeer(cur);
+          this.removePeer(cur, 'left the fast path: not in a trusted subnet');
           this.setPeer(id, name, underlay);
           return;
         }
         this.health.rename(id, name);
-        this.c.setFast(id, cur.up);
+        this.c.owner.setFast(id, cur.up, cur.up ? 'adopted from the kernel after a restart; probes confirm it' : 'adopted from the kernel after a restart; probes failed since');
       }
       return;
     }
-    if (cur !== undefined) this.removePeer(cur);
+    if (cur !== undefined) this.removePeer(cur, 'left the fast path: its underlay address changed');
     const why = !isIPv4(underlay)
       ? 'not an IPv4 underlay address'
       : this.init.encrypted && !inSubnets(underlay, this.init.trusted)
@@ -286,11 +294,11 @@ export class FastPath {
     return this.peers.get(id)?.up === true;
   }
 
-  private removePeer(p: Peer): void {
+  private removePeer(p: Peer, reason: string): void {
     this.peers.delete(p.id);
     this.health.removePeer(p.id);
     if (p.eligible) this.syncFilter();
-    if (p.up) this.c.setFast(p.id, false);
+    if (p.up) this.c.owner.setFast(p.id, false, reason);
     const mac = probeMacText(p.id);
     this.enqueue(async () => {
       await this.unprogram(p);
@@ -324,10 +332,10 @@ export class FastPath {
         await this.c.netlink.fdbSet(this.init.vxlan.name, { mac: FLOOD_MAC, dst: p.underlay });
         // the peer's MACs go to the VXLAN port and stay there (see the header)
         for (const mac of p.macs) await this.c.netlink.bridgeFdbSetStatic(this.init.vxlan.name, mac);
-        this.c.setFast(id, true);
+        this.c.owner.setFast(id, true, `probes ok (${reason})`);
       });
     } else {
-      this.c.setFast(id, false);
+      this.c.owner.setFast(id, false, `probes failed: ${reason}`);
     }
   }
 

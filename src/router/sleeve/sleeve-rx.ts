@@ -307,5 +307,6 @@ export class SleeveRx {
     const address = wordsToAddress(family, meta[m + 5]!, meta[m + 6]!, meta[m + 7]!, meta[m + 8]!);
     this.state.log.info('peer endpoint changed', { peer: peer.name, endpoint: formatEndpoint({ address, port: meta[m + 3]! }) });
     this.state.setDirect(peer, { address, port: meta[m + 3]!, family });
+    this.state.events.endpointMoved?.(peer);
   }
 }

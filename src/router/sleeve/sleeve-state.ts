@@ -80,6 +80,8 @@ export interface SleeveEvents {
   pathChange(peer: SleevePeer, up: boolean): void;
   /** A send key is close to its message limit: ask the mesh for new keys. */
   rekeyWanted(peer: SleevePeer): void;
+  /** The peer's direct endpoint moved to the source of its newest authenticated datagram (roaming). */
+  endpointMoved?(peer: SleevePeer): void;
 }
 
 export class SleeveState {

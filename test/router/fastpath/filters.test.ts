@@ -105,7 +105,7 @@ describe('VXLAN port filter', () => {
     const clock = new FakeClock();
     const nft = new FakeNft();
     const fp = new FastPath(
-      { netlink: new FakeKernel().netlink(), nft, probeTap: new FakeTap({ vnetHdr: false }), clock, logger: silentLogger, macs: new Directory(), setFast: () => undefined, peerSilent: () => false },
+      { netlink: new FakeKernel().netlink(), nft, probeTap: new FakeTap({ vnetHdr: false }), clock, logger: silentLogger, macs: new Directory(), owner: { setFast: () => undefined, peerSilent: () => false } },
       { selfId: 1, bridge: 'weft', sleeveTap: TAP, vxlan: { name: VXLAN, vni: 1, port: 6785, local: '198.18.0.1', mtu: 1450 }, maxFrame: 1418, encrypted: true, trusted: [{ address: '198.18.0.0', prefix: 24 }] },
     );
     await fp.start();
@@ -132,8 +132,7 @@ describe('VXLAN port filter', () => {
         clock: new FakeClock(),
         logger: silentLogger,
         macs: new Directory(),
-        setFast: () => undefined,
-        peerSilent: () => false,
+        owner: { setFast: () => undefined, peerSilent: () => false },
       },
       { selfId: 1, bridge: 'weft', sleeveTap: TAP, vxlan: { name: VXLAN, vni: 1, port: 6785, local: '198.18.0.1', mtu: 1450 }, maxFrame: 1418, encrypted: false, trusted: [] },
     );

@@ -162,7 +162,7 @@ export async function twoRouters(init: TwoRoutersInit = {}) {
     const fast = new Map<number, boolean>();
     const probeTap = new FakeTap({ name: `probe${id}`, vnetHdr: false });
     const fp = new FastPath(
-      { netlink: kernel.netlink(), nft, probeTap, clock, logger: silentLogger, macs, setFast: (peer, f) => fast.set(peer, f), peerSilent: () => false },
+      { netlink: kernel.netlink(), nft, probeTap, clock, logger: silentLogger, macs, owner: { setFast: (peer, f) => fast.set(peer, f), peerSilent: () => false } },
       { selfId: id, bridge: 'weft', sleeveTap: TAP, vxlan: { name: VXLAN, vni: 1, port: 6785, local: underlay, mtu: 1450 }, maxFrame: MAX_FRAME, encrypted: false, trusted: [] },
     );
     return { id, underlay, fp, kernel, nft, macs, fast, probeTap, sent: [] };

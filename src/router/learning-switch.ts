@@ -2,9 +2,9 @@
  * The router's data plane: a learning switch between the local TAP and the sleeve peers.
  *
  *   TAP batch ─ per frame: learn source MAC as local (a new one past the local-MAC cap: dropped)
- *     ─ destination lookup
- *       group or unknown MAC → flood to every peer (each gets one copy)
- *       MAC behind a peer    → that peer
+ *     ─ destination lookup, then the peer's path from the overlay switch (pathAt)
+ *       group or unknown MAC → flood to every peer on the sleeve (each gets one copy)
+ *       MAC behind a peer    → that peer (left alone when the kernel fast path carries it)
  *       MAC local            → dropped (the bridge delivers those itself)
  *     ─ one sleeve flush per batch
  *   sleeve frame ─ learn source MAC behind that peer ─ write to the TAP (never sent on to other
@@ -21,25 +21,28 @@ import type { TapDevice } from '../platform/tap.js';
 import { VNET_F_NEEDS_CSUM, VNET_HDR_LEN } from '../platform/tap.js';
 import { SoftwareOffload, dropReasonName } from './gso.js';
 import { MacTable, PORT_LOCAL } from './mac-table.js';
+import { PATH_FASTPATH, SLEEVE_ONLY, type PathReader } from './overlay-switch.js';
 import type { SleevePeer } from './sleeve/peer.js';
 import type { Sleeve } from './sleeve/sleeve.js';
 
-export interface RouterComponents {
+export interface LearningSwitchComponents {
   tap: TapDevice;
   sleeve: Sleeve;
   clock: Clock;
   logger: Logger;
+  /** Each peer's path (the OverlaySwitch); without it every peer is on the sleeve. */
+  paths?: PathReader;
   /** Called once when the TAP stops delivering (read error); the daemon decides what to do. */
   onTapFailure?: (errno: number) => void;
 }
 
-export interface RouterInit {
+export interface LearningSwitchInit {
   macMaxAgeMs?: number;
   /** Local source MACs learned at most (port security); frames from further ones are dropped. Default MAX_LOCAL_MACS. */
   maxLocalMacs?: number;
 }
 
-export interface RouterDrops {
+export interface LearningSwitchDrops {
   /** A batch that threw (a bug, never expected): the rest of it was lost. */
   exception: number;
   runt: number;
@@ -53,7 +56,7 @@ export interface RouterDrops {
   localMacCap: number;
 }
 
-export interface RouterCounters {
+export interface LearningSwitchCounters {
   tapFrames: number;
   tapBytes: number;
   unicast: number;
@@ -64,14 +67,15 @@ export interface RouterCounters {
   toTapBytes: number;
 }
 
-export class Router implements Startable {
+export class LearningSwitch implements Startable {
   readonly macs: MacTable;
-  readonly drops: RouterDrops = { runt: 0, localDst: 0, noPeers: 0, tapWrite: 0, offload: 0, probe: 0, localMacCap: 0, exception: 0 };
+  readonly drops: LearningSwitchDrops = { runt: 0, localDst: 0, noPeers: 0, tapWrite: 0, offload: 0, probe: 0, localMacCap: 0, exception: 0 };
   private loggedException = false;
-  readonly counters: RouterCounters = { tapFrames: 0, tapBytes: 0, unicast: 0, flooded: 0, leftToFastPath: 0, toTap: 0, toTapBytes: 0 };
+  readonly counters: LearningSwitchCounters = { tapFrames: 0, tapBytes: 0, unicast: 0, flooded: 0, leftToFastPath: 0, toTap: 0, toTapBytes: 0 };
   readonly offloadDrops = new Map<string, number>();
   private readonly tap: TapDevice;
   private readonly sleeve: Sleeve;
+  private readonly paths: PathReader;
   private readonly clock: Clock;
   private readonly log: Logger;
   private readonly onTapFailure: ((errno: number) => void) | undefined;
@@ -82,9 +86,10 @@ export class Router implements Startable {
   private now = 0;
   private capLogged = false;
 
-  constructor(components: RouterComponents, init: RouterInit = {}) {
+  constructor(components: LearningSwitchComponents, init: LearningSwitchInit = {}) {
     this.tap = components.tap;
     this.sleeve = components.sleeve;
+    this.paths = components.paths ?? SLEEVE_ONLY;
     this.clock = components.clock;
     this.log = components.logger;
     this.onTapFailure = components.onTapFailure;
@@ -138,6 +143,7 @@ export class Router implements Startable {
     const macs = this.macs;
     const tx = this.sleeve.tx;
     const peers = this.sleeve.peers;
+    const paths = this.paths;
     for (let i = 0; i < count; i++) {
       const base = i * stride + tap.headroom;
       const len = lens[i]!;
@@ -175,11 +181,11 @@ export class Router implements Startable {
         continue;
       }
       if (port >= 0) {
-        const peer = this.sleeve.peerAt(port);
-        if (peer !== undefined && peer.fast) {
+        if (paths.pathAt(port) === PATH_FASTPATH) {
           this.counters.leftToFastPath++;
           continue;
         }
+        const peer = this.sleeve.peerAt(port);
         if (peer !== undefined) {
           this.counters.unicast++;
           tx.frame(peer, arena, vnetOff, frameOff, frameLen, true);
@@ -188,7 +194,7 @@ export class Router implements Startable {
       }
       const n = peers.length;
       let sleeveOnly = 0;
-      for (let k = 0; k < n; k++) if (!peers[k]!.fast) sleeveOnly++;
+      for (let k = 0; k < n; k++) if (paths.pathAt(peers[k]!.index) !== PATH_FASTPATH) sleeveOnly++;
       if (sleeveOnly === 0) {
         if (n === 0) this.drops.noPeers++;
         else this.counters.leftToFastPath++;
@@ -197,7 +203,7 @@ export class Router implements Startable {
       this.counters.flooded++;
       for (let k = 0; k < n; k++) {
         const p = peers[k]!;
-        if (!p.fast) tx.frame(p, arena, vnetOff, frameOff, frameLen, sleeveOnly === 1);
+        if (paths.pathAt(p.index) !== PATH_FASTPATH) tx.frame(p, arena, vnetOff, frameOff, frameLen, sleeveOnly === 1);
       }
     }
     tx.flush();
