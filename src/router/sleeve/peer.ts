@@ -112,8 +112,6 @@ export class SleevePeer {
   pathChanges = 0;
   lastDirectRx = -Infinity;
   relayedRx = 0;
-  /** The kernel fast path carries this peer's frames (the router neither floods nor sends to it). */
-  fast = false;
   /** Peer's TAP takes virtio_net_hdr frames (from its heartbeats; informational). */
   vnetCapable = false;
   /** Largest datagram towards this peer, and the plaintext room of a one-datagram message. */

@@ -179,12 +179,6 @@ export class Sleeve implements Startable {
     this.state.setDirect(peer, endpoint);
   }
 
-  /** The kernel fast path carries (or stops carrying) this peer's frames. */
-  setFast(id: number, fast: boolean): void {
-    const peer = this.byId.get(id);
-    if (peer !== undefined) peer.fast = fast;
-  }
-
   /** The relay for a peer while its direct path is down (undefined: none). */
   setVia(id: number, viaId: number | undefined): void {
     const peer = this.byId.get(id);
