@@ -69,7 +69,8 @@ export interface SleeveInit {
   underlayMtu: number;
   /** Our TAP takes virtio_net_hdr frames (announced in heartbeats). */
   vnetCapable: boolean;
-  heartbeatMs?: number;
+  /** No default here: the one default is `--heartbeat-ms`'s (src/daemon/options.ts). */
+  heartbeatMs: number;
   deadAfterMs?: number;
   maxPeers?: number;
   /** Ask for new keys after this many messages under one send key. */
@@ -170,10 +171,9 @@ export class Sleeve implements Startable {
     this.cipher = components.cipher;
     this.clock = components.clock;
     this.log = components.logger;
-    const heartbeatMs = init.heartbeatMs ?? 1000;
     // Dead after three heartbeats missed, plus half of one for timer slack.
     this.init = {
-      heartbeatMs, deadAfterMs: heartbeatMs * 3.5, maxPeers: 512, rekeyAfterMessages: 2 ** 48, rekeyOverlapMs: 10_000,
+      deadAfterMs: init.heartbeatMs * 3.5, maxPeers: 512, rekeyAfterMessages: 2 ** 48, rekeyOverlapMs: 10_000,
       keyLifetimeMs: 240_000, pendingKeyMs: 30_000, ...init,
     };
     this.selfId = init.id;
