@@ -1,5 +1,5 @@
 import type { IpamStatus } from '../ipam/status.js';
-import type { StatusReport } from '../daemon/status.js';
+import type { StatusReport } from '../api/types.js';
 
 function bytes(n: number): string {
   const units = ['B', 'KiB', 'MiB', 'GiB', 'TiB'];

@@ -11,7 +11,7 @@ import { validateConfig } from '../daemon/config.js';
 import { defaultOf } from '../daemon/options.js';
 import { Daemon } from '../daemon/daemon.js';
 import { callApi } from '../api/client.js';
-import type { StatusReport } from '../daemon/status.js';
+import type { StatusReport } from '../api/types.js';
 import { IpNetlink } from '../platform/linux/ip-netlink.js';
 import { formatIpamStatus, formatStatus, type IpamStatusReport } from './format-status.js';
 import { loadOrCreateIdentity } from '../mesh/identity.js';

@@ -37,7 +37,8 @@ import type { TimerHandle } from '../core/clock.js';
 import { overlayMtu } from '../router/sleeve/wire.js';
 import { ApiError, ApiServer, prepareSocketDir } from './api-server.js';
 import type { DaemonConfig } from './config.js';
-import { buildStatus, ipamSummary, type StatusReport } from './status.js';
+import type { StatusReport } from '../api/types.js';
+import { buildStatus, ipamSummary } from './status.js';
 
 /** The fast path's VXLAN device. */
 const VXLAN_DEVICE = 'weft-vx';
