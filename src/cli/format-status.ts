@@ -1,5 +1,4 @@
-import type { IpamStatus } from '../ipam/status.js';
-import type { StatusReport } from '../api/types.js';
+import type { IpamStatus, StatusReport } from '../api/types.js';
 
 function bytes(n: number): string {
   const units = ['B', 'KiB', 'MiB', 'GiB', 'TiB'];
@@ -100,10 +99,8 @@ export function formatStatus(s: StatusReport): string {
   return lines.join('\n');
 }
 
-export type IpamStatusReport = IpamStatus;
-
 /** `weft ipam status`: readiness, bootstrap, per range who owns what and this router's counts. */
-export function formatIpamStatus(s: IpamStatusReport): string {
+export function formatIpamStatus(s: IpamStatus): string {
   const lines: string[] = [];
   lines.push(`IPAM of ${s.self}: ${s.ready.ok ? 'ready' : `not ready (${s.ready.reason ?? 'unknown'})`}${s.fenced ? ', FENCED: this peer was forgotten' : ''}`);
   if (s.bootstrap.mode === 'seeds') lines.push(`  bootstrap: seeds ${s.bootstrap.seeds.join(', ')}`);

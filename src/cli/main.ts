@@ -11,9 +11,19 @@ import { validateConfig } from '../daemon/config.js';
 import { defaultOf } from '../daemon/options.js';
 import { Daemon } from '../daemon/daemon.js';
 import { callApi } from '../api/client.js';
-import type { StatusReport } from '../api/types.js';
+import type {
+  ForgetRequest,
+  ForgetResponse,
+  IpamAllocateRequest,
+  IpamAllocateResponse,
+  IpamAllocationsResponse,
+  IpamReleaseRequest,
+  IpamReleaseResponse,
+  IpamStatus,
+  StatusReport,
+} from '../api/types.js';
 import { IpNetlink } from '../platform/linux/ip-netlink.js';
-import { formatIpamStatus, formatStatus, type IpamStatusReport } from './format-status.js';
+import { formatIpamStatus, formatStatus } from './format-status.js';
 import { loadOrCreateIdentity } from '../mesh/identity.js';
 import { installCni } from '../cni/install.js';
 import { releaseJournalDir } from '../api/paths.js';
@@ -87,7 +97,8 @@ export async function main(argv: string[]): Promise<number> {
     .option('--force', 'even while the peer is still reachable (it is then fenced: it can no longer allocate)')
     .option('--socket <path>', 'API socket of the router', DEFAULT_SOCKET)
     .action(async (peer: string, opts: { socket: string; force?: boolean }) => {
-      const r = (await callApi(opts.socket, 'POST', '/v1/forget', { peer, force: opts.force === true })) as { forgotten: string; ipam?: string };
+      const request: ForgetRequest = { peer, force: opts.force === true };
+      const r = (await callApi(opts.socket, 'POST', '/v1/forget', request)) as ForgetResponse;
       process.stdout.write(`forgotten: ${r.forgotten}${r.ipam === undefined ? '' : ` (IPAM: ${r.ipam})`}\n`);
     });
 
@@ -123,7 +134,7 @@ export async function main(argv: string[]): Promise<number> {
     .option('--json', 'machine-readable output')
     .option('--socket <path>', 'API socket of the router', DEFAULT_SOCKET)
     .action(async (opts: { json?: boolean; socket: string }) => {
-      const r = (await callApi(opts.socket, 'GET', '/v1/ipam/status')) as IpamStatusReport;
+      const r = (await callApi(opts.socket, 'GET', '/v1/ipam/status')) as IpamStatus;
       process.stdout.write(opts.json === true ? `${JSON.stringify(r, null, 2)}\n` : `${formatIpamStatus(r)}\n`);
     });
   ipam
@@ -131,7 +142,7 @@ export async function main(argv: string[]): Promise<number> {
     .description("this router's allocations")
     .option('--socket <path>', 'API socket of the router', DEFAULT_SOCKET)
     .action(async (opts: { socket: string }) => {
-      const r = (await callApi(opts.socket, 'GET', '/v1/ipam/allocations')) as { allocations: { containerId: string; ifName: string; addresses: string[] }[] };
+      const r = (await callApi(opts.socket, 'GET', '/v1/ipam/allocations')) as IpamAllocationsResponse;
       for (const a of r.allocations) process.stdout.write(`${a.containerId} ${a.ifName} ${a.addresses.join(' ')}\n`);
     });
   ipam
@@ -141,7 +152,8 @@ export async function main(argv: string[]): Promise<number> {
     .option('--if <name>', 'interface name', 'eth0')
     .option('--socket <path>', 'API socket of the router', DEFAULT_SOCKET)
     .action(async (containerId: string, opts: { if: string; socket: string }) => {
-      const r = (await callApi(opts.socket, 'POST', '/v1/ipam/allocate', { containerId, ifName: opts.if })) as { addresses: { address: string; prefixLength: number }[] };
+      const request: IpamAllocateRequest = { containerId, ifName: opts.if };
+      const r = (await callApi(opts.socket, 'POST', '/v1/ipam/allocate', request)) as IpamAllocateResponse;
       process.stdout.write(`${r.addresses.map((a) => `${a.address}/${a.prefixLength}`).join(' ')}\n`);
     });
   ipam
@@ -151,7 +163,8 @@ export async function main(argv: string[]): Promise<number> {
     .option('--if <name>', 'only this interface')
     .option('--socket <path>', 'API socket of the router', DEFAULT_SOCKET)
     .action(async (containerId: string, opts: { if?: string; socket: string }) => {
-      const r = (await callApi(opts.socket, 'POST', '/v1/ipam/release', { containerId, ifName: opts.if })) as { released: string[] };
+      const request: IpamReleaseRequest = { containerId, ifName: opts.if };
+      const r = (await callApi(opts.socket, 'POST', '/v1/ipam/release', request)) as IpamReleaseResponse;
       process.stdout.write(`released: ${r.released.length === 0 ? 'nothing' : r.released.join(' ')}\n`);
     });
 

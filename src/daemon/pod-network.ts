@@ -15,17 +15,10 @@ import type { Startable } from '../core/startable.js';
 import type { Netlink } from '../platform/netlink.js';
 import type { Nft } from '../platform/nft.js';
 import type { Ipam } from '../ipam/ipam.js';
+import type { CniNetwork } from '../api/types.js';
 
 export const GATEWAY_ID = 'weft:gateway';
 export const NAT_TABLE = 'weft-nat';
-
-export interface CniNetwork {
-  ready: boolean;
-  reason?: string;
-  bridge: string;
-  mtu: number;
-  gateways: { address: string; prefixLength: number; family: 4 | 6 }[];
-}
 
 /** The nftables body: masquerade what leaves the pod ranges for elsewhere. */
 export function natRules(ranges: readonly string[]): string {
