@@ -113,9 +113,3 @@ export class DaemonClient implements DaemonApi {
     });
   }
 }
-
-/** Codes meaning the router could not take the request now (retrying later may work). */
-export function isTransient(err: unknown): boolean {
-  const code = (err as { code?: unknown } | null)?.code;
-  return code === 'ERR_API_UNREACHABLE' || code === 'ERR_IPAM_NOT_READY';
-}

@@ -15,8 +15,9 @@
  * there is never a moment without rules for a pod that exists. Changes are batched: attaches that
  * arrive while a transaction runs go together in the next one.
  */
+import { ApiError } from '../api/errors.js';
 import type { Clock, TimerHandle } from '../core/clock.js';
-import { WeftError, describeError } from '../core/errors.js';
+import { describeError } from '../core/errors.js';
 import type { Logger } from '../core/logger.js';
 import type { Startable } from '../core/startable.js';
 import type { Netlink } from '../platform/netlink.js';
@@ -81,13 +82,11 @@ export interface PodGuardStatus {
   problem: string | null;
 }
 
-export class PodGuardError extends WeftError {
-  readonly status: number;
-
-  constructor(status: number, code: string, message: string, options?: { cause?: unknown }) {
+/** A refusal of the pod guard; its HTTP status comes from its code (src/api/errors.ts). */
+export class PodGuardError extends ApiError {
+  constructor(code: 'ERR_POD_BAD_REQUEST' | 'ERR_POD_NOT_ALLOCATED' | 'ERR_POD_GUARD', message: string, options?: { cause?: unknown }) {
     super(code, message, options);
     this.name = 'PodGuardError';
-    this.status = status;
   }
 }
 
@@ -157,14 +156,14 @@ export class PodGuard implements Startable {
    */
   async attach(containerId: string, ifName: string, mac: string): Promise<GuardedPod> {
     if (typeof containerId !== 'string' || containerId === '' || typeof ifName !== 'string' || ifName === '') {
-      throw new PodGuardError(400, 'ERR_POD_BAD_REQUEST', 'attach: containerId and ifName are required');
+      throw new PodGuardError('ERR_POD_BAD_REQUEST', 'attach: containerId and ifName are required');
     }
-    if (typeof mac !== 'string') throw new PodGuardError(400, 'ERR_POD_BAD_REQUEST', 'attach: mac is required');
+    if (typeof mac !== 'string') throw new PodGuardError('ERR_POD_BAD_REQUEST', 'attach: mac is required');
     const alloc = this.c.allocations().find((a) => a.containerId === containerId && a.ifName === ifName);
-    if (alloc === undefined) throw new PodGuardError(409, 'ERR_POD_NOT_ALLOCATED', `attach: IPAM holds no allocation for ${containerId}/${ifName}`);
+    if (alloc === undefined) throw new PodGuardError('ERR_POD_NOT_ALLOCATED', `attach: IPAM holds no allocation for ${containerId}/${ifName}`);
     const pod = this.podOf(hostVethName(containerId, ifName), mac.toLowerCase(), alloc.addresses);
     const why = podProblem(pod);
-    if (why !== undefined) throw new PodGuardError(400, 'ERR_POD_BAD_REQUEST', `attach ${containerId}/${ifName}: ${why}`);
+    if (why !== undefined) throw new PodGuardError('ERR_POD_BAD_REQUEST', `attach ${containerId}/${ifName}: ${why}`);
     const old = this.entries.get(pod.port);
     this.entries.set(pod.port, { pod, containerId, ifName, seq: ++this.seq });
     // An address is allowed on one port at most: one that IPAM handed on (released, then allocated
@@ -200,7 +199,7 @@ export class PodGuard implements Startable {
   /** Removes the rules of an attachment; one that is not guarded is no error. */
   async detach(containerId: string, ifName: string): Promise<boolean> {
     if (typeof containerId !== 'string' || containerId === '' || typeof ifName !== 'string' || ifName === '') {
-      throw new PodGuardError(400, 'ERR_POD_BAD_REQUEST', 'detach: containerId and ifName are required');
+      throw new PodGuardError('ERR_POD_BAD_REQUEST', 'detach: containerId and ifName are required');
     }
     const port = hostVethName(containerId, ifName);
     const old = this.entries.get(port);
@@ -405,7 +404,7 @@ export class PodGuard implements Startable {
     const text = `${what}: ${describeError(err)}`;
     if (this.problem !== text) this.c.logger.error(what, { table: `bridge ${POD_TABLE}`, err: describeError(err) });
     this.problem = text;
-    return new PodGuardError(500, 'ERR_POD_GUARD', text, { cause: err });
+    return new PodGuardError('ERR_POD_GUARD', text, { cause: err });
   }
 }
 
