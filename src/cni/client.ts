@@ -13,7 +13,6 @@ export type GrantedAttachment = Pick<AddressGrant, 'containerId' | 'ifName' | 'a
 
 /** What the commands need from the router; `DaemonClient` is the real one, tests may fake it. */
 export interface DaemonApi {
-  readonly socket: string;
   network(): Promise<CniNetwork>;
   /** `existing`: the router already held these addresses for this attachment. */
   allocate(containerId: string, ifName: string): Promise<{ addresses: PodAddress[]; existing: boolean }>;
