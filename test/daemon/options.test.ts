@@ -3,9 +3,20 @@ import { join } from 'node:path';
 import { Command } from 'commander';
 import { describe, expect, it } from 'vitest';
 import { addLaunchOptions, rawConfigFrom } from '../../src/cli/launch-options.js';
-import { validateConfig } from '../../src/daemon/config.js';
+import { isLogLevel, type LogLevel } from '../../src/core/logger.js';
+import { validateConfig, type DaemonConfig } from '../../src/daemon/config.js';
 import { flagTable, readmeFlagTable, withFlagTable } from '../../src/daemon/flag-table.js';
-import { checkValue, fillDefaults, launchOptions, type RawConfig } from '../../src/daemon/options.js';
+import { checkValue, fillDefaults, LAUNCH_OPTIONS, launchOptions, type RawConfig } from '../../src/daemon/options.js';
+
+/** true when A and B are the same type, else false. */
+type Same<A, B> = [A] extends [B] ? ([B] extends [A] ? true : false) : false;
+
+// The enums' values are exactly what the config's types take (checked by tsc, npm run lint).
+export const enumsMatch = {
+  logLevel: true satisfies Same<(typeof LAUNCH_OPTIONS.logLevel.check.values)[number], LogLevel>,
+  fastpath: true satisfies Same<(typeof LAUNCH_OPTIONS.fastpath.check.values)[number], DaemonConfig['fastpath']>,
+  aead: true satisfies Same<(typeof LAUNCH_OPTIONS.aead.check.values)[number], DaemonConfig['aead']>,
+};
 
 /** Parses `weft launch` arguments the way the CLI does, back to a raw config. */
 function parseLaunch(args: string[]): RawConfig {
@@ -34,6 +45,11 @@ describe('the options table', () => {
     else if (row.check.kind !== 'switch') {
       for (const text of typeof row.default === 'string' ? [row.default] : (row.default as string[])) expect(checkValue(row.check, text)).toHaveProperty('value');
     }
+  });
+
+  it('every log level of --log-level is one the logger knows', () => {
+    for (const level of LAUNCH_OPTIONS.logLevel.check.values) expect(isLogLevel(level)).toBe(true);
+    expect(isLogLevel('loud')).toBe(false);
   });
 
   it('each flag appears once, and the README and the help name them all', () => {
