@@ -17,7 +17,8 @@
 import { parseArgs } from 'node:util';
 import { fastStateTowards, type FastState } from './path-switch.js';
 import { iperf3Tcp, ping } from './traffic.js';
-import { WeftCluster, type RouterStatus } from './weft-cluster.js';
+import type { StatusReport } from '../src/api/types.js';
+import { WeftCluster } from './weft-cluster.js';
 
 const { values } = parseArgs({
   options: { seconds: { type: 'string', default: '60' }, nodes: { type: 'string', default: '3' }, 'no-fastpath': { type: 'boolean', default: false } },
@@ -41,7 +42,7 @@ function human(n: number): string {
   return `${n.toFixed(i === 0 ? 0 : 1)} ${u[i]}`;
 }
 
-function view(statuses: (RouterStatus | Error)[], elapsed: number, note: string, events: string[]): string {
+function view(statuses: (StatusReport | Error)[], elapsed: number, note: string, events: string[]): string {
   const lines = [bold(`weft demo — ${nodes} nodes, live status (${elapsed}s${seconds > 0 ? ` of ${seconds}s` : ''}, Ctrl-C to stop)`), dim(note), ''];
   if (events.length > 0) lines.push(...events.slice(-6).map((e) => `  ${e}`), '');
   for (const s of statuses) {

@@ -11,7 +11,8 @@
 import { LabError } from './errors.js';
 import type { PingResult } from './traffic-parse.js';
 import { ping } from './traffic.js';
-import type { RouterStatus, WeftCluster } from './weft-cluster.js';
+import type { StatusReport } from '../src/api/types.js';
+import type { WeftCluster } from './weft-cluster.js';
 
 export interface PathSwitchOptions {
   /** The VXLAN UDP port to cut (the routers' listen port + 1). */
@@ -41,7 +42,7 @@ function delay(ms: number): Promise<void> {
 }
 
 /** A router's fast-path state towards the node at `underlay`, and when it entered it (Date.now() clock). */
-export function fastStateTowards(s: RouterStatus, underlay: string, receivedAt: number): { state: FastState; at: number } | undefined {
+export function fastStateTowards(s: StatusReport, underlay: string, receivedAt: number): { state: FastState; at: number } | undefined {
   const f = s.fastpath.peers.find((p) => p.underlay === underlay);
   if (f === undefined) return undefined;
   const state: FastState = f.state === 'up' ? 'up' : f.state === 'down' ? 'down' : 'other';

@@ -11,55 +11,12 @@ import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { callApi } from '../src/api/client.js';
+import type { StatusReport } from '../src/api/types.js';
 import { WeftError } from '../src/core/errors.js';
 import { packageRoot } from '../src/core/paths.js';
 import { Lab, type LabNode, type LabPod, type LabProcess } from './lab.js';
 
 const cliPath = join(packageRoot(import.meta.url), 'dist', 'src', 'cli', 'main.js');
-
-/** The part of `weft status --json` the lab reads. */
-export interface RouterStatus {
-  /** Peer name (from the router's key) and nickname (n1, n2, ...). */
-  name: string;
-  nickname: string;
-  /** The 32-bit wire id, 8 hex digits. */
-  id: string;
-  pid: number;
-  mtu: { underlay: number; overlay: number; maxDatagram: number };
-  mode: { encryption: string; vnetHdr: boolean; udpGso: boolean; udpGro: boolean };
-  peers: {
-    name: string;
-    nickname: string;
-    state: string;
-    path: 'fastpath' | 'direct' | 'relay' | 'none';
-    via: string | null;
-    endpoint: string | null;
-    rxFrames: number;
-    txFrames: number;
-    relayedRx: number;
-  }[];
-  relayed: { datagrams: number; bytes: number };
-  fastpath: {
-    mode: string;
-    note: string;
-    peers: { name: string; underlay: string; state: string; reason: string; sinceMs: number; switches: number }[];
-    /** Present while the fast path runs. */
-    probes?: { accepted: number; drops: Record<string, number> };
-    vxlanPort?: { table: string; port: number; peers: string[]; refused: { packets: number; bytes: number }; podProbes: { packets: number; bytes: number } };
-  };
-  mesh: {
-    connections: { peer: string; nickname: string; pathUp: boolean; outbound: boolean }[];
-    peers: { name: string; nickname: string; nextHop: string | undefined; hops: number | undefined }[];
-    keys: { peer: string; state: string; rekeys: number; failures: number }[];
-    closes: Record<string, number>;
-  };
-  traffic: {
-    tap: { rxPackets: number; txPackets: number; rxBytes: number; txBytes: number };
-    udp: { rxPackets: number; txPackets: number; rxBytes: number; txBytes: number };
-  };
-  drops: Record<string, number>;
-  memory: { rssBytes: number };
-}
 
 export interface WeftClusterInit {
   nodes: number;
@@ -243,10 +200,10 @@ export class WeftCluster {
   }
 
   /** `weft status --json` of router i, through the CLI as a user would run it. */
-  async status(i: number): Promise<RouterStatus> {
+  async status(i: number): Promise<StatusReport> {
     const r = this.routers[i]!;
     const res = await this.lab.exec(r.node.ns, [process.execPath, this.cli, 'status', '--json', '--socket', r.socket], { timeoutMs: 10_000 });
-    return JSON.parse(res.stdout) as RouterStatus;
+    return JSON.parse(res.stdout) as StatusReport;
   }
 
   /** Calls router i's local API directly (rejects with the API's error code and message). */
@@ -260,8 +217,8 @@ export class WeftCluster {
   }
 
   /** The same report straight from router i's API socket (no CLI process): for tight polling. */
-  async apiStatus(i: number): Promise<RouterStatus> {
-    return (await callApi(this.routers[i]!.socket, 'GET', '/v1/status', undefined, 10_000)) as RouterStatus;
+  async apiStatus(i: number): Promise<StatusReport> {
+    return (await callApi(this.routers[i]!.socket, 'GET', '/v1/status', undefined, 10_000)) as StatusReport;
   }
 
   /**
@@ -297,7 +254,7 @@ export class WeftCluster {
    * `expected(i, k)` (polling the API socket); returns how long that took. Both ends of a pair
    * switch on their own judgement, so a test that needs settled paths waits for every router.
    */
-  async waitPaths(expected: (from: number, to: number) => RouterStatus['peers'][number]['path'], timeoutMs = 30_000): Promise<number> {
+  async waitPaths(expected: (from: number, to: number) => StatusReport['peers'][number]['path'], timeoutMs = 30_000): Promise<number> {
     const started = Date.now();
     const running = this.routers.map((r, i) => (r.process !== undefined ? i : -1)).filter((i) => i >= 0);
     const want = running.map((i) => Object.fromEntries(running.filter((k) => k !== i).map((k) => [this.routers[k]!.name, expected(i, k)])));

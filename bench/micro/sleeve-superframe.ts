@@ -120,8 +120,8 @@ function measure(cipher: () => FrameCipher, frames: number, size: number): numbe
   const ub = new LoopUdp(6785, (198 << 24) | (18 << 16) | 2);
   ua.peer = ub;
   ub.peer = ua;
-  const a = new Sleeve({ udp: ua, cipher: cipher(), clock, logger: silentLogger }, { name: 'aaaaaaaaaaaaaaaa', id: 0xaaaaaaaa, underlayMtu: 1500, vnetCapable: true });
-  const b = new Sleeve({ udp: ub, cipher: cipher(), clock, logger: silentLogger }, { name: 'bbbbbbbbbbbbbbbb', id: 0xbbbbbbbb, underlayMtu: 1500, vnetCapable: true });
+  const a = new Sleeve({ udp: ua, cipher: cipher(), clock, logger: silentLogger }, { name: 'aaaaaaaaaaaaaaaa', id: 0xaaaaaaaa, underlayMtu: 1500, vnetCapable: true, heartbeatMs: 1000 });
+  const b = new Sleeve({ udp: ub, cipher: cipher(), clock, logger: silentLogger }, { name: 'bbbbbbbbbbbbbbbb', id: 0xbbbbbbbb, underlayMtu: 1500, vnetCapable: true, heartbeatMs: 1000 });
   a.installKeys({ name: 'bbbbbbbbbbbbbbbb', id: 0xbbbbbbbb, tx: { keyId: 2, key: key(1) }, rx: { keyId: 1, key: key(2) }, probe: key(3) }, false);
   b.installKeys({ name: 'aaaaaaaaaaaaaaaa', id: 0xaaaaaaaa, tx: { keyId: 1, key: key(2) }, rx: { keyId: 2, key: key(1) }, probe: key(3) }, false);
   a.setDirect(0xbbbbbbbb, { address: '198.18.0.2', port: 6785, family: 4 });

@@ -4,8 +4,13 @@
  */
 import { request } from 'node:http';
 import { WeftError } from '../core/errors.js';
+import { ApiRefusal } from './errors.js';
+import type { ApiErrorBody } from './types.js';
 
-/** Calls the daemon's local API; rejects with the API's error code and message. */
+/**
+ * Calls the daemon's local API; rejects with an ApiRefusal (the API's error code, message and
+ * HTTP status), or a WeftError: ERR_API_UNREACHABLE (no answer), ERR_API_RESPONSE (not JSON).
+ */
 export function callApi(socketPath: string, method: string, path: string, body?: unknown, timeoutMs = 5000): Promise<unknown> {
   return new Promise((resolve, reject) => {
     const payload = body === undefined ? undefined : JSON.stringify(body);
@@ -22,14 +27,15 @@ export function callApi(socketPath: string, method: string, path: string, body?:
             reject(new WeftError('ERR_API_RESPONSE', `daemon at ${socketPath} answered ${path} with invalid JSON`));
             return;
           }
-          if ((res.statusCode ?? 500) >= 400) {
-            const e = (parsed as { error?: { code?: string; message?: string } }).error;
-            reject(new WeftError(e?.code ?? 'ERR_API', e?.message ?? `HTTP ${res.statusCode}`));
+          const status = res.statusCode ?? 500;
+          if (status >= 400) {
+            const e = (parsed as Partial<ApiErrorBody> | null)?.error;
+            reject(new ApiRefusal(status, e?.code ?? 'ERR_API', e?.message ?? `HTTP ${status}`));
           } else resolve(parsed);
         });
       },
     );
-    req.on('timeout', () => req.destroy(new Error(`no answer within ${timeoutMs} ms`)));
+    req.on('timeout', () => req.destroy(new WeftError('ERR_API_TIMEOUT', `no answer within ${timeoutMs} ms`)));
     req.on('error', (err: NodeJS.ErrnoException) => {
       const why =
         err.code === 'ENOENT' || err.code === 'ECONNREFUSED'

@@ -9,6 +9,7 @@ import { createHash } from 'node:crypto';
 import { mkdirSync, readdirSync, readFileSync, unlinkSync } from 'node:fs';
 import { join } from 'node:path';
 import { writeFileAtomicSync } from '../core/atomic-file.js';
+import { WeftError } from '../core/errors.js';
 
 export interface JournaledRelease {
   containerId: string;
@@ -53,7 +54,7 @@ export class ReleaseJournal {
     for (const n of names) {
       try {
         const e = JSON.parse(readFileSync(join(this.dir, n), 'utf8')) as Partial<JournaledRelease>;
-        if (typeof e.containerId !== 'string' || (e.ifName !== undefined && typeof e.ifName !== 'string') || typeof e.at !== 'number') throw new Error('bad shape');
+        if (typeof e.containerId !== 'string' || (e.ifName !== undefined && typeof e.ifName !== 'string') || typeof e.at !== 'number') throw new WeftError('ERR_JOURNAL_ENTRY', 'bad shape');
         out.push(e.ifName === undefined ? { containerId: e.containerId, at: e.at } : { containerId: e.containerId, ifName: e.ifName, at: e.at });
       } catch {
         this.unreadable.push(join(this.dir, n));

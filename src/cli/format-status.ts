@@ -1,6 +1,14 @@
-import type { IpamStatus } from '../ipam/status.js';
-import type { StatusReport } from '../daemon/status.js';
-import { totalTraffic } from '../mesh/gossip-channel.js';
+import type { IpamStatus, StatusReport, Traffic } from '../api/types.js';
+
+/** Sum of a group of counters. */
+function total(group: Readonly<Record<string, Traffic>>): Traffic {
+  const out = { messages: 0, bytes: 0 };
+  for (const t of Object.values(group)) {
+    out.messages += t.messages;
+    out.bytes += t.bytes;
+  }
+  return out;
+}
 
 function bytes(n: number): string {
   const units = ['B', 'KiB', 'MiB', 'GiB', 'TiB'];
@@ -68,9 +76,9 @@ export function formatStatus(s: StatusReport): string {
   if (closes.length > 0) lines.push(`  connections closed: ${closes.map(([k, n]) => `${k}=${n}`).join('  ')}`);
   const refused = Object.entries(m.refused ?? {});
   if (refused.length > 0) lines.push(`  messages refused (dropped, connections kept): ${refused.map(([k, n]) => `${k}=${n}`).join('  ')}`);
-  const channels = (m.channels ?? []).map((c) => {
-    const sent = totalTraffic(c.sent);
-    const received = totalTraffic(c.received);
+  const channels = m.channels.map((c) => {
+    const sent = total(c.sent);
+    const received = total(c.received);
     return `${c.channel} out ${sent.messages} (${bytes(sent.bytes)}) in ${received.messages} (${bytes(received.bytes)})`;
   });
   if (channels.length > 0) lines.push(`  gossip channels, messages: ${channels.join(', ')}`);
@@ -107,10 +115,8 @@ export function formatStatus(s: StatusReport): string {
   return lines.join('\n');
 }
 
-export type IpamStatusReport = IpamStatus;
-
 /** `weft ipam status`: readiness, bootstrap, per range who owns what and this router's counts. */
-export function formatIpamStatus(s: IpamStatusReport): string {
+export function formatIpamStatus(s: IpamStatus): string {
   const lines: string[] = [];
   lines.push(`IPAM of ${s.self}: ${s.ready.ok ? 'ready' : `not ready (${s.ready.reason ?? 'unknown'})`}${s.fenced ? ', FENCED: this peer was forgotten' : ''}`);
   if (s.bootstrap.mode === 'seeds') lines.push(`  bootstrap: seeds ${s.bootstrap.seeds.join(', ')}`);

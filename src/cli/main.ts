@@ -7,51 +7,33 @@ import { Command, CommanderError } from 'commander';
 import { ConfigError, WeftError, describeError } from '../core/errors.js';
 import { createLogger } from '../core/logger.js';
 import { systemClock } from '../core/clock.js';
-import { validateConfig, type RawConfig } from '../daemon/config.js';
+import { validateConfig } from '../daemon/config.js';
+import { defaultOf } from '../daemon/options.js';
 import { Daemon } from '../daemon/daemon.js';
 import { callApi } from '../api/client.js';
-import type { StatusReport } from '../daemon/status.js';
+import type {
+  ForgetRequest,
+  ForgetResponse,
+  IpamAllocateRequest,
+  IpamAllocateResponse,
+  IpamAllocationsResponse,
+  IpamReleaseRequest,
+  IpamReleaseResponse,
+  IpamStatus,
+  StatusReport,
+} from '../api/types.js';
 import { IpNetlink } from '../platform/linux/ip-netlink.js';
-import { formatIpamStatus, formatStatus, type IpamStatusReport } from './format-status.js';
+import { formatIpamStatus, formatStatus } from './format-status.js';
 import { loadOrCreateIdentity } from '../mesh/identity.js';
 import { installCni } from '../cni/install.js';
-import { join } from 'node:path';
+import { releaseJournalDir } from '../api/paths.js';
+import { addLaunchOptions, rawConfigFrom } from './launch-options.js';
 
-const DEFAULT_SOCKET = '/run/weft/weft.sock';
-
-function collect(value: string, previous: string[]): string[] {
-  return [...previous, value];
-}
+const DEFAULT_SOCKET = defaultOf('apiSocket');
+const DEFAULT_STATE_DIR = defaultOf('stateDir');
 
 async function launch(opts: Record<string, unknown>, unknown: string[]): Promise<void> {
-  const raw: RawConfig = {
-    name: opts.name as string | undefined,
-    listen: opts.listen as string | undefined,
-    peers: opts.peer as string[],
-    secretFile: opts.secretFile as string | undefined,
-    plaintext: opts.plaintext === true,
-    bridge: opts.bridge as string | undefined,
-    tap: opts.tap as string | undefined,
-    vnetHdr: opts.vnetHdr !== false,
-    underlayMtu: opts.underlayMtu as string | undefined,
-    mtu: opts.mtu as string | undefined,
-    apiSocket: opts.apiSocket as string | undefined,
-    logLevel: opts.logLevel as string | undefined,
-    heartbeatMs: opts.heartbeatMs as string | undefined,
-    spinUs: opts.spinUs as string | undefined,
-    aead: opts.aead as string | undefined,
-    stateDir: opts.stateDir as string | undefined,
-    advertise: opts.advertise as string[],
-    rekeySeconds: opts.rekeySeconds as string | undefined,
-    fastpath: opts.fastpath as string | undefined,
-    trustedSubnets: opts.trustedSubnets as string[],
-    ipamRange: opts.ipamRange as string | undefined,
-    ipamRange6: opts.ipamRange6 as string | undefined,
-    ipamSeed: opts.ipamSeed as string[],
-    ipamInitPeers: opts.ipamInitPeers as string | undefined,
-    ipamQuarantineSeconds: opts.ipamQuarantineSeconds as string | undefined,
-    unknown,
-  };
+  const raw = rawConfigFrom(opts, unknown);
   const config = validateConfig(raw);
   const logger = createLogger({ level: config.logLevel });
   let stopping = false;
@@ -96,34 +78,7 @@ export async function main(argv: string[]): Promise<number> {
     .exitOverride()
     .configureOutput({ writeErr: (s) => process.stderr.write(s) });
 
-  program
-    .command('launch')
-    .description('run a router in the foreground')
-    .option('--name <name>', 'nickname shown beside the peer name (required; the peer name comes from the key)')
-    .option('--listen <addr:port>', 'address of the sleeve (UDP) and of the mesh (TCP, same port)', '0.0.0.0:6784')
-    .option('--peer <addr:port>', 'a router to connect to (repeat for more); others are learned by gossip', collect, [])
-    .option('--advertise <addr:port>', 'endpoint announced to other routers (repeatable; default: --listen when specific)', collect, [])
-    .option('--secret-file <file>', 'file holding the cluster secret (at least 16 bytes)')
-    .option('--state-dir <dir>', 'where the identity key is kept', '/var/lib/weft')
-    .option('--rekey-seconds <s>', 'rotate data keys this often', '120')
-    .option('--fastpath <mode>', 'kernel VXLAN fast path per peer, with fallback to the sleeve: auto or off', 'auto')
-    .option('--trusted-subnets <cidrs>', 'underlay subnets where the unencrypted kernel path may carry an encrypting cluster (repeatable, comma-separated)', collect, [])
-    .option('--ipam-range <cidr>', 'IPv4 range the cluster-wide IPAM hands out to pods ("none": no IPAM)', '10.32.0.0/12')
-    .option('--ipam-range6 <cidr>', 'IPv6 range for dual-stack pods (optional)')
-    .option('--ipam-seed <names>', 'peer names that split the range at bootstrap (repeatable, comma-separated; see "weft identity")', collect, [])
-    .option('--ipam-init-peers <n>', 'without seeds: split the range once this many peers see each other (default: number of --peer + 1)')
-    .option('--ipam-quarantine-seconds <s>', 'a released address is not handed out again for this long', '300')
-    .option('--plaintext', 'no encryption or authentication (only on a trusted network)')
-    .option('--bridge <name>', 'bridge the pods are plugged into', 'weft')
-    .option('--tap <name>', 'TAP device name', 'weft-tap')
-    .option('--no-vnet-hdr', 'per-frame mode: no virtio_net_hdr super-frames on the TAP')
-    .option('--underlay-mtu <bytes>', 'MTU of the underlay path (default: detected)')
-    .option('--mtu <bytes>', 'overlay MTU for the TAP, bridge and pods (default: derived)')
-    .option('--api-socket <path>', 'local API socket', DEFAULT_SOCKET)
-    .option('--log-level <level>', 'trace, debug, info, warn, error or silent', 'info')
-    .option('--heartbeat-ms <ms>', 'sleeve heartbeat interval (above 500 slows fast-path fallback)', '500')
-    .option('--spin-us <us>', 'busy-poll this long after traffic before sleeping (0 = off)', '0')
-    .option('--aead <impl>', 'ChaCha20-Poly1305 implementation: openssl (Node\'s, via the addon) or libsodium', 'openssl')
+  addLaunchOptions(program.command('launch').description('run a router in the foreground'))
     .allowUnknownOption()
     .allowExcessArguments()
     .action(async (opts: Record<string, unknown>, cmd: Command) => launch(opts, cmd.args));
@@ -142,14 +97,15 @@ export async function main(argv: string[]): Promise<number> {
     .option('--force', 'even while the peer is still reachable (it is then fenced: it can no longer allocate)')
     .option('--socket <path>', 'API socket of the router', DEFAULT_SOCKET)
     .action(async (peer: string, opts: { socket: string; force?: boolean }) => {
-      const r = (await callApi(opts.socket, 'POST', '/v1/forget', { peer, force: opts.force === true })) as { forgotten: string; ipam?: string };
+      const request: ForgetRequest = { peer, force: opts.force === true };
+      const r = (await callApi(opts.socket, 'POST', '/v1/forget', request)) as ForgetResponse;
       process.stdout.write(`forgotten: ${r.forgotten}${r.ipam === undefined ? '' : ` (IPAM: ${r.ipam})`}\n`);
     });
 
   program
     .command('identity')
     .description("print this host's peer name (creating the identity key if there is none yet), e.g. for --ipam-seed")
-    .option('--state-dir <dir>', 'where the identity key is kept', '/var/lib/weft')
+    .option('--state-dir <dir>', 'where the identity key is kept', DEFAULT_STATE_DIR)
     .option('--name <nickname>', 'nickname (only used when the key is created)', 'weft')
     .action((opts: { stateDir: string; name: string }) => {
       const id = loadOrCreateIdentity(opts.stateDir, opts.name);
@@ -162,11 +118,11 @@ export async function main(argv: string[]): Promise<number> {
     .option('--bin-dir <dir>', 'CNI bin dir', '/opt/cni/bin')
     .option('--conf-dir <dir>', 'CNI conf dir (the conflist is named to sort first)', '/etc/cni/net.d')
     .option('--socket <path>', "the router's API socket", DEFAULT_SOCKET)
-    .option('--state-dir <dir>', "the router's --state-dir (releases are journaled under it while the router is down)", '/var/lib/weft')
+    .option('--state-dir <dir>', "the router's --state-dir (releases are journaled under it while the router is down)", DEFAULT_STATE_DIR)
     .option('--name <network>', 'network name', 'weft')
     .option('--no-portmap', 'do not chain portmap')
     .action((opts: { binDir: string; confDir: string; socket: string; stateDir: string; name: string; portmap: boolean }) => {
-      const r = installCni({ binDir: opts.binDir, confDir: opts.confDir, socket: opts.socket, journalDir: join(opts.stateDir, 'pending-releases'), name: opts.name, portmap: opts.portmap });
+      const r = installCni({ binDir: opts.binDir, confDir: opts.confDir, socket: opts.socket, journalDir: releaseJournalDir(opts.stateDir), name: opts.name, portmap: opts.portmap });
       process.stdout.write(`installed ${r.wrapper} and ${r.conflist}\n`);
       if (r.shadowedBy.length > 0) process.stderr.write(`warning: ${r.shadowedBy.join(', ')} sort(s) before ${r.conflist}; runtimes use the first file\n`);
     });
@@ -178,7 +134,7 @@ export async function main(argv: string[]): Promise<number> {
     .option('--json', 'machine-readable output')
     .option('--socket <path>', 'API socket of the router', DEFAULT_SOCKET)
     .action(async (opts: { json?: boolean; socket: string }) => {
-      const r = (await callApi(opts.socket, 'GET', '/v1/ipam/status')) as IpamStatusReport;
+      const r = (await callApi(opts.socket, 'GET', '/v1/ipam/status')) as IpamStatus;
       process.stdout.write(opts.json === true ? `${JSON.stringify(r, null, 2)}\n` : `${formatIpamStatus(r)}\n`);
     });
   ipam
@@ -186,7 +142,7 @@ export async function main(argv: string[]): Promise<number> {
     .description("this router's allocations")
     .option('--socket <path>', 'API socket of the router', DEFAULT_SOCKET)
     .action(async (opts: { socket: string }) => {
-      const r = (await callApi(opts.socket, 'GET', '/v1/ipam/allocations')) as { allocations: { containerId: string; ifName: string; addresses: string[] }[] };
+      const r = (await callApi(opts.socket, 'GET', '/v1/ipam/allocations')) as IpamAllocationsResponse;
       for (const a of r.allocations) process.stdout.write(`${a.containerId} ${a.ifName} ${a.addresses.join(' ')}\n`);
     });
   ipam
@@ -196,7 +152,8 @@ export async function main(argv: string[]): Promise<number> {
     .option('--if <name>', 'interface name', 'eth0')
     .option('--socket <path>', 'API socket of the router', DEFAULT_SOCKET)
     .action(async (containerId: string, opts: { if: string; socket: string }) => {
-      const r = (await callApi(opts.socket, 'POST', '/v1/ipam/allocate', { containerId, ifName: opts.if })) as { addresses: { address: string; prefixLength: number }[] };
+      const request: IpamAllocateRequest = { containerId, ifName: opts.if };
+      const r = (await callApi(opts.socket, 'POST', '/v1/ipam/allocate', request)) as IpamAllocateResponse;
       process.stdout.write(`${r.addresses.map((a) => `${a.address}/${a.prefixLength}`).join(' ')}\n`);
     });
   ipam
@@ -206,7 +163,8 @@ export async function main(argv: string[]): Promise<number> {
     .option('--if <name>', 'only this interface')
     .option('--socket <path>', 'API socket of the router', DEFAULT_SOCKET)
     .action(async (containerId: string, opts: { if?: string; socket: string }) => {
-      const r = (await callApi(opts.socket, 'POST', '/v1/ipam/release', { containerId, ifName: opts.if })) as { released: string[] };
+      const request: IpamReleaseRequest = { containerId, ifName: opts.if };
+      const r = (await callApi(opts.socket, 'POST', '/v1/ipam/release', request)) as IpamReleaseResponse;
       process.stdout.write(`released: ${r.released.length === 0 ? 'nothing' : r.released.join(' ')}\n`);
     });
 

@@ -4,32 +4,20 @@
  */
 import { isIP } from 'node:net';
 import { callApi } from '../api/client.js';
+import type { AddressGrant, CniNetwork, IpamAllocateResponse, IpamAllocationsResponse, IpamReleaseResponse } from '../api/types.js';
 import { WeftError } from '../core/errors.js';
-import type { Gateway, PodAddress } from './result.js';
+import type { PodAddress } from './result.js';
 
-export interface PodNetwork {
-  ready: boolean;
-  reason?: string;
-  bridge: string;
-  mtu: number;
-  gateways: Gateway[];
-}
-
-export interface Allocation {
-  containerId: string;
-  ifName: string;
-  addresses: string[];
-  allocatedAt?: unknown;
-}
+/** What the plugin reads of an address grant: whose it is and the addresses. */
+export type GrantedAttachment = Pick<AddressGrant, 'containerId' | 'ifName' | 'addresses'>;
 
 /** What the commands need from the router; `DaemonClient` is the real one, tests may fake it. */
 export interface DaemonApi {
-  readonly socket: string;
-  network(): Promise<PodNetwork>;
+  network(): Promise<CniNetwork>;
   /** `existing`: the router already held these addresses for this attachment. */
   allocate(containerId: string, ifName: string): Promise<{ addresses: PodAddress[]; existing: boolean }>;
   release(containerId: string, ifName?: string): Promise<string[]>;
-  allocations(): Promise<Allocation[]>;
+  allocations(): Promise<GrantedAttachment[]>;
   /**
    * The router guards the attachment's port: frames from it must carry `mac` and the addresses
    * the router allocated to it (anti-spoofing rules). Resolves once the rules are in place.
@@ -78,9 +66,9 @@ export class DaemonClient implements DaemonApi {
     this.timeoutMs = init.timeoutMs;
   }
 
-  async network(): Promise<PodNetwork> {
+  async network(): Promise<CniNetwork> {
     const path = '/v1/cni/network';
-    const r = (await callApi(this.socket, 'GET', path, undefined, this.timeoutMs ?? 5000)) as Partial<PodNetwork> | null;
+    const r = (await callApi(this.socket, 'GET', path, undefined, this.timeoutMs ?? 5000)) as Partial<CniNetwork> | null;
     if (r === null || typeof r !== 'object' || typeof r.ready !== 'boolean') throw malformed(this.socket, path, 'no ready flag');
     if (typeof r.bridge !== 'string' || (r.ready && r.bridge === '')) throw malformed(this.socket, path, 'no bridge name');
     if (typeof r.mtu !== 'number' || !Number.isInteger(r.mtu) || r.mtu < 576) throw malformed(this.socket, path, `an invalid mtu ${JSON.stringify(r.mtu)}`);
@@ -90,7 +78,7 @@ export class DaemonClient implements DaemonApi {
 
   async allocate(containerId: string, ifName: string): Promise<{ addresses: PodAddress[]; existing: boolean }> {
     const path = '/v1/ipam/allocate';
-    const r = (await callApi(this.socket, 'POST', path, { containerId, ifName }, this.timeoutMs ?? 10_000)) as { addresses?: unknown; existing?: unknown } | null;
+    const r = (await callApi(this.socket, 'POST', path, { containerId, ifName }, this.timeoutMs ?? 10_000)) as Partial<Record<keyof IpamAllocateResponse, unknown>> | null;
     const addresses = addressList(this.socket, path, r?.addresses);
     if (addresses.length === 0) throw malformed(this.socket, path, 'no address');
     return { addresses, existing: r?.existing === true };
@@ -99,7 +87,7 @@ export class DaemonClient implements DaemonApi {
   async release(containerId: string, ifName?: string): Promise<string[]> {
     const path = '/v1/ipam/release';
     const body = ifName === undefined ? { containerId } : { containerId, ifName };
-    const r = (await callApi(this.socket, 'POST', path, body, this.timeoutMs ?? 5000)) as { released?: unknown } | null;
+    const r = (await callApi(this.socket, 'POST', path, body, this.timeoutMs ?? 5000)) as Partial<Record<keyof IpamReleaseResponse, unknown>> | null;
     return Array.isArray(r?.released) ? r.released.filter((a): a is string => typeof a === 'string') : [];
   }
 
@@ -111,22 +99,16 @@ export class DaemonClient implements DaemonApi {
     await callApi(this.socket, 'POST', '/v1/cni/detach', { containerId, ifName }, this.timeoutMs ?? 5000);
   }
 
-  async allocations(): Promise<Allocation[]> {
+  async allocations(): Promise<GrantedAttachment[]> {
     const path = '/v1/ipam/allocations';
-    const r = (await callApi(this.socket, 'GET', path, undefined, this.timeoutMs ?? 5000)) as { allocations?: unknown } | null;
+    const r = (await callApi(this.socket, 'GET', path, undefined, this.timeoutMs ?? 5000)) as Partial<Record<keyof IpamAllocationsResponse, unknown>> | null;
     if (!Array.isArray(r?.allocations)) throw malformed(this.socket, path, 'no allocations array');
     return r.allocations.map((a: unknown, i) => {
-      const o = a as Partial<Allocation> | null;
+      const o = a as Partial<AddressGrant> | null;
       if (o === null || typeof o !== 'object' || typeof o.containerId !== 'string' || typeof o.ifName !== 'string' || !Array.isArray(o.addresses)) {
         throw malformed(this.socket, path, `an invalid allocation at [${i}]: ${JSON.stringify(a)}`);
       }
-      return { containerId: o.containerId, ifName: o.ifName, addresses: o.addresses.filter((x): x is string => typeof x === 'string'), allocatedAt: o.allocatedAt };
+      return { containerId: o.containerId, ifName: o.ifName, addresses: o.addresses.filter((x): x is string => typeof x === 'string') };
     });
   }
-}
-
-/** Codes meaning the router could not take the request now (retrying later may work). */
-export function isTransient(err: unknown): boolean {
-  const code = (err as { code?: unknown } | null)?.code;
-  return code === 'ERR_API_UNREACHABLE' || code === 'ERR_IPAM_NOT_READY';
 }

@@ -9,9 +9,10 @@ import { isAbsolute } from 'node:path';
 import { CniCode, CniError } from './errors.js';
 import type { CniDns } from './result.js';
 import { isSupportedVersion, SUPPORTED_VERSIONS, type CniVersion } from './versions.js';
+import { DEFAULT_API_SOCKET, DEFAULT_STATE_DIR, releaseJournalDir } from '../api/paths.js';
 
-export const DEFAULT_SOCKET = '/run/weft/weft.sock';
-export const DEFAULT_JOURNAL_DIR = '/var/lib/weft/pending-releases';
+export const DEFAULT_SOCKET = DEFAULT_API_SOCKET;
+export const DEFAULT_JOURNAL_DIR = releaseJournalDir(DEFAULT_STATE_DIR);
 
 /** Network names and container ids: the spec's pattern. */
 export const SPEC_NAME = /^[a-zA-Z0-9][a-zA-Z0-9_.-]*$/;

@@ -3,6 +3,7 @@
  * (portmap) and the runtime read back as `prevResult`. `ips[].interface` indexes `interfaces`;
  * the container interface carries `sandbox` (the netns path). 1.1.0 adds `mtu` on interfaces.
  */
+import type { PrefixedAddress } from '../api/types.js';
 import { CniCode, CniError } from './errors.js';
 import type { CniVersion } from './versions.js';
 
@@ -40,17 +41,11 @@ export interface CniResult {
   dns?: CniDns;
 }
 
-export interface PodAddress {
-  address: string;
-  prefixLength: number;
-  family: 4 | 6;
-}
+/** An address the router's IPAM gave the pod. */
+export type PodAddress = PrefixedAddress;
 
-export interface Gateway {
-  address: string;
-  prefixLength: number;
-  family: 4 | 6;
-}
+/** The gateway's address on the bridge, one per family. */
+export type Gateway = PrefixedAddress;
 
 export interface AddOutcome {
   cniVersion: CniVersion;

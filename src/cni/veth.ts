@@ -15,6 +15,7 @@
 import { createHash, randomBytes } from 'node:crypto';
 import { accessSync, constants } from 'node:fs';
 import { join } from 'node:path';
+import { WeftError } from '../core/errors.js';
 import { run } from '../platform/linux/run.js';
 import {
   addressAdd,
@@ -74,12 +75,12 @@ export interface HostLink {
   up: boolean;
 }
 
-/** Thrown by LinkOps; `kind` lets commands pick the CNI code. */
-export class LinkError extends Error {
+/** Thrown by LinkOps; `kind` (in the code too: ERR_LINK_NETNS, _EXISTS, _FAILED) lets commands pick the CNI code. */
+export class LinkError extends WeftError {
   readonly kind: 'netns' | 'exists' | 'failed';
 
   constructor(kind: 'netns' | 'exists' | 'failed', message: string, options?: { cause?: unknown }) {
-    super(message, options);
+    super(`ERR_LINK_${kind.toUpperCase()}`, message, options);
     this.name = 'LinkError';
     this.kind = kind;
   }
@@ -231,7 +232,7 @@ export class PodLinks implements LinkOps {
     const ns = openPodNetns(a.netns);
     try {
       const index = await linkIndex(ns, a.ifName);
-      if (index === undefined) throw new Error(`${a.ifName} does not exist there`);
+      if (index === undefined) throw new LinkError('failed', `${a.ifName} does not exist there`);
       const requests: RtnlRequest[] = [linkSet({ name: 'lo', up: true })];
       for (const x of a.addresses) requests.push(addressAdd({ index, address: x.address, prefixLength: x.prefixLength, nodad: x.family === 6 }));
       requests.push(linkSet({ index, up: true }));

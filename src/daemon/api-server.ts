@@ -1,6 +1,7 @@
 /**
  * The daemon's local API: HTTP with JSON bodies on a Unix socket. Routes are registered by the
- * daemon; errors come back as { error: { code, message } } with a 4xx/5xx.
+ * daemon; errors come back as { error: { code, message } } (ApiErrorBody) with the HTTP status of
+ * their code (src/api/errors.ts; "not ready yet" is 503); an error without a code is ERR_INTERNAL.
  *
  * Only root (the router's own user) reaches it: the socket is a file (never an abstract socket,
  * which any process in the network namespace could reach) of mode 0600, created so from the start
@@ -12,6 +13,8 @@ import { chmodSync, lstatSync, mkdirSync, unlinkSync } from 'node:fs';
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
 import { connect } from 'node:net';
 import { dirname } from 'node:path';
+import { ApiError, apiStatusOf } from '../api/errors.js';
+import type { ApiErrorBody } from '../api/types.js';
 import { WeftError, describeError } from '../core/errors.js';
 import type { Logger } from '../core/logger.js';
 import type { Startable } from '../core/startable.js';
@@ -20,15 +23,6 @@ export type ApiHandler = (body: unknown, req: IncomingMessage) => Promise<unknow
 
 /** A route that takes the body as bytes and answers with text and headers of its own (not JSON). */
 export type RawApiHandler = (body: Buffer, req: IncomingMessage) => Promise<{ headers: Record<string, string>; body: string }>;
-
-export class ApiError extends WeftError {
-  readonly status: number;
-  constructor(status: number, code: string, message: string) {
-    super(code, message);
-    this.name = 'ApiError';
-    this.status = status;
-  }
-}
 
 const MAX_BODY = 1 << 20;
 /** sun_path holds 108 bytes with the terminating NUL. */
@@ -146,23 +140,28 @@ export class ApiServer implements Startable {
         res.writeHead(200, { ...r.headers, 'content-type': 'text/plain', 'content-length': Buffer.byteLength(r.body) });
         res.end(r.body);
       } catch (err) {
-        this.log.error('API request failed', { path, err: describeError(err) });
-        send(res, 500, { error: { code: err instanceof WeftError ? err.code : 'ERR_INTERNAL', message: err instanceof Error ? err.message : String(err) } });
+        this.refuse(res, path, err);
       }
       return;
     }
     const handler = this.routes.get(`${req.method ?? 'GET'} ${path}`);
     try {
-      if (handler === undefined) throw new ApiError(404, 'ERR_NOT_FOUND', `no API route ${req.method} ${path}`);
+      if (handler === undefined) throw new ApiError('ERR_NOT_FOUND', `no API route ${req.method} ${path}`);
       const body = await readBody(req);
       const result = await handler(body, req);
       send(res, 200, result ?? {});
     } catch (err) {
-      const status = err instanceof ApiError ? err.status : 500;
-      const code = err instanceof WeftError ? err.code : 'ERR_INTERNAL';
-      if (status >= 500) this.log.error('API request failed', { path, err: describeError(err) });
-      send(res, status, { error: { code, message: err instanceof Error ? err.message : String(err) } });
+      this.refuse(res, path, err);
     }
+  }
+
+  /** Answers `err` as { error: { code, message } } with its code's status; 5xx are logged. */
+  private refuse(res: ServerResponse, path: string | undefined, err: unknown): void {
+    const code = err instanceof WeftError ? err.code : 'ERR_INTERNAL';
+    const status = apiStatusOf(code);
+    if (status >= 500) this.log.error('API request failed', { path, err: describeError(err) });
+    const body: ApiErrorBody = { error: { code, message: err instanceof Error ? err.message : String(err) } };
+    send(res, status, body);
   }
 }
 
@@ -186,7 +185,7 @@ async function readBytes(req: IncomingMessage): Promise<Buffer> {
   let size = 0;
   for await (const chunk of req) {
     size += (chunk as Buffer).length;
-    if (size > MAX_BODY) throw new ApiError(413, 'ERR_BODY_TOO_LARGE', `request body over ${MAX_BODY} bytes`);
+    if (size > MAX_BODY) throw new ApiError('ERR_BODY_TOO_LARGE', `request body over ${MAX_BODY} bytes`);
     chunks.push(chunk as Buffer);
   }
   return Buffer.concat(chunks);
@@ -198,6 +197,6 @@ async function readBody(req: IncomingMessage): Promise<unknown> {
   try {
     return JSON.parse(bytes.toString('utf8')) as unknown;
   } catch {
-    throw new ApiError(400, 'ERR_BAD_JSON', 'request body is not valid JSON');
+    throw new ApiError('ERR_BAD_JSON', 'request body is not valid JSON');
   }
 }

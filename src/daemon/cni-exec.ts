@@ -24,9 +24,8 @@ const VARS = ['CNI_COMMAND', 'CNI_CONTAINERID', 'CNI_NETNS', 'CNI_IFNAME', 'CNI_
  * (same error codes), without an HTTP round trip to ourselves. A config naming another socket
  * (another router) is served over that socket.
  */
-function inProcess(socket: string, ipam: Ipam, pods: PodNetwork, guard: PodGuard): DaemonApi {
+function inProcess(ipam: Ipam, pods: PodNetwork, guard: PodGuard): DaemonApi {
   return {
-    socket,
     network: () => Promise.resolve(pods.network()),
     allocate: async (containerId, ifName) => {
       const r = await ipam.allocate({ containerId, ifName });
@@ -46,7 +45,7 @@ export function cniExecHandler(
   const links = new PodLinks({ pathEnv: process.env.PATH });
   const { ipam, pods, guard } = own;
   const daemon = (socket: string): DaemonApi =>
-    socket === own.socket && ipam !== undefined && pods !== undefined && guard !== undefined ? inProcess(socket, ipam, pods, guard) : new DaemonClient({ socket });
+    socket === own.socket && ipam !== undefined && pods !== undefined && guard !== undefined ? inProcess(ipam, pods, guard) : new DaemonClient({ socket });
   const deps = { links, daemon, journal: (dir: string) => new ReleaseJournal(dir) };
   return async (body, req) => {
     const env: Record<string, string> = {};

@@ -25,18 +25,20 @@ import { OverlaySwitch } from '../router/overlay-switch.js';
 import { loadOrCreateIdentity } from '../mesh/identity.js';
 import { Mesh } from '../mesh/mesh.js';
 import { buildMeshGossip, type MeshGossip } from './mesh-gossip.js';
-import { IpamService } from './ipam-service.js';
+import { IpamService, ipamOffRoutes } from './ipam-service.js';
 import { PodNetwork } from './pod-network.js';
-import { PodGuard, PodGuardError } from './pod-guard.js';
+import { PodGuard } from './pod-guard.js';
 import { cniExecHandler } from './cni-exec.js';
 import { NftCli } from '../platform/linux/nft-cli.js';
 import { Sleeve } from '../router/sleeve/sleeve.js';
 import { FastPath } from '../router/fastpath/fast-path.js';
 import { FAST_PATH_TABLES } from '../router/fastpath/filters.js';
 import { overlayMtu } from '../router/sleeve/wire.js';
-import { ApiError, ApiServer, prepareSocketDir } from './api-server.js';
+import { ApiError } from '../api/errors.js';
+import { ApiServer, prepareSocketDir } from './api-server.js';
 import type { DaemonConfig } from './config.js';
-import { buildStatus, ipamSummary, type StatusReport } from './status.js';
+import type { StatusReport } from '../api/types.js';
+import { buildStatus, ipamSummary } from './status.js';
 
 /** The fast path's VXLAN device. */
 const VXLAN_DEVICE = 'weft-vx';
@@ -179,11 +181,7 @@ export class Daemon {
     });
     this.api.route('POST', '/v1/forget', (body) => this.forget(body));
     if (this.ipam !== undefined) this.ipam.routes(this.api);
-    else {
-      this.api.route('GET', '/v1/ipam/status', () => {
-        throw new ApiError(503, 'ERR_IPAM_NOT_READY', 'IPAM is off on this router (--ipam-range none)');
-      });
-    }
+    else ipamOffRoutes(this.api);
     this.api.routeRaw('POST', '/v1/cni/exec', cniExecHandler(this.log.child('cni'), { socket: c.apiSocket, ipam: this.ipam?.ipam, pods: this.podNetwork, guard: this.podGuard }));
     this.api.route('POST', '/v1/cni/attach', (body) => this.guardCall((g) => g.attach(field(body, 'containerId') as string, field(body, 'ifName') as string, field(body, 'mac') as string).then(() => ({}))));
     this.api.route('POST', '/v1/cni/detach', (body) => this.guardCall(async (g) => ({ detached: await g.detach(field(body, 'containerId') as string, field(body, 'ifName') as string) })));
@@ -235,7 +233,7 @@ export class Daemon {
 
   status(): StatusReport {
     if (this.sleeve === undefined || this.learningSwitch === undefined || this.overlaySwitch === undefined || this.tap === undefined || this.udp === undefined || this.mesh === undefined) {
-      throw new WeftError('ERR_NOT_READY', 'the router is still starting');
+      throw new ApiError('ERR_NOT_READY', 'the router is still starting');
     }
     return buildStatus({
       config: this.config,
@@ -255,16 +253,11 @@ export class Daemon {
     });
   }
 
-  /** A call to the pod guard from the API: its refusals keep their HTTP status. */
+  /** A call to the pod guard from the API (its refusals are answered with their codes' statuses). */
   private async guardCall<T>(fn: (g: PodGuard) => Promise<T>): Promise<T> {
     const g = this.podGuard;
-    if (g === undefined) throw new ApiError(503, 'ERR_IPAM_NOT_READY', 'pods are off on this router (--ipam-range none)');
-    try {
-      return await fn(g);
-    } catch (err) {
-      if (err instanceof PodGuardError) throw new ApiError(err.status, err.code, err.message);
-      throw err;
-    }
+    if (g === undefined) throw new ApiError('ERR_IPAM_NOT_READY', 'pods are off on this router (--ipam-range none)');
+    return fn(g);
   }
 
   /** The kernel fast path, when configured and possible here (owned by the overlay switch); otherwise a note says why not. */
@@ -325,20 +318,20 @@ export class Daemon {
   private forget(body: unknown): { forgotten: string; ipam: string } {
     const peer = typeof body === 'object' && body !== null ? (body as { peer?: unknown }).peer : undefined;
     const gossip = this.gossip;
-    if (gossip === undefined) throw new WeftError('ERR_NOT_READY', 'the router is still starting');
-    if (typeof peer !== 'string' || peer === '') throw new ApiError(400, 'ERR_BAD_REQUEST', 'forget: give {"peer": NAME} with a peer name or nickname');
+    if (gossip === undefined) throw new ApiError('ERR_NOT_READY', 'the router is still starting');
+    if (typeof peer !== 'string' || peer === '') throw new ApiError('ERR_BAD_REQUEST', 'forget: give {"peer": NAME} with a peer name or nickname');
     const records = gossip.topology.records();
     const matches = records.filter((r) => r.name === peer || r.nickname === peer);
-    if (matches.length === 0) throw new ApiError(404, 'ERR_NOT_FOUND', `forget: no peer named "${peer}" in the topology`);
-    if (matches.length > 1) throw new ApiError(400, 'ERR_BAD_REQUEST', `forget: the nickname "${peer}" is ambiguous (${matches.map((m) => m.name).join(', ')}); give the peer name`);
+    if (matches.length === 0) throw new ApiError('ERR_NOT_FOUND', `forget: no peer named "${peer}" in the topology`);
+    if (matches.length > 1) throw new ApiError('ERR_BAD_REQUEST', `forget: the nickname "${peer}" is ambiguous (${matches.map((m) => m.name).join(', ')}); give the peer name`);
     const name = matches[0]!.name;
-    if (name === gossip.topology.name) throw new ApiError(400, 'ERR_BAD_REQUEST', 'forget: a router cannot forget itself');
+    if (name === gossip.topology.name) throw new ApiError('ERR_BAD_REQUEST', 'forget: a router cannot forget itself');
     const force = typeof body === 'object' && body !== null && (body as { force?: unknown }).force === true;
     if (!force && gossip.routes.reachable().includes(name)) {
-      throw new ApiError(409, 'ERR_PEER_REACHABLE', `forget: ${name} is still reachable; stop it first (its IPAM ranges would be taken while it uses them), or use --force`);
+      throw new ApiError('ERR_PEER_REACHABLE', `forget: ${name} is still reachable; stop it first (its IPAM ranges would be taken while it uses them), or use --force`);
     }
     const ipamOnly = !gossip.forget(name);
-    if (ipamOnly && this.ipam === undefined) throw new ApiError(400, 'ERR_BAD_REQUEST', `forget: ${name} is already forgotten`);
+    if (ipamOnly && this.ipam === undefined) throw new ApiError('ERR_BAD_REQUEST', `forget: ${name} is already forgotten`);
     // The IPAM tombstone is signed by this router, which becomes the peer's heir: it takes the
     // peer's ranges over once the peer has stayed unreachable (gossip/ipam), then holds them.
     let ipam = 'off';

@@ -9,12 +9,13 @@
  *   GET  /v1/ipam/allocations                            → { allocations: [...] }
  *   GET  /v1/ipam/status                                 → IpamStatus
  *
- * Errors: 400 ERR_IPAM_BAD_REQUEST, 503 ERR_IPAM_NOT_READY, 507 ERR_IPAM_EXHAUSTED.
+ * Errors (their statuses: src/api/errors.ts): 400 ERR_IPAM_BAD_REQUEST, 503 ERR_IPAM_NOT_READY,
+ * 507 ERR_IPAM_EXHAUSTED. With IPAM off the same routes answer 503 ERR_IPAM_NOT_READY.
  */
 import { createHmac } from 'node:crypto';
 import { join } from 'node:path';
 import type { Clock, TimerHandle } from '../core/clock.js';
-import { WeftError, describeError } from '../core/errors.js';
+import { describeError } from '../core/errors.js';
 import type { Logger } from '../core/logger.js';
 import { ReleaseJournal } from '../api/release-journal.js';
 import type { Startable } from '../core/startable.js';
@@ -26,19 +27,19 @@ import { FileIpamStore } from '../ipam/state-file.js';
 import type { Identity } from '../mesh/identity.js';
 import type { Mesh } from '../mesh/mesh.js';
 import type { Routes } from '../mesh/routes.js';
-import { ApiError, type ApiServer } from './api-server.js';
+import { ApiError } from '../api/errors.js';
+import type { ApiServer } from './api-server.js';
 import type { IpamConfig } from './config.js';
 
-const STATUS_OF: Record<string, number> = { ERR_IPAM_BAD_REQUEST: 400, ERR_IPAM_NOT_READY: 503, ERR_IPAM_EXHAUSTED: 507 };
-
-/** Ipam errors as API errors with their HTTP status (others stay 500). */
-async function asApi<T>(fn: () => Promise<T> | T): Promise<T> {
-  try {
-    return await fn();
-  } catch (err) {
-    if (err instanceof WeftError && STATUS_OF[err.code] !== undefined) throw new ApiError(STATUS_OF[err.code]!, err.code, err.message);
-    throw err;
-  }
+/** With IPAM off (--ipam-range none), its routes answer 503 ERR_IPAM_NOT_READY, as before it is ready (not 404). */
+export function ipamOffRoutes(api: ApiServer): void {
+  const off = (): never => {
+    throw new ApiError('ERR_IPAM_NOT_READY', 'IPAM is off on this router (--ipam-range none)');
+  };
+  api.route('POST', '/v1/ipam/allocate', off);
+  api.route('POST', '/v1/ipam/release', off);
+  api.route('GET', '/v1/ipam/allocations', off);
+  api.route('GET', '/v1/ipam/status', off);
 }
 
 function field(body: unknown, name: string): unknown {
@@ -73,12 +74,10 @@ export class IpamService implements Startable {
   }
 
   routes(api: ApiServer): void {
-    api.route('POST', '/v1/ipam/allocate', (body) =>
-      asApi(() => this.ipam.allocate({ containerId: field(body, 'containerId') as string, ifName: field(body, 'ifName') as string })),
-    );
+    api.route('POST', '/v1/ipam/allocate', (body) => this.ipam.allocate({ containerId: field(body, 'containerId') as string, ifName: field(body, 'ifName') as string }));
     api.route('POST', '/v1/ipam/release', (body) => {
       const ifName = field(body, 'ifName');
-      return asApi(() => this.ipam.release(field(body, 'containerId') as string, ifName === undefined || ifName === null ? undefined : (ifName as string)));
+      return this.ipam.release(field(body, 'containerId') as string, ifName === undefined || ifName === null ? undefined : (ifName as string));
     });
     api.route('GET', '/v1/ipam/allocations', () => ({ allocations: this.ipam.list() }));
     api.route('GET', '/v1/ipam/status', () => this.ipam.status());

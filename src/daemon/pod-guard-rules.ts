@@ -21,6 +21,7 @@
  * Sets are keyed by interface name (`iifname`): adding a pod is an element update.
  */
 import { isIPv4, isIPv6 } from 'node:net';
+import { WeftError } from '../core/errors.js';
 
 export const POD_TABLE = 'weft-pods';
 /** The host ends the CNI plugin makes (cni/veth.ts HOST_END). */
@@ -50,7 +51,7 @@ const CHAINS = ['prerouting', 'from_arp', 'from_ip4', 'from_ip6', 'from_ip6_any'
 
 /** The 16 bytes of an IPv6 address, as 32 hex digits. */
 export function ipv6Hex(address: string): string {
-  if (!isIPv6(address)) throw new Error(`${address} is not an IPv6 address`);
+  if (!isIPv6(address)) throw new WeftError('ERR_POD_ADDRESS', `${address} is not an IPv6 address`);
   let text = address.toLowerCase();
   const v4 = /(\d+\.\d+\.\d+\.\d+)$/.exec(text);
   if (v4 !== null) {

@@ -15,8 +15,9 @@
  * there is never a moment without rules for a pod that exists. Changes are batched: attaches that
  * arrive while a transaction runs go together in the next one.
  */
+import { ApiError } from '../api/errors.js';
 import type { Clock, TimerHandle } from '../core/clock.js';
-import { WeftError, describeError } from '../core/errors.js';
+import { describeError } from '../core/errors.js';
 import type { Logger } from '../core/logger.js';
 import type { Startable } from '../core/startable.js';
 import type { Netlink } from '../platform/netlink.js';
@@ -81,13 +82,11 @@ export interface PodGuardStatus {
   problem: string | null;
 }
 
-export class PodGuardError extends WeftError {
-  readonly status: number;
-
-  constructor(status: number, code: string, message: string, options?: { cause?: unknown }) {
+/** A refusal of the pod guard; its HTTP status comes from its code (src/api/errors.ts). */
+export class PodGuardError extends ApiError {
+  constructor(code: 'ERR_POD_BAD_REQUEST' | 'ERR_POD_NOT_ALLOCATED' | 'ERR_POD_GUARD', message: string, options?: { cause?: unknown }) {
     super(code, message, options);
     this.name = 'PodGuardError';
-    this.status = status;
   }
 }
 
@@ -109,7 +108,7 @@ function key(containerId: string, ifName: string): string {
 }
 
 export class PodGuard implements Startable {
-  private readonly c: PodGuardComponents;
+  private readonly components: PodGuardComponents;
   private readonly init: Required<PodGuardInit>;
   private readonly entries = new Map<string, Entry>();
   private counters = new Map<string, number>();
@@ -130,7 +129,7 @@ export class PodGuard implements Startable {
   private writing: Promise<void> | undefined = undefined;
 
   constructor(components: PodGuardComponents, init: PodGuardInit) {
-    this.c = components;
+    this.components = components;
     this.init = { reconcileMs: 10_000, ...init };
   }
 
@@ -140,7 +139,7 @@ export class PodGuard implements Startable {
    */
   async start(): Promise<void> {
     await this.reconcile();
-    this.timer = this.c.clock.setInterval(() => void this.reconcile(), this.init.reconcileMs);
+    this.timer = this.components.clock.setInterval(() => void this.reconcile(), this.init.reconcileMs);
   }
 
   async stop(): Promise<void> {
@@ -157,14 +156,14 @@ export class PodGuard implements Startable {
    */
   async attach(containerId: string, ifName: string, mac: string): Promise<GuardedPod> {
     if (typeof containerId !== 'string' || containerId === '' || typeof ifName !== 'string' || ifName === '') {
-      throw new PodGuardError(400, 'ERR_POD_BAD_REQUEST', 'attach: containerId and ifName are required');
+      throw new PodGuardError('ERR_POD_BAD_REQUEST', 'attach: containerId and ifName are required');
     }
-    if (typeof mac !== 'string') throw new PodGuardError(400, 'ERR_POD_BAD_REQUEST', 'attach: mac is required');
-    const alloc = this.c.allocations().find((a) => a.containerId === containerId && a.ifName === ifName);
-    if (alloc === undefined) throw new PodGuardError(409, 'ERR_POD_NOT_ALLOCATED', `attach: IPAM holds no allocation for ${containerId}/${ifName}`);
+    if (typeof mac !== 'string') throw new PodGuardError('ERR_POD_BAD_REQUEST', 'attach: mac is required');
+    const alloc = this.components.allocations().find((a) => a.containerId === containerId && a.ifName === ifName);
+    if (alloc === undefined) throw new PodGuardError('ERR_POD_NOT_ALLOCATED', `attach: IPAM holds no allocation for ${containerId}/${ifName}`);
     const pod = this.podOf(hostVethName(containerId, ifName), mac.toLowerCase(), alloc.addresses);
     const why = podProblem(pod);
-    if (why !== undefined) throw new PodGuardError(400, 'ERR_POD_BAD_REQUEST', `attach ${containerId}/${ifName}: ${why}`);
+    if (why !== undefined) throw new PodGuardError('ERR_POD_BAD_REQUEST', `attach ${containerId}/${ifName}: ${why}`);
     const old = this.entries.get(pod.port);
     this.entries.set(pod.port, { pod, containerId, ifName, seq: ++this.seq });
     // An address is allowed on one port at most: one that IPAM handed on (released, then allocated
@@ -176,7 +175,7 @@ export class PodGuard implements Startable {
     }
     script += (old === undefined ? '' : podRemoveScript(old.pod, true)) + podAddScript(pod);
     await this.write(script);
-    this.c.logger.info('pod guarded', { containerId, ifName, port: pod.port, mac: pod.mac, addresses: [...pod.ipv4, ...pod.ipv6] });
+    this.components.logger.info('pod guarded', { containerId, ifName, port: pod.port, mac: pod.mac, addresses: [...pod.ipv4, ...pod.ipv6] });
     return pod;
   }
 
@@ -189,7 +188,7 @@ export class PodGuard implements Startable {
       const ipv4 = e.pod.ipv4.filter((a) => !mine.has(a));
       const ipv6 = e.pod.ipv6.filter((a) => !mine.has(ipv6Hex(a)));
       if (ipv4.length === e.pod.ipv4.length && ipv6.length === e.pod.ipv6.length) continue;
-      this.c.logger.warn('an address of a new pod was still allowed on another port; it is taken from there', { port: e.pod.port, containerId: e.containerId, to: pod.port });
+      this.components.logger.warn('an address of a new pod was still allowed on another port; it is taken from there', { port: e.pod.port, containerId: e.containerId, to: pod.port });
       const next = { ...e.pod, ipv4, ipv6 };
       script += podRemoveScript(e.pod, true) + podAddScript(next);
       e.pod = next;
@@ -200,21 +199,21 @@ export class PodGuard implements Startable {
   /** Removes the rules of an attachment; one that is not guarded is no error. */
   async detach(containerId: string, ifName: string): Promise<boolean> {
     if (typeof containerId !== 'string' || containerId === '' || typeof ifName !== 'string' || ifName === '') {
-      throw new PodGuardError(400, 'ERR_POD_BAD_REQUEST', 'detach: containerId and ifName are required');
+      throw new PodGuardError('ERR_POD_BAD_REQUEST', 'detach: containerId and ifName are required');
     }
     const port = hostVethName(containerId, ifName);
     const old = this.entries.get(port);
     if (old === undefined) return false;
     this.entries.delete(port);
     await this.write(podRemoveScript(old.pod));
-    this.c.logger.info('pod unguarded', { containerId, ifName, port });
+    this.components.logger.info('pod unguarded', { containerId, ifName, port });
     return true;
   }
 
   /** A reconcile shortly (after a DEL or GC: ports may have left the bridge). */
   reconcileSoon(): void {
     this.soon?.cancel();
-    this.soon = this.c.clock.setTimeout(() => void this.reconcile(), 200);
+    this.soon = this.components.clock.setTimeout(() => void this.reconcile(), 200);
   }
 
   /** Why the table cannot be programmed now (new pods are refused meanwhile); undefined when it can. */
@@ -224,7 +223,7 @@ export class PodGuard implements Startable {
 
   private retrySoon(): void {
     this.soon?.cancel();
-    this.soon = this.c.clock.setTimeout(() => void this.reconcile(), 2000);
+    this.soon = this.components.clock.setTimeout(() => void this.reconcile(), 2000);
   }
 
   /**
@@ -233,12 +232,12 @@ export class PodGuard implements Startable {
    */
   refreshCounters(): Promise<void> {
     if (this.entries.size === 0 && this.ports.size === 0) return Promise.resolve();
-    this.reading ??= this.c.nft
+    this.reading ??= this.components.nft
       .listTable('bridge', POD_TABLE)
       .then((items) => {
         this.counters = items === undefined ? new Map() : readGuardTable(items).counters;
       })
-      .catch((err: unknown) => this.c.logger.debug('cannot read the pod table counters', { err: describeError(err) }))
+      .catch((err: unknown) => this.components.logger.debug('cannot read the pod table counters', { err: describeError(err) }))
       .finally(() => {
         this.reading = undefined;
       });
@@ -287,15 +286,15 @@ export class PodGuard implements Startable {
     let ports: Set<string>;
     let kernel: ReturnType<typeof readGuardTable> | undefined;
     try {
-      ports = new Set((await this.c.netlink.bridgePorts(this.init.bridge)).map((l) => l.name).filter((n) => POD_PORT.test(n)));
-      const items = await this.c.nft.listTable('bridge', POD_TABLE);
+      ports = new Set((await this.components.netlink.bridgePorts(this.init.bridge)).map((l) => l.name).filter((n) => POD_PORT.test(n)));
+      const items = await this.components.nft.listTable('bridge', POD_TABLE);
       kernel = items === undefined ? undefined : readGuardTable(items);
     } catch (err) {
       this.fail('cannot read the bridge ports or the pod table', err);
       this.retrySoon();
       return;
     }
-    const allocations = this.c.allocations();
+    const allocations = this.components.allocations();
     const byPort = new Map(allocations.map((a) => [hostVethName(a.containerId, a.ifName), a]));
     const byKey = new Map(allocations.map((a) => [key(a.containerId, a.ifName), a]));
     let changed = false;
@@ -314,7 +313,7 @@ export class PodGuard implements Startable {
       if (!ports.has(port)) {
         this.entries.delete(port);
         changed = true;
-        this.c.logger.info('pod port left the bridge; its rules go', { port, containerId: e.containerId });
+        this.components.logger.info('pod port left the bridge; its rules go', { port, containerId: e.containerId });
         continue;
       }
       const a = e.containerId === undefined || e.ifName === undefined ? byPort.get(port) : byKey.get(key(e.containerId, e.ifName));
@@ -329,11 +328,11 @@ export class PodGuard implements Startable {
     for (const p of ports) {
       if (this.entries.has(p) || this.reportedUnknown.has(p)) continue;
       this.reportedUnknown.add(p);
-      this.c.logger.warn('a pod port with no attachment known: everything it sends is dropped', { port: p, bridge: this.init.bridge });
+      this.components.logger.warn('a pod port with no attachment known: everything it sends is dropped', { port: p, bridge: this.init.bridge });
     }
     const differs = kernel === undefined || kernel.pods.size !== this.entries.size || [...this.entries.values()].some((e) => !sameAs(kernel.pods.get(e.pod.port), e.pod));
     if (!this.adopted || changed || differs) {
-      if (this.adopted && differs && !changed) this.c.logger.warn('the pod table differs from the pods known; rewriting it', { table: `bridge ${POD_TABLE}` });
+      if (this.adopted && differs && !changed) this.components.logger.warn('the pod table differs from the pods known; rewriting it', { table: `bridge ${POD_TABLE}` });
       try {
         await this.write(undefined);
         this.adopted = true;
@@ -373,10 +372,10 @@ export class PodGuard implements Startable {
       if (sync || this.problem !== undefined) await this.syncAll();
       else if (scripts.length > 0) {
         try {
-          await this.c.nft.apply(scripts.join(''));
+          await this.components.nft.apply(scripts.join(''));
         } catch (err) {
           // The table was deleted or changed under us: rebuild it whole from what we know.
-          this.c.logger.warn('a pod table update failed; rewriting the table', { err: describeError(err) });
+          this.components.logger.warn('a pod table update failed; rewriting the table', { err: describeError(err) });
           await this.syncAll();
         }
       }
@@ -393,19 +392,19 @@ export class PodGuard implements Startable {
     const live = new Set(pods.map((p) => p.port));
     const gone = [...this.counters.keys()].filter((n) => POD_PORT.test(n) && !live.has(n));
     try {
-      await this.c.nft.apply(syncScript({ vxlanPort: this.init.vxlanPort }, pods, gone));
+      await this.components.nft.apply(syncScript({ vxlanPort: this.init.vxlanPort }, pods, gone));
     } catch (err) {
       // A table from another version (a set of another type): replace it whole, in one transaction.
-      this.c.logger.warn('the pod table cannot be updated in place; replacing it', { err: describeError(err) });
-      await this.c.nft.apply(`add table bridge ${POD_TABLE}\ndelete table bridge ${POD_TABLE}\n${syncScript({ vxlanPort: this.init.vxlanPort }, pods, [])}`);
+      this.components.logger.warn('the pod table cannot be updated in place; replacing it', { err: describeError(err) });
+      await this.components.nft.apply(`add table bridge ${POD_TABLE}\ndelete table bridge ${POD_TABLE}\n${syncScript({ vxlanPort: this.init.vxlanPort }, pods, [])}`);
     }
   }
 
   private fail(what: string, err: unknown): PodGuardError {
     const text = `${what}: ${describeError(err)}`;
-    if (this.problem !== text) this.c.logger.error(what, { table: `bridge ${POD_TABLE}`, err: describeError(err) });
+    if (this.problem !== text) this.components.logger.error(what, { table: `bridge ${POD_TABLE}`, err: describeError(err) });
     this.problem = text;
-    return new PodGuardError(500, 'ERR_POD_GUARD', text, { cause: err });
+    return new PodGuardError('ERR_POD_GUARD', text, { cause: err });
   }
 }
 

@@ -15,17 +15,10 @@ import type { Startable } from '../core/startable.js';
 import type { Netlink } from '../platform/netlink.js';
 import type { Nft } from '../platform/nft.js';
 import type { Ipam } from '../ipam/ipam.js';
+import type { CniNetwork } from '../api/types.js';
 
 export const GATEWAY_ID = 'weft:gateway';
 export const NAT_TABLE = 'weft-nat';
-
-export interface CniNetwork {
-  ready: boolean;
-  reason?: string;
-  bridge: string;
-  mtu: number;
-  gateways: { address: string; prefixLength: number; family: 4 | 6 }[];
-}
 
 /** The nftables body: masquerade what leaves the pod ranges for elsewhere. */
 export function natRules(ranges: readonly string[]): string {
@@ -39,21 +32,21 @@ export function natRules(ranges: readonly string[]): string {
 }
 
 export class PodNetwork implements Startable {
-  private readonly c: { ipam: Ipam; netlink: Netlink; nft: Nft; clock: Clock; logger: Logger; guard?: { notReady(): string | undefined } };
+  private readonly components: { ipam: Ipam; netlink: Netlink; nft: Nft; clock: Clock; logger: Logger; guard?: { notReady(): string | undefined } };
   private readonly init: { bridge: string; mtu: number; ranges: string[]; procSys?: string };
   private gateways: CniNetwork['gateways'] = [];
   private problem: string | undefined = 'waiting for IPAM';
   private timer: TimerHandle | undefined = undefined;
   private busy = false;
 
-  constructor(components: PodNetwork['c'], init: PodNetwork['init']) {
-    this.c = components;
+  constructor(components: PodNetwork['components'], init: PodNetwork['init']) {
+    this.components = components;
     this.init = init;
   }
 
   start(): void {
     void this.reconcile();
-    this.timer = this.c.clock.setInterval(() => void this.reconcile(), 2000);
+    this.timer = this.components.clock.setInterval(() => void this.reconcile(), 2000);
   }
 
   stop(): void {
@@ -62,36 +55,36 @@ export class PodNetwork implements Startable {
 
   /** Ready for pods: IPAM ready, the gateway set up, and the pods' anti-spoofing table programmable. */
   network(): CniNetwork {
-    const ipamReady = this.c.ipam.ready();
-    const guard = this.c.guard?.notReady();
+    const ipamReady = this.components.ipam.ready();
+    const guard = this.components.guard?.notReady();
     const ready = ipamReady.ok && this.problem === undefined && guard === undefined && this.gateways.length > 0;
     const reason = !ipamReady.ok ? `IPAM not ready: ${ipamReady.reason ?? '?'}` : (this.problem ?? (guard === undefined ? undefined : `pods cannot be guarded: ${guard}`));
     return { ready, ...(ready ? {} : { reason: reason ?? 'starting' }), bridge: this.init.bridge, mtu: this.init.mtu, gateways: this.gateways };
   }
 
   private async reconcile(): Promise<void> {
-    if (this.busy || !this.c.ipam.ready().ok) return;
+    if (this.busy || !this.components.ipam.ready().ok) return;
     this.busy = true;
     try {
-      const { addresses } = await this.c.ipam.allocate({ containerId: GATEWAY_ID, ifName: this.init.bridge });
-      const have = await this.c.netlink.addresses(this.init.bridge);
+      const { addresses } = await this.components.ipam.allocate({ containerId: GATEWAY_ID, ifName: this.init.bridge });
+      const have = await this.components.netlink.addresses(this.init.bridge);
       for (const a of addresses) {
         if (!have.some((h) => h.address === a.address && h.prefix === a.prefixLength)) {
-          await this.c.netlink.ensureAddress(this.init.bridge, a.address, a.prefixLength);
-          this.c.logger.info('gateway address on the bridge', { bridge: this.init.bridge, address: `${a.address}/${a.prefixLength}` });
+          await this.components.netlink.ensureAddress(this.init.bridge, a.address, a.prefixLength);
+          this.components.logger.info('gateway address on the bridge', { bridge: this.init.bridge, address: `${a.address}/${a.prefixLength}` });
         }
       }
       if (this.gateways.length === 0) {
         const sys = this.init.procSys ?? '/proc/sys';
         await writeFile(`${sys}/net/ipv4/ip_forward`, '1');
         if (addresses.some((a) => a.family === 6)) await writeFile(`${sys}/net/ipv6/conf/all/forwarding`, '1');
-        await this.c.nft.replaceTable('inet', NAT_TABLE, natRules(this.init.ranges));
+        await this.components.nft.replaceTable('inet', NAT_TABLE, natRules(this.init.ranges));
       }
       this.gateways = addresses;
       this.problem = undefined;
     } catch (err) {
       this.problem = `cannot set up the pod gateway on ${this.init.bridge}: ${describeError(err)}`;
-      this.c.logger.warn('pod network setup failed; retrying', { err: describeError(err) });
+      this.components.logger.warn('pod network setup failed; retrying', { err: describeError(err) });
     } finally {
       this.busy = false;
     }

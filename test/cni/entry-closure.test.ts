@@ -41,7 +41,10 @@ describe('src/cni/main.ts import closure', () => {
     const outside = files.filter((f) => !f.startsWith('src/cni/'));
     expect(outside.sort()).toEqual([
       'src/api/client.ts',
+      'src/api/errors.ts',
+      'src/api/paths.ts',
       'src/api/release-journal.ts',
+      'src/api/types.ts',
       'src/core/atomic-file.ts',
       'src/core/errors.ts',
       'src/core/paths.ts',

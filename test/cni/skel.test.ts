@@ -153,6 +153,7 @@ describe('ADD', () => {
   it.each([
     ['the router refuses to guard the port', () => void daemon.failures.set('/v1/cni/attach', [500, 'ERR_POD_GUARD']), 101, /guarding the port of c0ffee01\/eth0: the weft router refused/],
     ['the router cannot guard pods yet', () => void daemon.failures.set('/v1/cni/attach', [503, 'ERR_IPAM_NOT_READY']), 11, /guarding the port/],
+    ["the router cannot program the pods' table now", () => void daemon.failures.set('/v1/cni/attach', [503, 'ERR_POD_GUARD']), 11, /guarding the port of c0ffee01\/eth0: the weft router is not ready/],
   ])('%s → code %i: veth deleted, allocation released, nothing guarded', async (_what, setup, code, msg) => {
     setup();
     const r = await invoke(links, env('ADD'), conf());

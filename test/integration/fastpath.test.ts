@@ -6,13 +6,14 @@
  */
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { iperf3Tcp, ping } from '../../lab/traffic.js';
-import { WeftCluster, type RouterStatus } from '../../lab/weft-cluster.js';
+import type { StatusReport } from '../../src/api/types.js';
+import { WeftCluster } from '../../lab/weft-cluster.js';
 import { until } from './helpers.js';
 
 const isRoot = process.getuid?.() === 0;
 const VXLAN_PORT = 6785;
 
-const pathTo = (s: RouterStatus, nick: string) => s.peers.find((p) => p.nickname === nick)?.path;
+const pathTo = (s: StatusReport, nick: string) => s.peers.find((p) => p.nickname === nick)?.path;
 
 describe.skipIf(!isRoot)('fast path: kernel VXLAN per peer, fallback and return', () => {
   let c: WeftCluster;

@@ -8,13 +8,14 @@ import { readFileSync, rmSync } from 'node:fs';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { iperf3Tcp, ping, tcpTransferSha256 } from '../../lab/traffic.js';
-import { WeftCluster, type RouterStatus } from '../../lab/weft-cluster.js';
+import type { StatusReport } from '../../src/api/types.js';
+import { WeftCluster } from '../../lab/weft-cluster.js';
 import { until } from './helpers.js';
 
 const isRoot = process.getuid?.() === 0;
 const N = 5;
 
-function peerByNick(s: RouterStatus, nick: string) {
+function peerByNick(s: StatusReport, nick: string) {
   return s.peers.find((p) => p.nickname === nick);
 }
 

@@ -38,7 +38,7 @@ export function makeNode(
   const peer = peerName(init.name);
   const sleeve = new Sleeve(
     { udp, cipher: init.plaintext === true ? new PlainCipher() : new AeadCipher(init.aead === 'libsodium' ? new SodiumChaCha() : new OpenSslChaCha()), clock, logger: silentLogger },
-    { ...init.sleeve, name: peer, id: peerIdFromPeerName(peer), underlayMtu: init.mtu ?? 1500, vnetCapable: true },
+    { heartbeatMs: 1000, ...init.sleeve, name: peer, id: peerIdFromPeerName(peer), underlayMtu: init.mtu ?? 1500, vnetCapable: true },
   );
   const received: Received[] = [];
   sleeve.setSink((p: SleevePeer, buf, vnetOff, frameOff, frameLen) => {

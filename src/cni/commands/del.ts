@@ -6,7 +6,7 @@
  * runtime is never stuck (a router that missed the DEL drops the rules of a port that left the
  * bridge by itself).
  */
-import { isTransient } from '../client.js';
+import { isTransient } from '../../api/errors.js';
 import type { CommandContext } from '../skel.js';
 import { hostVethName } from '../veth.js';
 import { linkError, releaseOrJournal } from './shared.js';

@@ -4,7 +4,7 @@
  * id starting with `weft:`, e.g. the gateway) are never touched. Goes on past single failures and
  * reports them all at the end.
  */
-import type { Allocation } from '../client.js';
+import type { GrantedAttachment } from '../client.js';
 import { CniCode, CniError } from '../errors.js';
 import type { GcAttachment } from '../netconf.js';
 import type { CommandContext } from '../skel.js';
@@ -16,7 +16,7 @@ function key(containerId: string, ifName: string): string {
 }
 
 /** The allocations GC releases: not the router's own, not a valid attachment. */
-export function staleAllocations(allocations: readonly Allocation[], valid: readonly GcAttachment[]): Allocation[] {
+export function staleAllocations(allocations: readonly GrantedAttachment[], valid: readonly GcAttachment[]): GrantedAttachment[] {
   const keep = new Set(valid.map((a) => key(a.containerID, a.ifname)));
   return allocations.filter((a) => !a.containerId.startsWith('weft:') && !keep.has(key(a.containerId, a.ifName)));
 }

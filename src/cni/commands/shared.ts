@@ -1,24 +1,21 @@
 /** What the commands share: error mapping (router, interfaces) and the release that falls back to the journal. */
-import { isTransient } from '../client.js';
+import { isTransient } from '../../api/errors.js';
 import { CniCode, CniError } from '../errors.js';
 import type { CommandContext } from '../skel.js';
 import { LinkError } from '../veth.js';
 
-/** Maps the router's API errors to CNI codes, with the router's own message kept. */
+/**
+ * Maps the router's API errors to CNI codes, with the router's own message kept: unreachable or
+ * not ready (503) is 11, try again later; no address left is 100; any other refusal 101.
+ */
 export function routerError(err: unknown, doing: string): CniError {
   if (err instanceof CniError) return err;
   const code = (err as { code?: unknown } | null)?.code;
   const msg = err instanceof Error ? err.message : String(err);
-  switch (code) {
-    case 'ERR_API_UNREACHABLE':
-      return new CniError(CniCode.TryAgainLater, `${doing}: the weft router is not reachable: ${msg}`, { cause: err });
-    case 'ERR_IPAM_NOT_READY':
-      return new CniError(CniCode.TryAgainLater, `${doing}: the weft router is not ready: ${msg}`, { cause: err });
-    case 'ERR_IPAM_EXHAUSTED':
-      return new CniError(CniCode.AddressesExhausted, `${doing}: no pod address left: ${msg}`, { cause: err });
-    default:
-      return new CniError(CniCode.RouterRefused, `${doing}: the weft router refused: ${msg}${typeof code === 'string' ? ` [${code}]` : ''}`, { cause: err });
-  }
+  if (code === 'ERR_API_UNREACHABLE') return new CniError(CniCode.TryAgainLater, `${doing}: the weft router is not reachable: ${msg}`, { cause: err });
+  if (isTransient(err)) return new CniError(CniCode.TryAgainLater, `${doing}: the weft router is not ready: ${msg}`, { cause: err });
+  if (code === 'ERR_IPAM_EXHAUSTED') return new CniError(CniCode.AddressesExhausted, `${doing}: no pod address left: ${msg}`, { cause: err });
+  return new CniError(CniCode.RouterRefused, `${doing}: the weft router refused: ${msg}${typeof code === 'string' ? ` [${code}]` : ''}`, { cause: err });
 }
 
 /** Maps interface failures: a bad netns path or a taken name is the caller's (code 4), the rest 102. */

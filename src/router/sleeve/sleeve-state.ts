@@ -21,7 +21,8 @@ export interface SleeveInit {
   underlayMtu: number;
   /** Our TAP takes virtio_net_hdr frames (announced in heartbeats). */
   vnetCapable: boolean;
-  heartbeatMs?: number;
+  /** No default here: the one default is `--heartbeat-ms`'s (src/daemon/options.ts). */
+  heartbeatMs: number;
   deadAfterMs?: number;
   maxPeers?: number;
   /** Ask for new keys after this many messages under one send key. */

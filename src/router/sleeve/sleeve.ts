@@ -53,10 +53,9 @@ export class Sleeve implements Startable {
   private loggedException = false;
 
   constructor(components: SleeveComponents, init: SleeveInit) {
-    const heartbeatMs = init.heartbeatMs ?? 1000;
     // Dead after three heartbeats missed, plus half of one for timer slack.
     this.init = {
-      heartbeatMs, deadAfterMs: heartbeatMs * 3.5, maxPeers: 512, rekeyAfterMessages: 2 ** 48, rekeyOverlapMs: 10_000,
+      deadAfterMs: init.heartbeatMs * 3.5, maxPeers: 512, rekeyAfterMessages: 2 ** 48, rekeyOverlapMs: 10_000,
       keyLifetimeMs: 240_000, pendingKeyMs: 30_000, ...init,
     };
     const state = new SleeveState(components, this.init);

@@ -10,7 +10,8 @@ import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { countFrames, ping } from '../../../lab/traffic.js';
 import type { UnderlayHost } from '../../../lab/lab.js';
-import { WeftCluster, type RouterStatus } from '../../../lab/weft-cluster.js';
+import type { StatusReport } from '../../../src/api/types.js';
+import { WeftCluster } from '../../../lab/weft-cluster.js';
 import { LinuxTap } from '../../../src/platform/linux/linux-tap.js';
 import { writeProbe } from '../../../src/router/fastpath/probe-frame.js';
 import { until } from '../../integration/helpers.js';
@@ -84,7 +85,7 @@ describe.skipIf(!isRoot)('attacks on the fast path, in namespaces', () => {
   let outsider: UnderlayHost;
   const n1 = () => c.lab.nodes[0]!;
   const n2 = () => c.lab.nodes[1]!;
-  const peerOf = (s: RouterStatus, underlay: string) => s.fastpath.peers.find((p) => p.underlay === underlay)!;
+  const peerOf = (s: StatusReport, underlay: string) => s.fastpath.peers.find((p) => p.underlay === underlay)!;
 
   /** The outsider's datagrams to n1's VXLAN port leave with source address `as` (nftables SNAT in its own namespace), or its own. */
   async function spoofAs(as: string | undefined): Promise<void> {

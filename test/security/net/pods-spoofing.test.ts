@@ -20,7 +20,8 @@ import type { PodGuardStatus } from '../../../src/daemon/pod-guard.js';
 import { execIn, spawnIn } from '../../../lab/lab-process.js';
 import { deleteNamespace } from '../../../lab/registry.js';
 import { startCapture } from '../../../lab/traffic.js';
-import { WeftCluster, type RouterStatus } from '../../../lab/weft-cluster.js';
+import type { StatusReport } from '../../../src/api/types.js';
+import { WeftCluster } from '../../../lab/weft-cluster.js';
 import { run } from '../../../src/platform/linux/run.js';
 import { probeMacText } from '../../../src/router/fastpath/probe-frame.js';
 import { until } from '../../integration/helpers.js';
@@ -40,7 +41,7 @@ interface Pod {
   v6: string;
 }
 
-type Status = RouterStatus & { pods: PodGuardStatus | undefined; id: string };
+type Status = StatusReport & { pods: PodGuardStatus | undefined; id: string };
 
 const delay = (ms: number) => new Promise((r) => setTimeout(r, ms));
 

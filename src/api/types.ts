@@ -1,0 +1,427 @@
+/**
+ * The local API's requests and answers (HTTP with JSON bodies on the router's Unix socket), for
+ * every program that talks to it: the CLI, the CNI plugin, the lab. Self-contained (it imports
+ * nothing but core): the daemon, which builds the answers from the parts' own reports, is what
+ * checks that they fit these types, and test/api/types.test.ts that the parts' report types and
+ * these stay the same.
+ *
+ *   GET  /v1/status           → StatusReport
+ *   POST /v1/forget           ForgetRequest → ForgetResponse
+ *   POST /v1/ipam/allocate    IpamAllocateRequest → IpamAllocateResponse
+ *   POST /v1/ipam/release     IpamReleaseRequest → IpamReleaseResponse
+ *   GET  /v1/ipam/allocations → IpamAllocationsResponse
+ *   GET  /v1/ipam/status      → IpamStatus
+ *   GET  /v1/cni/network      → CniNetwork
+ *   POST /v1/cni/attach       CniAttachRequest → {}
+ *   POST /v1/cni/detach       CniDetachRequest → CniDetachResponse
+ *   POST /v1/cni/exec         the plugin's stdin → its stdout (text; see src/daemon/cni-exec.ts)
+ *
+ * Every refusal is an ApiErrorBody with a stable code (src/api/errors.ts has them with their HTTP
+ * status); "not ready yet" is always 503.
+ */
+
+/** The body of every error answer. */
+export interface ApiErrorBody {
+  error: { code: string; message: string };
+}
+
+// --- GET /v1/status ------------------------------------------------------------------------------
+
+export interface PeerStatus {
+  /** Peer name (from its public key) and nickname. */
+  name: string;
+  nickname: string;
+  id: string;
+  endpoint: string | null;
+  state: 'established' | 'unreachable';
+  /** fastpath: kernel VXLAN; direct: sleeve, proven by heartbeats; relay: sleeve through `via`; none. */
+  path: 'fastpath' | 'direct' | 'relay' | 'none';
+  via: string | null;
+  pathChanges: number;
+  relayedRx: number;
+  lastSeenMsAgo: number | null;
+  rxSession: number | null;
+  txSession: number | null;
+  /** A key pair installed by the responder, waiting for the peer's first datagram under it. */
+  pendingSession: number | null;
+  /** Time left before the current keys stop working (their hard lifetime). */
+  keyExpiresInMs: number | null;
+  vnetCapable: boolean;
+  txFrames: number;
+  txBytes: number;
+  rxFrames: number;
+  rxBytes: number;
+  txMessages: number;
+  rxMessages: number;
+}
+
+export interface StatusReport {
+  version: 1;
+  /** Peer name (from the public key) and nickname. */
+  name: string;
+  nickname: string;
+  id: string;
+  pid: number;
+  uptimeS: number;
+  listen: string;
+  bridge: string;
+  tap: string;
+  mode: { encryption: 'chacha20-poly1305' | 'none'; aead: string; vnetHdr: boolean; udpGso: boolean; udpGro: boolean };
+  mtu: { underlay: number; overlay: number; maxDatagram: number };
+  peers: PeerStatus[];
+  mesh: MeshStatus;
+  fastpath: FastPathStatus;
+  /** IPAM summary (`weft ipam status` has the whole picture); undefined when IPAM is off. */
+  ipam: IpamSummary | undefined;
+  /** The pods' anti-spoofing table: pods guarded, their drops; undefined when IPAM (and so CNI) is off. */
+  pods: PodGuardStatus | undefined;
+  relayed: { datagrams: number; bytes: number };
+  traffic: { tap: IoCounters; udp: IoCounters; router: SwitchCounters; macs: number; sleeveMessages: number; udpFlushes: number };
+  drops: Record<string, number>;
+  reassembly: { inUse: number; completed: number; stored: number; memoryBytes: number };
+  memory: { rssBytes: number; heapUsedBytes: number };
+}
+
+/** The fast path: its peers, and (when it runs) probe counts and the VXLAN port filter. */
+export interface FastPathStatus {
+  mode: string;
+  note: string;
+  peers: FastPathPeerReport[];
+  /** Present while the fast path runs. */
+  probes?: { accepted: number; drops: ProbeDrops };
+  vxlanPort?: VxlanPortReport;
+}
+
+export interface IpamSummary {
+  ready: { ok: boolean; reason?: string };
+  allocations: number;
+  ranges: { range: string; owned: string; free: string; allocated: string; quarantined: string }[];
+}
+
+/** The learning switch's counters (frames from the TAP, where they went). */
+export interface SwitchCounters {
+  tapFrames: number;
+  tapBytes: number;
+  unicast: number;
+  flooded: number;
+  /** Frames for a peer the kernel fast path carries (the bridge will learn it there). */
+  leftToFastPath: number;
+  toTap: number;
+  toTapBytes: number;
+}
+
+/** A device's or socket's I/O counters (the TAP, the UDP socket). */
+export interface IoCounters {
+  rxBatches: number;
+  rxPackets: number;
+  rxBytes: number;
+  rxErrors: number;
+  txPackets: number;
+  txBytes: number;
+  txErrors: number;
+  txDropped: number;
+  gsoFallbacks: number;
+  truncated: number;
+  pollErrors: number;
+  spinHits: number;
+  /** Datagrams dropped whole on send: more pieces (iovecs) than the addon sends in one datagram. */
+  txIovLimit: number;
+  lastErrno: number;
+}
+
+/** The mesh: connections, connection targets, peers and routes, pair keys, refusals. */
+export interface MeshStatus {
+  name: string;
+  nickname: string;
+  connections: { peer: string; nickname: string; address: string; outbound: boolean; state: string; sinceMs: number; pathUp: boolean }[];
+  targets: TargetStatus[];
+  peers: { name: string; nickname: string; nextHop: string | undefined; hops: number | undefined }[];
+  keys: PairKeyStatus[];
+  closes: Record<string, number>;
+  /**
+   * Messages refused by their channel (malformed, over a limit), per channel, and those for a
+   * channel this router does not have (`unknownChannel`): dropped, the connection stays.
+   */
+  refused: Record<string, number>;
+  /** Each channel's messages and bytes sent and received, refusals, in the order made. */
+  channels: GossipChannelStats[];
+  /** Unauthenticated inbound connections held now, and the limits. */
+  preauth: { pending: number; perAddressLimit: number; totalLimit: number; timeoutMs: number };
+  routed: RoutedCounters;
+}
+
+/** Messages and their bytes. */
+export interface Traffic {
+  messages: number;
+  bytes: number;
+}
+
+/** One gossip channel's counters (`mesh.channels`). */
+export interface GossipChannelStats {
+  channel: string;
+  sent: { periodic: Traffic; delta: Traffic; connect: Traffic; unicast: Traffic; broadcast: Traffic };
+  received: { gossip: Traffic; unicast: Traffic; broadcast: Traffic };
+  /** Deltas that left inside another send (coalesced) or inside periodic full state. */
+  coalesced: number;
+  decodeErrors: number;
+  /** Messages the gossiper refused (malformed, over a limit; `decodeErrors` among them): dropped. */
+  refused: number;
+}
+
+export type TargetState = 'connecting' | 'handshaking' | 'established' | 'failed' | 'waiting';
+
+/** An address the mesh connects to (configured, or learned from topology). */
+export interface TargetStatus {
+  address: string;
+  configured: boolean;
+  state: TargetState;
+  attempts: number;
+  retryInMs: number | undefined;
+  lastError: string | undefined;
+  peer: string | undefined;
+}
+
+/** The pair keys with one peer. */
+export interface PairKeyStatus {
+  peer: string;
+  /** expired: the keys are past their lifetime (the overlay no longer uses them) and no rekey succeeded yet. */
+  state: 'none' | 'handshaking' | 'established' | 'expired';
+  keyAgeMs: number | undefined;
+  /** Until the overlay stops using these keys (0 once expired). */
+  expiresInMs: number | undefined;
+  rekeys: number;
+  failures: number;
+  lastError: string | undefined;
+}
+
+/** Mesh messages for other peers: forwarded, or dropped by reason. */
+export interface RoutedCounters {
+  unicastForwarded: number;
+  unicastNoRoute: number;
+  /** A unicast for another peer arriving with TTL 0. */
+  ttlExpired: number;
+  /** src neither the neighbour nor a live member, or ourselves. */
+  unknownSource: number;
+  broadcastsRelayed: number;
+}
+
+/** One peer of the kernel fast path. */
+export interface FastPathPeerReport {
+  name: string;
+  underlay: string;
+  state: 'probing' | 'up' | 'down' | 'ineligible';
+  reason: string;
+  sinceMs: number;
+  switches: number;
+}
+
+/** Probes dropped before the health judge, by reason. */
+export interface ProbeDrops {
+  /** Of the probe ethertype but not a probe (wrong magic, length, or MACs that disagree with the ids). */
+  malformed: number;
+  /** Not for us, or from a router that is not a fast-path peer. */
+  unknownPeer: number;
+  /** From a peer we hold no probe key for (no pair keys yet, or any more). */
+  noKey: number;
+  /** A tag that matches none of the peer's keys: forged, damaged, or under an old key. */
+  badTag: number;
+  /** Authentic but not newer than one already accepted under that key. */
+  replayed: number;
+}
+
+/** The fast path's VXLAN port filter. */
+export interface VxlanPortReport {
+  /** The nftables table holding the filter. */
+  table: string;
+  port: number;
+  /** Underlay addresses allowed to reach the port (as last written). */
+  peers: string[];
+  /** Datagrams to the port from anyone else, dropped (since the table was written). */
+  refused: { packets: number; bytes: number };
+  /** Frames from pods to or from a probe MAC, or of the probe ethertype, dropped on the bridge (table bridge weft-probe). */
+  podProbes: { packets: number; bytes: number };
+}
+
+/** Why the pods' anti-spoofing table dropped a frame. */
+export type PodDropReason = 'unknown' | 'mac' | 'probe' | 'ethertype' | 'arp' | 'ipv4' | 'ipv6' | 'nd' | 'router' | 'vxlan';
+
+/** The pods' anti-spoofing table. */
+export interface PodGuardStatus {
+  table: string;
+  pods: GuardedPodStatus[];
+  drops: Record<PodDropReason, number>;
+  /** Pod ports (vw…) on the bridge with no attachment known: everything from them is dropped. */
+  unknownPorts: string[];
+  /** The last failure to program the table, until a later change succeeds. */
+  problem: string | null;
+}
+
+export interface GuardedPodStatus {
+  containerId: string | null;
+  ifName: string | null;
+  port: string;
+  mac: string;
+  addresses: string[];
+  /** Frames from this pod dropped by the table, every reason together. */
+  dropped: number;
+}
+
+// --- POST /v1/forget -----------------------------------------------------------------------------
+
+export interface ForgetRequest {
+  /** A peer name or a nickname. */
+  peer: string;
+  /** Even while the peer is reachable (it is then fenced). */
+  force?: boolean;
+}
+
+export interface ForgetResponse {
+  /** The peer name forgotten. */
+  forgotten: string;
+  /** What becomes of its IPAM ranges ("off" when IPAM is off). */
+  ipam: string;
+}
+
+// --- /v1/ipam ------------------------------------------------------------------------------------
+
+/** An address with its prefix length: a pod's address, or a gateway's on the bridge. */
+export interface PrefixedAddress {
+  address: string;
+  prefixLength: number;
+  family: 4 | 6;
+}
+
+/** An attachment: a container's interface. */
+export interface IpamAllocateRequest {
+  containerId: string;
+  ifName: string;
+}
+
+export interface IpamAllocateResponse {
+  /** One per address range (IPv4, then IPv6 when dual-stack). */
+  addresses: PrefixedAddress[];
+  /** The attachment already had these addresses (a repeated request). */
+  existing?: true;
+}
+
+export interface IpamReleaseRequest {
+  containerId: string;
+  /** Only this interface; all the container's when absent. */
+  ifName?: string;
+}
+
+export interface IpamReleaseResponse {
+  released: string[];
+}
+
+/** The addresses IPAM granted one attachment. */
+export interface AddressGrant {
+  containerId: string;
+  ifName: string;
+  addresses: string[];
+  /** When, in ms since the epoch (wall clock). */
+  allocatedAt: number;
+}
+
+export interface IpamAllocationsResponse {
+  allocations: AddressGrant[];
+}
+
+/** GET /v1/ipam/status: readiness, bootstrap, per range who owns what and this router's counts. */
+export interface IpamStatus {
+  self: string;
+  ready: { ok: boolean; reason?: string };
+  fenced: boolean;
+  bootstrap: { mode: 'seeds'; seeds: string[] } | { mode: 'initPeers'; initPeers: number; waiting: { peer: string; initPeers: number }[] };
+  spaces: SpaceStatus[];
+  allocations: number;
+  ringConflicts: { count: number; last?: string };
+  counters: IpamCounters;
+}
+
+/** One address range (space) as this router sees it. */
+export interface SpaceStatus {
+  range: string;
+  family: 4 | 6;
+  genesis: { seeds: string[]; adopted: string[]; waitingFor: string[] } | undefined;
+  owners: OwnerStatus[];
+  tombstones: string[];
+  /** This peer's counts (decimal strings). */
+  own: { owned: string; free: string; allocated: string; quarantined: string; reserved: string; held: string };
+  /** Addresses allocated here that this peer does not own (fenced, or lost a race). */
+  conflicts: string[];
+  /**
+   * Winning entries this router has not verified the right of (custody): not trusted for
+   * anything here. At most 20 are listed; `count` has them all.
+   */
+  unconfirmed: { count: number; entries: { range: string; owner: string; writer: string }[]; unknown: number };
+  pendingAsk: { asking: string | undefined; tried: string[]; waitingAllocations: number };
+}
+
+export interface OwnerStatus {
+  peer: string;
+  /** CIDR when a run is one aligned block, else `first-last`. */
+  ranges: string[];
+  /** Addresses owned (decimal string: an IPv6 count can exceed 2^53). */
+  size: string;
+  /** A forgotten peer whose entries its heir has not taken over yet. */
+  forgotten?: { heir: string | undefined };
+}
+
+export interface IpamCounters {
+  donationsGiven: number;
+  donationsReceived: number;
+  asksSent: number;
+  asksRefused: number;
+  materialized: number;
+  exhausted: number;
+  decodeErrors: number;
+  /** Records refused, each by itself (the rest of the message merged): a bad signature, a version or epoch past the bound, a record its writer may not write. */
+  refusedSignature: number;
+  refusedVersion: number;
+  refusedRecord: number;
+  /** Winning entries received whose writer this router could not verify owned the space. */
+  unconfirmed: number;
+  /** Donations to us that were not used (their giver not verified as the owner). */
+  unusableGrants: number;
+  /** Entries written back over space of ours someone else took. */
+  defended: number;
+  /** Space given to us and then given again by the same giver (not fought over). */
+  doubleSpends: number;
+  /** Space of ours taken at the version bound (cannot be written back). */
+  defenceImpossible: number;
+  /** Tombstones of ourselves cancelled with a revival. */
+  revived: number;
+  /** Reclaimed entries given back to a peer that revived. */
+  givenBack: number;
+}
+
+// --- /v1/cni -------------------------------------------------------------------------------------
+
+/** What a pod on this node is plugged into, and whether the router takes pods now. */
+export interface CniNetwork {
+  ready: boolean;
+  /** Why not ready (absent when ready). */
+  reason?: string;
+  bridge: string;
+  mtu: number;
+  /** The gateway's address per family on the bridge. */
+  gateways: PrefixedAddress[];
+}
+
+/** The router guards the attachment's port: frames from it must carry `mac` and its allocated addresses. */
+export interface CniAttachRequest {
+  containerId: string;
+  ifName: string;
+  mac: string;
+}
+
+export interface CniDetachRequest {
+  containerId: string;
+  ifName: string;
+}
+
+export interface CniDetachResponse {
+  /** False: the attachment was not guarded (no error). */
+  detached: boolean;
+}

@@ -1,0 +1,432 @@
+/**
+ * The options of `weft launch`, one row each: the flag, its value name, its default, the help text,
+ * how its value is checked (kind and bounds) and what README.md says of it. The CLI's parser
+ * (src/cli/launch-options.ts), the defaults and the checks (config.ts) and README's flag table
+ * (flag-table.ts, `npm run docs:flags`) are all made from these rows, so they cannot disagree.
+ */
+import { DEFAULT_API_SOCKET, DEFAULT_STATE_DIR } from '../api/paths.js';
+import { parseCidr, parseEndpoint, type Cidr, type Endpoint } from '../core/net.js';
+import { apiSocketProblem } from './api-server.js';
+
+export const DEFAULT_PORT = 6784;
+
+/** How a value is checked; each kind names its bounds. */
+export type OptionCheck =
+  /** A flag without a value. */
+  | { kind: 'switch' }
+  | { kind: 'int'; min: number; max: number }
+  | { kind: 'enum'; values: readonly string[] }
+  /** ADDR[:PORT], IPv4 or [IPv6]:PORT; the port defaults to DEFAULT_PORT. */
+  | { kind: 'endpoint' }
+  /** A file path, any form. */
+  | { kind: 'file' }
+  | { kind: 'absolute-path' }
+  /** A path fit for a Unix socket (absolute, no NUL, short enough). */
+  | { kind: 'socket-path' }
+  /** A router's nickname: 1-63 of letters, digits, "_", "." or "-", starting with a letter or digit. */
+  | { kind: 'nickname' }
+  /** A network interface name: 1-15 of A-Z a-z 0-9 _ . - */
+  | { kind: 'ifname' }
+  /** A CIDR of one family with at most `maxPrefix` bits of prefix; `orNone`: "none" is a value too. */
+  | { kind: 'cidr'; family: 4 | 6; maxPrefix: number; orNone?: boolean; problem: string }
+  /** A peer name: 16 hex digits. */
+  | { kind: 'peer-name' };
+
+export interface LaunchOption {
+  /** The flag as typed: `--heartbeat-ms`. A switch that turns something off is `--no-...`. */
+  flag: string;
+  /** The value's name in the help (`<ms>`) and, in capitals, in README (`MS`); none for a switch. */
+  value?: string;
+  /**
+   * The default, as it would be typed (a string), `[]` for a repeatable option, a boolean for a
+   * switch; undefined: no default (the option is required, optional, or worked out at start).
+   */
+  default?: string | readonly string[] | boolean;
+  /** The help line of `weft launch --help`. */
+  help: string;
+  check: OptionCheck;
+  /** repeat: each occurrence is one value; comma: each occurrence is a comma-separated list. */
+  repeatable?: 'repeat' | 'comma';
+  /** Why the option is required (the problem's text when it is missing). */
+  required?: string;
+  /** README's meaning column. */
+  readme: string;
+  /** README's default column when it is not the default itself (`required`, `detected`, ...). */
+  readmeDefault?: string;
+}
+
+/** Every option of `weft launch`, by its key in RawConfig, in README's order. */
+export const LAUNCH_OPTIONS = {
+  name: {
+    flag: '--name',
+    value: 'name',
+    help: 'nickname shown beside the peer name (required; the peer name comes from the key)',
+    check: { kind: 'nickname' },
+    required: 'a nickname shown beside the peer name, e.g. node-1',
+    readme: "nickname shown beside the peer name; the peer name (16 hex digits) comes from the router's public key",
+    readmeDefault: 'required',
+  },
+  listen: {
+    flag: '--listen',
+    value: 'addr:port',
+    default: `0.0.0.0:${DEFAULT_PORT}`,
+    help: 'address of the sleeve (UDP) and of the mesh (TCP, same port)',
+    check: { kind: 'endpoint' },
+    readme: 'UDP (sleeve) and TCP (mesh) address, IPv4 or `[IPv6]:port`',
+  },
+  peers: {
+    flag: '--peer',
+    value: 'addr:port',
+    default: [],
+    help: 'a router to connect to (repeat for more); others are learned by gossip',
+    check: { kind: 'endpoint' },
+    repeatable: 'repeat',
+    readme: 'a member to connect to (repeatable); others are learned by gossip',
+  },
+  advertise: {
+    flag: '--advertise',
+    value: 'addr:port',
+    default: [],
+    help: 'endpoint announced to other routers (repeatable; default: --listen when specific)',
+    check: { kind: 'endpoint' },
+    repeatable: 'repeat',
+    readme: 'endpoint other routers learn for us (repeatable)',
+    readmeDefault: 'the listen address when specific',
+  },
+  secretFile: {
+    flag: '--secret-file',
+    value: 'file',
+    help: 'file holding the cluster secret (at least 16 bytes)',
+    check: { kind: 'file' },
+    readme: "cluster secret (≥ 16 bytes): the mesh's Noise PSK is derived from it",
+    readmeDefault: 'required unless `--plaintext`',
+  },
+  plaintext: {
+    flag: '--plaintext',
+    default: false,
+    help: 'no encryption or authentication (only on a trusted network)',
+    check: { kind: 'switch' },
+    readme: 'frames unencrypted and unauthenticated, only on a network you trust completely. The mesh still authenticates routers when a secret file is given.',
+    readmeDefault: 'off',
+  },
+  stateDir: {
+    flag: '--state-dir',
+    value: 'dir',
+    default: DEFAULT_STATE_DIR,
+    help: 'where the identity key is kept',
+    check: { kind: 'absolute-path' },
+    readme:
+      'the identity key (`identity.key`, mode 0600) and the last version of our topology record (`topology.version`; a value at or above 2^52 − 1 is ignored). Never copy it to another host: a second router with the same key is stopped',
+  },
+  rekeySeconds: {
+    flag: '--rekey-seconds',
+    value: 's',
+    default: '120',
+    help: 'rotate data keys this often',
+    check: { kind: 'int', min: 2, max: 86_400 },
+    readme: "traffic keys are replaced this often, and before a key's message counter runs high; a key pair seals and opens nothing 2 × S after it was made (its hard lifetime)",
+  },
+  fastpath: {
+    flag: '--fastpath',
+    value: 'mode',
+    default: 'auto',
+    help: 'kernel VXLAN fast path per peer, with fallback to the sleeve: auto or off',
+    check: { kind: 'enum', values: ['auto', 'off'] },
+    readme:
+      'kernel VXLAN per peer where it works and is allowed; needs a specific IPv4 `--listen` address and nftables (`off` also removes what an earlier run left: the VXLAN device and its tables)',
+  },
+  trustedSubnets: {
+    flag: '--trusted-subnets',
+    value: 'cidrs',
+    default: [],
+    help: 'underlay subnets where the unencrypted kernel path may carry an encrypting cluster (repeatable, comma-separated)',
+    check: { kind: 'cidr', family: 4, maxPrefix: 32, problem: 'is not an IPv4 CIDR like 198.18.0.0/15' },
+    repeatable: 'comma',
+    readme: 'underlay subnets where an encrypting cluster may use the *unencrypted* kernel path (repeatable, comma-separated)',
+  },
+  bridge: {
+    flag: '--bridge',
+    value: 'name',
+    default: 'weft',
+    help: 'bridge the pods are plugged into',
+    check: { kind: 'ifname' },
+    readme: 'the bridge the pods are plugged into (created or adopted)',
+  },
+  tap: {
+    flag: '--tap',
+    value: 'name',
+    default: 'weft-tap',
+    help: 'TAP device name',
+    check: { kind: 'ifname' },
+    readme: 'the TAP device between the bridge and the router (made at start, removed at stop)',
+  },
+  vnetHdr: {
+    flag: '--no-vnet-hdr',
+    default: true,
+    help: 'per-frame mode: no virtio_net_hdr super-frames on the TAP',
+    check: { kind: 'switch' },
+    readme: 'per-frame mode: no virtio_net_hdr super-frames on the TAP (it still interoperates with vnet peers)',
+    readmeDefault: 'vnet on',
+  },
+  underlayMtu: {
+    flag: '--underlay-mtu',
+    value: 'bytes',
+    help: 'MTU of the underlay path (default: detected)',
+    check: { kind: 'int', min: 1280, max: 65_535 },
+    readme: 'the underlay path MTU, taken from the interface that holds the listen address or routes to the first peer',
+    readmeDefault: 'detected',
+  },
+  mtu: {
+    flag: '--mtu',
+    value: 'bytes',
+    help: 'overlay MTU for the TAP, bridge and pods (default: derived)',
+    check: { kind: 'int', min: 576, max: 65_000 },
+    readme: 'the overlay MTU of the TAP, the bridge and the pods (default: underlay − 96 for IPv4, − 116 for IPv6)',
+    readmeDefault: 'derived',
+  },
+  apiSocket: {
+    flag: '--api-socket',
+    value: 'path',
+    default: DEFAULT_API_SOCKET,
+    help: 'local API socket',
+    check: { kind: 'socket-path' },
+    readme: 'local API (HTTP on a Unix socket, for root only: mode 0600, in a directory weft makes with mode 0700); `weft status --socket PATH`',
+  },
+  aead: {
+    flag: '--aead',
+    value: 'impl',
+    default: 'openssl',
+    help: "ChaCha20-Poly1305 implementation: openssl (Node's, via the addon) or libsodium",
+    check: { kind: 'enum', values: ['openssl', 'libsodium'] },
+    readme: 'which ChaCha20-Poly1305 implementation seals the sleeve (same bytes on the wire)',
+  },
+  ipamRange: {
+    flag: '--ipam-range',
+    value: 'cidr',
+    default: '10.32.0.0/12',
+    help: 'IPv4 range the cluster-wide IPAM hands out to pods ("none": no IPAM)',
+    check: { kind: 'cidr', family: 4, maxPrefix: 30, orNone: true, problem: 'must be an IPv4 CIDR of at least 4 addresses, like 10.32.0.0/12 (or "none")' },
+    readme: 'the IPv4 range the cluster-wide IPAM hands to pods; `none` turns IPAM off',
+  },
+  ipamRange6: {
+    flag: '--ipam-range6',
+    value: 'cidr',
+    help: 'IPv6 range for dual-stack pods (optional)',
+    check: { kind: 'cidr', family: 6, maxPrefix: 124, problem: 'must be an IPv6 CIDR like fd00:32::/64' },
+    readme: 'an IPv6 range as well (dual-stack pods)',
+  },
+  ipamSeed: {
+    flag: '--ipam-seed',
+    value: 'names',
+    default: [],
+    help: 'peer names that split the range at bootstrap (repeatable, comma-separated; see "weft identity")',
+    check: { kind: 'peer-name' },
+    repeatable: 'comma',
+    readme: 'the peers (16-hex names, see `weft identity`) that split the ranges at bootstrap (repeatable, comma-separated)',
+  },
+  ipamInitPeers: {
+    flag: '--ipam-init-peers',
+    value: 'n',
+    help: 'without seeds: split the range once this many peers see each other (default: number of --peer + 1)',
+    check: { kind: 'int', min: 1, max: 10_000 },
+    readme: 'without seeds: the ranges are split once exactly N routers see each other',
+    readmeDefault: 'number of `--peer` + 1',
+  },
+  ipamQuarantineSeconds: {
+    flag: '--ipam-quarantine-seconds',
+    value: 's',
+    default: '300',
+    help: 'a released address is not handed out again for this long',
+    check: { kind: 'int', min: 0, max: 7 * 86_400 },
+    readme: 'a released address is not handed out again for this long',
+  },
+  logLevel: {
+    flag: '--log-level',
+    value: 'level',
+    default: 'info',
+    help: 'trace, debug, info, warn, error or silent',
+    check: { kind: 'enum', values: ['trace', 'debug', 'info', 'warn', 'error', 'silent'] },
+    readme: 'logging (JSON lines on stderr)',
+  },
+  heartbeatMs: {
+    flag: '--heartbeat-ms',
+    value: 'ms',
+    default: '500',
+    help: 'sleeve heartbeat interval (above 500 slows fast-path fallback)',
+    check: { kind: 'int', min: 100, max: 60_000 },
+    readme: 'sleeve heartbeat interval (above 500 ms, a fast-path peer that restarts is told apart from a cut path more slowly)',
+  },
+  spinUs: {
+    flag: '--spin-us',
+    value: 'us',
+    default: '0',
+    help: 'busy-poll this long after traffic before sleeping (0 = off)',
+    check: { kind: 'int', min: 0, max: 1000 },
+    readme: 'busy-poll this long after traffic before sleeping (0: off)',
+  },
+} as const satisfies Record<string, LaunchOption>;
+
+export type OptionKey = keyof typeof LAUNCH_OPTIONS;
+type Row<K extends OptionKey> = (typeof LAUNCH_OPTIONS)[K];
+
+/** What a row's value is on the command line: a switch is a boolean, a repeatable option a list. */
+type RawValue<R> = R extends { check: { kind: 'switch' } } ? boolean : R extends { repeatable: string } ? string[] : string;
+
+/** What the command line (or a config file) gives: strings and flags, unchecked. */
+export type RawConfig = { [K in OptionKey]?: RawValue<Row<K>> } & {
+  /** Options and arguments the parser did not know. */
+  unknown?: string[];
+};
+
+/** The keys of the rows whose check is of `kind`. */
+export type KeyOfKind<Kind extends OptionCheck['kind']> = { [K in OptionKey]: Row<K>['check']['kind'] extends Kind ? K : never }[OptionKey];
+
+/** The keys of the rows with a default. */
+type DefaultedKey = { [K in OptionKey]: Row<K> extends { default: unknown } ? K : never }[OptionKey];
+
+/** Raw settings with every default filled in. */
+export type FilledConfig = RawConfig & { [K in DefaultedKey]: RawValue<Row<K>> } & { unknown: string[] };
+
+export function optionRow(key: OptionKey): LaunchOption {
+  return LAUNCH_OPTIONS[key];
+}
+
+/** The options in table order, with their keys. */
+export function launchOptions(): [OptionKey, LaunchOption][] {
+  return Object.entries(LAUNCH_OPTIONS) as [OptionKey, LaunchOption][];
+}
+
+/** The keys of the rows whose default is one string. */
+type TextDefaultKey = { [K in OptionKey]: Row<K> extends { default: string } ? K : never }[OptionKey];
+
+/** The default of a row (e.g. for other commands' --socket and --state-dir, which share it). */
+export function defaultOf(key: TextDefaultKey): string {
+  return LAUNCH_OPTIONS[key].default;
+}
+
+/** Every row's default where the raw value is missing (undefined counts as missing). */
+export function fillDefaults(raw: RawConfig): FilledConfig {
+  const out: Record<string, unknown> = { unknown: [] };
+  for (const [key, row] of launchOptions()) {
+    if (row.default !== undefined) out[key] = Array.isArray(row.default) ? [...(row.default as readonly string[])] : row.default;
+  }
+  for (const [key, value] of Object.entries(raw)) if (value !== undefined) out[key] = value;
+  return out as FilledConfig;
+}
+
+const IFNAME = /^[A-Za-z0-9_.-]{1,15}$/;
+const NICKNAME = /^[A-Za-z0-9][A-Za-z0-9_.-]{0,62}$/;
+const PEER_NAME = /^[0-9a-f]{16}$/;
+
+/** What each kind of check makes of a valid value. */
+interface KindValue {
+  switch: boolean;
+  int: number;
+  enum: string;
+  endpoint: Endpoint;
+  file: string;
+  'absolute-path': string;
+  'socket-path': string;
+  nickname: string;
+  ifname: string;
+  /** undefined: "none" */
+  cidr: Cidr | undefined;
+  'peer-name': string;
+}
+
+/** The value of `text` under `check`, or why it is not one (the text quoted first). */
+export function checkValue<Kind extends OptionCheck['kind']>(
+  check: OptionCheck & { kind: Kind },
+  text: string,
+  defaultPort = DEFAULT_PORT,
+): { value: KindValue[Kind] } | { problem: string } {
+  const c = check as OptionCheck;
+  const ok = (value: KindValue[keyof KindValue]): { value: KindValue[Kind] } => ({ value: value as KindValue[Kind] });
+  switch (c.kind) {
+    case 'switch':
+      return ok(text === 'true');
+    case 'int':
+      if (!/^\d+$/.test(text) || Number(text) < c.min || Number(text) > c.max) return { problem: `"${text}" must be an integer from ${c.min} to ${c.max}` };
+      return ok(Number(text));
+    case 'enum':
+      if (!c.values.includes(text)) {
+        const list = c.values.length === 2 ? `${c.values[0]} or ${c.values[1]}` : `one of ${c.values.join(', ')}`;
+        return { problem: `"${text}" must be ${list}` };
+      }
+      return ok(text);
+    case 'endpoint': {
+      const e = parseEndpoint(text, defaultPort);
+      return typeof e === 'string' ? { problem: e } : ok(e);
+    }
+    case 'file':
+      return ok(text);
+    case 'absolute-path':
+      return text === '' || !text.startsWith('/') ? { problem: `"${text}" must be an absolute path` } : ok(text);
+    case 'socket-path': {
+      const why = apiSocketProblem(text);
+      return why === undefined ? ok(text) : { problem: why };
+    }
+    case 'nickname':
+      return NICKNAME.test(text) ? ok(text) : { problem: `"${text}" must be 1-63 characters of letters, digits, "_", "." or "-", starting with a letter or digit` };
+    case 'ifname':
+      return IFNAME.test(text) ? ok(text) : { problem: `"${text}" is not a valid interface name (1-15 of A-Z a-z 0-9 _ . -)` };
+    case 'cidr': {
+      if (c.orNone === true && text === 'none') return ok(undefined);
+      const r = parseCidr(text);
+      return typeof r === 'string' || r.family !== c.family || r.prefix > c.maxPrefix ? { problem: `"${text}" ${c.problem}` } : ok(r);
+    }
+    case 'peer-name':
+      return PEER_NAME.test(text) ? ok(text) : { problem: `"${text}" is not a peer name (16 hex digits, as "weft identity" prints it)` };
+  }
+}
+
+/**
+ * Checks the options of a filled raw config row by row; each problem names its flag (and for a
+ * repeated option, which occurrence). Cross-option rules stay with the caller (config.ts).
+ */
+export class OptionChecker {
+  readonly problems: string[] = [];
+  private readonly raw: FilledConfig;
+
+  constructor(raw: FilledConfig) {
+    this.raw = raw;
+  }
+
+  /** The checked value of a single-valued option; undefined when absent or invalid. */
+  one<K extends KeyOfKind<Exclude<OptionCheck['kind'], 'switch'>>>(key: K, defaultPort?: number): KindValue[Row<K>['check']['kind']] | undefined {
+    const row = optionRow(key);
+    const text = this.raw[key] as string | undefined;
+    if (text === undefined || (row.required !== undefined && text === '')) {
+      if (row.required !== undefined) this.problems.push(`${row.flag}: required (${row.required})`);
+      return undefined;
+    }
+    const r = checkValue(row.check, text, defaultPort);
+    if ('problem' in r) {
+      this.problems.push(`${row.flag}: ${r.problem}`);
+      return undefined;
+    }
+    return r.value as KindValue[Row<K>['check']['kind']];
+  }
+
+  /**
+   * The checked values of a repeatable option, in order, with their occurrence (1-based); invalid
+   * ones are left out. `extra` adds a rule of the caller's (a problem text, or undefined).
+   */
+  list<K extends KeyOfKind<Exclude<OptionCheck['kind'], 'switch'>> & { [P in OptionKey]: Row<P> extends { repeatable: string } ? P : never }[OptionKey]>(
+    key: K,
+    options: { defaultPort?: number; extra?: (value: KindValue[Row<K>['check']['kind']], text: string) => string | undefined } = {},
+  ): KindValue[Row<K>['check']['kind']][] {
+    const row = optionRow(key);
+    const given = (this.raw[key] as string[] | undefined) ?? [];
+    const texts = row.repeatable === 'comma' ? given.flatMap((t) => t.split(',')).map((t) => t.trim()).filter((t) => t !== '') : given;
+    const out: KindValue[Row<K>['check']['kind']][] = [];
+    texts.forEach((text, i) => {
+      const label = row.repeatable === 'comma' ? row.flag : `${row.flag} #${i + 1}`;
+      const r = checkValue(row.check, text, options.defaultPort);
+      const problem = 'problem' in r ? r.problem : options.extra?.(r.value as KindValue[Row<K>['check']['kind']], text);
+      if (problem !== undefined) this.problems.push(`${label}: ${problem}`);
+      else out.push((r as { value: KindValue[Row<K>['check']['kind']] }).value);
+    });
+    return out;
+  }
+}

@@ -1,0 +1,117 @@
+/**
+ * src/api/types.ts declares the API's answers by itself (it imports only core); the parts build
+ * them from their own report types. The type checks below (run by `npm run lint`, tsc) fail when
+ * a part's report and the API's type drift apart; the tests run the CLI's formatters over
+ * answers of those types.
+ */
+import { describe, expect, it } from 'vitest';
+import type * as api from '../../src/api/types.js';
+import { formatIpamStatus, formatStatus } from '../../src/cli/format-status.js';
+import type { AddressGrant } from '../../src/api/types.js';
+import type { PodGuardStatus } from '../../src/daemon/pod-guard.js';
+import type { DropReason } from '../../src/daemon/pod-guard-rules.js';
+import type { PodNetwork } from '../../src/daemon/pod-network.js';
+import type { Ipam } from '../../src/ipam/ipam.js';
+import type { IpamStatus } from '../../src/ipam/status.js';
+import type { MeshStatus } from '../../src/mesh/mesh.js';
+import type { IoCounters } from '../../src/platform/tap.js';
+import type { FastPathReport } from '../../src/router/fastpath/fast-path.js';
+import type { LearningSwitchCounters } from '../../src/router/learning-switch.js';
+
+/** true when A and B are the same type (each assignable to the other), else false. */
+type Same<A, B> = [A] extends [B] ? ([B] extends [A] ? true : false) : false;
+
+export const sameShapes = {
+  mesh: true satisfies Same<MeshStatus, api.MeshStatus>,
+  fastPathPeers: true satisfies Same<FastPathReport['peers'], api.FastPathStatus['peers']>,
+  fastPathProbes: true satisfies Same<FastPathReport['probes'], NonNullable<api.FastPathStatus['probes']>>,
+  fastPathPort: true satisfies Same<FastPathReport['vxlanPort'], NonNullable<api.FastPathStatus['vxlanPort']>>,
+  ipamStatus: true satisfies Same<IpamStatus, api.IpamStatus>,
+  ipamStatusServed: true satisfies Same<ReturnType<Ipam['status']>, api.IpamStatus>,
+  allocate: true satisfies Same<Awaited<ReturnType<Ipam['allocate']>>, api.IpamAllocateResponse>,
+  release: true satisfies Same<Awaited<ReturnType<Ipam['release']>>, api.IpamReleaseResponse>,
+  grants: true satisfies Same<ReturnType<Ipam['list']>[number], AddressGrant>,
+  pods: true satisfies Same<PodGuardStatus, api.PodGuardStatus>,
+  podDrops: true satisfies Same<DropReason, api.PodDropReason>,
+  cniNetwork: true satisfies Same<ReturnType<PodNetwork['network']>, api.CniNetwork>,
+  io: true satisfies Same<IoCounters, api.IoCounters>,
+  switch: true satisfies Same<LearningSwitchCounters, api.SwitchCounters>,
+};
+
+const io: api.IoCounters = {
+  rxBatches: 1, rxPackets: 10, rxBytes: 2048, rxErrors: 0, txPackets: 20, txBytes: 4096, txErrors: 0, txDropped: 0,
+  gsoFallbacks: 0, truncated: 0, pollErrors: 0, spinHits: 0, txIovLimit: 0, lastErrno: 0,
+};
+
+const report: api.StatusReport = {
+  version: 1,
+  name: '0123456789abcdef',
+  nickname: 'n1',
+  id: '01234567',
+  pid: 42,
+  uptimeS: 7,
+  listen: '198.18.0.1:6784',
+  bridge: 'weft',
+  tap: 'weft-tap',
+  mode: { encryption: 'chacha20-poly1305', aead: 'openssl', vnetHdr: true, udpGso: true, udpGro: false },
+  mtu: { underlay: 1500, overlay: 1404, maxDatagram: 1472 },
+  peers: [{
+    name: 'fedcba9876543210', nickname: 'n2', id: '89abcdef', endpoint: '198.18.0.2:6784', state: 'established', path: 'relay', via: 'n3',
+    pathChanges: 1, relayedRx: 0, lastSeenMsAgo: 1500, rxSession: 1, txSession: 2, pendingSession: null, keyExpiresInMs: 1000, vnetCapable: true,
+    txFrames: 3, txBytes: 300, rxFrames: 4, rxBytes: 400, txMessages: 3, rxMessages: 4,
+  }],
+  mesh: {
+    name: '0123456789abcdef', nickname: 'n1',
+    connections: [{ peer: 'fedcba9876543210', nickname: 'n2', address: '198.18.0.2:6784', outbound: true, state: 'established', sinceMs: 5000, pathUp: true }],
+    targets: [{ address: '198.18.0.9:6784', configured: true, state: 'waiting', attempts: 2, retryInMs: 1500, lastError: 'refused', peer: undefined }],
+    peers: [], keys: [], closes: {}, refused: {}, channels: [],
+    preauth: { pending: 0, perAddressLimit: 4, totalLimit: 64, timeoutMs: 5000 },
+    routed: { unicastForwarded: 0, unicastNoRoute: 0, ttlExpired: 0, unknownSource: 0, broadcastsRelayed: 0 },
+  },
+  fastpath: { mode: 'auto', note: 'auto', peers: [{ name: 'n2', underlay: '198.18.0.2', state: 'up', reason: 'probes answered', sinceMs: 2500, switches: 1 }] },
+  ipam: { ready: { ok: false, reason: 'waiting for peers' }, allocations: 2, ranges: [] },
+  pods: undefined,
+  relayed: { datagrams: 0, bytes: 0 },
+  traffic: { tap: io, udp: io, router: { tapFrames: 0, tapBytes: 0, unicast: 5, flooded: 6, leftToFastPath: 0, toTap: 0, toTapBytes: 0 }, macs: 3, sleeveMessages: 0, udpFlushes: 0 },
+  drops: { 'rx.badHops': 2, 'rx.replayed': 0 },
+  reassembly: { inUse: 0, completed: 0, stored: 0, memoryBytes: 0 },
+  memory: { rssBytes: 50 << 20, heapUsedBytes: 10 << 20 },
+};
+
+describe('the API types as the CLI reads them', () => {
+  it.each([
+    ['the router line', 'weft router 0123456789abcdef "n1" (id 01234567, pid 42, up 7s)'],
+    ['a relayed peer', 'relay via n3'],
+    ['a connection target waiting', 'target 198.18.0.9:6784: waiting (refused), retry in 1.5s'],
+    ['a fast-path peer', 'n2 (198.18.0.2): up, probes answered, for 2.5s, 1 switches'],
+    ['IPAM not ready', 'IPAM: not ready (waiting for peers), 2 allocations'],
+    ['the drops that happened, not the others', 'drops: rx.badHops=2'],
+    ['the switch counters', 'MACs learned 3   unicast 5   flooded 6'],
+  ])('weft status shows %s', (_, line) => {
+    expect(formatStatus(report)).toContain(line);
+  });
+
+  it('weft ipam status shows readiness, bootstrap and each range', () => {
+    const st: api.IpamStatus = {
+      self: '0123456789abcdef',
+      ready: { ok: true },
+      fenced: false,
+      bootstrap: { mode: 'seeds', seeds: ['0123456789abcdef'] },
+      spaces: [{
+        range: '10.32.0.0/12', family: 4, genesis: undefined, owners: [{ peer: '0123456789abcdef', ranges: ['10.32.0.0/12'], size: '1048576' }], tombstones: [],
+        own: { owned: '1048576', free: '1048574', allocated: '2', quarantined: '0', reserved: '0', held: '0' },
+        conflicts: [], unconfirmed: { count: 0, entries: [], unknown: 0 }, pendingAsk: { asking: undefined, tried: [], waitingAllocations: 0 },
+      }],
+      allocations: 2,
+      ringConflicts: { count: 0 },
+      counters: {
+        donationsGiven: 0, donationsReceived: 0, asksSent: 0, asksRefused: 0, materialized: 0, exhausted: 0, decodeErrors: 0, refusedSignature: 0,
+        refusedVersion: 0, refusedRecord: 0, unconfirmed: 0, unusableGrants: 0, defended: 0, doubleSpends: 0, defenceImpossible: 0, revived: 0, givenBack: 0,
+      },
+    };
+    const text = formatIpamStatus(st);
+    expect(text).toContain('IPAM of 0123456789abcdef: ready');
+    expect(text).toContain('bootstrap: seeds 0123456789abcdef');
+    expect(text).toContain('0123456789abcdef (self): 1048576 addresses in 10.32.0.0/12');
+  });
+});
