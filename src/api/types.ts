@@ -37,6 +37,12 @@ export interface PeerStatus {
   /** fastpath: kernel VXLAN; direct: sleeve, proven by heartbeats; relay: sleeve through `via`; none. */
   path: 'fastpath' | 'direct' | 'relay' | 'none';
   via: string | null;
+  /** Why the overlay switch chose this path ("probes ok (...)", "probes failed: ...", "relay via ...", ...). */
+  pathReason: string;
+  /** Time since the path last changed (or since the peer was first seen). */
+  pathSinceMs: number | null;
+  /** Path changes so far (fast path, direct, relay, none). */
+  pathSwitches: number;
   pathChanges: number;
   relayedRx: number;
   lastSeenMsAgo: number | null;

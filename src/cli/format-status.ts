@@ -55,6 +55,11 @@ export function formatStatus(s: StatusReport): string {
       ]);
     }
     lines.push(table(rows).replace(/^/gm, '  '));
+    // Why each peer is on its path (the overlay switch's reason), for how long, and how often it moved.
+    for (const p of s.peers) {
+      const since = p.pathSinceMs === null ? '' : ` for ${(p.pathSinceMs / 1000).toFixed(1)}s`;
+      lines.push(`  ${p.nickname || p.name}: ${p.path}${since}, ${p.pathSwitches} switches: ${p.pathReason}`);
+    }
   }
   lines.push('');
   const m = s.mesh;

@@ -57,6 +57,7 @@ const report: api.StatusReport = {
   mtu: { underlay: 1500, overlay: 1404, maxDatagram: 1472 },
   peers: [{
     name: 'fedcba9876543210', nickname: 'n2', id: '89abcdef', endpoint: '198.18.0.2:6784', state: 'established', path: 'relay', via: 'n3',
+    pathReason: 'relay via n3 (no direct path)', pathSinceMs: 2500, pathSwitches: 2,
     pathChanges: 1, relayedRx: 0, lastSeenMsAgo: 1500, rxSession: 1, txSession: 2, pendingSession: null, keyExpiresInMs: 1000, vnetCapable: true,
     txFrames: 3, txBytes: 300, rxFrames: 4, rxBytes: 400, txMessages: 3, rxMessages: 4,
   }],
@@ -82,6 +83,7 @@ describe('the API types as the CLI reads them', () => {
   it.each([
     ['the router line', 'weft router 0123456789abcdef "n1" (id 01234567, pid 42, up 7s)'],
     ['a relayed peer', 'relay via n3'],
+    ["a peer's path, why and since when", 'n2: relay for 2.5s, 2 switches: relay via n3 (no direct path)'],
     ['a connection target waiting', 'target 198.18.0.9:6784: waiting (refused), retry in 1.5s'],
     ['a fast-path peer', 'n2 (198.18.0.2): up, probes answered, for 2.5s, 1 switches'],
     ['IPAM not ready', 'IPAM: not ready (waiting for peers), 2 allocations'],
