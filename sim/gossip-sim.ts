@@ -81,7 +81,7 @@ export class GossipSim {
   readonly counts: Counts = { delta: { messages: 0, bytes: 0 }, connect: { messages: 0, bytes: 0 }, periodic: { messages: 0, bytes: 0 } };
   rounds = 0;
   private queue: Msg[] = [];
-  private readonly o: Required<Omit<SimOptions, 'clock'>>;
+  private readonly options: Required<Omit<SimOptions, 'clock'>>;
   private readonly ids = new Set<number>();
   /** One decode cache for every peer: each distinct record is decoded and its signatures checked once in this process. */
   readonly cache = new RecordCache(500_000);
@@ -89,7 +89,7 @@ export class GossipSim {
   readonly verifier = new Verifier(10_000);
 
   constructor(o: SimOptions) {
-    this.o = { connectTo: 3, latencyMs: 10, intervalMs: 30_000, goneAfterMs: 600_000, sweepIntervalMs: 30_000, coalesceMs: 0, ...o };
+    this.options = { connectTo: 3, latencyMs: 10, intervalMs: 30_000, goneAfterMs: 600_000, sweepIntervalMs: 30_000, coalesceMs: 0, ...o };
     this.clock = o.clock ?? new HeapClock();
     this.rng = new Prng(o.seed);
   }
@@ -102,7 +102,7 @@ export class GossipSim {
   join(): SimPeer {
     const others = this.live();
     const p = this.spawn();
-    const targets = this.rng.sample(others, this.o.connectTo);
+    const targets = this.rng.sample(others, this.options.connectTo);
     for (const q of targets) this.addLink(p, q);
     this.refresh([p, ...targets]);
     for (const q of targets) this.exchange(p, q);
@@ -165,7 +165,7 @@ export class GossipSim {
       }
     }
     if (batch.length > 0) this.rounds++;
-    this.clock.advance(this.o.latencyMs);
+    this.clock.advance(this.options.latencyMs);
     return batch.length;
   }
 
@@ -318,8 +318,8 @@ export class GossipSim {
         publicKey,
         nickname: `node-${index}`,
         endpoints: [endpoint],
-        goneAfterMs: this.o.goneAfterMs,
-        sweepIntervalMs: this.o.sweepIntervalMs,
+        goneAfterMs: this.options.goneAfterMs,
+        sweepIntervalMs: this.options.sweepIntervalMs,
         incarnation: Buffer.from(this.rng.bytes(8)).toString('hex'),
       },
     );
@@ -340,7 +340,7 @@ export class GossipSim {
       mergeDeltas: (ds: readonly Uint8Array[]) => topology.mergeDeltas(ds),
     };
     const channels = new ChannelRegistry({ link: transport, clock: this.clock, random: () => this.rng.next() });
-    const channel = channels.newChannel(TOPOLOGY_CHANNEL, gossiper, { intervalMs: this.o.intervalMs, coalesceMs: this.o.coalesceMs });
+    const channel = channels.newChannel(TOPOLOGY_CHANNEL, gossiper, { intervalMs: this.options.intervalMs, coalesceMs: this.options.coalesceMs });
     const peer: SimPeer = { index, name, endpoint, alive: true, links: new Set(), topology, channel, forgottenSeen: 0, lastFull: undefined };
     this.peers.push(peer);
     topology.start();

@@ -89,7 +89,7 @@ export class IpamSim {
   readonly rng: Prng;
   readonly nodes: SimNode[] = [];
   readonly problems: string[] = [];
-  readonly o: Required<Omit<IpamSimOptions, 'clock' | 'init' | 'reclaimHoldMs'>> & Pick<IpamSimOptions, 'init' | 'reclaimHoldMs'>;
+  readonly options: Required<Omit<IpamSimOptions, 'clock' | 'init' | 'reclaimHoldMs'>> & Pick<IpamSimOptions, 'init' | 'reclaimHoldMs'>;
   /** One signature cache for every peer (each would verify the same records otherwise). */
   readonly verifier = new RingVerifier();
   /** Every acknowledged live allocation: address → "node/container". */
@@ -113,7 +113,7 @@ export class IpamSim {
   private seq = 0;
 
   constructor(o: IpamSimOptions) {
-    this.o = {
+    this.options = {
       ranges: ['10.32.0.0/12', 'fd00:77::/64'],
       seeds: 3,
       connectTo: 3,
@@ -130,7 +130,7 @@ export class IpamSim {
     };
     this.clock = o.clock ?? new HeapClock();
     this.rng = new Prng(o.seed);
-    this.ownership = new OwnershipCheck(this.o.ranges);
+    this.ownership = new OwnershipCheck(this.options.ranges);
   }
 
   /** Live nodes in index order (do not modify; a new array after a node dies or comes back). */
@@ -149,7 +149,7 @@ export class IpamSim {
     this.liveNodes = undefined;
     const others = this.live().filter((n) => n !== node);
     await this.boot(node);
-    this.link((linkTo ?? this.rng.sample(others, this.o.connectTo)).map((q) => [node, q] as const));
+    this.link((linkTo ?? this.rng.sample(others, this.options.connectTo)).map((q) => [node, q] as const));
     return node;
   }
 
@@ -173,24 +173,24 @@ export class IpamSim {
       distance: () => undefined,
       onChange: () => () => undefined,
     };
-    const i = this.o.init;
-    const init = i === undefined ? { seeds: Array.from({ length: this.o.seeds }, (_, k) => simPeerName(k)) } : typeof i === 'function' ? i(node.index) : i;
+    const i = this.options.init;
+    const init = i === undefined ? { seeds: Array.from({ length: this.options.seeds }, (_, k) => simPeerName(k)) } : typeof i === 'function' ? i(node.index) : i;
     // The IPAM sends through its channel (counted there), as on the mesh.
     const channels = new ChannelRegistry({ link, clock: this.clock, random: () => this.rng.next() });
     node.ipam = new Ipam(
       { clock: this.clock, transport: channels, routes, store: node.store, writer: simWriter(node.index), verifier: this.verifier },
       {
         self: node.name,
-        ranges: this.o.ranges,
+        ranges: this.options.ranges,
         init,
-        clusterId: this.o.clusterId,
-        quarantineMs: this.o.quarantineMs,
-        reclaimAfterMs: this.o.reclaimAfterMs,
-        askTimeoutMs: this.o.askTimeoutMs,
-        ...(this.o.reclaimHoldMs !== undefined ? { reclaimHoldMs: this.o.reclaimHoldMs } : {}),
+        clusterId: this.options.clusterId,
+        quarantineMs: this.options.quarantineMs,
+        reclaimAfterMs: this.options.reclaimAfterMs,
+        askTimeoutMs: this.options.askTimeoutMs,
+        ...(this.options.reclaimHoldMs !== undefined ? { reclaimHoldMs: this.options.reclaimHoldMs } : {}),
       },
     );
-    node.channel = channels.newChannel(IPAM_CHANNEL, node.ipam, { intervalMs: this.o.gossipIntervalMs });
+    node.channel = channels.newChannel(IPAM_CHANNEL, node.ipam, { intervalMs: this.options.gossipIntervalMs });
     node.channel.start();
     await node.ipam.start();
   }
@@ -309,12 +309,12 @@ export class IpamSim {
   }
 
   private send(from: SimNode, to: SimNode, data: Uint8Array, unicast: boolean): void {
-    if (this.lossOn && this.o.loss > 0 && this.rng.next() < this.o.loss) {
+    if (this.lossOn && this.options.loss > 0 && this.rng.next() < this.options.loss) {
       this.counts.lost++;
       return;
     }
     this.queue.push({ from, to, data, unicast, ipam: to.ipam });
-    if (this.lossOn && this.o.duplicate > 0 && this.rng.next() < this.o.duplicate) {
+    if (this.lossOn && this.options.duplicate > 0 && this.rng.next() < this.options.duplicate) {
       this.counts.duplicated++;
       this.queue.push({ from, to, data, unicast, ipam: to.ipam });
     }
@@ -324,7 +324,7 @@ export class IpamSim {
   async step(): Promise<number> {
     const batch = this.queue;
     this.queue = [];
-    if (this.lossOn && this.o.reorder) for (let i = batch.length - 1; i > 0; i--) {
+    if (this.lossOn && this.options.reorder) for (let i = batch.length - 1; i > 0; i--) {
       const j = this.rng.int(i + 1);
       [batch[i], batch[j]] = [batch[j]!, batch[i]!];
     }
@@ -341,7 +341,7 @@ export class IpamSim {
       }
     }
     if (batch.length > 0) this.counts.rounds++;
-    this.clock.advance(this.o.latencyMs);
+    this.clock.advance(this.options.latencyMs);
     await drain();
     this.checkOwnership();
     return batch.length;
@@ -409,7 +409,7 @@ export class IpamSim {
 
   private agrees(n: SimNode): boolean {
     const ref = this.components(n)[0]!;
-    for (let si = 0; si < this.o.ranges.length; si++) if (!ringsEqual(n.ipam.ringBytes(si), ref.ipam.ringBytes(si))) return false;
+    for (let si = 0; si < this.options.ranges.length; si++) if (!ringsEqual(n.ipam.ringBytes(si), ref.ipam.ringBytes(si))) return false;
     return true;
   }
 
@@ -418,7 +418,7 @@ export class IpamSim {
    * against everyone (ipam-sim-checks.ts); with `force`, every peer from scratch.
    */
   checkOwnership(force = false): void {
-    const problems = force ? ownershipProblems(this.live(), this.o.ranges) : this.ownership.update(this.live());
+    const problems = force ? ownershipProblems(this.live(), this.options.ranges) : this.ownership.update(this.live());
     for (const p of problems) this.problem(p);
   }
 
@@ -633,7 +633,7 @@ export async function runIpamScenario(o: IpamScenarioOptions): Promise<IpamScena
     const n = await operate(Math.round(o.operations * 0.15));
     // Past the reclaim hold, so heirs allocate from what they took over.
     await sim.settle();
-    const end = sim.clock.now() + sim.o.quarantineMs + 1000;
+    const end = sim.clock.now() + sim.options.quarantineMs + 1000;
     while (sim.clock.now() < end) await sim.step();
     return n;
   });

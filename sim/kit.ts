@@ -7,13 +7,13 @@ import type { Clock, TimerHandle } from '../src/core/clock.js';
 
 /** mulberry32: small, fast, good enough for a simulation. */
 export class Prng {
-  private s: number;
+  private state: number;
   constructor(seed: number) {
-    this.s = seed >>> 0;
+    this.state = seed >>> 0;
   }
   next(): number {
-    this.s = (this.s + 0x6d2b79f5) >>> 0;
-    let t = this.s;
+    this.state = (this.state + 0x6d2b79f5) >>> 0;
+    let t = this.state;
     t = Math.imul(t ^ (t >>> 15), t | 1);
     t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
     return ((t ^ (t >>> 14)) >>> 0) / 4294967296;

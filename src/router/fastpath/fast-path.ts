@@ -120,7 +120,7 @@ export function inSubnets(address: string, subnets: readonly { address: string; 
 export class FastPath {
   readonly health: FastPathHealth;
   readonly filters: FastPathFilters;
-  private readonly c: FastPathComponents;
+  private readonly components: FastPathComponents;
   private readonly init: FastPathInit;
   private readonly log: Logger;
   private readonly peers = new Map<number, Peer>();
@@ -131,7 +131,7 @@ export class FastPath {
   private filterQueued = false;
 
   constructor(components: FastPathComponents, init: FastPathInit) {
-    this.c = components;
+    this.components = components;
     this.init = init;
     this.log = components.logger;
     this.probes = new ProbeChannel(
@@ -155,7 +155,7 @@ export class FastPath {
   }
 
   async start(): Promise<void> {
-    const nl = this.c.netlink;
+    const nl = this.components.netlink;
     const v = this.init.vxlan;
     await nl.ensureVxlan(v);
     await this.adoptKernelState();
@@ -166,16 +166,16 @@ export class FastPath {
     await nl.setUp(v.name);
     await nl.setIsolated(v.name, true);
     await nl.setIsolated(this.init.sleeveTap, true);
-    await nl.setMtu(this.c.probeTap.name, this.init.maxFrame - 14);
-    await nl.setMaster(this.c.probeTap.name, this.init.bridge);
-    await nl.setUp(this.c.probeTap.name);
-    await nl.bridgeFdbSetStatic(this.c.probeTap.name, probeMacText(this.init.selfId));
-    this.c.probeTap.start((count) => this.probes.onBatch(count));
-    this.c.macs.onChange(() => this.enqueue(() => this.reconcileMacs()));
-    this.timers.push(this.c.clock.setInterval(() => this.health.tick(), 125));
-    this.timers.push(this.c.clock.setInterval(() => this.enqueue(() => this.pollLocalMacs()), 1000));
+    await nl.setMtu(this.components.probeTap.name, this.init.maxFrame - 14);
+    await nl.setMaster(this.components.probeTap.name, this.init.bridge);
+    await nl.setUp(this.components.probeTap.name);
+    await nl.bridgeFdbSetStatic(this.components.probeTap.name, probeMacText(this.init.selfId));
+    this.components.probeTap.start((count) => this.probes.onBatch(count));
+    this.components.macs.onChange(() => this.enqueue(() => this.reconcileMacs()));
+    this.timers.push(this.components.clock.setInterval(() => this.health.tick(), 125));
+    this.timers.push(this.components.clock.setInterval(() => this.enqueue(() => this.pollLocalMacs()), 1000));
     // (the refused counter is logged once when it first grows, even if nobody asks for status)
-    this.timers.push(this.c.clock.setInterval(() => void this.filters.refresh(), 30_000));
+    this.timers.push(this.components.clock.setInterval(() => void this.filters.refresh(), 30_000));
     this.enqueue(() => this.pollLocalMacs());
   }
 
@@ -184,7 +184,7 @@ export class FastPath {
    * up at once (ids from their probe MACs), and probed right away, so neither end sees a gap.
    */
   private async adoptKernelState(): Promise<void> {
-    const entries = await this.c.netlink.fdbList(this.init.vxlan.name);
+    const entries = await this.components.netlink.fdbList(this.init.vxlan.name);
     const flood = new Set(entries.filter((e) => e.mac === FLOOD_MAC).map((e) => e.dst));
     for (const e of entries) {
       const id = probeIdOf(e.mac);
@@ -200,7 +200,7 @@ export class FastPath {
   stop(): void {
     for (const t of this.timers) t.cancel();
     this.timers = [];
-    this.c.probeTap.stop();
+    this.components.probeTap.stop();
     this.probes.clear();
   }
 
@@ -234,7 +234,7 @@ export class FastPath {
           return;
         }
         this.health.rename(id, name);
-        this.c.owner.setFast(id, cur.up, cur.up ? 'adopted from the kernel after a restart; probes confirm it' : 'adopted from the kernel after a restart; probes failed since');
+        this.components.owner.setFast(id, cur.up, cur.up ? 'adopted from the kernel after a restart; probes confirm it' : 'adopted from the kernel after a restart; probes failed since');
       }
       return;
     }
@@ -252,8 +252,8 @@ export class FastPath {
     this.syncFilter();
     const mac = probeMacText(id);
     this.enqueue(async () => {
-      await this.c.netlink.bridgeFdbSetStatic(this.init.vxlan.name, mac);
-      await this.c.netlink.fdbSet(this.init.vxlan.name, { mac, dst: underlay });
+      await this.components.netlink.bridgeFdbSetStatic(this.init.vxlan.name, mac);
+      await this.components.netlink.fdbSet(this.init.vxlan.name, { mac, dst: underlay });
       // Probe only once the entries exist: a probe must never be flooded (into the sleeve).
       if (this.peers.get(id) === p) this.health.addPeer(id, name);
     });
@@ -298,12 +298,12 @@ export class FastPath {
     this.peers.delete(p.id);
     this.health.removePeer(p.id);
     if (p.eligible) this.syncFilter();
-    if (p.up) this.c.owner.setFast(p.id, false, reason);
+    if (p.up) this.components.owner.setFast(p.id, false, reason);
     const mac = probeMacText(p.id);
     this.enqueue(async () => {
       await this.unprogram(p);
-      await this.c.netlink.fdbDelete(this.init.vxlan.name, { mac, dst: p.underlay });
-      await this.c.netlink.bridgeFdbDelete(this.init.vxlan.name, mac);
+      await this.components.netlink.fdbDelete(this.init.vxlan.name, { mac, dst: p.underlay });
+      await this.components.netlink.bridgeFdbDelete(this.init.vxlan.name, mac);
     });
   }
 
@@ -329,26 +329,26 @@ export class FastPath {
     if (up) {
       this.enqueue(async () => {
         await this.programMacs(p);
-        await this.c.netlink.fdbSet(this.init.vxlan.name, { mac: FLOOD_MAC, dst: p.underlay });
+        await this.components.netlink.fdbSet(this.init.vxlan.name, { mac: FLOOD_MAC, dst: p.underlay });
         // the peer's MACs go to the VXLAN port and stay there (see the header)
-        for (const mac of p.macs) await this.c.netlink.bridgeFdbSetStatic(this.init.vxlan.name, mac);
-        this.c.owner.setFast(id, true, `probes ok (${reason})`);
+        for (const mac of p.macs) await this.components.netlink.bridgeFdbSetStatic(this.init.vxlan.name, mac);
+        this.components.owner.setFast(id, true, `probes ok (${reason})`);
       });
     } else {
-      this.c.owner.setFast(id, false, `probes failed: ${reason}`);
+      this.components.owner.setFast(id, false, `probes failed: ${reason}`);
     }
   }
 
   private async programMacs(p: Peer): Promise<void> {
-    for (const mac of this.c.macs.macsOf(p.name)) {
+    for (const mac of this.components.macs.macsOf(p.name)) {
       if (p.macs.has(mac)) continue;
-      await this.c.netlink.fdbSet(this.init.vxlan.name, { mac, dst: p.underlay });
+      await this.components.netlink.fdbSet(this.init.vxlan.name, { mac, dst: p.underlay });
       p.macs.add(mac);
     }
   }
 
   private async unprogram(p: Peer): Promise<void> {
-    const nl = this.c.netlink;
+    const nl = this.components.netlink;
     const v = this.init.vxlan.name;
     const probe = probeMacText(p.id);
     const covered = new Set<string>();
@@ -374,18 +374,18 @@ export class FastPath {
       // a peer whose path passes probes but is not up yet gets its new MACs too: replies to what
       // it already sends over VXLAN need them
       if (!p.programmed) continue;
-      const want = new Set(this.c.macs.macsOf(p.name));
+      const want = new Set(this.components.macs.macsOf(p.name));
       for (const mac of want) {
         if (!p.macs.has(mac)) {
-          await this.c.netlink.fdbSet(this.init.vxlan.name, { mac, dst: p.underlay });
-          if (p.up) await this.c.netlink.bridgeFdbSetStatic(this.init.vxlan.name, mac);
+          await this.components.netlink.fdbSet(this.init.vxlan.name, { mac, dst: p.underlay });
+          if (p.up) await this.components.netlink.bridgeFdbSetStatic(this.init.vxlan.name, mac);
           p.macs.add(mac);
         }
       }
       for (const mac of [...p.macs]) {
         if (!want.has(mac)) {
-          await this.c.netlink.fdbDelete(this.init.vxlan.name, { mac, dst: p.underlay });
-          await this.c.netlink.bridgeFdbDelete(this.init.vxlan.name, mac);
+          await this.components.netlink.fdbDelete(this.init.vxlan.name, { mac, dst: p.underlay });
+          await this.components.netlink.bridgeFdbDelete(this.init.vxlan.name, mac);
           p.macs.delete(mac);
         }
       }
@@ -394,9 +394,9 @@ export class FastPath {
 
   /** Our pods' MACs: what the bridge learned on ports other than the overlays. */
   private async pollLocalMacs(): Promise<void> {
-    const skip = new Set([this.init.sleeveTap, this.init.vxlan.name, this.c.probeTap.name]);
-    const entries = await this.c.netlink.bridgeFdbList(this.init.bridge);
-    this.c.macs.setLocal(entries.filter((e) => e.kind === 'learned' && !skip.has(e.port)).map((e) => e.mac));
+    const skip = new Set([this.init.sleeveTap, this.init.vxlan.name, this.components.probeTap.name]);
+    const entries = await this.components.netlink.bridgeFdbList(this.init.bridge);
+    this.components.macs.setLocal(entries.filter((e) => e.kind === 'learned' && !skip.has(e.port)).map((e) => e.mac));
   }
 
   /** The underlay addresses allowed to reach the VXLAN port: every eligible peer's, whatever its state (probes must pass). */

@@ -95,7 +95,7 @@ export function probeTableBody(overlayPorts: readonly string[]): string {
 }
 
 export class FastPathFilters {
-  private readonly c: FastPathFiltersComponents;
+  private readonly components: FastPathFiltersComponents;
   private readonly port: number;
   private readonly overlayPorts: readonly string[];
   private peers: string[] = [];
@@ -107,7 +107,7 @@ export class FastPathFilters {
   private loggedPods = false;
 
   constructor(components: FastPathFiltersComponents, init: FastPathFiltersInit) {
-    this.c = components;
+    this.components = components;
     if (!Number.isInteger(init.port) || init.port < 1 || init.port > 65535) throw new WeftError('ERR_FASTPATH_FILTER', `VXLAN port ${init.port} is not a UDP port`);
     this.port = init.port;
     for (const p of init.overlayPorts) if (!IFNAME.test(p)) throw new WeftError('ERR_FASTPATH_FILTER', `"${p}" is not an interface name`);
@@ -123,7 +123,7 @@ export class FastPathFilters {
     ];
     for (const [family, name, body] of tables) {
       try {
-        await this.c.nft.replaceTable(family, name, body);
+        await this.components.nft.replaceTable(family, name, body);
       } catch (err) {
         throw new WeftError(
           'ERR_FASTPATH_FILTER',
@@ -142,9 +142,9 @@ export class FastPathFilters {
     const allowed = checked(peers);
     if (same(allowed, this.peers)) return;
     try {
-      await this.c.nft.replaceSetElements('inet', VXLAN_TABLE, PEER_SET, allowed);
+      await this.components.nft.replaceSetElements('inet', VXLAN_TABLE, PEER_SET, allowed);
     } catch (err) {
-      this.c.logger.warn('the VXLAN port filter could not be updated; writing its table again', { err: describeError(err) });
+      this.components.logger.warn('the VXLAN port filter could not be updated; writing its table again', { err: describeError(err) });
       await this.install(allowed);
     }
     this.peers = allowed;
@@ -152,7 +152,7 @@ export class FastPathFilters {
 
   /** Reads the drop counters again unless they were read within the last second; never throws. */
   refresh(): Promise<void> {
-    if (this.c.clock.now() - this.readAt < COUNTER_MIN_AGE_MS) return Promise.resolve();
+    if (this.components.clock.now() - this.readAt < COUNTER_MIN_AGE_MS) return Promise.resolve();
     this.reading ??= this.read().finally(() => {
       this.reading = undefined;
     });
@@ -165,25 +165,25 @@ export class FastPathFilters {
 
   private async read(): Promise<void> {
     try {
-      const all = await this.c.nft.counters();
+      const all = await this.components.nft.counters();
       const r = all.find((x) => x.family === 'inet' && x.table === VXLAN_TABLE && x.name === REFUSED);
       if (r !== undefined) this.refused = { packets: r.packets, bytes: r.bytes };
       const p = all.find((x) => x.family === 'bridge' && x.table === PROBE_TABLE && x.name === POD_PROBES);
       if (p !== undefined) this.podProbes = { packets: p.packets, bytes: p.bytes };
-      this.readAt = this.c.clock.now();
+      this.readAt = this.components.clock.now();
     } catch (err) {
-      this.c.logger.debug('cannot read the fast path filter counters', { err: describeError(err) });
+      this.components.logger.debug('cannot read the fast path filter counters', { err: describeError(err) });
       return;
     }
     if (this.podProbes.packets > 0 && !this.loggedPods) {
       this.loggedPods = true;
-      this.c.logger.warn('frames from pods to the fast path\'s probe addresses were dropped on the bridge (logged once; counts in status)', {
+      this.components.logger.warn('frames from pods to the fast path\'s probe addresses were dropped on the bridge (logged once; counts in status)', {
         packets: this.podProbes.packets,
       });
     }
     if (this.refused.packets > 0 && !this.loggedRefused) {
       this.loggedRefused = true;
-      this.c.logger.warn('VXLAN datagrams from addresses that are not fast-path peers were dropped (logged once; counts in status)', {
+      this.components.logger.warn('VXLAN datagrams from addresses that are not fast-path peers were dropped (logged once; counts in status)', {
         packets: this.refused.packets,
       });
     }

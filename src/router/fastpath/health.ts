@@ -108,19 +108,19 @@ class PeerHealth {
 }
 
 export class FastPathHealth {
-  private readonly c: FastPathHealthComponents;
+  private readonly components: FastPathHealthComponents;
   private readonly init: Required<FastPathHealthInit>;
   private readonly peers = new Map<number, PeerHealth>();
 
   constructor(components: FastPathHealthComponents, init: FastPathHealthInit) {
-    this.c = components;
+    this.components = components;
     this.init = { probeMs: 250, bigEveryMs: 500, failAfterMs: 1000, bigFailAfterMs: 1250, healAfterMs: 5000, healAfterFirstMs: 1000, restartGraceMs: 3000, ...init };
   }
 
   /** `up`: start as up (kernel state adopted after a restart); probes then confirm or refute it. */
   addPeer(id: number, name: string, up = false): void {
     if (this.peers.has(id)) return;
-    const now = this.c.clock.now();
+    const now = this.components.clock.now();
     const h = new PeerHealth(id, name, now);
     if (up) {
       h.state = 'up';
@@ -151,7 +151,7 @@ export class FastPathHealth {
     if (p.dst !== this.init.selfId) return;
     const h = this.peers.get(p.src);
     if (h === undefined) return;
-    const now = this.c.clock.now();
+    const now = this.components.clock.now();
     if (h.held) {
       // The peer is back after a silence we rode out: judge it afresh from now.
       h.held = false;
@@ -173,7 +173,7 @@ export class FastPathHealth {
 
   /** Sends due probes and re-judges every peer; call every probeMs or more often. */
   tick(): void {
-    const now = this.c.clock.now();
+    const now = this.components.clock.now();
     for (const h of this.peers.values()) {
       // (90%: a tick a hair early must not push the probe a whole tick late.)
       if (now - h.lastSent >= this.init.probeMs * 0.9) this.probe(h, now);
@@ -182,7 +182,7 @@ export class FastPathHealth {
   }
 
   status(): FastPathPeerStatus[] {
-    const now = this.c.clock.now();
+    const now = this.components.clock.now();
     return [...this.peers.values()].map((h) => ({
       id: h.id,
       name: h.name,
@@ -202,7 +202,7 @@ export class FastPathHealth {
     h.sentAt[i] = now;
     h.lastSent = now;
     if (big) h.lastBig = now;
-    this.c.send({ src: this.init.selfId, dst: h.id, seq: h.seq, echo: h.heard, echoBig: h.heardBig, big });
+    this.components.send({ src: this.init.selfId, dst: h.id, seq: h.seq, echo: h.heard, echoBig: h.heardBig, big });
   }
 
   /** Why the path is unhealthy right now, or undefined when it is healthy. */
@@ -229,7 +229,7 @@ export class FastPathHealth {
       // Only total silence can mean a restarting router; lost big probes or a one-way path cannot.
       // (The echo check can trip a moment before the silence check: allow one probe interval.)
       const silent = now - h.heardAt > this.init.failAfterMs - this.init.probeMs;
-      if (h.state === 'up' && silent && this.c.peerSilent?.(h.id, h.heardAt) === true) {
+      if (h.state === 'up' && silent && this.components.peerSilent?.(h.id, h.heardAt) === true) {
         h.reason = `peer router silent on both paths (restarting?): kernel path kept; ${why}`;
         h.held = true;
         h.backAt = -1;
@@ -247,7 +247,7 @@ export class FastPathHealth {
       }
       if (h.healthy) {
         h.healthy = false;
-        this.c.onHealth?.(h.id, false);
+        this.components.onHealth?.(h.id, false);
       }
       if (h.state === 'up') this.set(h, 'down', why, now);
       else h.reason = why;
@@ -256,7 +256,7 @@ export class FastPathHealth {
     if (h.healthySince < 0) h.healthySince = now;
     if (!h.healthy) {
       h.healthy = true;
-      this.c.onHealth?.(h.id, true);
+      this.components.onHealth?.(h.id, true);
     }
     if (h.state === 'up') {
       h.reason = 'probes pass both ways, full size included';
@@ -272,6 +272,6 @@ export class FastPathHealth {
     h.reason = reason;
     h.since = now;
     h.switches++;
-    this.c.onSwitch(h.id, state === 'up', reason);
+    this.components.onSwitch(h.id, state === 'up', reason);
   }
 }

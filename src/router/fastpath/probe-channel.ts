@@ -47,14 +47,14 @@ export interface ProbeChannelInit {
 export class ProbeChannel {
   readonly drops: ProbeDrops = { malformed: 0, unknownPeer: 0, noKey: 0, badTag: 0, replayed: 0 };
   accepted = 0;
-  private readonly c: ProbeChannelComponents;
+  private readonly components: ProbeChannelComponents;
   private readonly init: ProbeChannelInit;
   private readonly auth = new ProbeAuth();
   private readonly scratch: Buffer;
   private readonly logged = new Set<keyof ProbeDrops>();
 
   constructor(components: ProbeChannelComponents, init: ProbeChannelInit) {
-    this.c = components;
+    this.components = components;
     this.init = init;
     this.scratch = Buffer.alloc(Math.max(PROBE_MIN, init.maxFrame));
   }
@@ -82,13 +82,13 @@ export class ProbeChannel {
     writeProbe(this.scratch, 0, size, p);
     // Without the pair's key the peer could not tell our probe from a forgery: send nothing.
     if (!this.auth.sign(p.dst, this.scratch, 0)) return;
-    this.c.tap.write(this.scratch, 0, size, false);
+    this.components.tap.write(this.scratch, 0, size, false);
   }
 
   /** The TAP's batch handler. */
   onBatch(count: number): void {
     if (count < 0) return;
-    const t = this.c.tap;
+    const t = this.components.tap;
     for (let i = 0; i < count; i++) {
       const off = i * t.stride + t.headroom;
       const len = t.lens[i]!;
@@ -98,14 +98,14 @@ export class ProbeChannel {
         continue;
       }
       const src = probeSrc(t.arena, off);
-      if (probeDst(t.arena, off) !== this.init.selfId || !this.c.isPeer(src)) {
+      if (probeDst(t.arena, off) !== this.init.selfId || !this.components.isPeer(src)) {
         this.drop('unknownPeer');
         continue;
       }
       const v = this.auth.verify(src, t.arena, off);
       if (v === ProbeVerdict.ok) {
         this.accepted++;
-        this.c.onProbe(readProbe(t.arena, off, len)!);
+        this.components.onProbe(readProbe(t.arena, off, len)!);
       } else {
         this.drop(v === ProbeVerdict.noKey ? 'noKey' : v === ProbeVerdict.badTag ? 'badTag' : 'replayed');
       }
@@ -118,6 +118,6 @@ export class ProbeChannel {
     this.logged.add(reason);
     // Probes from a peer whose keys are still being made are normal for a moment after a start.
     const level = reason === 'noKey' ? 'info' : 'warn';
-    this.c.logger[level]('fast-path probe dropped (logged once per reason; counts in status)', { reason });
+    this.components.logger[level]('fast-path probe dropped (logged once per reason; counts in status)', { reason });
   }
 }
