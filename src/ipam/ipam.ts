@@ -36,33 +36,32 @@
  * converges. A peer that finds itself forgotten while nothing of its space was taken cancels the
  * tombstone with a signed revival; once something was taken it is fenced: not ready, never
  * allocates again. An heir still holding what it took gives it back to a peer that revived.
+ *
+ * What arrives on the channel (gossip, asks, donations, proofs) is decoded, validated and merged by
+ * receiver.ts; this file acts on what changed.
  */
 import type { Clock, TimerHandle } from '../core/clock.js';
 import { ConfigError, describeError } from '../core/errors.js';
 import { isPeerName } from '../core/ids.js';
 import { silentLogger, type Logger } from '../core/logger.js';
 import type { Gossiper, GossipTransport, PeerName, RouteTable } from '../mesh/contracts.js';
-import type { WaitingPeer } from './wire.js';
-import { GossipDecodeError } from '../mesh/errors.js';
 import { SpaceAllocator, type Held } from './allocator.js';
-import type { Refusal } from './admission.js';
 import { Asker } from './asker.js';
 import { WaitingQuorum } from './bootstrap.js';
 import { allocationKey, checkContainerId, checkIfName, ipamDefaults, ipamProblems, type IpamInit, type IpamSettings } from './config.js';
-import { IpamBadRequestError, IpamNotReadyError, IpamRingConflictError } from './errors.js';
+import { IpamBadRequestError, IpamNotReadyError } from './errors.js';
 import { Custody, type CustodyContext, type Decision } from './custody.js';
 import { GroupCommit } from './group-commit.js';
-import { takeIn } from './intake.js';
 import type { Interval } from './intervals.js';
-import { Ring, sameGenesis } from './ring.js';
+import { Ring } from './ring.js';
 import { MAX_VERSION, RingVerifier, type RingWriter } from './ring-signing.js';
-import { IPAM_CHANNEL, decodeRing, withProofs, type RingParts } from './ring-codec.js';
-import { SeenGossip } from './seen-gossip.js';
+import { IPAM_CHANNEL, withProofs } from './ring-codec.js';
+import { Receiver } from './receiver.js';
 import { offsetToAddress, type AddressSpace } from './space.js';
 import { encodeCustody, parseState, restoreAllocators, snapshotState, type IpamStore, type PersistedState } from './state-file.js';
 import { spaceStatus, zeroCounters, type IpamCounters, type IpamStatus } from './status.js';
 import { Guard } from './guard.js';
-import { WAITING_LABEL, decodeMessage, encodeAsk, encodeGave, encodeGossip, waitingBody, waitingOf } from './wire.js';
+import { encodeAsk, encodeGave, encodeGossip, waitingOf } from './wire.js';
 
 export interface IpamComponents {
   clock: Clock;
@@ -109,13 +108,12 @@ export class Ipam implements Gossiper {
   private readonly orphanCheck: boolean[];
   private readonly commits: GroupCommit;
   private readonly localListeners = new Set<(delta: Uint8Array) => void>();
-  private readonly seenGossip = new SeenGossip();
+  private readonly receiver: Receiver;
   private full: Uint8Array | undefined = undefined;
   /** Changes learned from gossip (or holds ending) not written yet. */
   private learned = false;
   private timer: TimerHandle | undefined = undefined;
   private state: 'new' | 'starting' | 'running' | 'stopped' = 'new';
-  private ringConflicts = { count: 0, last: undefined as string | undefined };
   private readonly guard: Guard;
   /** The persisted form of each space's custody, with the custody revision it was made at. */
   private readonly custodyBytes: ({ revision: number; bytes: Uint8Array } | undefined)[] = [];
@@ -180,6 +178,43 @@ export class Ipam implements Gossiper {
       usable: (si) => this.usable(si),
       hasFree: (si, n) => this.allocs[si]!.hasFree(this.clock.now(), n),
       owners: (si) => this.rings[si]?.ownersBySize() ?? [],
+    });
+    this.receiver = new Receiver({
+      self: this.self,
+      clusterId: this.o.clusterId,
+      spaces,
+      writer: this.writer,
+      verifier: this.verifier,
+      quorum: this.quorum,
+      counters: this.counters,
+      log: this.log,
+      transport: this.transport,
+      running: () => this.state === 'running',
+      isFullState: (data) => this.full !== undefined && Buffer.from(data.buffer, data.byteOffset, data.byteLength).equals(this.full),
+      ring: (si) => this.rings[si],
+      custody: (si) => this.custody[si],
+      hasRing: () => this.rings.some((r) => r !== undefined),
+      custodyWaits: () => !this.custody.every((c) => c === undefined || c.pendingCount() === 0),
+      adopt: (si, ring) => {
+        this.rings[si] = ring;
+        this.custody[si] = ring.genesis.seeds.includes(this.self) ? Custody.known(ring) : Custody.unknown(ring);
+      },
+      context: () => this.context(),
+      dropFullState: () => {
+        this.full = undefined;
+      },
+      markChanged: (learned) => {
+        this.commits.mark();
+        if (learned) this.learned = true;
+      },
+      commit: (deltas) => this.commit(deltas),
+      afterChange: (si, delta, decisions) => this.afterChange(si, delta, decisions),
+      decide: () => this.decide(),
+      donate: (from, si) => this.donate(from, si),
+      prove: (from, si, tokens) => this.guard.prove(from, si, tokens),
+      answered: (si, from) => this.asker.answered(si, from),
+      emit: (data) => this.emit(data),
+      logOnce: (key, level, msg, fields) => this.logOnce(key, level, msg, fields),
     });
   }
 
@@ -339,7 +374,7 @@ export class Ipam implements Gossiper {
           : { mode: 'initPeers', initPeers: init.initPeers, waiting: (this.quorum?.list() ?? []).map((w) => ({ peer: w.name, initPeers: w.initPeers })) },
       spaces: this.spaces.map((s, si) => spaceStatus(s, this.rings[si], this.custody[si], this.allocs[si]!, now, this.asker.status(si))),
       allocations: this.records.size,
-      ringConflicts: { ...this.ringConflicts },
+      ringConflicts: this.receiver.conflicts(),
       counters: { ...this.counters },
     };
   }
@@ -375,74 +410,12 @@ export class Ipam implements Gossiper {
   }
 
   onGossip(data: Uint8Array): Uint8Array | undefined {
-    if (this.state !== 'running') return undefined;
-    if (this.full !== undefined && Buffer.from(data.buffer, data.byteOffset, data.byteLength).equals(this.full)) return undefined;
-    const key = this.seenGossip.keyOf(data);
-    const seenBefore = key === undefined ? undefined : this.seenGossip.get(key);
-    if (seenBefore === false || (seenBefore === true && this.custody.every((c) => c === undefined || c.pendingCount() === 0))) return undefined;
-    const conflicts = this.ringConflicts.count;
-    const msg = this.decode(data);
-    if (msg.kind !== 'gossip') this.fail(`${msg.kind} sent as gossip`);
-    // Validate everything before changing anything.
-    // A ring equal to ours changes nothing; its proofs only matter while custody waits for some.
-    const same = (b: Uint8Array): boolean => this.rings.some((r, si) => r?.encodesAs(b, this.custody[si]?.pendingCount() === 0));
-    const parts: (RingParts | undefined)[] = msg.rings.map((b, i) => (same(b) ? undefined : this.decodeRingOrFail(b, `ring ${i}`)));
-    const seen = new Set<string>();
-    for (const p of parts) if (p !== undefined && seen.has(p.genesis.space)) this.fail('two rings of the same space');
-    else if (p !== undefined) seen.add(p.genesis.space);
-    const deltas: Uint8Array[] = [];
-    for (const p of parts) {
-      const d = p === undefined ? undefined : this.applyRing(p).delta;
-      // What we pass on carries the proofs that came with it: peers further on may miss the same links.
-      if (d !== undefined) deltas.push(withProofs(d.encode(), (p!.proofs ?? []).slice(-64), d.space.bytes));
-    }
-    const newWaiting = this.quorum !== undefined && this.rings.every((r) => r === undefined) ? this.quorum.merge(this.signedWaiting(msg.waiting)) : [];
-    if (newWaiting.length > 0) {
-      this.full = undefined;
-      this.decide();
-    }
-    // Every ring of it is merged (none refused) and it says nothing of waiting peers: again, it is a
-    // no-op, but for its proofs, which may confirm entries that arrive here later.
-    if (key !== undefined && msg.waiting.length === 0 && this.ringConflicts.count === conflicts) this.seenGossip.add(key, parts.some((p) => p?.proofs !== undefined));
-    if (deltas.length === 0 && newWaiting.length === 0) return undefined;
-    return encodeGossip(deltas, newWaiting);
+    return this.receiver.onGossip(data);
   }
 
-  /**
-   * A message addressed to us. The mesh vouches for `from` hop by hop only, so nothing here lets
-   * `from` move ownership: an `ask` makes us give space to `from` (a live peer we can reach), which
-   * costs only our spare space; a `gave` carries signed records that are
-   * admitted and confirmed like any gossip; a `none` only moves our asking on.
-   */
+  /** A message addressed to us (receiver.ts). */
   onUnicast(from: PeerName, data: Uint8Array): void {
-    if (this.state !== 'running') return;
-    const msg = this.decode(data);
-    if (msg.kind === 'gossip') {
-      const delta = this.onGossip(data);
-      if (delta !== undefined) this.emit(delta);
-      return;
-    }
-    const si = this.spaces.findIndex((s) => s.cidr === msg.space);
-    if (si < 0) {
-      this.log.debug('ipam message for a range not configured here', { peer: from, range: msg.space });
-      if (msg.kind === 'ask') this.transport.unicast(IPAM_CHANNEL, from, encodeAsk('none', msg.space));
-      return;
-    }
-    if (msg.kind === 'ask') return this.donate(from, si);
-    if (msg.kind === 'prove') return this.guard.prove(from, si, msg.tokens);
-    if (msg.kind === 'gave') {
-      const parts = this.decodeRingOrFail(msg.ring, 'gave ring');
-      const { delta, decisions } = this.applyRing(parts);
-      if (delta !== undefined) this.emit(encodeGossip([withProofs(delta.encode(), (parts.proofs ?? []).slice(-64), delta.space.bytes)], []));
-      this.counters.donationsReceived++;
-      const custody = this.custody[si]!;
-      const unusable = decisions.filter((d) => d.wins && d.entry.owner === this.self && !custody.isConfirmed(d.entry.token));
-      if (unusable.length > 0) {
-        this.counters.unusableGrants++;
-        this.logOnce(`grant/${from}`, 'warn', 'a donation whose giver this router cannot verify owned the space is not used', { peer: from, writer: unusable[0]!.entry.writer, range: msg.space });
-      }
-    }
-    this.asker.answered(si, from);
+    this.receiver.onUnicast(from, data);
   }
 
   onBroadcast(_source: PeerName, data: Uint8Array): Uint8Array | undefined {
@@ -450,44 +423,7 @@ export class Ipam implements Gossiper {
     return data;
   }
 
-  // ─── rings ────────────────────────────────────────────────────────────────────────────────
-
-  /** The waiting announcements signed by the peer they name (the others refused, counted). */
-  private signedWaiting(list: readonly WaitingPeer[]): WaitingPeer[] {
-    const out: WaitingPeer[] = [];
-    for (const w of list) {
-      if (this.quorum?.list().some((x) => x.name === w.name && x.initPeers === w.initPeers)) continue;
-      if (this.verifier.check(w.key, WAITING_LABEL, waitingBody(this.o.clusterId, w.name, w.initPeers), w.sig)) out.push(w);
-      else {
-        this.counters.refusedSignature++;
-        this.logOnce(`refused/waiting/${w.name}`, 'warn', 'a waiting announcement not signed by the peer it names was refused', { peer: w.name });
-      }
-    }
-    return out;
-  }
-
-  private decode(data: Uint8Array): ReturnType<typeof decodeMessage> {
-    try {
-      return decodeMessage(data, (k) => this.verifier.nameOf(k));
-    } catch (err) {
-      if (err instanceof GossipDecodeError) this.counters.decodeErrors++;
-      throw err;
-    }
-  }
-
-  private decodeRingOrFail(b: Uint8Array, what: string): RingParts {
-    try {
-      return decodeRing(b, what, this.spaces, (k) => this.verifier.nameOf(k));
-    } catch (err) {
-      if (err instanceof GossipDecodeError) this.counters.decodeErrors++;
-      throw err;
-    }
-  }
-
-  private fail(reason: string): never {
-    this.counters.decodeErrors++;
-    throw new GossipDecodeError(IPAM_CHANNEL, reason);
-  }
+  // ─── rings ───────────────────────────────────────────────────────────────────────────────
 
   /** What custody asks of the moment: reachability, looked up only when a reclaim needs it. */
   private context(): CustodyContext {
@@ -498,80 +434,11 @@ export class Ipam implements Gossiper {
     };
   }
 
-  /**
-   * Merges (or adopts) a received ring: admits its validly signed records, decides custody, merges.
-   * Returns what changed here (to pass on) and the custody decisions.
-   */
-  private applyRing(p: RingParts): { delta: Ring | undefined; decisions: Decision[] } {
-    const none = { delta: undefined, decisions: [] };
-    const si = this.spaces.findIndex((s) => s.cidr === p.genesis.space);
-    let ring = si < 0 ? undefined : this.rings[si];
-    if (si < 0 || p.genesis.clusterId !== this.o.clusterId) {
-      this.conflict(new IpamRingConflictError(p.genesis.space, ring?.genesis.seeds ?? [], p.genesis.seeds, ` (cluster ${JSON.stringify(p.genesis.clusterId)}, ranges here: ${this.spaces.map((s) => s.cidr).join(', ')}, cluster here: ${JSON.stringify(this.o.clusterId)})`));
-      return none;
-    }
-    const space = this.spaces[si]!;
-    if (ring !== undefined && !sameGenesis(ring.genesis, p.genesis)) {
-      this.conflict(new IpamRingConflictError(space.cidr, ring.genesis.seeds, p.genesis.seeds));
-      return none;
-    }
-    const adopting = ring === undefined;
-    if (ring === undefined) {
-      ring = Ring.fromGenesis(p.genesis.clusterId, p.genesis.space, p.genesis.seeds);
-      this.rings[si] = ring;
-      // A seed knows the genesis is right; anyone else learns the ring's history on trust, once.
-      this.custody[si] = ring.genesis.seeds.includes(this.self) ? Custody.known(ring) : Custody.unknown(ring);
-    }
-    const t = takeIn(ring, this.custody[si]!, p, space, this.verifier, this.context());
-    const { delta, decisions, learned } = t;
-    this.refused(t.refused, space.cidr);
-    if (t.unconfirmed.length > 0) {
-      this.counters.unconfirmed += t.unconfirmed.length;
-      for (const d of t.unconfirmed) this.logOnce(`unconfirmed/${d.entry.writer}`, 'warn', 'an entry whose writer this router cannot verify owned the space: not trusted', { writer: d.entry.writer, owner: d.entry.owner, range: space.cidr, token: String(d.entry.token) });
-    }
-    if (adopting) {
-      this.log.info('adopted the ring of the cluster', { range: ring.space.cidr, seeds: ring.genesis.seeds });
-      const mine = ring.adopt(this.writer);
-      this.full = undefined;
-      this.commits.mark();
-      if (mine !== undefined) this.commit([mine]);
-      this.afterChange(si);
-      return { delta, decisions };
-    }
-    if (delta === undefined && learned === 0) return { delta, decisions };
-    // Learned, not decided here: written with the next local change or on the next tick.
-    this.full = undefined;
-    this.commits.mark();
-    this.learned = true;
-    if (delta === undefined) {
-      // Only custody learned (from proofs): what is passed on is the proofs, for peers that miss the same links.
-      this.afterChange(si);
-      return { delta: Ring.fromParts(p.genesis, [], [], [], space), decisions };
-    }
-    this.afterChange(si, delta, decisions);
-    return { delta, decisions };
-  }
-
-  private refused(list: readonly Refusal[], range: string): void {
-    for (const r of list) {
-      if (r.reason === 'signature') this.counters.refusedSignature++;
-      else if (r.reason === 'version') this.counters.refusedVersion++;
-      else this.counters.refusedRecord++;
-      this.logOnce(`refused/${r.reason}/${r.writer ?? '-'}`, 'warn', 'a ring record was refused', { reason: r.reason, writer: r.writer, record: r.what, range });
-    }
-  }
-
   private logOnce(key: string, level: 'warn' | 'error' | 'info', msg: string, fields: Record<string, unknown>): void {
     if (this.logged.has(key)) return;
     if (this.logged.size > 10_000) this.logged.clear();
     this.logged.add(key);
     this.log[level](msg, fields);
-  }
-
-  private conflict(err: IpamRingConflictError): void {
-    this.ringConflicts.count++;
-    if (this.ringConflicts.last !== err.message) this.log.error('IPAM ring conflict', { err: err.message });
-    this.ringConflicts.last = err.message;
   }
 
   /** Genesis rings from the seeds (a seed adopts them); persisted before they are gossiped. */
