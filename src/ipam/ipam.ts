@@ -1,7 +1,8 @@
 /**
- * Cluster-wide IPAM of one peer: the rings (who owns what, gossiped on the "ipam" channel), an
- * allocator per space (what this peer hands out inside what it owns), donations, bootstrap,
- * reclaim and persistence.
+ * Cluster-wide IPAM of one peer: per configured range (IPv4 and/or IPv6) one `RangeState`
+ * (range-state.ts) with its ring (who owns what, gossiped on the "ipam" channel), custody and
+ * allocator (what this peer hands out inside what it owns); donations, bootstrap, reclaim and
+ * persistence.
  *
  *   allocate ──▶ free here? ──no──▶ ask owners (unicast, largest first, one at a time) ──▶ gave
  *      │             │yes                                                               (ring delta)
@@ -45,20 +46,21 @@ import { ConfigError, describeError } from '../core/errors.js';
 import { isPeerName } from '../core/ids.js';
 import { silentLogger, type Logger } from '../core/logger.js';
 import type { Gossiper, GossipTransport, PeerName, RouteTable } from '../mesh/contracts.js';
-import { SpaceAllocator, type Held } from './allocator.js';
+import type { Held } from './allocator.js';
 import { Asker } from './asker.js';
 import { WaitingQuorum } from './bootstrap.js';
 import { allocationKey, checkContainerId, checkIfName, ipamDefaults, ipamProblems, type IpamInit, type IpamSettings } from './config.js';
 import { IpamBadRequestError, IpamNotReadyError } from './errors.js';
-import { Custody, type CustodyContext, type Decision } from './custody.js';
+import type { CustodyContext, Decision } from './custody.js';
 import { GroupCommit } from './group-commit.js';
 import type { Interval } from './intervals.js';
 import { Ring } from './ring.js';
 import { MAX_VERSION, RingVerifier, type RingWriter } from './ring-signing.js';
-import { IPAM_CHANNEL, withProofs } from './ring-codec.js';
+import { IPAM_CHANNEL } from './ring-codec.js';
+import { RangeState } from './range-state.js';
 import { Receiver } from './receiver.js';
-import { offsetToAddress, type AddressSpace } from './space.js';
-import { encodeCustody, parseState, restoreAllocators, snapshotState, type IpamStore, type PersistedState } from './state-file.js';
+import { offsetToAddress } from './space.js';
+import { parseState, snapshotState, type IpamStore, type PersistedState } from './state-file.js';
 import { spaceStatus, zeroCounters, type IpamCounters, type IpamStatus } from './status.js';
 import { Guard } from './guard.js';
 import { encodeAsk, encodeGave, encodeGossip, waitingOf } from './wire.js';
@@ -84,13 +86,13 @@ export interface AllocatedAddress {
 interface Allocation {
   containerId: string;
   ifName: string;
+  /** One per range, by its `index` (undefined: none in that range). */
   offsets: (bigint | undefined)[];
   allocatedAt: number;
 }
 
 export class Ipam implements Gossiper {
   readonly self: PeerName;
-  readonly spaces: readonly AddressSpace[];
   private readonly o: IpamSettings;
   private readonly clock: Clock;
   private readonly transport: GossipTransport;
@@ -99,13 +101,11 @@ export class Ipam implements Gossiper {
   private readonly log: Logger;
   private readonly writer: RingWriter;
   private readonly verifier: RingVerifier;
-  private readonly rings: (Ring | undefined)[];
-  private readonly custody: (Custody | undefined)[];
-  private readonly allocs: SpaceAllocator[];
+  /** One per configured range, in order. */
+  private readonly ranges: readonly RangeState[];
   private readonly records = new Map<string, Allocation>();
   private readonly quorum: WaitingQuorum | undefined;
   private readonly asker: Asker;
-  private readonly orphanCheck: boolean[];
   private readonly commits: GroupCommit;
   private readonly localListeners = new Set<(delta: Uint8Array) => void>();
   private readonly receiver: Receiver;
@@ -115,8 +115,6 @@ export class Ipam implements Gossiper {
   private timer: TimerHandle | undefined = undefined;
   private state: 'new' | 'starting' | 'running' | 'stopped' = 'new';
   private readonly guard: Guard;
-  /** The persisted form of each space's custody, with the custody revision it was made at. */
-  private readonly custodyBytes: ({ revision: number; bytes: Uint8Array } | undefined)[] = [];
   /** Writers already logged, per kind of trouble. */
   private readonly logged = new Set<string>();
   readonly counters: IpamCounters = zeroCounters();
@@ -129,7 +127,6 @@ export class Ipam implements Gossiper {
     if (components.writer.name !== init.self) problems.push(`self ${init.self} is not the name of the signing key (${components.writer.name})`);
     if (problems.length > 0) throw new ConfigError(problems, 'IPAM settings');
     this.self = init.self;
-    this.spaces = spaces;
     this.clock = components.clock;
     this.transport = components.transport;
     this.routes = components.routes;
@@ -137,10 +134,7 @@ export class Ipam implements Gossiper {
     this.log = (components.log ?? silentLogger).child('ipam');
     this.writer = components.writer;
     this.verifier = components.verifier ?? new RingVerifier();
-    this.rings = spaces.map(() => undefined);
-    this.custody = spaces.map(() => undefined);
-    this.allocs = spaces.map((s) => new SpaceAllocator(s, this.o.quarantineMs));
-    this.orphanCheck = spaces.map(() => true);
+    this.ranges = spaces.map((s, index) => new RangeState(s, index, this.o.quarantineMs));
     this.guard = new Guard({
       self: this.self,
       writer: this.writer,
@@ -148,15 +142,11 @@ export class Ipam implements Gossiper {
       counters: this.counters,
       clock: this.clock,
       transport: this.transport,
-      spaces,
+      ranges: this.ranges,
       settings: this.o,
-      ring: (si) => this.rings[si],
-      custody: (si) => this.custody[si],
-      alloc: (si) => this.allocs[si]!,
       context: () => this.context(),
-      wrote: (si, delta) => this.wrote(si, delta),
       commit: (deltas) => this.commit(deltas),
-      syncOwned: (si) => this.syncOwned(si),
+      syncOwned: (range) => this.syncOwned(range),
       changed: () => {
         this.ownershipGeneration++;
         this.commits.mark();
@@ -169,20 +159,18 @@ export class Ipam implements Gossiper {
       clock: this.clock,
       transport: this.transport,
       routes: this.routes,
-      spaces,
+      ranges: this.ranges,
       self: this.self,
       lowWater: this.o.lowWater,
       askTimeoutMs: this.o.askTimeoutMs,
       tickMs: this.o.tickMs,
       counters: this.counters,
-      usable: (si) => this.usable(si),
-      hasFree: (si, n) => this.allocs[si]!.hasFree(this.clock.now(), n),
-      owners: (si) => this.rings[si]?.ownersBySize() ?? [],
+      usable: (range) => this.usable(range),
     });
     this.receiver = new Receiver({
       self: this.self,
       clusterId: this.o.clusterId,
-      spaces,
+      ranges: this.ranges,
       writer: this.writer,
       verifier: this.verifier,
       quorum: this.quorum,
@@ -191,14 +179,6 @@ export class Ipam implements Gossiper {
       transport: this.transport,
       running: () => this.state === 'running',
       isFullState: (data) => this.full !== undefined && Buffer.from(data.buffer, data.byteOffset, data.byteLength).equals(this.full),
-      ring: (si) => this.rings[si],
-      custody: (si) => this.custody[si],
-      hasRing: () => this.rings.some((r) => r !== undefined),
-      custodyWaits: () => !this.custody.every((c) => c === undefined || c.pendingCount() === 0),
-      adopt: (si, ring) => {
-        this.rings[si] = ring;
-        this.custody[si] = ring.genesis.seeds.includes(this.self) ? Custody.known(ring) : Custody.unknown(ring);
-      },
       context: () => this.context(),
       dropFullState: () => {
         this.full = undefined;
@@ -208,11 +188,11 @@ export class Ipam implements Gossiper {
         if (learned) this.learned = true;
       },
       commit: (deltas) => this.commit(deltas),
-      afterChange: (si, delta, decisions) => this.afterChange(si, delta, decisions),
+      afterChange: (range, delta, decisions) => this.afterChange(range, delta, decisions),
       decide: () => this.decide(),
-      donate: (from, si) => this.donate(from, si),
-      prove: (from, si, tokens) => this.guard.prove(from, si, tokens),
-      answered: (si, from) => this.asker.answered(si, from),
+      donate: (from, range) => this.donate(from, range),
+      prove: (from, range, tokens) => this.guard.prove(from, range, tokens),
+      answered: (range, from) => this.asker.answered(range, from),
       emit: (data) => this.emit(data),
       logOnce: (key, level, msg, fields) => this.logOnce(key, level, msg, fields),
     });
@@ -225,19 +205,18 @@ export class Ipam implements Gossiper {
     if (this.state !== 'new') return;
     this.state = 'starting';
     const data = await this.store.load();
-    if (data !== undefined) this.restore(parseState(data, this.store.location, { clusterId: this.o.clusterId, self: this.self, ranges: this.spaces.map((s) => s.cidr) }));
+    if (data !== undefined) this.restore(parseState(data, this.store.location, { clusterId: this.o.clusterId, self: this.self, ranges: this.ranges.map((r) => r.space.cidr) }));
     const init = this.o.init;
     if ('seeds' in init) {
-      const fresh = this.rings.every((r) => r === undefined);
-      if (fresh) this.adoptGenesis(init.seeds);
-      else if (this.rings.some((r) => r !== undefined && r.genesis.seeds.join() !== [...init.seeds].sort().join()))
-        this.log.warn('the persisted ring was seeded by other peers than the configured seeds; keeping the persisted ring', { persisted: this.rings.find((r) => r)?.genesis.seeds });
+      if (!this.hasRing()) this.adoptGenesis(init.seeds);
+      else if (this.ranges.some((r) => r.ring !== undefined && r.ring.genesis.seeds.join() !== [...init.seeds].sort().join()))
+        this.log.warn('the persisted ring was seeded by other peers than the configured seeds; keeping the persisted ring', { persisted: this.ranges.find((r) => r.ring)?.ring?.genesis.seeds });
     }
-    for (let si = 0; si < this.spaces.length; si++) this.syncOwned(si);
+    for (const r of this.ranges) this.syncOwned(r);
     this.state = 'running';
     this.timer = this.clock.setInterval(() => this.tick(), this.o.tickMs);
     this.decide();
-    if (this.rings.some((r) => r !== undefined)) this.commits.mark();
+    if (this.hasRing()) this.commits.mark();
     try {
       await this.commits.flush();
     } catch (err) {
@@ -247,7 +226,7 @@ export class Ipam implements Gossiper {
     }
     const full = this.gossip();
     if (full !== undefined) this.emit(full);
-    for (let si = 0; si < this.spaces.length; si++) this.afterChange(si);
+    for (const r of this.ranges) this.afterChange(r);
   }
 
   /** Stops the timer, fails waiting allocations, and flushes the state. */
@@ -278,8 +257,8 @@ export class Ipam implements Gossiper {
           `under this identity (${this.records.size} allocation(s) here are conflicts); remove ${this.store.location} and the peer identity to rejoin as a new peer`,
       };
     }
-    for (let si = 0; si < this.spaces.length; si++) {
-      const ring = this.rings[si];
+    for (const r of this.ranges) {
+      const ring = r.ring;
       if (ring === undefined) return { ok: false, reason: this.quorum?.reason() ?? 'waiting for the ring' };
       if (ring.isTombstoned(this.self)) return { ok: false, reason: `this peer was forgotten in the ${ring.space.cidr} ring; answering with a revival` };
       const missing = ring.unconfirmedSeeds();
@@ -300,18 +279,18 @@ export class Ipam implements Gossiper {
         await this.commits.flush();
         return { addresses: this.addressesOf(existing), existing: true };
       }
-      const r = this.ready();
-      if (!r.ok) throw new IpamNotReadyError(r.reason ?? 'unknown');
+      const ready = this.ready();
+      if (!ready.ok) throw new IpamNotReadyError(ready.reason ?? 'unknown');
       const now = this.clock.now();
-      const missing = this.allocs.findIndex((a) => !a.hasFree(now));
-      if (missing < 0) break;
-      await this.asker.waitFor(missing, deadline);
+      const short = this.ranges.find((r) => !r.allocator.hasFree(now));
+      if (short === undefined) break;
+      await this.asker.waitFor(short, deadline);
     }
     const now = this.clock.now();
-    const rec: Allocation = { containerId, ifName, offsets: this.allocs.map((a) => a.allocate(key, now)), allocatedAt: this.clock.wallNow() };
+    const rec: Allocation = { containerId, ifName, offsets: this.ranges.map((r) => r.allocator.allocate(key, now)), allocatedAt: this.clock.wallNow() };
     this.records.set(key, rec);
     this.commits.mark();
-    for (let si = 0; si < this.spaces.length; si++) this.asker.maybeAsk(si);
+    for (const r of this.ranges) this.asker.maybeAsk(r);
     await this.commits.flush();
     return { addresses: this.addressesOf(rec) };
   }
@@ -325,11 +304,12 @@ export class Ipam implements Gossiper {
     for (const [key, rec] of this.records) {
       if (rec.containerId !== containerId || (ifName !== undefined && rec.ifName !== ifName)) continue;
       this.records.delete(key);
-      rec.offsets.forEach((off, si) => {
-        if (off === undefined) return;
-        this.allocs[si]!.release(off, now);
-        released.push(offsetToAddress(this.spaces[si]!, off));
-      });
+      for (const r of this.ranges) {
+        const off = rec.offsets[r.index];
+        if (off === undefined) continue;
+        r.allocator.release(off, now);
+        released.push(offsetToAddress(r.space, off));
+      }
     }
     if (released.length > 0) this.commits.mark();
     await this.commits.flush();
@@ -348,16 +328,16 @@ export class Ipam implements Gossiper {
   forget(peer: PeerName): void {
     if (typeof peer !== 'string' || !isPeerName(peer)) throw new IpamBadRequestError('peer', 'is not a peer name (16 hex digits)');
     if (peer === this.self) throw new IpamBadRequestError('peer', 'is this peer itself');
-    if (this.state !== 'running' || this.rings.some((r) => r === undefined)) throw new IpamNotReadyError(this.ready().reason ?? 'no ring yet');
-    for (let si = 0; si < this.spaces.length; si++) {
-      const ring = this.rings[si]!;
+    if (this.state !== 'running' || this.ranges.some((r) => r.ring === undefined)) throw new IpamNotReadyError(this.ready().reason ?? 'no ring yet');
+    for (const r of this.ranges) {
+      const ring = r.ring!;
       const cur = ring.lifeOf(peer);
       if (cur !== undefined && cur.epoch >= MAX_VERSION) throw new IpamBadRequestError('peer', `cannot be forgotten again in ${ring.space.cidr} (epoch ${cur.epoch} is at the bound)`);
       const delta = ring.forget(peer, this.writer);
       if (delta === undefined) continue;
-      this.log.info('peer forgotten: its space comes to us once it stays unreachable', { peer, range: this.spaces[si]!.cidr, afterMs: this.o.reclaimAfterMs });
+      this.log.info('peer forgotten: its space comes to us once it stays unreachable', { peer, range: r.space.cidr, afterMs: this.o.reclaimAfterMs });
       this.commit([delta]);
-      this.afterChange(si, delta);
+      this.afterChange(r, delta);
     }
   }
 
@@ -372,7 +352,7 @@ export class Ipam implements Gossiper {
         'seeds' in init
           ? { mode: 'seeds', seeds: [...init.seeds].sort() }
           : { mode: 'initPeers', initPeers: init.initPeers, waiting: (this.quorum?.list() ?? []).map((w) => ({ peer: w.name, initPeers: w.initPeers })) },
-      spaces: this.spaces.map((s, si) => spaceStatus(s, this.rings[si], this.custody[si], this.allocs[si]!, now, this.asker.status(si))),
+      spaces: this.ranges.map((r) => spaceStatus(r.space, r.ring, r.custody, r.allocator, now, this.asker.status(r))),
       allocations: this.records.size,
       ringConflicts: this.receiver.conflicts(),
       counters: { ...this.counters },
@@ -381,17 +361,17 @@ export class Ipam implements Gossiper {
 
   /** What this peer owns per space, and what of it is held (tests, the simulation). */
   ownership(): { range: string; owned: Interval[]; held: readonly Held[] }[] {
-    return this.spaces.map((s, si) => ({ range: s.cidr, owned: this.allocs[si]!.ownedRuns(), held: this.allocs[si]!.heldRuns() }));
+    return this.ranges.map((r) => ({ range: r.space.cidr, owned: r.allocator.ownedRuns(), held: r.allocator.heldRuns() }));
   }
 
-  /** The encoded ring of a space (tests, the simulation: equal bytes = converged). */
-  ringBytes(si: number): Uint8Array | undefined {
-    return this.rings[si]?.encode();
+  /** The encoded ring of the range at `index` (tests, the simulation: equal bytes = converged). */
+  ringBytes(index: number): Uint8Array | undefined {
+    return this.ranges[index]?.ring?.encode();
   }
 
-  /** Tokens of space si whose winning entry this peer has not confirmed (tests, the simulation). */
-  unconfirmed(si: number): bigint[] {
-    return this.custody[si]?.pendingList().map(([t]) => t) ?? [];
+  /** Tokens of the range at `index` whose winning entry this peer has not confirmed (tests, the simulation). */
+  unconfirmed(index: number): bigint[] {
+    return this.ranges[index]?.custody?.pendingList().map(([t]) => t) ?? [];
   }
 
   // ─── Gossiper ─────────────────────────────────────────────────────────────────────────────
@@ -400,9 +380,10 @@ export class Ipam implements Gossiper {
     if (this.state !== 'running') return undefined;
     if (this.full !== undefined) return this.full;
     const rings: Uint8Array[] = [];
-    this.rings.forEach((r, si) => {
-      if (r !== undefined) rings.push(withProofs(r.encode(), this.custody[si]?.allProofs() ?? [], this.spaces[si]!.bytes));
-    });
+    for (const r of this.ranges) {
+      const bytes = r.fullState();
+      if (bytes !== undefined) rings.push(bytes);
+    }
     const waiting = rings.length > 0 ? [] : (this.quorum?.list() ?? []);
     if (rings.length === 0 && waiting.length === 0) return undefined;
     this.full = encodeGossip(rings, waiting);
@@ -444,15 +425,18 @@ export class Ipam implements Gossiper {
   /** Genesis rings from the seeds (a seed adopts them); persisted before they are gossiped. */
   private adoptGenesis(seeds: readonly PeerName[]): void {
     const deltas: Ring[] = [];
-    for (let si = 0; si < this.spaces.length; si++) {
-      const ring = Ring.fromGenesis(this.o.clusterId, this.spaces[si]!.cidr, seeds);
+    for (const r of this.ranges) {
+      const ring = Ring.fromGenesis(this.o.clusterId, r.space.cidr, seeds);
       ring.adopt(this.writer);
-      this.rings[si] = ring;
-      this.custody[si] = ring.genesis.seeds.includes(this.self) ? Custody.known(ring) : Custody.unknown(ring);
+      r.adopt(ring, this.self);
       deltas.push(ring);
     }
     this.full = undefined;
     if (this.state === 'running') this.commit(deltas);
+  }
+
+  private hasRing(): boolean {
+    return this.ranges.some((r) => r.ring !== undefined);
   }
 
   private fenced(): boolean {
@@ -460,67 +444,52 @@ export class Ipam implements Gossiper {
   }
 
   private forgottenHere(): boolean {
-    return this.rings.some((r) => r !== undefined && r.isTombstoned(this.self));
+    return this.ranges.some((r) => r.ring !== undefined && r.ring.isTombstoned(this.self));
   }
 
-  /** Whether space si may be allocated from, donated and reclaimed. */
-  private usable(si: number): boolean {
-    const r = this.rings[si];
-    return this.state === 'running' && r !== undefined && r.confirmed() && !this.fenced() && !this.forgottenHere();
+  /** Whether a range may be allocated from, donated and reclaimed. */
+  private usable(range: RangeState): boolean {
+    const ring = range.ring;
+    return this.state === 'running' && ring !== undefined && ring.confirmed() && !this.fenced() && !this.forgottenHere();
   }
 
   /** What we own: our winning entries that custody confirms. */
-  private syncOwned(si: number): void {
-    const ring = this.rings[si];
-    const custody = this.custody[si];
-    const owned = ring !== undefined && custody !== undefined && ring.confirmed() && !this.fenced() ? ring.ownedBy(this.self, (t) => !custody.isConfirmed(t)) : [];
-    if (this.allocs[si]!.sync(owned)) this.ownershipGeneration++;
+  private syncOwned(range: RangeState): void {
+    if (range.syncOwned(this.self, this.fenced())) this.ownershipGeneration++;
   }
 
   /**
-   * After ring si changed (by `delta`, or wholly): ownership, our answer to a tombstone of us, our
-   * defence, reclaims and give-backs as heir, waiters, asks.
+   * After a range's ring changed (by `delta`, or wholly): ownership, our answer to a tombstone of
+   * us, our defence, reclaims and give-backs as heir, waiters, asks.
    */
-  private afterChange(si: number, delta?: Ring, decisions?: readonly Decision[]): void {
-    const ring = this.rings[si];
-    const custody = this.custody[si];
+  private afterChange(range: RangeState, delta?: Ring, decisions?: readonly Decision[]): void {
+    const ring = range.ring;
+    const custody = range.custody;
     if (ring === undefined || custody === undefined) return;
-    const alloc = this.allocs[si]!;
+    const alloc = range.allocator;
     const lives = delta?.lifeRecords() ?? [];
     let resync = delta === undefined || lives.length > 0 || delta.adopted().length > 0;
     if (delta !== undefined) {
-      if (lives.length > 0) this.orphanCheck[si] = true;
+      if (lives.length > 0) range.orphanCheck = true;
       for (const e of delta.entryList()) {
         if (e.owner === this.self || alloc.owns(e.token)) resync = true;
-        if (ring.isTombstoned(e.owner)) this.orphanCheck[si] = true;
+        if (ring.isTombstoned(e.owner)) range.orphanCheck = true;
       }
     }
     if (decisions !== undefined) for (const d of decisions) if (d.before !== null && d.before !== 'unknown' && d.before.owner === this.self) resync = true;
     if (custody.pendingCount() > 0 && !resync) resync = custody.pendingList().some(([t]) => ring.entryAt(t)?.owner === this.self);
-    if (resync) this.syncOwned(si);
+    if (resync) this.syncOwned(range);
     if (this.state === 'running') {
-      if (this.guard.answerTombstone(si)) {
+      if (this.guard.answerTombstone(range)) {
         this.full = undefined;
-        this.orphanCheck[si] = true;
+        range.orphanCheck = true;
       }
-      this.guard.defend(si);
-      if (alloc.heldRuns().length > 0 && (delta === undefined || lives.length > 0)) this.guard.giveBack(si);
-      if (this.orphanCheck[si] && this.usable(si)) this.orphanCheck[si] = this.guard.reclaim(si);
+      this.guard.defend(range);
+      if (alloc.heldRuns().length > 0 && (delta === undefined || lives.length > 0)) this.guard.giveBack(range);
+      if (range.orphanCheck && this.usable(range)) range.orphanCheck = this.guard.reclaim(range);
     }
     this.asker.wake();
-    this.asker.maybeAsk(si);
-  }
-
-  /**
-   * Our own entries `delta` were just written in ring si: custody records them (they are right by
-   * construction); returns the delta's bytes with the proofs of our custody of that space.
-   */
-  private wrote(si: number, delta: Ring): Uint8Array {
-    const custody = this.custody[si]!;
-    for (const e of delta.superseded) if (custody.isConfirmed(e.token)) custody.remember(e);
-    const proofs = custody.proofsFor(delta);
-    custody.wrote(delta, this.self);
-    return withProofs(delta.encode(), proofs, this.spaces[si]!.bytes);
+    this.asker.maybeAsk(range);
   }
 
   /** Persists, then gossips our own ring deltas (encoded rings). */
@@ -547,26 +516,25 @@ export class Ipam implements Gossiper {
   /** initPeers: adopts genesis once the quorum is exactly met and no ring was seen. */
   private decide(): void {
     const seeds = this.quorum?.decision();
-    if (seeds === undefined || this.state !== 'running' || this.rings.some((r) => r !== undefined)) return;
+    if (seeds === undefined || this.state !== 'running' || this.hasRing()) return;
     this.log.info('initial peers agreed: adopting the genesis ring', { seeds });
     this.adoptGenesis(seeds);
-    for (let si = 0; si < this.spaces.length; si++) this.afterChange(si);
+    for (const r of this.ranges) this.afterChange(r);
   }
 
   // ─── donations ────────────────────────────────────────────────────────────────────────────
 
-  private donate(from: PeerName, si: number): void {
-    const ring = this.rings[si]!;
-    const alloc = this.allocs[si]!;
-    const range = this.spaces[si]!.cidr;
+  private donate(from: PeerName, range: RangeState): void {
+    const ring = range.ring!;
+    const cidr = range.space.cidr;
     const now = this.clock.now();
     // `from` is only vouched for hop by hop: give only to a live peer we can reach (one that did
     // not ask gets space it can use or give on; nothing goes to a name outside the mesh).
-    const ok = this.usable(si) && from !== this.self && !ring.isTombstoned(from) && this.context().reachable(from);
-    const run = ok ? alloc.donatable(now, this.asker.hasWaiters(si)) : undefined;
+    const ok = this.usable(range) && from !== this.self && !ring.isTombstoned(from) && this.context().reachable(from);
+    const run = ok ? range.allocator.donatable(now, this.asker.hasWaiters(range)) : undefined;
     if (run === undefined) {
       this.counters.asksRefused++;
-      this.transport.unicast(IPAM_CHANNEL, from, encodeAsk('none', range));
+      this.transport.unicast(IPAM_CHANNEL, from, encodeAsk('none', cidr));
       return;
     }
     let delta: Ring;
@@ -574,36 +542,36 @@ export class Ipam implements Gossiper {
       delta = ring.assign(run[0], run[1], from, this.writer);
     } catch (err) {
       // The allocator's view lags the ring (a bug if it happens): refuse rather than give what is not ours.
-      this.log.error('donation refused: allocator and ring disagree', { err: describeError(err), range });
-      this.syncOwned(si);
-      this.transport.unicast(IPAM_CHANNEL, from, encodeAsk('none', range));
+      this.log.error('donation refused: allocator and ring disagree', { err: describeError(err), range: cidr });
+      this.syncOwned(range);
+      this.transport.unicast(IPAM_CHANNEL, from, encodeAsk('none', cidr));
       return;
     }
-    const out = this.wrote(si, delta);
-    this.syncOwned(si);
+    const out = range.wrote(delta, this.self);
+    this.syncOwned(range);
     this.counters.donationsGiven++;
-    this.log.debug('donating space', { peer: from, range, size: (run[1] - run[0]).toString() });
-    this.commit([out], () => this.transport.unicast(IPAM_CHANNEL, from, encodeGave(range, out)));
-    this.afterChange(si, delta);
+    this.log.debug('donating space', { peer: from, range: cidr, size: (run[1] - run[0]).toString() });
+    this.commit([out], () => this.transport.unicast(IPAM_CHANNEL, from, encodeGave(cidr, out)));
+    this.afterChange(range, delta);
   }
 
   private tick(): void {
     const now = this.clock.now();
     this.guard.trackReachability(now, this.routes.reachable());
-    for (let si = 0; si < this.spaces.length; si++) {
-      if (this.allocs[si]!.expireHolds(now)) {
+    for (const r of this.ranges) {
+      if (r.allocator.expireHolds(now)) {
         this.ownershipGeneration++;
         this.commits.mark();
         this.learned = true;
       }
-      const custody = this.custody[si];
+      const custody = r.custody;
       // Pending reclaims wait for their forgotten owner to be unreachable from here.
       if (custody !== undefined && custody.pendingCount() > 0 && custody.recheck(this.context()) > 0) {
         this.commits.mark();
         this.learned = true;
-        this.afterChange(si);
-      } else if (this.orphanCheck[si] && this.usable(si)) this.orphanCheck[si] = this.guard.reclaim(si);
-      this.guard.askProofs(si, now);
+        this.afterChange(r);
+      } else if (r.orphanCheck && this.usable(r)) r.orphanCheck = this.guard.reclaim(r);
+      this.guard.askProofs(r, now);
     }
     this.asker.tick();
     if (this.learned) {
@@ -615,47 +583,29 @@ export class Ipam implements Gossiper {
   // ─── persistence ──────────────────────────────────────────────────────────────────────────
 
   private serialize(): Uint8Array {
-    const rings = this.rings.map((r) => r?.encode());
-    const custody = this.custody.map((c, si) => {
-      if (c === undefined) return undefined;
-      const cached = this.custodyBytes[si];
-      if (cached !== undefined && cached.revision === c.revision) return cached.bytes;
-      const bytes = encodeCustody(c.state(), this.spaces[si]!.bytes);
-      this.custodyBytes[si] = { revision: c.revision, bytes };
-      return bytes;
-    });
     return snapshotState({
       clusterId: this.o.clusterId,
       self: this.self,
-      spaces: this.spaces,
-      rings,
-      custody,
+      ranges: this.ranges.map((r) => r.snapshot()),
       fenced: this.guard.fenced,
       allocations: [...this.records.values()],
-      allocs: this.allocs,
       clock: this.clock,
     });
   }
 
   private restore(s: PersistedState): void {
-    s.rings.forEach((p, si) => {
-      if (p === undefined) return;
-      const ring = Ring.fromParts(p.genesis, p.entries, p.life, p.adopted);
-      this.rings[si] = ring;
-      const c = s.custody[si];
-      this.custody[si] = c === undefined ? Custody.unknown(ring) : Custody.restored(ring, c);
-    });
+    const now = this.clock.now();
+    for (const r of this.ranges) r.restore(s, now);
     this.guard.fenced = s.fenced;
     for (const a of s.allocations) this.records.set(allocationKey(a.containerId, a.ifName), { ...a });
-    restoreAllocators(s, this.allocs, this.clock);
   }
 
   private addressesOf(rec: Allocation): AllocatedAddress[] {
     const out: AllocatedAddress[] = [];
-    rec.offsets.forEach((o, si) => {
-      const s = this.spaces[si]!;
-      if (o !== undefined) out.push({ address: offsetToAddress(s, o), prefixLength: s.prefixLength, family: s.family });
-    });
+    for (const r of this.ranges) {
+      const o = rec.offsets[r.index];
+      if (o !== undefined) out.push({ address: offsetToAddress(r.space, o), prefixLength: r.space.prefixLength, family: r.space.family });
+    }
     return out;
   }
 }

@@ -17,9 +17,10 @@ import type { GossipTransport, PeerName } from '../mesh/contracts.js';
 import { GossipDecodeError } from '../mesh/errors.js';
 import type { Refusal } from './admission.js';
 import type { WaitingQuorum } from './bootstrap.js';
-import type { Custody, CustodyContext, Decision } from './custody.js';
+import type { CustodyContext, Decision } from './custody.js';
 import { IpamRingConflictError } from './errors.js';
 import { takeIn } from './intake.js';
+import type { RangeState } from './range-state.js';
 import { Ring, sameGenesis } from './ring.js';
 import { IPAM_CHANNEL, decodeRing, withProofs, type RingParts } from './ring-codec.js';
 import type { RingVerifier, RingWriter } from './ring-signing.js';
@@ -31,7 +32,7 @@ import { WAITING_LABEL, decodeMessage, encodeAsk, encodeGossip, waitingBody, typ
 export interface ReceiverHost {
   readonly self: PeerName;
   readonly clusterId: string;
-  readonly spaces: readonly AddressSpace[];
+  readonly ranges: readonly RangeState[];
   readonly writer: RingWriter;
   readonly verifier: RingVerifier;
   readonly quorum: WaitingQuorum | undefined;
@@ -41,14 +42,6 @@ export interface ReceiverHost {
   running(): boolean;
   /** Whether `data` is the full state this peer gossips (its own, sent back). */
   isFullState(data: Uint8Array): boolean;
-  ring(si: number): Ring | undefined;
-  custody(si: number): Custody | undefined;
-  /** Whether any space has a ring yet. */
-  hasRing(): boolean;
-  /** Whether custody waits for proofs in any space. */
-  custodyWaits(): boolean;
-  /** Space si adopts `ring` (it had none), with custody as known (a seed) or unknown. */
-  adopt(si: number, ring: Ring): void;
   context(): CustodyContext;
   /** What this peer gossips as its full state changed: rebuilt when next asked for. */
   dropFullState(): void;
@@ -56,24 +49,27 @@ export interface ReceiverHost {
   markChanged(learned: boolean): void;
   /** Persists, then gossips our own ring deltas. */
   commit(deltas: readonly (Ring | Uint8Array)[]): void;
-  afterChange(si: number, delta?: Ring, decisions?: readonly Decision[]): void;
+  afterChange(range: RangeState, delta?: Ring, decisions?: readonly Decision[]): void;
   /** initPeers: adopts the genesis once the quorum is met. */
   decide(): void;
-  donate(from: PeerName, si: number): void;
-  prove(from: PeerName, si: number, tokens: readonly Uint8Array[]): void;
-  /** `from` answered our ask in space si. */
-  answered(si: number, from: PeerName): void;
+  donate(from: PeerName, range: RangeState): void;
+  prove(from: PeerName, range: RangeState, tokens: readonly Uint8Array[]): void;
+  /** `from` answered our ask in `range`. */
+  answered(range: RangeState, from: PeerName): void;
   emit(data: Uint8Array): void;
   logOnce(key: string, level: 'warn' | 'error' | 'info', msg: string, fields: Record<string, unknown>): void;
 }
 
 export class Receiver {
   private readonly host: ReceiverHost;
+  /** The configured spaces, for decoding. */
+  private readonly spaces: readonly AddressSpace[];
   private readonly seenGossip = new SeenGossip();
   private readonly ringConflicts = { count: 0, last: undefined as string | undefined };
 
   constructor(host: ReceiverHost) {
     this.host = host;
+    this.spaces = host.ranges.map((r) => r.space);
   }
 
   /** Ring conflicts seen (status). */
@@ -87,13 +83,13 @@ export class Receiver {
     if (h.isFullState(data)) return undefined;
     const key = this.seenGossip.keyOf(data);
     const seenBefore = key === undefined ? undefined : this.seenGossip.get(key);
-    if (seenBefore === false || (seenBefore === true && !h.custodyWaits())) return undefined;
+    if (seenBefore === false || (seenBefore === true && !h.ranges.some((r) => r.waitsForProofs()))) return undefined;
     const conflicts = this.ringConflicts.count;
     const msg = this.decode(data);
     if (msg.kind !== 'gossip') this.fail(`${msg.kind} sent as gossip`);
     // Validate everything before changing anything.
     // A ring equal to ours changes nothing; its proofs only matter while custody waits for some.
-    const same = (b: Uint8Array): boolean => h.spaces.some((_, si) => h.ring(si)?.encodesAs(b, h.custody(si)?.pendingCount() === 0));
+    const same = (b: Uint8Array): boolean => h.ranges.some((r) => r.isOurRing(b));
     const parts: (RingParts | undefined)[] = msg.rings.map((b, i) => (same(b) ? undefined : this.decodeRingOrFail(b, `ring ${i}`)));
     const seen = new Set<string>();
     for (const p of parts) if (p !== undefined && seen.has(p.genesis.space)) this.fail('two rings of the same space');
@@ -104,7 +100,7 @@ export class Receiver {
       // What we pass on carries the proofs that came with it: peers further on may miss the same links.
       if (d !== undefined) deltas.push(withProofs(d.encode(), (p!.proofs ?? []).slice(-64), d.space.bytes));
     }
-    const newWaiting = h.quorum !== undefined && !h.hasRing() ? h.quorum.merge(this.signedWaiting(msg.waiting)) : [];
+    const newWaiting = h.quorum !== undefined && h.ranges.every((r) => r.ring === undefined) ? h.quorum.merge(this.signedWaiting(msg.waiting)) : [];
     if (newWaiting.length > 0) {
       h.dropFullState();
       h.decide();
@@ -131,27 +127,27 @@ export class Receiver {
       if (delta !== undefined) h.emit(delta);
       return;
     }
-    const si = h.spaces.findIndex((s) => s.cidr === msg.space);
-    if (si < 0) {
+    const range = h.ranges.find((r) => r.space.cidr === msg.space);
+    if (range === undefined) {
       h.log.debug('ipam message for a range not configured here', { peer: from, range: msg.space });
       if (msg.kind === 'ask') h.transport.unicast(IPAM_CHANNEL, from, encodeAsk('none', msg.space));
       return;
     }
-    if (msg.kind === 'ask') return h.donate(from, si);
-    if (msg.kind === 'prove') return h.prove(from, si, msg.tokens);
+    if (msg.kind === 'ask') return h.donate(from, range);
+    if (msg.kind === 'prove') return h.prove(from, range, msg.tokens);
     if (msg.kind === 'gave') {
       const parts = this.decodeRingOrFail(msg.ring, 'gave ring');
       const { delta, decisions } = this.applyRing(parts);
       if (delta !== undefined) h.emit(encodeGossip([withProofs(delta.encode(), (parts.proofs ?? []).slice(-64), delta.space.bytes)], []));
       h.counters.donationsReceived++;
-      const custody = h.custody(si)!;
+      const custody = range.custody!;
       const unusable = decisions.filter((d) => d.wins && d.entry.owner === h.self && !custody.isConfirmed(d.entry.token));
       if (unusable.length > 0) {
         h.counters.unusableGrants++;
         h.logOnce(`grant/${from}`, 'warn', 'a donation whose giver this router cannot verify owned the space is not used', { peer: from, writer: unusable[0]!.entry.writer, range: msg.space });
       }
     }
-    h.answered(si, from);
+    h.answered(range, from);
   }
 
   // ─── rings ────────────────────────────────────────────────────────────────────────────────
@@ -182,7 +178,7 @@ export class Receiver {
 
   private decodeRingOrFail(b: Uint8Array, what: string): RingParts {
     try {
-      return decodeRing(b, what, this.host.spaces, (k) => this.host.verifier.nameOf(k));
+      return decodeRing(b, what, this.spaces, (k) => this.host.verifier.nameOf(k));
     } catch (err) {
       if (err instanceof GossipDecodeError) this.host.counters.decodeErrors++;
       throw err;
@@ -201,13 +197,13 @@ export class Receiver {
   private applyRing(p: RingParts): { delta: Ring | undefined; decisions: Decision[] } {
     const h = this.host;
     const none = { delta: undefined, decisions: [] };
-    const si = h.spaces.findIndex((s) => s.cidr === p.genesis.space);
-    let ring = si < 0 ? undefined : h.ring(si);
-    if (si < 0 || p.genesis.clusterId !== h.clusterId) {
-      this.conflict(new IpamRingConflictError(p.genesis.space, ring?.genesis.seeds ?? [], p.genesis.seeds, ` (cluster ${JSON.stringify(p.genesis.clusterId)}, ranges here: ${h.spaces.map((s) => s.cidr).join(', ')}, cluster here: ${JSON.stringify(h.clusterId)})`));
+    const range = h.ranges.find((r) => r.space.cidr === p.genesis.space);
+    let ring = range?.ring;
+    if (range === undefined || p.genesis.clusterId !== h.clusterId) {
+      this.conflict(new IpamRingConflictError(p.genesis.space, ring?.genesis.seeds ?? [], p.genesis.seeds, ` (cluster ${JSON.stringify(p.genesis.clusterId)}, ranges here: ${this.spaces.map((s) => s.cidr).join(', ')}, cluster here: ${JSON.stringify(h.clusterId)})`));
       return none;
     }
-    const space = h.spaces[si]!;
+    const space = range.space;
     if (ring !== undefined && !sameGenesis(ring.genesis, p.genesis)) {
       this.conflict(new IpamRingConflictError(space.cidr, ring.genesis.seeds, p.genesis.seeds));
       return none;
@@ -215,10 +211,9 @@ export class Receiver {
     const adopting = ring === undefined;
     if (ring === undefined) {
       ring = Ring.fromGenesis(p.genesis.clusterId, p.genesis.space, p.genesis.seeds);
-      // A seed knows the genesis is right; anyone else learns the ring's history on trust, once.
-      h.adopt(si, ring);
+      range.adopt(ring, h.self);
     }
-    const t = takeIn(ring, h.custody(si)!, p, space, h.verifier, h.context());
+    const t = takeIn(ring, range.custody!, p, space, h.verifier, h.context());
     const { delta, decisions, learned } = t;
     this.refused(t.refused, space.cidr);
     if (t.unconfirmed.length > 0) {
@@ -231,7 +226,7 @@ export class Receiver {
       h.dropFullState();
       h.markChanged(false);
       if (mine !== undefined) h.commit([mine]);
-      h.afterChange(si);
+      h.afterChange(range);
       return { delta, decisions };
     }
     if (delta === undefined && learned === 0) return { delta, decisions };
@@ -240,10 +235,10 @@ export class Receiver {
     h.markChanged(true);
     if (delta === undefined) {
       // Only custody learned (from proofs): what is passed on is the proofs, for peers that miss the same links.
-      h.afterChange(si);
+      h.afterChange(range);
       return { delta: Ring.fromParts(p.genesis, [], [], [], space), decisions };
     }
-    h.afterChange(si, delta, decisions);
+    h.afterChange(range, delta, decisions);
     return { delta, decisions };
   }
 
