@@ -47,9 +47,10 @@ import { isPeerName } from '../core/ids.js';
 import { silentLogger, type Logger } from '../core/logger.js';
 import type { Gossiper, GossipTransport, PeerName, RouteTable } from '../mesh/contracts.js';
 import type { Held } from './allocator.js';
+import { Allocations, type AllocatedAddress } from './allocations.js';
 import { Asker } from './asker.js';
 import { WaitingQuorum } from './bootstrap.js';
-import { allocationKey, checkContainerId, checkIfName, ipamDefaults, ipamProblems, type IpamInit, type IpamSettings } from './config.js';
+import { ipamDefaults, ipamProblems, type IpamInit, type IpamSettings } from './config.js';
 import { IpamBadRequestError, IpamNotReadyError } from './errors.js';
 import type { CustodyContext, Decision } from './custody.js';
 import { GroupCommit } from './group-commit.js';
@@ -59,7 +60,6 @@ import { MAX_VERSION, RingVerifier, type RingWriter } from './ring-signing.js';
 import { IPAM_CHANNEL } from './ring-codec.js';
 import { RangeState } from './range-state.js';
 import { Receiver } from './receiver.js';
-import { offsetToAddress } from './space.js';
 import { parseState, snapshotState, type IpamStore, type PersistedState } from './state-file.js';
 import { spaceStatus, zeroCounters, type IpamCounters, type IpamStatus } from './status.js';
 import { Guard } from './guard.js';
@@ -77,20 +77,6 @@ export interface IpamComponents {
   verifier?: RingVerifier;
 }
 
-export interface AllocatedAddress {
-  address: string;
-  prefixLength: number;
-  family: 4 | 6;
-}
-
-interface Allocation {
-  containerId: string;
-  ifName: string;
-  /** One per range, by its `index` (undefined: none in that range). */
-  offsets: (bigint | undefined)[];
-  allocatedAt: number;
-}
-
 export class Ipam implements Gossiper {
   readonly self: PeerName;
   private readonly o: IpamSettings;
@@ -103,7 +89,7 @@ export class Ipam implements Gossiper {
   private readonly verifier: RingVerifier;
   /** One per configured range, in order. */
   private readonly ranges: readonly RangeState[];
-  private readonly records = new Map<string, Allocation>();
+  private readonly allocations: Allocations;
   private readonly quorum: WaitingQuorum | undefined;
   private readonly asker: Asker;
   private readonly commits: GroupCommit;
@@ -167,6 +153,10 @@ export class Ipam implements Gossiper {
       counters: this.counters,
       usable: (range) => this.usable(range),
     });
+    this.allocations = new Allocations(
+      { clock: this.clock, ranges: this.ranges, commits: this.commits, asker: this.asker, readiness: () => this.ready(), running: () => this.state === 'running' },
+      { askTimeoutMs: this.o.askTimeoutMs },
+    );
     this.receiver = new Receiver({
       self: this.self,
       clusterId: this.o.clusterId,
@@ -254,7 +244,7 @@ export class Ipam implements Gossiper {
         ok: false,
         reason:
           `this peer (${this.self}) was forgotten by the cluster (weft forget): its ranges were reclaimed and it may not allocate again ` +
-          `under this identity (${this.records.size} allocation(s) here are conflicts); remove ${this.store.location} and the peer identity to rejoin as a new peer`,
+          `under this identity (${this.allocations.size} allocation(s) here are conflicts); remove ${this.store.location} and the peer identity to rejoin as a new peer`,
       };
     }
     for (const r of this.ranges) {
@@ -268,56 +258,17 @@ export class Ipam implements Gossiper {
   }
 
   /** `existing`: the attachment already had these addresses (a repeated request). */
-  async allocate(req: { containerId: string; ifName: string }): Promise<{ addresses: AllocatedAddress[]; existing?: true }> {
-    const containerId = checkContainerId(req?.containerId);
-    const ifName = checkIfName(req?.ifName);
-    const key = allocationKey(containerId, ifName);
-    const deadline = this.clock.now() + this.o.askTimeoutMs;
-    for (;;) {
-      const existing = this.records.get(key);
-      if (existing !== undefined) {
-        await this.commits.flush();
-        return { addresses: this.addressesOf(existing), existing: true };
-      }
-      const ready = this.ready();
-      if (!ready.ok) throw new IpamNotReadyError(ready.reason ?? 'unknown');
-      const now = this.clock.now();
-      const short = this.ranges.find((r) => !r.allocator.hasFree(now));
-      if (short === undefined) break;
-      await this.asker.waitFor(short, deadline);
-    }
-    const now = this.clock.now();
-    const rec: Allocation = { containerId, ifName, offsets: this.ranges.map((r) => r.allocator.allocate(key, now)), allocatedAt: this.clock.wallNow() };
-    this.records.set(key, rec);
-    this.commits.mark();
-    for (const r of this.ranges) this.asker.maybeAsk(r);
-    await this.commits.flush();
-    return { addresses: this.addressesOf(rec) };
+  allocate(req: { containerId: string; ifName: string }): Promise<{ addresses: AllocatedAddress[]; existing?: true }> {
+    return this.allocations.allocate(req);
   }
 
-  async release(containerId: string, ifName?: string): Promise<{ released: string[] }> {
-    checkContainerId(containerId);
-    if (ifName !== undefined) checkIfName(ifName);
-    if (this.state !== 'running') throw new IpamNotReadyError(this.ready().reason ?? 'not running');
-    const released: string[] = [];
-    const now = this.clock.now();
-    for (const [key, rec] of this.records) {
-      if (rec.containerId !== containerId || (ifName !== undefined && rec.ifName !== ifName)) continue;
-      this.records.delete(key);
-      for (const r of this.ranges) {
-        const off = rec.offsets[r.index];
-        if (off === undefined) continue;
-        r.allocator.release(off, now);
-        released.push(offsetToAddress(r.space, off));
-      }
-    }
-    if (released.length > 0) this.commits.mark();
-    await this.commits.flush();
-    return { released };
+  /** Releases the attachment's addresses (every interface of the container without `ifName`). */
+  release(containerId: string, ifName?: string): Promise<{ released: string[] }> {
+    return this.allocations.release(containerId, ifName);
   }
 
   list(): { containerId: string; ifName: string; addresses: string[]; allocatedAt: number }[] {
-    return [...this.records.values()].map((r) => ({ containerId: r.containerId, ifName: r.ifName, addresses: this.addressesOf(r).map((a) => a.address), allocatedAt: r.allocatedAt }));
+    return this.allocations.list();
   }
 
   /**
@@ -353,7 +304,7 @@ export class Ipam implements Gossiper {
           ? { mode: 'seeds', seeds: [...init.seeds].sort() }
           : { mode: 'initPeers', initPeers: init.initPeers, waiting: (this.quorum?.list() ?? []).map((w) => ({ peer: w.name, initPeers: w.initPeers })) },
       spaces: this.ranges.map((r) => spaceStatus(r.space, r.ring, r.custody, r.allocator, now, this.asker.status(r))),
-      allocations: this.records.size,
+      allocations: this.allocations.size,
       ringConflicts: this.receiver.conflicts(),
       counters: { ...this.counters },
     };
@@ -588,7 +539,7 @@ export class Ipam implements Gossiper {
       self: this.self,
       ranges: this.ranges.map((r) => r.snapshot()),
       fenced: this.guard.fenced,
-      allocations: [...this.records.values()],
+      allocations: this.allocations.snapshot(),
       clock: this.clock,
     });
   }
@@ -597,15 +548,6 @@ export class Ipam implements Gossiper {
     const now = this.clock.now();
     for (const r of this.ranges) r.restore(s, now);
     this.guard.fenced = s.fenced;
-    for (const a of s.allocations) this.records.set(allocationKey(a.containerId, a.ifName), { ...a });
-  }
-
-  private addressesOf(rec: Allocation): AllocatedAddress[] {
-    const out: AllocatedAddress[] = [];
-    for (const r of this.ranges) {
-      const o = rec.offsets[r.index];
-      if (o !== undefined) out.push({ address: offsetToAddress(r.space, o), prefixLength: r.space.prefixLength, family: r.space.family });
-    }
-    return out;
+    this.allocations.restore(s.allocations);
   }
 }
