@@ -79,7 +79,7 @@ export interface IpamComponents {
 
 export class Ipam implements Gossiper {
   readonly self: PeerName;
-  private readonly o: IpamSettings;
+  private readonly settings: IpamSettings;
   private readonly clock: Clock;
   private readonly transport: GossipTransport;
   private readonly routes: RouteTable;
@@ -108,8 +108,8 @@ export class Ipam implements Gossiper {
   ownershipGeneration = 0;
 
   constructor(components: IpamComponents, init: IpamInit) {
-    this.o = ipamDefaults(init);
-    const { problems, spaces } = ipamProblems(this.o);
+    this.settings = ipamDefaults(init);
+    const { problems, spaces } = ipamProblems(this.settings);
     if (components.writer.name !== init.self) problems.push(`self ${init.self} is not the name of the signing key (${components.writer.name})`);
     if (problems.length > 0) throw new ConfigError(problems, 'IPAM settings');
     this.self = init.self;
@@ -120,7 +120,7 @@ export class Ipam implements Gossiper {
     this.log = (components.log ?? silentLogger).child('ipam');
     this.writer = components.writer;
     this.verifier = components.verifier ?? new RingVerifier();
-    this.ranges = spaces.map((s, index) => new RangeState(s, index, this.o.quarantineMs));
+    this.ranges = spaces.map((s, index) => new RangeState(s, index, this.settings.quarantineMs));
     this.guard = new Guard({
       self: this.self,
       writer: this.writer,
@@ -129,7 +129,7 @@ export class Ipam implements Gossiper {
       clock: this.clock,
       transport: this.transport,
       ranges: this.ranges,
-      settings: this.o,
+      settings: this.settings,
       context: () => this.context(),
       commit: (deltas) => this.commit(deltas),
       syncOwned: (range) => this.syncOwned(range),
@@ -139,7 +139,7 @@ export class Ipam implements Gossiper {
       },
       logOnce: (key, level, msg, fields) => this.logOnce(key, level, msg, fields),
     });
-    this.quorum = 'initPeers' in init.init ? new WaitingQuorum(waitingOf(this.writer, this.o.clusterId, init.init.initPeers)) : undefined;
+    this.quorum = 'initPeers' in init.init ? new WaitingQuorum(waitingOf(this.writer, this.settings.clusterId, init.init.initPeers)) : undefined;
     this.commits = new GroupCommit(() => this.store.save(this.serialize()));
     this.asker = new Asker({
       clock: this.clock,
@@ -147,19 +147,19 @@ export class Ipam implements Gossiper {
       routes: this.routes,
       ranges: this.ranges,
       self: this.self,
-      lowWater: this.o.lowWater,
-      askTimeoutMs: this.o.askTimeoutMs,
-      tickMs: this.o.tickMs,
+      lowWater: this.settings.lowWater,
+      askTimeoutMs: this.settings.askTimeoutMs,
+      tickMs: this.settings.tickMs,
       counters: this.counters,
       usable: (range) => this.usable(range),
     });
     this.allocations = new Allocations(
       { clock: this.clock, ranges: this.ranges, commits: this.commits, asker: this.asker, readiness: () => this.ready(), running: () => this.state === 'running' },
-      { askTimeoutMs: this.o.askTimeoutMs },
+      { askTimeoutMs: this.settings.askTimeoutMs },
     );
     this.receiver = new Receiver({
       self: this.self,
-      clusterId: this.o.clusterId,
+      clusterId: this.settings.clusterId,
       ranges: this.ranges,
       writer: this.writer,
       verifier: this.verifier,
@@ -195,8 +195,8 @@ export class Ipam implements Gossiper {
     if (this.state !== 'new') return;
     this.state = 'starting';
     const data = await this.store.load();
-    if (data !== undefined) this.restore(parseState(data, this.store.location, { clusterId: this.o.clusterId, self: this.self, ranges: this.ranges.map((r) => r.space.cidr) }));
-    const init = this.o.init;
+    if (data !== undefined) this.restore(parseState(data, this.store.location, { clusterId: this.settings.clusterId, self: this.self, ranges: this.ranges.map((r) => r.space.cidr) }));
+    const init = this.settings.init;
     if ('seeds' in init) {
       if (!this.hasRing()) this.adoptGenesis(init.seeds);
       else if (this.ranges.some((r) => r.ring !== undefined && r.ring.genesis.seeds.join() !== [...init.seeds].sort().join()))
@@ -204,7 +204,7 @@ export class Ipam implements Gossiper {
     }
     for (const r of this.ranges) this.syncOwned(r);
     this.state = 'running';
-    this.timer = this.clock.setInterval(() => this.tick(), this.o.tickMs);
+    this.timer = this.clock.setInterval(() => this.tick(), this.settings.tickMs);
     this.decide();
     if (this.hasRing()) this.commits.mark();
     try {
@@ -286,7 +286,7 @@ export class Ipam implements Gossiper {
       if (cur !== undefined && cur.epoch >= MAX_VERSION) throw new IpamBadRequestError('peer', `cannot be forgotten again in ${ring.space.cidr} (epoch ${cur.epoch} is at the bound)`);
       const delta = ring.forget(peer, this.writer);
       if (delta === undefined) continue;
-      this.log.info('peer forgotten: its space comes to us once it stays unreachable', { peer, range: r.space.cidr, afterMs: this.o.reclaimAfterMs });
+      this.log.info('peer forgotten: its space comes to us once it stays unreachable', { peer, range: r.space.cidr, afterMs: this.settings.reclaimAfterMs });
       this.commit([delta]);
       this.afterChange(r, delta);
     }
@@ -294,7 +294,7 @@ export class Ipam implements Gossiper {
 
   status(): IpamStatus {
     const now = this.clock.now();
-    const init = this.o.init;
+    const init = this.settings.init;
     return {
       self: this.self,
       ready: this.ready(),
@@ -377,7 +377,7 @@ export class Ipam implements Gossiper {
   private adoptGenesis(seeds: readonly PeerName[]): void {
     const deltas: Ring[] = [];
     for (const r of this.ranges) {
-      const ring = Ring.fromGenesis(this.o.clusterId, r.space.cidr, seeds);
+      const ring = Ring.fromGenesis(this.settings.clusterId, r.space.cidr, seeds);
       ring.adopt(this.writer);
       r.adopt(ring, this.self);
       deltas.push(ring);
@@ -535,7 +535,7 @@ export class Ipam implements Gossiper {
 
   private serialize(): Uint8Array {
     return snapshotState({
-      clusterId: this.o.clusterId,
+      clusterId: this.settings.clusterId,
       self: this.self,
       ranges: this.ranges.map((r) => r.snapshot()),
       fenced: this.guard.fenced,

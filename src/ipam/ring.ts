@@ -63,7 +63,6 @@ export class Ring implements GossipData {
   /** Derived from the state, dropped by `changed()`. */
   private cache: Uint8Array | undefined = undefined;
   private bySize: (readonly [PeerName, bigint])[] | undefined = undefined;
-  private genesisList: RingEntry[] | undefined = undefined;
   /** On a delta of local writes: the entries they replaced here. */
   superseded: readonly RingEntry[] = [];
 
@@ -184,12 +183,6 @@ export class Ring implements GossipData {
 
   confirmed(): boolean {
     return this.unconfirmedSeeds().length === 0;
-  }
-
-  /** The genesis entry at `token` (undefined: not a genesis token). */
-  genesisEntryAt(token: bigint): RingEntry | undefined {
-    this.genesisList ??= genesisEntries(this.space, this.genesis.seeds);
-    return this.genesisList.find((e) => e.token === token);
   }
 
   /** End (exclusive) of entry i's range as far as this view knows: its end, or the next token. */

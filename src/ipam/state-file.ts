@@ -320,7 +320,6 @@ export class FileIpamStore implements IpamStore {
 export class MemoryIpamStore implements IpamStore {
   readonly location = 'memory';
   data: Uint8Array | undefined;
-  writes = 0;
   failWrites = false;
 
   constructor(data?: Uint8Array) {
@@ -334,7 +333,6 @@ export class MemoryIpamStore implements IpamStore {
   save(data: Uint8Array): Promise<void> {
     if (this.failWrites) return Promise.reject(new IpamStateError(this.location, 'cannot write: writes disabled'));
     this.data = data;
-    this.writes++;
     return Promise.resolve();
   }
 }
