@@ -31,7 +31,7 @@ import { isPeerName, peerNameFromPublicKey } from '../core/ids.js';
 import type { PeerName } from '../mesh/contracts.js';
 import { GossipDecodeError } from '../mesh/errors.js';
 import { IpamArgumentError } from './errors.js';
-import type { Adoption, Genesis, LifeRecord, RingEntry, Signed } from './ring.js';
+import type { Adoption, Genesis, LifeRecord, RingEntry, Signed } from './ring-records.js';
 import { bytesToOffset, offsetToBytes, parseSpace, writeOffset, type AddressSpace } from './space.js';
 
 export const IPAM_CHANNEL = 'ipam';
