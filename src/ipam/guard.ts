@@ -9,6 +9,7 @@
 import type { Clock } from '../core/clock.js';
 import type { Logger } from '../core/logger.js';
 import type { GossipTransport, PeerName } from '../mesh/contracts.js';
+import type { Announcer } from './announcer.js';
 import type { IpamSettings } from './config.js';
 import type { CustodyContext } from './custody.js';
 import type { RangeState } from './range-state.js';
@@ -29,9 +30,9 @@ export interface GuardHost {
   readonly transport: GossipTransport;
   readonly ranges: readonly RangeState[];
   readonly settings: Pick<IpamSettings, 'reclaimHoldMs' | 'reclaimAfterMs' | 'askTimeoutMs'>;
+  /** Persists, then gossips our writes. */
+  readonly announcer: Announcer;
   context(): CustodyContext;
-  /** Persists, then gossips. */
-  commit(deltas: readonly (Ring | Uint8Array)[]): void;
   syncOwned(range: RangeState): void;
   /** What we own or hold changed (besides `syncOwned`), or the state must be written. */
   changed(): void;
@@ -68,7 +69,7 @@ export class Guard {
       const delta = ring.revive(h.writer)!;
       h.counters.revived++;
       h.log.warn('this router was forgotten while it runs: the tombstone is cancelled with a revival', { by: life.writer, epoch: life.epoch, range: ring.space.cidr });
-      h.commit([delta]);
+      h.announcer.commit([delta]);
       return true;
     }
     this.fenced = true;
@@ -95,7 +96,7 @@ export class Guard {
     h.counters.defended += d.drafts.length;
     for (const w of d.attackers) h.logOnce(`attack/${w}`, 'error', 'a peer wrote entries over space this router owns: written back', { writer: w, range: ring.space.cidr });
     h.syncOwned(range);
-    h.commit([out]);
+    h.announcer.commit([out]);
   }
 
   /** As heir, takes over the confirmed entries of forgotten peers gone long enough; returns whether orphans remain. */
@@ -114,7 +115,7 @@ export class Guard {
       range.allocator.hold(m.taken, now + h.settings.reclaimHoldMs);
       h.syncOwned(range);
       h.changed();
-      h.commit([out]);
+      h.announcer.commit([out]);
     }
     return ring.orphans() > 0;
   }
@@ -130,7 +131,7 @@ export class Guard {
     h.log.info('gave reclaimed space back to a peer that was forgotten and came back', { range: ring.space.cidr, runs: g.runs.length, to: [...new Set(g.drafts.map((x) => x.owner))] });
     h.syncOwned(range);
     h.changed();
-    h.commit([out]);
+    h.announcer.commit([out]);
   }
 
   /** Answers a `prove`: what we know of how those tokens came to be (nothing when we know nothing). */

@@ -48,6 +48,7 @@ import { silentLogger, type Logger } from '../core/logger.js';
 import type { Gossiper, GossipTransport, PeerName, RouteTable } from '../mesh/contracts.js';
 import type { Held } from './allocator.js';
 import { Allocations, type AllocatedAddress } from './allocations.js';
+import { Announcer } from './announcer.js';
 import { Asker } from './asker.js';
 import { WaitingQuorum } from './bootstrap.js';
 import { ipamDefaults, ipamProblems, type IpamInit, type IpamSettings } from './config.js';
@@ -63,7 +64,7 @@ import { Receiver } from './receiver.js';
 import { parseState, snapshotState, type IpamStore, type PersistedState } from './state-file.js';
 import { spaceStatus, zeroCounters, type IpamCounters, type IpamStatus } from './status.js';
 import { Guard } from './guard.js';
-import { encodeAsk, encodeGave, encodeGossip, waitingOf } from './wire.js';
+import { encodeAsk, encodeGave, waitingOf } from './wire.js';
 
 export interface IpamComponents {
   clock: Clock;
@@ -93,9 +94,8 @@ export class Ipam implements Gossiper {
   private readonly quorum: WaitingQuorum | undefined;
   private readonly asker: Asker;
   private readonly commits: GroupCommit;
-  private readonly localListeners = new Set<(delta: Uint8Array) => void>();
+  private readonly announcer: Announcer;
   private readonly receiver: Receiver;
-  private full: Uint8Array | undefined = undefined;
   /** Changes learned from gossip (or holds ending) not written yet. */
   private learned = false;
   private timer: TimerHandle | undefined = undefined;
@@ -121,6 +121,9 @@ export class Ipam implements Gossiper {
     this.writer = components.writer;
     this.verifier = components.verifier ?? new RingVerifier();
     this.ranges = spaces.map((s, index) => new RangeState(s, index, this.settings.quarantineMs));
+    this.quorum = 'initPeers' in init.init ? new WaitingQuorum(waitingOf(this.writer, this.settings.clusterId, init.init.initPeers)) : undefined;
+    this.commits = new GroupCommit(() => this.store.save(this.serialize()));
+    this.announcer = new Announcer({ transport: this.transport, log: this.log, ranges: this.ranges, quorum: this.quorum, commits: this.commits, running: () => this.state === 'running' });
     this.guard = new Guard({
       self: this.self,
       writer: this.writer,
@@ -130,8 +133,8 @@ export class Ipam implements Gossiper {
       transport: this.transport,
       ranges: this.ranges,
       settings: this.settings,
+      announcer: this.announcer,
       context: () => this.context(),
-      commit: (deltas) => this.commit(deltas),
       syncOwned: (range) => this.syncOwned(range),
       changed: () => {
         this.ownershipGeneration++;
@@ -139,8 +142,6 @@ export class Ipam implements Gossiper {
       },
       logOnce: (key, level, msg, fields) => this.logOnce(key, level, msg, fields),
     });
-    this.quorum = 'initPeers' in init.init ? new WaitingQuorum(waitingOf(this.writer, this.settings.clusterId, init.init.initPeers)) : undefined;
-    this.commits = new GroupCommit(() => this.store.save(this.serialize()));
     this.asker = new Asker({
       clock: this.clock,
       transport: this.transport,
@@ -167,23 +168,18 @@ export class Ipam implements Gossiper {
       counters: this.counters,
       log: this.log,
       transport: this.transport,
+      announcer: this.announcer,
+      guard: this.guard,
+      asker: this.asker,
       running: () => this.state === 'running',
-      isFullState: (data) => this.full !== undefined && Buffer.from(data.buffer, data.byteOffset, data.byteLength).equals(this.full),
       context: () => this.context(),
-      dropFullState: () => {
-        this.full = undefined;
-      },
       markChanged: (learned) => {
         this.commits.mark();
         if (learned) this.learned = true;
       },
-      commit: (deltas) => this.commit(deltas),
       afterChange: (range, delta, decisions) => this.afterChange(range, delta, decisions),
       decide: () => this.decide(),
       donate: (from, range) => this.donate(from, range),
-      prove: (from, range, tokens) => this.guard.prove(from, range, tokens),
-      answered: (range, from) => this.asker.answered(range, from),
-      emit: (data) => this.emit(data),
       logOnce: (key, level, msg, fields) => this.logOnce(key, level, msg, fields),
     });
   }
@@ -215,7 +211,7 @@ export class Ipam implements Gossiper {
       throw err;
     }
     const full = this.gossip();
-    if (full !== undefined) this.emit(full);
+    if (full !== undefined) this.announcer.emit(full);
     for (const r of this.ranges) this.afterChange(r);
   }
 
@@ -231,8 +227,7 @@ export class Ipam implements Gossiper {
 
   /** Local ring changes as gossip deltas (a `GossipChannel` subscribes; without one they go to the transport). */
   onLocalUpdate(listener: (delta: Uint8Array) => void): () => void {
-    this.localListeners.add(listener);
-    return () => this.localListeners.delete(listener);
+    return this.announcer.onLocalUpdate(listener);
   }
 
   // ─── API ──────────────────────────────────────────────────────────────────────────────────
@@ -287,7 +282,7 @@ export class Ipam implements Gossiper {
       const delta = ring.forget(peer, this.writer);
       if (delta === undefined) continue;
       this.log.info('peer forgotten: its space comes to us once it stays unreachable', { peer, range: r.space.cidr, afterMs: this.settings.reclaimAfterMs });
-      this.commit([delta]);
+      this.announcer.commit([delta]);
       this.afterChange(r, delta);
     }
   }
@@ -329,16 +324,7 @@ export class Ipam implements Gossiper {
 
   gossip(): Uint8Array | undefined {
     if (this.state !== 'running') return undefined;
-    if (this.full !== undefined) return this.full;
-    const rings: Uint8Array[] = [];
-    for (const r of this.ranges) {
-      const bytes = r.fullState();
-      if (bytes !== undefined) rings.push(bytes);
-    }
-    const waiting = rings.length > 0 ? [] : (this.quorum?.list() ?? []);
-    if (rings.length === 0 && waiting.length === 0) return undefined;
-    this.full = encodeGossip(rings, waiting);
-    return this.full;
+    return this.announcer.fullState();
   }
 
   onGossip(data: Uint8Array): Uint8Array | undefined {
@@ -382,8 +368,8 @@ export class Ipam implements Gossiper {
       r.adopt(ring, this.self);
       deltas.push(ring);
     }
-    this.full = undefined;
-    if (this.state === 'running') this.commit(deltas);
+    this.announcer.stale();
+    if (this.state === 'running') this.announcer.commit(deltas);
   }
 
   private hasRing(): boolean {
@@ -432,7 +418,7 @@ export class Ipam implements Gossiper {
     if (resync) this.syncOwned(range);
     if (this.state === 'running') {
       if (this.guard.answerTombstone(range)) {
-        this.full = undefined;
+        this.announcer.stale();
         range.orphanCheck = true;
       }
       this.guard.defend(range);
@@ -441,25 +427,6 @@ export class Ipam implements Gossiper {
     }
     this.asker.wake();
     this.asker.maybeAsk(range);
-  }
-
-  /** Persists, then gossips our own ring deltas (encoded rings). */
-  private commit(deltas: readonly (Ring | Uint8Array)[], after?: () => void): void {
-    this.full = undefined;
-    this.commits.mark();
-    this.commits.flush().then(
-      () => {
-        if (this.state !== 'running') return;
-        after?.();
-        this.emit(encodeGossip(deltas.map((d) => (d instanceof Uint8Array ? d : d.encode())), []));
-      },
-      (err: unknown) => this.log.error('cannot persist IPAM state; the change is not announced', { err: describeError(err) }),
-    );
-  }
-
-  private emit(data: Uint8Array): void {
-    if (this.localListeners.size > 0) for (const l of this.localListeners) l(data);
-    else this.transport.gossipToNeighbours(IPAM_CHANNEL, data);
   }
 
   // ─── bootstrap (initPeers) ────────────────────────────────────────────────────────────────
@@ -502,7 +469,7 @@ export class Ipam implements Gossiper {
     this.syncOwned(range);
     this.counters.donationsGiven++;
     this.log.debug('donating space', { peer: from, range: cidr, size: (run[1] - run[0]).toString() });
-    this.commit([out], () => this.transport.unicast(IPAM_CHANNEL, from, encodeGave(cidr, out)));
+    this.announcer.commit([out], () => this.transport.unicast(IPAM_CHANNEL, from, encodeGave(cidr, out)));
     this.afterChange(range, delta);
   }
 

@@ -16,9 +16,12 @@ import type { Logger } from '../core/logger.js';
 import type { GossipTransport, PeerName } from '../mesh/contracts.js';
 import { GossipDecodeError } from '../mesh/errors.js';
 import type { Refusal } from './admission.js';
+import type { Announcer } from './announcer.js';
+import type { Asker } from './asker.js';
 import type { WaitingQuorum } from './bootstrap.js';
 import type { CustodyContext, Decision } from './custody.js';
 import { IpamRingConflictError } from './errors.js';
+import type { Guard } from './guard.js';
 import { takeIn } from './intake.js';
 import type { RangeState } from './range-state.js';
 import { Ring, sameGenesis } from './ring.js';
@@ -39,24 +42,18 @@ export interface ReceiverHost {
   readonly counters: IpamCounters;
   readonly log: Logger;
   readonly transport: GossipTransport;
+  /** Our full state, and how our own changes are persisted and gossiped. */
+  readonly announcer: Announcer;
+  readonly guard: Guard;
+  readonly asker: Asker;
   running(): boolean;
-  /** Whether `data` is the full state this peer gossips (its own, sent back). */
-  isFullState(data: Uint8Array): boolean;
   context(): CustodyContext;
-  /** What this peer gossips as its full state changed: rebuilt when next asked for. */
-  dropFullState(): void;
   /** The state must be written: with the next write, or (`learned`) by the next tick at the latest. */
   markChanged(learned: boolean): void;
-  /** Persists, then gossips our own ring deltas. */
-  commit(deltas: readonly (Ring | Uint8Array)[]): void;
   afterChange(range: RangeState, delta?: Ring, decisions?: readonly Decision[]): void;
   /** initPeers: adopts the genesis once the quorum is met. */
   decide(): void;
   donate(from: PeerName, range: RangeState): void;
-  prove(from: PeerName, range: RangeState, tokens: readonly Uint8Array[]): void;
-  /** `from` answered our ask in `range`. */
-  answered(range: RangeState, from: PeerName): void;
-  emit(data: Uint8Array): void;
   logOnce(key: string, level: 'warn' | 'error' | 'info', msg: string, fields: Record<string, unknown>): void;
 }
 
@@ -80,7 +77,7 @@ export class Receiver {
   onGossip(data: Uint8Array): Uint8Array | undefined {
     const h = this.host;
     if (!h.running()) return undefined;
-    if (h.isFullState(data)) return undefined;
+    if (h.announcer.isFullState(data)) return undefined;
     const key = this.seenGossip.keyOf(data);
     const seenBefore = key === undefined ? undefined : this.seenGossip.get(key);
     if (seenBefore === false || (seenBefore === true && !h.ranges.some((r) => r.waitsForProofs()))) return undefined;
@@ -102,7 +99,7 @@ export class Receiver {
     }
     const newWaiting = h.quorum !== undefined && h.ranges.every((r) => r.ring === undefined) ? h.quorum.merge(this.signedWaiting(msg.waiting)) : [];
     if (newWaiting.length > 0) {
-      h.dropFullState();
+      h.announcer.stale();
       h.decide();
     }
     // Every ring of it is merged (none refused) and it says nothing of waiting peers: again, it is a
@@ -124,7 +121,7 @@ export class Receiver {
     const msg = this.decode(data);
     if (msg.kind === 'gossip') {
       const delta = this.onGossip(data);
-      if (delta !== undefined) h.emit(delta);
+      if (delta !== undefined) h.announcer.emit(delta);
       return;
     }
     const range = h.ranges.find((r) => r.space.cidr === msg.space);
@@ -134,11 +131,11 @@ export class Receiver {
       return;
     }
     if (msg.kind === 'ask') return h.donate(from, range);
-    if (msg.kind === 'prove') return h.prove(from, range, msg.tokens);
+    if (msg.kind === 'prove') return h.guard.prove(from, range, msg.tokens);
     if (msg.kind === 'gave') {
       const parts = this.decodeRingOrFail(msg.ring, 'gave ring');
       const { delta, decisions } = this.applyRing(parts);
-      if (delta !== undefined) h.emit(encodeGossip([withProofs(delta.encode(), (parts.proofs ?? []).slice(-64), delta.space.bytes)], []));
+      if (delta !== undefined) h.announcer.emit(encodeGossip([withProofs(delta.encode(), (parts.proofs ?? []).slice(-64), delta.space.bytes)], []));
       h.counters.donationsReceived++;
       const custody = range.custody!;
       const unusable = decisions.filter((d) => d.wins && d.entry.owner === h.self && !custody.isConfirmed(d.entry.token));
@@ -147,7 +144,7 @@ export class Receiver {
         h.logOnce(`grant/${from}`, 'warn', 'a donation whose giver this router cannot verify owned the space is not used', { peer: from, writer: unusable[0]!.entry.writer, range: msg.space });
       }
     }
-    h.answered(range, from);
+    h.asker.answered(range, from);
   }
 
   // ─── rings ────────────────────────────────────────────────────────────────────────────────
@@ -223,15 +220,15 @@ export class Receiver {
     if (adopting) {
       h.log.info('adopted the ring of the cluster', { range: ring.space.cidr, seeds: ring.genesis.seeds });
       const mine = ring.adopt(h.writer);
-      h.dropFullState();
+      h.announcer.stale();
       h.markChanged(false);
-      if (mine !== undefined) h.commit([mine]);
+      if (mine !== undefined) h.announcer.commit([mine]);
       h.afterChange(range);
       return { delta, decisions };
     }
     if (delta === undefined && learned === 0) return { delta, decisions };
     // Learned, not decided here: written with the next local change or on the next tick.
-    h.dropFullState();
+    h.announcer.stale();
     h.markChanged(true);
     if (delta === undefined) {
       // Only custody learned (from proofs): what is passed on is the proofs, for peers that miss the same links.
