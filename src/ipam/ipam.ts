@@ -1,29 +1,22 @@
 /**
  * Cluster-wide IPAM of one peer: per configured range (IPv4 and/or IPv6) one `RangeState`
  * (range-state.ts) with its ring (who owns what, gossiped on the "ipam" channel), custody and
- * allocator (what this peer hands out inside what it owns); donations, bootstrap, reclaim and
- * persistence.
+ * allocator (what this peer hands out inside what it owns). The Ipam starts, stops and persists
+ * them, answers the local API, bootstraps the rings, gives space to peers that ask, and acts on
+ * every change of a ring (`afterChange`). Its parts:
+ *
+ *   allocations.ts  allocate, release, list: the attachments' addresses
+ *   asker.ts        asking other peers for space (largest owner first, one at a time)
+ *   receiver.ts     what arrives on the channel: decoded, validated, admitted, merged
+ *   announcer.ts    what we say: the full state, and our changes, persisted before they are gossiped
+ *                   (a peer that crashes never comes back owning space it already gave away)
+ *   guard.ts        what custody asks of us (steward.ts decides): defend, revive or fence, reclaim
+ *   bootstrap.ts    the `initPeers` quorum, and why bootstrap has no split brain
  *
  *   allocate ──▶ free here? ──no──▶ ask owners (unicast, largest first, one at a time) ──▶ gave
  *      │             │yes                                                               (ring delta)
  *      ▼             ▼
  *   persist (group commit) ──▶ resolve
- *
- * Local ring changes (adoption, donation, reclaim, forget) are persisted before they are gossiped
- * or announced: a peer that crashes never comes back owning space it already gave away.
- *
- * Bootstrap without split brain. With `{ seeds }` every peer computes the same genesis ring. With
- * `{ initPeers: N }` a peer without a ring gossips "waiting (name, N)"; once it has seen exactly N
- * distinct waiting peers with the same N (itself included), no other N and no ring, it adopts the
- * genesis whose seeds are those N. In both modes a seed adds itself to the ring's `adopted` set,
- * and nobody allocates, donates or reclaims until every seed adopted it (or was forgotten): the
- * ring is then confirmed. A peer adopts at most one genesis ever (the file keeps it), and a peer
- * without a ring adopts any ring it receives instead of deciding. Two confirmed rings therefore
- * need two disjoint groups of N seeds, each member of which adopted its own group's genesis:
- * at least 2N peers started with the same N, split so that each group saw exactly N waiting
- * peers and no ring. A group that sees more than N waiting peers does not decide (status says to
- * use seeds). When two such rings meet, the merge is refused (`IpamRingConflictError`), counted
- * and shown in status; nothing merges.
  *
  * Trust. Every record received is admitted only when validly signed by its writer and within the
  * bounds (admission.ts, per record: a refused record is counted and the rest merges). Custody
@@ -37,9 +30,6 @@
  * converges. A peer that finds itself forgotten while nothing of its space was taken cancels the
  * tombstone with a signed revival; once something was taken it is fenced: not ready, never
  * allocates again. An heir still holding what it took gives it back to a peer that revived.
- *
- * What arrives on the channel (gossip, asks, donations, proofs) is decoded, validated and merged by
- * receiver.ts; this file acts on what changed.
  */
 import type { Clock, TimerHandle } from '../core/clock.js';
 import { ConfigError, describeError } from '../core/errors.js';
