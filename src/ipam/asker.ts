@@ -4,6 +4,7 @@
  * Allocations that wait for space are "waiters": they are woken when space arrives and fail with
  * `IpamExhaustedError` at their deadline. Without waiters, a peer below its low-water mark asks in
  * the background, at most `BACKGROUND_TRIES` owners per round and a round every 10 × askTimeoutMs.
+ * Where the asking stands in each range is that range's `asking` (range-state.ts).
  */
 import type { Clock } from '../core/clock.js';
 import type { GossipTransport, PeerName, RouteTable } from '../mesh/contracts.js';
@@ -77,7 +78,7 @@ export class Asker {
     if (!d.usable(range) || a.target !== undefined) return;
     const now = d.clock.now();
     const waiting = this.hasWaiters(range);
-    if (!waiting && range.allocator.hasFree(d.clock.now(), Math.max(d.lowWater, 1))) {
+    if (!waiting && range.allocator.hasFree(now, Math.max(d.lowWater, 1))) {
       a.tried.clear();
       return;
     }
@@ -106,7 +107,7 @@ export class Asker {
     const now = d.clock.now();
     const keep: Waiter[] = [];
     for (const w of this.waiters) {
-      if (w.range.allocator.hasFree(d.clock.now(), 1) || !d.usable(w.range)) w.resolve();
+      if (w.range.allocator.hasFree(now, 1) || !d.usable(w.range)) w.resolve();
       else if (now >= w.deadline) {
         d.counters.exhausted++;
         w.reject(new IpamExhaustedError(w.range.space.cidr, `this peer has no free address and no peer donated one within ${d.askTimeoutMs} ms`));
