@@ -39,28 +39,28 @@ export interface Admitted {
 }
 
 /**
- * Checks `p` against `cur` (the ring it will merge into; undefined: none yet) and keeps what may
- * change it. `wanted(e)`: a losing entry that is still worth keeping (checked like the others).
+ * Checks `parts` against `cur` (the ring it will merge into; undefined: none yet) and keeps what
+ * may change it. `wanted(e)`: a losing entry that is still worth keeping (checked like the others).
  */
 export function admitRing(
   cur: Ring | undefined,
-  p: RingParts,
+  parts: RingParts,
   sp: AddressSpace,
-  v: RingVerifier,
+  verifier: RingVerifier,
   wanted: (e: RingEntry) => boolean = () => false,
   useful: (proof: RingEntry) => boolean = wanted,
 ): Admitted {
   // A proof for a token we do not have yet may be the link that confirms it once it merges.
-  const tokens = new Set(p.entries.map((e) => e.token));
+  const tokens = new Set(parts.entries.map((e) => e.token));
   const wantedProof = (e: RingEntry): boolean => useful(e) || tokens.has(e.token) || cur?.entryAt(e.token) === undefined;
-  const id = cur !== undefined && sameGenesis(cur.genesis, p.genesis) ? cur.id : genesisId(p.genesis);
-  const mine = cur !== undefined && sameGenesis(cur.genesis, p.genesis) ? cur : undefined;
+  const id = cur !== undefined && sameGenesis(cur.genesis, parts.genesis) ? cur.id : genesisId(parts.genesis);
+  const mine = cur !== undefined && sameGenesis(cur.genesis, parts.genesis) ? cur : undefined;
   const refused: Refusal[] = [];
   const refuse = (reason: RefusalReason, writer: PeerName | undefined, what: string): void => void refused.push({ reason, writer, what });
   let genesis: RingEntry[] | undefined;
 
   const entries: RingEntry[] = [];
-  for (const e of p.entries) {
+  for (const e of parts.entries) {
     if (e.version > MAX_VERSION || (e.reclaimed !== undefined && e.reclaimed.epoch > MAX_VERSION)) {
       refuse('version', e.writer, `entry at ${e.token} version ${e.version} (at most ${MAX_VERSION})`);
       continue;
@@ -68,7 +68,7 @@ export function admitRing(
     const at = mine?.entryAt(e.token);
     if (at !== undefined && !beats(e, at) && !wanted(e)) continue;
     if (e.sig === undefined || e.writerKey === undefined || e.writer === undefined) {
-      genesis ??= genesisEntries(sp, p.genesis.seeds);
+      genesis ??= genesisEntries(sp, parts.genesis.seeds);
       const g = genesis.find((x) => x.token === e.token);
       if (g === undefined || g.owner !== e.owner || g.version !== e.version || g.end !== e.end || e.reclaimed !== undefined) refuse('signature', undefined, `unsigned entry at ${e.token} is not the genesis entry`);
       else entries.push(g);
@@ -78,13 +78,13 @@ export function admitRing(
       refuse('record', e.writer, `reclaim at ${e.token} written by ${e.writer} for ${e.owner}`);
       continue;
     }
-    const ok = v.entry(id, sp.bytes, { ...e, writer: e.writer, writerKey: e.writerKey, sig: e.sig });
+    const ok = verifier.entry(id, sp.bytes, { ...e, writer: e.writer, writerKey: e.writerKey, sig: e.sig });
     if (ok === undefined) refuse('signature', e.writer, `entry at ${e.token} by ${e.writer}`);
     else entries.push(ok);
   }
 
   const life: LifeRecord[] = [];
-  for (const r of p.life) {
+  for (const r of parts.life) {
     const have = mine?.lifeOf(r.peer);
     if (have !== undefined && !lifeBeats(r, have)) continue;
     const problem = lifeProblem(r);
@@ -92,29 +92,29 @@ export function admitRing(
       refuse(r.epoch > MAX_VERSION ? 'version' : 'record', r.writer, `life of ${r.peer} at epoch ${r.epoch}: ${problem}`);
       continue;
     }
-    const okSelf = v.check(r.writerKey, LIFE_LABEL, lifeBody(id, r.peer, r.epoch, r.writer), r.sig);
-    const okPrev = r.prev === undefined || v.check(r.prev.writerKey, LIFE_LABEL, lifeBody(id, r.peer, r.epoch - 1, r.prev.writer), r.prev.sig);
+    const okSelf = verifier.check(r.writerKey, LIFE_LABEL, lifeBody(id, r.peer, r.epoch, r.writer), r.sig);
+    const okPrev = r.prev === undefined || verifier.check(r.prev.writerKey, LIFE_LABEL, lifeBody(id, r.peer, r.epoch - 1, r.prev.writer), r.prev.sig);
     if (!okSelf || !okPrev) refuse('signature', r.writer, `life of ${r.peer} at epoch ${r.epoch}`);
     else life.push(r);
   }
 
   const proofs: RingEntry[] = [];
-  for (const e of p.proofs ?? []) {
+  for (const e of parts.proofs ?? []) {
     if (e.version > MAX_VERSION || e.sig === undefined || e.writerKey === undefined || e.writer === undefined || !wantedProof(e)) continue;
-    const ok = v.entry(id, sp.bytes, { ...e, writer: e.writer, writerKey: e.writerKey, sig: e.sig });
+    const ok = verifier.entry(id, sp.bytes, { ...e, writer: e.writer, writerKey: e.writerKey, sig: e.sig });
     if (ok === undefined) refuse('signature', e.writer, `proof at ${e.token} by ${e.writer}`);
     else proofs.push(ok);
   }
 
   const adopted: Adoption[] = [];
   const have = new Map((mine?.adoptionList() ?? []).map((a) => [a.seed, a]));
-  for (const a of p.adopted) {
+  for (const a of parts.adopted) {
     const h = have.get(a.seed);
     if (h !== undefined && Buffer.compare(a.sig, h.sig) <= 0) continue;
-    if (!v.check(a.key, ADOPT_LABEL, adoptBody(id, a.seed), a.sig)) refuse('signature', a.seed, `adoption by ${a.seed}`);
+    if (!verifier.check(a.key, ADOPT_LABEL, adoptBody(id, a.seed), a.sig)) refuse('signature', a.seed, `adoption by ${a.seed}`);
     else adopted.push(a);
   }
-  return { parts: { genesis: p.genesis, entries, life, adopted, proofs }, refused };
+  return { parts: { genesis: parts.genesis, entries, life, adopted, proofs }, refused };
 }
 
 /** What is wrong with a life record's shape (undefined: nothing; its signatures are checked apart). */

@@ -132,10 +132,6 @@ export class SpaceAllocator {
     this.held.push(h);
   }
 
-  keyOf(off: bigint): string | undefined {
-    return this.allocated.get(off);
-  }
-
   /** Whether at least `n` offsets are allocatable now. */
   hasFree(now: number, n = 1): boolean {
     if (this.fresh.size >= BigInt(n)) return true;
@@ -174,10 +170,6 @@ export class SpaceAllocator {
   /** Released offsets with their release times, oldest first. */
   releasedEntries(): [bigint, number][] {
     return [...this.released.entries()];
-  }
-
-  allocatedEntries(): [bigint, string][] {
-    return [...this.allocated.entries()];
   }
 
   /** Allocated offsets this peer does not own (anymore). */

@@ -1,8 +1,21 @@
 /**
  * The `initPeers` quorum: peers without a ring announce "waiting (name, N)", signed by the peer
- * they name (checked by the Ipam before `merge`); the announcements spread as a grow-only set. A peer decides (adopts genesis with those peers as seeds) only when it
- * has seen exactly N distinct peers with its own N and nobody with another N. See ipam.ts for why
- * this cannot confirm two rings unless at least 2N peers started with the same N.
+ * they name (checked by the receiver before `merge`); the announcements spread as a grow-only set.
+ * A peer decides (adopts genesis with those peers as seeds) only when it has seen exactly N
+ * distinct peers with its own N and nobody with another N.
+ *
+ * Bootstrap without split brain. With `{ seeds }` every peer computes the same genesis ring. With
+ * `{ initPeers: N }` a peer without a ring gossips "waiting (name, N)"; once it has seen exactly N
+ * distinct waiting peers with the same N (itself included), no other N and no ring, it adopts the
+ * genesis whose seeds are those N. In both modes a seed adds itself to the ring's `adopted` set,
+ * and nobody allocates, donates or reclaims until every seed adopted it (or was forgotten): the
+ * ring is then confirmed. A peer adopts at most one genesis ever (the file keeps it), and a peer
+ * without a ring adopts any ring it receives instead of deciding. Two confirmed rings therefore
+ * need two disjoint groups of N seeds, each member of which adopted its own group's genesis:
+ * at least 2N peers started with the same N, split so that each group saw exactly N waiting
+ * peers and no ring. A group that sees more than N waiting peers does not decide (status says to
+ * use seeds). When two such rings meet, the merge is refused (`IpamRingConflictError`), counted
+ * and shown in status; nothing merges.
  */
 import type { PeerName } from '../mesh/contracts.js';
 import { waitingKey, type WaitingPeer } from './wire.js';

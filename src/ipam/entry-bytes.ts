@@ -8,7 +8,7 @@
  *   starts  where each entry begins (undefined: to rebuild)
  */
 import { encodeEntry, entrySize, writeEntries, writeEntry } from './ring-codec.js';
-import type { RingEntry } from './ring.js';
+import type { RingEntry } from './ring-records.js';
 
 const EMPTY = new Uint8Array(0);
 const EMPTY_VIEW = new DataView(EMPTY.buffer);

@@ -70,3 +70,31 @@ export class IpamStateError extends WeftError {
     this.path = path;
   }
 }
+
+/**
+ * A local ring write the ring refuses: a range its writer does not own whole, a version or epoch
+ * past the bound, a peer forgetting itself. The caller's mistake, never input from the network;
+ * a RangeError with a code, as Node's own.
+ */
+export class IpamRingWriteError extends RangeError {
+  readonly code = 'ERR_IPAM_RING_WRITE';
+
+  constructor(message: string) {
+    super(message);
+    this.name = 'IpamRingWriteError';
+  }
+}
+
+/**
+ * A value an IPAM function cannot take from code that should have checked it first (a range that
+ * does not parse, a genesis without seeds, bytes that are not a ring encoding); a TypeError with a
+ * code, as Node's own.
+ */
+export class IpamArgumentError extends TypeError {
+  readonly code = 'ERR_IPAM_INVALID_ARGUMENT';
+
+  constructor(message: string) {
+    super(message);
+    this.name = 'IpamArgumentError';
+  }
+}

@@ -1,20 +1,22 @@
 /**
  * What a peer does with what custody tells it (steward.ts decides, this writes, counts and logs):
  * answering a tombstone of itself, writing back space others took, reclaiming as heir, giving
- * reclaimed space back, and the proofs it sends (`prove`) and asks for (`askProofs`). The Ipam
- * owns the rings and the writes (`GuardHost`); this keeps what only these need: when peers became
- * unreachable, when each pending token's proofs were asked for, and whether we are fenced.
+ * reclaimed space back, and the proofs it sends (`prove`) and asks for (`askProofs`), each for one
+ * range (range-state.ts). The Ipam owns the ranges and persists and gossips the writes
+ * (`GuardHost`); this keeps what only these need: when peers became unreachable, when each pending
+ * token's proofs were asked for, and whether we are fenced.
  */
 import type { Clock } from '../core/clock.js';
 import type { Logger } from '../core/logger.js';
 import type { GossipTransport, PeerName } from '../mesh/contracts.js';
-import type { SpaceAllocator } from './allocator.js';
+import type { Announcer } from './announcer.js';
 import type { IpamSettings } from './config.js';
-import type { Custody, CustodyContext } from './custody.js';
+import type { CustodyContext } from './custody.js';
+import type { RangeState } from './range-state.js';
 import { Ring } from './ring.js';
 import { IPAM_CHANNEL, withProofs } from './ring-codec.js';
 import { MAX_VERSION, type RingWriter } from './ring-signing.js';
-import { bytesToOffset, offsetToBytes, type AddressSpace } from './space.js';
+import { bytesToOffset, offsetToBytes } from './space.js';
 import type { IpamCounters } from './status.js';
 import { Steward } from './steward.js';
 import { MAX_PROVE, encodeGossip, encodeProve } from './wire.js';
@@ -26,24 +28,19 @@ export interface GuardHost {
   readonly counters: IpamCounters;
   readonly clock: Clock;
   readonly transport: GossipTransport;
-  readonly spaces: readonly AddressSpace[];
+  readonly ranges: readonly RangeState[];
   readonly settings: Pick<IpamSettings, 'reclaimHoldMs' | 'reclaimAfterMs' | 'askTimeoutMs'>;
-  ring(si: number): Ring | undefined;
-  custody(si: number): Custody | undefined;
-  alloc(si: number): SpaceAllocator;
+  /** Persists, then gossips our writes. */
+  readonly announcer: Announcer;
   context(): CustodyContext;
-  /** Records our own writes in custody; returns their bytes with our proofs. */
-  wrote(si: number, delta: Ring): Uint8Array;
-  /** Persists, then gossips. */
-  commit(deltas: readonly (Ring | Uint8Array)[]): void;
-  syncOwned(si: number): void;
+  syncOwned(range: RangeState): void;
   /** What we own or hold changed (besides `syncOwned`), or the state must be written. */
   changed(): void;
   logOnce(key: string, level: 'warn' | 'error' | 'info', msg: string, fields: Record<string, unknown>): void;
 }
 
 export class Guard {
-  private readonly h: GuardHost;
+  private readonly host: GuardHost;
   private readonly steward: Steward;
   /** Set once something of ours was taken while we were forgotten: we never allocate again (persisted). */
   fenced = false;
@@ -55,38 +52,38 @@ export class Guard {
   private readonly provesAsked = new Map<string, number>();
 
   constructor(host: GuardHost) {
-    this.h = host;
+    this.host = host;
     this.steward = new Steward(host.self);
     this.startedAt = host.clock.now();
   }
 
-  /** We are forgotten in ring si: revive while nothing of ours was taken (true), else fenced for good. */
-  answerTombstone(si: number): boolean {
-    const h = this.h;
-    const ring = h.ring(si)!;
+  /** We are forgotten in the range's ring: revive while nothing of ours was taken (true), else fenced for good. */
+  answerTombstone(range: RangeState): boolean {
+    const h = this.host;
+    const ring = range.ring!;
     if (this.fenced) return false;
-    const a = this.steward.answer(ring, h.custody(si)!);
+    const a = this.steward.answer(ring, range.custody!);
     if (a === undefined) return false;
     const life = ring.lifeOf(h.self)!;
     if (a === 'revive' && life.epoch < MAX_VERSION) {
       const delta = ring.revive(h.writer)!;
       h.counters.revived++;
       h.log.warn('this router was forgotten while it runs: the tombstone is cancelled with a revival', { by: life.writer, epoch: life.epoch, range: ring.space.cidr });
-      h.commit([delta]);
+      h.announcer.commit([delta]);
       return true;
     }
     this.fenced = true;
     h.log.error('this router was forgotten and its space taken: it is fenced and allocates nothing under this identity', { by: life.writer, epoch: life.epoch, range: ring.space.cidr });
-    for (let s = 0; s < h.spaces.length; s++) h.syncOwned(s);
+    for (const r of h.ranges) h.syncOwned(r);
     h.changed();
     return false;
   }
 
   /** Writes back our entries over what others took from us (steward.ts `defend`). */
-  defend(si: number): void {
-    const h = this.h;
-    const ring = h.ring(si)!;
-    const custody = h.custody(si)!;
+  defend(range: RangeState): void {
+    const h = this.host;
+    const ring = range.ring!;
+    const custody = range.custody!;
     if (custody.pendingCount() === 0 || this.fenced) return;
     const d = this.steward.defend(ring, custody);
     for (const r of d.restraints) {
@@ -95,54 +92,54 @@ export class Guard {
       h.log.error(r.why === 'doubleSpend' ? 'space given to us was given again by the same peer: not fought over, not used' : 'space of ours was taken at the version bound: it cannot be written back', { writer: r.writer, token: String(r.token), range: ring.space.cidr });
     }
     if (d.drafts.length === 0) return;
-    const out = h.wrote(si, ring.write(h.writer, d.drafts));
+    const out = range.wrote(ring.write(h.writer, d.drafts), h.self);
     h.counters.defended += d.drafts.length;
     for (const w of d.attackers) h.logOnce(`attack/${w}`, 'error', 'a peer wrote entries over space this router owns: written back', { writer: w, range: ring.space.cidr });
-    h.syncOwned(si);
-    h.commit([out]);
+    h.syncOwned(range);
+    h.announcer.commit([out]);
   }
 
   /** As heir, takes over the confirmed entries of forgotten peers gone long enough; returns whether orphans remain. */
-  reclaim(si: number): boolean {
-    const h = this.h;
-    const ring = h.ring(si)!;
+  reclaim(range: RangeState): boolean {
+    const h = this.host;
+    const ring = range.ring!;
     const now = h.clock.now();
     const ctx = h.context();
     const gone = (p: PeerName): boolean => !ctx.reachable(p) && now - (this.unreachableSince.get(p) ?? this.startedAt) >= h.settings.reclaimAfterMs;
-    const ok = this.steward.reclaimable(ring, h.custody(si)!, gone);
+    const ok = this.steward.reclaimable(ring, range.custody!, gone);
     const m = ok.size === 0 ? undefined : ring.reclaim(h.writer, (i) => ok.has(i));
     if (m !== undefined) {
-      const out = h.wrote(si, m.delta);
+      const out = range.wrote(m.delta, h.self);
       h.counters.materialized += m.taken.length;
       h.log.info('reclaimed the space of forgotten peers', { range: ring.space.cidr, runs: m.taken.length, holdMs: h.settings.reclaimHoldMs });
-      h.alloc(si).hold(m.taken, now + h.settings.reclaimHoldMs);
-      h.syncOwned(si);
+      range.allocator.hold(m.taken, now + h.settings.reclaimHoldMs);
+      h.syncOwned(range);
       h.changed();
-      h.commit([out]);
+      h.announcer.commit([out]);
     }
     return ring.orphans() > 0;
   }
 
   /** Gives reclaimed space we still hold back to its owner, which revived. */
-  giveBack(si: number): void {
-    const h = this.h;
-    const ring = h.ring(si)!;
-    const g = this.steward.giveBack(ring, h.custody(si)!, h.alloc(si));
+  giveBack(range: RangeState): void {
+    const h = this.host;
+    const ring = range.ring!;
+    const g = this.steward.giveBack(ring, range.custody!, range.allocator);
     if (g.drafts.length === 0) return;
-    const out = h.wrote(si, ring.write(h.writer, g.drafts));
+    const out = range.wrote(ring.write(h.writer, g.drafts), h.self);
     h.counters.givenBack += g.drafts.length;
     h.log.info('gave reclaimed space back to a peer that was forgotten and came back', { range: ring.space.cidr, runs: g.runs.length, to: [...new Set(g.drafts.map((x) => x.owner))] });
-    h.syncOwned(si);
+    h.syncOwned(range);
     h.changed();
-    h.commit([out]);
+    h.announcer.commit([out]);
   }
 
   /** Answers a `prove`: what we know of how those tokens came to be (nothing when we know nothing). */
-  prove(from: PeerName, si: number, raw: readonly Uint8Array[]): void {
-    const h = this.h;
-    const ring = h.ring(si);
-    const custody = h.custody(si);
-    const space = h.spaces[si]!;
+  prove(from: PeerName, range: RangeState, raw: readonly Uint8Array[]): void {
+    const h = this.host;
+    const ring = range.ring;
+    const custody = range.custody;
+    const space = range.space;
     if (ring === undefined || custody === undefined) return;
     const proofs = custody.titlesFor(raw.filter((b) => b.length === space.bytes).map(bytesToOffset));
     if (proofs.length === 0) return;
@@ -154,17 +151,17 @@ export class Guard {
    * Asks the owners of entries we could not confirm for their titles (every `5 × askTimeoutMs` per
    * token at most; proofs that went round the gossip may have missed us).
    */
-  askProofs(si: number, now: number): void {
-    const h = this.h;
-    const ring = h.ring(si);
-    const custody = h.custody(si);
+  askProofs(range: RangeState, now: number): void {
+    const h = this.host;
+    const ring = range.ring;
+    const custody = range.custody;
     if (ring === undefined || custody === undefined || custody.pendingCount() === 0) return;
     const ctx = h.context();
     const byOwner = new Map<PeerName, bigint[]>();
     for (const [t, v] of custody.pendingList()) {
       if (v === 'unknown') continue;
       const owner = ring.entryAt(t)?.owner;
-      const k = `${si}/${t}`;
+      const k = `${range.index}/${t}`;
       if (owner === undefined || owner === h.self || now - (this.provesAsked.get(k) ?? -Infinity) < 5 * h.settings.askTimeoutMs || !ctx.reachable(owner)) continue;
       const list = byOwner.get(owner) ?? [];
       if (list.length < MAX_PROVE) list.push(t);
@@ -172,7 +169,7 @@ export class Guard {
       this.provesAsked.set(k, now);
     }
     if (this.provesAsked.size > 10_000) this.provesAsked.clear();
-    const space = h.spaces[si]!;
+    const space = range.space;
     for (const [owner, tokens] of byOwner) h.transport.unicast(IPAM_CHANNEL, owner, encodeProve(space.cidr, tokens.map((t) => offsetToBytes(t, space.bytes))));
   }
 

@@ -9,4 +9,5 @@ export * from './config.js';
 export * from './state-file.js';
 export * from './status.js';
 export * from './ipam.js';
+export type { AllocatedAddress } from './allocations.js';
 export { decodeMessage, encodeAsk, encodeGave, encodeGossip, type IpamMessage, type WaitingPeer } from './wire.js';

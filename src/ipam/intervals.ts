@@ -20,10 +20,6 @@ export class IntervalSet {
     return this.total;
   }
 
-  get count(): number {
-    return this.starts.length;
-  }
-
   isEmpty(): boolean {
     return this.starts.length === 0;
   }

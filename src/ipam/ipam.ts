@@ -1,28 +1,22 @@
 /**
- * Cluster-wide IPAM of one peer: the rings (who owns what, gossiped on the "ipam" channel), an
- * allocator per space (what this peer hands out inside what it owns), donations, bootstrap,
- * reclaim and persistence.
+ * Cluster-wide IPAM of one peer: per configured range (IPv4 and/or IPv6) one `RangeState`
+ * (range-state.ts) with its ring (who owns what, gossiped on the "ipam" channel), custody and
+ * allocator (what this peer hands out inside what it owns). The Ipam starts, stops and persists
+ * them, answers the local API, bootstraps the rings, gives space to peers that ask, and acts on
+ * every change of a ring (`afterChange`). Its parts:
+ *
+ *   allocations.ts  allocate, release, list: the attachments' addresses
+ *   asker.ts        asking other peers for space (largest owner first, one at a time)
+ *   receiver.ts     what arrives on the channel: decoded, validated, admitted, merged
+ *   announcer.ts    what we say: the full state, and our changes, persisted before they are gossiped
+ *                   (a peer that crashes never comes back owning space it already gave away)
+ *   guard.ts        what custody asks of us (steward.ts decides): defend, revive or fence, reclaim
+ *   bootstrap.ts    the `initPeers` quorum, and why bootstrap has no split brain
  *
  *   allocate ──▶ free here? ──no──▶ ask owners (unicast, largest first, one at a time) ──▶ gave
  *      │             │yes                                                               (ring delta)
  *      ▼             ▼
  *   persist (group commit) ──▶ resolve
- *
- * Local ring changes (adoption, donation, reclaim, forget) are persisted before they are gossiped
- * or announced: a peer that crashes never comes back owning space it already gave away.
- *
- * Bootstrap without split brain. With `{ seeds }` every peer computes the same genesis ring. With
- * `{ initPeers: N }` a peer without a ring gossips "waiting (name, N)"; once it has seen exactly N
- * distinct waiting peers with the same N (itself included), no other N and no ring, it adopts the
- * genesis whose seeds are those N. In both modes a seed adds itself to the ring's `adopted` set,
- * and nobody allocates, donates or reclaims until every seed adopted it (or was forgotten): the
- * ring is then confirmed. A peer adopts at most one genesis ever (the file keeps it), and a peer
- * without a ring adopts any ring it receives instead of deciding. Two confirmed rings therefore
- * need two disjoint groups of N seeds, each member of which adopted its own group's genesis:
- * at least 2N peers started with the same N, split so that each group saw exactly N waiting
- * peers and no ring. A group that sees more than N waiting peers does not decide (status says to
- * use seeds). When two such rings meet, the merge is refused (`IpamRingConflictError`), counted
- * and shown in status; nothing merges.
  *
  * Trust. Every record received is admitted only when validly signed by its writer and within the
  * bounds (admission.ts, per record: a refused record is counted and the rest merges). Custody
@@ -42,27 +36,25 @@ import { ConfigError, describeError } from '../core/errors.js';
 import { isPeerName } from '../core/ids.js';
 import { silentLogger, type Logger } from '../core/logger.js';
 import type { Gossiper, GossipTransport, PeerName, RouteTable } from '../mesh/contracts.js';
-import type { WaitingPeer } from './wire.js';
-import { GossipDecodeError } from '../mesh/errors.js';
-import { SpaceAllocator, type Held } from './allocator.js';
-import type { Refusal } from './admission.js';
+import type { Held } from './allocator.js';
+import { Allocations, type AllocatedAddress } from './allocations.js';
+import { Announcer } from './announcer.js';
 import { Asker } from './asker.js';
 import { WaitingQuorum } from './bootstrap.js';
-import { allocationKey, checkContainerId, checkIfName, ipamDefaults, ipamProblems, type IpamInit, type IpamSettings } from './config.js';
-import { IpamBadRequestError, IpamNotReadyError, IpamRingConflictError } from './errors.js';
-import { Custody, type CustodyContext, type Decision } from './custody.js';
+import { ipamDefaults, ipamProblems, type IpamInit, type IpamSettings } from './config.js';
+import { IpamBadRequestError, IpamNotReadyError } from './errors.js';
+import type { CustodyContext, Decision } from './custody.js';
 import { GroupCommit } from './group-commit.js';
-import { takeIn } from './intake.js';
 import type { Interval } from './intervals.js';
-import { Ring, sameGenesis } from './ring.js';
+import { Ring } from './ring.js';
 import { MAX_VERSION, RingVerifier, type RingWriter } from './ring-signing.js';
-import { IPAM_CHANNEL, decodeRing, withProofs, type RingParts } from './ring-codec.js';
-import { SeenGossip } from './seen-gossip.js';
-import { offsetToAddress, type AddressSpace } from './space.js';
-import { encodeCustody, parseState, restoreAllocators, snapshotState, type IpamStore, type PersistedState } from './state-file.js';
+import { IPAM_CHANNEL } from './ring-codec.js';
+import { RangeState } from './range-state.js';
+import { Receiver } from './receiver.js';
+import { parseState, snapshotState, type IpamStore, type PersistedState } from './state-file.js';
 import { spaceStatus, zeroCounters, type IpamCounters, type IpamStatus } from './status.js';
 import { Guard } from './guard.js';
-import { WAITING_LABEL, decodeMessage, encodeAsk, encodeGave, encodeGossip, waitingBody, waitingOf } from './wire.js';
+import { encodeAsk, encodeGave, waitingOf } from './wire.js';
 
 export interface IpamComponents {
   clock: Clock;
@@ -76,23 +68,9 @@ export interface IpamComponents {
   verifier?: RingVerifier;
 }
 
-export interface AllocatedAddress {
-  address: string;
-  prefixLength: number;
-  family: 4 | 6;
-}
-
-interface Allocation {
-  containerId: string;
-  ifName: string;
-  offsets: (bigint | undefined)[];
-  allocatedAt: number;
-}
-
 export class Ipam implements Gossiper {
   readonly self: PeerName;
-  readonly spaces: readonly AddressSpace[];
-  private readonly o: IpamSettings;
+  private readonly settings: IpamSettings;
   private readonly clock: Clock;
   private readonly transport: GossipTransport;
   private readonly routes: RouteTable;
@@ -100,25 +78,19 @@ export class Ipam implements Gossiper {
   private readonly log: Logger;
   private readonly writer: RingWriter;
   private readonly verifier: RingVerifier;
-  private readonly rings: (Ring | undefined)[];
-  private readonly custody: (Custody | undefined)[];
-  private readonly allocs: SpaceAllocator[];
-  private readonly records = new Map<string, Allocation>();
+  /** One per configured range, in order. */
+  private readonly ranges: readonly RangeState[];
+  private readonly allocations: Allocations;
   private readonly quorum: WaitingQuorum | undefined;
   private readonly asker: Asker;
-  private readonly orphanCheck: boolean[];
   private readonly commits: GroupCommit;
-  private readonly localListeners = new Set<(delta: Uint8Array) => void>();
-  private readonly seenGossip = new SeenGossip();
-  private full: Uint8Array | undefined = undefined;
+  private readonly announcer: Announcer;
+  private readonly receiver: Receiver;
   /** Changes learned from gossip (or holds ending) not written yet. */
   private learned = false;
   private timer: TimerHandle | undefined = undefined;
   private state: 'new' | 'starting' | 'running' | 'stopped' = 'new';
-  private ringConflicts = { count: 0, last: undefined as string | undefined };
   private readonly guard: Guard;
-  /** The persisted form of each space's custody, with the custody revision it was made at. */
-  private readonly custodyBytes: ({ revision: number; bytes: Uint8Array } | undefined)[] = [];
   /** Writers already logged, per kind of trouble. */
   private readonly logged = new Set<string>();
   readonly counters: IpamCounters = zeroCounters();
@@ -126,12 +98,11 @@ export class Ipam implements Gossiper {
   ownershipGeneration = 0;
 
   constructor(components: IpamComponents, init: IpamInit) {
-    this.o = ipamDefaults(init);
-    const { problems, spaces } = ipamProblems(this.o);
+    this.settings = ipamDefaults(init);
+    const { problems, spaces } = ipamProblems(this.settings);
     if (components.writer.name !== init.self) problems.push(`self ${init.self} is not the name of the signing key (${components.writer.name})`);
     if (problems.length > 0) throw new ConfigError(problems, 'IPAM settings');
     this.self = init.self;
-    this.spaces = spaces;
     this.clock = components.clock;
     this.transport = components.transport;
     this.routes = components.routes;
@@ -139,10 +110,10 @@ export class Ipam implements Gossiper {
     this.log = (components.log ?? silentLogger).child('ipam');
     this.writer = components.writer;
     this.verifier = components.verifier ?? new RingVerifier();
-    this.rings = spaces.map(() => undefined);
-    this.custody = spaces.map(() => undefined);
-    this.allocs = spaces.map((s) => new SpaceAllocator(s, this.o.quarantineMs));
-    this.orphanCheck = spaces.map(() => true);
+    this.ranges = spaces.map((s, index) => new RangeState(s, index, this.settings.quarantineMs));
+    this.quorum = 'initPeers' in init.init ? new WaitingQuorum(waitingOf(this.writer, this.settings.clusterId, init.init.initPeers)) : undefined;
+    this.commits = new GroupCommit(() => this.store.save(this.serialize()));
+    this.announcer = new Announcer({ transport: this.transport, log: this.log, ranges: this.ranges, quorum: this.quorum, commits: this.commits, running: () => this.state === 'running' });
     this.guard = new Guard({
       self: this.self,
       writer: this.writer,
@@ -150,36 +121,56 @@ export class Ipam implements Gossiper {
       counters: this.counters,
       clock: this.clock,
       transport: this.transport,
-      spaces,
-      settings: this.o,
-      ring: (si) => this.rings[si],
-      custody: (si) => this.custody[si],
-      alloc: (si) => this.allocs[si]!,
+      ranges: this.ranges,
+      settings: this.settings,
+      announcer: this.announcer,
       context: () => this.context(),
-      wrote: (si, delta) => this.wrote(si, delta),
-      commit: (deltas) => this.commit(deltas),
-      syncOwned: (si) => this.syncOwned(si),
+      syncOwned: (range) => this.syncOwned(range),
       changed: () => {
         this.ownershipGeneration++;
         this.commits.mark();
       },
       logOnce: (key, level, msg, fields) => this.logOnce(key, level, msg, fields),
     });
-    this.quorum = 'initPeers' in init.init ? new WaitingQuorum(waitingOf(this.writer, this.o.clusterId, init.init.initPeers)) : undefined;
-    this.commits = new GroupCommit(() => this.store.save(this.serialize()));
     this.asker = new Asker({
       clock: this.clock,
       transport: this.transport,
       routes: this.routes,
-      spaces,
+      ranges: this.ranges,
       self: this.self,
-      lowWater: this.o.lowWater,
-      askTimeoutMs: this.o.askTimeoutMs,
-      tickMs: this.o.tickMs,
+      lowWater: this.settings.lowWater,
+      askTimeoutMs: this.settings.askTimeoutMs,
+      tickMs: this.settings.tickMs,
       counters: this.counters,
-      usable: (si) => this.usable(si),
-      hasFree: (si, n) => this.allocs[si]!.hasFree(this.clock.now(), n),
-      owners: (si) => this.rings[si]?.ownersBySize() ?? [],
+      usable: (range) => this.usable(range),
+    });
+    this.allocations = new Allocations(
+      { clock: this.clock, ranges: this.ranges, commits: this.commits, asker: this.asker, readiness: () => this.ready(), running: () => this.state === 'running' },
+      { askTimeoutMs: this.settings.askTimeoutMs },
+    );
+    this.receiver = new Receiver({
+      self: this.self,
+      clusterId: this.settings.clusterId,
+      ranges: this.ranges,
+      writer: this.writer,
+      verifier: this.verifier,
+      quorum: this.quorum,
+      counters: this.counters,
+      log: this.log,
+      transport: this.transport,
+      announcer: this.announcer,
+      guard: this.guard,
+      asker: this.asker,
+      running: () => this.state === 'running',
+      context: () => this.context(),
+      markChanged: (learned) => {
+        this.commits.mark();
+        if (learned) this.learned = true;
+      },
+      afterChange: (range, delta, decisions) => this.afterChange(range, delta, decisions),
+      decide: () => this.decide(),
+      donate: (from, range) => this.donate(from, range),
+      logOnce: (key, level, msg, fields) => this.logOnce(key, level, msg, fields),
     });
   }
 
@@ -190,19 +181,18 @@ export class Ipam implements Gossiper {
     if (this.state !== 'new') return;
     this.state = 'starting';
     const data = await this.store.load();
-    if (data !== undefined) this.restore(parseState(data, this.store.location, { clusterId: this.o.clusterId, self: this.self, ranges: this.spaces.map((s) => s.cidr) }));
-    const init = this.o.init;
+    if (data !== undefined) this.restore(parseState(data, this.store.location, { clusterId: this.settings.clusterId, self: this.self, ranges: this.ranges.map((r) => r.space.cidr) }));
+    const init = this.settings.init;
     if ('seeds' in init) {
-      const fresh = this.rings.every((r) => r === undefined);
-      if (fresh) this.adoptGenesis(init.seeds);
-      else if (this.rings.some((r) => r !== undefined && r.genesis.seeds.join() !== [...init.seeds].sort().join()))
-        this.log.warn('the persisted ring was seeded by other peers than the configured seeds; keeping the persisted ring', { persisted: this.rings.find((r) => r)?.genesis.seeds });
+      if (!this.hasRing()) this.adoptGenesis(init.seeds);
+      else if (this.ranges.some((r) => r.ring !== undefined && r.ring.genesis.seeds.join() !== [...init.seeds].sort().join()))
+        this.log.warn('the persisted ring was seeded by other peers than the configured seeds; keeping the persisted ring', { persisted: this.ranges.find((r) => r.ring)?.ring?.genesis.seeds });
     }
-    for (let si = 0; si < this.spaces.length; si++) this.syncOwned(si);
+    for (const r of this.ranges) this.syncOwned(r);
     this.state = 'running';
-    this.timer = this.clock.setInterval(() => this.tick(), this.o.tickMs);
+    this.timer = this.clock.setInterval(() => this.tick(), this.settings.tickMs);
     this.decide();
-    if (this.rings.some((r) => r !== undefined)) this.commits.mark();
+    if (this.hasRing()) this.commits.mark();
     try {
       await this.commits.flush();
     } catch (err) {
@@ -211,8 +201,8 @@ export class Ipam implements Gossiper {
       throw err;
     }
     const full = this.gossip();
-    if (full !== undefined) this.emit(full);
-    for (let si = 0; si < this.spaces.length; si++) this.afterChange(si);
+    if (full !== undefined) this.announcer.emit(full);
+    for (const r of this.ranges) this.afterChange(r);
   }
 
   /** Stops the timer, fails waiting allocations, and flushes the state. */
@@ -227,8 +217,7 @@ export class Ipam implements Gossiper {
 
   /** Local ring changes as gossip deltas (a `GossipChannel` subscribes; without one they go to the transport). */
   onLocalUpdate(listener: (delta: Uint8Array) => void): () => void {
-    this.localListeners.add(listener);
-    return () => this.localListeners.delete(listener);
+    return this.announcer.onLocalUpdate(listener);
   }
 
   // ─── API ──────────────────────────────────────────────────────────────────────────────────
@@ -240,11 +229,11 @@ export class Ipam implements Gossiper {
         ok: false,
         reason:
           `this peer (${this.self}) was forgotten by the cluster (weft forget): its ranges were reclaimed and it may not allocate again ` +
-          `under this identity (${this.records.size} allocation(s) here are conflicts); remove ${this.store.location} and the peer identity to rejoin as a new peer`,
+          `under this identity (${this.allocations.size} allocation(s) here are conflicts); remove ${this.store.location} and the peer identity to rejoin as a new peer`,
       };
     }
-    for (let si = 0; si < this.spaces.length; si++) {
-      const ring = this.rings[si];
+    for (const r of this.ranges) {
+      const ring = r.ring;
       if (ring === undefined) return { ok: false, reason: this.quorum?.reason() ?? 'waiting for the ring' };
       if (ring.isTombstoned(this.self)) return { ok: false, reason: `this peer was forgotten in the ${ring.space.cidr} ring; answering with a revival` };
       const missing = ring.unconfirmedSeeds();
@@ -254,55 +243,17 @@ export class Ipam implements Gossiper {
   }
 
   /** `existing`: the attachment already had these addresses (a repeated request). */
-  async allocate(req: { containerId: string; ifName: string }): Promise<{ addresses: AllocatedAddress[]; existing?: true }> {
-    const containerId = checkContainerId(req?.containerId);
-    const ifName = checkIfName(req?.ifName);
-    const key = allocationKey(containerId, ifName);
-    const deadline = this.clock.now() + this.o.askTimeoutMs;
-    for (;;) {
-      const existing = this.records.get(key);
-      if (existing !== undefined) {
-        await this.commits.flush();
-        return { addresses: this.addressesOf(existing), existing: true };
-      }
-      const r = this.ready();
-      if (!r.ok) throw new IpamNotReadyError(r.reason ?? 'unknown');
-      const now = this.clock.now();
-      const missing = this.allocs.findIndex((a) => !a.hasFree(now));
-      if (missing < 0) break;
-      await this.asker.waitFor(missing, deadline);
-    }
-    const now = this.clock.now();
-    const rec: Allocation = { containerId, ifName, offsets: this.allocs.map((a) => a.allocate(key, now)), allocatedAt: this.clock.wallNow() };
-    this.records.set(key, rec);
-    this.commits.mark();
-    for (let si = 0; si < this.spaces.length; si++) this.asker.maybeAsk(si);
-    await this.commits.flush();
-    return { addresses: this.addressesOf(rec) };
+  allocate(req: { containerId: string; ifName: string }): Promise<{ addresses: AllocatedAddress[]; existing?: true }> {
+    return this.allocations.allocate(req);
   }
 
-  async release(containerId: string, ifName?: string): Promise<{ released: string[] }> {
-    checkContainerId(containerId);
-    if (ifName !== undefined) checkIfName(ifName);
-    if (this.state !== 'running') throw new IpamNotReadyError(this.ready().reason ?? 'not running');
-    const released: string[] = [];
-    const now = this.clock.now();
-    for (const [key, rec] of this.records) {
-      if (rec.containerId !== containerId || (ifName !== undefined && rec.ifName !== ifName)) continue;
-      this.records.delete(key);
-      rec.offsets.forEach((off, si) => {
-        if (off === undefined) return;
-        this.allocs[si]!.release(off, now);
-        released.push(offsetToAddress(this.spaces[si]!, off));
-      });
-    }
-    if (released.length > 0) this.commits.mark();
-    await this.commits.flush();
-    return { released };
+  /** Releases the attachment's addresses (every interface of the container without `ifName`). */
+  release(containerId: string, ifName?: string): Promise<{ released: string[] }> {
+    return this.allocations.release(containerId, ifName);
   }
 
   list(): { containerId: string; ifName: string; addresses: string[]; allocatedAt: number }[] {
-    return [...this.records.values()].map((r) => ({ containerId: r.containerId, ifName: r.ifName, addresses: this.addressesOf(r).map((a) => a.address), allocatedAt: r.allocatedAt }));
+    return this.allocations.list();
   }
 
   /**
@@ -313,22 +264,22 @@ export class Ipam implements Gossiper {
   forget(peer: PeerName): void {
     if (typeof peer !== 'string' || !isPeerName(peer)) throw new IpamBadRequestError('peer', 'is not a peer name (16 hex digits)');
     if (peer === this.self) throw new IpamBadRequestError('peer', 'is this peer itself');
-    if (this.state !== 'running' || this.rings.some((r) => r === undefined)) throw new IpamNotReadyError(this.ready().reason ?? 'no ring yet');
-    for (let si = 0; si < this.spaces.length; si++) {
-      const ring = this.rings[si]!;
+    if (this.state !== 'running' || this.ranges.some((r) => r.ring === undefined)) throw new IpamNotReadyError(this.ready().reason ?? 'no ring yet');
+    for (const r of this.ranges) {
+      const ring = r.ring!;
       const cur = ring.lifeOf(peer);
       if (cur !== undefined && cur.epoch >= MAX_VERSION) throw new IpamBadRequestError('peer', `cannot be forgotten again in ${ring.space.cidr} (epoch ${cur.epoch} is at the bound)`);
       const delta = ring.forget(peer, this.writer);
       if (delta === undefined) continue;
-      this.log.info('peer forgotten: its space comes to us once it stays unreachable', { peer, range: this.spaces[si]!.cidr, afterMs: this.o.reclaimAfterMs });
-      this.commit([delta]);
-      this.afterChange(si, delta);
+      this.log.info('peer forgotten: its space comes to us once it stays unreachable', { peer, range: r.space.cidr, afterMs: this.settings.reclaimAfterMs });
+      this.announcer.commit([delta]);
+      this.afterChange(r, delta);
     }
   }
 
   status(): IpamStatus {
     const now = this.clock.now();
-    const init = this.o.init;
+    const init = this.settings.init;
     return {
       self: this.self,
       ready: this.ready(),
@@ -337,112 +288,42 @@ export class Ipam implements Gossiper {
         'seeds' in init
           ? { mode: 'seeds', seeds: [...init.seeds].sort() }
           : { mode: 'initPeers', initPeers: init.initPeers, waiting: (this.quorum?.list() ?? []).map((w) => ({ peer: w.name, initPeers: w.initPeers })) },
-      spaces: this.spaces.map((s, si) => spaceStatus(s, this.rings[si], this.custody[si], this.allocs[si]!, now, this.asker.status(si))),
-      allocations: this.records.size,
-      ringConflicts: { ...this.ringConflicts },
+      spaces: this.ranges.map((r) => spaceStatus(r.space, r.ring, r.custody, r.allocator, now, this.asker.status(r))),
+      allocations: this.allocations.size,
+      ringConflicts: this.receiver.conflicts(),
       counters: { ...this.counters },
     };
   }
 
   /** What this peer owns per space, and what of it is held (tests, the simulation). */
   ownership(): { range: string; owned: Interval[]; held: readonly Held[] }[] {
-    return this.spaces.map((s, si) => ({ range: s.cidr, owned: this.allocs[si]!.ownedRuns(), held: this.allocs[si]!.heldRuns() }));
+    return this.ranges.map((r) => ({ range: r.space.cidr, owned: r.allocator.ownedRuns(), held: r.allocator.heldRuns() }));
   }
 
-  /** The encoded ring of a space (tests, the simulation: equal bytes = converged). */
-  ringBytes(si: number): Uint8Array | undefined {
-    return this.rings[si]?.encode();
+  /** The encoded ring of the range at `index` (tests, the simulation: equal bytes = converged). */
+  ringBytes(index: number): Uint8Array | undefined {
+    return this.ranges[index]?.ring?.encode();
   }
 
-  /** Tokens of space si whose winning entry this peer has not confirmed (tests, the simulation). */
-  unconfirmed(si: number): bigint[] {
-    return this.custody[si]?.pendingList().map(([t]) => t) ?? [];
+  /** Tokens of the range at `index` whose winning entry this peer has not confirmed (tests, the simulation). */
+  unconfirmed(index: number): bigint[] {
+    return this.ranges[index]?.custody?.pendingList().map(([t]) => t) ?? [];
   }
 
   // ─── Gossiper ─────────────────────────────────────────────────────────────────────────────
 
   gossip(): Uint8Array | undefined {
     if (this.state !== 'running') return undefined;
-    if (this.full !== undefined) return this.full;
-    const rings: Uint8Array[] = [];
-    this.rings.forEach((r, si) => {
-      if (r !== undefined) rings.push(withProofs(r.encode(), this.custody[si]?.allProofs() ?? [], this.spaces[si]!.bytes));
-    });
-    const waiting = rings.length > 0 ? [] : (this.quorum?.list() ?? []);
-    if (rings.length === 0 && waiting.length === 0) return undefined;
-    this.full = encodeGossip(rings, waiting);
-    return this.full;
+    return this.announcer.fullState();
   }
 
   onGossip(data: Uint8Array): Uint8Array | undefined {
-    if (this.state !== 'running') return undefined;
-    if (this.full !== undefined && Buffer.from(data.buffer, data.byteOffset, data.byteLength).equals(this.full)) return undefined;
-    const key = this.seenGossip.keyOf(data);
-    const seenBefore = key === undefined ? undefined : this.seenGossip.get(key);
-    if (seenBefore === false || (seenBefore === true && this.custody.every((c) => c === undefined || c.pendingCount() === 0))) return undefined;
-    const conflicts = this.ringConflicts.count;
-    const msg = this.decode(data);
-    if (msg.kind !== 'gossip') this.fail(`${msg.kind} sent as gossip`);
-    // Validate everything before changing anything.
-    // A ring equal to ours changes nothing; its proofs only matter while custody waits for some.
-    const same = (b: Uint8Array): boolean => this.rings.some((r, si) => r?.encodesAs(b, this.custody[si]?.pendingCount() === 0));
-    const parts: (RingParts | undefined)[] = msg.rings.map((b, i) => (same(b) ? undefined : this.decodeRingOrFail(b, `ring ${i}`)));
-    const seen = new Set<string>();
-    for (const p of parts) if (p !== undefined && seen.has(p.genesis.space)) this.fail('two rings of the same space');
-    else if (p !== undefined) seen.add(p.genesis.space);
-    const deltas: Uint8Array[] = [];
-    for (const p of parts) {
-      const d = p === undefined ? undefined : this.applyRing(p).delta;
-      // What we pass on carries the proofs that came with it: peers further on may miss the same links.
-      if (d !== undefined) deltas.push(withProofs(d.encode(), (p!.proofs ?? []).slice(-64), d.space.bytes));
-    }
-    const newWaiting = this.quorum !== undefined && this.rings.every((r) => r === undefined) ? this.quorum.merge(this.signedWaiting(msg.waiting)) : [];
-    if (newWaiting.length > 0) {
-      this.full = undefined;
-      this.decide();
-    }
-    // Every ring of it is merged (none refused) and it says nothing of waiting peers: again, it is a
-    // no-op, but for its proofs, which may confirm entries that arrive here later.
-    if (key !== undefined && msg.waiting.length === 0 && this.ringConflicts.count === conflicts) this.seenGossip.add(key, parts.some((p) => p?.proofs !== undefined));
-    if (deltas.length === 0 && newWaiting.length === 0) return undefined;
-    return encodeGossip(deltas, newWaiting);
+    return this.receiver.onGossip(data);
   }
 
-  /**
-   * A message addressed to us. The mesh vouches for `from` hop by hop only, so nothing here lets
-   * `from` move ownership: an `ask` makes us give space to `from` (a live peer we can reach), which
-   * costs only our spare space; a `gave` carries signed records that are
-   * admitted and confirmed like any gossip; a `none` only moves our asking on.
-   */
+  /** A message addressed to us (receiver.ts). */
   onUnicast(from: PeerName, data: Uint8Array): void {
-    if (this.state !== 'running') return;
-    const msg = this.decode(data);
-    if (msg.kind === 'gossip') {
-      const delta = this.onGossip(data);
-      if (delta !== undefined) this.emit(delta);
-      return;
-    }
-    const si = this.spaces.findIndex((s) => s.cidr === msg.space);
-    if (si < 0) {
-      this.log.debug('ipam message for a range not configured here', { peer: from, range: msg.space });
-      if (msg.kind === 'ask') this.transport.unicast(IPAM_CHANNEL, from, encodeAsk('none', msg.space));
-      return;
-    }
-    if (msg.kind === 'ask') return this.donate(from, si);
-    if (msg.kind === 'prove') return this.guard.prove(from, si, msg.tokens);
-    if (msg.kind === 'gave') {
-      const parts = this.decodeRingOrFail(msg.ring, 'gave ring');
-      const { delta, decisions } = this.applyRing(parts);
-      if (delta !== undefined) this.emit(encodeGossip([withProofs(delta.encode(), (parts.proofs ?? []).slice(-64), delta.space.bytes)], []));
-      this.counters.donationsReceived++;
-      const custody = this.custody[si]!;
-      const unusable = decisions.filter((d) => d.wins && d.entry.owner === this.self && !custody.isConfirmed(d.entry.token));
-      if (unusable.length > 0) {
-        this.counters.unusableGrants++;
-        this.logOnce(`grant/${from}`, 'warn', 'a donation whose giver this router cannot verify owned the space is not used', { peer: from, writer: unusable[0]!.entry.writer, range: msg.space });
-      }
-    }
-    this.asker.answered(si, from);
+    this.receiver.onUnicast(from, data);
   }
 
   onBroadcast(_source: PeerName, data: Uint8Array): Uint8Array | undefined {
@@ -450,44 +331,7 @@ export class Ipam implements Gossiper {
     return data;
   }
 
-  // ─── rings ────────────────────────────────────────────────────────────────────────────────
-
-  /** The waiting announcements signed by the peer they name (the others refused, counted). */
-  private signedWaiting(list: readonly WaitingPeer[]): WaitingPeer[] {
-    const out: WaitingPeer[] = [];
-    for (const w of list) {
-      if (this.quorum?.list().some((x) => x.name === w.name && x.initPeers === w.initPeers)) continue;
-      if (this.verifier.check(w.key, WAITING_LABEL, waitingBody(this.o.clusterId, w.name, w.initPeers), w.sig)) out.push(w);
-      else {
-        this.counters.refusedSignature++;
-        this.logOnce(`refused/waiting/${w.name}`, 'warn', 'a waiting announcement not signed by the peer it names was refused', { peer: w.name });
-      }
-    }
-    return out;
-  }
-
-  private decode(data: Uint8Array): ReturnType<typeof decodeMessage> {
-    try {
-      return decodeMessage(data, (k) => this.verifier.nameOf(k));
-    } catch (err) {
-      if (err instanceof GossipDecodeError) this.counters.decodeErrors++;
-      throw err;
-    }
-  }
-
-  private decodeRingOrFail(b: Uint8Array, what: string): RingParts {
-    try {
-      return decodeRing(b, what, this.spaces, (k) => this.verifier.nameOf(k));
-    } catch (err) {
-      if (err instanceof GossipDecodeError) this.counters.decodeErrors++;
-      throw err;
-    }
-  }
-
-  private fail(reason: string): never {
-    this.counters.decodeErrors++;
-    throw new GossipDecodeError(IPAM_CHANNEL, reason);
-  }
+  // ─── rings ───────────────────────────────────────────────────────────────────────────────
 
   /** What custody asks of the moment: reachability, looked up only when a reclaim needs it. */
   private context(): CustodyContext {
@@ -498,69 +342,6 @@ export class Ipam implements Gossiper {
     };
   }
 
-  /**
-   * Merges (or adopts) a received ring: admits its validly signed records, decides custody, merges.
-   * Returns what changed here (to pass on) and the custody decisions.
-   */
-  private applyRing(p: RingParts): { delta: Ring | undefined; decisions: Decision[] } {
-    const none = { delta: undefined, decisions: [] };
-    const si = this.spaces.findIndex((s) => s.cidr === p.genesis.space);
-    let ring = si < 0 ? undefined : this.rings[si];
-    if (si < 0 || p.genesis.clusterId !== this.o.clusterId) {
-      this.conflict(new IpamRingConflictError(p.genesis.space, ring?.genesis.seeds ?? [], p.genesis.seeds, ` (cluster ${JSON.stringify(p.genesis.clusterId)}, ranges here: ${this.spaces.map((s) => s.cidr).join(', ')}, cluster here: ${JSON.stringify(this.o.clusterId)})`));
-      return none;
-    }
-    const space = this.spaces[si]!;
-    if (ring !== undefined && !sameGenesis(ring.genesis, p.genesis)) {
-      this.conflict(new IpamRingConflictError(space.cidr, ring.genesis.seeds, p.genesis.seeds));
-      return none;
-    }
-    const adopting = ring === undefined;
-    if (ring === undefined) {
-      ring = Ring.fromGenesis(p.genesis.clusterId, p.genesis.space, p.genesis.seeds);
-      this.rings[si] = ring;
-      // A seed knows the genesis is right; anyone else learns the ring's history on trust, once.
-      this.custody[si] = ring.genesis.seeds.includes(this.self) ? Custody.known(ring) : Custody.unknown(ring);
-    }
-    const t = takeIn(ring, this.custody[si]!, p, space, this.verifier, this.context());
-    const { delta, decisions, learned } = t;
-    this.refused(t.refused, space.cidr);
-    if (t.unconfirmed.length > 0) {
-      this.counters.unconfirmed += t.unconfirmed.length;
-      for (const d of t.unconfirmed) this.logOnce(`unconfirmed/${d.entry.writer}`, 'warn', 'an entry whose writer this router cannot verify owned the space: not trusted', { writer: d.entry.writer, owner: d.entry.owner, range: space.cidr, token: String(d.entry.token) });
-    }
-    if (adopting) {
-      this.log.info('adopted the ring of the cluster', { range: ring.space.cidr, seeds: ring.genesis.seeds });
-      const mine = ring.adopt(this.writer);
-      this.full = undefined;
-      this.commits.mark();
-      if (mine !== undefined) this.commit([mine]);
-      this.afterChange(si);
-      return { delta, decisions };
-    }
-    if (delta === undefined && learned === 0) return { delta, decisions };
-    // Learned, not decided here: written with the next local change or on the next tick.
-    this.full = undefined;
-    this.commits.mark();
-    this.learned = true;
-    if (delta === undefined) {
-      // Only custody learned (from proofs): what is passed on is the proofs, for peers that miss the same links.
-      this.afterChange(si);
-      return { delta: Ring.fromParts(p.genesis, [], [], [], space), decisions };
-    }
-    this.afterChange(si, delta, decisions);
-    return { delta, decisions };
-  }
-
-  private refused(list: readonly Refusal[], range: string): void {
-    for (const r of list) {
-      if (r.reason === 'signature') this.counters.refusedSignature++;
-      else if (r.reason === 'version') this.counters.refusedVersion++;
-      else this.counters.refusedRecord++;
-      this.logOnce(`refused/${r.reason}/${r.writer ?? '-'}`, 'warn', 'a ring record was refused', { reason: r.reason, writer: r.writer, record: r.what, range });
-    }
-  }
-
   private logOnce(key: string, level: 'warn' | 'error' | 'info', msg: string, fields: Record<string, unknown>): void {
     if (this.logged.has(key)) return;
     if (this.logged.size > 10_000) this.logged.clear();
@@ -568,24 +349,21 @@ export class Ipam implements Gossiper {
     this.log[level](msg, fields);
   }
 
-  private conflict(err: IpamRingConflictError): void {
-    this.ringConflicts.count++;
-    if (this.ringConflicts.last !== err.message) this.log.error('IPAM ring conflict', { err: err.message });
-    this.ringConflicts.last = err.message;
-  }
-
   /** Genesis rings from the seeds (a seed adopts them); persisted before they are gossiped. */
   private adoptGenesis(seeds: readonly PeerName[]): void {
     const deltas: Ring[] = [];
-    for (let si = 0; si < this.spaces.length; si++) {
-      const ring = Ring.fromGenesis(this.o.clusterId, this.spaces[si]!.cidr, seeds);
+    for (const r of this.ranges) {
+      const ring = Ring.fromGenesis(this.settings.clusterId, r.space.cidr, seeds);
       ring.adopt(this.writer);
-      this.rings[si] = ring;
-      this.custody[si] = ring.genesis.seeds.includes(this.self) ? Custody.known(ring) : Custody.unknown(ring);
+      r.adopt(ring, this.self);
       deltas.push(ring);
     }
-    this.full = undefined;
-    if (this.state === 'running') this.commit(deltas);
+    this.announcer.stale();
+    if (this.state === 'running') this.announcer.commit(deltas);
+  }
+
+  private hasRing(): boolean {
+    return this.ranges.some((r) => r.ring !== undefined);
   }
 
   private fenced(): boolean {
@@ -593,86 +371,52 @@ export class Ipam implements Gossiper {
   }
 
   private forgottenHere(): boolean {
-    return this.rings.some((r) => r !== undefined && r.isTombstoned(this.self));
+    return this.ranges.some((r) => r.ring !== undefined && r.ring.isTombstoned(this.self));
   }
 
-  /** Whether space si may be allocated from, donated and reclaimed. */
-  private usable(si: number): boolean {
-    const r = this.rings[si];
-    return this.state === 'running' && r !== undefined && r.confirmed() && !this.fenced() && !this.forgottenHere();
+  /** Whether a range may be allocated from, donated and reclaimed. */
+  private usable(range: RangeState): boolean {
+    const ring = range.ring;
+    return this.state === 'running' && ring !== undefined && ring.confirmed() && !this.fenced() && !this.forgottenHere();
   }
 
   /** What we own: our winning entries that custody confirms. */
-  private syncOwned(si: number): void {
-    const ring = this.rings[si];
-    const custody = this.custody[si];
-    const owned = ring !== undefined && custody !== undefined && ring.confirmed() && !this.fenced() ? ring.ownedBy(this.self, (t) => !custody.isConfirmed(t)) : [];
-    if (this.allocs[si]!.sync(owned)) this.ownershipGeneration++;
+  private syncOwned(range: RangeState): void {
+    if (range.syncOwned(this.self, this.fenced())) this.ownershipGeneration++;
   }
 
   /**
-   * After ring si changed (by `delta`, or wholly): ownership, our answer to a tombstone of us, our
-   * defence, reclaims and give-backs as heir, waiters, asks.
+   * After a range's ring changed (by `delta`, or wholly): ownership, our answer to a tombstone of
+   * us, our defence, reclaims and give-backs as heir, waiters, asks.
    */
-  private afterChange(si: number, delta?: Ring, decisions?: readonly Decision[]): void {
-    const ring = this.rings[si];
-    const custody = this.custody[si];
+  private afterChange(range: RangeState, delta?: Ring, decisions?: readonly Decision[]): void {
+    const ring = range.ring;
+    const custody = range.custody;
     if (ring === undefined || custody === undefined) return;
-    const alloc = this.allocs[si]!;
+    const alloc = range.allocator;
     const lives = delta?.lifeRecords() ?? [];
     let resync = delta === undefined || lives.length > 0 || delta.adopted().length > 0;
     if (delta !== undefined) {
-      if (lives.length > 0) this.orphanCheck[si] = true;
+      if (lives.length > 0) range.orphanCheck = true;
       for (const e of delta.entryList()) {
         if (e.owner === this.self || alloc.owns(e.token)) resync = true;
-        if (ring.isTombstoned(e.owner)) this.orphanCheck[si] = true;
+        if (ring.isTombstoned(e.owner)) range.orphanCheck = true;
       }
     }
     if (decisions !== undefined) for (const d of decisions) if (d.before !== null && d.before !== 'unknown' && d.before.owner === this.self) resync = true;
     if (custody.pendingCount() > 0 && !resync) resync = custody.pendingList().some(([t]) => ring.entryAt(t)?.owner === this.self);
-    if (resync) this.syncOwned(si);
+    if (resync) this.syncOwned(range);
     if (this.state === 'running') {
-      if (this.guard.answerTombstone(si)) {
-        this.full = undefined;
-        this.orphanCheck[si] = true;
+      if (this.guard.answerTombstone(range)) {
+        this.announcer.stale();
+        range.orphanCheck = true;
       }
-      this.guard.defend(si);
-      if (alloc.heldRuns().length > 0 && (delta === undefined || lives.length > 0)) this.guard.giveBack(si);
-      if (this.orphanCheck[si] && this.usable(si)) this.orphanCheck[si] = this.guard.reclaim(si);
+      this.guard.defend(range);
+      if (alloc.heldRuns().length > 0 && (delta === undefined || lives.length > 0)) this.guard.giveBack(range);
+      if (range.orphanCheck && this.usable(range)) range.orphanCheck = this.guard.reclaim(range);
     }
     this.asker.wake();
-    this.asker.maybeAsk(si);
-  }
-
-  /**
-   * Our own entries `delta` were just written in ring si: custody records them (they are right by
-   * construction); returns the delta's bytes with the proofs of our custody of that space.
-   */
-  private wrote(si: number, delta: Ring): Uint8Array {
-    const custody = this.custody[si]!;
-    for (const e of delta.superseded) if (custody.isConfirmed(e.token)) custody.remember(e);
-    const proofs = custody.proofsFor(delta);
-    custody.wrote(delta, this.self);
-    return withProofs(delta.encode(), proofs, this.spaces[si]!.bytes);
-  }
-
-  /** Persists, then gossips our own ring deltas (encoded rings). */
-  private commit(deltas: readonly (Ring | Uint8Array)[], after?: () => void): void {
-    this.full = undefined;
-    this.commits.mark();
-    this.commits.flush().then(
-      () => {
-        if (this.state !== 'running') return;
-        after?.();
-        this.emit(encodeGossip(deltas.map((d) => (d instanceof Uint8Array ? d : d.encode())), []));
-      },
-      (err: unknown) => this.log.error('cannot persist IPAM state; the change is not announced', { err: describeError(err) }),
-    );
-  }
-
-  private emit(data: Uint8Array): void {
-    if (this.localListeners.size > 0) for (const l of this.localListeners) l(data);
-    else this.transport.gossipToNeighbours(IPAM_CHANNEL, data);
+    this.asker.maybeAsk(range);
   }
 
   // ─── bootstrap (initPeers) ────────────────────────────────────────────────────────────────
@@ -680,26 +424,25 @@ export class Ipam implements Gossiper {
   /** initPeers: adopts genesis once the quorum is exactly met and no ring was seen. */
   private decide(): void {
     const seeds = this.quorum?.decision();
-    if (seeds === undefined || this.state !== 'running' || this.rings.some((r) => r !== undefined)) return;
+    if (seeds === undefined || this.state !== 'running' || this.hasRing()) return;
     this.log.info('initial peers agreed: adopting the genesis ring', { seeds });
     this.adoptGenesis(seeds);
-    for (let si = 0; si < this.spaces.length; si++) this.afterChange(si);
+    for (const r of this.ranges) this.afterChange(r);
   }
 
   // ─── donations ────────────────────────────────────────────────────────────────────────────
 
-  private donate(from: PeerName, si: number): void {
-    const ring = this.rings[si]!;
-    const alloc = this.allocs[si]!;
-    const range = this.spaces[si]!.cidr;
+  private donate(from: PeerName, range: RangeState): void {
+    const ring = range.ring!;
+    const cidr = range.space.cidr;
     const now = this.clock.now();
     // `from` is only vouched for hop by hop: give only to a live peer we can reach (one that did
     // not ask gets space it can use or give on; nothing goes to a name outside the mesh).
-    const ok = this.usable(si) && from !== this.self && !ring.isTombstoned(from) && this.context().reachable(from);
-    const run = ok ? alloc.donatable(now, this.asker.hasWaiters(si)) : undefined;
+    const ok = this.usable(range) && from !== this.self && !ring.isTombstoned(from) && this.context().reachable(from);
+    const run = ok ? range.allocator.donatable(now, this.asker.hasWaiters(range)) : undefined;
     if (run === undefined) {
       this.counters.asksRefused++;
-      this.transport.unicast(IPAM_CHANNEL, from, encodeAsk('none', range));
+      this.transport.unicast(IPAM_CHANNEL, from, encodeAsk('none', cidr));
       return;
     }
     let delta: Ring;
@@ -707,36 +450,36 @@ export class Ipam implements Gossiper {
       delta = ring.assign(run[0], run[1], from, this.writer);
     } catch (err) {
       // The allocator's view lags the ring (a bug if it happens): refuse rather than give what is not ours.
-      this.log.error('donation refused: allocator and ring disagree', { err: describeError(err), range });
-      this.syncOwned(si);
-      this.transport.unicast(IPAM_CHANNEL, from, encodeAsk('none', range));
+      this.log.error('donation refused: allocator and ring disagree', { err: describeError(err), range: cidr });
+      this.syncOwned(range);
+      this.transport.unicast(IPAM_CHANNEL, from, encodeAsk('none', cidr));
       return;
     }
-    const out = this.wrote(si, delta);
-    this.syncOwned(si);
+    const out = range.wrote(delta, this.self);
+    this.syncOwned(range);
     this.counters.donationsGiven++;
-    this.log.debug('donating space', { peer: from, range, size: (run[1] - run[0]).toString() });
-    this.commit([out], () => this.transport.unicast(IPAM_CHANNEL, from, encodeGave(range, out)));
-    this.afterChange(si, delta);
+    this.log.debug('donating space', { peer: from, range: cidr, size: (run[1] - run[0]).toString() });
+    this.announcer.commit([out], () => this.transport.unicast(IPAM_CHANNEL, from, encodeGave(cidr, out)));
+    this.afterChange(range, delta);
   }
 
   private tick(): void {
     const now = this.clock.now();
     this.guard.trackReachability(now, this.routes.reachable());
-    for (let si = 0; si < this.spaces.length; si++) {
-      if (this.allocs[si]!.expireHolds(now)) {
+    for (const r of this.ranges) {
+      if (r.allocator.expireHolds(now)) {
         this.ownershipGeneration++;
         this.commits.mark();
         this.learned = true;
       }
-      const custody = this.custody[si];
+      const custody = r.custody;
       // Pending reclaims wait for their forgotten owner to be unreachable from here.
       if (custody !== undefined && custody.pendingCount() > 0 && custody.recheck(this.context()) > 0) {
         this.commits.mark();
         this.learned = true;
-        this.afterChange(si);
-      } else if (this.orphanCheck[si] && this.usable(si)) this.orphanCheck[si] = this.guard.reclaim(si);
-      this.guard.askProofs(si, now);
+        this.afterChange(r);
+      } else if (r.orphanCheck && this.usable(r)) r.orphanCheck = this.guard.reclaim(r);
+      this.guard.askProofs(r, now);
     }
     this.asker.tick();
     if (this.learned) {
@@ -748,47 +491,20 @@ export class Ipam implements Gossiper {
   // ─── persistence ──────────────────────────────────────────────────────────────────────────
 
   private serialize(): Uint8Array {
-    const rings = this.rings.map((r) => r?.encode());
-    const custody = this.custody.map((c, si) => {
-      if (c === undefined) return undefined;
-      const cached = this.custodyBytes[si];
-      if (cached !== undefined && cached.revision === c.revision) return cached.bytes;
-      const bytes = encodeCustody(c.state(), this.spaces[si]!.bytes);
-      this.custodyBytes[si] = { revision: c.revision, bytes };
-      return bytes;
-    });
     return snapshotState({
-      clusterId: this.o.clusterId,
+      clusterId: this.settings.clusterId,
       self: this.self,
-      spaces: this.spaces,
-      rings,
-      custody,
+      ranges: this.ranges.map((r) => r.snapshot()),
       fenced: this.guard.fenced,
-      allocations: [...this.records.values()],
-      allocs: this.allocs,
+      allocations: this.allocations.snapshot(),
       clock: this.clock,
     });
   }
 
   private restore(s: PersistedState): void {
-    s.rings.forEach((p, si) => {
-      if (p === undefined) return;
-      const ring = Ring.fromParts(p.genesis, p.entries, p.life, p.adopted);
-      this.rings[si] = ring;
-      const c = s.custody[si];
-      this.custody[si] = c === undefined ? Custody.unknown(ring) : Custody.restored(ring, c);
-    });
+    const now = this.clock.now();
+    for (const r of this.ranges) r.restore(s, now);
     this.guard.fenced = s.fenced;
-    for (const a of s.allocations) this.records.set(allocationKey(a.containerId, a.ifName), { ...a });
-    restoreAllocators(s, this.allocs, this.clock);
-  }
-
-  private addressesOf(rec: Allocation): AllocatedAddress[] {
-    const out: AllocatedAddress[] = [];
-    rec.offsets.forEach((o, si) => {
-      const s = this.spaces[si]!;
-      if (o !== undefined) out.push({ address: offsetToAddress(s, o), prefixLength: s.prefixLength, family: s.family });
-    });
-    return out;
+    this.allocations.restore(s.allocations);
   }
 }

@@ -47,10 +47,6 @@ export class OwnerMap {
     return this.starts[i + 1] ?? this.size;
   }
 
-  ownerAt(x: bigint): Holder {
-    return this.owners[this.find(x)]!;
-  }
-
   /** The runs of [a, b), cut to it. */
   runs(a: bigint, b: bigint): Run[] {
     const out: Run[] = [];

@@ -30,7 +30,8 @@ import { Packr, Unpackr } from 'msgpackr';
 import { isPeerName, peerNameFromPublicKey } from '../core/ids.js';
 import type { PeerName } from '../mesh/contracts.js';
 import { GossipDecodeError } from '../mesh/errors.js';
-import type { Adoption, Genesis, LifeRecord, RingEntry, Signed } from './ring.js';
+import { IpamArgumentError } from './errors.js';
+import type { Adoption, Genesis, LifeRecord, RingEntry, Signed } from './ring-records.js';
 import { bytesToOffset, offsetToBytes, parseSpace, writeOffset, type AddressSpace } from './space.js';
 
 export const IPAM_CHANNEL = 'ipam';
@@ -230,7 +231,7 @@ export class PackBuilder {
 
   /** Values packed one after the other (at most 15 per call). */
   items(...values: unknown[]): this {
-    if (values.length >= 0x10) throw new RangeError(`${values.length} items in one call (at most 15)`);
+    if (values.length >= 0x10) throw new IpamArgumentError(`${values.length} items in one call (at most 15)`);
     return this.raw(packView(values).subarray(1));
   }
 
@@ -368,7 +369,7 @@ export function decodeRing(data: Uint8Array | unknown[], what = 'ring', known: r
 /** A ring's encoding (`ring`, 7 fields) with proofs appended (the same bytes when there are none). */
 export function withProofs(ring: Uint8Array, proofs: readonly RingEntry[], width: number): Uint8Array {
   if (proofs.length === 0) return ring;
-  if (ring[0] !== 0x97) throw new TypeError('not a ring encoding without proofs');
+  if (ring[0] !== 0x97) throw new IpamArgumentError('not a ring encoding without proofs');
   return new PackBuilder().array(8).raw(ring.subarray(1)).array(proofs.length).raw(writeEntries(proofs, width)).finish();
 }
 

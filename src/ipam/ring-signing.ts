@@ -124,11 +124,10 @@ export class RingVerifier {
   private readonly names = new Map<string, PeerName>();
   private readonly good = new Set<string>();
   /** Entries that verified, by signature: a repeat costs a comparison, and peers in one process share one object. */
-  private readonly entries = new Map<string, { ring: string; e: Readonly<EntryFields & { sig?: Uint8Array; writerKey?: Uint8Array }> }>();
+  private readonly entries = new Map<string, { ring: string; entry: Readonly<EntryFields & { sig?: Uint8Array; writerKey?: Uint8Array }> }>();
   private readonly maxCached: number;
-  /** Signatures checked (cache misses) and refused. */
+  /** Signatures checked (cache misses). */
   checked = 0;
-  refused = 0;
 
   constructor(maxCached = 500_000) {
     this.maxCached = maxCached;
@@ -154,19 +153,16 @@ export class RingVerifier {
   entry<T extends EntryFields & { writerKey: Uint8Array; sig: Uint8Array }>(ring: string, width: number, e: T): T | undefined {
     const k = Buffer.from(e.sig.buffer, e.sig.byteOffset, e.sig.byteLength).toString('latin1');
     const hit = this.entries.get(k);
-    if (hit !== undefined && hit.ring === ring && sameEntry(hit.e, e)) return hit.e as T;
+    if (hit !== undefined && hit.ring === ring && sameEntry(hit.entry, e)) return hit.entry as T;
     if (!this.check(e.writerKey, ENTRY_LABEL, entryBody(ring, width, e), e.sig)) return undefined;
     if (this.entries.size >= this.maxCached) this.entries.clear();
-    this.entries.set(k, { ring, e });
+    this.entries.set(k, { ring, entry: e });
     return e;
   }
 
   /** Whether `sig` is `publicKey`'s signature of `body` under `label`. */
   check(publicKey: Uint8Array, label: string, body: Uint8Array, sig: Uint8Array | undefined): boolean {
-    if (sig === undefined || sig.length !== SIGNATURE_LEN || publicKey.length !== 32) {
-      this.refused++;
-      return false;
-    }
+    if (sig === undefined || sig.length !== SIGNATURE_LEN || publicKey.length !== 32) return false;
     const key =
       Buffer.from(sig.buffer, sig.byteOffset, sig.byteLength).toString('latin1') +
       label +
@@ -174,10 +170,7 @@ export class RingVerifier {
       Buffer.from(publicKey.buffer, publicKey.byteOffset, publicKey.byteLength).toString('latin1');
     if (this.good.has(key)) return true;
     this.checked++;
-    if (!this.verifier.verify(publicKey, signedBytes(label, body), sig)) {
-      this.refused++;
-      return false;
-    }
+    if (!this.verifier.verify(publicKey, signedBytes(label, body), sig)) return false;
     if (this.good.size >= this.maxCached) this.good.clear();
     this.good.add(key);
     return true;

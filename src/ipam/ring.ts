@@ -40,7 +40,7 @@
  */
 import type { GossipData, PeerName } from '../mesh/contracts.js';
 import { adoptionBeats, beats, genesisEntries, genesisId, lifeBeats, sameGenesis, type Adoption, type EntryDraft, type Genesis, type LifeRecord, type RingEntry } from './ring-records.js';
-import { IpamRingConflictError } from './errors.js';
+import { IpamArgumentError, IpamRingConflictError, IpamRingWriteError } from './errors.js';
 import type { Interval } from './intervals.js';
 import { EntryBytes } from './entry-bytes.js';
 import { assembleRing } from './ring-codec.js';
@@ -63,7 +63,6 @@ export class Ring implements GossipData {
   /** Derived from the state, dropped by `changed()`. */
   private cache: Uint8Array | undefined = undefined;
   private bySize: (readonly [PeerName, bigint])[] | undefined = undefined;
-  private genesisList: RingEntry[] | undefined = undefined;
   /** On a delta of local writes: the entries they replaced here. */
   superseded: readonly RingEntry[] = [];
 
@@ -96,8 +95,8 @@ export class Ring implements GossipData {
   static fromGenesis(clusterId: string, spaceText: string, seeds: readonly PeerName[]): Ring {
     const sp = parseSpaceOrThrow(spaceText);
     const sorted = [...new Set(seeds)].sort();
-    if (sorted.length === 0) throw new TypeError('a genesis needs at least one seed');
-    if (BigInt(sorted.length) > sp.size) throw new TypeError(`${sorted.length} seeds cannot share ${sp.cidr}`);
+    if (sorted.length === 0) throw new IpamArgumentError('a genesis needs at least one seed');
+    if (BigInt(sorted.length) > sp.size) throw new IpamArgumentError(`${sorted.length} seeds cannot share ${sp.cidr}`);
     return new Ring({ clusterId, space: sp.cidr, seeds: sorted }, sp, genesisEntries(sp, sorted), [], []);
   }
 
@@ -184,12 +183,6 @@ export class Ring implements GossipData {
 
   confirmed(): boolean {
     return this.unconfirmedSeeds().length === 0;
-  }
-
-  /** The genesis entry at `token` (undefined: not a genesis token). */
-  genesisEntryAt(token: bigint): RingEntry | undefined {
-    this.genesisList ??= genesisEntries(this.space, this.genesis.seeds);
-    return this.genesisList.find((e) => e.token === token);
   }
 
   /** End (exclusive) of entry i's range as far as this view knows: its end, or the next token. */
@@ -283,7 +276,7 @@ export class Ring implements GossipData {
 
   /** An entry signed by `w` (the ring's id binds it to this ring). */
   sign(w: RingWriter, d: EntryDraft): RingEntry {
-    if (!(d.version >= 1 && d.version <= MAX_VERSION)) throw new RangeError(`version ${d.version} is outside 1..${MAX_VERSION}`);
+    if (!(d.version >= 1 && d.version <= MAX_VERSION)) throw new IpamRingWriteError(`version ${d.version} is outside 1..${MAX_VERSION}`);
     const fields = { ...d, writer: w.name };
     const sig = signBody(w, ENTRY_LABEL, entryBody(this.id, this.space.bytes, fields));
     return d.reclaimed === undefined
@@ -302,7 +295,7 @@ export class Ring implements GossipData {
    */
   assign(start: bigint, end: bigint, to: PeerName, w: RingWriter): Ring {
     const by = w.name;
-    if (!(start >= 0n && start < end && end <= this.space.size)) throw new RangeError(`bad range [${start}, ${end}) in ${this.space.cidr}`);
+    if (!(start >= 0n && start < end && end <= this.space.size)) throw new IpamRingWriteError(`bad range [${start}, ${end}) in ${this.space.cidr}`);
     const i0 = this.indexOf(start);
     const i1 = this.indexOf(end - 1n);
     let covered = start;
@@ -311,7 +304,7 @@ export class Ring implements GossipData {
       if (e.owner !== by || e.token > covered || this.end(i) <= covered) break;
       covered = this.end(i);
     }
-    if (i0 < 0 || covered < end || this.isTombstoned(by)) throw new RangeError(`${by} does not own all of [${start}, ${end}) in ${this.space.cidr}`);
+    if (i0 < 0 || covered < end || this.isTombstoned(by)) throw new IpamRingWriteError(`${by} does not own all of [${start}, ${end}) in ${this.space.cidr}`);
     const changed: EntryDraft[] = [];
     for (let i = i0; i <= i1; i++) {
       const e = this.entries[i]!;
@@ -330,7 +323,7 @@ export class Ring implements GossipData {
    * supersedes. The delta, or undefined when the peer is forgotten already.
    */
   forget(peer: PeerName, w: RingWriter): Ring | undefined {
-    if (peer === w.name) throw new RangeError('a peer cannot forget itself');
+    if (peer === w.name) throw new IpamRingWriteError('a peer cannot forget itself');
     const cur = this.life.get(peer);
     if (cur !== undefined && cur.epoch % 2 === 1) return undefined;
     return this.setLife(peer, (cur?.epoch ?? 0) + 1, w, cur);
@@ -344,7 +337,7 @@ export class Ring implements GossipData {
   }
 
   private setLife(peer: PeerName, epoch: number, w: RingWriter, cur: LifeRecord | undefined): Ring {
-    if (epoch > MAX_VERSION) throw new RangeError(`epoch ${epoch} of ${peer} would pass ${MAX_VERSION}`);
+    if (epoch > MAX_VERSION) throw new IpamRingWriteError(`epoch ${epoch} of ${peer} would pass ${MAX_VERSION}`);
     const sig = signBody(w, LIFE_LABEL, lifeBody(this.id, peer, epoch, w.name));
     const rec: LifeRecord =
       cur === undefined ? { peer, epoch, writer: w.name, writerKey: w.publicKey, sig } : { peer, epoch, writer: w.name, writerKey: w.publicKey, sig, prev: { writer: cur.writer, writerKey: cur.writerKey, sig: cur.sig } };

@@ -4,6 +4,7 @@
  */
 import { isIP } from 'node:net';
 import { parseCidr } from '../core/net.js';
+import { IpamArgumentError } from './errors.js';
 
 export interface AddressSpace {
   /** Normalized text (`10.32.0.0/12`, `fd00:a::/64`). */
@@ -33,10 +34,10 @@ export function parseSpace(text: string): AddressSpace | string {
   return { cidr: `${bigintToAddress(base, fam)}/${prefixLength}`, family: fam, prefixLength, base, size, bytes: bits / 8 };
 }
 
-/** Like `parseSpace`, throwing a TypeError on a bad prefix (for text already validated). */
+/** Like `parseSpace`, throwing `IpamArgumentError` on a bad prefix (for text already validated). */
 export function space(text: string): AddressSpace {
   const s = parseSpace(text);
-  if (typeof s === 'string') throw new TypeError(s);
+  if (typeof s === 'string') throw new IpamArgumentError(s);
   return s;
 }
 

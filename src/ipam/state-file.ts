@@ -96,45 +96,56 @@ export function encodeState(s: Omit<PersistedState, 'custody'>, spaces: readonly
   return b.items(s.fenced).finish();
 }
 
+/** What the state file keeps of one range (range-state.ts `snapshot`). */
+export interface RangeSnapshot {
+  space: AddressSpace;
+  /** The ring's bytes (undefined: none yet). */
+  ring: Uint8Array | undefined;
+  /** `encodeCustody`'s bytes (undefined: no ring yet). */
+  custody: Uint8Array | undefined;
+  allocator: SpaceAllocator;
+}
+
 /** The bytes to persist for a peer's current state (monotonic times as durations from now). */
 export function snapshotState(o: {
   clusterId: string;
   self: string;
-  spaces: readonly AddressSpace[];
-  rings: readonly (Uint8Array | undefined)[];
-  /** Per range, `encodeCustody`'s bytes. */
-  custody: readonly (Uint8Array | undefined)[];
+  /** One per configured range, in order. */
+  ranges: readonly RangeSnapshot[];
   fenced: boolean;
   allocations: PersistedAllocation[];
-  allocs: readonly SpaceAllocator[];
   clock: Clock;
 }): Uint8Array {
   const now = o.clock.now();
   const s: Omit<PersistedState, 'custody'> = {
     clusterId: o.clusterId,
     self: o.self,
-    ranges: o.spaces.map((x) => x.cidr),
+    ranges: o.ranges.map((r) => r.space.cidr),
     rings: [],
     allocations: o.allocations,
-    released: o.allocs.map((a) => a.releasedEntries().map(([off, t]): [bigint, number] => [off, Math.max(0, now - t)])),
-    held: o.allocs.map((a) => a.heldRuns().map((h) => ({ ...h, until: Math.max(0, h.until - now) }))),
+    released: o.ranges.map((r) => r.allocator.releasedEntries().map(([off, t]): [bigint, number] => [off, Math.max(0, now - t)])),
+    held: o.ranges.map((r) => r.allocator.heldRuns().map((h) => ({ ...h, until: Math.max(0, h.until - now) }))),
     fenced: o.fenced,
   };
-  return encodeState(s, o.spaces, o.rings, o.custody);
+  return encodeState(
+    s,
+    o.ranges.map((r) => r.space),
+    o.ranges.map((r) => r.ring),
+    o.ranges.map((r) => r.custody),
+  );
 }
 
 /**
- * Puts persisted allocations, releases and holds back into the allocators (before their first
- * sync): ages and remaining times resume from the monotonic clock's now.
+ * Puts the persisted allocations, releases and holds of range `index` back into its allocator
+ * (before its first sync): ages and remaining times resume from the monotonic clock's `now`.
  */
-export function restoreAllocators(s: PersistedState, allocs: readonly SpaceAllocator[], clock: Clock): void {
-  const now = clock.now();
+export function restoreAllocator(s: PersistedState, index: number, alloc: SpaceAllocator, now: number): void {
   for (const a of s.allocations) {
-    const key = allocationKey(a.containerId, a.ifName);
-    a.offsets.forEach((off, si) => off !== undefined && allocs[si]!.restoreAllocated(off, key));
+    const off = a.offsets[index];
+    if (off !== undefined) alloc.restoreAllocated(off, allocationKey(a.containerId, a.ifName));
   }
-  s.released.forEach((rs, si) => rs.forEach(([off, age]) => allocs[si]!.restoreReleased(off, now - age)));
-  s.held.forEach((hs, si) => hs.forEach((h) => allocs[si]!.restoreHeld({ ...h, until: now + h.until })));
+  for (const [off, age] of s.released[index] ?? []) alloc.restoreReleased(off, now - age);
+  for (const h of s.held[index] ?? []) alloc.restoreHeld({ ...h, until: now + h.until });
 }
 
 export interface Expected {
@@ -309,7 +320,6 @@ export class FileIpamStore implements IpamStore {
 export class MemoryIpamStore implements IpamStore {
   readonly location = 'memory';
   data: Uint8Array | undefined;
-  writes = 0;
   failWrites = false;
 
   constructor(data?: Uint8Array) {
@@ -323,7 +333,6 @@ export class MemoryIpamStore implements IpamStore {
   save(data: Uint8Array): Promise<void> {
     if (this.failWrites) return Promise.reject(new IpamStateError(this.location, 'cannot write: writes disabled'));
     this.data = data;
-    this.writes++;
     return Promise.resolve();
   }
 }

@@ -1,8 +1,8 @@
 /**
  * What a peer does about one ring with what custody (custody.ts) tells it: the local changes that
  * keep its own space its own, answer a `weft forget` of itself, and carry out its duties as an heir.
- * Each returns the entries to write (signed by the caller), or nothing; ipam.ts writes, persists
- * and gossips them.
+ * Each returns the entries to write (signed by the caller), or nothing; guard.ts writes them, and
+ * announcer.ts persists and gossips them.
  *
  *   defend     an entry that won over space custody says is ours, written by someone else while
  *              we are not forgotten, is an attack: we write our entry back at a higher version
