@@ -1,4 +1,5 @@
 import { createHash } from 'node:crypto';
+import { WeftError } from './errors.js';
 
 /**
  * Peer names come from public keys (never from machine-id or hostname); peer ids are the 32-bit
@@ -25,7 +26,7 @@ export function isPeerName(s: string): boolean {
  * for 1,000 peers); the mesh detects it and refuses the later one.
  */
 export function peerIdFromPeerName(name: string): number {
-  if (!PEER_NAME.test(name)) throw new TypeError(`not a peer name: ${JSON.stringify(name)} (16 hex digits expected)`);
+  if (!PEER_NAME.test(name)) throw new WeftError('ERR_INVALID_PEER_NAME', `not a peer name: ${JSON.stringify(name)} (16 hex digits expected)`);
   const id = Number.parseInt(name.slice(0, 8), 16) >>> 0;
   if (id === 0) return 1;
   if (id === 0xffffffff) return 0xfffffffe;

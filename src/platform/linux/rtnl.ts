@@ -11,6 +11,7 @@
  * bytes, ifinfomsg 16, ifaddrmsg 8, rtmsg 12, attributes 4-byte headers padded to 4.
  */
 import { isIPv4, isIPv6 } from 'node:net';
+import { WeftError } from '../../core/errors.js';
 import { loadNative } from './native.js';
 
 const RTM_NEWLINK = 16;
@@ -183,13 +184,13 @@ function ifinfomsg(index = 0, up?: boolean): Buffer {
 
 export function macBytes(mac: string): Buffer {
   const parts = mac.split(':');
-  if (parts.length !== 6 || parts.some((p) => !/^[0-9a-fA-F]{2}$/.test(p))) throw new TypeError(`${mac} is not a MAC address`);
+  if (parts.length !== 6 || parts.some((p) => !/^[0-9a-fA-F]{2}$/.test(p))) throw new WeftError('ERR_INVALID_MAC', `${mac} is not a MAC address`);
   return Buffer.from(parts.map((p) => parseInt(p, 16)));
 }
 
 export function ipBytes(address: string): Buffer {
   if (isIPv4(address)) return Buffer.from(address.split('.').map(Number));
-  if (!isIPv6(address)) throw new TypeError(`${address} is not an IP address`);
+  if (!isIPv6(address)) throw new WeftError('ERR_INVALID_ADDRESS', `${address} is not an IP address`);
   let text = address;
   const v4 = /(\d+\.\d+\.\d+\.\d+)$/.exec(text);
   if (v4 !== null) {
