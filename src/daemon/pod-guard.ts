@@ -39,6 +39,9 @@ import {
   type DropReason,
   type GuardedPod,
 } from './pod-guard-rules.js';
+import type { PodGuardStatus, GuardedPodStatus } from '../api/types.js';
+
+export type { PodGuardStatus, GuardedPodStatus };
 
 /** An allocation as IPAM lists it (addresses without prefix length). */
 export interface PodAllocation {
@@ -60,26 +63,6 @@ export interface PodGuardInit {
   bridge: string;
   vxlanPort: number;
   reconcileMs?: number;
-}
-
-export interface GuardedPodStatus {
-  containerId: string | null;
-  ifName: string | null;
-  port: string;
-  mac: string;
-  addresses: string[];
-  /** Frames from this pod dropped by the table, every reason together. */
-  dropped: number;
-}
-
-export interface PodGuardStatus {
-  table: string;
-  pods: GuardedPodStatus[];
-  drops: Record<DropReason, number>;
-  /** Pod ports (vw…) on the bridge with no attachment known: everything from them is dropped. */
-  unknownPorts: string[];
-  /** The last failure to program the table, until a later change succeeds. */
-  problem: string | null;
 }
 
 /** A refusal of the pod guard; its HTTP status comes from its code (src/api/errors.ts). */

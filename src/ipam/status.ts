@@ -4,73 +4,9 @@ import type { SpaceAllocator } from './allocator.js';
 import type { Custody } from './custody.js';
 import { writerOf, type Ring } from './ring.js';
 import { formatRange, offsetToAddress, type AddressSpace } from './space.js';
+import type { IpamStatus, SpaceStatus, OwnerStatus, IpamCounters } from '../api/types.js';
 
-export interface OwnerStatus {
-  peer: PeerName;
-  /** CIDR when a run is one aligned block, else `first-last`. */
-  ranges: string[];
-  /** Addresses owned (decimal string: an IPv6 count can exceed 2^53). */
-  size: string;
-  /** A forgotten peer whose entries its heir has not taken over yet. */
-  forgotten?: { heir: PeerName | undefined };
-}
-
-export interface SpaceStatus {
-  range: string;
-  family: 4 | 6;
-  genesis: { seeds: PeerName[]; adopted: PeerName[]; waitingFor: PeerName[] } | undefined;
-  owners: OwnerStatus[];
-  tombstones: PeerName[];
-  /** This peer's counts (decimal strings). */
-  own: { owned: string; free: string; allocated: string; quarantined: string; reserved: string; held: string };
-  /** Addresses allocated here that this peer does not own (fenced, or lost a race). */
-  conflicts: string[];
-  /**
-   * Winning entries this router has not verified the right of (custody.ts): not trusted for
-   * anything here. At most 20 are listed; `count` has them all.
-   */
-  unconfirmed: { count: number; entries: { range: string; owner: PeerName; writer: PeerName }[]; unknown: number };
-  pendingAsk: { asking: PeerName | undefined; tried: PeerName[]; waitingAllocations: number };
-}
-
-export interface IpamStatus {
-  self: PeerName;
-  ready: { ok: boolean; reason?: string };
-  fenced: boolean;
-  bootstrap: { mode: 'seeds'; seeds: PeerName[] } | { mode: 'initPeers'; initPeers: number; waiting: { peer: PeerName; initPeers: number }[] };
-  spaces: SpaceStatus[];
-  allocations: number;
-  ringConflicts: { count: number; last?: string };
-  counters: IpamCounters;
-}
-
-export interface IpamCounters {
-  donationsGiven: number;
-  donationsReceived: number;
-  asksSent: number;
-  asksRefused: number;
-  materialized: number;
-  exhausted: number;
-  decodeErrors: number;
-  /** Records refused, each by itself (the rest of the message merged): a bad signature, a version or epoch past the bound, a record its writer may not write. */
-  refusedSignature: number;
-  refusedVersion: number;
-  refusedRecord: number;
-  /** Winning entries received whose writer this router could not verify owned the space. */
-  unconfirmed: number;
-  /** Donations to us that were not used (their giver not verified as the owner). */
-  unusableGrants: number;
-  /** Entries written back over space of ours someone else took. */
-  defended: number;
-  /** Space given to us and then given again by the same giver (not fought over). */
-  doubleSpends: number;
-  /** Space of ours taken at the version bound (cannot be written back). */
-  defenceImpossible: number;
-  /** Tombstones of ourselves cancelled with a revival. */
-  revived: number;
-  /** Reclaimed entries given back to a peer that revived. */
-  givenBack: number;
-}
+export type { IpamStatus, SpaceStatus, OwnerStatus, IpamCounters };
 
 export function zeroCounters(): IpamCounters {
   return {

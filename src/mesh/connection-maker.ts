@@ -7,21 +7,12 @@
 import type { Clock } from '../core/clock.js';
 import { formatEndpoint, parseEndpoint } from '../core/net.js';
 import type { PeerName } from './contracts.js';
+import type { TargetState, TargetStatus } from '../api/types.js';
 
-export type TargetState = 'connecting' | 'handshaking' | 'established' | 'failed' | 'waiting';
+export type { TargetState, TargetStatus };
 
 /** What the maker holds of a connection it started (a MeshConnection fits). */
 export type Attempt = object;
-
-export interface TargetStatus {
-  address: string;
-  configured: boolean;
-  state: TargetState;
-  attempts: number;
-  retryInMs: number | undefined;
-  lastError: string | undefined;
-  peer: PeerName | undefined;
-}
 
 interface Target {
   address: string;

@@ -25,6 +25,9 @@ import { describeError } from '../core/errors.js';
 import { silentLogger, type Logger } from '../core/logger.js';
 import type { Gossiper, GossipTransport, PeerName } from './contracts.js';
 import { GossipDecodeError } from './errors.js';
+import type { Traffic, GossipChannelStats } from '../api/types.js';
+
+export type { Traffic, GossipChannelStats };
 
 /** A gossiper that announces its own changes (a `Topology` does). */
 export interface LocalUpdateSource {
@@ -60,22 +63,6 @@ export interface ChannelOptions {
 
 export interface GossipChannelInit extends ChannelOptions {
   channel: string;
-}
-
-export interface Traffic {
-  messages: number;
-  bytes: number;
-}
-
-export interface GossipChannelStats {
-  channel: string;
-  sent: { periodic: Traffic; delta: Traffic; connect: Traffic; unicast: Traffic; broadcast: Traffic };
-  received: { gossip: Traffic; unicast: Traffic; broadcast: Traffic };
-  /** Deltas that left inside another send (coalesced) or inside periodic full state. */
-  coalesced: number;
-  decodeErrors: number;
-  /** Messages the gossiper refused (malformed, over a limit; `decodeErrors` among them): dropped. */
-  refused: number;
 }
 
 function traffic(): Traffic {

@@ -24,6 +24,9 @@ import type { PeerName, RouteTable } from './contracts.js';
 import type { GossipChannel } from './gossip-channel.js';
 import type { LogOnce } from './log-once.js';
 import { MSG_BROADCAST, MSG_GOSSIP, MSG_UNICAST, MAX_TTL, type MeshMessage } from './mesh-protocol.js';
+import type { RoutedCounters } from '../api/types.js';
+
+export type { RoutedCounters };
 
 export interface MeshMessagesComponents {
   self: PeerName;
@@ -35,16 +38,6 @@ export interface MeshMessagesComponents {
   isLiveMember(name: PeerName): boolean;
   channels: ChannelRegistry;
   logOnce: LogOnce;
-}
-
-export interface RoutedCounters {
-  unicastForwarded: number;
-  unicastNoRoute: number;
-  /** A unicast for another peer arriving with TTL 0. */
-  ttlExpired: number;
-  /** src neither the neighbour nor a live member, or ourselves. */
-  unknownSource: number;
-  broadcastsRelayed: number;
 }
 
 export class MeshMessages {

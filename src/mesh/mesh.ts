@@ -24,18 +24,21 @@ import type { Clock, TimerHandle } from '../core/clock.js';
 import type { Logger } from '../core/logger.js';
 import { formatEndpoint, parseEndpoint } from '../core/net.js';
 import { MeshConnection } from './connection.js';
-import { ConnectionMaker, type TargetStatus } from './connection-maker.js';
+import { ConnectionMaker } from './connection-maker.js';
 import { TcpMeshListener, type MeshListener, type RemoteAddress } from './mesh-listener.js';
 import { ChannelRegistry } from './channel-registry.js';
 import type { GossipTransport, Overlay, PeerName, RouteTable } from './contracts.js';
-import type { ChannelGossiper, ChannelOptions, GossipChannel, GossipChannelStats } from './gossip-channel.js';
+import type { ChannelGossiper, ChannelOptions, GossipChannel } from './gossip-channel.js';
 import type { Identity } from './identity.js';
-import { MeshMessages, type RoutedCounters } from './mesh-messages.js';
+import { MeshMessages } from './mesh-messages.js';
 import { MSG_GOSSIP } from './mesh-protocol.js';
 import { TOPOLOGY_CHANNEL } from './topology-codec.js';
-import { KEYS_CHANNEL, PairKeys, keysGossiper, type PairKeyStatus } from './pair-keys.js';
+import { KEYS_CHANNEL, PairKeys, keysGossiper } from './pair-keys.js';
 import { LogOnce } from './log-once.js';
 import { PreauthGate, sourceKey } from './preauth-gate.js';
+import type { MeshStatus } from '../api/types.js';
+
+export type { MeshStatus };
 
 /** Problems logged once are logged again after this long (a problem that persists shows up hourly). */
 const LOG_AGAIN_AFTER_MS = 3_600_000;
@@ -84,27 +87,6 @@ export interface MeshInit {
   maxPreauth?: number;
   /** A connection (either way) that has not finished its handshake after this long is closed. */
   handshakeTimeoutMs?: number;
-}
-
-export interface MeshStatus {
-  name: PeerName;
-  nickname: string;
-  connections: { peer: PeerName; nickname: string; address: string; outbound: boolean; state: string; sinceMs: number; pathUp: boolean }[];
-  targets: TargetStatus[];
-  peers: { name: PeerName; nickname: string; nextHop: PeerName | undefined; hops: number | undefined }[];
-  keys: PairKeyStatus[];
-  closes: Record<string, number>;
-  /**
-   * Messages refused by their channel (malformed, over a limit), per channel, and those for a
-   * channel this router does not have (`unknownChannel`): dropped, the connection stays. Only
-   * names with refusals appear.
-   */
-  refused: Record<string, number>;
-  /** Each channel's messages and bytes sent and received, refusals, in the order made. */
-  channels: GossipChannelStats[];
-  /** Unauthenticated inbound connections held now, and the limits. */
-  preauth: { pending: number; perAddressLimit: number; totalLimit: number; timeoutMs: number };
-  routed: RoutedCounters;
 }
 
 export class Mesh implements GossipTransport {

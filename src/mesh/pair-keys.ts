@@ -41,6 +41,9 @@ import type { Logger } from '../core/logger.js';
 import type { Gossiper, PeerKeys, PeerName } from './contracts.js';
 import { GossipDecodeError } from './errors.js';
 import type { Identity } from './identity.js';
+import type { PairKeyStatus } from '../api/types.js';
+
+export type { PairKeyStatus };
 
 export const KEYS_CHANNEL = 'keys';
 
@@ -109,18 +112,6 @@ interface PairState {
 interface InitStamp {
   newest: bigint;
   answeredAt: number;
-}
-
-export interface PairKeyStatus {
-  peer: PeerName;
-  /** expired: the keys are past their lifetime (the overlay no longer uses them) and no rekey succeeded yet. */
-  state: 'none' | 'handshaking' | 'established' | 'expired';
-  keyAgeMs: number | undefined;
-  /** Until the overlay stops using these keys (0 once expired). */
-  expiresInMs: number | undefined;
-  rekeys: number;
-  failures: number;
-  lastError: string | undefined;
 }
 
 const packr = new Packr({ useRecords: false });

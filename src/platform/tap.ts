@@ -4,6 +4,10 @@
  * `vnetHdr`). The bytes before it (headroom) and after it (tailroom) belong to the reader, so
  * headers and tags can be written in place. Items are valid only during the `onBatch` call.
  */
+import type { IoCounters } from '../api/types.js';
+
+export type { IoCounters };
+
 export interface TapBatchHandler {
   /** `count` items are ready; a negative count is -errno of a read error that stopped reading. */
   (count: number): void;
@@ -28,24 +32,6 @@ export interface TapDevice {
   write(buf: Buffer, off: number, len: number, zeroVnetHdr: boolean): number;
   counters(): IoCounters;
   close(): void;
-}
-
-export interface IoCounters {
-  rxBatches: number;
-  rxPackets: number;
-  rxBytes: number;
-  rxErrors: number;
-  txPackets: number;
-  txBytes: number;
-  txErrors: number;
-  txDropped: number;
-  gsoFallbacks: number;
-  truncated: number;
-  pollErrors: number;
-  spinHits: number;
-  /** Datagrams dropped whole on send: more pieces (iovecs) than the addon sends in one datagram. */
-  txIovLimit: number;
-  lastErrno: number;
 }
 
 /** virtio_net_hdr layout (10 bytes, little-endian fields). */

@@ -24,6 +24,10 @@ import { MacTable, PORT_LOCAL } from './mac-table.js';
 import { PATH_FASTPATH, SLEEVE_ONLY, type PathReader } from './overlay-switch.js';
 import type { SleevePeer } from './sleeve/peer.js';
 import type { Sleeve } from './sleeve/sleeve.js';
+import type { SwitchCounters } from '../api/types.js';
+
+/** The learning switch's counters, as the API reports them (`traffic.router`). */
+export type LearningSwitchCounters = SwitchCounters;
 
 export interface LearningSwitchComponents {
   tap: TapDevice;
@@ -54,17 +58,6 @@ export interface LearningSwitchDrops {
   probe: number;
   /** Frames from a local source MAC past the local-MAC cap (one pod sending from many MACs). */
   localMacCap: number;
-}
-
-export interface LearningSwitchCounters {
-  tapFrames: number;
-  tapBytes: number;
-  unicast: number;
-  flooded: number;
-  /** Frames for a peer the kernel fast path carries (the bridge will learn it there). */
-  leftToFastPath: number;
-  toTap: number;
-  toTapBytes: number;
 }
 
 export class LearningSwitch implements Startable {

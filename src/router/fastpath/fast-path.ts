@@ -32,9 +32,12 @@ import { FLOOD_MAC, type Netlink } from '../../platform/netlink.js';
 import type { Nft } from '../../platform/nft.js';
 import type { TapDevice } from '../../platform/tap.js';
 import { FastPathFilters, type VxlanPortReport } from './filters.js';
-import { FastPathHealth, type FastPathState } from './health.js';
+import { FastPathHealth } from './health.js';
 import { ProbeChannel, type ProbeDrops } from './probe-channel.js';
 import { probeIdOf, probeMacText } from './probe-frame.js';
+import type { FastPathPeerReport } from '../../api/types.js';
+
+export type { FastPathPeerReport };
 
 /** Who owns which pod MAC (gossip/mac-owners.ts fits). */
 export interface MacDirectory {
@@ -93,15 +96,6 @@ export interface FastPathReport {
   peers: FastPathPeerReport[];
   probes: { accepted: number; drops: ProbeDrops };
   vxlanPort: VxlanPortReport;
-}
-
-export interface FastPathPeerReport {
-  name: string;
-  underlay: string;
-  state: FastPathState | 'ineligible';
-  reason: string;
-  sinceMs: number;
-  switches: number;
 }
 
 function ipv4ToInt(a: string): number {

@@ -22,6 +22,9 @@ import type { Clock } from '../../core/clock.js';
 import { WeftError, describeError } from '../../core/errors.js';
 import type { Logger } from '../../core/logger.js';
 import type { Nft, NftFamily } from '../../platform/nft.js';
+import type { VxlanPortReport } from '../../api/types.js';
+
+export type { VxlanPortReport };
 
 export const VXLAN_TABLE = 'weft-vxlan';
 export const PROBE_TABLE = 'weft-probe';
@@ -48,18 +51,6 @@ export interface FastPathFiltersInit {
   port: number;
   /** The bridge ports that are not pods': the sleeve's TAP, the VXLAN device, the probe TAP. */
   overlayPorts: readonly string[];
-}
-
-export interface VxlanPortReport {
-  /** The nftables table holding the filter. */
-  table: string;
-  port: number;
-  /** Underlay addresses allowed to reach the port (as last written). */
-  peers: string[];
-  /** Datagrams to the port from anyone else, dropped (since the table was written). */
-  refused: { packets: number; bytes: number };
-  /** Frames from pods to or from a probe MAC, or of the probe ethertype, dropped on the bridge (table bridge weft-probe). */
-  podProbes: { packets: number; bytes: number };
 }
 
 /** The body of `table inet weft-vxlan`. */

@@ -14,20 +14,9 @@ import type { Logger } from '../../core/logger.js';
 import type { TapDevice } from '../../platform/tap.js';
 import { ProbeAuth, ProbeVerdict } from './probe-auth.js';
 import { PROBE_ETHERTYPE, PROBE_MIN, isProbe, probeDst, probeSrc, readProbe, writeProbe, type Probe } from './probe-frame.js';
+import type { ProbeDrops } from '../../api/types.js';
 
-/** Probes dropped before the health judge, by reason. */
-export interface ProbeDrops {
-  /** Of the probe ethertype but not a probe (wrong magic, length, or MACs that disagree with the ids). */
-  malformed: number;
-  /** Not for us, or from a router that is not a fast-path peer. */
-  unknownPeer: number;
-  /** From a peer we hold no probe key for (no pair keys yet, or any more). */
-  noKey: number;
-  /** A tag that matches none of the peer's keys: forged, damaged, or under an old key. */
-  badTag: number;
-  /** Authentic but not newer than one already accepted under that key. */
-  replayed: number;
-}
+export type { ProbeDrops };
 
 export interface ProbeChannelComponents {
   tap: TapDevice;
