@@ -11,7 +11,7 @@ import { conflist, CONFLIST_NAME, installCni, shellQuote, wrapperScript } from '
 
 /** The built plugin; WEFT_CNI_MAIN points elsewhere (e.g. a private build) when set. */
 const SHIM = join(process.cwd(), 'build', 'weft-cni');
-const BUILT_MAIN = process.env.WEFT_CNI_MAIN ?? join(process.cwd(), 'dist', 'cni', 'main.js');
+const BUILT_MAIN = process.env.WEFT_CNI_MAIN ?? join(process.cwd(), 'dist', 'src', 'cni', 'main.js');
 let dir: string;
 let binDir: string;
 let confDir: string;
@@ -111,8 +111,8 @@ describe('installCni', () => {
 describe('wrapper text and conflist', () => {
   it('quotes paths for the shell', () => {
     expect(shellQuote("a'b")).toBe(`'a'\\''b'`);
-    expect(wrapperScript('/usr/bin/node', '/opt/weft/dist/cni/main.js')).toBe(
-      `#!/bin/sh\n# weft CNI plugin (written by weft install; do not edit)\nexec '/usr/bin/node' '/opt/weft/dist/cni/main.js' "$@"\n`,
+    expect(wrapperScript('/usr/bin/node', '/opt/weft/dist/src/cni/main.js')).toBe(
+      `#!/bin/sh\n# weft CNI plugin (written by weft install; do not edit)\nexec '/usr/bin/node' '/opt/weft/dist/src/cni/main.js' "$@"\n`,
     );
   });
 
