@@ -97,7 +97,6 @@ typedef struct handle {
 struct addon {
   napi_env env;
   handle_t *handles;
-  napi_ref tap_ctor, udp_ctor;
   int64_t spin_ns;
   int spinning;
   napi_async_cleanup_hook_handle cleanup;

@@ -169,9 +169,7 @@ napi_value udp_ctor(napi_env env, napi_callback_info info) {
   }
   h->fd = fd;
   if (h->family == 6) {
-    int off = 0;
     int on = IN6_IS_ADDR_UNSPECIFIED(&tmp6) ? 0 : 1;
-    (void)off;
     setsockopt(fd, IPPROTO_IPV6, IPV6_V6ONLY, &on, sizeof on);
     int pmtu = IPV6_PMTUDISC_DO;
     setsockopt(fd, IPPROTO_IPV6, IPV6_MTU_DISCOVER, &pmtu, sizeof pmtu);
