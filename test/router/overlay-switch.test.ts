@@ -44,6 +44,15 @@ class RecordingKernelPath implements KernelPath {
 }
 
 /** A broadcast frame (ARP) from a pod MAC, its last byte `tag`. */
+/** Two routers, a (198.18.0.1) and b (198.18.0.2), each with its overlay switch and fast path. */
+async function routersAB() {
+  const h = await switchedRouters([
+    { name: 'a', address: '198.18.0.1' },
+    { name: 'b', address: '198.18.0.2' },
+  ]);
+  return { h, a: h.byName('a'), b: h.byName('b') };
+}
+
 function broadcast(tag: number): Buffer {
   const f = Buffer.alloc(60);
   f.fill(0xff, 0, 6);
@@ -55,12 +64,7 @@ function broadcast(tag: number): Buffer {
 
 describe('OverlaySwitch: a fast-path peer', () => {
   it('goes fast, fails its probes and falls back with the reason, then returns; since and switches follow, one event and one log line per change', async () => {
-    const h = await switchedRouters([
-      { name: 'a', address: '198.18.0.1' },
-      { name: 'b', address: '198.18.0.2' },
-    ]);
-    const a = h.byName('a');
-    const b = h.byName('b');
+    const { h, a, b } = await routersAB();
     h.connect('a', 'b');
     expect(h.pathOf('a', 'b')).toMatchObject({ path: 'none', switches: 0, since: 0, via: undefined });
     await h.advance(3000);
@@ -100,12 +104,7 @@ describe('OverlaySwitch: a fast-path peer', () => {
   });
 
   it('the learning switch leaves floods and unicasts to a peer the kernel carries, and sends them on the sleeve again after the fallback', async () => {
-    const h = await switchedRouters([
-      { name: 'a', address: '198.18.0.1' },
-      { name: 'b', address: '198.18.0.2' },
-    ]);
-    const a = h.byName('a');
-    const b = h.byName('b');
+    const { h, a, b } = await routersAB();
     const tap = new FakeTap({ vnetHdr: false });
     const ls = new LearningSwitch({ tap, sleeve: a.node.sleeve, paths: a.sw, clock: h.clock, logger: silentLogger });
     ls.start();
@@ -141,12 +140,7 @@ describe('OverlaySwitch: a fast-path peer', () => {
   });
 
   it('a removed peer goes to none ("peer removed") with one event, and leaves the fast path and the kernel', async () => {
-    const h = await switchedRouters([
-      { name: 'a', address: '198.18.0.1' },
-      { name: 'b', address: '198.18.0.2' },
-    ]);
-    const a = h.byName('a');
-    const b = h.byName('b');
+    const { h, a, b } = await routersAB();
     h.connect('a', 'b');
     await h.advance(3000);
     expect(h.pathOf('a', 'b')!.path).toBe('fastpath');
