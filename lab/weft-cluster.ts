@@ -242,6 +242,21 @@ export class WeftCluster {
   }
 
   /**
+   * Throws unless router i's status has each named peer (by nickname) on the path given: what a
+   * benchmark calls before and after it measures, so a figure never belongs to another path.
+   */
+  async expectPaths(i: number, want: Record<string, StatusReport['peers'][number]['path']>, what: string): Promise<void> {
+    const peers = (await this.apiStatus(i)).peers;
+    const off = Object.entries(want)
+      .map(([nick, path]) => [nick, path, peers.find((p) => p.nickname === nick)?.path ?? 'unknown'] as const)
+      .filter(([, path, got]) => got !== path);
+    if (off.length > 0) {
+      const list = off.map(([nick, path, got]) => `${nick} on ${got}, not ${path}`).join(', ');
+      throw new WeftError('ERR_LAB_PATH', `${what}: router ${this.routers[i]!.name} has ${list}`);
+    }
+  }
+
+  /**
    * Waits until every running router has every other running router on the kernel fast path
    * (polling the API socket); returns how long that took.
    */

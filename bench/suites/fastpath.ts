@@ -58,9 +58,16 @@ async function weftFastPath(o: FastPathOptions, run: number): Promise<Omit<FastP
     await c.waitFastPath();
     const [a, b] = [c.podsOn(1)[0]!, c.podsOn(2)[0]!];
     const tap = async () => (await Promise.all([c.apiStatus(0), c.apiStatus(1)])).reduce((n, s) => n + s.traffic.tap.rxBytes + s.traffic.tap.txBytes, 0);
+    // n1 and n2 must carry each other on the kernel path before and after the measurement.
+    const onFastPath = async () => {
+      await c.expectPaths(0, { n2: 'fastpath' }, `run ${run} weft fast path`);
+      await c.expectPaths(1, { n1: 'fastpath' }, `run ${run} weft fast path`);
+    };
+    await onFastPath();
     const before = await tap();
     const s = await throughput(c.lab, a, b, o.seconds);
     const tapBytes = (await tap()) - before;
+    await onFastPath();
     o.log(`run ${run} weft fast path: tcp ${fmt(s.tcp1Gbps)} Gbit/s, ping ${fmt(s.pingAvgMs, 3)} (p99 ${fmt(s.pingP99Ms, 3)}) ms, TAP bytes during the tests ${tapBytes}`);
     const sw = await timePathSwitch(c, 0, 1, { port: VXLAN_PORT, log: (l) => o.log(`run ${run} ${l}`) });
     o.log(

@@ -65,6 +65,10 @@ export async function runMeshSuite(o: MeshOptions): Promise<{ json: object; mark
       const targets = [['direct', 2], ['one relay', 3], ['two relays', 4]] as const;
       // Pings interleaved over the three paths (3 passes of 100), so start-up activity or a
       // noisy moment does not land on one path only.
+      // n1 reaches n2 directly and n3, n4 through relays (nftables cut the other pairs): checked
+      // from n1's status before and after the measurements, so no figure belongs to another path.
+      const onPaths = () => c.expectPaths(0, { n2: 'direct', n3: 'relay', n4: 'relay' }, `run ${run} paths from n1`);
+      await onPaths();
       const pings = new Map<string, { avg: number[]; p99: number[] }>(targets.map(([p]) => [p, { avg: [], p99: [] }]));
       for (const [, to] of targets) await ping(c.lab, from.ns, c.podsOn(to)[0]!.ipv4!, { count: 20, intervalS: 0.01 });
       for (let pass = 0; pass < 3; pass++) {
@@ -82,6 +86,7 @@ export async function runMeshSuite(o: MeshOptions): Promise<{ json: object; mark
         paths.push(s);
         o.log(`run ${run} ${path}: tcp ${fmt(t.gbps)} Gbit/s, ping ${fmt(s.pingAvgMs, 3)} (p99 ${fmt(s.pingP99Ms, 3)}) ms`);
       }
+      await onPaths();
     } finally {
       await c.destroy();
     }
@@ -90,6 +95,7 @@ export async function runMeshSuite(o: MeshOptions): Promise<{ json: object; mark
       const [from, to] = [k.podsOn(1)[0]!, k.podsOn(4)[0]!];
       const n4 = (await k.status(3)).name;
       const count = async () => (await k.status(0)).mesh.keys.find((x) => x.peer === n4)?.rekeys ?? 0;
+      await k.expectPaths(0, { n4: 'relay' }, `rekey run ${run}, n1 to n4`);
       const before = await count();
       let survived = true;
       let t = { gbps: 0, intervalsGbps: [0] };
@@ -101,6 +107,7 @@ export async function runMeshSuite(o: MeshOptions): Promise<{ json: object; mark
       }
       const r: RekeySample = { rekeys: (await count()) - before, seconds: o.seconds, gbps: t.gbps, minIntervalGbps: Math.min(...t.intervalsGbps), survived };
       rekeys.push(r);
+      await k.expectPaths(0, { n4: 'relay' }, `rekey run ${run}, n1 to n4`);
       o.log(`run ${run} rekey every 2 s: ${r.rekeys} rekeys in ${o.seconds} s, tcp ${fmt(r.gbps)} Gbit/s, slowest second ${fmt(r.minIntervalGbps)} Gbit/s, ${survived ? 'connection kept' : 'CONNECTION LOST'}`);
     } finally {
       await k.destroy();

@@ -79,10 +79,8 @@ async function weftBed(variant: Variant, o: SleeveOptions): Promise<Bed> {
     await c.waitPaths(() => 'direct');
     const pids = [(await c.status(0)).pid, (await c.status(1)).pid];
     const onSleeve = async (): Promise<void> => {
-      for (const i of [0, 1]) {
-        const off = (await c.status(i)).peers.filter((p) => p.path !== 'direct');
-        if (off.length > 0) throw new Error(`${variant}: router n${i + 1} carried traffic off the direct sleeve (${off.map((p) => `${p.nickname}: ${p.path}`).join(', ')})`);
-      }
+      await c.expectPaths(0, { n2: 'direct' }, `${variant} on the direct sleeve`);
+      await c.expectPaths(1, { n1: 'direct' }, `${variant} on the direct sleeve`);
     };
     return { lab: c.lab, client: c.pods[0]!, server: c.pods[1]!, pids, onSleeve, destroy: () => c.destroy() };
   } catch (err) {
