@@ -320,6 +320,17 @@ export class IpamSim {
     }
   }
 
+  /** Runs rounds until `p` settles (an allocation may wait for a donation), at most `maxRounds`; returns `p`. */
+  async until<T>(p: Promise<T>, maxRounds = 2000): Promise<T> {
+    let done = false;
+    p.then(
+      () => (done = true),
+      () => (done = true),
+    );
+    for (let i = 0; i < maxRounds && !done; i++) await this.step();
+    return p;
+  }
+
   /** One round: delivers what was sent before, moves the clock, lets promises run, checks. */
   async step(): Promise<number> {
     const batch = this.queue;

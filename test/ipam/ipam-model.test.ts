@@ -22,16 +22,6 @@ const op: fc.Arbitrary<Op> = fc.oneof(
   { weight: 2, arbitrary: fc.record({ k: fc.constant('wait' as const), ms: fc.integer({ min: 100, max: 2500 }) }) },
 );
 
-async function until<T>(s: IpamSim, p: Promise<T>): Promise<T> {
-  let done = false;
-  p.then(
-    () => (done = true),
-    () => (done = true),
-  );
-  for (let i = 0; i < 3000 && !done; i++) await s.step();
-  return p;
-}
-
 describe('Ipam against a naive model', () => {
   it('random allocate / release / restart / forget sequences keep the model', async () => {
     await fc.assert(
@@ -56,9 +46,9 @@ describe('Ipam against a naive model', () => {
             const key = `c${o.c}/eth${o.ifn}`;
             // The clock does not move between the allocation and its (persisted) answer.
             let t = -1;
-            const r = await until(
-              s,
+            const r = await s.until(
               n.ipam.allocate({ containerId: `c${o.c}`, ifName: `eth${o.ifn}` }).then((x) => ((t = s.clock.now()), x)),
+              3000,
             ).catch((e: unknown) => e);
             if (r instanceof Error) {
               expect((r as { code?: string }).code).toBe('ERR_IPAM_EXHAUSTED');
@@ -81,7 +71,7 @@ describe('Ipam against a naive model', () => {
           } else if (o.k === 'release') {
             const want = [...m].filter(([k]) => k.startsWith(`c${o.c}/`));
             const t = s.clock.now(); // released (synchronously) now, persisted a little later
-            const r = await until(s, n.ipam.release(`c${o.c}`));
+            const r = await s.until(n.ipam.release(`c${o.c}`), 3000);
             // Keep the simulation's own bookkeeping (it adopts allocations it finds after a restart) in step.
             s.forgetContainer(n, `c${o.c}`);
             expect(r.released.sort()).toEqual(want.flatMap(([, a]) => a).sort());

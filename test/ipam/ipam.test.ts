@@ -14,17 +14,6 @@ function sim(o: Partial<IpamSimOptions> = {}): IpamSim {
   return new IpamSim({ seed: 1, clock: new FakeClock(), ranges: ['10.9.0.0/24', 'fd00:9::/64'], seeds: 2, quarantineMs: 10_000, askTimeoutMs: 3000, ...o });
 }
 
-/** Runs rounds until `p` settles (allocations may wait for donations). */
-async function until<T>(s: IpamSim, p: Promise<T>, maxRounds = 2000): Promise<T> {
-  let done = false;
-  p.then(
-    () => (done = true),
-    () => (done = true),
-  );
-  for (let i = 0; i < maxRounds && !done; i++) await s.step();
-  return p;
-}
-
 async function cluster(n: number, o: Partial<IpamSimOptions> = {}): Promise<IpamSim> {
   const s = sim(o);
   for (let i = 0; i < n; i++) await s.join(s.nodes.length > 0 ? [s.nodes[s.nodes.length - 1]!] : []);
@@ -46,7 +35,7 @@ describe('Ipam bootstrap', () => {
     const st = c.ipam.status();
     const seeds = [a.name, b.name].sort();
     expect(st.spaces[0]!.genesis).toEqual({ seeds, adopted: seeds, waitingFor: [] });
-    const r = await until(s, c.ipam.allocate({ containerId: 'c1', ifName: 'eth0' }));
+    const r = await s.until(c.ipam.allocate({ containerId: 'c1', ifName: 'eth0' }));
     expect(r.addresses.map((x) => [x.family, x.prefixLength])).toEqual([[4, 24], [6, 64]]);
     expect(c.ipam.status().spaces[0]!.owners.find((o) => o.peer === c.name)).toBeDefined();
     expect(s.problems).toEqual([]);
@@ -113,9 +102,9 @@ describe('Ipam allocation', () => {
   it('is idempotent per (container, interface); releases by container; validates requests', async () => {
     const s = await cluster(2);
     const ip = s.nodes[0]!.ipam;
-    const r1 = await until(s, ip.allocate({ containerId: 'c1', ifName: 'eth0' }));
-    expect(await until(s, ip.allocate({ containerId: 'c1', ifName: 'eth0' }))).toEqual({ ...r1, existing: true });
-    const r2 = await until(s, ip.allocate({ containerId: 'c1', ifName: 'net1' }));
+    const r1 = await s.until(ip.allocate({ containerId: 'c1', ifName: 'eth0' }));
+    expect(await s.until(ip.allocate({ containerId: 'c1', ifName: 'eth0' }))).toEqual({ ...r1, existing: true });
+    const r2 = await s.until(ip.allocate({ containerId: 'c1', ifName: 'net1' }));
     expect(r2.addresses[0]!.address).not.toBe(r1.addresses[0]!.address);
     expect(ip.list().map((a) => [a.containerId, a.ifName])).toEqual([['c1', 'eth0'], ['c1', 'net1']]);
     const rel = await ip.release('c1', 'net1');
@@ -143,10 +132,10 @@ describe('Ipam allocation', () => {
     const s = await cluster(2, { ranges: ['10.9.0.0/29'] }); // 6 usable addresses
     const [a, b] = s.nodes as [ReturnType<typeof s.live>[0], ReturnType<typeof s.live>[0]];
     const got: string[] = [];
-    for (let i = 0; i < 6; i++) got.push((await until(s, (i % 2 ? a : b).ipam.allocate({ containerId: `c${i}`, ifName: 'eth0' }))).addresses[0]!.address);
+    for (let i = 0; i < 6; i++) got.push((await s.until((i % 2 ? a : b).ipam.allocate({ containerId: `c${i}`, ifName: 'eth0' }))).addresses[0]!.address);
     expect(new Set(got).size).toBe(6);
     const t0 = s.clock.now();
-    const err = await until(s, a.ipam.allocate({ containerId: 'c6', ifName: 'eth0' })).catch((e: unknown) => e);
+    const err = await s.until(a.ipam.allocate({ containerId: 'c6', ifName: 'eth0' })).catch((e: unknown) => e);
     expect(err).toBeInstanceOf(IpamExhaustedError);
     expect((err as IpamExhaustedError).code).toBe('ERR_IPAM_EXHAUSTED');
     expect(s.clock.now() - t0).toBeGreaterThanOrEqual(3000);
@@ -156,14 +145,14 @@ describe('Ipam allocation', () => {
   it('keeps every allocation over a restart and never hands an address in use out again', async () => {
     const s = await cluster(2);
     const a = s.nodes[1]!;
-    const first = await until(s, a.ipam.allocate({ containerId: 'c1', ifName: 'eth0' }));
+    const first = await s.until(a.ipam.allocate({ containerId: 'c1', ifName: 'eth0' }));
     await s.crash(a);
     await s.restart(a);
     await s.settle();
     expect(a.ipam.list().map((x) => x.addresses)).toEqual([first.addresses.map((x) => x.address)]);
-    const again = await until(s, a.ipam.allocate({ containerId: 'c1', ifName: 'eth0' }));
+    const again = await s.until(a.ipam.allocate({ containerId: 'c1', ifName: 'eth0' }));
     expect(again).toEqual({ ...first, existing: true });
-    const other = await until(s, a.ipam.allocate({ containerId: 'c2', ifName: 'eth0' }));
+    const other = await s.until(a.ipam.allocate({ containerId: 'c2', ifName: 'eth0' }));
     expect(other.addresses[0]!.address).not.toBe(first.addresses[0]!.address);
     expect(s.problems).toEqual([]);
   });
@@ -184,7 +173,7 @@ describe('Ipam reclaim', () => {
   it('passes a forgotten peer\u2019s space to the peer that forgot it once it stays unreachable, holds it, and fences the peer if it returns', async () => {
     const s = await cluster(3, { reclaimHoldMs: 5000, reclaimAfterMs: 1000 });
     const [a, b, c] = s.nodes as [ReturnType<typeof s.live>[0], ReturnType<typeof s.live>[0], ReturnType<typeof s.live>[0]];
-    const cAddr = (await until(s, c.ipam.allocate({ containerId: 'z', ifName: 'eth0' }))).addresses[0]!.address;
+    const cAddr = (await s.until(c.ipam.allocate({ containerId: 'z', ifName: 'eth0' }))).addresses[0]!.address;
     await s.settle();
     const cOwned = c.ipam.ownership()[0]!.owned;
     expect(cOwned.length).toBeGreaterThan(0);
@@ -220,7 +209,7 @@ describe('the simulation invariants', () => {
   it('fail when an address is allocated twice or owned by two peers (the checks can fail)', async () => {
     const s = await cluster(2);
     const [a, b] = s.nodes as [ReturnType<typeof s.live>[0], ReturnType<typeof s.live>[0]];
-    const addrs = (await until(s, s.allocate(a)))!;
+    const addrs = (await s.until(s.allocate(a)))!;
     expect(s.problems).toEqual([]);
     // Inject: another peer claims the same address.
     s.acknowledge(b, 'dup/eth0', [addrs[0]!]);

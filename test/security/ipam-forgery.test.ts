@@ -17,23 +17,13 @@ function sim(o: Partial<IpamSimOptions> = {}): IpamSim {
   return new IpamSim({ seed: 7, clock: new FakeClock(), ranges: ['10.9.0.0/24', 'fd00:9::/64'], seeds: 2, quarantineMs: 10_000, askTimeoutMs: 3000, ...o });
 }
 
-async function until<T>(s: IpamSim, p: Promise<T>, maxRounds = 2000): Promise<T> {
-  let done = false;
-  p.then(
-    () => (done = true),
-    () => (done = true),
-  );
-  for (let i = 0; i < maxRounds && !done; i++) await s.step();
-  return p;
-}
-
 /** Four honest peers in a line (a, b seeds; c; v, the victim), v holding an address. */
 async function cluster(o: Partial<IpamSimOptions> = {}): Promise<{ s: IpamSim; a: SimNode; b: SimNode; c: SimNode; v: SimNode; held: string }> {
   const s = sim(o);
   for (let i = 0; i < 4; i++) await s.join(s.nodes.length > 0 ? [s.nodes[s.nodes.length - 1]!] : []);
   await s.settle();
   const [a, b, c, v] = s.nodes as [SimNode, SimNode, SimNode, SimNode];
-  const held = (await until(s, v.ipam.allocate({ containerId: 'victim-pod', ifName: 'eth0' }))).addresses[0]!.address;
+  const held = (await s.until(v.ipam.allocate({ containerId: 'victim-pod', ifName: 'eth0' }))).addresses[0]!.address;
   await s.settle();
   return { s, a, b, c, v, held };
 }
@@ -47,7 +37,7 @@ function winner(node: SimNode, token: bigint, si = 0) {
 /** Allocations on `node` until it has `n` more (each may wait for a donation). */
 async function allocateMany(s: IpamSim, node: SimNode, n: number, prefix: string): Promise<string[]> {
   const out: string[] = [];
-  for (let i = 0; i < n; i++) out.push((await until(s, node.ipam.allocate({ containerId: `${prefix}-${i}`, ifName: 'eth0' }))).addresses[0]!.address);
+  for (let i = 0; i < n; i++) out.push((await s.until(node.ipam.allocate({ containerId: `${prefix}-${i}`, ifName: 'eth0' }))).addresses[0]!.address);
   return out;
 }
 
