@@ -162,6 +162,16 @@ export interface Traffic {
   bytes: number;
 }
 
+/** Sum of a group of counters (a channel's sent or received kinds). */
+export function totalTraffic(group: Readonly<Record<string, Traffic>>): Traffic {
+  const out = { messages: 0, bytes: 0 };
+  for (const t of Object.values(group)) {
+    out.messages += t.messages;
+    out.bytes += t.bytes;
+  }
+  return out;
+}
+
 /** One gossip channel's counters (`mesh.channels`). */
 export interface GossipChannelStats {
   channel: string;

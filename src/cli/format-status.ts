@@ -1,14 +1,4 @@
-import type { IpamStatus, StatusReport, Traffic } from '../api/types.js';
-
-/** Sum of a group of counters. */
-function total(group: Readonly<Record<string, Traffic>>): Traffic {
-  const out = { messages: 0, bytes: 0 };
-  for (const t of Object.values(group)) {
-    out.messages += t.messages;
-    out.bytes += t.bytes;
-  }
-  return out;
-}
+import { totalTraffic, type IpamStatus, type StatusReport } from '../api/types.js';
 
 function bytes(n: number): string {
   const units = ['B', 'KiB', 'MiB', 'GiB', 'TiB'];
@@ -82,8 +72,8 @@ export function formatStatus(s: StatusReport): string {
   const refused = Object.entries(m.refused ?? {});
   if (refused.length > 0) lines.push(`  messages refused (dropped, connections kept): ${refused.map(([k, n]) => `${k}=${n}`).join('  ')}`);
   const channels = m.channels.map((c) => {
-    const sent = total(c.sent);
-    const received = total(c.received);
+    const sent = totalTraffic(c.sent);
+    const received = totalTraffic(c.received);
     return `${c.channel} out ${sent.messages} (${bytes(sent.bytes)}) in ${received.messages} (${bytes(received.bytes)})`;
   });
   if (channels.length > 0) lines.push(`  gossip channels, messages: ${channels.join(', ')}`);

@@ -74,16 +74,6 @@ function count(t: Traffic, data: Uint8Array): void {
   t.bytes += data.length;
 }
 
-/** Sum of a group of counters. */
-export function totalTraffic(group: Readonly<Record<string, Traffic>>): Traffic {
-  const out = traffic();
-  for (const t of Object.values(group)) {
-    out.messages += t.messages;
-    out.bytes += t.bytes;
-  }
-  return out;
-}
-
 export class GossipChannel {
   readonly channel: string;
   private readonly gossiper: ChannelGossiper;

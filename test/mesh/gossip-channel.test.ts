@@ -1,7 +1,8 @@
 import { describe, expect, it } from 'vitest';
 import type { Gossiper, GossipTransport, PeerName } from '../../src/mesh/contracts.js';
 import { GossipDecodeError } from '../../src/mesh/errors.js';
-import { GossipChannel, totalTraffic } from '../../src/mesh/gossip-channel.js';
+import { totalTraffic } from '../../src/api/types.js';
+import { GossipChannel } from '../../src/mesh/gossip-channel.js';
 import { Topology, TopologyState } from '../../src/mesh/topology.js';
 import { FakeClock } from '../fakes/fake-clock.js';
 import { testAuthor } from './test-authors.js';
