@@ -8,3 +8,4 @@ export * from './cri-client.js';
 export * from './cri-cni.js';
 export { buildLabImages, importLabImages, defaultImageCacheDir, PAUSE_IMAGE, BUSYBOX_IMAGE, type LabImage, type LabImages } from './cri-images.js';
 export * from './cni-node.js';
+export * from './podman.js';

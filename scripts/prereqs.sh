@@ -20,12 +20,14 @@ declare -A NEED=(
   [iptables]=iptables # the portmap CNI plugin runs it
 )
 
-# Packages checked by name rather than by a command on PATH: a real container runtime for the
-# CNI tests (containerd + runc driven over CRI, the reference CNI plugins in /usr/lib/cni) and
-# what the offline images are built from (umoci packs catatonit and a static busybox).
+# Packages checked by name rather than by a command on PATH: real container runtimes for the
+# CNI tests (containerd + runc driven over CRI; podman with its CNI backend; the reference CNI
+# plugins in /usr/lib/cni, incl. portmap and bandwidth) and what the offline images are built
+# from (umoci packs catatonit and a static busybox).
 NEED_PKGS=(
   containerd
   runc
+  podman
   containernetworking-plugins
   umoci
   catatonit

@@ -114,17 +114,19 @@ export async function main(argv: string[]): Promise<number> {
 
   program
     .command('cni-install')
-    .description('install the CNI plugin (a PATH-free wrapper) into the CNI bin dir and its conflist (weft, then portmap) into the conf dir, atomically')
+    .description('install the CNI plugin (a PATH-free wrapper) into the CNI bin dir and its conflist (weft, then portmap, then bandwidth if asked) into the conf dir, atomically')
     .option('--bin-dir <dir>', 'CNI bin dir', '/opt/cni/bin')
     .option('--conf-dir <dir>', 'CNI conf dir (the conflist is named to sort first)', '/etc/cni/net.d')
     .option('--socket <path>', "the router's API socket", DEFAULT_SOCKET)
     .option('--state-dir <dir>', "the router's --state-dir (releases are journaled under it while the router is down)", DEFAULT_STATE_DIR)
     .option('--name <network>', 'network name', 'weft')
     .option('--no-portmap', 'do not chain portmap')
-    .action((opts: { binDir: string; confDir: string; socket: string; stateDir: string; name: string; portmap: boolean }) => {
-      const r = installCni({ binDir: opts.binDir, confDir: opts.confDir, socket: opts.socket, journalDir: releaseJournalDir(opts.stateDir), name: opts.name, portmap: opts.portmap });
+    .option('--bandwidth', 'chain the bandwidth plugin last (per-pod limits from the kubernetes.io/ingress-bandwidth and egress-bandwidth annotations)', false)
+    .action((opts: { binDir: string; confDir: string; socket: string; stateDir: string; name: string; portmap: boolean; bandwidth: boolean }) => {
+      const r = installCni({ binDir: opts.binDir, confDir: opts.confDir, socket: opts.socket, journalDir: releaseJournalDir(opts.stateDir), name: opts.name, portmap: opts.portmap, bandwidth: opts.bandwidth });
       process.stdout.write(`installed ${r.wrapper} and ${r.conflist}\n`);
       if (r.shadowedBy.length > 0) process.stderr.write(`warning: ${r.shadowedBy.join(', ')} sort(s) before ${r.conflist}; runtimes use the first file\n`);
+      if (r.chainedMissing.length > 0) process.stderr.write(`warning: ${r.chainedMissing.join(', ')} not in ${opts.binDir}; every ADD fails until installed\n`);
     });
 
   const ipam = program.command('ipam').description("the cluster-wide IPAM as this router sees it (default: status)");

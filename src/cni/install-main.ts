@@ -1,7 +1,7 @@
 /**
  * `node dist/src/cni/install-main.js [--bin-dir D] [--conf-dir D] [--name N] [--socket S]
  * [--journal-dir D] [--mtu M] [--dns-nameserver IP]... [--dns-search S]... [--dns-domain D]
- * [--no-portmap]`: installs the plugin and its conflist (see install.ts).
+ * [--no-portmap] [--bandwidth]`: installs the plugin and its conflist (see install.ts).
  */
 import { parseArgs } from 'node:util';
 import { describeError } from '../core/errors.js';
@@ -20,9 +20,10 @@ try {
       'dns-search': { type: 'string', multiple: true },
       'dns-domain': { type: 'string' },
       'no-portmap': { type: 'boolean' },
+      bandwidth: { type: 'boolean' },
     },
   });
-  const o: InstallOptions = { portmap: values['no-portmap'] !== true };
+  const o: InstallOptions = { portmap: values['no-portmap'] !== true, bandwidth: values.bandwidth === true };
   if (values['bin-dir'] !== undefined) o.binDir = values['bin-dir'];
   if (values['conf-dir'] !== undefined) o.confDir = values['conf-dir'];
   if (values.name !== undefined) o.name = values.name;
@@ -38,6 +39,7 @@ try {
   const r = installCni(o);
   process.stdout.write(`installed ${r.wrapper} and ${r.conflist}\n`);
   if (r.shadowedBy.length > 0) process.stderr.write(`warning: ${r.shadowedBy.join(', ')} sort(s) before ${r.conflist}; runtimes use the first file\n`);
+  if (r.chainedMissing.length > 0) process.stderr.write(`warning: ${r.chainedMissing.join(', ')} not in ${r.plugin.slice(0, r.plugin.lastIndexOf('/'))}; every ADD fails until installed\n`);
 } catch (err) {
   process.stderr.write(`weft CNI install failed: ${describeError(err)}\n`);
   process.exitCode = 1;

@@ -4,7 +4,8 @@
  * millisecond; `<binDir>/weft-node`, a small shell wrapper that execs this Node with the built
  * entry by absolute paths (runtimes promise no PATH, so `#!/usr/bin/env node` would not do),
  * which the binary falls back to when the router is unreachable (and which is installed as
- * `weft` itself when the binary was not built); and the conflist `<confDir>/00-weft.conflist` (weft first, portmap chained behind it),
+ * `weft` itself when the binary was not built); and the conflist `<confDir>/00-weft.conflist` (weft first, portmap chained behind it,
+ * then bandwidth when asked),
  * which sorts before the usual names so runtimes that take the first file take ours. Both files
  * are written atomically: temp file, fsync, rename, then fsync of the directory.
  */
@@ -37,13 +38,20 @@ export interface InstallOptions {
   dns?: CniDns;
   /** Chain portmap (capabilities portMappings) behind weft; default true. */
   portmap?: boolean;
+  /**
+   * Chain the reference bandwidth plugin (capabilities bandwidth) last, so the runtime's
+   * per-pod limits (kubelet/containerd: the pod annotations `kubernetes.io/ingress-bandwidth` and
+   * `kubernetes.io/egress-bandwidth`) are applied as tbf qdiscs on the pod's host veth (ingress)
+   * and an ifb device (egress); default false. `<binDir>/bandwidth` must be installed.
+   */
+  bandwidth?: boolean;
   /** The conflist's cniVersion; default 1.0.0 (what containerd 1.6 speaks). */
   cniVersion?: string;
   /**
    * Also offered as `cniVersions` so newer runtimes pick the highest they share (1.1.0 brings
-   * STATUS and GC). Default: the versions weft supports, narrowed to those `<binDir>/portmap`
-   * reports (VERSION) when portmap is chained and installed: every plugin of the list must speak
-   * the version the runtime picks.
+   * STATUS and GC). Default: the versions weft supports, narrowed to those `<binDir>/portmap` and
+   * `<binDir>/bandwidth` report (VERSION) when chained and installed: every plugin of the list
+   * must speak the version the runtime picks.
    */
   cniVersions?: string[];
   /** Node to run the plugin with; default this process's (process.execPath). */
@@ -64,6 +72,8 @@ export interface Installed {
   conflist: string;
   /** Config files in confDir that sort before ours (a runtime taking the first would not see weft). */
   shadowedBy: string[];
+  /** Chained plugins (portmap, bandwidth) absent from binDir: every ADD fails until they are installed. */
+  chainedMissing: string[];
 }
 
 /** Single-quotes a word for /bin/sh. */
@@ -82,6 +92,7 @@ export function conflist(o: InstallOptions): Record<string, unknown> {
   if (o.dns !== undefined && Object.keys(o.dns).length > 0) weft.dns = o.dns;
   const plugins: Record<string, unknown>[] = [weft];
   if (o.portmap ?? true) plugins.push({ type: 'portmap', capabilities: { portMappings: true }, snat: true });
+  if (o.bandwidth ?? false) plugins.push({ type: 'bandwidth', capabilities: { bandwidth: true } });
   const cniVersions = o.cniVersions ?? [...SUPPORTED_VERSIONS];
   return { cniVersion, ...(cniVersions.length > 0 ? { cniVersions } : {}), name: o.name ?? 'weft', plugins };
 }
@@ -137,15 +148,19 @@ export function installCni(o: InstallOptions = {}): Installed {
   const plugin = join(binDir, PLUGIN_NAME);
   writeFileAtomicSync(plugin, native ? readFileSync(shim) : script, 0o755);
   const path = join(confDir, CONFLIST_NAME);
+  const chained = [...((o.portmap ?? true) ? ['portmap'] : []), ...((o.bandwidth ?? false) ? ['bandwidth'] : [])];
   let cniVersions = o.cniVersions;
-  if (cniVersions === undefined && (o.portmap ?? true)) {
-    const theirs = pluginVersions(join(binDir, 'portmap'));
-    if (theirs !== undefined) cniVersions = SUPPORTED_VERSIONS.filter((v) => theirs.includes(v));
+  if (cniVersions === undefined) {
+    for (const name of chained) {
+      const theirs = pluginVersions(join(binDir, name));
+      if (theirs !== undefined) cniVersions = (cniVersions ?? [...SUPPORTED_VERSIONS]).filter((v: string) => theirs.includes(v));
+    }
   }
   writeFileAtomicSync(path, `${JSON.stringify(conflist({ ...o, ...(cniVersions === undefined ? {} : { cniVersions }) }), null, 2)}\n`, 0o644);
   const shadowedBy = readdirSync(confDir)
     .filter((n) => /\.(conf|conflist|json)$/.test(n) && n !== CONFLIST_NAME && !n.startsWith('.'))
     .filter((n) => n < CONFLIST_NAME)
     .sort();
-  return { plugin, native, wrapper, conflist: path, shadowedBy };
+  const chainedMissing = chained.filter((n) => !existsSync(join(binDir, n)));
+  return { plugin, native, wrapper, conflist: path, shadowedBy, chainedMissing };
 }

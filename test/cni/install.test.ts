@@ -32,7 +32,7 @@ afterEach(() => {
 describe('installCni', () => {
   it('without the native binary: the wrapper as weft and weft-node, and the conflist, nothing else', () => {
     const r = installCni({ shim: false, binDir, confDir, pluginMain: fakeMain, portmap: true });
-    expect(r).toEqual({ plugin: join(binDir, 'weft'), native: false, wrapper: join(binDir, 'weft-node'), conflist: join(confDir, CONFLIST_NAME), shadowedBy: [] });
+    expect(r).toEqual({ plugin: join(binDir, 'weft'), native: false, wrapper: join(binDir, 'weft-node'), conflist: join(confDir, CONFLIST_NAME), shadowedBy: [], chainedMissing: ['portmap'] });
     expect(statSync(r.wrapper).mode & 0o777).toBe(0o755);
     expect(readFileSync(r.plugin, 'utf8')).toBe(readFileSync(r.wrapper, 'utf8'));
     expect(readdirSync(binDir).sort()).toEqual(['weft', 'weft-node']);
@@ -99,6 +99,34 @@ describe('installCni', () => {
     chmodSync(portmap, 0o755);
     const r = installCni({ shim: false, binDir, confDir, pluginMain: fakeMain });
     expect(JSON.parse(readFileSync(r.conflist, 'utf8')).cniVersions).toEqual(['1.0.0']);
+  });
+
+  it('chains bandwidth last with the bandwidth capability when asked; not by default', () => {
+    const plugins = (o: Parameters<typeof conflist>[0]) => (conflist(o).plugins as { type: string; capabilities?: Record<string, boolean> }[]).map((p) => [p.type, p.capabilities]);
+    const cases: [Parameters<typeof conflist>[0], unknown[]][] = [
+      [{}, [['weft', undefined], ['portmap', { portMappings: true }]]],
+      [{ bandwidth: true }, [['weft', undefined], ['portmap', { portMappings: true }], ['bandwidth', { bandwidth: true }]]],
+      [{ bandwidth: true, portmap: false }, [['weft', undefined], ['bandwidth', { bandwidth: true }]]],
+    ];
+    for (const [o, want] of cases) expect(plugins(o), JSON.stringify(o)).toEqual(want);
+  });
+
+  it('offers only the versions every installed chained plugin speaks, and names chained plugins that are missing', () => {
+    mkdirSync(binDir, { recursive: true });
+    const answer = (name: string, versions: string[]) => {
+      writeFileSync(join(binDir, name), `#!/bin/sh\necho '${JSON.stringify({ cniVersion: '1.0.0', supportedVersions: versions })}'\n`);
+      chmodSync(join(binDir, name), 0o755);
+    };
+    let r = installCni({ shim: false, binDir, confDir, pluginMain: fakeMain, bandwidth: true });
+    expect(r.chainedMissing).toEqual(['portmap', 'bandwidth']);
+    answer('portmap', ['1.0.0', '1.1.0']);
+    answer('bandwidth', ['0.4.0', '1.0.0']);
+    r = installCni({ shim: false, binDir, confDir, pluginMain: fakeMain, bandwidth: true });
+    expect(r.chainedMissing).toEqual([]);
+    expect(JSON.parse(readFileSync(r.conflist, 'utf8')).cniVersions).toEqual(['1.0.0']);
+    // Without bandwidth chained, its versions do not matter.
+    r = installCni({ shim: false, binDir, confDir, pluginMain: fakeMain });
+    expect(JSON.parse(readFileSync(r.conflist, 'utf8')).cniVersions).toEqual(['1.0.0', '1.1.0']);
   });
 
   it('refuses bad options, naming each', () => {
