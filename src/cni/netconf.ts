@@ -1,18 +1,63 @@
 /**
  * The network configuration the runtime hands the plugin on stdin (one plugin's entry of the
  * conflist, with `cniVersion` and `name` copied in, plus runtime keys). `parseNetConf` checks the
- * version first (code 1), refuses fields weft cannot honour (code 2), then gathers every other
- * problem into one code-7 error naming each field.
+ * version first (code 1), refuses `ipam` (code 2), then gathers every other problem into one
+ * code-7 error naming each field: keys weft does not know or cannot honour are refused, never
+ * silently ignored (KNOWN_KEYS lists what is accepted).
  */
-import { isIP } from 'node:net';
+import { isIP, SocketAddress } from 'node:net';
 import { isAbsolute } from 'node:path';
 import { CniCode, CniError } from './errors.js';
-import type { CniDns } from './result.js';
+import type { CniDns, CniRoute } from './result.js';
 import { isSupportedVersion, SUPPORTED_VERSIONS, type CniVersion } from './versions.js';
+import { ipBytes } from '../platform/linux/rtnl.js';
 import { DEFAULT_API_SOCKET, DEFAULT_STATE_DIR, releaseJournalDir } from '../api/paths.js';
 
 export const DEFAULT_SOCKET = DEFAULT_API_SOCKET;
 export const DEFAULT_JOURNAL_DIR = releaseJournalDir(DEFAULT_STATE_DIR);
+
+/**
+ * The top-level keys weft accepts (besides `cni.dev/...`, which runtimes add). Runtime keys
+ * (cniVersions, args, runtimeConfig, capabilities, prevResult) are accepted and not used; the
+ * bridge plugin's `ipMasq`, `isGateway` and `isDefaultGateway` only as `true` (what weft always
+ * does). Anything else is refused with code 7 naming it.
+ */
+export const KNOWN_KEYS: readonly string[] = [
+  'cniVersion',
+  'cniVersions',
+  'name',
+  'type',
+  'args',
+  'runtimeConfig',
+  'capabilities',
+  'prevResult',
+  'dns',
+  'mtu',
+  'socket',
+  'journalDir',
+  'routes',
+  'defaultRoute',
+  'timeoutSeconds',
+  'ipMasq',
+  'isGateway',
+  'isDefaultGateway',
+];
+
+/** Keys of the reference bridge plugin that weft cannot honour, and why (for the error message). */
+const BRIDGE_KEYS: Readonly<Record<string, string>> = {
+  bridge: "the router owns the pods' bridge (its name comes from the router)",
+  hairpinMode: 'hairpin is always on for pod ports',
+  promiscMode: "the router configures its bridge itself",
+  vlan: 'pods are untagged on the overlay',
+  vlanTrunk: 'pods are untagged on the overlay',
+  preserveDefaultVlan: 'pods are untagged on the overlay',
+  forceAddress: "the bridge's addresses are the router's gateways",
+  macspoofchk: 'MAC spoofing is always prevented by the router (nftables bridge weft-pods)',
+  enabledad: 'IPv6 addresses are added without duplicate address detection (IPAM hands each out once)',
+  ipMasqBackend: 'the router masquerades with nftables',
+  disableContainerInterface: 'the container interface is always brought up',
+  portIsolation: 'pods on a node reach each other through the bridge',
+};
 
 /** Network names and container ids: the spec's pattern. */
 export const SPEC_NAME = /^[a-zA-Z0-9][a-zA-Z0-9_.-]*$/;
@@ -35,8 +80,16 @@ export interface NetConf {
   dns?: CniDns;
   /** Present when the runtime sent one (CHECK, DEL, chained ADD); parsed by the command that needs it. */
   prevResult?: unknown;
-  /** GC: the attachments the runtime still has (`cni.dev/valid-attachments`). */
-  validAttachments?: GcAttachment[];
+  /** Extra routes for the pod (`[{dst, gw?}]`, dst a network prefix); without gw, via the family's gateway. */
+  routes?: CniRoute[];
+  /**
+   * The default route per family via the node's gateway: true always, false never, absent
+   * (undefined) only when the pod's netns has no default route of that family yet (a second
+   * attachment, as Multus adds, gets none).
+   */
+  defaultRoute?: boolean;
+  /** GC: the attachments the runtime still has (`cni.dev/valid-attachments`; missing or null: none). */
+  validAttachments: GcAttachment[];
 }
 
 /** JSON.parse with the spec's code 6 on empty or malformed input. */
@@ -91,14 +144,15 @@ function parseDns(v: unknown, problems: string[]): CniDns | undefined {
   return dns;
 }
 
-function parseAttachments(raw: Record<string, unknown>, problems: string[]): GcAttachment[] | undefined {
+function parseAttachments(raw: Record<string, unknown>, problems: string[]): GcAttachment[] {
   // Spec 1.1.0 names the key cni.dev/valid-attachments; libcni also sends the older cni.dev/attachments.
-  const key = raw['cni.dev/valid-attachments'] !== undefined ? 'cni.dev/valid-attachments' : 'cni.dev/attachments';
+  // Missing or null: the runtime keeps no attachment (an empty list).
+  const key = raw['cni.dev/valid-attachments'] !== undefined && raw['cni.dev/valid-attachments'] !== null ? 'cni.dev/valid-attachments' : 'cni.dev/attachments';
   const v = raw[key];
-  if (v === undefined) return undefined;
+  if (v === undefined || v === null) return [];
   if (!Array.isArray(v)) {
     problems.push(`${key} must be an array of {containerID, ifname}`);
-    return undefined;
+    return [];
   }
   const out: GcAttachment[] = [];
   v.forEach((a, i) => {
@@ -108,11 +162,95 @@ function parseAttachments(raw: Record<string, unknown>, problems: string[]): GcA
   return out;
 }
 
+/** The canonical text of an address (IPv6 compressed, lower case), as the kernel and `ip` print it. */
+export function canonicalAddress(address: string, family: 4 | 6): string {
+  return new SocketAddress({ address, family: family === 4 ? 'ipv4' : 'ipv6' }).address;
+}
+
+/** Why `dst` is not a network prefix, or the prefix in canonical form with its family. */
+export function parseRouteDst(dst: string): { dst: string; family: 4 | 6 } | string {
+  const i = dst.lastIndexOf('/');
+  const address = i < 0 ? '' : dst.slice(0, i);
+  const family = isIP(address);
+  const lenText = dst.slice(i + 1);
+  if (family === 0 || !/^\d{1,3}$/.test(lenText)) return `"${dst}" is not a CIDR prefix (ADDRESS/LENGTH)`;
+  const len = Number(lenText);
+  const max = family === 4 ? 32 : 128;
+  if (len > max) return `"${dst}" has a prefix length above ${max}`;
+  const canonical = canonicalAddress(address, family as 4 | 6);
+  const bytes = ipBytes(canonical);
+  for (let bit = len; bit < max; bit++) {
+    if ((bytes[bit >> 3]! >> (7 - (bit & 7))) & 1) return `"${dst}" has host bits set (the network is not ${address}/${len})`;
+  }
+  return { dst: `${canonical}/${len}`, family: family as 4 | 6 };
+}
+
+function parseRoutes(v: unknown, problems: string[]): CniRoute[] | undefined {
+  if (v === undefined) return undefined;
+  if (!Array.isArray(v)) {
+    problems.push('routes must be an array of {"dst": CIDR, "gw"?: address}');
+    return undefined;
+  }
+  const out: CniRoute[] = [];
+  v.forEach((r, n) => {
+    if (!isObject(r)) {
+      problems.push(`routes[${n}] must be an object {"dst": CIDR, "gw"?: address}`);
+      return;
+    }
+    const extra = Object.keys(r).filter((k) => k !== 'dst' && k !== 'gw');
+    if (extra.length > 0) problems.push(`routes[${n}] has ${extra.map((k) => `"${k}"`).join(', ')}, which weft does not support (only dst and gw)`);
+    if (typeof r.dst !== 'string') {
+      problems.push(`routes[${n}].dst must be a CIDR prefix string`);
+      return;
+    }
+    const dst = parseRouteDst(r.dst);
+    if (typeof dst === 'string') {
+      problems.push(`routes[${n}].dst ${dst}`);
+      return;
+    }
+    if (r.gw === undefined) {
+      out.push({ dst: dst.dst });
+      return;
+    }
+    if (typeof r.gw !== 'string' || isIP(r.gw) !== dst.family) {
+      problems.push(`routes[${n}].gw ${JSON.stringify(r.gw)} must be an IPv${dst.family} address (the family of ${dst.dst})`);
+      return;
+    }
+    out.push({ dst: dst.dst, gw: canonicalAddress(r.gw, dst.family) });
+  });
+  return out;
+}
+
+/** Every key weft refuses, each with why; `true`-only keys checked for their value. */
+function refusedKeys(raw: Record<string, unknown>, problems: string[]): void {
+  const unknown: string[] = [];
+  for (const [k, v] of Object.entries(raw)) {
+    if (k.startsWith('cni.dev/') || k === 'ipam') continue;
+    const bridge = BRIDGE_KEYS[k];
+    if (bridge !== undefined) problems.push(`${k} (a bridge-plugin key) cannot be honoured: ${bridge}`);
+    else if (!KNOWN_KEYS.includes(k)) unknown.push(k);
+    else if (k === 'ipMasq' && v !== true) {
+      problems.push(`ipMasq ${JSON.stringify(v)} cannot be honoured: the router always masquerades pod traffic leaving the cluster's ranges (pod-to-pod traffic never); use true or leave it out`);
+    } else if ((k === 'isGateway' || k === 'isDefaultGateway') && v !== true) {
+      problems.push(
+        `${k} ${JSON.stringify(v)} cannot be honoured: the router's bridge always holds the pods' gateway; use true or leave it out${k === 'isDefaultGateway' ? ' (for no default route, set "defaultRoute": false)' : ''}`,
+      );
+    }
+  }
+  if (unknown.length > 0) {
+    problems.push(`unknown key${unknown.length > 1 ? 's' : ''} ${unknown.map((k) => `"${k}"`).join(', ')} (weft accepts ${KNOWN_KEYS.join(', ')}, and keys starting with cni.dev/)`);
+  }
+}
+
 /** Validates `raw` (already JSON-decoded); throws a CniError with code 1, 2 or 7. */
 export function parseNetConf(raw: unknown): NetConf {
   if (!isObject(raw)) throw new CniError(CniCode.DecodeFailure, 'the network configuration on stdin must be a JSON object');
   const v = raw.cniVersion;
-  if (v === undefined) throw new CniError(CniCode.InvalidNetworkConfig, 'cniVersion is missing from the network configuration');
+  if (v === undefined) {
+    throw new CniError(CniCode.IncompatibleVersion, `cniVersion is missing from the network configuration (weft supports ${SUPPORTED_VERSIONS.join(', ')})`, {
+      details: `supportedVersions: ${SUPPORTED_VERSIONS.join(',')}`,
+    });
+  }
   if (!isSupportedVersion(v)) {
     throw new CniError(CniCode.IncompatibleVersion, `incompatible CNI versions: the config has cniVersion ${JSON.stringify(v)}, weft supports ${SUPPORTED_VERSIONS.join(', ')}`, {
       details: `supportedVersions: ${SUPPORTED_VERSIONS.join(',')}`,
@@ -122,6 +260,7 @@ export function parseNetConf(raw: unknown): NetConf {
     throw new CniError(CniCode.UnsupportedField, 'ipam is not supported: weft allocates pod addresses from its own IPAM; remove the ipam field');
   }
   const problems: string[] = [];
+  refusedKeys(raw, problems);
   if (typeof raw.name !== 'string' || raw.name === '') problems.push('name is missing (a non-empty string)');
   else if (!SPEC_NAME.test(raw.name)) problems.push(`name "${raw.name}" must start with a letter or digit and hold only letters, digits, '_', '.' and '-'`);
   if (typeof raw.type !== 'string' || raw.type === '') problems.push('type is missing (a non-empty string, "weft")');
@@ -139,14 +278,19 @@ export function parseNetConf(raw: unknown): NetConf {
     else mtu = raw.mtu;
   }
   const dns = parseDns(raw.dns, problems);
+  const routes = parseRoutes(raw.routes, problems);
+  if (raw.defaultRoute !== undefined && typeof raw.defaultRoute !== 'boolean') {
+    problems.push(`defaultRoute must be true (always add the default route), false (never) or absent (only when the pod has none of that family yet), not ${JSON.stringify(raw.defaultRoute)}`);
+  }
   const validAttachments = parseAttachments(raw, problems);
   if (problems.length > 0) {
     throw new CniError(CniCode.InvalidNetworkConfig, `invalid network configuration: ${problems.join('; ')}`);
   }
-  const conf: NetConf = { cniVersion: v, name: raw.name as string, type: raw.type as string, socket, journalDir };
+  const conf: NetConf = { cniVersion: v, name: raw.name as string, type: raw.type as string, socket, journalDir, validAttachments };
   if (mtu !== undefined) conf.mtu = mtu;
   if (dns !== undefined && Object.keys(dns).length > 0) conf.dns = dns;
   if (raw.prevResult !== undefined) conf.prevResult = raw.prevResult;
-  if (validAttachments !== undefined) conf.validAttachments = validAttachments;
+  if (routes !== undefined && routes.length > 0) conf.routes = routes;
+  if (typeof raw.defaultRoute === 'boolean') conf.defaultRoute = raw.defaultRoute;
   return conf;
 }

@@ -1,7 +1,9 @@
 /**
  * The CNI result (spec 1.0.0 / 1.1.0): what ADD prints and what the next plugin in the chain
- * (portmap) and the runtime read back as `prevResult`. `ips[].interface` indexes `interfaces`;
- * the container interface carries `sandbox` (the netns path). 1.1.0 adds `mtu` on interfaces.
+ * (portmap) and the runtime read back as `prevResult`. As the reference bridge plugin reports it:
+ * `interfaces` lists the bridge (0), the host veth (1) and the container interface (2, with
+ * `sandbox`, the netns path); `ips[].interface` indexes the container interface. 1.1.0 adds `mtu`
+ * on the veth's ends. Results of older weft versions (host veth, container interface) are read too.
  */
 import type { PrefixedAddress } from '../api/types.js';
 import { CniCode, CniError } from './errors.js';
@@ -49,6 +51,8 @@ export type Gateway = PrefixedAddress;
 
 export interface AddOutcome {
   cniVersion: CniVersion;
+  bridge: string;
+  bridgeMac: string;
   hostName: string;
   hostMac: string;
   ifName: string;
@@ -57,6 +61,8 @@ export interface AddOutcome {
   mtu: number;
   addresses: PodAddress[];
   gateways: Gateway[];
+  /** The routes ADD installed in the pod (default routes and the config's). */
+  routes: CniRoute[];
   dns?: CniDns;
 }
 
@@ -64,28 +70,33 @@ export function defaultRouteDst(family: 4 | 6): string {
   return family === 4 ? '0.0.0.0/0' : '::/0';
 }
 
-/** ADD's result: host veth (index 0), container interface (index 1), one ip and default route per family. */
+/** Index of the container interface in ADD's result. */
+export const CONTAINER_INTERFACE = 2;
+
+/** ADD's result: bridge (0), host veth (1), container interface (2); one ip per address on it; the routes installed. */
 export function buildAddResult(o: AddOutcome): CniResult {
   const withMtu = o.cniVersion !== '1.0.0';
   const gw = (f: 4 | 6): Gateway | undefined => o.gateways.find((g) => g.family === f);
-  const families = [...new Set(o.addresses.map((a) => a.family))].sort();
   const result: CniResult = {
     cniVersion: o.cniVersion,
     interfaces: [
+      { name: o.bridge, mac: o.bridgeMac },
       { name: o.hostName, mac: o.hostMac, ...(withMtu ? { mtu: o.mtu } : {}) },
       { name: o.ifName, mac: o.containerMac, ...(withMtu ? { mtu: o.mtu } : {}), sandbox: o.netns },
     ],
     ips: o.addresses.map((a) => {
       const g = gw(a.family);
-      return { address: `${a.address}/${a.prefixLength}`, ...(g === undefined ? {} : { gateway: g.address }), interface: 1 };
+      return { address: `${a.address}/${a.prefixLength}`, ...(g === undefined ? {} : { gateway: g.address }), interface: CONTAINER_INTERFACE };
     }),
-    routes: families.flatMap((f) => {
-      const g = gw(f);
-      return g === undefined ? [] : [{ dst: defaultRouteDst(f), gw: g.address }];
-    }),
+    routes: o.routes.map((r) => ({ ...r })),
   };
   if (o.dns !== undefined && Object.keys(o.dns).length > 0) result.dns = o.dns;
   return result;
+}
+
+/** The container interface of a result (either shape): the one named `ifName` with a sandbox; -1 when none. */
+export function containerInterfaceIndex(r: CniResult, ifName: string): number {
+  return (r.interfaces ?? []).findIndex((i) => i.name === ifName && i.sandbox !== undefined && i.sandbox !== '');
 }
 
 /**

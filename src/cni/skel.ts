@@ -19,6 +19,8 @@ export interface Writable {
 export interface PluginIO {
   env: Readonly<Record<string, string | undefined>>;
   stdin: string;
+  /** Set when stdin could not be read (closed, a directory): every command but VERSION fails with code 5. */
+  stdinError?: Error;
   stdout: Writable;
   stderr: Writable;
 }
@@ -135,9 +137,10 @@ export async function runPlugin(io: PluginIO, handlers: Handlers, deps: PluginDe
   try {
     const env = parseEnv(io.env);
     if (env.command === 'VERSION') {
-      io.stdout.write(`${JSON.stringify(cmdVersion(io.stdin))}\n`);
+      io.stdout.write(`${JSON.stringify(cmdVersion(io.stdinError === undefined ? io.stdin : ''))}\n`);
       return 0;
     }
+    if (io.stdinError !== undefined) throw new CniError(CniCode.IoFailure, `cannot read the network configuration from stdin: ${io.stdinError.message}`, { cause: io.stdinError });
     const raw = decodeJson(io.stdin, 'network configuration');
     const v = (raw as { cniVersion?: unknown } | null)?.cniVersion;
     if (isSupportedVersion(v)) version = v;

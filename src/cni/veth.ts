@@ -7,13 +7,15 @@
  *
  *   1. here: the veth, its host end on the bridge and up, its container end created straight
  *      inside the pod's netns (nothing is ever left half-moved); hairpin on the host end
- *   2. in the pod netns: lo up, addresses (IPv6 without DAD), up, default routes
+ *   2. in the pod netns: its routes read (is there a default route per family yet?), then lo up,
+ *      addresses (IPv6 without DAD), up, default routes (see PodAddressing.defaultRoute) and the
+ *      config's routes
  *
  * The pod's netns may be any path naming one (/var/run/netns/x, /proc/<pid>/ns/net,
  * /proc/<pid>/fd/<n>); it is opened and checked to be a network namespace first.
  */
 import { createHash, randomBytes } from 'node:crypto';
-import { accessSync, constants } from 'node:fs';
+import { accessSync, constants, statSync } from 'node:fs';
 import { join } from 'node:path';
 import { WeftError } from '../core/errors.js';
 import { run } from '../platform/linux/run.js';
@@ -21,19 +23,23 @@ import {
   addressAdd,
   bridgePortHairpin,
   closeNetns,
-  defaultRouteAdd,
   HERE,
   linkDelete,
   linkGet,
+  linkAddressOf,
   linkIndexOf,
   linkSet,
   openNetns,
+  parseRoute,
+  routeAdd,
+  routeDump,
+  RT_TABLE_MAIN,
   RtnlError,
   transact,
   vethAdd,
   type RtnlRequest,
 } from '../platform/linux/rtnl.js';
-import type { Gateway, PodAddress } from './result.js';
+import type { CniRoute, Gateway, PodAddress } from './result.js';
 
 export interface PodLinkSpec {
   netns: string;
@@ -48,11 +54,17 @@ export interface PodAddressing {
   ifName: string;
   addresses: PodAddress[];
   gateways: Gateway[];
+  /** The config's routes (dst a canonical network prefix); without gw, via the family's gateway. */
+  routes?: CniRoute[];
+  /** true: a default route per family of `addresses`; false: none; undefined: only for a family the netns has no default route of yet. */
+  defaultRoute?: boolean;
 }
 
 export interface CreatedPair {
   hostMac: string;
   containerMac: string;
+  /** The bridge's MAC (the result lists the bridge). */
+  bridgeMac: string;
 }
 
 export interface ContainerLink {
@@ -89,8 +101,10 @@ export class LinkError extends WeftError {
 export interface LinkOps {
   /** Creates the pair and puts the host end on the bridge; kind 'netns' (bad path) or 'exists' (ifName or host name taken). */
   createPair(spec: PodLinkSpec): Promise<CreatedPair>;
-  /** Addresses, link up, default route per family with a gateway. */
-  configure(a: PodAddressing): Promise<void>;
+  /** Addresses, link up, default routes (as `defaultRoute` says) and the config's routes; resolves with the routes it added (gw filled in). */
+  configure(a: PodAddressing): Promise<CniRoute[]>;
+  /** true when `netns` is the network namespace this process runs in (the node's): never a pod's. */
+  isOwnNetns(netns: string): boolean;
   /** Deletes the host end (taking the container end with it); false when it did not exist. */
   removeHost(hostName: string): Promise<boolean>;
   /** The container interface, undefined when absent; kind 'netns' when the namespace is gone. */
@@ -146,15 +160,61 @@ export interface PodLinksInit {
   timeoutMs?: number;
 }
 
-/** The index of link `name` in namespace `ns`, undefined when there is none. */
-async function linkIndex(ns: number, name: string): Promise<number | undefined> {
+/** The kernel's description of link `name` in namespace `ns` (RTM_NEWLINK), undefined when there is none. */
+async function linkReply(ns: number, name: string): Promise<Buffer | undefined> {
   try {
     const [reply] = await transact(ns, [linkGet(name)]);
-    return reply === undefined ? undefined : linkIndexOf(reply);
+    return reply;
   } catch (err) {
     if (err instanceof RtnlError && err.code === 'ENODEV') return undefined;
     throw err;
   }
+}
+
+/** The index of link `name` in namespace `ns`, undefined when there is none. */
+async function linkIndex(ns: number, name: string): Promise<number | undefined> {
+  const reply = await linkReply(ns, name);
+  return reply === undefined ? undefined : linkIndexOf(reply);
+}
+
+/** The families (4, 6) that have a default route in the main table of namespace `ns`. */
+async function defaultRouteFamilies(ns: number): Promise<Set<4 | 6>> {
+  const out = new Set<4 | 6>();
+  for (const reply of await transact(ns, [routeDump()])) {
+    const r = parseRoute(reply);
+    if (r !== undefined && r.prefixLength === 0 && r.table === RT_TABLE_MAIN && r.type === 1) out.add(r.family);
+  }
+  return out;
+}
+
+function prefixOf(dst: string): { address: string; length: number; family: 4 | 6 } {
+  const i = dst.lastIndexOf('/');
+  const address = dst.slice(0, i);
+  return { address, length: Number(dst.slice(i + 1)), family: address.includes(':') ? 6 : 4 };
+}
+
+/**
+ * The routes `configure` adds for `a`, in order: a default route per family (as `defaultRoute`
+ * says; `auto` marks those that depend on the netns having none, and a config route to the
+ * default prefix replaces ours), then the config's routes, via the family's gateway when they
+ * name none. `existing`: the families with a default route in the netns already.
+ */
+export function plannedRoutes(a: PodAddressing, existing: ReadonlySet<4 | 6>): (CniRoute & { auto: boolean })[] {
+  const families = [...new Set(a.addresses.map((x) => x.family))].sort();
+  const gw = (f: 4 | 6): string | undefined => a.gateways.find((g) => g.family === f)?.address;
+  const extra = (a.routes ?? []).map((r) => {
+    const g = r.gw ?? gw(prefixOf(r.dst).family);
+    return { dst: r.dst, ...(g === undefined ? {} : { gw: g }), auto: false };
+  });
+  const out: (CniRoute & { auto: boolean })[] = [];
+  for (const f of families) {
+    const g = gw(f);
+    if (g === undefined || a.defaultRoute === false) continue;
+    if (extra.some((r) => prefixOf(r.dst).family === f && prefixOf(r.dst).length === 0)) continue;
+    if (a.defaultRoute === undefined && existing.has(f)) continue;
+    out.push({ dst: f === 4 ? '0.0.0.0/0' : '::/0', gw: g, auto: a.defaultRoute === undefined });
+  }
+  return [...out, ...extra];
 }
 
 function openPodNetns(path: string): number {
@@ -194,14 +254,16 @@ export class PodLinks implements LinkOps {
    * and up; the container end made inside the pod's netns. Then hairpin on the host end.
    */
   async createPair(spec: PodLinkSpec): Promise<CreatedPair> {
-    const pair = { hostMac: randomMac(), containerMac: randomMac() };
+    const pair: CreatedPair = { hostMac: randomMac(), containerMac: randomMac(), bridgeMac: '' };
     const podNs = openPodNetns(spec.netns);
     try {
       for (let attempt = 0; ; attempt++) {
-        const bridge = await linkIndex(HERE, spec.bridge).catch((err: unknown) => {
+        const found = await linkReply(HERE, spec.bridge).catch((err: unknown) => {
           throw new LinkError('failed', `looking up bridge ${spec.bridge}: ${(err as Error).message}`, { cause: err });
         });
-        if (bridge === undefined) throw new LinkError('failed', `bridge ${spec.bridge} does not exist in the node's network namespace`);
+        if (found === undefined) throw new LinkError('failed', `bridge ${spec.bridge} does not exist in the node's network namespace`);
+        const bridge = linkIndexOf(found);
+        pair.bridgeMac = linkAddressOf(found) ?? '';
         const create = vethAdd({
           name: spec.hostName,
           mac: pair.hostMac,
@@ -228,21 +290,51 @@ export class PodLinks implements LinkOps {
     }
   }
 
-  async configure(a: PodAddressing): Promise<void> {
+  async configure(a: PodAddressing): Promise<CniRoute[]> {
     const ns = openPodNetns(a.netns);
     try {
       const index = await linkIndex(ns, a.ifName);
       if (index === undefined) throw new LinkError('failed', `${a.ifName} does not exist there`);
+      const existing = a.defaultRoute === undefined ? await defaultRouteFamilies(ns) : new Set<4 | 6>();
+      const routes = plannedRoutes(a, existing);
       const requests: RtnlRequest[] = [linkSet({ name: 'lo', up: true })];
       for (const x of a.addresses) requests.push(addressAdd({ index, address: x.address, prefixLength: x.prefixLength, nodad: x.family === 6 }));
       requests.push(linkSet({ index, up: true }));
-      const families = new Set(a.addresses.map((x) => x.family));
-      for (const g of a.gateways) if (families.has(g.family)) requests.push(defaultRouteAdd({ index, gateway: g.address }));
-      await transact(ns, requests);
+      const first = requests.length;
+      for (const r of routes) {
+        const p = prefixOf(r.dst);
+        requests.push(routeAdd({ index, dst: p.address, prefixLength: p.length, ...(r.gw === undefined ? {} : { gateway: r.gw }) }));
+      }
+      // An attachment made at the same moment in the same netns may have added its default
+      // route since we looked: then ours (added only because there was none) is left out.
+      let from = 0;
+      const skipped = new Set<number>();
+      for (;;) {
+        try {
+          await transact(ns, requests.slice(from));
+          break;
+        } catch (err) {
+          const at = err instanceof RtnlError ? from + err.index - first : -1;
+          if (!(err instanceof RtnlError) || err.code !== 'EEXIST' || at < 0 || routes[at]?.auto !== true) throw err;
+          skipped.add(at);
+          from = first + at + 1;
+        }
+      }
+      return routes.filter((_, i) => !skipped.has(i)).map((r) => (r.gw === undefined ? { dst: r.dst } : { dst: r.dst, gw: r.gw }));
     } catch (err) {
       throw new LinkError('failed', `configuring ${a.ifName} in ${a.netns}: ${(err as Error).message}`, { cause: err });
     } finally {
       closeNetns(ns);
+    }
+  }
+
+  isOwnNetns(netns: string): boolean {
+    try {
+      const given = statSync(netns);
+      const own = statSync('/proc/self/ns/net');
+      return given.dev === own.dev && given.ino === own.ino;
+    } catch {
+      return false; // not there or not readable: creating the pair reports it
     }
   }
 
@@ -278,7 +370,8 @@ export class PodLinks implements LinkOps {
     for (const fam of ['-4', '-6']) {
       const r = JSON.parse(await this.inNs(netns, ['-j', fam, 'route', 'show'])) as { dst?: string; gateway?: string; dev?: string }[];
       for (const x of r) {
-        const dst = x.dst === 'default' ? (fam === '-4' ? '0.0.0.0/0' : '::/0') : (x.dst ?? '');
+        const raw = x.dst ?? '';
+        const dst = raw === 'default' ? (fam === '-4' ? '0.0.0.0/0' : '::/0') : raw.includes('/') ? raw : `${raw}/${fam === '-4' ? 32 : 128}`;
         routes.push({ dst, ...(x.gateway === undefined ? {} : { gw: x.gateway }), ...(x.dev === undefined ? {} : { dev: x.dev }) });
       }
     }

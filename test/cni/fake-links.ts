@@ -1,6 +1,7 @@
 /** An in-memory LinkOps: namespaces holding interfaces, host ends, and switches to make a step fail. */
+import type { CniRoute } from '../../src/cni/result.js';
 import type { ContainerLink, CreatedPair, HostLink, LinkOps, PodAddressing, PodLinkSpec, PodRoute } from '../../src/cni/veth.js';
-import { LinkError } from '../../src/cni/veth.js';
+import { LinkError, plannedRoutes } from '../../src/cni/veth.js';
 
 interface FakeIf {
   link: ContainerLink;
@@ -16,6 +17,8 @@ export class FakeLinks implements LinkOps {
   failConfigure = false;
   failRemove = false;
   failAttach = false;
+  /** The path that names "our own" (the node's) network namespace. */
+  ownNetns = '/proc/self/ns/net';
 
   addNamespace(path: string, existing: string[] = []): void {
     const m = new Map<string, FakeIf>();
@@ -28,21 +31,35 @@ export class FakeLinks implements LinkOps {
     const ns = this.namespaces.get(spec.netns);
     if (ns === undefined) throw new LinkError('netns', `${spec.netns} is not a network namespace`);
     if (ns.has(spec.ifName)) throw new LinkError('exists', `interface ${spec.ifName} already exists in ${spec.netns}`);
-    const pair = { hostMac: '02:aa:00:00:00:01', containerMac: '02:bb:00:00:00:01' };
+    const pair = { hostMac: '02:aa:00:00:00:01', containerMac: '02:bb:00:00:00:01', bridgeMac: '02:cc:00:00:00:01' };
     ns.set(spec.ifName, { link: { mtu: spec.mtu, mac: pair.containerMac, up: false, addresses: [] }, routes: [], hostName: spec.hostName });
     this.hosts.set(spec.hostName, { master: spec.bridge, mtu: spec.mtu, up: true, netns: spec.netns, ifName: spec.ifName });
     if (this.failAttach) throw new LinkError('failed', `attaching ${spec.hostName} to bridge ${spec.bridge}: no such bridge`);
     return pair;
   }
 
-  async configure(a: PodAddressing): Promise<void> {
+  async configure(a: PodAddressing): Promise<CniRoute[]> {
     this.calls.push(`configure ${a.netns} ${a.ifName} ${a.addresses.map((x) => `${x.address}/${x.prefixLength}`).join(',')}`);
     if (this.failConfigure) throw new LinkError('failed', `configuring ${a.ifName} in ${a.netns}: RTNETLINK answers: Permission denied`);
-    const itf = this.namespaces.get(a.netns)?.get(a.ifName);
-    if (itf === undefined) throw new LinkError('failed', 'no such interface');
+    const ns = this.namespaces.get(a.netns);
+    const itf = ns?.get(a.ifName);
+    if (ns === undefined || itf === undefined) throw new LinkError('failed', 'no such interface');
+    const existing = new Set<4 | 6>();
+    for (const other of ns.values()) for (const r of other.routes) if (r.dst === '0.0.0.0/0' || r.dst === '::/0') existing.add(r.dst.includes(':') ? 6 : 4);
+    const routes = plannedRoutes(a, existing);
+    for (const r of routes) {
+      for (const other of ns.values()) {
+        if (other.routes.some((x) => x.dst === r.dst)) throw new LinkError('failed', `configuring ${a.ifName} in ${a.netns}: adding the route to ${r.dst}: EEXIST`);
+      }
+    }
     itf.link.up = true;
     itf.link.addresses = a.addresses.map((x) => `${x.address}/${x.prefixLength}`);
-    itf.routes = a.gateways.filter((g) => a.addresses.some((x) => x.family === g.family)).map((g) => ({ dst: g.family === 4 ? '0.0.0.0/0' : '::/0', gw: g.address, dev: a.ifName }));
+    itf.routes = routes.map((r) => ({ dst: r.dst, ...(r.gw === undefined ? {} : { gw: r.gw }), dev: a.ifName }));
+    return routes.map((r) => (r.gw === undefined ? { dst: r.dst } : { dst: r.dst, gw: r.gw }));
+  }
+
+  isOwnNetns(netns: string): boolean {
+    return netns === this.ownNetns;
   }
 
   async removeHost(hostName: string): Promise<boolean> {

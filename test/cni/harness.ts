@@ -13,11 +13,22 @@ export interface Invocation {
   json: Record<string, unknown> | undefined;
 }
 
-export async function invoke(links: FakeLinks, env: Record<string, string | undefined>, stdin: unknown): Promise<Invocation> {
+export function invoke(links: FakeLinks, env: Record<string, string | undefined>, stdin: unknown): Promise<Invocation> {
+  return invokeIo(links, env, stdin);
+}
+
+/** As invoke, with stdin that could not be read (`stdinError`) when given. */
+export async function invokeIo(links: FakeLinks, env: Record<string, string | undefined>, stdin: unknown, stdinError?: Error): Promise<Invocation> {
   let stdout = '';
   let stderr = '';
   const code = await runPlugin(
-    { env, stdin: typeof stdin === 'string' ? stdin : JSON.stringify(stdin), stdout: { write: (t: string) => (stdout += t) }, stderr: { write: (t: string) => (stderr += t) } },
+    {
+      env,
+      stdin: typeof stdin === 'string' ? stdin : JSON.stringify(stdin),
+      ...(stdinError === undefined ? {} : { stdinError }),
+      stdout: { write: (t: string) => (stdout += t) },
+      stderr: { write: (t: string) => (stderr += t) },
+    },
     handlers,
     { links, daemon: (socket) => new DaemonClient({ socket, timeoutMs: 2000 }), journal: (dir) => new ReleaseJournal(dir) },
   );

@@ -1,7 +1,7 @@
 /** Network configuration validation: defaults, each problem named, all problems gathered. */
 import { describe, expect, it } from 'vitest';
 import { CniError } from '../../src/cni/errors.js';
-import { DEFAULT_JOURNAL_DIR, DEFAULT_SOCKET, parseNetConf } from '../../src/cni/netconf.js';
+import { DEFAULT_JOURNAL_DIR, DEFAULT_SOCKET, KNOWN_KEYS, parseNetConf, parseRouteDst } from '../../src/cni/netconf.js';
 
 const base = { cniVersion: '1.0.0', name: 'weft', type: 'weft' };
 
@@ -17,7 +17,7 @@ function problem(raw: unknown): { code: number; msg: string } {
 
 describe('parseNetConf', () => {
   it('fills defaults', () => {
-    expect(parseNetConf(base)).toEqual({ ...base, socket: DEFAULT_SOCKET, journalDir: DEFAULT_JOURNAL_DIR });
+    expect(parseNetConf(base)).toEqual({ ...base, socket: DEFAULT_SOCKET, journalDir: DEFAULT_JOURNAL_DIR, validAttachments: [] });
     expect(DEFAULT_SOCKET).toBe('/run/weft/weft.sock');
   });
 
@@ -61,10 +61,88 @@ describe('parseNetConf', () => {
     [{ ...base, dns: { search: [''] } }, 7, /dns.search\[0\] must be a non-empty string/],
     [{ ...base, 'cni.dev/valid-attachments': {} }, 7, /cni.dev\/valid-attachments must be an array/],
     [null, 6, /must be a JSON object/],
+    [{ name: 'weft', type: 'weft' }, 1, /cniVersion is missing/],
+    [{ ...base, ipMasq: false }, 7, /ipMasq false cannot be honoured: the router always masquerades pod traffic leaving the cluster's ranges/],
+    [{ ...base, ipMasq: 'yes' }, 7, /ipMasq "yes" cannot be honoured/],
+    [{ ...base, isGateway: false }, 7, /isGateway false cannot be honoured: the router's bridge always holds the pods' gateway/],
+    [{ ...base, isDefaultGateway: false }, 7, /isDefaultGateway false cannot be honoured.*"defaultRoute": false/],
+    [{ ...base, bridge: 'cni0' }, 7, /bridge \(a bridge-plugin key\) cannot be honoured: the router owns the pods' bridge/],
+    [{ ...base, hairpinMode: true }, 7, /hairpinMode \(a bridge-plugin key\)/],
+    [{ ...base, promiscMode: true }, 7, /promiscMode/],
+    [{ ...base, vlan: 5 }, 7, /vlan \(a bridge-plugin key\)/],
+    [{ ...base, forceAddress: true }, 7, /forceAddress/],
+    [{ ...base, macspoofchk: true }, 7, /macspoofchk/],
+    [{ ...base, enabledad: true }, 7, /enabledad/],
+    [{ ...base, frob: 1 }, 7, /unknown key "frob" \(weft accepts cniVersion, .*defaultRoute.*, and keys starting with cni.dev\/\)/],
+    [{ ...base, frob: 1, nicknack: 2 }, 7, /unknown keys "frob", "nicknack"/],
+    [{ ...base, routes: {} }, 7, /routes must be an array/],
+    [{ ...base, routes: ['10.0.0.0/8'] }, 7, /routes\[0\] must be an object/],
+    [{ ...base, routes: [{ gw: '10.0.0.1' }] }, 7, /routes\[0\].dst must be a CIDR prefix string/],
+    [{ ...base, routes: [{ dst: '10.0.0.0/8' }, { dst: '10.1.2.3' }] }, 7, /routes\[1\].dst "10.1.2.3" is not a CIDR prefix/],
+    [{ ...base, routes: [{ dst: '10.1.0.0/8' }] }, 7, /routes\[0\].dst "10.1.0.0\/8" has host bits set/],
+    [{ ...base, routes: [{ dst: '10.0.0.0/33' }] }, 7, /routes\[0\].dst "10.0.0.0\/33" has a prefix length above 32/],
+    [{ ...base, routes: [{ dst: '10.0.0.0/8', gw: 'fd00::1' }] }, 7, /routes\[0\].gw "fd00::1" must be an IPv4 address/],
+    [{ ...base, routes: [{ dst: 'fd01::/48', gw: '10.0.0.1' }] }, 7, /routes\[0\].gw "10.0.0.1" must be an IPv6 address/],
+    [{ ...base, routes: [{ dst: '10.0.0.0/8', gw: 7 }] }, 7, /routes\[0\].gw 7 must be an IPv4 address/],
+    [{ ...base, routes: [{ dst: '10.0.0.0/8', priority: 5 }] }, 7, /routes\[0\] has "priority", which weft does not support/],
+    [{ ...base, defaultRoute: 'yes' }, 7, /defaultRoute must be true .*, false .* or absent/],
   ])('%j → code %i', (raw, code, msg) => {
     const p = problem(raw);
     expect(p.code).toBe(code);
     expect(p.msg).toMatch(msg);
+  });
+
+  it('accepts what runtimes add, and true for the bridge-plugin keys weft always honours', () => {
+    const c = parseNetConf({
+      ...base,
+      cniVersions: ['1.0.0'],
+      capabilities: { portMappings: true },
+      timeoutSeconds: 5,
+      ipMasq: true,
+      isGateway: true,
+      isDefaultGateway: true,
+      'cni.dev/whatever': 1,
+    });
+    expect(c.name).toBe('weft');
+    expect(KNOWN_KEYS).toEqual(expect.arrayContaining(['cniVersion', 'cniVersions', 'name', 'type', 'args', 'runtimeConfig', 'capabilities', 'prevResult', 'dns', 'mtu', 'socket', 'journalDir', 'routes', 'defaultRoute', 'timeoutSeconds']));
+  });
+
+  it('routes: canonical prefixes, gw kept when given; defaultRoute as given', () => {
+    const c = parseNetConf({ ...base, routes: [{ dst: '192.168.0.0/16' }, { dst: 'FD01:0::/48', gw: 'FD00::0009' }, { dst: '0.0.0.0/0', gw: '10.0.0.1' }], defaultRoute: false });
+    expect(c.routes).toEqual([{ dst: '192.168.0.0/16' }, { dst: 'fd01::/48', gw: 'fd00::9' }, { dst: '0.0.0.0/0', gw: '10.0.0.1' }]);
+    expect(c.defaultRoute).toBe(false);
+    expect(parseNetConf({ ...base, routes: [] }).routes).toBeUndefined();
+    expect(parseNetConf(base).defaultRoute).toBeUndefined();
+  });
+
+  it.each([
+    ['missing', {}, []],
+    ['null', { 'cni.dev/valid-attachments': null }, []],
+    ['older key null', { 'cni.dev/attachments': null }, []],
+    ['empty', { 'cni.dev/valid-attachments': [] }, []],
+    ['older key', { 'cni.dev/attachments': [{ containerID: 'a', ifname: 'eth0' }] }, [{ containerID: 'a', ifname: 'eth0' }]],
+    ['null beside the older key', { 'cni.dev/valid-attachments': null, 'cni.dev/attachments': [{ containerID: 'a', ifname: 'eth0' }] }, [{ containerID: 'a', ifname: 'eth0' }]],
+  ])('GC attachments %s → %j', (_what, extra, list) => {
+    expect(parseNetConf({ ...base, cniVersion: '1.1.0', ...extra }).validAttachments).toEqual(list);
+  });
+
+  it.each([
+    ['10.0.0.0/8', { dst: '10.0.0.0/8', family: 4 }],
+    ['0.0.0.0/0', { dst: '0.0.0.0/0', family: 4 }],
+    ['10.1.2.3/32', { dst: '10.1.2.3/32', family: 4 }],
+    ['::/0', { dst: '::/0', family: 6 }],
+    ['FD00:0046:0000::/64', { dst: 'fd00:46::/64', family: 6 }],
+    ['fd00:46::1/128', { dst: 'fd00:46::1/128', family: 6 }],
+    ['fd00:46::1/64', /host bits set/],
+    ['10.0.0.1/24', /host bits set/],
+    ['10.0.0.0', /not a CIDR prefix/],
+    ['x/8', /not a CIDR prefix/],
+    ['10.0.0.0/-1', /not a CIDR prefix/],
+    ['fd00::/129', /above 128/],
+  ])('parseRouteDst(%s)', (text, want) => {
+    const got = parseRouteDst(text);
+    if (want instanceof RegExp) expect(got).toMatch(want);
+    else expect(got).toEqual(want);
   });
 
   it('gathers every problem into one error', () => {

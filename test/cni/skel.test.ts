@@ -10,7 +10,7 @@ import { ReleaseJournal } from '../../src/api/release-journal.js';
 import { hostVethName } from '../../src/cni/veth.js';
 import { FakeDaemon } from './fake-daemon.js';
 import { FakeLinks } from './fake-links.js';
-import { invoke } from './harness.js';
+import { invoke, invokeIo } from './harness.js';
 
 const NETNS = '/var/run/netns/pod1';
 const CID = 'c0ffee01';
@@ -49,9 +49,20 @@ describe('VERSION', () => {
     expect(r.json).toEqual({ cniVersion: stdin === '' ? '1.1.0' : JSON.parse(stdin).cniVersion, supportedVersions: ['1.0.0', '1.1.0'] });
   });
 
-  it('answers code 6 to input that is not JSON', async () => {
-    const r = await invoke(links, { CNI_COMMAND: 'VERSION' }, '{nope');
-    expect(r).toMatchObject({ code: 1, json: { code: 6, cniVersion: '1.1.0' } });
+  it.each([
+    ['input that is not JSON', '{nope'],
+    ['an unsupported version', '{"cniVersion":"0.4.0"}'],
+    ['a version that is not a string', '{"cniVersion":1}'],
+    ['JSON null', 'null'],
+    ['a whole network config', JSON.stringify({ cniVersion: '9.9.9', name: 'weft', type: 'weft', bogus: 1 })],
+  ])('ignores %s: answers with the latest version and the full list', async (_what, stdin) => {
+    const r = await invoke(links, { CNI_COMMAND: 'VERSION' }, stdin);
+    expect(r).toMatchObject({ code: 0, json: { cniVersion: '1.1.0', supportedVersions: ['1.0.0', '1.1.0'] } });
+  });
+
+  it('answers even when stdin could not be read', async () => {
+    const r = await invokeIo(links, { CNI_COMMAND: 'VERSION' }, '', new Error('EBADF'));
+    expect(r).toMatchObject({ code: 0, json: { cniVersion: '1.1.0', supportedVersions: ['1.0.0', '1.1.0'] } });
   });
 });
 
@@ -98,7 +109,7 @@ describe('input and network configuration', () => {
     ['an array', '[]', 6, /must be a JSON object/],
     ['unknown cniVersion', { cniVersion: '0.4.0', name: 'weft', type: 'weft' }, 1, /cniVersion "0.4.0", weft supports 1.0.0, 1.1.0/],
     ['cniVersion not a string', { cniVersion: 1, name: 'weft', type: 'weft' }, 1, /incompatible CNI versions/],
-    ['missing cniVersion', { name: 'weft', type: 'weft' }, 7, /cniVersion is missing/],
+    ['missing cniVersion', { name: 'weft', type: 'weft' }, 1, /cniVersion is missing/],
     ['missing name', { cniVersion: '1.0.0', type: 'weft' }, 7, /name is missing/],
     ['missing type', { cniVersion: '1.0.0', name: 'weft' }, 7, /type is missing/],
     ['ipam present', { cniVersion: '1.0.0', name: 'weft', type: 'weft', ipam: { type: 'host-local' } }, 2, /ipam is not supported/],
@@ -131,12 +142,13 @@ describe('ADD', () => {
     expect(r.json).toEqual({
       cniVersion: '1.1.0',
       interfaces: [
+        { name: 'weft', mac: '02:cc:00:00:00:01' },
         { name: host, mac: '02:aa:00:00:00:01', mtu: 1376 },
         { name: 'eth0', mac: '02:bb:00:00:00:01', mtu: 1376, sandbox: NETNS },
       ],
       ips: [
-        { address: '10.99.0.2/24', gateway: '10.99.0.1', interface: 1 },
-        { address: 'fd00:99::2/64', gateway: 'fd00:99::1', interface: 1 },
+        { address: '10.99.0.2/24', gateway: '10.99.0.1', interface: 2 },
+        { address: 'fd00:99::2/64', gateway: 'fd00:99::1', interface: 2 },
       ],
       routes: [
         { dst: '0.0.0.0/0', gw: '10.99.0.1' },
@@ -185,7 +197,7 @@ describe('ADD', () => {
     await daemon.destroy();
     daemon = await new FakeDaemon({ v4Prefix: '10.98.0' }).start();
     const r = await invoke(links, env('ADD'), conf());
-    expect(r.json).toMatchObject({ ips: [{ address: '10.98.0.2/24', interface: 1 }], routes: [{ dst: '0.0.0.0/0', gw: '10.98.0.1' }] });
+    expect(r.json).toMatchObject({ ips: [{ address: '10.98.0.2/24', interface: 2 }], routes: [{ dst: '0.0.0.0/0', gw: '10.98.0.1' }] });
   });
 
   it.each([
@@ -372,8 +384,90 @@ describe('CHECK', () => {
     const msg = String(r.json?.msg);
     expect(msg).toMatch(/MTU 1500, expected 1376/);
     expect(msg).toMatch(/lacks address fd00:99::2\/64/);
-    expect(msg).toMatch(/route ::\/0 via fd00:99::1 is missing/);
+    expect(msg).toMatch(/route ::\/0 via fd00:99::1 on eth0 is missing/);
     expect(msg).toMatch(/holds no allocation/);
+  });
+});
+
+describe('several attachments in one pod (Multus: same container id and netns, another ifName)', () => {
+  const net1 = (extra: Record<string, string | undefined> = {}): Record<string, string | undefined> => env('ADD', { CNI_IFNAME: 'net1', ...extra });
+
+  it('the second gets its own address and no second default route; the config routes are added and reported', async () => {
+    const first = await invoke(links, env('ADD'), conf());
+    expect(first.json?.routes).toEqual([
+      { dst: '0.0.0.0/0', gw: '10.99.0.1' },
+      { dst: '::/0', gw: 'fd00:99::1' },
+    ]);
+    const second = await invoke(links, net1(), conf({ routes: [{ dst: '192.168.0.0/16' }, { dst: 'fd01::/48', gw: 'fd00:99::9' }] }));
+    expect(second.code).toBe(0);
+    expect(second.json).toMatchObject({
+      interfaces: [{ name: 'weft' }, { name: hostVethName(CID, 'net1') }, { name: 'net1', sandbox: NETNS }],
+      ips: [
+        { address: '10.99.0.3/24', interface: 2 },
+        { address: 'fd00:99::3/64', interface: 2 },
+      ],
+      routes: [
+        { dst: '192.168.0.0/16', gw: '10.99.0.1' },
+        { dst: 'fd01::/48', gw: 'fd00:99::9' },
+      ],
+    });
+    expect(links.namespaces.get(NETNS)!.get('net1')!.routes.map((r) => r.dst)).toEqual(['192.168.0.0/16', 'fd01::/48']);
+    // CHECK of each passes; DEL of one leaves the other
+    expect((await invoke(links, env('CHECK'), conf({ prevResult: first.json }))).code).toBe(0);
+    expect((await invoke(links, env('CHECK', { CNI_IFNAME: 'net1' }), conf({ prevResult: second.json }))).code).toBe(0);
+    expect((await invoke(links, env('DEL'), conf())).code).toBe(0);
+    expect([...links.namespaces.get(NETNS)!.keys()]).toEqual(['net1']);
+    expect(daemon.podAllocations()).toMatchObject([{ containerId: CID, ifName: 'net1' }]);
+    expect((await invoke(links, env('CHECK', { CNI_IFNAME: 'net1' }), conf({ prevResult: second.json }))).code).toBe(0);
+  });
+
+  it('defaultRoute true asks for one even when the netns has one (and fails, undone, when the kernel has one there)', async () => {
+    expect((await invoke(links, env('ADD'), conf())).code).toBe(0);
+    const r = await invoke(links, net1(), conf({ defaultRoute: true }));
+    expect(r.json).toMatchObject({ code: 102, msg: expect.stringMatching(/0.0.0.0\/0: EEXIST/) });
+    expect([...links.namespaces.get(NETNS)!.keys()]).toEqual(['eth0']);
+    expect(daemon.podAllocations().map((a) => a.ifName)).toEqual(['eth0']);
+  });
+
+  it('defaultRoute false: the first attachment gets none', async () => {
+    const r = await invoke(links, env('ADD'), conf({ defaultRoute: false }));
+    expect(r.json?.routes).toEqual([]);
+  });
+
+  it('a route without gw for a family the network has no gateway of → code 7, nothing changed', async () => {
+    await daemon.destroy();
+    daemon = await new FakeDaemon({ v4Prefix: '10.98.0' }).start();
+    const r = await invoke(links, env('ADD'), conf({ routes: [{ dst: '10.0.0.0/8' }, { dst: 'fd01::/48' }] }));
+    expect(r.json).toMatchObject({ code: 7, msg: expect.stringMatching(/routes\[1\].dst fd01::\/48 has no gw and the weft network has no IPv6 gateway/) });
+    expect(links.calls).toEqual([]);
+    expect(daemon.podAllocations()).toEqual([]);
+  });
+
+  it('CHECK reads a result of the older shape (host veth, container interface)', async () => {
+    const r = await invoke(links, env('ADD'), conf());
+    const prev = r.json as { interfaces: unknown[]; ips: { interface: number }[] };
+    const old = { ...prev, interfaces: prev.interfaces.slice(1), ips: prev.ips.map((ip) => ({ ...ip, interface: 1 })) };
+    expect((await invoke(links, env('CHECK'), conf({ prevResult: old }))).code).toBe(0);
+    links.namespaces.get(NETNS)!.get('eth0')!.link.addresses = [];
+    expect(String((await invoke(links, env('CHECK'), conf({ prevResult: old }))).json?.msg)).toMatch(/eth0 lacks address 10.99.0.2\/24; eth0 lacks address fd00:99::2\/64/);
+  });
+});
+
+describe("the node's own netns as CNI_NETNS", () => {
+  it.each(['ADD', 'CHECK'])('%s → code 4 naming the path, nothing changed', async (cmd) => {
+    links.addNamespace(links.ownNetns);
+    const r = await invoke(links, env(cmd, { CNI_NETNS: links.ownNetns }), conf({ prevResult: { cniVersion: '1.1.0' } }));
+    expect(r.json).toMatchObject({ code: 4, msg: expect.stringMatching(/CNI_NETNS \/proc\/self\/ns\/net is the node's own network namespace/) });
+    expect(links.calls).toEqual([]);
+    expect(daemon.requests).toEqual([]);
+  });
+});
+
+describe('stdin that cannot be read', () => {
+  it.each(['ADD', 'DEL', 'CHECK', 'STATUS', 'GC'])('%s → code 5, nothing done', async (cmd) => {
+    const r = await invokeIo(links, env(cmd), '', new Error('EISDIR: illegal operation on a directory, read'));
+    expect(r).toMatchObject({ code: 1, json: { code: 5, msg: expect.stringMatching(/cannot read the network configuration from stdin: EISDIR/) } });
+    expect(daemon.requests).toEqual([]);
   });
 });
 
@@ -415,8 +509,17 @@ describe('GC', () => {
     expect(daemon.podAllocations()).toEqual([]);
   });
 
-  it('without the list → code 7 (never releases everything by accident)', async () => {
-    expect((await invoke(links, { CNI_COMMAND: 'GC' }, conf())).json).toMatchObject({ code: 7, msg: expect.stringMatching(/valid-attachments/) });
+  it.each([
+    ['the key missing', {}],
+    ['cni.dev/valid-attachments: null', { 'cni.dev/valid-attachments': null }],
+    ['cni.dev/attachments: null', { 'cni.dev/attachments': null }],
+  ])('%s means an empty list: every pod attachment goes', async (_what, extra) => {
+    links.addNamespace('/ns/x');
+    expect((await invoke(links, env('ADD', { CNI_CONTAINERID: 'x', CNI_NETNS: '/ns/x' }), conf())).code).toBe(0);
+    const r = await invoke(links, { CNI_COMMAND: 'GC' }, conf(extra));
+    expect(r.code).toBe(0);
+    expect(daemon.podAllocations()).toEqual([]);
+    expect(links.hosts.size).toBe(0);
   });
 
   it('a malformed list → code 7 naming the entry', async () => {

@@ -1,9 +1,12 @@
 /**
  * ADD: veth pair (host end on the bridge, hairpin, container end named CNI_IFNAME in the pod's
- * netns), addresses from weft IPAM, default route per family via the node's gateway on the bridge,
- * and the router's anti-spoofing rules for the host end (the pod's MAC and addresses; until they
- * are in, the router drops everything from the port). Any failure undoes everything done so far
- * (veth deleted, allocation released, rules removed) before reporting.
+ * netns), addresses from weft IPAM, routes (a default route per family via the node's gateway on
+ * the bridge unless the netns has one already or the config says otherwise, and the config's
+ * `routes`), and the router's anti-spoofing rules for the host end (the pod's MAC and addresses;
+ * until they are in, the router drops everything from the port). A second attachment in the same
+ * netns (another CNI_IFNAME, as Multus adds) gets its own address and routes. The node's own
+ * netns is refused before anything changes. Any failure undoes everything done so far (veth
+ * deleted, allocation released, rules removed) before reporting.
  */
 import { CniCode, CniError } from '../errors.js';
 import { buildAddResult, type CniResult } from '../result.js';
@@ -15,11 +18,21 @@ export async function cmdAdd(ctx: CommandContext): Promise<CniResult> {
   const { containerId, ifName, netns, conf } = ctx;
   const daemon = ctx.deps.daemon(conf.socket);
   const links = ctx.deps.links;
+  if (links.isOwnNetns(netns)) {
+    throw new CniError(CniCode.InvalidEnvironment, `CNI_NETNS ${netns} is the node's own network namespace, not a pod's: refusing to move ${ifName} there`);
+  }
   const net = await daemon.network().catch((err: unknown) => {
     throw routerError(err, 'reading the pod network');
   });
   if (!net.ready) throw new CniError(CniCode.TryAgainLater, `the weft router is not ready for pods: ${net.reason ?? 'no reason given'}`);
   const mtu = conf.mtu ?? net.mtu;
+  const noGateway = (conf.routes ?? []).map((r, i) => ({ r, i })).filter(({ r }) => r.gw === undefined && !net.gateways.some((g) => g.family === (r.dst.includes(':') ? 6 : 4)));
+  if (noGateway.length > 0) {
+    throw new CniError(
+      CniCode.InvalidNetworkConfig,
+      `invalid network configuration: ${noGateway.map(({ r, i }) => `routes[${i}].dst ${r.dst} has no gw and the weft network has no IPv${r.dst.includes(':') ? 6 : 4} gateway`).join('; ')}`,
+    );
+  }
   const hostName = hostVethName(containerId, ifName);
 
   let pair: CreatedPair | undefined;
@@ -52,13 +65,22 @@ export async function cmdAdd(ctx: CommandContext): Promise<CniResult> {
     // The pod's side and the router's rules for its port do not depend on each other either.
     guarded = true;
     const [configured, guard] = await Promise.allSettled([
-      links.configure({ netns, ifName, addresses, gateways: net.gateways }),
+      links.configure({
+        netns,
+        ifName,
+        addresses,
+        gateways: net.gateways,
+        ...(conf.routes === undefined ? {} : { routes: conf.routes }),
+        ...(conf.defaultRoute === undefined ? {} : { defaultRoute: conf.defaultRoute }),
+      }),
       daemon.attach(containerId, ifName, pair.containerMac),
     ]);
     if (configured.status === 'rejected') throw configured.reason;
     if (guard.status === 'rejected') throw routerError(guard.reason, `guarding the port of ${containerId}/${ifName}`);
     return buildAddResult({
       cniVersion: conf.cniVersion,
+      bridge: net.bridge,
+      bridgeMac: pair.bridgeMac,
       hostName,
       hostMac: pair.hostMac,
       ifName,
@@ -67,6 +89,7 @@ export async function cmdAdd(ctx: CommandContext): Promise<CniResult> {
       mtu,
       addresses,
       gateways: net.gateways,
+      routes: configured.value,
       ...(conf.dns === undefined ? {} : { dns: conf.dns }),
     });
   } catch (err) {

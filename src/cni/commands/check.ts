@@ -1,10 +1,13 @@
 /**
  * CHECK: the attachment still looks like prevResult says: the container interface exists in the
- * netns with its MTU, is up and holds the addresses; the default routes are there; the host end is
- * on the bridge; the router still holds the allocation. Every difference is named in one error.
+ * netns with its MTU, is up and holds the addresses; the routes of the result are there on it; the
+ * host end is on the bridge; the router still holds the allocation. Every difference is named in
+ * one error. prevResult may be of either shape weft has written (bridge, host veth, container
+ * interface; or host veth, container interface): the container interface is the one named
+ * CNI_IFNAME with a sandbox.
  */
 import { CniCode, CniError } from '../errors.js';
-import { parsePrevResult } from '../result.js';
+import { containerInterfaceIndex, parsePrevResult } from '../result.js';
 import type { CommandContext } from '../skel.js';
 import { hostVethName, LinkError } from '../veth.js';
 import { routerError } from './shared.js';
@@ -16,9 +19,10 @@ function sameAddress(a: string, b: string): boolean {
 export async function cmdCheck(ctx: CommandContext): Promise<void> {
   const { containerId, ifName, netns, conf } = ctx;
   if (conf.prevResult === undefined) throw new CniError(CniCode.InvalidNetworkConfig, 'prevResult is missing: CHECK needs the result of ADD');
+  if (ctx.deps.links.isOwnNetns(netns)) throw new CniError(CniCode.InvalidEnvironment, `CNI_NETNS ${netns} is the node's own network namespace, not a pod's`);
   const prev = parsePrevResult(conf.prevResult);
   const interfaces = prev.interfaces ?? [];
-  const mine = interfaces.findIndex((i) => i.name === ifName && i.sandbox !== undefined);
+  const mine = containerInterfaceIndex(prev, ifName);
   if (mine < 0) throw new CniError(CniCode.InvalidNetworkConfig, `prevResult.interfaces has no ${ifName} with a sandbox`);
   const expectedAddrs = (prev.ips ?? []).filter((ip) => ip.interface === mine).map((ip) => ip.address);
 
@@ -42,8 +46,9 @@ export async function cmdCheck(ctx: CommandContext): Promise<void> {
   if (want !== undefined && want.toLowerCase() !== seen.link.mac.toLowerCase()) diffs.push(`${ifName} has MAC ${seen.link.mac}, prevResult says ${want}`);
   for (const a of expectedAddrs) if (!seen.link.addresses.some((x) => sameAddress(x, a))) diffs.push(`${ifName} lacks address ${a}`);
   for (const r of prev.routes ?? []) {
-    if (!seen.routes.some((x) => x.dst === r.dst && (r.gw === undefined || (x.gw !== undefined && sameAddress(x.gw, r.gw))))) {
-      diffs.push(`route ${r.dst}${r.gw === undefined ? '' : ` via ${r.gw}`} is missing in ${netns}`);
+    const on = (x: { dev?: string }): boolean => x.dev === undefined || x.dev === ifName;
+    if (!seen.routes.some((x) => x.dst === r.dst && on(x) && (r.gw === undefined || (x.gw !== undefined && sameAddress(x.gw, r.gw))))) {
+      diffs.push(`route ${r.dst}${r.gw === undefined ? '' : ` via ${r.gw}`} on ${ifName} is missing in ${netns}`);
     }
   }
   const hostName = hostVethName(containerId, ifName);

@@ -1,9 +1,9 @@
 /**
  * VERSION: the versions this plugin speaks. Its input is only `{"cniVersion": ...}` and may be
- * absent; the answer echoes the version asked (or the latest) and lists every supported one.
+ * absent, unreadable or not JSON: the answer is the same then. It echoes the version asked when
+ * weft speaks it, the latest otherwise (never an unsupported one), and lists every supported one.
  */
-import { decodeJson } from '../netconf.js';
-import { LATEST_VERSION, SUPPORTED_VERSIONS } from '../versions.js';
+import { isSupportedVersion, LATEST_VERSION, SUPPORTED_VERSIONS } from '../versions.js';
 
 export interface VersionInfo {
   cniVersion: string;
@@ -12,6 +12,10 @@ export interface VersionInfo {
 
 export function cmdVersion(stdin: string): VersionInfo {
   let asked: unknown;
-  if (stdin.trim() !== '') asked = (decodeJson(stdin, 'VERSION input') as { cniVersion?: unknown } | null)?.cniVersion;
-  return { cniVersion: typeof asked === 'string' && asked !== '' ? asked : LATEST_VERSION, supportedVersions: [...SUPPORTED_VERSIONS] };
+  try {
+    asked = (JSON.parse(stdin) as { cniVersion?: unknown } | null)?.cniVersion;
+  } catch {
+    asked = undefined;
+  }
+  return { cniVersion: isSupportedVersion(asked) ? asked : LATEST_VERSION, supportedVersions: [...SUPPORTED_VERSIONS] };
 }

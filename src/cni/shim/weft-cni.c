@@ -345,8 +345,17 @@ static int fallback(const struct buf *config, int code, const char *why) {
 int main(void) {
   struct buf config = {0};
   if (read_all(0, &config) != 0) {
-    printf("{\"cniVersion\":\"1.0.0\",\"code\":6,\"msg\":\"cannot read the network config from stdin\"}\n");
-    return 1;
+    /* Unreadable stdin (closed, a directory): the spec's I/O error, code 5. VERSION needs no
+     * input and answers anyway (the Node plugin does so with empty input). */
+    int e = errno;
+    const char *cmd = getenv("CNI_COMMAND");
+    if (cmd == NULL || strcmp(cmd, "VERSION") != 0) {
+      printf("{\"cniVersion\":\"1.0.0\",\"code\":5,\"msg\":\"cannot read the network config from stdin: ");
+      print_json_text(strerror(e));
+      printf("\"}\n");
+      return 1;
+    }
+    config.n = 0;
   }
   char path[sizeof(((struct sockaddr_un *)0)->sun_path)];
   const char *bad = socket_path(config.p == NULL ? "" : config.p, config.n, path, sizeof path);

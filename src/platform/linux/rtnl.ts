@@ -19,8 +19,10 @@ const RTM_DELLINK = 17;
 const RTM_GETLINK = 18;
 const RTM_NEWADDR = 20;
 const RTM_NEWROUTE = 24;
+const RTM_GETROUTE = 26;
 
 const NLM_F_REQUEST = 0x1;
+const NLM_F_DUMP = 0x300;
 const NLM_F_EXCL = 0x200;
 const NLM_F_CREATE = 0x400;
 
@@ -43,11 +45,14 @@ const IFA_ADDRESS = 1;
 const IFA_LOCAL = 2;
 const IFA_F_NODAD = 0x02;
 
+const RTA_DST = 1;
 const RTA_OIF = 4;
 const RTA_GATEWAY = 5;
+const RTA_TABLE = 15;
 const RT_TABLE_MAIN = 254;
 const RTPROT_BOOT = 3;
 const RT_SCOPE_UNIVERSE = 0;
+const RT_SCOPE_LINK = 253;
 const RTN_UNICAST = 1;
 const RTNH_F_ONLINK = 4;
 
@@ -99,6 +104,8 @@ export function closeNetns(fd: number): void {
 export const HERE = -1;
 
 /** How long the addon waits for each answer before failing the call with ETIMEDOUT. */
+export { RT_TABLE_MAIN };
+
 export const RTNL_TIMEOUT_MS = 10_000;
 
 /**
@@ -275,15 +282,85 @@ export function addressAdd(o: { index: number; address: string; prefixLength: nu
 
 /** A default route through `gateway` on link `index`, on-link (the gateway needs no covering prefix). */
 export function defaultRouteAdd(o: { index: number; gateway: string }): RtnlRequest {
-  const v4 = isIPv4(o.gateway);
+  return routeAdd({ index: o.index, dst: isIPv4(o.gateway) ? '0.0.0.0' : '::', prefixLength: 0, gateway: o.gateway });
+}
+
+/**
+ * A route to `dst/prefixLength` on link `index` in the main table (EEXIST when one to that prefix
+ * is there already): through `gateway` on-link (it needs no covering prefix), or straight on the
+ * link (scope link) without one.
+ */
+export function routeAdd(o: { index: number; dst: string; prefixLength: number; gateway?: string }): RtnlRequest {
+  const v4 = isIPv4(o.dst);
   const h = Buffer.alloc(12);
   h.writeUInt8(v4 ? AF_INET : AF_INET6, 0);
-  h.writeUInt8(0, 1); // dst_len: default
+  h.writeUInt8(o.prefixLength, 1); // dst_len
   h.writeUInt8(RT_TABLE_MAIN, 4);
   h.writeUInt8(RTPROT_BOOT, 5);
-  h.writeUInt8(RT_SCOPE_UNIVERSE, 6);
+  h.writeUInt8(o.gateway === undefined ? RT_SCOPE_LINK : RT_SCOPE_UNIVERSE, 6);
   h.writeUInt8(RTN_UNICAST, 7);
-  h.writeUInt32LE(RTNH_F_ONLINK, 8);
-  const a = new Attrs().raw(RTA_GATEWAY, ipBytes(o.gateway)).u32(RTA_OIF, o.index);
-  return { message: message(RTM_NEWROUTE, NLM_F_CREATE | NLM_F_EXCL, h, a), what: `adding the default route via ${o.gateway}` };
+  h.writeUInt32LE(o.gateway === undefined ? 0 : RTNH_F_ONLINK, 8);
+  const a = new Attrs();
+  if (o.prefixLength > 0) a.raw(RTA_DST, ipBytes(o.dst));
+  if (o.gateway !== undefined) a.raw(RTA_GATEWAY, ipBytes(o.gateway));
+  a.u32(RTA_OIF, o.index);
+  const to = o.prefixLength === 0 ? 'the default route' : `the route to ${o.dst}/${o.prefixLength}`;
+  return { message: message(RTM_NEWROUTE, NLM_F_CREATE | NLM_F_EXCL, h, a), what: `adding ${to}${o.gateway === undefined ? '' : ` via ${o.gateway}`}` };
+}
+
+/** Every route of the namespace, both families, all tables (see parseRoute for each answer). */
+export function routeDump(): RtnlRequest {
+  return { message: message(RTM_GETROUTE, NLM_F_DUMP, Buffer.alloc(12), new Attrs()), what: 'listing the routes' };
+}
+
+export interface RouteInfo {
+  family: 4 | 6;
+  table: number;
+  /** rtm_type: 1 unicast (2 local, 3 broadcast, ...). */
+  type: number;
+  dst: string;
+  prefixLength: number;
+  gateway?: string;
+  oif?: number;
+}
+
+function formatIp(b: Buffer): string {
+  if (b.length === 4) return [...b].join('.');
+  const groups: string[] = [];
+  for (let i = 0; i < 16; i += 2) groups.push(b.readUInt16BE(i).toString(16));
+  return groups.join(':');
+}
+
+/** Reads a RTM_NEWROUTE answer of routeDump; undefined for another message or family. */
+export function parseRoute(reply: Buffer): RouteInfo | undefined {
+  if (reply.length < 28 || reply.readUInt16LE(4) !== RTM_NEWROUTE) return undefined;
+  const fam = reply.readUInt8(16);
+  if (fam !== AF_INET && fam !== AF_INET6) return undefined;
+  const family: 4 | 6 = fam === AF_INET ? 4 : 6;
+  const r: RouteInfo = { family, table: reply.readUInt8(20), type: reply.readUInt8(23), dst: family === 4 ? '0.0.0.0' : '::', prefixLength: reply.readUInt8(17) };
+  const end = Math.min(reply.readUInt32LE(0), reply.length);
+  for (let off = 28; off + 4 <= end; ) {
+    const len = reply.readUInt16LE(off);
+    const type = reply.readUInt16LE(off + 2) & 0x3fff;
+    if (len < 4 || off + len > end) break;
+    const data = reply.subarray(off + 4, off + len);
+    if (type === RTA_DST) r.dst = formatIp(data);
+    else if (type === RTA_GATEWAY) r.gateway = formatIp(data);
+    else if (type === RTA_OIF && data.length >= 4) r.oif = data.readUInt32LE(0);
+    else if (type === RTA_TABLE && data.length >= 4) r.table = data.readUInt32LE(0);
+    off += (len + 3) & ~3;
+  }
+  return r;
+}
+
+/** The link-layer address (IFLA_ADDRESS) of a RTM_NEWLINK answer, as 'aa:bb:..'; undefined when it has none. */
+export function linkAddressOf(reply: Buffer): string | undefined {
+  const end = Math.min(reply.readUInt32LE(0), reply.length);
+  for (let off = 32; off + 4 <= end; ) {
+    const len = reply.readUInt16LE(off);
+    if (len < 4 || off + len > end) break;
+    if ((reply.readUInt16LE(off + 2) & 0x3fff) === IFLA_ADDRESS) return [...reply.subarray(off + 4, off + len)].map((x) => x.toString(16).padStart(2, '0')).join(':');
+    off += (len + 3) & ~3;
+  }
+  return undefined;
 }
