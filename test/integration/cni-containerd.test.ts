@@ -178,7 +178,7 @@ describe.skipIf(!isRoot)('CNI plugin under containerd (CRI), two nodes, dual-sta
       const adds = await Promise.all(names.map((_, k) => call('ADD', k)));
       for (const r of adds) expect(r.code, r.out).toBe(0);
       // The result names the netns as the runtime gave it (the router worked through /proc/PID/fd/N).
-      expect((JSON.parse(adds[5]!.out) as { interfaces: { sandbox?: string }[] }).interfaces[1]!.sandbox).toBe(`/var/run/netns/${names[5]}`);
+      expect((JSON.parse(adds[5]!.out) as { interfaces: { sandbox?: string }[] }).interfaces[2]!.sandbox).toBe(`/var/run/netns/${names[5]}`);
       const ips = adds.map((r) => (JSON.parse(r.out) as { ips: { address: string }[] }).ips.map((x) => x.address.split('/')[0]!));
       const v4 = ips.map((x) => x.find((a) => !a.includes(':'))!);
       expect(new Set(v4).size).toBe(40);

@@ -117,10 +117,10 @@ describe.skipIf(!isRoot)('CNI plugin in lab namespaces', () => {
     const host = hostVethName('pod-a', 'eth0');
     expect(ra.json).toMatchObject({
       cniVersion: '1.1.0',
-      interfaces: [{ name: host, mtu: 1376 }, { name: 'eth0', mtu: 1376, sandbox: a.path }],
+      interfaces: [{ name: 'weft', mac: expect.stringMatching(/^[0-9a-f]{2}(:[0-9a-f]{2}){5}$/) }, { name: host, mtu: 1376 }, { name: 'eth0', mtu: 1376, sandbox: a.path }],
       ips: [
-        { address: expect.stringMatching(/^10\.99\.0\.\d+\/24$/), gateway: '10.99.0.1', interface: 1 },
-        { address: expect.stringMatching(/^fd00:99::[0-9a-f]+\/64$/), gateway: 'fd00:99::1', interface: 1 },
+        { address: expect.stringMatching(/^10\.99\.0\.\d+\/24$/), gateway: '10.99.0.1', interface: 2 },
+        { address: expect.stringMatching(/^fd00:99::[0-9a-f]+\/64$/), gateway: 'fd00:99::1', interface: 2 },
       ],
       routes: [
         { dst: '0.0.0.0/0', gw: '10.99.0.1' },
@@ -131,7 +131,9 @@ describe.skipIf(!isRoot)('CNI plugin in lab namespaces', () => {
     expect(link?.mtu).toBe(1376);
     expect(link?.flags).toContain('UP');
     expect(link?.addr_info.filter((x) => x.scope === 'global').map((x) => `${x.local}/${x.prefixlen}`).sort()).toEqual([`${v4Of(ra.json)}/24`, `${v6Of(ra.json)}/64`].sort());
-    const mac = (ra.json?.interfaces as { mac: string }[])[1]!.mac;
+    const mac = (ra.json?.interfaces as { mac: string }[])[2]!.mac;
+    const bridgeMac = JSON.parse((await lab.exec(node.ns, ['ip', '-j', 'link', 'show', 'dev', 'weft'])).stdout)[0].address;
+    expect((ra.json?.interfaces as { mac: string }[])[0]!.mac).toBe(bridgeMac);
     expect(JSON.parse(await inPod(a.ns, ['ip', '-j', 'link', 'show', 'dev', 'eth0']))[0].address).toBe(mac);
     expect(await inPod(a.ns, ['ip', '-4', 'route', 'show', 'default'])).toMatch(/default via 10\.99\.0\.1 dev eth0/);
     expect(await inPod(a.ns, ['ip', '-6', 'route', 'show', 'default'])).toMatch(/default via fd00:99::1 dev eth0/);

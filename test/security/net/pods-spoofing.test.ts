@@ -84,7 +84,7 @@ describe.skipIf(!isRoot)('pods cannot spoof (bridge weft-pods), pods made by the
     expect(r.code, r.out).toBe(0);
     const res = JSON.parse(r.out) as { interfaces: { name: string; mac: string }[]; ips: { address: string }[] };
     const ips = res.ips.map((x) => x.address.split('/')[0]!);
-    return { name, node: i, ns, id, port: res.interfaces[0]!.name, mac: res.interfaces[1]!.mac, v4: ips.find((a) => !a.includes(':'))!, v6: ips.find((a) => a.includes(':'))! };
+    return { name, node: i, ns, id, port: res.interfaces[1]!.name, mac: res.interfaces[2]!.mac, v4: ips.find((a) => !a.includes(':'))!, v6: ips.find((a) => a.includes(':'))! };
   }
 
   async function pings(from: Pod, to: string, count = 2): Promise<boolean> {
