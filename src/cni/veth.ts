@@ -263,7 +263,6 @@ export class PodLinks implements LinkOps {
         });
         if (found === undefined) throw new LinkError('failed', `bridge ${spec.bridge} does not exist in the node's network namespace`);
         const bridge = linkIndexOf(found);
-        pair.bridgeMac = linkAddressOf(found) ?? '';
         const create = vethAdd({
           name: spec.hostName,
           mac: pair.hostMac,
@@ -273,7 +272,10 @@ export class PodLinks implements LinkOps {
           peer: { name: spec.ifName, mac: pair.containerMac, mtu: spec.mtu, nsFd: podNs },
         });
         try {
-          await transact(HERE, [create, bridgePortHairpin(spec.hostName, true)]);
+          // The bridge read again once the port is on it: a bridge without a MAC of its own takes its ports' lowest.
+          const replies = await transact(HERE, [create, bridgePortHairpin(spec.hostName, true), linkGet(spec.bridge)]);
+          const after = replies[replies.length - 1];
+          pair.bridgeMac = (after === undefined ? undefined : linkAddressOf(after)) ?? linkAddressOf(found) ?? '';
           return pair;
         } catch (err) {
           const text = (err as Error).message;

@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest';
-import { addressAdd, defaultRouteAdd, ipBytes, linkGet, linkIndexOf, macBytes, vethAdd } from '../../src/platform/linux/rtnl.js';
+import { addressAdd, defaultRouteAdd, ipBytes, linkAddressOf, linkGet, linkIndexOf, macBytes, parseRoute, routeAdd, routeDump, vethAdd } from '../../src/platform/linux/rtnl.js';
 
 /** Attributes of a message body as [type, payload] (nested flag kept in the type). */
 function attrs(buf: Buffer, off: number): [number, Buffer][] {
@@ -78,5 +78,31 @@ describe('rtnetlink messages', () => {
     const reply = Buffer.alloc(32);
     reply.writeInt32LE(9, 20);
     expect(linkIndexOf(reply)).toBe(9);
+  });
+
+  it('builds routes to a prefix: via an on-link gateway, or on the link (scope link) without one', () => {
+    const via = routeAdd({ index: 7, dst: 'fd01::', prefixLength: 48, gateway: 'fd00:99::1' }).message;
+    expect([via.readUInt8(16), via.readUInt8(17), via.readUInt8(20), via.readUInt8(22), via.readUInt32LE(24)]).toEqual([10, 48, 254, 0, 4]);
+    const va = new Map(attrs(via, 28));
+    expect(va.get(1)!.toString('hex')).toBe('fd010000000000000000000000000000');
+    expect(va.get(5)!.toString('hex')).toBe('fd000099000000000000000000000001');
+    expect(va.get(4)!.readUInt32LE(0)).toBe(7);
+    const on = routeAdd({ index: 7, dst: '192.168.0.0', prefixLength: 16 }).message;
+    expect([on.readUInt8(16), on.readUInt8(17), on.readUInt8(22), on.readUInt32LE(24)]).toEqual([2, 16, 253, 0]);
+    expect(new Map(attrs(on, 28)).has(5)).toBe(false);
+    // a route dump request: GETROUTE with NLM_F_DUMP
+    const d = routeDump().message;
+    expect([d.readUInt16LE(4), d.readUInt16LE(6) & 0x300]).toEqual([26, 0x300]);
+  });
+
+  it('reads routes of a dump and the MAC of a NEWLINK answer', () => {
+    // A NEWROUTE answer has the layout of the request: reuse one as the kernel's reply.
+    const reply = routeAdd({ index: 3, dst: '10.1.0.0', prefixLength: 16, gateway: '10.99.0.1' }).message;
+    expect(parseRoute(reply)).toEqual({ family: 4, table: 254, type: 1, dst: '10.1.0.0', prefixLength: 16, gateway: '10.99.0.1', oif: 3 });
+    expect(parseRoute(defaultRouteAdd({ index: 3, gateway: 'fd00::1' }).message)).toMatchObject({ family: 6, dst: '::', prefixLength: 0, gateway: 'fd00:0:0:0:0:0:0:1' });
+    expect(parseRoute(linkGet('eth0').message)).toBeUndefined();
+    const link = vethAdd({ name: 'a', mac: '02:00:00:00:00:0a', mtu: 1500, peer: { name: 'b', mac: '02:00:00:00:00:0b', mtu: 1500, nsFd: 1 } }).message;
+    expect(linkAddressOf(link)).toBe('02:00:00:00:00:0a');
+    expect(linkAddressOf(linkGet('eth0').message)).toBeUndefined();
   });
 });
