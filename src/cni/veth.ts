@@ -177,10 +177,10 @@ async function linkIndex(ns: number, name: string): Promise<number | undefined> 
   return reply === undefined ? undefined : linkIndexOf(reply);
 }
 
-/** The families (4, 6) that have a default route in the main table of namespace `ns`. */
-async function defaultRouteFamilies(ns: number): Promise<Set<4 | 6>> {
+/** The families (4, 6) with a default route in the main table, from the answers of a routeDump. */
+function defaultRouteFamilies(replies: readonly Buffer[]): Set<4 | 6> {
   const out = new Set<4 | 6>();
-  for (const reply of await transact(ns, [routeDump()])) {
+  for (const reply of replies) {
     const r = parseRoute(reply);
     if (r !== undefined && r.prefixLength === 0 && r.table === RT_TABLE_MAIN && r.type === 1) out.add(r.family);
   }
@@ -295,9 +295,13 @@ export class PodLinks implements LinkOps {
   async configure(a: PodAddressing): Promise<CniRoute[]> {
     const ns = openPodNetns(a.netns);
     try {
-      const index = await linkIndex(ns, a.ifName);
-      if (index === undefined) throw new LinkError('failed', `${a.ifName} does not exist there`);
-      const existing = a.defaultRoute === undefined ? await defaultRouteFamilies(ns) : new Set<4 | 6>();
+      // The interface and (when it matters) the netns's routes, in one round trip.
+      const replies = await transact(ns, a.defaultRoute === undefined ? [linkGet(a.ifName), routeDump()] : [linkGet(a.ifName)]).catch((err: unknown) => {
+        if (err instanceof RtnlError && err.code === 'ENODEV' && err.index === 0) throw new LinkError('failed', `${a.ifName} does not exist there`);
+        throw err;
+      });
+      const index = linkIndexOf(replies[0]!);
+      const existing = defaultRouteFamilies(replies.slice(1));
       const routes = plannedRoutes(a, existing);
       const requests: RtnlRequest[] = [linkSet({ name: 'lo', up: true })];
       for (const x of a.addresses) requests.push(addressAdd({ index, address: x.address, prefixLength: x.prefixLength, nodad: x.family === 6 }));
