@@ -4,7 +4,8 @@
  * Kubernetes code), so it starts fast; it needs nothing from PATH.
  */
 import { ReleaseJournal } from '../api/release-journal.js';
-import { DaemonClient } from './client.js';
+import { DaemonClient, SilentRouter } from './client.js';
+import { ROUTER_TIMEOUT_ENV } from './limits.js';
 import { handlers } from './commands/index.js';
 import { runPlugin } from './skel.js';
 import { PodLinks } from './veth.js';
@@ -22,7 +23,11 @@ process.exitCode = await runPlugin(
   handlers,
   {
     links: new PodLinks({ pathEnv: process.env.PATH }),
-    daemon: (socket) => new DaemonClient({ socket }),
+    // After the binary gave up waiting for the router, it is not asked again (limits.ts).
+    daemon: (socket, deadline) => {
+      const timedOut = process.env[ROUTER_TIMEOUT_ENV];
+      return timedOut !== undefined && timedOut !== '' ? new SilentRouter(socket, timedOut) : new DaemonClient({ socket, ...(deadline === undefined ? {} : { deadline }) });
+    },
     journal: (dir) => new ReleaseJournal(dir),
   },
 );

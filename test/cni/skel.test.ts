@@ -401,6 +401,8 @@ describe('GC', () => {
       links.addNamespace(`/ns/${id}`);
       expect((await invoke(links, env('ADD', { CNI_CONTAINERID: id, CNI_NETNS: `/ns/${id}` }), conf())).code).toBe(0);
     }
+    // GC leaves what was confirmed in the very millisecond it started (the runtime may not list it yet).
+    await new Promise((r) => setTimeout(r, 5));
     const r = await invoke(links, { CNI_COMMAND: 'GC' }, conf({ 'cni.dev/valid-attachments': [{ containerID: 'keep1', ifname: 'eth0' }] }));
     expect(r.code).toBe(0);
     expect(daemon.podAllocations().map((a) => a.containerId)).toEqual(['keep1']);
