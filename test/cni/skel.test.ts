@@ -413,6 +413,7 @@ describe('GC', () => {
   it('accepts the older key cni.dev/attachments', async () => {
     links.addNamespace('/ns/x');
     await invoke(links, env('ADD', { CNI_CONTAINERID: 'x', CNI_NETNS: '/ns/x' }), conf());
+    await new Promise((r) => setTimeout(r, 5)); // past the millisecond the ADD confirmed in
     expect((await invoke(links, { CNI_COMMAND: 'GC' }, conf({ 'cni.dev/attachments': [] }))).code).toBe(0);
     expect(daemon.podAllocations()).toEqual([]);
   });
