@@ -115,6 +115,11 @@ export class FakeDaemon {
     rmSync(this.dir, { recursive: true, force: true });
   }
 
+  /** Makes every allocation look made (and attached) `ms` earlier. */
+  age(ms: number): void {
+    for (const a of this.allocations.values()) a.touchedAt -= ms;
+  }
+
   /** Addresses in use (without prefix). */
   used(): Set<string> {
     return new Set([...this.allocations.values()].flatMap((a) => a.addresses.map((x) => x.address)));

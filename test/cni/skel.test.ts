@@ -401,8 +401,7 @@ describe('GC', () => {
       links.addNamespace(`/ns/${id}`);
       expect((await invoke(links, env('ADD', { CNI_CONTAINERID: id, CNI_NETNS: `/ns/${id}` }), conf())).code).toBe(0);
     }
-    // GC leaves what was confirmed in the very millisecond it started (the runtime may not list it yet).
-    await new Promise((r) => setTimeout(r, 5));
+    daemon.age(60_000); // made a minute ago: past GC's grace for fresh ADDs
     const r = await invoke(links, { CNI_COMMAND: 'GC' }, conf({ 'cni.dev/valid-attachments': [{ containerID: 'keep1', ifname: 'eth0' }] }));
     expect(r.code).toBe(0);
     expect(daemon.podAllocations().map((a) => a.containerId)).toEqual(['keep1']);
@@ -413,7 +412,7 @@ describe('GC', () => {
   it('accepts the older key cni.dev/attachments', async () => {
     links.addNamespace('/ns/x');
     await invoke(links, env('ADD', { CNI_CONTAINERID: 'x', CNI_NETNS: '/ns/x' }), conf());
-    await new Promise((r) => setTimeout(r, 5)); // past the millisecond the ADD confirmed in
+    daemon.age(60_000); // made a minute ago: past GC's grace for fresh ADDs
     expect((await invoke(links, { CNI_COMMAND: 'GC' }, conf({ 'cni.dev/attachments': [] }))).code).toBe(0);
     expect(daemon.podAllocations()).toEqual([]);
   });

@@ -9,6 +9,7 @@ import { readdirSync } from 'node:fs';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { CniNode, type CniCallResult } from '../../lab/cni-node.js';
 import type { AddressGrant } from '../../src/api/types.js';
+import { GC_GRACE_MS } from '../../src/cni/commands/gc.js';
 import { hostVethName } from '../../src/cni/veth.js';
 
 const isRoot = process.getuid?.() === 0;
@@ -48,7 +49,7 @@ describe.skipIf(!isRoot)('CNI at the runtime limits (a real router)', () => {
   let network: string;
 
   beforeAll(async () => {
-    node = await CniNode.start({ range: '10.48.0.0/16', range6: 'fd00:48::/64' });
+    node = await CniNode.start({ range: '10.48.0.0/16', range6: 'fd00:48::/64', install: { cniVersion: '1.1.0' } });
     network = node.conflist().name;
   }, 120_000);
 
@@ -77,7 +78,7 @@ describe.skipIf(!isRoot)('CNI at the runtime limits (a real router)', () => {
     expect(manual!.network).toBeUndefined();
     for (const a of before.filter((x) => x.containerId.startsWith('gcs-'))) expect(a.adding).toBeUndefined();
 
-    await delay(5); // past the millisecond the last ADD confirmed in
+    await delay(GC_GRACE_MS + 200); // GC leaves allocations younger than its grace to the next GC
     const gc = await node.call('GC', { extra: { 'cni.dev/valid-attachments': [] } });
     expect(gc.code, gc.stdout).toBe(0);
 
@@ -194,7 +195,7 @@ describe.skipIf(!isRoot)('STATUS with the pool exhausted (a real router, a /30)'
   let node: CniNode;
 
   beforeAll(async () => {
-    node = await CniNode.start({ range: '10.47.0.0/30', range6: 'fd00:47::/64', extraArgs: ['--ipam-quarantine-seconds', '0'] });
+    node = await CniNode.start({ range: '10.47.0.0/30', range6: 'fd00:47::/64', extraArgs: ['--ipam-quarantine-seconds', '0'], install: { cniVersion: '1.1.0' } });
   }, 120_000);
 
   afterAll(async () => {

@@ -6,8 +6,9 @@
  * network's attachments on the same router, reservations made by hand (`weft ipam allocate`) and
  * the router's own (container id `weft:...`) are never touched. The release is conditional
  * (IpamReleaseRequest `network`, `before`): the router leaves alone an allocation whose ADD is
- * still in progress, or made or confirmed after this GC started, so a GC racing an ADD never takes
- * the address of the pod that ADD is making. A host end is deleted only for an allocation GC
+ * still in progress, or made or confirmed less than `GC_GRACE_MS` before this GC started (that
+ * ADD's answer may still be on its way to the runtime, whose list then lacks it; the next GC takes
+ * it if it is stale), so a GC racing an ADD never takes the address of the pod that ADD made. A host end is deleted only for an allocation GC
  * actually released (a `vw*` port with no allocation may be another network's or an ADD in
  * flight: it is left to the DEL or next ADD of its attachment). Goes on past single failures and
  * reports them all at the end.
@@ -18,6 +19,9 @@ import type { GcAttachment } from '../netconf.js';
 import type { CommandContext } from '../skel.js';
 import { hostVethName } from '../veth.js';
 import { routerError } from './shared.js';
+
+/** Allocations made or confirmed this shortly before a GC are left to the next one. */
+export const GC_GRACE_MS = 5000;
 
 function key(containerId: string, ifName: string): string {
   return `${containerId}\0${ifName}`;
@@ -33,8 +37,8 @@ export async function cmdGc(ctx: CommandContext): Promise<void> {
   const valid = ctx.conf.validAttachments;
   if (valid === undefined) throw new CniError(CniCode.InvalidNetworkConfig, 'GC needs cni.dev/valid-attachments (the attachments to keep)');
   const network = ctx.conf.name;
-  // Anything allocated or confirmed from now on belongs to an ADD this GC must not undo.
-  const startedAt = Date.now();
+  // Anything allocated or confirmed since then may belong to an ADD the runtime's list does not show yet.
+  const before = Date.now() - GC_GRACE_MS;
   const daemon = ctx.deps.daemon(ctx.conf.socket);
   const failures: string[] = [];
   const allocations = await daemon.allocations().catch((err: unknown) => {
@@ -43,9 +47,9 @@ export async function cmdGc(ctx: CommandContext): Promise<void> {
   for (const a of staleAllocations(allocations, valid, network)) {
     let released: string[];
     try {
-      const r = await daemon.release(a.containerId, a.ifName, { network, before: startedAt });
+      const r = await daemon.release(a.containerId, a.ifName, { network, before });
       released = r.released;
-      for (const s of r.skipped) ctx.log(`GC left ${s.containerId}/${s.ifName} alone (${s.reason === 'adding' ? 'its ADD is in progress' : s.reason === 'newer' ? 'allocated or confirmed after GC started' : 'another network'})`);
+      for (const s of r.skipped) ctx.log(`GC left ${s.containerId}/${s.ifName} alone (${s.reason === 'adding' ? 'its ADD is in progress' : s.reason === 'newer' ? 'allocated or confirmed just before GC started' : 'another network'})`);
     } catch (err) {
       failures.push(`releasing ${a.containerId}/${a.ifName}: ${(err as Error).message}`);
       continue;
