@@ -7,7 +7,8 @@
  * the router again (DEL removes the host end and journals the release; ADD, CHECK and GC fail with
  * code 11; STATUS with 50).
  */
-import type { Command } from './skel.js';
+/** The CNI commands (skel.ts `Command`). */
+type Command = 'ADD' | 'DEL' | 'CHECK' | 'STATUS' | 'GC' | 'VERSION';
 
 /** Per command, the binary's limit for the router's answer (ms). */
 export const COMMAND_LIMIT_MS: Readonly<Record<Command, number>> = Object.freeze({
