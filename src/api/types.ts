@@ -311,6 +311,14 @@ export interface PrefixedAddress {
 export interface IpamAllocateRequest {
   containerId: string;
   ifName: string;
+  /**
+   * The CNI network (the config's `name`) the allocation is for. Such an allocation is "adding"
+   * until the ADD's POST /v1/cni/attach (or 60 s), and only a GC of that network releases it.
+   * Absent (`weft ipam allocate`): a reservation by hand, which GC never releases.
+   */
+  network?: string;
+  /** Wait for free space at most this long (ms; the router's own limit still applies). */
+  timeoutMs?: number;
 }
 
 export interface IpamAllocateResponse {
@@ -324,10 +332,20 @@ export interface IpamReleaseRequest {
   containerId: string;
   /** Only this interface; all the container's when absent. */
   ifName?: string;
+  /**
+   * Conditional release (CNI GC, the replay of a journaled DEL): with `network` or `before`, an
+   * allocation is released only when it was made for `network` (when given), is not adding, and
+   * was last allocated or confirmed before `before` (ms since the epoch, when given); the others
+   * are listed in `skipped`.
+   */
+  network?: string;
+  before?: number;
 }
 
 export interface IpamReleaseResponse {
   released: string[];
+  /** What a conditional release left alone, and why. */
+  skipped?: { containerId: string; ifName: string; reason: 'adding' | 'newer' | 'other-network' }[];
 }
 
 /** The addresses IPAM granted one attachment. */
@@ -337,6 +355,10 @@ export interface AddressGrant {
   addresses: string[];
   /** When, in ms since the epoch (wall clock). */
   allocatedAt: number;
+  /** The CNI network it was allocated for; absent: by hand (`weft ipam allocate`) or the router's own. */
+  network?: string;
+  /** Its CNI ADD has not confirmed it yet (see IpamAllocateRequest.network). */
+  adding?: true;
 }
 
 export interface IpamAllocationsResponse {
@@ -423,6 +445,8 @@ export interface CniNetwork {
   mtu: number;
   /** The gateway's address per family on the bridge. */
   gateways: PrefixedAddress[];
+  /** Why no new pod can get an address now (the pool is exhausted); absent when one can. */
+  exhausted?: string;
 }
 
 /** The router guards the attachment's port: frames from it must carry `mac` and its allocated addresses. */

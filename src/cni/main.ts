@@ -5,7 +5,8 @@
  */
 import { fstatSync, statSync } from 'node:fs';
 import { ReleaseJournal } from '../api/release-journal.js';
-import { DaemonClient } from './client.js';
+import { DaemonClient, SilentRouter } from './client.js';
+import { ROUTER_TIMEOUT_ENV } from './limits.js';
 import { handlers } from './commands/index.js';
 import { runPlugin } from './skel.js';
 import { PodLinks } from './veth.js';
@@ -37,7 +38,11 @@ process.exitCode = await runPlugin(
   handlers,
   {
     links: new PodLinks({ pathEnv: process.env.PATH }),
-    daemon: (socket) => new DaemonClient({ socket }),
+    // After the binary gave up waiting for the router, it is not asked again (limits.ts).
+    daemon: (socket, deadline) => {
+      const timedOut = process.env[ROUTER_TIMEOUT_ENV];
+      return timedOut !== undefined && timedOut !== '' ? new SilentRouter(socket, timedOut) : new DaemonClient({ socket, ...(deadline === undefined ? {} : { deadline }) });
+    },
     journal: (dir) => new ReleaseJournal(dir),
   },
 );

@@ -37,7 +37,6 @@ export const KNOWN_KEYS: readonly string[] = [
   'journalDir',
   'routes',
   'defaultRoute',
-  'timeoutSeconds',
   'ipMasq',
   'isGateway',
   'isDefaultGateway',
@@ -242,6 +241,20 @@ function refusedKeys(raw: Record<string, unknown>, problems: string[]): void {
   }
 }
 
+/**
+ * The conventions for asking a plugin for given addresses or a MAC (`args.cni.ips`/`mac`,
+ * `runtimeConfig.ips`/`mac`): weft cannot honour them, so they are refused rather than ignored.
+ */
+function requestedIdentity(raw: Record<string, unknown>, problems: string[]): void {
+  const args = isObject(raw.args) && isObject(raw.args.cni) ? raw.args.cni : undefined;
+  const rc = isObject(raw.runtimeConfig) ? raw.runtimeConfig : undefined;
+  for (const [where, o] of [['args.cni', args], ['runtimeConfig', rc]] as const) {
+    if (o === undefined) continue;
+    if (o.ips !== undefined) problems.push(`${where}.ips cannot be honoured: weft assigns pod addresses from its cluster IPAM`);
+    if (o.mac !== undefined) problems.push(`${where}.mac cannot be honoured: weft gives each pod interface a random MAC`);
+  }
+}
+
 /** Validates `raw` (already JSON-decoded); throws a CniError with code 1, 2 or 7. */
 export function parseNetConf(raw: unknown): NetConf {
   if (!isObject(raw)) throw new CniError(CniCode.DecodeFailure, 'the network configuration on stdin must be a JSON object');
@@ -261,6 +274,7 @@ export function parseNetConf(raw: unknown): NetConf {
   }
   const problems: string[] = [];
   refusedKeys(raw, problems);
+  requestedIdentity(raw, problems);
   if (typeof raw.name !== 'string' || raw.name === '') problems.push('name is missing (a non-empty string)');
   else if (!SPEC_NAME.test(raw.name)) problems.push(`name "${raw.name}" must start with a letter or digit and hold only letters, digits, '_', '.' and '-'`);
   if (typeof raw.type !== 'string' || raw.type === '') problems.push('type is missing (a non-empty string, "weft")');

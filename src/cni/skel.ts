@@ -9,6 +9,7 @@ import type { DaemonApi } from './client.js';
 import { cmdVersion } from './commands/version.js';
 import { decodeJson, parseNetConf, SPEC_NAME, type NetConf } from './netconf.js';
 import type { CniResult } from './result.js';
+import { routerDeadline } from './limits.js';
 import type { LinkOps } from './veth.js';
 import { isSupportedVersion, LATEST_VERSION, versionAtLeast } from './versions.js';
 
@@ -23,11 +24,14 @@ export interface PluginIO {
   stdinError?: Error;
   stdout: Writable;
   stderr: Writable;
+  /** ms since the epoch by which the command must be done (default: limits.ts, from now). */
+  deadline?: number;
 }
 
 export interface PluginDeps {
   links: LinkOps;
-  daemon(socket: string): DaemonApi;
+  /** The router at `socket`; no request to it waits past `deadline` (ms since the epoch). */
+  daemon(socket: string, deadline?: number): DaemonApi;
   /** The release journal (see src/core/release-journal.ts): DEL records, ADD drops a stale entry of its attachment. */
   journal(dir: string): { record(containerId: string, ifName: string | undefined): void; done(entry: { containerId: string; ifName?: string; at: number }): void };
 }
@@ -47,7 +51,10 @@ export interface CommandContext {
   /** CNI_PATH, split. */
   path: string[];
   conf: NetConf;
+  /** `deps.daemon` here is bound to `deadline`. */
   deps: PluginDeps;
+  /** ms since the epoch by which the command must be done (limits.ts). */
+  deadline: number;
   /** One line to stderr (runtimes keep it in their logs). */
   log(line: string): void;
 }
@@ -100,6 +107,9 @@ interface ParsedEnv {
   path: string[];
 }
 
+/** CNI_ARGS keys asking for a specific address or MAC, which ADD refuses. */
+const REQUESTED_ARGS = ['IP', 'MAC'] as const;
+
 export function parseEnv(env: PluginIO['env']): ParsedEnv {
   const raw = env.CNI_COMMAND;
   if (raw === undefined || raw === '') throw new CniError(CniCode.InvalidEnvironment, 'CNI_COMMAND is not set (ADD, DEL, CHECK, STATUS, GC or VERSION)');
@@ -121,12 +131,21 @@ export function parseEnv(env: PluginIO['env']): ParsedEnv {
     if (why !== undefined) throw new CniError(CniCode.InvalidEnvironment, `CNI_IFNAME ${why}`);
     if (netns !== '' && !netns.startsWith('/')) throw new CniError(CniCode.InvalidEnvironment, `CNI_NETNS "${netns}" must be an absolute path to a network namespace`);
   }
+  const args = parseCniArgs(env.CNI_ARGS);
+  if (command === 'ADD') {
+    // host-local and the bridge plugin take these (podman run --ip / --mac-address); weft cannot
+    // give a requested address or MAC, and handing out another one silently would be wrong.
+    for (const k of REQUESTED_ARGS) {
+      const v = args.get(k);
+      if (v !== undefined) throw new CniError(CniCode.InvalidEnvironment, `CNI_ARGS ${k}=${v}: weft ${k === 'IP' ? 'assigns pod addresses from its cluster IPAM' : 'gives each pod interface a random MAC'} and cannot honour a requested one; remove it`);
+    }
+  }
   return {
     command,
     containerId,
     netns,
     ifName,
-    args: parseCniArgs(env.CNI_ARGS),
+    args,
     path: (env.CNI_PATH ?? '').split(':').filter((p) => p !== ''),
   };
 }
@@ -148,7 +167,9 @@ export async function runPlugin(io: PluginIO, handlers: Handlers, deps: PluginDe
     if ((env.command === 'STATUS' || env.command === 'GC') && !versionAtLeast(conf.cniVersion, '1.1.0')) {
       throw new CniError(CniCode.IncompatibleVersion, `${env.command} needs cniVersion 1.1.0 or later; the config has ${conf.cniVersion}`);
     }
-    const ctx: CommandContext = { ...env, conf, deps, log: (line) => io.stderr.write(`weft: ${line}\n`) };
+    const deadline = io.deadline ?? routerDeadline(env.command, Date.now());
+    const bound: PluginDeps = { ...deps, daemon: (socket) => deps.daemon(socket, deadline) };
+    const ctx: CommandContext = { ...env, conf, deps: bound, deadline, log: (line) => io.stderr.write(`weft: ${line}\n`) };
     switch (env.command) {
       case 'ADD':
         io.stdout.write(`${JSON.stringify(await handlers.add(ctx))}\n`);

@@ -151,7 +151,7 @@ export class Daemon {
       const ipam = this.ipam.ipam;
       // Pods' traffic must never reach a node's VXLAN port (the fast path's device: listen port + 1).
       this.podGuard = new PodGuard(
-        { nft: this.nft, netlink: this.netlink, clock: this.clock, logger: this.log.child('pods'), allocations: () => ipam.list() },
+        { nft: this.nft, netlink: this.netlink, clock: this.clock, logger: this.log.child('pods'), allocations: () => ipam.list(), confirm: (id, ifName) => void ipam.confirm(id, ifName) },
         { bridge: c.bridge, vxlanPort: this.udp.localPort + 1 },
       );
       this.podNetwork = new PodNetwork(

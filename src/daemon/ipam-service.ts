@@ -4,8 +4,8 @@
  * `weft ipam` use, and the replay of releases the plugin journaled while the router was down
  * (src/core/release-journal.ts).
  *
- *   POST /v1/ipam/allocate     { containerId, ifName }   → { addresses: [{ address, prefixLength, family }] }
- *   POST /v1/ipam/release      { containerId, ifName? }  → { released: [address] }
+ *   POST /v1/ipam/allocate     { containerId, ifName, network?, timeoutMs? } → { addresses: [{ address, prefixLength, family }], existing? }
+ *   POST /v1/ipam/release      { containerId, ifName?, network?, before? }   → { released: [address], skipped? }
  *   GET  /v1/ipam/allocations                            → { allocations: [...] }
  *   GET  /v1/ipam/status                                 → IpamStatus
  *
@@ -46,6 +46,12 @@ function field(body: unknown, name: string): unknown {
   return typeof body === 'object' && body !== null ? (body as Record<string, unknown>)[name] : undefined;
 }
 
+/** A field that may be absent (null counts as absent). */
+function optional(body: unknown, name: string): unknown {
+  const v = field(body, name);
+  return v === null ? undefined : v;
+}
+
 export class IpamService implements Startable {
   readonly ipam: Ipam;
   readonly journal: ReleaseJournal;
@@ -74,10 +80,22 @@ export class IpamService implements Startable {
   }
 
   routes(api: ApiServer): void {
-    api.route('POST', '/v1/ipam/allocate', (body) => this.ipam.allocate({ containerId: field(body, 'containerId') as string, ifName: field(body, 'ifName') as string }));
+    api.route('POST', '/v1/ipam/allocate', (body) => {
+      const network = optional(body, 'network');
+      const timeoutMs = optional(body, 'timeoutMs');
+      return this.ipam.allocate({
+        containerId: field(body, 'containerId') as string,
+        ifName: field(body, 'ifName') as string,
+        ...(network === undefined ? {} : { network: network as string }),
+        ...(timeoutMs === undefined ? {} : { timeoutMs: timeoutMs as number }),
+      });
+    });
     api.route('POST', '/v1/ipam/release', (body) => {
-      const ifName = field(body, 'ifName');
-      return this.ipam.release(field(body, 'containerId') as string, ifName === undefined || ifName === null ? undefined : (ifName as string));
+      const ifName = optional(body, 'ifName');
+      const network = optional(body, 'network');
+      const before = optional(body, 'before');
+      const cond = network === undefined && before === undefined ? undefined : { ...(network === undefined ? {} : { network: network as string }), ...(before === undefined ? {} : { before: before as number }) };
+      return this.ipam.release(field(body, 'containerId') as string, ifName as string | undefined, cond);
     });
     api.route('GET', '/v1/ipam/allocations', () => ({ allocations: this.ipam.list() }));
     api.route('GET', '/v1/ipam/status', () => this.ipam.status());
@@ -109,9 +127,13 @@ export class IpamService implements Startable {
       }
       for (const entry of pending) {
         try {
-          const r = await this.ipam.release(entry.containerId, entry.ifName);
+          // Only what the DEL meant: not an allocation a later ADD of the same attachment made,
+          // reused or is making (the router may only have been stopped while the DEL journaled).
+          const r = await this.ipam.release(entry.containerId, entry.ifName, { before: entry.at });
+          // An ADD still adding it: it confirms (then it is newer) or its lease runs out; look again then.
+          if (r.skipped?.some((x) => x.reason === 'adding') === true) continue;
           this.journal.done(entry);
-          this.log.info('replayed a journaled release', { containerId: entry.containerId, ifName: entry.ifName, released: r.released });
+          this.log.info('replayed a journaled release', { containerId: entry.containerId, ifName: entry.ifName, released: r.released, ...(r.skipped === undefined ? {} : { skipped: r.skipped }) });
         } catch (err) {
           this.log.warn('cannot replay a journaled release yet', { containerId: entry.containerId, err: describeError(err) });
           break;

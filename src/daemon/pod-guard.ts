@@ -57,6 +57,8 @@ export interface PodGuardComponents {
   logger: Logger;
   /** The allocations IPAM holds on this router; empty when IPAM is off. */
   allocations: () => readonly PodAllocation[];
+  /** Called once an attachment's rules are in: its CNI ADD is done (IPAM stops counting it as adding). */
+  confirm?: (containerId: string, ifName: string) => void;
 }
 
 export interface PodGuardInit {
@@ -154,10 +156,12 @@ export class PodGuard implements Startable {
     let script = this.takeAddresses(pod);
     if (old !== undefined && samePod(old.pod, pod)) {
       await this.write(script);
+      this.components.confirm?.(containerId, ifName);
       return pod;
     }
     script += (old === undefined ? '' : podRemoveScript(old.pod, true)) + podAddScript(pod);
     await this.write(script);
+    this.components.confirm?.(containerId, ifName);
     this.components.logger.info('pod guarded', { containerId, ifName, port: pod.port, mac: pod.mac, addresses: [...pod.ipv4, ...pod.ipv6] });
     return pod;
   }

@@ -53,13 +53,24 @@ export class PodNetwork implements Startable {
     this.timer?.cancel();
   }
 
-  /** Ready for pods: IPAM ready, the gateway set up, and the pods' anti-spoofing table programmable. */
+  /**
+   * Ready for pods: IPAM ready, the gateway set up, and the pods' anti-spoofing table programmable.
+   * `exhausted` says why a new pod would get no address (ADD then fails with "exhausted", code 100).
+   */
   network(): CniNetwork {
     const ipamReady = this.components.ipam.ready();
     const guard = this.components.guard?.notReady();
     const ready = ipamReady.ok && this.problem === undefined && guard === undefined && this.gateways.length > 0;
     const reason = !ipamReady.ok ? `IPAM not ready: ${ipamReady.reason ?? '?'}` : (this.problem ?? (guard === undefined ? undefined : `pods cannot be guarded: ${guard}`));
-    return { ready, ...(ready ? {} : { reason: reason ?? 'starting' }), bridge: this.init.bridge, mtu: this.init.mtu, gateways: this.gateways };
+    const exhausted = ready ? this.components.ipam.exhausted() : undefined;
+    return {
+      ready,
+      ...(ready ? {} : { reason: reason ?? 'starting' }),
+      bridge: this.init.bridge,
+      mtu: this.init.mtu,
+      gateways: this.gateways,
+      ...(exhausted === undefined ? {} : { exhausted }),
+    };
   }
 
   private async reconcile(): Promise<void> {

@@ -3,11 +3,17 @@
  * an address in each range. A repeated request gets the attachment's addresses again; a new one
  * waits while some range has no free address (the asker asks other peers for space) until
  * `askTimeoutMs` has passed. Every change is persisted (group commit) before it is answered.
+ *
+ * An allocation made for a CNI network (`network`: the CNI config's `name`) is "adding" until the
+ * ADD's last router step (the pod guard's attach) confirms it, or until `addingLeaseMs` has passed
+ * (an ADD that crashed does not pin it for ever). A conditional release (GC, the replay of a
+ * journaled DEL) leaves alone an allocation that is adding, or of another network (or of none:
+ * made by hand), or allocated or confirmed at or after the caller's `before` time.
  */
 import type { Clock } from '../core/clock.js';
 import type { Asker } from './asker.js';
 import { allocationKey, checkContainerId, checkIfName } from './config.js';
-import { IpamNotReadyError } from './errors.js';
+import { IpamBadRequestError, IpamNotReadyError } from './errors.js';
 import type { GroupCommit } from './group-commit.js';
 import type { RangeState } from './range-state.js';
 import { offsetToAddress } from './space.js';
@@ -25,7 +31,49 @@ interface Allocation {
   /** One per range, by its `index` (undefined: none in that range). */
   offsets: (bigint | undefined)[];
   allocatedAt: number;
+  /** The CNI network it was allocated for (undefined: by hand, or by the router itself). */
+  network?: string;
+  /** Wall ms of the last allocate or confirm of this attachment. */
+  touchedAt: number;
+  /** Monotonic ms until which it is adding (undefined: not adding). */
+  addingUntil: number | undefined;
 }
+
+/** A release that applies only when every condition holds (see the file comment). */
+export interface ReleaseCondition {
+  /** Only allocations recorded for this CNI network. */
+  network?: string;
+  /** Wall ms: only allocations last allocated or confirmed before this. */
+  before?: number;
+}
+
+/** An allocation a conditional release left alone, and why. */
+export interface SkippedRelease {
+  containerId: string;
+  ifName: string;
+  reason: 'adding' | 'newer' | 'other-network';
+}
+
+/** What GET /v1/ipam/allocations lists of one allocation. */
+export interface ListedAllocation {
+  containerId: string;
+  ifName: string;
+  addresses: string[];
+  allocatedAt: number;
+  network?: string;
+  adding?: true;
+}
+
+/** A CNI network name (the spec's: letters, digits, '_', '.', '-'; starts with a letter or digit). */
+const NETWORK = /^[A-Za-z0-9][A-Za-z0-9_.-]{0,254}$/;
+
+export function checkNetwork(v: unknown): string {
+  if (typeof v !== 'string' || !NETWORK.test(v)) throw new IpamBadRequestError('network', "must be 1-255 characters of A-Z a-z 0-9 _ . - starting with a letter or digit");
+  return v;
+}
+
+/** How long an allocation made for a CNI ADD stays "adding" without the ADD confirming it. */
+export const ADDING_LEASE_MS = 60_000;
 
 export interface AllocationsComponents {
   clock: Clock;
@@ -42,6 +90,18 @@ export interface AllocationsComponents {
 export interface AllocationsInit {
   /** How long an allocation waits for space. */
   askTimeoutMs: number;
+  /** How long an allocation for a CNI network stays adding unconfirmed; default ADDING_LEASE_MS. */
+  addingLeaseMs?: number;
+}
+
+/** An allocation request; `network` and `timeoutMs` are optional (see the file comment). */
+export interface AllocateRequest {
+  containerId: string;
+  ifName: string;
+  /** The CNI network the allocation is for; undefined: made by hand (GC never releases it). */
+  network?: string;
+  /** Waits for space at most this long (and never longer than `askTimeoutMs`). */
+  timeoutMs?: number;
 }
 
 export class Allocations {
@@ -52,6 +112,7 @@ export class Allocations {
   private readonly readiness: () => { ok: boolean; reason?: string };
   private readonly running: () => boolean;
   private readonly askTimeoutMs: number;
+  private readonly addingLeaseMs: number;
   /** By `allocationKey`. */
   private readonly records = new Map<string, Allocation>();
 
@@ -63,6 +124,7 @@ export class Allocations {
     this.readiness = components.readiness;
     this.running = components.running;
     this.askTimeoutMs = init.askTimeoutMs;
+    this.addingLeaseMs = init.addingLeaseMs ?? ADDING_LEASE_MS;
   }
 
   get size(): number {
@@ -70,14 +132,24 @@ export class Allocations {
   }
 
   /** `existing`: the attachment already had these addresses (a repeated request). */
-  async allocate(req: { containerId: string; ifName: string }): Promise<{ addresses: AllocatedAddress[]; existing?: true }> {
+  async allocate(req: AllocateRequest): Promise<{ addresses: AllocatedAddress[]; existing?: true }> {
     const containerId = checkContainerId(req?.containerId);
     const ifName = checkIfName(req?.ifName);
+    const network = req.network === undefined || req.network === null ? undefined : checkNetwork(req.network);
+    const timeoutMs = req.timeoutMs;
+    if (timeoutMs !== undefined && timeoutMs !== null && (typeof timeoutMs !== 'number' || !Number.isFinite(timeoutMs) || timeoutMs < 0)) {
+      throw new IpamBadRequestError('timeoutMs', 'must be a number of milliseconds, 0 or more');
+    }
     const key = allocationKey(containerId, ifName);
-    const deadline = this.clock.now() + this.askTimeoutMs;
+    const deadline = this.clock.now() + Math.min(this.askTimeoutMs, typeof timeoutMs === 'number' ? timeoutMs : Infinity);
     for (;;) {
       const existing = this.records.get(key);
       if (existing !== undefined) {
+        // A repeated ADD holds it again as its own until it confirms: GC must not take it meanwhile.
+        if (network !== undefined) {
+          existing.touchedAt = this.clock.wallNow();
+          existing.addingUntil = this.clock.now() + this.addingLeaseMs;
+        }
         await this.commits.flush();
         return { addresses: this.addressesOf(existing), existing: true };
       }
@@ -89,7 +161,16 @@ export class Allocations {
       await this.asker.waitFor(short, deadline);
     }
     const now = this.clock.now();
-    const rec: Allocation = { containerId, ifName, offsets: this.ranges.map((r) => r.allocator.allocate(key, now)), allocatedAt: this.clock.wallNow() };
+    const wall = this.clock.wallNow();
+    const rec: Allocation = {
+      containerId,
+      ifName,
+      offsets: this.ranges.map((r) => r.allocator.allocate(key, now)),
+      allocatedAt: wall,
+      ...(network === undefined ? {} : { network }),
+      touchedAt: wall,
+      addingUntil: network === undefined ? undefined : now + this.addingLeaseMs,
+    };
     this.records.set(key, rec);
     this.commits.mark();
     for (const r of this.ranges) this.asker.maybeAsk(r);
@@ -97,15 +178,40 @@ export class Allocations {
     return { addresses: this.addressesOf(rec) };
   }
 
-  /** Releases the attachment's addresses (every interface of the container without `ifName`). */
-  async release(containerId: string, ifName?: string): Promise<{ released: string[] }> {
+  /**
+   * The ADD of this attachment is done (its port is guarded): the allocation stops being adding.
+   * Returns false when there is no such allocation.
+   */
+  confirm(containerId: string, ifName: string): boolean {
+    const rec = this.records.get(allocationKey(containerId, ifName));
+    if (rec === undefined) return false;
+    rec.addingUntil = undefined;
+    rec.touchedAt = this.clock.wallNow();
+    return true;
+  }
+
+  /**
+   * Releases the attachment's addresses (every interface of the container without `ifName`). With
+   * `cond`, only the allocations that meet it (see the file comment); the others are `skipped`.
+   */
+  async release(containerId: string, ifName?: string, cond?: ReleaseCondition): Promise<{ released: string[]; skipped?: SkippedRelease[] }> {
     checkContainerId(containerId);
     if (ifName !== undefined) checkIfName(ifName);
+    if (cond?.network !== undefined) checkNetwork(cond.network);
+    if (cond?.before !== undefined && (typeof cond.before !== 'number' || !Number.isFinite(cond.before))) throw new IpamBadRequestError('before', 'must be a time in ms since the epoch');
     if (!this.running()) throw new IpamNotReadyError(this.readiness().reason ?? 'not running');
     const released: string[] = [];
+    const skipped: SkippedRelease[] = [];
     const now = this.clock.now();
     for (const [key, rec] of this.records) {
       if (rec.containerId !== containerId || (ifName !== undefined && rec.ifName !== ifName)) continue;
+      if (cond !== undefined) {
+        const reason = this.skipReason(rec, cond, now);
+        if (reason !== undefined) {
+          skipped.push({ containerId: rec.containerId, ifName: rec.ifName, reason });
+          continue;
+        }
+      }
       this.records.delete(key);
       for (const r of this.ranges) {
         const off = rec.offsets[r.index];
@@ -116,21 +222,36 @@ export class Allocations {
     }
     if (released.length > 0) this.commits.mark();
     await this.commits.flush();
-    return { released };
+    return skipped.length === 0 ? { released } : { released, skipped };
   }
 
-  list(): { containerId: string; ifName: string; addresses: string[]; allocatedAt: number }[] {
-    return [...this.records.values()].map((r) => ({ containerId: r.containerId, ifName: r.ifName, addresses: this.addressesOf(r).map((a) => a.address), allocatedAt: r.allocatedAt }));
+  private skipReason(rec: Allocation, cond: ReleaseCondition, now: number): SkippedRelease['reason'] | undefined {
+    if (cond.network !== undefined && rec.network !== cond.network) return 'other-network';
+    if (rec.addingUntil !== undefined && now < rec.addingUntil) return 'adding';
+    if (cond.before !== undefined && rec.touchedAt >= cond.before) return 'newer';
+    return undefined;
+  }
+
+  list(): ListedAllocation[] {
+    const now = this.clock.now();
+    return [...this.records.values()].map((r) => ({
+      containerId: r.containerId,
+      ifName: r.ifName,
+      addresses: this.addressesOf(r).map((a) => a.address),
+      allocatedAt: r.allocatedAt,
+      ...(r.network === undefined ? {} : { network: r.network }),
+      ...(r.addingUntil !== undefined && now < r.addingUntil ? { adding: true as const } : {}),
+    }));
   }
 
   /** What the state file keeps. */
   snapshot(): PersistedAllocation[] {
-    return [...this.records.values()];
+    return [...this.records.values()].map((r) => ({ containerId: r.containerId, ifName: r.ifName, allocatedAt: r.allocatedAt, offsets: r.offsets, ...(r.network === undefined ? {} : { network: r.network }) }));
   }
 
-  /** The allocations of a state file (the allocators restore their offsets themselves). */
+  /** The allocations of a state file (the allocators restore their offsets themselves); none is adding. */
   restore(list: readonly PersistedAllocation[]): void {
-    for (const a of list) this.records.set(allocationKey(a.containerId, a.ifName), { ...a });
+    for (const a of list) this.records.set(allocationKey(a.containerId, a.ifName), { ...a, touchedAt: a.allocatedAt, addingUntil: undefined });
   }
 
   private addressesOf(rec: Allocation): AllocatedAddress[] {

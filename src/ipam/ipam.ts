@@ -37,7 +37,7 @@ import { isPeerName } from '../core/ids.js';
 import { silentLogger, type Logger } from '../core/logger.js';
 import type { Gossiper, GossipTransport, PeerName, RouteTable } from '../mesh/contracts.js';
 import type { Held } from './allocator.js';
-import { Allocations, type AllocatedAddress } from './allocations.js';
+import { Allocations, type AllocatedAddress, type AllocateRequest, type ListedAllocation, type ReleaseCondition, type SkippedRelease } from './allocations.js';
 import { Announcer } from './announcer.js';
 import { Asker } from './asker.js';
 import { WaitingQuorum } from './bootstrap.js';
@@ -242,18 +242,45 @@ export class Ipam implements Gossiper {
     return { ok: true };
   }
 
-  /** `existing`: the attachment already had these addresses (a repeated request). */
-  allocate(req: { containerId: string; ifName: string }): Promise<{ addresses: AllocatedAddress[]; existing?: true }> {
+  /** `existing`: the attachment already had these addresses (a repeated request). See allocations.ts for `network`. */
+  allocate(req: AllocateRequest): Promise<{ addresses: AllocatedAddress[]; existing?: true }> {
     return this.allocations.allocate(req);
   }
 
-  /** Releases the attachment's addresses (every interface of the container without `ifName`). */
-  release(containerId: string, ifName?: string): Promise<{ released: string[] }> {
-    return this.allocations.release(containerId, ifName);
+  /** Releases the attachment's addresses (every interface of the container without `ifName`); `cond`: see allocations.ts. */
+  release(containerId: string, ifName?: string, cond?: ReleaseCondition): Promise<{ released: string[]; skipped?: SkippedRelease[] }> {
+    return this.allocations.release(containerId, ifName, cond);
   }
 
-  list(): { containerId: string; ifName: string; addresses: string[]; allocatedAt: number }[] {
+  /** The CNI ADD of the attachment is done: its allocation stops being adding. False: no such allocation. */
+  confirm(containerId: string, ifName: string): boolean {
+    return this.allocations.confirm(containerId, ifName);
+  }
+
+  list(): ListedAllocation[] {
     return this.allocations.list();
+  }
+
+  /**
+   * Why a new allocation cannot succeed now for want of addresses (undefined: it can, or it may
+   * once a peer answers): some range has no free address here and no reachable peer holds space
+   * in it, or the last round of asking got none.
+   */
+  exhausted(): string | undefined {
+    if (this.state !== 'running') return undefined;
+    const now = this.clock.now();
+    let reachable: Set<PeerName> | undefined;
+    for (const r of this.ranges) {
+      if (r.ring === undefined || r.allocator.hasFree(now)) continue;
+      const c = r.allocator.counts(now);
+      const here = `no free address in ${r.space.cidr} on this router (${c.allocated} allocated, ${c.quarantined} in quarantine)`;
+      reachable ??= new Set(this.routes.reachable());
+      const others = r.ring.ownersBySize().filter(([p]) => p !== this.self && reachable!.has(p));
+      if (others.length === 0) return `${here} and no reachable peer holds space in it`;
+      const a = r.asking;
+      if (a.target === undefined && now < a.retryAt) return `${here} and the peers asked had none to give`;
+    }
+    return undefined;
   }
 
   /**

@@ -4,7 +4,10 @@
  *   ["weft-ipam-state", 2, clusterId, self, ranges, rings, allocations, released, held, custody, fenced]
  *   ranges       [cidr, ...] as configured (normalized)
  *   rings        [ring: bin (ring-codec form) | nil, ...] one per range; nil: not adopted yet
- *   allocations  [[containerId, ifName, allocatedAt (wall ms), [offset: bin | nil, ...]], ...]
+ *   allocations  [[containerId, ifName, allocatedAt (wall ms), [offset: bin | nil, ...], network?], ...]
+ *                network: the CNI network (config `name`) it was allocated for; absent when made
+ *                by hand. Added within version 2: older files (without it) read as made by hand,
+ *                and older readers ignore it.
  *   released     per range: [[offset: bin, age (ms)], ...] oldest first
  *   held         per range: [[start: bin, end: bin, remaining (ms)], ...]
  *   custody      per range: nil (no ring yet) or [pending, holders, titles] (custody.ts):
@@ -54,6 +57,8 @@ export interface PersistedAllocation {
   allocatedAt: number;
   /** One per range (undefined: none in that range). */
   offsets: (bigint | undefined)[];
+  /** The CNI network it was allocated for (undefined: by hand, or by the router). */
+  network?: string;
 }
 
 export interface PersistedState {
@@ -87,7 +92,11 @@ export function encodeState(s: Omit<PersistedState, 'custody'>, spaces: readonly
   const b = new PackBuilder().array(11).items(STATE_MAGIC, STATE_VERSION, s.clusterId, s.self, s.ranges).array(ringBytes.length);
   for (const r of ringBytes) b.bin(r);
   b.items(
-    s.allocations.map((a) => [a.containerId, a.ifName, a.allocatedAt, a.offsets.map((o, i) => (o === undefined ? null : offsetToBytes(o, w(i))))]),
+    s.allocations.map((a) => {
+      const row: unknown[] = [a.containerId, a.ifName, a.allocatedAt, a.offsets.map((o, i) => (o === undefined ? null : offsetToBytes(o, w(i))))];
+      if (a.network !== undefined) row.push(a.network);
+      return row;
+    }),
     s.released.map((rs, i) => rs.map(([o, at]) => [offsetToBytes(o, w(i)), at])),
     s.held.map((hs, i) => hs.map((h) => [offsetToBytes(h.start, w(i)), offsetToBytes(h.end, w(i)), h.until])),
   );
@@ -221,10 +230,11 @@ export function parseState(data: Uint8Array, location: string, expect: Expected)
   });
   const allocations = list(fields[6], 'allocations').map((a, j): PersistedAllocation => {
     const f = list(a, `allocation ${j}`);
-    const [containerId, ifName, at, offs] = f;
+    const [containerId, ifName, at, offs, network] = f;
     if (typeof containerId !== 'string' || typeof ifName !== 'string') return corrupt(`allocation ${j} has no container id or interface`);
+    if (network !== undefined && network !== null && typeof network !== 'string') return corrupt(`allocation ${j} has a network that is not a string`);
     const offsets = perRange(offs, `allocation ${j} offsets`).map((o, i) => (o === null ? undefined : offset(o, i, `allocation ${j} offset ${i}`)));
-    return { containerId, ifName, allocatedAt: time(at, `allocation ${j} time`), offsets };
+    return { containerId, ifName, allocatedAt: time(at, `allocation ${j} time`), offsets, ...(typeof network === 'string' ? { network } : {}) };
   });
   const released = perRange(fields[7], 'released').map((rs, i) =>
     list(rs, `released ${i}`).map((r, j): [bigint, number] => {

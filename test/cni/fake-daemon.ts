@@ -1,8 +1,10 @@
 /**
  * A fake weft daemon for the CNI plugin's tests: the local API's CNI and IPAM routes over HTTP on a
  * Unix socket (node:http), allocating from a small pool with the real semantics (idempotent per
- * containerId+ifName, release of one or every interface, `weft:` allocations of its own), and
- * recording which attachments' ports it was asked to guard (attach, detach).
+ * containerId+ifName, release of one or every interface, `weft:` allocations of its own, the
+ * allocation's network, adding until attached, conditional release), and recording which
+ * attachments' ports it was asked to guard (attach, detach). `hang` makes it accept requests and
+ * never answer (a stopped router).
  */
 import { mkdtempSync, rmSync } from 'node:fs';
 import { createServer, type Server } from 'node:http';
@@ -14,6 +16,12 @@ export interface FakeAllocation {
   ifName: string;
   addresses: { address: string; prefixLength: number; family: 4 | 6 }[];
   allocatedAt: string;
+  /** The CNI network it was allocated for (absent: by hand). */
+  network?: string;
+  /** Allocated for a network and not attached yet. */
+  adding?: true;
+  /** ms since the epoch of the last allocate or attach. */
+  touchedAt: number;
 }
 
 export interface FakeDaemonInit {
@@ -36,6 +44,10 @@ export class FakeDaemon {
   mtu: number;
   /** Forces an API error on a route: path → [status, code]. */
   readonly failures = new Map<string, [number, string]>();
+  /** Why the pool is exhausted (GET /v1/cni/network `exhausted`). */
+  exhausted: string | undefined = undefined;
+  /** Accept requests and never answer them. */
+  hang = false;
   readonly requests: { method: string; path: string; body: unknown }[] = [];
   readonly allocations = new Map<string, FakeAllocation>();
   /** Attachments whose port the router guards: containerId + '\0' + ifName → MAC. */
@@ -53,7 +65,7 @@ export class FakeDaemon {
     this.bridge = init.bridge ?? 'weft';
     this.mtu = init.mtu ?? 1376;
     this.size = init.size ?? 253;
-    this.allocations.set('weft:gateway\0weft', { containerId: 'weft:gateway', ifName: 'weft', addresses: this.gateways(), allocatedAt: new Date().toISOString() });
+    this.allocations.set('weft:gateway\0weft', { containerId: 'weft:gateway', ifName: 'weft', addresses: this.gateways(), allocatedAt: new Date().toISOString(), touchedAt: Date.now() });
   }
 
   gateways(): { address: string; prefixLength: number; family: 4 | 6 }[] {
@@ -77,6 +89,7 @@ export class FakeDaemon {
         }
         const path = req.url ?? '';
         this.requests.push({ method: req.method ?? '', path, body });
+        if (this.hang) return;
         const [status, answer] = this.handle(req.method ?? '', path, body);
         res.writeHead(status, { 'content-type': 'application/json' });
         res.end(JSON.stringify(answer));
@@ -102,6 +115,11 @@ export class FakeDaemon {
     rmSync(this.dir, { recursive: true, force: true });
   }
 
+  /** Makes every allocation look made (and attached) `ms` earlier. */
+  age(ms: number): void {
+    for (const a of this.allocations.values()) a.touchedAt -= ms;
+  }
+
   /** Addresses in use (without prefix). */
   used(): Set<string> {
     return new Set([...this.allocations.values()].flatMap((a) => a.addresses.map((x) => x.address)));
@@ -118,19 +136,26 @@ export class FakeDaemon {
   private handle(method: string, path: string, body: unknown): [number, unknown] {
     const forced = this.failures.get(path);
     if (forced !== undefined) return this.error(forced[0], forced[1], `forced failure of ${path}`);
-    const b = (body ?? {}) as { containerId?: unknown; ifName?: unknown };
+    const b = (body ?? {}) as { containerId?: unknown; ifName?: unknown; network?: unknown; before?: unknown };
     if (method === 'GET' && path === '/v1/cni/network') {
-      return [200, { ready: this.ready, ...(this.ready ? {} : { reason: this.reason }), bridge: this.bridge, mtu: this.mtu, gateways: this.gateways() }];
+      return [
+        200,
+        { ready: this.ready, ...(this.ready ? {} : { reason: this.reason }), bridge: this.bridge, mtu: this.mtu, gateways: this.gateways(), ...(this.exhausted === undefined ? {} : { exhausted: this.exhausted }) },
+      ];
     }
     if (method === 'GET' && path === '/v1/ipam/allocations') {
-      return [200, { allocations: [...this.allocations.values()].map((a) => ({ ...a, addresses: a.addresses.map((x) => x.address) })) }];
+      return [200, { allocations: [...this.allocations.values()].map(({ touchedAt: _, ...a }) => ({ ...a, addresses: a.addresses.map((x) => x.address) })) }];
     }
     if (method === 'POST' && path === '/v1/ipam/allocate') {
       if (typeof b.containerId !== 'string' || typeof b.ifName !== 'string') return this.error(400, 'ERR_IPAM_BAD_REQUEST', 'containerId and ifName are required');
       if (!this.ready) return this.error(503, 'ERR_IPAM_NOT_READY', this.reason);
       const key = `${b.containerId}\0${b.ifName}`;
+      const network = typeof b.network === 'string' ? b.network : undefined;
       const have = this.allocations.get(key);
-      if (have !== undefined) return [200, { addresses: have.addresses, existing: true }];
+      if (have !== undefined) {
+        if (network !== undefined) Object.assign(have, { adding: true, touchedAt: Date.now() });
+        return [200, { addresses: have.addresses, existing: true }];
+      }
       const used = this.used();
       const addresses: FakeAllocation['addresses'] = [];
       if (this.v4 !== undefined) {
@@ -145,24 +170,49 @@ export class FakeDaemon {
         if (host >= 2 + this.size) return this.error(507, 'ERR_IPAM_EXHAUSTED', `no free address in ${this.v6}/64`);
         addresses.push({ address: `${this.v6}${host.toString(16)}`, prefixLength: 64, family: 6 });
       }
-      this.allocations.set(key, { containerId: b.containerId, ifName: b.ifName, addresses, allocatedAt: new Date().toISOString() });
+      this.allocations.set(key, {
+        containerId: b.containerId,
+        ifName: b.ifName,
+        addresses,
+        allocatedAt: new Date().toISOString(),
+        touchedAt: Date.now(),
+        ...(network === undefined ? {} : { network, adding: true as const }),
+      });
       return [200, { addresses }];
     }
     if (method === 'POST' && path === '/v1/ipam/release') {
       if (typeof b.containerId !== 'string' || (b.ifName !== undefined && typeof b.ifName !== 'string')) return this.error(400, 'ERR_IPAM_BAD_REQUEST', 'containerId is required');
       const released: string[] = [];
+      const skipped: { containerId: string; ifName: string; reason: string }[] = [];
+      const conditional = b.network !== undefined || b.before !== undefined;
       for (const [k, a] of this.allocations) {
         if (a.containerId === b.containerId && (b.ifName === undefined || a.ifName === b.ifName)) {
+          const reason = !conditional
+            ? undefined
+            : b.network !== undefined && a.network !== b.network
+              ? 'other-network'
+              : a.adding === true
+                ? 'adding'
+                : typeof b.before === 'number' && a.touchedAt >= b.before
+                  ? 'newer'
+                  : undefined;
+          if (reason !== undefined) {
+            skipped.push({ containerId: a.containerId, ifName: a.ifName, reason });
+            continue;
+          }
           released.push(...a.addresses.map((x) => x.address));
           this.allocations.delete(k);
         }
       }
-      return [200, { released }];
+      return [200, skipped.length === 0 ? { released } : { released, skipped }];
     }
     if (method === 'POST' && path === '/v1/cni/attach') {
       const m = (body ?? {}) as { mac?: unknown };
       if (typeof b.containerId !== 'string' || typeof b.ifName !== 'string' || typeof m.mac !== 'string') return this.error(400, 'ERR_POD_BAD_REQUEST', 'containerId, ifName and mac are required');
-      if (!this.allocations.has(`${b.containerId}\0${b.ifName}`)) return this.error(409, 'ERR_POD_NOT_ALLOCATED', `no allocation for ${b.containerId}/${b.ifName}`);
+      const a = this.allocations.get(`${b.containerId}\0${b.ifName}`);
+      if (a === undefined) return this.error(409, 'ERR_POD_NOT_ALLOCATED', `no allocation for ${b.containerId}/${b.ifName}`);
+      delete a.adding;
+      a.touchedAt = Date.now();
       this.guarded.set(`${b.containerId}\0${b.ifName}`, m.mac);
       return [200, {}];
     }

@@ -97,14 +97,13 @@ describe('parseNetConf', () => {
       ...base,
       cniVersions: ['1.0.0'],
       capabilities: { portMappings: true },
-      timeoutSeconds: 5,
       ipMasq: true,
       isGateway: true,
       isDefaultGateway: true,
       'cni.dev/whatever': 1,
     });
     expect(c.name).toBe('weft');
-    expect(KNOWN_KEYS).toEqual(expect.arrayContaining(['cniVersion', 'cniVersions', 'name', 'type', 'args', 'runtimeConfig', 'capabilities', 'prevResult', 'dns', 'mtu', 'socket', 'journalDir', 'routes', 'defaultRoute', 'timeoutSeconds']));
+    expect(KNOWN_KEYS).toEqual(expect.arrayContaining(['cniVersion', 'cniVersions', 'name', 'type', 'args', 'runtimeConfig', 'capabilities', 'prevResult', 'dns', 'mtu', 'socket', 'journalDir', 'routes', 'defaultRoute']));
   });
 
   it('routes: canonical prefixes, gw kept when given; defaultRoute as given', () => {
@@ -143,6 +142,21 @@ describe('parseNetConf', () => {
     const got = parseRouteDst(text);
     if (want instanceof RegExp) expect(got).toMatch(want);
     else expect(got).toEqual(want);
+  });
+
+  it.each([
+    ['args.cni.ips', { args: { cni: { ips: ['10.0.0.5/24'] } } }, /args\.cni\.ips cannot be honoured: weft assigns pod addresses/],
+    ['args.cni.mac', { args: { cni: { mac: '02:00:00:00:00:01' } } }, /args\.cni\.mac cannot be honoured/],
+    ['runtimeConfig.ips', { runtimeConfig: { ips: ['10.0.0.5/24'] } }, /runtimeConfig\.ips cannot be honoured/],
+    ['runtimeConfig.mac', { runtimeConfig: { mac: '02:00:00:00:00:01' } }, /runtimeConfig\.mac cannot be honoured/],
+  ])('a requested identity (%s) is refused with code 7', (_what, extra, msg) => {
+    const p = problem({ ...base, ...extra });
+    expect(p.code).toBe(7);
+    expect(p.msg).toMatch(msg);
+  });
+
+  it('other args and runtimeConfig are accepted', () => {
+    expect(parseNetConf({ ...base, args: { cni: { labels: [] } }, runtimeConfig: { portMappings: [] } }).name).toBe('weft');
   });
 
   it('gathers every problem into one error', () => {

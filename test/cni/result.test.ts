@@ -1,6 +1,6 @@
 /** The result shape (what portmap and the runtime read back as prevResult) and GC's selection. */
 import { describe, expect, it } from 'vitest';
-import { staleAllocations, staleHostEnds } from '../../src/cni/commands/gc.js';
+import { staleAllocations } from '../../src/cni/commands/gc.js';
 import { buildAddResult, CONTAINER_INTERFACE, containerInterfaceIndex, parsePrevResult } from '../../src/cni/result.js';
 import { hostVethName, HOST_END, plannedRoutes, randomMac } from '../../src/cni/veth.js';
 
@@ -100,20 +100,17 @@ describe('host end names and MACs', () => {
 });
 
 describe('GC selection', () => {
-  const alloc = (containerId: string, ifName: string) => ({ containerId, ifName, addresses: ['10.0.0.1'] });
+  const alloc = (containerId: string, ifName: string, network: string | null = 'weft') => ({ containerId, ifName, addresses: ['10.0.0.1'], ...(network === null ? {} : { network }) });
   it.each([
-    ['nothing valid: every pod allocation', [alloc('a', 'eth0'), alloc('weft:gateway', 'weft')], [], ['a/eth0']],
+    ['nothing valid: every pod allocation of the network', [alloc('a', 'eth0'), alloc('weft:gateway', 'weft', null)], [], ['a/eth0']],
     ['valid kept', [alloc('a', 'eth0'), alloc('b', 'eth0')], [{ containerID: 'a', ifname: 'eth0' }], ['b/eth0']],
     ['same container, other interface is stale', [alloc('a', 'eth0'), alloc('a', 'net1')], [{ containerID: 'a', ifname: 'eth0' }], ['a/net1']],
     ['weft: never released', [alloc('weft:gateway', 'weft'), alloc('weft:x', 'eth0')], [], []],
     ['valid list naming unknown attachments', [], [{ containerID: 'z', ifname: 'eth0' }], []],
+    ['another network is not ours', [alloc('a', 'eth0', 'other'), alloc('b', 'eth0')], [], ['b/eth0']],
+    ['a reservation made by hand (no network) is never ours', [alloc('a', 'eth0', null)], [], []],
   ])('%s', (_what, allocations, valid, stale) => {
-    expect(staleAllocations(allocations, valid).map((a) => `${a.containerId}/${a.ifName}`)).toEqual(stale);
-  });
-
-  it('host ends of valid attachments are kept', () => {
-    const keep = hostVethName('a', 'eth0');
-    expect(staleHostEnds([keep, 'vw000000000000'], [{ containerID: 'a', ifname: 'eth0' }])).toEqual(['vw000000000000']);
+    expect(staleAllocations(allocations, valid, 'weft').map((a) => `${a.containerId}/${a.ifName}`)).toEqual(stale);
   });
 });
 

@@ -82,6 +82,8 @@ describe('environment (code 4)', () => {
     ['ifname with colon', { CNI_IFNAME: 'eth0:1' }, /contains/],
     ['relative netns', { CNI_NETNS: 'netns/pod1' }, /CNI_NETNS "netns\/pod1" must be an absolute path/],
     ['bad CNI_ARGS', { CNI_ARGS: 'IgnoreUnknown=1;K8S_POD_NAME' }, /CNI_ARGS: "K8S_POD_NAME" is not KEY=VALUE/],
+    ['a requested address (podman run --ip)', { CNI_ARGS: 'IgnoreUnknown=1;K8S_POD_NAME=x;IP=10.48.5.5' }, /CNI_ARGS IP=10\.48\.5\.5: weft assigns pod addresses from its cluster IPAM/],
+    ['a requested MAC', { CNI_ARGS: 'IgnoreUnknown=1;MAC=02:00:00:00:00:01' }, /CNI_ARGS MAC=02:00:00:00:00:01: weft gives each pod interface a random MAC/],
   ])('%s', async (_what, extra, msg) => {
     const r = await invoke(links, env('ADD', extra), conf());
     expect(r.code).toBe(1);
@@ -495,6 +497,7 @@ describe('GC', () => {
       links.addNamespace(`/ns/${id}`);
       expect((await invoke(links, env('ADD', { CNI_CONTAINERID: id, CNI_NETNS: `/ns/${id}` }), conf())).code).toBe(0);
     }
+    daemon.age(60_000); // made a minute ago: past GC's grace for fresh ADDs
     const r = await invoke(links, { CNI_COMMAND: 'GC' }, conf({ 'cni.dev/valid-attachments': [{ containerID: 'keep1', ifname: 'eth0' }] }));
     expect(r.code).toBe(0);
     expect(daemon.podAllocations().map((a) => a.containerId)).toEqual(['keep1']);
@@ -505,6 +508,7 @@ describe('GC', () => {
   it('accepts the older key cni.dev/attachments', async () => {
     links.addNamespace('/ns/x');
     await invoke(links, env('ADD', { CNI_CONTAINERID: 'x', CNI_NETNS: '/ns/x' }), conf());
+    daemon.age(60_000); // made a minute ago: past GC's grace for fresh ADDs
     expect((await invoke(links, { CNI_COMMAND: 'GC' }, conf({ 'cni.dev/attachments': [] }))).code).toBe(0);
     expect(daemon.podAllocations()).toEqual([]);
   });
@@ -516,6 +520,7 @@ describe('GC', () => {
   ])('%s means an empty list: every pod attachment goes', async (_what, extra) => {
     links.addNamespace('/ns/x');
     expect((await invoke(links, env('ADD', { CNI_CONTAINERID: 'x', CNI_NETNS: '/ns/x' }), conf())).code).toBe(0);
+    daemon.age(60_000); // made a minute ago: past GC's grace for fresh ADDs
     const r = await invoke(links, { CNI_COMMAND: 'GC' }, conf(extra));
     expect(r.code).toBe(0);
     expect(daemon.podAllocations()).toEqual([]);

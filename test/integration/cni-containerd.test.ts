@@ -13,6 +13,7 @@ import { execFile, execFileSync } from 'node:child_process';
 import { parseIperfTcp } from '../../lab/traffic-parse.js';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { GC_GRACE_MS } from '../../src/cni/commands/gc.js';
 import { installCni } from '../../src/cni/install.js';
 import { ContainerdNode, installReferencePlugins, type CriPod } from '../../lab/index.js';
 import { startCapture } from '../../lab/traffic.js';
@@ -197,9 +198,14 @@ describe.skipIf(!isRoot)('CNI plugin under containerd (CRI), two nodes, dual-sta
   }, 120_000);
 
   it('GC after a runtime restart releases allocations of attachments the runtime no longer has', async () => {
-    // An attachment the runtime lost track of (e.g. its DEL never ran before a crash).
-    await c.api(0, 'POST', '/v1/ipam/allocate', { containerId: 'lost-sandbox-1', ifName: 'eth0' });
+    // An attachment the runtime lost track of (e.g. its DEL never ran before a crash): allocated
+    // and guarded for network "weft", as its ADD did (GC releases only its own network's).
+    await c.api(0, 'POST', '/v1/ipam/allocate', { containerId: 'lost-sandbox-1', ifName: 'eth0', network: 'weft' });
+    await c.api(0, 'POST', '/v1/cni/attach', { containerId: 'lost-sandbox-1', ifName: 'eth0', mac: '02:00:00:00:4c:01' });
+    const madeAt = Date.now();
     await cds[0]!.restart({ signal: 'SIGKILL' });
+    // GC leaves what was confirmed in its last few seconds to the next GC.
+    await new Promise((r) => setTimeout(r, Math.max(0, madeAt + GC_GRACE_MS + 200 - Date.now())));
     const sandboxes = await cds[0]!.cri.listPodSandbox({});
     const valid = sandboxes.map((s) => ({ containerID: s.id, ifname: 'eth0' }));
     expect(valid.map((v) => v.containerID)).toContain(a.sandboxId);

@@ -279,6 +279,7 @@ describe.skipIf(!isRoot)('CNI plugin in lab namespaces', () => {
     const [p, q] = [await newPodNs(), await newPodNs()];
     expect((await cni('ADD', { id: 'gc-keep', netns: p.path })).code).toBe(0);
     expect((await cni('ADD', { id: 'gc-gone', netns: q.path })).code).toBe(0);
+    daemon.age(60_000); // made a minute ago: past GC's grace for fresh ADDs
     const r = await cni('GC', { conf: conf({ 'cni.dev/valid-attachments': [{ containerID: 'gc-keep', ifname: 'eth0' }] }) });
     expect(r).toMatchObject({ code: 0, stdout: '' });
     expect(daemon.podAllocations().map((a) => a.containerId)).toEqual(['gc-keep']);

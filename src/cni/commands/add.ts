@@ -47,7 +47,7 @@ export async function cmdAdd(ctx: CommandContext): Promise<CniResult> {
     // router already held (a repeated ADD) is not released by that.
     const [made, got] = await Promise.allSettled([
       links.createPair({ netns, ifName, hostName, bridge: net.bridge, mtu }),
-      daemon.allocate(containerId, ifName).catch((err: unknown) => {
+      daemon.allocate(containerId, ifName, conf.name).catch((err: unknown) => {
         // Unreachable may mean the request went through and only the answer was lost: undo it too.
         if ((err as { code?: unknown } | null)?.code === 'ERR_API_UNREACHABLE') allocated = true;
         throw routerError(err, `allocating an address for ${containerId}/${ifName}`);

@@ -1,17 +1,20 @@
 /** What the commands share: error mapping (router, interfaces) and the release that falls back to the journal. */
 import { isTransient } from '../../api/errors.js';
+import { RouterTimeoutError } from '../client.js';
 import { CniCode, CniError } from '../errors.js';
 import type { CommandContext } from '../skel.js';
 import { LinkError } from '../veth.js';
 
 /**
- * Maps the router's API errors to CNI codes, with the router's own message kept: unreachable or
- * not ready (503) is 11, try again later; no address left is 100; any other refusal 101.
+ * Maps the router's API errors to CNI codes, with the router's own message kept: unreachable, no
+ * answer within the call's time limit, or not ready (503) is 11, try again later; no address left
+ * is 100; any other refusal 101.
  */
 export function routerError(err: unknown, doing: string): CniError {
   if (err instanceof CniError) return err;
   const code = (err as { code?: unknown } | null)?.code;
   const msg = err instanceof Error ? err.message : String(err);
+  if (err instanceof RouterTimeoutError) return new CniError(CniCode.TryAgainLater, `${doing}: the weft router did not answer in time: ${msg}`, { cause: err });
   if (code === 'ERR_API_UNREACHABLE') return new CniError(CniCode.TryAgainLater, `${doing}: the weft router is not reachable: ${msg}`, { cause: err });
   if (isTransient(err)) return new CniError(CniCode.TryAgainLater, `${doing}: the weft router is not ready: ${msg}`, { cause: err });
   if (code === 'ERR_IPAM_EXHAUSTED') return new CniError(CniCode.AddressesExhausted, `${doing}: no pod address left: ${msg}`, { cause: err });
@@ -29,7 +32,11 @@ export function linkError(err: unknown, ctx: CommandContext): CniError {
   return new CniError(CniCode.InterfaceFailure, `${ctx.ifName} in ${ctx.netns}: ${err instanceof Error ? err.message : String(err)}`, { cause: err });
 }
 
-/** Releases the attachment's addresses; journals the release when the router is unreachable or not ready. */
+/**
+ * Releases the attachment's addresses; journals the release when the router is unreachable, not
+ * ready, or does not answer in time (the daemon replays it, releasing only an allocation made
+ * before the entry: not one a later ADD of the same attachment got).
+ */
 export async function releaseOrJournal(ctx: CommandContext, why: string): Promise<'released' | 'journaled'> {
   const { containerId, ifName, conf } = ctx;
   try {

@@ -18,12 +18,20 @@
  * router's (a router in a container, or started by `ip netns exec`). So the binary holds the
  * netns open while the router works and names it as /proc/<pid>/fd/<fd> in `X-Weft-Netns-Via`:
  * that path reaches the namespace from any mount namespace of the same PID namespace.
+ *
+ * Time limits (the same numbers as src/cni/limits.ts): the router must answer within ADD 10 s,
+ * GC 10 s, DEL 5 s, CHECK 5 s, STATUS 3 s, VERSION 3 s from this binary's start. It is told a
+ * deadline 1 s earlier (`X-Weft-Deadline`, ms since the epoch) so that it rolls back and answers
+ * first. When it does not answer in time (hung, stopped), it is not asked again: the Node plugin
+ * runs with WEFT_CNI_ROUTER_TIMED_OUT set (the limit in seconds) and does what it can without the
+ * router (DEL removes the host end and journals the release; the others fail with their code).
  */
 #define _GNU_SOURCE
 #include <errno.h>
 #include <fcntl.h>
 #include <libgen.h>
 #include <limits.h>
+#include <poll.h>
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -33,11 +41,29 @@
 #include <sys/socket.h>
 #include <sys/time.h>
 #include <sys/un.h>
+#include <time.h>
 #include <unistd.h>
 
 extern char **environ;
 
 static const char *const VARS[] = {"CNI_COMMAND", "CNI_CONTAINERID", "CNI_NETNS", "CNI_IFNAME", "CNI_ARGS", "CNI_PATH"};
+
+#define ROUTER_MARGIN_MS 1000
+#define TIMED_OUT_ENV "WEFT_CNI_ROUTER_TIMED_OUT"
+
+/* The router's time to answer, per command (src/cni/limits.ts). */
+static long limit_ms(const char *command) {
+  if (command == NULL) return 3000;
+  if (strcmp(command, "ADD") == 0 || strcmp(command, "GC") == 0) return 10000;
+  if (strcmp(command, "DEL") == 0 || strcmp(command, "CHECK") == 0) return 5000;
+  return 3000;
+}
+
+static long long clock_ms(clockid_t id) {
+  struct timespec ts;
+  clock_gettime(id, &ts);
+  return (long long)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
 
 struct buf {
   char *p;
@@ -69,6 +95,29 @@ static int read_all(int fd, struct buf *b) {
       return -1;
     }
     if (append(b, chunk, (size_t)r) != 0) return -1;
+  }
+}
+
+/* Like read_all, but gives up at `deadline` (CLOCK_MONOTONIC ms): returns -2 then. */
+static int read_until(int fd, struct buf *b, long long deadline) {
+  char chunk[16384];
+  for (;;) {
+    long long left = deadline - clock_ms(CLOCK_MONOTONIC);
+    if (left <= 0) return -2;
+    struct pollfd p = {.fd = fd, .events = POLLIN};
+    int r = poll(&p, 1, (int)left);
+    if (r < 0) {
+      if (errno == EINTR) continue;
+      return -1;
+    }
+    if (r == 0) return -2;
+    ssize_t n = read(fd, chunk, sizeof chunk);
+    if (n == 0) return 0;
+    if (n < 0) {
+      if (errno == EINTR || errno == EAGAIN) continue;
+      return -1;
+    }
+    if (append(b, chunk, (size_t)n) != 0) return -1;
   }
 }
 
@@ -342,7 +391,22 @@ static int fallback(const struct buf *config, int code, const char *why) {
   return 1;
 }
 
+/* The router accepted the call but did not answer in time: the Node plugin does what it can
+ * without asking it again. */
+static int timed_out(const struct buf *config, const char *path, long limit) {
+  char secs[32], why[PATH_MAX + 96];
+  snprintf(secs, sizeof secs, "%ld", (limit + 999) / 1000);
+  setenv(TIMED_OUT_ENV, secs, 1);
+  snprintf(why, sizeof why, "the weft router at %s did not answer within %s s", path, secs);
+  return fallback(config, 11, why);
+}
+
 int main(void) {
+  const long long started = clock_ms(CLOCK_MONOTONIC);
+  const long long started_epoch = clock_ms(CLOCK_REALTIME);
+  const long limit = limit_ms(getenv("CNI_COMMAND"));
+  const long long deadline = started + limit;
+  unsetenv(TIMED_OUT_ENV); /* only this binary sets it */
   struct buf config = {0};
   if (read_all(0, &config) != 0) {
     /* Unreadable stdin (closed, a directory): the spec's I/O error, code 5. VERSION needs no
@@ -365,12 +429,15 @@ int main(void) {
   int s = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
   struct sockaddr_un addr = {.sun_family = AF_UNIX};
   memcpy(addr.sun_path, path, strlen(path) + 1);
+  /* connect (when the router's backlog is full) and write wait at most until the deadline */
+  long long left = deadline - clock_ms(CLOCK_MONOTONIC);
+  struct timeval tv = {.tv_sec = left > 0 ? left / 1000 : 0, .tv_usec = left > 0 ? (left % 1000) * 1000 : 1000};
+  if (s >= 0) setsockopt(s, SOL_SOCKET, SO_SNDTIMEO, &tv, sizeof tv);
   if (s < 0 || connect(s, (struct sockaddr *)&addr, sizeof addr) != 0) {
+    if (errno == EAGAIN || errno == EWOULDBLOCK || errno == EINPROGRESS) return timed_out(&config, path, limit);
     snprintf(why, sizeof why, "the weft router is not reachable at %s (%s)", path, strerror(errno));
     return fallback(&config, 11, why);
   }
-  struct timeval tv = {.tv_sec = 120};
-  setsockopt(s, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof tv);
 
   struct buf req = {0};
   char line[8192];
@@ -388,15 +455,20 @@ int main(void) {
     len = snprintf(line, sizeof line, "X-Weft-Netns-Via: /proc/%d/fd/%d\r\n", (int)getpid(), nsfd);
     append(&req, line, (size_t)len);
   }
+  len = snprintf(line, sizeof line, "X-Weft-Deadline: %lld\r\n", started_epoch + limit - ROUTER_MARGIN_MS);
+  append(&req, line, (size_t)len);
   append(&req, "\r\n", 2);
   if (config.n > 0) append(&req, config.p, config.n);
   if (req.p == NULL || write_all(s, req.p, req.n) != 0) {
+    if (errno == EAGAIN || errno == EWOULDBLOCK) return timed_out(&config, path, limit);
     snprintf(why, sizeof why, "the weft router at %s did not take the call (%s)", path, strerror(errno));
     return fallback(&config, 11, why);
   }
 
   struct buf res = {0};
-  if (read_all(s, &res) != 0 || res.p == NULL) return fallback(&config, 11, "the weft router did not answer");
+  int got = read_until(s, &res, deadline);
+  if (got == -2) return timed_out(&config, path, limit);
+  if (got != 0 || res.p == NULL) return fallback(&config, 11, "the weft router did not answer");
   close(s);
   int status = 0;
   if (sscanf(res.p, "HTTP/1.%*d %d", &status) != 1 || status != 200) return fallback(&config, 11, "the weft router does not run CNI calls");
