@@ -5,6 +5,7 @@
  * result's interfaces, and the errors of issue 15 (code 1, 4, 5, 7), each checked for what the
  * plugin said and for what state it left.
  */
+import { GC_GRACE_MS } from '../../src/cni/commands/gc.js';
 import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -201,6 +202,7 @@ describe.skipIf(!isRoot)('the installed CNI plugin as libcni calls it', () => {
     const pod = await node.newPodNs();
     const containerId = nextId();
     ok(await node.call('ADD', { containerId, netns: pod.path }));
+    await new Promise((r) => setTimeout(r, GC_GRACE_MS + 500)); // GC leaves attachments younger than its grace
     const r = await node.call('GC', { config: node.pluginConfig({ cniVersion: '1.1.0', ...extra }) });
     expect(r.code, r.stdout).toBe(0);
     expect((await allocations()).filter((a) => a.containerId === containerId)).toEqual([]);
@@ -255,6 +257,14 @@ describe.skipIf(!isRoot)('the installed CNI plugin as libcni calls it', () => {
       ['a gateway of the other family', { routes: [{ dst: '10.0.0.0/8', gw: 'fd00::1' }] }, /routes\[0\].gw "fd00::1" must be an IPv4 address/],
     ])('%s → code 7 naming it, nothing changed', async (_what, extra, msg) => {
       await refusedAdd({ extra }, 7, msg);
+    });
+
+    it.each([
+      ['IP= in CNI_ARGS (podman run --ip)', { args: 'IgnoreUnknown=1;K8S_POD_NAME=x;IP=10.46.9.9' }, 4, /CNI_ARGS IP=10\.46\.9\.9: weft assigns pod addresses from its cluster IPAM/],
+      ['MAC= in CNI_ARGS', { args: 'IgnoreUnknown=1;MAC=02:00:00:00:00:09' }, 4, /CNI_ARGS MAC=02:00:00:00:00:09/],
+      ['args.cni.ips', { extra: { args: { cni: { ips: ['10.46.9.9/16'] } } } }, 7, /args\.cni\.ips cannot be honoured/],
+    ])('a requested address or MAC (%s) is refused, never another one given silently', async (_what, c, code, msg) => {
+      await refusedAdd(c, code, msg);
     });
 
     it('ipMasq, isGateway and isDefaultGateway true are honoured (accepted): the pod egresses masqueraded through the bridge gateway', async () => {
