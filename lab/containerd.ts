@@ -16,14 +16,14 @@
  */
 import { spawn } from 'node:child_process';
 import { randomUUID } from 'node:crypto';
-import { existsSync, readdirSync, readFileSync, rmSync } from 'node:fs';
+import { existsSync, readFileSync, rmSync } from 'node:fs';
 import { mkdir, mkdtemp, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { LabError } from './errors.js';
 import { TrackedProcess } from './lab-process.js';
 import type { Lab, LabNode } from './lab.js';
-import { cgroupDirs, nodeFiles, pidAlive, sweepNodeDir, type NodeOwner } from './cri-cleanup.js';
+import { cgroupDirs, nodeFiles, staleNodeDirs, sweepNodeDir, type NodeOwner } from './cri-cleanup.js';
 import { CriClient, type CriExecResult, type CriPodSandboxConfig, type CriPortMapping } from './cri-client.js';
 import { buildLabImages, BUSYBOX_IMAGE, importLabImages, PAUSE_IMAGE, type LabImages } from './cri-images.js';
 import { containerdConfig } from './cri-config.js';
@@ -172,27 +172,10 @@ export class ContainerdNode {
    * pod processes, cgroups, mounts and the directory. `start` calls it first. Returns what it did.
    */
   static cleanupStale(opts: { baseDir?: string } = {}): string[] {
-    const baseDir = opts.baseDir ?? tmpdir();
-    const done: string[] = [];
-    let entries: string[];
-    try {
-      entries = readdirSync(baseDir).filter((e) => NODE_DIR.test(e));
-    } catch {
-      return done;
-    }
-    for (const e of entries) {
-      const dir = join(baseDir, e);
-      let owner: NodeOwner;
-      try {
-        owner = JSON.parse(readFileSync(nodeFiles(dir).ownerPath, 'utf8')) as NodeOwner;
-      } catch {
-        continue; // not started by this harness, or still being made
-      }
-      if (owner.pid === process.pid || pidAlive(owner.pid)) continue;
+    return staleNodeDirs(opts.baseDir ?? tmpdir(), NODE_DIR).map(({ dir, owner }) => {
       const problems = sweepNodeDir(dir, owner.cgroupDirs);
-      done.push(`swept stale ${dir} (owner pid ${owner.pid} is gone)${problems.length > 0 ? `: ${problems.join('; ')}` : ''}`);
-    }
-    return done;
+      return `swept stale ${dir} (owner pid ${owner.pid} is gone)${problems.length > 0 ? `: ${problems.join('; ')}` : ''}`;
+    });
   }
 
   /** The CRI client of the running containerd. */

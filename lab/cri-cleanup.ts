@@ -27,7 +27,16 @@ export interface NodeOwner {
  */
 export function sweepNodeDir(dir: string, cgroups: readonly string[]): string[] {
   const { socket, configPath } = nodeFiles(dir);
-  const victims = (): number[] => [...daemonPids(configPath), ...shimPids(socket), ...cgroupPids(cgroups)].filter(pidAlive);
+  return sweepOwnedDir(dir, () => [...daemonPids(configPath), ...shimPids(socket)], cgroups);
+}
+
+/**
+ * The sweep of a runtime's node directory: kills `processes()` and the processes in `cgroups`
+ * (retrying while any lives), removes the cgroups, runs `more` (other leftovers of that runtime,
+ * pushing problems), unmounts everything under `dir` and deletes it. Returns the problems left.
+ */
+export function sweepOwnedDir(dir: string, processes: () => number[], cgroups: readonly string[], more?: (problems: string[]) => void): string[] {
+  const victims = (): number[] => [...processes(), ...cgroupPids(cgroups)].filter(pidAlive);
   for (let i = 0; i < 100 && victims().length > 0; i++) {
     signalPids(victims(), 'SIGKILL');
     sleepSync(20);
@@ -37,6 +46,7 @@ export function sweepNodeDir(dir: string, cgroups: readonly string[]): string[] 
   if (alive.length > 0) problems.push(`processes still alive: ${alive.join(' ')}`);
   const cgroupsLeft = removeCgroups(cgroups);
   if (cgroupsLeft.length > 0) problems.push(`cgroups still busy: ${cgroupsLeft.join(' ')}`);
+  more?.(problems);
   const mountsLeft = unmountUnder(dir);
   if (mountsLeft.length > 0) {
     problems.push(`mounts left, so ${dir} is kept: ${mountsLeft.join(' ')}`);
@@ -48,6 +58,25 @@ export function sweepNodeDir(dir: string, cgroups: readonly string[]): string[] 
     problems.push(`deleting ${dir}: ${String(err)}`);
   }
   return problems;
+}
+
+/**
+ * Node directories under `baseDir` (names matching `pattern`) whose `owner.json` names a process
+ * that is gone: what a killed test worker left behind (it runs no exit hooks).
+ */
+export function staleNodeDirs(baseDir: string, pattern: RegExp): { dir: string; owner: NodeOwner }[] {
+  const out: { dir: string; owner: NodeOwner }[] = [];
+  for (const e of safeReaddir(baseDir).filter((n) => pattern.test(n))) {
+    const dir = join(baseDir, e);
+    let owner: NodeOwner;
+    try {
+      owner = JSON.parse(readFileSync(nodeFiles(dir).ownerPath, 'utf8')) as NodeOwner;
+    } catch {
+      continue; // not started by a lab harness, or still being made
+    }
+    if (owner.pid !== process.pid && !pidAlive(owner.pid)) out.push({ dir, owner });
+  }
+  return out;
 }
 
 /** PIDs of `containerd --config <configPath>` processes. */

@@ -22,7 +22,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { LabError } from './errors.js';
 import type { Lab, LabNode } from './lab.js';
-import { cgroupDirs, cgroupPids, pidAlive, removeCgroups, signalPids, unmountUnder } from './cri-cleanup.js';
+import { cgroupDirs, staleNodeDirs, sweepOwnedDir, type NodeOwner } from './cri-cleanup.js';
 import { buildLabImages, BUSYBOX_IMAGE, type LabImages } from './cri-images.js';
 
 export interface PodmanNodeInit {
@@ -73,10 +73,6 @@ export interface PodmanResult {
 const NODE_DIR = /^weft-pm-[a-z0-9]{1,6}-n\d{1,2}-[A-Za-z0-9]{6}$/;
 const DEFAULT_PATH = '/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin';
 
-interface PodmanOwner {
-  pid: number;
-  cgroupDirs: string[];
-}
 
 /** Is the podman binary installed (scripts/prereqs.sh installs it)? */
 export function podmanInstalled(): boolean {
@@ -126,7 +122,7 @@ export class PodmanNode {
     process.on('exit', pm.exitHook);
     lab.onDestroy(() => pm.destroy());
     try {
-      const owner: PodmanOwner = { pid: process.pid, cgroupDirs: pm.cgroupRoots };
+      const owner: NodeOwner = { pid: process.pid, cgroupDirs: pm.cgroupRoots };
       await writeFile(join(dir, 'owner.json'), `${JSON.stringify(owner)}\n`);
       for (const d of ['root', 'runroot', 'tmp']) await mkdir(join(dir, d));
       for (const d of [pm.cniBinDir, pm.cniConfDir]) await mkdir(d, { recursive: true });
@@ -142,27 +138,10 @@ export class PodmanNode {
 
   /** Sweeps node directories under `baseDir` whose owning process died without `destroy`. */
   static cleanupStale(opts: { baseDir?: string } = {}): string[] {
-    const baseDir = opts.baseDir ?? tmpdir();
-    const done: string[] = [];
-    let entries: string[];
-    try {
-      entries = readdirSync(baseDir).filter((e) => NODE_DIR.test(e));
-    } catch {
-      return done;
-    }
-    for (const e of entries) {
-      const dir = join(baseDir, e);
-      let owner: PodmanOwner;
-      try {
-        owner = JSON.parse(readFileSync(join(dir, 'owner.json'), 'utf8')) as PodmanOwner;
-      } catch {
-        continue;
-      }
-      if (owner.pid === process.pid || pidAlive(owner.pid)) continue;
+    return staleNodeDirs(opts.baseDir ?? tmpdir(), NODE_DIR).map(({ dir, owner }) => {
       const problems = sweepPodmanDir(dir, owner.cgroupDirs, []);
-      done.push(`swept stale ${dir} (owner pid ${owner.pid} is gone)${problems.length > 0 ? `: ${problems.join('; ')}` : ''}`);
-    }
-    return done;
+      return `swept stale ${dir} (owner pid ${owner.pid} is gone)${problems.length > 0 ? `: ${problems.join('; ')}` : ''}`;
+    });
   }
 
   /** Runs `podman <args>` in the node's network namespace with this node's config; never throws on a non-zero exit. */
@@ -289,37 +268,18 @@ default_network = ${s(defaultNetwork)}
 
 /** Kills conmon and container processes of `dir`, removes cgroups, network namespaces, mounts and `dir`; returns the problems left. */
 function sweepPodmanDir(dir: string, cgroups: readonly string[], netns: readonly string[]): string[] {
-  const victims = (): number[] => [...conmonPids(dir), ...cgroupPids(cgroups)].filter(pidAlive);
-  for (let i = 0; i < 100 && victims().length > 0; i++) {
-    signalPids(victims(), 'SIGKILL');
-    Atomics.wait(new Int32Array(new SharedArrayBuffer(4)), 0, 0, 20);
-  }
-  const problems: string[] = [];
-  const alive = victims();
-  if (alive.length > 0) problems.push(`processes still alive: ${alive.join(' ')}`);
-  const cgroupsLeft = removeCgroups(cgroups);
-  if (cgroupsLeft.length > 0) problems.push(`cgroups still busy: ${cgroupsLeft.join(' ')}`);
-  for (const ns of netns) {
-    if (!existsSync(ns)) continue;
-    // A netns file is a bind mount of the namespace: unmount (lazily if busy), then remove.
-    if (spawnSync('umount', [ns], { stdio: 'ignore' }).status !== 0) spawnSync('umount', ['-l', ns], { stdio: 'ignore' });
-    try {
-      rmSync(ns, { force: true });
-    } catch (err) {
-      problems.push(`removing ${ns}: ${String(err)}`);
+  return sweepOwnedDir(dir, () => conmonPids(dir), cgroups, (problems) => {
+    for (const ns of netns) {
+      if (!existsSync(ns)) continue;
+      // A netns file is a bind mount of the namespace: unmount (lazily if busy), then remove.
+      if (spawnSync('umount', [ns], { stdio: 'ignore' }).status !== 0) spawnSync('umount', ['-l', ns], { stdio: 'ignore' });
+      try {
+        rmSync(ns, { force: true });
+      } catch (err) {
+        problems.push(`removing ${ns}: ${String(err)}`);
+      }
     }
-  }
-  const mountsLeft = unmountUnder(dir);
-  if (mountsLeft.length > 0) {
-    problems.push(`mounts left, so ${dir} is kept: ${mountsLeft.join(' ')}`);
-    return problems;
-  }
-  try {
-    rmSync(dir, { recursive: true, force: true });
-  } catch (err) {
-    problems.push(`deleting ${dir}: ${String(err)}`);
-  }
-  return problems;
+  });
 }
 
 /** PIDs of conmon processes whose command line names a path under `dir`. */

@@ -10,6 +10,7 @@
  * journaled DEL) leaves alone an allocation that is adding, or of another network (or of none:
  * made by hand), or allocated or confirmed at or after the caller's `before` time.
  */
+import type { AddressGrant } from '../api/types.js';
 import type { Clock } from '../core/clock.js';
 import type { Asker } from './asker.js';
 import { allocationKey, checkContainerId, checkIfName } from './config.js';
@@ -54,15 +55,8 @@ export interface SkippedRelease {
   reason: 'adding' | 'newer' | 'other-network';
 }
 
-/** What GET /v1/ipam/allocations lists of one allocation. */
-export interface ListedAllocation {
-  containerId: string;
-  ifName: string;
-  addresses: string[];
-  allocatedAt: number;
-  network?: string;
-  adding?: true;
-}
+/** What GET /v1/ipam/allocations lists of one allocation (the API's type). */
+export type ListedAllocation = AddressGrant;
 
 /** A CNI network name (the spec's: letters, digits, '_', '.', '-'; starts with a letter or digit). */
 const NETWORK = /^[A-Za-z0-9][A-Za-z0-9_.-]{0,254}$/;
