@@ -2,13 +2,14 @@
  * nftables transactions in-process, through libnftables (Debian's libnftables1), loaded with
  * dlopen at first use so that the addon neither needs its headers to build nor the library to run.
  *
- *   nftRun(script, json, cb({ ok, rc, output, error }))
+ *   nftRun(script, json, cb({ loaded, ok, rc, output, error }))
  *
- * runs `script` (nft syntax, as `nft -f -` reads it) on the libuv thread pool with
- * nft_run_cmd_from_buffer: one call is one transaction, as with the command. json asks for JSON
- * output (what `nft -j` gives, for `list`). ok is false when the library could not be loaded
- * (error then says why, rc is -1) or nft refused the script (rc its non-zero return, error its
- * message as the command would print it). output is what a `list` printed.
+ * runs `script` (nft syntax, as `nft -f -` reads it) on the libuv thread pool, as a file (a
+ * memfd, see run_script): one call is one transaction, as with the command. json asks for JSON
+ * output (what `nft -j` gives, for `list`). loaded is false when the library or its context
+ * could not be had (error says why; a failed load is not retried). ok is false when it could not
+ * or nft refused the script (rc its non-zero return, error its message as the command prints it,
+ * the script named "script" where the command says "/dev/stdin"). output is what a `list` printed.
  *
  * One context for the process, made on the first call (on a pool thread: it opens its netlink
  * socket in that thread's network namespace, the process's) and used by one call at a time (a
@@ -26,6 +27,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/mman.h>
 #include <sys/socket.h>
 #include <unistd.h>
 #include <linux/netlink.h>
@@ -37,6 +39,8 @@
 #define NFT_CTX_DEFAULT 0u
 #define NFT_CTX_OUTPUT_JSON (1u << 4)
 #define MAX_SCRIPT (64u << 20)
+/* How errors name the script (nft itself names the file it read). */
+#define SCRIPT_NAME "script"
 
 struct nft_ctx;
 
@@ -48,7 +52,7 @@ static struct {
   const char *(*get_output)(struct nft_ctx *ctx);
   const char *(*get_error)(struct nft_ctx *ctx);
   void (*set_flags)(struct nft_ctx *ctx, unsigned int flags);
-  int (*run)(struct nft_ctx *ctx, const char *buf);
+  int (*run_file)(struct nft_ctx *ctx, const char *filename);
 } lib;
 
 static pthread_mutex_t lock = PTHREAD_MUTEX_INITIALIZER;
@@ -63,6 +67,7 @@ typedef struct {
   char *script;
   bool json;
   int rc;
+  bool loaded;
   bool ok;
   char *output;
   char *error;
@@ -90,7 +95,7 @@ static bool load(void) {
   if (!sym((void **)&lib.ctx_new, "nft_ctx_new") || !sym((void **)&lib.ctx_free, "nft_ctx_free") ||
       !sym((void **)&lib.buffer_output, "nft_ctx_buffer_output") || !sym((void **)&lib.buffer_error, "nft_ctx_buffer_error") ||
       !sym((void **)&lib.get_output, "nft_ctx_get_output_buffer") || !sym((void **)&lib.get_error, "nft_ctx_get_error_buffer") ||
-      !sym((void **)&lib.set_flags, "nft_ctx_output_set_flags") || !sym((void **)&lib.run, "nft_run_cmd_from_buffer")) {
+      !sym((void **)&lib.set_flags, "nft_ctx_output_set_flags") || !sym((void **)&lib.run_file, "nft_run_cmd_from_filename")) {
     dlclose(handle);
     handle = NULL;
     return false;
@@ -120,6 +125,66 @@ static char *copy(const char *s) {
   return strdup(s == NULL ? "" : s);
 }
 
+/* The error text with the script's name (a /proc path) replaced by SCRIPT_NAME. */
+static char *rename_script(const char *text, const char *path) {
+  size_t plen = strlen(path), nlen = strlen(SCRIPT_NAME), n = 0;
+  for (const char *p = strstr(text, path); p != NULL; p = strstr(p + plen, path)) n++;
+  char *out = malloc(strlen(text) + n * nlen + 1);
+  if (out == NULL) return NULL;
+  char *o = out;
+  for (const char *p = text, *q; *p != 0; p = q + plen) {
+    q = strstr(p, path);
+    if (q == NULL) {
+      strcpy(o, p);
+      return out;
+    }
+    memcpy(o, p, (size_t)(q - p));
+    o += q - p;
+    memcpy(o, SCRIPT_NAME, nlen);
+    o += nlen;
+  }
+  *o = 0;
+  return out;
+}
+
+/*
+ * Runs the script as a file (a memfd), as `nft -f` does: with a buffer, libnftables 1.0.6 quotes
+ * the first line of the script in every error, whichever line failed; from a file it names the
+ * line and quotes it. Under lock, with the context made.
+ */
+static void run_script(run_t *r) {
+  int fd = memfd_create("weft-nft-script", MFD_CLOEXEC);
+  if (fd < 0) {
+    r->rc = -1;
+    r->error = malloc(160);
+    if (r->error) snprintf(r->error, 160, "memfd_create for the script: %s (%s)", strerror(errno), errno_name(errno));
+    return;
+  }
+  size_t len = strlen(r->script), off = 0;
+  while (off < len) {
+    ssize_t n = write(fd, r->script + off, len - off);
+    if (n < 0 && errno == EINTR) continue;
+    if (n < 0) {
+      r->rc = -1;
+      r->error = malloc(160);
+      if (r->error) snprintf(r->error, 160, "writing the script to a memfd: %s (%s)", strerror(errno), errno_name(errno));
+      close(fd);
+      return;
+    }
+    off += (size_t)n;
+  }
+  char path[64];
+  snprintf(path, sizeof path, "/proc/self/fd/%d", fd);
+  lib.set_flags(ctx, r->json ? NFT_CTX_OUTPUT_JSON : 0);
+  r->rc = lib.run_file(ctx, path);
+  r->ok = r->rc == 0;
+  /* both read every time: reading one rewinds it for the next call */
+  r->output = copy(lib.get_output(ctx));
+  const char *err = lib.get_error(ctx); /* once: reading it empties it */
+  r->error = rename_script(err ? err : "", path);
+  close(fd);
+}
+
 static void run_execute(napi_env env, void *data) {
   run_t *r = data;
   pthread_mutex_lock(&lock);
@@ -127,12 +192,8 @@ static void run_execute(napi_env env, void *data) {
     r->rc = -1;
     r->error = copy(load_error);
   } else {
-    lib.set_flags(ctx, r->json ? NFT_CTX_OUTPUT_JSON : 0);
-    r->rc = lib.run(ctx, r->script);
-    r->ok = r->rc == 0;
-    /* both read every time: reading rewinds the buffer for the next call */
-    r->output = copy(lib.get_output(ctx));
-    r->error = copy(lib.get_error(ctx));
+    r->loaded = true;
+    run_script(r);
   }
   pthread_mutex_unlock(&lock);
 }
@@ -143,6 +204,8 @@ static void run_complete(napi_env env, napi_status status, void *data) {
   napi_get_reference_value(env, r->cb, &cb);
   napi_get_global(env, &global);
   napi_create_object(env, &res);
+  napi_get_boolean(env, r->loaded, &v);
+  napi_set_named_property(env, res, "loaded", v);
   napi_get_boolean(env, r->ok && status == napi_ok, &v);
   napi_set_named_property(env, res, "ok", v);
   napi_create_int32(env, r->rc, &v);
