@@ -79,9 +79,12 @@ describe('NftLib: one transaction per call, as NftCli sends it', () => {
     const native = new FakeNative();
     const nft = new NftLib({ native });
     const done: string[] = [];
-    const a = nft.apply('a\n').then(() => done.push('a'), () => done.push('a failed'));
-    const b = nft.listTable('inet', 'b').then((t) => done.push(`b ${JSON.stringify(t)}`));
-    const c = nft.apply('c\n').then(() => done.push('c'));
+    const a = nft.apply('a\n').then(
+      (): void => void done.push('a'),
+      (): void => void done.push('a failed'),
+    );
+    const b = nft.listTable('inet', 'b').then((t): void => void done.push(`b ${JSON.stringify(t)}`));
+    const c = nft.apply('c\n').then((): void => void done.push('c'));
     await Promise.resolve();
     await Promise.resolve();
     expect(native.calls.map((x) => x.script)).toEqual(['a\n']);
@@ -126,15 +129,16 @@ describe('openNft: libnftables when it can be used, else the nft command', () =>
 describe('native nftRun: argument checks (no privileges needed)', () => {
   const a = loadNative() as unknown as { nftRun: (...args: unknown[]) => void };
 
-  it.each([
+  const cb = (): void => undefined;
+  it.each<[string, unknown[]]>([
     ['no callback', ['list ruleset', true]],
-    ['a script that is not a string', [42, false, () => undefined]],
-    ['json not a boolean', ['list ruleset', 1, () => undefined]],
+    ['a script that is not a string', [42, false, cb]],
+    ['json not a boolean', ['list ruleset', 1, cb]],
   ])('refuses %s', (_name, args) => {
     expect(() => a.nftRun(...args)).toThrow(/nftRun\(script: string/);
   });
 
   it('refuses a script with a NUL (nft would run only its head)', () => {
-    expect(() => a.nftRun('flush ruleset\0add table inet t', false, () => undefined)).toThrow(/contains a NUL/);
+    expect(() => a.nftRun('flush ruleset\0add table inet t', false, cb)).toThrow(/contains a NUL/);
   });
 });
