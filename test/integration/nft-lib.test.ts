@@ -2,8 +2,9 @@
  * NftLib (libnftables in the router's process) against NftCli (the `nft` command), on the real
  * kernel: the same steps, each way in a namespace of its own made for this test (the driver,
  * lab/nft-driver.ts, runs inside it), give the same answers and leave the same tables; errors
- * carry nft's message; calls made at once each stay one transaction; and the pod guard programs
- * the same table through either.
+ * carry nft's message; calls made at once each stay one transaction; and the pod guard's scripts
+ * (its whole table, pods added and removed) leave the same table through either. The guard's own
+ * flow on NftLib runs in test/security/net/pods-spoofing.test.ts (the router uses NftLib).
  */
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
@@ -11,6 +12,7 @@ import { claimPrefix } from '../../lab/lab-config.js';
 import { execIn } from '../../lab/lab-process.js';
 import { deleteNamespace, releasePrefix } from '../../lab/registry.js';
 import { packageRoot } from '../../src/core/paths.js';
+import { podAddScript, podRemoveScript, syncScript, type GuardedPod } from '../../src/daemon/pod-guard-rules.js';
 import { run } from '../../src/platform/linux/run.js';
 
 const isRoot = process.getuid?.() === 0;
@@ -39,7 +41,8 @@ describe.skipIf(!isRoot)('nftables in-process (NftLib) and through the nft comma
   const listed: Record<'lib' | 'cli', unknown> = { lib: undefined, cli: undefined };
   let hostTablesBefore: string;
 
-  const pod = (i: number) => ({ containerId: `c${i}`.padEnd(64, '0'), ifName: 'eth0', mac: `02:aa:00:00:00:0${i}`, addresses: [`10.32.0.${i}`, `fd00::${i}`] });
+  const pod = (i: number): GuardedPod => ({ port: `vw00000000000${i}`, mac: `02:aa:00:00:00:0${i}`, ipv4: [`10.32.0.${i}`], ipv6: [`fd00::${i}`, `fe80::aa:ff:fe00:${i}`] });
+  const apply = (script: string) => ({ op: 'apply', args: [script] });
 
   function steps(): unknown[] {
     const t = table;
@@ -63,12 +66,12 @@ describe.skipIf(!isRoot)('nftables in-process (NftLib) and through the nft comma
       /* 12 */ { op: 'deleteTable', args: ['inet', t] },
       /* 13 */ { op: 'deleteTable', args: ['inet', t] },
       /* 14 */ { op: 'listTable', args: ['inet', t] },
-      /* 15 */ { guard: 'start' },
-      /* 16 */ { guard: 'attach', ...pod(1) },
-      /* 17 */ { guard: 'attach', ...pod(2) },
-      /* 18 */ { guard: 'detach', containerId: pod(1).containerId, ifName: 'eth0' },
-      /* 19 */ { parallel: [{ guard: 'attach', ...pod(3) }, { guard: 'attach', ...pod(4) }, { guard: 'detach', containerId: pod(2).containerId, ifName: 'eth0' }] },
-      /* 20 */ { guard: 'stop' },
+      /* 15 */ apply(syncScript({ vxlanPort: 4790 }, [], [])),
+      /* 16 */ apply(podAddScript(pod(1))),
+      /* 17 */ apply(podAddScript(pod(2))),
+      /* 18 */ apply(podRemoveScript(pod(1))),
+      /* 19 */ { parallel: [apply(podAddScript(pod(3))), apply(podAddScript(pod(4))), apply(podRemoveScript(pod(2)))] },
+      /* 20 */ apply(syncScript({ vxlanPort: 4790 }, [pod(3), pod(4), pod(5)], [])),
     ];
   }
 
@@ -143,13 +146,13 @@ describe.skipIf(!isRoot)('nftables in-process (NftLib) and through the nft comma
     }
   });
 
-  it('the pod guard leaves the same table through either, with the pods it was told about', () => {
+  it("the pod guard's scripts leave the same table through either, with the pods they name", () => {
     for (const i of [19]) {
       for (const b of ['lib', 'cli'] as const) expect((value(b, i) as Result[]).every((r) => r.ok), `step ${i} (${b})`).toBe(true);
     }
     expect(normalize(listed.lib)).toEqual(normalize(listed.cli));
     const pods = (listed.lib as { nftables: { set?: { table: string; name: string; elem?: unknown[] } }[] }).nftables.find((x) => x.set?.table === 'weft-pods' && x.set.name === 'pods');
-    expect(pods?.set?.elem?.length).toBe(2);
+    expect(pods?.set?.elem).toEqual(['vw000000000003', 'vw000000000004', 'vw000000000005']);
     expect(JSON.stringify(listed.lib)).not.toContain(table); // deleted at step 12
   });
 
