@@ -11,6 +11,7 @@
  *   tap, udp   the two handle kinds: constructors, writes/sends, batch reads (inline in tap.h, udp.h)
  *   aead       the Aead class                               rtnl   rtnetlink on the thread pool
  *                                                            nft    libnftables (dlopen) on the thread pool
+ *                                                            file   a file replaced atomically, one pool job
  *   loop       the read side: uv_poll, one batch per wakeup, spinning; start/stop/pollNow/setSpin
  *   module     this file: the classes Tap, Udp, Aead and the module's exports
  *
@@ -22,6 +23,7 @@
 #include <openssl/crypto.h>
 
 #include "aead.h"
+#include "file.h"
 #include "handles.h"
 #include "loop.h"
 #include "nft.h"
@@ -74,5 +76,6 @@ NAPI_MODULE_INIT(/* napi_env env, napi_value exports */) {
   napi_set_named_property(env, exports, "STATS_SIZE", c);
   rtnl_register(env, exports);
   nft_register(env, exports);
+  file_register(env, exports);
   return exports;
 }
