@@ -30,6 +30,8 @@ import { PodNetwork } from './pod-network.js';
 import { PodGuard } from './pod-guard.js';
 import { cniExecHandler } from './cni-exec.js';
 import { NftCli } from '../platform/linux/nft-cli.js';
+import { openNft } from '../platform/linux/nft-lib.js';
+import type { Nft, NftScripts } from '../platform/nft.js';
 import { Sleeve } from '../router/sleeve/sleeve.js';
 import { FastPath } from '../router/fastpath/fast-path.js';
 import { FAST_PATH_TABLES } from '../router/fastpath/filters.js';
@@ -59,7 +61,8 @@ export class Daemon {
   private readonly log: Logger;
   private readonly clock: Clock;
   private readonly netlink: Netlink;
-  private readonly nft = new NftCli();
+  /** The command until start() has loaded libnftables (in-process), when it can. */
+  private nft: Nft & NftScripts = new NftCli();
   private readonly onFatal: ((err: WeftError) => void) | undefined;
   private readonly started: Startable[] = [];
   private tap: LinuxTap | undefined = undefined;
@@ -97,6 +100,7 @@ export class Daemon {
     if (identity.created) this.log.info('new identity created', { peer: identity.name, stateDir: c.stateDir });
     const native = loadNative();
     native.setSpin(c.spinUs);
+    this.nft = (await openNft({ logger: this.log.child('nft') })).nft;
 
     await this.netlink.ensureBridge(c.bridge);
     this.underlayMtu = c.underlayMtu ?? (await this.detectUnderlayMtu());

@@ -24,6 +24,7 @@ import { IPAM_CHANNEL } from '../ipam/ring-codec.js';
 import { Ipam } from '../ipam/ipam.js';
 import { ringWriter } from '../ipam/ring-signing.js';
 import { FileIpamStore } from '../ipam/state-file.js';
+import { atomicWriteFile } from '../platform/linux/atomic-file.js';
 import type { Identity } from '../mesh/identity.js';
 import type { Mesh } from '../mesh/mesh.js';
 import type { Routes } from '../mesh/routes.js';
@@ -72,7 +73,7 @@ export class IpamService implements Startable {
     // Ties the state file to this cluster: a file from a cluster with another secret is foreign.
     const clusterId = createHmac('sha256', init.secret).update('weft ipam cluster id v1').digest('hex').slice(0, 16);
     this.ipam = new Ipam(
-      { clock, transport: mesh, routes, store: new FileIpamStore(join(init.stateDir, 'ipam.state')), log: logger, writer: ringWriter(components.identity) },
+      { clock, transport: mesh, routes, store: new FileIpamStore(join(init.stateDir, 'ipam.state'), { write: atomicWriteFile }), log: logger, writer: ringWriter(components.identity) },
       { self: components.identity.name, ranges: init.config.ranges, init: init.config.init, quarantineMs: init.config.quarantineMs, clusterId },
     );
     this.channel = mesh.newChannel(IPAM_CHANNEL, this.ipam, { intervalMs: init.gossipIntervalMs ?? 30_000 });

@@ -286,9 +286,15 @@ export function parseState(data: Uint8Array, location: string, expect: Expected)
 /** The state in a file, replaced atomically on every save. */
 export class FileIpamStore implements IpamStore {
   readonly location: string;
+  private readonly write: ((path: string, data: Uint8Array) => Promise<void>) | undefined;
 
-  constructor(path: string) {
+  /**
+   * `write`, when given, replaces the file the same way (temp file, fsync, rename, fsync of the
+   * directory, the directory made when missing) in fewer steps, e.g. one thread-pool job.
+   */
+  constructor(path: string, components: { write?: (path: string, data: Uint8Array) => Promise<void> } = {}) {
     this.location = path;
+    this.write = components.write;
   }
 
   async load(): Promise<Uint8Array | undefined> {
@@ -301,6 +307,14 @@ export class FileIpamStore implements IpamStore {
   }
 
   async save(data: Uint8Array): Promise<void> {
+    if (this.write !== undefined) {
+      try {
+        await this.write(this.location, data);
+      } catch (err) {
+        throw new IpamStateError(this.location, `cannot write: ${(err as Error).message}`, { cause: err });
+      }
+      return;
+    }
     const dir = dirname(this.location);
     const tmp = `${this.location}.tmp-${process.pid}`;
     try {

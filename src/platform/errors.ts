@@ -30,3 +30,17 @@ export class CommandError extends WeftError {
     this.exitCode = exitCode;
   }
 }
+
+/**
+ * nftables refused a script run in-process (NftLib), or libnftables cannot be used
+ * (ERR_NFT_UNAVAILABLE); `detail` is nft's own message, as the command would print it.
+ */
+export class NftError extends WeftError {
+  readonly detail: string;
+
+  constructor(code: 'ERR_NFT' | 'ERR_NFT_UNAVAILABLE', detail: string, what: string) {
+    super(code, `${what}: ${detail.trim() || 'no message'}`);
+    this.name = 'NftError';
+    this.detail = detail;
+  }
+}

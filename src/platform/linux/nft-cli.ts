@@ -1,6 +1,9 @@
 import { CommandError } from '../errors.js';
 import type { Nft, NftCounter, NftFamily, NftScripts } from '../nft.js';
+import { deleteTableScript, MISSING, parseCounters, parseList, replaceSetScript, replaceTableScript } from './nft-text.js';
 import { run } from './run.js';
+
+export { parseCounters } from './nft-text.js';
 
 /** nftables through the `nft` command (`nft -f -`: one transaction per call). */
 export class NftCli implements Nft, NftScripts {
@@ -11,18 +14,15 @@ export class NftCli implements Nft, NftScripts {
   }
 
   async replaceTable(family: NftFamily, name: string, body: string): Promise<void> {
-    // "add" first so that "delete" never fails on a missing table; both in one transaction.
-    const script = `add table ${family} ${name}\ndelete table ${family} ${name}\ntable ${family} ${name} {\n${body}\n}\n`;
-    await run(this.nft, ['-f', '-'], { input: script });
+    await run(this.nft, ['-f', '-'], { input: replaceTableScript(family, name, body) });
   }
 
   async deleteTable(family: NftFamily, name: string): Promise<void> {
-    await run(this.nft, ['-f', '-'], { input: `add table ${family} ${name}\ndelete table ${family} ${name}\n` });
+    await run(this.nft, ['-f', '-'], { input: deleteTableScript(family, name) });
   }
 
   async replaceSetElements(family: NftFamily, table: string, set: string, elements: readonly string[]): Promise<void> {
-    const add = elements.length === 0 ? '' : `add element ${family} ${table} ${set} { ${elements.join(', ')} }\n`;
-    await run(this.nft, ['-f', '-'], { input: `flush set ${family} ${table} ${set}\n${add}` });
+    await run(this.nft, ['-f', '-'], { input: replaceSetScript(family, table, set, elements) });
   }
 
   async counters(): Promise<NftCounter[]> {
@@ -38,22 +38,9 @@ export class NftCli implements Nft, NftScripts {
     try {
       text = await run(this.nft, ['-j', 'list', 'table', family, name]);
     } catch (err) {
-      if (err instanceof CommandError && /No such file or directory/.test(err.stderr)) return undefined;
+      if (err instanceof CommandError && MISSING.test(err.stderr)) return undefined;
       throw err;
     }
-    const parsed = JSON.parse(text) as { nftables?: unknown };
-    return Array.isArray(parsed.nftables) ? parsed.nftables : [];
+    return parseList(text);
   }
-}
-
-/** The named counters in `nft -j list counters` output. */
-export function parseCounters(json: string): NftCounter[] {
-  const doc = JSON.parse(json) as { nftables?: { counter?: { family?: unknown; table?: unknown; name?: unknown; packets?: unknown; bytes?: unknown } }[] };
-  const out: NftCounter[] = [];
-  for (const item of doc.nftables ?? []) {
-    const c = item.counter;
-    if (c === undefined || typeof c.family !== 'string' || typeof c.table !== 'string' || typeof c.name !== 'string') continue;
-    out.push({ family: c.family, table: c.table, name: c.name, packets: Number(c.packets ?? 0), bytes: Number(c.bytes ?? 0) });
-  }
-  return out;
 }

@@ -1,6 +1,7 @@
 /*
  * weft native data-path I/O: TAP devices and UDP sockets for the router, driven from libuv; the
- * ChaCha20-Poly1305 AEAD; rtnetlink for the CNI plugin. This file registers the exports.
+ * ChaCha20-Poly1305 AEAD; rtnetlink for the CNI plugin; nftables transactions in-process. This file
+ * registers the exports.
  *
  * The files, bottom to top (each includes only headers of the layers under it, so the include
  * graph has no cycle):
@@ -9,6 +10,8 @@
  *   handles    the handle struct and table, lifecycle, delivery of a batch to JS
  *   tap, udp   the two handle kinds: constructors, writes/sends, batch reads (inline in tap.h, udp.h)
  *   aead       the Aead class                               rtnl   rtnetlink on the thread pool
+ *                                                            nft    libnftables (dlopen) on the thread pool
+ *                                                            file   a file replaced atomically, one pool job
  *   loop       the read side: uv_poll, one batch per wakeup, spinning; start/stop/pollNow/setSpin
  *   module     this file: the classes Tap, Udp, Aead and the module's exports
  *
@@ -20,8 +23,10 @@
 #include <openssl/crypto.h>
 
 #include "aead.h"
+#include "file.h"
 #include "handles.h"
 #include "loop.h"
+#include "nft.h"
 #include "rtnl.h"
 #include "tap.h"
 #include "udp.h"
@@ -70,5 +75,7 @@ NAPI_MODULE_INIT(/* napi_env env, napi_value exports */) {
   napi_create_uint32(env, ST_COUNT, &c);
   napi_set_named_property(env, exports, "STATS_SIZE", c);
   rtnl_register(env, exports);
+  nft_register(env, exports);
+  file_register(env, exports);
   return exports;
 }
