@@ -30,8 +30,11 @@ export interface DaemonApi {
   /**
    * `existing`: the router already held these addresses for this attachment. `network`: the CNI
    * config's name (the allocation is then the ADD's: adding until `attach`, and GC's to release).
+   * `durable`, when present, settles once the router has persisted the allocation (rejects when
+   * it cannot): the addresses may be set up meanwhile, but not reported before it (absent:
+   * already persisted).
    */
-  allocate(containerId: string, ifName: string, network?: string): Promise<{ addresses: PodAddress[]; existing: boolean }>;
+  allocate(containerId: string, ifName: string, network?: string): Promise<{ addresses: PodAddress[]; existing: boolean; durable?: Promise<void> }>;
   release(containerId: string, ifName?: string, cond?: ReleaseCondition): Promise<ReleaseOutcome>;
   allocations(): Promise<GrantedAttachment[]>;
   /**

@@ -52,8 +52,11 @@ function inProcess(ipam: Ipam, pods: PodNetwork, guard: PodGuard, deadline: numb
     allocate: async (containerId, ifName, network) => {
       // IPAM stops waiting for space before the deadline: no allocation is made after the ADD gave up.
       const timeoutMs = Math.max(0, deadline - Date.now() - 500);
-      const r = await bounded(ipam.allocate({ containerId, ifName, timeoutMs, ...(network === undefined ? {} : { network }) }), deadline, `allocate an address for ${containerId}/${ifName}`);
-      return { addresses: r.addresses, existing: r.existing === true };
+      const r = await bounded(ipam.assign({ containerId, ifName, timeoutMs, ...(network === undefined ? {} : { network }) }), deadline, `allocate an address for ${containerId}/${ifName}`);
+      // The pod is set up while the allocation is written to disk; ADD answers after both.
+      const durable = bounded(r.durable, deadline, `persist the allocation of ${containerId}/${ifName}`);
+      durable.catch(() => undefined); // an ADD that failed before waiting on it
+      return { addresses: r.addresses, existing: r.existing === true, durable };
     },
     release: async (containerId, ifName, cond) => {
       // A release may be an ADD's rollback after its deadline: it gets half the margin more.

@@ -125,8 +125,19 @@ export class Allocations {
     return this.records.size;
   }
 
-  /** `existing`: the attachment already had these addresses (a repeated request). */
+  /** `existing`: the attachment already had these addresses (a repeated request). Resolves once persisted. */
   async allocate(req: AllocateRequest): Promise<{ addresses: AllocatedAddress[]; existing?: true }> {
+    const { durable, ...r } = await this.assign(req);
+    await durable;
+    return r;
+  }
+
+  /**
+   * `allocate` without waiting for the state file: resolves once the addresses are the
+   * attachment's, with `durable` settling when that is persisted (rejecting when it cannot be).
+   * The caller may set the addresses up meanwhile, but must not report them before `durable`.
+   */
+  async assign(req: AllocateRequest): Promise<{ addresses: AllocatedAddress[]; existing?: true; durable: Promise<void> }> {
     const containerId = checkContainerId(req?.containerId);
     const ifName = checkIfName(req?.ifName);
     const network = req.network === undefined || req.network === null ? undefined : checkNetwork(req.network);
@@ -144,8 +155,7 @@ export class Allocations {
           existing.touchedAt = this.clock.wallNow();
           existing.addingUntil = this.clock.now() + this.addingLeaseMs;
         }
-        await this.commits.flush();
-        return { addresses: this.addressesOf(existing), existing: true };
+        return { addresses: this.addressesOf(existing), existing: true, durable: this.durable() };
       }
       const ready = this.readiness();
       if (!ready.ok) throw new IpamNotReadyError(ready.reason ?? 'unknown');
@@ -168,8 +178,14 @@ export class Allocations {
     this.records.set(key, rec);
     this.commits.mark();
     for (const r of this.ranges) this.asker.maybeAsk(r);
-    await this.commits.flush();
-    return { addresses: this.addressesOf(rec) };
+    return { addresses: this.addressesOf(rec), durable: this.durable() };
+  }
+
+  /** The flush of what is marked; a caller that gives up on it never leaves its failure unhandled. */
+  private durable(): Promise<void> {
+    const flush = this.commits.flush();
+    flush.catch(() => undefined);
+    return flush;
   }
 
   /**

@@ -247,6 +247,11 @@ export class Ipam implements Gossiper {
     return this.allocations.allocate(req);
   }
 
+  /** `allocate` resolving before the state file is written; `durable` settles when it is (see Allocations.assign). */
+  assign(req: AllocateRequest): Promise<{ addresses: AllocatedAddress[]; existing?: true; durable: Promise<void> }> {
+    return this.allocations.assign(req);
+  }
+
   /** Releases the attachment's addresses (every interface of the container without `ifName`); `cond`: see allocations.ts. */
   release(containerId: string, ifName?: string, cond?: ReleaseCondition): Promise<{ released: string[]; skipped?: SkippedRelease[] }> {
     return this.allocations.release(containerId, ifName, cond);

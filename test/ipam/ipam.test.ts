@@ -99,6 +99,22 @@ describe('Ipam bootstrap', () => {
 });
 
 describe('Ipam allocation', () => {
+  it('assign gives the addresses before they are persisted; allocate and durable wait for the write', async () => {
+    const s = await cluster(2);
+    const node = s.nodes[0]!;
+    node.store.failWrites = true;
+    const early = await s.until(node.ipam.assign({ containerId: 'c1', ifName: 'eth0' }));
+    expect(early.addresses.length).toBeGreaterThan(0);
+    expect(node.ipam.list().map((a) => a.containerId)).toContain('c1');
+    await expect(early.durable).rejects.toThrow(/writes disabled/);
+    await expect(node.ipam.allocate({ containerId: 'c2', ifName: 'eth0' })).rejects.toThrow(/writes disabled/);
+    node.store.failWrites = false;
+    const again = await s.until(node.ipam.assign({ containerId: 'c1', ifName: 'eth0' }));
+    expect(again).toMatchObject({ addresses: early.addresses, existing: true });
+    await again.durable; // the earlier changes are written with it
+    await expect(node.ipam.allocate({ containerId: 'c2', ifName: 'eth0' })).resolves.toMatchObject({ existing: true });
+  });
+
   it('is idempotent per (container, interface); releases by container; validates requests', async () => {
     const s = await cluster(2);
     const ip = s.nodes[0]!.ipam;

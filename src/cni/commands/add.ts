@@ -57,14 +57,15 @@ export async function cmdAdd(ctx: CommandContext): Promise<CniResult> {
     if (made.status === 'rejected') throw made.reason;
     pair = made.value;
     if (got.status === 'rejected') throw got.reason;
-    const addresses = got.value.addresses;
+    const { addresses, durable } = got.value;
     const missing = addresses.filter((a) => !net.gateways.some((g) => g.family === a.family));
     if (missing.length > 0) {
       throw new CniError(CniCode.RouterRefused, `the router allocated ${missing.map((a) => a.address).join(', ')} but reports no IPv${missing[0]!.family} gateway on ${net.bridge}`);
     }
-    // The pod's side and the router's rules for its port do not depend on each other either.
+    // The pod's side and the router's rules for its port do not depend on each other, nor on
+    // the router's disk write of the allocation (reported only once that is done).
     guarded = true;
-    const [configured, guard] = await Promise.allSettled([
+    const [configured, guard, persisted] = await Promise.allSettled([
       links.configure({
         netns,
         ifName,
@@ -74,7 +75,9 @@ export async function cmdAdd(ctx: CommandContext): Promise<CniResult> {
         ...(conf.defaultRoute === undefined ? {} : { defaultRoute: conf.defaultRoute }),
       }),
       daemon.attach(containerId, ifName, pair.containerMac),
+      durable,
     ]);
+    if (persisted.status === 'rejected') throw routerError(persisted.reason, `allocating an address for ${containerId}/${ifName}`);
     if (configured.status === 'rejected') throw configured.reason;
     if (guard.status === 'rejected') throw routerError(guard.reason, `guarding the port of ${containerId}/${ifName}`);
     return buildAddResult({
