@@ -47,6 +47,8 @@ export interface PodLinkSpec {
   hostName: string;
   bridge: string;
   mtu: number;
+  /** The container end's MAC (ADD picks it first so the router can guard the port meanwhile); default random. */
+  containerMac?: string;
 }
 
 export interface PodAddressing {
@@ -254,7 +256,7 @@ export class PodLinks implements LinkOps {
    * and up; the container end made inside the pod's netns. Then hairpin on the host end.
    */
   async createPair(spec: PodLinkSpec): Promise<CreatedPair> {
-    const pair: CreatedPair = { hostMac: randomMac(), containerMac: randomMac(), bridgeMac: '' };
+    const pair: CreatedPair = { hostMac: randomMac(), containerMac: spec.containerMac ?? randomMac(), bridgeMac: '' };
     const podNs = openPodNetns(spec.netns);
     try {
       for (let attempt = 0; ; attempt++) {

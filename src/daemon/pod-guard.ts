@@ -81,12 +81,17 @@ interface Entry {
   ifName: string | undefined;
   /** Bumped by every attach: a reconcile leaves alone what changed after it looked. */
   seq: number;
+  /** When attach made it (clock ms): ADD guards the port while the port is still being made. */
+  attachedAt?: number;
 }
 
 interface Waiter {
   resolve(): void;
   reject(err: unknown): void;
 }
+
+/** How long an attached port may be missing from the bridge before its rules go (longer than ADD's limit). */
+export const ATTACH_GRACE_MS = 30_000;
 
 function key(containerId: string, ifName: string): string {
   return `${containerId}\0${ifName}`;
@@ -150,7 +155,7 @@ export class PodGuard implements Startable {
     const why = podProblem(pod);
     if (why !== undefined) throw new PodGuardError('ERR_POD_BAD_REQUEST', `attach ${containerId}/${ifName}: ${why}`);
     const old = this.entries.get(pod.port);
-    this.entries.set(pod.port, { pod, containerId, ifName, seq: ++this.seq });
+    this.entries.set(pod.port, { pod, containerId, ifName, seq: ++this.seq, attachedAt: this.components.clock.now() });
     // An address is allowed on one port at most: one that IPAM handed on (released, then allocated
     // again) stops being the old port's now, not at the next reconcile.
     let script = this.takeAddresses(pod);
@@ -298,6 +303,8 @@ export class PodGuard implements Startable {
       const e = this.entries.get(port);
       if (e === undefined || e.seq !== seq) continue; // detached or attached again meanwhile
       if (!ports.has(port)) {
+        // CNI ADD guards a port before its veth is on the bridge; an ADD that fails detaches it.
+        if (e.attachedAt !== undefined && this.components.clock.now() - e.attachedAt < ATTACH_GRACE_MS) continue;
         this.entries.delete(port);
         changed = true;
         this.components.logger.info('pod port left the bridge; its rules go', { port, containerId: e.containerId });

@@ -31,7 +31,7 @@ export class FakeLinks implements LinkOps {
     const ns = this.namespaces.get(spec.netns);
     if (ns === undefined) throw new LinkError('netns', `${spec.netns} is not a network namespace`);
     if (ns.has(spec.ifName)) throw new LinkError('exists', `interface ${spec.ifName} already exists in ${spec.netns}`);
-    const pair = { hostMac: '02:aa:00:00:00:01', containerMac: '02:bb:00:00:00:01', bridgeMac: '02:cc:00:00:00:01' };
+    const pair = { hostMac: '02:aa:00:00:00:01', containerMac: spec.containerMac ?? '02:bb:00:00:00:01', bridgeMac: '02:cc:00:00:00:01' };
     ns.set(spec.ifName, { link: { mtu: spec.mtu, mac: pair.containerMac, up: false, addresses: [] }, routes: [], hostName: spec.hostName });
     this.hosts.set(spec.hostName, { master: spec.bridge, mtu: spec.mtu, up: true, netns: spec.netns, ifName: spec.ifName });
     if (this.failAttach) throw new LinkError('failed', `attaching ${spec.hostName} to bridge ${spec.bridge}: no such bridge`);

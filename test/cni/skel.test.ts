@@ -146,7 +146,7 @@ describe('ADD', () => {
       interfaces: [
         { name: 'weft', mac: '02:cc:00:00:00:01' },
         { name: host, mac: '02:aa:00:00:00:01', mtu: 1376 },
-        { name: 'eth0', mac: '02:bb:00:00:00:01', mtu: 1376, sandbox: NETNS },
+        { name: 'eth0', mac: expect.stringMatching(/^[0-9a-f]{2}(:[0-9a-f]{2}){5}$/), mtu: 1376, sandbox: NETNS },
       ],
       ips: [
         { address: '10.99.0.2/24', gateway: '10.99.0.1', interface: 2 },
@@ -160,8 +160,12 @@ describe('ADD', () => {
     });
     expect(links.calls).toEqual([`createPair ${NETNS} eth0 ${host} weft 1376`, `configure ${NETNS} eth0 10.99.0.2/24,fd00:99::2/64`]);
     expect(daemon.podAllocations()).toMatchObject([{ containerId: CID, ifName: 'eth0' }]);
-    // the router guards the port with the container end's MAC
-    expect(daemon.guarded).toEqual(new Map([[`${CID}\0eth0`, '02:bb:00:00:00:01']]));
+    // the router guards the port with the container end's MAC: ADD picks it (locally administered
+    // unicast) and gives it to both the pair and the router
+    const mac = ((r.json?.interfaces as { mac: string }[])[2]!).mac;
+    expect(parseInt(mac.slice(0, 2), 16) & 0b11).toBe(0b10);
+    expect(links.namespaces.get(NETNS)!.get('eth0')!.link.mac).toBe(mac);
+    expect(daemon.guarded).toEqual(new Map([[`${CID}\0eth0`, mac]]));
   });
 
   it.each([
@@ -215,6 +219,8 @@ describe('ADD', () => {
     expect(links.hosts.size).toBe(0);
     expect(links.namespaces.get(NETNS)?.size).toBe(0);
     expect(daemon.podAllocations()).toEqual([]);
+    // the port was guarded while the pair was made (the attach runs beside it): the guard goes too
+    expect(daemon.guarded.size).toBe(0);
   });
 
   it('a netns that is not one → code 4, nothing allocated', async () => {

@@ -1,6 +1,6 @@
 import { describe, expect, it } from 'vitest';
 import { silentLogger } from '../../src/core/logger.js';
-import { PodGuard, type PodAllocation } from '../../src/daemon/pod-guard.js';
+import { ATTACH_GRACE_MS, PodGuard, type PodAllocation } from '../../src/daemon/pod-guard.js';
 import type { LinkInfo } from '../../src/platform/netlink.js';
 import { hostVethName } from '../../src/cni/veth.js';
 import { FakeClock } from '../fakes/fake-clock.js';
@@ -161,6 +161,7 @@ describe('PodGuard', () => {
     await g.attach('b', 'eth0', '02:00:00:00:00:06');
     node.allocations.find((x) => x.containerId === 'a')!.addresses = ['fd00::5'];
     node.ports.delete(b);
+    clock.advance(ATTACH_GRACE_MS); // a port attached just now may not be on the bridge yet (see the next test)
     await g.reconcile();
     expect(nft.elements(T, 'pod_v4')).toEqual([]);
     expect(nft.elements(T, 'pods')).toEqual([`"${a}"`]);
@@ -170,6 +171,26 @@ describe('PodGuard', () => {
     await g.reconcile();
     expect(nft.elements(T, 'pods')).toEqual([`"${a}"`]);
     expect(nft.elements(T, 'pod_v6')).toEqual([`"${a}" . fd00::5`, `"${a}" . fe80::ff:fe00:5`]);
+    await g.stop();
+  });
+
+  it('a port attached before its veth reaches the bridge (CNI ADD guards it meanwhile) keeps its rules for ATTACH_GRACE_MS, then loses them if it never comes', async () => {
+    const nft = new FakeNft();
+    const node = new Node();
+    const clock = new FakeClock();
+    const a = node.pod('a', ['10.32.0.5']);
+    const g = guard(nft, node, clock);
+    await g.start();
+    node.ports.delete(a); // allocated, veth not yet on the bridge
+    await g.attach('a', 'eth0', '02:00:00:00:00:05');
+    await g.reconcile();
+    expect(nft.elements(T, 'pods')).toEqual([`"${a}"`]);
+    clock.advance(ATTACH_GRACE_MS - 1);
+    await g.reconcile();
+    expect(nft.elements(T, 'pods')).toEqual([`"${a}"`]);
+    clock.advance(1);
+    await g.reconcile();
+    expect(nft.elements(T, 'pods')).toEqual([]);
     await g.stop();
   });
 

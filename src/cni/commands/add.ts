@@ -11,7 +11,7 @@
 import { CniCode, CniError } from '../errors.js';
 import { buildAddResult, type CniResult } from '../result.js';
 import type { CommandContext } from '../skel.js';
-import { hostVethName, LinkError, type CreatedPair } from '../veth.js';
+import { hostVethName, LinkError, randomMac, type CreatedPair } from '../veth.js';
 import { linkError, releaseOrJournal, routerError } from './shared.js';
 
 export async function cmdAdd(ctx: CommandContext): Promise<CniResult> {
@@ -38,21 +38,29 @@ export async function cmdAdd(ctx: CommandContext): Promise<CniResult> {
   let pair: CreatedPair | undefined;
   let allocated = false;
   let guarded = false;
+  let guarding: Promise<void> | undefined;
   try {
     // A release journaled by an earlier DEL of this very attachment must not be replayed now that
     // it is added again: the allocation (if the router still has it) becomes this one's.
     ctx.deps.journal(conf.journalDir).done({ containerId, ifName, at: 0 });
-    // The veth and the allocation do not depend on each other: both at once (the allocation
-    // waits for its state file write). A failure of either undoes both below; an allocation the
-    // router already held (a repeated ADD) is not released by that.
-    const [made, got] = await Promise.allSettled([
-      links.createPair({ netns, ifName, hostName, bridge: net.bridge, mtu }),
-      daemon.allocate(containerId, ifName, conf.name).catch((err: unknown) => {
-        // Unreachable may mean the request went through and only the answer was lost: undo it too.
-        if ((err as { code?: unknown } | null)?.code === 'ERR_API_UNREACHABLE') allocated = true;
-        throw routerError(err, `allocating an address for ${containerId}/${ifName}`);
-      }),
-    ]);
+    // Three things at once: the veth pair; the allocation; and, as soon as the allocation is
+    // made, the router's rules for the port (the pod's MAC is picked here, so they need not wait
+    // for the pair). A failure of any undoes all below; an allocation the router already held (a
+    // repeated ADD) is not released by that.
+    const containerMac = randomMac();
+    const allocating = daemon.allocate(containerId, ifName, conf.name).catch((err: unknown) => {
+      // Unreachable may mean the request went through and only the answer was lost: undo it too.
+      if ((err as { code?: unknown } | null)?.code === 'ERR_API_UNREACHABLE') allocated = true;
+      throw routerError(err, `allocating an address for ${containerId}/${ifName}`);
+    });
+    guarding = allocating.then(async () => {
+      guarded = true;
+      await daemon.attach(containerId, ifName, containerMac).catch((err: unknown) => {
+        throw routerError(err, `guarding the port of ${containerId}/${ifName}`);
+      });
+    });
+    guarding.catch(() => undefined); // settled below, or awaited by the rollback
+    const [made, got] = await Promise.allSettled([links.createPair({ netns, ifName, hostName, bridge: net.bridge, mtu, containerMac }), allocating]);
     if (got.status === 'fulfilled') allocated = !got.value.existing;
     if (made.status === 'rejected') throw made.reason;
     pair = made.value;
@@ -62,9 +70,8 @@ export async function cmdAdd(ctx: CommandContext): Promise<CniResult> {
     if (missing.length > 0) {
       throw new CniError(CniCode.RouterRefused, `the router allocated ${missing.map((a) => a.address).join(', ')} but reports no IPv${missing[0]!.family} gateway on ${net.bridge}`);
     }
-    // The pod's side and the router's rules for its port do not depend on each other, nor on
-    // the router's disk write of the allocation (reported only once that is done).
-    guarded = true;
+    // The pod's side, the rules (under way) and the router's disk write of the allocation do not
+    // depend on each other; ADD reports only once all are done.
     const [configured, guard, persisted] = await Promise.allSettled([
       links.configure({
         netns,
@@ -74,12 +81,12 @@ export async function cmdAdd(ctx: CommandContext): Promise<CniResult> {
         ...(conf.routes === undefined ? {} : { routes: conf.routes }),
         ...(conf.defaultRoute === undefined ? {} : { defaultRoute: conf.defaultRoute }),
       }),
-      daemon.attach(containerId, ifName, pair.containerMac),
+      guarding,
       durable,
     ]);
     if (persisted.status === 'rejected') throw routerError(persisted.reason, `allocating an address for ${containerId}/${ifName}`);
     if (configured.status === 'rejected') throw configured.reason;
-    if (guard.status === 'rejected') throw routerError(guard.reason, `guarding the port of ${containerId}/${ifName}`);
+    if (guard.status === 'rejected') throw guard.reason;
     return buildAddResult({
       cniVersion: conf.cniVersion,
       bridge: net.bridge,
@@ -100,6 +107,7 @@ export async function cmdAdd(ctx: CommandContext): Promise<CniResult> {
     // A pair that 'exists' was not made by us: leave it alone.
     const ours = pair !== undefined || !(err instanceof LinkError && err.kind === 'exists');
     if (ours) await links.removeHost(hostName).catch((e: unknown) => ctx.log(`rollback: deleting ${hostName}: ${(e as Error).message}`));
+    await guarding?.catch(() => undefined); // an attach under way finishes before it is undone
     if (guarded) await daemon.detach(containerId, ifName).catch((e: unknown) => ctx.log(`rollback: removing the rules of ${containerId}/${ifName}: ${(e as Error).message}`));
     if (allocated) await releaseOrJournal(ctx, 'rollback').catch((e: unknown) => ctx.log(`rollback: releasing ${containerId}/${ifName}: ${(e as Error).message}`));
     throw reported;
