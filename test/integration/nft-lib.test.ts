@@ -19,12 +19,26 @@ const isRoot = process.getuid?.() === 0;
 
 type Result = { ok: true; value?: unknown } | { ok: false; code: string; message: string; detail?: string };
 
-/** Set elements in a stable order (a hash set lists them in its own order). */
+const byJson = (a: unknown, b: unknown): number => JSON.stringify(a).localeCompare(JSON.stringify(b));
+
+/**
+ * What must be the same whichever way the steps ran: set elements in a stable order (a hash set
+ * lists them in its own order), without handles, and named counters in name order (transactions
+ * run at once commit in either order, and the counters' handles and places follow that order;
+ * rules keep their order within their chain).
+ */
 function normalize(v: unknown): unknown {
   if (Array.isArray(v)) return v.map(normalize);
   if (v === null || typeof v !== 'object') return v;
   const out: Record<string, unknown> = {};
-  for (const [k, x] of Object.entries(v)) out[k] = k === 'elem' && Array.isArray(x) ? x.map(normalize).sort((a, b) => JSON.stringify(a).localeCompare(JSON.stringify(b))) : normalize(x);
+  for (const [k, x] of Object.entries(v)) {
+    if (k === 'handle') continue;
+    if (k === 'elem' && Array.isArray(x)) out[k] = x.map(normalize).sort(byJson);
+    else if (k === 'nftables' && Array.isArray(x)) {
+      const items = x.map(normalize) as Record<string, unknown>[];
+      out[k] = [...items.filter((i) => !('counter' in i)), ...items.filter((i) => 'counter' in i).sort(byJson)];
+    } else out[k] = normalize(x);
+  }
   return out;
 }
 
