@@ -20,13 +20,36 @@ import { iperf3Tcp, ping } from './traffic.js';
 import type { StatusReport } from '../src/api/types.js';
 import { WeftCluster } from './weft-cluster.js';
 
-const { values } = parseArgs({
-  options: { seconds: { type: 'string', default: '60' }, nodes: { type: 'string', default: '3' }, 'no-fastpath': { type: 'boolean', default: false } },
-});
+const USAGE = 'usage: npm run demo -- [--seconds N (default 60; 0 runs until Ctrl-C)] [--nodes N (1-20, default 3)] [--no-fastpath]';
+
+function options(): { seconds?: string; nodes?: string; 'no-fastpath'?: boolean; help?: boolean } {
+  try {
+    return parseArgs({
+      options: { seconds: { type: 'string', default: '60' }, nodes: { type: 'string', default: '3' }, 'no-fastpath': { type: 'boolean', default: false }, help: { type: 'boolean', short: 'h' } },
+    }).values;
+  } catch (err) {
+    process.stderr.write(`demo: ${(err as Error).message}\n${USAGE}\n`);
+    process.exit(2);
+  }
+}
+
+const values = options();
+if (values.help === true) {
+  process.stdout.write(`${USAGE}\n`);
+  process.exit(0);
+}
 const fast = !values['no-fastpath'];
 const VXLAN_PORT = 6785; // the routers' listen port 6784, + 1
 const seconds = Number(values.seconds);
 const nodes = Number(values.nodes);
+const bad = [
+  ...(Number.isInteger(seconds) && seconds >= 0 ? [] : [`--seconds ${JSON.stringify(values.seconds)} is not a whole number of seconds (0 or more)`]),
+  ...(Number.isInteger(nodes) && nodes >= 1 && nodes <= 20 ? [] : [`--nodes ${JSON.stringify(values.nodes)} is not a whole number from 1 to 20`]),
+];
+if (bad.length > 0) {
+  process.stderr.write(`demo: ${bad.join('; ')}\n${USAGE}\n`);
+  process.exit(2);
+}
 
 const bold = (s: string) => (process.stdout.isTTY ? `\x1b[1m${s}\x1b[0m` : s);
 const dim = (s: string) => (process.stdout.isTTY ? `\x1b[2m${s}\x1b[0m` : s);
