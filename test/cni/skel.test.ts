@@ -238,6 +238,17 @@ describe('ADD', () => {
     expect(daemon.podAllocations()).toEqual([]);
   });
 
+  it("a repeated ADD of a live pod that fails (its interface is there) leaves the pod's allocation and guard as they were", async () => {
+    const first = await invoke(links, env('ADD'), conf());
+    expect(first.code).toBe(0);
+    const guardedBefore = new Map(daemon.guarded);
+    const r = await invoke(links, env('ADD'), conf());
+    expect(r.json).toMatchObject({ code: 4, msg: expect.stringMatching(/CNI_IFNAME: interface eth0 already exists/) });
+    expect(daemon.podAllocations()).toMatchObject([{ containerId: CID, ifName: 'eth0' }]);
+    expect(daemon.guarded).toEqual(guardedBefore); // same MAC, not detached
+    expect(daemon.requests.filter((q) => q.path === '/v1/cni/attach' || q.path === '/v1/cni/detach').map((q) => q.path)).toEqual(['/v1/cni/attach']);
+  });
+
   it.each([
     ['the bridge attach fails', () => void (links.failAttach = true), /attaching .* to bridge weft/],
     ['configuring the pod fails', () => void (links.failConfigure = true), /configuring eth0 .*Permission denied/],

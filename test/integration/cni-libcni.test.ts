@@ -140,6 +140,19 @@ describe.skipIf(!isRoot)('the installed CNI plugin as libcni calls it', () => {
     expect((await node.call('DEL', { containerId, netns: pod.path })).code).toBe(0);
   });
 
+  it('a repeated ADD of a live pod fails (its interface is there) and the pod keeps its address and its traffic (the guard still knows its MAC)', async () => {
+    const pod = await node.newPodNs();
+    const containerId = nextId();
+    const first = ok(await node.call('ADD', { containerId, netns: pod.path }));
+    const again = await node.call('ADD', { containerId, netns: pod.path });
+    expect(again.json).toMatchObject({ code: 4, msg: expect.stringMatching(/eth0 already exists/) });
+    expect((await allocations()).filter((a) => a.containerId === containerId)).toHaveLength(1);
+    expect(await pings(pod.ns, gw4)).toBe(true);
+    expect(await pings(pod.ns, gw6)).toBe(true);
+    expect((await node.call('CHECK', { containerId, netns: pod.path, extra: { prevResult: first } })).code).toBe(0);
+    expect((await node.call('DEL', { containerId, netns: pod.path })).code).toBe(0);
+  });
+
   it.each([
     ['defaultRoute false: no default route even for the first attachment', { defaultRoute: false }, [], []],
     ['defaultRoute true on a netns without one: added', { defaultRoute: true }, [`0.0.0.0/0`], ['default']],

@@ -53,12 +53,15 @@ export async function cmdAdd(ctx: CommandContext): Promise<CniResult> {
       if ((err as { code?: unknown } | null)?.code === 'ERR_API_UNREACHABLE') allocated = true;
       throw routerError(err, `allocating an address for ${containerId}/${ifName}`);
     });
-    guarding = allocating.then(async () => {
+    const attachPort = async (): Promise<void> => {
       guarded = true;
       await daemon.attach(containerId, ifName, containerMac).catch((err: unknown) => {
         throw routerError(err, `guarding the port of ${containerId}/${ifName}`);
       });
-    });
+    };
+    // An allocation the router already held (a repeated ADD) may be a live pod's: its rules
+    // change only once this ADD has made its own pair (below), never for an ADD that fails first.
+    guarding = allocating.then((got) => (got.existing ? undefined : attachPort()));
     guarding.catch(() => undefined); // settled below, or awaited by the rollback
     const [made, got] = await Promise.allSettled([links.createPair({ netns, ifName, hostName, bridge: net.bridge, mtu, containerMac }), allocating]);
     if (got.status === 'fulfilled') allocated = !got.value.existing;
@@ -81,7 +84,7 @@ export async function cmdAdd(ctx: CommandContext): Promise<CniResult> {
         ...(conf.routes === undefined ? {} : { routes: conf.routes }),
         ...(conf.defaultRoute === undefined ? {} : { defaultRoute: conf.defaultRoute }),
       }),
-      guarding,
+      got.value.existing ? attachPort() : guarding,
       durable,
     ]);
     if (persisted.status === 'rejected') throw routerError(persisted.reason, `allocating an address for ${containerId}/${ifName}`);
