@@ -4,7 +4,7 @@
  */
 import { isIP } from 'node:net';
 import { callApi } from '../api/client.js';
-import type { AddressGrant, CniNetwork, IpamAllocateResponse, IpamAllocationsResponse, IpamReleaseResponse } from '../api/types.js';
+import type { AddressGrant, CniNetwork, IpamAllocateResponse, IpamAllocationsResponse, IpamReleaseRequest, IpamReleaseResponse } from '../api/types.js';
 import { WeftError } from '../core/errors.js';
 import type { PodAddress } from './result.js';
 
@@ -12,11 +12,7 @@ import type { PodAddress } from './result.js';
 export type GrantedAttachment = Pick<AddressGrant, 'containerId' | 'ifName' | 'addresses' | 'network' | 'adding'>;
 
 /** A conditional release (see IpamReleaseRequest): only what was made for `network` before `before`, and is not being added. */
-export interface ReleaseCondition {
-  network?: string;
-  /** ms since the epoch. */
-  before?: number;
-}
+export type ReleaseCondition = Pick<IpamReleaseRequest, 'network' | 'before'>;
 
 export interface ReleaseOutcome {
   released: string[];

@@ -7,8 +7,8 @@
  * the router again (DEL removes the host end and journals the release; ADD, CHECK and GC fail with
  * code 11; STATUS with 50).
  */
-/** The CNI commands (skel.ts `Command`). */
-type Command = 'ADD' | 'DEL' | 'CHECK' | 'STATUS' | 'GC' | 'VERSION';
+/** The CNI commands. */
+export type Command = 'ADD' | 'DEL' | 'CHECK' | 'STATUS' | 'GC' | 'VERSION';
 
 /** Per command, the binary's limit for the router's answer (ms). */
 export const COMMAND_LIMIT_MS: Readonly<Record<Command, number>> = Object.freeze({

@@ -9,7 +9,7 @@ import type { DaemonApi } from './client.js';
 import { cmdVersion } from './commands/version.js';
 import { decodeJson, parseNetConf, SPEC_NAME, type NetConf } from './netconf.js';
 import type { CniResult } from './result.js';
-import { routerDeadline } from './limits.js';
+import { routerDeadline, type Command } from './limits.js';
 import type { LinkOps } from './veth.js';
 import { isSupportedVersion, LATEST_VERSION, versionAtLeast } from './versions.js';
 
@@ -36,7 +36,7 @@ export interface PluginDeps {
   journal(dir: string): { record(containerId: string, ifName: string | undefined): void; done(entry: { containerId: string; ifName?: string; at: number }): void };
 }
 
-export type Command = 'ADD' | 'DEL' | 'CHECK' | 'STATUS' | 'GC' | 'VERSION';
+export type { Command };
 const COMMANDS: readonly Command[] = ['ADD', 'DEL', 'CHECK', 'STATUS', 'GC', 'VERSION'];
 
 export interface CommandContext {

@@ -34,6 +34,7 @@ import {
   routeAdd,
   routeDump,
   RT_TABLE_MAIN,
+  RTN_UNICAST,
   RtnlError,
   transact,
   vethAdd,
@@ -184,7 +185,7 @@ function defaultRouteFamilies(replies: readonly Buffer[]): Set<4 | 6> {
   const out = new Set<4 | 6>();
   for (const reply of replies) {
     const r = parseRoute(reply);
-    if (r !== undefined && r.prefixLength === 0 && r.table === RT_TABLE_MAIN && r.type === 1) out.add(r.family);
+    if (r !== undefined && r.prefixLength === 0 && r.table === RT_TABLE_MAIN && r.type === RTN_UNICAST) out.add(r.family);
   }
   return out;
 }

@@ -10,7 +10,7 @@
  * journaled DEL) leaves alone an allocation that is adding, or of another network (or of none:
  * made by hand), or allocated or confirmed at or after the caller's `before` time.
  */
-import type { AddressGrant } from '../api/types.js';
+import type { AddressGrant, IpamReleaseRequest, IpamReleaseResponse } from '../api/types.js';
 import type { Clock } from '../core/clock.js';
 import type { Asker } from './asker.js';
 import { allocationKey, checkContainerId, checkIfName } from './config.js';
@@ -40,20 +40,11 @@ interface Allocation {
   addingUntil: number | undefined;
 }
 
-/** A release that applies only when every condition holds (see the file comment). */
-export interface ReleaseCondition {
-  /** Only allocations recorded for this CNI network. */
-  network?: string;
-  /** Wall ms: only allocations last allocated or confirmed before this. */
-  before?: number;
-}
+/** A release that applies only when every condition holds (see the file comment; `before` in wall ms). */
+export type ReleaseCondition = Pick<IpamReleaseRequest, 'network' | 'before'>;
 
 /** An allocation a conditional release left alone, and why. */
-export interface SkippedRelease {
-  containerId: string;
-  ifName: string;
-  reason: 'adding' | 'newer' | 'other-network';
-}
+export type SkippedRelease = NonNullable<IpamReleaseResponse['skipped']>[number];
 
 /** What GET /v1/ipam/allocations lists of one allocation (the API's type). */
 export type ListedAllocation = AddressGrant;

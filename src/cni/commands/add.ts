@@ -12,15 +12,13 @@ import { CniCode, CniError } from '../errors.js';
 import { buildAddResult, type CniResult } from '../result.js';
 import type { CommandContext } from '../skel.js';
 import { hostVethName, LinkError, randomMac, type CreatedPair } from '../veth.js';
-import { linkError, releaseOrJournal, routerError } from './shared.js';
+import { linkError, refuseOwnNetns, releaseOrJournal, routerError } from './shared.js';
 
 export async function cmdAdd(ctx: CommandContext): Promise<CniResult> {
   const { containerId, ifName, netns, conf } = ctx;
   const daemon = ctx.deps.daemon(conf.socket);
   const links = ctx.deps.links;
-  if (links.isOwnNetns(netns)) {
-    throw new CniError(CniCode.InvalidEnvironment, `CNI_NETNS ${netns} is the node's own network namespace, not a pod's: refusing to move ${ifName} there`);
-  }
+  refuseOwnNetns(ctx);
   const net = await daemon.network().catch((err: unknown) => {
     throw routerError(err, 'reading the pod network');
   });

@@ -10,7 +10,7 @@ import { CniCode, CniError } from '../errors.js';
 import { containerInterfaceIndex, parsePrevResult } from '../result.js';
 import type { CommandContext } from '../skel.js';
 import { hostVethName, LinkError } from '../veth.js';
-import { routerError } from './shared.js';
+import { refuseOwnNetns, routerError } from './shared.js';
 
 function sameAddress(a: string, b: string): boolean {
   return a.toLowerCase() === b.toLowerCase();
@@ -19,7 +19,7 @@ function sameAddress(a: string, b: string): boolean {
 export async function cmdCheck(ctx: CommandContext): Promise<void> {
   const { containerId, ifName, netns, conf } = ctx;
   if (conf.prevResult === undefined) throw new CniError(CniCode.InvalidNetworkConfig, 'prevResult is missing: CHECK needs the result of ADD');
-  if (ctx.deps.links.isOwnNetns(netns)) throw new CniError(CniCode.InvalidEnvironment, `CNI_NETNS ${netns} is the node's own network namespace, not a pod's`);
+  refuseOwnNetns(ctx);
   const prev = parsePrevResult(conf.prevResult);
   const interfaces = prev.interfaces ?? [];
   const mine = containerInterfaceIndex(prev, ifName);

@@ -21,6 +21,13 @@ export function routerError(err: unknown, doing: string): CniError {
   return new CniError(CniCode.RouterRefused, `${doing}: the weft router refused: ${msg}${typeof code === 'string' ? ` [${code}]` : ''}`, { cause: err });
 }
 
+/** Refuses (code 4) a CNI_NETNS that is the node's own network namespace, before anything changes. */
+export function refuseOwnNetns(ctx: CommandContext): void {
+  if (ctx.deps.links.isOwnNetns(ctx.netns)) {
+    throw new CniError(CniCode.InvalidEnvironment, `CNI_NETNS ${ctx.netns} is the node's own network namespace, not a pod's: refusing to touch ${ctx.ifName} there`);
+  }
+}
+
 /** Maps interface failures: a bad netns path or a taken name is the caller's (code 4), the rest 102. */
 export function linkError(err: unknown, ctx: CommandContext): CniError {
   if (err instanceof CniError) return err;

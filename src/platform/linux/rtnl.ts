@@ -49,11 +49,11 @@ const RTA_DST = 1;
 const RTA_OIF = 4;
 const RTA_GATEWAY = 5;
 const RTA_TABLE = 15;
-const RT_TABLE_MAIN = 254;
+export const RT_TABLE_MAIN = 254;
 const RTPROT_BOOT = 3;
 const RT_SCOPE_UNIVERSE = 0;
 const RT_SCOPE_LINK = 253;
-const RTN_UNICAST = 1;
+export const RTN_UNICAST = 1;
 const RTNH_F_ONLINK = 4;
 
 const AF_UNSPEC = 0;
@@ -104,8 +104,6 @@ export function closeNetns(fd: number): void {
 export const HERE = -1;
 
 /** How long the addon waits for each answer before failing the call with ETIMEDOUT. */
-export { RT_TABLE_MAIN };
-
 export const RTNL_TIMEOUT_MS = 10_000;
 
 /**
