@@ -6,7 +6,9 @@
 import { ConfigError } from '../core/errors.js';
 import type { LogLevel } from '../core/logger.js';
 import type { Endpoint } from '../core/net.js';
-import { DEFAULT_PORT, fillDefaults, OptionChecker, optionRow, type FilledConfig, type OptionKey, type RawConfig } from './options.js';
+import { readFileSync } from 'node:fs';
+import { hostname } from 'node:os';
+import { checkValue, DEFAULT_METRICS_PORT, DEFAULT_PORT, fillDefaults, OptionChecker, optionRow, type FilledConfig, type OptionKey, type RawConfig } from './options.js';
 
 /** Cluster-wide IPAM (gossip/ipam): the address ranges and how the first ownership is agreed. */
 export interface IpamConfig {
@@ -15,7 +17,35 @@ export interface IpamConfig {
   /** Seeds: these peers split the space among themselves. initPeers: wait until this many peers see each other. */
   init: { seeds: string[] } | { initPeers: number };
   quarantineMs: number;
+  /**
+   * Who decides which router owns which part of the ranges: the gossiped ring (standalone), or
+   * the Kubernetes API server (one Lease per block, optimistic concurrency; Kubernetes mode).
+   */
+  ownership: 'ring' | 'kubernetes';
 }
+
+/** Kubernetes mode (--kubernetes, or a pod with a service account). */
+export interface KubernetesConfig {
+  /** undefined: the pod's service account, else $KUBECONFIG (src/k8s decides). */
+  kubeconfig: string | undefined;
+  /** This router's Node object. */
+  nodeName: string;
+  /** The namespace of weft's Leases. */
+  namespace: string;
+  /** Whether the mode was turned on by finding a service account rather than by --kubernetes. */
+  detected: boolean;
+}
+
+/** What the configuration reads of the process's surroundings (tests give their own). */
+export interface ConfigEnvironment {
+  env: Readonly<Record<string, string | undefined>>;
+  /** The contents of a file, or undefined when it cannot be read. */
+  readFile(path: string): string | undefined;
+  hostname(): string;
+}
+
+/** Where a pod's service account is mounted. */
+export const SERVICE_ACCOUNT_DIR = '/var/run/secrets/kubernetes.io/serviceaccount';
 
 export interface DaemonConfig {
   /** Nickname shown beside the peer name (the peer name itself comes from the key pair). */
@@ -48,13 +78,32 @@ export interface DaemonConfig {
   aead: 'openssl' | 'libsodium';
   /** undefined: IPAM off (--ipam-range none). */
   ipam: IpamConfig | undefined;
+  /** undefined: standalone (peers from --peer and gossip, IPAM through the ring). */
+  kubernetes: KubernetesConfig | undefined;
+  /** undefined: no metrics or health endpoint. */
+  metrics: Endpoint | undefined;
+}
+
+function processEnvironment(): ConfigEnvironment {
+  return {
+    env: process.env,
+    readFile: (path) => {
+      try {
+        return readFileSync(path, 'utf8');
+      } catch {
+        return undefined;
+      }
+    },
+    hostname: () => hostname(),
+  };
 }
 
 /** Checks every option (rows of options.ts, then the rules between options) and gathers every problem. */
-export function validateConfig(input: RawConfig): DaemonConfig {
+export function validateConfig(input: RawConfig, surroundings: ConfigEnvironment = processEnvironment()): DaemonConfig {
   const raw = fillDefaults(input);
   const check = new OptionChecker(raw);
   const problems = check.problems;
+  const kubernetes = validateKubernetes(check, raw, surroundings);
   for (const u of raw.unknown) problems.push(`unknown option or argument "${u}"`);
   const name = check.one('name');
   const listen = check.one('listen');
@@ -81,7 +130,8 @@ export function validateConfig(input: RawConfig): DaemonConfig {
   const heartbeatMs = check.one('heartbeatMs');
   const spinUs = check.one('spinUs');
   const aead = check.one('aead') as DaemonConfig['aead'] | undefined;
-  const ipam = validateIpam(check, raw);
+  const ipam = validateIpam(check, raw, kubernetes !== undefined);
+  const metrics = check.one('metricsAddr', DEFAULT_METRICS_PORT);
   const apiSocket = check.one('apiSocket');
   if (problems.length > 0) throw new ConfigError(problems, 'weft launch options');
   // With no problem, every option with a default has its value.
@@ -109,10 +159,37 @@ export function validateConfig(input: RawConfig): DaemonConfig {
     spinUs: spinUs!,
     aead: aead!,
     ipam,
+    kubernetes,
+    metrics,
   };
 }
 
-function validateIpam(check: OptionChecker, raw: FilledConfig): IpamConfig | undefined {
+/**
+ * Kubernetes mode: --kubernetes, or a pod with a service account (KUBERNETES_SERVICE_HOST set and
+ * its token readable). Its options without it are a mistake, said as such.
+ */
+function validateKubernetes(check: OptionChecker, raw: FilledConfig, s: ConfigEnvironment): KubernetesConfig | undefined {
+  const flag = (key: OptionKey): string => optionRow(key).flag;
+  const inPod = (s.env['KUBERNETES_SERVICE_HOST'] ?? '') !== '' && s.readFile(`${SERVICE_ACCOUNT_DIR}/token`) !== undefined;
+  if (!raw.kubernetes && !inPod) {
+    for (const key of ['kubeconfig', 'nodeName', 'kubeNamespace'] as const) {
+      if (raw[key] !== undefined) check.problems.push(`${flag(key)}: only in Kubernetes mode (give ${flag('kubernetes')})`);
+    }
+    return undefined;
+  }
+  const given = check.one('nodeName');
+  const fromEnv = s.env['NODE_NAME'];
+  const nodeName = raw.nodeName !== undefined ? given : fromEnv !== undefined && fromEnv !== '' ? fromEnv : s.hostname().toLowerCase();
+  if (raw.nodeName === undefined && nodeName !== undefined && 'problem' in checkValue(optionRow('nodeName').check, nodeName)) {
+    check.problems.push(`${flag('nodeName')}: "${nodeName}" (from ${fromEnv !== undefined && fromEnv !== '' ? '$NODE_NAME' : 'the host name'}) is not a Kubernetes node name; give ${flag('nodeName')}`);
+  }
+  const namespace = raw.kubeNamespace !== undefined ? check.one('kubeNamespace') : (s.readFile(`${SERVICE_ACCOUNT_DIR}/namespace`)?.trim() || 'kube-system');
+  if (raw.kubeconfig === '') check.problems.push(`${flag('kubeconfig')}: must not be empty`);
+  if (nodeName === undefined || namespace === undefined) return undefined;
+  return { kubeconfig: raw.kubeconfig === '' ? undefined : raw.kubeconfig, nodeName, namespace, detected: !raw.kubernetes };
+}
+
+function validateIpam(check: OptionChecker, raw: FilledConfig, kubernetes: boolean): IpamConfig | undefined {
   const problems = check.problems;
   const flag = (key: OptionKey): string => optionRow(key).flag;
   if (raw.ipamRange === 'none') {
@@ -125,6 +202,9 @@ function validateIpam(check: OptionChecker, raw: FilledConfig): IpamConfig | und
   const initPeers = check.one('ipamInitPeers');
   if (seeds.length > 0 && raw.ipamInitPeers !== undefined) problems.push(`${flag('ipamSeed')} and ${flag('ipamInitPeers')}: give one or the other`);
   const quarantine = check.one('ipamQuarantineSeconds');
+  if (kubernetes && (seeds.length > 0 || raw.ipamInitPeers !== undefined)) {
+    problems.push(`${seeds.length > 0 ? flag('ipamSeed') : flag('ipamInitPeers')}: not used in Kubernetes mode (the API server decides who owns which block)`);
+  }
   const init = seeds.length > 0 ? { seeds } : { initPeers: initPeers ?? raw.peers.length + 1 };
-  return { ranges, init, quarantineMs: (quarantine ?? 0) * 1000 };
+  return { ranges, init, quarantineMs: (quarantine ?? 0) * 1000, ownership: kubernetes ? 'kubernetes' : 'ring' };
 }

@@ -9,6 +9,8 @@ import { parseCidr, parseEndpoint, type Cidr, type Endpoint } from '../core/net.
 import { apiSocketProblem } from './api-server.js';
 
 export const DEFAULT_PORT = 6784;
+/** The port of `--metrics-addr` when none is given. */
+export const DEFAULT_METRICS_PORT = 6782;
 
 /** How a value is checked; each kind names its bounds. */
 export type OptionCheck =
@@ -30,7 +32,9 @@ export type OptionCheck =
   /** A CIDR of one family with at most `maxPrefix` bits of prefix; `orNone`: "none" is a value too. */
   | { kind: 'cidr'; family: 4 | 6; maxPrefix: number; orNone?: boolean; problem: string }
   /** A peer name: 16 hex digits. */
-  | { kind: 'peer-name' };
+  | { kind: 'peer-name' }
+  /** A Kubernetes object name: a lowercase RFC 1123 DNS subdomain of at most `max` characters. */
+  | { kind: 'dns-name'; max: number };
 
 export interface LaunchOption {
   /** The flag as typed: `--heartbeat-ms`. A switch that turns something off is `--no-...`. */
@@ -240,6 +244,47 @@ export const LAUNCH_OPTIONS = {
     check: { kind: 'int', min: 0, max: 7 * 86_400 },
     readme: 'a released address is not handed out again for this long',
   },
+  kubernetes: {
+    flag: '--kubernetes',
+    default: false,
+    help: 'Kubernetes mode: peers from Node objects, IPAM blocks through the API (automatic in a pod with a service account)',
+    check: { kind: 'switch' },
+    readme:
+      'Kubernetes mode: the router publishes itself on its Node and connects to the routers of the other Nodes (no `--peer` needed), a deleted Node is forgotten, and which router owns which IPAM block is decided through the API server. On by itself in a pod with a service account (`KUBERNETES_SERVICE_HOST` and its token)',
+    readmeDefault: 'off (on in a pod)',
+  },
+  kubeconfig: {
+    flag: '--kubeconfig',
+    value: 'file',
+    help: "kubeconfig for the API server (default: the pod's service account, else $KUBECONFIG)",
+    check: { kind: 'file' },
+    readme: 'the kubeconfig used to reach the API server in Kubernetes mode',
+    readmeDefault: "the pod's service account, else `$KUBECONFIG`",
+  },
+  nodeName: {
+    flag: '--node-name',
+    value: 'name',
+    help: 'this router\'s Node object (default: $NODE_NAME, else the host name)',
+    check: { kind: 'dns-name', max: 253 },
+    readme: "this router's Node object in Kubernetes mode",
+    readmeDefault: '`$NODE_NAME`, else the host name',
+  },
+  kubeNamespace: {
+    flag: '--kube-namespace',
+    value: 'name',
+    help: "namespace of weft's Leases (default: the pod's namespace, else kube-system)",
+    check: { kind: 'dns-name', max: 63 },
+    readme: 'the namespace that holds the IPAM block Leases in Kubernetes mode',
+    readmeDefault: "the pod's namespace, else `kube-system`",
+  },
+  metricsAddr: {
+    flag: '--metrics-addr',
+    value: 'addr:port',
+    help: 'serve /metrics (Prometheus), /healthz and /readyz over HTTP here (port default 6782; default: off)',
+    check: { kind: 'endpoint' },
+    readme: 'HTTP address of `/metrics` (Prometheus text format), `/healthz` (the process runs) and `/readyz` (ready to allocate and forward); the port defaults to 6782',
+    readmeDefault: 'off',
+  },
   logLevel: {
     flag: '--log-level',
     value: 'level',
@@ -317,6 +362,7 @@ export function fillDefaults(raw: RawConfig): FilledConfig {
 const IFNAME = /^[A-Za-z0-9_.-]{1,15}$/;
 const NICKNAME = /^[A-Za-z0-9][A-Za-z0-9_.-]{0,62}$/;
 const PEER_NAME = /^[0-9a-f]{16}$/;
+const DNS_NAME = /^[a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*$/;
 
 /** What each kind of check makes of a valid value. */
 interface KindValue {
@@ -332,6 +378,7 @@ interface KindValue {
   /** undefined: "none" */
   cidr: Cidr | undefined;
   'peer-name': string;
+  'dns-name': string;
 }
 
 /** The value of `text` under `check`, or why it is not one (the text quoted first). */
@@ -377,6 +424,10 @@ export function checkValue<Kind extends OptionCheck['kind']>(
     }
     case 'peer-name':
       return PEER_NAME.test(text) ? ok(text) : { problem: `"${text}" is not a peer name (16 hex digits, as "weft identity" prints it)` };
+    case 'dns-name':
+      return text.length <= c.max && DNS_NAME.test(text)
+        ? ok(text)
+        : { problem: `"${text}" must be at most ${c.max} characters of lowercase letters, digits, "-" and "." (a Kubernetes object name)` };
   }
 }
 

@@ -79,10 +79,55 @@ describe('validateConfig', () => {
   });
 
   it('IPAM: on by default (10.32.0.0/12, the initial peers = --peer count + 1), dual-stack, seeds, or off', () => {
-    expect(validateConfig(good).ipam).toEqual({ ranges: ['10.32.0.0/12'], init: { initPeers: 2 }, quarantineMs: 300_000 });
+    expect(validateConfig(good).ipam).toEqual({ ranges: ['10.32.0.0/12'], init: { initPeers: 2 }, quarantineMs: 300_000, ownership: 'ring' });
     const c = validateConfig({ ...good, ipamRange: '10.44.0.0/16', ipamRange6: 'fd00:44::/64', ipamSeed: ['0123456789abcdef, fedcba9876543210', '0123456789abcdef'], ipamQuarantineSeconds: '30' });
-    expect(c.ipam).toEqual({ ranges: ['10.44.0.0/16', 'fd00:44::/64'], init: { seeds: ['0123456789abcdef', 'fedcba9876543210'] }, quarantineMs: 30_000 });
+    expect(c.ipam).toEqual({ ranges: ['10.44.0.0/16', 'fd00:44::/64'], init: { seeds: ['0123456789abcdef', 'fedcba9876543210'] }, quarantineMs: 30_000, ownership: 'ring' });
     expect(validateConfig({ ...good, ipamRange: 'none' }).ipam).toBeUndefined();
+  });
+
+  describe('Kubernetes mode and metrics', () => {
+    const files: Record<string, string> = { '/var/run/secrets/kubernetes.io/serviceaccount/token': 'tok', '/var/run/secrets/kubernetes.io/serviceaccount/namespace': 'weft-system\n' };
+    const outside = { env: {}, readFile: () => undefined, hostname: () => 'Host-A' };
+    const inPod = { env: { KUBERNETES_SERVICE_HOST: '10.96.0.1', NODE_NAME: 'node-a' }, readFile: (p: string) => files[p], hostname: () => 'ignored' };
+
+    it('is off by default, on with --kubernetes (node name from the host name, lowercased; namespace kube-system)', () => {
+      expect(validateConfig(good, outside).kubernetes).toBeUndefined();
+      expect(validateConfig({ ...good, kubernetes: true }, outside).kubernetes).toEqual({ kubeconfig: undefined, nodeName: 'host-a', namespace: 'kube-system', detected: false });
+      expect(validateConfig({ ...good, kubernetes: true }, outside).ipam?.ownership).toBe('kubernetes');
+    });
+
+    it('turns on by itself in a pod with a service account: $NODE_NAME and the pod namespace', () => {
+      expect(validateConfig({ ...good, peers: [] }, inPod).kubernetes).toEqual({ kubeconfig: undefined, nodeName: 'node-a', namespace: 'weft-system', detected: true });
+      // KUBERNETES_SERVICE_HOST without a token is not a pod with a service account.
+      expect(validateConfig(good, { ...inPod, readFile: () => undefined }).kubernetes).toBeUndefined();
+    });
+
+    it('takes the flags over the surroundings', () => {
+      const c = validateConfig({ ...good, kubernetes: true, nodeName: 'n-1.example', kubeNamespace: 'weft', kubeconfig: '/etc/weft/kubeconfig' }, inPod);
+      expect(c.kubernetes).toEqual({ kubeconfig: '/etc/weft/kubeconfig', nodeName: 'n-1.example', namespace: 'weft', detected: false });
+    });
+
+    it('serves metrics only when asked, on port 6782 unless given', () => {
+      expect(validateConfig(good, outside).metrics).toBeUndefined();
+      expect(validateConfig({ ...good, metricsAddr: '0.0.0.0' }, outside).metrics).toEqual({ address: '0.0.0.0', port: 6782, family: 4 });
+      expect(validateConfig({ ...good, metricsAddr: '[::1]:9100' }, outside).metrics).toMatchObject({ address: '::1', port: 9100 });
+    });
+
+    it.each([
+      [{ nodeName: 'n1' }, '--node-name: only in Kubernetes mode (give --kubernetes)'],
+      [{ kubeconfig: '/k' }, '--kubeconfig: only in Kubernetes mode'],
+      [{ kubernetes: true, nodeName: 'Node_1' }, '--node-name: "Node_1" must be at most 253 characters of lowercase letters'],
+      [{ kubernetes: true, kubeNamespace: 'a'.repeat(64) }, '--kube-namespace: "aaaa'],
+      [{ kubernetes: true, ipamSeed: ['0123456789abcdef'] }, '--ipam-seed: not used in Kubernetes mode'],
+      [{ kubernetes: true, ipamInitPeers: '3' }, '--ipam-init-peers: not used in Kubernetes mode'],
+      [{ metricsAddr: 'nowhere' }, '--metrics-addr: '],
+    ])('reports %o', (patch, message) => {
+      expect(() => validateConfig({ ...good, ...patch }, outside)).toThrow(message);
+    });
+
+    it('says when the host name is no node name', () => {
+      expect(() => validateConfig({ ...good, kubernetes: true }, { ...outside, hostname: () => 'under_score' })).toThrow('--node-name: "under_score" (from the host name) is not a Kubernetes node name; give --node-name');
+    });
   });
 
   it('lists every problem at once', () => {
