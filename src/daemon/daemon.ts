@@ -41,6 +41,7 @@ import { ApiServer, prepareSocketDir } from './api-server.js';
 import type { DaemonConfig } from './config.js';
 import type { StatusReport } from '../api/types.js';
 import { buildStatus, ipamSummary } from './status.js';
+import { versionInfo } from './version-info.js';
 
 /** The fast path's VXLAN device. */
 const VXLAN_DEVICE = 'weft-vx';
@@ -210,6 +211,7 @@ export class Daemon {
     }
     this.startedAt = this.clock.now();
     this.log.info('weft router started', {
+      version: versionInfo().version,
       peer: identity.name,
       nickname: c.name,
       id: formatPeerId(identity.id),
@@ -241,6 +243,7 @@ export class Daemon {
     }
     return buildStatus({
       config: this.config,
+      build: versionInfo(),
       sleeve: this.sleeve,
       paths: this.overlaySwitch.paths(),
       mesh: this.mesh.status(),
