@@ -53,7 +53,7 @@ afterEach(async () => {
 async function serve(metrics?: MetricsSource, readiness = new Readiness()): Promise<{ server: MetricsServer; port: number; readiness: Readiness }> {
   const m = new WeftMetrics({ build: { version: '0.1.0', node: '20.19.0', meshProtocol: 2, sleeveProtocol: 2 }, processMetrics: false });
   const source = metrics ?? { contentType: m.contentType, scrape: () => m.scrape(statusReport()) };
-  const server = new MetricsServer({ logger: recordingLogger().logger, metrics: source, readiness }, { endpoint: { address: '127.0.0.1', port: 0 } });
+  const server = new MetricsServer({ logger: recordingLogger().logger, metrics: source, readiness }, { endpoint: { address: '127.0.0.1', port: 0, family: 4 } });
   await server.start();
   servers.push(server);
   return { server, port: server.port, readiness };
@@ -153,7 +153,7 @@ describe('metrics server', () => {
     await new Promise<void>((r) => blocker.listen(0, '127.0.0.1', r));
     const port = (blocker.address() as { port: number }).port;
     try {
-      const s = new MetricsServer({ logger: recordingLogger().logger, metrics: { contentType: 'text/plain', scrape: async () => '' }, readiness: new Readiness() }, { endpoint: { address: '127.0.0.1', port } });
+      const s = new MetricsServer({ logger: recordingLogger().logger, metrics: { contentType: 'text/plain', scrape: async () => '' }, readiness: new Readiness() }, { endpoint: { address: '127.0.0.1', port, family: 4 } });
       const err = await s.start().then(() => undefined, (e: unknown) => e);
       expect(err).toBeInstanceOf(WeftError);
       expect((err as WeftError).code).toBe('ERR_METRICS_LISTEN');
