@@ -2,6 +2,7 @@
  * The metrics made from a status report, read back by parsing the exposition text as a scraper
  * would: names and TYPEs, labels, values, no duplicate series, and what disappears with the report.
  */
+import { readFileSync } from 'node:fs';
 import { describe, expect, it } from 'vitest';
 import { METRIC_HELP, WeftMetrics } from '../../src/daemon/metrics.js';
 import { parseExposition, valueOf, type Exposition } from './prom-text.js';
@@ -139,5 +140,12 @@ describe('metrics from a status report', () => {
       expect(e.types.get('nodejs_eventloop_lag_seconds')).toBe('gauge');
       expect(valueOf(e, 'weft_build_info')).toBe(1);
     }
+  });
+
+  it("README's metrics table lists each metric with its type and labels, and nothing else", () => {
+    const readme = readFileSync('README.md', 'utf8');
+    const section = readme.slice(readme.indexOf('## Metrics and health'), readme.indexOf('### Versions'));
+    const rows = [...section.matchAll(/^\| `(weft_[a-z0-9_]+)` \| (gauge|counter) \| ([^|]*) \|/gm)].map((m) => [m[1], m[2], [...m[3]!.matchAll(/`([a-z_]+)`/g)].map((l) => l[1])]);
+    expect(rows).toEqual(Object.entries(METRIC_HELP).map(([name, [kind, labels]]) => [name, kind, [...labels]]));
   });
 });
