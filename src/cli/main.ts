@@ -73,12 +73,21 @@ async function status(opts: { json?: boolean; socket: string }): Promise<void> {
   process.stdout.write(opts.json === true ? `${JSON.stringify(report, null, 2)}\n` : `${formatStatus(report)}\n`);
 }
 
+/** `weft --version`'s line; a package whose package.json cannot be read still runs its other commands. */
+function versionLine(): string {
+  try {
+    return formatVersion(versionInfo());
+  } catch (err) {
+    return `weft: ${describeError(err)}`;
+  }
+}
+
 export async function main(argv: string[]): Promise<number> {
   const program = new Command('weft')
     .description('weft: a userspace overlay network (encrypted UDP sleeve between routers)')
     .exitOverride()
     .configureOutput({ writeErr: (s) => process.stderr.write(s) })
-    .version(formatVersion(versionInfo()), '-V, --version', 'print the version (release, Node, protocols) and exit');
+    .version(versionLine(), '-V, --version', 'print the version (release, Node, protocols) and exit');
 
   program
     .command('version')

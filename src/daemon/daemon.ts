@@ -39,7 +39,7 @@ import { overlayMtu } from '../router/sleeve/wire.js';
 import { ApiError } from '../api/errors.js';
 import { ApiServer, prepareSocketDir } from './api-server.js';
 import type { DaemonConfig } from './config.js';
-import type { StatusReport } from '../api/types.js';
+import type { StatusReport, VersionInfo } from '../api/types.js';
 import { buildStatus, ipamSummary } from './status.js';
 import { versionInfo } from './version-info.js';
 import { WeftMetrics } from './metrics.js';
@@ -84,6 +84,7 @@ export class Daemon {
   private fastPathNote = '';
   private overlaySwitch: OverlaySwitch | undefined = undefined;
   private startedAt = 0;
+  private build: VersionInfo | undefined = undefined;
   private stopping = false;
   private tapFailed = false;
   private metricsServer: MetricsServer | undefined = undefined;
@@ -111,6 +112,8 @@ export class Daemon {
 
   async start(): Promise<void> {
     const c = this.config;
+    // Read first: a package without its package.json is refused before anything is made.
+    this.build = versionInfo();
     const secret = preflight(c, this.log) ?? Buffer.alloc(32);
     // Before any device is made: a socket directory others could write is refused at once.
     prepareSocketDir(dirname(c.apiSocket), process.geteuid?.() ?? 0);
@@ -205,7 +208,7 @@ export class Daemon {
       return this.status();
     });
     if (c.metrics !== undefined) {
-      const metrics = new WeftMetrics({ build: versionInfo(), processMetrics: true });
+      const metrics = new WeftMetrics({ build: this.build, processMetrics: true });
       this.metricsServer = new MetricsServer(
         {
           logger: this.log.child('metrics'),
@@ -246,7 +249,7 @@ export class Daemon {
     }
     this.startedAt = this.clock.now();
     this.log.info('weft router started', {
-      version: versionInfo().version,
+      version: this.build.version,
       peer: identity.name,
       nickname: c.name,
       id: formatPeerId(identity.id),
@@ -286,7 +289,7 @@ export class Daemon {
     }
     return buildStatus({
       config: this.config,
-      build: versionInfo(),
+      build: this.build!,
       sleeve: this.sleeve,
       paths: this.overlaySwitch.paths(),
       mesh: this.mesh.status(),
