@@ -370,11 +370,59 @@ export interface IpamStatus {
   self: string;
   ready: { ok: boolean; reason?: string };
   fenced: boolean;
-  bootstrap: { mode: 'seeds'; seeds: string[] } | { mode: 'initPeers'; initPeers: number; waiting: { peer: string; initPeers: number }[] };
+  /** How ownership is decided: the ring's bootstrap, or (Kubernetes mode) the API server's block Leases. */
+  bootstrap:
+    | { mode: 'seeds'; seeds: string[] }
+    | { mode: 'initPeers'; initPeers: number; waiting: { peer: string; initPeers: number }[] }
+    | { mode: 'kubernetes' };
   spaces: SpaceStatus[];
   allocations: number;
   ringConflicts: { count: number; last?: string };
   counters: IpamCounters;
+  /** Kubernetes mode: where the blocks' holders come from and how reading and writing them went. */
+  blocks?: BlocksStatus;
+}
+
+/** Kubernetes mode: the IPAM block Leases as this router sees them. */
+export interface BlocksStatus {
+  /** "Leases in namespace NS of https://..." */
+  source: string;
+  /** One list of the Leases succeeded (the holders are known). */
+  synced: boolean;
+  /** Wall ms of the last successful list. */
+  lastSyncAt?: number;
+  /** The last failed call to the API server, while the calls fail. */
+  lastError?: string;
+  counters: {
+    /** Blocks created (claimed) here. */
+    claimed: number;
+    /** Creations refused with 409 (another router got that block first). */
+    claimRaces: number;
+    /** Blocks of forgotten routers taken over here. */
+    reclaimed: number;
+    /** Reclaims refused with 409 (another router took the block over first). */
+    reclaimRaces: number;
+    /** Blocks this router held that the API server showed held by another router. */
+    lost: number;
+    /** Calls to the API server that failed (no answer, or an error other than a lost race). */
+    failures: number;
+    /** Leases with the weft label that were ignored: bad name, CIDR or holder. */
+    ignored: number;
+  };
+}
+
+/** Kubernetes mode: one range's blocks. */
+export interface SpaceBlocksStatus {
+  /** The prefix length of a block (/26, /122, or the range's own when smaller). */
+  blockPrefix: number;
+  /** Blocks held here (CIDRs). */
+  mine: string[];
+  /** Blocks held elsewhere, per holder (peer name), most first. */
+  others: { holder: string; blocks: number }[];
+  /** Blocks held by nobody (decimal string: an IPv6 count can exceed 2^53). */
+  free: string;
+  /** Blocks this router held, or holds allocations in, that another router holds: never allocated from here. */
+  conflicts: { block: string; holder: string }[];
 }
 
 /** One address range (space) as this router sees it. */
@@ -394,6 +442,8 @@ export interface SpaceStatus {
    */
   unconfirmed: { count: number; entries: { range: string; owner: string; writer: string }[]; unknown: number };
   pendingAsk: { asking: string | undefined; tried: string[]; waitingAllocations: number };
+  /** Kubernetes mode: the range's blocks (`owners` then lists the blocks' holders). */
+  blocks?: SpaceBlocksStatus;
 }
 
 export interface OwnerStatus {

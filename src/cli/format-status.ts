@@ -115,7 +115,14 @@ export function formatIpamStatus(s: IpamStatus): string {
   const lines: string[] = [];
   lines.push(`IPAM of ${s.self}: ${s.ready.ok ? 'ready' : `not ready (${s.ready.reason ?? 'unknown'})`}${s.fenced ? ', FENCED: this peer was forgotten' : ''}`);
   if (s.bootstrap.mode === 'seeds') lines.push(`  bootstrap: seeds ${s.bootstrap.seeds.join(', ')}`);
-  else {
+  else if (s.bootstrap.mode === 'kubernetes') {
+    const b = s.blocks;
+    const c = b?.counters;
+    lines.push(`  ownership: blocks as Leases, ${b?.source ?? 'the API server'}${b === undefined ? '' : `; ${b.synced ? 'synced' : 'NOT SYNCED yet'}`}${b?.lastError === undefined ? '' : `; last error: ${b.lastError}`}`);
+    if (c !== undefined) {
+      lines.push(`  blocks: claimed ${c.claimed} (lost races ${c.claimRaces}), reclaimed ${c.reclaimed} (lost races ${c.reclaimRaces}), taken away ${c.lost}, failed calls ${c.failures}, Leases ignored ${c.ignored}`);
+    }
+  } else {
     const w = s.bootstrap.waiting.map((x) => `${x.peer} (${x.initPeers})`).join(', ');
     lines.push(`  bootstrap: ${s.bootstrap.initPeers} initial peers${w === '' ? '' : `; waiting: ${w}`}`);
   }
@@ -128,6 +135,13 @@ export function formatIpamStatus(s: IpamStatus): string {
     }
     const own = sp.own;
     lines.push(`    here: owned ${own.owned}, free ${own.free}, allocated ${own.allocated}, reserved ${own.reserved}, quarantined ${own.quarantined}, held after reclaim ${own.held}`);
+    if (sp.blocks !== undefined) {
+      const b = sp.blocks;
+      lines.push(`    blocks /${b.blockPrefix} held here (${b.mine.length}): ${b.mine.length === 0 ? 'none' : b.mine.join(', ')}`);
+      if (b.others.length > 0) lines.push(`    held elsewhere: ${b.others.map((o) => `${o.holder} ${o.blocks}`).join(', ')}; free ${b.free}`);
+      else lines.push(`    held elsewhere: none; free ${b.free}`);
+      if (b.conflicts.length > 0) lines.push(`    BLOCK CONFLICTS (another router holds them; nothing is handed out there): ${b.conflicts.map((x) => `${x.block} held by ${x.holder}`).join(', ')}`);
+    }
     if (sp.conflicts.length > 0) lines.push(`    CONFLICTS (allocated here, not owned here): ${sp.conflicts.join(', ')}`);
     const u = sp.unconfirmed;
     if (u.count > 0) lines.push(`    NOT TRUSTED here (${u.count}: the writer did not own the space as far as this router saw): ${u.entries.map((x) => `${x.range} to ${x.owner} by ${x.writer}`).join(', ')}`);
