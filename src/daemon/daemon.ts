@@ -8,7 +8,7 @@ import { dirname } from 'node:path';
 import type { Clock } from '../core/clock.js';
 import { WeftError, describeError } from '../core/errors.js';
 import { createHmac } from 'node:crypto';
-import { formatPeerId } from '../core/ids.js';
+import { formatPeerId, isPeerName } from '../core/ids.js';
 import type { Logger } from '../core/logger.js';
 import { formatEndpoint } from '../core/net.js';
 import { startAll, stopAll, type Startable } from '../core/startable.js';
@@ -150,7 +150,7 @@ export class Daemon {
     if (c.ipam !== undefined) {
       this.ipam = new IpamService(
         { mesh: this.mesh, routes: this.gossip.routes, clock: this.clock, logger: this.log.child('ipam'), identity },
-        { config: c.ipam, stateDir: c.stateDir, secret },
+        { config: c.ipam, stateDir: c.stateDir, secret, kubernetes: c.kubernetes },
       );
       const ipam = this.ipam.ipam;
       // Pods' traffic must never reach a node's VXLAN port (the fast path's device: listen port + 1).
@@ -319,13 +319,15 @@ export class Daemon {
     }
   }
 
-  private forget(body: unknown): { forgotten: string; ipam: string } {
+  private async forget(body: unknown): Promise<{ forgotten: string; ipam: string }> {
     const peer = typeof body === 'object' && body !== null ? (body as { peer?: unknown }).peer : undefined;
     const gossip = this.gossip;
     if (gossip === undefined) throw new ApiError('ERR_NOT_READY', 'the router is still starting');
     if (typeof peer !== 'string' || peer === '') throw new ApiError('ERR_BAD_REQUEST', 'forget: give {"peer": NAME} with a peer name or nickname');
     const records = gossip.topology.records();
     const matches = records.filter((r) => r.name === peer || r.nickname === peer);
+    // Kubernetes mode: a router the mesh never saw (or forgot) may still hold blocks.
+    if (matches.length === 0 && this.ipam?.ipam.external === true && isPeerName(peer)) return { forgotten: peer, ipam: await this.reclaimBlocks(peer) };
     if (matches.length === 0) throw new ApiError('ERR_NOT_FOUND', `forget: no peer named "${peer}" in the topology`);
     if (matches.length > 1) throw new ApiError('ERR_BAD_REQUEST', `forget: the nickname "${peer}" is ambiguous (${matches.map((m) => m.name).join(', ')}); give the peer name`);
     const name = matches[0]!.name;
@@ -339,7 +341,8 @@ export class Daemon {
     // The IPAM tombstone is signed by this router, which becomes the peer's heir: it takes the
     // peer's ranges over once the peer has stayed unreachable (gossip/ipam), then holds them.
     let ipam = 'off';
-    if (this.ipam !== undefined) {
+    if (this.ipam?.ipam.external === true) ipam = await this.reclaimBlocks(name);
+    else if (this.ipam !== undefined) {
       try {
         this.ipam.ipam.forget(name);
         ipam = 'its ranges come to this router once it stays unreachable';
@@ -349,6 +352,20 @@ export class Daemon {
       }
     }
     return { forgotten: name, ipam };
+  }
+
+  /** Kubernetes mode: the blocks of `peer` taken over through the API server, as forget's answer. */
+  private async reclaimBlocks(peer: string): Promise<string> {
+    try {
+      const r = await this.ipam!.reclaim(peer);
+      const parts = [`${r.taken.length} block(s) reclaimed here`];
+      if (r.lost.length > 0) parts.push(`${r.lost.length} taken over by another router first`);
+      if (r.failed.length > 0) parts.push(`${r.failed.length} not written (the API server failed; forget again)`);
+      return parts.join(', ');
+    } catch (err) {
+      this.log.warn('forget: the blocks could not be reclaimed', { peer, err: describeError(err) });
+      return `not reclaimed: ${describeError(err)}`;
+    }
   }
 
   private cipher(): AeadCipher | PlainCipher {
