@@ -20,7 +20,7 @@
  * Implements src/ipam/ownership.ts's `BlockOwnership` (structurally: src/k8s does not import src/ipam;
  * the daemon joins them).
  */
-import { CoordinationV1Api, V1MicroTime, type V1Lease } from '@kubernetes/client-node';
+import { V1MicroTime, type CoordinationV1Api, type V1Lease } from '@kubernetes/client-node';
 import type { BlocksStatus, SpaceBlocksStatus } from '../api/types.js';
 import type { Clock, TimerHandle } from '../core/clock.js';
 import { WeftError, describeError } from '../core/errors.js';
