@@ -25,10 +25,10 @@ import type { BlocksStatus, SpaceBlocksStatus } from '../api/types.js';
 import type { Clock, TimerHandle } from '../core/clock.js';
 import { WeftError, describeError } from '../core/errors.js';
 import { isPeerName } from '../core/ids.js';
+import { blockCidr, blockRange, freeBlock, parseBlockLease, type BlockRange, type Known } from './block-range.js';
 import { silentLogger, type Logger } from '../core/logger.js';
-import { addressToBigint, bigintToAddress, parseCidr } from '../core/net.js';
 import { describeKubeError, kubeStatus } from './client.js';
-import { BLOCK_PREFIX, LEASE_ANNOTATIONS, LEASE_COMPONENT, LEASE_LABELS, leaseName, rangeLabel } from './names.js';
+import { LEASE_ANNOTATIONS, LEASE_COMPONENT, LEASE_LABELS, leaseName, rangeLabel } from './names.js';
 
 /** The Lease calls LeaseBlocks makes (`coordinationLeases` wraps the client's; tests may fake them). Failures reject with the client's errors (`kubeStatus` reads them). */
 export interface LeaseApi {
@@ -61,35 +61,6 @@ export interface LeaseBlocksInit {
   callTimeoutMs?: number;
 }
 
-/** A block of this router (what `owned` lists). */
-interface Mine {
-  reclaimed: boolean;
-}
-
-interface Known {
-  holder: string;
-  lease: V1Lease;
-  /** The Lease is this block's own (false: a Lease of a differently cut block covering it). */
-  exact: boolean;
-}
-
-interface BlockRange {
-  cidr: string;
-  family: 4 | 6;
-  base: bigint;
-  size: bigint;
-  blockPrefix: number;
-  blockSize: bigint;
-  count: bigint;
-  /** Block index → its Lease's holder (the last list, and what this router wrote since). */
-  known: Map<bigint, Known>;
-  /** Block index → held here. */
-  mine: Map<bigint, Mine>;
-  /** Block index → the router that holds a block this router held. */
-  conflicts: Map<bigint, string>;
-  /** Where a claim starts looking (spread by peer name, so routers rarely race). */
-  start: bigint;
-}
 
 /** A claim tries at most this many free blocks in a row before it gives up for now. */
 const CLAIM_TRIES = 8;
@@ -423,37 +394,28 @@ export class LeaseBlocks {
   /** Puts a listed Lease in `seen` when it is one of this router's blocks (or covers some); ignores and counts a malformed one. */
   private learn(lease: V1Lease, seen: Map<bigint, Known>[]): void {
     const name = lease.metadata?.name ?? '';
-    const cidrText = lease.metadata?.annotations?.[LEASE_ANNOTATIONS.cidr];
-    const holder = lease.spec?.holderIdentity;
-    const bad = (why: string): void => {
+    const p = parseBlockLease(lease);
+    if ('problem' in p) {
       const key = `${name}@${lease.metadata?.resourceVersion ?? ''}`;
       if (this.ignoredSeen.has(key)) return;
       if (this.ignoredSeen.size > 10_000) this.ignoredSeen.clear();
       this.ignoredSeen.add(key);
       this.counters.ignored++;
-      this.log.warn('an IPAM block Lease is ignored', { lease: `${this.namespace}/${name}`, why });
-    };
-    if (typeof cidrText !== 'string') return bad(`no ${LEASE_ANNOTATIONS.cidr} annotation`);
-    const c = parseCidr(cidrText);
-    if (typeof c === 'string') return bad(`${LEASE_ANNOTATIONS.cidr}: ${c}`);
-    const bits = c.family === 4 ? 32 : 128;
-    const size = 1n << BigInt(bits - c.prefix);
-    const start = addressToBigint(c.address, c.family);
-    if (start % size !== 0n) return bad(`${LEASE_ANNOTATIONS.cidr}: ${cidrText} has host bits set`);
-    const normalized = `${bigintToAddress(start, c.family)}/${c.prefix}`;
-    if (name !== leaseName(normalized)) return bad(`its name is not ${leaseName(normalized)}, the name of ${normalized}`);
-    if (typeof holder !== 'string' || !isPeerName(holder)) return bad(`spec.holderIdentity ${JSON.stringify(holder ?? null)} is not a peer name`);
+      this.log.warn('an IPAM block Lease is ignored', { lease: `${this.namespace}/${name}`, why: p.problem });
+      return;
+    }
+    const { holder, start, size, prefix, cidr: normalized } = p;
     this.blocks.forEach((b, r) => {
-      if (b.family !== c.family || start + size <= b.base || start >= b.base + b.size) return;
+      if (b.family !== p.family || start + size <= b.base || start >= b.base + b.size) return;
       const lo = start > b.base ? (start - b.base) / b.blockSize : 0n;
       const endOff = start + size - b.base;
       const hi = endOff >= b.size ? b.count : (endOff + b.blockSize - 1n) / b.blockSize;
-      if (c.prefix !== b.blockPrefix) {
+      if (prefix !== b.blockPrefix) {
         // Another router's blocks are cut differently (other ranges configured): still, never claim under it.
         this.logOnceIgnoredShape(name, normalized, b);
         if (hi - lo > MAX_COVERED) return;
       }
-      const exact = c.prefix === b.blockPrefix;
+      const exact = prefix === b.blockPrefix;
       for (let i = lo; i < hi; i++) if (exact || !seen[r]!.has(i)) seen[r]!.set(i, { holder, lease, exact });
     });
   }
@@ -464,44 +426,4 @@ export class LeaseBlocks {
     this.ignoredSeen.add(key);
     this.log.warn('an IPAM block Lease is not a block of this router (ranges configured differently?): the blocks it covers are taken as held', { lease: `${this.namespace}/${name}`, cidr, blockPrefix: b.blockPrefix, range: b.cidr });
   }
-}
-
-function blockRange(cidr: string, self: string): BlockRange {
-  const c = parseCidr(cidr);
-  if (typeof c === 'string') throw new WeftError('ERR_CONFIG_INVALID', `IPAM blocks: ${c}`);
-  const bits = c.family === 4 ? 32 : 128;
-  const size = 1n << BigInt(bits - c.prefix);
-  const base = addressToBigint(c.address, c.family);
-  if (base % size !== 0n) throw new WeftError('ERR_CONFIG_INVALID', `IPAM blocks: ${cidr} has host bits set`);
-  const blockPrefix = Math.max(c.prefix, BLOCK_PREFIX[c.family]);
-  const blockSize = 1n << BigInt(bits - blockPrefix);
-  const count = size / blockSize;
-  return {
-    cidr: `${bigintToAddress(base, c.family)}/${c.prefix}`,
-    family: c.family,
-    base,
-    size,
-    blockPrefix,
-    blockSize,
-    count,
-    known: new Map(),
-    mine: new Map(),
-    conflicts: new Map(),
-    start: BigInt(`0x${self}`) % count,
-  };
-}
-
-function blockCidr(b: BlockRange, i: bigint): string {
-  return `${bigintToAddress(b.base + i * b.blockSize, b.family)}/${b.blockPrefix}`;
-}
-
-/** The first block from `b.start` on (wrapping) that nobody holds; undefined when all are held. */
-function freeBlock(b: BlockRange): bigint | undefined {
-  if (BigInt(b.known.size) >= b.count) return undefined;
-  let i = b.start;
-  for (let n = 0; n <= b.known.size; n++) {
-    if (!b.known.has(i)) return i;
-    i = i + 1n === b.count ? 0n : i + 1n;
-  }
-  return undefined;
 }
