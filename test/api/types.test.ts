@@ -115,5 +115,23 @@ describe('the API types as the CLI reads them', () => {
     expect(text).toContain('IPAM of 0123456789abcdef: ready');
     expect(text).toContain('bootstrap: seeds 0123456789abcdef');
     expect(text).toContain('0123456789abcdef (self): 1048576 addresses in 10.32.0.0/12');
+
+    // Kubernetes mode: the blocks' Leases instead of the ring.
+    const kube: api.IpamStatus = {
+      ...st,
+      bootstrap: { mode: 'kubernetes' },
+      spaces: [{
+        ...st.spaces[0]!, owners: [],
+        blocks: { blockPrefix: 26, mine: ['10.32.0.0/26', '10.32.0.64/26'], others: [{ holder: 'fedcba9876543210', blocks: 3 }], free: '16379', conflicts: [{ block: '10.32.1.0/26', holder: 'fedcba9876543210' }] },
+      }],
+      blocks: { source: 'Leases in namespace kube-system of https://10.0.0.1:443', synced: true, lastError: 'listing the Leases: the API server answered 503', counters: { claimed: 2, claimRaces: 1, reclaimed: 0, reclaimRaces: 0, lost: 1, failures: 4, ignored: 1 } },
+    };
+    const k = formatIpamStatus(kube);
+    expect(k).toContain('ownership: blocks as Leases, Leases in namespace kube-system of https://10.0.0.1:443; synced; last error: listing the Leases: the API server answered 503');
+    expect(k).toContain('blocks: claimed 2 (lost races 1), reclaimed 0 (lost races 0), taken away 1, failed calls 4, Leases ignored 1');
+    expect(k).toContain('blocks /26 held here (2): 10.32.0.0/26, 10.32.0.64/26');
+    expect(k).toContain('held elsewhere: fedcba9876543210 3; free 16379');
+    expect(k).toContain('BLOCK CONFLICTS (another router holds them; nothing is handed out there): 10.32.1.0/26 held by fedcba9876543210');
+    expect(k).not.toContain('bootstrap:');
   });
 });

@@ -173,6 +173,29 @@ describe('Ipam with external ownership (Kubernetes mode)', () => {
     expect(n.ipam.ready()).toEqual({ ok: true });
   });
 
+  it('an API server that does not answer: the allocation fails at its deadline saying so, and the call at its time limit', async () => {
+    const leases = new MemoryLeases();
+    const n = await node(leases, 0, { ranges: ['10.9.0.0/24'] });
+    let hang = true;
+    leases.beforeWrite = () => (hang ? new Promise<void>(() => undefined) : undefined);
+    // Use up what the first claim brought, then wait on a claim that never answers.
+    while (n.ipam.status().spaces[0]!.own.free !== '0') await n.ipam.allocate({ containerId: `c${n.ipam.list().length}`, ifName: 'eth0' });
+    const p = n.ipam.allocate({ containerId: 'waits', ifName: 'eth0' });
+    p.catch(() => undefined);
+    await settle();
+    n.clock.advance(3000);
+    await settle();
+    await expect(p).rejects.toThrow(/no block of 10.9.0.0\/24 could be claimed within 3000 ms \(the API server has not answered yet\)/);
+    n.clock.advance(10_000);
+    await settle();
+    expect(n.ipam.exhausted()).toMatch(/no block can be claimed: creating Lease weft-ipam-10-9-0-\d+-26: no answer from the API server within 10000 ms/);
+    expect(n.blocks.status().counters.failures).toBeGreaterThan(0);
+    hang = false;
+    const q = n.ipam.allocate({ containerId: 'later', ifName: 'eth0' });
+    await settle();
+    expect((await q).addresses).toHaveLength(1);
+  });
+
   it("reclaim: a departed router's blocks come here and rest for the hold before use", async () => {
     const leases = new MemoryLeases();
     const dead = simPeerName(4);
