@@ -81,11 +81,47 @@ export interface StatusReport {
   ipam: IpamSummary | undefined;
   /** The pods' anti-spoofing table: pods guarded, their drops; undefined when IPAM (and so CNI) is off. */
   pods: PodGuardStatus | undefined;
+  /** Kubernetes mode: discovery from Node objects; undefined when standalone. */
+  kubernetes?: KubernetesStatus;
   relayed: { datagrams: number; bytes: number };
   traffic: { tap: IoCounters; udp: IoCounters; router: SwitchCounters; macs: number; sleeveMessages: number; udpFlushes: number };
   drops: Record<string, number>;
   reassembly: { inUse: number; completed: number; stored: number; memoryBytes: number };
   memory: { rssBytes: number; heapUsedBytes: number };
+}
+
+/** Kubernetes mode: this router's Node, the API server, discovery and its watch. */
+export interface KubernetesStatus {
+  node: string;
+  namespace: string;
+  server: string;
+  /** The Node list has completed at least once (the peers below reflect the API server). */
+  synced: boolean;
+  nodesSeen: number;
+  /** Other routers found on Nodes: the mesh dials these. */
+  peersFromNodes: { node: string; peer: string; endpoint: string; version: string }[];
+  /** published, publishing, missing, deleted, no-endpoint, unknown (not synced yet). */
+  ownNode: string;
+  /** What is wrong with this router's own Node ('' when nothing). */
+  ownNodeProblem: string;
+  publishes: number;
+  publishFailures: number;
+  /** Nodes whose weft annotations were refused (once per Node and problem), and those refused now. */
+  invalidNodes: number;
+  invalid: { node: string; problem: string }[];
+  /** Peers forgotten because their Node was deleted. */
+  nodesDeleted: number;
+  watch: {
+    watching: boolean;
+    resourceVersion: string;
+    lists: number;
+    relists: number;
+    watchRestarts: number;
+    expired: number;
+    errors: number;
+    lastError: string | null;
+    badEvents: number;
+  };
 }
 
 /** The fast path: its peers, and (when it runs) probe counts and the VXLAN port filter. */
@@ -190,6 +226,8 @@ export type TargetState = 'connecting' | 'handshaking' | 'established' | 'failed
 export interface TargetStatus {
   address: string;
   configured: boolean;
+  /** From Kubernetes Nodes (--kubernetes). */
+  discovered?: boolean;
   state: TargetState;
   attempts: number;
   retryInMs: number | undefined;

@@ -1,4 +1,4 @@
-import { totalTraffic, type IpamStatus, type StatusReport } from '../api/types.js';
+import { totalTraffic, type IpamStatus, type KubernetesStatus, type StatusReport } from '../api/types.js';
 
 function bytes(n: number): string {
   const units = ['B', 'KiB', 'MiB', 'GiB', 'TiB'];
@@ -60,7 +60,7 @@ export function formatStatus(s: StatusReport): string {
   }
   for (const t of m.targets.filter((x) => x.state !== 'established')) {
     const retry = t.retryInMs === undefined ? '' : `, retry in ${(t.retryInMs / 1000).toFixed(1)}s`;
-    lines.push(`  target ${t.address}: ${t.state}${t.lastError === undefined ? '' : ` (${t.lastError})`}${retry}`);
+    lines.push(`  target ${t.address}${t.discovered === true ? ' (from its Node)' : ''}: ${t.state}${t.lastError === undefined ? '' : ` (${t.lastError})`}${retry}`);
   }
   const keys = m.keys.filter((k) => k.state !== 'established' || k.failures > 0);
   for (const k of keys) {
@@ -98,6 +98,7 @@ export function formatStatus(s: StatusReport): string {
     if (p.unknownPorts.length > 0) lines.push(`    ports with no attachment (all dropped): ${p.unknownPorts.join(' ')}`);
     if (p.problem !== null) lines.push(`    problem: ${p.problem}`);
   }
+  if (s.kubernetes !== undefined) lines.push(...formatKubernetes(s.kubernetes));
   lines.push(`  relayed for others: ${s.relayed.datagrams} datagrams / ${bytes(s.relayed.bytes)}`);
   lines.push('');
   const t = s.traffic;
@@ -163,4 +164,19 @@ export function formatIpamStatus(s: IpamStatus): string {
   ].filter(([, n]) => (n as number) > 0);
   if (trust.length > 0) lines.push(`  trust: ${trust.map(([k, n]) => `${k} ${n}`).join('; ')}`);
   return lines.join('\n');
+}
+
+/** The Kubernetes section of `weft status`. */
+function formatKubernetes(k: KubernetesStatus): string[] {
+  const out: string[] = [];
+  out.push(`  Kubernetes: Node ${k.node} (namespace ${k.namespace}) via ${k.server}; ${k.synced ? 'synced' : 'not synced yet'}, ${k.nodesSeen} Nodes seen, ${k.peersFromNodes.length} peers from Nodes, ${k.nodesDeleted} deleted Nodes forgotten`);
+  for (const p of k.peersFromNodes) out.push(`    ${p.node}: ${p.peer} at ${p.endpoint}${p.version === '' ? '' : ` (${p.version})`}`);
+  out.push(`    own Node: ${k.ownNode}${k.ownNodeProblem === '' ? '' : ` (${k.ownNodeProblem})`}; annotations written ${k.publishes}, failed ${k.publishFailures}`);
+  const w = k.watch;
+  out.push(
+    `    watch: ${w.watching ? 'open' : 'closed'} at resourceVersion ${w.resourceVersion === '' ? '-' : w.resourceVersion}; lists ${w.lists}, relists ${w.relists}, restarts ${w.watchRestarts}, 410 Gone ${w.expired}, errors ${w.errors}, bad events ${w.badEvents}` +
+      (w.lastError === null ? '' : `; last error: ${w.lastError}`),
+  );
+  if (k.invalidNodes > 0) out.push(`    Nodes refused: ${k.invalidNodes}${k.invalid.length === 0 ? '' : ` (now: ${k.invalid.map((x) => `${x.node}: ${x.problem}`).join('; ')})`}`);
+  return out;
 }

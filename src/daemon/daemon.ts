@@ -41,6 +41,8 @@ import { ApiServer, prepareSocketDir } from './api-server.js';
 import type { DaemonConfig } from './config.js';
 import type { StatusReport } from '../api/types.js';
 import { buildStatus, ipamSummary } from './status.js';
+import { KubernetesMode } from './kubernetes.js';
+import { packageRoot } from '../core/paths.js';
 
 /** The fast path's VXLAN device. */
 const VXLAN_DEVICE = 'weft-vx';
@@ -74,6 +76,7 @@ export class Daemon {
   private ipam: IpamService | undefined = undefined;
   private podNetwork: PodNetwork | undefined = undefined;
   private podGuard: PodGuard | undefined = undefined;
+  private kubernetes: KubernetesMode | undefined = undefined;
   private api: ApiServer | undefined = undefined;
   private probeTap: LinuxTap | undefined = undefined;
   private fastPath: FastPath | undefined = undefined;
@@ -147,6 +150,26 @@ export class Daemon {
       endpoints: c.advertise.map((e) => formatEndpoint({ address: e.address, port: e.port === 0 ? this.udp!.localPort : e.port })),
       onFatal: (err) => this.fatal(err),
     });
+    if (c.kubernetes !== undefined) {
+      const mesh = this.mesh;
+      const first = c.advertise[0];
+      this.kubernetes = new KubernetesMode(
+        {
+          clock: this.clock,
+          logger: this.log.child('kubernetes'),
+          setTargets: (targets) => mesh.setDiscoveredTargets(targets),
+          forget: (peer) => this.forgetDeletedNode(peer),
+        },
+        {
+          config: c.kubernetes,
+          peerName: identity.name,
+          publicKey: identity.publicKey,
+          advertise: first === undefined ? undefined : formatEndpoint({ address: first.address, port: first.port === 0 ? this.udp.localPort : first.port }),
+          port: this.udp.localPort,
+          version: packageVersion(),
+        },
+      );
+    }
     if (c.ipam !== undefined) {
       this.ipam = new IpamService(
         { mesh: this.mesh, routes: this.gossip.routes, clock: this.clock, logger: this.log.child('ipam'), identity },
@@ -163,6 +186,10 @@ export class Daemon {
         { bridge: c.bridge, mtu: this.mtu, ranges: c.ipam.ranges },
       );
     }
+    // Kubernetes mode: a deleted Node's blocks are reclaimed through the API (every router sees
+    // the deletion and tries; exactly one gets each block). Failures are logged by the hook.
+    const blocks = this.ipam?.blocks === undefined ? undefined : this.ipam;
+    if (this.kubernetes !== undefined && blocks !== undefined) this.kubernetes.onNodeDeleted(async (peer) => void (await blocks.reclaim(peer)));
     this.learningSwitch = new LearningSwitch({
       tap: this.tap,
       sleeve: this.sleeve,
@@ -201,9 +228,11 @@ export class Daemon {
       // meanwhile) and before the API serves the CNI plugin.
       const ipam = this.ipam === undefined ? [] : [this.ipam, this.podNetwork!];
       const guard = this.podGuard === undefined ? [] : [this.podGuard];
+      // Discovery after the mesh: the targets it sets are dialled at the mesh's next tick.
+      const kube = this.kubernetes === undefined ? [] : [this.kubernetes];
       // The overlay switch hands the fast path its candidates once it runs.
-      await startAll([this.sleeve, this.learningSwitch, ...fast, overlay, this.gossip, ...ipam, this.mesh, ...guard, this.api]);
-      this.started.push(this.sleeve, this.learningSwitch, ...fast, overlay, this.gossip, ...ipam, this.mesh, ...guard, this.api);
+      await startAll([this.sleeve, this.learningSwitch, ...fast, overlay, this.gossip, ...ipam, this.mesh, ...kube, ...guard, this.api]);
+      this.started.push(this.sleeve, this.learningSwitch, ...fast, overlay, this.gossip, ...ipam, this.mesh, ...kube, ...guard, this.api);
     } catch (err) {
       this.closeDevices();
       throw err;
@@ -247,6 +276,7 @@ export class Daemon {
       fastpath: { mode: this.config.fastpath, note: this.fastPathNote, peers: [], ...this.fastPath?.report() },
       ipam: this.ipam === undefined ? undefined : ipamSummary(this.ipam.ipam.status()),
       pods: this.podGuard?.status(),
+      kubernetes: this.kubernetes?.status(),
       learningSwitch: this.learningSwitch,
       gossip: this.gossip?.drops(),
       tap: this.tap,
@@ -338,20 +368,43 @@ export class Daemon {
     }
     const ipamOnly = !gossip.forget(name);
     if (ipamOnly && this.ipam === undefined) throw new ApiError('ERR_BAD_REQUEST', `forget: ${name} is already forgotten`);
-    // The IPAM tombstone is signed by this router, which becomes the peer's heir: it takes the
-    // peer's ranges over once the peer has stayed unreachable (gossip/ipam), then holds them.
-    let ipam = 'off';
-    if (this.ipam?.ipam.external === true) ipam = await this.reclaimBlocks(name);
-    else if (this.ipam !== undefined) {
-      try {
-        this.ipam.ipam.forget(name);
-        ipam = 'its ranges come to this router once it stays unreachable';
-      } catch (err) {
-        ipam = `not reclaimed: ${describeError(err)}`;
-        this.log.warn('forget: IPAM could not reclaim the ranges', { peer: name, err: describeError(err) });
-      }
+    return { forgotten: name, ipam: await this.forgetIpam(name) };
+  }
+
+  /**
+   * The IPAM part of a forget. Ring: the tombstone is signed by this router, which becomes the
+   * peer's heir: it takes the peer's ranges over once the peer has stayed unreachable
+   * (gossip/ipam), then holds them. Kubernetes mode: the peer's blocks are reclaimed through the
+   * API server at once.
+   */
+  private async forgetIpam(name: string): Promise<string> {
+    if (this.ipam === undefined) return 'off';
+    if (this.ipam.ipam.external) return this.reclaimBlocks(name);
+    try {
+      this.ipam.ipam.forget(name);
+      return 'its ranges come to this router once it stays unreachable';
+    } catch (err) {
+      this.log.warn('forget: IPAM could not reclaim the ranges', { peer: name, err: describeError(err) });
+      return `not reclaimed: ${describeError(err)}`;
     }
-    return { forgotten: name, ipam };
+  }
+
+  /**
+   * A Node that carried `peer` was deleted (Kubernetes mode): forgotten as `weft forget` does
+   * (topology, MAC owners, the mesh's targets and keys), without its refusal of a reachable peer.
+   * Its IPAM ranges are reclaimed through the API by the listeners of `onNodeDeleted`, not here:
+   * every router sees the deletion, and only one may take the ranges.
+   */
+  private forgetDeletedNode(peer: string): string {
+    const gossip = this.gossip;
+    if (gossip === undefined) return 'not forgotten: the router is still starting';
+    if (peer === gossip.topology.name) return 'not forgotten: it is this router';
+    return gossip.forget(peer) ? 'forgotten from the topology' : 'not in the topology (already forgotten or never seen)';
+  }
+
+  /** Kubernetes mode (undefined when standalone): its `onNodeDeleted` hook, the API's clients. */
+  get kubernetesMode(): KubernetesMode | undefined {
+    return this.kubernetes;
   }
 
   /** Kubernetes mode: the blocks of `peer` taken over through the API server, as forget's answer. */
@@ -408,6 +461,16 @@ export class Daemon {
       }
     }
     await this.netlink.setMtu(this.config.bridge, this.mtu);
+  }
+}
+
+/** weft's version for the Node annotation (package.json). */
+function packageVersion(): string {
+  try {
+    const pkg = JSON.parse(readFileSync(`${packageRoot(import.meta.url)}/package.json`, 'utf8')) as { version?: unknown };
+    return typeof pkg.version === 'string' ? pkg.version : '0.0.0';
+  } catch {
+    return '0.0.0';
   }
 }
 

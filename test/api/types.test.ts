@@ -135,3 +135,28 @@ describe('the API types as the CLI reads them', () => {
     expect(k).not.toContain('bootstrap:');
   });
 });
+
+describe('weft status, Kubernetes section', () => {
+  const k: api.KubernetesStatus = {
+    node: 'n1', namespace: 'kube-system', server: 'https://10.96.0.1:443', synced: true, nodesSeen: 3,
+    peersFromNodes: [{ node: 'n2', peer: 'fedcba9876543210', endpoint: '198.18.0.2:6784', version: '0.1.0' }],
+    ownNode: 'deleted', ownNodeProblem: "this router's Node n1 was deleted", publishes: 1, publishFailures: 0, invalidNodes: 1,
+    invalid: [{ node: 'n4', problem: 'weft.dev/peer "x" is not a peer name' }], nodesDeleted: 2,
+    watch: { watching: false, resourceVersion: '42', lists: 2, relists: 1, watchRestarts: 5, expired: 1, errors: 3, lastError: 'listing Nodes: ECONNREFUSED', badEvents: 0 },
+  };
+  it.each([
+    ['the Node, the server and the counts', 'Kubernetes: Node n1 (namespace kube-system) via https://10.96.0.1:443; synced, 3 Nodes seen, 1 peers from Nodes, 2 deleted Nodes forgotten'],
+    ['each peer from a Node', 'n2: fedcba9876543210 at 198.18.0.2:6784 (0.1.0)'],
+    ["the own Node's problem", "own Node: deleted (this router's Node n1 was deleted)"],
+    ['the watch counters and last error', 'watch: closed at resourceVersion 42; lists 2, relists 1, restarts 5, 410 Gone 1, errors 3, bad events 0; last error: listing Nodes: ECONNREFUSED'],
+    ['refused Nodes', 'Nodes refused: 1 (now: n4: weft.dev/peer "x" is not a peer name)'],
+  ])('weft status shows %s', (_what, line) => {
+    expect(formatStatus({ ...report, kubernetes: k })).toContain(line);
+  });
+
+  it('weft status marks a target from a Node, and has no Kubernetes section when standalone', () => {
+    const mesh = { ...report.mesh, targets: [{ ...report.mesh.targets[0]!, configured: false, discovered: true }] };
+    expect(formatStatus({ ...report, mesh })).toContain('target 198.18.0.9:6784 (from its Node): waiting');
+    expect(formatStatus(report)).not.toContain('Kubernetes');
+  });
+});

@@ -3,8 +3,9 @@
  * (lab/kube-api-main.ts) runs on an underlay host, three routers in Kubernetes mode
  * (--kubernetes --kubeconfig) allocate through `weft ipam allocate` and the local API at once.
  * Invariants: no address handed out twice across routers, every address inside a block whose
- * Lease names its router, blocks disjoint; `weft forget` of a stopped router hands its blocks to
- * the router that forgot it (the Lease says so).
+ * Lease names its router, blocks disjoint; a deleted Node's blocks go to exactly one live router
+ * each; `weft forget` of a stopped router hands its blocks to the router that forgot it (the
+ * Lease says so).
  */
 import { existsSync, mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
@@ -141,13 +142,36 @@ describe.skipIf(!isRoot)('IPAM blocks through the API server (Kubernetes mode, 3
     expect(text.stdout).toMatch(/blocks \/26 held here \(\d+\): 10\.44\./);
   }, 120_000);
 
-  it('weft forget of a stopped router: its blocks pass to the router that forgot it, Lease by Lease', async () => {
+  it("a Node deleted: the two live routers race for its router's blocks, and each block goes to exactly one of them", async () => {
     const before = (await leases()).filter((l) => l.spec.holderIdentity === names[2]).map((l) => l.metadata.name).sort();
     expect(before.length).toBeGreaterThan(0);
     await c.stopRouter(2);
+    await control().deleteNode('n3');
+    const after = await until('the blocks of n3 reclaimed', async () => {
+      const all = await leases();
+      return all.some((l) => l.spec.holderIdentity === names[2]) ? undefined : all;
+    });
+    const taken = after.filter((l) => before.includes(l.metadata.name));
+    expect(taken).toHaveLength(before.length);
+    for (const l of taken) expect([names[0], names[1]]).toContain(l.spec.holderIdentity);
+    // Each live router's own view agrees with the Leases: no block held by both.
+    const [m0, m1] = await Promise.all([0, 1].map(async (i) => (await ipamStatus(i)).spaces.flatMap((sp) => sp.blocks?.mine ?? [])));
+    expect(m0!.filter((b) => m1!.includes(b))).toEqual([]);
+    for (const l of taken) {
+      const cidr = l.metadata.annotations?.[LEASE_ANNOTATIONS.cidr] ?? '';
+      expect((l.spec.holderIdentity === names[0] ? m0 : m1)!).toContain(cidr);
+    }
+    const k = await c.apiStatus(0);
+    expect(JSON.stringify(k)).toContain('"nodesDeleted":1');
+  }, 60_000);
+
+  it('weft forget of a stopped router: its blocks pass to the router that forgot it, Lease by Lease', async () => {
+    const before = (await leases()).filter((l) => l.spec.holderIdentity === names[1]).map((l) => l.metadata.name).sort();
+    expect(before.length).toBeGreaterThan(0);
+    await c.stopRouter(1);
     const r = c.routers[0]!;
-    const out = await c.lab.exec(r.node.ns, [process.execPath, cli, 'forget', 'n3', '--force', '--socket', r.socket]);
-    expect(out.stdout).toContain(`forgotten: ${names[2]} (IPAM: ${before.length} block(s) reclaimed here)`);
+    const out = await c.lab.exec(r.node.ns, [process.execPath, cli, 'forget', 'n2', '--force', '--socket', r.socket]);
+    expect(out.stdout).toContain(`forgotten: ${names[1]} (IPAM: ${before.length} block(s) reclaimed here)`);
     const after = await leases();
     for (const name of before) expect(after.find((l) => l.metadata.name === name)?.spec.holderIdentity).toBe(names[0]);
     const s = await ipamStatus(0);
