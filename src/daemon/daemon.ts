@@ -42,6 +42,7 @@ import type { DaemonConfig } from './config.js';
 import type { StatusReport } from '../api/types.js';
 import { buildStatus, ipamSummary } from './status.js';
 import { KubernetesMode } from './kubernetes.js';
+import { openKube } from '../k8s/client.js';
 import { packageRoot } from '../core/paths.js';
 
 /** The fast path's VXLAN device. */
@@ -150,6 +151,8 @@ export class Daemon {
       endpoints: c.advertise.map((e) => formatEndpoint({ address: e.address, port: e.port === 0 ? this.udp!.localPort : e.port })),
       onFatal: (err) => this.fatal(err),
     });
+    // One API client (credentials loaded once) for discovery and the IPAM blocks.
+    const kube = c.kubernetes === undefined ? undefined : openKube(c.kubernetes.kubeconfig);
     if (c.kubernetes !== undefined) {
       const mesh = this.mesh;
       const first = c.advertise[0];
@@ -159,6 +162,7 @@ export class Daemon {
           logger: this.log.child('kubernetes'),
           setTargets: (targets) => mesh.setDiscoveredTargets(targets),
           forget: (peer) => this.forgetDeletedNode(peer),
+          ...(kube === undefined ? {} : { kube }),
         },
         {
           config: c.kubernetes,
@@ -172,7 +176,7 @@ export class Daemon {
     }
     if (c.ipam !== undefined) {
       this.ipam = new IpamService(
-        { mesh: this.mesh, routes: this.gossip.routes, clock: this.clock, logger: this.log.child('ipam'), identity },
+        { mesh: this.mesh, routes: this.gossip.routes, clock: this.clock, logger: this.log.child('ipam'), identity, ...(kube === undefined ? {} : { kube }) },
         { config: c.ipam, stateDir: c.stateDir, secret, kubernetes: c.kubernetes },
       );
       const ipam = this.ipam.ipam;
