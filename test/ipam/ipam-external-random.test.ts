@@ -8,7 +8,7 @@
 import { describe, expect, it } from 'vitest';
 import { simPeerName, simWriter } from '../../sim/ipam-sim.js';
 import type { GossipTransport, RouteTable } from '../../src/mesh/contracts.js';
-import { Ipam, MemoryIpamStore, addressToOffset, space } from '../../src/ipam/index.js';
+import { Ipam, MemoryIpamStore, addressToOffset, offsetToAddress, space } from '../../src/ipam/index.js';
 import { LeaseBlocks } from '../../src/k8s/blocks.js';
 import { LEASE_ANNOTATIONS } from '../../src/k8s/names.js';
 import { FakeClock } from '../fakes/fake-clock.js';
@@ -17,7 +17,7 @@ import { blockLease, NS } from '../k8s/lease-blocks-suite.js';
 
 const transport: GossipTransport = { gossipToNeighbours: () => undefined, unicast: () => false, broadcast: () => undefined };
 const routes: RouteTable = { nextHop: () => undefined, broadcastNext: () => [], reachable: () => [], distance: () => undefined, onChange: () => () => undefined };
-const RANGE = '10.9.0.0/24';
+const RANGE = '10.9.0.0/22';
 const sp = space(RANGE);
 
 async function settle(): Promise<void> {
@@ -69,7 +69,7 @@ describe('Ipam in Kubernetes mode, randomized', () => {
           if (conflicts.has(addr)) continue;
           const off = addressToOffset(sp, addr)!;
           const start = off - (off % 64n);
-          const block = `10.9.0.${start}/26`;
+          const block = `${offsetToAddress(sp, start)}/26`;
           expect(holderOf.get(block), `${addr} of router ${n.i}`).toBe(simPeerName(n.i));
           expect(own.get(addr), `${addr} is router ${own.get(addr)}'s and ${n.i}'s`).toBeUndefined();
           own.set(addr, n.i);
