@@ -9,3 +9,5 @@ export * from './cri-cni.js';
 export { buildLabImages, importLabImages, defaultImageCacheDir, PAUSE_IMAGE, BUSYBOX_IMAGE, type LabImage, type LabImages } from './cri-images.js';
 export * from './cni-node.js';
 export * from './podman.js';
+export { FakeKubeApi, type FakeKubeApiInit, type V1NodeLike, type RequestRecord } from './kube-api.js';
+export { KubeApiControl, serveKubeApiControl, type KubeApiInfo } from './kube-api-control.js';

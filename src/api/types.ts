@@ -84,6 +84,8 @@ export interface StatusReport {
   ipam: IpamSummary | undefined;
   /** The pods' anti-spoofing table: pods guarded, their drops; undefined when IPAM (and so CNI) is off. */
   pods: PodGuardStatus | undefined;
+  /** Kubernetes mode: discovery from Node objects; undefined when standalone. */
+  kubernetes?: KubernetesStatus;
   relayed: { datagrams: number; bytes: number };
   traffic: { tap: IoCounters; udp: IoCounters; router: SwitchCounters; macs: number; sleeveMessages: number; udpFlushes: number };
   drops: Record<string, number>;
@@ -101,6 +103,40 @@ export interface VersionInfo {
   meshProtocol: number;
   /** The sleeve datagram header's version: datagrams with another are dropped. */
   sleeveProtocol: number;
+}
+
+/** Kubernetes mode: this router's Node, the API server, discovery and its watch. */
+export interface KubernetesStatus {
+  node: string;
+  namespace: string;
+  server: string;
+  /** The Node list has completed at least once (the peers below reflect the API server). */
+  synced: boolean;
+  nodesSeen: number;
+  /** Other routers found on Nodes: the mesh dials these. */
+  peersFromNodes: { node: string; peer: string; endpoint: string; version: string }[];
+  /** published, publishing, missing, deleted, no-endpoint, unknown (not synced yet). */
+  ownNode: string;
+  /** What is wrong with this router's own Node ('' when nothing). */
+  ownNodeProblem: string;
+  publishes: number;
+  publishFailures: number;
+  /** Nodes whose weft annotations were refused (once per Node and problem), and those refused now. */
+  invalidNodes: number;
+  invalid: { node: string; problem: string }[];
+  /** Peers forgotten because their Node was deleted. */
+  nodesDeleted: number;
+  watch: {
+    watching: boolean;
+    resourceVersion: string;
+    lists: number;
+    relists: number;
+    watchRestarts: number;
+    expired: number;
+    errors: number;
+    lastError: string | null;
+    badEvents: number;
+  };
 }
 
 /** The fast path: its peers, and (when it runs) probe counts and the VXLAN port filter. */
@@ -206,6 +242,8 @@ export type TargetState = 'connecting' | 'handshaking' | 'established' | 'failed
 export interface TargetStatus {
   address: string;
   configured: boolean;
+  /** From Kubernetes Nodes (--kubernetes). */
+  discovered?: boolean;
   state: TargetState;
   attempts: number;
   retryInMs: number | undefined;
@@ -386,11 +424,59 @@ export interface IpamStatus {
   self: string;
   ready: { ok: boolean; reason?: string };
   fenced: boolean;
-  bootstrap: { mode: 'seeds'; seeds: string[] } | { mode: 'initPeers'; initPeers: number; waiting: { peer: string; initPeers: number }[] };
+  /** How ownership is decided: the ring's bootstrap, or (Kubernetes mode) the API server's block Leases. */
+  bootstrap:
+    | { mode: 'seeds'; seeds: string[] }
+    | { mode: 'initPeers'; initPeers: number; waiting: { peer: string; initPeers: number }[] }
+    | { mode: 'kubernetes' };
   spaces: SpaceStatus[];
   allocations: number;
   ringConflicts: { count: number; last?: string };
   counters: IpamCounters;
+  /** Kubernetes mode: where the blocks' holders come from and how reading and writing them went. */
+  blocks?: BlocksStatus;
+}
+
+/** Kubernetes mode: the IPAM block Leases as this router sees them. */
+export interface BlocksStatus {
+  /** "Leases in namespace NS of https://..." */
+  source: string;
+  /** One list of the Leases succeeded (the holders are known). */
+  synced: boolean;
+  /** Wall ms of the last successful list. */
+  lastSyncAt?: number;
+  /** The last failed call to the API server, while the calls fail. */
+  lastError?: string;
+  counters: {
+    /** Blocks created (claimed) here. */
+    claimed: number;
+    /** Creations refused with 409 (another router got that block first). */
+    claimRaces: number;
+    /** Blocks of forgotten routers taken over here. */
+    reclaimed: number;
+    /** Reclaims refused with 409 (another router took the block over first). */
+    reclaimRaces: number;
+    /** Blocks this router held that the API server showed held by another router. */
+    lost: number;
+    /** Calls to the API server that failed (no answer, or an error other than a lost race). */
+    failures: number;
+    /** Leases with the weft label that were ignored: bad name, CIDR or holder. */
+    ignored: number;
+  };
+}
+
+/** Kubernetes mode: one range's blocks. */
+export interface SpaceBlocksStatus {
+  /** The prefix length of a block (/26, /122, or the range's own when smaller). */
+  blockPrefix: number;
+  /** Blocks held here (CIDRs). */
+  mine: string[];
+  /** Blocks held elsewhere, per holder (peer name), most first. */
+  others: { holder: string; blocks: number }[];
+  /** Blocks held by nobody (decimal string: an IPv6 count can exceed 2^53). */
+  free: string;
+  /** Blocks this router held, or holds allocations in, that another router holds: never allocated from here. */
+  conflicts: { block: string; holder: string }[];
 }
 
 /** One address range (space) as this router sees it. */
@@ -410,6 +496,8 @@ export interface SpaceStatus {
    */
   unconfirmed: { count: number; entries: { range: string; owner: string; writer: string }[]; unknown: number };
   pendingAsk: { asking: string | undefined; tried: string[]; waitingAllocations: number };
+  /** Kubernetes mode: the range's blocks (`owners` then lists the blocks' holders). */
+  blocks?: SpaceBlocksStatus;
 }
 
 export interface OwnerStatus {

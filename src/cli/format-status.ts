@@ -1,4 +1,4 @@
-import { totalTraffic, type IpamStatus, type StatusReport } from '../api/types.js';
+import { totalTraffic, type IpamStatus, type KubernetesStatus, type StatusReport } from '../api/types.js';
 
 function bytes(n: number): string {
   const units = ['B', 'KiB', 'MiB', 'GiB', 'TiB'];
@@ -61,7 +61,7 @@ export function formatStatus(s: StatusReport): string {
   }
   for (const t of m.targets.filter((x) => x.state !== 'established')) {
     const retry = t.retryInMs === undefined ? '' : `, retry in ${(t.retryInMs / 1000).toFixed(1)}s`;
-    lines.push(`  target ${t.address}: ${t.state}${t.lastError === undefined ? '' : ` (${t.lastError})`}${retry}`);
+    lines.push(`  target ${t.address}${t.discovered === true ? ' (from its Node)' : ''}: ${t.state}${t.lastError === undefined ? '' : ` (${t.lastError})`}${retry}`);
   }
   const keys = m.keys.filter((k) => k.state !== 'established' || k.failures > 0);
   for (const k of keys) {
@@ -99,6 +99,7 @@ export function formatStatus(s: StatusReport): string {
     if (p.unknownPorts.length > 0) lines.push(`    ports with no attachment (all dropped): ${p.unknownPorts.join(' ')}`);
     if (p.problem !== null) lines.push(`    problem: ${p.problem}`);
   }
+  if (s.kubernetes !== undefined) lines.push(...formatKubernetes(s.kubernetes));
   lines.push(`  relayed for others: ${s.relayed.datagrams} datagrams / ${bytes(s.relayed.bytes)}`);
   lines.push('');
   const t = s.traffic;
@@ -116,7 +117,14 @@ export function formatIpamStatus(s: IpamStatus): string {
   const lines: string[] = [];
   lines.push(`IPAM of ${s.self}: ${s.ready.ok ? 'ready' : `not ready (${s.ready.reason ?? 'unknown'})`}${s.fenced ? ', FENCED: this peer was forgotten' : ''}`);
   if (s.bootstrap.mode === 'seeds') lines.push(`  bootstrap: seeds ${s.bootstrap.seeds.join(', ')}`);
-  else {
+  else if (s.bootstrap.mode === 'kubernetes') {
+    const b = s.blocks;
+    const c = b?.counters;
+    lines.push(`  ownership: blocks as Leases, ${b?.source ?? 'the API server'}${b === undefined ? '' : `; ${b.synced ? 'synced' : 'NOT SYNCED yet'}`}${b?.lastError === undefined ? '' : `; last error: ${b.lastError}`}`);
+    if (c !== undefined) {
+      lines.push(`  blocks: claimed ${c.claimed} (lost races ${c.claimRaces}), reclaimed ${c.reclaimed} (lost races ${c.reclaimRaces}), taken away ${c.lost}, failed calls ${c.failures}, Leases ignored ${c.ignored}`);
+    }
+  } else {
     const w = s.bootstrap.waiting.map((x) => `${x.peer} (${x.initPeers})`).join(', ');
     lines.push(`  bootstrap: ${s.bootstrap.initPeers} initial peers${w === '' ? '' : `; waiting: ${w}`}`);
   }
@@ -129,6 +137,13 @@ export function formatIpamStatus(s: IpamStatus): string {
     }
     const own = sp.own;
     lines.push(`    here: owned ${own.owned}, free ${own.free}, allocated ${own.allocated}, reserved ${own.reserved}, quarantined ${own.quarantined}, held after reclaim ${own.held}`);
+    if (sp.blocks !== undefined) {
+      const b = sp.blocks;
+      lines.push(`    blocks /${b.blockPrefix} held here (${b.mine.length}): ${b.mine.length === 0 ? 'none' : b.mine.join(', ')}`);
+      if (b.others.length > 0) lines.push(`    held elsewhere: ${b.others.map((o) => `${o.holder} ${o.blocks}`).join(', ')}; free ${b.free}`);
+      else lines.push(`    held elsewhere: none; free ${b.free}`);
+      if (b.conflicts.length > 0) lines.push(`    BLOCK CONFLICTS (another router holds them; nothing is handed out there): ${b.conflicts.map((x) => `${x.block} held by ${x.holder}`).join(', ')}`);
+    }
     if (sp.conflicts.length > 0) lines.push(`    CONFLICTS (allocated here, not owned here): ${sp.conflicts.join(', ')}`);
     const u = sp.unconfirmed;
     if (u.count > 0) lines.push(`    NOT TRUSTED here (${u.count}: the writer did not own the space as far as this router saw): ${u.entries.map((x) => `${x.range} to ${x.owner} by ${x.writer}`).join(', ')}`);
@@ -150,4 +165,19 @@ export function formatIpamStatus(s: IpamStatus): string {
   ].filter(([, n]) => (n as number) > 0);
   if (trust.length > 0) lines.push(`  trust: ${trust.map(([k, n]) => `${k} ${n}`).join('; ')}`);
   return lines.join('\n');
+}
+
+/** The Kubernetes section of `weft status`. */
+function formatKubernetes(k: KubernetesStatus): string[] {
+  const out: string[] = [];
+  out.push(`  Kubernetes: Node ${k.node} (namespace ${k.namespace}) via ${k.server}; ${k.synced ? 'synced' : 'not synced yet'}, ${k.nodesSeen} Nodes seen, ${k.peersFromNodes.length} peers from Nodes, ${k.nodesDeleted} deleted Nodes forgotten`);
+  for (const p of k.peersFromNodes) out.push(`    ${p.node}: ${p.peer} at ${p.endpoint}${p.version === '' ? '' : ` (${p.version})`}`);
+  out.push(`    own Node: ${k.ownNode}${k.ownNodeProblem === '' ? '' : ` (${k.ownNodeProblem})`}; annotations written ${k.publishes}, failed ${k.publishFailures}`);
+  const w = k.watch;
+  out.push(
+    `    watch: ${w.watching ? 'open' : 'closed'} at resourceVersion ${w.resourceVersion === '' ? '-' : w.resourceVersion}; lists ${w.lists}, relists ${w.relists}, restarts ${w.watchRestarts}, 410 Gone ${w.expired}, errors ${w.errors}, bad events ${w.badEvents}` +
+      (w.lastError === null ? '' : `; last error: ${w.lastError}`),
+  );
+  if (k.invalidNodes > 0) out.push(`    Nodes refused: ${k.invalidNodes}${k.invalid.length === 0 ? '' : ` (now: ${k.invalid.map((x) => `${x.node}: ${x.problem}`).join('; ')})`}`);
+  return out;
 }

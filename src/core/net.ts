@@ -55,3 +55,49 @@ export function parseCidr(text: string): Cidr | string {
   if (!/^\d{1,3}$/.test(lenText) || Number(lenText) > max) return `"${text}" has an invalid prefix length (0-${max})`;
   return { address, prefix: Number(lenText), family: family as 4 | 6 };
 }
+
+/** An address (validated by `isIP` first) as an unsigned integer. */
+export function addressToBigint(text: string, family: 4 | 6): bigint {
+  if (family === 4) {
+    let v = 0n;
+    for (const part of text.split('.')) v = (v << 8n) | BigInt(Number(part));
+    return v;
+  }
+  let head = text;
+  let tailV4: bigint | undefined;
+  const lastColon = text.lastIndexOf(':');
+  if (text.includes('.', lastColon)) {
+    tailV4 = addressToBigint(text.slice(lastColon + 1), 4);
+    head = `${text.slice(0, lastColon + 1)}0:0`;
+  }
+  const [left, right] = head.includes('::') ? head.split('::') : [head, undefined];
+  const l = left === '' || left === undefined ? [] : left.split(':');
+  const r = right === undefined || right === '' ? [] : right.split(':');
+  const groups = right === undefined ? l : [...l, ...Array<string>(8 - l.length - r.length).fill('0'), ...r];
+  let v = 0n;
+  for (const g of groups) v = (v << 16n) | BigInt(Number.parseInt(g, 16));
+  if (tailV4 !== undefined) v = (v & ~0xffffffffn) | tailV4;
+  return v;
+}
+
+/** Address text: dotted quad, or RFC 5952 IPv6 (lowercase, longest zero run compressed). */
+export function bigintToAddress(v: bigint, family: 4 | 6): string {
+  if (family === 4) return [24n, 16n, 8n, 0n].map((s) => Number((v >> s) & 0xffn)).join('.');
+  const g: number[] = [];
+  for (let i = 7; i >= 0; i--) g.push(Number((v >> BigInt(i * 16)) & 0xffffn));
+  let bestAt = -1;
+  let bestLen = 1;
+  for (let i = 0; i < 8; ) {
+    if (g[i] !== 0) {
+      i++;
+      continue;
+    }
+    let j = i;
+    while (j < 8 && g[j] === 0) j++;
+    if (j - i > bestLen) [bestAt, bestLen] = [i, j - i];
+    i = j;
+  }
+  const hex = (xs: number[]) => xs.map((x) => x.toString(16)).join(':');
+  if (bestAt < 0) return hex(g);
+  return `${hex(g.slice(0, bestAt))}::${hex(g.slice(bestAt + bestLen))}`;
+}

@@ -8,7 +8,7 @@ import { dirname } from 'node:path';
 import type { Clock } from '../core/clock.js';
 import { WeftError, describeError } from '../core/errors.js';
 import { createHmac } from 'node:crypto';
-import { formatPeerId } from '../core/ids.js';
+import { formatPeerId, isPeerName } from '../core/ids.js';
 import type { Logger } from '../core/logger.js';
 import { formatEndpoint } from '../core/net.js';
 import { startAll, stopAll, type Startable } from '../core/startable.js';
@@ -45,6 +45,9 @@ import { versionInfo } from './version-info.js';
 import { WeftMetrics } from './metrics.js';
 import { MetricsServer } from './metrics-server.js';
 import { Readiness } from './readiness.js';
+import { KubernetesMode } from './kubernetes.js';
+import { openKube } from '../k8s/client.js';
+import { packageRoot } from '../core/paths.js';
 
 /** The fast path's VXLAN device. */
 const VXLAN_DEVICE = 'weft-vx';
@@ -78,6 +81,7 @@ export class Daemon {
   private ipam: IpamService | undefined = undefined;
   private podNetwork: PodNetwork | undefined = undefined;
   private podGuard: PodGuard | undefined = undefined;
+  private kubernetes: KubernetesMode | undefined = undefined;
   private api: ApiServer | undefined = undefined;
   private probeTap: LinuxTap | undefined = undefined;
   private fastPath: FastPath | undefined = undefined;
@@ -168,10 +172,33 @@ export class Daemon {
       endpoints: c.advertise.map((e) => formatEndpoint({ address: e.address, port: e.port === 0 ? this.udp!.localPort : e.port })),
       onFatal: (err) => this.fatal(err),
     });
+    // One API client (credentials loaded once) for discovery and the IPAM blocks.
+    const kube = c.kubernetes === undefined ? undefined : openKube(c.kubernetes.kubeconfig);
+    if (c.kubernetes !== undefined) {
+      const mesh = this.mesh;
+      const first = c.advertise[0];
+      this.kubernetes = new KubernetesMode(
+        {
+          clock: this.clock,
+          logger: this.log.child('kubernetes'),
+          setTargets: (targets) => mesh.setDiscoveredTargets(targets),
+          forget: (peer) => this.forgetDeletedNode(peer),
+          ...(kube === undefined ? {} : { kube }),
+        },
+        {
+          config: c.kubernetes,
+          peerName: identity.name,
+          publicKey: identity.publicKey,
+          advertise: first === undefined ? undefined : formatEndpoint({ address: first.address, port: first.port === 0 ? this.udp.localPort : first.port }),
+          port: this.udp.localPort,
+          version: packageVersion(),
+        },
+      );
+    }
     if (c.ipam !== undefined) {
       this.ipam = new IpamService(
-        { mesh: this.mesh, routes: this.gossip.routes, clock: this.clock, logger: this.log.child('ipam'), identity },
-        { config: c.ipam, stateDir: c.stateDir, secret },
+        { mesh: this.mesh, routes: this.gossip.routes, clock: this.clock, logger: this.log.child('ipam'), identity, ...(kube === undefined ? {} : { kube }) },
+        { config: c.ipam, stateDir: c.stateDir, secret, kubernetes: c.kubernetes },
       );
       const ipam = this.ipam.ipam;
       // Pods' traffic must never reach a node's VXLAN port (the fast path's device: listen port + 1).
@@ -184,6 +211,10 @@ export class Daemon {
         { bridge: c.bridge, mtu: this.mtu, ranges: c.ipam.ranges },
       );
     }
+    // Kubernetes mode: a deleted Node's blocks are reclaimed through the API (every router sees
+    // the deletion and tries; exactly one gets each block). Failures are logged by the hook.
+    const blocks = this.ipam?.blocks === undefined ? undefined : this.ipam;
+    if (this.kubernetes !== undefined && blocks !== undefined) this.kubernetes.onNodeDeleted(async (peer) => void (await blocks.reclaim(peer)));
     this.learningSwitch = new LearningSwitch({
       tap: this.tap,
       sleeve: this.sleeve,
@@ -240,9 +271,11 @@ export class Daemon {
       // The metrics endpoint first: a port in use fails the start before anything else runs, and
       // the probes have /healthz (and a /readyz that says "starting") while the rest starts.
       const metrics = this.metricsServer === undefined ? [] : [this.metricsServer];
+      // Discovery after the mesh: the targets it sets are dialled at the mesh's next tick.
+      const kube = this.kubernetes === undefined ? [] : [this.kubernetes];
       // The overlay switch hands the fast path its candidates once it runs.
-      await startAll([...metrics, this.sleeve, this.learningSwitch, ...fast, overlay, this.gossip, ...ipam, this.mesh, ...guard, this.api]);
-      this.started.push(...metrics, this.sleeve, this.learningSwitch, ...fast, overlay, this.gossip, ...ipam, this.mesh, ...guard, this.api);
+      await startAll([...metrics, this.sleeve, this.learningSwitch, ...fast, overlay, this.gossip, ...ipam, this.mesh, ...kube, ...guard, this.api]);
+      this.started.push(...metrics, this.sleeve, this.learningSwitch, ...fast, overlay, this.gossip, ...ipam, this.mesh, ...kube, ...guard, this.api);
     } catch (err) {
       this.closeDevices();
       throw err;
@@ -296,6 +329,7 @@ export class Daemon {
       fastpath: { mode: this.config.fastpath, note: this.fastPathNote, peers: [], ...this.fastPath?.report() },
       ipam: this.ipam === undefined ? undefined : ipamSummary(this.ipam.ipam.status()),
       pods: this.podGuard?.status(),
+      kubernetes: this.kubernetes?.status(),
       learningSwitch: this.learningSwitch,
       gossip: this.gossip?.drops(),
       tap: this.tap,
@@ -368,13 +402,15 @@ export class Daemon {
     }
   }
 
-  private forget(body: unknown): { forgotten: string; ipam: string } {
+  private async forget(body: unknown): Promise<{ forgotten: string; ipam: string }> {
     const peer = typeof body === 'object' && body !== null ? (body as { peer?: unknown }).peer : undefined;
     const gossip = this.gossip;
     if (gossip === undefined) throw new ApiError('ERR_NOT_READY', 'the router is still starting');
     if (typeof peer !== 'string' || peer === '') throw new ApiError('ERR_BAD_REQUEST', 'forget: give {"peer": NAME} with a peer name or nickname');
     const records = gossip.topology.records();
     const matches = records.filter((r) => r.name === peer || r.nickname === peer);
+    // Kubernetes mode: a router the mesh never saw (or forgot) may still hold blocks.
+    if (matches.length === 0 && this.ipam?.ipam.external === true && isPeerName(peer)) return { forgotten: peer, ipam: await this.reclaimBlocks(peer) };
     if (matches.length === 0) throw new ApiError('ERR_NOT_FOUND', `forget: no peer named "${peer}" in the topology`);
     if (matches.length > 1) throw new ApiError('ERR_BAD_REQUEST', `forget: the nickname "${peer}" is ambiguous (${matches.map((m) => m.name).join(', ')}); give the peer name`);
     const name = matches[0]!.name;
@@ -385,19 +421,57 @@ export class Daemon {
     }
     const ipamOnly = !gossip.forget(name);
     if (ipamOnly && this.ipam === undefined) throw new ApiError('ERR_BAD_REQUEST', `forget: ${name} is already forgotten`);
-    // The IPAM tombstone is signed by this router, which becomes the peer's heir: it takes the
-    // peer's ranges over once the peer has stayed unreachable (gossip/ipam), then holds them.
-    let ipam = 'off';
-    if (this.ipam !== undefined) {
-      try {
-        this.ipam.ipam.forget(name);
-        ipam = 'its ranges come to this router once it stays unreachable';
-      } catch (err) {
-        ipam = `not reclaimed: ${describeError(err)}`;
-        this.log.warn('forget: IPAM could not reclaim the ranges', { peer: name, err: describeError(err) });
-      }
+    return { forgotten: name, ipam: await this.forgetIpam(name) };
+  }
+
+  /**
+   * The IPAM part of a forget. Ring: the tombstone is signed by this router, which becomes the
+   * peer's heir: it takes the peer's ranges over once the peer has stayed unreachable
+   * (gossip/ipam), then holds them. Kubernetes mode: the peer's blocks are reclaimed through the
+   * API server at once.
+   */
+  private async forgetIpam(name: string): Promise<string> {
+    if (this.ipam === undefined) return 'off';
+    if (this.ipam.ipam.external) return this.reclaimBlocks(name);
+    try {
+      this.ipam.ipam.forget(name);
+      return 'its ranges come to this router once it stays unreachable';
+    } catch (err) {
+      this.log.warn('forget: IPAM could not reclaim the ranges', { peer: name, err: describeError(err) });
+      return `not reclaimed: ${describeError(err)}`;
     }
-    return { forgotten: name, ipam };
+  }
+
+  /**
+   * A Node that carried `peer` was deleted (Kubernetes mode): forgotten as `weft forget` does
+   * (topology, MAC owners, the mesh's targets and keys), without its refusal of a reachable peer.
+   * Its IPAM ranges are reclaimed through the API by the listeners of `onNodeDeleted`, not here:
+   * every router sees the deletion, and only one may take the ranges.
+   */
+  private forgetDeletedNode(peer: string): string {
+    const gossip = this.gossip;
+    if (gossip === undefined) return 'not forgotten: the router is still starting';
+    if (peer === gossip.topology.name) return 'not forgotten: it is this router';
+    return gossip.forget(peer) ? 'forgotten from the topology' : 'not in the topology (already forgotten or never seen)';
+  }
+
+  /** Kubernetes mode (undefined when standalone): its `onNodeDeleted` hook, the API's clients. */
+  get kubernetesMode(): KubernetesMode | undefined {
+    return this.kubernetes;
+  }
+
+  /** Kubernetes mode: the blocks of `peer` taken over through the API server, as forget's answer. */
+  private async reclaimBlocks(peer: string): Promise<string> {
+    try {
+      const r = await this.ipam!.reclaim(peer);
+      const parts = [`${r.taken.length} block(s) reclaimed here`];
+      if (r.lost.length > 0) parts.push(`${r.lost.length} taken over by another router first`);
+      if (r.failed.length > 0) parts.push(`${r.failed.length} not written (the API server failed; forget again)`);
+      return parts.join(', ');
+    } catch (err) {
+      this.log.warn('forget: the blocks could not be reclaimed', { peer, err: describeError(err) });
+      return `not reclaimed: ${describeError(err)}`;
+    }
   }
 
   private cipher(): AeadCipher | PlainCipher {
@@ -440,6 +514,16 @@ export class Daemon {
       }
     }
     await this.netlink.setMtu(this.config.bridge, this.mtu);
+  }
+}
+
+/** weft's version for the Node annotation (package.json). */
+function packageVersion(): string {
+  try {
+    const pkg = JSON.parse(readFileSync(`${packageRoot(import.meta.url)}/package.json`, 'utf8')) as { version?: unknown };
+    return typeof pkg.version === 'string' ? pkg.version : '0.0.0';
+  } catch {
+    return '0.0.0';
   }
 }
 

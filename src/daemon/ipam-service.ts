@@ -2,7 +2,9 @@
  * The daemon's side of the cluster-wide IPAM (gossip/ipam): the Ipam on the mesh's "ipam"
  * channel, its state file in the state directory, the local API routes the CNI plugin and
  * `weft ipam` use, and the replay of releases the plugin journaled while the router was down
- * (src/core/release-journal.ts).
+ * (src/core/release-journal.ts). In Kubernetes mode (`ownership: 'kubernetes'`) there is no
+ * channel: the blocks are Leases in the API server (src/k8s/blocks.ts), and `reclaim` takes
+ * over a departed router's blocks (its Node deleted, or `weft forget`).
  *
  *   POST /v1/ipam/allocate     { containerId, ifName, network?, timeoutMs? } → { addresses: [{ address, prefixLength, family }], existing? }
  *   POST /v1/ipam/release      { containerId, ifName?, network?, before? }   → { released: [address], skipped? }
@@ -30,7 +32,11 @@ import type { Mesh } from '../mesh/mesh.js';
 import type { Routes } from '../mesh/routes.js';
 import { ApiError } from '../api/errors.js';
 import type { ApiServer } from './api-server.js';
-import type { IpamConfig } from './config.js';
+import type { IpamConfig, KubernetesConfig } from './config.js';
+import { openKube, type KubeApis } from '../k8s/client.js';
+import { LeaseBlocks, coordinationLeases } from '../k8s/blocks.js';
+import type { BlockOwnership, ReclaimResult } from '../ipam/ownership.js';
+import { WeftError } from '../core/errors.js';
 
 /** With IPAM off (--ipam-range none), its routes answer 503 ERR_IPAM_NOT_READY, as before it is ready (not 404). */
 export function ipamOffRoutes(api: ApiServer): void {
@@ -56,7 +62,9 @@ function optional(body: unknown, name: string): unknown {
 export class IpamService implements Startable {
   readonly ipam: Ipam;
   readonly journal: ReleaseJournal;
-  private readonly channel: GossipChannel;
+  /** Kubernetes mode: the blocks' Leases (undefined: the ring, on the channel). */
+  readonly blocks: LeaseBlocks | undefined;
+  private readonly channel: GossipChannel | undefined;
   private readonly clock: Clock;
   private readonly log: Logger;
   private timer: TimerHandle | undefined = undefined;
@@ -64,19 +72,40 @@ export class IpamService implements Startable {
   private readonly reportedUnreadable = new Set<string>();
 
   constructor(
-    components: { mesh: Mesh; routes: Routes; clock: Clock; logger: Logger; identity: Identity },
-    init: { config: IpamConfig; stateDir: string; secret: Buffer; gossipIntervalMs?: number },
+    /** `kube`: the API server's client (Kubernetes mode; opened from `init.kubernetes` when not given). */
+    components: { mesh: Mesh; routes: Routes; clock: Clock; logger: Logger; identity: Identity; kube?: KubeApis },
+    init: { config: IpamConfig; stateDir: string; secret: Buffer; gossipIntervalMs?: number; kubernetes?: KubernetesConfig | undefined },
   ) {
     const { mesh, routes, clock, logger } = components;
     this.clock = clock;
     this.log = logger;
     // Ties the state file to this cluster: a file from a cluster with another secret is foreign.
     const clusterId = createHmac('sha256', init.secret).update('weft ipam cluster id v1').digest('hex').slice(0, 16);
+    let ownership: BlockOwnership | undefined;
+    if (init.config.ownership === 'kubernetes') {
+      const k = init.kubernetes;
+      if (k === undefined) throw new WeftError('ERR_CONFIG_INVALID', 'IPAM ownership through the API server needs Kubernetes mode (--kubernetes)');
+      const kube = components.kube ?? openKube(k.kubeconfig);
+      this.blocks = new LeaseBlocks(
+        { leases: coordinationLeases(kube.coordination), clock, log: logger },
+        { self: components.identity.name, nodeName: k.nodeName, namespace: k.namespace, ranges: init.config.ranges, server: kube.server },
+      );
+      ownership = this.blocks;
+    } else this.blocks = undefined;
     this.ipam = new Ipam(
-      { clock, transport: mesh, routes, store: new FileIpamStore(join(init.stateDir, 'ipam.state'), { write: atomicWriteFile }), log: logger, writer: ringWriter(components.identity) },
+      {
+        clock,
+        transport: mesh,
+        routes,
+        store: new FileIpamStore(join(init.stateDir, 'ipam.state'), { write: atomicWriteFile }),
+        log: logger,
+        writer: ringWriter(components.identity),
+        ...(ownership === undefined ? {} : { ownership }),
+      },
       { self: components.identity.name, ranges: init.config.ranges, init: init.config.init, quarantineMs: init.config.quarantineMs, clusterId },
     );
-    this.channel = mesh.newChannel(IPAM_CHANNEL, this.ipam, { intervalMs: init.gossipIntervalMs ?? 30_000 });
+    // Kubernetes mode: nothing of IPAM goes over the mesh.
+    this.channel = ownership === undefined ? mesh.newChannel(IPAM_CHANNEL, this.ipam, { intervalMs: init.gossipIntervalMs ?? 30_000 }) : undefined;
     this.journal = new ReleaseJournal(join(init.stateDir, 'pending-releases'));
   }
 
@@ -102,17 +131,32 @@ export class IpamService implements Startable {
     api.route('GET', '/v1/ipam/status', () => this.ipam.status());
   }
 
+  /**
+   * Kubernetes mode: takes over the blocks of a router that left (its Node was deleted; the
+   * discovery's hook calls this). Exactly one router gets each block.
+   */
+  reclaim(peer: string): Promise<ReclaimResult> {
+    return this.ipam.reclaim(peer);
+  }
+
   async start(): Promise<void> {
-    await this.ipam.start();
-    this.channel.start();
+    await this.blocks?.start();
+    try {
+      await this.ipam.start();
+    } catch (err) {
+      await this.blocks?.stop();
+      throw err;
+    }
+    this.channel?.start();
     await this.replay();
     this.timer = this.clock.setInterval(() => void this.replay(), 5000);
   }
 
   async stop(): Promise<void> {
     this.timer?.cancel();
-    this.channel.stop();
+    this.channel?.stop();
     await this.ipam.stop();
+    await this.blocks?.stop();
   }
 
   /** Releases the CNI plugin journaled while the router was unreachable; each entry goes once done. */

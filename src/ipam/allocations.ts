@@ -12,7 +12,6 @@
  */
 import type { AddressGrant, IpamReleaseRequest, IpamReleaseResponse } from '../api/types.js';
 import type { Clock } from '../core/clock.js';
-import type { Asker } from './asker.js';
 import { allocationKey, checkContainerId, checkIfName } from './config.js';
 import { IpamBadRequestError, IpamNotReadyError } from './errors.js';
 import type { GroupCommit } from './group-commit.js';
@@ -60,12 +59,23 @@ export function checkNetwork(v: unknown): string {
 /** How long an allocation made for a CNI ADD stays "adding" without the ADD confirming it. */
 export const ADDING_LEASE_MS = 60_000;
 
+/**
+ * Where a range short of addresses gets more: the asker (other peers, ring mode) or the claimer
+ * (a block through the API server, Kubernetes mode).
+ */
+export interface SpaceSource {
+  /** Resolves when `range` has a free address (or is no longer usable); rejects at `deadline` or when no space can come. */
+  waitFor(range: RangeState, deadline: number): Promise<void>;
+  /** Gets more space in the background when the range runs low. */
+  maybeAsk(range: RangeState): void;
+}
+
 export interface AllocationsComponents {
   clock: Clock;
   /** One per configured range, in order. */
   ranges: readonly RangeState[];
   commits: GroupCommit;
-  asker: Asker;
+  asker: SpaceSource;
   /** Whether the IPAM may allocate now, and why not. */
   readiness(): { ok: boolean; reason?: string };
   /** Whether the IPAM runs (releases need no more). */
@@ -93,7 +103,7 @@ export class Allocations {
   private readonly clock: Clock;
   private readonly ranges: readonly RangeState[];
   private readonly commits: GroupCommit;
-  private readonly asker: Asker;
+  private readonly asker: SpaceSource;
   private readonly readiness: () => { ok: boolean; reason?: string };
   private readonly running: () => boolean;
   private readonly askTimeoutMs: number;

@@ -9,6 +9,7 @@
 import type { Clock } from '../core/clock.js';
 import type { GossipTransport, PeerName, RouteTable } from '../mesh/contracts.js';
 import { IpamExhaustedError } from './errors.js';
+import type { SpaceSource } from './allocations.js';
 import type { RangeState } from './range-state.js';
 import { IPAM_CHANNEL } from './ring-codec.js';
 import type { IpamCounters } from './status.js';
@@ -37,7 +38,7 @@ interface Waiter {
   reject: (err: Error) => void;
 }
 
-export class Asker {
+export class Asker implements SpaceSource {
   private readonly deps: AskerDeps;
   private waiters: Waiter[] = [];
 

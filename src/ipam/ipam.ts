@@ -30,6 +30,14 @@
  * converges. A peer that finds itself forgotten while nothing of its space was taken cancels the
  * tombstone with a signed revival; once something was taken it is fenced: not ready, never
  * allocates again. An heir still holding what it took gives it back to a peer that revived.
+ *
+ * External ownership (Kubernetes mode, `components.ownership`): no ring, no quorum, nothing on the
+ * "ipam" channel. Which blocks this router holds comes from the `BlockOwnership` (ownership.ts;
+ * src/k8s/blocks.ts keeps them as Leases in the API server); the allocators are synced from it
+ * on every change, a range running short claims a block (claimer.ts) instead of asking peers, and
+ * `forget` reclaims through it. At start the blocks of the allocations in the state file are
+ * claimed first (not ready until done); an allocation in a block another router holds is a
+ * conflict, reported and kept until released. Allocation stays local, from held blocks only.
  */
 import type { Clock, TimerHandle } from '../core/clock.js';
 import { ConfigError, describeError } from '../core/errors.js';
@@ -40,18 +48,21 @@ import type { Held } from './allocator.js';
 import { Allocations, type AllocatedAddress, type AllocateRequest, type ListedAllocation, type ReleaseCondition, type SkippedRelease } from './allocations.js';
 import { Announcer } from './announcer.js';
 import { Asker } from './asker.js';
+import { Claimer } from './claimer.js';
 import { WaitingQuorum } from './bootstrap.js';
 import { ipamDefaults, ipamProblems, type IpamInit, type IpamSettings } from './config.js';
 import { IpamBadRequestError, IpamNotReadyError } from './errors.js';
 import type { CustodyContext, Decision } from './custody.js';
 import { GroupCommit } from './group-commit.js';
-import type { Interval } from './intervals.js';
+import { IntervalSet, type Interval } from './intervals.js';
+import type { BlockOwnership, ReclaimResult } from './ownership.js';
 import { Ring } from './ring.js';
 import { MAX_VERSION, RingVerifier, type RingWriter } from './ring-signing.js';
 import { IPAM_CHANNEL } from './ring-codec.js';
 import { RangeState } from './range-state.js';
 import { Receiver } from './receiver.js';
-import { parseState, snapshotState, type IpamStore, type PersistedState } from './state-file.js';
+import { parseState, restoreAllocator, snapshotState, type IpamStore, type PersistedState } from './state-file.js';
+import { formatRange } from './space.js';
 import { spaceStatus, zeroCounters, type IpamCounters, type IpamStatus } from './status.js';
 import { Guard } from './guard.js';
 import { encodeAsk, encodeGave, waitingOf } from './wire.js';
@@ -66,6 +77,11 @@ export interface IpamComponents {
   writer: RingWriter;
   /** Checks the records' signatures; peers in one process may share one. Default: a new one. */
   verifier?: RingVerifier;
+  /**
+   * External ownership (Kubernetes mode): who holds which block is decided there, not by a ring
+   * (see the file comment). Its `ranges` must be the configured ranges, in order.
+   */
+  ownership?: BlockOwnership;
 }
 
 export class Ipam implements Gossiper {
@@ -96,11 +112,20 @@ export class Ipam implements Gossiper {
   readonly counters: IpamCounters = zeroCounters();
   /** Bumped whenever what this peer owns (or holds) changes; the simulation checks on change. */
   ownershipGeneration = 0;
+  /** External ownership (undefined: the ring), and what claims its blocks. */
+  private readonly blocks: BlockOwnership | undefined;
+  private readonly claimer: Claimer | undefined;
+  private unsubscribe: (() => void) | undefined = undefined;
+  /** External: the blocks of the state file's allocations were claimed (or found taken). */
+  private adopted = false;
+  private adopting = false;
 
   constructor(components: IpamComponents, init: IpamInit) {
     this.settings = ipamDefaults(init);
     const { problems, spaces } = ipamProblems(this.settings);
     if (components.writer.name !== init.self) problems.push(`self ${init.self} is not the name of the signing key (${components.writer.name})`);
+    const own = components.ownership;
+    if (own !== undefined && own.ranges.join() !== spaces.map((x) => x.cidr).join()) problems.push(`the block ownership is for ranges ${own.ranges.join(', ')}, not ${spaces.map((x) => x.cidr).join(', ')}`);
     if (problems.length > 0) throw new ConfigError(problems, 'IPAM settings');
     this.self = init.self;
     this.clock = components.clock;
@@ -111,7 +136,8 @@ export class Ipam implements Gossiper {
     this.writer = components.writer;
     this.verifier = components.verifier ?? new RingVerifier();
     this.ranges = spaces.map((s, index) => new RangeState(s, index, this.settings.quarantineMs));
-    this.quorum = 'initPeers' in init.init ? new WaitingQuorum(waitingOf(this.writer, this.settings.clusterId, init.init.initPeers)) : undefined;
+    this.blocks = components.ownership;
+    this.quorum = this.blocks === undefined && 'initPeers' in init.init ? new WaitingQuorum(waitingOf(this.writer, this.settings.clusterId, init.init.initPeers)) : undefined;
     this.commits = new GroupCommit(() => this.store.save(this.serialize()));
     this.announcer = new Announcer({ transport: this.transport, log: this.log, ranges: this.ranges, quorum: this.quorum, commits: this.commits, running: () => this.state === 'running' });
     this.guard = new Guard({
@@ -144,8 +170,22 @@ export class Ipam implements Gossiper {
       counters: this.counters,
       usable: (range) => this.usable(range),
     });
+    this.claimer =
+      this.blocks === undefined
+        ? undefined
+        : new Claimer({
+            clock: this.clock,
+            ranges: this.ranges,
+            ownership: this.blocks,
+            log: this.log,
+            counters: this.counters,
+            lowWater: this.settings.lowWater,
+            claimTimeoutMs: this.settings.askTimeoutMs,
+            usable: (range) => this.usable(range),
+            claimed: (range) => this.syncExternal(range),
+          });
     this.allocations = new Allocations(
-      { clock: this.clock, ranges: this.ranges, commits: this.commits, asker: this.asker, readiness: () => this.ready(), running: () => this.state === 'running' },
+      { clock: this.clock, ranges: this.ranges, commits: this.commits, asker: this.claimer ?? this.asker, readiness: () => this.ready(), running: () => this.state === 'running' },
       { askTimeoutMs: this.settings.askTimeoutMs },
     );
     this.receiver = new Receiver({
@@ -180,6 +220,7 @@ export class Ipam implements Gossiper {
   async start(): Promise<void> {
     if (this.state !== 'new') return;
     this.state = 'starting';
+    if (this.blocks !== undefined) return this.startExternal(this.blocks);
     const data = await this.store.load();
     if (data !== undefined) this.restore(parseState(data, this.store.location, { clusterId: this.settings.clusterId, self: this.self, ranges: this.ranges.map((r) => r.space.cidr) }));
     const init = this.settings.init;
@@ -211,7 +252,9 @@ export class Ipam implements Gossiper {
     this.state = 'stopped';
     this.timer?.cancel();
     this.timer = undefined;
+    this.unsubscribe?.();
     this.asker.rejectAll(new IpamNotReadyError('IPAM is stopping'));
+    this.claimer?.rejectAll(new IpamNotReadyError('IPAM is stopping'));
     await this.commits.flush();
   }
 
@@ -224,6 +267,12 @@ export class Ipam implements Gossiper {
 
   ready(): { ok: boolean; reason?: string } {
     if (this.state !== 'running') return { ok: false, reason: this.state === 'stopped' ? 'IPAM is stopped' : 'IPAM is starting' };
+    if (this.blocks !== undefined) {
+      const o = this.blocks.ready();
+      if (!o.ok) return { ok: false, reason: o.reason ?? 'the block ownership is not ready' };
+      if (!this.adopted) return { ok: false, reason: 'claiming the blocks of the allocations in the state file' };
+      return { ok: true };
+    }
     if (this.fenced()) {
       return {
         ok: false,
@@ -274,6 +323,7 @@ export class Ipam implements Gossiper {
   exhausted(): string | undefined {
     if (this.state !== 'running') return undefined;
     const now = this.clock.now();
+    if (this.blocks !== undefined) return this.exhaustedExternal(this.blocks, now);
     let reachable: Set<PeerName> | undefined;
     for (const r of this.ranges) {
       if (r.ring === undefined || r.allocator.hasFree(now)) continue;
@@ -296,6 +346,10 @@ export class Ipam implements Gossiper {
   forget(peer: PeerName): void {
     if (typeof peer !== 'string' || !isPeerName(peer)) throw new IpamBadRequestError('peer', 'is not a peer name (16 hex digits)');
     if (peer === this.self) throw new IpamBadRequestError('peer', 'is this peer itself');
+    if (this.blocks !== undefined) {
+      this.reclaim(peer).catch((err: unknown) => this.log.warn('cannot reclaim the blocks of a forgotten peer', { peer, err: describeError(err) }));
+      return;
+    }
     if (this.state !== 'running' || this.ranges.some((r) => r.ring === undefined)) throw new IpamNotReadyError(this.ready().reason ?? 'no ring yet');
     for (const r of this.ranges) {
       const ring = r.ring!;
@@ -309,8 +363,30 @@ export class Ipam implements Gossiper {
     }
   }
 
+  /** Whether ownership is external (Kubernetes mode: no ring, `reclaim` instead of a tombstone). */
+  get external(): boolean {
+    return this.blocks !== undefined;
+  }
+
+  /**
+   * External ownership: takes over every block `peer` holds (a router that left the cluster,
+   * its Node deleted, or `weft forget`); exactly one router gets each block. What is taken is
+   * held for the reclaim hold before addresses of it are handed out.
+   */
+  async reclaim(peer: PeerName): Promise<ReclaimResult> {
+    if (typeof peer !== 'string' || !isPeerName(peer)) throw new IpamBadRequestError('peer', 'is not a peer name (16 hex digits)');
+    if (peer === this.self) throw new IpamBadRequestError('peer', 'is this peer itself');
+    const own = this.blocks;
+    if (own === undefined) throw new IpamBadRequestError('peer', 'cannot be reclaimed through the API server: ownership is the ring here (use forget)');
+    if (this.state !== 'running') throw new IpamNotReadyError(this.ready().reason ?? 'not running');
+    const r = await own.reclaim(peer);
+    if (r.taken.length + r.lost.length + r.failed.length > 0) this.log.info('reclaimed the blocks of a peer that left', { peer, taken: r.taken, lost: r.lost, failed: r.failed });
+    return r;
+  }
+
   status(): IpamStatus {
     const now = this.clock.now();
+    if (this.blocks !== undefined) return this.statusExternal(this.blocks, now);
     const init = this.settings.init;
     return {
       self: this.self,
@@ -408,6 +484,7 @@ export class Ipam implements Gossiper {
 
   /** Whether a range may be allocated from, donated and reclaimed. */
   private usable(range: RangeState): boolean {
+    if (this.blocks !== undefined) return this.state === 'running' && this.adopted && this.blocks.ready().ok;
     const ring = range.ring;
     return this.state === 'running' && ring !== undefined && ring.confirmed() && !this.fenced() && !this.forgottenHere();
   }
@@ -497,6 +574,7 @@ export class Ipam implements Gossiper {
 
   private tick(): void {
     const now = this.clock.now();
+    if (this.claimer !== undefined) return this.tickExternal(this.claimer, now);
     this.guard.trackReachability(now, this.routes.reachable());
     for (const r of this.ranges) {
       if (r.allocator.expireHolds(now)) {
@@ -518,6 +596,171 @@ export class Ipam implements Gossiper {
       this.learned = false;
       this.commits.flush().catch((err: unknown) => this.log.error('cannot persist IPAM state', { err: describeError(err) }));
     }
+  }
+
+  // ─── external ownership (Kubernetes mode) ─────────────────────────────────────────────────
+
+  /** Loads the allocations of the store (a ring in it, from standalone mode, is dropped) and follows the ownership. */
+  private async startExternal(own: BlockOwnership): Promise<void> {
+    const data = await this.store.load();
+    if (data !== undefined) {
+      const s = parseState(data, this.store.location, { clusterId: this.settings.clusterId, self: this.self, ranges: this.ranges.map((r) => r.space.cidr) });
+      const now = this.clock.now();
+      if (s.rings.some((r) => r !== undefined)) this.log.info('the state file holds a ring of standalone mode: Kubernetes mode drops it and keeps the allocations', { file: this.store.location });
+      for (const r of this.ranges) restoreAllocator(s, r.index, r.allocator, now);
+      this.allocations.restore(s.allocations);
+    }
+    this.unsubscribe = own.onChange(() => this.ownershipChanged());
+    for (const r of this.ranges) this.syncExternal(r);
+    this.state = 'running';
+    this.timer = this.clock.setInterval(() => this.tick(), this.settings.tickMs);
+    this.commits.mark();
+    try {
+      await this.commits.flush();
+    } catch (err) {
+      this.timer.cancel();
+      this.unsubscribe();
+      this.state = 'stopped';
+      throw err;
+    }
+    this.adoptStep();
+  }
+
+  /** The ownership changed (a block gained or lost, readiness): allocators, adoption, waiters. */
+  private ownershipChanged(): void {
+    if (this.state !== 'running') return;
+    for (const r of this.ranges) this.syncExternal(r);
+    this.adoptStep();
+    this.claimer?.wake();
+    for (const r of this.ranges) this.claimer?.maybeAsk(r);
+  }
+
+  /**
+   * The allocator of `range` follows the blocks held: what was lost goes (allocations in it become
+   * conflicts), what was gained is allocatable, except blocks just reclaimed, held first.
+   */
+  private syncExternal(range: RangeState): void {
+    const blocks = this.blocks!.owned(range.index);
+    const alloc = range.allocator;
+    const before = IntervalSet.of(alloc.ownedRuns());
+    const reclaimed = blocks.filter((b) => b.reclaimed && !before.covers(b.start, b.end)).map((b): Interval => [b.start, b.end]);
+    if (reclaimed.length > 0 && this.settings.reclaimHoldMs > 0) alloc.hold(reclaimed, this.clock.now() + this.settings.reclaimHoldMs);
+    if (alloc.sync(blocks.map((b): Interval => [b.start, b.end]))) {
+      this.ownershipGeneration++;
+      this.commits.mark();
+      this.learned = true;
+    }
+  }
+
+  /** Once the holders are known: claims the blocks of the state file's allocations, once. */
+  private adoptStep(): void {
+    if (this.adopted || this.adopting || this.state !== 'running' || !this.blocks!.ready().ok) return;
+    this.adopting = true;
+    this.adoptExisting(this.blocks!)
+      .then((done) => {
+        this.adopting = false;
+        if (!done) return;
+        this.adopted = true;
+        this.ownershipChanged();
+      })
+      .catch((err: unknown) => {
+        this.adopting = false;
+        this.log.warn('cannot claim the blocks of the allocations in the state file yet', { err: describeError(err) });
+      });
+  }
+
+  /**
+   * Claims the block of every allocation not in a block held here. One held by another router is
+   * a conflict (logged, listed by status, kept until released). False: the API server could not
+   * be reached for some; the next tick tries again.
+   */
+  private async adoptExisting(own: BlockOwnership): Promise<boolean> {
+    for (const r of this.ranges) {
+      const taken = new Map<string, number>();
+      for (const off of r.allocator.conflicts()) {
+        if (r.allocator.owns(off)) continue;
+        const holder = own.holderOf(r.index, off);
+        if (holder !== undefined && holder !== this.self) {
+          taken.set(holder, (taken.get(holder) ?? 0) + 1);
+          continue;
+        }
+        const res = await own.claim(r.index, off);
+        if (this.state !== 'running') return false;
+        if (res.ok) {
+          this.syncExternal(r);
+          continue;
+        }
+        if (res.kind === 'unavailable') {
+          this.logOnce(`adopt-unavailable:${res.reason}`, 'warn', 'cannot claim the block of an allocation in the state file yet', { range: r.space.cidr, reason: res.reason });
+          return false;
+        }
+        const h = res.holder ?? 'unknown';
+        taken.set(h, (taken.get(h) ?? 0) + 1);
+      }
+      for (const [holder, n] of taken) {
+        this.log.warn('allocations of the state file lie in blocks another router holds: they are conflicts, kept until released, and nothing more is handed out there', { range: r.space.cidr, holder, addresses: n });
+      }
+    }
+    return true;
+  }
+
+  private tickExternal(claimer: Claimer, now: number): void {
+    for (const r of this.ranges) {
+      if (r.allocator.expireHolds(now)) {
+        this.ownershipGeneration++;
+        this.commits.mark();
+        this.learned = true;
+      }
+    }
+    this.adoptStep();
+    claimer.tick();
+    if (this.learned) {
+      this.learned = false;
+      this.commits.flush().catch((err: unknown) => this.log.error('cannot persist IPAM state', { err: describeError(err) }));
+    }
+  }
+
+  private exhaustedExternal(own: BlockOwnership, now: number): string | undefined {
+    for (const r of this.ranges) {
+      if (r.allocator.hasFree(now)) continue;
+      const c = r.allocator.counts(now);
+      const here = `no free address in ${r.space.cidr} on this router (${c.allocated} allocated, ${c.quarantined} in quarantine, ${c.held} held after a reclaim)`;
+      const none = own.exhausted(r.index);
+      if (none !== undefined) return `${here} and ${none}`;
+      const failed = this.claimer!.lastFailure(r);
+      if (failed !== undefined) return `${here} and no block can be claimed: ${failed}`;
+    }
+    return undefined;
+  }
+
+  private statusExternal(own: BlockOwnership, now: number): IpamStatus {
+    return {
+      self: this.self,
+      ready: this.ready(),
+      fenced: false,
+      bootstrap: { mode: 'kubernetes' },
+      spaces: this.ranges.map((r) => {
+        const base = spaceStatus(r.space, undefined, undefined, r.allocator, now, this.claimer!.status(r));
+        const blocks = own.spaceStatus(r.index);
+        // Allocations here in blocks another router holds (the state file's, or a block taken away).
+        const seen = new Set(blocks.conflicts.map((c) => c.block));
+        const conflicts = [...blocks.conflicts];
+        for (const off of r.allocator.conflicts()) {
+          const holder = own.holderOf(r.index, off) ?? 'nobody';
+          const size = 1n << BigInt((r.space.family === 4 ? 32 : 128) - blocks.blockPrefix);
+          const start = off - (off % size);
+          const block = formatRange(r.space, start, start + size);
+          if (seen.has(block)) continue;
+          seen.add(block);
+          conflicts.push({ block, holder });
+        }
+        return { ...base, blocks: { ...blocks, conflicts } };
+      }),
+      allocations: this.allocations.size,
+      ringConflicts: { count: 0 },
+      counters: { ...this.counters },
+      blocks: own.status(),
+    };
   }
 
   // ─── persistence ──────────────────────────────────────────────────────────────────────────

@@ -28,7 +28,7 @@ export const PUBLIC_ENDPOINT_ANNOTATION = `${PREFIX}/public-endpoint`;
 export const LEASE_LABELS = {
   /** Every weft IPAM Lease carries it, value "ipam-block". */
   component: `${PREFIX}/component`,
-  /** The block's configured range, as a label value ("10.32.0.0-12", "fd00-32--64"). */
+  /** The block's configured range, as a label value (`rangeLabel`: "10.32.0.0-12", "fd00-32---64"). */
   range: `${PREFIX}/range`,
 } as const;
 
@@ -39,3 +39,25 @@ export const LEASE_ANNOTATIONS = {
   cidr: `${PREFIX}/cidr`,
   node: `${PREFIX}/node`,
 } as const;
+
+/**
+ * The size of an IPAM block, as a prefix length: a router claims blocks of its ranges one at a
+ * time (a range smaller than a block is one block).
+ */
+export const BLOCK_PREFIX = { 4: 26, 6: 122 } as const;
+
+/**
+ * The Lease name of a block, from its normalized CIDR: `weft-ipam-` then the CIDR with `.`, `:`
+ * and `/` as `-` ("10.32.0.64/26" → "weft-ipam-10-32-0-64-26", "fd00::40/122" →
+ * "weft-ipam-fd00--40-122"). A valid DNS subdomain (lowercase, at most 63 characters); one name
+ * per block (an IPv4 CIDR has 5 parts, an IPv6 one `--` or 9 parts).
+ */
+export function leaseName(blockCidr: string): string {
+  return `weft-ipam-${blockCidr.toLowerCase().replace(/[.:/]/g, '-')}`;
+}
+
+/** A range as a label value ("10.32.0.0/12" → "10.32.0.0-12", "fd00:32::/64" → "fd00-32---64"). */
+export function rangeLabel(rangeCidr: string): string {
+  const v = rangeCidr.toLowerCase().replace(/[:/]/g, '-');
+  return v.startsWith('-') ? `0${v}` : v;
+}

@@ -18,6 +18,8 @@ interface Target {
   address: string;
   port: number;
   configured: boolean;
+  /** From an outside source of truth (Kubernetes Nodes): kept until that source drops it. */
+  discovered: boolean;
   state: TargetState;
   attempts: number;
   nextAt: number;
@@ -71,7 +73,7 @@ export class ConnectionMaker {
       return;
     }
     this.targets.set(t.key, {
-      address: t.host, port: t.port, configured, state: 'waiting', attempts: 0, nextAt: 0, lastError: undefined, peer, attempt: undefined,
+      address: t.host, port: t.port, configured, discovered: false, state: 'waiting', attempts: 0, nextAt: 0, lastError: undefined, peer, attempt: undefined,
     });
   }
 
@@ -87,10 +89,33 @@ export class ConnectionMaker {
         this.add(ep, false, peer);
       }
     }
-    for (const [key, tg] of this.targets) if (!tg.configured && !live.has(key) && tg.attempt === undefined) this.targets.delete(key);
+    for (const [key, tg] of this.targets) if (!tg.configured && !tg.discovered && !live.has(key) && tg.attempt === undefined) this.targets.delete(key);
   }
 
-  /** Stops dialling a forgotten peer's learned endpoints. */
+  /**
+   * The whole set of discovered targets (Kubernetes Nodes), replacing the previous one: new ones
+   * are dialled, those no longer listed stop being redialled (unless configured). Malformed
+   * endpoints are skipped.
+   */
+  setDiscovered(targets: readonly { endpoint: string; peer?: PeerName }[]): void {
+    const live = new Set<string>();
+    for (const d of targets) {
+      const t = parseTarget(d.endpoint);
+      if (t === undefined || d.peer === this.components.self) continue;
+      live.add(t.key);
+      this.add(d.endpoint, false, d.peer);
+      const tg = this.targets.get(t.key)!;
+      tg.discovered = true;
+      if (d.peer !== undefined) tg.peer = d.peer;
+    }
+    for (const [key, tg] of this.targets) {
+      if (!tg.discovered || live.has(key)) continue;
+      tg.discovered = false;
+      if (!tg.configured && tg.attempt === undefined) this.targets.delete(key);
+    }
+  }
+
+  /** Stops dialling a forgotten peer's learned (and discovered) endpoints. */
   forget(peer: PeerName): void {
     for (const [key, tg] of this.targets) if (tg.peer === peer && !tg.configured) this.targets.delete(key);
   }
@@ -139,6 +164,7 @@ export class ConnectionMaker {
     return [...this.targets.entries()].map(([address, tg]) => ({
       address,
       configured: tg.configured,
+      discovered: tg.discovered,
       state: tg.state,
       attempts: tg.attempts,
       retryInMs: tg.state === 'failed' ? Math.max(0, Math.round(tg.nextAt - now)) : undefined,

@@ -179,6 +179,14 @@ export class Mesh implements GossipTransport {
     routes.onChange(() => this.applyRoutes());
   }
 
+  /**
+   * The targets discovered outside the mesh (Kubernetes Nodes), the whole set each time: added
+   * ones are dialled at the next tick, removed ones no longer redialled. --peer targets stay.
+   */
+  setDiscoveredTargets(targets: readonly { endpoint: string; peer?: PeerName }[]): void {
+    this.maker.setDiscovered(targets);
+  }
+
   /** A peer was forgotten (`weft forget`): stop dialling it, drop its connection and keys. */
   forgotten(name: PeerName): void {
     this.maker.forget(name);

@@ -117,5 +117,48 @@ describe('the API types as the CLI reads them', () => {
     expect(text).toContain('IPAM of 0123456789abcdef: ready');
     expect(text).toContain('bootstrap: seeds 0123456789abcdef');
     expect(text).toContain('0123456789abcdef (self): 1048576 addresses in 10.32.0.0/12');
+
+    // Kubernetes mode: the blocks' Leases instead of the ring.
+    const kube: api.IpamStatus = {
+      ...st,
+      bootstrap: { mode: 'kubernetes' },
+      spaces: [{
+        ...st.spaces[0]!, owners: [],
+        blocks: { blockPrefix: 26, mine: ['10.32.0.0/26', '10.32.0.64/26'], others: [{ holder: 'fedcba9876543210', blocks: 3 }], free: '16379', conflicts: [{ block: '10.32.1.0/26', holder: 'fedcba9876543210' }] },
+      }],
+      blocks: { source: 'Leases in namespace kube-system of https://10.0.0.1:443', synced: true, lastError: 'listing the Leases: the API server answered 503', counters: { claimed: 2, claimRaces: 1, reclaimed: 0, reclaimRaces: 0, lost: 1, failures: 4, ignored: 1 } },
+    };
+    const k = formatIpamStatus(kube);
+    expect(k).toContain('ownership: blocks as Leases, Leases in namespace kube-system of https://10.0.0.1:443; synced; last error: listing the Leases: the API server answered 503');
+    expect(k).toContain('blocks: claimed 2 (lost races 1), reclaimed 0 (lost races 0), taken away 1, failed calls 4, Leases ignored 1');
+    expect(k).toContain('blocks /26 held here (2): 10.32.0.0/26, 10.32.0.64/26');
+    expect(k).toContain('held elsewhere: fedcba9876543210 3; free 16379');
+    expect(k).toContain('BLOCK CONFLICTS (another router holds them; nothing is handed out there): 10.32.1.0/26 held by fedcba9876543210');
+    expect(k).not.toContain('bootstrap:');
+  });
+});
+
+describe('weft status, Kubernetes section', () => {
+  const k: api.KubernetesStatus = {
+    node: 'n1', namespace: 'kube-system', server: 'https://10.96.0.1:443', synced: true, nodesSeen: 3,
+    peersFromNodes: [{ node: 'n2', peer: 'fedcba9876543210', endpoint: '198.18.0.2:6784', version: '0.1.0' }],
+    ownNode: 'deleted', ownNodeProblem: "this router's Node n1 was deleted", publishes: 1, publishFailures: 0, invalidNodes: 1,
+    invalid: [{ node: 'n4', problem: 'weft.dev/peer "x" is not a peer name' }], nodesDeleted: 2,
+    watch: { watching: false, resourceVersion: '42', lists: 2, relists: 1, watchRestarts: 5, expired: 1, errors: 3, lastError: 'listing Nodes: ECONNREFUSED', badEvents: 0 },
+  };
+  it.each([
+    ['the Node, the server and the counts', 'Kubernetes: Node n1 (namespace kube-system) via https://10.96.0.1:443; synced, 3 Nodes seen, 1 peers from Nodes, 2 deleted Nodes forgotten'],
+    ['each peer from a Node', 'n2: fedcba9876543210 at 198.18.0.2:6784 (0.1.0)'],
+    ["the own Node's problem", "own Node: deleted (this router's Node n1 was deleted)"],
+    ['the watch counters and last error', 'watch: closed at resourceVersion 42; lists 2, relists 1, restarts 5, 410 Gone 1, errors 3, bad events 0; last error: listing Nodes: ECONNREFUSED'],
+    ['refused Nodes', 'Nodes refused: 1 (now: n4: weft.dev/peer "x" is not a peer name)'],
+  ])('weft status shows %s', (_what, line) => {
+    expect(formatStatus({ ...report, kubernetes: k })).toContain(line);
+  });
+
+  it('weft status marks a target from a Node, and has no Kubernetes section when standalone', () => {
+    const mesh = { ...report.mesh, targets: [{ ...report.mesh.targets[0]!, configured: false, discovered: true }] };
+    expect(formatStatus({ ...report, mesh })).toContain('target 198.18.0.9:6784 (from its Node): waiting');
+    expect(formatStatus(report)).not.toContain('Kubernetes');
   });
 });

@@ -89,4 +89,24 @@ describe('connection maker', () => {
     m.closed(dials[0]!.attempt, 'duplicate', true);
     expect(m.status()[0]).toMatchObject({ state: 'established', attempts: 0 });
   });
+
+  it('dials discovered targets, keeps them whatever topology says, and stops redialling those dropped', () => {
+    const { clock, m, dials } = maker();
+    m.add('198.18.0.2:6784', true);
+    m.setDiscovered([{ endpoint: '198.18.0.2:6784', peer: A }, { endpoint: '198.18.0.3:6784', peer: B }, { endpoint: '198.18.0.1:6784', peer: SELF }, { endpoint: 'bad' }]);
+    m.learn(new Map());
+    m.tick();
+    expect(dials.map((d) => d.host).sort()).toEqual(['198.18.0.2', '198.18.0.3']);
+    expect(m.status().map((s) => [s.address, s.configured, s.discovered])).toEqual([
+      ['198.18.0.2:6784', true, true],
+      ['198.18.0.3:6784', false, true],
+    ]);
+    for (const d of dials) m.closed(d.attempt, 'ECONNREFUSED', false);
+    m.setDiscovered([]);
+    // The --peer target stays; the discovered-only one is gone and never dialled again.
+    expect(m.status().map((s) => [s.address, s.discovered])).toEqual([['198.18.0.2:6784', false]]);
+    clock.advance(60_000);
+    m.tick();
+    expect(dials.slice(2).map((d) => d.host)).toEqual(['198.18.0.2']);
+  });
 });

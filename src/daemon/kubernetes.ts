@@ -1,0 +1,159 @@
+/**
+ * Kubernetes mode in the router: Node discovery (src/k8s) feeds the mesh its connection targets
+ * (added ones dialled, removed ones no longer redialled; --peer targets stay), and a Node deleted
+ * that carried a peer is forgotten here as `weft forget` forgets (without its refusal of a
+ * reachable peer), then handed to the listeners of `onNodeDeleted` (IPAM blocks reclaim through
+ * the API). Starting never waits for the API server: an unreachable one is retried in the
+ * background while the router runs on what it knows.
+ */
+import type { KubernetesStatus } from '../api/types.js';
+import type { Clock } from '../core/clock.js';
+import { describeError } from '../core/errors.js';
+import type { Logger } from '../core/logger.js';
+import type { Startable } from '../core/startable.js';
+import { openKube, type KubeApis } from '../k8s/client.js';
+import { NodeDiscovery, type DiscoveredPeer } from '../k8s/node-discovery.js';
+import type { KubernetesConfig } from './config.js';
+
+export interface KubernetesComponents {
+  clock: Clock;
+  logger: Logger;
+  /** The mesh's discovered targets, the whole set each time (Mesh.setDiscoveredTargets). */
+  setTargets: (targets: { endpoint: string; peer: string }[]) => void;
+  /** Forgets a peer whose Node was deleted (the daemon's forget path); returns what it did, for logs. */
+  forget: (peer: string, nodeName: string) => string;
+  /** The API's clients (tests give theirs); default: opened from `config.kubeconfig`. */
+  kube?: KubeApis;
+}
+
+export interface KubernetesInit {
+  config: KubernetesConfig;
+  peerName: string;
+  publicKey: Uint8Array;
+  /** The first --advertise endpoint ("addr:port"), else undefined (the Node's InternalIP). */
+  advertise: string | undefined;
+  port: number;
+  version: string;
+  backoffMinMs?: number;
+  backoffMaxMs?: number;
+}
+
+export type NodeDeletedListener = (peer: string, nodeName: string) => void | Promise<void>;
+
+export class KubernetesMode implements Startable {
+  private readonly c: KubernetesComponents;
+  private readonly init: KubernetesInit;
+  private readonly log: Logger;
+  private kube: KubeApis | undefined;
+  private discovery: NodeDiscovery | undefined;
+  private readonly deletedListeners = new Set<NodeDeletedListener>();
+  private nodesDeleted = 0;
+
+  constructor(components: KubernetesComponents, init: KubernetesInit) {
+    this.c = components;
+    this.init = init;
+    this.log = components.logger;
+  }
+
+  /** The API's clients once started (for other Kubernetes-mode parts, e.g. IPAM blocks). */
+  get apis(): KubeApis | undefined {
+    return this.kube;
+  }
+
+  /**
+   * Called after this router has forgotten a peer whose Node was deleted (once per deletion seen).
+   * A listener's failure is logged; the others still run. Returns an unsubscribe.
+   */
+  onNodeDeleted(listener: NodeDeletedListener): () => void {
+    this.deletedListeners.add(listener);
+    return () => this.deletedListeners.delete(listener);
+  }
+
+  /** Throws ERR_KUBE_CONFIG only when the credentials cannot be loaded; an unreachable server is retried. */
+  start(): void {
+    this.kube = this.c.kube ?? openKube(this.init.config.kubeconfig);
+    const discovery = new NodeDiscovery(
+      { kube: this.kube, clock: this.c.clock, logger: this.log },
+      {
+        nodeName: this.init.config.nodeName,
+        peerName: this.init.peerName,
+        publicKey: this.init.publicKey,
+        advertise: this.init.advertise,
+        port: this.init.port,
+        version: this.init.version,
+        ...(this.init.backoffMinMs === undefined ? {} : { backoffMinMs: this.init.backoffMinMs }),
+        ...(this.init.backoffMaxMs === undefined ? {} : { backoffMaxMs: this.init.backoffMaxMs }),
+      },
+    );
+    discovery.onPeers((peers) => this.onPeers(peers));
+    discovery.onNodeDeleted((peer, node) => this.onDeleted(peer, node));
+    this.discovery = discovery;
+    discovery.start();
+    this.log.info('Kubernetes mode: discovering peers from Node objects', { server: this.kube.server, node: this.init.config.nodeName });
+  }
+
+  async stop(): Promise<void> {
+    await this.discovery?.stop();
+    this.discovery = undefined;
+  }
+
+  status(): KubernetesStatus | undefined {
+    const d = this.discovery;
+    if (d === undefined) return undefined;
+    const s = d.status();
+    return {
+      node: this.init.config.nodeName,
+      namespace: this.init.config.namespace,
+      server: this.kube?.server ?? '',
+      synced: s.synced,
+      nodesSeen: s.nodesSeen,
+      peersFromNodes: s.peers.map((p) => ({ node: p.nodeName, peer: p.peer, endpoint: p.endpoint, version: p.version })),
+      ownNode: s.ownNode,
+      ownNodeProblem: s.ownNodeProblem,
+      publishes: s.publishes,
+      publishFailures: s.publishFailures,
+      invalidNodes: s.invalidNodes,
+      invalid: s.invalid,
+      nodesDeleted: this.nodesDeleted,
+      watch: {
+        watching: s.watch.watching,
+        resourceVersion: s.watch.resourceVersion,
+        lists: s.watch.lists,
+        relists: s.watch.relists,
+        watchRestarts: s.watch.watchRestarts,
+        expired: s.watch.expired,
+        errors: s.watch.errors,
+        lastError: s.watch.lastError ?? null,
+        badEvents: s.watch.badEvents,
+      },
+    };
+  }
+
+  /** The peers on Nodes now (the mesh's discovered targets). */
+  peers(): DiscoveredPeer[] {
+    return this.discovery?.peers() ?? [];
+  }
+
+  private onPeers(peers: DiscoveredPeer[]): void {
+    this.c.setTargets(peers.map((p) => ({ endpoint: p.endpoint, peer: p.peer })));
+  }
+
+  private onDeleted(peer: string, node: string): void {
+    this.nodesDeleted++;
+    let what: string;
+    try {
+      what = this.c.forget(peer, node);
+    } catch (err) {
+      what = `not forgotten: ${describeError(err)}`;
+    }
+    this.log.info('forgot the peer of a deleted Node', { node, peer, result: what });
+    for (const fn of this.deletedListeners) {
+      try {
+        const r = fn(peer, node);
+        if (r instanceof Promise) r.catch((err: unknown) => this.log.error('a Node-deleted listener failed', { node, peer, err: describeError(err) }));
+      } catch (err) {
+        this.log.error('a Node-deleted listener failed', { node, peer, err: describeError(err) });
+      }
+    }
+  }
+}

@@ -1,0 +1,149 @@
+import { afterEach, beforeEach, describe, expect, it } from 'vitest';
+import type { V1Node } from '@kubernetes/client-node';
+import { systemClock } from '../../src/core/clock.js';
+import { ListWatch, type CacheEvent } from '../../src/k8s/list-watch.js';
+import { recordingLogger } from '../fakes/recording-logger.js';
+import { kubeFixture, until, type KubeFixture } from './helpers.js';
+
+let f: KubeFixture;
+let lw: ListWatch<V1Node>;
+let events: string[];
+let logLines: Record<string, unknown>[];
+
+function describeEvent(e: CacheEvent<V1Node>): string {
+  return `${e.type} ${e.object.metadata?.name}`;
+}
+
+beforeEach(async () => {
+  f = await kubeFixture({ bookmarkMs: 30 });
+  events = [];
+  const { logger, lines } = recordingLogger();
+  logLines = lines;
+  lw = new ListWatch<V1Node>(
+    { config: f.kube.config, list: () => f.kube.core.listNode(), clock: systemClock, logger, onEvent: (e) => events.push(describeEvent(e)) },
+    { path: '/api/v1/nodes', what: 'Nodes', backoffMinMs: 20, backoffMaxMs: 100 },
+  );
+});
+
+afterEach(async () => {
+  await lw.stop();
+  await f.close();
+});
+
+describe('ListWatch against the fake API server', () => {
+  it('lists, then watches: the cache follows adds, changes and deletions', async () => {
+    f.api.createNode({ name: 'n1' });
+    lw.start();
+    await until(() => lw.status().synced);
+    expect(events).toEqual(['added n1']);
+    f.api.createNode({ name: 'n2' });
+    f.api.patchNode('n1', { metadata: { annotations: { a: 'b' } } });
+    f.api.deleteNode('n2');
+    await until(() => events.length >= 4);
+    expect(events).toEqual(['added n1', 'added n2', 'modified n1', 'deleted n2']);
+    expect(lw.objects().map((n) => n.metadata?.name)).toEqual(['n1']);
+    expect(lw.get('n1')?.metadata?.annotations).toEqual({ a: 'b' });
+    expect(lw.status()).toMatchObject({ lists: 1, relists: 0, expired: 0, errors: 0, objects: 1 });
+  });
+
+  it('a 410 Gone is answered by a relist that emits exactly the differences', async () => {
+    f.api.createNode({ name: 'n1' });
+    f.api.createNode({ name: 'n2' });
+    lw.start();
+    await until(() => lw.status().synced && lw.status().watching);
+    await f.api.stop();
+    // While the watch is away: one Node goes, one changes, one comes; the history is forgotten.
+    f.api.deleteNode('n1');
+    f.api.patchNode('n2', { metadata: { labels: { x: 'y' } } });
+    f.api.createNode({ name: 'n3' });
+    f.api.compact();
+    events.length = 0;
+    await f.api.restart();
+    await until(() => lw.status().relists === 1 && events.length >= 3);
+    expect(events.sort()).toEqual(['added n3', 'deleted n1', 'modified n2']);
+    expect(lw.status()).toMatchObject({ expired: 1, relists: 1, lists: 2, objects: 2 });
+    expect(lw.status().resourceVersion).toBe(f.api.resourceVersion);
+  });
+
+  it('bookmarks advance the resourceVersion, so a watch resumed after a compaction needs no relist', async () => {
+    f.api.createNode({ name: 'n1' });
+    lw.start();
+    await until(() => lw.status().watching);
+    // Writes of other kinds advance the store's version; only a bookmark tells the Node watch.
+    await f.kube.coordination.createNamespacedLease({ namespace: 'kube-system', body: { metadata: { name: 'l1' } } });
+    const rv = f.api.resourceVersion;
+    await until(() => lw.status().resourceVersion === rv);
+    f.api.compact();
+    f.api.dropWatches();
+    f.api.createNode({ name: 'n2' });
+    await until(() => events.includes('added n2'));
+    expect(lw.status()).toMatchObject({ expired: 0, relists: 0, lists: 1 });
+  });
+
+  it('a dropped watch resumes from its version without a relist and misses nothing', async () => {
+    lw.start();
+    await until(() => lw.status().watching);
+    f.api.dropWatches();
+    f.api.createNode({ name: 'n1' });
+    await until(() => events.includes('added n1'));
+    f.api.dropWatches(true);
+    f.api.createNode({ name: 'n2' });
+    await until(() => events.includes('added n2'));
+    expect(events).toEqual(['added n1', 'added n2']);
+    expect(lw.status().lists).toBe(1);
+    expect(lw.status().watchRestarts).toBeGreaterThanOrEqual(2);
+  });
+
+  it('while the API server is away: the cache is kept, errors counted and logged once, and it resumes', async () => {
+    f.api.createNode({ name: 'n1' });
+    lw.start();
+    await until(() => lw.status().watching);
+    await f.api.stop();
+    await until(() => lw.status().errors >= 3);
+    expect(lw.objects().map((n) => n.metadata?.name)).toEqual(['n1']);
+    expect(lw.status().lastError).toMatch(/ECONNREFUSED/);
+    expect(logLines.filter((l) => String(l['msg']).includes('ECONNREFUSED'))).toHaveLength(1);
+    f.api.createNode({ name: 'n2' });
+    await f.api.restart();
+    await until(() => events.includes('added n2'));
+    expect(lw.status().relists).toBe(0);
+    expect(events).toEqual(['added n1', 'added n2']);
+  });
+
+  it('starts with the API server unreachable and syncs once it comes', async () => {
+    await f.api.stop();
+    f.api.createNode({ name: 'n1' });
+    lw.start();
+    await until(() => lw.status().errors >= 2);
+    expect(lw.status().synced).toBe(false);
+    await f.api.restart();
+    await until(() => lw.status().synced);
+    expect(events).toEqual(['added n1']);
+  });
+
+  it('a throwing handler is logged and the loop goes on', async () => {
+    const { logger, lines } = recordingLogger();
+    const seen: string[] = [];
+    const bad = new ListWatch<V1Node>(
+      {
+        config: f.kube.config,
+        list: () => f.kube.core.listNode(),
+        clock: systemClock,
+        logger,
+        onEvent: (e) => {
+          seen.push(describeEvent(e));
+          if (e.object.metadata?.name === 'n1') throw new Error('boom');
+        },
+      },
+      { path: '/api/v1/nodes', what: 'Nodes', backoffMinMs: 20 },
+    );
+    f.api.createNode({ name: 'n1' });
+    bad.start();
+    await until(() => bad.status().watching);
+    f.api.createNode({ name: 'n2' });
+    await until(() => seen.length >= 2);
+    await bad.stop();
+    expect(seen).toEqual(['added n1', 'added n2']);
+    expect(lines.some((l) => l['level'] === 'error' && l['err'] === 'boom')).toBe(true);
+  });
+});
