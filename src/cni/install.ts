@@ -15,7 +15,7 @@ import { writeFileAtomicSync } from '../core/atomic-file.js';
 import { isAbsolute, join } from 'node:path';
 import { ConfigError } from '../core/errors.js';
 import { packageRoot } from '../core/paths.js';
-import { DEFAULT_JOURNAL_DIR, DEFAULT_SOCKET, SPEC_NAME } from './netconf.js';
+import { DEFAULT_JOURNAL_DIR, DEFAULT_SOCKET, parseNetConf, SPEC_NAME } from './netconf.js';
 import type { CniDns } from './result.js';
 import { SUPPORTED_VERSIONS } from './versions.js';
 
@@ -60,6 +60,13 @@ export interface InstallOptions {
   pluginMain?: string;
   /** The native plugin binary; default <package root>/build/weft-cni; false: Node only. */
   shim?: string | false;
+  /**
+   * A conflist to install as it is (deploy's ConfigMap) instead of one made from the options
+   * above (name, socket, journalDir, mtu, dns, portmap, bandwidth and cniVersion are then not
+   * used): its first plugin must be weft and pass the plugin's own config check; its
+   * `cniVersions` are narrowed as a made one's are, to what its chained plugins report.
+   */
+  conflist?: unknown;
 }
 
 export interface Installed {
@@ -97,8 +104,39 @@ export function conflist(o: InstallOptions): Record<string, unknown> {
   return { cniVersion, ...(cniVersions.length > 0 ? { cniVersions } : {}), name: o.name ?? 'weft', plugins };
 }
 
+/**
+ * The problems of a conflist given whole (`InstallOptions.conflist`), each naming its field: not
+ * an object, no `plugins`, a first plugin that is not weft or that the plugin itself would refuse
+ * (its keys, its paths), a CNI version weft does not speak, a chained plugin without a type.
+ */
+export function conflistProblems(list: unknown): string[] {
+  const p: string[] = [];
+  if (typeof list !== 'object' || list === null || Array.isArray(list)) return ['the conflist must be a JSON object'];
+  const l = list as Record<string, unknown>;
+  if (typeof l.name !== 'string' || !SPEC_NAME.test(l.name)) p.push(`the conflist's name ${JSON.stringify(l.name)} must start with a letter or digit and hold only letters, digits, '_', '.' and '-'`);
+  const versions = [l.cniVersion, ...(Array.isArray(l.cniVersions) ? l.cniVersions : l.cniVersions === undefined ? [] : [l.cniVersions])];
+  for (const v of versions) if (typeof v !== 'string' || !(SUPPORTED_VERSIONS as readonly string[]).includes(v)) p.push(`the conflist's CNI version ${JSON.stringify(v)} is not one weft supports (${SUPPORTED_VERSIONS.join(', ')})`);
+  if (!Array.isArray(l.plugins) || l.plugins.length === 0) return [...p, "the conflist's plugins must be a non-empty array"];
+  const [first, ...chained] = l.plugins as unknown[];
+  if (typeof first !== 'object' || first === null || (first as Record<string, unknown>).type !== PLUGIN_NAME) {
+    p.push(`the conflist's first plugin must be weft (type "${PLUGIN_NAME}")`);
+  } else {
+    // As a runtime hands it to the plugin: the list's version and name added to the entry.
+    try {
+      parseNetConf({ ...(first as Record<string, unknown>), cniVersion: l.cniVersion, name: l.name });
+    } catch (err) {
+      p.push(`the conflist's weft plugin: ${err instanceof Error ? err.message : String(err)}`);
+    }
+  }
+  chained.forEach((c, i) => {
+    if (typeof c !== 'object' || c === null || typeof (c as Record<string, unknown>).type !== 'string') p.push(`the conflist's plugins[${i + 1}] must be an object with a type`);
+  });
+  return p;
+}
+
 function problemsOf(o: InstallOptions, main: string, node: string): string[] {
   const p: string[] = [];
+  if (o.conflist !== undefined) p.push(...conflistProblems(o.conflist));
   for (const [k, v] of [['binDir', o.binDir], ['confDir', o.confDir], ['socket', o.socket], ['journalDir', o.journalDir], ['nodePath', node], ['pluginMain', main]] as const) {
     if (v !== undefined && !isAbsolute(v)) p.push(`${k} must be an absolute path, not "${v}"`);
   }
@@ -148,15 +186,17 @@ export function installCni(o: InstallOptions = {}): Installed {
   const plugin = join(binDir, PLUGIN_NAME);
   writeFileAtomicSync(plugin, native ? readFileSync(shim) : script, 0o755);
   const path = join(confDir, CONFLIST_NAME);
-  const chained = [...((o.portmap ?? true) ? ['portmap'] : []), ...((o.bandwidth ?? false) ? ['bandwidth'] : [])];
-  let cniVersions = o.cniVersions;
-  if (cniVersions === undefined) {
+  const given = o.conflist as { plugins: { type: string }[]; cniVersions?: string[] } | undefined;
+  const chained = given !== undefined ? given.plugins.slice(1).map((c) => c.type) : [...((o.portmap ?? true) ? ['portmap'] : []), ...((o.bandwidth ?? false) ? ['bandwidth'] : [])];
+  let cniVersions = given !== undefined ? given.cniVersions : o.cniVersions;
+  if (cniVersions === undefined || given !== undefined) {
     for (const name of chained) {
       const theirs = pluginVersions(join(binDir, name));
       if (theirs !== undefined) cniVersions = (cniVersions ?? [...SUPPORTED_VERSIONS]).filter((v: string) => theirs.includes(v));
     }
   }
-  writeFileAtomicSync(path, `${JSON.stringify(conflist({ ...o, ...(cniVersions === undefined ? {} : { cniVersions }) }), null, 2)}\n`, 0o644);
+  const chosen = given !== undefined ? { ...given, ...(cniVersions === undefined ? {} : { cniVersions }) } : conflist({ ...o, ...(cniVersions === undefined ? {} : { cniVersions }) });
+  writeFileAtomicSync(path, `${JSON.stringify(chosen, null, 2)}\n`, 0o644);
   const shadowedBy = readdirSync(confDir)
     .filter((n) => /\.(conf|conflist|json)$/.test(n) && n !== CONFLIST_NAME && !n.startsWith('.'))
     .filter((n) => n < CONFLIST_NAME)
