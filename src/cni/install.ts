@@ -113,7 +113,8 @@ export function conflistProblems(list: unknown): string[] {
   const p: string[] = [];
   if (typeof list !== 'object' || list === null || Array.isArray(list)) return ['the conflist must be a JSON object'];
   const l = list as Record<string, unknown>;
-  if (typeof l.name !== 'string' || !SPEC_NAME.test(l.name)) p.push(`the conflist's name ${JSON.stringify(l.name)} must start with a letter or digit and hold only letters, digits, '_', '.' and '-'`);
+  const nameOk = typeof l.name === 'string' && SPEC_NAME.test(l.name);
+  if (!nameOk) p.push(`the conflist's name ${JSON.stringify(l.name)} must start with a letter or digit and hold only letters, digits, '_', '.' and '-'`);
   const versions = [l.cniVersion, ...(Array.isArray(l.cniVersions) ? l.cniVersions : l.cniVersions === undefined ? [] : [l.cniVersions])];
   for (const v of versions) if (typeof v !== 'string' || !(SUPPORTED_VERSIONS as readonly string[]).includes(v)) p.push(`the conflist's CNI version ${JSON.stringify(v)} is not one weft supports (${SUPPORTED_VERSIONS.join(', ')})`);
   if (!Array.isArray(l.plugins) || l.plugins.length === 0) return [...p, "the conflist's plugins must be a non-empty array"];
@@ -121,9 +122,11 @@ export function conflistProblems(list: unknown): string[] {
   if (typeof first !== 'object' || first === null || (first as Record<string, unknown>).type !== PLUGIN_NAME) {
     p.push(`the conflist's first plugin must be weft (type "${PLUGIN_NAME}")`);
   } else {
-    // As a runtime hands it to the plugin: the list's version and name added to the entry.
+    // As a runtime hands it to the plugin: the list's version and name added to the entry (a
+    // valid stand-in for either when it was refused above, so it is not reported twice).
+    const versionOk = typeof l.cniVersion === 'string' && (SUPPORTED_VERSIONS as readonly string[]).includes(l.cniVersion);
     try {
-      parseNetConf({ ...(first as Record<string, unknown>), cniVersion: l.cniVersion, name: l.name });
+      parseNetConf({ ...(first as Record<string, unknown>), cniVersion: versionOk ? l.cniVersion : SUPPORTED_VERSIONS[0], name: nameOk ? l.name : PLUGIN_NAME });
     } catch (err) {
       p.push(`the conflist's weft plugin: ${err instanceof Error ? err.message : String(err)}`);
     }

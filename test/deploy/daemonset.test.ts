@@ -1,0 +1,223 @@
+/**
+ * The DaemonSet as the kubelet runs it on a node: the router's args (with the env the pod gets:
+ * the downward API and the ConfigMap) go through the CLI's own parser and validateConfig, and
+ * the paths they name are the volumes the pod mounts; the init container's command installs the
+ * ConfigMap's conflist with the built CLI (in temp directories standing for the node's).
+ */
+import { execFileSync } from 'node:child_process';
+import { existsSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { dirname, join } from 'node:path';
+import { Command } from 'commander';
+import { afterEach, describe, expect, it } from 'vitest';
+import { addLaunchOptions, rawConfigFrom } from '../../src/cli/launch-options.js';
+import { SERVICE_ACCOUNT_DIR, validateConfig, type DaemonConfig } from '../../src/daemon/config.js';
+import type { RawConfig } from '../../src/daemon/options.js';
+import { CONFLIST_KEY, deployConflist, deployContainerArgs, deployContainerEnv, deployObject, deployPodSpec, deploySettings, expand, loadDeployManifests } from '../../lab/deploy-manifests.js';
+
+const manifests = loadDeployManifests();
+const spec = deployPodSpec(manifests) as Record<string, any>;
+const router = spec.containers.find((c: { name: string }) => c.name === 'weft') as Record<string, any>;
+const init = spec.initContainers.find((c: { name: string }) => c.name === 'install-cni') as Record<string, any>;
+const facts = { nodeName: 'node-1.example', hostIP: '198.18.0.1' };
+
+/** `weft launch ARGS` through the CLI's parser, as src/cli/main.ts wires it. */
+function parseLaunch(args: string[]): RawConfig {
+  let raw: RawConfig | undefined;
+  const program = new Command('weft').exitOverride();
+  addLaunchOptions(program.command('launch'))
+    .allowUnknownOption()
+    .allowExcessArguments()
+    .action((opts: Record<string, unknown>, cmd: Command) => {
+      raw = rawConfigFrom(opts, cmd.args);
+    });
+  program.parse(args, { from: 'user' });
+  if (raw === undefined) throw new Error(`not a launch command: ${args.join(' ')}`);
+  return raw;
+}
+
+/** What a pod of the DaemonSet sees: its env, a service account, a host name that is not the node's. */
+function podSurroundings(env: Record<string, string>) {
+  const files: Record<string, string> = { [`${SERVICE_ACCOUNT_DIR}/token`]: 'a-token', [`${SERVICE_ACCOUNT_DIR}/namespace`]: 'kube-system\n' };
+  return { env: { ...env, KUBERNETES_SERVICE_HOST: '10.96.0.1', KUBERNETES_SERVICE_PORT: '443' }, readFile: (p: string) => files[p], hostname: () => 'weft-x7k2p' };
+}
+
+function routerConfig(): DaemonConfig {
+  const env = deployContainerEnv('weft', facts, manifests);
+  return validateConfig(parseLaunch(deployContainerArgs('weft', facts, manifests)), podSurroundings(env));
+}
+
+/** The volume mounted at exactly `path` in `container`, with its volume. */
+function mountAt(container: Record<string, any>, path: string): { mount: Record<string, any>; volume: Record<string, any> } | undefined {
+  const mount = (container.volumeMounts as Record<string, any>[]).find((m) => m.mountPath === path);
+  if (mount === undefined) return undefined;
+  return { mount, volume: (spec.volumes as Record<string, any>[]).find((v) => v.name === mount.name)! };
+}
+
+describe('the router container', () => {
+  it('its args are valid weft launch options, in Kubernetes mode on the pod\'s node', () => {
+    const c = routerConfig();
+    const settings = deploySettings(manifests);
+    expect(c.kubernetes).toEqual({ kubeconfig: undefined, nodeName: 'node-1.example', namespace: 'kube-system', detected: false });
+    expect(c.name).toBe('node-1.example');
+    expect(c.listen).toEqual({ address: '198.18.0.1', port: 6784, family: 4 });
+    expect(c.advertise).toEqual([{ address: '198.18.0.1', port: 6784, family: 4 }]);
+    expect(c.peers).toEqual([]);
+    expect(c.plaintext).toBe(false);
+    expect(c.ipam?.ranges).toEqual([settings['ipam-range']]);
+    expect(c.ipam?.ownership).toBe('kubernetes');
+    expect(c.logLevel).toBe(settings['log-level']);
+    expect(c.fastpath).toBe(settings.fastpath);
+    expect(c.metrics).toEqual({ address: '198.18.0.1', port: 6782, family: 4 });
+  });
+
+  it('every ConfigMap setting reaches the router through an env var its args use', () => {
+    const env = deployContainerEnv('weft', facts, manifests);
+    const refs = (router.env as Record<string, any>[]).filter((e) => e.valueFrom?.configMapKeyRef !== undefined);
+    expect(refs.map((e) => e.valueFrom.configMapKeyRef.key).sort()).toEqual(Object.keys(deploySettings(manifests)).sort());
+    for (const e of refs) {
+      expect(e.valueFrom.configMapKeyRef.name).toBe('weft-config');
+      expect((router.args as string[]).some((a) => a.includes(`$(${e.name as string})`)), e.name).toBe(true);
+      expect(env[e.name]).toBe(deploySettings(manifests)[e.valueFrom.configMapKeyRef.key]);
+    }
+    // Every $(VAR) the args name is defined (an undefined one would reach weft as written).
+    for (const a of router.args as string[]) expect(expand(a, env)).not.toMatch(/\$\(/);
+  });
+
+  it('a changed setting changes the router: a range and a log level of the ConfigMap', () => {
+    const edited = structuredClone(manifests);
+    const data = (edited.find((m) => m.object.kind === 'ConfigMap')!.object as { data: Record<string, string> }).data;
+    data['ipam-range'] = '10.244.0.0/16';
+    data['log-level'] = 'debug';
+    const c = validateConfig(parseLaunch(deployContainerArgs('weft', facts, edited)), podSurroundings(deployContainerEnv('weft', facts, edited)));
+    expect(c.ipam?.ranges).toEqual(['10.244.0.0/16']);
+    expect(c.logLevel).toBe('debug');
+    data['ipam-range'] = '10.244.0.0/33';
+    expect(() => validateConfig(parseLaunch(deployContainerArgs('weft', facts, edited)), podSurroundings(deployContainerEnv('weft', facts, edited)))).toThrow(/--ipam-range/);
+  });
+
+  it('NODE_NAME comes from spec.nodeName and HOST_IP from status.hostIP (downward API)', () => {
+    const byName = Object.fromEntries((router.env as Record<string, any>[]).map((e) => [e.name, e]));
+    expect(byName.NODE_NAME.valueFrom).toEqual({ fieldRef: { fieldPath: 'spec.nodeName' } });
+    expect(byName.HOST_IP.valueFrom).toEqual({ fieldRef: { fieldPath: 'status.hostIP' } });
+  });
+
+  it('the secret file is a key of the Secret, mounted read-only for root alone', () => {
+    const c = routerConfig();
+    const m = mountAt(router, dirname(c.secretFile!))!;
+    expect(m.mount.readOnly).toBe(true);
+    expect(m.volume.secret.defaultMode).toBe(0o400);
+    const secret = deployObject('Secret', m.volume.secret.secretName as string, manifests) as { stringData: Record<string, string> };
+    expect(Object.keys(secret.stringData)).toEqual([c.secretFile!.slice(dirname(c.secretFile!).length + 1)]);
+  });
+
+  it("the Secret's placeholder is refused by the router's secret check (under 16 bytes)", async () => {
+    const { clusterKeyFromSecret } = await import('../../src/router/crypto/cluster-secret.js');
+    const secret = deployObject('Secret', 'weft-secret', manifests) as { stringData: Record<string, string> };
+    const placeholder = Object.values(secret.stringData)[0]!;
+    expect(() => clusterKeyFromSecret(Buffer.from(placeholder), 'the Secret')).toThrow(/needs at least 16/);
+    expect(readFileSync(join('deploy', '02-secret.yaml'), 'utf8')).toContain(`s|${placeholder}|$(head -c 32 /dev/urandom | base64)|`);
+  });
+
+  it('the state dir and the API socket dir are host paths mounted at the same path', () => {
+    const c = routerConfig();
+    for (const dir of [c.stateDir, dirname(c.apiSocket)]) {
+      const m = mountAt(router, dir);
+      expect(m, dir).toBeDefined();
+      expect(m!.volume.hostPath).toEqual({ path: dir, type: 'DirectoryOrCreate' });
+    }
+  });
+
+  it('/dev/net/tun is the host character device', () => {
+    expect(mountAt(router, '/dev/net/tun')!.volume.hostPath).toEqual({ path: '/dev/net/tun', type: 'CharDevice' });
+  });
+
+  it('probes: /healthz for liveness and /readyz for readiness, on the --metrics-addr port', () => {
+    const c = routerConfig();
+    const port = (router.ports as Record<string, any>[]).find((p) => p.name === router.livenessProbe.httpGet.port);
+    expect(port).toEqual({ name: 'metrics', containerPort: c.metrics!.port, protocol: 'TCP' });
+    expect(router.livenessProbe.httpGet.path).toBe('/healthz');
+    expect(router.readinessProbe.httpGet).toEqual({ path: '/readyz', port: 'metrics' });
+    // hostNetwork: the kubelet probes the node's address, which is where the endpoint listens.
+    expect(router.livenessProbe.httpGet.host).toBeUndefined();
+    expect(c.metrics!.address).toBe(facts.hostIP);
+  });
+
+  it('the declared ports are the mesh (TCP) and sleeve (UDP) port of --listen', () => {
+    const c = routerConfig();
+    const ports = (router.ports as Record<string, any>[]).filter((p) => p.name !== 'metrics');
+    expect(ports).toEqual([
+      { name: 'mesh', containerPort: c.listen.port, protocol: 'TCP' },
+      { name: 'sleeve', containerPort: c.listen.port, protocol: 'UDP' },
+    ]);
+  });
+
+  it('privileged (stated reasons in the manifest), resource requests and no limits', () => {
+    expect(router.securityContext).toEqual({ privileged: true });
+    expect(Object.keys(router.resources)).toEqual(['requests']);
+    expect(Object.keys(router.resources.requests).sort()).toEqual(['cpu', 'memory']);
+  });
+});
+
+describe('the pod', () => {
+  const ds = deployObject('DaemonSet', 'weft', manifests) as Record<string, any>;
+
+  it('runs on every node: host network and PID namespace, tolerates every taint, node-critical', () => {
+    expect(spec.hostNetwork).toBe(true);
+    expect(spec.hostPID).toBe(true);
+    expect(spec.tolerations).toEqual([{ operator: 'Exists' }]);
+    expect(spec.priorityClassName).toBe('system-node-critical');
+    expect(spec.terminationGracePeriodSeconds).toBeGreaterThan(0);
+    expect(ds.spec.updateStrategy).toEqual({ type: 'RollingUpdate', rollingUpdate: { maxUnavailable: 1 } });
+    expect(ds.spec.selector.matchLabels).toEqual(ds.spec.template.metadata.labels);
+  });
+
+  it('runs as the ServiceAccount the RBAC binds', () => {
+    const sa = deployObject('ServiceAccount', spec.serviceAccountName as string, manifests) as Record<string, any>;
+    expect(sa.metadata.namespace).toBe(ds.metadata.namespace);
+  });
+
+  it("both containers run the same image, tagged with the package's version", () => {
+    const version = (JSON.parse(readFileSync('package.json', 'utf8')) as { version: string }).version;
+    expect(router.image).toBe(`weft:${version}`);
+    expect(init.image).toBe(router.image);
+  });
+});
+
+describe('the init container', () => {
+  let dir: string | undefined;
+  afterEach(() => {
+    if (dir !== undefined) rmSync(dir, { recursive: true, force: true });
+    dir = undefined;
+  });
+
+  it('installs into the host paths /opt/cni/bin and /etc/cni/net.d, from the ConfigMap', () => {
+    const args = init.args as string[];
+    const flag = (f: string): string => args[args.indexOf(f) + 1]!;
+    expect(args[0]).toBe('cni-install');
+    expect(mountAt(init, flag('--bin-dir'))!.volume.hostPath).toEqual({ path: '/opt/cni/bin', type: 'DirectoryOrCreate' });
+    expect(mountAt(init, flag('--conf-dir'))!.volume.hostPath).toEqual({ path: '/etc/cni/net.d', type: 'DirectoryOrCreate' });
+    const conf = mountAt(init, dirname(flag('--conflist')))!;
+    expect(conf.volume.configMap).toEqual({ name: 'weft-config', items: [{ key: CONFLIST_KEY, path: flag('--conflist').slice(dirname(flag('--conflist')).length + 1) }] });
+  });
+
+  const cli = join(process.cwd(), 'dist', 'src', 'cli', 'main.js');
+  it.skipIf(!existsSync(cli))('its command, run by the built CLI, installs the plugin and exactly the ConfigMap\'s conflist', () => {
+    dir = mkdtempSync(join(tmpdir(), 'weft-deploy-init-'));
+    const root = dir;
+    // The container's mount points, moved under a temp dir; the ConfigMap's file written there.
+    const args = (init.args as string[]).map((a) => (a.startsWith('/') ? join(root, a) : a));
+    const conflistFile = args[args.indexOf('--conflist') + 1]!;
+    mkdirSync(dirname(conflistFile), { recursive: true });
+    const data = (deployObject('ConfigMap', 'weft-config', manifests) as { data: Record<string, string> }).data;
+    writeFileSync(conflistFile, data[CONFLIST_KEY]!);
+    const out = execFileSync(process.execPath, [cli, ...args], { encoding: 'utf8', stdio: ['ignore', 'pipe', 'pipe'] });
+    expect(out).toMatch(/^installed /);
+    const binDir = args[args.indexOf('--bin-dir') + 1]!;
+    const confDir = args[args.indexOf('--conf-dir') + 1]!;
+    expect(readdirSync(binDir).sort()).toEqual(['weft', 'weft-node']);
+    expect(readFileSync(join(binDir, 'weft')).equals(readFileSync(join('build', 'weft-cni')))).toBe(true);
+    // No portmap in this bin dir to narrow the versions by: the conflist as the ConfigMap has it.
+    expect(JSON.parse(readFileSync(join(confDir, CONFLIST_KEY), 'utf8'))).toEqual(deployConflist(manifests));
+  });
+});
