@@ -5,9 +5,25 @@
  */
 import { readdirSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { loadAllYaml } from '@kubernetes/client-node';
+import type { V1ConfigMap, V1Container, V1DaemonSet, V1PodSpec } from '@kubernetes/client-node';
+import { loadAll } from 'js-yaml';
 import { packageRoot } from '../src/core/paths.js';
 import { LabError } from './errors.js';
+
+export type {
+  V1ClusterRole,
+  V1ClusterRoleBinding,
+  V1ConfigMap,
+  V1Container,
+  V1DaemonSet,
+  V1PodSpec,
+  V1Role,
+  V1RoleBinding,
+  V1Secret,
+  V1ServiceAccount,
+  V1Volume,
+  V1VolumeMount,
+} from '@kubernetes/client-node';
 
 export interface DeployManifest {
   /** Path relative to the package root: `deploy/04-daemonset.yaml`. */
@@ -24,14 +40,19 @@ export function deployDir(): string {
   return join(packageRoot(import.meta.url), 'deploy');
 }
 
-/** Every object of every `*.yaml` / `*.yml` / `*.json` file in `dir`, in the order kubectl applies them. */
+/**
+ * Every object of every `*.yaml` / `*.yml` / `*.json` file in `dir`, in the order kubectl applies
+ * them, as the YAML says (js-yaml; not client-node's loadAllYaml, which turns each object into its
+ * API type and so drops the fields the type does not have: the schema check would never see a
+ * misspelt one).
+ */
 export function loadDeployManifests(dir = deployDir()): DeployManifest[] {
   const out: DeployManifest[] = [];
   for (const name of readdirSync(dir).filter((n) => /\.(ya?ml|json)$/.test(n)).sort()) {
     const file = `deploy/${name}`;
     let docs: unknown[];
     try {
-      docs = loadAllYaml(readFileSync(join(dir, name), 'utf8')) as unknown[];
+      docs = loadAll(readFileSync(join(dir, name), 'utf8'));
     } catch (err) {
       throw new LabError(`${file} is not valid YAML: ${err instanceof Error ? err.message : String(err)}`, { cause: err });
     }
@@ -44,15 +65,18 @@ export function loadDeployManifests(dir = deployDir()): DeployManifest[] {
   return out;
 }
 
-/** The one object of `kind` named `name`; a LabError when there is none or more than one. */
-export function deployObject(kind: string, name: string, manifests = loadDeployManifests()): Record<string, unknown> {
+/**
+ * The one object of `kind` named `name`, as the API type T the caller names (the objects are the
+ * YAML as parsed: field names are the API's); a LabError when there is none or more than one.
+ */
+export function deployObject<T = Record<string, unknown>>(kind: string, name: string, manifests = loadDeployManifests()): T {
   const found = manifests.filter((m) => m.object.kind === kind && (m.object.metadata as { name?: unknown } | undefined)?.name === name);
   if (found.length !== 1) throw new LabError(`deploy/ holds ${found.length} ${kind} objects named ${name}, not one`);
-  return found[0]!.object;
+  return found[0]!.object as T;
 }
 
 function configMapData(manifests: DeployManifest[]): Record<string, string> {
-  const data = (deployObject('ConfigMap', CONFIGMAP_NAME, manifests) as { data?: Record<string, string> }).data;
+  const data = deployObject<V1ConfigMap>('ConfigMap', CONFIGMAP_NAME, manifests).data;
   if (data === undefined) throw new LabError(`the ConfigMap ${CONFIGMAP_NAME} has no data`);
   return data;
 }
@@ -74,22 +98,19 @@ export function deploySettings(manifests = loadDeployManifests()): Record<string
   return rest;
 }
 
-interface EnvVar {
-  name: string;
-  value?: string;
-  valueFrom?: { fieldRef?: { fieldPath: string }; configMapKeyRef?: { name: string; key: string } };
-}
-
-interface Container {
-  name: string;
-  args?: string[];
-  env?: EnvVar[];
-}
-
 /** The DaemonSet's pod spec (`spec.template.spec`). */
-export function deployPodSpec(manifests = loadDeployManifests()): { containers: Container[]; initContainers?: Container[] } & Record<string, unknown> {
-  const ds = deployObject('DaemonSet', DAEMONSET_NAME, manifests) as { spec: { template: { spec: { containers: Container[] } & Record<string, unknown> } } };
-  return ds.spec.template.spec;
+export function deployPodSpec(manifests = loadDeployManifests()): V1PodSpec {
+  const spec = deployObject<V1DaemonSet>('DaemonSet', DAEMONSET_NAME, manifests).spec?.template.spec;
+  if (spec === undefined) throw new LabError(`the DaemonSet ${DAEMONSET_NAME} has no pod spec`);
+  return spec;
+}
+
+/** A container (or init container) of the DaemonSet's pod by name. */
+export function deployContainer(name: string, manifests = loadDeployManifests()): V1Container {
+  const spec = deployPodSpec(manifests);
+  const c = [...spec.containers, ...(spec.initContainers ?? [])].find((x) => x.name === name);
+  if (c === undefined) throw new LabError(`the DaemonSet has no container ${name}`);
+  return c;
 }
 
 /** What the kubelet knows of the node a pod runs on: the fields the downward API gives. */
@@ -106,9 +127,7 @@ export interface PodFacts {
  * LabError (the kubelet would not start the container either).
  */
 export function deployContainerEnv(container: string, facts: PodFacts, manifests = loadDeployManifests()): Record<string, string> {
-  const spec = deployPodSpec(manifests);
-  const c = [...spec.containers, ...(spec.initContainers ?? [])].find((x) => x.name === container);
-  if (c === undefined) throw new LabError(`the DaemonSet has no container ${container}`);
+  const c = deployContainer(container, manifests);
   const fields: Record<string, string> = { 'spec.nodeName': facts.nodeName, 'status.hostIP': facts.hostIP, ...facts.fields };
   const env: Record<string, string> = {};
   for (const e of c.env ?? []) {
@@ -119,7 +138,7 @@ export function deployContainerEnv(container: string, facts: PodFacts, manifests
       env[e.name] = v;
     } else if (e.valueFrom?.configMapKeyRef !== undefined) {
       const ref = e.valueFrom.configMapKeyRef;
-      const data = (deployObject('ConfigMap', ref.name, manifests) as { data?: Record<string, string> }).data ?? {};
+      const data = deployObject<V1ConfigMap>('ConfigMap', ref.name ?? '', manifests).data ?? {};
       const v = data[ref.key];
       if (v === undefined) throw new LabError(`${container}: env ${e.name} names key ${ref.key} of ConfigMap ${ref.name}, which does not hold it`);
       env[e.name] = v;
@@ -138,9 +157,7 @@ export function expand(text: string, env: Readonly<Record<string, string>>): str
 
 /** A container's args as the kubelet runs them on a node: `$(VAR)`s expanded from its environment. */
 export function deployContainerArgs(container: string, facts: PodFacts, manifests = loadDeployManifests()): string[] {
-  const spec = deployPodSpec(manifests);
-  const c = [...spec.containers, ...(spec.initContainers ?? [])].find((x) => x.name === container);
-  if (c === undefined) throw new LabError(`the DaemonSet has no container ${container}`);
+  const c = deployContainer(container, manifests);
   const env = deployContainerEnv(container, facts, manifests);
   return (c.args ?? []).map((a) => expand(a, env));
 }

@@ -12,7 +12,7 @@ import { conflist, conflistProblems, CONFLIST_NAME, installCni } from '../../src
 import { parseNetConf } from '../../src/cni/netconf.js';
 import { releaseJournalDir } from '../../src/api/paths.js';
 import { ConfigError } from '../../src/core/errors.js';
-import { CONFLIST_KEY, deployConflist, deployContainerArgs, deployPodSpec, loadDeployManifests } from '../../lab/deploy-manifests.js';
+import { CONFLIST_KEY, deployConflist, deployContainer, deployContainerArgs, deployPodSpec, loadDeployManifests } from '../../lab/deploy-manifests.js';
 
 const manifests = loadDeployManifests();
 const list = deployConflist(manifests) as { cniVersion: string; name: string; plugins: Record<string, unknown>[] };
@@ -38,12 +38,13 @@ describe("deploy's conflist", () => {
   });
 
   it("names host paths the router's pod mounts at the same place", () => {
-    const spec = deployPodSpec(manifests) as Record<string, any>;
-    const router = spec.containers.find((c: { name: string }) => c.name === 'weft');
+    const spec = deployPodSpec(manifests);
+    const router = deployContainer('weft', manifests);
     const weft = list.plugins[0] as { socket: string; journalDir: string };
+    /** The host path a path in the router's container is, through its hostPath mounts. */
     const mounted = (path: string): string | undefined => {
-      const m = (router.volumeMounts as { name: string; mountPath: string }[]).find((x) => path === x.mountPath || path.startsWith(`${x.mountPath}/`));
-      const v = m && (spec.volumes as { name: string; hostPath?: { path: string } }[]).find((x) => x.name === m.name);
+      const m = (router.volumeMounts ?? []).find((x) => path === x.mountPath || path.startsWith(`${x.mountPath}/`));
+      const v = m && (spec.volumes ?? []).find((x) => x.name === m.name);
       return v?.hostPath === undefined ? undefined : path.replace(m!.mountPath, v.hostPath.path);
     };
     expect(mounted(weft.socket)).toBe(weft.socket);
@@ -52,22 +53,21 @@ describe("deploy's conflist", () => {
 });
 
 describe('conflistProblems', () => {
-  const good = () => structuredClone(list) as Record<string, any>;
-  const cases: { name: string; change: (l: Record<string, any>) => unknown; problem: RegExp }[] = [
-    { name: 'not an object', change: () => [], problem: /must be a JSON object/ },
-    { name: 'no plugins', change: (l) => (l.plugins = []), problem: /plugins must be a non-empty array/ },
-    { name: 'weft not first', change: (l) => l.plugins.reverse(), problem: /first plugin must be weft/ },
-    { name: 'an ipam section', change: (l) => (l.plugins[0].ipam = { type: 'host-local' }), problem: /weft plugin: ipam is not supported/ },
-    { name: 'a key weft cannot honour', change: (l) => (l.plugins[0].hairpinMode = false), problem: /weft plugin: .*hairpinMode/ },
-    { name: 'a relative socket', change: (l) => (l.plugins[0].socket = 'run/weft.sock'), problem: /weft plugin: .*socket must be an absolute path/ },
-    { name: 'a CNI version weft does not speak', change: (l) => (l.cniVersion = '0.4.0'), problem: /CNI version "0.4.0" is not one weft supports/ },
-    { name: 'a bad name', change: (l) => (l.name = '-weft'), problem: /name "-weft" must start/ },
-    { name: 'a chained plugin without a type', change: (l) => (l.plugins[1] = { capabilities: {} }), problem: /plugins\[1\] must be an object with a type/ },
+  type List = { cniVersion: string; name: string; plugins: Record<string, unknown>[] };
+  /** Each case makes a changed copy of deploy's conflist (or something else entirely). */
+  const cases: { name: string; make: (l: List) => unknown; problem: RegExp }[] = [
+    { name: 'not an object', make: () => [], problem: /must be a JSON object/ },
+    { name: 'no plugins', make: (l) => ({ ...l, plugins: [] }), problem: /plugins must be a non-empty array/ },
+    { name: 'weft not first', make: (l) => ({ ...l, plugins: [...l.plugins].reverse() }), problem: /first plugin must be weft/ },
+    { name: 'an ipam section', make: (l) => ({ ...l, plugins: [{ ...l.plugins[0], ipam: { type: 'host-local' } }] }), problem: /weft plugin: ipam is not supported/ },
+    { name: 'a key weft cannot honour', make: (l) => ({ ...l, plugins: [{ ...l.plugins[0], hairpinMode: false }] }), problem: /weft plugin: .*hairpinMode/ },
+    { name: 'a relative socket', make: (l) => ({ ...l, plugins: [{ ...l.plugins[0], socket: 'run/weft.sock' }] }), problem: /weft plugin: .*socket must be an absolute path/ },
+    { name: 'a CNI version weft does not speak', make: (l) => ({ ...l, cniVersion: '0.4.0' }), problem: /CNI version "0.4.0" is not one weft supports/ },
+    { name: 'a bad name', make: (l) => ({ ...l, name: '-weft' }), problem: /name "-weft" must start/ },
+    { name: 'a chained plugin without a type', make: (l) => ({ ...l, plugins: [l.plugins[0], { capabilities: {} }] }), problem: /plugins\[1\] must be an object with a type/ },
   ];
-  it.each(cases)('refuses $name', ({ change, problem }) => {
-    const l = good();
-    const replaced = change(l);
-    const problems = conflistProblems(Array.isArray(replaced) && replaced !== l.plugins ? replaced : l);
+  it.each(cases)('refuses $name', ({ make, problem }) => {
+    const problems = conflistProblems(make(structuredClone(list)));
     expect(problems.length).toBe(1);
     expect(problems[0]).toMatch(problem);
   });

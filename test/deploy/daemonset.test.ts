@@ -13,12 +13,32 @@ import { afterEach, describe, expect, it } from 'vitest';
 import { addLaunchOptions, rawConfigFrom } from '../../src/cli/launch-options.js';
 import { SERVICE_ACCOUNT_DIR, validateConfig, type DaemonConfig } from '../../src/daemon/config.js';
 import type { RawConfig } from '../../src/daemon/options.js';
-import { CONFLIST_KEY, deployConflist, deployContainerArgs, deployContainerEnv, deployObject, deployPodSpec, deploySettings, expand, loadDeployManifests } from '../../lab/deploy-manifests.js';
+import {
+  CONFLIST_KEY,
+  deployConflist,
+  deployContainer,
+  deployContainerArgs,
+  deployContainerEnv,
+  deployObject,
+  deployPodSpec,
+  deploySettings,
+  expand,
+  loadDeployManifests,
+  type V1ConfigMap,
+  type V1Container,
+  type V1DaemonSet,
+  type V1Secret,
+  type V1ServiceAccount,
+  type V1Volume,
+  type V1VolumeMount,
+} from '../../lab/deploy-manifests.js';
 
 const manifests = loadDeployManifests();
-const spec = deployPodSpec(manifests) as Record<string, any>;
-const router = spec.containers.find((c: { name: string }) => c.name === 'weft') as Record<string, any>;
-const init = spec.initContainers.find((c: { name: string }) => c.name === 'install-cni') as Record<string, any>;
+const spec = deployPodSpec(manifests);
+const router = deployContainer('weft', manifests);
+const init = deployContainer('install-cni', manifests);
+const routerArgs = router.args ?? [];
+const initArgs = init.args ?? [];
 const facts = { nodeName: 'node-1.example', hostIP: '198.18.0.1' };
 
 /** `weft launch ARGS` through the CLI's parser, as src/cli/main.ts wires it. */
@@ -48,10 +68,10 @@ function routerConfig(): DaemonConfig {
 }
 
 /** The volume mounted at exactly `path` in `container`, with its volume. */
-function mountAt(container: Record<string, any>, path: string): { mount: Record<string, any>; volume: Record<string, any> } | undefined {
-  const mount = (container.volumeMounts as Record<string, any>[]).find((m) => m.mountPath === path);
+function mountAt(container: V1Container, path: string): { mount: V1VolumeMount; volume: V1Volume } | undefined {
+  const mount = (container.volumeMounts ?? []).find((m) => m.mountPath === path);
   if (mount === undefined) return undefined;
-  return { mount, volume: (spec.volumes as Record<string, any>[]).find((v) => v.name === mount.name)! };
+  return { mount, volume: (spec.volumes ?? []).find((v) => v.name === mount.name)! };
 }
 
 describe('the router container', () => {
@@ -73,20 +93,20 @@ describe('the router container', () => {
 
   it('every ConfigMap setting reaches the router through an env var its args use', () => {
     const env = deployContainerEnv('weft', facts, manifests);
-    const refs = (router.env as Record<string, any>[]).filter((e) => e.valueFrom?.configMapKeyRef !== undefined);
-    expect(refs.map((e) => e.valueFrom.configMapKeyRef.key).sort()).toEqual(Object.keys(deploySettings(manifests)).sort());
+    const refs = (router.env ?? []).flatMap((e) => (e.valueFrom?.configMapKeyRef === undefined ? [] : [{ name: e.name, ref: e.valueFrom.configMapKeyRef }]));
+    expect(refs.map((e) => e.ref.key).sort()).toEqual(Object.keys(deploySettings(manifests)).sort());
     for (const e of refs) {
-      expect(e.valueFrom.configMapKeyRef.name).toBe('weft-config');
-      expect((router.args as string[]).some((a) => a.includes(`$(${e.name as string})`)), e.name).toBe(true);
-      expect(env[e.name]).toBe(deploySettings(manifests)[e.valueFrom.configMapKeyRef.key]);
+      expect(e.ref.name).toBe('weft-config');
+      expect(routerArgs.some((a) => a.includes(`$(${e.name})`)), e.name).toBe(true);
+      expect(env[e.name]).toBe(deploySettings(manifests)[e.ref.key]);
     }
     // Every $(VAR) the args name is defined (an undefined one would reach weft as written).
-    for (const a of router.args as string[]) expect(expand(a, env)).not.toMatch(/\$\(/);
+    for (const a of routerArgs) expect(expand(a, env)).not.toMatch(/\$\(/);
   });
 
   it('a changed setting changes the router: a range and a log level of the ConfigMap', () => {
     const edited = structuredClone(manifests);
-    const data = (edited.find((m) => m.object.kind === 'ConfigMap')!.object as { data: Record<string, string> }).data;
+    const data = (edited.find((m) => m.object.kind === 'ConfigMap')!.object as V1ConfigMap).data!;
     data['ipam-range'] = '10.244.0.0/16';
     data['log-level'] = 'debug';
     const c = validateConfig(parseLaunch(deployContainerArgs('weft', facts, edited)), podSurroundings(deployContainerEnv('weft', facts, edited)));
@@ -97,24 +117,24 @@ describe('the router container', () => {
   });
 
   it('NODE_NAME comes from spec.nodeName and HOST_IP from status.hostIP (downward API)', () => {
-    const byName = Object.fromEntries((router.env as Record<string, any>[]).map((e) => [e.name, e]));
-    expect(byName.NODE_NAME.valueFrom).toEqual({ fieldRef: { fieldPath: 'spec.nodeName' } });
-    expect(byName.HOST_IP.valueFrom).toEqual({ fieldRef: { fieldPath: 'status.hostIP' } });
+    const byName = new Map((router.env ?? []).map((e) => [e.name, e]));
+    expect(byName.get('NODE_NAME')?.valueFrom).toEqual({ fieldRef: { fieldPath: 'spec.nodeName' } });
+    expect(byName.get('HOST_IP')?.valueFrom).toEqual({ fieldRef: { fieldPath: 'status.hostIP' } });
   });
 
   it('the secret file is a key of the Secret, mounted read-only for root alone', () => {
     const c = routerConfig();
     const m = mountAt(router, dirname(c.secretFile!))!;
     expect(m.mount.readOnly).toBe(true);
-    expect(m.volume.secret.defaultMode).toBe(0o400);
-    const secret = deployObject('Secret', m.volume.secret.secretName as string, manifests) as { stringData: Record<string, string> };
-    expect(Object.keys(secret.stringData)).toEqual([c.secretFile!.slice(dirname(c.secretFile!).length + 1)]);
+    expect(m.volume.secret?.defaultMode).toBe(0o400);
+    const secret = deployObject<V1Secret>('Secret', m.volume.secret?.secretName ?? '', manifests);
+    expect(Object.keys(secret.stringData ?? {})).toEqual([c.secretFile!.slice(dirname(c.secretFile!).length + 1)]);
   });
 
   it("the Secret's placeholder is refused by the router's secret check (under 16 bytes)", async () => {
     const { clusterKeyFromSecret } = await import('../../src/router/crypto/cluster-secret.js');
-    const secret = deployObject('Secret', 'weft-secret', manifests) as { stringData: Record<string, string> };
-    const placeholder = Object.values(secret.stringData)[0]!;
+    const secret = deployObject<V1Secret>('Secret', 'weft-secret', manifests);
+    const placeholder = Object.values(secret.stringData ?? {})[0]!;
     expect(() => clusterKeyFromSecret(Buffer.from(placeholder), 'the Secret')).toThrow(/needs at least 16/);
     expect(readFileSync(join('deploy', '02-secret.yaml'), 'utf8')).toContain(`s|${placeholder}|$(head -c 32 /dev/urandom | base64)|`);
   });
@@ -134,18 +154,17 @@ describe('the router container', () => {
 
   it('probes: /healthz for liveness and /readyz for readiness, on the --metrics-addr port', () => {
     const c = routerConfig();
-    const port = (router.ports as Record<string, any>[]).find((p) => p.name === router.livenessProbe.httpGet.port);
+    const port = (router.ports ?? []).find((p) => p.name === router.livenessProbe?.httpGet?.port);
     expect(port).toEqual({ name: 'metrics', containerPort: c.metrics!.port, protocol: 'TCP' });
-    expect(router.livenessProbe.httpGet.path).toBe('/healthz');
-    expect(router.readinessProbe.httpGet).toEqual({ path: '/readyz', port: 'metrics' });
-    // hostNetwork: the kubelet probes the node's address, which is where the endpoint listens.
-    expect(router.livenessProbe.httpGet.host).toBeUndefined();
+    expect(router.livenessProbe?.httpGet).toEqual({ path: '/healthz', port: 'metrics' });
+    // No host: with hostNetwork the kubelet probes the node's address, where the endpoint listens.
+    expect(router.readinessProbe?.httpGet).toEqual({ path: '/readyz', port: 'metrics' });
     expect(c.metrics!.address).toBe(facts.hostIP);
   });
 
   it('the declared ports are the mesh (TCP) and sleeve (UDP) port of --listen', () => {
     const c = routerConfig();
-    const ports = (router.ports as Record<string, any>[]).filter((p) => p.name !== 'metrics');
+    const ports = (router.ports ?? []).filter((p) => p.name !== 'metrics');
     expect(ports).toEqual([
       { name: 'mesh', containerPort: c.listen.port, protocol: 'TCP' },
       { name: 'sleeve', containerPort: c.listen.port, protocol: 'UDP' },
@@ -154,13 +173,13 @@ describe('the router container', () => {
 
   it('privileged (stated reasons in the manifest), resource requests and no limits', () => {
     expect(router.securityContext).toEqual({ privileged: true });
-    expect(Object.keys(router.resources)).toEqual(['requests']);
-    expect(Object.keys(router.resources.requests).sort()).toEqual(['cpu', 'memory']);
+    expect(Object.keys(router.resources ?? {})).toEqual(['requests']);
+    expect(Object.keys(router.resources?.requests ?? {}).sort()).toEqual(['cpu', 'memory']);
   });
 });
 
 describe('the pod', () => {
-  const ds = deployObject('DaemonSet', 'weft', manifests) as Record<string, any>;
+  const ds = deployObject<V1DaemonSet>('DaemonSet', 'weft', manifests);
 
   it('runs on every node: host network and PID namespace, tolerates every taint, node-critical', () => {
     expect(spec.hostNetwork).toBe(true);
@@ -168,13 +187,13 @@ describe('the pod', () => {
     expect(spec.tolerations).toEqual([{ operator: 'Exists' }]);
     expect(spec.priorityClassName).toBe('system-node-critical');
     expect(spec.terminationGracePeriodSeconds).toBeGreaterThan(0);
-    expect(ds.spec.updateStrategy).toEqual({ type: 'RollingUpdate', rollingUpdate: { maxUnavailable: 1 } });
-    expect(ds.spec.selector.matchLabels).toEqual(ds.spec.template.metadata.labels);
+    expect(ds.spec?.updateStrategy).toEqual({ type: 'RollingUpdate', rollingUpdate: { maxUnavailable: 1 } });
+    expect(ds.spec?.selector.matchLabels).toEqual(ds.spec?.template.metadata?.labels);
   });
 
   it('runs as the ServiceAccount the RBAC binds', () => {
-    const sa = deployObject('ServiceAccount', spec.serviceAccountName as string, manifests) as Record<string, any>;
-    expect(sa.metadata.namespace).toBe(ds.metadata.namespace);
+    const sa = deployObject<V1ServiceAccount>('ServiceAccount', spec.serviceAccountName ?? '', manifests);
+    expect(sa.metadata?.namespace).toBe(ds.metadata?.namespace);
   });
 
   it("both containers run the same image, tagged with the package's version", () => {
@@ -192,7 +211,7 @@ describe('the init container', () => {
   });
 
   it('installs into the host paths /opt/cni/bin and /etc/cni/net.d, from the ConfigMap', () => {
-    const args = init.args as string[];
+    const args = initArgs;
     const flag = (f: string): string => args[args.indexOf(f) + 1]!;
     expect(args[0]).toBe('cni-install');
     expect(mountAt(init, flag('--bin-dir'))!.volume.hostPath).toEqual({ path: '/opt/cni/bin', type: 'DirectoryOrCreate' });
@@ -206,10 +225,10 @@ describe('the init container', () => {
     dir = mkdtempSync(join(tmpdir(), 'weft-deploy-init-'));
     const root = dir;
     // The container's mount points, moved under a temp dir; the ConfigMap's file written there.
-    const args = (init.args as string[]).map((a) => (a.startsWith('/') ? join(root, a) : a));
+    const args = initArgs.map((a) => (a.startsWith('/') ? join(root, a) : a));
     const conflistFile = args[args.indexOf('--conflist') + 1]!;
     mkdirSync(dirname(conflistFile), { recursive: true });
-    const data = (deployObject('ConfigMap', 'weft-config', manifests) as { data: Record<string, string> }).data;
+    const data = deployObject<V1ConfigMap>('ConfigMap', 'weft-config', manifests).data ?? {};
     writeFileSync(conflistFile, data[CONFLIST_KEY]!);
     const out = execFileSync(process.execPath, [cli, ...args], { encoding: 'utf8', stdio: ['ignore', 'pipe', 'pipe'] });
     expect(out).toMatch(/^installed /);

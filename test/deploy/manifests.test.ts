@@ -3,15 +3,12 @@
  * --dry-run=client both need a server), and proof that the check catches what kubectl would
  * refuse: a misspelt field, a wrong type, a missing required field, a kind in the wrong group.
  */
+import { readFileSync } from 'node:fs';
 import { describe, expect, it } from 'vitest';
 import { loadDeployManifests } from '../../lab/deploy-manifests.js';
 import { manifestProblems } from '../../lab/k8s-schema.js';
 
 const manifests = loadDeployManifests();
-
-function daemonSet(): Record<string, unknown> {
-  return structuredClone(manifests.find((m) => m.object.kind === 'DaemonSet')!.object);
-}
 
 function where(m: { file: string; object: Record<string, unknown> }): string {
   return `${m.file} ${String(m.object.kind)} ${String((m.object.metadata as { name?: string }).name)}`;
@@ -35,58 +32,64 @@ describe('deploy/ manifests', () => {
     }
   });
 
+  it('hold no plain scalar that YAML 1.1 (the API server, kubectl) and 1.2 (this check) read differently', () => {
+    // yes/no/on/off are booleans in 1.1 only; 0400 is octal in 1.1 and decimal in 1.2; 0o400 is octal in 1.2 only.
+    const ambiguous = /(?::|^\s*-)\s+(?:y|n|yes|no|on|off|0\d+|0o[0-7]+)\s*(?:#.*)?$/i;
+    for (const file of [...new Set(manifests.map((m) => m.file))]) {
+      const lines = readFileSync(file, 'utf8').split('\n');
+      expect(lines.filter((l) => !l.trimStart().startsWith('#') && ambiguous.test(l)), file).toEqual([]);
+    }
+    expect(ambiguous.test('            defaultMode: 0400')).toBe(true);
+    expect(ambiguous.test('  enabled: on # comment')).toBe(true);
+  });
+
   it.each(manifests.map((m) => [where(m), m] as const))('%s passes the schema check', (name, m) => {
     expect(manifestProblems(m.object, name)).toEqual([]);
   });
 });
 
+/** A copy of `object` with the value at a dotted path (`spec.containers.0.name`) set, or deleted when `to` is absent. */
+function edited(object: Record<string, unknown>, path: string, change: { to: unknown } | 'delete'): Record<string, unknown> {
+  const copy = structuredClone(object);
+  const keys = path.split('.');
+  let at = copy;
+  for (const k of keys.slice(0, -1)) at = at[k] as Record<string, unknown>;
+  if (change === 'delete') delete at[keys.at(-1)!];
+  else at[keys.at(-1)!] = change.to;
+  return copy;
+}
+
+function objectOf(kind: string): Record<string, unknown> {
+  return manifests.find((m) => m.object.kind === kind)!.object;
+}
+
 describe('the schema check', () => {
-  const cases: { name: string; change: (ds: Record<string, any>) => void; problem: string }[] = [
-    {
-      name: 'a misspelt field in a container',
-      change: (ds) => (ds.spec.template.spec.containers[0].imagePullPolicyy = 'IfNotPresent'),
-      problem: 'ds.spec.template.spec.containers[0].imagePullPolicyy: unknown field',
-    },
-    {
-      name: 'a misspelt field at the top of the pod spec',
-      change: (ds) => {
-        ds.spec.template.spec.hostNetwrok = true;
-      },
-      problem: 'ds.spec.template.spec.hostNetwrok: unknown field',
-    },
-    { name: 'a string for a boolean', change: (ds) => (ds.spec.template.spec.hostNetwork = 'true'), problem: 'ds.spec.template.spec.hostNetwork: expected a boolean, got string "true"' },
-    {
-      name: 'a fraction for an integer',
-      change: (ds) => (ds.spec.template.spec.terminationGracePeriodSeconds = 1.5),
-      problem: 'ds.spec.template.spec.terminationGracePeriodSeconds: expected an integer, got 1.5',
-    },
-    { name: 'an object for a list', change: (ds) => (ds.spec.template.spec.tolerations = { operator: 'Exists' }), problem: 'ds.spec.template.spec.tolerations: expected an array, got an object' },
-    { name: 'a number for a string in args', change: (ds) => (ds.spec.template.spec.containers[0].args[1] = 6784), problem: 'ds.spec.template.spec.containers[0].args[1]: expected a string, got number 6784' },
-    { name: 'a container without its name', change: (ds) => delete ds.spec.template.spec.containers[0].name, problem: 'ds.spec.template.spec.containers[0].name: required field missing (V1Container)' },
-    { name: 'a DaemonSet without a selector', change: (ds) => delete ds.spec.selector, problem: 'ds.spec.selector: required field missing (V1DaemonSetSpec)' },
-    { name: 'a hostPath without its path', change: (ds) => delete ds.spec.template.spec.volumes[0].hostPath.path, problem: 'ds.spec.template.spec.volumes[0].hostPath.path: required field missing (V1HostPathVolumeSource)' },
-    { name: 'a map of strings holding a number', change: (ds) => (ds.metadata.labels.version = 1), problem: 'ds.metadata.labels.version: expected a string, got number 1' },
-    { name: 'the wrong API group', change: (ds) => (ds.apiVersion = 'v1'), problem: 'ds: DaemonSet is in the API group "apps", not "" (apiVersion v1)' },
-    { name: 'a version without the type', change: (ds) => (ds.apiVersion = 'apps/v1beta9'), problem: 'ds: no API type for DaemonSet in apps/v1beta9' },
-    { name: 'an unknown kind', change: (ds) => (ds.kind = 'DaemonSett'), problem: 'ds: kind DaemonSett is not one this check knows' },
+  const P = 'spec.template.spec';
+  const cases: { name: string; kind?: string; path: string; change: { to: unknown } | 'delete'; problem: string }[] = [
+    { name: 'a misspelt field in a container', path: `${P}.containers.0.imagePullPolicyy`, change: { to: 'IfNotPresent' }, problem: `ds.${P}.containers[0].imagePullPolicyy: unknown field` },
+    { name: 'a misspelt field in the pod spec', path: `${P}.hostNetwrok`, change: { to: true }, problem: `ds.${P}.hostNetwrok: unknown field` },
+    { name: 'a string for a boolean', path: `${P}.hostNetwork`, change: { to: 'true' }, problem: `ds.${P}.hostNetwork: expected a boolean, got string "true"` },
+    { name: 'a fraction for an integer', path: `${P}.terminationGracePeriodSeconds`, change: { to: 1.5 }, problem: `ds.${P}.terminationGracePeriodSeconds: expected an integer, got 1.5` },
+    { name: 'an object for a list', path: `${P}.tolerations`, change: { to: { operator: 'Exists' } }, problem: `ds.${P}.tolerations: expected an array, got an object` },
+    { name: 'a number among the args', path: `${P}.containers.0.args.1`, change: { to: 6784 }, problem: `ds.${P}.containers[0].args[1]: expected a string, got number 6784` },
+    { name: 'a container without its name', path: `${P}.containers.0.name`, change: 'delete', problem: `ds.${P}.containers[0].name: required field missing (V1Container)` },
+    { name: 'a DaemonSet without a selector', path: 'spec.selector', change: 'delete', problem: 'ds.spec.selector: required field missing (V1DaemonSetSpec)' },
+    { name: 'a hostPath without its path', path: `${P}.volumes.0.hostPath.path`, change: 'delete', problem: `ds.${P}.volumes[0].hostPath.path: required field missing (V1HostPathVolumeSource)` },
+    { name: 'a number in a map of strings', path: 'metadata.labels.version', change: { to: 1 }, problem: 'ds.metadata.labels.version: expected a string, got number 1' },
+    { name: 'the wrong API group', path: 'apiVersion', change: { to: 'v1' }, problem: 'ds: DaemonSet is in the API group "apps", not "" (apiVersion v1)' },
+    { name: 'a version without the type', path: 'apiVersion', change: { to: 'apps/v1beta9' }, problem: 'ds: no API type for DaemonSet in apps/v1beta9' },
+    { name: 'an unknown kind', path: 'kind', change: { to: 'DaemonSett' }, problem: 'ds: kind DaemonSett is not one this check knows' },
+    { name: 'a misspelt verb list in a Role', kind: 'Role', path: 'rules.0.verb', change: { to: ['get'] }, problem: 'ds.rules[0].verb: unknown field' },
+    { name: 'a rule without its verbs', kind: 'Role', path: 'rules.0.verbs', change: 'delete', problem: 'ds.rules[0].verbs: required field missing (V1PolicyRule)' },
+    { name: 'a subject without its kind', kind: 'RoleBinding', path: 'subjects.0.kind', change: 'delete', problem: 'ds.subjects[0].kind: required field missing (RbacV1Subject)' },
+    { name: 'a number as Secret data', kind: 'Secret', path: 'stringData.secret', change: { to: 12345 }, problem: 'ds.stringData.secret: expected a string, got number 12345' },
   ];
 
-  it.each(cases)('finds $name', ({ change, problem }) => {
-    const ds = daemonSet();
-    expect(manifestProblems(ds, 'ds')).toEqual([]);
-    change(ds);
-    const problems = manifestProblems(ds, 'ds');
-    expect(problems.length).toBe(1);
+  it.each(cases)('finds $name', ({ kind, path, change, problem }) => {
+    const object = objectOf(kind ?? 'DaemonSet');
+    expect(manifestProblems(object, 'ds')).toEqual([]);
+    const problems = manifestProblems(edited(object, path, change), 'ds');
+    expect(problems.length, problems.join('\n')).toBe(1);
     expect(problems[0]!.startsWith(problem), problems[0]).toBe(true);
-  });
-
-  it('checks the RBAC objects too: a misspelt verb list and a subject without its kind', () => {
-    const role = structuredClone(manifests.find((m) => m.object.kind === 'Role')!.object) as Record<string, any>;
-    role.rules[0].verb = role.rules[0].verbs;
-    delete role.rules[0].verbs;
-    expect(manifestProblems(role, 'role')).toEqual([expect.stringMatching(/^role\.rules\[0\]\.verb: unknown field/), 'role.rules[0].verbs: required field missing (V1PolicyRule)']);
-    const binding = structuredClone(manifests.find((m) => m.object.kind === 'RoleBinding')!.object) as Record<string, any>;
-    delete binding.subjects[0].kind;
-    expect(manifestProblems(binding, 'rb')).toEqual(['rb.subjects[0].kind: required field missing (RbacV1Subject)']);
   });
 });
