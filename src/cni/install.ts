@@ -17,6 +17,7 @@ import { ConfigError } from '../core/errors.js';
 import { packageRoot } from '../core/paths.js';
 import { DEFAULT_JOURNAL_DIR, DEFAULT_SOCKET, parseNetConf, SPEC_NAME } from './netconf.js';
 import type { CniDns } from './result.js';
+import { installRuntime, pruneRuntimes } from './install-runtime.js';
 import { SUPPORTED_VERSIONS } from './versions.js';
 
 export const CONFLIST_NAME = '00-weft.conflist';
@@ -67,6 +68,12 @@ export interface InstallOptions {
    * `cniVersions` are narrowed as a made one's are, to what its chained plugins report.
    */
   conflist?: unknown;
+  /**
+   * Copy the Node plugin's runtime (this Node, the built code, the addon) into a directory under
+   * this one and point `weft-node` there (install-runtime.ts): for an install from a container
+   * onto its host, where the container's own paths do not exist. Not with nodePath or pluginMain.
+   */
+  runtimeDir?: string;
 }
 
 export interface Installed {
@@ -81,6 +88,8 @@ export interface Installed {
   shadowedBy: string[];
   /** Chained plugins (portmap, bandwidth) absent from binDir: every ADD fails until they are installed. */
   chainedMissing: string[];
+  /** With `runtimeDir`: the copy `weft-node` runs, and whether this install made it (else it was there). */
+  runtime?: { dir: string; copied: boolean; pruned: string[] };
 }
 
 /** Single-quotes a word for /bin/sh. */
@@ -140,7 +149,8 @@ export function conflistProblems(list: unknown): string[] {
 function problemsOf(o: InstallOptions, main: string, node: string): string[] {
   const p: string[] = [];
   if (o.conflist !== undefined) p.push(...conflistProblems(o.conflist));
-  for (const [k, v] of [['binDir', o.binDir], ['confDir', o.confDir], ['socket', o.socket], ['journalDir', o.journalDir], ['nodePath', node], ['pluginMain', main]] as const) {
+  if (o.runtimeDir !== undefined && (o.nodePath !== undefined || o.pluginMain !== undefined)) p.push('runtimeDir cannot be given with nodePath or pluginMain (the copy has its own)');
+  for (const [k, v] of [['binDir', o.binDir], ['confDir', o.confDir], ['socket', o.socket], ['journalDir', o.journalDir], ['nodePath', node], ['pluginMain', main], ['runtimeDir', o.runtimeDir]] as const) {
     if (v !== undefined && !isAbsolute(v)) p.push(`${k} must be an absolute path, not "${v}"`);
   }
   if (o.name !== undefined && !SPEC_NAME.test(o.name)) p.push(`name "${o.name}" must start with a letter or digit and hold only letters, digits, '_', '.' and '-'`);
@@ -182,7 +192,8 @@ export function installCni(o: InstallOptions = {}): Installed {
   mkdirSync(binDir, { recursive: true, mode: 0o755 });
   mkdirSync(confDir, { recursive: true, mode: 0o755 });
   const wrapper = join(binDir, NODE_PLUGIN_NAME);
-  const script = wrapperScript(nodePath, pluginMain);
+  const runtime = o.runtimeDir === undefined ? undefined : installRuntime(o.runtimeDir, packageRoot(import.meta.url), nodePath);
+  const script = runtime === undefined ? wrapperScript(nodePath, pluginMain) : wrapperScript(runtime.nodePath, runtime.pluginMain);
   writeFileAtomicSync(wrapper, script, 0o755);
   const shim = o.shim ?? join(packageRoot(import.meta.url), 'build', 'weft-cni');
   const native = shim !== false && existsSync(shim);
@@ -205,5 +216,7 @@ export function installCni(o: InstallOptions = {}): Installed {
     .filter((n) => n < CONFLIST_NAME)
     .sort();
   const chainedMissing = chained.filter((n) => !existsSync(join(binDir, n)));
-  return { plugin, native, wrapper, conflist: path, shadowedBy, chainedMissing };
+  // Older copies go once the wrapper names the new one.
+  const pruned = runtime === undefined ? [] : pruneRuntimes(o.runtimeDir!, runtime.dir);
+  return { plugin, native, wrapper, conflist: path, shadowedBy, chainedMissing, ...(runtime === undefined ? {} : { runtime: { dir: runtime.dir, copied: runtime.copied, pruned } }) };
 }

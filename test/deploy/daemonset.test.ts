@@ -4,7 +4,7 @@
  * the paths they name are the volumes the pod mounts; the init container's command installs the
  * ConfigMap's conflist with the built CLI (in temp directories standing for the node's).
  */
-import { execFileSync } from 'node:child_process';
+import { execFileSync, spawnSync } from 'node:child_process';
 import { existsSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { dirname, join } from 'node:path';
@@ -210,33 +210,57 @@ describe('the init container', () => {
     dir = undefined;
   });
 
-  it('installs into the host paths /opt/cni/bin and /etc/cni/net.d, from the ConfigMap', () => {
+  it('installs into the host paths /opt/cni/bin, /etc/cni/net.d and /opt/weft, mounted at the same paths, from the ConfigMap', () => {
     const args = initArgs;
     const flag = (f: string): string => args[args.indexOf(f) + 1]!;
     expect(args[0]).toBe('cni-install');
-    expect(mountAt(init, flag('--bin-dir'))!.volume.hostPath).toEqual({ path: '/opt/cni/bin', type: 'DirectoryOrCreate' });
-    expect(mountAt(init, flag('--conf-dir'))!.volume.hostPath).toEqual({ path: '/etc/cni/net.d', type: 'DirectoryOrCreate' });
+    for (const [f, host] of [['--bin-dir', '/opt/cni/bin'], ['--conf-dir', '/etc/cni/net.d'], ['--runtime-dir', '/opt/weft']] as const) {
+      expect(flag(f), f).toBe(host);
+      expect(mountAt(init, host)!.volume.hostPath, f).toEqual({ path: host, type: 'DirectoryOrCreate' });
+    }
     const conf = mountAt(init, dirname(flag('--conflist')))!;
     expect(conf.volume.configMap).toEqual({ name: 'weft-config', items: [{ key: CONFLIST_KEY, path: flag('--conflist').slice(dirname(flag('--conflist')).length + 1) }] });
   });
 
   const cli = join(process.cwd(), 'dist', 'src', 'cli', 'main.js');
-  it.skipIf(!existsSync(cli))('its command, run by the built CLI, installs the plugin and exactly the ConfigMap\'s conflist', () => {
-    dir = mkdtempSync(join(tmpdir(), 'weft-deploy-init-'));
-    const root = dir;
-    // The container's mount points, moved under a temp dir; the ConfigMap's file written there.
-    const args = initArgs.map((a) => (a.startsWith('/') ? join(root, a) : a));
-    const conflistFile = args[args.indexOf('--conflist') + 1]!;
-    mkdirSync(dirname(conflistFile), { recursive: true });
-    const data = deployObject<V1ConfigMap>('ConfigMap', 'weft-config', manifests).data ?? {};
-    writeFileSync(conflistFile, data[CONFLIST_KEY]!);
-    const out = execFileSync(process.execPath, [cli, ...args], { encoding: 'utf8', stdio: ['ignore', 'pipe', 'pipe'] });
-    expect(out).toMatch(/^installed /);
-    const binDir = args[args.indexOf('--bin-dir') + 1]!;
-    const confDir = args[args.indexOf('--conf-dir') + 1]!;
-    expect(readdirSync(binDir).sort()).toEqual(['weft', 'weft-node']);
-    expect(readFileSync(join(binDir, 'weft')).equals(readFileSync(join('build', 'weft-cni')))).toBe(true);
-    // No portmap in this bin dir to narrow the versions by: the conflist as the ConfigMap has it.
-    expect(JSON.parse(readFileSync(join(confDir, CONFLIST_KEY), 'utf8'))).toEqual(deployConflist(manifests));
-  });
+  it.skipIf(!existsSync(cli) || !existsSync(join('build', 'weft-cni')))(
+    "its command, run by the built CLI, installs the plugin, a Node fallback that runs without the image, and exactly the ConfigMap's conflist",
+    () => {
+      dir = mkdtempSync(join(tmpdir(), 'weft-deploy-init-'));
+      const root = dir;
+      // The node's paths (the same in the container), moved under a temp dir; the ConfigMap's file there.
+      const args = initArgs.map((a) => (a.startsWith('/') ? join(root, a) : a));
+      const flag = (f: string): string => args[args.indexOf(f) + 1]!;
+      mkdirSync(dirname(flag('--conflist')), { recursive: true });
+      const data = deployObject<V1ConfigMap>('ConfigMap', 'weft-config', manifests).data ?? {};
+      writeFileSync(flag('--conflist'), data[CONFLIST_KEY]!);
+      const out = execFileSync(process.execPath, [cli, ...args], { encoding: 'utf8', stdio: ['ignore', 'pipe', 'pipe'] });
+      expect(out).toMatch(/^installed /);
+      const binDir = flag('--bin-dir');
+      expect(readdirSync(binDir).sort()).toEqual(['weft', 'weft-node']);
+      expect(readFileSync(join(binDir, 'weft')).equals(readFileSync(join('build', 'weft-cni')))).toBe(true);
+      // No portmap in this bin dir to narrow the versions by: the conflist as the ConfigMap has it.
+      expect(JSON.parse(readFileSync(join(flag('--conf-dir'), CONFLIST_KEY), 'utf8'))).toEqual(deployConflist(manifests));
+      // weft-node names the copy under --runtime-dir, nothing of this checkout.
+      const copies = readdirSync(flag('--runtime-dir'));
+      expect(copies).toEqual([expect.stringMatching(/^[0-9a-f]{16}$/)]);
+      const wrapper = readFileSync(join(binDir, 'weft-node'), 'utf8');
+      expect(wrapper).toContain(join(flag('--runtime-dir'), copies[0]!, 'bin', 'node'));
+      expect(wrapper).not.toContain(process.cwd());
+      // With no router, the installed binary falls back to that copy, called as libcni calls (env -i).
+      const list = deployConflist(manifests) as { cniVersion: string; name: string; plugins: Record<string, unknown>[] };
+      const conf = JSON.stringify({ ...list.plugins[0], cniVersion: list.cniVersion, name: list.name, socket: join(root, 'run', 'weft.sock'), journalDir: join(root, 'journal') });
+      const call = (command: string, input = conf) => spawnSync(join(binDir, 'weft'), [], { env: { CNI_COMMAND: command, CNI_PATH: binDir }, input, encoding: 'utf8' });
+      const version = call('VERSION');
+      expect(version.status, version.stderr).toBe(0);
+      expect(JSON.parse(version.stdout)).toEqual({ cniVersion: '1.0.0', supportedVersions: ['1.0.0', '1.1.0'] });
+      // STATUS is CNI 1.1.0's (what the conflist's cniVersions offers a newer runtime).
+      const status = call('STATUS', JSON.stringify({ ...JSON.parse(conf), cniVersion: '1.1.0' }));
+      expect(status.status).toBe(1);
+      expect(JSON.parse(status.stdout), status.stdout).toMatchObject({ code: 50, msg: expect.stringMatching(/router/) });
+      // Installed again (a restarted pod): the copy is reused, not made twice.
+      expect(execFileSync(process.execPath, [cli, ...args], { encoding: 'utf8' })).toContain('(already there)');
+      expect(readdirSync(flag('--runtime-dir'))).toEqual(copies);
+    },
+  );
 });

@@ -29,9 +29,10 @@ describe('deploy/Dockerfile', () => {
   it("builds the addon against the image's Node headers, the plugin binary as npm run build does, and the TypeScript", () => {
     const run = buildStage.filter((l) => l.startsWith('RUN ')).join(' ');
     expect(run).toMatch(/node-gyp(\.js)? rebuild --nodedir=\/usr\/local/);
-    // The shim's compile line is package.json's, word for word.
+    // The shim's compile line is package.json's, word for word, but linked statically (it runs
+    // on the host, whatever its C library).
     const cc = /cc -O2 [^&]*weft-cni\.c/.exec(pkg.scripts['build:native']!)![0];
-    expect(run).toContain(cc);
+    expect(run).toContain(cc.replace(' -o ', ' -static -o '));
     expect(run).toContain(pkg.scripts['build:ts']!.replace(/^tsc/, 'npx tsc'));
     expect(run).toContain('npm prune --omit=dev');
   });
@@ -49,14 +50,14 @@ describe('deploy/Dockerfile', () => {
       .flatMap((l) => {
         const words = l.split(/\s+/).slice(2);
         const dest = words.at(-1)!;
-        const at = posix.join('/opt/weft', dest); // relative to the WORKDIR
+        const at = posix.join('/usr/lib/weft', dest); // relative to the WORKDIR
         return words.slice(0, -1).map((s) => (dest.endsWith('/') ? posix.join(at, posix.basename(s)) : at));
       });
-    expect(runtimeStage).toContain('WORKDIR /opt/weft');
+    expect(runtimeStage).toContain('WORKDIR /usr/lib/weft');
     // binding.gyp: src/core/paths.ts packageRoot; the addon: src/platform/linux/native.ts; the
     // plugin binary: src/cni/install.ts (its default shim); the code and its packages.
     for (const need of ['binding.gyp', 'package.json', 'node_modules', 'dist/src', 'build/Release/weft_native.node', 'build/weft-cni']) {
-      expect(copied, need).toContain(`/opt/weft/${need}`);
+      expect(copied, need).toContain(`/usr/lib/weft/${need}`);
     }
     expect(readFileSync('src/core/paths.ts', 'utf8')).toContain("'binding.gyp'");
     expect(readFileSync('src/platform/linux/native.ts', 'utf8')).toContain("'build', 'Release', 'weft_native.node'");
@@ -72,7 +73,7 @@ describe('deploy/Dockerfile', () => {
   });
 
   it('starts the weft CLI, whose subcommands the DaemonSet runs', () => {
-    expect(runtimeStage).toContain('ENTRYPOINT ["node", "/opt/weft/dist/src/cli/main.js"]');
+    expect(runtimeStage).toContain('ENTRYPOINT ["node", "/usr/lib/weft/dist/src/cli/main.js"]');
     const spec = deployPodSpec();
     expect((spec.initContainers ?? []).map((c) => c.args?.[0])).toEqual(['cni-install']);
     expect(spec.containers.map((c) => c.args?.[0])).toEqual(['launch']);
