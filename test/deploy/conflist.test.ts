@@ -4,6 +4,7 @@
  * --api-socket and --state-dir) as the DaemonSet mounts them. And `cni-install --conflist`: a
  * given conflist is checked, installed as it is, and narrowed to its chained plugins' versions.
  */
+import { spawnSync } from 'node:child_process';
 import { chmodSync, existsSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -110,5 +111,30 @@ describe('installCni with a given conflist', () => {
     expect(err).toBeInstanceOf(ConfigError);
     expect((err as ConfigError).problems).toEqual([expect.stringMatching(/CNI version "0.3.1"/), expect.stringMatching(/weft plugin: .*bridge/)]);
     expect(existsSync(confDir) ? readdirSync(confDir) : []).toEqual([]);
+  });
+});
+
+describe('weft cni-install --conflist (the built CLI)', () => {
+  const cli = join(process.cwd(), 'dist', 'src', 'cli', 'main.js');
+  let dir: string;
+  beforeEach(() => {
+    dir = mkdtempSync(join(tmpdir(), 'weft-deploy-cli-'));
+  });
+  afterEach(() => rmSync(dir, { recursive: true, force: true }));
+  const run = (...args: string[]) => spawnSync(process.execPath, [cli, 'cni-install', '--bin-dir', join(dir, 'bin'), '--conf-dir', join(dir, 'net.d'), ...args], { encoding: 'utf8' });
+
+  const cases: { name: string; file: string | undefined; args: string[]; stderr: RegExp }[] = [
+    { name: 'a flag the conflist says itself', file: JSON.stringify(list), args: ['--socket', '/run/other.sock', '--no-portmap'], stderr: /--socket cannot be given with --conflist[\s\S]*--no-portmap cannot be given with --conflist/ },
+    { name: 'a file that is not JSON', file: '{"cniVersion": ', args: [], stderr: /--conflist .*conflist\.json: not JSON/ },
+    { name: 'a missing file', file: undefined, args: [], stderr: /--conflist .*conflist\.json: .*ENOENT|no such file/ },
+    { name: 'a conflist the plugin would refuse', file: JSON.stringify({ ...list, plugins: [{ ...list.plugins[0], ipam: {} }] }), args: [], stderr: /weft plugin: ipam is not supported/ },
+  ];
+  it.skipIf(!existsSync(cli)).each(cases)('exits 2 on $name, writing nothing', ({ file, args, stderr }) => {
+    const path = join(dir, 'conflist.json');
+    if (file !== undefined) writeFileSync(path, file);
+    const r = run('--conflist', path, ...args);
+    expect(r.status, r.stderr).toBe(2);
+    expect(r.stderr).toMatch(stderr);
+    expect(existsSync(join(dir, 'bin')) || existsSync(join(dir, 'net.d'))).toBe(false);
   });
 });
