@@ -2,12 +2,15 @@
  * deploy/Dockerfile, read as text (no image can be built here: no registry to pull node:20 from).
  * It must build what `npm run build` builds, ship every file the code loads at run time (from
  * the package root it finds by binding.gyp), install the tools and libraries the router runs,
- * and start the CLI the DaemonSet's args are subcommands of.
+ * and start the CLI the DaemonSet's args are subcommands of. The runtime stage's files, assembled
+ * from this checkout by its COPY lines, run the CLI and the init container's install.
  */
-import { existsSync, readFileSync } from 'node:fs';
-import { posix } from 'node:path';
+import { execFileSync } from 'node:child_process';
+import { cpSync, existsSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, symlinkSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join, posix } from 'node:path';
 import { describe, expect, it } from 'vitest';
-import { deployPodSpec } from '../../lab/deploy-manifests.js';
+import { deployConflist, deployPodSpec } from '../../lab/deploy-manifests.js';
 
 const text = readFileSync('deploy/Dockerfile', 'utf8');
 /** Instructions, continuation lines joined, comments dropped. */
@@ -78,5 +81,44 @@ describe('deploy/Dockerfile', () => {
     expect((spec.initContainers ?? []).map((c) => c.args?.[0])).toEqual(['cni-install']);
     expect(spec.containers.map((c) => c.args?.[0])).toEqual(['launch']);
     for (const c of [...spec.containers, ...(spec.initContainers ?? [])]) expect(c.command, c.name).toBeUndefined();
+  });
+});
+
+describe("the runtime stage's files", () => {
+  const built = existsSync('dist/src/cli/main.js') && existsSync('build/weft-cni') && existsSync('build/Release/weft_native.node');
+  it.skipIf(!built)('are enough for the CLI to run from them: launch --help, and cni-install as the init container runs it', () => {
+    const root = mkdtempSync(join(tmpdir(), 'weft-image-'));
+    try {
+      // The runtime stage's COPY lines, from this checkout (the build stage's /src/weft) into root.
+      let workdir = '/';
+      for (const l of runtimeStage) {
+        if (l.startsWith('WORKDIR ')) workdir = l.slice('WORKDIR '.length);
+        if (!l.startsWith('COPY --from=build ')) continue;
+        const words = l.split(/\s+/).slice(2);
+        const dest = posix.join(workdir, words.at(-1)!);
+        for (const src of words.slice(0, -1)) {
+          const from = posix.relative('/src/weft', src);
+          const to = join(root, words.at(-1)!.endsWith('/') ? posix.join(dest, posix.basename(src)) : dest);
+          mkdirSync(join(to, '..'), { recursive: true });
+          // node_modules: this checkout's (the image's is the same, pruned of devDependencies).
+          if (from === 'node_modules') symlinkSync(join(process.cwd(), 'node_modules'), to);
+          else cpSync(from, to, { recursive: true });
+        }
+      }
+      const entry = /^ENTRYPOINT \["node", "(.+)"\]$/.exec(runtimeStage.find((l) => l.startsWith('ENTRYPOINT'))!)![1]!;
+      const main = join(root, entry);
+      expect(execFileSync(process.execPath, [main, 'launch', '--help'], { encoding: 'utf8' })).toContain('--kubernetes');
+      const conflist = join(root, 'conflist.json');
+      writeFileSync(conflist, JSON.stringify(deployConflist()));
+      execFileSync(process.execPath, [main, 'cni-install', '--bin-dir', join(root, 'bin'), '--conf-dir', join(root, 'net.d'), '--runtime-dir', join(root, 'opt'), '--conflist', conflist], { stdio: 'pipe' });
+      expect(readdirSync(join(root, 'bin')).sort()).toEqual(['weft', 'weft-node']);
+      expect(readFileSync(join(root, 'bin', 'weft')).equals(readFileSync(join(root, 'usr', 'lib', 'weft', 'build', 'weft-cni')))).toBe(true);
+      // The Node fallback answers from its copy, which holds nothing of this checkout.
+      const version = execFileSync(join(root, 'bin', 'weft-node'), [], { env: { CNI_COMMAND: 'VERSION' }, input: '{"cniVersion":"1.1.0"}', encoding: 'utf8' });
+      expect(JSON.parse(version)).toEqual({ cniVersion: '1.1.0', supportedVersions: ['1.0.0', '1.1.0'] });
+      expect(readFileSync(join(root, 'bin', 'weft-node'), 'utf8')).not.toContain(process.cwd());
+    } finally {
+      rmSync(root, { recursive: true, force: true });
+    }
   });
 });
