@@ -11,3 +11,4 @@ export * from './cni-node.js';
 export * from './podman.js';
 export { FakeKubeApi, type FakeKubeApiInit, type V1NodeLike, type RequestRecord } from './kube-api.js';
 export { KubeApiControl, serveKubeApiControl, type KubeApiInfo } from './kube-api-control.js';
+export { deployConflist, deploySettings, deployContainerArgs, deployContainerEnv, loadDeployManifests, type PodFacts } from './deploy-manifests.js';

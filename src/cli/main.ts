@@ -3,6 +3,7 @@
  * weft command line: `weft launch` runs a router in the foreground; the other commands talk to a
  * running router over its local API socket. Exit codes: 0 ok, 1 runtime failure, 2 bad usage.
  */
+import { readFileSync } from 'node:fs';
 import { Command, CommanderError } from 'commander';
 import { ConfigError, WeftError, describeError } from '../core/errors.js';
 import { createLogger } from '../core/logger.js';
@@ -66,6 +67,21 @@ async function launch(opts: Record<string, unknown>, unknown: string[]): Promise
     process.exit(1);
   });
   await daemon.start();
+}
+
+/** The JSON of a conflist file for `cni-install --conflist`; a file that cannot be read or parsed is a ConfigError naming it. */
+function readConflist(file: string): unknown {
+  let text: string;
+  try {
+    text = readFileSync(file, 'utf8');
+  } catch (err) {
+    throw new ConfigError([`--conflist ${file}: ${describeError(err)}`], 'weft cni-install options');
+  }
+  try {
+    return JSON.parse(text) as unknown;
+  } catch (err) {
+    throw new ConfigError([`--conflist ${file}: not JSON (${describeError(err)})`], 'weft cni-install options');
+  }
 }
 
 async function status(opts: { json?: boolean; socket: string }): Promise<void> {
@@ -142,9 +158,19 @@ export async function main(argv: string[]): Promise<number> {
     .option('--name <network>', 'network name', 'weft')
     .option('--no-portmap', 'do not chain portmap')
     .option('--bandwidth', 'chain the bandwidth plugin last (per-pod limits from the kubernetes.io/ingress-bandwidth and egress-bandwidth annotations)', false)
-    .action((opts: { binDir: string; confDir: string; socket: string; stateDir: string; name: string; portmap: boolean; bandwidth: boolean }) => {
-      const r = installCni({ binDir: opts.binDir, confDir: opts.confDir, socket: opts.socket, journalDir: releaseJournalDir(opts.stateDir), name: opts.name, portmap: opts.portmap, bandwidth: opts.bandwidth });
+    .option('--runtime-dir <dir>', "copy this Node and the plugin's code into a directory under DIR and have weft-node run that copy (installing from a container onto its host)")
+    .option('--conflist <file>', "install this conflist (JSON, e.g. deploy's ConfigMap) instead of making one; its first plugin must be weft and pass the plugin's config check")
+    .action((opts: { binDir: string; confDir: string; socket: string; stateDir: string; name: string; portmap: boolean; bandwidth: boolean; conflist?: string; runtimeDir?: string }, cmd: Command) => {
+      if (opts.conflist !== undefined) {
+        // The conflist says these itself: a flag that would be silently overridden is refused.
+        const clash = ['socket', 'stateDir', 'name', 'portmap', 'bandwidth'].filter((k) => cmd.getOptionValueSource(k) === 'cli');
+        if (clash.length > 0) throw new ConfigError(clash.map((k) => `--${k === 'stateDir' ? 'state-dir' : k === 'portmap' ? 'no-portmap' : k} cannot be given with --conflist (the conflist says it)`), 'weft cni-install options');
+      }
+      const given = opts.conflist === undefined ? undefined : { conflist: readConflist(opts.conflist) };
+      const runtimeDir = opts.runtimeDir === undefined ? undefined : { runtimeDir: opts.runtimeDir };
+      const r = installCni({ binDir: opts.binDir, confDir: opts.confDir, socket: opts.socket, journalDir: releaseJournalDir(opts.stateDir), name: opts.name, portmap: opts.portmap, bandwidth: opts.bandwidth, ...given, ...runtimeDir });
       process.stdout.write(`installed ${r.wrapper} and ${r.conflist}\n`);
+      if (r.runtime !== undefined) process.stdout.write(`${r.wrapper} runs ${r.runtime.dir}${r.runtime.copied ? '' : ' (already there)'}${r.runtime.pruned.length > 0 ? `; removed ${r.runtime.pruned.join(', ')}` : ''}\n`);
       if (r.shadowedBy.length > 0) process.stderr.write(`warning: ${r.shadowedBy.join(', ')} sort(s) before ${r.conflist}; runtimes use the first file\n`);
       if (r.chainedMissing.length > 0) process.stderr.write(`warning: ${r.chainedMissing.join(', ')} not in ${opts.binDir}; every ADD fails until installed\n`);
     });

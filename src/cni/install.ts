@@ -15,8 +15,9 @@ import { writeFileAtomicSync } from '../core/atomic-file.js';
 import { isAbsolute, join } from 'node:path';
 import { ConfigError } from '../core/errors.js';
 import { packageRoot } from '../core/paths.js';
-import { DEFAULT_JOURNAL_DIR, DEFAULT_SOCKET, SPEC_NAME } from './netconf.js';
+import { DEFAULT_JOURNAL_DIR, DEFAULT_SOCKET, parseNetConf, SPEC_NAME } from './netconf.js';
 import type { CniDns } from './result.js';
+import { installRuntime, pruneRuntimes } from './install-runtime.js';
 import { SUPPORTED_VERSIONS } from './versions.js';
 
 export const CONFLIST_NAME = '00-weft.conflist';
@@ -60,6 +61,19 @@ export interface InstallOptions {
   pluginMain?: string;
   /** The native plugin binary; default <package root>/build/weft-cni; false: Node only. */
   shim?: string | false;
+  /**
+   * A conflist to install as it is (deploy's ConfigMap) instead of one made from the options
+   * above (name, socket, journalDir, mtu, dns, portmap, bandwidth and cniVersion are then not
+   * used): its first plugin must be weft and pass the plugin's own config check; its
+   * `cniVersions` are narrowed as a made one's are, to what its chained plugins report.
+   */
+  conflist?: unknown;
+  /**
+   * Copy the Node plugin's runtime (this Node, the built code, the addon) into a directory under
+   * this one and point `weft-node` there (install-runtime.ts): for an install from a container
+   * onto its host, where the container's own paths do not exist. Not with nodePath or pluginMain.
+   */
+  runtimeDir?: string;
 }
 
 export interface Installed {
@@ -74,6 +88,8 @@ export interface Installed {
   shadowedBy: string[];
   /** Chained plugins (portmap, bandwidth) absent from binDir: every ADD fails until they are installed. */
   chainedMissing: string[];
+  /** With `runtimeDir`: the copy `weft-node` runs, and whether this install made it (else it was there). */
+  runtime?: { dir: string; copied: boolean; pruned: string[] };
 }
 
 /** Single-quotes a word for /bin/sh. */
@@ -97,9 +113,44 @@ export function conflist(o: InstallOptions): Record<string, unknown> {
   return { cniVersion, ...(cniVersions.length > 0 ? { cniVersions } : {}), name: o.name ?? 'weft', plugins };
 }
 
+/**
+ * The problems of a conflist given whole (`InstallOptions.conflist`), each naming its field: not
+ * an object, no `plugins`, a first plugin that is not weft or that the plugin itself would refuse
+ * (its keys, its paths), a CNI version weft does not speak, a chained plugin without a type.
+ */
+export function conflistProblems(list: unknown): string[] {
+  const p: string[] = [];
+  if (typeof list !== 'object' || list === null || Array.isArray(list)) return ['the conflist must be a JSON object'];
+  const l = list as Record<string, unknown>;
+  const nameOk = typeof l.name === 'string' && SPEC_NAME.test(l.name);
+  if (!nameOk) p.push(`the conflist's name ${JSON.stringify(l.name)} must start with a letter or digit and hold only letters, digits, '_', '.' and '-'`);
+  const versions = [l.cniVersion, ...(Array.isArray(l.cniVersions) ? l.cniVersions : l.cniVersions === undefined ? [] : [l.cniVersions])];
+  for (const v of versions) if (typeof v !== 'string' || !(SUPPORTED_VERSIONS as readonly string[]).includes(v)) p.push(`the conflist's CNI version ${JSON.stringify(v)} is not one weft supports (${SUPPORTED_VERSIONS.join(', ')})`);
+  if (!Array.isArray(l.plugins) || l.plugins.length === 0) return [...p, "the conflist's plugins must be a non-empty array"];
+  const [first, ...chained] = l.plugins as unknown[];
+  if (typeof first !== 'object' || first === null || (first as Record<string, unknown>).type !== PLUGIN_NAME) {
+    p.push(`the conflist's first plugin must be weft (type "${PLUGIN_NAME}")`);
+  } else {
+    // As a runtime hands it to the plugin: the list's version and name added to the entry (a
+    // valid stand-in for either when it was refused above, so it is not reported twice).
+    const versionOk = typeof l.cniVersion === 'string' && (SUPPORTED_VERSIONS as readonly string[]).includes(l.cniVersion);
+    try {
+      parseNetConf({ ...(first as Record<string, unknown>), cniVersion: versionOk ? l.cniVersion : SUPPORTED_VERSIONS[0], name: nameOk ? l.name : PLUGIN_NAME });
+    } catch (err) {
+      p.push(`the conflist's weft plugin: ${err instanceof Error ? err.message : String(err)}`);
+    }
+  }
+  chained.forEach((c, i) => {
+    if (typeof c !== 'object' || c === null || typeof (c as Record<string, unknown>).type !== 'string') p.push(`the conflist's plugins[${i + 1}] must be an object with a type`);
+  });
+  return p;
+}
+
 function problemsOf(o: InstallOptions, main: string, node: string): string[] {
   const p: string[] = [];
-  for (const [k, v] of [['binDir', o.binDir], ['confDir', o.confDir], ['socket', o.socket], ['journalDir', o.journalDir], ['nodePath', node], ['pluginMain', main]] as const) {
+  if (o.conflist !== undefined) p.push(...conflistProblems(o.conflist));
+  if (o.runtimeDir !== undefined && (o.nodePath !== undefined || o.pluginMain !== undefined)) p.push('runtimeDir cannot be given with nodePath or pluginMain (the copy has its own)');
+  for (const [k, v] of [['binDir', o.binDir], ['confDir', o.confDir], ['socket', o.socket], ['journalDir', o.journalDir], ['nodePath', node], ['pluginMain', main], ['runtimeDir', o.runtimeDir]] as const) {
     if (v !== undefined && !isAbsolute(v)) p.push(`${k} must be an absolute path, not "${v}"`);
   }
   if (o.name !== undefined && !SPEC_NAME.test(o.name)) p.push(`name "${o.name}" must start with a letter or digit and hold only letters, digits, '_', '.' and '-'`);
@@ -141,26 +192,31 @@ export function installCni(o: InstallOptions = {}): Installed {
   mkdirSync(binDir, { recursive: true, mode: 0o755 });
   mkdirSync(confDir, { recursive: true, mode: 0o755 });
   const wrapper = join(binDir, NODE_PLUGIN_NAME);
-  const script = wrapperScript(nodePath, pluginMain);
+  const runtime = o.runtimeDir === undefined ? undefined : installRuntime(o.runtimeDir, packageRoot(import.meta.url), nodePath);
+  const script = runtime === undefined ? wrapperScript(nodePath, pluginMain) : wrapperScript(runtime.nodePath, runtime.pluginMain);
   writeFileAtomicSync(wrapper, script, 0o755);
   const shim = o.shim ?? join(packageRoot(import.meta.url), 'build', 'weft-cni');
   const native = shim !== false && existsSync(shim);
   const plugin = join(binDir, PLUGIN_NAME);
   writeFileAtomicSync(plugin, native ? readFileSync(shim) : script, 0o755);
   const path = join(confDir, CONFLIST_NAME);
-  const chained = [...((o.portmap ?? true) ? ['portmap'] : []), ...((o.bandwidth ?? false) ? ['bandwidth'] : [])];
-  let cniVersions = o.cniVersions;
-  if (cniVersions === undefined) {
+  const given = o.conflist as { plugins: { type: string }[]; cniVersions?: string[] } | undefined;
+  const chained = given !== undefined ? given.plugins.slice(1).map((c) => c.type) : [...((o.portmap ?? true) ? ['portmap'] : []), ...((o.bandwidth ?? false) ? ['bandwidth'] : [])];
+  let cniVersions = given !== undefined ? given.cniVersions : o.cniVersions;
+  if (cniVersions === undefined || given !== undefined) {
     for (const name of chained) {
       const theirs = pluginVersions(join(binDir, name));
       if (theirs !== undefined) cniVersions = (cniVersions ?? [...SUPPORTED_VERSIONS]).filter((v: string) => theirs.includes(v));
     }
   }
-  writeFileAtomicSync(path, `${JSON.stringify(conflist({ ...o, ...(cniVersions === undefined ? {} : { cniVersions }) }), null, 2)}\n`, 0o644);
+  const chosen = given !== undefined ? { ...given, ...(cniVersions === undefined ? {} : { cniVersions }) } : conflist({ ...o, ...(cniVersions === undefined ? {} : { cniVersions }) });
+  writeFileAtomicSync(path, `${JSON.stringify(chosen, null, 2)}\n`, 0o644);
   const shadowedBy = readdirSync(confDir)
     .filter((n) => /\.(conf|conflist|json)$/.test(n) && n !== CONFLIST_NAME && !n.startsWith('.'))
     .filter((n) => n < CONFLIST_NAME)
     .sort();
   const chainedMissing = chained.filter((n) => !existsSync(join(binDir, n)));
-  return { plugin, native, wrapper, conflist: path, shadowedBy, chainedMissing };
+  // Older copies go once the wrapper names the new one.
+  const pruned = runtime === undefined ? [] : pruneRuntimes(o.runtimeDir!, runtime.dir);
+  return { plugin, native, wrapper, conflist: path, shadowedBy, chainedMissing, ...(runtime === undefined ? {} : { runtime: { dir: runtime.dir, copied: runtime.copied, pruned } }) };
 }
