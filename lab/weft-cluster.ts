@@ -7,16 +7,19 @@
  * fd00:40::i:j/64, MAC 02:40:00:00:ii:jj.
  */
 import { execFileSync } from 'node:child_process';
-import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { callApi } from '../src/api/client.js';
 import type { StatusReport } from '../src/api/types.js';
 import { WeftError } from '../src/core/errors.js';
 import { packageRoot } from '../src/core/paths.js';
-import { Lab, type LabNode, type LabPod, type LabProcess } from './lab.js';
+import { LEASE_ANNOTATIONS } from '../src/k8s/names.js';
+import { KubeApiControl } from './kube-api-control.js';
+import { Lab, type LabNode, type LabPod, type LabProcess, type UnderlayHost } from './lab.js';
 
 const cliPath = join(packageRoot(import.meta.url), 'dist', 'src', 'cli', 'main.js');
+const kubeApiMain = join(packageRoot(import.meta.url), 'dist', 'lab', 'kube-api-main.js');
 
 export interface WeftClusterInit {
   nodes: number;
@@ -48,6 +51,21 @@ export interface WeftClusterInit {
   prefix?: string;
   brNetfilter?: boolean;
   log?: (line: string) => void;
+  /**
+   * Kubernetes mode: the fake API server (lab/kube-api-main.ts) runs on an underlay host, the
+   * nodes' Node objects are made first (as kubelets make them; `deferNodes` are not), and every
+   * router gets `--kubernetes --kubeconfig ... --node-name nX --kube-namespace NS` and no `--peer`.
+   */
+  kubernetes?: { namespace?: string; deferNodes?: number[] };
+}
+
+/** The fake API server of a cluster in Kubernetes mode. */
+export interface ClusterKube {
+  control: KubeApiControl;
+  kubeconfig: string;
+  namespace: string;
+  host: UnderlayHost;
+  process: LabProcess;
 }
 
 export interface RouterHandle {
@@ -99,6 +117,10 @@ export class WeftCluster {
       return out.trim();
     });
     const seedArgs = seeds.length === 0 ? [] : ['--ipam-seed', seeds.join(',')];
+    const kubeNs = init.kubernetes?.namespace ?? 'kube-system';
+    const kubeconfig = join(dir, 'kubeconfig');
+    const kubeArgs = (i: number) => (init.kubernetes === undefined ? [] : ['--kubernetes', '--kubeconfig', kubeconfig, '--node-name', `n${i + 1}`, '--kube-namespace', kubeNs]);
+    const defaultPeers = (i: number) => (init.kubernetes === undefined ? lab.nodes.map((_, k) => k).filter((k) => k !== i) : []);
     const routers: RouterHandle[] = lab.nodes.map((node, i) => {
       const secretFile = join(dir, `secret-${i + 1}`);
       writeFileSync(secretFile, init.secrets?.[i] ?? SECRET, { mode: 0o600 });
@@ -108,7 +130,7 @@ export class WeftCluster {
         'launch',
         '--name', `n${i + 1}`,
         '--listen', `${node.address}:6784`,
-        ...(init.peersOf?.(i) ?? lab.nodes.map((_, k) => k).filter((k) => k !== i)).flatMap((k) => ['--peer', `${lab.nodes[k]!.address}:6784`]),
+        ...(init.peersOf?.(i) ?? defaultPeers(i)).flatMap((k) => ['--peer', `${lab.nodes[k]!.address}:6784`]),
         '--state-dir', join(dir, `state-n${i + 1}`),
         ...(init.plaintext === true ? ['--plaintext'] : ['--secret-file', secretFile]),
         ...(vnet ? [] : ['--no-vnet-hdr']),
@@ -116,6 +138,7 @@ export class WeftCluster {
         // IPAM (on by default in weft) only where a test asks for it with its own --ipam-range.
         '--ipam-range', 'none',
         ...seedArgs,
+        ...kubeArgs(i),
         ...(init.extraArgs ?? []),
         ...(init.perNodeArgs?.(i) ?? []),
       ];
@@ -123,6 +146,11 @@ export class WeftCluster {
     });
     const cluster = new WeftCluster(lab, routers, dir, log);
     try {
+      if (init.kubernetes !== undefined) {
+        cluster.kube = await startKubeApi(lab, dir, kubeconfig, kubeNs);
+        const deferredNodes = new Set(init.kubernetes.deferNodes ?? []);
+        for (let i = 0; i < lab.nodes.length; i++) if (!deferredNodes.has(i)) await cluster.createNode(i);
+      }
       await init.beforeRouters?.(lab);
       const deferred = new Set(init.deferStart ?? []);
       for (let i = 0; i < routers.length; i++) if (!deferred.has(i)) await cluster.startRouter(i);
@@ -146,6 +174,37 @@ export class WeftCluster {
       throw err;
     }
     return cluster;
+  }
+
+  /** The fake API server (Kubernetes mode only). */
+  kube: ClusterKube | undefined = undefined;
+
+  private kubeOrThrow(): ClusterKube {
+    if (this.kube === undefined) throw new WeftError('ERR_LAB', 'the cluster is not in Kubernetes mode');
+    return this.kube;
+  }
+
+  /** Makes node i's Node object (name nX, InternalIP its underlay address), as its kubelet would. */
+  async createNode(i: number): Promise<void> {
+    const node = this.lab.nodes[i]!;
+    await this.kubeOrThrow().control.createNode({ name: node.name, internalIP: node.address });
+  }
+
+  /** Deletes node i's Node object (as `kubectl delete node nX` does). */
+  async deleteNode(i: number): Promise<void> {
+    await this.kubeOrThrow().control.deleteNode(this.lab.nodes[i]!.name);
+  }
+
+  /** weft's IPAM block Leases as the API server has them: block CIDR → holder (peer name). */
+  async blockHolders(): Promise<Map<string, string>> {
+    const k = this.kubeOrThrow();
+    const leases = (await k.control.listObjects('leases', k.namespace)) as { metadata: { annotations?: Record<string, string> }; spec?: { holderIdentity?: string } }[];
+    const out = new Map<string, string>();
+    for (const l of leases) {
+      const cidr = l.metadata.annotations?.[LEASE_ANNOTATIONS.cidr];
+      if (cidr !== undefined) out.set(cidr, l.spec?.holderIdentity ?? '');
+    }
+    return out;
   }
 
   get overlayMtu(): number {
@@ -302,9 +361,34 @@ export class WeftCluster {
         this.log(`stopping router ${i + 1}: ${String(err)}`);
       }
     }
+    if (this.kube !== undefined) await this.kube.process.stop(5000).catch((err: unknown) => this.log(`stopping the fake API server: ${String(err)}`));
     await this.lab.destroy();
     rmSync(this.dir, { recursive: true, force: true });
   }
+}
+
+/** Runs the fake API server on a new underlay host and writes a kubeconfig for it. */
+async function startKubeApi(lab: Lab, dir: string, kubeconfig: string, namespace: string): Promise<ClusterKube> {
+  const host = await lab.addUnderlayHost();
+  const socket = join(dir, 'kube-api.sock');
+  const proc = lab.spawn(host.ns, [process.execPath, kubeApiMain, '--listen', `${host.address}:6443`, '--control', socket, '--bookmark-ms', '1000'], { logFile: join(dir, 'kube-api.log') });
+  const control = new KubeApiControl(socket);
+  const deadline = Date.now() + 15_000;
+  for (;;) {
+    if (existsSync(socket)) {
+      try {
+        await control.info();
+        break;
+      } catch {
+        // not listening yet
+      }
+    }
+    const exited = await Promise.race([proc.exited.then(() => true), delay(100).then(() => false)]);
+    if (exited) throw new WeftError('ERR_LAB', `the fake API server exited during start: ${proc.stderrText().trim().split('\n').slice(-3).join('\n')}`);
+    if (Date.now() > deadline) throw new WeftError('ERR_LAB', 'the fake API server did not answer within 15 s');
+  }
+  await control.writeKubeconfig(kubeconfig);
+  return { control, kubeconfig, namespace, host, process: proc };
 }
 
 function delay(ms: number): Promise<void> {
