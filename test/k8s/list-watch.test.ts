@@ -152,7 +152,7 @@ describe('ListWatch refused by the API server', () => {
   it('a wrong token: every call is refused with 401, counted, logged once, nothing cached', async () => {
     const g = await kubeFixture();
     try {
-      g.kube.config.getCurrentUser()!.token = 'wrong';
+      (g.kube.config.getCurrentUser() as { token?: string }).token = 'wrong';
       const { logger, lines } = recordingLogger();
       const refused = new ListWatch<V1Node>(
         { config: g.kube.config, list: () => g.kube.core.listNode(), clock: systemClock, logger, onEvent: () => undefined },
