@@ -56,6 +56,7 @@ describe('Kubernetes discovery (fake API server on the underlay)', () => {
       const node = (await kube.getObject('nodes', `n${i + 1}`)) as { metadata: { annotations: Record<string, string> } };
       expect(node.metadata.annotations[NODE_ANNOTATIONS.peer]).toBe(s.name);
       expect(node.metadata.annotations[NODE_ANNOTATIONS.endpoint]).toBe(`${c.lab.nodes[i]!.address}:6784`);
+      expect(node.metadata.annotations[NODE_ANNOTATIONS.version]).toBe(s.build.version);
       expect(s.mesh.targets.every((t) => t.discovered === true && !t.configured)).toBe(true);
     }
     await c.waitEstablished(30_000);
