@@ -19,6 +19,16 @@
  *   405 MethodNotAllowed, 409 AlreadyExists/Conflict, 415, 422 Invalid). A path outside /api and
  *   /apis answers `404 page not found` in plain text, as the real server's mux does.
  * - Leases: every namespace exists (a real server answers 404 for a Lease in a missing namespace).
+ *
+ * Known differences, none of which weft's calls depend on: a real BOOKMARK carries an empty object
+ * of the kind (zero-valued fields of a Node besides metadata.resourceVersion); a list from a
+ * resourceVersion newer than the server's waits and may answer 504 (here: the current state);
+ * no limit/continue paging, no managedFields, no generateName, no server-side apply (415), no
+ * status subresource; merge and strategic merge patches are both RFC 7386 merges (the same for
+ * the metadata maps weft patches). The fake could not be checked against a real kube-apiserver
+ * here: current Kubernetes needs a newer Go than Debian's 1.19 and none is installed; the
+ * answers follow the Kubernetes sources (apimachinery errors, the generic registry store, the
+ * watch cache).
  */
 import { writeFileSync } from 'node:fs';
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';

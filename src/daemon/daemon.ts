@@ -47,7 +47,6 @@ import { MetricsServer } from './metrics-server.js';
 import { Readiness } from './readiness.js';
 import { KubernetesMode } from './kubernetes.js';
 import { openKube } from '../k8s/client.js';
-import { packageRoot } from '../core/paths.js';
 
 /** The fast path's VXLAN device. */
 const VXLAN_DEVICE = 'weft-vx';
@@ -191,7 +190,7 @@ export class Daemon {
           publicKey: identity.publicKey,
           advertise: first === undefined ? undefined : formatEndpoint({ address: first.address, port: first.port === 0 ? this.udp.localPort : first.port }),
           port: this.udp.localPort,
-          version: packageVersion(),
+          version: this.build.version,
         },
       );
     }
@@ -514,16 +513,6 @@ export class Daemon {
       }
     }
     await this.netlink.setMtu(this.config.bridge, this.mtu);
-  }
-}
-
-/** weft's version for the Node annotation (package.json). */
-function packageVersion(): string {
-  try {
-    const pkg = JSON.parse(readFileSync(`${packageRoot(import.meta.url)}/package.json`, 'utf8')) as { version?: unknown };
-    return typeof pkg.version === 'string' ? pkg.version : '0.0.0';
-  } catch {
-    return '0.0.0';
   }
 }
 

@@ -167,7 +167,8 @@ export class ListWatch<T extends KubeObjectLike> {
           this.rv = '';
           continue;
         }
-        this.fail(describeKubeError(`watching ${this.init.what}`, end.err));
+        const code = (end.err as { statusCode?: unknown }).statusCode;
+        this.fail(typeof code === 'number' ? `watching ${this.init.what}: the API server answered ${code} ${describeError(end.err)}` : describeKubeError(`watching ${this.init.what}`, end.err));
         await this.backoff();
       } else if (this.c.clock.now() - opened < this.init.backoffMinMs) {
         // A watch that ends at once, again and again, must not spin.

@@ -147,3 +147,26 @@ describe('ListWatch against the fake API server', () => {
     expect(lines.some((l) => l['level'] === 'error' && l['err'] === 'boom')).toBe(true);
   });
 });
+
+describe('ListWatch refused by the API server', () => {
+  it('a wrong token: every call is refused with 401, counted, logged once, nothing cached', async () => {
+    const g = await kubeFixture();
+    try {
+      (g.kube.config.getCurrentUser() as { token?: string }).token = 'wrong';
+      const { logger, lines } = recordingLogger();
+      const refused = new ListWatch<V1Node>(
+        { config: g.kube.config, list: () => g.kube.core.listNode(), clock: systemClock, logger, onEvent: () => undefined },
+        { path: '/api/v1/nodes', what: 'Nodes', backoffMinMs: 10, backoffMaxMs: 20 },
+      );
+      g.api.createNode({ name: 'n1' });
+      refused.start();
+      await until(() => refused.status().errors >= 3);
+      await refused.stop();
+      expect(refused.status()).toMatchObject({ synced: false, objects: 0, lists: 0 });
+      expect(refused.status().lastError).toBe('listing Nodes: the API server answered 401');
+      expect(lines.filter((l) => l['level'] === 'warn')).toHaveLength(1);
+    } finally {
+      await g.close();
+    }
+  });
+});

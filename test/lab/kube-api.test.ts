@@ -164,6 +164,27 @@ describe('the fake API server through @kubernetes/client-node', () => {
     await current.abort();
   });
 
+  it('keeps historyLimit events: a watch from before them is 410, from within them is served', async () => {
+    const small = await FakeKubeApi.start({ historyLimit: 2 });
+    try {
+      small.createNode({ name: 'n1' });
+      const first = small.resourceVersion;
+      small.createNode({ name: 'n2' });
+      const second = small.resourceVersion;
+      small.createNode({ name: 'n3' });
+      small.createNode({ name: 'n4' });
+      const auth = { Authorization: `Bearer ${small.token}` };
+      const read = async (rv: string) => {
+        const res = await fetch(`${small.url}/api/v1/nodes?watch=true&resourceVersion=${rv}&timeoutSeconds=1`, { headers: auth });
+        return (await res.text()).trim().split('\n').map((l) => JSON.parse(l) as Seen);
+      };
+      expect((await read(first)).map((e) => `${e.type} ${String(e.object['code'] ?? e.object.metadata?.name)}`)).toEqual(['ERROR 410']);
+      expect((await read(second)).map((e) => `${e.type} ${e.object.metadata?.name}`)).toEqual(['ADDED n3', 'ADDED n4']);
+    } finally {
+      await small.stop();
+    }
+  });
+
   it('a selector watch sees an object that stops matching as DELETED and one that starts as ADDED', async () => {
     api.createNode({ name: 'n1', labels: { on: 'yes' } });
     const w = watch('/api/v1/nodes', { labelSelector: 'on=yes' });
