@@ -28,6 +28,9 @@ import { buildMeshGossip, type MeshGossip } from './mesh-gossip.js';
 import { IpamService, ipamOffRoutes } from './ipam-service.js';
 import { PodNetwork } from './pod-network.js';
 import { PodGuard } from './pod-guard.js';
+import { ServiceBridge } from './service-bridge.js';
+import { ProcSysctl } from '../platform/linux/proc-sysctl.js';
+import type { Sysctl } from '../platform/sysctl.js';
 import { cniExecHandler } from './cni-exec.js';
 import { NftCli } from '../platform/linux/nft-cli.js';
 import { openNft } from '../platform/linux/nft-lib.js';
@@ -49,6 +52,8 @@ export interface DaemonComponents {
   logger: Logger;
   clock: Clock;
   netlink: Netlink;
+  /** Kernel parameters (default: /proc/sys of the router's namespace). */
+  sysctl?: Sysctl;
   /**
    * The router must stop at run time (another router runs with its identity key and started
    * first, `ERR_IDENTITY_IN_USE`); the caller stops it and exits with status 1.
@@ -61,6 +66,7 @@ export class Daemon {
   private readonly log: Logger;
   private readonly clock: Clock;
   private readonly netlink: Netlink;
+  private readonly sysctl: Sysctl;
   /** The command until start() has loaded libnftables (in-process), when it can. */
   private nft: Nft & NftScripts = new NftCli();
   private readonly onFatal: ((err: WeftError) => void) | undefined;
@@ -74,6 +80,7 @@ export class Daemon {
   private ipam: IpamService | undefined = undefined;
   private podNetwork: PodNetwork | undefined = undefined;
   private podGuard: PodGuard | undefined = undefined;
+  private serviceBridge: ServiceBridge | undefined = undefined;
   private api: ApiServer | undefined = undefined;
   private probeTap: LinuxTap | undefined = undefined;
   private fastPath: FastPath | undefined = undefined;
@@ -88,6 +95,7 @@ export class Daemon {
     this.log = components.logger;
     this.clock = components.clock;
     this.netlink = components.netlink;
+    this.sysctl = components.sysctl ?? new ProcSysctl();
     this.onFatal = components.onFatal;
   }
 
@@ -163,6 +171,11 @@ export class Daemon {
         { bridge: c.bridge, mtu: this.mtu, ranges: c.ipam.ranges },
       );
     }
+    // Always built: it reports what the bridge has for Services even where it may not change it.
+    this.serviceBridge = new ServiceBridge(
+      { netlink: this.netlink, sysctl: this.sysctl, clock: this.clock, logger: this.log.child('services') },
+      { bridge: c.bridge, enabled: c.serviceBridge, ipv6: (c.ipam?.ranges ?? []).some((r) => r.includes(':')) },
+    );
     this.learningSwitch = new LearningSwitch({
       tap: this.tap,
       sleeve: this.sleeve,
@@ -202,8 +215,10 @@ export class Daemon {
       const ipam = this.ipam === undefined ? [] : [this.ipam, this.podNetwork!];
       const guard = this.podGuard === undefined ? [] : [this.podGuard];
       // The overlay switch hands the fast path its candidates once it runs.
-      await startAll([this.sleeve, this.learningSwitch, ...fast, overlay, this.gossip, ...ipam, this.mesh, ...guard, this.api]);
-      this.started.push(this.sleeve, this.learningSwitch, ...fast, overlay, this.gossip, ...ipam, this.mesh, ...guard, this.api);
+      // The bridge is set up for Services before pods are served.
+      const services = this.serviceBridge;
+      await startAll([this.sleeve, this.learningSwitch, ...fast, overlay, this.gossip, services, ...ipam, this.mesh, ...guard, this.api]);
+      this.started.push(this.sleeve, this.learningSwitch, ...fast, overlay, this.gossip, services, ...ipam, this.mesh, ...guard, this.api);
     } catch (err) {
       this.closeDevices();
       throw err;
@@ -247,6 +262,7 @@ export class Daemon {
       fastpath: { mode: this.config.fastpath, note: this.fastPathNote, peers: [], ...this.fastPath?.report() },
       ipam: this.ipam === undefined ? undefined : ipamSummary(this.ipam.ipam.status()),
       pods: this.podGuard?.status(),
+      services: this.serviceBridge!.status(),
       learningSwitch: this.learningSwitch,
       gossip: this.gossip?.drops(),
       tap: this.tap,

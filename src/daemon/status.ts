@@ -8,7 +8,7 @@ import type { LearningSwitch } from '../router/learning-switch.js';
 import type { PeerPath } from '../router/overlay-switch.js';
 import type { Sleeve } from '../router/sleeve/sleeve.js';
 import type { MeshStatus } from '../mesh/mesh.js';
-import type { FastPathStatus, IpamSummary, PeerStatus, StatusReport } from '../api/types.js';
+import type { FastPathStatus, IpamSummary, PeerStatus, ServiceBridgeStatus, StatusReport } from '../api/types.js';
 import type { DaemonConfig } from './config.js';
 import type { PodGuardStatus } from './pod-guard.js';
 
@@ -29,6 +29,7 @@ export function buildStatus(s: {
   fastpath: FastPathStatus;
   ipam: IpamSummary | undefined;
   pods: PodGuardStatus | undefined;
+  services: ServiceBridgeStatus;
   learningSwitch: LearningSwitch;
   /** Refused gossip by channel and reason (MeshGossip.drops). */
   gossip?: Record<string, number>;
@@ -103,6 +104,7 @@ export function buildStatus(s: {
     fastpath: s.fastpath,
     ipam: s.ipam,
     pods: s.pods,
+    services: s.services,
     relayed: { ...s.sleeve.relayed },
     traffic: {
       tap,
