@@ -12,6 +12,7 @@
  *   10.96.0.12:80 → a   (pod a → itself: hairpin)
  *   NodePort 30080 → c, 30081 → d (externalTrafficPolicy Cluster), asked on every node's
  *   underlay address from an underlay host, each on the port whose backend is on another node
+ *   [fd00:96::10]:80 → c, [fd00:96::12]:80 → a   (the same over IPv6, table ip6 kube-proxy)
  *
  * Every pod runs a TCP server that answers its own name and the address it saw the client come
  * from. The pods are guarded by their router as CNI ADD's pods are (attached, host end named
@@ -28,13 +29,14 @@ import { until } from './helpers.js';
 
 const isRoot = process.getuid?.() === 0;
 const RANGE = '10.47.0.0/16';
+const RANGE6 = 'fd00:47::/64';
 const PORT = 8080;
 
 // Answers "<NAME> <client address>\n" on every connection.
 const SERVER = `
 const net = require('node:net');
 const [name, port] = [process.argv[1], Number(process.argv[2])];
-net.createServer((s) => { s.end(name + ' ' + s.remoteAddress + '\\n'); }).listen(port, '0.0.0.0', () => process.stderr.write('listening\\n'));`;
+net.createServer((s) => { s.end(name + ' ' + s.remoteAddress.replace(/^::ffff:/, '') + '\\n'); }).listen({ port, host: '::', ipv6Only: false }, () => process.stderr.write('listening\\n'));`;
 
 // Prints what HOST:PORT answers (from source address FROM when given); exits 1 with the error when it does not within 3 s.
 const CLIENT = `
@@ -55,9 +57,10 @@ describe.skipIf(!isRoot).each([
 ] as const)('Services: kube-proxy nftables rules across the overlay, nodes joined by %s', (_, fastpath) => {
   let c: WeftCluster;
   let host: UnderlayHost;
-  const pods = new Map<string, LabPod & { address: string }>();
+  const pods = new Map<string, LabPod & { address: string; address6: string }>();
   /** Each node's gateway address on the bridge (its own address on the pod network). */
   const gateways: string[] = [];
+  const gateways6: string[] = [];
 
   const podsOn = (i: number) => [...pods.values()].filter((p) => p.node.index === i).length;
   const ask = async (ns: string, address: string, port: number, from?: string): Promise<{ name: string; from: string }> => {
@@ -70,7 +73,7 @@ describe.skipIf(!isRoot).each([
     c = await WeftCluster.start({
       nodes: 3,
       podsPerNode: 0,
-      extraArgs: ['--ipam-range', RANGE, '--ipam-init-peers', '3', '--service-bridge', 'on', '--fastpath', fastpath, ...(fastpath === 'auto' ? ['--trusted-subnets', '198.18.0.0/24'] : []), '--log-level', 'info'],
+      extraArgs: ['--ipam-range', RANGE, '--ipam-range6', RANGE6, '--ipam-init-peers', '3', '--service-bridge', 'on', '--fastpath', fastpath, ...(fastpath === 'auto' ? ['--trusted-subnets', '198.18.0.0/24'] : []), '--log-level', 'info'],
     });
     await c.waitEstablished();
     await c.waitPaths(() => (fastpath === 'auto' ? 'fastpath' : 'direct'));
@@ -80,12 +83,15 @@ describe.skipIf(!isRoot).each([
         return n.ready ? n : undefined;
       }, 60_000);
       gateways.push(net.gateways.find((g) => g.family === 4)!.address);
+      gateways6.push(net.gateways.find((g) => g.family === 6)!.address);
     }
     for (const [node, name] of [[0, 'a'], [0, 'b'], [1, 'c'], [2, 'd']] as const) {
       const got = await c.api<{ addresses: { address: string; prefixLength: number; family: number }[] }>(node, 'POST', '/v1/ipam/allocate', { containerId: `svc-${name}`, ifName: 'eth0' });
       const a = got.addresses.find((x) => x.family === 4)!;
-      const pod = await c.lab.addPod(node, { name, ipv4: `${a.address}/${a.prefixLength}`, mtu: c.overlayMtu });
+      const a6 = got.addresses.find((x) => x.family === 6)!;
+      const pod = await c.lab.addPod(node, { name, ipv4: `${a.address}/${a.prefixLength}`, ipv6: `${a6.address}/${a6.prefixLength}`, mtu: c.overlayMtu });
       await c.lab.exec(pod.ns, ['ip', 'route', 'add', 'default', 'via', gateways[node]!]);
+      await c.lab.exec(pod.ns, ['ip', '-6', 'route', 'add', 'default', 'via', gateways6[node]!]);
       // Made a pod the router guards, as CNI ADD does: attached, and its host end named as ADD names it.
       const ns = c.lab.nodes[node]!.ns;
       await c.api(node, 'POST', '/v1/cni/attach', { containerId: `svc-${name}`, ifName: 'eth0', mac: pod.mac });
@@ -94,7 +100,7 @@ describe.skipIf(!isRoot).each([
       await c.lab.exec(ns, ['ip', 'link', 'set', 'dev', pod.hostVeth, 'name', port]);
       await c.lab.exec(ns, ['ip', 'link', 'set', 'dev', port, 'up']);
       c.lab.spawn(pod.ns, [process.execPath, '-e', SERVER, name, String(PORT)]);
-      pods.set(name, { ...pod, address: a.address });
+      pods.set(name, { ...pod, address: a.address, address6: a6.address });
     }
     const at = (name: string) => ({ ip: pods.get(name)!.address, port: PORT });
     const services: KubeServicePort[] = [
@@ -103,7 +109,15 @@ describe.skipIf(!isRoot).each([
       { namespace: 'default', name: 'self', portName: 'http', protocol: 'tcp', clusterIP: '10.96.0.12', port: 80, endpoints: [at('a')] },
       { namespace: 'default', name: 'far', portName: 'http', protocol: 'tcp', clusterIP: '10.96.0.13', port: 80, nodePort: 30081, endpoints: [at('d')] },
     ];
-    for (const node of c.lab.nodes) await applyKubeProxy(c.lab, node, { family: 4, clusterCidr: RANGE }, services);
+    const at6 = (name: string) => ({ ip: pods.get(name)!.address6, port: PORT });
+    const services6: KubeServicePort[] = [
+      { namespace: 'default', name: 'remote', portName: 'http', protocol: 'tcp', clusterIP: 'fd00:96::10', port: 80, endpoints: [at6('c')] },
+      { namespace: 'default', name: 'self', portName: 'http', protocol: 'tcp', clusterIP: 'fd00:96::12', port: 80, endpoints: [at6('a')] },
+    ];
+    for (const node of c.lab.nodes) {
+      await applyKubeProxy(c.lab, node, { family: 4, clusterCidr: RANGE }, services);
+      await applyKubeProxy(c.lab, node, { family: 6, clusterCidr: RANGE6 }, services6);
+    }
     host = await c.lab.addUnderlayHost();
     // The routers put hairpin on pod ports at their periodic check (the CNI plugin does it at ADD).
     await until('hairpin on every pod port', async () => {
@@ -126,6 +140,7 @@ describe.skipIf(!isRoot).each([
         'net.bridge.bridge-nf-call-iptables': '1',
         'net.bridge.bridge-nf-call-ip6tables': '1',
         'net.ipv4.ip_forward': '1',
+        'net.ipv6.conf.all.forwarding': '1',
       });
       expect(s.hairpin.on).toHaveLength(podsOn(i));
       expect(formatStatus(await c.apiStatus(i))).toContain(`Services bridge weft: set up by the router; bridge netfilter and forwarding on; hairpin on ${podsOn(i)}/${podsOn(i)} veth ports`);
@@ -142,6 +157,11 @@ describe.skipIf(!isRoot).each([
 
   it('a pod reaches itself through its Service (hairpin; kube-proxy masquerades it to the node)', async () => {
     expect(await ask(pods.get('a')!.ns, '10.96.0.12', 80)).toEqual({ name: 'a', from: gateways[0] });
+  });
+
+  it('IPv6: a pod reaches a ClusterIP whose backend is on another node, and itself through its Service', async () => {
+    expect(await ask(pods.get('a')!.ns, 'fd00:96::10', 80)).toEqual({ name: 'c', from: pods.get('a')!.address6 });
+    expect(await ask(pods.get('a')!.ns, 'fd00:96::12', 80)).toEqual({ name: 'a', from: gateways6[0] });
   });
 
   it('a NodePort answers on every node from an underlay host, from a backend on another node', async () => {
