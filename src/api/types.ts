@@ -283,7 +283,7 @@ export interface ServiceBridgeStatus {
   settings: { name: string; want: string; value: string | null; ok: boolean }[];
   /** The bridge's veth ports (pods) and their hairpin mode. */
   hairpin: { ports: number; on: string[]; off: string[] };
-  /** What could not be read or set, each naming the parameter or port. */
+  /** What could not be read or set, each naming the parameter or port (always empty when not enabled). */
   problems: string[];
   /** Clock ms of the last check. */
   checkedAt: number | null;

@@ -149,11 +149,12 @@ export class ServiceBridge implements Startable {
     hairpin.on.sort();
     hairpin.off.sort();
     for (const p of this.logged) if (!problems.includes(p)) this.logged.delete(p);
-    for (const p of problems) {
+    for (const p of this.init.enabled ? problems : []) {
       if (this.logged.has(p)) continue;
       this.logged.add(p);
-      if (this.init.enabled) this.components.logger.warn('the bridge is not fully set up for Services', { problem: p });
+      this.components.logger.warn('the bridge is not fully set up for Services', { problem: p });
     }
-    this.report = { enabled: this.init.enabled, bridge: this.init.bridge, settings, hairpin, problems, checkedAt: this.components.clock.now() };
+    // Off, what is missing is no problem of the router's: the settings and ports say what the kernel has.
+    this.report = { enabled: this.init.enabled, bridge: this.init.bridge, settings, hairpin, problems: this.init.enabled ? problems : [], checkedAt: this.components.clock.now() };
   }
 }

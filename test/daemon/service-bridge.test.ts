@@ -120,6 +120,15 @@ describe('ServiceBridge: what the bridge needs for Services', () => {
     expect(st.hairpin.off).toEqual(['vw0123456789ab']);
   });
 
+  it('disabled without br_netfilter: the settings read missing, and that is no problem of the router', async () => {
+    const { sb, lines } = make({ enabled: false, sysctl: { 'net.ipv4.ip_forward': '1' } });
+    await sb.start();
+    await sb.stop();
+    expect(sb.status().settings.filter((s) => s.value === null).map((s) => s.name)).toEqual(['net.bridge.bridge-nf-call-iptables', 'net.bridge.bridge-nf-call-ip6tables']);
+    expect(sb.status().problems).toEqual([]);
+    expect(lines.filter((l) => l.level === 'warn')).toEqual([]);
+  });
+
   it('without br_netfilter: says so, sets the rest, and does not fail the start', async () => {
     const { sb, sysctl, lines } = make({ enabled: true, sysctl: { 'net.ipv4.ip_forward': '0' } });
     await sb.start();
