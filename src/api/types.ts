@@ -62,7 +62,10 @@ export interface PeerStatus {
 }
 
 export interface StatusReport {
+  /** The format of this report (not the release: that is `build.version`). */
   version: 1;
+  /** The release and the protocol versions peers check. */
+  build: VersionInfo;
   /** Peer name (from the public key) and nickname. */
   name: string;
   nickname: string;
@@ -90,6 +93,18 @@ export interface StatusReport {
   memory: { rssBytes: number; heapUsedBytes: number };
 }
 
+/** What a router runs (`weft version`, `weft_build_info`). */
+export interface VersionInfo {
+  /** The release (package.json's version); peers never check it. */
+  version: string;
+  /** Node's version, without the v. */
+  node: string;
+  /** The mesh's TCP preamble version: a peer with another is refused. */
+  meshProtocol: number;
+  /** The sleeve datagram header's version: datagrams with another are dropped. */
+  sleeveProtocol: number;
+}
+
 /** The fast path: its peers, and (when it runs) probe counts and the VXLAN port filter. */
 export interface FastPathStatus {
   mode: string;
@@ -103,7 +118,8 @@ export interface FastPathStatus {
 export interface IpamSummary {
   ready: { ok: boolean; reason?: string };
   allocations: number;
-  ranges: { range: string; owned: string; free: string; allocated: string; quarantined: string }[];
+  /** This router's addresses per range (decimal strings); owned = free + allocated + quarantined + reserved + held. */
+  ranges: { range: string; owned: string; free: string; allocated: string; quarantined: string; reserved: string; held: string }[];
 }
 
 /** The learning switch's counters (frames from the TAP, where they went). */

@@ -28,6 +28,7 @@ import { loadOrCreateIdentity } from '../mesh/identity.js';
 import { installCni } from '../cni/install.js';
 import { releaseJournalDir } from '../api/paths.js';
 import { addLaunchOptions, rawConfigFrom } from './launch-options.js';
+import { formatVersion, versionInfo } from '../daemon/version-info.js';
 
 const DEFAULT_SOCKET = defaultOf('apiSocket');
 const DEFAULT_STATE_DIR = defaultOf('stateDir');
@@ -72,11 +73,30 @@ async function status(opts: { json?: boolean; socket: string }): Promise<void> {
   process.stdout.write(opts.json === true ? `${JSON.stringify(report, null, 2)}\n` : `${formatStatus(report)}\n`);
 }
 
+/** `weft --version`'s line; a package whose package.json cannot be read still runs its other commands. */
+function versionLine(): string {
+  try {
+    return formatVersion(versionInfo());
+  } catch (err) {
+    return `weft: ${describeError(err)}`;
+  }
+}
+
 export async function main(argv: string[]): Promise<number> {
   const program = new Command('weft')
     .description('weft: a userspace overlay network (encrypted UDP sleeve between routers)')
     .exitOverride()
-    .configureOutput({ writeErr: (s) => process.stderr.write(s) });
+    .configureOutput({ writeErr: (s) => process.stderr.write(s) })
+    .version(versionLine(), '-V, --version', 'print the version (release, Node, protocols) and exit');
+
+  program
+    .command('version')
+    .description("print weft's release version, Node's, and the protocol versions peers check (peers of other releases mesh when these agree)")
+    .option('--json', 'machine-readable output')
+    .action((opts: { json?: boolean }) => {
+      const v = versionInfo();
+      process.stdout.write(opts.json === true ? `${JSON.stringify(v)}\n` : `${formatVersion(v)}\n`);
+    });
 
   addLaunchOptions(program.command('launch').description('run a router in the foreground'))
     .allowUnknownOption()

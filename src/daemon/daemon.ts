@@ -42,8 +42,12 @@ import { overlayMtu } from '../router/sleeve/wire.js';
 import { ApiError } from '../api/errors.js';
 import { ApiServer, prepareSocketDir } from './api-server.js';
 import type { DaemonConfig } from './config.js';
-import type { StatusReport } from '../api/types.js';
+import type { StatusReport, VersionInfo } from '../api/types.js';
 import { buildStatus, ipamSummary } from './status.js';
+import { versionInfo } from './version-info.js';
+import { WeftMetrics } from './metrics.js';
+import { MetricsServer } from './metrics-server.js';
+import { Readiness } from './readiness.js';
 
 /** The fast path's VXLAN device. */
 const VXLAN_DEVICE = 'weft-vx';
@@ -87,6 +91,16 @@ export class Daemon {
   private fastPathNote = '';
   private overlaySwitch: OverlaySwitch | undefined = undefined;
   private startedAt = 0;
+  private build: VersionInfo | undefined = undefined;
+  private stopping = false;
+  private tapFailed = false;
+  private metricsServer: MetricsServer | undefined = undefined;
+  /**
+   * What /readyz checks (`--metrics-addr`): the router started and not stopping, its TAP working,
+   * and with IPAM the pod network ready (IPAM has its ranges, the gateways and the guard are set).
+   * Other parts add theirs with `readiness.add(name, check)`.
+   */
+  readonly readiness = new Readiness();
   private underlayMtu = 0;
   private mtu = 0;
 
@@ -97,10 +111,17 @@ export class Daemon {
     this.netlink = components.netlink;
     this.sysctl = components.sysctl ?? new ProcSysctl();
     this.onFatal = components.onFatal;
+    this.readiness.add('router', () => (this.stopping ? 'the router is stopping' : this.startedAt === 0 ? 'the router is still starting' : this.tapFailed ? 'the TAP device failed; restart the daemon' : undefined));
+    this.readiness.add('pods', () => {
+      const net = this.podNetwork?.network();
+      return net === undefined || net.ready ? undefined : (net.reason ?? 'the pod network is not ready');
+    });
   }
 
   async start(): Promise<void> {
     const c = this.config;
+    // Read first: a package without its package.json is refused before anything is made.
+    this.build = versionInfo();
     const secret = preflight(c, this.log) ?? Buffer.alloc(32);
     // Before any device is made: a socket directory others could write is refused at once.
     prepareSocketDir(dirname(c.apiSocket), process.geteuid?.() ?? 0);
@@ -182,7 +203,10 @@ export class Daemon {
       paths: overlay,
       clock: this.clock,
       logger: this.log.child('router'),
-      onTapFailure: (errno) => this.log.error('the TAP device failed; restart the daemon to recreate it', { errno }),
+      onTapFailure: (errno) => {
+        this.tapFailed = true;
+        this.log.error('the TAP device failed; restart the daemon to recreate it', { errno });
+      },
     });
     try {
       this.setUpFastPath(overlay);
@@ -196,6 +220,18 @@ export class Daemon {
       await Promise.all([this.fastPath?.refreshCounters(), this.podGuard?.refreshCounters()]);
       return this.status();
     });
+    if (c.metrics !== undefined) {
+      const metrics = new WeftMetrics({ build: this.build, processMetrics: true });
+      this.metricsServer = new MetricsServer(
+        {
+          logger: this.log.child('metrics'),
+          // Read at scrape time, as `weft status` does; while the router starts: build and process metrics only.
+          metrics: { contentType: metrics.contentType, scrape: async () => metrics.scrape(await this.scrapeStatus()) },
+          readiness: this.readiness,
+        },
+        { endpoint: c.metrics },
+      );
+    }
     this.api.route('POST', '/v1/forget', (body) => this.forget(body));
     if (this.ipam !== undefined) this.ipam.routes(this.api);
     else ipamOffRoutes(this.api);
@@ -214,17 +250,21 @@ export class Daemon {
       // meanwhile) and before the API serves the CNI plugin.
       const ipam = this.ipam === undefined ? [] : [this.ipam, this.podNetwork!];
       const guard = this.podGuard === undefined ? [] : [this.podGuard];
+      // The metrics endpoint first: a port in use fails the start before anything else runs, and
+      // the probes have /healthz (and a /readyz that says "starting") while the rest starts.
+      const metrics = this.metricsServer === undefined ? [] : [this.metricsServer];
       // The overlay switch hands the fast path its candidates once it runs.
       // The bridge is set up for Services before pods are served.
       const services = this.serviceBridge;
-      await startAll([this.sleeve, this.learningSwitch, ...fast, overlay, this.gossip, services, ...ipam, this.mesh, ...guard, this.api]);
-      this.started.push(this.sleeve, this.learningSwitch, ...fast, overlay, this.gossip, services, ...ipam, this.mesh, ...guard, this.api);
+      await startAll([...metrics, this.sleeve, this.learningSwitch, ...fast, overlay, this.gossip, services, ...ipam, this.mesh, ...guard, this.api]);
+      this.started.push(...metrics, this.sleeve, this.learningSwitch, ...fast, overlay, this.gossip, services, ...ipam, this.mesh, ...guard, this.api);
     } catch (err) {
       this.closeDevices();
       throw err;
     }
     this.startedAt = this.clock.now();
     this.log.info('weft router started', {
+      version: this.build.version,
       peer: identity.name,
       nickname: c.name,
       id: formatPeerId(identity.id),
@@ -239,10 +279,18 @@ export class Daemon {
   }
 
   async stop(): Promise<void> {
+    this.stopping = true;
     const failures = await stopAll(this.started);
     this.started.length = 0;
     this.closeDevices();
     for (const f of failures) this.log.warn('stop step failed', { err: describeError(f) });
+  }
+
+  /** The status report for a scrape, or undefined while the router starts or stops. */
+  private async scrapeStatus(): Promise<StatusReport | undefined> {
+    if (this.startedAt === 0 || this.stopping) return undefined;
+    await Promise.all([this.fastPath?.refreshCounters(), this.podGuard?.refreshCounters()]);
+    return this.status();
   }
 
   private fatal(err: WeftError): void {
@@ -256,6 +304,7 @@ export class Daemon {
     }
     return buildStatus({
       config: this.config,
+      build: this.build!,
       sleeve: this.sleeve,
       paths: this.overlaySwitch.paths(),
       mesh: this.mesh.status(),

@@ -8,7 +8,7 @@ import type { LearningSwitch } from '../router/learning-switch.js';
 import type { PeerPath } from '../router/overlay-switch.js';
 import type { Sleeve } from '../router/sleeve/sleeve.js';
 import type { MeshStatus } from '../mesh/mesh.js';
-import type { FastPathStatus, IpamSummary, PeerStatus, ServiceBridgeStatus, StatusReport } from '../api/types.js';
+import type { FastPathStatus, IpamSummary, PeerStatus, ServiceBridgeStatus, StatusReport, VersionInfo } from '../api/types.js';
 import type { DaemonConfig } from './config.js';
 import type { PodGuardStatus } from './pod-guard.js';
 
@@ -16,12 +16,13 @@ export function ipamSummary(st: IpamStatus): IpamSummary {
   return {
     ready: st.ready,
     allocations: st.allocations,
-    ranges: st.spaces.map((sp) => ({ range: sp.range, owned: sp.own.owned, free: sp.own.free, allocated: sp.own.allocated, quarantined: sp.own.quarantined })),
+    ranges: st.spaces.map((sp) => ({ range: sp.range, owned: sp.own.owned, free: sp.own.free, allocated: sp.own.allocated, quarantined: sp.own.quarantined, reserved: sp.own.reserved, held: sp.own.held })),
   };
 }
 
 export function buildStatus(s: {
   config: DaemonConfig;
+  build: VersionInfo;
   sleeve: Sleeve;
   /** Each peer's path, from the OverlaySwitch. */
   paths: readonly PeerPath[];
@@ -89,6 +90,7 @@ export function buildStatus(s: {
   const mem = process.memoryUsage();
   return {
     version: 1,
+    build: s.build,
     name: s.mesh.name,
     nickname: s.mesh.nickname,
     id: formatPeerId(s.sleeve.selfId),

@@ -1,0 +1,35 @@
+/** `weft version` and `weft --version` through the built CLI (dist/, as `npm run build:ts` makes it). */
+import { spawnSync } from 'node:child_process';
+import { readFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { describe, expect, it } from 'vitest';
+import { MESH_VERSION } from '../../src/mesh/mesh-protocol.js';
+import { WIRE_VERSION } from '../../src/router/sleeve/wire.js';
+
+const CLI = join(process.cwd(), 'dist', 'src', 'cli', 'main.js');
+const VERSION = (JSON.parse(readFileSync(join(process.cwd(), 'package.json'), 'utf8')) as { version: string }).version;
+const LINE = `weft ${VERSION} (node ${process.versions.node}, mesh protocol ${MESH_VERSION}, sleeve protocol ${WIRE_VERSION})\n`;
+
+function weft(args: string[]): { code: number | null; out: string; err: string } {
+  const r = spawnSync(process.execPath, [CLI, ...args], { encoding: 'utf8', timeout: 20_000 });
+  return { code: r.status, out: r.stdout, err: r.stderr };
+}
+
+describe('weft version', () => {
+  it.each([[['version']], [['--version']], [['-V']]])('weft %j prints the release, Node and the protocol versions, exit 0', (args) => {
+    const r = weft(args);
+    expect(r).toEqual({ code: 0, out: LINE, err: '' });
+  });
+
+  it('weft version --json gives the same as the status report', () => {
+    const r = weft(['version', '--json']);
+    expect(r.code).toBe(0);
+    expect(JSON.parse(r.out)).toEqual({ version: VERSION, node: process.versions.node, meshProtocol: MESH_VERSION, sleeveProtocol: WIRE_VERSION });
+  });
+
+  it('an unknown argument to version is a usage error (exit 2)', () => {
+    const r = weft(['version', 'extra']);
+    expect(r.code).toBe(2);
+    expect(r.err).toContain('too many arguments');
+  });
+});
