@@ -9,3 +9,4 @@ export * from './cri-cni.js';
 export { buildLabImages, importLabImages, defaultImageCacheDir, PAUSE_IMAGE, BUSYBOX_IMAGE, type LabImage, type LabImages } from './cri-images.js';
 export * from './cni-node.js';
 export * from './podman.js';
+export * from './kube-proxy.js';
