@@ -12,3 +12,4 @@ export * from './podman.js';
 export { FakeKubeApi, type FakeKubeApiInit, type V1NodeLike, type RequestRecord } from './kube-api.js';
 export { KubeApiControl, serveKubeApiControl, type KubeApiInfo } from './kube-api-control.js';
 export { deployConflist, deploySettings, deployContainerArgs, deployContainerEnv, loadDeployManifests, type PodFacts } from './deploy-manifests.js';
+export * from './kube-proxy.js';

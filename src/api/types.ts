@@ -86,6 +86,8 @@ export interface StatusReport {
   pods: PodGuardStatus | undefined;
   /** Kubernetes mode: discovery from Node objects; undefined when standalone. */
   kubernetes?: KubernetesStatus;
+  /** What the pods' bridge has for kube-proxy's Services (bridge netfilter, forwarding, hairpin). */
+  services: ServiceBridgeStatus;
   relayed: { datagrams: number; bytes: number };
   traffic: { tap: IoCounters; udp: IoCounters; router: SwitchCounters; macs: number; sleeveMessages: number; udpFlushes: number };
   drops: Record<string, number>;
@@ -324,6 +326,21 @@ export interface PodGuardStatus {
   unknownPorts: string[];
   /** The last failure to program the table, until a later change succeeds. */
   problem: string | null;
+}
+
+/** The bridge's settings for Services (src/daemon/service-bridge.ts). */
+export interface ServiceBridgeStatus {
+  /** Whether the router sets them (--service-bridge; auto: in Kubernetes mode); off, they are only read. */
+  enabled: boolean;
+  bridge: string;
+  /** Each kernel parameter wanted and what it reads now (null: missing or unreadable). */
+  settings: { name: string; want: string; value: string | null; ok: boolean }[];
+  /** The bridge's veth ports (pods) and their hairpin mode. */
+  hairpin: { ports: number; on: string[]; off: string[] };
+  /** What could not be read or set, each naming the parameter or port (always empty when not enabled). */
+  problems: string[];
+  /** Clock ms of the last check. */
+  checkedAt: number | null;
 }
 
 export interface GuardedPodStatus {

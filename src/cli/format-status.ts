@@ -99,6 +99,13 @@ export function formatStatus(s: StatusReport): string {
     if (p.unknownPorts.length > 0) lines.push(`    ports with no attachment (all dropped): ${p.unknownPorts.join(' ')}`);
     if (p.problem !== null) lines.push(`    problem: ${p.problem}`);
   }
+  {
+    const v = s.services;
+    const bad = v.settings.filter((x) => !x.ok).map((x) => `${x.name}=${x.value ?? 'missing'}`);
+    const state = v.enabled ? 'set up by the router' : 'not set up by the router (--service-bridge)';
+    lines.push(`  Services bridge ${v.bridge}: ${state}; ${bad.length === 0 ? 'bridge netfilter and forwarding on' : `off: ${bad.join(' ')}`}; hairpin on ${v.hairpin.on.length}/${v.hairpin.ports} veth ports`);
+    for (const p of v.problems) lines.push(`    problem: ${p}`);
+  }
   if (s.kubernetes !== undefined) lines.push(...formatKubernetes(s.kubernetes));
   lines.push(`  relayed for others: ${s.relayed.datagrams} datagrams / ${bytes(s.relayed.bytes)}`);
   lines.push('');

@@ -82,6 +82,8 @@ export interface DaemonConfig {
   kubernetes: KubernetesConfig | undefined;
   /** undefined: no metrics or health endpoint. */
   metrics: Endpoint | undefined;
+  /** The router sets up the bridge for Services (--service-bridge on, or auto in Kubernetes mode). */
+  serviceBridge: boolean;
 }
 
 function processEnvironment(): ConfigEnvironment {
@@ -132,6 +134,7 @@ export function validateConfig(input: RawConfig, surroundings: ConfigEnvironment
   const aead = check.one('aead') as DaemonConfig['aead'] | undefined;
   const ipam = validateIpam(check, raw, kubernetes !== undefined);
   const metrics = check.one('metricsAddr', DEFAULT_METRICS_PORT);
+  const serviceBridge = check.one('serviceBridge');
   const apiSocket = check.one('apiSocket');
   if (problems.length > 0) throw new ConfigError(problems, 'weft launch options');
   // With no problem, every option with a default has its value.
@@ -161,6 +164,7 @@ export function validateConfig(input: RawConfig, surroundings: ConfigEnvironment
     ipam,
     kubernetes,
     metrics,
+    serviceBridge: serviceBridge === 'on' || (serviceBridge === 'auto' && kubernetes !== undefined),
   };
 }
 

@@ -28,6 +28,9 @@ import { buildMeshGossip, type MeshGossip } from './mesh-gossip.js';
 import { IpamService, ipamOffRoutes } from './ipam-service.js';
 import { PodNetwork } from './pod-network.js';
 import { PodGuard } from './pod-guard.js';
+import { ServiceBridge } from './service-bridge.js';
+import { ProcSysctl } from '../platform/linux/proc-sysctl.js';
+import type { Sysctl } from '../platform/sysctl.js';
 import { cniExecHandler } from './cni-exec.js';
 import { NftCli } from '../platform/linux/nft-cli.js';
 import { openNft } from '../platform/linux/nft-lib.js';
@@ -55,6 +58,8 @@ export interface DaemonComponents {
   logger: Logger;
   clock: Clock;
   netlink: Netlink;
+  /** Kernel parameters (default: /proc/sys of the router's namespace). */
+  sysctl?: Sysctl;
   /**
    * The router must stop at run time (another router runs with its identity key and started
    * first, `ERR_IDENTITY_IN_USE`); the caller stops it and exits with status 1.
@@ -67,6 +72,7 @@ export class Daemon {
   private readonly log: Logger;
   private readonly clock: Clock;
   private readonly netlink: Netlink;
+  private readonly sysctl: Sysctl;
   /** The command until start() has loaded libnftables (in-process), when it can. */
   private nft: Nft & NftScripts = new NftCli();
   private readonly onFatal: ((err: WeftError) => void) | undefined;
@@ -81,6 +87,7 @@ export class Daemon {
   private podNetwork: PodNetwork | undefined = undefined;
   private podGuard: PodGuard | undefined = undefined;
   private kubernetes: KubernetesMode | undefined = undefined;
+  private serviceBridge: ServiceBridge | undefined = undefined;
   private api: ApiServer | undefined = undefined;
   private probeTap: LinuxTap | undefined = undefined;
   private fastPath: FastPath | undefined = undefined;
@@ -105,6 +112,7 @@ export class Daemon {
     this.log = components.logger;
     this.clock = components.clock;
     this.netlink = components.netlink;
+    this.sysctl = components.sysctl ?? new ProcSysctl();
     this.onFatal = components.onFatal;
     this.readiness.add('router', () => (this.stopping ? 'the router is stopping' : this.startedAt === 0 ? 'the router is still starting' : this.tapFailed ? 'the TAP device failed; restart the daemon' : undefined));
     this.readiness.add('pods', () => {
@@ -214,6 +222,11 @@ export class Daemon {
     // the deletion and tries; exactly one gets each block). Failures are logged by the hook.
     const blocks = this.ipam?.blocks === undefined ? undefined : this.ipam;
     if (this.kubernetes !== undefined && blocks !== undefined) this.kubernetes.onNodeDeleted(async (peer) => void (await blocks.reclaim(peer)));
+    // Always built: it reports what the bridge has for Services even where it may not change it.
+    this.serviceBridge = new ServiceBridge(
+      { netlink: this.netlink, sysctl: this.sysctl, clock: this.clock, logger: this.log.child('services') },
+      { bridge: c.bridge, enabled: c.serviceBridge, ipv6: (c.ipam?.ranges ?? []).some((r) => r.includes(':')) },
+    );
     this.learningSwitch = new LearningSwitch({
       tap: this.tap,
       sleeve: this.sleeve,
@@ -273,8 +286,10 @@ export class Daemon {
       // Discovery after the mesh: the targets it sets are dialled at the mesh's next tick.
       const kube = this.kubernetes === undefined ? [] : [this.kubernetes];
       // The overlay switch hands the fast path its candidates once it runs.
-      await startAll([...metrics, this.sleeve, this.learningSwitch, ...fast, overlay, this.gossip, ...ipam, this.mesh, ...kube, ...guard, this.api]);
-      this.started.push(...metrics, this.sleeve, this.learningSwitch, ...fast, overlay, this.gossip, ...ipam, this.mesh, ...kube, ...guard, this.api);
+      // The bridge is set up for Services before pods are served.
+      const services = this.serviceBridge;
+      await startAll([...metrics, this.sleeve, this.learningSwitch, ...fast, overlay, this.gossip, services, ...ipam, this.mesh, ...kube, ...guard, this.api]);
+      this.started.push(...metrics, this.sleeve, this.learningSwitch, ...fast, overlay, this.gossip, services, ...ipam, this.mesh, ...kube, ...guard, this.api);
     } catch (err) {
       this.closeDevices();
       throw err;
@@ -329,6 +344,7 @@ export class Daemon {
       ipam: this.ipam === undefined ? undefined : ipamSummary(this.ipam.ipam.status()),
       pods: this.podGuard?.status(),
       kubernetes: this.kubernetes?.status(),
+      services: this.serviceBridge!.status(),
       learningSwitch: this.learningSwitch,
       gossip: this.gossip?.drops(),
       tap: this.tap,

@@ -277,6 +277,15 @@ export const LAUNCH_OPTIONS = {
     readme: 'the namespace that holds the IPAM block Leases in Kubernetes mode',
     readmeDefault: "the pod's namespace, else `kube-system`",
   },
+  serviceBridge: {
+    flag: '--service-bridge',
+    value: 'mode',
+    default: 'auto',
+    help: "set up the pods' bridge for kube-proxy Services (bridge netfilter, forwarding, hairpin): on, off or auto (on in Kubernetes mode)",
+    check: { kind: 'enum', values: ['auto', 'on', 'off'] },
+    readme:
+      "what kube-proxy's Services need from the pods' bridge: `net.bridge.bridge-nf-call-iptables` and `-ip6tables`, forwarding, hairpin mode on its veth ports (see Services); `auto` is on in Kubernetes mode; status reports them either way",
+  },
   metricsAddr: {
     flag: '--metrics-addr',
     value: 'addr:port',

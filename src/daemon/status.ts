@@ -8,7 +8,7 @@ import type { LearningSwitch } from '../router/learning-switch.js';
 import type { PeerPath } from '../router/overlay-switch.js';
 import type { Sleeve } from '../router/sleeve/sleeve.js';
 import type { MeshStatus } from '../mesh/mesh.js';
-import type { FastPathStatus, IpamSummary, KubernetesStatus, PeerStatus, StatusReport, VersionInfo } from '../api/types.js';
+import type { FastPathStatus, IpamSummary, KubernetesStatus, PeerStatus, ServiceBridgeStatus, StatusReport, VersionInfo } from '../api/types.js';
 import type { DaemonConfig } from './config.js';
 import type { PodGuardStatus } from './pod-guard.js';
 
@@ -32,6 +32,7 @@ export function buildStatus(s: {
   pods: PodGuardStatus | undefined;
   /** Kubernetes mode's section; undefined when standalone. */
   kubernetes?: KubernetesStatus | undefined;
+  services: ServiceBridgeStatus;
   learningSwitch: LearningSwitch;
   /** Refused gossip by channel and reason (MeshGossip.drops). */
   gossip?: Record<string, number>;
@@ -108,6 +109,7 @@ export function buildStatus(s: {
     ipam: s.ipam,
     pods: s.pods,
     ...(s.kubernetes === undefined ? {} : { kubernetes: s.kubernetes }),
+    services: s.services,
     relayed: { ...s.sleeve.relayed },
     traffic: {
       tap,

@@ -11,6 +11,8 @@ export interface LinkInfo {
   master: string | undefined;
   kind: string | undefined;
   mac: string | undefined;
+  /** A bridge port's hairpin mode (frames may leave through the port they came in by); undefined for a link that is no bridge port. */
+  hairpin?: boolean;
 }
 
 export interface RouteInfo {
@@ -88,6 +90,11 @@ export interface Netlink {
   /** Bridge port isolation: isolated ports never forward to each other (split horizon). */
   setIsolated(port: string, isolated: boolean): Promise<void>;
   isIsolated(port: string): Promise<boolean>;
+  /**
+   * Bridge port hairpin mode: a frame may leave through the port it came in by (a pod reaching
+   * itself through a Service: bridge-netfilter DNAT sends the frame back out the pod's own port).
+   */
+  setHairpin(port: string, on: boolean): Promise<void>;
   /** The bridge's forwarding table (entries of its ports, not the bridge device's own). */
   bridgeFdbList(bridge: string): Promise<BridgeFdbEntry[]>;
   /** A static, sticky bridge entry: frames for `mac` leave through `port`, whatever the bridge learns. */

@@ -11,6 +11,7 @@ import type { AddressGrant } from '../../src/api/types.js';
 import type { PodGuardStatus } from '../../src/daemon/pod-guard.js';
 import type { DropReason } from '../../src/daemon/pod-guard-rules.js';
 import type { PodNetwork } from '../../src/daemon/pod-network.js';
+import type { ServiceBridge } from '../../src/daemon/service-bridge.js';
 import type { Ipam } from '../../src/ipam/ipam.js';
 import type { IpamStatus } from '../../src/ipam/status.js';
 import type { MeshStatus } from '../../src/mesh/mesh.js';
@@ -33,6 +34,7 @@ export const sameShapes = {
   grants: true satisfies Same<ReturnType<Ipam['list']>[number], AddressGrant>,
   pods: true satisfies Same<PodGuardStatus, api.PodGuardStatus>,
   podDrops: true satisfies Same<DropReason, api.PodDropReason>,
+  services: true satisfies Same<ReturnType<ServiceBridge['status']>, api.ServiceBridgeStatus>,
   cniNetwork: true satisfies Same<ReturnType<PodNetwork['network']>, api.CniNetwork>,
   io: true satisfies Same<IoCounters, api.IoCounters>,
   switch: true satisfies Same<LearningSwitchCounters, api.SwitchCounters>,
@@ -73,6 +75,17 @@ const report: api.StatusReport = {
   fastpath: { mode: 'auto', note: 'auto', peers: [{ name: 'n2', underlay: '198.18.0.2', state: 'up', reason: 'probes answered', sinceMs: 2500, switches: 1 }] },
   ipam: { ready: { ok: false, reason: 'waiting for peers' }, allocations: 2, ranges: [] },
   pods: undefined,
+  services: {
+    enabled: true,
+    bridge: 'weft',
+    settings: [
+      { name: 'net.bridge.bridge-nf-call-iptables', want: '1', value: null, ok: false },
+      { name: 'net.ipv4.ip_forward', want: '1', value: '1', ok: true },
+    ],
+    hairpin: { ports: 3, on: ['vp1', 'vp2'], off: ['vp3'] },
+    problems: ['net.bridge.bridge-nf-call-iptables: not in this kernel: br_netfilter is not loaded (modprobe br_netfilter)'],
+    checkedAt: 5,
+  },
   relayed: { datagrams: 0, bytes: 0 },
   traffic: { tap: io, udp: io, router: { tapFrames: 0, tapBytes: 0, unicast: 5, flooded: 6, leftToFastPath: 0, toTap: 0, toTapBytes: 0 }, macs: 3, sleeveMessages: 0, udpFlushes: 0 },
   drops: { 'rx.badHops': 2, 'rx.replayed': 0 },
@@ -90,6 +103,8 @@ describe('the API types as the CLI reads them', () => {
     ['a fast-path peer', 'n2 (198.18.0.2): up, probes answered, for 2.5s, 1 switches'],
     ['IPAM not ready', 'IPAM: not ready (waiting for peers), 2 allocations'],
     ['the drops that happened, not the others', 'drops: rx.badHops=2'],
+    ['what the bridge lacks for Services', 'Services bridge weft: set up by the router; off: net.bridge.bridge-nf-call-iptables=missing; hairpin on 2/3 veth ports'],
+    ['why a Services setting is missing', 'problem: net.bridge.bridge-nf-call-iptables: not in this kernel: br_netfilter is not loaded'],
     ['the switch counters', 'MACs learned 3   unicast 5   flooded 6'],
   ])('weft status shows %s', (_, line) => {
     expect(formatStatus(report)).toContain(line);

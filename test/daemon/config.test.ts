@@ -125,6 +125,19 @@ describe('validateConfig', () => {
       expect(() => validateConfig({ ...good, ...patch }, outside)).toThrow(message);
     });
 
+    it.each([
+      ['auto outside Kubernetes mode', {}, false],
+      ['auto with --kubernetes', { kubernetes: true }, true],
+      ['on without Kubernetes mode', { serviceBridge: 'on' }, true],
+      ['off in Kubernetes mode', { kubernetes: true, serviceBridge: 'off' }, false],
+    ])('--service-bridge %s: the router sets up the bridge for Services = %s', (_, patch, want) => {
+      expect(validateConfig({ ...good, ...patch }, outside).serviceBridge).toBe(want);
+    });
+
+    it('--service-bridge takes auto, on or off', () => {
+      expect(() => validateConfig({ ...good, serviceBridge: 'yes' }, outside)).toThrow('--service-bridge');
+    });
+
     it('says when the host name is no node name', () => {
       expect(() => validateConfig({ ...good, kubernetes: true }, { ...outside, hostname: () => 'under_score' })).toThrow('--node-name: "under_score" (from the host name) is not a Kubernetes node name; give --node-name');
     });

@@ -60,6 +60,11 @@ export function statusReport(over: Partial<StatusReport> = {}): StatusReport {
       ranges: [{ range: '10.40.0.0/16', owned: '32768', free: '32700', allocated: '2', quarantined: '1', reserved: '1', held: '64' }],
     },
     pods: { table: 'weft-pods', pods: [], drops: { unknown: 0, mac: 9, probe: 0, ethertype: 0, arp: 0, ipv4: 0, ipv6: 0, nd: 0, router: 0, vxlan: 0 }, unknownPorts: [], problem: null },
+    services: {
+      enabled: true, bridge: 'weft',
+      settings: [{ name: 'net.bridge.bridge-nf-call-iptables', want: '1', value: '1', ok: true }],
+      hairpin: { ports: 1, on: ['vw0123456789ab'], off: [] }, problems: [], checkedAt: 5,
+    },
     relayed: { datagrams: 11, bytes: 1100 },
     traffic: { tap: io(1), udp: io(2), router: { tapFrames: 0, tapBytes: 0, unicast: 5, flooded: 6, leftToFastPath: 0, toTap: 0, toTapBytes: 0 }, macs: 3, sleeveMessages: 0, udpFlushes: 0 },
     drops: { 'rx.badTag': 2, 'gossip.topology.malformed': 1, 'pods.mac': 9, 'udp.sendErrors': 0 },

@@ -84,4 +84,15 @@ describe.skipIf(!isRoot)('netlink: VXLAN devices, forwarding entries and port is
     expect(await nl[0]!.isIsolated(pods[0]!.hostVeth)).toBe(false);
     expect((await ping(lab, pods[0]!.ns, pods[1]!.ipv4!, { count: 2, intervalS: 0.2, timeoutS: 2 })).received).toBeGreaterThan(0);
   });
+
+  it('hairpin mode is set on a bridge port and read back with the ports; a link that is no port has none', async () => {
+    const port = pods[0]!.hostVeth;
+    const hairpinOf = async () => (await nl[0]!.bridgePorts('weft')).find((l) => l.name === port)?.hairpin;
+    expect(await hairpinOf()).toBe(false);
+    await nl[0]!.setHairpin(port, true);
+    expect(await hairpinOf()).toBe(true);
+    await nl[0]!.setHairpin(port, false);
+    expect(await hairpinOf()).toBe(false);
+    expect((await nl[0]!.getLink('weft'))?.hairpin).toBeUndefined();
+  });
 });

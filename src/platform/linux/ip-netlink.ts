@@ -10,7 +10,7 @@ interface IpLink {
   operstate?: string;
   master?: string;
   address?: string;
-  linkinfo?: { info_kind?: string; info_data?: { id?: number; port?: number; local?: string; learning?: boolean }; info_slave_data?: { isolated?: boolean } };
+  linkinfo?: { info_kind?: string; info_data?: { id?: number; port?: number; local?: string; learning?: boolean }; info_slave_data?: { isolated?: boolean; hairpin?: boolean } };
 }
 
 function toLink(l: IpLink): LinkInfo {
@@ -22,6 +22,7 @@ function toLink(l: IpLink): LinkInfo {
     master: l.master,
     kind: l.linkinfo?.info_kind,
     mac: l.address,
+    ...(l.linkinfo?.info_slave_data?.hairpin === undefined ? {} : { hairpin: l.linkinfo.info_slave_data.hairpin }),
   };
 }
 
@@ -165,6 +166,10 @@ export class IpNetlink implements Netlink {
 
   async setIsolated(port: string, isolated: boolean): Promise<void> {
     await run(this.bridgePath, [...this.nsArgs, 'link', 'set', 'dev', port, 'isolated', isolated ? 'on' : 'off']);
+  }
+
+  async setHairpin(port: string, on: boolean): Promise<void> {
+    await run(this.bridgePath, [...this.nsArgs, 'link', 'set', 'dev', port, 'hairpin', on ? 'on' : 'off']);
   }
 
   async isIsolated(port: string): Promise<boolean> {
