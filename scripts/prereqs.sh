@@ -18,6 +18,7 @@ declare -A NEED=(
   [nsenter]=util-linux
   [flock]=util-linux
   [iptables]=iptables # the portmap CNI plugin runs it
+  [curl]=curl # the metrics and health endpoints are scraped with it
 )
 
 # Packages checked by name rather than by a command on PATH: real container runtimes for the
