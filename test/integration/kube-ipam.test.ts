@@ -7,11 +7,9 @@
  * each; `weft forget` of a stopped router hands its blocks to the router that forgot it (the
  * Lease says so).
  */
-import { existsSync, mkdtempSync, rmSync } from 'node:fs';
-import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { KubeApiControl } from '../../lab/kube-api-control.js';
+import type { KubeApiControl } from '../../lab/kube-api-control.js';
 import { WeftCluster } from '../../lab/weft-cluster.js';
 import type { IpamStatus } from '../../src/api/types.js';
 import { packageRoot } from '../../src/core/paths.js';
@@ -50,29 +48,17 @@ function inCidr(address: string, cidr: string): boolean {
 
 describe.skipIf(!isRoot)('IPAM blocks through the API server (Kubernetes mode, 3 routers)', () => {
   let c: WeftCluster;
-  let dir: string;
-  const control = (): KubeApiControl => new KubeApiControl(join(dir, 'kube-api.sock'));
+  const control = (): KubeApiControl => c.kube!.control;
   const ipamStatus = (i: number) => c.api<IpamStatus>(i, 'GET', '/v1/ipam/status');
   const leases = async () => (await control().listObjects('leases', NS)) as LeaseLike[];
   const names: string[] = [];
 
   beforeAll(async () => {
-    dir = mkdtempSync(join(tmpdir(), 'weft-kube-ipam-'));
-    const kubeconfig = join(dir, 'kubeconfig');
     c = await WeftCluster.start({
       nodes: 3,
       podsPerNode: 0,
-      beforeRouters: async (lab) => {
-        const host = await lab.addUnderlayHost();
-        lab.spawn(host.ns, [process.execPath, join(root, 'dist', 'lab', 'kube-api-main.js'), '--listen', `${host.address}:6443`, '--control', join(dir, 'kube-api.sock')], {
-          logFile: join(dir, 'kube-api.log'),
-        });
-        await until('the fake API server is up', async () => (existsSync(join(dir, 'kube-api.sock')) ? (await control().info()).url : undefined), 15_000);
-        await control().writeKubeconfig(kubeconfig);
-        for (const n of lab.nodes) await control().createNode({ name: n.name, internalIP: n.address });
-      },
-      extraArgs: ['--ipam-range', '10.44.0.0/22', '--ipam-range6', 'fd00:44::/118', '--kubernetes', '--kubeconfig', kubeconfig, '--kube-namespace', NS, '--log-level', 'info'],
-      perNodeArgs: (i) => ['--node-name', `n${i + 1}`],
+      kubernetes: { namespace: NS },
+      extraArgs: ['--ipam-range', '10.44.0.0/22', '--ipam-range6', 'fd00:44::/118', '--log-level', 'info'],
     });
     await until('IPAM ready on every router', async () => ((await Promise.all([0, 1, 2].map(ipamStatus))).every((s) => s.ready.ok) ? true : undefined), 30_000);
     for (let i = 0; i < 3; i++) names.push((await c.apiStatus(i)).name);
@@ -81,7 +67,6 @@ describe.skipIf(!isRoot)('IPAM blocks through the API server (Kubernetes mode, 3
   afterAll(async () => {
     // The lab stops the fake API server with the rest.
     await c?.destroy();
-    if (dir !== undefined) rmSync(dir, { recursive: true, force: true });
   });
 
   it('ownership is the Leases: no ring, no gossip channel for IPAM', async () => {
