@@ -1,8 +1,9 @@
 /**
  * The RBAC of deploy/: exactly the verbs the router's API calls need, bound to the service
  * account the DaemonSet runs as, with the Leases' Role in the namespace the router uses.
- * Nodes: list and watch (discovery), get and patch (its own Node's annotations). Leases of IPAM
- * blocks: list and watch, get, create (claim a block), update (renew, hand over).
+ * Nodes: list and watch (discovery, src/k8s/node-discovery.ts), patch (its own Node's
+ * annotations). Leases of IPAM blocks (src/k8s/blocks.ts): list (relisted), create (claim a
+ * block), update (take over a deleted Node's block). Nothing is read with get, and Leases are never watched or deleted.
  */
 import { describe, expect, it } from 'vitest';
 import { SERVICE_ACCOUNT_DIR, validateConfig } from '../../src/daemon/config.js';
@@ -13,13 +14,13 @@ const manifests = loadDeployManifests();
 const spec = deployPodSpec(manifests);
 
 describe('RBAC', () => {
-  it('the ClusterRole: nodes get, list, watch, patch and nothing else', () => {
-    expect(deployObject<V1ClusterRole>('ClusterRole', 'weft', manifests).rules).toEqual([{ apiGroups: [''], resources: ['nodes'], verbs: ['get', 'list', 'watch', 'patch'] }]);
+  it('the ClusterRole: nodes list, watch, patch and nothing else', () => {
+    expect(deployObject<V1ClusterRole>('ClusterRole', 'weft', manifests).rules).toEqual([{ apiGroups: [''], resources: ['nodes'], verbs: ['list', 'watch', 'patch'] }]);
   });
 
-  it("the Role: leases get, list, watch, create, update in the router's namespace, and nothing else", () => {
+  it("the Role: leases list, create, update in the router's namespace, and nothing else", () => {
     const role = deployObject<V1Role>('Role', 'weft', manifests);
-    expect(role.rules).toEqual([{ apiGroups: ['coordination.k8s.io'], resources: ['leases'], verbs: ['get', 'list', 'watch', 'create', 'update'] }]);
+    expect(role.rules).toEqual([{ apiGroups: ['coordination.k8s.io'], resources: ['leases'], verbs: ['list', 'create', 'update'] }]);
     // The namespace the router takes in a pod (its service account's), which is the DaemonSet's.
     const ns = deployObject<V1DaemonSet>('DaemonSet', 'weft', manifests).metadata?.namespace;
     const c = validateConfig(
