@@ -179,6 +179,13 @@ export class NodeDiscovery {
       this.peerByNode.delete(name);
       this.emitPeers();
       if (gone !== undefined) {
+        // The same peer still on another Node (it moved, or a Node copied its annotations): a
+        // live router must not be forgotten, nor its IPAM blocks taken.
+        const elsewhere = [...this.peerByNode.values()].find((p) => p.peer === gone.peer);
+        if (elsewhere !== undefined) {
+          this.log.warn('a deleted Node carried a peer that another Node still carries; not forgetting it', { node: name, peer: gone.peer, stillOn: elsewhere.nodeName });
+          return;
+        }
         this.log.info('a Node that carried a peer was deleted', { node: name, peer: gone.peer });
         for (const fn of this.deleteListeners) this.call(() => fn(gone.peer, name));
       }

@@ -216,6 +216,23 @@ describe('NodeDiscovery: other routers', () => {
     expect(peerUpdates.at(-1)).toEqual([]);
   });
 
+  it('does not announce a deleted Node whose peer another Node still carries (the router moved, or its annotations were copied)', async () => {
+    const p2 = identity();
+    f.api.createNode({ name: 'n1', internalIP: '198.18.0.1' });
+    f.api.createNode({ name: 'n2', annotations: annotations(p2, '198.18.0.2:6784') });
+    f.api.createNode({ name: 'n2-new', annotations: annotations(p2, '198.18.0.12:6784') });
+    d = makeDiscovery();
+    d.start();
+    await until(() => d.peers().length === 2);
+    f.api.deleteNode('n2');
+    await until(() => d.peers().length === 1);
+    expect(d.peers().map((p) => p.nodeName)).toEqual(['n2-new']);
+    f.api.deleteNode('n2-new');
+    await until(() => deletions.length === 1);
+    expect(deletions).toEqual([[p2.peer, 'n2-new']]);
+    expect(lines.some((l) => String(l['msg']).includes('another Node still carries'))).toBe(true);
+  });
+
   it('announces a Node gone during an outage once, from the relist after a 410', async () => {
     const p2 = identity();
     f.api.createNode({ name: 'n1', internalIP: '198.18.0.1' });
