@@ -128,6 +128,8 @@ export interface KubernetesStatus {
   invalid: { node: string; problem: string }[];
   /** Peers forgotten because their Node was deleted. */
   nodesDeleted: number;
+  /** Deleted Nodes whose routers are still reachable: forgotten (and their blocks taken) once they are not. */
+  deletedButReachable: { peer: string; node: string }[];
   watch: {
     watching: boolean;
     resourceVersion: string;

@@ -178,6 +178,7 @@ export function formatIpamStatus(s: IpamStatus): string {
 function formatKubernetes(k: KubernetesStatus): string[] {
   const out: string[] = [];
   out.push(`  Kubernetes: Node ${k.node} (namespace ${k.namespace}) via ${k.server}; ${k.synced ? 'synced' : 'not synced yet'}, ${k.nodesSeen} Nodes seen, ${k.peersFromNodes.length} peers from Nodes, ${k.nodesDeleted} deleted Nodes forgotten`);
+  for (const w of k.deletedButReachable) out.push(`    Node ${w.node} deleted, but its router ${w.peer} is still reachable: forgotten (its blocks taken) once it is not`);
   for (const p of k.peersFromNodes) out.push(`    ${p.node}: ${p.peer} at ${p.endpoint}${p.version === '' ? '' : ` (${p.version})`}`);
   out.push(`    own Node: ${k.ownNode}${k.ownNodeProblem === '' ? '' : ` (${k.ownNodeProblem})`}; annotations written ${k.publishes}, failed ${k.publishFailures}`);
   const w = k.watch;

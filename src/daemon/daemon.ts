@@ -190,6 +190,7 @@ export class Daemon {
           logger: this.log.child('kubernetes'),
           setTargets: (targets) => mesh.setDiscoveredTargets(targets),
           forget: (peer) => this.forgetDeletedNode(peer),
+          reachable: (peer) => this.gossip?.routes.reachable().includes(peer) ?? false,
           ...(kube === undefined ? {} : { kube }),
         },
         {

@@ -7,7 +7,7 @@
  * background while the router runs on what it knows.
  */
 import type { KubernetesStatus } from '../api/types.js';
-import type { Clock } from '../core/clock.js';
+import type { Clock, TimerHandle } from '../core/clock.js';
 import { describeError } from '../core/errors.js';
 import type { Logger } from '../core/logger.js';
 import type { Startable } from '../core/startable.js';
@@ -22,6 +22,13 @@ export interface KubernetesComponents {
   setTargets: (targets: { endpoint: string; peer: string }[]) => void;
   /** Forgets a peer whose Node was deleted (the daemon's forget path); returns what it did, for logs. */
   forget: (peer: string, nodeName: string) => string;
+  /**
+   * Whether the peer is reachable in the mesh now. A deleted Node's router that still runs (its
+   * Node deleted before it was drained or stopped) is forgotten, and its IPAM blocks taken, only
+   * once it is not: taking the blocks of a live router would hand out its pods' addresses again.
+   * Default: never reachable.
+   */
+  reachable?: (peer: string) => boolean;
   /** The API's clients (tests give theirs); default: opened from `config.kubeconfig`. */
   kube?: KubeApis;
 }
@@ -38,6 +45,9 @@ export interface KubernetesInit {
   backoffMaxMs?: number;
 }
 
+/** How often a deleted Node's still-reachable peer is looked at again. */
+export const RECHECK_MS = 2000;
+
 export type NodeDeletedListener = (peer: string, nodeName: string) => void | Promise<void>;
 
 export class KubernetesMode implements Startable {
@@ -48,6 +58,8 @@ export class KubernetesMode implements Startable {
   private discovery: NodeDiscovery | undefined;
   private readonly deletedListeners = new Set<NodeDeletedListener>();
   private nodesDeleted = 0;
+  /** Deleted Nodes' peers still reachable: looked at again every `RECHECK_MS`. */
+  private readonly waiting = new Map<string, { node: string; timer: TimerHandle }>();
 
   constructor(components: KubernetesComponents, init: KubernetesInit) {
     this.c = components;
@@ -93,6 +105,8 @@ export class KubernetesMode implements Startable {
   }
 
   async stop(): Promise<void> {
+    for (const w of this.waiting.values()) w.timer.cancel();
+    this.waiting.clear();
     await this.discovery?.stop();
     this.discovery = undefined;
   }
@@ -115,6 +129,7 @@ export class KubernetesMode implements Startable {
       invalidNodes: s.invalidNodes,
       invalid: s.invalid,
       nodesDeleted: this.nodesDeleted,
+      deletedButReachable: [...this.waiting].map(([peer, w]) => ({ peer, node: w.node })),
       watch: {
         watching: s.watch.watching,
         resourceVersion: s.watch.resourceVersion,
@@ -139,6 +154,22 @@ export class KubernetesMode implements Startable {
   }
 
   private onDeleted(peer: string, node: string): void {
+    const prior = this.waiting.get(peer);
+    prior?.timer.cancel();
+    this.waiting.delete(peer);
+    if (this.discovery === undefined) return;
+    // Its Node is back (the same peer on a Node again): nothing to forget.
+    if (prior !== undefined && this.discovery.peers().some((p) => p.peer === peer)) {
+      this.log.info('a deleted Node\'s peer is on a Node again; not forgetting it', { node, peer });
+      return;
+    }
+    if (this.c.reachable?.(peer) === true) {
+      if (prior === undefined) {
+        this.log.warn('a deleted Node\'s router is still reachable: it is forgotten, and its IPAM blocks taken, once it is not (stop or drain it)', { node, peer });
+      }
+      this.waiting.set(peer, { node, timer: this.c.clock.setTimeout(() => this.onDeleted(peer, node), RECHECK_MS) });
+      return;
+    }
     this.nodesDeleted++;
     let what: string;
     try {

@@ -157,7 +157,7 @@ describe('weft status, Kubernetes section', () => {
   const k: api.KubernetesStatus = {
     node: 'n1', namespace: 'kube-system', server: 'https://10.96.0.1:443', synced: true, nodesSeen: 3,
     peersFromNodes: [{ node: 'n2', peer: 'fedcba9876543210', endpoint: '198.18.0.2:6784', version: '0.1.0' }],
-    ownNode: 'deleted', ownNodeProblem: "this router's Node n1 was deleted", publishes: 1, publishFailures: 0, invalidNodes: 1,
+    ownNode: 'deleted', ownNodeProblem: "this router's Node n1 was deleted", publishes: 1, publishFailures: 0, invalidNodes: 1, deletedButReachable: [{ peer: '0123456789abcdef', node: 'n3' }],
     invalid: [{ node: 'n4', problem: 'weft.dev/peer "x" is not a peer name' }], nodesDeleted: 2,
     watch: { watching: false, resourceVersion: '42', lists: 2, relists: 1, watchRestarts: 5, expired: 1, errors: 3, lastError: 'listing Nodes: ECONNREFUSED', badEvents: 0 },
   };
@@ -167,6 +167,7 @@ describe('weft status, Kubernetes section', () => {
     ["the own Node's problem", "own Node: deleted (this router's Node n1 was deleted)"],
     ['the watch counters and last error', 'watch: closed at resourceVersion 42; lists 2, relists 1, restarts 5, 410 Gone 1, errors 3, bad events 0; last error: listing Nodes: ECONNREFUSED'],
     ['refused Nodes', 'Nodes refused: 1 (now: n4: weft.dev/peer "x" is not a peer name)'],
+    ['a deleted Node whose router is still reachable', 'Node n3 deleted, but its router 0123456789abcdef is still reachable: forgotten (its blocks taken) once it is not'],
   ])('weft status shows %s', (_what, line) => {
     expect(formatStatus({ ...report, kubernetes: k })).toContain(line);
   });
