@@ -12,7 +12,7 @@ import { describeError } from '../core/errors.js';
 import type { Logger } from '../core/logger.js';
 import type { Startable } from '../core/startable.js';
 import { openKube, type KubeApis } from '../k8s/client.js';
-import { NodeDiscovery, type DiscoveredPeer } from '../k8s/node-discovery.js';
+import { NodeDiscovery, type DiscoveredPeer, type NodeDiscoveryInit } from '../k8s/node-discovery.js';
 import type { KubernetesConfig } from './config.js';
 
 export interface KubernetesComponents {
@@ -33,16 +33,9 @@ export interface KubernetesComponents {
   kube?: KubeApis;
 }
 
-export interface KubernetesInit {
+/** What discovery needs (node-discovery.ts), its Node's name taken from `config`. */
+export interface KubernetesInit extends Omit<NodeDiscoveryInit, 'nodeName'> {
   config: KubernetesConfig;
-  peerName: string;
-  publicKey: Uint8Array;
-  /** The first --advertise endpoint ("addr:port"), else undefined (the Node's InternalIP). */
-  advertise: string | undefined;
-  port: number;
-  version: string;
-  backoffMinMs?: number;
-  backoffMaxMs?: number;
 }
 
 /** How often a deleted Node's still-reachable peer is looked at again. */
@@ -84,19 +77,8 @@ export class KubernetesMode implements Startable {
   /** Throws ERR_KUBE_CONFIG only when the credentials cannot be loaded; an unreachable server is retried. */
   start(): void {
     this.kube = this.c.kube ?? openKube(this.init.config.kubeconfig);
-    const discovery = new NodeDiscovery(
-      { kube: this.kube, clock: this.c.clock, logger: this.log },
-      {
-        nodeName: this.init.config.nodeName,
-        peerName: this.init.peerName,
-        publicKey: this.init.publicKey,
-        advertise: this.init.advertise,
-        port: this.init.port,
-        version: this.init.version,
-        ...(this.init.backoffMinMs === undefined ? {} : { backoffMinMs: this.init.backoffMinMs }),
-        ...(this.init.backoffMaxMs === undefined ? {} : { backoffMaxMs: this.init.backoffMaxMs }),
-      },
-    );
+    const { config, ...init } = this.init;
+    const discovery = new NodeDiscovery({ kube: this.kube, clock: this.c.clock, logger: this.log }, { ...init, nodeName: config.nodeName });
     discovery.onPeers((peers) => this.onPeers(peers));
     discovery.onNodeDeleted((peer, node) => this.onDeleted(peer, node));
     this.discovery = discovery;

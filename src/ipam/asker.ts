@@ -10,6 +10,7 @@ import type { Clock } from '../core/clock.js';
 import type { GossipTransport, PeerName, RouteTable } from '../mesh/contracts.js';
 import { IpamExhaustedError } from './errors.js';
 import type { SpaceSource } from './allocations.js';
+import { SpaceWaiters } from './space-waiters.js';
 import type { RangeState } from './range-state.js';
 import { IPAM_CHANNEL } from './ring-codec.js';
 import type { IpamCounters } from './status.js';
@@ -31,38 +32,30 @@ export interface AskerDeps {
   usable(range: RangeState): boolean;
 }
 
-interface Waiter {
-  range: RangeState;
-  deadline: number;
-  resolve: () => void;
-  reject: (err: Error) => void;
-}
-
 export class Asker implements SpaceSource {
   private readonly deps: AskerDeps;
-  private waiters: Waiter[] = [];
+  private readonly waiters = new SpaceWaiters();
 
   constructor(deps: AskerDeps) {
     this.deps = deps;
   }
 
   hasWaiters(range: RangeState): boolean {
-    return this.waiters.some((w) => w.range === range);
+    return this.waiters.has(range);
   }
 
   status(range: RangeState): { asking: PeerName | undefined; tried: PeerName[]; waitingAllocations: number } {
     const a = range.asking;
-    return { asking: a.target, tried: [...a.tried], waitingAllocations: this.waiters.filter((w) => w.range === range).length };
+    return { asking: a.target, tried: [...a.tried], waitingAllocations: this.waiters.count(range) };
   }
 
   /** Resolves when `range` has a free address (or is no longer usable); rejects at `deadline`. */
   waitFor(range: RangeState, deadline: number): Promise<void> {
-    return new Promise((resolve, reject) => {
-      this.waiters.push({ range, deadline, resolve, reject });
-      const a = range.asking;
-      if (a.target === undefined) a.retryAt = 0;
-      this.maybeAsk(range);
-    });
+    const waiting = this.waiters.add(range, deadline);
+    const a = range.asking;
+    if (a.target === undefined) a.retryAt = 0;
+    this.maybeAsk(range);
+    return waiting;
   }
 
   /** `from` answered (`gave` or `none`) about `range`. */
@@ -103,18 +96,9 @@ export class Asker implements SpaceSource {
 
   /** Wakes waiters that have space now, fails those past their deadline. */
   wake(): void {
-    if (this.waiters.length === 0) return;
+    if (this.waiters.size === 0) return;
     const d = this.deps;
-    const now = d.clock.now();
-    const keep: Waiter[] = [];
-    for (const w of this.waiters) {
-      if (w.range.allocator.hasFree(now, 1) || !d.usable(w.range)) w.resolve();
-      else if (now >= w.deadline) {
-        d.counters.exhausted++;
-        w.reject(new IpamExhaustedError(w.range.space.cidr, `this peer has no free address and no peer donated one within ${d.askTimeoutMs} ms`));
-      } else keep.push(w);
-    }
-    this.waiters = keep;
+    this.waiters.wake(d.clock.now(), d.usable, d.counters, (w) => new IpamExhaustedError(w.range.space.cidr, `this peer has no free address and no peer donated one within ${d.askTimeoutMs} ms`));
   }
 
   /** Periodic: unanswered asks time out; asking goes on; deadlines pass. */
@@ -130,6 +114,6 @@ export class Asker implements SpaceSource {
   }
 
   rejectAll(err: Error): void {
-    for (const w of this.waiters.splice(0)) w.reject(err);
+    this.waiters.rejectAll(err);
   }
 }

@@ -12,6 +12,7 @@ import type { Logger } from '../core/logger.js';
 import type { SpaceSource } from './allocations.js';
 import { IpamExhaustedError, IpamNotReadyError } from './errors.js';
 import type { BlockOwnership, ClaimResult } from './ownership.js';
+import { SpaceWaiters } from './space-waiters.js';
 import type { RangeState } from './range-state.js';
 import type { IpamCounters } from './status.js';
 
@@ -30,19 +31,12 @@ export interface ClaimerDeps {
   claimed(range: RangeState): void;
 }
 
-interface Waiter {
-  range: RangeState;
-  deadline: number;
-  resolve: () => void;
-  reject: (err: Error) => void;
-}
-
 /** After a failed background claim, the next one waits this long (waiters always try at once). */
 const RETRY_MS = 5000;
 
 export class Claimer implements SpaceSource {
   private readonly deps: ClaimerDeps;
-  private waiters: Waiter[] = [];
+  private readonly waiters = new SpaceWaiters();
   /** Per range index: a claim is under way. */
   private readonly inFlight = new Set<number>();
   /** Per range index: the last failed claim and when a background one may try again. */
@@ -53,7 +47,7 @@ export class Claimer implements SpaceSource {
   }
 
   hasWaiters(range: RangeState): boolean {
-    return this.waiters.some((w) => w.range === range);
+    return this.waiters.has(range);
   }
 
   /** Why the last claim in the range failed (undefined: it did not, or none was made). */
@@ -62,14 +56,13 @@ export class Claimer implements SpaceSource {
   }
 
   status(range: RangeState): { asking: string | undefined; tried: string[]; waitingAllocations: number } {
-    return { asking: this.inFlight.has(range.index) ? 'the API server (claiming a block)' : undefined, tried: [], waitingAllocations: this.waiters.filter((w) => w.range === range).length };
+    return { asking: this.inFlight.has(range.index) ? 'the API server (claiming a block)' : undefined, tried: [], waitingAllocations: this.waiters.count(range) };
   }
 
   waitFor(range: RangeState, deadline: number): Promise<void> {
-    return new Promise((resolve, reject) => {
-      this.waiters.push({ range, deadline, resolve, reject });
-      this.claim(range, true);
-    });
+    const waiting = this.waiters.add(range, deadline);
+    this.claim(range, true);
+    return waiting;
   }
 
   /** Claims in the background when free space is below the low-water mark. */
@@ -106,32 +99,18 @@ export class Claimer implements SpaceSource {
   }
 
   private rejectRange(range: RangeState, r: Extract<ClaimResult, { ok: false }>): void {
-    const keep: Waiter[] = [];
-    for (const w of this.waiters) {
-      if (w.range !== range) keep.push(w);
-      else if (range.allocator.hasFree(this.deps.clock.now(), 1)) w.resolve();
-      else {
-        this.deps.counters.exhausted++;
-        w.reject(r.kind === 'exhausted' ? new IpamExhaustedError(range.space.cidr, r.reason) : new IpamNotReadyError(`cannot claim a block of ${range.space.cidr}: ${r.reason}`));
-      }
-    }
-    this.waiters = keep;
+    this.waiters.settleRange(range, this.deps.clock.now(), this.deps.counters, () =>
+      r.kind === 'exhausted' ? new IpamExhaustedError(range.space.cidr, r.reason) : new IpamNotReadyError(`cannot claim a block of ${range.space.cidr}: ${r.reason}`),
+    );
   }
 
   /** Wakes waiters that have space now, fails those past their deadline, claims for the rest. */
   wake(): void {
-    if (this.waiters.length === 0) return;
+    if (this.waiters.size === 0) return;
     const d = this.deps;
-    const now = d.clock.now();
-    const keep: Waiter[] = [];
-    for (const w of this.waiters) {
-      if (w.range.allocator.hasFree(now, 1) || !d.usable(w.range)) w.resolve();
-      else if (now >= w.deadline) {
-        d.counters.exhausted++;
-        w.reject(new IpamNotReadyError(`no block of ${w.range.space.cidr} could be claimed within ${d.claimTimeoutMs} ms${this.inFlight.has(w.range.index) ? ' (the API server has not answered yet)' : ''}`));
-      } else keep.push(w);
-    }
-    this.waiters = keep;
+    const keep = this.waiters.wake(d.clock.now(), d.usable, d.counters, (w) =>
+      new IpamNotReadyError(`no block of ${w.range.space.cidr} could be claimed within ${d.claimTimeoutMs} ms${this.inFlight.has(w.range.index) ? ' (the API server has not answered yet)' : ''}`),
+    );
     for (const w of keep) this.claim(w.range, true);
   }
 
@@ -142,6 +121,6 @@ export class Claimer implements SpaceSource {
   }
 
   rejectAll(err: Error): void {
-    for (const w of this.waiters.splice(0)) w.reject(err);
+    this.waiters.rejectAll(err);
   }
 }

@@ -1,8 +1,9 @@
 import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { Command } from 'commander';
 import { describe, expect, it } from 'vitest';
-import { addLaunchOptions, rawConfigFrom } from '../../src/cli/launch-options.js';
+import { Command } from 'commander';
+import { addLaunchOptions } from '../../src/cli/launch-options.js';
+import { parseLaunch } from './parse-launch.js';
 import { isLogLevel, type LogLevel } from '../../src/core/logger.js';
 import { validateConfig, type DaemonConfig } from '../../src/daemon/config.js';
 import { flagTable, readmeFlagTable, withFlagTable } from '../../src/daemon/flag-table.js';
@@ -18,19 +19,6 @@ export const enumsMatch = {
   aead: true satisfies Same<(typeof LAUNCH_OPTIONS.aead.check.values)[number], DaemonConfig['aead']>,
 };
 
-/** Parses `weft launch` arguments the way the CLI does, back to a raw config. */
-function parseLaunch(args: string[]): RawConfig {
-  let raw: RawConfig | undefined;
-  const program = new Command('weft').exitOverride();
-  addLaunchOptions(program.command('launch'))
-    .allowUnknownOption()
-    .allowExcessArguments()
-    .action((opts: Record<string, unknown>, cmd: Command) => {
-      raw = rawConfigFrom(opts, cmd.args);
-    });
-  program.parse(['launch', ...args], { from: 'user' });
-  return raw!;
-}
 
 describe('the options table', () => {
   it("README's flag table is the one generated from it (npm run docs:flags rewrites it)", () => {
@@ -68,7 +56,7 @@ describe('the options table', () => {
   it('the heartbeat default is 500 ms, in the table, the config and the help', () => {
     const good = { name: 'n1', secretFile: '/etc/weft/secret' };
     expect(validateConfig(good).heartbeatMs).toBe(500);
-    expect(validateConfig({ ...parseLaunch([]), ...good }).heartbeatMs).toBe(500);
+    expect(validateConfig({ ...parseLaunch(['launch']), ...good }).heartbeatMs).toBe(500);
     expect(flagTable()).toContain('| `--heartbeat-ms MS` | `500` |');
   });
 
@@ -79,12 +67,12 @@ describe('the options table', () => {
     ['values', ['--heartbeat-ms', '250', '--mtu', '1400', '--ipam-range', 'none'], { heartbeatMs: '250', mtu: '1400', ipamRange: 'none' }],
     ['unknown options and arguments are kept for the check', ['--frobnicate', 'extra'], { unknown: ['--frobnicate', 'extra'] }],
   ] as [string, string[], RawConfig][])('the CLI parses %s', (_, args, expected) => {
-    expect(parseLaunch(args)).toMatchObject(expected);
+    expect(parseLaunch(['launch', ...args])).toMatchObject(expected);
   });
 
   it('the CLI and the config agree on every default: a launch with no flags but the required ones validates as the defaults do', () => {
     const required = { name: 'n1', secretFile: '/etc/weft/secret' };
-    expect(validateConfig({ ...parseLaunch([]), ...required })).toEqual(validateConfig(required));
+    expect(validateConfig({ ...parseLaunch(['launch']), ...required })).toEqual(validateConfig(required));
   });
 
   it.each([

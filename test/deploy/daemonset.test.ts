@@ -8,11 +8,9 @@ import { execFileSync, spawnSync } from 'node:child_process';
 import { existsSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { dirname, join } from 'node:path';
-import { Command } from 'commander';
 import { afterEach, describe, expect, it } from 'vitest';
-import { addLaunchOptions, rawConfigFrom } from '../../src/cli/launch-options.js';
+import { parseLaunch } from '../daemon/parse-launch.js';
 import { SERVICE_ACCOUNT_DIR, validateConfig, type DaemonConfig } from '../../src/daemon/config.js';
-import type { RawConfig } from '../../src/daemon/options.js';
 import {
   CONFLIST_KEY,
   deployConflist,
@@ -41,20 +39,6 @@ const routerArgs = router.args ?? [];
 const initArgs = init.args ?? [];
 const facts = { nodeName: 'node-1.example', hostIP: '198.18.0.1' };
 
-/** `weft launch ARGS` through the CLI's parser, as src/cli/main.ts wires it. */
-function parseLaunch(args: string[]): RawConfig {
-  let raw: RawConfig | undefined;
-  const program = new Command('weft').exitOverride();
-  addLaunchOptions(program.command('launch'))
-    .allowUnknownOption()
-    .allowExcessArguments()
-    .action((opts: Record<string, unknown>, cmd: Command) => {
-      raw = rawConfigFrom(opts, cmd.args);
-    });
-  program.parse(args, { from: 'user' });
-  if (raw === undefined) throw new Error(`not a launch command: ${args.join(' ')}`);
-  return raw;
-}
 
 /** What a pod of the DaemonSet sees: its env, a service account, a host name that is not the node's. */
 function podSurroundings(env: Record<string, string>) {
