@@ -3,13 +3,14 @@
  * flock /tmp/weft-bench.lock. Writes bench/results/<suite>-<date>.json and .md and prints both.
  *
  *   WEFT_SIM_PEERS / WEFT_SIM_OPERATIONS size the ipam-sim suite (default 1,000 / 100,000).
- *   npm run bench -- [--runs N] [--seconds S] [--suite all|sleeve|mesh|fastpath|gossip|ipam|ipam-sim|cni] [--br-netfilter] [--quick]
+ *   npm run bench -- [--runs N] [--seconds S] [--suite all|sleeve|mesh|fastpath|gossip|ipam|ipam-sim|cni|kubernetes] [--br-netfilter] [--quick] [--fresh-identity]
+ *   (bench/args.ts: runs default to 3, 20 for kubernetes; --quick 1, 3 for kubernetes)
  */
 import { mkdirSync, writeFileSync } from 'node:fs';
 import { cpus, release } from 'node:os';
 import { join } from 'node:path';
-import { parseArgs } from 'node:util';
 import { packageRoot } from '../src/core/paths.js';
+import { BENCH_USAGE, parseBenchArgs, type BenchArgs } from './args.js';
 import { ensureBenchLock } from './lock.js';
 import { runSleeveSuite } from './suites/sleeve.js';
 import { runMeshSuite } from './suites/mesh.js';
@@ -18,6 +19,15 @@ import { runFastPathSuite } from './suites/fastpath.js';
 import { runIpamSuite } from './suites/ipam.js';
 import { runIpamSim } from '../sim/ipam-sim.js';
 import { runCniSuite } from './suites/cni.js';
+import { runKubernetesSuite } from './suites/kubernetes.js';
+
+let args: BenchArgs;
+try {
+  args = parseBenchArgs(process.argv.slice(2));
+} catch (err) {
+  process.stderr.write(`bench: ${(err as Error).message}\n${BENCH_USAGE}\n`);
+  process.exit(2);
+}
 
 ensureBenchLock();
 // On Ctrl-C or SIGTERM, exit through process.exit so every lab's exit hook removes its namespaces
@@ -29,82 +39,69 @@ for (const sig of ['SIGINT', 'SIGTERM'] as const) {
   });
 }
 
-const { values } = parseArgs({
-  options: {
-    runs: { type: 'string', default: '3' },
-    seconds: { type: 'string', default: '8' },
-    suite: { type: 'string', default: 'all' },
-    'br-netfilter': { type: 'boolean', default: false },
-    quick: { type: 'boolean', default: false },
-  },
-});
-
-const runs = values.quick ? 1 : Number(values.runs);
-const seconds = values.quick ? 4 : Number(values.seconds);
+const { seconds } = args;
 const date = new Date().toISOString();
 const log = (line: string) => process.stderr.write(`${line}\n`);
 const outDir = join(packageRoot(import.meta.url), 'bench', 'results');
 mkdirSync(outDir, { recursive: true });
 const machine = { kernel: release(), cpus: cpus().length, cpu: cpus()[0]?.model ?? '?', node: process.version };
 
-const known = new Set(['sleeve', 'mesh', 'fastpath', 'gossip', 'ipam', 'ipam-sim', 'cni']);
-const suites = values.suite === 'all' ? [...known] : [values.suite ?? ''];
-for (const suite of suites) {
-  if (!known.has(suite)) {
-    log(`unknown suite "${suite}" (known: all, ${[...known].join(', ')})`);
-    process.exit(2);
-  }
-}
 const stamp = date.slice(0, 10);
 const header = `Measured ${date} on ${machine.cpus} vCPU (${machine.cpu}), kernel ${machine.kernel}, Node ${machine.node}`;
 
-function write(name: string, json: object, md: string): void {
+function write(name: string, runs: number, json: object, md: string): void {
   const base = join(outDir, `${name}-${stamp}`);
   writeFileSync(`${base}.json`, JSON.stringify({ date, machine, runs, seconds, ...json }, null, 2));
   writeFileSync(`${base}.md`, md);
   process.stdout.write(`${md}\nwritten: ${base}.json, ${base}.md\n\n`);
 }
 
-for (const suite of suites) {
+for (const suite of args.suites) {
+  const runs = args.runsOf(suite);
+  const brNetfilter = args.brNetfilter;
   if (suite === 'sleeve') {
-    log(`sleeve suite: ${runs} run(s), ${seconds} s per throughput test, br_netfilter ${values['br-netfilter'] ? 'on' : 'off'}`);
-    const r = await runSleeveSuite({ runs, seconds, brNetfilter: values['br-netfilter'], log });
+    log(`sleeve suite: ${runs} run(s), ${seconds} s per throughput test, br_netfilter ${brNetfilter ? 'on' : 'off'}`);
+    const r = await runSleeveSuite({ runs, seconds, brNetfilter, log });
     const md = [
-      `${header}; ${runs} run(s), medians; ${seconds} s TCP tests; br_netfilter ${values['br-netfilter'] ? 'on' : 'off'}.`,
+      `${header}; ${runs} run(s), medians; ${seconds} s TCP tests; br_netfilter ${brNetfilter ? 'on' : 'off'}.`,
       '',
       r.markdown,
       '',
       ...r.goals.map((g) => `- ${g}`),
       '',
     ].join('\n');
-    write(`sleeve${values['br-netfilter'] ? '-brnf' : ''}`, { brNetfilter: values['br-netfilter'], ...r }, md);
+    write(`sleeve${brNetfilter ? '-brnf' : ''}`, runs, { brNetfilter, ...r }, md);
   } else if (suite === 'mesh') {
     log(`mesh suite: ${runs} run(s), ${seconds} s per TCP test`);
     const r = await runMeshSuite({ runs, seconds, log });
     const md = [`${header}; ${runs} run(s), medians; ${seconds} s TCP tests.`, '', r.markdown, '', ...r.goals.map((g) => `- ${g}`), ''].join('\n');
-    write('mesh', r.json, md);
+    write('mesh', runs, r.json, md);
   } else if (suite === 'fastpath') {
     log(`fastpath suite: ${runs} run(s), ${seconds} s per TCP test`);
     const r = await runFastPathSuite({ runs, seconds, log });
     const md = [`${header}; ${runs} run(s), medians; ${seconds} s TCP tests.`, '', r.markdown, '', ...r.goals.map((g) => `- ${g}`), ''].join('\n');
-    write('fastpath', r.json, md);
+    write('fastpath', runs, r.json, md);
   } else if (suite === 'ipam') {
     log(`ipam suite: ${runs} run(s) on the lab`);
     const r = await runIpamSuite({ runs, log });
-    write('ipam', r.json, [`${header}; ${runs} run(s).`, '', r.markdown, ''].join('\n'));
+    write('ipam', runs, r.json, [`${header}; ${runs} run(s).`, '', r.markdown, ''].join('\n'));
   } else if (suite === 'cni') {
     log(`cni suite: ${runs} run(s) of 100 pods, weft against bridge + host-local`);
     const r = await runCniSuite({ runs, log });
-    write('cni', r.json, [`${header}; ${runs} run(s).`, '', r.markdown, '', ...r.goals.map((g) => `- ${g}`), ''].join('\n'));
+    write('cni', runs, r.json, [`${header}; ${runs} run(s).`, '', r.markdown, '', ...r.goals.map((g) => `- ${g}`), ''].join('\n'));
   } else if (suite === 'ipam-sim') {
     log(`ipam-sim suite: in-process simulation of ${process.env.WEFT_SIM_PEERS ?? 1000} peers and ${process.env.WEFT_SIM_OPERATIONS ?? 100_000} operations (no sockets, simulated clock)`);
     const simPeers = process.env.WEFT_SIM_PEERS === undefined ? undefined : Number(process.env.WEFT_SIM_PEERS);
     const simOps = process.env.WEFT_SIM_OPERATIONS === undefined ? undefined : Number(process.env.WEFT_SIM_OPERATIONS);
     const r = await runIpamSim({ log, ...(simPeers === undefined ? {} : { peers: simPeers }), ...(simOps === undefined ? {} : { operations: simOps }) });
-    write('ipam-sim', r.json, `${header}.\n\n${r.markdown}\n`);
+    write('ipam-sim', runs, r.json, `${header}.\n\n${r.markdown}\n`);
+  } else if (suite === 'kubernetes') {
+    log(`kubernetes suite: ${runs} run(s) of a Node joining and a Node deleted, 3 routers in Kubernetes mode against the fake API server`);
+    const r = await runKubernetesSuite({ runs, freshIdentity: args.freshIdentity, log });
+    write(`kubernetes${args.freshIdentity ? '-fresh-identity' : ''}`, runs, r.json, [`${header}; ${runs} run(s).`, '', r.markdown, ''].join('\n'));
   } else {
     log('gossip suite: in-process simulation of 1,000 peers (no sockets, simulated clock)');
     const r = await runGossipSim({});
-    write('gossip', r.json, `${header}.\n\n${r.markdown}\n`);
+    write('gossip', runs, r.json, `${header}.\n\n${r.markdown}\n`);
   }
 }

@@ -19,3 +19,19 @@ export function fmt(x: number, digits = 2): string {
 export function pctl(xs: readonly number[], p: number): number {
   return percentile([...xs].sort((a, b) => a - b), p);
 }
+
+export interface Summary {
+  /** Finite samples counted. */
+  n: number;
+  p50: number;
+  p99: number;
+  min: number;
+  max: number;
+}
+
+/** p50 / p99 (nearest rank) / min / max of the finite samples; NaN everywhere when there are none. */
+export function summarize(xs: readonly number[]): Summary {
+  const v = xs.filter((x) => Number.isFinite(x));
+  if (v.length === 0) return { n: 0, p50: NaN, p99: NaN, min: NaN, max: NaN };
+  return { n: v.length, p50: pctl(v, 50), p99: pctl(v, 99), min: Math.min(...v), max: Math.max(...v) };
+}

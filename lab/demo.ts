@@ -13,19 +13,33 @@
  * t=26 s healed (back to the fast path, after the hysteresis); at t=38 s the whole underlay
  * between the first and last node is cut (their traffic moves to a relay), healed at t=50 s.
  * Each switch is printed with its measured time.
+ *
+ * With --kubernetes the routers run in Kubernetes mode against the project's fake API server (on
+ * an underlay host): no --peer, each router publishes itself on its Node object and finds the
+ * others from theirs; IPAM blocks are Leases (range 10.44.0.0/16, one address allocated on each
+ * router so each holds a block). Same timeline; the live view adds each router's Kubernetes state
+ * (its Node, synced, peers from Nodes, the watch) and its IPAM blocks.
  */
 import { parseArgs } from 'node:util';
 import { fastStateTowards, type FastState } from './path-switch.js';
 import { iperf3Tcp, ping } from './traffic.js';
-import type { StatusReport } from '../src/api/types.js';
+import type { IpamStatus, StatusReport } from '../src/api/types.js';
 import { WeftCluster } from './weft-cluster.js';
 
-const USAGE = 'usage: npm run demo -- [--seconds N (default 60; 0 runs until Ctrl-C)] [--nodes N (1-20, default 3)] [--no-fastpath]';
+const USAGE =
+  'usage: npm run demo -- [--seconds N (default 60; 0 runs until Ctrl-C)] [--nodes N (1-20, default 3)] [--no-fastpath]\n' +
+  '         [--kubernetes (routers in Kubernetes mode against a fake API server: discovery from Node objects, IPAM blocks as Leases)]';
 
-function options(): { seconds?: string; nodes?: string; 'no-fastpath'?: boolean; help?: boolean } {
+function options(): { seconds?: string; nodes?: string; 'no-fastpath'?: boolean; kubernetes?: boolean; help?: boolean } {
   try {
     return parseArgs({
-      options: { seconds: { type: 'string', default: '60' }, nodes: { type: 'string', default: '3' }, 'no-fastpath': { type: 'boolean', default: false }, help: { type: 'boolean', short: 'h' } },
+      options: {
+        seconds: { type: 'string', default: '60' },
+        nodes: { type: 'string', default: '3' },
+        'no-fastpath': { type: 'boolean', default: false },
+        kubernetes: { type: 'boolean', default: false },
+        help: { type: 'boolean', short: 'h' },
+      },
     }).values;
   } catch (err) {
     process.stderr.write(`demo: ${(err as Error).message}\n${USAGE}\n`);
@@ -39,6 +53,8 @@ if (values.help === true) {
   process.exit(0);
 }
 const fast = !values['no-fastpath'];
+const kubernetes = values.kubernetes === true;
+const IPAM_RANGE = '10.44.0.0/16';
 const VXLAN_PORT = 6785; // the routers' listen port 6784, + 1
 const seconds = Number(values.seconds);
 const nodes = Number(values.nodes);
@@ -65,10 +81,36 @@ function human(n: number): string {
   return `${n.toFixed(i === 0 ? 0 : 1)} ${u[i]}`;
 }
 
-function view(statuses: (StatusReport | Error)[], elapsed: number, note: string, events: string[]): string {
-  const lines = [bold(`weft demo — ${nodes} nodes, live status (${elapsed}s${seconds > 0 ? ` of ${seconds}s` : ''}, Ctrl-C to stop)`), dim(note), ''];
+/** Kubernetes mode: the router's Node, discovery and its IPAM blocks, for the live view. */
+function kubeLines(s: StatusReport, ipam: IpamStatus | Error | undefined): string[] {
+  const k = s.kubernetes;
+  if (k === undefined) return [];
+  const peers = k.peersFromNodes.length === 0 ? 'none' : k.peersFromNodes.map((p) => `${p.node} (${p.endpoint})`).join(', ');
+  const w = k.watch;
+  const lines = [
+    `    kubernetes: Node ${k.node} ${k.ownNode}${k.ownNodeProblem === '' ? '' : ` (${k.ownNodeProblem})`}, ${k.synced ? 'synced' : 'not synced'}, ${k.nodesSeen} Nodes seen; peers from Nodes: ${peers}`,
+    dim(
+      `             watch ${w.watching ? 'open' : 'closed'} at resourceVersion ${w.resourceVersion || '-'}, ${w.lists} list(s), ${w.watchRestarts} restart(s)` +
+        `${w.lastError === null ? '' : `, last error: ${w.lastError}`}; Nodes forgotten when deleted: ${k.nodesDeleted}`,
+    ),
+  ];
+  if (ipam instanceof Error) lines.push(`    IPAM: unavailable (${ipam.message})`);
+  else if (ipam !== undefined) {
+    for (const sp of ipam.spaces) {
+      const b = sp.blocks;
+      if (b === undefined) continue;
+      const others = b.others.length === 0 ? 'none' : b.others.map((o) => `${s.peers.find((p) => p.name === o.holder)?.nickname ?? o.holder} ${o.blocks}`).join(', ');
+      lines.push(`    IPAM ${sp.range}: blocks /${b.blockPrefix} held here ${b.mine.length === 0 ? 'none' : b.mine.join(', ')}; elsewhere ${others}; ${b.free} free; ${sp.own.allocated} address(es) allocated here`);
+    }
+    if (ipam.blocks !== undefined) lines.push(dim(`             block Leases ${ipam.blocks.synced ? 'synced' : 'not synced'}; claimed ${ipam.blocks.counters.claimed}, races lost ${ipam.blocks.counters.claimRaces}, reclaimed ${ipam.blocks.counters.reclaimed}`));
+  }
+  return lines;
+}
+
+function view(statuses: (StatusReport | Error)[], ipams: (IpamStatus | Error | undefined)[], elapsed: number, note: string, events: string[]): string {
+  const lines = [bold(`weft demo — ${nodes} nodes${kubernetes ? ' in Kubernetes mode' : ''}, live status (${elapsed}s${seconds > 0 ? ` of ${seconds}s` : ''}, Ctrl-C to stop)`), dim(note), ''];
   if (events.length > 0) lines.push(...events.slice(-6).map((e) => `  ${e}`), '');
-  for (const s of statuses) {
+  for (const [i, s] of statuses.entries()) {
     if (s instanceof Error) {
       lines.push(`  router unavailable: ${s.message}`, '');
       continue;
@@ -84,6 +126,7 @@ function view(statuses: (StatusReport | Error)[], elapsed: number, note: string,
       const f = s.fastpath.peers.find((x) => x.name === p.name);
       if (f !== undefined) lines.push(dim(`             fast path ${f.state} for ${(f.sinceMs / 1000).toFixed(1)} s, ${f.switches} switches: ${f.reason}`));
     }
+    lines.push(...kubeLines(s, ipams[i]));
     lines.push(`    TAP in ${human(s.traffic.tap.rxBytes)}, out ${human(s.traffic.tap.txBytes)}; UDP out ${human(s.traffic.udp.txBytes)}`, '');
   }
   return lines.join('\n');
@@ -95,7 +138,13 @@ async function main(): Promise<void> {
     process.exit(1);
   }
   say(bold(`Building a ${nodes}-node lab in network namespaces (underlay 198.18.0.0/24, pods 10.40.0.0/16 and fd00:40::/64)...`));
-  const c = await WeftCluster.start({ nodes, podsPerNode: 2, extraArgs: ['--log-level', 'warn', ...(fast ? ['--trusted-subnets', '198.18.0.0/24'] : [])] });
+  if (kubernetes) say('Kubernetes mode: a fake API server on the underlay, one Node object per node (as kubelets make them), routers with --kubernetes and no --peer.');
+  const c = await WeftCluster.start({
+    nodes,
+    podsPerNode: 2,
+    extraArgs: ['--log-level', 'warn', ...(fast ? ['--trusted-subnets', '198.18.0.0/24'] : []), ...(kubernetes ? ['--ipam-range', IPAM_RANGE] : [])],
+    ...(kubernetes ? { kubernetes: {} } : {}),
+  });
   let stopping = false;
   const stop = async (code: number) => {
     if (stopping) return;
@@ -108,8 +157,32 @@ async function main(): Promise<void> {
   process.on('SIGINT', () => void stop(0));
   process.on('SIGTERM', () => void stop(0));
   try {
-    say(`Lab ${c.lab.prefix}: routers started with a shared secret; waiting for them to find each other...`);
-    await c.waitEstablished();
+    if (c.kube !== undefined) {
+      const url = (await c.kube.control.info()).url;
+      say(`Lab ${c.lab.prefix}: the API server is ${url} (namespace ${c.kube.namespace}); the routers know no peer: each finds the others from the Node objects...`);
+    } else {
+      say(`Lab ${c.lab.prefix}: routers started with a shared secret; waiting for them to find each other...`);
+    }
+    await c.waitEstablished(kubernetes ? 30_000 : 20_000);
+    if (kubernetes) {
+      for (let i = 0; i < nodes; i++) {
+        const k = (await c.apiStatus(i)).kubernetes;
+        say(`  ${c.routers[i]!.name}: Node ${k?.ownNode ?? '?'}, peers from Nodes: ${k?.peersFromNodes.map((p) => p.node).join(', ') || 'none'}`);
+      }
+      say(`IPAM in ${IPAM_RANGE}, blocks as Leases: one address allocated on each router (as a CNI ADD would), so each claims a block...`);
+      for (let i = 0; i < nodes; i++) {
+        const deadline = Date.now() + 30_000;
+        while (!(await c.api<IpamStatus>(i, 'GET', '/v1/ipam/status')).ready.ok) {
+          if (Date.now() > deadline) throw new Error(`${c.routers[i]!.name}: IPAM not ready within 30 s`);
+          await new Promise((r) => setTimeout(r, 200));
+        }
+        const r = await c.api<{ addresses: { address: string; prefixLength: number }[] }>(i, 'POST', '/v1/ipam/allocate', { containerId: `demo-${i + 1}`, ifName: 'eth0' });
+        say(`  ${c.routers[i]!.name}: ${r.addresses.map((a) => `${a.address}/${a.prefixLength}`).join(' ')}`);
+      }
+      const holders = await c.blockHolders();
+      const nick = new Map((await Promise.all(c.routers.map(async (_, i) => [(await c.apiStatus(i)).name, c.routers[i]!.name] as const))));
+      say(`  block Leases: ${[...holders].map(([cidr, h]) => `${cidr} → ${nick.get(h) ?? h}`).join(', ')}`);
+    }
     if (fast) {
       say('Underlay 198.18.0.0/24 is a trusted subnet: waiting for every pair to take the kernel fast path...');
       const took = await c.waitFastPath();
@@ -194,7 +267,9 @@ async function main(): Promise<void> {
           event(`iperf3 ${label(from)} → ${label(to)}: ${r.gbps.toFixed(2)} Gbit/s over the ${fast ? 'kernel fast path' : 'encrypted sleeve'}`);
         });
       }
-      const statuses = await Promise.all(c.routers.map((_, i) => c.apiStatus(i).catch((e: unknown) => (e instanceof Error ? e : new Error(String(e))))));
+      const asError = (e: unknown) => (e instanceof Error ? e : new Error(String(e)));
+      const statuses = await Promise.all(c.routers.map((_, i) => c.apiStatus(i).catch(asError)));
+      const ipams = kubernetes ? await Promise.all(c.routers.map((_, i) => c.api<IpamStatus>(i, 'GET', '/v1/ipam/status').catch(asError))) : [];
       const w = watch;
       if (w !== undefined) {
         const [sa, sb] = [statuses[w.a], statuses[w.b]];
@@ -219,7 +294,7 @@ async function main(): Promise<void> {
         }
       }
       if (process.stdout.isTTY) process.stdout.write('\x1b[2J\x1b[H');
-      say(view(statuses, elapsed, note, events));
+      say(view(statuses, ipams, elapsed, note, events));
       await new Promise((r) => setTimeout(r, 1000));
     }
     await burst;
