@@ -246,7 +246,7 @@ export async function runKubernetesSuite(o: KubernetesBenchOptions): Promise<{ j
     '',
     ...table(joinRows),
     '',
-    `**Node deleted → its blocks reclaimed.** n3 allocates one address (it holds ${reclaims.map((r) => r.blocks).join('/')} block Lease(s)), its router is stopped, t0: its Node is deleted. ` +
+    `**Node deleted → its blocks reclaimed.** n3 allocates one address (it holds ${blockRange(reclaims.map((r) => r.blocks))} block Lease(s) in each run), its router is stopped, t0: its Node is deleted. ` +
       'The Leases are read from the fake API server every 25 ms.',
     '',
     ...table(reclaimRows),
@@ -257,4 +257,11 @@ export async function runKubernetesSuite(o: KubernetesBenchOptions): Promise<{ j
     json: { freshIdentity: o.freshIdentity, joins, reclaims, summary: { join: Object.fromEntries(joinRows), reclaim: Object.fromEntries(reclaimRows) } },
     markdown,
   };
+}
+
+/** "1", or "1 to 3" when the runs differ. */
+function blockRange(counts: number[]): string {
+  const lo = Math.min(...counts);
+  const hi = Math.max(...counts);
+  return lo === hi ? String(lo) : `${lo} to ${hi}`;
 }
