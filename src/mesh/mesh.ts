@@ -340,7 +340,11 @@ export class Mesh implements GossipTransport {
       const topology = this.channels.get(TOPOLOGY_CHANNEL)?.neighbourConnected(name);
       if (topology !== undefined) loser.send({ type: MSG_GOSSIP, channel: TOPOLOGY_CHANNEL, data: topology });
       loser.close('duplicate', 'a simultaneous connection to the same peer won the tie-break', true);
-      if (!keepNew) return;
+      // A key handshake of ours may have gone, or its answer come, over the loser: start it again.
+      if (!keepNew) {
+        this.pairKeys.connectionReplaced(name);
+        return;
+      }
     }
     this.conns.set(name, conn);
     this.maker.established(conn, name);
@@ -354,6 +358,7 @@ export class Mesh implements GossipTransport {
     }
     this.publishConnections();
     this.pairKeys.setWanted(this.wantedPeers());
+    if (existing !== undefined) this.pairKeys.connectionReplaced(name);
   }
 
   private onClosed(conn: MeshConnection, reason: string, detail: string): void {

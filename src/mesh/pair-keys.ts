@@ -121,7 +121,7 @@ export class PairKeys {
    * stale: INITs not newer than one answered, dropped (within the gap) or `staleAnswered`;
    * unknownPeer: INITs from a peer with no known public key; stale RESPs count as `stale` too.
    */
-  readonly stats = { initiated: 0, completed: 0, garbled: 0, authFailed: 0, stale: 0, staleAnswered: 0, unknownPeer: 0, collisions: 0 };
+  readonly stats = { initiated: 0, completed: 0, garbled: 0, authFailed: 0, stale: 0, staleAnswered: 0, unknownPeer: 0, collisions: 0, restarted: 0 };
   private readonly components: PairKeysComponents;
   private readonly init: Required<PairKeysInit>;
   private readonly random: () => number;
@@ -172,6 +172,21 @@ export class PairKeys {
   rekeyNow(name: PeerName): void {
     const p = this.pairs.get(name);
     if (p !== undefined && p.pending === undefined && this.components.clock.now() >= p.nextAttemptAt) this.initiate(p);
+  }
+
+  /**
+   * Our connection to `name` was replaced (two routers dialled each other at once and one of the
+   * connections lost the tie-break): a handshake message of ours, or the peer's answer, may have
+   * gone over the connection that closed and be lost. A handshake in flight starts again at once
+   * over the connection that stays, rather than after the answer's timeout and a backoff (about
+   * 4 s). A reply to the first attempt, should it still come, fails to open and is dropped.
+   */
+  connectionReplaced(name: PeerName): void {
+    const p = this.pairs.get(name);
+    if (p === undefined || p.pending === undefined || !p.wanted) return;
+    this.dropPending(p);
+    this.stats.restarted++;
+    this.initiate(p);
   }
 
   status(): PairKeyStatus[] {

@@ -125,6 +125,37 @@ describe('pair keys (Noise IK over the mesh)', () => {
     expect(Buffer.from(b.tx.key).equals(Buffer.from(a.rx.key))).toBe(true);
   });
 
+  it('a simultaneous connect whose winning handshake went over the closed connection: started again at once when the connection is replaced', () => {
+    // a (the smaller name) and b start at once; a's INIT is lost with the connection that lost the
+    // tie-break, so a ignores b's INIT (its own should win) and b never answers: a stall.
+    const stalled = (w: PairWorld) => {
+      w.want();
+      w.queue.splice(0, w.queue.length, ...w.queue.filter((m) => m.from !== 'a'));
+      w.flush();
+      expect(w.nodes.get('a')!.stats.collisions).toBe(1);
+    };
+    const control = new PairWorld();
+    stalled(control);
+    control.run(1000);
+    expect(control.nodes.get('a')!.status()[0]!.state).not.toBe('established');
+    expect(control.nodes.get('b')!.status()[0]!.state).not.toBe('established');
+
+    const w = new PairWorld();
+    stalled(w);
+    // The mesh tells both ends their connection was replaced: a starts again over the one that stays.
+    w.nodes.get('a')!.connectionReplaced(w.name('b'));
+    w.nodes.get('b')!.connectionReplaced(w.name('a'));
+    w.flush();
+    expect(w.nodes.get('a')!.status()[0]!.state).toBe('established');
+    expect(w.nodes.get('b')!.status()[0]!.state).toBe('established');
+    expect(w.nodes.get('a')!.stats.restarted + w.nodes.get('b')!.stats.restarted).toBeGreaterThanOrEqual(1);
+    expect(w.talks('a', 'b')).toBe(true);
+    // Nothing in flight, nothing wanted: nothing to start again.
+    const before = w.nodes.get('a')!.stats.initiated;
+    w.nodes.get('a')!.connectionReplaced(w.name('b'));
+    expect(w.nodes.get('a')!.stats.initiated).toBe(before);
+  });
+
   it('rekeys on schedule; the responder installs with confirmation, the initiator without', () => {
     const w = world();
     w.want();
