@@ -347,6 +347,8 @@ export class Mesh implements GossipTransport {
       }
     }
     this.conns.set(name, conn);
+    // Before the wanted peers are set (which may start a first handshake over this connection).
+    if (existing !== undefined) this.pairKeys.connectionReplaced(name);
     this.maker.established(conn, name);
     this.log.info('connection established', { peer: name, nickname: conn.remoteNickname, address: conn.remoteAddress, outbound: conn.outbound });
     const remote = parseEndpoint(conn.remoteAddress);
@@ -358,7 +360,6 @@ export class Mesh implements GossipTransport {
     }
     this.publishConnections();
     this.pairKeys.setWanted(this.wantedPeers());
-    if (existing !== undefined) this.pairKeys.connectionReplaced(name);
   }
 
   private onClosed(conn: MeshConnection, reason: string, detail: string): void {
