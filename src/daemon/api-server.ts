@@ -102,8 +102,7 @@ export class ApiServer implements Startable {
     const s = this.server;
     this.server = undefined;
     if (s === undefined) return;
-    s.closeAllConnections();
-    await new Promise<void>((resolve) => s.close(() => resolve()));
+    await closeHttpServer(s);
     try {
       unlinkSync(this.socketPath);
     } catch {
@@ -199,4 +198,10 @@ async function readBody(req: IncomingMessage): Promise<unknown> {
   } catch {
     throw new ApiError('ERR_BAD_JSON', 'request body is not valid JSON');
   }
+}
+
+/** Closes an HTTP server now: its open connections (keep-alive ones too) first, then the listener. */
+export async function closeHttpServer(server: Server): Promise<void> {
+  server.closeAllConnections();
+  await new Promise<void>((resolve) => server.close(() => resolve()));
 }

@@ -12,6 +12,7 @@
  * state, so the endpoint needs no authentication; bind it where only the scraper reaches it.
  */
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
+import { closeHttpServer } from './api-server.js';
 import type { Socket } from 'node:net';
 import { WeftError, describeError } from '../core/errors.js';
 import type { Logger } from '../core/logger.js';
@@ -76,8 +77,7 @@ export class MetricsServer implements Startable {
     const s = this.server;
     this.server = undefined;
     if (s === undefined) return;
-    s.closeAllConnections();
-    await new Promise<void>((resolve) => s.close(() => resolve()));
+    await closeHttpServer(s);
   }
 
   private async handle(req: IncomingMessage, res: ServerResponse): Promise<void> {
