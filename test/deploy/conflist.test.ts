@@ -129,7 +129,8 @@ describe('weft cni-install --conflist (the built CLI)', () => {
     { name: 'a missing file', file: undefined, args: [], stderr: /--conflist .*conflist\.json: .*ENOENT|no such file/ },
     { name: 'a conflist the plugin would refuse', file: JSON.stringify({ ...list, plugins: [{ ...list.plugins[0], ipam: {} }] }), args: [], stderr: /weft plugin: ipam is not supported/ },
   ];
-  it.skipIf(!existsSync(cli)).each(cases)('exits 2 on $name, writing nothing', ({ file, args, stderr }) => {
+  it.each(cases)('exits 2 on $name, writing nothing', ({ file, args, stderr }) => {
+    expect(existsSync(cli), 'the built CLI (npm run build)').toBe(true);
     const path = join(dir, 'conflist.json');
     if (file !== undefined) writeFileSync(path, file);
     const r = run('--conflist', path, ...args);

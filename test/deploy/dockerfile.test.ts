@@ -85,8 +85,9 @@ describe('deploy/Dockerfile', () => {
 });
 
 describe("the runtime stage's files", () => {
-  const built = existsSync('dist/src/cli/main.js') && existsSync('build/weft-cni') && existsSync('build/Release/weft_native.node');
-  it.skipIf(!built)('are enough for the CLI to run from them: launch --help, and cni-install as the init container runs it', () => {
+  // Needs the build (npm test builds first; `npm run build` before running this file alone).
+  it('are enough for the CLI to run from them: launch --help, and cni-install as the init container runs it', () => {
+    expect(['dist/src/cli/main.js', 'build/weft-cni', 'build/Release/weft_native.node'].filter((f) => !existsSync(f)), 'the build (npm run build)').toEqual([]);
     const root = mkdtempSync(join(tmpdir(), 'weft-image-'));
     try {
       // The runtime stage's COPY lines, from this checkout (the build stage's /src/weft) into root.
