@@ -44,6 +44,8 @@ export interface JoinSample {
   firstReplyMs: number;
   /** The first reply's icmp_seq (probes go out every 50 ms from 200 ms before t0). */
   firstReplySeq: number;
+  /** n1's path to n3 right after the first reply: the sleeve, direct or through a relay (checked: never the fast path). */
+  path: 'direct' | 'relay';
 }
 
 /** One reclaim: ms after t0 (NaN when not seen). */
@@ -129,6 +131,9 @@ async function join(c: WeftCluster, run: number): Promise<JoinSample> {
       await delay(10);
     }
     await started;
+    // The suite measures the encrypted sleeve: the reply must have come over it, not the kernel path.
+    const path = (await c.apiStatus(N1)).peers.find((p) => p.nickname === 'n3')?.path ?? 'unknown';
+    if (path !== 'direct' && path !== 'relay') throw new Error(`run ${run}: n1's path to n3 is ${path} after the first reply, not the sleeve (direct or relay) this suite measures`);
     const s: JoinSample = {
       nodeCreatedMs: await nodeCreated,
       routerApiMs: await routerApi,
@@ -137,6 +142,7 @@ async function join(c: WeftCluster, run: number): Promise<JoinSample> {
       establishedMs: await established,
       firstReplyMs: reply.atMs - t0,
       firstReplySeq: reply.seq,
+      path,
     };
     return s;
   } finally {
@@ -204,7 +210,7 @@ export async function runKubernetesSuite(o: KubernetesBenchOptions): Promise<{ j
       joins.push(j);
       o.log(
         `run ${run} join: pod n1 → pod n3 after ${fmt(j.firstReplyMs, 0)} ms (Node created ${fmt(j.nodeCreatedMs, 0)}, n3 API socket ${fmt(j.routerApiMs, 0)}, ` +
-          `n3 published ${fmt(j.ownNodePublishedMs, 0)}, n1 lists n3 ${fmt(j.peerFromNodesMs, 0)}, established ${fmt(j.establishedMs, 0)} ms; first reply icmp_seq ${j.firstReplySeq})`,
+          `n3 published ${fmt(j.ownNodePublishedMs, 0)}, n1 lists n3 ${fmt(j.peerFromNodesMs, 0)}, established ${fmt(j.establishedMs, 0)} ms; first reply icmp_seq ${j.firstReplySeq}, over the sleeve ${j.path})`,
       );
       const r = await reclaim(c, run);
       reclaims.push(r);
@@ -245,6 +251,8 @@ export async function runKubernetesSuite(o: KubernetesBenchOptions): Promise<{ j
       'The pod on n1 pings the pod on n3 every 50 ms (static neighbour entries, so no ARP timer is measured); status polled every 50 ms.',
     '',
     ...table(joinRows),
+    '',
+    `n1's path to n3 right after the first reply (checked to be the sleeve in every run): direct ${joins.filter((j) => j.path === 'direct').length}, relay ${joins.filter((j) => j.path === 'relay').length}.`,
     '',
     `**Node deleted → its blocks reclaimed.** n3 allocates one address (it holds ${blockRange(reclaims.map((r) => r.blocks))} block Lease(s) in each run), its router is stopped, t0: its Node is deleted. ` +
       'The Leases are read from the fake API server every 25 ms.',
