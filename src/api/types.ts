@@ -88,6 +88,8 @@ export interface StatusReport {
   kubernetes?: KubernetesStatus;
   /** What the pods' bridge has for kube-proxy's Services (bridge netfilter, forwarding, hairpin). */
   services: ServiceBridgeStatus;
+  /** NetworkPolicy enforcement; undefined when off (--network-policy off, or auto without a source). */
+  policy?: PolicyStatus;
   relayed: { datagrams: number; bytes: number };
   traffic: { tap: IoCounters; udp: IoCounters; router: SwitchCounters; macs: number; sleeveMessages: number; udpFlushes: number };
   drops: Record<string, number>;
@@ -328,6 +330,42 @@ export interface PodGuardStatus {
   unknownPorts: string[];
   /** The last failure to program the table, until a later change succeeds. */
   problem: string | null;
+}
+
+/** NetworkPolicy on this node (src/daemon/policy.ts): the table, its source, per policy counters. */
+export interface PolicyStatus {
+  /** --network-policy: on (auto in Kubernetes mode or with --policy-file), or off. */
+  enabled: boolean;
+  /** Where policies come from; null when off. */
+  source: { kind: 'kubernetes' | 'file'; where: string; synced: boolean; error: string | null; problems: { where: string; problem: string }[] } | null;
+  /** `inet weft-policy`. */
+  table: string;
+  /** The policies in force on this node, by namespace and name. */
+  policies: PolicyReport[];
+  /** Packets dropped at isolated local pods, all policies together (null: the table has no such counter). */
+  dropped: { ingress: number | null; egress: number | null };
+  /** Transactions applied: the whole table, or set elements only. */
+  applies: { full: number; elements: number };
+  lastApply: { kind: 'full' | 'elements'; at: number; ms: number } | null;
+  /** Transactions that failed (each is followed by a full rewrite). */
+  failures: number;
+  /** Bridge netfilter settings the policy needs that are not set (empty: all set). */
+  bridgeNetfilter: string[];
+  /** The last failure (compile or apply), until a later apply succeeds. */
+  problem: string | null;
+}
+
+export interface PolicyReport {
+  namespace: string;
+  name: string;
+  ingress: boolean;
+  egress: boolean;
+  /** The local pods it selects (`namespace/name`). */
+  selected: string[];
+  /** Packets of new connections it allowed. */
+  allowed: number;
+  /** Packets dropped at the pods it isolates. */
+  dropped: number;
 }
 
 /** The bridge's settings for Services (src/daemon/service-bridge.ts). */
@@ -577,6 +615,14 @@ export interface CniAttachRequest {
   containerId: string;
   ifName: string;
   mac: string;
+  /** The pod (K8S_POD_NAMESPACE and K8S_POD_NAME of CNI_ARGS), when the runtime gives it: NetworkPolicy selects it. */
+  pod?: CniPodIdentity;
+}
+
+/** A Kubernetes pod's identity: namespace (a DNS-1123 label) and name (a DNS-1123 subdomain). */
+export interface CniPodIdentity {
+  namespace: string;
+  name: string;
 }
 
 export interface CniDetachRequest {

@@ -62,6 +62,37 @@ function missingWhy(name: string): string {
   return name.startsWith('net.bridge.') ? 'not in this kernel: br_netfilter is not loaded (modprobe br_netfilter)' : 'not in this kernel';
 }
 
+/**
+ * Reads each kernel parameter of `wanted` and, with `write`, sets those that differ; returns what
+ * each reads now and the problems (missing, not settable). `why` names the user in the log line.
+ * Also used by NetworkPolicy for bridge netfilter (src/daemon/policy.ts).
+ */
+export async function ensureSettings(
+  components: { sysctl: Sysctl; logger: Logger },
+  init: { wanted: readonly { name: string; want: string }[]; write: boolean; why: string },
+): Promise<{ settings: ServiceBridgeStatus['settings']; problems: string[] }> {
+  const { sysctl } = components;
+  const problems: string[] = [];
+  const settings: ServiceBridgeStatus['settings'] = [];
+  for (const s of init.wanted) {
+    let value: string | undefined;
+    try {
+      value = await sysctl.read(s.name);
+      if (value === undefined) problems.push(`${s.name}: ${missingWhy(s.name)}`);
+      else if (value !== s.want && init.write) {
+        await sysctl.write(s.name, s.want);
+        value = await sysctl.read(s.name);
+        components.logger.info(`kernel setting changed for ${init.why}`, { name: s.name, value });
+        if (value !== s.want) problems.push(`${s.name}: set to ${s.want} but reads ${value ?? 'nothing'}`);
+      }
+    } catch (err) {
+      problems.push(`${s.name}: ${describeError(err)}`);
+    }
+    settings.push({ ...s, value: value ?? null, ok: value === s.want });
+  }
+  return { settings, problems };
+}
+
 export class ServiceBridge implements Startable {
   private readonly components: ServiceBridgeComponents;
   private readonly init: Required<ServiceBridgeInit>;
@@ -107,24 +138,7 @@ export class ServiceBridge implements Startable {
 
   private async doReconcile(): Promise<void> {
     const { sysctl, netlink } = this.components;
-    const problems: string[] = [];
-    const settings: ServiceBridgeStatus['settings'] = [];
-    for (const s of wantedSettings(this.init.ipv6)) {
-      let value: string | undefined;
-      try {
-        value = await sysctl.read(s.name);
-        if (value === undefined) problems.push(`${s.name}: ${missingWhy(s.name)}`);
-        else if (value !== s.want && this.init.enabled) {
-          await sysctl.write(s.name, s.want);
-          value = await sysctl.read(s.name);
-          this.components.logger.info('kernel setting changed for Services', { name: s.name, value });
-          if (value !== s.want) problems.push(`${s.name}: set to ${s.want} but reads ${value ?? 'nothing'}`);
-        }
-      } catch (err) {
-        problems.push(`${s.name}: ${describeError(err)}`);
-      }
-      settings.push({ ...s, value: value ?? null, ok: value === s.want });
-    }
+    const { settings, problems } = await ensureSettings({ sysctl, logger: this.components.logger }, { wanted: wantedSettings(this.init.ipv6), write: this.init.enabled, why: 'Services' });
     const hairpin: ServiceBridgeStatus['hairpin'] = { ports: 0, on: [], off: [] };
     try {
       const ports = (await netlink.bridgePorts(this.init.bridge)).filter((l) => l.kind === 'veth');
