@@ -84,7 +84,12 @@ export interface DaemonConfig {
   metrics: Endpoint | undefined;
   /** The router sets up the bridge for Services (--service-bridge on, or auto in Kubernetes mode). */
   serviceBridge: boolean;
+  /** NetworkPolicy enforcement; undefined: off (the table of an earlier run is deleted at start). */
+  networkPolicy: NetworkPolicyConfig | undefined;
 }
+
+/** Where NetworkPolicy objects come from: the API server (Kubernetes mode) or a YAML file (standalone). */
+export type NetworkPolicyConfig = { source: 'kubernetes' } | { source: 'file'; file: string };
 
 function processEnvironment(): ConfigEnvironment {
   return {
@@ -135,6 +140,7 @@ export function validateConfig(input: RawConfig, surroundings: ConfigEnvironment
   const ipam = validateIpam(check, raw, kubernetes !== undefined);
   const metrics = check.one('metricsAddr', DEFAULT_METRICS_PORT);
   const serviceBridge = check.one('serviceBridge');
+  const networkPolicy = validateNetworkPolicy(check, raw, kubernetes !== undefined);
   const apiSocket = check.one('apiSocket');
   if (problems.length > 0) throw new ConfigError(problems, 'weft launch options');
   // With no problem, every option with a default has its value.
@@ -165,7 +171,29 @@ export function validateConfig(input: RawConfig, surroundings: ConfigEnvironment
     kubernetes,
     metrics,
     serviceBridge: serviceBridge === 'on' || (serviceBridge === 'auto' && kubernetes !== undefined),
+    networkPolicy,
   };
+}
+
+/** --network-policy and --policy-file: auto is on in Kubernetes mode or with a file; on needs one of them. */
+function validateNetworkPolicy(check: OptionChecker, raw: FilledConfig, kubernetes: boolean): NetworkPolicyConfig | undefined {
+  const flag = (key: OptionKey): string => optionRow(key).flag;
+  const mode = check.one('networkPolicy');
+  const file = raw.policyFile;
+  if (file === '') check.problems.push(`${flag('policyFile')}: must not be empty`);
+  const given = file !== undefined && file !== '';
+  if (mode === 'off') {
+    if (given) check.problems.push(`${flag('policyFile')}: not used with ${flag('networkPolicy')} off`);
+    return undefined;
+  }
+  if (kubernetes && given) {
+    check.problems.push(`${flag('policyFile')}: standalone only (in Kubernetes mode the policies come from the API server)`);
+    return undefined;
+  }
+  if (kubernetes) return { source: 'kubernetes' };
+  if (given) return { source: 'file', file };
+  if (mode === 'on') check.problems.push(`${flag('networkPolicy')}: on needs a source of policies: ${flag('policyFile')} (standalone) or Kubernetes mode`);
+  return undefined;
 }
 
 /**

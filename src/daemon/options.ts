@@ -286,6 +286,23 @@ export const LAUNCH_OPTIONS = {
     readme:
       "what kube-proxy's Services need from the pods' bridge: `net.bridge.bridge-nf-call-iptables` and `-ip6tables`, forwarding, hairpin mode on its veth ports (see Services); `auto` is on in Kubernetes mode; status reports them either way",
   },
+  networkPolicy: {
+    flag: '--network-policy',
+    value: 'mode',
+    default: 'auto',
+    help: 'enforce Kubernetes NetworkPolicy for the pods of this node (nftables): auto (on in Kubernetes mode or with --policy-file), on or off',
+    check: { kind: 'enum', values: ['auto', 'on', 'off'] },
+    readme:
+      'NetworkPolicy for the pods on this node, in table `inet weft-policy` (see NetworkPolicy); `auto` is on in Kubernetes mode or with `--policy-file`; on, bridge netfilter is set; `off` deletes the table an earlier run left',
+  },
+  policyFile: {
+    flag: '--policy-file',
+    value: 'file',
+    help: 'standalone: NetworkPolicy, Pod and Namespace objects from this YAML file (as Kubernetes writes them)',
+    check: { kind: 'file' },
+    readme: 'standalone mode: the NetworkPolicies (and the Pods and Namespaces they select) as Kubernetes YAML, one document per object; re-read when it changes',
+    readmeDefault: 'none',
+  },
   metricsAddr: {
     flag: '--metrics-addr',
     value: 'addr:port',

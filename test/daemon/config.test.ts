@@ -138,6 +138,26 @@ describe('validateConfig', () => {
       expect(() => validateConfig({ ...good, serviceBridge: 'yes' }, outside)).toThrow('--service-bridge');
     });
 
+    it.each([
+      ['auto, standalone, no file: off', {}, undefined],
+      ['auto in Kubernetes mode: from the API server', { kubernetes: true }, { source: 'kubernetes' }],
+      ['auto with a file: from the file', { policyFile: '/etc/weft/policies.yaml' }, { source: 'file', file: '/etc/weft/policies.yaml' }],
+      ['on with a file', { networkPolicy: 'on', policyFile: '/p.yaml' }, { source: 'file', file: '/p.yaml' }],
+      ['off in Kubernetes mode', { kubernetes: true, networkPolicy: 'off' }, undefined],
+    ])('--network-policy %s', (_, patch, want) => {
+      expect(validateConfig({ ...good, ...patch }, outside).networkPolicy).toEqual(want);
+    });
+
+    it.each([
+      [{ networkPolicy: 'yes' }, '--network-policy: "yes" must be one of auto, on, off'],
+      [{ networkPolicy: 'on' }, '--network-policy: on needs a source of policies: --policy-file (standalone) or Kubernetes mode'],
+      [{ networkPolicy: 'off', policyFile: '/p.yaml' }, '--policy-file: not used with --network-policy off'],
+      [{ kubernetes: true, policyFile: '/p.yaml' }, '--policy-file: standalone only (in Kubernetes mode the policies come from the API server)'],
+      [{ policyFile: '' }, '--policy-file: must not be empty'],
+    ])('refuses %o', (patch, message) => {
+      expect(() => validateConfig({ ...good, ...patch }, outside)).toThrow(message);
+    });
+
     it('says when the host name is no node name', () => {
       expect(() => validateConfig({ ...good, kubernetes: true }, { ...outside, hostname: () => 'under_score' })).toThrow('--node-name: "under_score" (from the host name) is not a Kubernetes node name; give --node-name');
     });
