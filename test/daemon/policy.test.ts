@@ -314,7 +314,7 @@ describe('PolicyEngine', () => {
     e.source.snap = snapshot([policy('a', 'deny')], [pod('a', 'x', ['10.1.0.1'])]);
     await e.engine.start();
     // The fake keeps "10.1.0.1/32" as written; make it list the set as the kernel would (no /32).
-    const fix = (): void => r.nft.tables.get(T)!.sets.set('p_a_deny_pods', new Set(['10.1.0.1']));
+    const fix = (): void => void r.nft.tables.get(T)!.sets.set('p_a_deny_pods', new Set(['10.1.0.1']));
     fix();
     e.clock.advance(10_000);
     await flush();
