@@ -4,7 +4,7 @@
  */
 import { isIP } from 'node:net';
 import { callApi } from '../api/client.js';
-import type { AddressGrant, CniNetwork, IpamAllocateResponse, IpamAllocationsResponse, IpamReleaseRequest, IpamReleaseResponse } from '../api/types.js';
+import type { AddressGrant, CniNetwork, CniPodIdentity, IpamAllocateResponse, IpamAllocationsResponse, IpamReleaseRequest, IpamReleaseResponse } from '../api/types.js';
 import { WeftError } from '../core/errors.js';
 import type { PodAddress } from './result.js';
 
@@ -36,9 +36,10 @@ export interface DaemonApi {
   /**
    * The router guards the attachment's port: frames from it must carry `mac` and the addresses
    * the router allocated to it (anti-spoofing rules). Resolves once the rules are in place; the
-   * allocation then stops being adding.
+   * allocation then stops being adding. `pod` (the Kubernetes pod, from CNI_ARGS): NetworkPolicy
+   * selects the attachment as that pod, and attach resolves once its policy is in too (bounded).
    */
-  attach(containerId: string, ifName: string, mac: string): Promise<void>;
+  attach(containerId: string, ifName: string, mac: string, pod?: CniPodIdentity): Promise<void>;
   /** The router drops the attachment's rules (none is no error). */
   detach(containerId: string, ifName: string): Promise<void>;
 }
@@ -190,8 +191,8 @@ export class DaemonClient implements DaemonApi {
     return { released, skipped };
   }
 
-  async attach(containerId: string, ifName: string, mac: string): Promise<void> {
-    await this.call('POST', '/v1/cni/attach', { containerId, ifName, mac }, 10_000);
+  async attach(containerId: string, ifName: string, mac: string, pod?: CniPodIdentity): Promise<void> {
+    await this.call('POST', '/v1/cni/attach', pod === undefined ? { containerId, ifName, mac } : { containerId, ifName, mac, pod }, 10_000);
   }
 
   async detach(containerId: string, ifName: string): Promise<void> {

@@ -14,6 +14,8 @@ import { parseDeadlineHeader, ROUTER_MARGIN_MS } from '../cni/limits.js';
 import { isSupportedVersion } from '../cni/versions.js';
 import type { Ipam } from '../ipam/ipam.js';
 import type { PodGuard } from './pod-guard.js';
+import type { PolicyEngine } from './policy.js';
+import { attachPolicy } from './policy-attach.js';
 import type { PodNetwork } from './pod-network.js';
 import { handlers } from '../cni/commands/index.js';
 import { runPlugin } from '../cni/skel.js';
@@ -46,7 +48,7 @@ function bounded<T>(p: Promise<T>, deadline: number, what: string): Promise<T> {
  * (same error codes), without an HTTP round trip to ourselves, each bounded by the call's
  * deadline. A config naming another socket (another router) is served over that socket.
  */
-function inProcess(ipam: Ipam, pods: PodNetwork, guard: PodGuard, deadline: number): DaemonApi {
+function inProcess(ipam: Ipam, pods: PodNetwork, guard: PodGuard, policy: PolicyEngine | undefined, log: Logger, deadline: number): DaemonApi {
   return {
     network: () => Promise.resolve(pods.network()),
     allocate: async (containerId, ifName, network) => {
@@ -64,8 +66,14 @@ function inProcess(ipam: Ipam, pods: PodNetwork, guard: PodGuard, deadline: numb
       return { released: r.released, skipped: r.skipped ?? [] };
     },
     allocations: () => Promise.resolve(ipam.list()),
-    attach: async (containerId, ifName, mac) => void (await bounded(guard.attach(containerId, ifName, mac), deadline, `guard the port of ${containerId}/${ifName}`)),
-    detach: async (containerId, ifName) => void (await bounded(guard.detach(containerId, ifName), deadline + ROUTER_MARGIN_MS / 2, `drop the rules of ${containerId}/${ifName}`)),
+    attach: async (containerId, ifName, mac, pod) => {
+      const guarded = await bounded(guard.attach(containerId, ifName, mac), deadline, `guard the port of ${containerId}/${ifName}`);
+      await attachPolicy(policy, log, { containerId, ifName, pod, guarded });
+    },
+    detach: async (containerId, ifName) => {
+      policy?.podDetached(containerId, ifName);
+      await bounded(guard.detach(containerId, ifName), deadline + ROUTER_MARGIN_MS / 2, `drop the rules of ${containerId}/${ifName}`);
+    },
   };
 }
 
@@ -84,13 +92,13 @@ function lateAnswer(body: string, command: string | undefined): string {
 
 export function cniExecHandler(
   log: Logger,
-  own: { socket: string; ipam: Ipam | undefined; pods: PodNetwork | undefined; guard: PodGuard | undefined },
+  own: { socket: string; ipam: Ipam | undefined; pods: PodNetwork | undefined; guard: PodGuard | undefined; policy?: PolicyEngine | undefined },
 ): RawApiHandler {
   const links = new PodLinks({ pathEnv: process.env.PATH });
   const { ipam, pods, guard } = own;
   const daemon = (socket: string, deadline?: number): DaemonApi =>
     socket === own.socket && ipam !== undefined && pods !== undefined && guard !== undefined
-      ? inProcess(ipam, pods, guard, deadline ?? Date.now() + 60_000)
+      ? inProcess(ipam, pods, guard, own.policy, log, deadline ?? Date.now() + 60_000)
       : new DaemonClient({ socket, ...(deadline === undefined ? {} : { deadline }) });
   const deps = { links, daemon, journal: (dir: string) => new ReleaseJournal(dir) };
   return async (body, req) => {

@@ -56,6 +56,11 @@ export interface PolicyEngineComponents {
   attachments: AttachmentStore;
   /** Kernel parameters (bridge netfilter is set at start and at each check); none: not checked. */
   sysctl?: Sysctl;
+  /**
+   * The attachments still on this node (the pod guard's); undefined when not known now. At each
+   * check, attachments not among them go (a DEL the router missed, a port that left the bridge).
+   */
+  live?: () => readonly { containerId: string | null; ifName: string | null }[] | undefined;
 }
 
 export interface PolicyEngineInit {
@@ -335,6 +340,7 @@ export class PolicyEngine implements Startable {
   private async doCheck(): Promise<void> {
     if (this.stopped) return;
     await this.checkBridgeNetfilter();
+    this.dropGone();
     const applied = this.applied;
     if (applied === undefined) return; // nothing written yet: the previous run's rules stand
     let reading: PolicyTableReading | undefined;
@@ -360,6 +366,22 @@ export class PolicyEngine implements Startable {
       this.needFull = true;
       void this.request();
     }
+  }
+
+  private dropGone(): void {
+    const live = this.components.live?.();
+    if (live === undefined) return;
+    const keys = new Set(live.map((a) => attachmentKey(a.containerId ?? '', a.ifName ?? '')));
+    let gone = false;
+    for (const [k, a] of this.attached) {
+      if (keys.has(k)) continue;
+      this.attached.delete(k);
+      gone = true;
+      this.components.logger.info('a pod attachment is gone from this node; NetworkPolicy forgets it', { containerId: a.containerId, ifName: a.ifName, pod: `${a.namespace}/${a.name}` });
+    }
+    if (!gone) return;
+    this.save();
+    void this.request();
   }
 
   /** The sets whose elements are not what was applied (a set nft lists in another form, seen twice in a row after our rewrite, is accepted). */

@@ -43,6 +43,7 @@ describe('src/cni/main.ts import closure', () => {
       'src/api/client.ts',
       'src/api/errors.ts',
       'src/api/paths.ts',
+      'src/api/pod-identity.ts',
       'src/api/release-journal.ts',
       'src/api/types.ts',
       'src/core/atomic-file.ts',

@@ -52,6 +52,8 @@ export class FakeDaemon {
   readonly allocations = new Map<string, FakeAllocation>();
   /** Attachments whose port the router guards: containerId + '\0' + ifName → MAC. */
   readonly guarded = new Map<string, string>();
+  /** The pod identity each attach carried (absent: none given): containerId + '\0' + ifName → pod. */
+  readonly podOf = new Map<string, unknown>();
   private readonly v4: string | undefined;
   private readonly v6: string | undefined;
   private readonly size: number;
@@ -214,6 +216,8 @@ export class FakeDaemon {
       delete a.adding;
       a.touchedAt = Date.now();
       this.guarded.set(`${b.containerId}\0${b.ifName}`, m.mac);
+      const pod = (body as { pod?: unknown }).pod;
+      if (pod !== undefined) this.podOf.set(`${b.containerId}\0${b.ifName}`, pod);
       return [200, {}];
     }
     if (method === 'POST' && path === '/v1/cni/detach') {

@@ -138,7 +138,7 @@ describe('input and network configuration', () => {
 describe('ADD', () => {
   it('returns interfaces, ips on the container interface, routes and DNS', async () => {
     const dns = { nameservers: ['10.96.0.10'], search: ['svc.cluster.local'] };
-    const r = await invoke(links, env('ADD', { CNI_ARGS: 'IgnoreUnknown=1;K8S_POD_NAME=a' }), conf({ dns }));
+    const r = await invoke(links, env('ADD', { CNI_ARGS: 'IgnoreUnknown=1;K8S_POD_NAMESPACE=default;K8S_POD_NAME=a' }), conf({ dns }));
     expect(r.code).toBe(0);
     const host = hostVethName(CID, 'eth0');
     expect(r.json).toEqual({
@@ -166,6 +166,35 @@ describe('ADD', () => {
     expect(parseInt(mac.slice(0, 2), 16) & 0b11).toBe(0b10);
     expect(links.namespaces.get(NETNS)!.get('eth0')!.link.mac).toBe(mac);
     expect(daemon.guarded).toEqual(new Map([[`${CID}\0eth0`, mac]]));
+    // the pod's identity goes with the attach (NetworkPolicy selects the pod by it)
+    expect(daemon.podOf).toEqual(new Map([[`${CID}\0eth0`, { namespace: 'default', name: 'a' }]]));
+  });
+
+  it.each([
+    ['both keys', 'K8S_POD_NAMESPACE=team-a;K8S_POD_NAME=web-7f9c.x', { namespace: 'team-a', name: 'web-7f9c.x' }],
+    ['neither key (not a Kubernetes pod)', 'IgnoreUnknown=1', undefined],
+    ['no CNI_ARGS', undefined, undefined],
+  ])("the pod's identity from CNI_ARGS: %s", async (_what, args, pod) => {
+    const r = await invoke(links, env('ADD', { CNI_ARGS: args }), conf());
+    expect(r.code).toBe(0);
+    expect(daemon.podOf.get(`${CID}\0eth0`)).toEqual(pod);
+    expect(daemon.guarded.size).toBe(1);
+  });
+
+  it.each([
+    ['a namespace that is no DNS label', 'K8S_POD_NAMESPACE=../etc;K8S_POD_NAME=a', /CNI_ARGS K8S_POD_NAMESPACE: "\.\.\/etc" is not a namespace name/],
+    ['an upper-case namespace', 'K8S_POD_NAMESPACE=Team;K8S_POD_NAME=a', /CNI_ARGS K8S_POD_NAMESPACE: "Team" is not a namespace name/],
+    ['a namespace of 64 characters', `K8S_POD_NAMESPACE=${'a'.repeat(64)};K8S_POD_NAME=a`, /CNI_ARGS K8S_POD_NAMESPACE: .* is not a namespace name/],
+    ['a name with a quote', 'K8S_POD_NAMESPACE=default;K8S_POD_NAME=a"b', /CNI_ARGS K8S_POD_NAME: "a\\"b" is not a pod name/],
+    ['an empty name', 'K8S_POD_NAMESPACE=default;K8S_POD_NAME=', /CNI_ARGS K8S_POD_NAME: "" is not a pod name/],
+    ['a name without a namespace', 'K8S_POD_NAME=a', /CNI_ARGS has K8S_POD_NAME but no K8S_POD_NAMESPACE/],
+    ['a namespace without a name', 'K8S_POD_NAMESPACE=default', /CNI_ARGS has K8S_POD_NAMESPACE but no K8S_POD_NAME/],
+  ])('refuses %s → code 4, before anything is made', async (_what, args, msg) => {
+    const r = await invoke(links, env('ADD', { CNI_ARGS: args }), conf());
+    expect(r.json).toMatchObject({ code: 4, msg: expect.stringMatching(msg) });
+    expect(links.calls).toEqual([]);
+    expect(daemon.podAllocations()).toEqual([]);
+    expect(daemon.guarded.size).toBe(0);
   });
 
   it.each([

@@ -102,7 +102,9 @@ interface Rig {
   fulls: CounterValues[];
 }
 
-function rig(opts: { nft?: GatedNft; attachments?: AttachmentStore; compile?: (m: PolicyModel) => CompiledPolicy; logger?: typeof silentLogger } = {}): Rig {
+function rig(
+  opts: { nft?: GatedNft; attachments?: AttachmentStore; compile?: (m: PolicyModel) => CompiledPolicy; logger?: typeof silentLogger; live?: () => { containerId: string; ifName: string }[] | undefined } = {},
+): Rig {
   const nft = opts.nft ?? new GatedNft();
   const source = new FakeSource();
   const clock = new FakeClock();
@@ -121,6 +123,7 @@ function rig(opts: { nft?: GatedNft; attachments?: AttachmentStore; compile?: (m
       },
       elementDiffScript,
       attachments: opts.attachments ?? new MemoryAttachmentStore(),
+      ...(opts.live === undefined ? {} : { live: opts.live }),
     },
     { nodeName: 'n1' },
   );
@@ -326,6 +329,24 @@ describe('PolicyEngine', () => {
     await flush();
     expect(r.nft.scripts).toHaveLength(2);
     await e.engine.stop();
+  });
+
+  it('the check forgets attachments the pod guard no longer holds, and none while the guard cannot tell', async () => {
+    let live: { containerId: string; ifName: string }[] | undefined = undefined;
+    const r = rig({ live: () => live });
+    r.source.snap = snapshot([policy('b', 'deny')], []);
+    await r.engine.start();
+    await r.engine.podAttached('c1', 'eth0', 'b', 'web', ['10.1.0.7']);
+    await r.engine.podAttached('c2', 'eth0', 'b', 'db', ['10.1.0.8']);
+    r.clock.advance(10_000);
+    await flush();
+    expect(r.engine.attachments()).toHaveLength(2);
+    live = [{ containerId: 'c2', ifName: 'eth0' }];
+    r.clock.advance(10_000);
+    await flush();
+    expect(r.engine.attachments().map((a) => a.containerId)).toEqual(['c2']);
+    expect(r.nft.elements(T, 'p_b_deny_pods')).toEqual(['10.1.0.8']);
+    await r.engine.stop();
   });
 
   it('a compile error keeps the rules in force and says so in status', async () => {

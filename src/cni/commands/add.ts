@@ -12,13 +12,14 @@ import { CniCode, CniError } from '../errors.js';
 import { buildAddResult, type CniResult } from '../result.js';
 import type { CommandContext } from '../skel.js';
 import { hostVethName, LinkError, randomMac, type CreatedPair } from '../veth.js';
-import { linkError, refuseOwnNetns, releaseOrJournal, routerError } from './shared.js';
+import { linkError, podIdentity, refuseOwnNetns, releaseOrJournal, routerError } from './shared.js';
 
 export async function cmdAdd(ctx: CommandContext): Promise<CniResult> {
   const { containerId, ifName, netns, conf } = ctx;
   const daemon = ctx.deps.daemon(conf.socket);
   const links = ctx.deps.links;
   refuseOwnNetns(ctx);
+  const pod = podIdentity(ctx.args);
   const net = await daemon.network().catch((err: unknown) => {
     throw routerError(err, 'reading the pod network');
   });
@@ -53,7 +54,7 @@ export async function cmdAdd(ctx: CommandContext): Promise<CniResult> {
     });
     const attachPort = async (): Promise<void> => {
       guarded = true;
-      await daemon.attach(containerId, ifName, containerMac).catch((err: unknown) => {
+      await daemon.attach(containerId, ifName, containerMac, pod).catch((err: unknown) => {
         throw routerError(err, `guarding the port of ${containerId}/${ifName}`);
       });
     };

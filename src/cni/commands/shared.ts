@@ -1,5 +1,7 @@
 /** What the commands share: error mapping (router, interfaces) and the release that falls back to the journal. */
 import { isTransient } from '../../api/errors.js';
+import { namespaceProblem, podNameProblem } from '../../api/pod-identity.js';
+import type { CniPodIdentity } from '../../api/types.js';
 import { RouterTimeoutError } from '../client.js';
 import { CniCode, CniError } from '../errors.js';
 import type { CommandContext } from '../skel.js';
@@ -59,4 +61,23 @@ export async function releaseOrJournal(ctx: CommandContext, why: string): Promis
     ctx.log(`${why}: router unavailable (${(err as Error).message}); release of ${containerId}/${ifName} journaled in ${conf.journalDir}`);
     return 'journaled';
   }
+}
+
+/**
+ * The pod's identity from CNI_ARGS (K8S_POD_NAMESPACE, K8S_POD_NAME; the kubelet passes both), for
+ * NetworkPolicy; undefined when the runtime passes neither (not a Kubernetes pod). One without the
+ * other, or a value that is no Kubernetes name, is refused (code 4) naming the key.
+ */
+export function podIdentity(args: ReadonlyMap<string, string>): CniPodIdentity | undefined {
+  const namespace = args.get('K8S_POD_NAMESPACE');
+  const name = args.get('K8S_POD_NAME');
+  if (namespace === undefined && name === undefined) return undefined;
+  if (namespace === undefined || name === undefined) {
+    throw new CniError(CniCode.InvalidEnvironment, `CNI_ARGS has ${namespace === undefined ? 'K8S_POD_NAME but no K8S_POD_NAMESPACE' : 'K8S_POD_NAMESPACE but no K8S_POD_NAME'}: give both or neither`);
+  }
+  const nsWhy = namespaceProblem(namespace);
+  if (nsWhy !== undefined) throw new CniError(CniCode.InvalidEnvironment, `CNI_ARGS K8S_POD_NAMESPACE: ${nsWhy}`);
+  const nameWhy = podNameProblem(name);
+  if (nameWhy !== undefined) throw new CniError(CniCode.InvalidEnvironment, `CNI_ARGS K8S_POD_NAME: ${nameWhy}`);
+  return { namespace, name };
 }
