@@ -49,7 +49,16 @@ import { WeftMetrics } from './metrics.js';
 import { MetricsServer } from './metrics-server.js';
 import { Readiness } from './readiness.js';
 import { KubernetesMode } from './kubernetes.js';
-import { openKube } from '../k8s/client.js';
+import { openKube, type KubeApis } from '../k8s/client.js';
+import { PolicyEngine } from './policy.js';
+import { attachPolicy } from './policy-attach.js';
+import { FileAttachmentStore } from './policy-pods.js';
+// MERGE: fullScript and elementDiffScript from '../policy/compile.js' instead, and policy-scripts-stub.ts goes.
+import { elementDiffScript, fullScript } from './policy-scripts-stub.js';
+import { UnbuiltPolicySource } from './policy-source-stub.js';
+import { POLICY_FAMILY, POLICY_TABLE, type PolicySource } from '../policy/model.js';
+import { readPodIdentity } from '../api/pod-identity.js';
+import type { NetworkPolicyConfig } from './config.js';
 
 /** The fast path's VXLAN device. */
 const VXLAN_DEVICE = 'weft-vx';
@@ -65,6 +74,24 @@ export interface DaemonComponents {
    * first, `ERR_IDENTITY_IN_USE`); the caller stops it and exits with status 1.
    */
   onFatal?: (err: WeftError) => void;
+  /** Where NetworkPolicy objects come from (default: the file or the API server, as configured). */
+  policySource?: (context: PolicySourceContext) => PolicySource;
+}
+
+/** What a policy source is made from. */
+export interface PolicySourceContext {
+  config: NetworkPolicyConfig;
+  /** Kubernetes mode: the API clients. */
+  kube: KubeApis | undefined;
+  clock: Clock;
+  logger: Logger;
+}
+
+/** The policy source of the configuration. */
+function defaultPolicySource(context: PolicySourceContext): PolicySource {
+  const c = context.config;
+  // MERGE: the one place for the sources: new FilePolicySource(...) for 'file', new KubePolicySource(...) for 'kubernetes'.
+  return new UnbuiltPolicySource(c.source === 'file' ? { kind: 'file', where: c.file } : { kind: 'kubernetes', where: 'the API server' });
 }
 
 export class Daemon {
@@ -86,6 +113,8 @@ export class Daemon {
   private ipam: IpamService | undefined = undefined;
   private podNetwork: PodNetwork | undefined = undefined;
   private podGuard: PodGuard | undefined = undefined;
+  private policy: PolicyEngine | undefined = undefined;
+  private readonly policySource: (context: PolicySourceContext) => PolicySource;
   private kubernetes: KubernetesMode | undefined = undefined;
   private serviceBridge: ServiceBridge | undefined = undefined;
   private api: ApiServer | undefined = undefined;
@@ -114,6 +143,7 @@ export class Daemon {
     this.netlink = components.netlink;
     this.sysctl = components.sysctl ?? new ProcSysctl();
     this.onFatal = components.onFatal;
+    this.policySource = components.policySource ?? defaultPolicySource;
     this.readiness.add('router', () => (this.stopping ? 'the router is stopping' : this.startedAt === 0 ? 'the router is still starting' : this.tapFailed ? 'the TAP device failed; restart the daemon' : undefined));
     this.readiness.add('pods', () => {
       const net = this.podNetwork?.network();
@@ -223,6 +253,25 @@ export class Daemon {
     // the deletion and tries; exactly one gets each block). Failures are logged by the hook.
     const blocks = this.ipam?.blocks === undefined ? undefined : this.ipam;
     if (this.kubernetes !== undefined && blocks !== undefined) this.kubernetes.onNodeDeleted(async (peer) => void (await blocks.reclaim(peer)));
+    if (c.networkPolicy !== undefined) {
+      const guard = this.podGuard;
+      this.policy = new PolicyEngine(
+        {
+          nft: this.nft,
+          source: this.policySource({ config: c.networkPolicy, kube, clock: this.clock, logger: this.log.child('policy') }),
+          clock: this.clock,
+          logger: this.log.child('policy'),
+          fullScript,
+          elementDiffScript,
+          attachments: new FileAttachmentStore({ logger: this.log.child('policy') }, { stateDir: c.stateDir }),
+          sysctl: this.sysctl,
+          live: () => (guard === undefined || guard.notReady() !== undefined ? undefined : guard.status().pods),
+        },
+        { nodeName: c.kubernetes?.nodeName },
+      );
+    } else {
+      await this.removePolicyTable();
+    }
     // Always built: it reports what the bridge has for Services even where it may not change it.
     this.serviceBridge = new ServiceBridge(
       { netlink: this.netlink, sysctl: this.sysctl, clock: this.clock, logger: this.log.child('services') },
@@ -248,7 +297,7 @@ export class Daemon {
     if (this.fastPath === undefined) await this.removeStaleFastPath();
     this.api = new ApiServer({ logger: this.log.child('api') }, { socketPath: c.apiSocket });
     this.api.route('GET', '/v1/status', async () => {
-      await Promise.all([this.fastPath?.refreshCounters(), this.podGuard?.refreshCounters()]);
+      await Promise.all([this.fastPath?.refreshCounters(), this.podGuard?.refreshCounters(), this.policy?.refreshCounters()]);
       return this.status();
     });
     if (c.metrics !== undefined) {
@@ -266,9 +315,17 @@ export class Daemon {
     this.api.route('POST', '/v1/forget', (body) => this.forget(body));
     if (this.ipam !== undefined) this.ipam.routes(this.api);
     else ipamOffRoutes(this.api);
-    this.api.routeRaw('POST', '/v1/cni/exec', cniExecHandler(this.log.child('cni'), { socket: c.apiSocket, ipam: this.ipam?.ipam, pods: this.podNetwork, guard: this.podGuard }));
-    this.api.route('POST', '/v1/cni/attach', (body) => this.guardCall((g) => g.attach(field(body, 'containerId') as string, field(body, 'ifName') as string, field(body, 'mac') as string).then(() => ({}))));
-    this.api.route('POST', '/v1/cni/detach', (body) => this.guardCall(async (g) => ({ detached: await g.detach(field(body, 'containerId') as string, field(body, 'ifName') as string) })));
+    this.api.routeRaw('POST', '/v1/cni/exec', cniExecHandler(this.log.child('cni'), { socket: c.apiSocket, ipam: this.ipam?.ipam, pods: this.podNetwork, guard: this.podGuard, policy: this.policy }));
+    this.api.route('POST', '/v1/cni/attach', (body) => this.attachPod(body));
+    this.api.route('POST', '/v1/cni/detach', (body) =>
+      this.guardCall(async (g) => {
+        const containerId = field(body, 'containerId') as string;
+        const ifName = field(body, 'ifName') as string;
+        const detached = await g.detach(containerId, ifName);
+        if (typeof containerId === 'string' && typeof ifName === 'string') this.policy?.podDetached(containerId, ifName);
+        return { detached };
+      }),
+    );
     this.api.route('GET', '/v1/cni/network', () =>
       this.podNetwork?.network() ?? { ready: false, reason: 'IPAM is off on this router (--ipam-range none)', bridge: c.bridge, mtu: this.mtu, gateways: [] },
     );
@@ -280,7 +337,9 @@ export class Daemon {
       // The pod guard adopts its table after the mesh is up (the kernel's table guards the pods
       // meanwhile) and before the API serves the CNI plugin.
       const ipam = this.ipam === undefined ? [] : [this.ipam, this.podNetwork!];
-      const guard = this.podGuard === undefined ? [] : [this.podGuard];
+      // NetworkPolicy after the guard (it asks which attachments the guard holds) and before the
+      // API: with a source at hand (a file), the policies are in before any pod is served.
+      const guard = [...(this.podGuard === undefined ? [] : [this.podGuard]), ...(this.policy === undefined ? [] : [this.policy])];
       // The metrics endpoint first: a port in use fails the start before anything else runs, and
       // the probes have /healthz (and a /readyz that says "starting") while the rest starts.
       const metrics = this.metricsServer === undefined ? [] : [this.metricsServer];
@@ -322,7 +381,7 @@ export class Daemon {
   /** The status report for a scrape, or undefined while the router starts or stops. */
   private async scrapeStatus(): Promise<StatusReport | undefined> {
     if (this.startedAt === 0 || this.stopping) return undefined;
-    await Promise.all([this.fastPath?.refreshCounters(), this.podGuard?.refreshCounters()]);
+    await Promise.all([this.fastPath?.refreshCounters(), this.podGuard?.refreshCounters(), this.policy?.refreshCounters()]);
     return this.status();
   }
 
@@ -346,6 +405,7 @@ export class Daemon {
       pods: this.podGuard?.status(),
       kubernetes: this.kubernetes?.status(),
       services: this.serviceBridge!.status(),
+      policy: this.policy?.status(),
       learningSwitch: this.learningSwitch,
       gossip: this.gossip?.drops(),
       tap: this.tap,
@@ -354,6 +414,33 @@ export class Daemon {
       underlayMtu: this.underlayMtu,
       mtu: this.mtu,
     });
+  }
+
+  /**
+   * POST /v1/cni/attach: the guard takes the port, then NetworkPolicy the pod (when the request
+   * names it). A `pod` that is not a well-formed identity is refused (400) before anything is done.
+   */
+  private async attachPod(body: unknown): Promise<Record<string, never>> {
+    const identity = readPodIdentity(field(body, 'pod'));
+    if ('problem' in identity) throw new ApiError('ERR_POD_BAD_REQUEST', `attach: ${identity.problem}`);
+    const containerId = field(body, 'containerId') as string;
+    const ifName = field(body, 'ifName') as string;
+    return this.guardCall(async (g) => {
+      const guarded = await g.attach(containerId, ifName, field(body, 'mac') as string);
+      await attachPolicy(this.policy, this.log.child('policy'), { containerId, ifName, pod: identity.pod, guarded });
+      return {};
+    });
+  }
+
+  /** --network-policy off: the table an earlier run left goes (its rules would isolate pods nobody updates). */
+  private async removePolicyTable(): Promise<void> {
+    try {
+      if ((await this.nft.listTable(POLICY_FAMILY, POLICY_TABLE)) === undefined) return;
+      await this.nft.deleteTable(POLICY_FAMILY, POLICY_TABLE);
+      this.log.info('NetworkPolicy is off: removed the policy table of an earlier run', { table: `${POLICY_FAMILY} ${POLICY_TABLE}` });
+    } catch (err) {
+      this.log.warn('NetworkPolicy is off but the policy table of an earlier run could not be removed', { table: `${POLICY_FAMILY} ${POLICY_TABLE}`, err: describeError(err) });
+    }
   }
 
   /** A call to the pod guard from the API (its refusals are answered with their codes' statuses). */

@@ -8,7 +8,7 @@ import type { LearningSwitch } from '../router/learning-switch.js';
 import type { PeerPath } from '../router/overlay-switch.js';
 import type { Sleeve } from '../router/sleeve/sleeve.js';
 import type { MeshStatus } from '../mesh/mesh.js';
-import type { FastPathStatus, IpamSummary, KubernetesStatus, PeerStatus, ServiceBridgeStatus, StatusReport, VersionInfo } from '../api/types.js';
+import type { FastPathStatus, IpamSummary, KubernetesStatus, PeerStatus, PolicyStatus, ServiceBridgeStatus, StatusReport, VersionInfo } from '../api/types.js';
 import type { DaemonConfig } from './config.js';
 import type { PodGuardStatus } from './pod-guard.js';
 
@@ -33,6 +33,8 @@ export function buildStatus(s: {
   /** Kubernetes mode's section; undefined when standalone. */
   kubernetes?: KubernetesStatus | undefined;
   services: ServiceBridgeStatus;
+  /** NetworkPolicy; undefined when off. */
+  policy?: PolicyStatus | undefined;
   learningSwitch: LearningSwitch;
   /** Refused gossip by channel and reason (MeshGossip.drops). */
   gossip?: Record<string, number>;
@@ -110,6 +112,7 @@ export function buildStatus(s: {
     pods: s.pods,
     ...(s.kubernetes === undefined ? {} : { kubernetes: s.kubernetes }),
     services: s.services,
+    ...(s.policy === undefined ? {} : { policy: s.policy }),
     relayed: { ...s.sleeve.relayed },
     traffic: {
       tap,
