@@ -58,6 +58,10 @@ export const METRIC_HELP = {
   weft_ipam_owned_addresses: ['gauge', ['range'], 'Addresses of the range this router owns'],
   weft_ipam_addresses: ['gauge', ['range', 'state'], "This router's owned addresses by state: free, allocated (used), quarantined (released, not reusable yet), reserved, held (reclaimed, not allocatable yet)"],
   weft_pods: ['gauge', [], 'Pod interfaces the anti-spoofing table guards'],
+  weft_policy_packets_total: ['counter', ['namespace', 'policy', 'verdict'], 'Packets a NetworkPolicy in force on this node allowed (new connections) or dropped (at the pods it isolates); verdict allowed or dropped'],
+  weft_policy_applies_total: ['counter', ['kind'], 'Transactions applied to the policy table: full (the whole table) or elements (set elements only)'],
+  weft_policy_apply_failures_total: ['counter', [], 'Transactions on the policy table that failed (the rules in force stay; a full rewrite follows)'],
+  weft_policy_source_synced: ['gauge', [], '1 when the policy source (API server or file) has been read in full, else 0 (absent when NetworkPolicy is off)'],
 } as const satisfies Record<string, readonly [Kind, readonly string[], string]>;
 
 type Name = keyof typeof METRIC_HELP;
@@ -174,6 +178,17 @@ export class WeftMetrics {
       }
     }
     if (r.pods !== undefined) this.gauge('weft_pods', {}, r.pods.pods.length);
+    const np = r.policy;
+    if (np !== undefined) {
+      this.gauge('weft_policy_source_synced', {}, np.source?.synced === true ? 1 : 0);
+      for (const p of np.policies) {
+        this.counter('weft_policy_packets_total', { namespace: p.namespace, policy: p.name, verdict: 'allowed' }, p.allowed);
+        this.counter('weft_policy_packets_total', { namespace: p.namespace, policy: p.name, verdict: 'dropped' }, p.dropped);
+      }
+      this.counter('weft_policy_applies_total', { kind: 'full' }, np.applies.full);
+      this.counter('weft_policy_applies_total', { kind: 'elements' }, np.applies.elements);
+      this.counter('weft_policy_apply_failures_total', {}, np.failures);
+    }
   }
 
   private gauge(name: Name, labels: Labels, value: number): void {

@@ -131,6 +131,21 @@ describe('metrics from a status report', () => {
     expect(valueOf(e, 'weft_drops_total', { component: 'rx', reason: 'replayed' })).toBe(4);
   });
 
+  it('NetworkPolicy: per policy allowed and dropped packets, applies, the source; absent when off', async () => {
+    const e = await scrape(statusReport());
+    expect(valueOf(e, 'weft_policy_packets_total', { namespace: 'shop', policy: 'db-ingress', verdict: 'allowed' })).toBe(12);
+    expect(valueOf(e, 'weft_policy_packets_total', { namespace: 'shop', policy: 'db-ingress', verdict: 'dropped' })).toBe(3);
+    expect(valueOf(e, 'weft_policy_applies_total', { kind: 'full' })).toBe(2);
+    expect(valueOf(e, 'weft_policy_applies_total', { kind: 'elements' })).toBe(9);
+    expect(valueOf(e, 'weft_policy_apply_failures_total')).toBe(1);
+    expect(valueOf(e, 'weft_policy_source_synced')).toBe(1);
+    const policy = statusReport().policy!;
+    const unsynced = await scrape(statusReport({ policy: { ...policy, source: { ...policy.source!, synced: false } } }));
+    expect(valueOf(unsynced, 'weft_policy_source_synced')).toBe(0);
+    const off = await scrape(statusReport({ policy: undefined }));
+    expect(off.samples.filter((s) => s.name.startsWith('weft_policy_'))).toEqual([]);
+  });
+
   it("Node's process metrics keep their standard names, in each daemon's own registry", async () => {
     const a = await scrape(statusReport(), new WeftMetrics({ build: BUILD, processMetrics: true }));
     const b = await scrape(statusReport(), new WeftMetrics({ build: BUILD, processMetrics: true }));
