@@ -1,4 +1,4 @@
-import { totalTraffic, type IpamStatus, type KubernetesStatus, type StatusReport } from '../api/types.js';
+import { totalTraffic, type IpamStatus, type KubernetesStatus, type PolicyStatus, type StatusReport } from '../api/types.js';
 
 function bytes(n: number): string {
   const units = ['B', 'KiB', 'MiB', 'GiB', 'TiB'];
@@ -106,6 +106,7 @@ export function formatStatus(s: StatusReport): string {
     lines.push(`  Services bridge ${v.bridge}: ${state}; ${bad.length === 0 ? 'bridge netfilter and forwarding on' : `off: ${bad.join(' ')}`}; hairpin on ${v.hairpin.on.length}/${v.hairpin.ports} veth ports`);
     for (const p of v.problems) lines.push(`    problem: ${p}`);
   }
+  lines.push(policySummary(s.policy));
   if (s.kubernetes !== undefined) lines.push(...formatKubernetes(s.kubernetes));
   lines.push(`  relayed for others: ${s.relayed.datagrams} datagrams / ${bytes(s.relayed.bytes)}`);
   lines.push('');
@@ -116,6 +117,37 @@ export function formatStatus(s: StatusReport): string {
   const drops = Object.entries(s.drops).filter(([, n]) => n > 0);
   lines.push(drops.length === 0 ? '  drops: none' : `  drops: ${drops.map(([k, n]) => `${k}=${n}`).join('  ')}`);
   lines.push(`  memory: rss ${bytes(s.memory.rssBytes)}, heap ${bytes(s.memory.heapUsedBytes)}; reassembly ${s.reassembly.inUse} in use, ${bytes(s.reassembly.memoryBytes)}`);
+  return lines.join('\n');
+}
+
+/** `weft status`'s one line on NetworkPolicy. */
+export function policySummary(p: PolicyStatus | undefined): string {
+  if (p === undefined) return '  NetworkPolicy: off';
+  const src = p.source === null ? 'no source' : `${p.source.kind} ${p.source.synced ? 'synced' : 'not synced yet'}`;
+  const dropped = p.policies.reduce((a, x) => a + x.dropped, 0);
+  const trouble = [p.problem, ...(p.source?.error == null ? [] : [p.source.error]), ...p.bridgeNetfilter].filter((x): x is string => x !== null);
+  return `  NetworkPolicy: ${p.policies.length} polic${p.policies.length === 1 ? 'y' : 'ies'} in force (${src}), ${dropped} packets dropped; weft status policy${trouble.length === 0 ? '' : `; PROBLEM: ${trouble.join('; ')}`}`;
+}
+
+/** `weft status policy`: the policies in force on this node, the local pods each selects, their counters. */
+export function formatPolicyStatus(p: PolicyStatus | undefined): string {
+  if (p === undefined) return 'NetworkPolicy: off on this router (--network-policy off, or auto with neither Kubernetes mode nor --policy-file)';
+  const lines: string[] = [];
+  const s = p.source;
+  lines.push(`NetworkPolicy: table ${p.table}; source ${s === null ? 'none' : `${s.kind} (${s.where}), ${s.synced ? 'synced' : 'not synced yet'}`}`);
+  if (s?.error != null) lines.push(`  source error: ${s.error}`);
+  for (const x of s?.problems ?? []) lines.push(`  skipped ${x.where}: ${x.problem}`);
+  const last = p.lastApply === null ? 'none yet' : `${p.lastApply.kind} at ${new Date(p.lastApply.at).toISOString()} (${p.lastApply.ms} ms)`;
+  lines.push(`  applied: ${p.applies.full} full, ${p.applies.elements} element updates; last ${last}; failures ${p.failures}`);
+  if (p.dropped.ingress !== null || p.dropped.egress !== null) lines.push(`  dropped: ingress ${p.dropped.ingress ?? '-'}, egress ${p.dropped.egress ?? '-'}`);
+  for (const b of p.bridgeNetfilter) lines.push(`  bridge netfilter: ${b}`);
+  if (p.problem !== null) lines.push(`  problem: ${p.problem}`);
+  if (p.policies.length === 0) lines.push('  no policy in force on this node');
+  for (const x of p.policies) {
+    const types = [x.ingress ? 'ingress' : '', x.egress ? 'egress' : ''].filter((t) => t !== '').join('+') || 'none';
+    lines.push(`  ${x.namespace}/${x.name}  [${types}]  allowed ${x.allowed}  dropped ${x.dropped}`);
+    lines.push(`    selects: ${x.selected.length === 0 ? 'no pod on this node' : x.selected.join(' ')}`);
+  }
   return lines.join('\n');
 }
 

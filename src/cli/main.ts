@@ -24,7 +24,7 @@ import type {
   StatusReport,
 } from '../api/types.js';
 import { IpNetlink } from '../platform/linux/ip-netlink.js';
-import { formatIpamStatus, formatStatus } from './format-status.js';
+import { formatIpamStatus, formatPolicyStatus, formatStatus } from './format-status.js';
 import { loadOrCreateIdentity } from '../mesh/identity.js';
 import { installCni } from '../cni/install.js';
 import { releaseJournalDir } from '../api/paths.js';
@@ -84,8 +84,14 @@ function readConflist(file: string): unknown {
   }
 }
 
-async function status(opts: { json?: boolean; socket: string }): Promise<void> {
+async function status(section: string | undefined, opts: { json?: boolean; socket: string }): Promise<void> {
+  if (section !== undefined && section !== 'policy') throw new ConfigError([`weft status: unknown section "${section}" (the only one is "policy")`], 'weft status');
   const report = (await callApi(opts.socket, 'GET', '/v1/status')) as StatusReport;
+  if (section === 'policy') {
+    // Off: the JSON says so rather than being empty.
+    process.stdout.write(opts.json === true ? `${JSON.stringify(report.policy ?? { enabled: false }, null, 2)}\n` : `${formatPolicyStatus(report.policy)}\n`);
+    return;
+  }
   process.stdout.write(opts.json === true ? `${JSON.stringify(report, null, 2)}\n` : `${formatStatus(report)}\n`);
 }
 
@@ -121,10 +127,11 @@ export async function main(argv: string[]): Promise<number> {
 
   program
     .command('status')
-    .description("show a running router's peers, traffic and drops")
+    .description("show a running router's peers, traffic and drops; `weft status policy`: the NetworkPolicies in force on this node, the pods they select, their counters")
+    .argument('[section]', 'policy: only NetworkPolicy')
     .option('--json', 'machine-readable output')
     .option('--socket <path>', 'API socket of the router', DEFAULT_SOCKET)
-    .action(async (opts: { json?: boolean; socket: string }) => status(opts));
+    .action(async (section: string | undefined, opts: { json?: boolean; socket: string }) => status(section, opts));
 
   program
     .command('forget')
