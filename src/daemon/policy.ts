@@ -153,21 +153,26 @@ export class PolicyEngine implements Startable {
   /**
    * A pod was attached here by CNI ADD: it is local, and its CNI addresses are its IPs until the
    * source has some. Resolves once a transaction that includes it is done, or after
-   * `attachWaitMs` (logged): policy never fails an ADD.
+   * `attachWaitMs` (logged): policy never fails an ADD. Before the source's first snapshot there
+   * is nothing to enforce yet: it resolves at once (logged), so a source that cannot sync (the API
+   * server refuses) does not slow every ADD down.
    */
   async podAttached(containerId: string, ifName: string, namespace: string, name: string, addresses: readonly string[]): Promise<void> {
     this.attached.set(attachmentKey(containerId, ifName), { containerId, ifName, namespace, name, addresses: [...addresses] });
     this.save();
+    const pod = `${namespace}/${name}`;
+    if (this.components.source.snapshot() === undefined) {
+      this.dirty = true; // the first snapshot's transaction includes it
+      this.components.logger.warn('a pod starts before NetworkPolicy is enforced: the policy source has not synced yet', { pod, containerId, ifName });
+      return;
+    }
     let timer: TimerHandle | undefined;
     const late = new Promise<'late'>((resolve) => {
       timer = this.components.clock.setTimeout(() => resolve('late'), this.init.attachWaitMs);
     });
     const r = await Promise.race([this.request().then(() => 'done' as const), late]);
     timer?.cancel();
-    if (r === 'late') {
-      const why = this.components.source.snapshot() === undefined ? 'the policy source has not synced yet' : 'the policy transaction is slow';
-      this.components.logger.warn('a pod starts before its policy is in the kernel', { pod: `${namespace}/${name}`, containerId, ifName, why });
-    }
+    if (r === 'late') this.components.logger.warn('a pod starts before its policy is in the kernel: the policy transaction is slow', { pod, containerId, ifName, waitedMs: this.init.attachWaitMs });
   }
 
   /** The attachment is gone (CNI DEL); false when it was not known. */

@@ -268,19 +268,35 @@ describe('PolicyEngine', () => {
     await e.engine.stop();
   });
 
-  it('podAttached is bounded: before the first snapshot it returns after the wait and logs why', async () => {
+  it('podAttached before the first snapshot returns at once and logs why; the first snapshot includes the pod', async () => {
     const { logger, lines } = recordingLogger();
     const r = rig({ logger });
     await r.engine.start();
+    await r.engine.podAttached('c1', 'eth0', 'b', 'web', ['10.1.0.7']);
+    expect(r.nft.scripts).toHaveLength(0);
+    expect(lines.find((l) => String(l['msg']).startsWith('a pod starts before NetworkPolicy is enforced'))).toMatchObject({ pod: 'b/web', containerId: 'c1' });
+    r.source.set(snapshot([policy('b', 'deny')], []));
+    await flush();
+    expect(r.nft.elements(T, 'p_b_deny_pods')).toEqual(['10.1.0.7']);
+    await r.engine.stop();
+  });
+
+  it('podAttached is bounded: a transaction that hangs lets it return after the wait, logged', async () => {
+    const { logger, lines } = recordingLogger();
+    const r = rig({ logger });
+    r.source.snap = snapshot([policy('b', 'deny')], []);
+    await r.engine.start();
+    r.nft.hold();
     let done = false;
     const p = r.engine.podAttached('c1', 'eth0', 'b', 'web', ['10.1.0.7']).then(() => (done = true));
     await flush();
+    r.clock.advance(2999);
+    await flush();
     expect(done).toBe(false);
-    r.clock.advance(3000);
+    r.clock.advance(1);
     await p;
-    expect(r.nft.scripts).toHaveLength(0);
-    expect(lines.find((l) => l['msg'] === 'a pod starts before its policy is in the kernel')).toMatchObject({ pod: 'b/web', why: 'the policy source has not synced yet' });
-    r.source.set(snapshot([policy('b', 'deny')], []));
+    expect(lines.find((l) => String(l['msg']).startsWith('a pod starts before its policy is in the kernel'))).toMatchObject({ pod: 'b/web', waitedMs: 3000 });
+    r.nft.release();
     await flush();
     expect(r.nft.elements(T, 'p_b_deny_pods')).toEqual(['10.1.0.7']);
     await r.engine.stop();
