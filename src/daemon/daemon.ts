@@ -53,7 +53,7 @@ import { openKube, type KubeApis } from '../k8s/client.js';
 import { PolicyEngine } from './policy.js';
 import { attachPolicy } from './policy-attach.js';
 import { FileAttachmentStore } from './policy-pods.js';
-// MERGE: fullScript and elementDiffScript from '../policy/compile.js' instead, and policy-scripts-stub.ts goes.
+// MERGE: fullScript, elementDiffScript (and readPolicySets for the engine's readSets) from '../policy/script.js' instead; policy-scripts-stub.ts goes.
 import { elementDiffScript, fullScript } from './policy-scripts-stub.js';
 import { UnbuiltPolicySource } from './policy-source-stub.js';
 import { POLICY_FAMILY, POLICY_TABLE, type PolicySource } from '../policy/model.js';
@@ -90,7 +90,9 @@ export interface PolicySourceContext {
 /** The policy source of the configuration. */
 function defaultPolicySource(context: PolicySourceContext): PolicySource {
   const c = context.config;
-  // MERGE: the one place for the sources: new FilePolicySource(...) for 'file', new KubePolicySource(...) for 'kubernetes'.
+  // MERGE: the one place for the sources (then policy-source-stub.ts goes):
+  //   c.source === 'file' ? new FilePolicySource({ clock: context.clock, logger: context.logger }, { path: c.file })
+  //                       : new KubePolicySource({ kube: context.kube!, clock: context.clock, logger: context.logger })
   return new UnbuiltPolicySource(c.source === 'file' ? { kind: 'file', where: c.file } : { kind: 'kubernetes', where: 'the API server' });
 }
 

@@ -1,7 +1,7 @@
 /**
- * MERGE: a stand-in for `fullScript` and `elementDiffScript` of src/policy/compile.ts (the compiler
+ * MERGE: a stand-in for `fullScript` and `elementDiffScript` of src/policy/script.ts (the compiler
  * helper's part). The daemon imports these until that exists; at merge, the daemon imports the
- * compiler's and this file goes.
+ * compiler's and this file goes (test/daemon/policy.test.ts then imports them from there too).
  */
 import { POLICY_FAMILY, POLICY_TABLE, type CompiledPolicy } from '../policy/model.js';
 import type { CounterValues } from './policy.js';

@@ -31,9 +31,9 @@ export type { PolicyStatus };
 /** Counter values carried over into a full rewrite, by counter name. */
 export type CounterValues = ReadonlyMap<string, { packets: number; bytes: number }>;
 
-/** Counters of the table for all drops at isolated pods per direction (reported when the compiled table has them). */
-export const DROPPED_INGRESS_COUNTER = 'dropped_ingress';
-export const DROPPED_EGRESS_COUNTER = 'dropped_egress';
+/** Counters of the table for all drops at isolated pods per direction (reported when the compiled table has them; compile.ts's NODE_COUNTERS). */
+export const DROPPED_INGRESS_COUNTER = 'ingress_dropped';
+export const DROPPED_EGRESS_COUNTER = 'egress_dropped';
 
 /** What bridge netfilter must be for policy to see bridged frames. */
 export const BRIDGE_NETFILTER = [
@@ -52,6 +52,8 @@ export interface PolicyEngineComponents {
   fullScript: (compiled: CompiledPolicy, counterValues?: CounterValues) => string;
   /** The set element changes between two compilations of the same rules ('' when none). */
   elementDiffScript: (before: CompiledPolicy, after: CompiledPolicy) => string;
+  /** The table's sets from `nft -j` in the compiler's element text (default: readPolicyTable's; compile's readPolicySets at merge). */
+  readSets?: (items: readonly unknown[]) => Map<string, string[]>;
   /** The local pods attached by CNI, kept across restarts. */
   attachments: AttachmentStore;
   /** Kernel parameters (bridge netfilter is set at start and at each check); none: not checked. */
@@ -349,8 +351,9 @@ export class PolicyEngine implements Startable {
     const applied = this.applied;
     if (applied === undefined) return; // nothing written yet: the previous run's rules stand
     let reading: PolicyTableReading | undefined;
+    let items: unknown[] | undefined;
     try {
-      const items = await this.components.nft.listTable(POLICY_FAMILY, POLICY_TABLE);
+      items = await this.components.nft.listTable(POLICY_FAMILY, POLICY_TABLE);
       reading = items === undefined ? undefined : readPolicyTable(items);
     } catch (err) {
       this.components.logger.debug('cannot read the policy table', { err: describeError(err) });
@@ -358,13 +361,14 @@ export class PolicyEngine implements Startable {
     }
     // A transaction under way or asked for will change the table: the next check looks again.
     if (this.writing !== undefined || this.dirty || this.applied !== applied) return;
-    if (reading === undefined) {
+    if (reading === undefined || items === undefined) {
       this.components.logger.warn('the policy table is missing; rewriting it', { table: TABLE });
       this.needFull = true;
       void this.request();
       return;
     }
     this.counters = reading.counters;
+    if (this.components.readSets !== undefined) reading.sets = this.components.readSets(items);
     const differ = this.differingSets(applied, reading);
     if (differ.length > 0) {
       this.components.logger.warn('the policy table\'s sets differ from what was applied; rewriting it', { table: TABLE, sets: differ });

@@ -425,6 +425,22 @@ describe('PolicyEngine', () => {
   });
 });
 
+describe('PolicyEngine status totals', () => {
+  it('reports the drops per direction when the table has the node counters, and the readSets given', async () => {
+    const withTotals = (m: PolicyModel): CompiledPolicy => {
+      const c = fakeCompile(m);
+      return { ...c, rules: `${c.rules}\ncounter ingress_dropped { }`, counters: [...c.counters, 'ingress_dropped'] };
+    };
+    const r = rig({ compile: withTotals });
+    r.source.snap = snapshot([policy('a', 'deny')], [pod('a', 'x', ['10.1.0.1'])]);
+    await r.engine.start();
+    r.nft.count(T, 'ingress_dropped', 4);
+    await r.engine.refreshCounters();
+    expect(r.engine.status().dropped).toEqual({ ingress: 4, egress: null });
+    await r.engine.stop();
+  });
+});
+
 describe('the stand-in scripts (until compile.ts has them)', () => {
   it('a full script declares counters with the values carried over', () => {
     const c = fakeCompile({ policies: [policy('a', 'deny')], pods: [], namespaces: [], local: new Set() });
