@@ -426,7 +426,7 @@ describe('PolicyEngine', () => {
 });
 
 describe('PolicyEngine status totals', () => {
-  it('reports the drops per direction when the table has the node counters, and the readSets given', async () => {
+  it('reports the drops per direction when the table has the node counters', async () => {
     const withTotals = (m: PolicyModel): CompiledPolicy => {
       const c = fakeCompile(m);
       return { ...c, rules: `${c.rules}\ncounter ingress_dropped { }`, counters: [...c.counters, 'ingress_dropped'] };
