@@ -441,13 +441,6 @@ describe('PolicyEngine status totals', () => {
   });
 });
 
-describe('the stand-in scripts (until compile.ts has them)', () => {
-  it('a full script declares counters with the values carried over', () => {
-    const c = fakeCompile({ policies: [policy('a', 'deny')], pods: [], namespaces: [], local: new Set() });
-    expect(fullScript(c, new Map([['p_a_deny_dropped', { packets: 7, bytes: 700 }]]))).toContain('counter p_a_deny_dropped { packets 7 bytes 700 }');
-  });
-});
-
 describe('the policy table read back', () => {
   it.each([
     ['10.0.0.1', '10.0.0.1'],
