@@ -294,6 +294,11 @@ export class PolicyEngine implements Startable {
     this.dirty = false;
     try {
       await this.applyNow();
+    } catch (err) {
+      // A script builder that throws (a bug): the rules in force stay; the next try is a full rewrite.
+      this.needFull = true;
+      this.failures++;
+      this.fail('cannot build the policy transaction; the rules in force stay', err);
     } finally {
       for (const w of waiters) w();
     }

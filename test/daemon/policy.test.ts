@@ -383,6 +383,41 @@ describe('PolicyEngine', () => {
     await r.engine.stop();
   });
 
+  it('a script builder that throws is a failure, not a crash: the next change rewrites the table whole', async () => {
+    const nft = new GatedNft();
+    const source = new FakeSource();
+    let throwOnce = true;
+    const engine = new PolicyEngine(
+      {
+        nft,
+        source,
+        clock: new FakeClock(),
+        logger: silentLogger,
+        compile: fakeCompile,
+        fullScript: (c) => fullScript(c),
+        elementDiffScript: (a, b) => {
+          if (throwOnce) {
+            throwOnce = false;
+            throw new Error('ERR_POLICY_DIFF');
+          }
+          return elementDiffScript(a, b);
+        },
+        attachments: new MemoryAttachmentStore(),
+      },
+      { nodeName: 'n1' },
+    );
+    source.snap = snapshot([policy('a', 'deny')], [pod('a', 'x', ['10.1.0.1'])]);
+    await engine.start();
+    source.set(snapshot([policy('a', 'deny')], [pod('a', 'x', ['10.1.0.1']), pod('a', 'y', ['10.1.0.2'])]));
+    await flush();
+    expect(engine.status()).toMatchObject({ failures: 1, problem: expect.stringContaining('cannot build the policy transaction') });
+    source.set(snapshot([policy('a', 'deny')], [pod('a', 'y', ['10.1.0.2'])]));
+    await flush();
+    expect(isFull(nft.scripts.at(-1)!)).toBe(true);
+    expect(nft.elements(T, 'p_a_deny_pods')).toEqual(['10.1.0.2']);
+    await engine.stop();
+  });
+
   it('attachments persisted in the state dir survive a restart', async () => {
     const dir = mkdtempSync(join(tmpdir(), 'weft-policy-'));
     dirs.push(dir);
