@@ -22,8 +22,6 @@
 import { createHash } from 'node:crypto';
 import { blockRanges, canonicalAddress, mergeRanges, rangeElements, type AddressRange, type IpFamily } from './cidr.js';
 import {
-  POLICY_FAMILY,
-  POLICY_TABLE,
   podKey,
   type CompiledPolicy,
   type CompiledPolicyInfo,
