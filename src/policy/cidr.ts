@@ -48,7 +48,11 @@ export function parseAddress(text: string): { family: IpFamily; value: bigint } 
   return { family: 6, value };
 }
 
-/** The canonical text of an address: dotted IPv4, or IPv6 as RFC 5952 (lower case, the longest run of two or more zero groups as `::`). */
+/**
+ * The canonical text of an address: dotted IPv4, or IPv6 as RFC 5952 (lower case, the longest run
+ * of two or more zero groups as `::`, the first of equal runs) with the last 32 bits dotted in
+ * `::ffff:a.b.c.d` and `::a.b.c.d` (not `::` or `::1`): what inet_ntop writes, so as nft lists it.
+ */
 export function formatAddress(family: IpFamily, value: bigint): string {
   if (family === 4) return [24n, 16n, 8n, 0n].map((s) => ((value >> s) & 0xffn).toString()).join('.');
   const groups = Array.from({ length: 8 }, (_, i) => Number((value >> BigInt(112 - 16 * i)) & 0xffffn));
@@ -68,6 +72,9 @@ export function formatAddress(family: IpFamily, value: bigint): string {
     i = j;
   }
   const hex = groups.map((g) => g.toString(16));
+  if (best === 0 && (bestLen === 6 || (bestLen === 5 && groups[5] === 0xffff))) {
+    return `::${bestLen === 5 ? 'ffff:' : ''}${formatAddress(4, value & 0xffffffffn)}`;
+  }
   if (best < 0) return hex.join(':');
   return `${hex.slice(0, best).join(':')}::${hex.slice(best + bestLen).join(':')}`;
 }

@@ -17,7 +17,12 @@ describe('addresses', () => {
     ['::', 6, '::'],
     ['::1', 6, '::1'],
     ['fe80::', 6, 'fe80::'],
-    ['::ffff:10.1.2.3', 6, '::ffff:a01:203'],
+    ['::ffff:10.1.2.3', 6, '::ffff:10.1.2.3'],
+    ['::ffff:a01:203', 6, '::ffff:10.1.2.3'],
+    ['::a01:203', 6, '::10.1.2.3'],
+    ['::1:a01:203', 6, '::1:a01:203'],
+    ['::2', 6, '::2'],
+    ['0:0:0:0:0:fffe:a01:203', 6, '::fffe:a01:203'],
     ['1:2:3:4:5:6:7:8', 6, '1:2:3:4:5:6:7:8'],
   ])('%s is IPv%d, canonical %s', (text, family, canonical) => {
     expect(canonicalAddress(text)).toMatchObject({ family, text: canonical });
