@@ -71,3 +71,42 @@ export function elementDiffScript(before: CompiledPolicy, after: CompiledPolicy)
   }
   return lines.length === 0 ? '' : `${lines.join('\n')}\n`;
 }
+
+const PROTOCOL_NUMBERS: Record<number, string> = { 6: 'tcp', 17: 'udp', 132: 'sctp' };
+
+/** One element of `nft -j` in the compiler's text: `10.0.0.0/8`, `a-b`, `fd00::1 . tcp . 80`; undefined when not understood. */
+function elementText(e: unknown): string | undefined {
+  if (typeof e === 'string') return e;
+  if (typeof e === 'number') return String(e);
+  if (e === null || typeof e !== 'object') return undefined;
+  const o = e as { prefix?: { addr?: unknown; len?: unknown }; range?: unknown; concat?: unknown; elem?: { val?: unknown } };
+  if (o.elem !== undefined) return elementText(o.elem.val);
+  if (o.prefix !== undefined) return typeof o.prefix.addr === 'string' && typeof o.prefix.len === 'number' ? `${o.prefix.addr}/${o.prefix.len}` : undefined;
+  if (Array.isArray(o.range) && o.range.length === 2) {
+    const [a, b] = o.range.map(elementText);
+    return a === undefined || b === undefined ? undefined : `${a}-${b}`;
+  }
+  if (Array.isArray(o.concat)) {
+    // the compiler's concatenations end in `protocol . port`: a protocol listed as a number gets its name
+    const last = o.concat.length - 1;
+    const parts = o.concat.map((x, i) => (i === last - 1 && typeof x === 'number' ? (PROTOCOL_NUMBERS[x] ?? String(x)) : elementText(x)));
+    return parts.some((p) => p === undefined) ? undefined : parts.join(' . ');
+  }
+  return undefined;
+}
+
+/**
+ * The sets of the policy table as `nft -j list table inet weft-policy` gives them (the
+ * `nftables` array), their elements in the compiler's text (so they compare with a
+ * CompiledPolicy's sets) and sorted; an element it does not understand is left out.
+ */
+export function readPolicySets(items: readonly unknown[]): Map<string, string[]> {
+  const out = new Map<string, string[]>();
+  for (const item of items) {
+    const set = (item as { set?: { name?: unknown; table?: unknown; elem?: unknown } } | null)?.set;
+    if (set === undefined || typeof set.name !== 'string' || (set.table !== undefined && set.table !== POLICY_TABLE)) continue;
+    const elems = Array.isArray(set.elem) ? set.elem.map(elementText).filter((e): e is string => e !== undefined) : [];
+    out.set(set.name, elems.sort());
+  }
+  return out;
+}

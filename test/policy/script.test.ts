@@ -1,7 +1,7 @@
 import { describe, expect, it } from 'vitest';
 import { compilePolicy, policyId } from '../../src/policy/compile.js';
 import type { CompiledPolicy } from '../../src/policy/model.js';
-import { elementDiffScript, fullScript } from '../../src/policy/script.js';
+import { elementDiffScript, fullScript, readPolicySets } from '../../src/policy/script.js';
 import { all, blockPeer, labels, model, pod, podsPeer, policy, port, rule } from './fixtures.js';
 
 const P = policyId('a', 'p');
@@ -102,5 +102,29 @@ describe('elementDiffScript', () => {
   it('refuses tables whose rules differ', () => {
     const other = compilePolicy(model([policy('a', 'p', { ingress: true, ingressRules: [rule([podsPeer(all())])] })], [web]));
     expect(() => elementDiffScript(compile([web]), other)).toThrow(expect.objectContaining({ code: 'ERR_POLICY_DIFF' }));
+  });
+});
+
+describe('readPolicySets', () => {
+  it("reads nft -j's sets into the compiler's element text, sorted; other tables and elements it does not understand left out", () => {
+    const items = [
+      { metainfo: { version: '1.0.6' } },
+      { table: { family: 'inet', name: 'weft-policy' } },
+      { set: { family: 'inet', name: 'a4', table: 'weft-policy', type: 'ipv4_addr', elem: ['10.0.0.2', '10.0.0.1'] } },
+      { set: { family: 'inet', name: 'empty', table: 'weft-policy', type: 'ipv4_addr' } },
+      { set: { family: 'inet', name: 'net', table: 'weft-policy', type: 'ipv4_addr', flags: ['interval'], elem: [{ prefix: { addr: '10.0.0.0', len: 8 } }, { range: ['11.0.0.1', '11.0.0.5'] }, '12.0.0.1'] } },
+      { set: { family: 'inet', name: 'ports', table: 'weft-policy', type: ['inet_proto', 'inet_service'], elem: [{ concat: ['udp', 53] }, { concat: ['tcp', { range: [80, 90] }] }, { concat: [132, 9] }] } },
+      { set: { family: 'inet', name: 'named', table: 'weft-policy', type: ['ipv6_addr', 'inet_proto', 'inet_service'], elem: [{ concat: ['::ffff:1.2.3.4', 'tcp', 80] }, { elem: { val: { concat: ['fd00::1', 6, 8080] }, comment: 'x' } }, { weird: true }] } },
+      { set: { family: 'inet', name: 'x', table: 'other', type: 'ipv4_addr', elem: ['1.1.1.1'] } },
+    ];
+    expect(readPolicySets(items)).toEqual(
+      new Map([
+        ['a4', ['10.0.0.1', '10.0.0.2']],
+        ['empty', []],
+        ['net', ['10.0.0.0/8', '11.0.0.1-11.0.0.5', '12.0.0.1']],
+        ['ports', ['sctp . 9', 'tcp . 80-90', 'udp . 53']],
+        ['named', ['::ffff:1.2.3.4 . tcp . 80', 'fd00::1 . tcp . 8080']],
+      ]),
+    );
   });
 });
