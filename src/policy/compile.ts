@@ -134,16 +134,59 @@ export function counterLine(name: string): string {
   return `  counter ${name} { }`;
 }
 
-/** A pod's addresses of one family, canonical, sorted numerically. */
-function addressesOf(pods: Iterable<PolicyPod>, f: IpFamily): { text: string; value: bigint }[] {
-  const seen = new Map<string, bigint>();
-  for (const pod of pods) {
-    for (const ip of pod.ips) {
-      const a = canonicalAddress(ip);
-      if (a !== undefined && a.family === f) seen.set(a.text, a.value);
+interface Address {
+  family: IpFamily;
+  text: string;
+  value: bigint;
+}
+
+const byValue = (a: Address, b: Address) => (a.value < b.value ? -1 : a.value > b.value ? 1 : 0);
+
+/**
+ * The pods' addresses, canonical (text that is no address left out), parsed once per
+ * compilation; each distinct address has a rank in numeric order, so a set's elements are a sort
+ * of small integers.
+ */
+class PodAddresses {
+  private readonly ranks = new Map<PolicyPod, Record<IpFamily, number[]>>();
+  private readonly texts4: string[];
+  private readonly texts6: string[];
+
+  constructor(pods: readonly PolicyPod[]) {
+    const parsed = new Map<PolicyPod, Address[]>();
+    const distinct: Record<IpFamily, Map<string, Address>> = { 4: new Map(), 6: new Map() };
+    for (const pod of pods) {
+      const a = pod.ips.map(canonicalAddress).filter((x): x is Address => x !== undefined);
+      parsed.set(pod, a);
+      for (const x of a) distinct[x.family].set(x.text, x);
+    }
+    const rankOf = new Map<string, number>();
+    const sorted = (f: IpFamily) => [...distinct[f].values()].sort(byValue).map((x, i) => (rankOf.set(x.text, i), x.text));
+    this.texts4 = sorted(4);
+    this.texts6 = sorted(6);
+    for (const [pod, a] of parsed) {
+      const r: Record<IpFamily, number[]> = { 4: [], 6: [] };
+      for (const x of a) r[x.family].push(rankOf.get(x.text)!);
+      this.ranks.set(pod, r);
     }
   }
-  return [...seen].map(([text, value]) => ({ text, value })).sort((a, b) => (a.value < b.value ? -1 : a.value > b.value ? 1 : 0));
+
+  /** The addresses of family `f` of `pods` (pods given to the constructor), each once, sorted numerically. */
+  texts(pods: Iterable<PolicyPod>, f: IpFamily): string[] {
+    const ranks: number[] = [];
+    for (const pod of pods) for (const r of this.ranks.get(pod)?.[f] ?? []) ranks.push(r);
+    ranks.sort((a, b) => a - b);
+    const names = f === 4 ? this.texts4 : this.texts6;
+    const out: string[] = [];
+    for (let i = 0; i < ranks.length; i++) if (i === 0 || ranks[i] !== ranks[i - 1]) out.push(names[ranks[i]!]!);
+    return out;
+  }
+
+  /** One pod's addresses of family `f`, sorted, with their ranks. */
+  of(pod: PolicyPod, f: IpFamily): { text: string; rank: number }[] {
+    const names = f === 4 ? this.texts4 : this.texts6;
+    return [...(this.ranks.get(pod)?.[f] ?? [])].sort((a, b) => a - b).map((rank) => ({ text: names[rank]!, rank }));
+  }
 }
 
 function portElements(ports: readonly PolicyPort[]): string[] {
@@ -168,11 +211,11 @@ function portElements(ports: readonly PolicyPort[]): string[] {
 }
 
 /** `address . protocol . port` of the named ports `ports` on `pods`. */
-function namedElements(pods: readonly PolicyPod[], ports: readonly PolicyPort[], f: IpFamily): string[] {
-  const rows: { value: bigint; proto: number; port: number; text: string }[] = [];
+function namedElements(addresses: PodAddresses, pods: readonly PolicyPod[], ports: readonly PolicyPort[], f: IpFamily): string[] {
+  const rows: { rank: number; proto: number; port: number; text: string }[] = [];
   const seen = new Set<string>();
   for (const pod of pods) {
-    const addrs = addressesOf([pod], f);
+    const addrs = addresses.of(pod, f);
     for (const want of ports) {
       for (const np of pod.namedPorts) {
         if (np.name !== want.port || np.protocol !== want.protocol) continue;
@@ -182,26 +225,41 @@ function namedElements(pods: readonly PolicyPod[], ports: readonly PolicyPort[],
           const text = `${a.text} . ${proto} . ${np.port}`;
           if (seen.has(text)) continue;
           seen.add(text);
-          rows.push({ value: a.value, proto: PROTOCOL_ORDER.indexOf(proto), port: np.port, text });
+          rows.push({ rank: a.rank, proto: PROTOCOL_ORDER.indexOf(proto), port: np.port, text });
         }
       }
     }
   }
-  rows.sort((a, b) => (a.value < b.value ? -1 : a.value > b.value ? 1 : a.proto - b.proto || a.port - b.port));
+  rows.sort((a, b) => a.rank - b.rank || a.proto - b.proto || a.port - b.port);
   return rows.map((r) => r.text);
+}
+
+/** What one compilation computes once: the pods that can be selected, namespaces' labels, addresses, the pods each rule's peers pick. */
+interface Context {
+  known: readonly PolicyPod[];
+  namespaces: NamespaceLabels;
+  addresses: PodAddresses;
+  picked: Map<RulePlan, PolicyPod[]>;
 }
 
 /** The elements of one of a rule's sets (`what`: pods4, net6, ports, named4, ...). */
 function ruleSetElements(
-  ctx: { known: readonly PolicyPod[]; namespaces: NamespaceLabels },
+  ctx: Context,
   policy: NetworkPolicy,
   selected: readonly PolicyPod[],
   plan: RulePlan,
   what: string,
 ): string[] {
   const f: IpFamily = what.endsWith('6') ? 6 : 4;
-  const peersPick = () => ctx.known.filter((pod) => plan.rule.peers.some((peer) => isPodPeer(peer) && peerSelects(peer, policy.namespace, pod, ctx.namespaces)));
-  if (what.startsWith('pods')) return addressesOf(peersPick(), f).map((a) => a.text);
+  const peersPick = () => {
+    let picked = ctx.picked.get(plan);
+    if (picked === undefined) {
+      picked = ctx.known.filter((pod) => plan.rule.peers.some((peer) => isPodPeer(peer) && peerSelects(peer, policy.namespace, pod, ctx.namespaces)));
+      ctx.picked.set(plan, picked);
+    }
+    return picked;
+  };
+  if (what.startsWith('pods')) return ctx.addresses.texts(peersPick(), f);
   if (what.startsWith('net')) {
     const ranges: AddressRange[] = [];
     for (const peer of plan.rule.peers) {
@@ -214,9 +272,9 @@ function ruleSetElements(
   if (what === 'ports') return portElements(plan.numericPorts);
   // named ports: on the selected local pods (ingress); on the destinations the peers allow (egress:
   // every known pod when a peer is an ipBlock or there are none, the rule's peer match narrows it)
-  if (plan.tag.startsWith('i')) return namedElements(selected, plan.namedPorts, f);
+  if (plan.tag.startsWith('i')) return namedElements(ctx.addresses, selected, plan.namedPorts, f);
   const anyDestination = plan.rule.peers.length === 0 || plan.rule.peers.some((p) => !isPodPeer(p));
-  return namedElements(anyDestination ? ctx.known : peersPick(), plan.namedPorts, f);
+  return namedElements(ctx.addresses, anyDestination ? ctx.known : peersPick(), plan.namedPorts, f);
 }
 
 export function compilePolicy(model: PolicyModel): CompiledPolicy {
@@ -231,6 +289,7 @@ export function compilePolicy(model: PolicyModel): CompiledPolicy {
   const namespaces = new NamespaceLabels(model.namespaces);
   const known = model.pods.filter(selectable);
   const local = known.filter((p) => model.local.has(podKey(p)));
+  const ctx: Context = { known, namespaces, addresses: new PodAddresses(known), picked: new Map() };
 
   const counters: string[] = [NODE_COUNTERS.ingress, NODE_COUNTERS.egress];
   const sets: CompiledSet[] = [];
@@ -241,7 +300,7 @@ export function compilePolicy(model: PolicyModel): CompiledPolicy {
   const isolated = { ingress: new Set<PolicyPod>(), egress: new Set<PolicyPod>() };
 
   for (const f of FAMILIES) {
-    const elems = addressesOf(local, f).map((a) => `${a.text} . ${a.text}`);
+    const elems = ctx.addresses.texts(local, f).map((a) => `${a} . ${a}`);
     addSet(`self${f}`, `type ${addrType(f)} . ${addrType(f)};`, elems);
   }
   const policySets: CompiledSet[] = [];
@@ -259,7 +318,7 @@ export function compilePolicy(model: PolicyModel): CompiledPolicy {
       allowedCounter: `${id}_allowed`,
       droppedCounter: `${id}_dropped`,
     });
-    for (const f of FAMILIES) policySets.push({ name: `${id}_sel${f}`, declaration: `type ${addrType(f)};`, elements: addressesOf(selected, f).map((a) => a.text) });
+    for (const f of FAMILIES) policySets.push({ name: `${id}_sel${f}`, declaration: `type ${addrType(f)};`, elements: ctx.addresses.texts(selected, f) });
     for (const dir of [EGRESS, INGRESS]) {
       if (!policy[dir.key]) continue;
       for (const pod of selected) isolated[dir.key].add(pod);
@@ -267,7 +326,7 @@ export function compilePolicy(model: PolicyModel): CompiledPolicy {
       for (const plan of plansOf(policy, dir)) {
         lines.push(...ruleLines(id, dir, plan));
         for (const s of ruleSetDeclarations(id, plan)) {
-          policySets.push({ name: s.name, declaration: s.declaration, elements: ruleSetElements({ known, namespaces }, policy, selected, plan, s.what) });
+          policySets.push({ name: s.name, declaration: s.declaration, elements: ruleSetElements(ctx, policy, selected, plan, s.what) });
         }
       }
     }
@@ -276,7 +335,7 @@ export function compilePolicy(model: PolicyModel): CompiledPolicy {
     ['ingress', 'in'],
     ['egress', 'eg'],
   ] as const) {
-    for (const f of FAMILIES) addSet(`isolated_${short}${f}`, `type ${addrType(f)};`, addressesOf(isolated[dir], f).map((a) => a.text));
+    for (const f of FAMILIES) addSet(`isolated_${short}${f}`, `type ${addrType(f)};`, ctx.addresses.texts(isolated[dir], f));
   }
   sets.push(...policySets);
 

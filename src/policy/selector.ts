@@ -15,8 +15,9 @@ import type { LabelSelector, NetworkPolicy, PolicyNamespace, PolicyPeer, PolicyP
 export const NAMESPACE_NAME_LABEL = 'kubernetes.io/metadata.name';
 
 export function selectorMatches(selector: LabelSelector, labels: Readonly<Record<string, string>>): boolean {
-  for (const [k, v] of Object.entries(selector.matchLabels)) {
-    if (!Object.hasOwn(labels, k) || labels[k] !== v) return false;
+  const want = selector.matchLabels;
+  for (const k in want) {
+    if (Object.hasOwn(want, k) && (!Object.hasOwn(labels, k) || labels[k] !== want[k])) return false;
   }
   for (const r of selector.matchExpressions) {
     const has = Object.hasOwn(labels, r.key);
