@@ -169,4 +169,39 @@ describe('ListWatch refused by the API server', () => {
       await g.close();
     }
   });
+
+  it('keep: the cache holds what keep returns, for listed and watched objects; a throw is as if the object were gone', async () => {
+    type Slim = { metadata: { name?: string; resourceVersion?: string }; role: string };
+    f.api.createNode({ name: 'n1', labels: { role: 'a' } });
+    const seen: string[] = [];
+    const { logger, lines } = recordingLogger();
+    const slim = new ListWatch<Slim>(
+      {
+        config: f.kube.config,
+        list: () => f.kube.core.listNode() as unknown as Promise<{ items: Slim[] }>,
+        clock: systemClock,
+        logger,
+        onEvent: (e) => seen.push(`${e.type} ${e.object.metadata.name} ${e.object.role}`),
+        keep: (raw) => {
+          const n = raw as unknown as V1Node;
+          if (n.metadata?.labels?.['role'] === 'boom') throw new Error('cannot');
+          return { metadata: { name: n.metadata?.name, resourceVersion: n.metadata?.resourceVersion }, role: n.metadata?.labels?.['role'] ?? '' };
+        },
+      },
+      { path: '/api/v1/nodes', what: 'Nodes', backoffMinMs: 20, backoffMaxMs: 100 },
+    );
+    try {
+      slim.start();
+      await until(() => slim.status().synced);
+      f.api.createNode({ name: 'n2', labels: { role: 'b' } });
+      f.api.patchNode('n1', { metadata: { labels: { role: 'boom' } } });
+      await until(() => seen.length >= 3);
+      expect(seen).toEqual(['added n1 a', 'added n2 b', 'deleted n1 a']);
+      expect(slim.objects()).toEqual([{ metadata: { name: 'n2', resourceVersion: expect.any(String) }, role: 'b' }]);
+      expect(slim.status().badEvents).toBe(1);
+      expect(lines.some((l) => l['msg'] === 'cannot use an object of Nodes the API server sent' && l['name'] === 'n1')).toBe(true);
+    } finally {
+      await slim.stop();
+    }
+  });
 });
