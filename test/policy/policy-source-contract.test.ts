@@ -2,7 +2,6 @@
 import { mkdtempSync, renameSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { dump } from 'js-yaml';
 import { systemClock } from '../../src/core/clock.js';
 import { silentLogger } from '../../src/core/logger.js';
 import { KubePolicySource } from '../../src/k8s/policy-source.js';
@@ -14,8 +13,9 @@ import { policySourceSuite, type RawObject } from './policy-source-suite.js';
 policySourceSuite('FilePolicySource', async (initial) => {
   const dir = mkdtempSync(join(tmpdir(), 'weft-policy-contract-'));
   const file = join(dir, 'policies.yaml');
+  // JSON documents are YAML documents.
   const write = (objects: RawObject[]): void => {
-    writeFileSync(`${file}.tmp`, objects.map((o) => dump(o)).join('---\n'));
+    writeFileSync(`${file}.tmp`, objects.map((o) => JSON.stringify(o)).join('\n---\n'));
     renameSync(`${file}.tmp`, file);
   };
   write(initial);
