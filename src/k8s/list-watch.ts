@@ -47,6 +47,8 @@ export interface ListWatchCounters {
   /** 410 Gone answers (a watch from a version older than the server's history). */
   expired: number;
   errors: number;
+  /** The last list or watch failed, and none has succeeded since (lastError says how). */
+  failing: boolean;
   lastError: string | undefined;
   /** Wall-clock milliseconds of the last error. */
   lastErrorAt: number | undefined;
@@ -108,6 +110,7 @@ export class ListWatch<T extends KubeObjectLike> {
     watchRestarts: 0,
     expired: 0,
     errors: 0,
+    failing: false,
     lastError: undefined,
     lastErrorAt: undefined,
     badEvents: 0,
@@ -218,6 +221,7 @@ export class ListWatch<T extends KubeObjectLike> {
     }
     this.rv = result.metadata?.resourceVersion ?? '';
     this.counters.synced = true;
+    this.counters.failing = false;
     this.backoffMs = this.init.backoffMinMs;
     try {
       this.c.onSynced?.();
@@ -287,7 +291,10 @@ export class ListWatch<T extends KubeObjectLike> {
           (c) => {
             controller = c;
             if (aborted || settled) c.abort();
-            else this.counters.watching = true;
+            else {
+              this.counters.watching = true;
+              this.counters.failing = false;
+            }
           },
           (err: unknown) => finish({ kind: 'error', err }),
         );
@@ -350,6 +357,7 @@ export class ListWatch<T extends KubeObjectLike> {
 
   private fail(message: string): void {
     this.counters.errors++;
+    this.counters.failing = true;
     if (this.counters.lastError !== message) this.c.logger.warn(message, { retryInMs: this.backoffMs });
     this.counters.lastError = message;
     this.counters.lastErrorAt = this.c.clock.wallNow();

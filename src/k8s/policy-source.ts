@@ -109,7 +109,7 @@ export class KubePolicySource implements PolicySource {
     let error: string | undefined;
     for (const lw of [this.policies, this.pods, this.namespaces] as ListWatch<Kept<unknown>>[]) {
       const s = lw.status();
-      if (!s.watching && s.lastError !== undefined) error ??= s.lastError;
+      if (s.failing) error ??= s.lastError;
     }
     return { kind: 'kubernetes', where: this.c.kube.server, synced: this.synced(), problems, error };
   }

@@ -102,10 +102,13 @@ describe('ListWatch against the fake API server', () => {
     await until(() => lw.status().errors >= 3);
     expect(lw.objects().map((n) => n.metadata?.name)).toEqual(['n1']);
     expect(lw.status().lastError).toMatch(/ECONNREFUSED/);
+    expect(lw.status().failing).toBe(true);
     expect(logLines.filter((l) => String(l['msg']).includes('ECONNREFUSED'))).toHaveLength(1);
     f.api.createNode({ name: 'n2' });
     await f.api.restart();
     await until(() => events.includes('added n2'));
+    // The last error is kept for status; failing says it is over.
+    expect(lw.status()).toMatchObject({ failing: false, lastError: expect.stringMatching(/ECONNREFUSED/) });
     expect(lw.status().relists).toBe(0);
     expect(events).toEqual(['added n1', 'added n2']);
   });
