@@ -9,7 +9,7 @@ import { LabError } from './errors.js';
 import type { FakeKubeApi, RequestRecord, V1NodeLike } from './kube-api.js';
 import { KubeStatusError, type KubeKind } from './kube-store.js';
 
-const METHODS = ['createNode', 'patchNode', 'deleteNode', 'getObject', 'listObjects', 'compact', 'dropWatches', 'stop', 'restart', 'writeKubeconfig', 'requests', 'info'] as const;
+const METHODS = ['createNode', 'patchNode', 'deleteNode', 'createObject', 'updateObject', 'patchObject', 'deleteObject', 'getObject', 'listObjects', 'compact', 'dropWatches', 'stop', 'restart', 'writeKubeconfig', 'requests', 'info'] as const;
 type Method = (typeof METHODS)[number];
 
 export interface KubeApiInfo {
@@ -28,6 +28,14 @@ export async function serveKubeApiControl(api: FakeKubeApi, socketPath: string):
         return api.patchNode(args[0] as string, args[1] as Record<string, unknown>);
       case 'deleteNode':
         return api.deleteNode(args[0] as string);
+      case 'createObject':
+        return api.createObject(args[0] as KubeKind, args[1] as Record<string, unknown>);
+      case 'updateObject':
+        return api.updateObject(args[0] as KubeKind, args[1] as Record<string, unknown>);
+      case 'patchObject':
+        return api.patchObject(args[0] as KubeKind, args[1] as string, args[2] as Record<string, unknown>, (args[3] as string | undefined) ?? undefined);
+      case 'deleteObject':
+        return api.deleteObject(args[0] as KubeKind, args[1] as string, (args[2] as string | undefined) ?? undefined);
       case 'getObject':
         return api.getObject(args[0] as KubeKind, args[1] as string, args[2] as string | undefined) ?? null;
       case 'listObjects':
@@ -104,6 +112,25 @@ export class KubeApiControl {
 
   async deleteNode(name: string): Promise<void> {
     await this.call('deleteNode', name);
+  }
+
+  /** Any kind of object (Pod, Namespace, NetworkPolicy...); a namespaced one in metadata.namespace (default "default"). */
+  createObject(kind: KubeKind, obj: Record<string, unknown>): Promise<object> {
+    return this.call('createObject', kind, obj) as Promise<object>;
+  }
+
+  /** A PUT of the whole object (status included: how a test sets a Pod's addresses). */
+  updateObject(kind: KubeKind, obj: Record<string, unknown>): Promise<object> {
+    return this.call('updateObject', kind, obj) as Promise<object>;
+  }
+
+  /** A merge patch. */
+  patchObject(kind: KubeKind, name: string, patch: Record<string, unknown>, namespace?: string): Promise<object> {
+    return this.call('patchObject', kind, name, patch, namespace) as Promise<object>;
+  }
+
+  async deleteObject(kind: KubeKind, name: string, namespace?: string): Promise<void> {
+    await this.call('deleteObject', kind, name, namespace);
   }
 
   async getObject(kind: KubeKind, name: string, namespace?: string): Promise<object | undefined> {

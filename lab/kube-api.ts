@@ -1,5 +1,6 @@
 /**
- * A fake Kubernetes API server for tests and the lab: Nodes and Leases over HTTP with a bearer
+ * A fake Kubernetes API server for tests and the lab: Nodes, Leases, Namespaces, Pods and
+ * NetworkPolicies over HTTP with a bearer
  * token, list and watch with resourceVersions, bookmarks, 410 Gone after `compact()`, 409 on a
  * stale update or a second create, and the means to hurt a client (drop its watches, stop and
  * restart the server). Plain `node:http`, no dependencies; the store is kube-store.ts.
@@ -18,7 +19,11 @@
  * - errors: a `Status` body with the right code (401 Unauthorized, 400 BadRequest, 404 NotFound,
  *   405 MethodNotAllowed, 409 AlreadyExists/Conflict, 415, 422 Invalid). A path outside /api and
  *   /apis answers `404 page not found` in plain text, as the real server's mux does.
- * - Leases: every namespace exists (a real server answers 404 for a Lease in a missing namespace).
+ * - Leases, Pods, NetworkPolicies: every namespace exists (a real server answers 404 for an
+ *   object in a missing namespace, and deletes a Namespace's objects with it; here they stay).
+ *   Namespaces get their `kubernetes.io/metadata.name` label as a real server sets it.
+ * - Pods: no status subresource; a PUT or patch writes the status with the rest (the control's
+ *   updateObject is how a test gives a Pod its addresses). No validation of the objects' specs.
  *
  * Known differences, none of which weft's calls depend on: a real BOOKMARK carries an empty object
  * of the kind (zero-valued fields of a Node besides metadata.resourceVersion); a list from a
@@ -150,6 +155,38 @@ export class FakeKubeApi {
 
   deleteNode(name: string): void {
     this.store.delete(RESOURCES.nodes, '', name);
+  }
+
+  /**
+   * Creates any kind of object (a Pod, a Namespace, a NetworkPolicy...) as a client's POST does;
+   * a namespaced one goes in metadata.namespace (default "default"). Throws a 409 Status when it exists.
+   */
+  createObject(kind: KubeKind, obj: Record<string, unknown>): KubeObject {
+    const r = RESOURCES[kind];
+    const body = objectWithMetadata(obj);
+    return this.store.create(r, namespaceOf(r, body), body);
+  }
+
+  /**
+   * Replaces an object as a PUT does (a stale metadata.resourceVersion is a 409; none is
+   * unconditional). The status is replaced with the rest (the fake has no status subresource:
+   * this is also how a test sets a Pod's addresses or phase), except a Node's, which is kept.
+   */
+  updateObject(kind: KubeKind, obj: Record<string, unknown>): KubeObject {
+    const r = RESOURCES[kind];
+    const body = objectWithMetadata(obj);
+    return this.store.update(r, namespaceOf(r, body), nameOf(body), body);
+  }
+
+  /** A merge patch (RFC 7386) on any object. */
+  patchObject(kind: KubeKind, name: string, patch: Record<string, unknown>, namespace = 'default'): KubeObject {
+    const r = RESOURCES[kind];
+    return this.store.patch(r, r.namespaced ? namespace : '', name, 'application/merge-patch+json', patch);
+  }
+
+  deleteObject(kind: KubeKind, name: string, namespace = 'default'): void {
+    const r = RESOURCES[kind];
+    this.store.delete(r, r.namespaced ? namespace : '', name);
   }
 
   getObject(kind: KubeKind, name: string, namespace = ''): object | undefined {
@@ -368,6 +405,18 @@ export class FakeKubeApi {
   }
 }
 
+function objectWithMetadata(obj: Record<string, unknown>): KubeObject {
+  const o = structuredClone(obj);
+  if (typeof o['metadata'] !== 'object' || o['metadata'] === null) o['metadata'] = {};
+  return o as KubeObject;
+}
+
+function namespaceOf(r: KubeResource, o: KubeObject): string {
+  if (!r.namespaced) return '';
+  const ns = o.metadata['namespace'];
+  return typeof ns === 'string' && ns !== '' ? ns : 'default';
+}
+
 function parseJson(body: Buffer, what: string): unknown {
   try {
     return JSON.parse(body.toString('utf8'));
@@ -381,6 +430,20 @@ function parsePath(path: string): { resource: KubeResource; namespace: string | 
   const p = path.split('/').slice(1).map(decodeURIComponent);
   // /api/v1/nodes[/name]
   if (p[0] === 'api' && p[1] === 'v1' && p[2] === 'nodes' && p.length <= 4) return { resource: RESOURCES.nodes, namespace: '', name: p[3] };
+  if (p[0] === 'api' && p[1] === 'v1') {
+    // /api/v1/namespaces[/name]
+    if (p[2] === 'namespaces' && p.length <= 4) return { resource: RESOURCES.namespaces, namespace: '', name: p[3] };
+    // /api/v1/pods (every namespace, list and watch only)
+    if (p[2] === 'pods' && p.length === 3) return { resource: RESOURCES.pods, namespace: undefined, name: undefined };
+    // /api/v1/namespaces/NS/pods[/name]
+    if (p[2] === 'namespaces' && p[3] !== undefined && p[4] === 'pods' && p.length <= 6) return { resource: RESOURCES.pods, namespace: p[3], name: p[5] };
+  }
+  if (p[0] === 'apis' && p[1] === 'networking.k8s.io' && p[2] === 'v1') {
+    // /apis/networking.k8s.io/v1/networkpolicies (every namespace, list and watch only)
+    if (p[3] === 'networkpolicies' && p.length === 4) return { resource: RESOURCES.networkpolicies, namespace: undefined, name: undefined };
+    // /apis/networking.k8s.io/v1/namespaces/NS/networkpolicies[/name]
+    if (p[3] === 'namespaces' && p[4] !== undefined && p[5] === 'networkpolicies' && p.length <= 7) return { resource: RESOURCES.networkpolicies, namespace: p[4], name: p[6] };
+  }
   if (p[0] === 'apis' && p[1] === 'coordination.k8s.io' && p[2] === 'v1') {
     // /apis/coordination.k8s.io/v1/leases (every namespace, list and watch only)
     if (p[3] === 'leases' && p.length === 4) return { resource: RESOURCES.leases, namespace: undefined, name: undefined };

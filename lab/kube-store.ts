@@ -1,6 +1,6 @@
 /**
- * The fake API server's storage: Nodes (core/v1, cluster-scoped) and Leases (coordination.k8s.io/v1,
- * namespaced) in one store with one resourceVersion counter (as etcd), an event history that can
+ * The fake API server's storage: Nodes and Namespaces (core/v1, cluster-scoped), Pods (core/v1),
+ * Leases (coordination.k8s.io/v1) and NetworkPolicies (networking.k8s.io/v1, namespaced) in one store with one resourceVersion counter (as etcd), an event history that can
  * be compacted, label and field selectors, merge and JSON patches, and the `Status` bodies a
  * kube-apiserver answers with. No HTTP here (kube-api.ts).
  *
@@ -19,7 +19,7 @@
  */
 import { randomUUID } from 'node:crypto';
 
-export type KubeKind = 'nodes' | 'leases';
+export type KubeKind = 'nodes' | 'leases' | 'pods' | 'namespaces' | 'networkpolicies';
 
 export interface KubeResource {
   kind: KubeKind;
@@ -35,7 +35,21 @@ export interface KubeResource {
 export const RESOURCES: Record<KubeKind, KubeResource> = {
   nodes: { kind: 'nodes', objectKind: 'Node', listKind: 'NodeList', apiVersion: 'v1', group: '', namespaced: false },
   leases: { kind: 'leases', objectKind: 'Lease', listKind: 'LeaseList', apiVersion: 'coordination.k8s.io/v1', group: 'coordination.k8s.io', namespaced: true },
+  pods: { kind: 'pods', objectKind: 'Pod', listKind: 'PodList', apiVersion: 'v1', group: '', namespaced: true },
+  namespaces: { kind: 'namespaces', objectKind: 'Namespace', listKind: 'NamespaceList', apiVersion: 'v1', group: '', namespaced: false },
+  networkpolicies: { kind: 'networkpolicies', objectKind: 'NetworkPolicy', listKind: 'NetworkPolicyList', apiVersion: 'networking.k8s.io/v1', group: 'networking.k8s.io', namespaced: true },
 };
+
+/** The label the API server puts on every Namespace (its name), overriding what a client sends. */
+export const NAMESPACE_NAME_LABEL = 'kubernetes.io/metadata.name';
+
+/** Namespaces carry their name as a label, as the API server's namespace strategy sets it. */
+function defaultLabels(r: KubeResource, obj: KubeObject): void {
+  if (r.kind !== 'namespaces') return;
+  const labels = typeof obj.metadata['labels'] === 'object' && obj.metadata['labels'] !== null ? (obj.metadata['labels'] as Record<string, string>) : {};
+  labels[NAMESPACE_NAME_LABEL] = nameOf(obj);
+  obj.metadata['labels'] = labels;
+}
 
 export type KubeObject = Record<string, unknown> & { metadata: Record<string, unknown> };
 
@@ -152,7 +166,9 @@ export class KubeStore {
       if (objectKindOf(o) !== kind) continue;
       if (matches(o, namespace, sel)) out.push(clone(o));
     }
-    return out.sort((a, b) => nameOf(a).localeCompare(nameOf(b)));
+    // In etcd's key order: namespace, then name.
+    const nsOf = (o: KubeObject): string => (typeof o.metadata['namespace'] === 'string' ? o.metadata['namespace'] : '');
+    return out.sort((a, b) => nsOf(a).localeCompare(nsOf(b)) || nameOf(a).localeCompare(nameOf(b)));
   }
 
   create(r: KubeResource, namespace: string, body: KubeObject): KubeObject {
@@ -169,6 +185,7 @@ export class KubeStore {
     meta['creationTimestamp'] = this.now().toISOString().replace(/\.\d+Z$/, 'Z');
     if (r.namespaced) meta['namespace'] = namespace;
     else delete meta['namespace'];
+    defaultLabels(r, obj);
     return this.write(r.kind, namespace, k, obj, 'ADDED');
   }
 
@@ -189,6 +206,7 @@ export class KubeStore {
       if (old['status'] === undefined) delete obj['status'];
       else obj['status'] = clone(old['status']);
     }
+    defaultLabels(r, obj);
     return this.writeIfChanged(r.kind, namespace, k, old, obj);
   }
 
@@ -227,6 +245,7 @@ export class KubeStore {
       if (old['status'] === undefined) delete obj['status'];
       else obj['status'] = clone(old['status']);
     }
+    defaultLabels(r, obj);
     return this.writeIfChanged(r.kind, namespace, k, old, obj);
   }
 
@@ -298,7 +317,8 @@ export function nameOf(o: KubeObject): string {
 }
 
 function objectKindOf(o: KubeObject): KubeKind | undefined {
-  return o['kind'] === 'Node' ? 'nodes' : o['kind'] === 'Lease' ? 'leases' : undefined;
+  for (const r of Object.values(RESOURCES)) if (o['kind'] === r.objectKind) return r.kind;
+  return undefined;
 }
 
 export function matches(o: KubeObject, namespace: string | undefined, sel: Selector): boolean {

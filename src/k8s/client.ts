@@ -3,13 +3,14 @@
  * $KUBECONFIG / ~/.kube/config), the typed APIs weft calls, and errors that say which call failed
  * and how. The only place that builds a `KubeConfig`.
  */
-import { ApiException, CoordinationV1Api, CoreV1Api, KubeConfig } from '@kubernetes/client-node';
+import { ApiException, CoordinationV1Api, CoreV1Api, KubeConfig, NetworkingV1Api } from '@kubernetes/client-node';
 import { WeftError, describeError } from '../core/errors.js';
 
 export interface KubeApis {
   readonly config: KubeConfig;
   readonly core: CoreV1Api;
   readonly coordination: CoordinationV1Api;
+  readonly networking: NetworkingV1Api;
   /** The API server's URL, for logs and status. */
   readonly server: string;
 }
@@ -38,7 +39,7 @@ export function openKube(kubeconfig: string | undefined, env: Readonly<Record<st
   }
   const cluster = config.getCurrentCluster();
   if (cluster === null || cluster.server === '') throw new WeftError('ERR_KUBE_CONFIG', `${source} names no API server (no current cluster with a server URL)`);
-  return { config, core: config.makeApiClient(CoreV1Api), coordination: config.makeApiClient(CoordinationV1Api), server: cluster.server };
+  return { config, core: config.makeApiClient(CoreV1Api), coordination: config.makeApiClient(CoordinationV1Api), networking: config.makeApiClient(NetworkingV1Api), server: cluster.server };
 }
 
 /** The HTTP status of a failed API call (undefined: it did not get an answer). */

@@ -47,6 +47,8 @@ export interface ListWatchCounters {
   /** 410 Gone answers (a watch from a version older than the server's history). */
   expired: number;
   errors: number;
+  /** The last list or watch failed, and none has succeeded since (lastError says how). */
+  failing: boolean;
   lastError: string | undefined;
   /** Wall-clock milliseconds of the last error. */
   lastErrorAt: number | undefined;
@@ -64,6 +66,12 @@ export interface ListWatchComponents<T> {
   onEvent: (e: CacheEvent<T>) => void;
   /** Called after every completed list (the first sync, each relist), once its events are out. */
   onSynced?: () => void;
+  /**
+   * What the cache keeps of each object listed or watched (default: all of it), e.g. a parsed
+   * model with the metadata (name, namespace, resourceVersion) it must keep. Called before the
+   * object is cached or emitted; a throw is logged and the object counted as a bad event.
+   */
+  keep?: (object: T) => T;
 }
 
 export interface ListWatchInit {
@@ -102,6 +110,7 @@ export class ListWatch<T extends KubeObjectLike> {
     watchRestarts: 0,
     expired: 0,
     errors: 0,
+    failing: false,
     lastError: undefined,
     lastErrorAt: undefined,
     badEvents: 0,
@@ -192,9 +201,10 @@ export class ListWatch<T extends KubeObjectLike> {
     if (this.counters.lists > 0) this.counters.relists++;
     this.counters.lists++;
     const seen = new Set<string>();
-    for (const item of result.items) {
-      const key = keyOf(item);
-      if (key === undefined) {
+    for (const raw of result.items) {
+      const key = keyOf(raw);
+      const item = key === undefined ? undefined : this.kept(raw);
+      if (key === undefined || item === undefined) {
         this.counters.badEvents++;
         continue;
       }
@@ -211,6 +221,7 @@ export class ListWatch<T extends KubeObjectLike> {
     }
     this.rv = result.metadata?.resourceVersion ?? '';
     this.counters.synced = true;
+    this.counters.failing = false;
     this.backoffMs = this.init.backoffMinMs;
     try {
       this.c.onSynced?.();
@@ -280,7 +291,10 @@ export class ListWatch<T extends KubeObjectLike> {
           (c) => {
             controller = c;
             if (aborted || settled) c.abort();
-            else this.counters.watching = true;
+            else {
+              this.counters.watching = true;
+              this.counters.failing = false;
+            }
           },
           (err: unknown) => finish({ kind: 'error', err }),
         );
@@ -308,15 +322,29 @@ export class ListWatch<T extends KubeObjectLike> {
     const rv = obj.metadata?.resourceVersion;
     if (typeof rv === 'string' && rv !== '') this.rv = rv;
     const old = this.cache.get(key);
-    if (type === 'DELETED') {
+    const item = this.kept(obj);
+    if (item === undefined) this.counters.badEvents++;
+    if (type === 'DELETED' || item === undefined) {
+      // An object that cannot be kept is as if it were gone.
       if (old === undefined) return undefined;
       this.cache.delete(key);
-      this.emit({ type: 'deleted', object: obj });
+      this.emit({ type: 'deleted', object: item ?? old });
     } else {
-      this.cache.set(key, obj);
-      this.emit(old === undefined ? { type: 'added', object: obj } : { type: 'modified', object: obj, old });
+      this.cache.set(key, item);
+      this.emit(old === undefined ? { type: 'added', object: item } : { type: 'modified', object: item, old });
     }
     return undefined;
+  }
+
+  /** What the cache keeps of an object; undefined when `keep` threw (logged). */
+  private kept(object: T): T | undefined {
+    if (this.c.keep === undefined) return object;
+    try {
+      return this.c.keep(object);
+    } catch (err) {
+      this.c.logger.warn(`cannot use an object of ${this.init.what} the API server sent`, { name: object.metadata?.name, namespace: object.metadata?.namespace, err: describeError(err) });
+      return undefined;
+    }
   }
 
   private emit(e: CacheEvent<T>): void {
@@ -329,6 +357,7 @@ export class ListWatch<T extends KubeObjectLike> {
 
   private fail(message: string): void {
     this.counters.errors++;
+    this.counters.failing = true;
     if (this.counters.lastError !== message) this.c.logger.warn(message, { retryInMs: this.backoffMs });
     this.counters.lastError = message;
     this.counters.lastErrorAt = this.c.clock.wallNow();

@@ -3,7 +3,9 @@
  * account the DaemonSet runs as, with the Leases' Role in the namespace the router uses.
  * Nodes: list and watch (discovery, src/k8s/node-discovery.ts), patch (its own Node's
  * annotations). Leases of IPAM blocks (src/k8s/blocks.ts): list (relisted), create (claim a
- * block), update (take over a deleted Node's block). Nothing is read with get, and Leases are never watched or deleted.
+ * block), update (take over a deleted Node's block). NetworkPolicies, Pods and Namespaces
+ * (src/k8s/policy-source.ts): list and watch, cluster-wide (test/k8s/policy-source.test.ts checks
+ * these are exactly the calls it makes). Nothing is read with get, and Leases are never watched or deleted.
  */
 import { describe, expect, it } from 'vitest';
 import { SERVICE_ACCOUNT_DIR, validateConfig } from '../../src/daemon/config.js';
@@ -14,8 +16,12 @@ const manifests = loadDeployManifests();
 const spec = deployPodSpec(manifests);
 
 describe('RBAC', () => {
-  it('the ClusterRole: nodes list, watch, patch and nothing else', () => {
-    expect(deployObject<V1ClusterRole>('ClusterRole', 'weft', manifests).rules).toEqual([{ apiGroups: [''], resources: ['nodes'], verbs: ['list', 'watch', 'patch'] }]);
+  it('the ClusterRole: nodes list, watch, patch; pods, namespaces, networkpolicies list and watch; nothing else', () => {
+    expect(deployObject<V1ClusterRole>('ClusterRole', 'weft', manifests).rules).toEqual([
+      { apiGroups: [''], resources: ['nodes'], verbs: ['list', 'watch', 'patch'] },
+      { apiGroups: [''], resources: ['pods', 'namespaces'], verbs: ['list', 'watch'] },
+      { apiGroups: ['networking.k8s.io'], resources: ['networkpolicies'], verbs: ['list', 'watch'] },
+    ]);
   });
 
   it("the Role: leases list, create, update in the router's namespace, and nothing else", () => {

@@ -102,10 +102,13 @@ describe('ListWatch against the fake API server', () => {
     await until(() => lw.status().errors >= 3);
     expect(lw.objects().map((n) => n.metadata?.name)).toEqual(['n1']);
     expect(lw.status().lastError).toMatch(/ECONNREFUSED/);
+    expect(lw.status().failing).toBe(true);
     expect(logLines.filter((l) => String(l['msg']).includes('ECONNREFUSED'))).toHaveLength(1);
     f.api.createNode({ name: 'n2' });
     await f.api.restart();
     await until(() => events.includes('added n2'));
+    // The last error is kept for status; failing says it is over.
+    expect(lw.status()).toMatchObject({ failing: false, lastError: expect.stringMatching(/ECONNREFUSED/) });
     expect(lw.status().relists).toBe(0);
     expect(events).toEqual(['added n1', 'added n2']);
   });
@@ -167,6 +170,41 @@ describe('ListWatch refused by the API server', () => {
       expect(lines.filter((l) => l['level'] === 'warn')).toHaveLength(1);
     } finally {
       await g.close();
+    }
+  });
+
+  it('keep: the cache holds what keep returns, for listed and watched objects; a throw is as if the object were gone', async () => {
+    type Slim = { metadata: { name?: string; resourceVersion?: string }; role: string };
+    f.api.createNode({ name: 'n1', labels: { role: 'a' } });
+    const seen: string[] = [];
+    const { logger, lines } = recordingLogger();
+    const slim = new ListWatch<Slim>(
+      {
+        config: f.kube.config,
+        list: () => f.kube.core.listNode() as unknown as Promise<{ items: Slim[] }>,
+        clock: systemClock,
+        logger,
+        onEvent: (e) => seen.push(`${e.type} ${e.object.metadata.name} ${e.object.role}`),
+        keep: (raw) => {
+          const n = raw as unknown as V1Node;
+          if (n.metadata?.labels?.['role'] === 'boom') throw new Error('cannot');
+          return { metadata: { name: n.metadata?.name, resourceVersion: n.metadata?.resourceVersion }, role: n.metadata?.labels?.['role'] ?? '' };
+        },
+      },
+      { path: '/api/v1/nodes', what: 'Nodes', backoffMinMs: 20, backoffMaxMs: 100 },
+    );
+    try {
+      slim.start();
+      await until(() => slim.status().synced);
+      f.api.createNode({ name: 'n2', labels: { role: 'b' } });
+      f.api.patchNode('n1', { metadata: { labels: { role: 'boom' } } });
+      await until(() => seen.length >= 3);
+      expect(seen).toEqual(['added n1 a', 'added n2 b', 'deleted n1 a']);
+      expect(slim.objects()).toEqual([{ metadata: { name: 'n2', resourceVersion: expect.any(String) }, role: 'b' }]);
+      expect(slim.status().badEvents).toBe(1);
+      expect(lines.some((l) => l['msg'] === 'cannot use an object of Nodes the API server sent' && l['name'] === 'n1')).toBe(true);
+    } finally {
+      await slim.stop();
     }
   });
 });

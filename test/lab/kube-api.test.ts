@@ -7,7 +7,7 @@ import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
-import { ApiException, CoordinationV1Api, CoreV1Api, KubeConfig, PatchStrategy, Watch, setHeaderOptions, type V1Lease } from '@kubernetes/client-node';
+import { ApiException, CoordinationV1Api, CoreV1Api, KubeConfig, NetworkingV1Api, PatchStrategy, Watch, setHeaderOptions, type V1Lease } from '@kubernetes/client-node';
 import { FakeKubeApi } from '../../lab/kube-api.js';
 import { KubeApiControl, serveKubeApiControl } from '../../lab/kube-api-control.js';
 
@@ -215,7 +215,7 @@ describe('the fake API server through @kubernetes/client-node', () => {
     expect(res.status).toBe(401);
     expect(await res.json()).toEqual({ kind: 'Status', apiVersion: 'v1', metadata: {}, status: 'Failure', message: 'Unauthorized', reason: 'Unauthorized', code: 401 });
     const auth = { Authorization: `Bearer ${api.token}` };
-    const unknown = await fetch(`${api.url}/api/v1/pods`, { headers: auth });
+    const unknown = await fetch(`${api.url}/api/v1/services`, { headers: auth });
     expect(unknown.status).toBe(404);
     expect(await unknown.json()).toMatchObject({ kind: 'Status', reason: 'NotFound', code: 404 });
     const bad = await fetch(`${api.url}/api/v1/nodes`, { method: 'POST', headers: { ...auth, 'Content-Type': 'application/json' }, body: '{' });
@@ -237,8 +237,72 @@ describe('the fake API server through @kubernetes/client-node', () => {
       expect((await ctl.info()).url).toBe(api.url);
       await ctl.deleteNode('n1');
       expect(await ctl.listObjects('nodes')).toEqual([]);
+      // Any kind: create, update (a Pod's status with it), patch, delete.
+      await ctl.createObject('pods', { metadata: { name: 'p1', namespace: 'a', labels: { app: 'x' } }, spec: { containers: [] } });
+      const pod = (await ctl.getObject('pods', 'p1', 'a')) as { metadata: Record<string, unknown>; spec: unknown };
+      await ctl.updateObject('pods', { ...pod, status: { podIP: '10.0.0.1' } });
+      await ctl.patchObject('pods', 'p1', { metadata: { labels: { app: 'y' } } }, 'a');
+      const read = await core.readNamespacedPod({ name: 'p1', namespace: 'a' });
+      expect([read.metadata?.labels, read.status?.podIP]).toEqual([{ app: 'y' }, '10.0.0.1']);
+      await ctl.deleteObject('pods', 'p1', 'a');
+      expect(await ctl.listObjects('pods')).toEqual([]);
+      await expect(ctl.deleteObject('networkpolicies', 'none', 'a')).rejects.toThrow(/networkpolicies.networking.k8s.io "none" not found/);
     } finally {
       server.close();
     }
+  });
+});
+
+describe('Pods, Namespaces and NetworkPolicies', () => {
+  it('Namespaces are cluster-scoped and get their kubernetes.io/metadata.name label', async () => {
+    const made = await core.createNamespace({ body: { metadata: { name: 'team-a', labels: { team: 'a', 'kubernetes.io/metadata.name': 'wrong' } } } });
+    expect(made.metadata?.labels).toEqual({ team: 'a', 'kubernetes.io/metadata.name': 'team-a' });
+    api.createObject('namespaces', { metadata: { name: 'team-b' } });
+    expect((await core.listNamespace({ labelSelector: 'kubernetes.io/metadata.name in (team-b)' })).items.map((n) => n.metadata?.name)).toEqual(['team-b']);
+    const patched = await core.patchNamespace({ name: 'team-b', body: { metadata: { labels: { 'kubernetes.io/metadata.name': null, x: 'y' } } } }, setHeaderOptions('Content-Type', PatchStrategy.MergePatch));
+    expect(patched.metadata?.labels).toEqual({ x: 'y', 'kubernetes.io/metadata.name': 'team-b' });
+    await core.deleteNamespace({ name: 'team-a' });
+    expect((await core.listNamespace()).items.map((n) => n.metadata?.name)).toEqual(['team-b']);
+  });
+
+  it('Pods: per namespace and across all, with label selectors; a watch of all namespaces sees each', async () => {
+    await core.createNamespacedPod({ namespace: 'a', body: { metadata: { name: 'p1', labels: { app: 'web' } }, spec: { containers: [{ name: 'c', image: 'i' }] } } });
+    api.createObject('pods', { metadata: { name: 'p2', namespace: 'b', labels: { app: 'db' } }, spec: { containers: [] }, status: { podIPs: [{ ip: '10.1.0.2' }] } });
+    expect((await core.listPodForAllNamespaces()).items.map((p) => `${p.metadata?.namespace}/${p.metadata?.name}`)).toEqual(['a/p1', 'b/p2']);
+    expect((await core.listNamespacedPod({ namespace: 'b' })).items.map((p) => p.status?.podIPs)).toEqual([[{ ip: '10.1.0.2' }]]);
+    expect((await core.listPodForAllNamespaces({ labelSelector: 'app=web' })).items.map((p) => p.metadata?.name)).toEqual(['p1']);
+    const all = watch('/api/v1/pods', {});
+    const inA = watch('/api/v1/namespaces/a/pods', {});
+    await all.until(() => all.events.length >= 2);
+    await inA.until(() => inA.events.length >= 1);
+    api.createObject('pods', { metadata: { name: 'p3', namespace: 'c' } });
+    api.deleteObject('pods', 'p1', 'a');
+    await all.until(() => all.events.length >= 4);
+    await inA.until(() => inA.events.length >= 2);
+    expect(all.events.map((e) => `${e.type} ${e.object.metadata?.name}`)).toEqual(['ADDED p1', 'ADDED p2', 'ADDED p3', 'DELETED p1']);
+    expect(inA.events.map((e) => `${e.type} ${e.object.metadata?.name}`)).toEqual(['ADDED p1', 'DELETED p1']);
+    expect(all.events[0]?.object['kind']).toBe('Pod');
+    await all.abort();
+    await inA.abort();
+    expect((await failure(core.readNamespacedPod({ name: 'p1', namespace: 'a' }))).body['message']).toBe('pods "p1" not found');
+  });
+
+  it('NetworkPolicies (networking.k8s.io/v1): create, list across namespaces, replace, watch', async () => {
+    const net = kc.makeApiClient(NetworkingV1Api);
+    const made = await net.createNamespacedNetworkPolicy({ namespace: 'a', body: { metadata: { name: 'deny' }, spec: { podSelector: {}, policyTypes: ['Ingress'] } } });
+    expect([made.apiVersion, made.kind, made.metadata?.namespace]).toEqual(['networking.k8s.io/v1', 'NetworkPolicy', 'a']);
+    const w = watch('/apis/networking.k8s.io/v1/networkpolicies', { allowWatchBookmarks: true });
+    await w.until(() => w.events.length >= 1);
+    await net.replaceNamespacedNetworkPolicy({ name: 'deny', namespace: 'a', body: { ...made, spec: { podSelector: { matchLabels: { app: 'x' } } } } });
+    api.createObject('networkpolicies', { metadata: { name: 'allow', namespace: 'b' }, spec: { podSelector: {}, ingress: [{}] } });
+    await w.until(() => w.events.filter((e) => e.type !== 'BOOKMARK').length >= 3);
+    expect(w.events.filter((e) => e.type !== 'BOOKMARK').map((e) => `${e.type} ${e.object.metadata?.name}`)).toEqual(['ADDED deny', 'MODIFIED deny', 'ADDED allow']);
+    await w.abort();
+    expect((await net.listNetworkPolicyForAllNamespaces()).items.map((p) => `${p.metadata?.namespace}/${p.metadata?.name}`)).toEqual(['a/deny', 'b/allow']);
+    expect((await net.listNamespacedNetworkPolicy({ namespace: 'a' })).items[0]?.spec?.podSelector).toEqual({ matchLabels: { app: 'x' } });
+    const gone = await failure(net.readNamespacedNetworkPolicy({ name: 'nope', namespace: 'a' }));
+    expect(gone.body).toMatchObject({ message: 'networkpolicies.networking.k8s.io "nope" not found', details: { name: 'nope', group: 'networking.k8s.io', kind: 'networkpolicies' } });
+    // Not a path: a NetworkPolicy by name without a namespace.
+    expect((await fetch(`${api.url}/apis/networking.k8s.io/v1/networkpolicies/deny`, { headers: { Authorization: `Bearer ${api.token}` } })).status).toBe(404);
   });
 });
