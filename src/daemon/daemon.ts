@@ -53,9 +53,9 @@ import { openKube, type KubeApis } from '../k8s/client.js';
 import { PolicyEngine } from './policy.js';
 import { attachPolicy } from './policy-attach.js';
 import { FileAttachmentStore } from './policy-pods.js';
-// MERGE: fullScript, elementDiffScript (and readPolicySets for the engine's readSets) from '../policy/script.js' instead; policy-scripts-stub.ts goes.
-import { elementDiffScript, fullScript } from './policy-scripts-stub.js';
-import { UnbuiltPolicySource } from './policy-source-stub.js';
+import { elementDiffScript, fullScript, readPolicySets } from '../policy/script.js';
+import { FilePolicySource } from '../policy/file-source.js';
+import { KubePolicySource } from '../k8s/policy-source.js';
 import { POLICY_FAMILY, POLICY_TABLE, type PolicySource } from '../policy/model.js';
 import { readPodIdentity } from '../api/pod-identity.js';
 import type { NetworkPolicyConfig } from './config.js';
@@ -90,10 +90,10 @@ export interface PolicySourceContext {
 /** The policy source of the configuration. */
 function defaultPolicySource(context: PolicySourceContext): PolicySource {
   const c = context.config;
-  // MERGE: the one place for the sources (then policy-source-stub.ts goes):
-  //   c.source === 'file' ? new FilePolicySource({ clock: context.clock, logger: context.logger }, { path: c.file })
-  //                       : new KubePolicySource({ kube: context.kube!, clock: context.clock, logger: context.logger })
-  return new UnbuiltPolicySource(c.source === 'file' ? { kind: 'file', where: c.file } : { kind: 'kubernetes', where: 'the API server' });
+  if (c.source === 'file') return new FilePolicySource({ clock: context.clock, logger: context.logger }, { path: c.file });
+  // Kubernetes mode always has its API clients (config.ts makes the source 'kubernetes' only then).
+  if (context.kube === undefined) throw new WeftError('ERR_POLICY_SOURCE', 'NetworkPolicy from the API server needs Kubernetes mode');
+  return new KubePolicySource({ kube: context.kube, clock: context.clock, logger: context.logger });
 }
 
 export class Daemon {
@@ -265,6 +265,7 @@ export class Daemon {
           logger: this.log.child('policy'),
           fullScript,
           elementDiffScript,
+          readSets: readPolicySets,
           attachments: new FileAttachmentStore({ logger: this.log.child('policy') }, { stateDir: c.stateDir }),
           sysctl: this.sysctl,
           live: () => (guard === undefined || guard.notReady() !== undefined ? undefined : guard.status().pods),

@@ -20,7 +20,7 @@ import type { Logger } from '../core/logger.js';
 import type { Startable } from '../core/startable.js';
 import type { NftScripts } from '../platform/nft.js';
 import type { Sysctl } from '../platform/sysctl.js';
-import { compilePolicy } from '../policy/compile.js';
+import { compilePolicy, NODE_COUNTERS } from '../policy/compile.js';
 import { podKey, POLICY_FAMILY, POLICY_TABLE, type CompiledPolicy, type PolicyModel, type PolicyNamespace, type PolicyPod, type PolicySnapshot, type PolicySource } from '../policy/model.js';
 import type { PolicyStatus } from '../api/types.js';
 import { readPolicyTable, type AttachedPod, type AttachmentStore, type PolicyTableReading } from './policy-pods.js';
@@ -31,9 +31,9 @@ export type { PolicyStatus };
 /** Counter values carried over into a full rewrite, by counter name. */
 export type CounterValues = ReadonlyMap<string, { packets: number; bytes: number }>;
 
-/** Counters of the table for all drops at isolated pods per direction (reported when the compiled table has them; compile.ts's NODE_COUNTERS). */
-export const DROPPED_INGRESS_COUNTER = 'ingress_dropped';
-export const DROPPED_EGRESS_COUNTER = 'egress_dropped';
+/** Counters of the table for all drops at isolated pods per direction (reported when the compiled table has them). */
+export const DROPPED_INGRESS_COUNTER = NODE_COUNTERS.ingress;
+export const DROPPED_EGRESS_COUNTER = NODE_COUNTERS.egress;
 
 /** What bridge netfilter must be for policy to see bridged frames. */
 export const BRIDGE_NETFILTER = [
@@ -48,11 +48,11 @@ export interface PolicyEngineComponents {
   logger: Logger;
   /** The compiler (default: compilePolicy). */
   compile?: (model: PolicyModel) => CompiledPolicy;
-  /** The whole table in one transaction, counters declared with `counterValues` (compile.ts's fullScript). */
+  /** The whole table in one transaction, counters declared with `counterValues` (src/policy/script.ts's fullScript). */
   fullScript: (compiled: CompiledPolicy, counterValues?: CounterValues) => string;
   /** The set element changes between two compilations of the same rules ('' when none). */
   elementDiffScript: (before: CompiledPolicy, after: CompiledPolicy) => string;
-  /** The table's sets from `nft -j` in the compiler's element text (default: readPolicyTable's; compile's readPolicySets at merge). */
+  /** The table's sets from `nft -j` in the compiler's element text (the daemon: script.ts's readPolicySets; default: readPolicyTable's). */
   readSets?: (items: readonly unknown[]) => Map<string, string[]>;
   /** The local pods attached by CNI, kept across restarts. */
   attachments: AttachmentStore;

@@ -5,7 +5,7 @@ import { afterEach, describe, expect, it } from 'vitest';
 import { silentLogger } from '../../src/core/logger.js';
 import { PolicyEngine, type CounterValues } from '../../src/daemon/policy.js';
 import { FileAttachmentStore, MemoryAttachmentStore, elementText, readPolicyTable, type AttachmentStore } from '../../src/daemon/policy-pods.js';
-import { elementDiffScript, fullScript } from '../../src/daemon/policy-scripts-stub.js';
+import { elementDiffScript, fullScript } from '../../src/policy/script.js';
 import type { CompiledPolicy, NetworkPolicy, PolicyModel, PolicyObjectProblem, PolicyPod, PolicySnapshot, PolicySource } from '../../src/policy/model.js';
 import { FakeClock } from '../fakes/fake-clock.js';
 import { FakeNft } from '../fakes/fake-nft.js';
