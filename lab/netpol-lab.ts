@@ -103,23 +103,19 @@ export class PolicyLab {
   readonly objects: PolicyObjectWriter;
   readonly pods: PolicyLabPod[];
   readonly echoPort: number;
+  private readonly namespaceLabels: Map<string, Record<string, string>>;
 
-  private constructor(cluster: WeftCluster, objects: PolicyObjectWriter, pods: PolicyLabPod[], echoPort: number) {
+  private constructor(cluster: WeftCluster, objects: PolicyObjectWriter, pods: PolicyLabPod[], echoPort: number, namespaces: PolicyLabInit['namespaces']) {
     this.cluster = cluster;
     this.objects = objects;
     this.pods = pods;
     this.echoPort = echoPort;
+    this.namespaceLabels = new Map(namespaces.map((n) => [n.name, { ...n.labels }]));
   }
 
   /** Adds the pods (network namespaces, agents) and writes the Namespace and Pod objects. */
   static async start(cluster: WeftCluster, objects: PolicyObjectWriter, init: PolicyLabInit): Promise<PolicyLab> {
-    for (const ns of init.namespaces) {
-      await objects.put({
-        apiVersion: 'v1',
-        kind: 'Namespace',
-        metadata: { name: ns.name, labels: { 'kubernetes.io/metadata.name': ns.name, ...ns.labels } },
-      });
-    }
+    for (const ns of init.namespaces) await objects.put(namespaceManifest(ns.name, ns.labels));
     const perNode = new Map<number, number>();
     const pods: PolicyLabPod[] = [];
     for (const spec of init.pods) {
@@ -136,7 +132,25 @@ export class PolicyLab {
     }
     for (const p of pods) await waitReady(p);
     for (const p of pods) await objects.put(podManifest(p, cluster.lab.nodes[p.node]!.name));
-    return new PolicyLab(cluster, objects, pods, init.echo);
+    return new PolicyLab(cluster, objects, pods, init.echo, init.namespaces);
+  }
+
+  /** Replaces a pod's labels in its Pod object (as `kubectl label --overwrite` would). */
+  async setPodLabels(key: string, labels: Record<string, string>): Promise<void> {
+    const p = this.pod(key);
+    p.labels = { ...labels };
+    await this.objects.put(podManifest(p, this.cluster.lab.nodes[p.node]!.name));
+  }
+
+  /** Replaces a namespace's labels (kubernetes.io/metadata.name is always kept, as the API server does). */
+  async setNamespaceLabels(name: string, labels: Record<string, string>): Promise<void> {
+    if (!this.namespaceLabels.has(name)) throw new LabError(`no namespace ${name} in the policy lab`);
+    this.namespaceLabels.set(name, { ...labels });
+    await this.objects.put(namespaceManifest(name, labels));
+  }
+
+  namespaceLabelsOf(name: string): Record<string, string> {
+    return { ...(this.namespaceLabels.get(name) ?? {}) };
   }
 
   pod(key: string): PolicyLabPod {
@@ -205,6 +219,10 @@ export function describeRows(rows: MatrixRow[], limit = 20): string {
   const lines = rows.slice(0, limit).map((r) => `${r.from} -> ${r.to} ${probeName(r.probe)}: want ${r.want}, got ${r.got}${r.detail === undefined ? '' : ` (${r.detail})`}`);
   if (rows.length > limit) lines.push(`... and ${rows.length - limit} more`);
   return lines.join('\n');
+}
+
+function namespaceManifest(name: string, labels: Record<string, string>): KubeManifest {
+  return { apiVersion: 'v1', kind: 'Namespace', metadata: { name, labels: { ...labels, 'kubernetes.io/metadata.name': name } } };
 }
 
 function podManifest(p: PolicyLabPod, nodeName: string): KubeManifest {
