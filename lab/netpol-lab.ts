@@ -279,18 +279,37 @@ function agentCall(socket: string, req: Record<string, unknown>, timeoutMs: numb
   });
 }
 
+/** The fake API server's control calls for any kind of object (lab/kube-api-control.ts). */
+interface ObjectControl {
+  getObject(kind: string, name: string, namespace?: string): Promise<object | undefined>;
+  createObject(kind: string, obj: Record<string, unknown>): Promise<object>;
+  updateObject(kind: string, obj: Record<string, unknown>): Promise<object>;
+  deleteObject(kind: string, name: string, namespace?: string): Promise<void>;
+}
+
+const RESOURCE_OF: Record<string, string> = { Pod: 'pods', Namespace: 'namespaces', NetworkPolicy: 'networkpolicies' };
+
+function resourceOf(kind: string): string {
+  const r = RESOURCE_OF[kind];
+  if (r === undefined) throw new LabError(`the policy lab writes Pods, Namespaces and NetworkPolicies, not ${kind}`);
+  return r;
+}
+
 /**
- * Writes objects through the fake API server's control socket.
- * TODO(lab): bound to the control calls the sources part adds for Pods, Namespaces and NetworkPolicies.
+ * Writes objects through the fake API server's control socket: `put` creates, or replaces an
+ * existing object unconditionally (a PUT without resourceVersion); `remove` deletes.
  */
 export function kubeObjectWriter(control: KubeApiControl): PolicyObjectWriter {
-  const generic = control as unknown as { call(method: string, ...args: unknown[]): Promise<unknown> };
+  const ctl = control as unknown as ObjectControl;
   return {
     async put(obj) {
-      await generic.call('putObject', obj);
+      const kind = resourceOf(obj.kind);
+      const exists = (await ctl.getObject(kind, obj.metadata.name, obj.metadata.namespace)) !== undefined;
+      if (exists) await ctl.updateObject(kind, obj);
+      else await ctl.createObject(kind, obj);
     },
     async remove(kind, namespace, name) {
-      await generic.call('deleteObject', kind, namespace, name);
+      await ctl.deleteObject(resourceOf(kind), name, namespace);
     },
   };
 }
