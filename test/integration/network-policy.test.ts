@@ -104,7 +104,7 @@ const egress80 = np('x', 'egress-80', { podSelector: ALL, egress: [{ ports: [{ p
 
 /**
  * The table. Its order matters where a case keeps a policy of the one before (it then shows the
- * new policy adding to one already in force): 3 after 2, 17 after 16, 29 after 28.
+ * new policy adding to one already in force): 3 and 4 after 2, 19 after 18, 31 after 30.
  */
 const TABLE: Case[] = [
   { title: 'no policy: everything allowed', policies: [], probes: [T80, U80, T80v6], allowed: () => true, allAllowed: true },
@@ -116,12 +116,24 @@ const TABLE: Case[] = [
     allowed: () => true,
     allAllowed: true,
   },
+  {
+    title: 'default deny ingress in x + allow from every pod of every namespace to x/a (both selectors empty): x/b, x/c stay isolated',
+    policies: [denyIngressX, np('x', 'allow-all-to-a', { podSelector: labels({ pod: 'a' }), ingress: [{ from: [{ podSelector: ALL, namespaceSelector: ALL }] }] })],
+    probes: [T80, U80],
+    allowed: (_f, t) => t.namespace !== 'x' || t.name === 'a',
+  },
   { title: 'default deny egress in x', policies: [np('x', 'deny-egress', { podSelector: ALL, policyTypes: ['Egress'] })], probes: [T80, U80, U80v6], allowed: (f) => f.namespace !== 'x' },
   {
     title: 'default deny ingress and egress in x',
     policies: [np('x', 'deny-all', { podSelector: ALL, policyTypes: ['Ingress', 'Egress'] })],
     probes: [T80, U80],
     allowed: (f, t) => f.namespace !== 'x' && t.namespace !== 'x',
+  },
+  {
+    title: 'deny egress from x/a only (podSelector pod=a, no egress rule)',
+    policies: [np('x', 'deny-egress-a', { podSelector: labels({ pod: 'a' }), policyTypes: ['Egress'] })],
+    probes: [T80, U80],
+    allowed: (f) => f.key !== 'x/a',
   },
   {
     title: 'ingress to x/a from pod=b of its own namespace only (y/b, z/b also pod=b: denied)',
