@@ -100,7 +100,9 @@ interface Case {
 const v6 = (k: ProbeKind) => (k.family ?? 4) === 6;
 const denyIngressX = np('x', 'deny-ingress', { podSelector: ALL, policyTypes: ['Ingress'] });
 const aToBlock = np('x', 'a-to-block', { podSelector: labels({ pod: 'a' }), policyTypes: ['Egress'], egress: [{ to: [{ ipBlock: { cidr: '10.40.0.0/16', except: ['10.40.3.0/24'] } }] }] });
-const egress80 = np('x', 'egress-80', { podSelector: ALL, egress: [{ ports: [{ port: 'serve-80-tcp' }] }] });
+// policyTypes Egress: without it, a policy is an Ingress policy too (Kubernetes' defaulting), and
+// would isolate x for ingress.
+const egress80 = np('x', 'egress-80', { podSelector: ALL, policyTypes: ['Egress'], egress: [{ ports: [{ port: 'serve-80-tcp' }] }] });
 
 /**
  * The table. Its order matters where a case keeps a policy of the one before (it then shows the
@@ -294,7 +296,7 @@ const TABLE: Case[] = [
     title: 'ingress to x/a from pods of every namespace (namespaceSelector {}) on TCP 80 (UDP denied)',
     policies: [np('x', 'a-from-all-ns', { podSelector: labels({ pod: 'a' }), ingress: [{ from: [{ namespaceSelector: ALL }], ports: [{ protocol: 'TCP', port: 80 }] }] })],
     probes: [T80, U80],
-    allowed: (_f, t, k) => t.key !== 'x/a' || k.proto === 'tcp',
+    allowed: (_f, t, k) => t.key !== 'x/a' || (k.proto === 'tcp' && k.port === 80),
   },
   {
     title: 'ingress to x/a on any TCP port (protocol without port): UDP denied',
@@ -310,7 +312,7 @@ const TABLE: Case[] = [
   },
   {
     title: 'egress allow-all added to the named-port egress policy before it: everything allowed',
-    policies: [egress80, np('x', 'allow-egress', { podSelector: ALL, egress: [{}] })],
+    policies: [egress80, np('x', 'allow-egress', { podSelector: ALL, policyTypes: ['Egress'], egress: [{}] })],
     probes: [T80, T81],
     allowed: () => true,
     allAllowed: true,
