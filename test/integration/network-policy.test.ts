@@ -329,6 +329,12 @@ const TABLE: Case[] = [
     probes: [T80, T81],
     allowed: (_f, t) => t.key !== 'x/a',
   },
+  {
+    title: 'policyTypes defaulted: a policy on x/a with only an egress allow-all and no policyTypes isolates it for ingress too',
+    policies: [np('x', 'a-egress-rules-only', { podSelector: labels({ pod: 'a' }), egress: [{}] })],
+    probes: [T80, U80],
+    allowed: (_f, t) => t.key !== 'x/a',
+  },
 ];
 const CASES = TABLE.map((c, i) => ({ ...c, name: `${i + 1} ${c.title}` }));
 
