@@ -318,6 +318,12 @@ const TABLE: Case[] = [
     allAllowed: true,
   },
   {
+    title: 'policyTypes defaulted: a policy on x/a with only an egress allow-all and no policyTypes isolates it for ingress too',
+    policies: [np('x', 'a-egress-rules-only', { podSelector: labels({ pod: 'a' }), egress: [{}] })],
+    probes: [T80, U80],
+    allowed: (_f, t) => t.key !== 'x/a',
+  },
+  {
     title: 'SCTP is not TCP: default deny ingress in x plus SCTP 81 allowed to x/a; TCP 81 to x/a denied',
     policies: [denyIngressX, np('x', 'a-sctp-81', { podSelector: labels({ pod: 'a' }), ingress: [{ ports: [{ protocol: 'SCTP', port: 81 }] }] })],
     probes: [T81],
@@ -327,12 +333,6 @@ const TABLE: Case[] = [
     title: 'a policy allowing only SCTP 80 still isolates x/a for TCP',
     policies: [np('x', 'a-sctp-80', { podSelector: labels({ pod: 'a' }), ingress: [{ ports: [{ protocol: 'SCTP', port: 80 }] }] })],
     probes: [T80, T81],
-    allowed: (_f, t) => t.key !== 'x/a',
-  },
-  {
-    title: 'policyTypes defaulted: a policy on x/a with only an egress allow-all and no policyTypes isolates it for ingress too',
-    policies: [np('x', 'a-egress-rules-only', { podSelector: labels({ pod: 'a' }), egress: [{}] })],
-    probes: [T80, U80],
     allowed: (_f, t) => t.key !== 'x/a',
   },
 ];
