@@ -110,6 +110,7 @@ interface PolicyStatusLike {
   applies: { full: number; elements: number };
   lastApply: { kind: string; at: number; ms: number } | null;
   problem: string | null;
+  source: { synced: boolean; error: string | null } | null;
 }
 
 function policyStatus(s: StatusReport): PolicyStatusLike | undefined {
@@ -365,6 +366,12 @@ export async function runPolicySuite(o: PolicyBenchOptions): Promise<{ json: obj
     for (const [pods, role] of [[targets, 'target'], [clients, 'client']] as const) {
       for (const p of pods) await objects.create(podObject({ namespace: BENCH_NAMESPACE, name: `${p.node.name}-${p.name}`, node: p.node.name, labels: { role }, ipv4: p.ipv4!, ipv6: p.ipv6 }));
     }
+    // Static neighbours between the client and the targets: no ARP timer in the figures.
+    const client = clients[0]!;
+    for (const t of targets) {
+      await c.lab.exec(client.ns, ['ip', 'neigh', 'replace', t.ipv4!, 'lladdr', t.mac, 'dev', client.ifName, 'nud', 'permanent']);
+      await c.lab.exec(t.ns, ['ip', 'neigh', 'replace', client.ipv4!, 'lladdr', client.mac, 'dev', t.ifName, 'nud', 'permanent']);
+    }
     for (const t of targets) {
       const s = c.lab.spawn(t.ns, [process.execPath, '-e', SERVERS, t.ipv4!, String(PROBE_PORT), String(RR_PORT)]);
       servers.push(s);
@@ -376,7 +383,17 @@ export async function runPolicySuite(o: PolicyBenchOptions): Promise<{ json: obj
         await delay(50);
       }
     }
-    const bed: Bed = { c, objects, client: clients[0]!, targets, servers };
+    // Every router reads policies from the API (auto in Kubernetes mode) and has read them once.
+    const since = Date.now();
+    for (;;) {
+      const states = await applyStates(c);
+      if (states.every((p) => p?.source?.synced === true)) break;
+      if (Date.now() - since > 30_000) {
+        throw new Error(`the routers' policy sources are not synced within 30 s: ${states.map((p, i) => `n${i + 1} ${p === undefined ? 'no policy status' : JSON.stringify(p.source)}`).join('; ')}`);
+      }
+      await delay(100);
+    }
+    const bed: Bed = { c, objects, client, targets, servers };
     const deny = denyTargetsPolicy();
     for (let run = 1; run <= o.runs; run++) {
       const cr = await timeChange(bed, () => objects.create(deny), false, `run ${run} create`, o.log);
