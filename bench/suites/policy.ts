@@ -264,7 +264,14 @@ async function measurePath(b: Bed, server: LabPod, seconds: number): Promise<Pat
   return { tcpGbps: t.gbps, rr };
 }
 
-async function measurePaths(b: Bed, seconds: number, what: string): Promise<{ fastpath: PathSample; sleeve: PathSample }> {
+/** n1 ↔ n2 on the fast path, every other pair on the direct sleeve. */
+const WANTED_PATHS = (from: number, to: number) => (from + to === 1 ? 'fastpath' : 'direct');
+
+async function measurePaths(b: Bed, seconds: number, what: string, log: (l: string) => void): Promise<{ fastpath: PathSample; sleeve: PathSample }> {
+  // A busy router can miss its fast-path probes and fall back to the sleeve for a while: wait for
+  // the paths to settle (and say so), then check them before and after the measurement.
+  const settleMs = await b.c.waitPaths(WANTED_PATHS, 60_000);
+  if (settleMs > 1000) log(`${what}: the paths took ${fmt(settleMs / 1000, 1)} s to settle before the measurement`);
   const paths = async () => {
     await b.c.expectPaths(0, { n2: 'fastpath' }, what);
     const n3 = (await b.c.apiStatus(0)).peers.find((p) => p.nickname === 'n3')?.path;
@@ -303,7 +310,7 @@ async function waitInForce(c: WeftCluster, names: ReadonlySet<string>, t0: numbe
 }
 
 async function loadRound(b: Bed, load: Load, round: number, seconds: number, log: (l: string) => void): Promise<LoadRound> {
-  const before = await measurePaths(b, seconds, `round ${round} before`);
+  const before = await measurePaths(b, seconds, `round ${round} before`, log);
   log(`round ${round} no policy: ${describe(before)}`);
   const names = new Set(load.policies.map((p) => `${p.metadata.namespace}/${p.metadata.name}`));
   const allowedBefore = await allowedOf(b, 1);
@@ -311,7 +318,7 @@ async function loadRound(b: Bed, load: Load, round: number, seconds: number, log
   for (const p of load.policies) await b.objects.create(p);
   const inForceMs = await waitInForce(b.c, names, t0, `round ${round}`);
   const selected = await selectedCount(b);
-  const withLoad = await measurePaths(b, seconds, `round ${round} with the load`);
+  const withLoad = await measurePaths(b, seconds, `round ${round} with the load`, log);
   // The measured connections went through the policy that allows the clients, on n2 and n3.
   const allowedAfter = await allowedOf(b, 1);
   if (!(allowedAfter > allowedBefore)) throw new Error(`round ${round}: n2's ${ALLOW_CLIENTS_POLICY} counted no allowed packet during the measurement (${allowedBefore} → ${allowedAfter})`);
@@ -319,7 +326,7 @@ async function loadRound(b: Bed, load: Load, round: number, seconds: number, log
   t0 = Date.now();
   for (const p of load.policies) await b.objects.delete(p);
   const goneMs = await waitInForce(b.c, new Set(), t0, `round ${round} deleted`);
-  const after = await measurePaths(b, seconds, `round ${round} after`);
+  const after = await measurePaths(b, seconds, `round ${round} after`, log);
   log(`round ${round} no policy again: ${describe(after)}`);
   return {
     round,
@@ -358,7 +365,7 @@ export async function runPolicySuite(o: PolicyBenchOptions): Promise<{ json: obj
   try {
     if (c.lab.nodes[0]!.address !== '198.18.0.1' || c.lab.nodes[1]!.address !== '198.18.0.2') throw new Error(`the lab's node addresses changed: ${c.lab.nodes.map((n) => n.address).join(', ')}`);
     await c.waitEstablished(30_000);
-    await c.waitPaths((from, to) => (from + to === 1 ? 'fastpath' : 'direct'), 45_000);
+    await c.waitPaths(WANTED_PATHS, 45_000);
     const objects = new PolicyObjects(c.kube!.control.socketPath);
     const targets = NODES.map((i) => c.podsOn(i + 1).find((p) => p.name === 'p1')!);
     const clients = NODES.map((i) => c.podsOn(i + 1).find((p) => p.name === 'p2')!);
@@ -407,7 +414,8 @@ export async function runPolicySuite(o: PolicyBenchOptions): Promise<{ json: obj
     const t0 = Date.now();
     for (const ns of load.namespaces) await objects.create(ns);
     for (const p of load.pods) await objects.create(p);
-    o.log(`load: ${load.namespaces.length} namespaces, ${load.pods.length} Pod objects created in ${fmt((Date.now() - t0) / 1000)} s; ${load.policies.length} policies per round`);
+    const pathsNow = (await c.apiStatus(0)).peers.map((p) => `${p.nickname} ${p.path}`).join(', ');
+    o.log(`load: ${load.namespaces.length} namespaces, ${load.pods.length} Pod objects created in ${fmt((Date.now() - t0) / 1000)} s; ${load.policies.length} policies per round; n1's paths now: ${pathsNow}`);
     for (let round = 1; round <= o.loadRounds; round++) {
       rounds.push(await loadRound(bed, load, round, o.seconds, o.log));
     }
