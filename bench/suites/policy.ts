@@ -54,6 +54,7 @@ const PROBE_TIMEOUT_MS = 500;
 const HOLD_MS = 1000;
 const TIMEOUT_MS = 30_000;
 const RR_ROUND_TRIPS = 5000;
+const WAIT_IN_FORCE_MS = 300_000;
 
 const delay = (ms: number) => new Promise((r) => setTimeout(r, ms));
 
@@ -288,10 +289,22 @@ async function measurePaths(b: Bed, seconds: number, what: string, log: (l: stri
  * Waits until every router lists exactly `names` (namespace/name) as its policies in force and its
  * last transaction is `quietMs` old; returns ms after `t0`.
  */
-async function waitInForce(c: WeftCluster, names: ReadonlySet<string>, t0: number, what: string, quietMs = 1000): Promise<number> {
+async function waitInForce(c: WeftCluster, names: ReadonlySet<string>, t0: number, what: string, log: (l: string) => void, quietMs = 1000): Promise<number> {
   let seenAt = NaN;
+  // A router busy compiling may not answer its API for a while: counted and said, not fatal.
+  const silent = NODES.map(() => 0);
   for (;;) {
-    const states = await applyStates(c);
+    const states = await Promise.all(
+      NODES.map((i) =>
+        c.apiStatus(i).then(
+          (s) => policyStatus(s),
+          () => {
+            silent[i]!++;
+            return undefined;
+          },
+        ),
+      ),
+    );
     const ok = states.every((p) => {
       if (p === undefined) return false;
       const have = new Set(p.policies.map((x) => `${x.namespace}/${x.name}`));
@@ -300,10 +313,13 @@ async function waitInForce(c: WeftCluster, names: ReadonlySet<string>, t0: numbe
     if (ok && Number.isNaN(seenAt)) seenAt = Date.now() - t0;
     if (!ok) seenAt = NaN;
     const last = Math.max(...states.map((p) => p?.lastApply?.at ?? 0));
-    if (ok && Date.now() - last >= quietMs) return seenAt;
-    if (Date.now() - t0 > 120_000) {
+    if (ok && Date.now() - last >= quietMs) {
+      if (silent.some((n) => n > 0)) log(`${what}: status calls unanswered within 10 s while waiting: ${silent.map((n, i) => `n${i + 1} ${n}`).join(', ')}`);
+      return seenAt;
+    }
+    if (Date.now() - t0 > WAIT_IN_FORCE_MS) {
       const got = states.map((p, i) => `n${i + 1}: ${p === undefined ? 'no policy status' : `${p.policies.length} policies${p.problem === null ? '' : `, problem ${p.problem}`}`}`).join('; ');
-      throw new Error(`${what}: the routers do not have the ${names.size} policies in force within 120 s (${got})`);
+      throw new Error(`${what}: the routers do not have the ${names.size} policies in force within ${WAIT_IN_FORCE_MS / 1000} s (${got}; status calls unanswered: ${silent.join(', ')})`);
     }
     await delay(100);
   }
@@ -316,7 +332,7 @@ async function loadRound(b: Bed, load: Load, round: number, seconds: number, log
   const allowedBefore = await allowedOf(b, 1);
   let t0 = Date.now();
   for (const p of load.policies) await b.objects.create(p);
-  const inForceMs = await waitInForce(b.c, names, t0, `round ${round}`);
+  const inForceMs = await waitInForce(b.c, names, t0, `round ${round}`, log);
   const selected = await selectedCount(b);
   const withLoad = await measurePaths(b, seconds, `round ${round} with the load`, log);
   // The measured connections went through the policy that allows the clients, on n2 and n3.
@@ -325,7 +341,7 @@ async function loadRound(b: Bed, load: Load, round: number, seconds: number, log
   log(`round ${round} 100 policies (${selected} local pods selected on the 3 routers, in force after ${fmt(inForceMs, 0)} ms): ${describe(withLoad)}`);
   t0 = Date.now();
   for (const p of load.policies) await b.objects.delete(p);
-  const goneMs = await waitInForce(b.c, new Set(), t0, `round ${round} deleted`);
+  const goneMs = await waitInForce(b.c, new Set(), t0, `round ${round} deleted`, log);
   const after = await measurePaths(b, seconds, `round ${round} after`, log);
   log(`round ${round} no policy again: ${describe(after)}`);
   return {
