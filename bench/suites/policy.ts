@@ -250,6 +250,12 @@ export interface LoadRound {
   /** How long until every router had the load in force (status), and the policies back to none. */
   inForceMs: number;
   goneMs: number;
+  /** The 100 create calls answered (ms after the first). */
+  createdMs: number;
+  /** Per router: status calls not answered within 10 s while the load went in, and went out. */
+  unansweredStatus: { inForce: number[]; gone: number[] };
+  /** How long the paths took to settle before each measurement (a fast-path fallback shows here). */
+  settleMs: { before: number; load: number; after: number };
 }
 
 async function measurePath(b: Bed, server: LabPod, seconds: number): Promise<PathSample> {
@@ -268,7 +274,7 @@ async function measurePath(b: Bed, server: LabPod, seconds: number): Promise<Pat
 /** n1 ↔ n2 on the fast path, every other pair on the direct sleeve. */
 const WANTED_PATHS = (from: number, to: number) => (from + to === 1 ? 'fastpath' : 'direct');
 
-async function measurePaths(b: Bed, seconds: number, what: string, log: (l: string) => void): Promise<{ fastpath: PathSample; sleeve: PathSample }> {
+async function measurePaths(b: Bed, seconds: number, what: string, log: (l: string) => void): Promise<{ fastpath: PathSample; sleeve: PathSample; settleMs: number }> {
   // A busy router can miss its fast-path probes and fall back to the sleeve for a while: wait for
   // the paths to settle (and say so), then check them before and after the measurement.
   const settleMs = await b.c.waitPaths(WANTED_PATHS, 60_000);
@@ -282,14 +288,14 @@ async function measurePaths(b: Bed, seconds: number, what: string, log: (l: stri
   const fastpath = await measurePath(b, b.targets[1]!, seconds);
   const sleeve = await measurePath(b, b.targets[2]!, seconds);
   await paths();
-  return { fastpath, sleeve };
+  return { fastpath, sleeve, settleMs };
 }
 
 /**
  * Waits until every router lists exactly `names` (namespace/name) as its policies in force and its
  * last transaction is `quietMs` old; returns ms after `t0`.
  */
-async function waitInForce(c: WeftCluster, names: ReadonlySet<string>, t0: number, what: string, log: (l: string) => void, quietMs = 1000): Promise<number> {
+async function waitInForce(c: WeftCluster, names: ReadonlySet<string>, t0: number, what: string, log: (l: string) => void, quietMs = 1000): Promise<{ ms: number; unanswered: number[] }> {
   let seenAt = NaN;
   // A router busy compiling may not answer its API for a while: counted and said, not fatal.
   const silent = NODES.map(() => 0);
@@ -315,7 +321,7 @@ async function waitInForce(c: WeftCluster, names: ReadonlySet<string>, t0: numbe
     const last = Math.max(...states.map((p) => p?.lastApply?.at ?? 0));
     if (ok && Date.now() - last >= quietMs) {
       if (silent.some((n) => n > 0)) log(`${what}: status calls unanswered within 10 s while waiting: ${silent.map((n, i) => `n${i + 1} ${n}`).join(', ')}`);
-      return seenAt;
+      return { ms: seenAt, unanswered: silent };
     }
     if (Date.now() - t0 > WAIT_IN_FORCE_MS) {
       const got = states.map((p, i) => `n${i + 1}: ${p === undefined ? 'no policy status' : `${p.policies.length} policies${p.problem === null ? '' : `, problem ${p.problem}`}`}`).join('; ');
@@ -332,24 +338,28 @@ async function loadRound(b: Bed, load: Load, round: number, seconds: number, log
   const allowedBefore = await allowedOf(b, 1);
   let t0 = Date.now();
   for (const p of load.policies) await b.objects.create(p);
-  const inForceMs = await waitInForce(b.c, names, t0, `round ${round}`, log);
+  const createdMs = Date.now() - t0;
+  const inForce = await waitInForce(b.c, names, t0, `round ${round}`, log);
   const selected = await selectedCount(b);
   const withLoad = await measurePaths(b, seconds, `round ${round} with the load`, log);
   // The measured connections went through the policy that allows the clients, on n2 and n3.
   const allowedAfter = await allowedOf(b, 1);
   if (!(allowedAfter > allowedBefore)) throw new Error(`round ${round}: n2's ${ALLOW_CLIENTS_POLICY} counted no allowed packet during the measurement (${allowedBefore} → ${allowedAfter})`);
-  log(`round ${round} 100 policies (${selected} local pods selected on the 3 routers, in force after ${fmt(inForceMs, 0)} ms): ${describe(withLoad)}`);
+  log(`round ${round} 100 policies (created in ${fmt(createdMs, 0)} ms; ${selected} local pods selected on the 3 routers, in force after ${fmt(inForce.ms, 0)} ms): ${describe(withLoad)}`);
   t0 = Date.now();
   for (const p of load.policies) await b.objects.delete(p);
-  const goneMs = await waitInForce(b.c, new Set(), t0, `round ${round} deleted`, log);
+  const gone = await waitInForce(b.c, new Set(), t0, `round ${round} deleted`, log);
   const after = await measurePaths(b, seconds, `round ${round} after`, log);
   log(`round ${round} no policy again: ${describe(after)}`);
   return {
     round,
     fastpath: { before: before.fastpath, load: withLoad.fastpath, after: after.fastpath },
     sleeve: { before: before.sleeve, load: withLoad.sleeve, after: after.sleeve },
-    inForceMs,
-    goneMs,
+    inForceMs: inForce.ms,
+    goneMs: gone.ms,
+    createdMs,
+    unansweredStatus: { inForce: inForce.unanswered, gone: gone.unanswered },
+    settleMs: { before: before.settleMs, load: withLoad.settleMs, after: after.settleMs },
   };
 }
 
@@ -507,6 +517,10 @@ function report(o: PolicyBenchOptions, creates: ChangeSample[], deletes: ChangeS
     '| path | TCP Gbit/s (none · load · none) | ratio | request-response mean µs (none · load · none) | rate ratio | p99 µs (none · load · none) |',
     '|---|---|---|---|---|---|',
     ...loadRows,
+    '',
+    `While the 100 policies went in: created in ${fmt(median(rounds.map((r) => r.createdMs)), 0)} ms, in force on every router after ${fmt(inForce.p50, 0)} ms (p50; gone again after ${fmt(median(rounds.map((r) => r.goneMs)), 0)} ms); ` +
+      `status calls a router left unanswered for 10 s: ${rounds.map((r) => `${r.unansweredStatus.inForce.reduce((a, b) => a + b, 0)} in, ${r.unansweredStatus.gone.reduce((a, b) => a + b, 0)} out`).join('; ') || '–'} (per round); ` +
+      `longest wait for the paths to settle before a measurement: ${fmt(Math.max(0, ...rounds.flatMap((r) => [r.settleMs.before, r.settleMs.load, r.settleMs.after])) / 1000, 1)} s (over 0.2 s: a router had fallen back from the fast path).`,
   ].join('\n');
   const check = (ok: boolean, text: string) => `${ok ? 'met' : 'MISSED'}: ${text}`;
   const goals = (['fastpath', 'sleeve'] as const).flatMap((p) => [
