@@ -483,18 +483,20 @@ function report(o: PolicyBenchOptions, creates: ChangeSample[], deletes: ChangeS
   const med = (p: PathName, which: 'before' | 'load' | 'after', m: (s: PathSample) => number) => median(rounds.map((r) => m(r[p][which])));
   const tput = (s: PathSample) => s.tcpGbps;
   const rrMean = (s: PathSample) => s.rr.meanUs;
+  const rrP50 = (s: PathSample) => s.rr.p50Us;
   const rrP99 = (s: PathSample) => s.rr.p99Us;
   // Latency ratio as a rate (no policy / with policy), so ≥ 0.95 reads the same way as throughput.
   const inv = (xs: number[]) => xs.map((x) => 1 / x);
   const summary = {
-    fastpath: { tcpRatio: median(ratio('fastpath', tput)), rrRateRatio: median(inv(ratio('fastpath', rrMean))), rrP99Ratio: median(ratio('fastpath', rrP99)) },
-    sleeve: { tcpRatio: median(ratio('sleeve', tput)), rrRateRatio: median(inv(ratio('sleeve', rrMean))), rrP99Ratio: median(ratio('sleeve', rrP99)) },
+    fastpath: { tcpRatio: median(ratio('fastpath', tput)), rrRateRatio: median(inv(ratio('fastpath', rrMean))), rrP50Ratio: median(ratio('fastpath', rrP50)), rrP99Ratio: median(ratio('fastpath', rrP99)) },
+    sleeve: { tcpRatio: median(ratio('sleeve', tput)), rrRateRatio: median(inv(ratio('sleeve', rrMean))), rrP50Ratio: median(ratio('sleeve', rrP50)), rrP99Ratio: median(ratio('sleeve', rrP99)) },
   };
   const loadRows = (['fastpath', 'sleeve'] as const).map((p) => {
     const name = p === 'fastpath' ? 'n1 → n2, fast path' : 'n1 → n3, sleeve';
     return (
       `| ${name} | ${fmt(med(p, 'before', tput))} · ${fmt(med(p, 'load', tput))} · ${fmt(med(p, 'after', tput))} | **${fmt(summary[p].tcpRatio)}** | ` +
       `${fmt(med(p, 'before', rrMean), 0)} · ${fmt(med(p, 'load', rrMean), 0)} · ${fmt(med(p, 'after', rrMean), 0)} | **${fmt(summary[p].rrRateRatio)}** | ` +
+      `${fmt(med(p, 'before', rrP50), 0)} · ${fmt(med(p, 'load', rrP50), 0)} · ${fmt(med(p, 'after', rrP50), 0)} (${fmt(summary[p].rrP50Ratio)}) | ` +
       `${fmt(med(p, 'before', rrP99), 0)} · ${fmt(med(p, 'load', rrP99), 0)} · ${fmt(med(p, 'after', rrP99), 0)} |`
     );
   });
@@ -514,8 +516,8 @@ function report(o: PolicyBenchOptions, creates: ChangeSample[], deletes: ChangeS
       `the 1,000 Pod objects are in the API in every state, spread over the 3 nodes, so each router isolates ~333 of them. In force: every router lists the policies and its last transaction is 1 s old (p50 ${fmt(inForce.p50, 0)} ms after the first create). ` +
       `Ratio: with the load / mean of the two without, per round, median; latency ratio as rates (mean round trip without / with). TCP: iperf3, 1 stream, ${o.seconds} s; request-response: 1 byte each way on one TCP connection, ${RR_ROUND_TRIPS} round trips (Node on both ends).`,
     '',
-    '| path | TCP Gbit/s (none · load · none) | ratio | request-response mean µs (none · load · none) | rate ratio | p99 µs (none · load · none) |',
-    '|---|---|---|---|---|---|',
+    '| path | TCP Gbit/s (none · load · none) | ratio | request-response mean µs (none · load · none) | rate ratio | p50 µs (none · load · none) (p50 load / none) | p99 µs (none · load · none) |',
+    '|---|---|---|---|---|---|---|',
     ...loadRows,
     '',
     `While the 100 policies went in: created in ${fmt(median(rounds.map((r) => r.createdMs)), 0)} ms, in force on every router after ${fmt(inForce.p50, 0)} ms (p50; gone again after ${fmt(median(rounds.map((r) => r.goneMs)), 0)} ms); ` +
