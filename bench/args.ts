@@ -4,27 +4,30 @@
  */
 import { parseArgs } from 'node:util';
 
-export const SUITES = ['sleeve', 'mesh', 'fastpath', 'gossip', 'ipam', 'ipam-sim', 'cni', 'kubernetes'] as const;
+export const SUITES = ['sleeve', 'mesh', 'fastpath', 'gossip', 'ipam', 'ipam-sim', 'cni', 'kubernetes', 'policy'] as const;
 export type Suite = (typeof SUITES)[number];
 
 export const BENCH_USAGE =
   'usage: npm run bench -- [--suite all|' +
   SUITES.join('|') +
-  '] [--runs N] [--seconds S] [--quick] [--br-netfilter] [--fresh-identity]\n' +
-  '  --runs N  runs per suite (default 3; kubernetes 20), --quick fewer (1; kubernetes 3)\n' +
-  '  --fresh-identity  kubernetes: a new state dir (identity) for the joining router each run';
+  '] [--runs N] [--seconds S] [--quick] [--br-netfilter] [--fresh-identity] [--load-rounds N]\n' +
+  '  --runs N  runs per suite (default 3; kubernetes and policy 20), --quick fewer (1; kubernetes and policy 3)\n' +
+  '  --fresh-identity  kubernetes: a new state dir (identity) for the joining router each run\n' +
+  '  --load-rounds N  policy: rounds of traffic without and with 100 policies (default 3, --quick 1)';
 
 export interface BenchArgs {
   suites: Suite[];
   seconds: number;
   brNetfilter: boolean;
   freshIdentity: boolean;
+  /** policy: rounds of the throughput and latency comparison (none, 100 policies, none). */
+  loadRounds: number;
   /** Runs of one suite: --runs when given, else the suite's default (or --quick's). */
   runsOf: (suite: Suite) => number;
 }
 
 /** Defaults per suite: [runs, runs with --quick]. */
-const DEFAULT_RUNS: Partial<Record<Suite, [number, number]>> = { kubernetes: [20, 3] };
+const DEFAULT_RUNS: Partial<Record<Suite, [number, number]>> = { kubernetes: [20, 3], policy: [20, 3] };
 
 /** Parses `argv` (without node and the script); throws an Error naming the bad argument. */
 export function parseBenchArgs(argv: string[]): BenchArgs {
@@ -37,6 +40,7 @@ export function parseBenchArgs(argv: string[]): BenchArgs {
       'br-netfilter': { type: 'boolean', default: false },
       'fresh-identity': { type: 'boolean', default: false },
       quick: { type: 'boolean', default: false },
+      'load-rounds': { type: 'string' },
     },
   });
   const whole = (flag: string, text: string): number => {
@@ -54,6 +58,7 @@ export function parseBenchArgs(argv: string[]): BenchArgs {
     seconds,
     brNetfilter: values['br-netfilter'] === true,
     freshIdentity: values['fresh-identity'] === true,
+    loadRounds: values['load-rounds'] === undefined ? (quick ? 1 : 3) : whole('--load-rounds', values['load-rounds']),
     runsOf: (s) => {
       if (runs !== undefined) return runs;
       const [normal, fewer] = DEFAULT_RUNS[s] ?? [3, 1];

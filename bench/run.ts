@@ -3,8 +3,8 @@
  * flock /tmp/weft-bench.lock. Writes bench/results/<suite>-<date>.json and .md and prints both.
  *
  *   WEFT_SIM_PEERS / WEFT_SIM_OPERATIONS size the ipam-sim suite (default 1,000 / 100,000).
- *   npm run bench -- [--runs N] [--seconds S] [--suite all|sleeve|mesh|fastpath|gossip|ipam|ipam-sim|cni|kubernetes] [--br-netfilter] [--quick] [--fresh-identity]
- *   (bench/args.ts: runs default to 3, 20 for kubernetes; --quick 1, 3 for kubernetes)
+ *   npm run bench -- [--runs N] [--seconds S] [--suite all|sleeve|mesh|fastpath|gossip|ipam|ipam-sim|cni|kubernetes|policy] [--br-netfilter] [--quick] [--fresh-identity] [--load-rounds N]
+ *   (bench/args.ts: runs default to 3, 20 for kubernetes and policy; --quick 1, 3 for kubernetes and policy)
  */
 import { mkdirSync, writeFileSync } from 'node:fs';
 import { cpus, release } from 'node:os';
@@ -20,6 +20,7 @@ import { runIpamSuite } from './suites/ipam.js';
 import { runIpamSim } from '../sim/ipam-sim.js';
 import { runCniSuite } from './suites/cni.js';
 import { runKubernetesSuite } from './suites/kubernetes.js';
+import { runPolicySuite } from './suites/policy.js';
 
 let args: BenchArgs;
 try {
@@ -99,6 +100,10 @@ for (const suite of args.suites) {
     log(`kubernetes suite: ${runs} run(s) of a Node joining and a Node deleted, 3 routers in Kubernetes mode against the fake API server`);
     const r = await runKubernetesSuite({ runs, freshIdentity: args.freshIdentity, log });
     write(`kubernetes${args.freshIdentity ? '-fresh-identity' : ''}`, runs, r.json, [`${header}; ${runs} run(s).`, '', r.markdown, ''].join('\n'));
+  } else if (suite === 'policy') {
+    log(`policy suite: ${runs} run(s) of a NetworkPolicy created and deleted, ${args.loadRounds} round(s) of traffic without and with 100 policies (${seconds} s TCP tests), 3 routers in Kubernetes mode`);
+    const r = await runPolicySuite({ runs, loadRounds: args.loadRounds, seconds, log });
+    write('policy', runs, r.json, [`${header}; ${runs} run(s), ${args.loadRounds} load round(s).`, '', r.markdown, '', ...r.goals.map((g) => `- ${g}`), ''].join('\n'));
   } else {
     log('gossip suite: in-process simulation of 1,000 peers (no sockets, simulated clock)');
     const r = await runGossipSim({});

@@ -35,3 +35,35 @@ export function summarize(xs: readonly number[]): Summary {
   if (v.length === 0) return { n: 0, p50: NaN, p99: NaN, min: NaN, max: NaN };
   return { n: v.length, p50: pctl(v, 50), p99: pctl(v, 99), min: Math.min(...v), max: Math.max(...v) };
 }
+
+/** One probe of a prober: when it was sent (wall ms) and whether it was answered. */
+export interface ProbeSample {
+  sentMs: number;
+  ok: boolean;
+}
+
+/** When a change took effect, as a prober saw it (ms after the change, `fromMs`). */
+export interface Settled {
+  /** The first probe of the final streak: the change took effect at or before it was sent. */
+  atMs: number;
+  /** The last probe of the other state before the streak (NaN when none): the change took effect after it was sent. */
+  afterMs: number;
+}
+
+/**
+ * When the probes of one target settled in state `want` (answered or not) after a change at
+ * `fromMs`: the final streak of `want` probes (in the order sent), if it began after `fromMs`
+ * and spans at least `holdMs` of send times; undefined while it does not (not settled yet, or
+ * the state was already `want` at the change). Probes still in flight are not in `samples`, so a
+ * streak is only as recent as its slowest answer.
+ */
+export function settledAt(samples: readonly ProbeSample[], fromMs: number, want: boolean, holdMs: number): Settled | undefined {
+  const v = [...samples].sort((a, b) => a.sentMs - b.sentMs);
+  let i = v.length;
+  while (i > 0 && v[i - 1]!.ok === want) i--;
+  if (i === v.length) return undefined;
+  const first = v[i]!;
+  const last = v[v.length - 1]!;
+  if (i === 0 || first.sentMs < fromMs || last.sentMs - first.sentMs < holdMs) return undefined;
+  return { atMs: first.sentMs - fromMs, afterMs: v[i - 1]!.sentMs - fromMs };
+}

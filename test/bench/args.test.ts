@@ -19,18 +19,32 @@ describe('npm run bench arguments', () => {
     expect(a.seconds).toBe(seconds);
   });
 
+  it.each([
+    { argv: ['--suite', 'policy'], runs: 20, loadRounds: 3 },
+    { argv: ['--suite', 'policy', '--quick'], runs: 3, loadRounds: 1 },
+    { argv: ['--suite', 'policy', '--runs', '5'], runs: 5, loadRounds: 3 },
+    { argv: ['--suite', 'policy', '--runs', '3', '--load-rounds', '2'], runs: 3, loadRounds: 2 },
+    { argv: ['--suite', 'policy', '--quick', '--load-rounds', '4'], runs: 3, loadRounds: 4 },
+  ])('policy: $argv → $runs runs, $loadRounds load rounds', ({ argv, runs, loadRounds }) => {
+    const a = parseBenchArgs(argv);
+    expect(a.suites).toEqual(['policy']);
+    expect(a.runsOf('policy')).toBe(runs);
+    expect(a.loadRounds).toBe(loadRounds);
+  });
+
   it('flags: --br-netfilter, --fresh-identity', () => {
     expect(parseBenchArgs([])).toMatchObject({ brNetfilter: false, freshIdentity: false });
     expect(parseBenchArgs(['--br-netfilter', '--fresh-identity'])).toMatchObject({ brNetfilter: true, freshIdentity: true });
   });
 
   it.each([
-    { argv: ['--suite', 'kube'], error: /unknown suite "kube" \(known: all, sleeve, .*kubernetes\)/ },
+    { argv: ['--suite', 'kube'], error: /unknown suite "kube" \(known: all, sleeve, .*kubernetes, policy\)/ },
     { argv: ['--runs', '0'], error: /--runs "0" is not a whole number of at least 1/ },
     { argv: ['--runs', 'abc'], error: /--runs "abc"/ },
     { argv: ['--runs', '2.5'], error: /--runs "2.5"/ },
     { argv: ['--seconds=-1'], error: /--seconds "-1"/ },
     { argv: ['--rns', '3'], error: /Unknown option '--rns'/ },
+    { argv: ['--load-rounds', '0'], error: /--load-rounds "0" is not a whole number of at least 1/ },
   ])('$argv is refused', ({ argv, error }) => {
     expect(() => parseBenchArgs(argv)).toThrow(error);
   });
