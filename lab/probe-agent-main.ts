@@ -104,14 +104,24 @@ function probeUdp(host: string, port: number, timeoutMs: number): Promise<{ verd
     const timer = setTimeout(() => finish({ verdict: 'dropped' }), timeoutMs);
     s.on('message', (m) => finish({ verdict: 'allowed', peer: m.toString('utf8').trim() }));
     s.on('error', (e: NodeJS.ErrnoException) => finish(e.code === 'ECONNREFUSED' ? { verdict: 'refused' } : { verdict: 'error', error: `${e.code ?? ''} ${e.message}` }));
-    s.connect(port, host, () => {
+    // A source port of its own per probe: an allowed earlier probe's conntrack entry (UDP stays
+    // "established" for 30 s or more) must not carry a later probe past a policy that denies it.
+    s.bind(nextUdpPort(), () => s.connect(port, host, () => {
       const send = () => s.send('probe', (e) => {
         if (e !== null && e !== undefined) finish((e as NodeJS.ErrnoException).code === 'ECONNREFUSED' ? { verdict: 'refused' } : { verdict: 'error', error: e.message });
       });
       send();
       interval = setInterval(send, 200);
-    });
+    }));
   });
+}
+
+/** UDP probes' source ports: 20,000 in turn from a random start, so no two probes within a run share one. */
+const UDP_PORTS = { first: 40_000, count: 20_000 };
+let udpTurn = Math.floor(Math.random() * UDP_PORTS.count);
+function nextUdpPort(): number {
+  udpTurn = (udpTurn + 1) % UDP_PORTS.count;
+  return UDP_PORTS.first + udpTurn;
 }
 
 async function main(): Promise<void> {
