@@ -21,8 +21,9 @@
  *                connection) from n1's client to the targets on n2 (fast path) and n3 (sleeve).
  *                Ratio: with policies / mean of the two without, in the same round.
  */
-import { request } from 'node:http';
-import type { StatusReport } from '../../src/api/types.js';
+import type { PolicyStatus, StatusReport } from '../../src/api/types.js';
+import type { KubeApiControl } from '../../lab/kube-api-control.js';
+import type { KubeKind } from '../../lab/kube-store.js';
 import { iperf3Tcp, WeftCluster, type LabPod, type LabProcess } from '../../lab/index.js';
 import { fmt, median, settledAt, summarize, type ProbeSample, type Settled, type Summary } from '../stats.js';
 import {
@@ -105,57 +106,24 @@ s.on('data', () => {
 });
 s.on('error', (e) => { process.stderr.write('rr: ' + e.message + '\\n'); process.exit(1); });`;
 
-/** The part of a router's status this suite reads (src/daemon/policy.ts, StatusReport.policy). */
-interface PolicyStatusLike {
-  policies: { namespace: string; name: string; selected: string[]; allowed: number; dropped: number }[];
-  applies: { full: number; elements: number };
-  lastApply: { kind: string; at: number; ms: number } | null;
-  problem: string | null;
-  source: { synced: boolean; error: string | null } | null;
+function policyStatus(s: StatusReport): PolicyStatus | undefined {
+  return s.policy?.enabled === true ? s.policy : undefined;
 }
 
-function policyStatus(s: StatusReport): PolicyStatusLike | undefined {
-  return (s as StatusReport & { policy?: PolicyStatusLike }).policy;
-}
-
-/**
- * The fake API server's control calls for Pods, Namespaces and NetworkPolicies (lab/kube-api-control.ts,
- * on the sources branch). Called by name through the control socket.
- */
+/** Pods, Namespaces and NetworkPolicies in the fake API server, through its control socket. */
 class PolicyObjects {
-  constructor(private readonly socket: string) {}
+  constructor(private readonly control: KubeApiControl) {}
 
   async create(o: KubeObjectLike): Promise<void> {
-    await controlCall(this.socket, 'createObject', [KINDS[o.kind]!, o]);
+    await this.control.createObject(KINDS[o.kind]!, o);
   }
 
   async delete(o: KubeObjectLike): Promise<void> {
-    await controlCall(this.socket, 'deleteObject', [KINDS[o.kind]!, o.metadata.name, o.metadata.namespace]);
+    await this.control.deleteObject(KINDS[o.kind]!, o.metadata.name, o.metadata.namespace);
   }
 }
 
-const KINDS: Record<string, string> = { Pod: 'pods', Namespace: 'namespaces', NetworkPolicy: 'networkpolicies' };
-
-function controlCall(socketPath: string, method: string, args: unknown[]): Promise<unknown> {
-  const body = JSON.stringify({ method, args });
-  return new Promise((resolve, reject) => {
-    const req = request({ socketPath, path: '/call', method: 'POST', headers: { 'Content-Type': 'application/json', 'Content-Length': Buffer.byteLength(body) } }, (res) => {
-      const chunks: Buffer[] = [];
-      res.on('data', (c: Buffer) => chunks.push(c));
-      res.on('end', () => {
-        try {
-          const reply = JSON.parse(Buffer.concat(chunks).toString('utf8')) as { result?: unknown; error?: { message: string } };
-          if (reply.error !== undefined) reject(new Error(`fake API server ${method}: ${reply.error.message}`));
-          else resolve(reply.result);
-        } catch (err) {
-          reject(new Error(`fake API server ${method}: unreadable answer`, { cause: err }));
-        }
-      });
-    });
-    req.on('error', reject);
-    req.end(body);
-  });
-}
+const KINDS: Record<string, KubeKind> = { Pod: 'pods', Namespace: 'namespaces', NetworkPolicy: 'networkpolicies' };
 
 /** Parses the prober's output: samples per target. */
 export function parseProbes(out: string, targets: number): ProbeSample[][] {
@@ -192,7 +160,7 @@ interface Bed {
   servers: LabProcess[];
 }
 
-async function applyStates(c: WeftCluster): Promise<(PolicyStatusLike | undefined)[]> {
+async function applyStates(c: WeftCluster): Promise<(PolicyStatus | undefined)[]> {
   return Promise.all(NODES.map(async (i) => policyStatus(await c.apiStatus(i))));
 }
 
@@ -392,7 +360,7 @@ export async function runPolicySuite(o: PolicyBenchOptions): Promise<{ json: obj
     if (c.lab.nodes[0]!.address !== '198.18.0.1' || c.lab.nodes[1]!.address !== '198.18.0.2') throw new Error(`the lab's node addresses changed: ${c.lab.nodes.map((n) => n.address).join(', ')}`);
     await c.waitEstablished(30_000);
     await c.waitPaths(WANTED_PATHS, 45_000);
-    const objects = new PolicyObjects(c.kube!.control.socketPath);
+    const objects = new PolicyObjects(c.kube!.control);
     const targets = NODES.map((i) => c.podsOn(i + 1).find((p) => p.name === 'p1')!);
     const clients = NODES.map((i) => c.podsOn(i + 1).find((p) => p.name === 'p2')!);
     await objects.create(namespaceObject(BENCH_NAMESPACE, { team: 'bench' }));

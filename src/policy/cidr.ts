@@ -8,6 +8,7 @@
  * skipped (`undefined`), so it can never reach nft's input.
  */
 import { isIPv4, isIPv6 } from 'node:net';
+import { addressToBigint, bigintToAddress } from '../core/net.js';
 
 export type IpFamily = 4 | 6;
 
@@ -29,54 +30,23 @@ function maxOf(family: IpFamily): bigint {
 
 /** The family and value of an address (no prefix length), or undefined when it is none. */
 export function parseAddress(text: string): { family: IpFamily; value: bigint } | undefined {
-  if (isIPv4(text)) {
-    const value = text.split('.').reduce((acc, b) => (acc << 8n) | BigInt(Number(b)), 0n);
-    return { family: 4, value };
-  }
+  if (isIPv4(text)) return { family: 4, value: addressToBigint(text, 4) };
   if (!isIPv6(text) || text.includes('%')) return undefined;
-  let t = text.toLowerCase();
-  const v4 = /(\d+)\.(\d+)\.(\d+)\.(\d+)$/.exec(t);
-  if (v4 !== null) {
-    const b = v4.slice(1).map(Number);
-    t = `${t.slice(0, v4.index)}${((b[0]! << 8) | b[1]!).toString(16)}:${((b[2]! << 8) | b[3]!).toString(16)}`;
-  }
-  const [head, tail] = t.split('::') as [string, string | undefined];
-  const h = head === '' ? [] : head.split(':');
-  const tl = tail === undefined || tail === '' ? [] : tail.split(':');
-  const groups = tail === undefined ? h : [...h, ...Array<string>(8 - h.length - tl.length).fill('0'), ...tl];
-  const value = groups.reduce((acc, g) => (acc << 16n) | BigInt(parseInt(g, 16)), 0n);
-  return { family: 6, value };
+  return { family: 6, value: addressToBigint(text, 6) };
 }
 
 /**
- * The canonical text of an address: dotted IPv4, or IPv6 as RFC 5952 (lower case, the longest run
- * of two or more zero groups as `::`, the first of equal runs) with the last 32 bits dotted in
- * `::ffff:a.b.c.d` and `::a.b.c.d` (not `::` or `::1`): what inet_ntop writes, so as nft lists it.
+ * The canonical text of an address: dotted IPv4, or IPv6 as RFC 5952 (core/net.ts) except that
+ * `::ffff:a.b.c.d` and `::a.b.c.d` (not `::` or `::1`) keep the last 32 bits dotted: what
+ * inet_ntop writes, so as nft lists it.
  */
 export function formatAddress(family: IpFamily, value: bigint): string {
-  if (family === 4) return [24n, 16n, 8n, 0n].map((s) => ((value >> s) & 0xffn).toString()).join('.');
-  const groups = Array.from({ length: 8 }, (_, i) => Number((value >> BigInt(112 - 16 * i)) & 0xffffn));
-  let best = -1;
-  let bestLen = 1;
-  for (let i = 0; i < 8; ) {
-    if (groups[i] !== 0) {
-      i++;
-      continue;
-    }
-    let j = i;
-    while (j < 8 && groups[j] === 0) j++;
-    if (j - i > bestLen) {
-      best = i;
-      bestLen = j - i;
-    }
-    i = j;
+  if (family === 6 && value >> 48n === 0n && value > 0xffffn) {
+    const mid = (value >> 32n) & 0xffffn;
+    if (mid === 0xffffn) return `::ffff:${bigintToAddress(value & 0xffffffffn, 4)}`;
+    if (mid === 0n) return `::${bigintToAddress(value, 4)}`;
   }
-  const hex = groups.map((g) => g.toString(16));
-  if (best === 0 && (bestLen === 6 || (bestLen === 5 && groups[5] === 0xffff))) {
-    return `::${bestLen === 5 ? 'ffff:' : ''}${formatAddress(4, value & 0xffffffffn)}`;
-  }
-  if (best < 0) return hex.join(':');
-  return `${hex.slice(0, best).join(':')}::${hex.slice(best + bestLen).join(':')}`;
+  return bigintToAddress(value, family);
 }
 
 /** An address in canonical form (see formatAddress), or undefined when the text is no address. */
