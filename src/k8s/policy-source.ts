@@ -38,6 +38,11 @@ interface Kept<T> {
   problems: PolicyObjectProblem[];
 }
 
+/** The same model and problems (the objects come from one parser: the same keys in the same order). */
+function sameKept<T>(a: Kept<T>, b: Kept<T>): boolean {
+  return JSON.stringify([a.value, a.problems]) === JSON.stringify([b.value, b.problems]);
+}
+
 export interface KubePolicySourceStatus {
   networkPolicies: ListWatchCounters;
   pods: ListWatchCounters;
@@ -46,6 +51,8 @@ export interface KubePolicySourceStatus {
   skipped: number;
   /** Objects refused since start (each bad version of an object once). */
   skippedTotal: number;
+  /** Changes of an object that left what policy reads of it as it was (no change for the engine). */
+  unchanged: number;
 }
 
 type Kind = 'NetworkPolicy' | 'Pod' | 'Namespace';
@@ -60,6 +67,7 @@ export class KubePolicySource implements PolicySource {
   private readonly logged = new Map<string, string>();
   private cached: PolicySnapshot | undefined;
   private skippedTotal = 0;
+  private unchanged = 0;
 
   constructor(components: KubePolicySourceComponents, init: KubePolicySourceInit = {}) {
     this.c = components;
@@ -116,7 +124,7 @@ export class KubePolicySource implements PolicySource {
 
   status(): KubePolicySourceStatus {
     const skipped = [this.policies, this.pods, this.namespaces].reduce((n, lw) => n + (lw as ListWatch<Kept<unknown>>).objects().filter((o) => o.value === undefined).length, 0);
-    return { networkPolicies: this.policies.status(), pods: this.pods.status(), namespaces: this.namespaces.status(), skipped, skippedTotal: this.skippedTotal };
+    return { networkPolicies: this.policies.status(), pods: this.pods.status(), namespaces: this.namespaces.status(), skipped, skippedTotal: this.skippedTotal, unchanged: this.unchanged };
   }
 
   private synced(): boolean {
@@ -141,6 +149,12 @@ export class KubePolicySource implements PolicySource {
 
   private onEvent<T>(kind: Kind, e: CacheEvent<Kept<T>>): void {
     const o = e.object;
+    // Most changes of a Pod (its conditions, its containers' states) change nothing policy reads:
+    // they must not cost the engine a compile.
+    if (e.type === 'modified' && sameKept(e.old, o)) {
+      this.unchanged++;
+      return;
+    }
     const id = `${kind} ${o.metadata.namespace === undefined || o.metadata.namespace === '' ? '' : `${o.metadata.namespace}/`}${o.metadata.name ?? ''}`;
     if (e.type === 'deleted' || o.problems.length === 0) {
       if (this.logged.delete(id) && e.type !== 'deleted') this.c.logger.info(`${id} is valid again and used`);

@@ -96,6 +96,21 @@ describe('KubePolicySource', () => {
     });
   });
 
+  it('a change of a Pod that policy does not read (its conditions) is no change for the engine; one it reads is', async () => {
+    f.api.createObject('pods', pod('p1', 'a', { app: 'x' }, '10.1.0.5'));
+    source = makeSource();
+    await source.start();
+    await until(() => source.snapshot() !== undefined);
+    const before = changes;
+    f.api.updateObject('pods', { ...pod('p1', 'a', { app: 'x' }, '10.1.0.5'), status: { phase: 'Running', podIP: '10.1.0.5', podIPs: [{ ip: '10.1.0.5' }], conditions: [{ type: 'Ready', status: 'True' }] } });
+    await until(() => source.status().unchanged === 1);
+    expect(changes).toBe(before);
+    f.api.updateObject('pods', pod('p1', 'a', { app: 'y' }, '10.1.0.5'));
+    await until(() => changes > before);
+    expect(source.snapshot()?.pods[0]?.labels).toEqual({ app: 'y' });
+    expect(source.status().unchanged).toBe(1);
+  });
+
   it('a bad object is skipped, listed and logged once; the others are used; fixed, it is used', async () => {
     f.api.createObject('networkpolicies', policy('good', 'a'));
     f.api.createObject('networkpolicies', policy('bad', 'a', { podSelector: {}, ingress: [{ ports: [{ port: 70000 }] }] }));
