@@ -170,6 +170,14 @@ export class PolicyLab {
   }
 
   /**
+   * One probe from `from` to any address (a Service's ClusterIP, say): the result as the agent saw
+   * it, `peer` being the name of the pod that answered (not checked against anything).
+   */
+  async probeAddress(from: string, host: string, kind: Omit<ProbeKind, 'family'>, timeoutMs = 1500): Promise<ProbeResult> {
+    return (await agentCall(this.pod(from).control, { op: 'probe', host, port: kind.port, proto: kind.proto, timeoutMs }, timeoutMs + 5000)) as unknown as ProbeResult;
+  }
+
+  /**
    * Probes every ordered pair of distinct pods (those `pairs` keeps) with every kind, all at once,
    * and returns the rows with what `expect` says (true: allowed, false: dropped).
    */
