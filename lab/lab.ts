@@ -163,6 +163,16 @@ export class Lab {
   }
 
   /**
+   * An empty network namespace `<prefix>-<suffix>` of this lab (loopback up), for a pod that
+   * something else wires (e.g. a real CNI ADD); removed by `destroy` like the others.
+   */
+  async addBareNamespace(suffix: string): Promise<{ ns: string; nsPath: string }> {
+    const ns = `${this.prefix}-${suffix}`;
+    await this.addNs(ns);
+    return { ns, nsPath: `/var/run/netns/${ns}` };
+  }
+
+  /**
    * Adds a pod namespace on `node` (a LabNode or its index): the bridge is created on first use, a
    * veth pair joins it (host end `vp<j>` on the bridge, pod end `eth0`), addresses are added
    * without DAD so IPv6 works at once.

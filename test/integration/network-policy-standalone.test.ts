@@ -27,7 +27,6 @@ import { join } from 'node:path';
 import { dump } from 'js-yaml';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { callPlugin } from '../../lab/cni-node.js';
-import { deleteNamespace } from '../../lab/registry.js';
 import { WeftCluster } from '../../lab/weft-cluster.js';
 import {
   PolicyLab,
@@ -42,7 +41,6 @@ import {
 } from '../../lab/netpol-lab.js';
 import { installCni, type Installed } from '../../src/cni/install.js';
 import { packageRoot } from '../../src/core/paths.js';
-import { run } from '../../src/platform/linux/run.js';
 import { until } from './helpers.js';
 
 const isRoot = process.getuid?.() === 0;
@@ -162,7 +160,6 @@ describe.skipIf(!isRoot)('NetworkPolicy in standalone mode: 2 routers with --pol
   let lab: PolicyLab;
   let files: PolicyFiles;
   let dir: string;
-  const podNs: string[] = [];
   const plugins: Installed[] = [];
   let inForce: KubeManifest[] = [];
 
@@ -208,9 +205,7 @@ describe.skipIf(!isRoot)('NetworkPolicy in standalone mode: 2 routers with --pol
   let seq = 0;
   /** A pod through the real plugin: a netns, then ADD with the pod's identity in CNI_ARGS. */
   const cniPod = async (spec: PolicyLabPodSpec) => {
-    const ns = `${c.lab.prefix}-sp${++seq}`;
-    await run('ip', ['netns', 'add', ns]);
-    podNs.push(ns);
+    const { ns, nsPath } = await c.lab.addBareNamespace(`sp${++seq}`);
     const installed = plugins[spec.node]!;
     const list = JSON.parse(readFileSync(installed.conflist, 'utf8')) as { cniVersion: string; name: string; plugins: Record<string, unknown>[] };
     const entry = list.plugins.find((p) => p.type === 'weft')!;
@@ -221,7 +216,7 @@ describe.skipIf(!isRoot)('NetworkPolicy in standalone mode: 2 routers with --pol
       'ADD',
       {
         containerId,
-        netns: `/var/run/netns/${ns}`,
+        netns: nsPath,
         args: `IgnoreUnknown=1;K8S_POD_NAMESPACE=${spec.namespace};K8S_POD_NAME=${spec.name};K8S_POD_INFRA_CONTAINER_ID=${containerId}`,
         config: { ...entry, name: list.name, cniVersion: list.cniVersion },
       },
@@ -262,7 +257,6 @@ describe.skipIf(!isRoot)('NetworkPolicy in standalone mode: 2 routers with --pol
 
   afterAll(async () => {
     await c?.destroy();
-    for (const ns of podNs) await deleteNamespace(ns).catch(() => undefined);
     if (dir !== undefined) rmSync(dir, { recursive: true, force: true });
   });
 
