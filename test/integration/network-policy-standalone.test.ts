@@ -24,7 +24,6 @@ import { randomBytes } from 'node:crypto';
 import { mkdirSync, mkdtempSync, readFileSync, renameSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { dump } from 'js-yaml';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { callPlugin } from '../../lab/cni-node.js';
 import { WeftCluster } from '../../lab/weft-cluster.js';
@@ -139,7 +138,8 @@ class PolicyFiles implements PolicyObjectWriter {
       delete local['status'];
       return local;
     });
-    return docs.map((d) => `---\n${dump(d)}`).join('') + this.extra;
+    // JSON is YAML (flow style): one document each.
+    return docs.map((d) => `---\n${JSON.stringify(d, null, 2)}\n`).join('') + this.extra;
   }
 
   write(): void {
