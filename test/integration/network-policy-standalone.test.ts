@@ -205,11 +205,12 @@ describe.skipIf(!isRoot)('NetworkPolicy in standalone mode: 2 routers with --pol
   let seq = 0;
   /** A pod through the real plugin: a netns, then ADD with the pod's identity in CNI_ARGS. */
   const cniPod = async (spec: PolicyLabPodSpec) => {
-    const { ns, nsPath } = await c.lab.addBareNamespace(`sp${++seq}`);
+    // A lab name (n<node>p<j>), so the lab deletes it; the lab's own pods (none here) would be p1, p2...
+    const { ns, nsPath } = await c.lab.addBareNamespace(`n${spec.node + 1}p${50 + ++seq}`);
     const installed = plugins[spec.node]!;
     const list = JSON.parse(readFileSync(installed.conflist, 'utf8')) as { cniVersion: string; name: string; plugins: Record<string, unknown>[] };
     const entry = list.plugins.find((p) => p.type === 'weft')!;
-    const containerId = `sp${seq}${randomBytes(8).toString('hex')}`;
+    const containerId = `np${seq}${randomBytes(8).toString('hex')}`;
     const res = await callPlugin(
       c.lab.nodes[spec.node]!.ns,
       installed.plugin,
