@@ -16,7 +16,7 @@ import { LabError } from './errors.js';
 import { claimPrefix, podInitProblems, validateInit, validMtu, type LabInit, type PodInit } from './lab-config.js';
 import { blockAllRules, blockUdpRules, dropLargeUdpRules, faultScript, udpLossRules } from './faults.js';
 import { execIn, spawnIn, type ExecOptions, type ExecResult, type LabProcess, type SpawnOptions, type TrackedProcess } from './lab-process.js';
-import { cleanupStale, deleteNamespace, namespacePids, RANDOM_PREFIX_NS, releasePrefix } from './registry.js';
+import { cleanupStale, deleteNamespace, LAB_NS_NAME, namespacePids, RANDOM_PREFIX_NS, releasePrefix } from './registry.js';
 
 export interface LabNode {
   /** 0-based position in `lab.nodes`. */
@@ -160,6 +160,18 @@ export class Lab {
     this.processes.add(p);
     this.log(`spawned pid ${p.pid} in ${ns}: ${argv.join(' ')}`);
     return p;
+  }
+
+  /**
+   * An empty network namespace `<prefix>-<suffix>` of this lab (loopback up), for a pod that
+   * something else wires (e.g. a real CNI ADD); removed by `destroy` like the others. The name
+   * must be a lab name (LAB_NS_NAME, e.g. suffix `n1p7`), or destroy could not delete it.
+   */
+  async addBareNamespace(suffix: string): Promise<{ ns: string; nsPath: string }> {
+    const ns = `${this.prefix}-${suffix}`;
+    if (!LAB_NS_NAME.test(ns)) throw new LabError(`namespace name "${ns}" is not a lab name (${String(LAB_NS_NAME)}): destroy could not delete it`);
+    await this.addNs(ns);
+    return { ns, nsPath: `/var/run/netns/${ns}` };
   }
 
   /**

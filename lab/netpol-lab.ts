@@ -1,5 +1,6 @@
 /**
- * A NetworkPolicy lab on a WeftCluster in Kubernetes mode: pods in several namespaces, each with
+ * A NetworkPolicy lab on a WeftCluster (Kubernetes mode, or standalone with `makePod` and a
+ * writer of policy files): pods in several namespaces, each with
  * labels, named container ports, an IPv4 and an IPv6 address, a Pod object in the fake API server
  * (spec.nodeName, status.podIPs, containers[].ports) and a probe agent (probe-agent-main.ts)
  * serving TCP and UDP on a few ports; Namespace objects with labels; and probes between pods,
@@ -60,6 +61,18 @@ export interface PolicyLabInit {
   udp: number[];
   /** The agents' echo port for long-lived connections (`hold`). */
   echo: number;
+  /**
+   * Makes a pod's network namespace and addresses some other way than the lab's static veth (e.g.
+   * a real CNI ADD); default: `lab.addPod` with pod j on node i at 10.40.i.(100+j).
+   */
+  makePod?: (spec: PolicyLabPodSpec) => Promise<PolicyLabPodNetwork>;
+}
+
+/** A pod's network: its namespace (where its agent runs) and addresses (without prefix length). */
+export interface PolicyLabPodNetwork {
+  ns: string;
+  ipv4: string;
+  ipv6: string;
 }
 
 /** One Kubernetes object as the API holds it (apiVersion, kind, metadata, spec, status). */
@@ -77,7 +90,10 @@ export interface PolicyObjectWriter {
 export interface PolicyLabPod extends PolicyLabPodSpec {
   /** `namespace/name`. */
   key: string;
-  lab: LabPod;
+  /** The lab's pod, when the lab made it (not with `makePod`). */
+  lab: LabPod | undefined;
+  /** Its network namespace. */
+  ns: string;
   ipv4: string;
   ipv6: string;
   control: string;
@@ -119,16 +135,23 @@ export class PolicyLab {
     const perNode = new Map<number, number>();
     const pods: PolicyLabPod[] = [];
     for (const spec of init.pods) {
-      const j = (perNode.get(spec.node) ?? 0) + 1;
-      perNode.set(spec.node, j);
-      const a = podAddress(spec.node + 1, 100 + j);
-      const lab = await cluster.lab.addPod(cluster.lab.nodes[spec.node]!, { name: `${spec.namespace}-${spec.name}`, ipv4: `${a.ipv4}/16`, ipv6: `${a.ipv6}/64`, mac: a.mac, mtu: cluster.overlayMtu });
+      let lab: LabPod | undefined;
+      let net: PolicyLabPodNetwork;
+      if (init.makePod !== undefined) {
+        net = await init.makePod(spec);
+      } else {
+        const j = (perNode.get(spec.node) ?? 0) + 1;
+        perNode.set(spec.node, j);
+        const a = podAddress(spec.node + 1, 100 + j);
+        lab = await cluster.lab.addPod(cluster.lab.nodes[spec.node]!, { name: `${spec.namespace}-${spec.name}`, ipv4: `${a.ipv4}/16`, ipv6: `${a.ipv6}/64`, mac: a.mac, mtu: cluster.overlayMtu });
+        net = { ns: lab.ns, ipv4: a.ipv4, ipv6: a.ipv6 };
+      }
       const control = join(cluster.dir, `agent-${spec.namespace}-${spec.name}.sock`);
       const key = `${spec.namespace}/${spec.name}`;
-      const agent = cluster.lab.spawn(lab.ns, [
+      const agent = cluster.lab.spawn(net.ns, [
         process.execPath, agentMain, '--name', key, '--control', control, '--tcp', init.tcp.join(','), '--udp', init.udp.join(','), '--echo', String(init.echo),
       ]);
-      pods.push({ ...spec, key, lab, ipv4: a.ipv4, ipv6: a.ipv6, control, agent });
+      pods.push({ ...spec, key, lab, ns: net.ns, ipv4: net.ipv4, ipv6: net.ipv6, control, agent });
     }
     for (const p of pods) await waitReady(p);
     for (const p of pods) await objects.put(podManifest(p, cluster.lab.nodes[p.node]!.name));
