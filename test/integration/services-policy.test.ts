@@ -106,7 +106,7 @@ describe.skipIf(!isRoot).each([
     });
     // Each node's gateway on its bridge; the pods route the Service range through it.
     for (const [i, node] of c.lab.nodes.entries()) await c.lab.exec(node.ns, ['ip', 'addr', 'add', `10.40.${i + 1}.1/16`, 'dev', 'weft']);
-    for (const p of lab.pods) await c.lab.exec(p.lab.ns, ['ip', 'route', 'add', '10.96.0.0/16', 'via', `10.40.${p.node + 1}.1`]);
+    for (const p of lab.pods) await c.lab.exec(p.ns, ['ip', 'route', 'add', '10.96.0.0/16', 'via', `10.40.${p.node + 1}.1`]);
     const at = (pod: string) => [{ ip: lab.pod(name(pod)).ipv4, port: 80 }];
     const services: KubeServicePort[] = (['tcp', 'udp'] as const).flatMap((protocol) => [
       { namespace: 's', name: 'self', portName: protocol, protocol, clusterIP: SERVICE.self, port: 80, endpoints: at('p') },
