@@ -18,7 +18,7 @@ import type { Clock, TimerHandle } from '../core/clock.js';
 import { describeError } from '../core/errors.js';
 import type { Logger } from '../core/logger.js';
 import type { Startable } from '../core/startable.js';
-import type { NftScripts } from '../platform/nft.js';
+import type { Nft, NftScripts } from '../platform/nft.js';
 import type { Sysctl } from '../platform/sysctl.js';
 import { compilePolicy, NODE_COUNTERS } from '../policy/compile.js';
 import { podKey, POLICY_FAMILY, POLICY_TABLE, type CompiledPolicy, type PolicyModel, type PolicyNamespace, type PolicyPod, type PolicySnapshot, type PolicySource } from '../policy/model.js';
@@ -42,7 +42,8 @@ export const BRIDGE_NETFILTER = [
 ];
 
 export interface PolicyEngineComponents {
-  nft: NftScripts;
+  /** Transactions and the table read back (`NftScripts`); its named counters alone (`Nft.counters`: no set elements, cheap at any size). */
+  nft: NftScripts & Pick<Nft, 'counters'>;
   source: PolicySource;
   clock: Clock;
   logger: Logger;
@@ -74,6 +75,15 @@ export interface PolicyEngineInit {
   attachWaitMs?: number;
   /** A failed transaction is retried after this (default 2 s). */
   retryMs?: number;
+  /**
+   * Up to this many set elements the check reads every set back each time; a bigger table is read
+   * back whole every `fullCheckEvery`-th check only (reading and comparing 65,000 elements costs
+   * the router's one thread about 100 ms, and the sleeve runs on that thread), its presence and
+   * counters every time. Default 5,000.
+   */
+  fullCheckElements?: number;
+  /** Default 6 (with the 10 s check: a big table's sets are compared every minute). */
+  fullCheckEvery?: number;
 }
 
 const TABLE = `${POLICY_FAMILY} ${POLICY_TABLE}`;
@@ -113,10 +123,11 @@ export class PolicyEngine implements Startable {
   /** Sets nft lists otherwise than they were written (seen again right after our own rewrite). */
   private readonly kernelForm = new Map<string, { want: string; have: string }>();
   private readonly listeners: ((kind: 'full' | 'elements') => void)[] = [];
+  private checks = 0;
 
   constructor(components: PolicyEngineComponents, init: PolicyEngineInit) {
     this.components = components;
-    this.init = { checkMs: 10_000, attachWaitMs: 3000, retryMs: 2000, ...init };
+    this.init = { checkMs: 10_000, attachWaitMs: 3000, retryMs: 2000, fullCheckElements: 5000, fullCheckEvery: 6, ...init };
     this.compile = components.compile ?? compilePolicy;
   }
 
@@ -192,16 +203,21 @@ export class PolicyEngine implements Startable {
 
   /** Re-reads the counters (for status and metrics); callers at the same time share one read. */
   refreshCounters(): Promise<void> {
-    this.reading ??= this.components.nft
-      .listTable(POLICY_FAMILY, POLICY_TABLE)
-      .then((items) => {
-        if (items !== undefined) this.counters = readPolicyTable(items).counters;
+    this.reading ??= this.readCounters()
+      .then((counters) => {
+        if (counters !== undefined) this.counters = counters;
       })
       .catch((err: unknown) => this.components.logger.debug('cannot read the policy table counters', { err: describeError(err) }))
       .finally(() => {
         this.reading = undefined;
       });
     return this.reading;
+  }
+
+  /** The table's named counters (`list counters`: no set elements); undefined when the table has none (it is missing). */
+  private async readCounters(): Promise<Map<string, { packets: number; bytes: number }> | undefined> {
+    const mine = (await this.components.nft.counters()).filter((c) => c.family === POLICY_FAMILY && c.table === POLICY_TABLE);
+    return mine.length === 0 ? undefined : new Map(mine.map((c) => [c.name, { packets: c.packets, bytes: c.bytes }]));
   }
 
   status(): PolicyStatus {
@@ -355,24 +371,31 @@ export class PolicyEngine implements Startable {
     this.dropGone();
     const applied = this.applied;
     if (applied === undefined) return; // nothing written yet: the previous run's rules stand
+    const elements = applied.sets.reduce((n, x) => n + x.elements.length, 0);
+    const whole = elements <= this.init.fullCheckElements || this.checks++ % this.init.fullCheckEvery === 0;
     let reading: PolicyTableReading | undefined;
     let items: unknown[] | undefined;
+    let counters: Map<string, { packets: number; bytes: number }> | undefined;
     try {
-      items = await this.components.nft.listTable(POLICY_FAMILY, POLICY_TABLE);
-      reading = items === undefined ? undefined : readPolicyTable(items);
+      if (whole) {
+        items = await this.components.nft.listTable(POLICY_FAMILY, POLICY_TABLE);
+        reading = items === undefined ? undefined : readPolicyTable(items);
+        counters = reading?.counters;
+      } else counters = await this.readCounters();
     } catch (err) {
       this.components.logger.debug('cannot read the policy table', { err: describeError(err) });
       return;
     }
     // A transaction under way or asked for will change the table: the next check looks again.
     if (this.writing !== undefined || this.dirty || this.applied !== applied) return;
-    if (reading === undefined || items === undefined) {
+    if (counters === undefined) {
       this.components.logger.warn('the policy table is missing; rewriting it', { table: TABLE });
       this.needFull = true;
       void this.request();
       return;
     }
-    this.counters = reading.counters;
+    this.counters = counters;
+    if (reading === undefined || items === undefined) return; // a big table: its sets at a later check
     if (this.components.readSets !== undefined) reading.sets = this.components.readSets(items);
     const differ = this.differingSets(applied, reading);
     if (differ.length > 0) {

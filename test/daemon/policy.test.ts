@@ -103,7 +103,14 @@ interface Rig {
 }
 
 function rig(
-  opts: { nft?: GatedNft; attachments?: AttachmentStore; compile?: (m: PolicyModel) => CompiledPolicy; logger?: typeof silentLogger; live?: () => { containerId: string; ifName: string }[] | undefined } = {},
+  opts: {
+    nft?: GatedNft;
+    attachments?: AttachmentStore;
+    compile?: (m: PolicyModel) => CompiledPolicy;
+    logger?: typeof silentLogger;
+    live?: () => { containerId: string; ifName: string }[] | undefined;
+    init?: { fullCheckElements?: number; fullCheckEvery?: number };
+  } = {},
 ): Rig {
   const nft = opts.nft ?? new GatedNft();
   const source = new FakeSource();
@@ -125,7 +132,7 @@ function rig(
       attachments: opts.attachments ?? new MemoryAttachmentStore(),
       ...(opts.live === undefined ? {} : { live: opts.live }),
     },
-    { nodeName: 'n1' },
+    { nodeName: 'n1', ...opts.init },
   );
   return { nft, source, clock, engine, fulls };
 }
@@ -320,6 +327,39 @@ describe('PolicyEngine', () => {
     r.clock.advance(10_000);
     await flush();
     expect(r.nft.scripts).toHaveLength(4); // whole again: nothing to do
+    await r.engine.stop();
+  });
+
+  it('a big table: the check reads its counters each time (a deleted table is rewritten at once) and its sets every n-th time only', async () => {
+    const r = rig({ init: { fullCheckElements: 0, fullCheckEvery: 3 } });
+    r.source.snap = snapshot([policy('a', 'deny')], [pod('a', 'x', ['10.1.0.1'])]);
+    await r.engine.start();
+    expect(r.nft.scripts).toHaveLength(1);
+    const lists = (): number => r.nft.listCalls;
+    // Check 1 reads the whole table (sets equal), checks 2 and 3 the counters only.
+    r.clock.advance(10_000);
+    await flush();
+    const afterWhole = lists();
+    await r.nft.apply(`delete element ${T} p_a_deny_pods { 10.1.0.1 }\n`);
+    r.clock.advance(10_000);
+    await flush();
+    r.clock.advance(10_000);
+    await flush();
+    expect(lists()).toBe(afterWhole); // no set read: the change is not seen yet
+    expect(r.nft.scripts).toHaveLength(2); // only the tampering itself
+    // Check 4 reads the whole table again and finds the set changed.
+    r.clock.advance(10_000);
+    await flush();
+    expect(lists()).toBe(afterWhole + 1);
+    expect(r.nft.scripts).toHaveLength(3);
+    expect(isFull(r.nft.scripts[2]!)).toBe(true);
+    expect(r.nft.elements(T, 'p_a_deny_pods')).toEqual(['10.1.0.1']);
+    // A deleted table is seen from its counters, at the very next check.
+    await r.nft.deleteTable('inet', 'weft-policy');
+    r.clock.advance(10_000);
+    await flush();
+    expect(r.nft.scripts).toHaveLength(4);
+    expect(r.nft.elements(T, 'p_a_deny_pods')).toEqual(['10.1.0.1']);
     await r.engine.stop();
   });
 
