@@ -173,6 +173,8 @@ describe('ADD', () => {
   it.each([
     ['both keys', 'K8S_POD_NAMESPACE=team-a;K8S_POD_NAME=web-7f9c.x', { namespace: 'team-a', name: 'web-7f9c.x' }],
     ['neither key (not a Kubernetes pod)', 'IgnoreUnknown=1', undefined],
+    // podman's CNI_ARGS: its container name (any text podman allows) and no namespace
+    ['K8S_POD_NAME alone, as podman passes it', 'IgnoreUnknown=1;K8S_POD_NAME=My_Container', undefined],
     ['no CNI_ARGS', undefined, undefined],
   ])("the pod's identity from CNI_ARGS: %s", async (_what, args, pod) => {
     const r = await invoke(links, env('ADD', { CNI_ARGS: args }), conf());
@@ -187,7 +189,6 @@ describe('ADD', () => {
     ['a namespace of 64 characters', `K8S_POD_NAMESPACE=${'a'.repeat(64)};K8S_POD_NAME=a`, /CNI_ARGS K8S_POD_NAMESPACE: .* is not a namespace name/],
     ['a name with a quote', 'K8S_POD_NAMESPACE=default;K8S_POD_NAME=a"b', /CNI_ARGS K8S_POD_NAME: "a\\"b" is not a pod name/],
     ['an empty name', 'K8S_POD_NAMESPACE=default;K8S_POD_NAME=', /CNI_ARGS K8S_POD_NAME: "" is not a pod name/],
-    ['a name without a namespace', 'K8S_POD_NAME=a', /CNI_ARGS has K8S_POD_NAME but no K8S_POD_NAMESPACE/],
     ['a namespace without a name', 'K8S_POD_NAMESPACE=default', /CNI_ARGS has K8S_POD_NAMESPACE but no K8S_POD_NAME/],
   ])('refuses %s → code 4, before anything is made', async (_what, args, msg) => {
     const r = await invoke(links, env('ADD', { CNI_ARGS: args }), conf());

@@ -65,16 +65,17 @@ export async function releaseOrJournal(ctx: CommandContext, why: string): Promis
 
 /**
  * The pod's identity from CNI_ARGS (K8S_POD_NAMESPACE, K8S_POD_NAME; the kubelet passes both), for
- * NetworkPolicy; undefined when the runtime passes neither (not a Kubernetes pod). One without the
- * other, or a value that is no Kubernetes name, is refused (code 4) naming the key.
+ * NetworkPolicy; undefined when the runtime passes no K8S_POD_NAMESPACE (not a Kubernetes pod:
+ * podman passes K8S_POD_NAME alone). A namespace without a name, or a value that is no Kubernetes
+ * name, is refused (code 4) naming the key.
  */
 export function podIdentity(args: ReadonlyMap<string, string>): CniPodIdentity | undefined {
   const namespace = args.get('K8S_POD_NAMESPACE');
   const name = args.get('K8S_POD_NAME');
-  if (namespace === undefined && name === undefined) return undefined;
-  if (namespace === undefined || name === undefined) {
-    throw new CniError(CniCode.InvalidEnvironment, `CNI_ARGS has ${namespace === undefined ? 'K8S_POD_NAME but no K8S_POD_NAMESPACE' : 'K8S_POD_NAMESPACE but no K8S_POD_NAME'}: give both or neither`);
-  }
+  // podman passes K8S_POD_NAME alone (the container's name, for its DNS plugin), never the
+  // namespace: not a Kubernetes pod, and its name need not be a Kubernetes name.
+  if (namespace === undefined) return undefined;
+  if (name === undefined) throw new CniError(CniCode.InvalidEnvironment, 'CNI_ARGS has K8S_POD_NAMESPACE but no K8S_POD_NAME: give both or neither');
   const nsWhy = namespaceProblem(namespace);
   if (nsWhy !== undefined) throw new CniError(CniCode.InvalidEnvironment, `CNI_ARGS K8S_POD_NAMESPACE: ${nsWhy}`);
   const nameWhy = podNameProblem(name);
