@@ -53,7 +53,7 @@ import { openKube, type KubeApis } from '../k8s/client.js';
 import { PolicyEngine } from './policy.js';
 import { attachPolicy } from './policy-attach.js';
 import { FileAttachmentStore } from './policy-pods.js';
-import { elementDiffScript, fullScript, readPolicySets } from '../policy/script.js';
+import { elementDiffScript, fullScript } from '../policy/script.js';
 import { FilePolicySource } from '../policy/file-source.js';
 import { KubePolicySource } from '../k8s/policy-source.js';
 import { POLICY_FAMILY, POLICY_TABLE, type PolicySource } from '../policy/model.js';
@@ -265,7 +265,6 @@ export class Daemon {
           logger: this.log.child('policy'),
           fullScript,
           elementDiffScript,
-          readSets: readPolicySets,
           attachments: new FileAttachmentStore({ logger: this.log.child('policy') }, { stateDir: c.stateDir }),
           sysctl: this.sysctl,
           live: () => (guard === undefined || guard.notReady() !== undefined ? undefined : guard.status().pods),

@@ -9,6 +9,7 @@ import { join } from 'node:path';
 import { writeFileAtomicSync } from '../core/atomic-file.js';
 import { describeError } from '../core/errors.js';
 import type { Logger } from '../core/logger.js';
+import { readPolicySets } from '../policy/script.js';
 
 /** A pod attached on this node by CNI ADD. */
 export interface AttachedPod {
@@ -103,36 +104,15 @@ export interface PolicyTableReading {
   sets: Map<string, string[]>;
 }
 
-/** Reads `nft -j list table` output (the `nftables` array); unknown items are ignored. */
+/**
+ * Reads `nft -j list table` output (the `nftables` array): the counters, and the sets in the
+ * compiler's element text (script.ts's readPolicySets); unknown items are ignored.
+ */
 export function readPolicyTable(items: readonly unknown[]): PolicyTableReading {
   const counters = new Map<string, { packets: number; bytes: number }>();
-  const sets = new Map<string, string[]>();
   for (const item of items) {
-    if (typeof item !== 'object' || item === null) continue;
-    const o = item as Record<string, unknown>;
-    const c = o['counter'] as { name?: unknown; packets?: unknown; bytes?: unknown } | undefined;
-    if (c !== undefined && typeof c.name === 'string') {
-      counters.set(c.name, { packets: Number(c.packets ?? 0) || 0, bytes: Number(c.bytes ?? 0) || 0 });
-      continue;
-    }
-    const s = (o['set'] ?? o['map']) as { name?: unknown; elem?: unknown } | undefined;
-    if (s !== undefined && typeof s.name === 'string') {
-      sets.set(s.name, (Array.isArray(s.elem) ? s.elem : []).map(elementText).sort());
-    }
+    const c = (item as { counter?: { name?: unknown; packets?: unknown; bytes?: unknown } } | null)?.counter;
+    if (c !== undefined && typeof c.name === 'string') counters.set(c.name, { packets: Number(c.packets ?? 0) || 0, bytes: Number(c.bytes ?? 0) || 0 });
   }
-  return { counters, sets };
-}
-
-/** One element of `nft -j` as nft writes it in a script. */
-export function elementText(e: unknown): string {
-  if (typeof e === 'string' || typeof e === 'number') return String(e);
-  if (typeof e !== 'object' || e === null) return JSON.stringify(e);
-  const o = e as Record<string, unknown>;
-  if (Array.isArray(o['concat'])) return (o['concat'] as unknown[]).map(elementText).join(' . ');
-  const prefix = o['prefix'] as { addr?: unknown; len?: unknown } | undefined;
-  if (prefix !== undefined) return `${elementText(prefix.addr)}/${String(prefix.len)}`;
-  if (Array.isArray(o['range'])) return (o['range'] as unknown[]).map(elementText).join('-');
-  const elem = o['elem'] as { val?: unknown } | undefined;
-  if (elem !== undefined) return elementText(elem.val);
-  return JSON.stringify(e);
+  return { counters, sets: readPolicySets(items) };
 }

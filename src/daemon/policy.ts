@@ -53,8 +53,6 @@ export interface PolicyEngineComponents {
   fullScript: (compiled: CompiledPolicy, counterValues?: CounterValues) => string;
   /** The set element changes between two compilations of the same rules ('' when none). */
   elementDiffScript: (before: CompiledPolicy, after: CompiledPolicy) => string;
-  /** The table's sets from `nft -j` in the compiler's element text (the daemon: script.ts's readPolicySets; default: readPolicyTable's). */
-  readSets?: (items: readonly unknown[]) => Map<string, string[]>;
   /** The local pods attached by CNI, kept across restarts. */
   attachments: AttachmentStore;
   /** Kernel parameters (bridge netfilter is set at start and at each check); none: not checked. */
@@ -374,11 +372,10 @@ export class PolicyEngine implements Startable {
     const elements = applied.sets.reduce((n, x) => n + x.elements.length, 0);
     const whole = elements <= this.init.fullCheckElements || this.checks++ % this.init.fullCheckEvery === 0;
     let reading: PolicyTableReading | undefined;
-    let items: unknown[] | undefined;
     let counters: Map<string, { packets: number; bytes: number }> | undefined;
     try {
       if (whole) {
-        items = await this.components.nft.listTable(POLICY_FAMILY, POLICY_TABLE);
+        const items = await this.components.nft.listTable(POLICY_FAMILY, POLICY_TABLE);
         reading = items === undefined ? undefined : readPolicyTable(items);
         counters = reading?.counters;
       } else counters = await this.readCounters();
@@ -395,8 +392,7 @@ export class PolicyEngine implements Startable {
       return;
     }
     this.counters = counters;
-    if (reading === undefined || items === undefined) return; // a big table: its sets at a later check
-    if (this.components.readSets !== undefined) reading.sets = this.components.readSets(items);
+    if (reading === undefined) return; // a big table: its sets at a later check
     const differ = this.differingSets(applied, reading);
     if (differ.length > 0) {
       this.components.logger.warn('the policy table\'s sets differ from what was applied; rewriting it', { table: TABLE, sets: differ });
