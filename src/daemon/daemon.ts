@@ -53,7 +53,7 @@ import { openKube, type KubeApis } from '../k8s/client.js';
 import { PolicyEngine } from './policy.js';
 import { attachPolicy } from './policy-attach.js';
 import { FileAttachmentStore } from './policy-pods.js';
-import { elementDiffScript, fullScript } from '../policy/script.js';
+import { POLICY_TABLE_REF, elementDiffScript, fullScript } from '../policy/script.js';
 import { FilePolicySource } from '../policy/file-source.js';
 import { KubePolicySource } from '../k8s/policy-source.js';
 import { POLICY_FAMILY, POLICY_TABLE, type PolicySource } from '../policy/model.js';
@@ -439,9 +439,9 @@ export class Daemon {
     try {
       if ((await this.nft.listTable(POLICY_FAMILY, POLICY_TABLE)) === undefined) return;
       await this.nft.deleteTable(POLICY_FAMILY, POLICY_TABLE);
-      this.log.info('NetworkPolicy is off: removed the policy table of an earlier run', { table: `${POLICY_FAMILY} ${POLICY_TABLE}` });
+      this.log.info('NetworkPolicy is off: removed the policy table of an earlier run', { table: POLICY_TABLE_REF });
     } catch (err) {
-      this.log.warn('NetworkPolicy is off but the policy table of an earlier run could not be removed', { table: `${POLICY_FAMILY} ${POLICY_TABLE}`, err: describeError(err) });
+      this.log.warn('NetworkPolicy is off but the policy table of an earlier run could not be removed', { table: POLICY_TABLE_REF, err: describeError(err) });
     }
   }
 

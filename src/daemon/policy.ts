@@ -21,10 +21,11 @@ import type { Startable } from '../core/startable.js';
 import type { Nft, NftScripts } from '../platform/nft.js';
 import type { Sysctl } from '../platform/sysctl.js';
 import { compilePolicy, NODE_COUNTERS } from '../policy/compile.js';
+import { POLICY_TABLE_REF } from '../policy/script.js';
 import { podKey, POLICY_FAMILY, POLICY_TABLE, type CompiledPolicy, type PolicyModel, type PolicyNamespace, type PolicyPod, type PolicySnapshot, type PolicySource } from '../policy/model.js';
 import type { PolicyStatus } from '../api/types.js';
 import { readPolicyTable, type AttachedPod, type AttachmentStore, type PolicyTableReading } from './policy-pods.js';
-import { ensureSettings } from './service-bridge.js';
+import { BRIDGE_NETFILTER, ensureSettings } from './service-bridge.js';
 
 export type { PolicyStatus };
 
@@ -34,12 +35,6 @@ export type CounterValues = ReadonlyMap<string, { packets: number; bytes: number
 /** Counters of the table for all drops at isolated pods per direction (reported when the compiled table has them). */
 export const DROPPED_INGRESS_COUNTER = NODE_COUNTERS.ingress;
 export const DROPPED_EGRESS_COUNTER = NODE_COUNTERS.egress;
-
-/** What bridge netfilter must be for policy to see bridged frames. */
-export const BRIDGE_NETFILTER = [
-  { name: 'net.bridge.bridge-nf-call-iptables', want: '1' },
-  { name: 'net.bridge.bridge-nf-call-ip6tables', want: '1' },
-];
 
 export interface PolicyEngineComponents {
   /** Transactions and the table read back (`NftScripts`); its named counters alone (`Nft.counters`: no set elements, cheap at any size). */
@@ -84,7 +79,7 @@ export interface PolicyEngineInit {
   fullCheckEvery?: number;
 }
 
-const TABLE = `${POLICY_FAMILY} ${POLICY_TABLE}`;
+const TABLE = POLICY_TABLE_REF;
 
 function attachmentKey(containerId: string, ifName: string): string {
   return `${containerId}\0${ifName}`;

@@ -47,11 +47,16 @@ export interface ServiceBridgeInit {
   reconcileMs?: number;
 }
 
+/** Bridged frames cross the IPv4 and IPv6 netfilter hooks (Services here; NetworkPolicy needs them too). */
+export const BRIDGE_NETFILTER: readonly { name: string; want: string }[] = [
+  { name: 'net.bridge.bridge-nf-call-iptables', want: '1' },
+  { name: 'net.bridge.bridge-nf-call-ip6tables', want: '1' },
+];
+
 /** The kernel parameters wanted, in the order they are set and reported. */
 export function wantedSettings(ipv6: boolean): { name: string; want: string }[] {
   return [
-    { name: 'net.bridge.bridge-nf-call-iptables', want: '1' },
-    { name: 'net.bridge.bridge-nf-call-ip6tables', want: '1' },
+    ...BRIDGE_NETFILTER,
     { name: 'net.ipv4.ip_forward', want: '1' },
     ...(ipv6 ? [{ name: 'net.ipv6.conf.all.forwarding', want: '1' }] : []),
   ];
