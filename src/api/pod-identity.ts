@@ -3,22 +3,20 @@
  * K8S_POD_NAME of CNI_ARGS): checked the same way on both sides, so a hostile value is refused
  * where it enters and again where it is used.
  */
+import { isDnsLabel, isDnsSubdomain } from '../core/dns-names.js';
 import type { CniPodIdentity } from './types.js';
-
-const LABEL = /^[a-z0-9]([-a-z0-9]*[a-z0-9])?$/;
-const SUBDOMAIN = /^[a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*$/;
 
 /** Why `v` is not a namespace name (a DNS-1123 label: at most 63 of a-z 0-9 -), or undefined. */
 export function namespaceProblem(v: unknown): string | undefined {
   if (typeof v !== 'string') return 'must be a string';
-  if (v.length > 63 || !LABEL.test(v)) return `${JSON.stringify(v.slice(0, 80))} is not a namespace name (a DNS-1123 label: at most 63 of a-z, 0-9 and "-", starting and ending with a letter or digit)`;
+  if (!isDnsLabel(v)) return `${JSON.stringify(v.slice(0, 80))} is not a namespace name (a DNS-1123 label: at most 63 of a-z, 0-9 and "-", starting and ending with a letter or digit)`;
   return undefined;
 }
 
 /** Why `v` is not a pod name (a DNS-1123 subdomain: at most 253 of a-z 0-9 - .), or undefined. */
 export function podNameProblem(v: unknown): string | undefined {
   if (typeof v !== 'string') return 'must be a string';
-  if (v.length > 253 || !SUBDOMAIN.test(v)) return `${JSON.stringify(v.slice(0, 80))} is not a pod name (a DNS-1123 subdomain: at most 253 of a-z, 0-9, "-" and ".")`;
+  if (!isDnsSubdomain(v)) return `${JSON.stringify(v.slice(0, 80))} is not a pod name (a DNS-1123 subdomain: at most 253 of a-z, 0-9, "-" and ".")`;
   return undefined;
 }
 

@@ -5,6 +5,7 @@
  * validation: IsDNS1123Label, IsDNS1123Subdomain, IsQualifiedName, IsValidLabelValue,
  * IsValidPortName).
  */
+import { DNS_LABEL_MAX, DNS_SUBDOMAIN_MAX, isDnsLabel, isDnsSubdomain } from '../core/dns-names.js';
 import type { PolicyObjectProblem } from './model.js';
 
 export const LIMITS = {
@@ -18,8 +19,6 @@ export const LIMITS = {
   problems: 20,
 } as const;
 
-const DNS_LABEL = /^[a-z0-9]([-a-z0-9]*[a-z0-9])?$/;
-const DNS_SUBDOMAIN = /^[a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*$/;
 const LABEL_NAME = /^([A-Za-z0-9][-A-Za-z0-9_.]*)?[A-Za-z0-9]$/;
 const PORT_NAME = /^[a-z0-9]([a-z0-9-]*[a-z0-9])?$/;
 
@@ -103,14 +102,14 @@ export function optionalString(o: Obj, name: string, path: string, p: Problems):
 }
 
 export function dnsLabelProblem(s: string): string | undefined {
-  if (s.length > 63) return `${show(s)} is longer than 63 characters`;
-  if (!DNS_LABEL.test(s)) return `${show(s)} is not a DNS label (lowercase letters, digits and '-', alphanumeric at both ends)`;
+  if (s.length > DNS_LABEL_MAX) return `${show(s)} is longer than ${DNS_LABEL_MAX} characters`;
+  if (!isDnsLabel(s)) return `${show(s)} is not a DNS label (lowercase letters, digits and '-', alphanumeric at both ends)`;
   return undefined;
 }
 
 export function dnsSubdomainProblem(s: string): string | undefined {
-  if (s.length > 253) return `${show(s)} is longer than 253 characters`;
-  if (!DNS_SUBDOMAIN.test(s)) return `${show(s)} is not a DNS subdomain (lowercase letters, digits, '-' and '.', alphanumeric at both ends)`;
+  if (s.length > DNS_SUBDOMAIN_MAX) return `${show(s)} is longer than ${DNS_SUBDOMAIN_MAX} characters`;
+  if (!isDnsSubdomain(s)) return `${show(s)} is not a DNS subdomain (lowercase letters, digits, '-' and '.', alphanumeric at both ends)`;
   return undefined;
 }
 

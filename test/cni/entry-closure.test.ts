@@ -47,6 +47,7 @@ describe('src/cni/main.ts import closure', () => {
       'src/api/release-journal.ts',
       'src/api/types.ts',
       'src/core/atomic-file.ts',
+      'src/core/dns-names.ts',
       'src/core/errors.ts',
       'src/core/paths.ts',
       'src/platform/errors.ts',
