@@ -14,33 +14,11 @@ import { deleteNamespace, releasePrefix } from '../../lab/registry.js';
 import { packageRoot } from '../../src/core/paths.js';
 import { podAddScript, podRemoveScript, syncScript, type GuardedPod } from '../../src/daemon/pod-guard-rules.js';
 import { run } from '../../src/platform/linux/run.js';
+import { normalize } from './nft-json.js';
 
 const isRoot = process.getuid?.() === 0;
 
 type Result = { ok: true; value?: unknown } | { ok: false; code: string; message: string; detail?: string };
-
-const byJson = (a: unknown, b: unknown): number => JSON.stringify(a).localeCompare(JSON.stringify(b));
-
-/**
- * What must be the same whichever way the steps ran: set elements in a stable order (a hash set
- * lists them in its own order), without handles, and named counters in name order (transactions
- * run at once commit in either order, and the counters' handles and places follow that order;
- * rules keep their order within their chain).
- */
-function normalize(v: unknown): unknown {
-  if (Array.isArray(v)) return v.map(normalize);
-  if (v === null || typeof v !== 'object') return v;
-  const out: Record<string, unknown> = {};
-  for (const [k, x] of Object.entries(v)) {
-    if (k === 'handle') continue;
-    if (k === 'elem' && Array.isArray(x)) out[k] = x.map(normalize).sort(byJson);
-    else if (k === 'nftables' && Array.isArray(x)) {
-      const items = x.map(normalize) as Record<string, unknown>[];
-      out[k] = [...items.filter((i) => !('counter' in i)), ...items.filter((i) => 'counter' in i).sort(byJson)];
-    } else out[k] = normalize(x);
-  }
-  return out;
-}
 
 /** nft's message without the name it gives the script ("/dev/stdin" for the command, "script" in-process). */
 function words(detail: string | undefined): string {

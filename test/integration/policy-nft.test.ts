@@ -16,10 +16,10 @@ import { elementDiffScript, fullScript, readPolicySets } from '../../src/policy/
 import { run } from '../../src/platform/linux/run.js';
 import { arbPolicies, arbWorld, toModel } from '../policy/arbitraries.js';
 import { all, blockPeer, expr, labels, model, ns, pod, podsPeer, policy, port, rule } from '../policy/fixtures.js';
+import { normalize } from './nft-json.js';
 
 const isRoot = process.getuid?.() === 0;
 
-const byJson = (a: unknown, b: unknown): number => JSON.stringify(a).localeCompare(JSON.stringify(b));
 
 /** Every pod feature in one world: two namespaces, local and remote pods, dual-stack, named ports, a hostNetwork pod, a pod without addresses. */
 function featureModels(): [string, PolicyModel][] {
@@ -93,17 +93,6 @@ describe.skipIf(!isRoot)('compiled policy tables on the real kernel (nft -f)', (
       }
     }
     return { counters, items };
-  }
-  /** The table without handles, set elements sorted (a hash set lists them in its own order). */
-  function normalize(v: unknown): unknown {
-    if (Array.isArray(v)) return v.map(normalize);
-    if (v === null || typeof v !== 'object') return v;
-    const out: Record<string, unknown> = {};
-    for (const [k, x] of Object.entries(v)) {
-      if (k === 'handle') continue;
-      out[k] = k === 'elem' && Array.isArray(x) ? x.map(normalize).sort(byJson) : normalize(x);
-    }
-    return out;
   }
   /** The kernel holds every set compiled, with exactly its elements (read back into the compiler's text). */
   async function expectSets(c: CompiledPolicy): Promise<void> {
