@@ -43,6 +43,10 @@ export interface PeerStatus {
   pathSinceMs: number | null;
   /** Path changes so far (fast path, direct, relay, none). */
   pathSwitches: number;
+  /** Round trip over the direct path, from probe answers (ms); null when not measured. */
+  rttMs: number | null;
+  /** Hole punching towards this peer (issue 18); null when it was never tried. */
+  punch: PunchStatus | null;
   pathChanges: number;
   relayedRx: number;
   lastSeenMsAgo: number | null;
@@ -95,6 +99,51 @@ export interface StatusReport {
   drops: Record<string, number>;
   reassembly: { inUse: number; completed: number; stored: number; memoryBytes: number };
   memory: { rssBytes: number; heapUsedBytes: number };
+}
+
+/** Hole punching towards one peer: the last attempt and what each candidate did. */
+export interface PunchStatus {
+  /** probing: the attempt runs; punched: a candidate works (the direct path came from it); failed: none answered. */
+  state: 'probing' | 'punched' | 'failed';
+  /** Attempts so far (each `Overlay.punch` call starts one). */
+  attempts: number;
+  /** Since the current attempt started. */
+  sinceMs: number;
+  /** The candidate that works ('' when none). */
+  endpoint: string;
+  candidates: PunchCandidateStatus[];
+  /** Why the last attempt failed ('' when it did not). */
+  why: string;
+}
+
+export interface PunchCandidateStatus {
+  endpoint: string;
+  /** local, advertised, reflexive, stun (`CandidateKind`). */
+  kind: string;
+  probes: number;
+  replies: number;
+  rttMs: number | null;
+  /** working, probing, "no answer to N probes", "cannot send: ..." */
+  result: string;
+}
+
+/** This router's own endpoints as the mesh knows them (issue 18). */
+export interface EndpointsStatus {
+  /** What this router offers peers to punch to: local addresses, --advertise, reflexive (observed by peers), STUN. */
+  candidates: { endpoint: string; kind: string }[];
+  /** Where peers saw our probes come from, newest first. */
+  observed: { endpoint: string; by: string; agoMs: number }[];
+  /**
+   * What the observations say of the path out: none (peers see one of our own addresses),
+   * mapped (one public endpoint whoever looks: punching works), endpoint-dependent (each peer
+   * sees another port: direct paths only towards easy peers, else relays), unknown (no
+   * observation yet).
+   */
+  nat: 'none' | 'mapped' | 'endpoint-dependent' | 'unknown';
+  /** Hole punching per peer without a mesh connection: exchanges of candidates sent and received. */
+  punches: { peer: string; state: string; offersSent: number; offersReceived: number; lastMsAgo: number | null }[];
+  /** A hint for the operator ('' when none), e.g. that --advertise is missing behind NAT. */
+  hint: string;
 }
 
 /** What a router runs (`weft version`, `weft_build_info`). */
@@ -212,6 +261,8 @@ export interface MeshStatus {
   /** Unauthenticated inbound connections held now, and the limits. */
   preauth: { pending: number; perAddressLimit: number; totalLimit: number; timeoutMs: number };
   routed: RoutedCounters;
+  /** Own endpoints, observations and hole punching (issue 18). */
+  endpoints: EndpointsStatus;
 }
 
 /** Messages and their bytes. */

@@ -58,6 +58,9 @@ export function buildStatus(s: {
     pathReason: paths.get(p.name)?.reason ?? 'not known to the overlay switch',
     pathSinceMs: paths.has(p.name) ? Math.max(0, Math.round(now - paths.get(p.name)!.since)) : null,
     pathSwitches: paths.get(p.name)?.switches ?? 0,
+    // (filled by the sleeve's probes of issue 18)
+    rttMs: null,
+    punch: null,
     pathChanges: p.pathChanges,
     relayedRx: p.relayedRx,
     lastSeenMsAgo: Number.isFinite(p.lastRx) ? Math.max(0, Math.round(now - p.lastRx)) : null,

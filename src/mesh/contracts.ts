@@ -101,6 +101,32 @@ export interface Overlay {
   pathUp(name: PeerName): boolean;
   onPathChange(listener: (name: PeerName, up: boolean) => void): void;
   onRekeyWanted(listener: (name: PeerName) => void): void;
+  /**
+   * Hole punching (issue 18): probe these endpoints of the peer at once with authenticated sleeve
+   * probes (a burst, then on a short backoff for a bounded window). The first candidate from
+   * which a reply to a probe sent to it arrives works both ways: it becomes the peer's direct
+   * endpoint and the direct path comes up, shown as punched. A new call replaces the list and
+   * starts a new burst. Probes never move an endpoint by themselves; relays keep carrying the
+   * peer's traffic until a candidate works. The outcome per candidate shows in status.
+   */
+  punch(name: PeerName, candidates: readonly PathCandidate[]): void;
+  /**
+   * A peer answered one of our probes and said where it came from: our address and port as that
+   * peer sees them (our reflexive endpoint when we are behind NAT). Authenticated by the pair's
+   * keys; called for every answer (the listener keeps what changed).
+   */
+  onObserved(listener: (by: PeerName, endpoint: string) => void): void;
+  /** Round trip to a peer over its direct path, from probe answers (ms); undefined when not measured. */
+  rttMs(name: PeerName): number | undefined;
+}
+
+/** Where a candidate endpoint for a peer's direct path comes from. */
+export type CandidateKind = 'local' | 'advertised' | 'reflexive' | 'stun';
+
+/** One endpoint ("addr:port" or "[v6]:port") at which a peer's sleeve socket might be reached. */
+export interface PathCandidate {
+  endpoint: string;
+  kind: CandidateKind;
 }
 
 /** An overlay that carries nothing (tests of the mesh alone). */
@@ -114,6 +140,11 @@ export class NullOverlay implements Overlay {
   }
   onPathChange(): void {}
   onRekeyWanted(): void {}
+  punch(): void {}
+  onObserved(): void {}
+  rttMs(): number | undefined {
+    return undefined;
+  }
 }
 
 export interface PeerKeys {

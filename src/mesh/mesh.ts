@@ -446,6 +446,8 @@ export class Mesh implements GossipTransport {
         timeoutMs: this.init.handshakeTimeoutMs,
       },
       routed: { ...this.messages.routed },
+      // (filled by the endpoint discovery and hole punching of issue 18)
+      endpoints: { candidates: [], observed: [], nat: 'unknown', punches: [], hint: '' },
     };
   }
 }

@@ -23,7 +23,7 @@ import { peerIdFromPeerName } from '../core/ids.js';
 import type { Logger } from '../core/logger.js';
 import { parseEndpoint } from '../core/net.js';
 import type { Startable } from '../core/startable.js';
-import type { Overlay, PeerKeys, PeerName } from '../mesh/contracts.js';
+import type { Overlay, PathCandidate, PeerKeys, PeerName } from '../mesh/contracts.js';
 import type { FastPathOwner } from './fastpath/fast-path.js';
 import type { SleevePeer } from './sleeve/peer.js';
 import type { Sleeve } from './sleeve/sleeve.js';
@@ -242,6 +242,15 @@ export class OverlaySwitch implements Overlay, FastPathOwner, PathReader, Starta
 
   onRekeyWanted(listener: (name: PeerName) => void): void {
     this.rekeyListeners.push(listener);
+  }
+
+  // (issue 18: hole punching, observations and round trips; the sleeve's probes fill these in)
+  punch(_name: PeerName, _candidates: readonly PathCandidate[]): void {}
+
+  onObserved(_listener: (by: PeerName, endpoint: string) => void): void {}
+
+  rttMs(_name: PeerName): number | undefined {
+    return undefined;
   }
 
   // ---------------------------------------------------------------- the fast path's owner

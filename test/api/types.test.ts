@@ -61,7 +61,7 @@ const report: api.StatusReport = {
   peers: [{
     name: 'fedcba9876543210', nickname: 'n2', id: '89abcdef', endpoint: '198.18.0.2:6784', state: 'established', path: 'relay', via: 'n3',
     pathReason: 'relay via n3 (no direct path)', pathSinceMs: 2500, pathSwitches: 2,
-    pathChanges: 1, relayedRx: 0, lastSeenMsAgo: 1500, rxSession: 1, txSession: 2, pendingSession: null, keyExpiresInMs: 1000, vnetCapable: true,
+    pathChanges: 1, relayedRx: 0, lastSeenMsAgo: 1500, rxSession: 1, txSession: 2, pendingSession: null, keyExpiresInMs: 1000, vnetCapable: true, rttMs: 1.5, punch: null,
     txFrames: 3, txBytes: 300, rxFrames: 4, rxBytes: 400, txMessages: 3, rxMessages: 4,
   }],
   mesh: {
@@ -71,6 +71,7 @@ const report: api.StatusReport = {
     peers: [], keys: [], closes: {}, refused: {}, channels: [],
     preauth: { pending: 0, perAddressLimit: 4, totalLimit: 64, timeoutMs: 5000 },
     routed: { unicastForwarded: 0, unicastNoRoute: 0, ttlExpired: 0, unknownSource: 0, broadcastsRelayed: 0 },
+    endpoints: { candidates: [], observed: [], nat: 'unknown', punches: [], hint: '' },
   },
   fastpath: { mode: 'auto', note: 'auto', peers: [{ name: 'n2', underlay: '198.18.0.2', state: 'up', reason: 'probes answered', sinceMs: 2500, switches: 1 }] },
   ipam: { ready: { ok: false, reason: 'waiting for peers' }, allocations: 2, ranges: [] },

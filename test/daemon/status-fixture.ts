@@ -10,7 +10,7 @@ export function peerStatus(name: string, nickname: string, over: Partial<PeerSta
   return {
     name, nickname, id: '89abcdef', endpoint: '198.18.0.2:6784', state: 'established', path: 'direct', via: null,
     pathReason: 'heartbeats answered', pathSinceMs: 2500, pathSwitches: 1, pathChanges: 1, relayedRx: 0, lastSeenMsAgo: 100,
-    rxSession: 1, txSession: 2, pendingSession: null, keyExpiresInMs: 1000, vnetCapable: true,
+    rxSession: 1, txSession: 2, pendingSession: null, keyExpiresInMs: 1000, vnetCapable: true, rttMs: null, punch: null,
     txFrames: 3, txBytes: 300, rxFrames: 4, rxBytes: 400, txMessages: 3, rxMessages: 4,
     ...over,
   };
@@ -49,6 +49,7 @@ export function statusReport(over: Partial<StatusReport> = {}): StatusReport {
       }],
       preauth: { pending: 0, perAddressLimit: 4, totalLimit: 64, timeoutMs: 5000 },
       routed: { unicastForwarded: 0, unicastNoRoute: 6, ttlExpired: 0, unknownSource: 0, broadcastsRelayed: 0 },
+      endpoints: { candidates: [], observed: [], nat: 'unknown', punches: [], hint: '' },
     },
     fastpath: {
       mode: 'auto', note: 'auto',
