@@ -98,6 +98,8 @@ export class FakeUdp implements UdpEndpoint {
     this.onBatch = undefined;
   }
   setDest(index: number, address: string, port: number): void {
+    // (as the native socket: an IPv4 socket cannot send to an IPv6 address)
+    if (address.includes(':')) throw new Error(`an IPv4 socket cannot send to ${address}`);
     this.dests[index] = { address, port };
   }
   registerBuffer(id: number, buf: Buffer): void {

@@ -208,7 +208,8 @@ describe('OverlaySwitch: relays', () => {
     expect(b.node.received.map((r) => r.frame)).toEqual([sent]);
 
     h.setCut('a', 'b', 'sleeve', false);
-    await h.advance(1000);
+    // back to direct only once direct heartbeats have kept coming for a second (hysteresis)
+    await h.advance(2000);
     expect(h.pathOf('a', 'b')).toMatchObject({ path: 'direct', reason: 'direct path proven by heartbeats', via: undefined });
     a.sw.setVia(b.node.peer, undefined);
     expect(a.changes.filter((x) => x.name === b.node.peer).map((x) => `${x.from}→${x.to}`)).toEqual(['none→direct', 'direct→none', 'none→relay', 'relay→direct']);

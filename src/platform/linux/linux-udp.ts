@@ -63,7 +63,8 @@ export class LinuxUdp implements UdpEndpoint {
         txIov: this.txIov,
         txMax: this.txMax,
         txIovMax: this.txIovMax,
-        maxDests: init.maxDests ?? 1024,
+        // (2 × the sleeve's 512 peers: data and direct slots, + scratch slots for probes)
+        maxDests: init.maxDests ?? 1024 + 8,
         netns: init.netns,
       });
     } catch (err) {

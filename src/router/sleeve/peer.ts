@@ -5,6 +5,7 @@
 import type { AeadKey } from '../../platform/aead.js';
 import type { FragmentTokens } from '../crypto/fragment-tokens.js';
 import { ReplayWindow } from '../crypto/replay-window.js';
+import type { PunchAttempt } from './sleeve-punch.js';
 import { AD_LEN, FLAG_SEALED, WIRE_VERSION } from './wire.js';
 
 export class RxSession {
@@ -120,6 +121,30 @@ export class SleevePeer {
   lastRx = -Infinity;
   lastHeartbeatRx = -Infinity;
   lastHeartbeatTx = -Infinity;
+  /** Data last went to the direct endpoint (keepalive heartbeats are skipped while it flows). */
+  lastDataTx = -Infinity;
+  /** The direct path has been up once: after it went down, it comes back only after a hold (hysteresis). */
+  everUp = false;
+  /** Start of the current run of direct datagrams while the path is down (-Infinity: none). */
+  backSince = -Infinity;
+  /** The path is suspected dead (traffic out, nothing direct back): heartbeats ask for an answer at once. */
+  suspect = false;
+  /** Last heartbeat sent in answer to one that asked for it (rate limit). */
+  lastAnswerTx = -Infinity;
+  /**
+   * The direct endpoint came from hole punching: the mesh's setDirect(undefined) (its connection
+   * closed) leaves it while the path works; a setDirect with another endpoint clears it.
+   */
+  punched = false;
+  /** Round trip over the direct path, from probe answers (ms; -1: not measured). */
+  rttMs = -1;
+  /** When the next observation probe to the direct endpoint is due. */
+  nextObserveAt = 0;
+  /** Probe answers sent in the current second (rate limit) and when that second started. */
+  probeAnswers = 0;
+  probeWindowStart = -Infinity;
+  /** The last hole-punching attempt towards this peer (undefined: never tried). */
+  punch: PunchAttempt | undefined = undefined;
   /** Open bundle in the transmit arena: body start (-1: none) and write position. */
   bundleStart = -1;
   bundlePos = 0;

@@ -10,6 +10,9 @@
  *   ─ receive session by (src, key id): current, previous or pending key only; unknown ids are
  *     dropped before any crypto ─ replay window ─ AEAD open in place
  *   ─ records: FRAME → sink (the router writes it to the TAP), HEARTBEAT → heartbeats
+ *   ─ a PROBE message (FLAG_PROBE, authenticated): only PROBE records → probes (sleeve-punch.ts);
+ *     it may promote pending keys like any datagram, but never proves the path, never moves the
+ *     endpoint and never counts as direct
  * Nothing is kept for a datagram that does not authenticate; every drop is counted by reason.
  *
  * "Direct" is decided after authentication: RELAYED clear (the flag is in the AD), the full hop
@@ -23,6 +26,7 @@ import { RX_META_STRIDE } from '../../platform/udp.js';
 import type { Reassembler } from './reassembly.js';
 import { type RxSession, type SleevePeer, wordsToAddress } from './peer.js';
 import type { SleeveHeartbeats } from './sleeve-heartbeats.js';
+import type { SleeveProbes } from './sleeve-punch.js';
 import type { SleeveSessions } from './sleeve-sessions.js';
 import type { RxDrops, SleeveState } from './sleeve-state.js';
 import type { SleeveTx } from './sleeve-tx.js';
@@ -31,6 +35,7 @@ import {
   COUNTER_OFFSET,
   DATA_HDR_LEN,
   DEFAULT_HOPS,
+  FLAG_PROBE,
   FLAG_RELAYED,
   FLAG_SEALED,
   FRAG_HDR_LEN,
@@ -38,7 +43,9 @@ import {
   REC_HDR_LEN,
   REC_HEARTBEAT,
   REC_KIND_MASK,
+  REC_PROBE,
   REC_VNET,
+  PROBE_LEN,
   TYPE_DATA,
   TYPE_FRAG,
   VNET_LEN,
@@ -55,6 +62,7 @@ export interface SleeveRxComponents {
   reassembler: Reassembler;
   heartbeats: SleeveHeartbeats;
   sessions: SleeveSessions;
+  probes: SleeveProbes;
 }
 
 export class SleeveRx {
@@ -70,6 +78,7 @@ export class SleeveRx {
   private readonly reasm: Reassembler;
   private readonly heartbeats: SleeveHeartbeats;
   private readonly sessions: SleeveSessions;
+  private readonly probes: SleeveProbes;
   private readonly selfId: number;
   private readonly sealedFlag: number;
   /** Clock reading of the batch being handled. */
@@ -86,6 +95,7 @@ export class SleeveRx {
     this.reasm = components.reassembler;
     this.heartbeats = components.heartbeats;
     this.sessions = components.sessions;
+    this.probes = components.probes;
     this.selfId = state.selfId;
     this.sealedFlag = state.sealedFlag;
   }
@@ -226,7 +236,8 @@ export class SleeveRx {
       this.drops.auth++;
       return;
     }
-    const relayed = (hdr[hdrOff + 3]! & FLAG_RELAYED) !== 0;
+    const flags = hdr[hdrOff + 3]!;
+    const relayed = (flags & FLAG_RELAYED) !== 0;
     const newest = counter > sess.window.highest;
     if (this.sealedFlag !== 0) sess.window.mark(counter);
     sess.used = true;
@@ -234,6 +245,12 @@ export class SleeveRx {
     if (sess === peer.rxPending) this.sessions.promote(peer);
     peer.lastRx = this.nowMs;
     peer.counters.rxMessages++;
+    if ((flags & FLAG_PROBE) !== 0) {
+      // Never direct, never roaming: only its probe records count (relays never carry one).
+      if (relayed) this.drops.probeMalformed++;
+      else this.probeRecords(peer, buf, off, n, m);
+      return;
+    }
     let direct = false;
     if (relayed) {
       peer.relayedRx++;
@@ -293,10 +310,28 @@ export class SleeveRx {
         }
       } else if (type === REC_HEARTBEAT) {
         this.heartbeats.received(peer, buf, body, rlen, direct);
+      } else if (type === REC_PROBE) {
+        // (only in a PROBE message)
+        this.drops.probeMalformed++;
       } else {
         this.drops.badRecord++;
       }
       p = body + vlen + rlen;
+    }
+  }
+
+  /** The records of a PROBE message: PROBE records of the exact length only. */
+  private probeRecords(peer: SleevePeer, buf: Buffer, off: number, len: number, m: number): void {
+    const end = off + len;
+    let p = off;
+    while (p < end) {
+      const rlen = p + REC_HDR_LEN <= end ? (buf[p + 1]! << 16) | (buf[p + 2]! << 8) | buf[p + 3]! : -1;
+      if (rlen !== PROBE_LEN || buf[p] !== REC_PROBE || p + REC_HDR_LEN + rlen > end) {
+        this.drops.probeMalformed++;
+        return;
+      }
+      this.probes.received(peer, buf, p + REC_HDR_LEN, m);
+      p += REC_HDR_LEN + rlen;
     }
   }
 

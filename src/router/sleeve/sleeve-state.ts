@@ -72,6 +72,12 @@ export interface RxDrops {
   relaySource: number;
   /** A datagram for another peer that its origin sent direct (RELAYED clear): not relayed. */
   relayUnflagged: number;
+  /** A probe record that is malformed, outside a PROBE message, or a PROBE message with another record or relayed. */
+  probeMalformed: number;
+  /** A probe request beyond the answers a peer may get per second (MAX_ANSWERS_PER_S). */
+  probeRateLimited: number;
+  /** A probe answer that matches no pending request of ours, or comes from another endpoint than the request went to. */
+  probeUnmatched: number;
   /** A batch whose handling threw (a bug, never expected): counted, logged once, not rethrown. */
   exception: number;
 }
@@ -83,6 +89,10 @@ export interface SleeveEvents {
   rekeyWanted(peer: SleevePeer): void;
   /** The peer's direct endpoint moved to the source of its newest authenticated datagram (roaming). */
   endpointMoved?(peer: SleevePeer): void;
+  /** A punching attempt found a working candidate: it is the peer's direct endpoint now (`peer.punched`). */
+  punched?(peer: SleevePeer): void;
+  /** A peer answered a probe of ours and said where it saw it come from ("addr:port"). */
+  observed?(peer: SleevePeer, endpoint: string): void;
 }
 
 export class SleeveState {
@@ -104,7 +114,7 @@ export class SleeveState {
   readonly drops: RxDrops = {
     short: 0, version: 0, counterLimit: 0, badType: 0, sealedMismatch: 0, selfOrZero: 0, unknownPeer: 0, unknownKey: 0,
     replay: 0, auth: 0, badRecord: 0, runt: 0, truncated: 0, idMismatch: 0, noRoute: 0, hopLimit: 0, badHops: 0, keyExpired: 0,
-    relaySource: 0, relayUnflagged: 0, exception: 0,
+    relaySource: 0, relayUnflagged: 0, probeMalformed: 0, probeRateLimited: 0, probeUnmatched: 0, exception: 0,
   };
   events: SleeveEvents = { pathChange: () => undefined, rekeyWanted: () => undefined };
   /** Clock reading of the current batch (`batchStart`). */
@@ -141,12 +151,19 @@ export class SleeveState {
       peer.hasDirect = false;
       this.setPath(peer, false);
     } else if (!peer.hasDirect || peer.directAddress !== endpoint.address || peer.directPort !== endpoint.port) {
+      try {
+        this.udp.setDest(this.settings.maxPeers + peer.index, endpoint.address, endpoint.port);
+      } catch (err) {
+        // (an IPv6 endpoint on an IPv4 socket): as good as none
+        this.log.warn('direct endpoint cannot be used by this socket', { peer: peer.name, endpoint: endpoint.address, error: err instanceof Error ? err.message : String(err) });
+        this.setDirect(peer, undefined);
+        return;
+      }
       peer.hasDirect = true;
       peer.directAddress = endpoint.address;
       peer.directPort = endpoint.port;
       peer.directFamily = endpoint.family;
       peer.directWords.set(addressWords(endpoint.address, endpoint.family));
-      this.udp.setDest(this.settings.maxPeers + peer.index, endpoint.address, endpoint.port);
     }
     this.retarget(peer);
     // Peers relayed through this one send to its direct endpoint.
@@ -176,6 +193,13 @@ export class SleeveState {
   setPath(peer: SleevePeer, up: boolean): void {
     if (peer.pathUp === up) return;
     peer.pathUp = up;
+    peer.backSince = -Infinity;
+    peer.suspect = false;
+    if (up) {
+      peer.everUp = true;
+      // An observation probe (round trip, our endpoint as the peer sees it) at once.
+      peer.nextObserveAt = this.nowMs;
+    }
     peer.pathChanges++;
     this.retarget(peer);
     this.log.info(up ? 'direct path up' : 'direct path down', { peer: peer.name });

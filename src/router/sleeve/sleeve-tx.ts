@@ -20,6 +20,7 @@ import type { SleevePeer, TxSession } from './peer.js';
 import {
   COUNTER_LIMIT,
   DATA_HDR_LEN,
+  FLAG_PROBE,
   FLAG_RELAYED,
   FLAG_SEALED,
   FRAG_HDR_LEN,
@@ -28,6 +29,7 @@ import {
   REC_FRAME,
   REC_HDR_LEN,
   REC_HEARTBEAT,
+  REC_PROBE,
   REC_VNET,
   TYPE_DATA,
   TYPE_FRAG,
@@ -75,11 +77,18 @@ export class SleeveTx {
   private readonly probeBase: number;
   /** Destination slot override for the message being emitted (-1: the peer's data slot). */
   private emitDest = -1;
+  /** Extra header flags for the message being emitted (FLAG_PROBE). */
+  private emitFlags = 0;
+  /** The UDP destination slot for probes to any endpoint: set, used and flushed at once. */
+  private readonly scratchDest: number;
+  /** Probe messages sent. */
+  probes = 0;
   private readonly tokenScratch = new TokenScratch(MAX_FRAGMENTS);
 
   constructor(components: { udp: UdpEndpoint; cipher: FrameCipher }, init: { selfId: number; probeBase: number; arenaBytes?: number }) {
     this.udp = components.udp;
     this.probeBase = init.probeBase;
+    this.scratchDest = 2 * init.probeBase;
     this.cipher = components.cipher;
     this.selfId = init.selfId;
     this.flags = this.cipher.sealed ? FLAG_SEALED : 0;
@@ -115,6 +124,7 @@ export class SleeveTx {
     const kind = REC_FRAME | (vnetOff >= 0 ? REC_VNET : 0);
     peer.counters.txFrames++;
     peer.counters.txBytes += frameLen;
+    if (!peer.viaRelay) peer.lastDataTx = this.now;
     if (recLen <= peer.bundleCapacity) {
       const at = this.bundleRoom(peer, recLen);
       this.copyRecord(at, kind, buf, vnetOff, frameOff, frameLen);
@@ -156,6 +166,35 @@ export class SleeveTx {
     this.emitDest = direct ? this.probeBase + peer.index : -1;
     this.closeBundle(peer);
     this.emitDest = -1;
+  }
+
+  /**
+   * Sends a probe record (body = buf[0, len)) to `peer` at any endpoint, in a PROBE message of
+   * its own through the scratch destination slot, and flushes at once (the slot is reused by the
+   * next probe). Returns '' when sent, else why not: no send key, or the socket cannot send to
+   * that address (an IPv6 address on an IPv4 socket: `setDest` throws).
+   */
+  probe(peer: SleevePeer, body: Buffer, len: number, address: string, port: number): string {
+    const tx = peer.tx;
+    if (tx === undefined) return 'no send key';
+    try {
+      this.udp.setDest(this.scratchDest, address, port);
+    } catch (err) {
+      return err instanceof Error ? err.message : String(err);
+    }
+    if (peer.bundleStart >= 0) this.closeBundle(peer);
+    const at = this.bundleRoom(peer, REC_HDR_LEN + len);
+    writeRecordHeader(this.arena, at, REC_PROBE, len);
+    body.copy(this.arena, at + REC_HDR_LEN, 0, len);
+    peer.bundlePos = at + REC_HDR_LEN + len;
+    this.emitDest = this.scratchDest;
+    this.emitFlags = FLAG_PROBE;
+    this.closeBundle(peer);
+    this.emitDest = -1;
+    this.emitFlags = 0;
+    this.probes++;
+    this.flush();
+    return '';
   }
 
   /** Queues a datagram of another peer's traffic, unchanged but for its hop count, to `to`. */
@@ -244,7 +283,7 @@ export class SleeveTx {
     const counter = tx.counter++;
     writeCounter(tx.ctr, 0, counter);
     // RELAYED (authenticated: it is in the AD) when the message goes to the peer's relay.
-    const flags = this.emitDest < 0 && peer.viaRelay ? this.flags | FLAG_RELAYED : this.flags;
+    const flags = (this.emitDest < 0 && peer.viaRelay ? this.flags | FLAG_RELAYED : this.flags) | this.emitFlags;
     tx.ad[1] = flags;
     const sealed = tx.key.seal(buf, off, len, tx.ad, 0, tx.ctr, 0);
     this.messages++;

@@ -9,6 +9,7 @@
  *   transmit    sleeve-tx.ts          frames → sealed messages → UDP, flushed once per batch
  *   heartbeats  sleeve-heartbeats.ts  path liveness, the proof of the direct path
  *   sessions    sleeve-sessions.ts    key pairs, pending keys, lifetimes, asks for new keys
+ *   probes      sleeve-punch.ts       hole punching, observations of our endpoint, round trips
  * This file holds the peer table's changes (from the mesh), the lifecycle, the batch guard and
  * the coarse timer that drives heartbeats, key expiry and reassembly timeouts.
  *
@@ -25,12 +26,13 @@ import type { PeerKeys } from '../../mesh/contracts.js';
 import { Reassembler, type ReassemblyDrops } from './reassembly.js';
 import { SleevePeer } from './peer.js';
 import { SleeveHeartbeats } from './sleeve-heartbeats.js';
+import { SleeveProbes, type ProbeCounters, type PunchAttempt, type SleeveCandidate } from './sleeve-punch.js';
 import { SleeveRx, type SleeveFrameSink } from './sleeve-rx.js';
 import { SleeveSessions } from './sleeve-sessions.js';
 import { SleeveState, type RxDrops, type SleeveComponents, type SleeveEvents, type SleeveInit } from './sleeve-state.js';
 import type { SleeveTx, TxDrops } from './sleeve-tx.js';
 
-export type { RxDrops, SleeveComponents, SleeveEvents, SleeveFrameSink, SleeveInit };
+export type { ProbeCounters, PunchAttempt, RxDrops, SleeveCandidate, SleeveComponents, SleeveEvents, SleeveFrameSink, SleeveInit };
 
 export class Sleeve implements Startable {
   readonly tx: SleeveTx;
@@ -48,6 +50,7 @@ export class Sleeve implements Startable {
   private readonly rx: SleeveRx;
   private readonly heartbeats: SleeveHeartbeats;
   private readonly sessions: SleeveSessions;
+  private readonly probes: SleeveProbes;
   private timer: TimerHandle | undefined = undefined;
   private readonly loggedErrnos = new Set<number>();
   private loggedException = false;
@@ -70,7 +73,8 @@ export class Sleeve implements Startable {
     this.reasm = new Reassembler({ maxSlots: 32, maxPerPeer: 8, timeoutMs: 1000, maxPeers: this.init.maxPeers });
     this.heartbeats = new SleeveHeartbeats(state, { name: init.name, vnetCapable: init.vnetCapable });
     this.sessions = new SleeveSessions(state);
-    this.rx = new SleeveRx({ state, reassembler: this.reasm, heartbeats: this.heartbeats, sessions: this.sessions });
+    this.probes = new SleeveProbes(state);
+    this.rx = new SleeveRx({ state, reassembler: this.reasm, heartbeats: this.heartbeats, sessions: this.sessions, probes: this.probes });
     this.relayed = this.rx.relayed;
   }
 
@@ -91,7 +95,8 @@ export class Sleeve implements Startable {
   start(): void {
     this.state.nowMs = this.state.clock.now();
     this.state.udp.start((count) => this.onBatch(count));
-    this.timer = this.state.clock.setInterval(() => this.tick(), Math.max(50, Math.floor(this.init.heartbeatMs / 4)));
+    // (50 ms at most: fast failover sends a heartbeat every 100 ms and punching probes from 100 ms on)
+    this.timer = this.state.clock.setInterval(() => this.tick(), Math.max(10, Math.min(50, Math.floor(this.init.heartbeatMs / 4))));
     this.tick();
   }
 
@@ -137,6 +142,11 @@ export class Sleeve implements Startable {
     return this.tx.drops;
   }
 
+  /** Probes sent and answered, punches that worked and failed. */
+  probeCounters(): ProbeCounters {
+    return this.probes.counters;
+  }
+
   reassemblyStatus(): { inUse: number; completed: number; stored: number; memoryBytes: number } {
     return { inUse: this.reasm.inUse(), completed: this.reasm.completed, stored: this.reasm.stored, memoryBytes: this.reasm.memoryBytes() };
   }
@@ -171,11 +181,31 @@ export class Sleeve implements Startable {
     return peer;
   }
 
-  /** The peer's direct underlay endpoint (undefined: none known; only relays reach it). */
+  /**
+   * The peer's direct underlay endpoint (undefined: none known; only relays reach it). A punched
+   * endpoint stays while its path works (undefined only says the mesh connection closed); another
+   * endpoint replaces it.
+   */
   setDirect(id: number, endpoint: Endpoint | undefined): void {
     const peer = this.byId.get(id);
     if (peer === undefined) return;
+    if (peer.punched) {
+      if (endpoint === undefined && peer.pathUp) return;
+      if (endpoint === undefined || peer.directAddress !== endpoint.address || peer.directPort !== endpoint.port) peer.punched = false;
+    }
     this.state.setDirect(peer, endpoint);
+  }
+
+  /**
+   * Hole punching towards a peer (`Overlay.punch`): a new attempt over these candidates (at most
+   * 16), replacing any, its first burst sent at once. The outcome shows in `peer.punch`.
+   */
+  punch(id: number, candidates: readonly SleeveCandidate[]): void {
+    const peer = this.byId.get(id);
+    if (peer === undefined) return;
+    this.batchStart();
+    this.probes.punch(peer, candidates);
+    this.state.flushPending();
   }
 
   /** The relay for a peer while its direct path is down (undefined: none). */
@@ -196,6 +226,7 @@ export class Sleeve implements Startable {
     this.peers.splice(this.peers.indexOf(peer), 1);
     for (const p of this.peers) if (p.via === peer) this.setVia(p.id, undefined);
     this.sessions.forget(peer);
+    this.probes.forget(peer);
     peer.hasEndpoint = false;
   }
 
@@ -244,6 +275,7 @@ export class Sleeve implements Startable {
     const now = this.batchStart();
     for (const p of this.peers) {
       this.heartbeats.tick(p, now);
+      this.probes.tick(p, now);
       this.sessions.tick(p, now);
     }
     this.reasm.sweep(now);

@@ -17,6 +17,10 @@
  *          so a relayed datagram can never pass for a direct one: only an authenticated
  *          datagram with RELAYED clear and the full hop count proves the direct path or moves
  *          the peer's endpoint (roaming). Relays forward only datagrams with it set.
+ *          bit 2: PROBE, the message carries only probe records (hole punching, observations,
+ *          round trips). It is authenticated: a probe never proves a path, never moves an
+ *          endpoint and never counts as direct, and a probe record outside a PROBE message (or
+ *          another record inside one) is dropped.
  *   dst    receiving peer id (0 = "whoever listens here": discovery hello)
  *   src    sending peer id
  *   key id the sender's key (session) the message is sealed with
@@ -39,8 +43,22 @@
  *   +------+-----------------+----------------------+------------------+
  *   | kind | length (u24)    | virtio_net_hdr (10)? | body (length)    |
  *   +------+-----------------+----------------------+------------------+
- *   kind bits 0-3: 0 FRAME (an Ethernet frame), 1 HEARTBEAT; bit 7: a virtio_net_hdr precedes
- *   the frame (GSO super-frame or checksum still to be finished), passed end to end unchanged.
+ *   kind bits 0-3: 0 FRAME (an Ethernet frame), 1 HEARTBEAT, 2 PROBE; bit 7: a virtio_net_hdr
+ *   precedes the frame (GSO super-frame or checksum still to be finished), passed end to end
+ *   unchanged.
+ *
+ * PROBE body (PROBE_LEN = 28 bytes):
+ *
+ *   0      1        2         4          8           12                      28
+ *   +------+--------+---------+----------+-----------+-----------------------+
+ *   | op   | family | port    | id (u32) | echo (u32)| address (16)          |
+ *   +------+--------+---------+----------+-----------+-----------------------+
+ *   op      1 request, 2 answer
+ *   family  4 | 6; IPv4 uses the address's first 4 bytes, the rest zero
+ *   request: the endpoint it was sent to; id picks the requester's pending entry; echo is the
+ *            requester's send time (ms, low 32 bits)
+ *   answer:  sent at once to the source the request came from; carries that source (the
+ *            requester as the answerer sees it: an observation) and the request's id and echo
  */
 export const WIRE_VERSION = 2;
 
@@ -49,6 +67,7 @@ export const TYPE_FRAG = 2;
 
 export const FLAG_SEALED = 1;
 export const FLAG_RELAYED = 2;
+export const FLAG_PROBE = 4;
 
 export const DATA_HDR_LEN = 24;
 export const FRAG_HDR_LEN = 40;
@@ -61,6 +80,10 @@ export const COUNTER_OFFSET = 16;
 export const REC_HDR_LEN = 4;
 export const REC_FRAME = 0;
 export const REC_HEARTBEAT = 1;
+export const REC_PROBE = 2;
+export const PROBE_LEN = 28;
+export const PROBE_REQUEST = 1;
+export const PROBE_ANSWER = 2;
 export const REC_KIND_MASK = 0x0f;
 export const REC_VNET = 0x80;
 
