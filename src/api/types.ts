@@ -95,7 +95,11 @@ export interface StatusReport {
   /** NetworkPolicy enforcement; undefined when off (--network-policy off, or auto without a source). */
   policy?: PolicyStatus;
   relayed: { datagrams: number; bytes: number };
-  traffic: { tap: IoCounters; udp: IoCounters; router: SwitchCounters; macs: number; sleeveMessages: number; udpFlushes: number };
+  traffic: {
+    tap: IoCounters; udp: IoCounters; router: SwitchCounters; macs: number; sleeveMessages: number; udpFlushes: number;
+    /** Sleeve probes (issue 18): requests sent, answers sent, answers received, punches that worked and failed. */
+    probes?: { requests: number; answered: number; replies: number; punched: number; punchFailed: number };
+  };
   drops: Record<string, number>;
   reassembly: { inUse: number; completed: number; stored: number; memoryBytes: number };
   memory: { rssBytes: number; heapUsedBytes: number };

@@ -35,7 +35,7 @@ export function formatStatus(s: StatusReport): string {
       rows.push([
         p.name,
         p.nickname,
-        p.path === 'relay' ? `relay via ${p.via ?? '?'}` : p.path,
+        p.path === 'relay' ? `relay via ${p.via ?? '?'}` : p.path === 'direct' && p.pathReason.startsWith('punched (') ? 'direct (punched)' : p.path,
         p.endpoint ?? '-',
         p.state,
         p.lastSeenMsAgo === null ? 'never' : `${(p.lastSeenMsAgo / 1000).toFixed(1)}s ago`,
@@ -49,7 +49,17 @@ export function formatStatus(s: StatusReport): string {
     // Why each peer is on its path (the overlay switch's reason), for how long, and how often it moved.
     for (const p of s.peers) {
       const since = p.pathSinceMs === null ? '' : ` for ${(p.pathSinceMs / 1000).toFixed(1)}s`;
-      lines.push(`  ${p.nickname || p.name}: ${p.path}${since}, ${p.pathSwitches} switches: ${p.pathReason}`);
+      const rtt = p.rttMs === null || p.rttMs === undefined ? '' : `; rtt ${p.rttMs} ms`;
+      lines.push(`  ${p.nickname || p.name}: ${p.path}${since}, ${p.pathSwitches} switches: ${p.pathReason}${rtt}`);
+      const pu = p.punch;
+      if (pu !== null && pu !== undefined) {
+        const what = pu.state === 'punched' ? `punched ${pu.endpoint}` : pu.state === 'failed' ? `failed: ${pu.why}` : 'probing';
+        lines.push(`    hole punching: attempt ${pu.attempts}, ${what} (${(pu.sinceMs / 1000).toFixed(1)}s ago)`);
+        for (const c of pu.candidates) {
+          const crtt = c.rttMs === null ? '' : `, rtt ${c.rttMs} ms`;
+          lines.push(`      ${c.endpoint} (${c.kind}): ${c.result}; ${c.probes} probes, ${c.replies} answers${crtt}`);
+        }
+      }
     }
   }
   lines.push('');

@@ -36,6 +36,8 @@ export const METRIC_HELP = {
   weft_drops_total: ['counter', ['component', 'reason'], "Frames, datagrams and messages dropped, by where and why (status's drops: rx, tx, reassembly, switch, offload, udp, tap, fastpath, gossip, pods; and mesh.routed)"],
   weft_relayed_datagrams_total: ['counter', [], 'Sleeve datagrams relayed for other peers'],
   weft_relayed_bytes_total: ['counter', [], 'Bytes of the datagrams relayed for other peers'],
+  weft_probes_total: ['counter', ['kind'], 'Sleeve probes: requests sent, answers sent, answers received (hole punching, observations, round trips)'],
+  weft_punches_total: ['counter', ['result'], 'Hole-punching attempts that found a working candidate (punched) or none (failed)'],
   weft_io_packets_total: ['counter', ['device', 'direction'], 'Packets through the TAP device and the UDP socket (direction sent or received)'],
   weft_io_bytes_total: ['counter', ['device', 'direction'], 'Bytes through the TAP device and the UDP socket'],
   weft_learned_macs: ['gauge', [], 'MAC addresses in the learning switch'],
@@ -135,6 +137,12 @@ export class WeftMetrics {
 
     this.counter('weft_relayed_datagrams_total', {}, r.relayed.datagrams);
     this.counter('weft_relayed_bytes_total', {}, r.relayed.bytes);
+    const pr = r.traffic.probes;
+    if (pr !== undefined) {
+      for (const [kind, n] of [['request', pr.requests], ['answer_sent', pr.answered], ['answer_received', pr.replies]] as const) this.counter('weft_probes_total', { kind }, n);
+      this.counter('weft_punches_total', { result: 'punched' }, pr.punched);
+      this.counter('weft_punches_total', { result: 'failed' }, pr.punchFailed);
+    }
     for (const [device, io] of [['tap', r.traffic.tap], ['udp', r.traffic.udp]] as const) {
       this.counter('weft_io_packets_total', { device, direction: 'sent' }, io.txPackets);
       this.counter('weft_io_packets_total', { device, direction: 'received' }, io.rxPackets);

@@ -5,10 +5,10 @@ import { formatEndpoint } from '../core/net.js';
 import type { LinuxTap } from '../platform/linux/linux-tap.js';
 import type { LinuxUdp } from '../platform/linux/linux-udp.js';
 import type { LearningSwitch } from '../router/learning-switch.js';
-import type { PeerPath } from '../router/overlay-switch.js';
+import type { PeerPath, PunchReport } from '../router/overlay-switch.js';
 import type { Sleeve } from '../router/sleeve/sleeve.js';
 import type { MeshStatus } from '../mesh/mesh.js';
-import type { FastPathStatus, IpamSummary, KubernetesStatus, PeerStatus, PolicyStatus, ServiceBridgeStatus, StatusReport, VersionInfo } from '../api/types.js';
+import type { FastPathStatus, IpamSummary, KubernetesStatus, PeerStatus, PunchStatus, PolicyStatus, ServiceBridgeStatus, StatusReport, VersionInfo } from '../api/types.js';
 import type { DaemonConfig } from './config.js';
 import type { PodGuardStatus } from './pod-guard.js';
 
@@ -17,6 +17,15 @@ export function ipamSummary(st: IpamStatus): IpamSummary {
     ready: st.ready,
     allocations: st.allocations,
     ranges: st.spaces.map((sp) => ({ range: sp.range, owned: sp.own.owned, free: sp.own.free, allocated: sp.own.allocated, quarantined: sp.own.quarantined, reserved: sp.own.reserved, held: sp.own.held })),
+  };
+}
+
+/** A peer's last hole-punching attempt as status shows it (null: never tried). */
+export function punchStatus(r: PunchReport | undefined, now: number): PunchStatus | null {
+  if (r === undefined) return null;
+  return {
+    state: r.state, attempts: r.attempts, sinceMs: Math.max(0, Math.round(now - r.startedAt)), endpoint: r.endpoint, why: r.why,
+    candidates: r.candidates.map((c) => ({ endpoint: c.endpoint, kind: c.kind, probes: c.probes, replies: c.replies, rttMs: c.rttMs ?? null, result: c.result })),
   };
 }
 
@@ -58,9 +67,8 @@ export function buildStatus(s: {
     pathReason: paths.get(p.name)?.reason ?? 'not known to the overlay switch',
     pathSinceMs: paths.has(p.name) ? Math.max(0, Math.round(now - paths.get(p.name)!.since)) : null,
     pathSwitches: paths.get(p.name)?.switches ?? 0,
-    // (filled by the sleeve's probes of issue 18)
-    rttMs: null,
-    punch: null,
+    rttMs: p.rttMs >= 0 ? p.rttMs : null,
+    punch: punchStatus(paths.get(p.name)?.punch, now),
     pathChanges: p.pathChanges,
     relayedRx: p.relayedRx,
     lastSeenMsAgo: Number.isFinite(p.lastRx) ? Math.max(0, Math.round(now - p.lastRx)) : null,
@@ -124,6 +132,7 @@ export function buildStatus(s: {
       macs: s.learningSwitch.macs.size,
       sleeveMessages: s.sleeve.tx.messages,
       udpFlushes: s.sleeve.tx.flushes,
+      probes: { ...s.sleeve.probeCounters() },
     },
     drops,
     reassembly: s.sleeve.reassemblyStatus(),

@@ -21,12 +21,12 @@
 import type { Clock } from '../core/clock.js';
 import { peerIdFromPeerName } from '../core/ids.js';
 import type { Logger } from '../core/logger.js';
-import { parseEndpoint } from '../core/net.js';
+import { formatEndpoint, parseEndpoint } from '../core/net.js';
 import type { Startable } from '../core/startable.js';
 import type { Overlay, PathCandidate, PeerKeys, PeerName } from '../mesh/contracts.js';
 import type { FastPathOwner } from './fastpath/fast-path.js';
 import type { SleevePeer } from './sleeve/peer.js';
-import type { Sleeve } from './sleeve/sleeve.js';
+import type { PunchAttempt, Sleeve, SleeveCandidate } from './sleeve/sleeve.js';
 
 export type PathName = 'fastpath' | 'direct' | 'relay' | 'none';
 
@@ -50,6 +50,23 @@ export interface PeerPath {
   switches: number;
   /** The relay named for the peer while its direct path is down (whatever the path). */
   via: PeerName | undefined;
+  /** The direct endpoint came from hole punching ("direct (punched)"). */
+  punched: boolean;
+  /** Round trip over the direct path from probe answers (ms); undefined when not measured. */
+  rttMs: number | undefined;
+  /** The last hole-punching attempt; undefined when never tried. */
+  punch: PunchReport | undefined;
+}
+
+/** One hole-punching attempt as status shows it (`PunchStatus` without the clock). */
+export interface PunchReport {
+  state: 'probing' | 'punched' | 'failed';
+  attempts: number;
+  /** Clock time the attempt started. */
+  startedAt: number;
+  endpoint: string;
+  candidates: { endpoint: string; kind: string; probes: number; replies: number; rttMs: number | undefined; result: string }[];
+  why: string;
 }
 
 /** One path change, as listeners get it. */
@@ -129,6 +146,7 @@ export class OverlaySwitch implements Overlay, FastPathOwner, PathReader, Starta
   private readonly pathListeners: ((name: PeerName, up: boolean) => void)[] = [];
   private readonly rekeyListeners: ((name: PeerName) => void)[] = [];
   private readonly changeListeners: ((change: PathChange) => void)[] = [];
+  private readonly observedListeners: ((by: PeerName, endpoint: string) => void)[] = [];
 
   constructor(components: OverlaySwitchComponents) {
     this.sleeve = components.sleeve;
@@ -146,6 +164,15 @@ export class OverlaySwitch implements Overlay, FastPathOwner, PathReader, Starta
       endpointMoved: (peer) => {
         this.offer(peer);
         this.classifyAround(peer);
+      },
+      punched: (peer) => {
+        this.offer(peer);
+        this.classifyAround(peer);
+      },
+      observed: (peer, endpoint) => {
+        const st = this.byId.get(peer.id);
+        if (st === undefined || st.name !== peer.name) return;
+        for (const l of this.observedListeners) l(peer.name, endpoint);
       },
     });
   }
@@ -244,13 +271,24 @@ export class OverlaySwitch implements Overlay, FastPathOwner, PathReader, Starta
     this.rekeyListeners.push(listener);
   }
 
-  // (issue 18: hole punching, observations and round trips; the sleeve's probes fill these in)
-  punch(_name: PeerName, _candidates: readonly PathCandidate[]): void {}
+  /** The contract is `Overlay.punch`; candidates that are no endpoint show as invalid. Peers without keys: ignored. */
+  punch(name: PeerName, candidates: readonly PathCandidate[]): void {
+    const st = this.peers.get(name);
+    if (st === undefined || !st.keyed || st.removed) return;
+    const list: SleeveCandidate[] = candidates.map((c) => {
+      const ep = parseEndpoint(c.endpoint);
+      return typeof ep === 'string' ? { text: c.endpoint, kind: c.kind, endpoint: undefined, error: ep } : { text: c.endpoint, kind: c.kind, endpoint: ep, error: '' };
+    });
+    this.sleeve.punch(st.id, list);
+  }
 
-  onObserved(_listener: (by: PeerName, endpoint: string) => void): void {}
+  onObserved(listener: (by: PeerName, endpoint: string) => void): void {
+    this.observedListeners.push(listener);
+  }
 
-  rttMs(_name: PeerName): number | undefined {
-    return undefined;
+  rttMs(name: PeerName): number | undefined {
+    const p = this.peerOf(name);
+    return p === undefined || p.rttMs < 0 ? undefined : p.rttMs;
   }
 
   // ---------------------------------------------------------------- the fast path's owner
@@ -354,7 +392,8 @@ export class OverlaySwitch implements Overlay, FastPathOwner, PathReader, Starta
         reason = st.fastReason;
       } else if (p.pathUp) {
         code = PATH_DIRECT;
-        reason = st.fastReason !== '' ? st.fastReason : 'direct path proven by heartbeats';
+        reason = p.punched ? `punched (via ${formatEndpoint({ address: p.directAddress, port: p.directPort })})`
+          : st.fastReason !== '' ? st.fastReason : 'direct path proven by heartbeats';
       } else if (p.via !== undefined && p.hasEndpoint) {
         code = PATH_RELAY;
         reason = `relay via ${p.via.name} (${p.hasDirect ? 'direct path not proven by heartbeats' : 'no direct endpoint'})`;
@@ -388,6 +427,27 @@ export class OverlaySwitch implements Overlay, FastPathOwner, PathReader, Starta
   }
 
   private report(st: PeerState): PeerPath {
-    return { name: st.name, id: st.id, path: PATH_NAMES[st.code]!, reason: st.reason, since: st.since, switches: st.switches, via: st.via };
+    const p = this.peerOf(st.name);
+    return {
+      name: st.name, id: st.id, path: PATH_NAMES[st.code]!, reason: st.reason, since: st.since, switches: st.switches, via: st.via,
+      punched: p !== undefined && p.pathUp && p.punched,
+      rttMs: p === undefined || p.rttMs < 0 ? undefined : p.rttMs,
+      punch: p?.punch === undefined ? undefined : punchReport(p.punch),
+    };
   }
+
+  /** The sleeve's peer of this name (undefined: no keys yet, removed, or another name's id). */
+  private peerOf(name: PeerName): SleevePeer | undefined {
+    const st = this.peers.get(name);
+    if (st === undefined || !st.keyed || st.removed) return undefined;
+    const p = this.sleeve.peerById(st.id);
+    return p !== undefined && p.name === name ? p : undefined;
+  }
+}
+
+function punchReport(a: PunchAttempt): PunchReport {
+  return {
+    state: a.state, attempts: a.attempt, startedAt: a.startedAt, endpoint: a.endpoint, why: a.why,
+    candidates: a.candidates.map((c) => ({ endpoint: c.text, kind: c.kind, probes: c.probes, replies: c.replies, rttMs: c.rttMs < 0 ? undefined : c.rttMs, result: c.result })),
+  };
 }

@@ -5,7 +5,7 @@
 import type { AeadKey } from '../../platform/aead.js';
 import type { FragmentTokens } from '../crypto/fragment-tokens.js';
 import { ReplayWindow } from '../crypto/replay-window.js';
-import type { PunchAttempt } from './sleeve-punch.js';
+import type { Endpoint } from '../../core/net.js';
 import { AD_LEN, FLAG_SEALED, WIRE_VERSION } from './wire.js';
 
 export class RxSession {
@@ -60,6 +60,56 @@ export class TxSession {
   destroy(): void {
     this.key.destroy();
     this.tokens?.destroy();
+  }
+}
+
+/** One endpoint to punch to, as the overlay switch parsed it. */
+export interface SleeveCandidate {
+  /** As the mesh gave it ("addr:port"). */
+  text: string;
+  kind: string;
+  /** undefined: not a valid endpoint (`error` says why). */
+  endpoint: Endpoint | undefined;
+  error: string;
+}
+
+export class PunchCandidate {
+  readonly text: string;
+  readonly kind: string;
+  readonly endpoint: Endpoint | undefined;
+  readonly words: readonly number[];
+  probes = 0;
+  replies = 0;
+  rttMs = -1;
+  /** probing | working | "no answer to N probes" | "cannot send: ..." | "invalid: ..." */
+  result: string;
+  constructor(c: SleeveCandidate) {
+    this.text = c.text;
+    this.kind = c.kind;
+    this.endpoint = c.endpoint;
+    this.words = c.endpoint === undefined ? [0, 0, 0, 0] : addressWords(c.endpoint.address, c.endpoint.family);
+    this.result = c.endpoint === undefined ? `invalid: ${c.error}` : 'probing';
+  }
+
+  get sendable(): boolean {
+    return this.result === 'probing';
+  }
+}
+
+/** One hole-punching attempt towards a peer. */
+export class PunchAttempt {
+  readonly attempt: number;
+  readonly startedAt: number;
+  readonly candidates: PunchCandidate[];
+  state: 'probing' | 'punched' | 'failed' = 'probing';
+  /** Next PUNCH_SCHEDULE step. */
+  step = 0;
+  endpoint = '';
+  why = '';
+  constructor(attempt: number, startedAt: number, candidates: PunchCandidate[]) {
+    this.attempt = attempt;
+    this.startedAt = startedAt;
+    this.candidates = candidates;
   }
 }
 

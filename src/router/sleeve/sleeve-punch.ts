@@ -22,9 +22,11 @@
  */
 import { formatEndpoint, type Endpoint } from '../../core/net.js';
 import type { UdpEndpoint } from '../../platform/udp.js';
-import { addressWords, wordsToAddress, type SleevePeer } from './peer.js';
+import { PunchAttempt, PunchCandidate, wordsToAddress, type SleeveCandidate, type SleevePeer } from './peer.js';
 import type { SleeveState } from './sleeve-state.js';
 import { PROBE_ANSWER, PROBE_LEN, PROBE_REQUEST, readU16, readU32, writeU16, writeU32 } from './wire.js';
+
+export { PunchAttempt, PunchCandidate, type SleeveCandidate };
 
 /** Offsets (ms from the attempt's start) at which every candidate gets a request. */
 export const PUNCH_SCHEDULE: readonly number[] = [0, 100, 200, 400, 800, 1600, 3200];
@@ -38,56 +40,6 @@ export const OBSERVE_EVERY_MS = 25_000;
 export const MAX_ANSWERS_PER_S = 64;
 /** Pending requests remembered (a ring: the oldest is forgotten first). */
 export const PENDING_PROBES = 256;
-
-/** One endpoint to punch to, as the overlay switch parsed it. */
-export interface SleeveCandidate {
-  /** As the mesh gave it ("addr:port"). */
-  text: string;
-  kind: string;
-  /** undefined: not a valid endpoint (`error` says why). */
-  endpoint: Endpoint | undefined;
-  error: string;
-}
-
-export class PunchCandidate {
-  readonly text: string;
-  readonly kind: string;
-  readonly endpoint: Endpoint | undefined;
-  readonly words: readonly number[];
-  probes = 0;
-  replies = 0;
-  rttMs = -1;
-  /** probing | working | "no answer to N probes" | "cannot send: ..." | "invalid: ..." */
-  result: string;
-  constructor(c: SleeveCandidate) {
-    this.text = c.text;
-    this.kind = c.kind;
-    this.endpoint = c.endpoint;
-    this.words = c.endpoint === undefined ? [0, 0, 0, 0] : addressWords(c.endpoint.address, c.endpoint.family);
-    this.result = c.endpoint === undefined ? `invalid: ${c.error}` : 'probing';
-  }
-
-  get sendable(): boolean {
-    return this.result === 'probing';
-  }
-}
-
-/** One hole-punching attempt towards a peer. */
-export class PunchAttempt {
-  readonly attempt: number;
-  readonly startedAt: number;
-  readonly candidates: PunchCandidate[];
-  state: 'probing' | 'punched' | 'failed' = 'probing';
-  /** Next PUNCH_SCHEDULE step. */
-  step = 0;
-  endpoint = '';
-  why = '';
-  constructor(attempt: number, startedAt: number, candidates: PunchCandidate[]) {
-    this.attempt = attempt;
-    this.startedAt = startedAt;
-    this.candidates = candidates;
-  }
-}
 
 /** A request sent and not yet answered. */
 class PendingProbe {
