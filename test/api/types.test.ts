@@ -111,6 +111,34 @@ describe('the API types as the CLI reads them', () => {
     expect(formatStatus(report)).toContain(line);
   });
 
+  it('weft status shows a punched peer as direct (punched), its round trip, and the attempt with a line per candidate', () => {
+    const punched: api.PeerStatus = {
+      ...report.peers[0]!, name: '1111111111111111', nickname: 'n4', endpoint: '198.18.0.4:6784', path: 'direct', via: null,
+      pathReason: 'punched (via 198.18.0.4:6784)', rttMs: 2.5,
+      punch: {
+        state: 'punched', attempts: 2, sinceMs: 3000, endpoint: '198.18.0.4:6784', why: '',
+        candidates: [
+          { endpoint: '198.19.1.4:6784', kind: 'local', probes: 2, replies: 0, rttMs: null, result: 'not needed (2 probes, no answer yet)' },
+          { endpoint: '198.18.0.4:6784', kind: 'reflexive', probes: 2, replies: 1, rttMs: 2.5, result: 'working' },
+        ],
+      },
+    };
+    const failed: api.PeerStatus = {
+      ...punched, name: '2222222222222222', nickname: 'n5', path: 'relay', via: 'n3', pathReason: 'relay via n3 (no direct endpoint)', rttMs: null,
+      punch: { state: 'failed', attempts: 1, sinceMs: 6000, endpoint: '', why: 'no answer from 1 candidate', candidates: [{ endpoint: '[2001:2::5]:6784', kind: 'local', probes: 0, replies: 0, rttMs: null, result: 'cannot send: an IPv4 socket' }] },
+    };
+    const text = formatStatus({ ...report, peers: [...report.peers, punched, failed] });
+    expect(text).toMatch(/1111111111111111 +n4 +direct \(punched\) +198\.18\.0\.4:6784/);
+    for (const line of [
+      'n4: direct for 2.5s, 2 switches: punched (via 198.18.0.4:6784); rtt 2.5 ms',
+      '    hole punching: attempt 2, punched 198.18.0.4:6784 (3.0s ago)',
+      '      198.19.1.4:6784 (local): not needed (2 probes, no answer yet); 2 probes, 0 answers',
+      '      198.18.0.4:6784 (reflexive): working; 2 probes, 1 answers, rtt 2.5 ms',
+      '    hole punching: attempt 1, failed: no answer from 1 candidate (6.0s ago)',
+      '      [2001:2::5]:6784 (local): cannot send: an IPv4 socket; 0 probes, 0 answers',
+    ]) expect(text).toContain(line);
+  });
+
   it('weft ipam status shows readiness, bootstrap and each range', () => {
     const st: api.IpamStatus = {
       self: '0123456789abcdef',
