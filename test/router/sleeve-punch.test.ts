@@ -167,6 +167,41 @@ describe('sleeve hole punching', () => {
   });
 });
 
+describe('sleeve probes: hostile input from a peer that holds the keys', () => {
+  it('answers at most 64 probe requests a second per peer; the rest are dropped and counted', async () => {
+    const { net, clock, a, b } = await strangers();
+    // beta's answers never come back, so alpha keeps probing 16 candidates (all beta) on schedule
+    net.filter = (d) => !(d.fromAddress === '198.18.0.2' && (d.data[3]! & FLAG_PROBE) !== 0);
+    a.sleeve.punch(b.id, candidates(...new Array<string>(16).fill('198.18.0.2:6784')));
+    await run(net, clock, 6000);
+    const sent = 16 * PUNCH_SCHEDULE.length;
+    expect(a.sleeve.probeCounters().requests).toBe(sent);
+    // bursts at 0, 100, 200, 400 and 800 ms fall in beta's first second: 80 requests, 64 answered
+    expect(b.sleeve.drops.probeRateLimited).toBe(16);
+    expect(b.sleeve.probeCounters().answered).toBe(sent - 16);
+  });
+
+  const bodies: { name: string; body: () => Buffer; len: number; drop?: 'probeMalformed' | 'probeUnmatched' }[] = [
+    { name: 'an answer to no request of ours', body: () => Buffer.from([2, 4, 0x1a, 0x80, 0, 0, 0x30, 0x39, ...new Array<number>(20).fill(0)]), len: 28, drop: 'probeUnmatched' },
+    { name: 'an unknown op', body: () => Buffer.from([9, 4, 0x1a, 0x80, ...new Array<number>(24).fill(0)]), len: 28 },
+    { name: 'an unknown family', body: () => Buffer.from([1, 5, 0x1a, 0x80, ...new Array<number>(24).fill(0)]), len: 28 },
+    { name: 'port 0', body: () => Buffer.from([1, 4, 0, 0, ...new Array<number>(24).fill(0)]), len: 28 },
+    { name: 'a short body', body: () => Buffer.from([1, 4, 0x1a, 0x80, ...new Array<number>(16).fill(0)]), len: 20 },
+    { name: 'a long body', body: () => Buffer.from([1, 4, 0x1a, 0x80, ...new Array<number>(28).fill(0)]), len: 32 },
+  ];
+  it.each(bodies)('a probe record with $name is dropped and counted, never answered', async ({ body, len, drop }) => {
+    const { net, clock, a, b } = await strangers();
+    const answered = b.sleeve.probeCounters().answered;
+    a.sleeve.batchStart();
+    expect(a.sleeve.tx.probe(peerOf(a, b), body(), len, '198.18.0.2', 6784)).toBe('');
+    await run(net, clock, 1, 1);
+    expect(b.sleeve.drops[drop ?? 'probeMalformed']).toBe(1);
+    expect(b.sleeve.drops.auth).toBe(0);
+    expect(peerOf(b, a).rttMs).toBe(-1);
+    expect(b.sleeve.probeCounters().answered).toBe(answered);
+  });
+});
+
 describe('sleeve observations', () => {
   it('a peer with a proven direct path gets an observation probe: round trip and our endpoint as it sees it', async () => {
     const net = new FakeNetwork();
