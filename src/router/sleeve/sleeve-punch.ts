@@ -176,10 +176,9 @@ export class SleeveProbes {
     this.counters.replies++;
     peer.rttMs = peer.rttMs < 0 ? rtt : Math.round(((peer.rttMs * 7 + rtt) / 8) * 10) / 10;
     const family = buf[off + 1] === 6 ? 6 : 4;
-    const observed = formatEndpoint({
-      address: wordsToAddress(family, readU32(buf, off + 12) | 0, readU32(buf, off + 16) | 0, readU32(buf, off + 20) | 0, readU32(buf, off + 24) | 0),
-      port: readU16(buf, off + 2),
-    });
+    const words = wordsToAddress(family, readU32(buf, off + 12) | 0, readU32(buf, off + 16) | 0, readU32(buf, off + 20) | 0, readU32(buf, off + 24) | 0);
+    // (IPv6 in its canonical short form, as interfaces list it: observations are compared as text)
+    const observed = formatEndpoint({ address: family === 6 ? new URL(`http://[${words}]/`).hostname.slice(1, -1) : words, port: readU16(buf, off + 2) });
     const a = peer.punch;
     if (entry.candidate >= 0 && a !== undefined && a.attempt === entry.attempt) {
       const c = a.candidates[entry.candidate]!;

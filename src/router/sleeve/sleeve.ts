@@ -15,8 +15,10 @@
  *
  * Peers and keys come from the mesh (`installKeys`, `setDirect`, `setVia`, `removePeer`).
  * Heartbeats go every `heartbeatMs` to each peer's direct endpoint; a direct heartbeat proves the
- * direct path (`pathUp`), and `deadAfterMs` of silence takes it down. Data goes direct when the
- * path is up, else through the relay the mesh names, else direct (optimistically).
+ * direct path (`pathUp`), and `deadAfterMs` of silence takes it down (under traffic, well under a
+ * second without an answer does: sleeve-heartbeats.ts). Data goes direct when the path is up,
+ * else through the relay the mesh names, else direct (optimistically). Hole punching (`punch`)
+ * finds a direct endpoint from candidates the mesh exchanged (sleeve-punch.ts).
  */
 import type { TimerHandle } from '../../core/clock.js';
 import { formatPeerId } from '../../core/ids.js';
