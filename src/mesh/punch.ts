@@ -375,15 +375,19 @@ export class PunchCoordinator {
     p.backoffMs = Math.min(p.backoffMs * 2, this.init.capMs);
     const data = this.message(OFFER, p.name);
     if (data === undefined) return;
+    // Set before sending: the answer may come back within the call.
+    const before = { lastOfferAt: p.lastOfferAt, awaiting: p.awaiting };
+    p.lastOfferAt = now;
+    p.awaiting = true;
     if (!this.c.unicast(p.name, data)) {
       this.stats.unrouted++;
+      p.lastOfferAt = before.lastOfferAt;
+      p.awaiting = before.awaiting;
       return;
     }
     this.stats.offersSent++;
     p.offersSent++;
-    p.lastOfferAt = now;
     p.lastAt = now;
-    p.awaiting = true;
     // Probing their last known candidates now opens our side for their probes.
     if (p.theirs !== undefined) this.punch(p, p.theirs, now);
   }
