@@ -290,27 +290,29 @@ describe('PunchCoordinator: exchange', () => {
 
   it('three routers: a and b exchange through c, which relays (and cannot make a punch elsewhere)', () => {
     const w = new PunchWorld(['a', 'b', 'c']);
-    const [a, b, c] = ['a', 'b', 'c'].map((s) => w.node(s));
+    const a = w.node('a');
+    const b = w.node('b');
+    const c = w.node('c');
     // a and c, b and c have direct paths; a and b only reach each other through c.
-    a.overlay.up.add(c!.name);
-    c!.overlay.up.add(a!.name);
-    b!.overlay.up.add(c!.name);
-    c!.overlay.up.add(b!.name);
+    a.overlay.up.add(c.name);
+    c.overlay.up.add(a.name);
+    b.overlay.up.add(c.name);
+    c.overlay.up.add(b.name);
     const relayed: string[] = [];
     w.onTransit = (m) => {
-      relayed.push(`${m.from === a!.name ? 'a' : 'b'}→c→${m.to === a!.name ? 'a' : 'b'}`);
+      relayed.push(`${m.from === a.name ? 'a' : 'b'}→c→${m.to === a.name ? 'a' : 'b'}`);
       return m.data;
     };
-    for (const n of [a, b, c]) n!.coordinator.update();
+    for (const n of [a, b, c]) n.coordinator.update();
     w.deliver();
     expect(relayed.length).toBeGreaterThanOrEqual(2);
-    expect(c!.overlay.punches).toEqual([]);
-    expect(a!.overlay.punches.at(-1)).toMatchObject({ name: b!.name, candidates: b!.candidates });
-    expect(b!.overlay.punches.at(-1)).toMatchObject({ name: a!.name, candidates: a!.candidates });
+    expect(c.overlay.punches).toEqual([]);
+    expect(a.overlay.punches.at(-1)).toMatchObject({ name: b.name, candidates: b.candidates });
+    expect(b.overlay.punches.at(-1)).toMatchObject({ name: a.name, candidates: a.candidates });
     // c replays what it carried: refused, nothing new punched.
-    const punches = a!.overlay.punches.length + b!.overlay.punches.length;
+    const punches = a.overlay.punches.length + b.overlay.punches.length;
     for (const m of w.sent) w.inject(m.from, m.to, m.data);
-    expect(a!.overlay.punches.length + b!.overlay.punches.length).toBe(punches);
-    expect((a!.coordinator.stats.refused.replayed ?? 0) + (b!.coordinator.stats.refused.replayed ?? 0)).toBe(w.sent.length);
+    expect(a.overlay.punches.length + b.overlay.punches.length).toBe(punches);
+    expect((a.coordinator.stats.refused.replayed ?? 0) + (b.coordinator.stats.refused.replayed ?? 0)).toBe(w.sent.length);
   });
 });
