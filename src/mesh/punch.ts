@@ -50,18 +50,22 @@ const MAX_MESSAGE_BYTES = 4096;
 const KINDS: ReadonlySet<string> = new Set<CandidateKind>(['local', 'advertised', 'reflexive', 'stun']);
 const INCARNATION = /^[0-9a-f]{16}$/;
 
-export type PunchRefusal =
-  | 'malformed'
-  | 'tooManyCandidates'
-  | 'badEndpoint'
-  | 'notForUs'
-  | 'wrongSender'
-  | 'unknownPeer'
-  | 'staleIncarnation'
-  | 'replayed'
-  | 'rateLimited'
-  | 'unsolicited'
-  | 'badSignature';
+/** Why an offer or answer is refused (`stats.refused`, `mesh.refused` as `punch.<reason>`). */
+export const PUNCH_REFUSALS = [
+  'malformed',
+  'tooManyCandidates',
+  'badEndpoint',
+  'notForUs',
+  'wrongSender',
+  'unknownPeer',
+  'staleIncarnation',
+  'replayed',
+  'rateLimited',
+  'unsolicited',
+  'badSignature',
+] as const;
+
+export type PunchRefusal = (typeof PUNCH_REFUSALS)[number];
 
 /** Refusals that mean a broken or hostile sender (also refused on the channel, logged once by the mesh). */
 const HOSTILE: ReadonlySet<PunchRefusal> = new Set<PunchRefusal>(['malformed', 'tooManyCandidates', 'badEndpoint', 'notForUs', 'wrongSender', 'badSignature']);
