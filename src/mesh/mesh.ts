@@ -487,14 +487,18 @@ export class Mesh implements GossipTransport {
     this.relaysAt = this.components.clock.now();
     const self = this.components.identity.name;
     const reachable = new Set(routes.reachable());
-    const standing = [...this.conns.keys()].filter((n) => overlay.pathUp(n));
+    // Our neighbours with a proven path, and the peers each has an established connection to.
+    const standing: { name: PeerName; rttMs: number | undefined; to: Set<PeerName> }[] = [];
+    for (const n of this.conns.keys()) {
+      if (!overlay.pathUp(n)) continue;
+      const to = new Set<PeerName>();
+      for (const c of this.topology?.get(n)?.connections ?? []) if (c.established) to.add(c.peer);
+      standing.push({ name: n, rttMs: overlay.rttMs(n), to });
+    }
     for (const name of reachable) {
       const hop = routes.nextHop(name);
       const candidates = [];
-      for (const n of standing) {
-        if (n === name) continue;
-        if (this.topology?.get(n)?.connections?.some((c) => c.peer === name && c.established) === true) candidates.push({ name: n, rttMs: overlay.rttMs(n) });
-      }
+      for (const n of standing) if (n.name !== name && n.to.has(name)) candidates.push({ name: n.name, rttMs: n.rttMs });
       const via = chooseRelay({ candidates, current: this.vias.get(name), nextHop: hop === undefined || hop === name || hop === self ? undefined : hop });
       if (!all && this.vias.has(name) && this.vias.get(name) === via) continue;
       this.vias.set(name, via);
