@@ -18,6 +18,12 @@
  * TTL, refused messages that never close a connection). Gossip channels are made here
  * (`newChannel`, one per name; the pair keys' "keys" channel is one): the mesh is the transport
  * its gossipers send through, and each channel counts what it sends and receives (`status`).
+ *
+ * NAT traversal (issue 18): our own endpoints (endpoints.ts: interfaces, --advertise, what peers
+ * observe through `overlay.onObserved`) are offered on the "punch" channel to every reachable peer
+ * with keys and no proven direct path (punch.ts), which probe them through `overlay.punch`. Every
+ * peer also gets a standby relay, even a neighbour with a working direct path (standby-relay.ts,
+ * by round trip with hysteresis), so a failover needs no gossip.
  */
 import { connect, type Socket } from 'node:net';
 import type { Clock, TimerHandle } from '../core/clock.js';
