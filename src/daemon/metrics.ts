@@ -10,7 +10,7 @@
  */
 import { Counter, Gauge, Registry, collectDefaultMetrics } from 'prom-client';
 import type { StatusReport, VersionInfo } from '../api/types.js';
-import { PUNCH_REFUSALS } from '../mesh/punch.js';
+import { PUNCH_REFUSALS } from '../mesh/punch-wire.js';
 
 /** Mesh connection close reasons that are failed handshakes (src/mesh: connection.ts, mesh-protocol.ts). */
 export const HANDSHAKE_FAILURES = ['auth', 'handshakeTimeout', 'version', 'notWeft'] as const;
