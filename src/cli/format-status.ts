@@ -1,4 +1,4 @@
-import { totalTraffic, type IpamStatus, type KubernetesStatus, type PolicyStatus, type StatusReport } from '../api/types.js';
+import { totalTraffic, type EndpointsStatus, type IpamStatus, type KubernetesStatus, type PolicyStatus, type StatusReport } from '../api/types.js';
 
 function bytes(n: number): string {
   const units = ['B', 'KiB', 'MiB', 'GiB', 'TiB'];
@@ -78,6 +78,7 @@ export function formatStatus(s: StatusReport): string {
     const age = k.keyAgeMs === undefined ? '' : `, key age ${Math.round(k.keyAgeMs / 1000)}s, expires in ${Math.round((k.expiresInMs ?? 0) / 1000)}s`;
     lines.push(`  keys with ${k.peer}: ${k.state}${age}, ${k.failures} failures${k.lastError === undefined ? '' : ` (${k.lastError})`}`);
   }
+  lines.push(...formatEndpoints(m.endpoints));
   const closes = Object.entries(m.closes);
   if (closes.length > 0) lines.push(`  connections closed: ${closes.map(([k, n]) => `${k}=${n}`).join('  ')}`);
   const refused = Object.entries(m.refused ?? {});
@@ -128,6 +129,23 @@ export function formatStatus(s: StatusReport): string {
   lines.push(drops.length === 0 ? '  drops: none' : `  drops: ${drops.map(([k, n]) => `${k}=${n}`).join('  ')}`);
   lines.push(`  memory: rss ${bytes(s.memory.rssBytes)}, heap ${bytes(s.memory.heapUsedBytes)}; reassembly ${s.reassembly.inUse} in use, ${bytes(s.reassembly.memoryBytes)}`);
   return lines.join('\n');
+}
+
+/** Our own endpoints, what peers observe of us, and hole punching (issue 18). */
+export function formatEndpoints(e: EndpointsStatus | undefined): string[] {
+  if (e === undefined) return [];
+  const lines: string[] = [];
+  const candidates = e.candidates.map((c) => `${c.endpoint} (${c.kind})`).join(', ');
+  lines.push(`  endpoints: ${candidates === '' ? 'none' : candidates}; NAT: ${e.nat}`);
+  if (e.observed.length > 0) {
+    lines.push(`    observed by peers: ${e.observed.map((o) => `${o.endpoint} by ${o.by} ${(o.agoMs / 1000).toFixed(0)}s ago`).join(', ')}`);
+  }
+  for (const p of e.punches) {
+    const last = p.lastMsAgo === null ? '' : `, last ${(p.lastMsAgo / 1000).toFixed(1)}s ago`;
+    lines.push(`    punching ${p.peer}: ${p.state}, candidates sent ${p.offersSent}, received ${p.offersReceived}${last}`);
+  }
+  if (e.hint !== '') lines.push(`    hint: ${e.hint}`);
+  return lines;
 }
 
 /** `weft status`'s one line on NetworkPolicy. */

@@ -5,6 +5,7 @@
  */
 import { accessSync, constants, existsSync, readFileSync, statSync } from 'node:fs';
 import { dirname } from 'node:path';
+import { networkInterfaces } from 'node:os';
 import type { Clock } from '../core/clock.js';
 import { WeftError, describeError } from '../core/errors.js';
 import { createHmac } from 'node:crypto';
@@ -194,13 +195,16 @@ export class Daemon {
     // Each peer's path (fast path, direct, relay); the mesh's overlay, and the fast path's owner.
     const overlay = new OverlaySwitch({ sleeve: this.sleeve, clock: this.clock, logger: this.log.child('overlay') });
     this.overlaySwitch = overlay;
+    // --advertise with port 0 means the sleeve's port (topology's endpoints and punch candidates alike).
+    const advertised = c.advertise.map((e) => formatEndpoint({ address: e.address, port: e.port === 0 ? this.udp!.localPort : e.port }));
     this.mesh = new Mesh(
-      { identity, psk: derive(secret, 'weft mesh psk v1'), clock: this.clock, logger: this.log.child('mesh'), overlay },
+      { identity, psk: derive(secret, 'weft mesh psk v1'), clock: this.clock, logger: this.log.child('mesh'), overlay, interfaces: networkInterfaces },
       {
         listenAddress: c.listen.address,
         listenPort: this.udp.localPort,
         udpPort: this.udp.localPort,
         peers: c.peers.map(formatEndpoint),
+        advertise: advertised,
         pairPrologue: Buffer.concat([Buffer.from('weft pair v1\0'), derive(secret, 'weft pair prologue v1')]),
         rekeyAfterMs: c.rekeyMs,
       },
@@ -208,7 +212,7 @@ export class Daemon {
     this.gossip = buildMeshGossip({ mesh: this.mesh, clock: this.clock, logger: this.log.child('topology') }, {
       identity,
       stateDir: c.stateDir,
-      endpoints: c.advertise.map((e) => formatEndpoint({ address: e.address, port: e.port === 0 ? this.udp!.localPort : e.port })),
+      endpoints: advertised,
       onFatal: (err) => this.fatal(err),
     });
     // One API client (credentials loaded once) for discovery and the IPAM blocks.

@@ -10,6 +10,7 @@
  */
 import { Counter, Gauge, Registry, collectDefaultMetrics } from 'prom-client';
 import type { StatusReport, VersionInfo } from '../api/types.js';
+import { PUNCH_REFUSALS } from '../mesh/punch-wire.js';
 
 /** Mesh connection close reasons that are failed handshakes (src/mesh: connection.ts, mesh-protocol.ts). */
 export const HANDSHAKE_FAILURES = ['auth', 'handshakeTimeout', 'version', 'notWeft'] as const;
@@ -20,6 +21,8 @@ const TARGET_STATES = ['connecting', 'handshaking', 'established', 'failed', 'wa
 const KEY_STATES = ['none', 'handshaking', 'established', 'expired'] as const;
 const FASTPATH_STATES = ['probing', 'up', 'down', 'ineligible'] as const;
 const IPAM_STATES = ['free', 'allocated', 'quarantined', 'reserved', 'held'] as const;
+const NAT_GUESSES = ['none', 'mapped', 'endpoint-dependent', 'unknown'] as const;
+const CANDIDATE_KINDS = ['local', 'advertised', 'reflexive', 'stun'] as const;
 
 type Kind = 'gauge' | 'counter';
 
@@ -52,6 +55,9 @@ export const METRIC_HELP = {
   weft_gossip_sent_bytes_total: ['counter', ['channel'], 'Gossip bytes sent on the channel (periodic, delta, connect, unicast, broadcast)'],
   weft_gossip_received_bytes_total: ['counter', ['channel'], 'Gossip bytes received on the channel'],
   weft_gossip_refused_total: ['counter', ['channel'], 'Gossip messages the channel refused (malformed, over a limit)'],
+  weft_nat: ['gauge', ['nat'], "1 for what peers' observations say of this router's NAT (none, mapped, endpoint-dependent, unknown), 0 for the others"],
+  weft_endpoint_candidates: ['gauge', ['kind'], 'Endpoints this router offers peers for hole punching, by kind (local, advertised, reflexive, stun)'],
+  weft_punch_refused_total: ['counter', ['reason'], 'Candidate offers and answers from peers refused, by reason'],
   weft_fastpath_running: ['gauge', [], '1 while the kernel VXLAN fast path runs, else 0 (off, or not possible here)'],
   weft_fastpath_peer_state: ['gauge', ['peer', 'state'], "1 for the peer's fast-path state (probing, up, down, ineligible), 0 for the others"],
   weft_fastpath_probes_accepted_total: ['counter', [], 'Fast-path probes accepted'],
@@ -171,6 +177,11 @@ export class WeftMetrics {
       this.counter('weft_gossip_received_bytes_total', { channel: ch.channel }, received);
       this.counter('weft_gossip_refused_total', { channel: ch.channel }, ch.refused);
     }
+    this.states('weft_nat', {}, 'nat', NAT_GUESSES, m.endpoints.nat);
+    const kinds = new Map<string, number>(CANDIDATE_KINDS.map((k) => [k, 0]));
+    for (const c of m.endpoints.candidates) kinds.set(c.kind, (kinds.get(c.kind) ?? 0) + 1);
+    for (const [kind, n] of kinds) this.gauge('weft_endpoint_candidates', { kind }, n);
+    for (const reason of PUNCH_REFUSALS) this.counter('weft_punch_refused_total', { reason }, m.refused[`punch.${reason}`] ?? 0);
 
     const f = r.fastpath;
     this.gauge('weft_fastpath_running', {}, f.probes !== undefined ? 1 : 0);

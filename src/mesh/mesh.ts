@@ -18,6 +18,12 @@
  * TTL, refused messages that never close a connection). Gossip channels are made here
  * (`newChannel`, one per name; the pair keys' "keys" channel is one): the mesh is the transport
  * its gossipers send through, and each channel counts what it sends and receives (`status`).
+ *
+ * NAT traversal (issue 18): our own endpoints (endpoints.ts: interfaces, --advertise, what peers
+ * observe through `overlay.onObserved`) are offered on the "punch" channel to every reachable peer
+ * with keys and no proven direct path (punch.ts), which probe them through `overlay.punch`. Every
+ * peer also gets a standby relay, even a neighbour with a working direct path (standby-relay.ts,
+ * by round trip with hysteresis), so a failover needs no gossip.
  */
 import { connect, type Socket } from 'node:net';
 import type { Clock, TimerHandle } from '../core/clock.js';
@@ -36,12 +42,20 @@ import { TOPOLOGY_CHANNEL } from './topology-codec.js';
 import { KEYS_CHANNEL, PairKeys, keysGossiper } from './pair-keys.js';
 import { LogOnce } from './log-once.js';
 import { PreauthGate, sourceKey } from './preauth-gate.js';
+import { Endpoints, type InterfacesSource } from './endpoints.js';
+import { PUNCH_CHANNEL, PunchCoordinator, punchGossiper } from './punch.js';
+import { chooseRelay } from './standby-relay.js';
 import type { MeshStatus } from '../api/types.js';
 
 export type { MeshStatus };
 
 /** Problems logged once are logged again after this long (a problem that persists shows up hourly). */
 const LOG_AGAIN_AFTER_MS = 3_600_000;
+/** Standby relays are chosen again this often (round trips change), interfaces read again this often. */
+const RELAYS_EVERY_MS = 5_000;
+const INTERFACES_EVERY_MS = 10_000;
+/** Who needs punching is read again this often (pair keys come and go without an event). */
+const PUNCH_UPDATE_EVERY_MS = 1_000;
 
 /** The address part of "addr:port" / "[v6]:port". */
 function hostOf(endpoint: string): string {
@@ -51,7 +65,18 @@ function hostOf(endpoint: string): string {
 
 /** What the mesh needs from topology (gossip/topology.ts). */
 export interface MeshTopology {
-  get(name: PeerName): { publicKey: Uint8Array; endpoints: readonly string[]; nickname: string; left?: string | undefined } | undefined;
+  get(name: PeerName):
+    | {
+        publicKey: Uint8Array;
+        endpoints: readonly string[];
+        nickname: string;
+        left?: string | undefined;
+        /** The owner's connections (standby relays: who has an established one to whom). */
+        connections?: readonly { peer: PeerName; established: boolean }[];
+        /** The owner's current router run (punch offers name it). */
+        incarnation?: string;
+      }
+    | undefined;
   names(): PeerName[];
   setConnections(connections: { peer: PeerName; established: boolean; endpoint?: string }[]): void;
   onChange(listener: () => void): void;
@@ -65,6 +90,8 @@ export interface MeshComponents {
   overlay: Overlay;
   /** Inbound connections (default: TCP on the listen address). */
   listener?: MeshListener;
+  /** The host's interfaces, for our local candidates (default: none; the daemon passes `os.networkInterfaces`). */
+  interfaces?: InterfacesSource;
 }
 
 export interface MeshInit {
@@ -74,6 +101,8 @@ export interface MeshInit {
   udpPort: number;
   /** Configured peers, "addr:port". */
   peers: readonly string[];
+  /** --advertise endpoints, offered to peers as candidates for hole punching. */
+  advertise?: readonly string[];
   /** Prologue of pair-key handshakes (binds the cluster secret and version). */
   pairPrologue: Uint8Array;
   rekeyAfterMs?: number;
@@ -91,6 +120,10 @@ export interface MeshInit {
 
 export class Mesh implements GossipTransport {
   readonly pairKeys: PairKeys;
+  /** Our own endpoints: candidates, observations, the NAT guess (issue 18). */
+  readonly endpoints: Endpoints;
+  /** Candidate exchange and hole punching with peers that have no direct path (issue 18). */
+  readonly punch: PunchCoordinator;
   readonly closes: Record<string, number> = {};
   private readonly components: MeshComponents;
   private readonly init: Required<MeshInit>;
@@ -110,13 +143,18 @@ export class Mesh implements GossipTransport {
   private topology: MeshTopology | undefined;
   private routes: RouteTable | undefined;
   private stopped = false;
+  /** The relay named to the overlay per peer (standby relays). */
+  private readonly vias = new Map<PeerName, PeerName | undefined>();
+  private relaysAt = 0;
+  private interfacesAt = 0;
+  private punchAt = 0;
 
   constructor(components: MeshComponents, init: MeshInit) {
     this.components = components;
     this.log = components.logger;
     this.init = {
       rekeyAfterMs: 120_000, keyLifetimeMs: 2 * (init.rekeyAfterMs ?? 120_000), backoffBaseMs: 1000, backoffCapMs: 30_000,
-      maxPreauthPerAddress: 8, maxPreauth: 64, handshakeTimeoutMs: 4000, ...init,
+      maxPreauthPerAddress: 8, maxPreauth: 64, handshakeTimeoutMs: 4000, advertise: [], ...init,
     };
     this.preauth = new PreauthGate({ perAddress: this.init.maxPreauthPerAddress, total: this.init.maxPreauth });
     this.logOnce = new LogOnce(this.log);
@@ -167,8 +205,34 @@ export class Mesh implements GossipTransport {
       },
       { prologue: init.pairPrologue, rekeyAfterMs: this.init.rekeyAfterMs, keyLifetimeMs: this.init.keyLifetimeMs },
     );
-    components.overlay.onPathChange(() => this.publishConnections());
     components.overlay.onRekeyWanted((name) => this.pairKeys.rekeyNow(name));
+    this.endpoints = new Endpoints(
+      { clock: components.clock, logger: components.logger.child('endpoints'), ...(components.interfaces === undefined ? {} : { interfaces: components.interfaces }) },
+      { udpPort: this.init.udpPort, listenAddress: this.init.listenAddress, advertise: this.init.advertise },
+    );
+    const punch = this.channels.newChannel(PUNCH_CHANNEL, punchGossiper((from, data) => this.punch.onMessage(from, data)));
+    this.punch = new PunchCoordinator({
+      clock: components.clock,
+      logger: components.logger.child('punch'),
+      self: components.identity.name,
+      signer: components.identity.signer,
+      publicKeyOf: (name) => this.conns.get(name)?.remotePublicKey ?? this.topology?.get(name)?.publicKey,
+      incarnationOf: (name) => this.topology?.get(name)?.incarnation,
+      unicast: (to, data) => punch.unicast(to, data),
+      overlay: components.overlay,
+      candidates: () => this.endpoints.candidates(),
+      reachable: () => this.routes?.reachable() ?? [],
+      hasKeys: (name) => this.pairKeys.hasKeys(name),
+    });
+    components.overlay.onObserved((by, endpoint) => this.endpoints.observe(by, endpoint));
+    this.endpoints.onChange(() => this.punch.candidatesChanged());
+    components.overlay.onPathChange((name, up) => {
+      this.publishConnections();
+      if (up) this.punch.update();
+      else this.punch.pathDown(name);
+      // A neighbour's path decides whether it can stand by as a relay.
+      this.refreshRelays(false);
+    });
   }
 
   /** Wires topology and routes (built by the daemon around this mesh's transport). */
@@ -265,6 +329,15 @@ export class Mesh implements GossipTransport {
   private tick(): void {
     this.maker.tick();
     const now = this.components.clock.now();
+    if (now - this.interfacesAt >= INTERFACES_EVERY_MS) {
+      this.interfacesAt = now;
+      this.endpoints.refresh();
+    }
+    if (now - this.punchAt >= PUNCH_UPDATE_EVERY_MS) {
+      this.punchAt = now;
+      this.punch.update();
+    } else this.punch.tick();
+    if (now - this.relaysAt >= RELAYS_EVERY_MS) this.refreshRelays(false);
     if (now - this.logResetAt >= LOG_AGAIN_AFTER_MS) {
       this.logResetAt = now;
       this.logOnce.reset();
@@ -401,15 +474,47 @@ export class Mesh implements GossipTransport {
   }
 
   private applyRoutes(): void {
-    const routes = this.routes!;
     this.pairKeys.setWanted(this.wantedPeers());
+    this.refreshRelays(true);
+    this.punch.update();
+  }
+
+  /**
+   * Names a relay for every reachable peer, even a neighbour whose direct path works (a standby,
+   * so a failover needs no gossip): standby-relay.ts's choice among our neighbours with a proven
+   * path whose record lists an established connection to the peer, by round trip with
+   * hysteresis; else the route's next hop. `all`: tell the overlay every peer's relay (routes
+   * changed), else only those that changed.
+   */
+  private refreshRelays(all: boolean): void {
+    const routes = this.routes;
+    if (routes === undefined) return;
+    const overlay = this.components.overlay;
+    this.relaysAt = this.components.clock.now();
     const self = this.components.identity.name;
     const reachable = new Set(routes.reachable());
+    // Our neighbours with a proven path, and the peers each has an established connection to.
+    const standing: { name: PeerName; rttMs: number | undefined; to: Set<PeerName> }[] = [];
+    for (const n of this.conns.keys()) {
+      if (!overlay.pathUp(n)) continue;
+      const to = new Set<PeerName>();
+      for (const c of this.topology?.get(n)?.connections ?? []) if (c.established) to.add(c.peer);
+      standing.push({ name: n, rttMs: overlay.rttMs(n), to });
+    }
     for (const name of reachable) {
       const hop = routes.nextHop(name);
-      this.components.overlay.setVia(name, hop === undefined || hop === name || hop === self ? undefined : hop);
+      const candidates = [];
+      for (const n of standing) if (n.name !== name && n.to.has(name)) candidates.push({ name: n.name, rttMs: n.rttMs });
+      const via = chooseRelay({ candidates, current: this.vias.get(name), nextHop: hop === undefined || hop === name || hop === self ? undefined : hop });
+      if (!all && this.vias.has(name) && this.vias.get(name) === via) continue;
+      this.vias.set(name, via);
+      overlay.setVia(name, via);
     }
-    for (const name of this.known) if (!reachable.has(name) && name !== self) this.components.overlay.setVia(name, undefined);
+    for (const name of [...this.vias.keys()]) {
+      if (reachable.has(name)) continue;
+      this.vias.delete(name);
+    }
+    if (all) for (const name of this.known) if (!reachable.has(name) && name !== self) overlay.setVia(name, undefined);
   }
 
   status(): MeshStatus {
@@ -419,6 +524,8 @@ export class Mesh implements GossipTransport {
     const refused: Record<string, number> = {};
     for (const ch of channels) if (ch.refused > 0) refused[ch.channel] = ch.refused;
     if (this.messages.unknownChannel > 0) refused.unknownChannel = this.messages.unknownChannel;
+    // Punch offers and answers refused, by reason (the hostile ones are in `punch` too).
+    for (const [reason, n] of Object.entries(this.punch.stats.refused)) refused[`punch.${reason}`] = n;
     return {
       name: this.components.identity.name,
       nickname: this.components.identity.nickname,
@@ -446,8 +553,7 @@ export class Mesh implements GossipTransport {
         timeoutMs: this.init.handshakeTimeoutMs,
       },
       routed: { ...this.messages.routed },
-      // (filled by the endpoint discovery and hole punching of issue 18)
-      endpoints: { candidates: [], observed: [], nat: 'unknown', punches: [], hint: '' },
+      endpoints: { ...this.endpoints.status(), punches: this.punch.status() },
     };
   }
 }

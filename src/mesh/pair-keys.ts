@@ -189,6 +189,12 @@ export class PairKeys {
     this.initiate(p);
   }
 
+  /** Whether keys with `name` were installed and are within their lifetime. */
+  hasKeys(name: PeerName): boolean {
+    const p = this.pairs.get(name);
+    return p !== undefined && p.establishedAt >= 0 && this.components.clock.now() - p.establishedAt < this.init.keyLifetimeMs;
+  }
+
   status(): PairKeyStatus[] {
     const now = this.components.clock.now();
     const life = this.init.keyLifetimeMs;

@@ -90,6 +90,32 @@ describe('metrics from a status report', () => {
     expect(valueOf(await scrape(statusReport()), name, labels)).toBe(value);
   });
 
+  it('NAT traversal: the NAT guess (one series per guess), candidates by kind, punch refusals by reason', async () => {
+    const r = statusReport();
+    r.mesh.endpoints = {
+      ...r.mesh.endpoints,
+      nat: 'endpoint-dependent',
+      candidates: [
+        { endpoint: '198.18.0.9:6784', kind: 'reflexive' },
+        { endpoint: '198.18.0.10:6784', kind: 'reflexive' },
+        { endpoint: '198.19.1.2:6784', kind: 'local' },
+      ],
+    };
+    r.mesh.refused = { ...r.mesh.refused, 'punch.replayed': 3, 'punch.badSignature': 1 };
+    const e = await scrape(r);
+    const value = (name: string, labels: Record<string, string>) =>
+      e.samples.find((s) => s.name === name && Object.entries(labels).every(([k, v]) => s.labels[k] === v))?.value;
+    const nat = e.samples.filter((s) => s.name === 'weft_nat');
+    expect(nat.map((s) => s.labels.nat).sort()).toEqual(['endpoint-dependent', 'mapped', 'none', 'unknown']);
+    expect(nat.filter((s) => s.value === 1).map((s) => s.labels.nat)).toEqual(['endpoint-dependent']);
+    expect(value('weft_endpoint_candidates', { kind: 'reflexive' })).toBe(2);
+    expect(value('weft_endpoint_candidates', { kind: 'local' })).toBe(1);
+    expect(value('weft_endpoint_candidates', { kind: 'stun' })).toBe(0);
+    expect(value('weft_punch_refused_total', { reason: 'replayed' })).toBe(3);
+    expect(value('weft_punch_refused_total', { reason: 'badSignature' })).toBe(1);
+    expect(value('weft_punch_refused_total', { reason: 'rateLimited' })).toBe(0);
+  });
+
   it('each peer is on exactly one path, and has one series per path', async () => {
     const e = await scrape(statusReport());
     for (const p of [N2, N3]) {

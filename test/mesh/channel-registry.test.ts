@@ -121,10 +121,10 @@ describe('the mesh\'s channels (the production path)', () => {
   it('refuses a channel name the daemon\'s channels already use', async () => {
     const v = await startVictim();
     victims.push(v);
-    for (const name of ['topology', 'macs', 'keys']) {
+    for (const name of ['topology', 'macs', 'keys', 'punch']) {
       expect(thrown(() => v.mesh.newChannel(name, new Spy()))).toMatchObject({ code: 'ERR_CHANNEL_DUPLICATE', channel: name });
     }
-    expect(v.mesh.status().channels.map((c) => c.channel)).toEqual(['keys', 'topology', 'macs']);
+    expect(v.mesh.status().channels.map((c) => c.channel)).toEqual(['keys', 'punch', 'topology', 'macs']);
   });
 
   it('counts a unicast and a broadcast received on a channel, and hands them to its gossiper', async () => {
