@@ -25,6 +25,7 @@ import type { Logger } from '../core/logger.js';
 import { formatEndpoint, parseEndpoint } from '../core/net.js';
 import { MeshConnection } from './connection.js';
 import { ConnectionMaker } from './connection-maker.js';
+import { dialFamily, resolveHost } from './host-resolver.js';
 import { TcpMeshListener, type MeshListener, type RemoteAddress } from './mesh-listener.js';
 import { ChannelRegistry } from './channel-registry.js';
 import type { GossipTransport, Overlay, PeerName, RouteTable } from './contracts.js';
@@ -65,6 +66,8 @@ export interface MeshComponents {
   overlay: Overlay;
   /** Inbound connections (default: TCP on the listen address). */
   listener?: MeshListener;
+  /** A --peer host name's addresses (default: the system resolver, the listen address's family). */
+  resolve?: (host: string) => Promise<readonly string[]>;
 }
 
 export interface MeshInit {
@@ -72,7 +75,7 @@ export interface MeshInit {
   listenAddress: string;
   listenPort: number;
   udpPort: number;
-  /** Configured peers, "addr:port". */
+  /** Configured peers, "addr:port" or "host:port". */
   peers: readonly string[];
   /** Prologue of pair-key handshakes (binds the cluster secret and version). */
   pairPrologue: Uint8Array;
@@ -126,6 +129,9 @@ export class Mesh implements GossipTransport {
         self: components.identity.name,
         connected: (peer) => this.conns.has(peer),
         dial: (host, port) => this.dial(host, port),
+        reachable: (peer) => this.routes?.distance(peer) !== undefined,
+        resolve: components.resolve ?? ((host) => resolveHost(host, dialFamily(this.init.listenAddress))),
+        logger: this.log,
       },
       { backoffBaseMs: this.init.backoffBaseMs, backoffCapMs: this.init.backoffCapMs },
     );
@@ -212,6 +218,7 @@ export class Mesh implements GossipTransport {
   async stop(): Promise<void> {
     this.stopped = true;
     this.timer?.cancel();
+    this.maker.stop();
     this.pairKeys.stop();
     for (const conn of [...this.conns.values(), ...this.pending]) conn.close('shutdown');
     await this.listener.close();
