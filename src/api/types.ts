@@ -297,7 +297,8 @@ export interface GossipChannelStats {
   refused: number;
 }
 
-export type TargetState = 'connecting' | 'handshaking' | 'established' | 'failed' | 'waiting';
+/** left: a learned endpoint that kept failing while its peer is reachable through the mesh; tried again only rarely (the punched path serves the peer). */
+export type TargetState = 'connecting' | 'handshaking' | 'established' | 'failed' | 'waiting' | 'left';
 
 /** An address the mesh connects to (configured, or learned from topology). */
 export interface TargetStatus {
@@ -310,6 +311,8 @@ export interface TargetStatus {
   retryInMs: number | undefined;
   lastError: string | undefined;
   peer: string | undefined;
+  /** A host name target (--peer HOST:PORT): the address it resolved to and was last dialled. */
+  resolved?: string;
 }
 
 /** The pair keys with one peer. */

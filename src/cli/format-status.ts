@@ -71,7 +71,9 @@ export function formatStatus(s: StatusReport): string {
   }
   for (const t of m.targets.filter((x) => x.state !== 'established')) {
     const retry = t.retryInMs === undefined ? '' : `, retry in ${(t.retryInMs / 1000).toFixed(1)}s`;
-    lines.push(`  target ${t.address}${t.discovered === true ? ' (from its Node)' : ''}: ${t.state}${t.lastError === undefined ? '' : ` (${t.lastError})`}${retry}`);
+    const resolved = t.resolved === undefined ? '' : ` (${t.resolved})`;
+    const state = t.state === 'left' ? `left to the punched path after ${t.attempts} failures` : t.state;
+    lines.push(`  target ${t.address}${resolved}${t.discovered === true ? ' (from its Node)' : ''}: ${state}${t.lastError === undefined ? '' : ` (${t.lastError})`}${retry}`);
   }
   const keys = m.keys.filter((k) => k.state !== 'established' || k.failures > 0);
   for (const k of keys) {

@@ -5,6 +5,7 @@
  */
 import { ConfigError } from '../core/errors.js';
 import type { LogLevel } from '../core/logger.js';
+import type { HostPort } from '../core/host-port.js';
 import type { Endpoint } from '../core/net.js';
 import { readFileSync } from 'node:fs';
 import { hostname } from 'node:os';
@@ -60,7 +61,8 @@ export interface DaemonConfig {
   /** Peers in these subnets may use the unencrypted kernel path when the cluster encrypts. */
   trustedSubnets: { address: string; prefix: number }[];
   listen: Endpoint;
-  peers: Endpoint[];
+  /** --peer: addresses and host names (family 0), names resolved by the mesh at each attempt. */
+  peers: HostPort[];
   secretFile: string | undefined;
   plaintext: boolean;
   bridge: string;

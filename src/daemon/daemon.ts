@@ -8,6 +8,7 @@ import { dirname } from 'node:path';
 import { networkInterfaces } from 'node:os';
 import type { Clock } from '../core/clock.js';
 import { WeftError, describeError } from '../core/errors.js';
+import { formatHostPort } from '../core/host-port.js';
 import { createHmac } from 'node:crypto';
 import { formatPeerId, isPeerName } from '../core/ids.js';
 import type { Logger } from '../core/logger.js';
@@ -203,7 +204,7 @@ export class Daemon {
         listenAddress: c.listen.address,
         listenPort: this.udp.localPort,
         udpPort: this.udp.localPort,
-        peers: c.peers.map(formatEndpoint),
+        peers: c.peers.map(formatHostPort),
         advertise: advertised,
         pairPrologue: Buffer.concat([Buffer.from('weft pair v1\0'), derive(secret, 'weft pair prologue v1')]),
         rekeyAfterMs: c.rekeyMs,
@@ -367,7 +368,7 @@ export class Daemon {
       nickname: c.name,
       id: formatPeerId(identity.id),
       listen: formatEndpoint({ address: c.listen.address, port: this.udp.localPort }),
-      peers: c.peers.map(formatEndpoint),
+      peers: c.peers.map(formatHostPort),
       encryption: sealed ? this.sleeve.cipherName : 'none',
       vnetHdr: c.vnetHdr,
       underlayMtu: this.underlayMtu,
@@ -602,9 +603,9 @@ export class Daemon {
     const any = c.listen.address === '0.0.0.0' || c.listen.address === '::';
     const link = any ? undefined : await this.netlink.linkWithAddress(c.listen.address);
     if (link !== undefined) return link.mtu;
-    const first = c.peers[0];
+    const first = c.peers.find((p) => p.family !== 0);
     if (first !== undefined) {
-      const route = await this.netlink.routeGet(first.address);
+      const route = await this.netlink.routeGet(first.host);
       if (route?.mtu !== undefined) return route.mtu;
     }
     this.log.warn('cannot tell the underlay MTU; assuming 1500 (set --underlay-mtu)');

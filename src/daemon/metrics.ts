@@ -17,7 +17,7 @@ export const HANDSHAKE_FAILURES = ['auth', 'handshakeTimeout', 'version', 'notWe
 
 const PATHS = ['fastpath', 'direct', 'relay', 'none'] as const;
 const CONNECTION_STATES = ['preamble', 'handshake', 'hello', 'established', 'draining'] as const;
-const TARGET_STATES = ['connecting', 'handshaking', 'established', 'failed', 'waiting'] as const;
+const TARGET_STATES = ['connecting', 'handshaking', 'established', 'failed', 'waiting', 'left'] as const;
 const KEY_STATES = ['none', 'handshaking', 'established', 'expired'] as const;
 const FASTPATH_STATES = ['probing', 'up', 'down', 'ineligible'] as const;
 const IPAM_STATES = ['free', 'allocated', 'quarantined', 'reserved', 'held'] as const;

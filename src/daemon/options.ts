@@ -5,6 +5,7 @@
  * (flag-table.ts, `npm run docs:flags`) are all made from these rows, so they cannot disagree.
  */
 import { DEFAULT_API_SOCKET, DEFAULT_STATE_DIR } from '../api/paths.js';
+import { parseHostPort, type HostPort } from '../core/host-port.js';
 import { parseCidr, parseEndpoint, type Cidr, type Endpoint } from '../core/net.js';
 import { apiSocketProblem } from './api-server.js';
 
@@ -20,6 +21,8 @@ export type OptionCheck =
   | { kind: 'enum'; values: readonly string[] }
   /** ADDR[:PORT], IPv4 or [IPv6]:PORT; the port defaults to DEFAULT_PORT. */
   | { kind: 'endpoint' }
+  /** An endpoint, or HOST[:PORT] with an RFC 1123 host name (resolved at each use). */
+  | { kind: 'host-port' }
   /** A file path, any form. */
   | { kind: 'file' }
   | { kind: 'absolute-path' }
@@ -80,12 +83,12 @@ export const LAUNCH_OPTIONS = {
   },
   peers: {
     flag: '--peer',
-    value: 'addr:port',
+    value: 'host:port',
     default: [],
-    help: 'a router to connect to (repeat for more); others are learned by gossip',
-    check: { kind: 'endpoint' },
+    help: 'a router to connect to, by address or host name (repeat for more); others are learned by gossip',
+    check: { kind: 'host-port' },
     repeatable: 'repeat',
-    readme: 'a member to connect to (repeatable); others are learned by gossip',
+    readme: 'a member to connect to, `addr:port`, `[v6]:port` or `name:port` (repeatable; a name is resolved at each attempt, every address tried); others are learned by gossip',
   },
   advertise: {
     flag: '--advertise',
@@ -396,6 +399,7 @@ interface KindValue {
   int: number;
   enum: string;
   endpoint: Endpoint;
+  'host-port': HostPort;
   file: string;
   'absolute-path': string;
   'socket-path': string;
@@ -430,6 +434,10 @@ export function checkValue<Kind extends OptionCheck['kind']>(
     case 'endpoint': {
       const e = parseEndpoint(text, defaultPort);
       return typeof e === 'string' ? { problem: e } : ok(e);
+    }
+    case 'host-port': {
+      const h = parseHostPort(text, defaultPort);
+      return typeof h === 'string' ? { problem: h } : ok(h);
     }
     case 'file':
       return ok(text);

@@ -31,6 +31,7 @@ import type { Logger } from '../core/logger.js';
 import { formatEndpoint, parseEndpoint } from '../core/net.js';
 import { MeshConnection } from './connection.js';
 import { ConnectionMaker } from './connection-maker.js';
+import { dialFamily, resolveHost } from './host-resolver.js';
 import { TcpMeshListener, type MeshListener, type RemoteAddress } from './mesh-listener.js';
 import { ChannelRegistry } from './channel-registry.js';
 import type { GossipTransport, Overlay, PeerName, RouteTable } from './contracts.js';
@@ -92,6 +93,8 @@ export interface MeshComponents {
   listener?: MeshListener;
   /** The host's interfaces, for our local candidates (default: none; the daemon passes `os.networkInterfaces`). */
   interfaces?: InterfacesSource;
+  /** A --peer host name's addresses (default: the system resolver, the listen address's family). */
+  resolve?: (host: string) => Promise<readonly string[]>;
 }
 
 export interface MeshInit {
@@ -99,7 +102,7 @@ export interface MeshInit {
   listenAddress: string;
   listenPort: number;
   udpPort: number;
-  /** Configured peers, "addr:port". */
+  /** Configured peers, "addr:port" or "host:port". */
   peers: readonly string[];
   /** --advertise endpoints, offered to peers as candidates for hole punching. */
   advertise?: readonly string[];
@@ -164,6 +167,9 @@ export class Mesh implements GossipTransport {
         self: components.identity.name,
         connected: (peer) => this.conns.has(peer),
         dial: (host, port) => this.dial(host, port),
+        reachable: (peer) => this.routes?.distance(peer) !== undefined,
+        resolve: components.resolve ?? ((host) => resolveHost(host, dialFamily(this.init.listenAddress))),
+        logger: this.log,
       },
       { backoffBaseMs: this.init.backoffBaseMs, backoffCapMs: this.init.backoffCapMs },
     );
@@ -276,6 +282,7 @@ export class Mesh implements GossipTransport {
   async stop(): Promise<void> {
     this.stopped = true;
     this.timer?.cancel();
+    this.maker.stop();
     this.pairKeys.stop();
     for (const conn of [...this.conns.values(), ...this.pending]) conn.close('shutdown');
     await this.listener.close();

@@ -8,7 +8,7 @@ describe('validateConfig', () => {
   it('fills defaults', () => {
     const c = validateConfig(good);
     expect(c.listen).toEqual({ address: '198.18.0.1', port: 6784, family: 4 });
-    expect(c.peers).toEqual([{ address: '198.18.0.2', port: 6784, family: 4 }]);
+    expect(c.peers).toEqual([{ host: '198.18.0.2', port: 6784, family: 4 }]);
     expect(c.bridge).toBe('weft');
     expect(c.tap).toBe('weft-tap');
     expect(c.vnetHdr).toBe(true);
@@ -39,11 +39,27 @@ describe('validateConfig', () => {
   it('accepts IPv6 endpoints', () => {
     const c = validateConfig({ ...good, listen: '[::]:7000', peers: ['[fd00::2]:7000'] });
     expect(c.listen.family).toBe(6);
-    expect(c.peers[0]).toEqual({ address: 'fd00::2', port: 7000, family: 6 });
+    expect(c.peers[0]).toEqual({ host: 'fd00::2', port: 7000, family: 6 });
+  });
+
+  it.each([
+    ['node-2.example.net', { host: 'node-2.example.net', port: 6784, family: 0 }],
+    ['Node-2.Example.NET.:7000', { host: 'node-2.example.net', port: 7000, family: 0 }],
+    ['localhost:1', { host: 'localhost', port: 1, family: 0 }],
+    ['[fd00::2]', { host: 'fd00::2', port: 6784, family: 6 }],
+  ])('takes --peer %s (a host name, kept lowercase, or an address)', (text, peer) => {
+    expect(validateConfig({ ...good, listen: '[::]:6784', peers: [text] }).peers).toEqual([peer]);
   });
 
   it.each([
     [{ name: undefined }, '--name: required'],
+    [{ peers: ['under_score:6784'] }, '--peer #1: "under_score:6784" is neither an IP address nor a host name'],
+    [{ peers: ['-dash.example:6784'] }, '--peer #1: "-dash.example:6784" is neither'],
+    [{ peers: ['10.0.0:6784'] }, '--peer #1: "10.0.0:6784" is neither'],
+    [{ peers: [`${'a'.repeat(64)}.example:6784`] }, 'is neither an IP address nor a host name'],
+    [{ peers: ['node.example:http'] }, '--peer #1: "node.example:http" has an invalid port "http"'],
+    [{ peers: ['node.example:0'] }, 'has port 0 outside 1-65535'],
+    [{ peers: ['a:b:c'] }, '--peer #1: "a:b:c" has an invalid port "b:c"'],
     [{ name: '-bad' }, '--name: "-bad"'],
     [{ listen: 'nowhere:1' }, '--listen: "nowhere:1" is not an IP address'],
     [{ listen: '198.18.0.1:70000' }, 'outside 1-65535'],
@@ -165,7 +181,7 @@ describe('validateConfig', () => {
 
   it('lists every problem at once', () => {
     try {
-      validateConfig({ name: '', listen: 'x', peers: ['y'], mtu: '1', unknown: ['z'] });
+      validateConfig({ name: '', listen: 'x', peers: ['y_'], mtu: '1', unknown: ['z'] });
       expect.unreachable();
     } catch (err) {
       expect(err).toBeInstanceOf(ConfigError);

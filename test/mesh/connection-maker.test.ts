@@ -30,8 +30,10 @@ function maker(opts: { failDial?: boolean } = {}) {
 
 describe('connection maker', () => {
   it('parses IPv4 and IPv6 targets and refuses malformed ones', () => {
-    expect(parseTarget('198.18.0.1:6784')).toEqual({ key: '198.18.0.1:6784', host: '198.18.0.1', port: 6784 });
-    expect(parseTarget('[fd00::1]:6784')).toEqual({ key: '[fd00::1]:6784', host: 'fd00::1', port: 6784 });
+    expect(parseTarget('198.18.0.1:6784')).toEqual({ key: '198.18.0.1:6784', host: '198.18.0.1', port: 6784, named: false });
+    expect(parseTarget('[fd00::1]:6784')).toEqual({ key: '[fd00::1]:6784', host: 'fd00::1', port: 6784, named: false });
+    expect(parseTarget('node-1.example:6784')).toBeUndefined(); // names only where allowed (configured targets)
+    expect(parseTarget('Node-1.example:6784', true)).toEqual({ key: 'node-1.example:6784', host: 'node-1.example', port: 6784, named: true });
     expect(parseTarget('198.18.0.1')).toBeUndefined();
     expect(parseTarget('198.18.0.1:0')).toBeUndefined();
   });
