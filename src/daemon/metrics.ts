@@ -36,6 +36,7 @@ export const METRIC_HELP = {
   weft_drops_total: ['counter', ['component', 'reason'], "Frames, datagrams and messages dropped, by where and why (status's drops: rx, tx, reassembly, switch, offload, udp, tap, fastpath, gossip, pods; and mesh.routed)"],
   weft_relayed_datagrams_total: ['counter', [], 'Sleeve datagrams relayed for other peers'],
   weft_relayed_bytes_total: ['counter', [], 'Bytes of the datagrams relayed for other peers'],
+  weft_relayed_trains_total: ['counter', [], 'Runs of relayed datagrams forwarded as one GSO send (received GRO trains)'],
   weft_io_packets_total: ['counter', ['device', 'direction'], 'Packets through the TAP device and the UDP socket (direction sent or received)'],
   weft_io_bytes_total: ['counter', ['device', 'direction'], 'Bytes through the TAP device and the UDP socket'],
   weft_learned_macs: ['gauge', [], 'MAC addresses in the learning switch'],
@@ -135,6 +136,7 @@ export class WeftMetrics {
 
     this.counter('weft_relayed_datagrams_total', {}, r.relayed.datagrams);
     this.counter('weft_relayed_bytes_total', {}, r.relayed.bytes);
+    this.counter('weft_relayed_trains_total', {}, r.relayed.trains);
     for (const [device, io] of [['tap', r.traffic.tap], ['udp', r.traffic.udp]] as const) {
       this.counter('weft_io_packets_total', { device, direction: 'sent' }, io.txPackets);
       this.counter('weft_io_packets_total', { device, direction: 'received' }, io.rxPackets);
