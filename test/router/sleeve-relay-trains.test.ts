@@ -22,11 +22,11 @@ interface Send {
   gso: number;
 }
 
-async function line() {
+async function line(opts: { relayMtu?: number } = {}) {
   const net = new FakeNetwork();
   const clock = new FakeClock();
   const a = makeNode(net, clock, { name: 'alpha', address: A.address });
-  const r = makeNode(net, clock, { name: 'relay', address: R.address, gro: true });
+  const r = makeNode(net, clock, { name: 'relay', address: R.address, gro: true, mtu: opts.relayMtu });
   const c = makeNode(net, clock, { name: 'gamma', address: '198.18.0.3' });
   const d = makeNode(net, clock, { name: 'delta', address: '198.18.0.4' });
   for (const n of [a, c, d]) connect(n, r);
@@ -84,6 +84,22 @@ describe('relay trains', () => {
     expect(trains[0]!.len).toBe(inn.reduce((n, x) => n + x.data.length, 0));
     expect(r.sleeve.relayed.trains).toBe(1);
     expect(r.sleeve.relayed.datagrams).toBeGreaterThanOrEqual(inn.length);
+  });
+
+  it('forwards segments larger than its own datagrams one by one (a GSO send beyond the path MTU would fail whole)', async () => {
+    const { net, clock, a, r, c, sends } = await line({ relayMtu: 1280 });
+    const train = await fragmentsFor(net, clock, a, c, 5);
+    expect(train[0]!.length).toBeGreaterThan(r.sleeve.maxDatagram);
+    const before = { ...r.sleeve.relayed };
+    sends.length = 0;
+    net.capture = true;
+    net.captured.length = 0;
+    for (const t of train) net.inject(A, R, t);
+    await run(net, clock, 10, 10);
+    const out = net.captured.filter((x) => x.fromAddress === R.address && x.data.readUInt32BE(8) === a.id && x.data[0] === TYPE_FRAG);
+    expect(out).toHaveLength(train.length);
+    expect(sends.filter((s) => s.gso > 0)).toEqual([]);
+    expect(r.sleeve.relayed.trains).toBe(before.trains);
   });
 
   // A train of six equal segments injected from alpha's endpoint; `edit` spoils some of them.

@@ -82,6 +82,7 @@ export class SleeveRx {
   /** Clock reading of the batch being handled. */
   private nowMs = 0;
   private readonly maxUdpPayload: number;
+  private readonly maxDatagram: number;
   /** Segment size of the GRO train being handled (0: a lone datagram). */
   private trainSeg = 0;
   /** The run of relayed segments of the current train not yet queued: rxArena[runStart, runEnd) for runTo. */
@@ -106,6 +107,7 @@ export class SleeveRx {
     this.selfId = state.selfId;
     this.sealedFlag = state.sealedFlag;
     this.maxUdpPayload = this.udp.family === 6 ? 65527 : 65507;
+    this.maxDatagram = state.maxDatagram;
   }
 
   /** Handles the first `count` datagrams of the UDP endpoint's receive arena, read at `now`. */
@@ -246,7 +248,9 @@ export class SleeveRx {
    */
   private queueRelay(to: SleevePeer, off: number, len: number): void {
     const seg = this.trainSeg;
-    if (seg === 0) {
+    // Segments larger than our own datagrams could exceed our path MTU, which fails a GSO send
+    // as a whole (EINVAL): those go one by one.
+    if (seg === 0 || seg > this.maxDatagram) {
       this.tx.forwardRx(to, off, len, 0);
       return;
     }
