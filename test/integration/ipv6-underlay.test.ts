@@ -1,7 +1,7 @@
 /**
  * weft on an IPv6 underlay (issue 18): an IPv6-only cluster of three (routers listen on
- * [2001:2::i]:6784 and peer over IPv6; UDP between n1 and n3 is cut, so that pair relays through
- * n2), and a dual-stack pair (--listen [::]:6784, IPv4 peers, IPv6 addresses present too).
+ * [2001:2::i]:6784; n1 and n3 are told of n2 only and learn each other from topology; UDP between
+ * n1 and n3 is cut, so that pair relays through n2), and a dual-stack pair (--listen [::]:6784, IPv4 peers, IPv6 addresses present too).
  */
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
@@ -14,6 +14,8 @@ describe('an IPv6-only underlay', () => {
     c = await WeftCluster.start({
       nodes: 3,
       underlay: 'v6',
+      // n1 and n3 are told only of n2: each learns the other's endpoint from topology.
+      peersOf: (i) => (i === 1 ? [] : [1]),
       beforeRouters: async (lab) => {
         await lab.blockUdpBetween(lab.nodes[0]!, lab.nodes[2]!);
       },
@@ -44,6 +46,15 @@ describe('an IPv6-only underlay', () => {
         expect(p.state, `${s.nickname} → ${p.nickname}`).toBe('established');
         expect(p.endpoint, `${s.nickname} → ${p.nickname}`).toBe(`[2001:2::${k}]:6784`);
       }
+    }
+  });
+
+  it("learns a peer's IPv6 endpoint from its topology record and dials it", async () => {
+    for (const [i, other, k] of [[0, 'n3', 3], [2, 'n1', 1]] as const) {
+      const s = await c.status(i);
+      const t = s.mesh.targets.find((x) => !x.configured);
+      expect(t, `${s.nickname}'s learned target`).toMatchObject({ address: `[2001:2::${k}]:6784`, configured: false });
+      expect(s.mesh.connections.some((x) => x.nickname === other), `${s.nickname} connected to ${other}`).toBe(true);
     }
   });
 
