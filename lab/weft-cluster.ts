@@ -26,9 +26,12 @@ export interface WeftClusterInit {
   /**
    * The underlay and how routers use it: 'v4' (default) `--listen 198.18.0.i:6784`, IPv4 peers;
    * 'v6' an IPv6-only underlay, `--listen [2001:2::i]:6784`, `--peer [2001:2::k]:6784`; 'dual'
-   * both families on eth0, `--listen [::]:6784` (dual-stack socket) and IPv4 peers.
+   * both families on eth0, `--listen [::]:6784` (dual-stack socket) and IPv4 peers (IPv6 ones
+   * with `dualPeers: 6`).
    */
   underlay?: UnderlayFamily;
+  /** On a 'dual' underlay, the family of the `--peer` addresses (default 4). */
+  dualPeers?: 4 | 6;
   podsPerNode?: number;
   plaintext?: boolean;
   /** Per node, or one value for all; default true. */
@@ -117,7 +120,7 @@ export class WeftCluster {
     const underlay = init.underlay ?? 'v4';
     const lab = await Lab.create({ nodes: init.nodes, prefix: init.prefix, brNetfilter: init.brNetfilter, underlay, log });
     const listen = (node: LabNode) => (underlay === 'v4' ? `${node.address}:6784` : underlay === 'v6' ? `[${node.address}]:6784` : '[::]:6784');
-    const peerAt = (node: LabNode) => (underlay === 'v6' ? `[${node.address}]:6784` : `${node.address}:6784`);
+    const peerAt = (node: LabNode) => (underlay === 'v6' || (underlay === 'dual' && init.dualPeers === 6) ? `[${node.address6!}]:6784` : `${node.address}:6784`);
     const dir = mkdtempSync(join(tmpdir(), `weft-${lab.prefix}-`));
     init.prepareState?.((i) => join(dir, `state-n${i + 1}`));
     // Seed identities exist before the routers, so every router can be told the seeds' names.

@@ -1,7 +1,8 @@
 /**
  * weft on an IPv6 underlay (issue 18): an IPv6-only cluster of three (routers listen on
  * [2001:2::i]:6784; n1 and n3 are told of n2 only and learn each other from topology; UDP between
- * n1 and n3 is cut, so that pair relays through n2), and a dual-stack pair (--listen [::]:6784, IPv4 peers, IPv6 addresses present too).
+ * n1 and n3 is cut, so that pair relays through n2), and dual-stack pairs (--listen [::]:6784,
+ * both families on the underlay, peers given as IPv4 or as IPv6).
  */
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
@@ -95,10 +96,13 @@ describe('an IPv6-only underlay', () => {
   });
 });
 
-describe('a dual-stack underlay', () => {
+describe.each([
+  { peers: 4 as const, endpoint: (k: number) => `198.18.0.${k}:6784` },
+  { peers: 6 as const, endpoint: (k: number) => `[2001:2::${k}]:6784` },
+])('a dual-stack underlay, peers given as IPv$peers', ({ peers, endpoint }) => {
   let c: WeftCluster;
   beforeAll(async () => {
-    c = await WeftCluster.start({ nodes: 2, underlay: 'dual' });
+    c = await WeftCluster.start({ nodes: 2, underlay: 'dual', dualPeers: peers });
     await c.waitEstablished(45_000);
     await c.waitPaths(() => 'direct', 30_000);
   }, 120_000);
@@ -106,7 +110,7 @@ describe('a dual-stack underlay', () => {
     await c?.destroy();
   });
 
-  it('has both families on the underlay; the routers listen on [::] and the direct path runs over IPv4', async () => {
+  it(`has both families on the underlay; the routers listen on [::] and the direct path runs over IPv${peers}`, async () => {
     const addrs = await c.lab.exec(c.lab.nodes[1]!.ns, ['ip', '-j', 'addr', 'show', 'dev', 'eth0']);
     const locals = (JSON.parse(addrs.stdout) as { addr_info: { local: string }[] }[])[0]!.addr_info.map((a) => a.local);
     expect(locals).toEqual(expect.arrayContaining(['198.18.0.2', '2001:2::2']));
@@ -116,8 +120,8 @@ describe('a dual-stack underlay', () => {
       expect(s.mtu.maxDatagram).toBe(1452);
       const p = s.peers[0]!;
       expect(p.path).toBe('direct');
-      // IPv4 peers on a dual-stack socket: shown as IPv4, not as ::ffff:198.18.0.k.
-      expect(p.endpoint).toBe(`198.18.0.${2 - i}:6784`);
+      // An IPv4 peer on a dual-stack socket is shown as IPv4 (not ::ffff:198.18.0.k), an IPv6 one in brackets.
+      expect(p.endpoint).toBe(endpoint(2 - i));
       expect(s.fastpath.note).toMatch(/unavailable/);
     }
   });
@@ -129,5 +133,6 @@ describe('a dual-stack underlay', () => {
     const t = await iperf3Tcp(c.lab, b.ns, b.ipv4!, a.ns, { seconds: 3 });
     expect(t.gbps).toBeGreaterThan(0);
     await c.expectPaths(0, { n2: 'direct' }, 'from n1 after the stream');
+    expect((await c.status(0)).peers[0]!.endpoint).toBe(endpoint(2));
   });
 });
