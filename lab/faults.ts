@@ -11,8 +11,14 @@ import { LabError } from './errors.js';
 /** Below NF_IP_PRI_CONNTRACK_DEFRAG (-400). */
 export const FAULT_PRIORITY = -450;
 
-function checkPeer(peer: string): void {
-  if (isIP(peer) !== 4) throw new LabError(`fault rule peer "${peer}" is not an IPv4 address`);
+function checkPeer(peer: string, v4Only = false): void {
+  const family = isIP(peer);
+  if (family === 0 || (v4Only && family !== 4)) throw new LabError(`fault rule peer "${peer}" is not an ${v4Only ? 'IPv4' : 'IP'} address`);
+}
+
+/** The nft match of packets from `peer` (IPv4 or IPv6); `clearFaultsBetween` finds a pair's rules by it. */
+export function fromPeer(peer: string): string {
+  return `${isIP(peer) === 6 ? 'ip6' : 'ip'} saddr ${peer}`;
 }
 
 function checkInt(what: string, n: number, min: number, max: number): void {
@@ -22,20 +28,20 @@ function checkInt(what: string, n: number, min: number, max: number): void {
 /** Drops UDP from `peer` (only to or from `port` when given). */
 export function blockUdpRules(peer: string, port?: number): string[] {
   checkPeer(peer);
-  if (port === undefined) return [`ip saddr ${peer} meta l4proto udp counter drop`];
+  if (port === undefined) return [`${fromPeer(peer)} meta l4proto udp counter drop`];
   checkInt('port', port, 1, 65535);
-  return [`ip saddr ${peer} udp dport ${port} counter drop`, `ip saddr ${peer} udp sport ${port} counter drop`];
+  return [`${fromPeer(peer)} udp dport ${port} counter drop`, `${fromPeer(peer)} udp sport ${port} counter drop`];
 }
 
-/** Drops every IPv4 packet from `peer`: TCP, UDP and ICMP (a cut link, or a firewall between two sites). */
+/** Drops every packet from `peer` (IPv4 or IPv6): TCP, UDP and ICMP (a cut link, or a firewall between two sites). */
 export function blockAllRules(peer: string): string[] {
   checkPeer(peer);
-  return [`ip saddr ${peer} counter drop`];
+  return [`${fromPeer(peer)} counter drop`];
 }
 
-/** Drops UDP packets (and fragments) from `peer` whose IP total length exceeds `overBytes` (only to `port` when given). */
+/** Drops UDP packets (and fragments) from `peer` (IPv4 only) whose IP total length exceeds `overBytes` (only to `port` when given). */
 export function dropLargeUdpRules(peer: string, overBytes: number, port?: number): string[] {
-  checkPeer(peer);
+  checkPeer(peer, true);
   checkInt('overBytes', overBytes, 20, 65535);
   if (port === undefined) return [`ip saddr ${peer} meta l4proto udp ip length > ${overBytes} counter drop`];
   checkInt('port', port, 1, 65535);
@@ -46,7 +52,7 @@ export function dropLargeUdpRules(peer: string, overBytes: number, port?: number
 export function udpLossRules(peer: string, percent: number): string[] {
   checkPeer(peer);
   checkInt('percent', percent, 0, 100);
-  return [`ip saddr ${peer} meta l4proto udp numgen random mod 100 < ${percent} counter drop`];
+  return [`${fromPeer(peer)} meta l4proto udp numgen random mod 100 < ${percent} counter drop`];
 }
 
 /** An nft script that replaces `table` atomically with one chain holding `rules` (none: removes it). */

@@ -12,12 +12,19 @@ export interface LabInit {
   nodes: number;
   /** Default 1500. */
   underlayMtu?: number;
+  /**
+   * The nodes' underlay addresses on eth0: 'v4' (default) 198.18.0.<i>/24; 'v6' 2001:2::<i>/64
+   * only (an IPv6-only underlay); 'dual' both.
+   */
+  underlay?: UnderlayFamily;
   /** The pod bridge in each node namespace; default 'weft'. */
   bridgeName?: string;
   /** net.bridge.bridge-nf-call-ip(6)tables in the node namespaces; default false (set either way). */
   brNetfilter?: boolean;
   log?: (line: string) => void;
 }
+
+export type UnderlayFamily = 'v4' | 'v6' | 'dual';
 
 export interface PodInit {
   /** With prefix length, e.g. '10.40.1.2/16'. */
@@ -44,6 +51,7 @@ export function validateInit(init: LabInit): string[] {
   if (init.prefix !== undefined && !PREFIX.test(init.prefix)) problems.push(`prefix "${init.prefix}" must be 1-6 characters of a-z and 0-9`);
   if (!Number.isInteger(init.nodes) || init.nodes < 1 || init.nodes > MAX_NODES) problems.push(`nodes must be an integer in 1-${MAX_NODES}, not ${init.nodes}`);
   if (init.underlayMtu !== undefined && !validMtu(init.underlayMtu)) problems.push(`underlayMtu must be an integer in 68-65535, not ${init.underlayMtu}`);
+  if (init.underlay !== undefined && !['v4', 'v6', 'dual'].includes(init.underlay)) problems.push(`underlay must be v4, v6 or dual, not "${String(init.underlay)}"`);
   const br = init.bridgeName;
   if (br !== undefined && (!IFNAME.test(br) || ['eth0', 'lo'].includes(br) || /^vp\d+$/.test(br))) {
     problems.push(`bridgeName "${br}" must be 1-15 characters of A-Z, a-z, 0-9, _ . - and not clash with eth0, lo or vp<j>`);

@@ -13,8 +13,8 @@ import { spawnSync } from 'node:child_process';
 import { parseCidr } from '../src/core/net.js';
 import { run } from '../src/platform/linux/run.js';
 import { LabError } from './errors.js';
-import { claimPrefix, podInitProblems, validateInit, validMtu, type LabInit, type PodInit } from './lab-config.js';
-import { blockAllRules, blockUdpRules, dropLargeUdpRules, faultScript, udpLossRules } from './faults.js';
+import { claimPrefix, podInitProblems, validateInit, validMtu, type LabInit, type PodInit, type UnderlayFamily } from './lab-config.js';
+import { blockAllRules, blockUdpRules, dropLargeUdpRules, faultScript, fromPeer, udpLossRules } from './faults.js';
 import { execIn, spawnIn, type ExecOptions, type ExecResult, type LabProcess, type SpawnOptions, type TrackedProcess } from './lab-process.js';
 import { cleanupStale, deleteNamespace, LAB_NS_NAME, namespacePids, RANDOM_PREFIX_NS, releasePrefix } from './registry.js';
 
@@ -26,8 +26,13 @@ export interface LabNode {
   ns: string;
   nsPath: string;
   underlayIf: string;
-  /** 198.18.0.<index+1> (/24 on `underlayIf`). */
+  /**
+   * The node's underlay address: 198.18.0.<index+1> (/24 on `underlayIf`), or on an IPv6-only
+   * underlay (`underlay: 'v6'`) its IPv6 address.
+   */
   address: string;
+  /** 2001:2::<index+1> (/64 on `underlayIf`) when the underlay has IPv6 ('v6', 'dual'). */
+  address6?: string;
 }
 
 /** A namespace on the underlay that is not a node (`addUnderlayHost`): an outsider, a scanner, an attacker. */
@@ -58,7 +63,7 @@ export interface LabPod {
   mtu: number;
 }
 
-export type { LabInit, PodInit } from './lab-config.js';
+export type { LabInit, PodInit, UnderlayFamily } from './lab-config.js';
 export type { ExecOptions, ExecResult, LabProcess, SpawnOptions } from './lab-process.js';
 
 const UNDERLAY_BRIDGE = 'ul';
@@ -68,6 +73,7 @@ export class Lab {
   readonly prefix: string;
   readonly underlayNs: string;
   readonly underlayMtu: number;
+  readonly underlay: UnderlayFamily;
   readonly bridgeName: string;
   readonly brNetfilter: boolean;
   /** nft table (family inet) holding the fault rules in each node namespace. */
@@ -89,6 +95,7 @@ export class Lab {
     this.prefix = prefix;
     this.underlayNs = `${prefix}-u`;
     this.underlayMtu = init.underlayMtu ?? 1500;
+    this.underlay = init.underlay ?? 'v4';
     this.bridgeName = init.bridgeName ?? 'weft';
     this.brNetfilter = init.brNetfilter ?? false;
     this.faultTable = `${prefix}_fault`;
@@ -131,19 +138,26 @@ export class Lab {
     const nf = this.brNetfilter ? '1' : '0';
     for (let index = 0; index < count; index++) {
       const ns = `${this.prefix}-n${index + 1}`;
-      const node: LabNode = { index, name: `n${index + 1}`, ns, nsPath: `/var/run/netns/${ns}`, underlayIf: 'eth0', address: `198.18.0.${index + 1}` };
+      const v4 = this.underlay !== 'v6';
+      const address6 = this.underlay === 'v4' ? undefined : `2001:2::${index + 1}`;
+      const node: LabNode = { index, name: `n${index + 1}`, ns, nsPath: `/var/run/netns/${ns}`, underlayIf: 'eth0', address: v4 ? `198.18.0.${index + 1}` : address6! };
+      if (address6 !== undefined) node.address6 = address6;
       const port = `u${index + 1}`;
       await this.addNs(ns);
       await this.ip(ns, ['link', 'add', 'eth0', 'mtu', mtu, 'type', 'veth', 'peer', 'name', port, 'mtu', mtu, 'netns', this.underlayNs]);
       await this.ip(this.underlayNs, ['link', 'set', port, 'addrgenmode', 'none']);
       await this.ip(this.underlayNs, ['link', 'set', port, 'master', UNDERLAY_BRIDGE, 'up']);
-      await this.ip(ns, ['addr', 'add', `${node.address}/24`, 'dev', 'eth0']);
+      if (v4) await this.ip(ns, ['addr', 'add', `${node.address}/24`, 'dev', 'eth0']);
+      if (address6 !== undefined) {
+        await this.sysctl(ns, { 'net.ipv6.conf.all.accept_dad': '0', 'net.ipv6.conf.default.accept_dad': '0' });
+        await this.ip(ns, ['-6', 'addr', 'add', `${address6}/64`, 'dev', 'eth0', 'nodad']);
+      }
       await this.ip(ns, ['link', 'set', 'eth0', 'up']);
       await this.sysctl(ns, { 'net.ipv4.ip_forward': '1' });
       await this.sysctl(ns, { 'net.bridge.bridge-nf-call-iptables': nf, 'net.bridge.bridge-nf-call-ip6tables': nf }, !this.brNetfilter);
       this.nodeList.push(node);
     }
-    this.log(`lab ${this.prefix}: ${count} nodes on ${this.underlayNs}`);
+    this.log(`lab ${this.prefix}: ${count} nodes on ${this.underlayNs} (underlay ${this.underlay})`);
   }
 
   /** Runs `argv` inside one of this lab's namespaces; see ExecOptions. */
@@ -258,13 +272,14 @@ export class Lab {
   async clearFaultsBetween(a: LabNode, b: LabNode): Promise<void> {
     const na = this.resolveNode(a);
     const nb = this.resolveNode(b);
-    for (const [n, peer] of [[na, nb.address], [nb, na.address]] as const) {
-      this.faultRules.set(n, (this.faultRules.get(n) ?? []).filter((r) => !r.includes(`ip saddr ${peer} `)));
+    for (const [n, other] of [[na, nb], [nb, na]] as const) {
+      const matches = underlayAddresses(other).map((peer) => `${fromPeer(peer)} `);
+      this.faultRules.set(n, (this.faultRules.get(n) ?? []).filter((r) => !matches.some((m) => r.includes(m))));
       await this.applyFaults(n);
     }
   }
 
-  /** Drops UDP packets (each fragment counts) longer than `overBytes` of IP between the pair: an MTU black hole. */
+  /** Drops UDP packets (each fragment counts) longer than `overBytes` of IP between the pair: an MTU black hole (IPv4 underlays only). */
   async dropLargeUdp(a: LabNode, b: LabNode, overBytes: number, port?: number): Promise<void> {
     await this.addFaultPair(a, b, (peer) => dropLargeUdpRules(peer, overBytes, port));
   }
@@ -328,8 +343,8 @@ export class Lab {
     const na = this.resolveNode(a);
     const nb = this.resolveNode(b);
     if (na === nb) throw new LabError(`a fault needs two different nodes, got ${na.name} twice`);
-    const ra = rules(nb.address);
-    const rb = rules(na.address);
+    const ra = underlayAddresses(nb).flatMap(rules);
+    const rb = underlayAddresses(na).flatMap(rules);
     this.faultRules.set(na, [...(this.faultRules.get(na) ?? []), ...ra]);
     this.faultRules.set(nb, [...(this.faultRules.get(nb) ?? []), ...rb]);
     await this.applyFaults(na);
@@ -411,4 +426,9 @@ export class Lab {
     const r = await execIn(ns, ['sysctl', '-q', '-w', ...args], { check: !optional, timeoutMs: 10_000 });
     if (r.code !== 0) this.log(`sysctl ${args.join(' ')} in ${ns} failed (optional): ${r.stderr.trim()}`);
   }
+}
+
+/** Every underlay address of a node (IPv4 and IPv6 on a dual-stack underlay). */
+function underlayAddresses(node: LabNode): string[] {
+  return node.address6 === undefined || node.address6 === node.address ? [node.address] : [node.address, node.address6];
 }

@@ -16,13 +16,22 @@ import { WeftError } from '../src/core/errors.js';
 import { packageRoot } from '../src/core/paths.js';
 import { LEASE_ANNOTATIONS } from '../src/k8s/names.js';
 import { KubeApiControl } from './kube-api-control.js';
-import { Lab, type LabNode, type LabPod, type LabProcess, type UnderlayHost } from './lab.js';
+import { Lab, type LabNode, type LabPod, type LabProcess, type UnderlayFamily, type UnderlayHost } from './lab.js';
 
 const cliPath = join(packageRoot(import.meta.url), 'dist', 'src', 'cli', 'main.js');
 const kubeApiMain = join(packageRoot(import.meta.url), 'dist', 'lab', 'kube-api-main.js');
 
 export interface WeftClusterInit {
   nodes: number;
+  /**
+   * The underlay and how routers use it: 'v4' (default) `--listen 198.18.0.i:6784`, IPv4 peers;
+   * 'v6' an IPv6-only underlay, `--listen [2001:2::i]:6784`, `--peer [2001:2::k]:6784`; 'dual'
+   * both families on eth0, `--listen [::]:6784` (dual-stack socket) and IPv4 peers (IPv6 ones
+   * with `dualPeers: 6`).
+   */
+  underlay?: UnderlayFamily;
+  /** On a 'dual' underlay, the family of the `--peer` addresses (default 4). */
+  dualPeers?: 4 | 6;
   podsPerNode?: number;
   plaintext?: boolean;
   /** Per node, or one value for all; default true. */
@@ -108,7 +117,10 @@ export class WeftCluster {
   /** Builds the lab, starts every router, waits for a full mesh, then adds the pods. */
   static async start(init: WeftClusterInit): Promise<WeftCluster> {
     const log = init.log ?? (() => undefined);
-    const lab = await Lab.create({ nodes: init.nodes, prefix: init.prefix, brNetfilter: init.brNetfilter, log });
+    const underlay = init.underlay ?? 'v4';
+    const lab = await Lab.create({ nodes: init.nodes, prefix: init.prefix, brNetfilter: init.brNetfilter, underlay, log });
+    const listen = (node: LabNode) => (underlay === 'v4' ? `${node.address}:6784` : underlay === 'v6' ? `[${node.address}]:6784` : '[::]:6784');
+    const peerAt = (node: LabNode) => (underlay === 'v6' || (underlay === 'dual' && init.dualPeers === 6) ? `[${node.address6!}]:6784` : `${node.address}:6784`);
     const dir = mkdtempSync(join(tmpdir(), `weft-${lab.prefix}-`));
     init.prepareState?.((i) => join(dir, `state-n${i + 1}`));
     // Seed identities exist before the routers, so every router can be told the seeds' names.
@@ -129,8 +141,8 @@ export class WeftCluster {
       const args = [
         'launch',
         '--name', `n${i + 1}`,
-        '--listen', `${node.address}:6784`,
-        ...(init.peersOf?.(i) ?? defaultPeers(i)).flatMap((k) => ['--peer', `${lab.nodes[k]!.address}:6784`]),
+        '--listen', listen(node),
+        ...(init.peersOf?.(i) ?? defaultPeers(i)).flatMap((k) => ['--peer', peerAt(lab.nodes[k]!)]),
         '--state-dir', join(dir, `state-n${i + 1}`),
         ...(init.plaintext === true ? ['--plaintext'] : ['--secret-file', secretFile]),
         ...(vnet ? [] : ['--no-vnet-hdr']),

@@ -94,7 +94,8 @@ export interface StatusReport {
   services: ServiceBridgeStatus;
   /** NetworkPolicy enforcement; undefined when off (--network-policy off, or auto without a source). */
   policy?: PolicyStatus;
-  relayed: { datagrams: number; bytes: number };
+  /** Datagrams relayed for other peers; `trains`: runs of them forwarded as one GSO send (a relayed GRO train). */
+  relayed: { datagrams: number; bytes: number; trains: number };
   traffic: {
     tap: IoCounters; udp: IoCounters; router: SwitchCounters; macs: number; sleeveMessages: number; udpFlushes: number;
     /** Sleeve probes (issue 18): requests sent, answers sent, answers received, punches that worked and failed. */

@@ -41,6 +41,7 @@ export const METRIC_HELP = {
   weft_relayed_bytes_total: ['counter', [], 'Bytes of the datagrams relayed for other peers'],
   weft_probes_total: ['counter', ['kind'], 'Sleeve probes: requests sent, answers sent, answers received (hole punching, observations, round trips)'],
   weft_punches_total: ['counter', ['result'], 'Hole-punching attempts that found a working candidate (punched) or none (failed)'],
+  weft_relayed_trains_total: ['counter', [], 'Runs of relayed datagrams forwarded as one GSO send (received GRO trains)'],
   weft_io_packets_total: ['counter', ['device', 'direction'], 'Packets through the TAP device and the UDP socket (direction sent or received)'],
   weft_io_bytes_total: ['counter', ['device', 'direction'], 'Bytes through the TAP device and the UDP socket'],
   weft_learned_macs: ['gauge', [], 'MAC addresses in the learning switch'],
@@ -149,6 +150,7 @@ export class WeftMetrics {
       this.counter('weft_punches_total', { result: 'punched' }, pr.punched);
       this.counter('weft_punches_total', { result: 'failed' }, pr.punchFailed);
     }
+    this.counter('weft_relayed_trains_total', {}, r.relayed.trains);
     for (const [device, io] of [['tap', r.traffic.tap], ['udp', r.traffic.udp]] as const) {
       this.counter('weft_io_packets_total', { device, direction: 'sent' }, io.txPackets);
       this.counter('weft_io_packets_total', { device, direction: 'received' }, io.rxPackets);

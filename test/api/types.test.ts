@@ -87,7 +87,7 @@ const report: api.StatusReport = {
     problems: ['net.bridge.bridge-nf-call-iptables: not in this kernel: br_netfilter is not loaded (modprobe br_netfilter)'],
     checkedAt: 5,
   },
-  relayed: { datagrams: 0, bytes: 0 },
+  relayed: { datagrams: 0, bytes: 0, trains: 0 },
   traffic: { tap: io, udp: io, router: { tapFrames: 0, tapBytes: 0, unicast: 5, flooded: 6, leftToFastPath: 0, toTap: 0, toTapBytes: 0 }, macs: 3, sleeveMessages: 0, udpFlushes: 0 },
   drops: { 'rx.badHops': 2, 'rx.replayed': 0 },
   reassembly: { inUse: 0, completed: 0, stored: 0, memoryBytes: 0 },

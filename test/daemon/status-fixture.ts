@@ -78,7 +78,7 @@ export function statusReport(over: Partial<StatusReport> = {}): StatusReport {
       bridgeNetfilter: [],
       problem: null,
     },
-    relayed: { datagrams: 11, bytes: 1100 },
+    relayed: { datagrams: 11, bytes: 1100, trains: 2 },
     traffic: { tap: io(1), udp: io(2), router: { tapFrames: 0, tapBytes: 0, unicast: 5, flooded: 6, leftToFastPath: 0, toTap: 0, toTapBytes: 0 }, macs: 3, sleeveMessages: 0, udpFlushes: 0, probes: { requests: 7, answered: 6, replies: 5, punched: 1, punchFailed: 1 } },
     drops: { 'rx.badTag': 2, 'gossip.topology.malformed': 1, 'pods.mac': 9, 'udp.sendErrors': 0 },
     reassembly: { inUse: 0, completed: 0, stored: 0, memoryBytes: 0 },

@@ -1,6 +1,6 @@
 import { describe, expect, it } from 'vitest';
 import { LabError } from '../../lab/errors.js';
-import { blockUdpRules, dropLargeUdpRules, faultScript, udpLossRules } from '../../lab/faults.js';
+import { blockAllRules, blockUdpRules, dropLargeUdpRules, faultScript, udpLossRules } from '../../lab/faults.js';
 
 describe('fault rules', () => {
   it('block all UDP from a peer, or only to and from one port', () => {
@@ -11,13 +11,22 @@ describe('fault rules', () => {
     ]);
   });
 
+  it('match an IPv6 peer with ip6 saddr', () => {
+    expect(blockUdpRules('2001:2::3')).toEqual(['ip6 saddr 2001:2::3 meta l4proto udp counter drop']);
+    expect(blockUdpRules('2001:2::3', 6784)).toEqual(['ip6 saddr 2001:2::3 udp dport 6784 counter drop', 'ip6 saddr 2001:2::3 udp sport 6784 counter drop']);
+    expect(blockAllRules('2001:2::3')).toEqual(['ip6 saddr 2001:2::3 counter drop']);
+    expect(udpLossRules('2001:2::3', 5)).toEqual(['ip6 saddr 2001:2::3 meta l4proto udp numgen random mod 100 < 5 counter drop']);
+  });
+
   it('drop large packets and random loss', () => {
     expect(dropLargeUdpRules('198.18.0.1', 1400)).toEqual(['ip saddr 198.18.0.1 meta l4proto udp ip length > 1400 counter drop']);
     expect(udpLossRules('198.18.0.1', 5)).toEqual(['ip saddr 198.18.0.1 meta l4proto udp numgen random mod 100 < 5 counter drop']);
   });
 
   it.each([
-    () => blockUdpRules('fd00::1'),
+    () => blockUdpRules('fd00::1]; flush ruleset'),
+    () => blockAllRules('example.com'),
+    () => dropLargeUdpRules('2001:2::3', 1400),
     () => blockUdpRules('198.18.0.2; flush ruleset'),
     () => blockUdpRules('198.18.0.2', 0),
     () => dropLargeUdpRules('198.18.0.2', 1.5),

@@ -5,7 +5,10 @@
  *   header checks (length, version, counter below 2^52, hops at most 8, sealed flag as configured)
  *   ─ dst is another peer: relay it unchanged (hops − 1) towards that peer if it was sent for
  *     relaying (RELAYED) from a mesh member's known endpoint, or drop (source, flag, no route,
- *     hop limit); a relay never holds keys for traffic it forwards
+ *     hop limit); a relay never holds keys for traffic it forwards. Relayed datagrams are sent
+ *     from the receive arena itself (hop byte rewritten in place, no copy), and the segments of a
+ *     GRO train that go on to one peer leave as one GSO send (`queueRelay`); the arena stays
+ *     valid because `Sleeve.onBatch` flushes the batch's sends before it returns
  *   ─ FRAG: bounded reassembly ─ whole message
  *   ─ receive session by (src, key id): current, previous or pending key only; unknown ids are
  *     dropped before any crypto ─ replay window ─ AEAD open in place
@@ -55,6 +58,9 @@ import {
   readU32,
 } from './wire.js';
 
+/** Datagrams per GSO send the kernel takes (UDP_MAX_SEGMENTS). */
+const MAX_GSO_SEGMENTS = 64;
+
 export type SleeveFrameSink = (peer: SleevePeer, buf: Buffer, vnetOff: number, frameOff: number, frameLen: number) => void;
 
 export interface SleeveRxComponents {
@@ -66,7 +72,8 @@ export interface SleeveRxComponents {
 }
 
 export class SleeveRx {
-  readonly relayed = { datagrams: 0, bytes: 0 };
+  /** Datagrams and bytes relayed for other peers; `trains`: runs of several sent as one GSO send. */
+  readonly relayed = { datagrams: 0, bytes: 0, trains: 0 };
   /** Where received frames go (the router's TAP writer). */
   sink: SleeveFrameSink = () => undefined;
   private readonly state: SleeveState;
@@ -83,6 +90,17 @@ export class SleeveRx {
   private readonly sealedFlag: number;
   /** Clock reading of the batch being handled. */
   private nowMs = 0;
+  private readonly maxUdpPayload: number;
+  private readonly maxDatagram: number;
+  /** Segment size of the GRO train being handled (0: a lone datagram). */
+  private trainSeg = 0;
+  /** The run of relayed segments of the current train not yet queued: rxArena[runStart, runEnd) for runTo. */
+  private runTo: SleevePeer | undefined = undefined;
+  private runStart = 0;
+  private runEnd = 0;
+  private runLastLen = 0;
+  private runCount = 0;
+  private runSeg = 0;
 
   constructor(components: SleeveRxComponents) {
     const state = components.state;
@@ -98,6 +116,8 @@ export class SleeveRx {
     this.probes = components.probes;
     this.selfId = state.selfId;
     this.sealedFlag = state.sealedFlag;
+    this.maxUdpPayload = this.udp.family === 6 ? 65527 : 65507;
+    this.maxDatagram = state.maxDatagram;
   }
 
   /** Handles the first `count` datagrams of the UDP endpoint's receive arena, read at `now`. */
@@ -116,7 +136,10 @@ export class SleeveRx {
         this.datagram(buf, off, len, m);
       } else {
         const end = off + len;
+        this.trainSeg = seg;
         for (let p = off; p < end; p += seg) this.datagram(buf, p, Math.min(seg, end - p), m);
+        this.trainSeg = 0;
+        this.endRelayRun();
       }
     }
   }
@@ -223,7 +246,54 @@ export class SleeveRx {
     }
     this.relayed.datagrams++;
     this.relayed.bytes += len;
-    this.tx.forward(to, buf, off, len, hops - 1);
+    buf[off + 1] = hops - 1;
+    this.queueRelay(to, off, len);
+  }
+
+  /**
+   * Queues a checked datagram for `to` (zero-copy from the receive arena). Inside a GRO train,
+   * consecutive segments for one peer are gathered into a run that goes out as one GSO send of
+   * the train's segment size; a segment that does not continue the run (another peer, a gap left
+   * by a dropped or local segment, a full run) sends the run so far and starts a new one.
+   */
+  private queueRelay(to: SleevePeer, off: number, len: number): void {
+    const seg = this.trainSeg;
+    // Segments larger than our own datagrams could exceed our path MTU, which fails a GSO send
+    // as a whole (EINVAL): those go one by one.
+    if (seg === 0 || seg > this.maxDatagram) {
+      this.tx.forwardRx(to, off, len, 0);
+      return;
+    }
+    if (
+      this.runTo === to && off === this.runEnd && this.runLastLen === seg && len <= seg &&
+      this.runCount < MAX_GSO_SEGMENTS && this.runEnd + len - this.runStart <= this.maxUdpPayload
+    ) {
+      this.runEnd = off + len;
+      this.runLastLen = len;
+      this.runCount++;
+      return;
+    }
+    this.endRelayRun();
+    this.runTo = to;
+    this.runStart = off;
+    this.runEnd = off + len;
+    this.runLastLen = len;
+    this.runCount = 1;
+    this.runSeg = seg;
+  }
+
+  /** Sends the gathered run of relayed segments, if any. */
+  private endRelayRun(): void {
+    const to = this.runTo;
+    if (to === undefined) return;
+    this.runTo = undefined;
+    // The peer may have gone while the rest of the train was handled.
+    if (!to.hasEndpoint) {
+      this.drops.noRoute += this.runCount;
+      return;
+    }
+    if (this.runCount > 1) this.relayed.trains++;
+    this.tx.forwardRx(to, this.runStart, this.runEnd - this.runStart, this.runCount > 1 ? this.runSeg : 0);
   }
 
   /** One whole sealed message from a known peer under a known key: open, then its records. */

@@ -44,6 +44,8 @@ import {
 export const BUF_TAP = 0;
 const ZERO_TOKEN = Buffer.alloc(TOKEN_LEN);
 export const BUF_TX = 1;
+/** The UDP receive arena: relayed datagrams and trains are sent from where they were received. */
+export const BUF_RX = 2;
 
 export interface TxDrops {
   noKey: number;
@@ -96,6 +98,7 @@ export class SleeveTx {
     this.maxUdpPayload = this.udp.family === 6 ? 65527 : 65507;
     this.arena = Buffer.allocUnsafeSlow(init.arenaBytes ?? 4 << 20);
     this.udp.registerBuffer(BUF_TX, this.arena);
+    this.udp.registerBuffer(BUF_RX, this.udp.rxArena);
   }
 
   /** The TAP arena, so super-frames can be sealed and sent from where they were read. */
@@ -197,15 +200,18 @@ export class SleeveTx {
     return '';
   }
 
-  /** Queues a datagram of another peer's traffic, unchanged but for its hop count, to `to`. */
-  forward(to: SleevePeer, buf: Buffer, off: number, len: number, hops: number): void {
-    this.reserve(len + 64, 1);
-    const at = this.pos;
-    buf.copy(this.arena, at, off, off + len);
-    this.arena[at + 1] = hops;
-    this.pos = at + len;
-    this.addIov(BUF_TX, at, len);
-    this.addDesc(this.niov - 1, 1, 0, to.index);
+  /**
+   * Queues other peers' traffic for `to` straight from the UDP receive arena (zero-copy; hop
+   * counts already decremented in place by the receive path): rxArena[off, off+len), one datagram
+   * or, with `seg` > 0 and `len` > `seg`, consecutive `seg`-byte datagrams (the last may be
+   * shorter) as one GSO send. Valid only until the batch is flushed: the next receive batch
+   * rewrites the arena, and `Sleeve.onBatch` flushes before it returns (that invariant is what
+   * makes this safe).
+   */
+  forwardRx(to: SleevePeer, off: number, len: number, seg: number): void {
+    this.reserve(0, 1);
+    this.addIov(BUF_RX, off, len);
+    this.addDesc(this.niov - 1, 1, seg > 0 && len > seg ? seg : 0, to.index);
   }
 
   /** Copies a frame record (header, optional virtio header, frame) into the tx arena at `at`. */

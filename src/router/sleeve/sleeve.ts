@@ -40,7 +40,7 @@ export class Sleeve implements Startable {
   readonly tx: SleeveTx;
   readonly peers: SleevePeer[];
   readonly drops: RxDrops;
-  readonly relayed: { datagrams: number; bytes: number };
+  readonly relayed: { datagrams: number; bytes: number; trains: number };
   readonly selfId: number;
   readonly maxDatagram: number;
   readonly bundleCapacity: number;
@@ -257,6 +257,9 @@ export class Sleeve implements Startable {
       return;
     }
     const now = this.batchStart();
+    // Invariant: the batch's sends are flushed before this returns (below, also after an
+    // exception). Relayed datagrams and trains are queued as iovs into the UDP receive arena
+    // (zero-copy, sleeve-tx.ts forwardRx), which the next batch rewrites.
     // One guard per batch (not per packet): nothing a datagram does may throw out of the addon's
     // callback. The rest of a batch that threw is lost; it is counted and logged once.
     try {
