@@ -14,3 +14,4 @@ export { KubeApiControl, serveKubeApiControl, type KubeApiInfo } from './kube-ap
 export { deployConflist, deploySettings, deployContainerArgs, deployContainerEnv, loadDeployManifests, type PodFacts } from './deploy-manifests.js';
 export * from './kube-proxy.js';
 export * from './nat-lab.js';
+export * from './nat-cluster.js';

@@ -50,6 +50,15 @@ export interface WeftClusterInit {
   ipamSeeds?: number[];
   prefix?: string;
   brNetfilter?: boolean;
+  /**
+   * A lab built beforehand (e.g. `NatLab.create(...).lab`): the cluster runs one router per node
+   * of it (`nodes` must match) instead of building its own; `destroy` destroys it.
+   */
+  lab?: Lab;
+  /** Router i's --listen (default `<node address>:6784`), e.g. `[2001:2:1::2]:6784` or `[::]:6784`. */
+  listenOf?: (i: number) => string;
+  /** What other routers pass as --peer to reach router k (default `<node address>:6784`). */
+  peerTargetOf?: (k: number) => string;
   log?: (line: string) => void;
   /**
    * Kubernetes mode: the fake API server (lab/kube-api-main.ts) runs on an underlay host, the
@@ -108,7 +117,10 @@ export class WeftCluster {
   /** Builds the lab, starts every router, waits for a full mesh, then adds the pods. */
   static async start(init: WeftClusterInit): Promise<WeftCluster> {
     const log = init.log ?? (() => undefined);
-    const lab = await Lab.create({ nodes: init.nodes, prefix: init.prefix, brNetfilter: init.brNetfilter, log });
+    if (init.lab !== undefined && init.lab.nodes.length !== init.nodes) {
+      throw new WeftError('ERR_LAB', `the lab given has ${init.lab.nodes.length} nodes, not ${init.nodes}`);
+    }
+    const lab = init.lab ?? (await Lab.create({ nodes: init.nodes, prefix: init.prefix, brNetfilter: init.brNetfilter, log }));
     const dir = mkdtempSync(join(tmpdir(), `weft-${lab.prefix}-`));
     init.prepareState?.((i) => join(dir, `state-n${i + 1}`));
     // Seed identities exist before the routers, so every router can be told the seeds' names.
@@ -129,8 +141,8 @@ export class WeftCluster {
       const args = [
         'launch',
         '--name', `n${i + 1}`,
-        '--listen', `${node.address}:6784`,
-        ...(init.peersOf?.(i) ?? defaultPeers(i)).flatMap((k) => ['--peer', `${lab.nodes[k]!.address}:6784`]),
+        '--listen', init.listenOf?.(i) ?? `${node.address}:6784`,
+        ...(init.peersOf?.(i) ?? defaultPeers(i)).flatMap((k) => ['--peer', init.peerTargetOf?.(k) ?? `${lab.nodes[k]!.address}:6784`]),
         '--state-dir', join(dir, `state-n${i + 1}`),
         ...(init.plaintext === true ? ['--plaintext'] : ['--secret-file', secretFile]),
         ...(vnet ? [] : ['--no-vnet-hdr']),
