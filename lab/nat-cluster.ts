@@ -6,7 +6,7 @@
  */
 import type { PeerStatus, StatusReport } from '../src/api/types.js';
 import { LabError } from './errors.js';
-import { NatLab, type NatLabInit } from './nat-lab.js';
+import { NatLab, type NatKind, type NatLabInit } from './nat-lab.js';
 import type { PingResult, TcpResult } from './traffic-parse.js';
 import { parseIperfTcp } from './traffic-parse.js';
 import { ping } from './traffic.js';
@@ -68,13 +68,21 @@ export function expectedPath(nl: NatLab, i: number, k: number, family: UnderlayF
   const [a, b] = [nl.natOf(i), nl.natOf(k)];
   if (a === undefined || b === undefined) return { path: 'direct', why: a === b ? 'both public' : 'one side is public: it answers whatever source reaches it' };
   if (a === b) return { path: 'direct', why: `both behind ${a.name}: local (LAN) candidates` };
-  if (family !== 4) return { path: 'direct', why: 'IPv6 has no NAT: both firewalls open to simultaneous probes' };
-  const hard = [a, b].filter((n) => n.kind === 'symmetric').length;
+  if (family === 6) return { path: 'direct', why: 'IPv6 has no NAT: both firewalls open to simultaneous probes' };
+  const v4 = expectedPath4(a.kind, b.kind);
+  if (family === 'dual' && v4.path === 'relay') return { path: 'direct', why: `over IPv6 (no NAT); over IPv4 ${v4.why}` };
+  return v4;
+}
+
+/** Between two routers behind two different IPv4 NATs. */
+function expectedPath4(a: NatKind, b: NatKind): { path: 'direct' | 'relay'; why: string } {
+  if (a === 'firewall6' || b === 'firewall6') return { path: 'relay', why: 'a firewall6 site has no IPv4' };
+  const hard = [a, b].filter((kind) => kind === 'symmetric').length;
   if (hard === 2) return { path: 'relay', why: 'symmetric on both sides: neither can predict the other\'s port' };
   if (hard === 1) {
-    const other = a.kind === 'symmetric' ? b : a;
-    if (other.kind === 'cone') return { path: 'direct', why: 'the cone side lets in any source on the forwarded port; the symmetric side answers' };
-    return { path: 'relay', why: `the ${other.kind} side filters by endpoint and the symmetric side's port towards it is unknown` };
+    const other = a === 'symmetric' ? b : a;
+    if (other === 'cone') return { path: 'direct', why: 'the cone side lets in any source on the forwarded port; the symmetric side answers' };
+    return { path: 'relay', why: `the ${other} side filters by endpoint and the symmetric side's port towards it is unknown` };
   }
   return { path: 'direct', why: 'endpoint-independent mappings on both sides: simultaneous probes open both' };
 }
