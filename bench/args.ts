@@ -4,7 +4,7 @@
  */
 import { parseArgs } from 'node:util';
 
-export const SUITES = ['sleeve', 'mesh', 'fastpath', 'gossip', 'ipam', 'ipam-sim', 'cni', 'kubernetes', 'policy'] as const;
+export const SUITES = ['sleeve', 'mesh', 'fastpath', 'gossip', 'ipam', 'ipam-sim', 'cni', 'kubernetes', 'policy', 'nat'] as const;
 export type Suite = (typeof SUITES)[number];
 
 export const BENCH_USAGE =

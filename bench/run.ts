@@ -3,7 +3,7 @@
  * flock /tmp/weft-bench.lock. Writes bench/results/<suite>-<date>.json and .md and prints both.
  *
  *   WEFT_SIM_PEERS / WEFT_SIM_OPERATIONS size the ipam-sim suite (default 1,000 / 100,000).
- *   npm run bench -- [--runs N] [--seconds S] [--suite all|sleeve|mesh|fastpath|gossip|ipam|ipam-sim|cni|kubernetes|policy] [--br-netfilter] [--quick] [--fresh-identity] [--load-rounds N]
+ *   npm run bench -- [--runs N] [--seconds S] [--suite all|sleeve|mesh|fastpath|gossip|ipam|ipam-sim|cni|kubernetes|policy|nat] [--br-netfilter] [--quick] [--fresh-identity] [--load-rounds N]
  *   (bench/args.ts: runs default to 3, 20 for kubernetes and policy; --quick 1, 3 for kubernetes and policy)
  */
 import { mkdirSync, writeFileSync } from 'node:fs';
@@ -21,6 +21,7 @@ import { runIpamSim } from '../sim/ipam-sim.js';
 import { runCniSuite } from './suites/cni.js';
 import { runKubernetesSuite } from './suites/kubernetes.js';
 import { runPolicySuite } from './suites/policy.js';
+import { runNatSuite } from './suites/nat.js';
 
 let args: BenchArgs;
 try {
@@ -104,6 +105,10 @@ for (const suite of args.suites) {
     log(`policy suite: ${runs} run(s) of a NetworkPolicy created and deleted, ${args.loadRounds} round(s) of traffic without and with 100 policies (${seconds} s TCP tests), 3 routers in Kubernetes mode`);
     const r = await runPolicySuite({ runs, loadRounds: args.loadRounds, seconds, log });
     write('policy', runs, r.json, [`${header}; ${runs} run(s), ${args.loadRounds} load round(s).`, '', r.markdown, '', ...r.goals.map((g) => `- ${g}`), ''].join('\n'));
+  } else if (suite === 'nat') {
+    log(`nat suite: ${runs} run(s) of the NAT matrix (9 routers, 36 pairs), failover under traffic and relay TCP (${seconds} s tests)`);
+    const r = await runNatSuite({ runs, seconds, log });
+    write('nat', runs, r.json, [`${header}; ${runs} run(s).`, '', r.markdown, '', ...r.goals.map((g) => `- ${g}`), ''].join('\n'));
   } else {
     log('gossip suite: in-process simulation of 1,000 peers (no sockets, simulated clock)');
     const r = await runGossipSim({});

@@ -13,3 +13,5 @@ export { FakeKubeApi, type FakeKubeApiInit, type V1NodeLike, type RequestRecord 
 export { KubeApiControl, serveKubeApiControl, type KubeApiInfo } from './kube-api-control.js';
 export { deployConflist, deploySettings, deployContainerArgs, deployContainerEnv, loadDeployManifests, type PodFacts } from './deploy-manifests.js';
 export * from './kube-proxy.js';
+export * from './nat-lab.js';
+export * from './nat-cluster.js';

@@ -13,7 +13,7 @@ import { spawnSync } from 'node:child_process';
 import { parseCidr } from '../src/core/net.js';
 import { run } from '../src/platform/linux/run.js';
 import { LabError } from './errors.js';
-import { claimPrefix, podInitProblems, validateInit, validMtu, type LabInit, type PodInit, type UnderlayFamily } from './lab-config.js';
+import { claimPrefix, MAX_NODES, podInitProblems, validateInit, validMtu, type LabInit, type PodInit, type UnderlayFamily } from './lab-config.js';
 import { blockAllRules, blockUdpRules, dropLargeUdpRules, faultScript, fromPeer, udpLossRules } from './faults.js';
 import { execIn, spawnIn, type ExecOptions, type ExecResult, type LabProcess, type SpawnOptions, type TrackedProcess } from './lab-process.js';
 import { cleanupStale, deleteNamespace, LAB_NS_NAME, namespacePids, RANDOM_PREFIX_NS, releasePrefix } from './registry.js';
@@ -158,6 +158,25 @@ export class Lab {
       this.nodeList.push(node);
     }
     this.log(`lab ${this.prefix}: ${count} nodes on ${this.underlayNs} (underlay ${this.underlay})`);
+  }
+
+  /**
+   * Adds node `<prefix>-n<i>` (the next index, at most 20 nodes in all) whose eth0 the caller
+   * wires: it is not on the underlay bridge (lab/nat-lab.ts puts it behind a NAT). `address` is
+   * what `LabNode.address` reports (the node's own IPv4 address, e.g. on a LAN behind a NAT).
+   * Faults, pods and processes work on it as on any node.
+   */
+  async addUnwiredNode(address: string): Promise<LabNode> {
+    const index = this.nodeList.length;
+    if (index >= MAX_NODES) throw new LabError(`lab ${this.prefix} already has ${MAX_NODES} nodes`);
+    const ns = `${this.prefix}-n${index + 1}`;
+    const node: LabNode = { index, name: `n${index + 1}`, ns, nsPath: `/var/run/netns/${ns}`, underlayIf: 'eth0', address };
+    await this.addNs(ns);
+    await this.sysctl(ns, { 'net.ipv4.ip_forward': '1' });
+    const nf = this.brNetfilter ? '1' : '0';
+    await this.sysctl(ns, { 'net.bridge.bridge-nf-call-iptables': nf, 'net.bridge.bridge-nf-call-ip6tables': nf }, !this.brNetfilter);
+    this.nodeList.push(node);
+    return node;
   }
 
   /** Runs `argv` inside one of this lab's namespaces; see ExecOptions. */

@@ -13,10 +13,10 @@ export const OWNER_DIR = '/run/weft-lab';
 
 /**
  * The only names a lab makes: `<prefix>-u`, `<prefix>-n<i>`, `<prefix>-n<i>p<j>`, `<prefix>-h<i>`
- * (a host on the underlay), and `<prefix>-<word>` (a namespace a test adds under the lab's
+ * (a host on the underlay), `<prefix>-nat<k>` (a NAT of lab/nat-lab.ts), and `<prefix>-<word>` (a namespace a test adds under the lab's
  * prefix, e.g. `-victim`; a lowercase word of up to 12 letters).
  */
-export const LAB_NS_NAME = /^([a-z0-9]{1,6})-(?:u|n\d{1,2}(?:p\d{1,4})?|h\d{1,2}|[a-z]{1,12})$/;
+export const LAB_NS_NAME = /^([a-z0-9]{1,6})-(?:u|n\d{1,2}(?:p\d{1,4})?|h\d{1,2}|nat\d{1,2}|[a-z]{1,12})$/;
 
 /** Default for `cleanupStale`: names made with a random prefix. */
 export const RANDOM_PREFIX_NS = /^wt[0-9a-f]{4}-/;

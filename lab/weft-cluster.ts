@@ -59,6 +59,15 @@ export interface WeftClusterInit {
   ipamSeeds?: number[];
   prefix?: string;
   brNetfilter?: boolean;
+  /**
+   * A lab built beforehand (e.g. `NatLab.create(...).lab`): the cluster runs one router per node
+   * of it (`nodes` must match) instead of building its own; `destroy` destroys it.
+   */
+  lab?: Lab;
+  /** Router i's --listen (default `<node address>:6784`), e.g. `[2001:2:1::2]:6784` or `[::]:6784`. */
+  listenOf?: (i: number) => string;
+  /** What other routers pass as --peer to reach router k (default `<node address>:6784`). */
+  peerTargetOf?: (k: number) => string;
   log?: (line: string) => void;
   /**
    * Kubernetes mode: the fake API server (lab/kube-api-main.ts) runs on an underlay host, the
@@ -118,7 +127,10 @@ export class WeftCluster {
   static async start(init: WeftClusterInit): Promise<WeftCluster> {
     const log = init.log ?? (() => undefined);
     const underlay = init.underlay ?? 'v4';
-    const lab = await Lab.create({ nodes: init.nodes, prefix: init.prefix, brNetfilter: init.brNetfilter, underlay, log });
+    if (init.lab !== undefined && init.lab.nodes.length !== init.nodes) {
+      throw new WeftError('ERR_LAB', `the lab given has ${init.lab.nodes.length} nodes, not ${init.nodes}`);
+    }
+    const lab = init.lab ?? (await Lab.create({ nodes: init.nodes, prefix: init.prefix, brNetfilter: init.brNetfilter, underlay, log }));
     const listen = (node: LabNode) => (underlay === 'v4' ? `${node.address}:6784` : underlay === 'v6' ? `[${node.address}]:6784` : '[::]:6784');
     const peerAt = (node: LabNode) => (underlay === 'v6' || (underlay === 'dual' && init.dualPeers === 6) ? `[${node.address6!}]:6784` : `${node.address}:6784`);
     const dir = mkdtempSync(join(tmpdir(), `weft-${lab.prefix}-`));
@@ -141,8 +153,8 @@ export class WeftCluster {
       const args = [
         'launch',
         '--name', `n${i + 1}`,
-        '--listen', listen(node),
-        ...(init.peersOf?.(i) ?? defaultPeers(i)).flatMap((k) => ['--peer', peerAt(lab.nodes[k]!)]),
+        '--listen', init.listenOf?.(i) ?? listen(node),
+        ...(init.peersOf?.(i) ?? defaultPeers(i)).flatMap((k) => ['--peer', init.peerTargetOf?.(k) ?? peerAt(lab.nodes[k]!)]),
         '--state-dir', join(dir, `state-n${i + 1}`),
         ...(init.plaintext === true ? ['--plaintext'] : ['--secret-file', secretFile]),
         ...(vnet ? [] : ['--no-vnet-hdr']),

@@ -11,6 +11,7 @@ describe('npm run bench arguments', () => {
     { argv: ['--suite', 'kubernetes', '--runs', '5'], suites: ['kubernetes'], runs: { sleeve: 5, kubernetes: 5 }, seconds: 8 },
     { argv: ['--quick', '--runs', '2'], suites: [...SUITES], runs: { sleeve: 2, kubernetes: 2 }, seconds: 4 },
     { argv: ['--suite', 'mesh', '--seconds', '12'], suites: ['mesh'], runs: { sleeve: 3, kubernetes: 20 }, seconds: 12 },
+    { argv: ['--suite', 'nat', '--quick'], suites: ['nat'], runs: { sleeve: 1, kubernetes: 3 }, seconds: 4 },
   ])('$argv → suites $suites, runs $runs, $seconds s', ({ argv, suites, runs, seconds }) => {
     const a = parseBenchArgs(argv);
     expect(a.suites).toEqual(suites);
@@ -38,7 +39,7 @@ describe('npm run bench arguments', () => {
   });
 
   it.each([
-    { argv: ['--suite', 'kube'], error: /unknown suite "kube" \(known: all, sleeve, .*kubernetes, policy\)/ },
+    { argv: ['--suite', 'kube'], error: /unknown suite "kube" \(known: all, sleeve, .*kubernetes, policy, nat\)/ },
     { argv: ['--runs', '0'], error: /--runs "0" is not a whole number of at least 1/ },
     { argv: ['--runs', 'abc'], error: /--runs "abc"/ },
     { argv: ['--runs', '2.5'], error: /--runs "2.5"/ },
