@@ -302,9 +302,12 @@ export class Endpoints {
     for (const o of reflexive) add(o.endpoint, 'reflexive');
     for (const s of this.stun) add(s, 'stun');
     for (const l of this.local) add(l, 'local');
-    const key = list.map((c) => `${c.kind} ${c.endpoint}`).join(',');
-    if (key === this.currentKey) return false;
+    // The set decides whether peers hear of a change, not the order: a router behind a symmetric
+    // NAT is seen at another port by every peer, and each renewed observation reorders the
+    // reflexive ones; telling peers each time restarted their punching every second.
+    const key = list.map((c) => `${c.kind} ${c.endpoint}`).sort().join(',');
     this.current = list;
+    if (key === this.currentKey) return false;
     this.currentKey = key;
     this.stats.changes++;
     for (const l of this.listeners) l();

@@ -122,6 +122,22 @@ describe('Endpoints: observations', () => {
     expect(e.status().observed).toEqual([{ endpoint: '198.18.0.77:40002', by: PEERS[0], agoMs: 0 }]);
   });
 
+  it('observations renewed in another order (a symmetric NAT: a port per peer) reorder the candidates without telling peers again', () => {
+    const { e, clock } = endpoints();
+    let changes = 0;
+    e.onChange(() => changes++);
+    e.observe(PEERS[0], '198.18.0.77:40000');
+    e.observe(PEERS[1], '198.18.0.77:40001');
+    expect(changes).toBe(2);
+    for (let i = 0; i < 5; i++) {
+      clock.advance(1000);
+      e.observe(PEERS[i % 2], `198.18.0.77:${40000 + (i % 2)}`);
+    }
+    expect(changes).toBe(2);
+    // (the newest observation still comes first among the reflexive ones)
+    expect(e.candidates().filter((c) => c.kind === 'reflexive').map((c) => c.endpoint)).toEqual(['198.18.0.77:40000', '198.18.0.77:40001']);
+  });
+
   it('counts and drops observations that are not endpoints', () => {
     const { e } = endpoints();
     for (const bad of ['nonsense', '0.0.0.0:5', '127.0.0.1:5', '[ff02::1]:5']) e.observe(PEERS[0], bad);
