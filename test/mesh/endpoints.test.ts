@@ -131,7 +131,7 @@ describe('Endpoints: observations', () => {
     expect(changes).toBe(2);
     for (let i = 0; i < 5; i++) {
       clock.advance(1000);
-      e.observe(PEERS[i % 2], `198.18.0.77:${40000 + (i % 2)}`);
+      e.observe(i % 2 === 0 ? PEERS[0] : PEERS[1], `198.18.0.77:${40000 + (i % 2)}`);
     }
     expect(changes).toBe(2);
     // (the newest observation still comes first among the reflexive ones)
