@@ -10,19 +10,11 @@ import { mkdtempSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { iperf3Tcp } from '../lab/traffic.js';
-import { WeftCluster } from '../lab/weft-cluster.js';
+import { startRelayedTrio } from './relayed-trio.js';
 
 const seconds = Number(process.argv[2] ?? 8);
-const c = await WeftCluster.start({
-  nodes: 3,
-  extraArgs: ['--log-level', 'warn'],
-  beforeRouters: async (lab) => {
-    await lab.blockUdpBetween(lab.nodes[0]!, lab.nodes[2]!);
-  },
-});
+const c = await startRelayedTrio();
 try {
-  await c.waitEstablished(45_000);
-  await c.expectPaths(0, { n3: 'relay' }, 'paths from n1');
   const pid = c.routers[1]!.process!.pid;
   const data = join(mkdtempSync(join(tmpdir(), 'weft-perf-')), 'perf.data');
   const [from, to] = [c.podsOn(1)[0]!, c.podsOn(3)[0]!];

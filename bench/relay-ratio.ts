@@ -8,21 +8,13 @@
  * A quick figure for relay work (issue 18); the mesh suite (bench/suites/mesh.ts) is the full one.
  */
 import { iperf3Tcp } from '../lab/traffic.js';
-import { WeftCluster } from '../lab/weft-cluster.js';
+import { startRelayedTrio } from './relayed-trio.js';
 import { median } from './stats.js';
 
 const runs = Number(process.argv[2] ?? 3);
 const seconds = Number(process.argv[3] ?? 8);
-const c = await WeftCluster.start({
-  nodes: 3,
-  extraArgs: ['--log-level', 'warn'],
-  beforeRouters: async (lab) => {
-    await lab.blockUdpBetween(lab.nodes[0]!, lab.nodes[2]!);
-  },
-});
+const c = await startRelayedTrio();
 try {
-  await c.waitEstablished(45_000);
-  await c.expectPaths(0, { n2: 'direct', n3: 'relay' }, 'paths from n1');
   const from = c.podsOn(1)[0]!;
   const direct: number[] = [];
   const relay: number[] = [];

@@ -159,3 +159,17 @@ export async function pairTraffic<T>(
     await server.stop(2000);
   }
 }
+
+/**
+ * The mix of the NAT traversal matrix (test/integration/nat-traversal.test.ts) and the nat bench
+ * suite, behind two public nodes: n3, n4 behind their own eim NATs, n5 and n6 behind one, n7 and
+ * n8 behind their own symmetric NATs, n9 behind a cone NAT.
+ */
+export const MATRIX_NATS = [
+  { kind: 'eim', nodes: 1 },
+  { kind: 'eim', nodes: 1 },
+  { kind: 'eim', nodes: 2 },
+  { kind: 'symmetric', nodes: 1 },
+  { kind: 'symmetric', nodes: 1 },
+  { kind: 'cone', nodes: 1 },
+] as const;

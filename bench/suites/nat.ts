@@ -16,7 +16,7 @@
  *   in the same run: the ratio.
  */
 import type { PeerStatus } from '../../src/api/types.js';
-import { expectedPath, pairTraffic, startNatCluster, waitPairPath, type NatCluster } from '../../lab/nat-cluster.js';
+import { expectedPath, MATRIX_NATS, pairTraffic, startNatCluster, waitPairPath, type NatCluster } from '../../lab/nat-cluster.js';
 import { iperf3Tcp } from '../../lab/traffic.js';
 import { fmt, median, summarize } from '../stats.js';
 
@@ -52,14 +52,7 @@ interface RunSample {
   relayGbps: number;
 }
 
-const NATS = [
-  { kind: 'eim', nodes: 1 },
-  { kind: 'eim', nodes: 1 },
-  { kind: 'eim', nodes: 2 },
-  { kind: 'symmetric', nodes: 1 },
-  { kind: 'symmetric', nodes: 1 },
-  { kind: 'cone', nodes: 1 },
-] as const;
+const NATS = MATRIX_NATS;
 
 const delay = (ms: number) => new Promise((r) => setTimeout(r, ms));
 

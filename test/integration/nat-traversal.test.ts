@@ -9,7 +9,7 @@
  * n9 behind nat6 (cone). Routers know only the public nodes (--peer n1, n2), the relays.
  */
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { expectedPath, pairTraffic, peerIn, startNatCluster, waitPairPath, type NatCluster, type NatFamily } from '../../lab/index.js';
+import { expectedPath, MATRIX_NATS, pairTraffic, peerIn, startNatCluster, waitPairPath, type NatCluster, type NatFamily } from '../../lab/index.js';
 import { labNamespaces } from './helpers.js';
 
 const isRoot = process.getuid?.() === 0;
@@ -97,14 +97,7 @@ describe.skipIf(!isRoot)('NAT traversal over IPv4', () => {
     nc = await startNatCluster({
       nat: {
         publicNodes: 2,
-        nats: [
-          { kind: 'eim', nodes: 1 },
-          { kind: 'eim', nodes: 1 },
-          { kind: 'eim', nodes: 2 },
-          { kind: 'symmetric', nodes: 1 },
-          { kind: 'symmetric', nodes: 1 },
-          { kind: 'cone', nodes: 1 },
-        ],
+        nats: MATRIX_NATS.map((x) => ({ ...x })),
       },
     });
     await nc.c.waitEstablished(60_000);
