@@ -149,6 +149,12 @@ export interface EndpointsStatus {
   punches: { peer: string; state: string; offersSent: number; offersReceived: number; lastMsAgo: number | null }[];
   /** A hint for the operator ('' when none), e.g. that --advertise is missing behind NAT. */
   hint: string;
+  /**
+   * Per --stun server: the address asked ('' before any), waiting (no answer yet), mapped (it
+   * sees us at `mapped`, a candidate of kind 'stun'), failed (`lastError` says why; retried with
+   * backoff); requests sent and answers received.
+   */
+  stun: { server: string; resolved: string; state: 'waiting' | 'mapped' | 'failed'; mapped: string; lastError: string; requests: number; answers: number }[];
 }
 
 /** What a router runs (`weft version`, `weft_build_info`). */

@@ -146,6 +146,11 @@ export function formatEndpoints(e: EndpointsStatus | undefined): string[] {
     const last = p.lastMsAgo === null ? '' : `, last ${(p.lastMsAgo / 1000).toFixed(1)}s ago`;
     lines.push(`    punching ${p.peer}: ${p.state}, candidates sent ${p.offersSent}, received ${p.offersReceived}${last}`);
   }
+  for (const s of e.stun ?? []) {
+    const at = s.resolved === '' || s.resolved === s.server.slice(0, s.server.lastIndexOf(':')).replace(/^\[|\]$/g, '') ? '' : ` (${s.resolved})`;
+    const what = s.state === 'mapped' ? `sees us at ${s.mapped}` : s.state === 'failed' ? `failed: ${s.lastError}` : 'waiting';
+    lines.push(`    STUN ${s.server}${at}: ${what}; requests ${s.requests}, answers ${s.answers}`);
+  }
   if (e.hint !== '') lines.push(`    hint: ${e.hint}`);
   return lines;
 }

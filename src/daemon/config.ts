@@ -63,6 +63,8 @@ export interface DaemonConfig {
   listen: Endpoint;
   /** --peer: addresses and host names (family 0), names resolved by the mesh at each attempt. */
   peers: HostPort[];
+  /** --stun: STUN servers, addresses or host names (resolved by the STUN client). */
+  stun: HostPort[];
   secretFile: string | undefined;
   plaintext: boolean;
   bridge: string;
@@ -122,6 +124,9 @@ export function validateConfig(input: RawConfig, surroundings: ConfigEnvironment
   if (!raw.plaintext && (raw.secretFile === undefined || raw.secretFile === '')) {
     problems.push(`${optionRow('secretFile').flag}: required unless ${optionRow('plaintext').flag} is given (routers authenticate each other with it)`);
   }
+  const stun = check.list('stun', {
+    extra: (e, text) => (listen !== undefined && listen.family === 4 && e.family === 6 ? `"${text}" is IPv6 but ${optionRow('listen').flag} is IPv4` : undefined),
+  });
   const advertise = check.list('advertise', {
     defaultPort: listen?.port ?? DEFAULT_PORT,
     extra: (e, text) => (e.address === '0.0.0.0' || e.address === '::' ? `"${text}" must be a specific address` : undefined),
@@ -157,6 +162,7 @@ export function validateConfig(input: RawConfig, surroundings: ConfigEnvironment
     trustedSubnets,
     listen: listening,
     peers,
+    stun,
     secretFile: raw.secretFile,
     plaintext: raw.plaintext,
     bridge: bridge!,

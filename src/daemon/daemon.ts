@@ -27,6 +27,8 @@ import { OverlaySwitch } from '../router/overlay-switch.js';
 import { loadOrCreateIdentity } from '../mesh/identity.js';
 import { Mesh } from '../mesh/mesh.js';
 import { buildMeshGossip, type MeshGossip } from './mesh-gossip.js';
+import { dialFamily, resolveHost } from '../mesh/host-resolver.js';
+import { StunClient } from './stun-client.js';
 import { IpamService, ipamOffRoutes } from './ipam-service.js';
 import { PodNetwork } from './pod-network.js';
 import { PodGuard } from './pod-guard.js';
@@ -114,6 +116,7 @@ export class Daemon {
   private learningSwitch: LearningSwitch | undefined = undefined;
   private mesh: Mesh | undefined = undefined;
   private gossip: MeshGossip | undefined = undefined;
+  private stunClient: StunClient | undefined = undefined;
   private ipam: IpamService | undefined = undefined;
   private podNetwork: PodNetwork | undefined = undefined;
   private podGuard: PodGuard | undefined = undefined;
@@ -210,6 +213,24 @@ export class Daemon {
         rekeyAfterMs: c.rekeyMs,
       },
     );
+    // --stun: our endpoint as STUN servers see it, a candidate of kind 'stun'.
+    if (c.stun.length > 0) {
+      const sleeve = this.sleeve;
+      const endpoints = this.mesh.endpoints;
+      const stun = new StunClient(
+        {
+          clock: this.clock,
+          logger: this.log.child('stun'),
+          resolve: (host) => resolveHost(host, dialFamily(c.listen.address)),
+          send: (address, port) => sleeve.stunRequest(address, port),
+          setStun: (list) => endpoints.setStun(list),
+        },
+        { servers: c.stun },
+      );
+      overlay.onStunMapped((server, mapped) => stun.mapped(server, mapped));
+      endpoints.stunReport = () => stun.status();
+      this.stunClient = stun;
+    }
     this.gossip = buildMeshGossip({ mesh: this.mesh, clock: this.clock, logger: this.log.child('topology') }, {
       identity,
       stateDir: c.stateDir,
@@ -352,11 +373,13 @@ export class Daemon {
       const metrics = this.metricsServer === undefined ? [] : [this.metricsServer];
       // Discovery after the mesh: the targets it sets are dialled at the mesh's next tick.
       const kube = this.kubernetes === undefined ? [] : [this.kubernetes];
+      // STUN after the mesh (its answers become the mesh's candidates).
+      const stun: Startable[] = this.stunClient === undefined ? [] : [this.stunClient];
       // The overlay switch hands the fast path its candidates once it runs.
       // The bridge is set up for Services before pods are served.
       const services = this.serviceBridge;
-      await startAll([...metrics, this.sleeve, this.learningSwitch, ...fast, overlay, this.gossip, services, ...ipam, this.mesh, ...kube, ...guard, this.api]);
-      this.started.push(...metrics, this.sleeve, this.learningSwitch, ...fast, overlay, this.gossip, services, ...ipam, this.mesh, ...kube, ...guard, this.api);
+      await startAll([...metrics, this.sleeve, this.learningSwitch, ...fast, overlay, this.gossip, services, ...ipam, this.mesh, ...stun, ...kube, ...guard, this.api]);
+      this.started.push(...metrics, this.sleeve, this.learningSwitch, ...fast, overlay, this.gossip, services, ...ipam, this.mesh, ...stun, ...kube, ...guard, this.api);
     } catch (err) {
       this.closeDevices();
       throw err;

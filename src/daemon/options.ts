@@ -90,6 +90,15 @@ export const LAUNCH_OPTIONS = {
     repeatable: 'repeat',
     readme: 'a member to connect to, `addr:port`, `[v6]:port` or `name:port` (repeatable; a name is resolved at each attempt, every address tried); others are learned by gossip',
   },
+  stun: {
+    flag: '--stun',
+    value: 'host:port',
+    default: [],
+    help: 'a STUN server to ask for our public endpoint (repeatable; default none: peers tell us)',
+    check: { kind: 'host-port' },
+    repeatable: 'repeat',
+    readme: 'a STUN server (`addr:port`, `[v6]:port` or `name:port`) asked every 5 min for this router\'s public endpoint, offered to peers as a `stun` candidate (repeatable; none is needed: peers observe it too)',
+  },
   advertise: {
     flag: '--advertise',
     value: 'addr:port',

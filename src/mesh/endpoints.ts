@@ -232,12 +232,15 @@ export class Endpoints {
     return h === undefined ? '' : h.text;
   }
 
+  /** The STUN client's report for `status()` (the daemon sets it when --stun is given). */
+  stunReport: () => EndpointsStatus['stun'] = () => [];
+
   status(): Omit<EndpointsStatus, 'punches'> {
     const now = this.clock.now();
     const observed = [...this.observed.entries()]
       .map(([by, o]) => ({ endpoint: o.endpoint, by, agoMs: Math.max(0, Math.round(now - o.at)) }))
       .sort((a, b) => a.agoMs - b.agoMs);
-    return { candidates: this.current.map((c) => ({ endpoint: c.endpoint, kind: c.kind })), observed, nat: this.nat(), hint: this.hint() };
+    return { candidates: this.current.map((c) => ({ endpoint: c.endpoint, kind: c.kind })), observed, nat: this.nat(), hint: this.hint(), stun: this.stunReport() };
   }
 
   private hintFor(): { text: string; suggest: string } | undefined {

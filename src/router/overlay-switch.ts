@@ -21,7 +21,7 @@
 import type { Clock } from '../core/clock.js';
 import { peerIdFromPeerName } from '../core/ids.js';
 import type { Logger } from '../core/logger.js';
-import { formatEndpoint, parseEndpoint } from '../core/net.js';
+import { formatEndpoint, parseEndpoint, type Endpoint } from '../core/net.js';
 import type { Startable } from '../core/startable.js';
 import type { Overlay, PathCandidate, PeerKeys, PeerName } from '../mesh/contracts.js';
 import type { FastPathOwner } from './fastpath/fast-path.js';
@@ -147,6 +147,7 @@ export class OverlaySwitch implements Overlay, FastPathOwner, PathReader, Starta
   private readonly rekeyListeners: ((name: PeerName) => void)[] = [];
   private readonly changeListeners: ((change: PathChange) => void)[] = [];
   private readonly observedListeners: ((by: PeerName, endpoint: string) => void)[] = [];
+  private readonly stunListeners: ((server: string, mapped: Endpoint) => void)[] = [];
 
   constructor(components: OverlaySwitchComponents) {
     this.sleeve = components.sleeve;
@@ -174,7 +175,15 @@ export class OverlaySwitch implements Overlay, FastPathOwner, PathReader, Starta
         if (st === undefined || st.name !== peer.name) return;
         for (const l of this.observedListeners) l(peer.name, endpoint);
       },
+      stunMapped: (server, mapped) => {
+        for (const l of this.stunListeners) l(server, mapped);
+      },
     });
+  }
+
+  /** A STUN server answered a request of `Sleeve.stunRequest`: it sees us at `mapped`. */
+  onStunMapped(listener: (server: string, mapped: Endpoint) => void): void {
+    this.stunListeners.push(listener);
   }
 
   /** The kernel fast path, when this router runs one; attached before start. */

@@ -71,7 +71,7 @@ const report: api.StatusReport = {
     peers: [], keys: [], closes: {}, refused: {}, channels: [],
     preauth: { pending: 0, perAddressLimit: 4, totalLimit: 64, timeoutMs: 5000 },
     routed: { unicastForwarded: 0, unicastNoRoute: 0, ttlExpired: 0, unknownSource: 0, broadcastsRelayed: 0 },
-    endpoints: { candidates: [], observed: [], nat: 'unknown', punches: [], hint: '' },
+    endpoints: { candidates: [], observed: [], nat: 'unknown', punches: [], hint: '', stun: [] },
   },
   fastpath: { mode: 'auto', note: 'auto', peers: [{ name: 'n2', underlay: '198.18.0.2', state: 'up', reason: 'probes answered', sinceMs: 2500, switches: 1 }] },
   ipam: { ready: { ok: false, reason: 'waiting for peers' }, allocations: 2, ranges: [] },

@@ -49,7 +49,7 @@ export function statusReport(over: Partial<StatusReport> = {}): StatusReport {
       }],
       preauth: { pending: 0, perAddressLimit: 4, totalLimit: 64, timeoutMs: 5000 },
       routed: { unicastForwarded: 0, unicastNoRoute: 6, ttlExpired: 0, unknownSource: 0, broadcastsRelayed: 0 },
-      endpoints: { candidates: [], observed: [], nat: 'unknown', punches: [], hint: '' },
+      endpoints: { candidates: [], observed: [], nat: 'unknown', punches: [], hint: '', stun: [] },
     },
     fastpath: {
       mode: 'auto', note: 'auto',

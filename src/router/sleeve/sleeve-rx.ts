@@ -2,6 +2,7 @@
  * Sleeve receive path: one batch of UDP datagrams → frames to the sink, heartbeats, relaying.
  *
  * Per datagram (GRO trains are split by segment size first):
+ *   a STUN Binding success answer (type and cookie) goes to sleeve-stun.ts, never further
  *   header checks (length, version, counter below 2^52, hops at most 8, sealed flag as configured)
  *   ─ dst is another peer: relay it unchanged (hops − 1) towards that peer if it was sent for
  *     relaying (RELAYED) from a mesh member's known endpoint, or drop (source, flag, no route,
@@ -32,7 +33,9 @@ import type { SleeveHeartbeats } from './sleeve-heartbeats.js';
 import type { SleeveProbes } from './sleeve-punch.js';
 import type { SleeveSessions } from './sleeve-sessions.js';
 import type { RxDrops, SleeveState } from './sleeve-state.js';
+import type { SleeveStun } from './sleeve-stun.js';
 import type { SleeveTx } from './sleeve-tx.js';
+import { isStunBindingSuccess } from './stun.js';
 import {
   AD_OFFSET,
   COUNTER_OFFSET,
@@ -69,6 +72,7 @@ export interface SleeveRxComponents {
   heartbeats: SleeveHeartbeats;
   sessions: SleeveSessions;
   probes: SleeveProbes;
+  stun: SleeveStun;
 }
 
 export class SleeveRx {
@@ -86,6 +90,7 @@ export class SleeveRx {
   private readonly heartbeats: SleeveHeartbeats;
   private readonly sessions: SleeveSessions;
   private readonly probes: SleeveProbes;
+  private readonly stun: SleeveStun;
   private readonly selfId: number;
   private readonly sealedFlag: number;
   /** Clock reading of the batch being handled. */
@@ -114,6 +119,7 @@ export class SleeveRx {
     this.heartbeats = components.heartbeats;
     this.sessions = components.sessions;
     this.probes = components.probes;
+    this.stun = components.stun;
     this.selfId = state.selfId;
     this.sealedFlag = state.sealedFlag;
     this.maxUdpPayload = this.udp.family === 6 ? 65527 : 65507;
@@ -145,6 +151,11 @@ export class SleeveRx {
   }
 
   private datagram(buf: Buffer, off: number, len: number, m: number): void {
+    // STUN answers share the socket: the codec's header check (byte compares) before anything else.
+    if (buf[off] === 0x01 && buf[off + 1] === 0x01 && isStunBindingSuccess(buf, off, len)) {
+      this.stun.received(buf, off, len, m);
+      return;
+    }
     if (len < DATA_HDR_LEN) {
       this.drops.short++;
       return;

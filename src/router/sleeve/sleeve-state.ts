@@ -78,6 +78,10 @@ export interface RxDrops {
   probeRateLimited: number;
   /** A probe answer that matches no pending request of ours, or comes from another endpoint than the request went to. */
   probeUnmatched: number;
+  /** A STUN Binding success answer from an endpoint we did not ask, or with a transaction id we did not send. */
+  stunUnmatched: number;
+  /** A STUN answer to a request of ours without a readable mapped address. */
+  stunMalformed: number;
   /** A batch whose handling threw (a bug, never expected): counted, logged once, not rethrown. */
   exception: number;
 }
@@ -93,6 +97,8 @@ export interface SleeveEvents {
   punched?(peer: SleevePeer): void;
   /** A peer answered a probe of ours and said where it saw it come from ("addr:port"). */
   observed?(peer: SleevePeer, endpoint: string): void;
+  /** A STUN server ("addr:port", as `Sleeve.stunRequest` was given it) answered: it sees us at `mapped`. */
+  stunMapped?(server: string, mapped: Endpoint): void;
 }
 
 export class SleeveState {
@@ -114,7 +120,7 @@ export class SleeveState {
   readonly drops: RxDrops = {
     short: 0, version: 0, counterLimit: 0, badType: 0, sealedMismatch: 0, selfOrZero: 0, unknownPeer: 0, unknownKey: 0,
     replay: 0, auth: 0, badRecord: 0, runt: 0, truncated: 0, idMismatch: 0, noRoute: 0, hopLimit: 0, badHops: 0, keyExpired: 0,
-    relaySource: 0, relayUnflagged: 0, probeMalformed: 0, probeRateLimited: 0, probeUnmatched: 0, exception: 0,
+    relaySource: 0, relayUnflagged: 0, probeMalformed: 0, probeRateLimited: 0, probeUnmatched: 0, stunUnmatched: 0, stunMalformed: 0, exception: 0,
   };
   events: SleeveEvents = { pathChange: () => undefined, rekeyWanted: () => undefined };
   /** Clock reading of the current batch (`batchStart`). */

@@ -85,6 +85,8 @@ export class SleeveTx {
   private readonly scratchDest: number;
   /** Probe messages sent. */
   probes = 0;
+  /** Unsealed datagrams sent (`raw`: STUN requests). */
+  raws = 0;
   private readonly tokenScratch = new TokenScratch(MAX_FRAGMENTS);
 
   constructor(components: { udp: UdpEndpoint; cipher: FrameCipher }, init: { selfId: number; probeBase: number; arenaBytes?: number }) {
@@ -196,6 +198,28 @@ export class SleeveTx {
     this.emitDest = -1;
     this.emitFlags = 0;
     this.probes++;
+    this.flush();
+    return '';
+  }
+
+  /**
+   * Sends buf[0, len) unsealed (a STUN request) to any endpoint through the scratch destination
+   * slot, flushing at once (queued messages go first). Returns '' when sent, else why not (like
+   * `probe`).
+   */
+  raw(address: string, port: number, buf: Buffer, len: number): string {
+    if (len <= 0 || len > 512) return `a raw datagram of ${len} bytes`;
+    this.flush();
+    try {
+      this.udp.setDest(this.scratchDest, address, port);
+    } catch (err) {
+      return err instanceof Error ? err.message : String(err);
+    }
+    buf.copy(this.arena, 0, 0, len);
+    this.pos = len;
+    this.addIov(BUF_TX, 0, len);
+    this.addDesc(this.niov - 1, 1, 0, this.scratchDest);
+    this.raws++;
     this.flush();
     return '';
   }

@@ -10,6 +10,7 @@
  *   heartbeats  sleeve-heartbeats.ts  path liveness, the proof of the direct path
  *   sessions    sleeve-sessions.ts    key pairs, pending keys, lifetimes, asks for new keys
  *   probes      sleeve-punch.ts       hole punching, observations of our endpoint, round trips
+ *   stun        sleeve-stun.ts        STUN Binding requests and their answers (--stun)
  * This file holds the peer table's changes (from the mesh), the lifecycle, the batch guard and
  * the coarse timer that drives heartbeats, key expiry and reassembly timeouts.
  *
@@ -31,6 +32,7 @@ import { SleeveHeartbeats } from './sleeve-heartbeats.js';
 import { SleeveProbes, type ProbeCounters, type PunchAttempt, type SleeveCandidate } from './sleeve-punch.js';
 import { SleeveRx, type SleeveFrameSink } from './sleeve-rx.js';
 import { SleeveSessions } from './sleeve-sessions.js';
+import { SleeveStun } from './sleeve-stun.js';
 import { SleeveState, type RxDrops, type SleeveComponents, type SleeveEvents, type SleeveInit } from './sleeve-state.js';
 import type { SleeveTx, TxDrops } from './sleeve-tx.js';
 
@@ -53,6 +55,7 @@ export class Sleeve implements Startable {
   private readonly heartbeats: SleeveHeartbeats;
   private readonly sessions: SleeveSessions;
   private readonly probes: SleeveProbes;
+  private readonly stun: SleeveStun;
   private timer: TimerHandle | undefined = undefined;
   private readonly loggedErrnos = new Set<number>();
   private loggedException = false;
@@ -76,7 +79,8 @@ export class Sleeve implements Startable {
     this.heartbeats = new SleeveHeartbeats(state, { name: init.name, vnetCapable: init.vnetCapable });
     this.sessions = new SleeveSessions(state);
     this.probes = new SleeveProbes(state);
-    this.rx = new SleeveRx({ state, reassembler: this.reasm, heartbeats: this.heartbeats, sessions: this.sessions, probes: this.probes });
+    this.stun = new SleeveStun(state);
+    this.rx = new SleeveRx({ state, reassembler: this.reasm, heartbeats: this.heartbeats, sessions: this.sessions, probes: this.probes, stun: this.stun });
     this.relayed = this.rx.relayed;
   }
 
@@ -208,6 +212,20 @@ export class Sleeve implements Startable {
     this.batchStart();
     this.probes.punch(peer, candidates);
     this.state.flushPending();
+  }
+
+  /**
+   * Sends a STUN Binding request to `address`:`port` from the sleeve socket (a few are remembered;
+   * the answer comes as `SleeveEvents.stunMapped`). Returns '' when sent, else why not.
+   */
+  stunRequest(address: string, port: number): string {
+    this.batchStart();
+    return this.stun.request(address, port);
+  }
+
+  /** STUN requests sent and answers accepted. */
+  stunCounters(): { requests: number; answers: number } {
+    return this.stun.counters;
   }
 
   /** The relay for a peer while its direct path is down (undefined: none). */
