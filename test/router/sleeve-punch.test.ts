@@ -245,10 +245,11 @@ describe('sleeve failover, hysteresis and keepalives', () => {
     return { net, clock, a, b, r, paths, setCut: (v: boolean) => (cut = v) };
   }
 
-  /** Runs `ms` in 20 ms steps; with `traffic`, alpha sends beta a frame each step. */
-  async function flow(t: Awaited<ReturnType<typeof triangle>>, ms: number, traffic: boolean, seed = 0): Promise<void> {
+  /** Runs `ms` in 20 ms steps; with `traffic`, alpha sends beta a frame each step (and beta alpha, with `both`). */
+  async function flow(t: Awaited<ReturnType<typeof triangle>>, ms: number, traffic: boolean, seed = 0, both = false): Promise<void> {
     for (let s = 0; s < ms; s += 20) {
       if (traffic) sendFrames(t.a, 'beta', [{ frame: randomFrame(200, seed + s) }]);
+      if (traffic && both) sendFrames(t.b, 'alpha', [{ frame: randomFrame(200, seed + s + 7) }]);
       await run(t.net, t.clock, 20, 20);
     }
   }
@@ -280,25 +281,41 @@ describe('sleeve failover, hysteresis and keepalives', () => {
     expect(t.paths.find((p) => !p.up)!.at - cutAt).toBeGreaterThan(1000);
   });
 
-  it('hysteresis: back to direct only after direct answers for the hold time, not on the first heartbeat', async () => {
+  it('hysteresis: back to direct only after direct answers for the hold time, not on the first heartbeat, while the relay carries the peer', async () => {
     const t = await triangle();
-    await flow(t, 500, true);
+    await flow(t, 500, true, 0, true);
     t.setCut(true);
-    await flow(t, 1500, true, 1000);
+    await flow(t, 1500, true, 1000, true);
     const pb = peerOf(t.a, t.b);
     expect(pb.pathUp).toBe(false);
+    expect(pb.relayedRx).toBeGreaterThan(0); // (beta's frames came through the relay)
     const healAt = t.clock.now();
     t.setCut(false);
-    await flow(t, 600, true, 3000);
+    await flow(t, 600, true, 3000, true);
     expect(pb.lastDirectRx).toBeGreaterThan(healAt); // direct datagrams came back...
     expect(pb.pathUp).toBe(false); // ...but not for long enough
     expect(pb.address).toBe('198.18.0.3');
-    await flow(t, 1500, true, 4000);
+    await flow(t, 1500, true, 4000, true);
     expect(pb.pathUp).toBe(true);
     const up = t.paths.at(-1)!;
     expect(up.up).toBe(true);
     expect(up.at - healAt).toBeGreaterThanOrEqual(1000);
     expect(pb.address).toBe('198.18.0.2');
+  });
+
+  it('no hold for a peer that was silent on every path (a restart, a healed partition): its path comes back with the first direct heartbeat', async () => {
+    const t = await triangle();
+    await flow(t, 500, true, 0, true);
+    // beta silent everywhere, as if stopped: nothing to or from it, direct or relayed
+    t.net.filter = (d) => d.fromAddress !== '198.18.0.2' && d.toAddress !== '198.18.0.2';
+    await flow(t, 3000, false);
+    const pb = peerOf(t.a, t.b);
+    expect(pb.pathUp).toBe(false);
+    const healAt = t.clock.now();
+    t.net.filter = () => true;
+    await flow(t, 700, false);
+    expect(pb.pathUp).toBe(true);
+    expect(t.paths.at(-1)!.at - healAt).toBeLessThan(1000); // (no 1 s hold: nothing came through a relay)
   });
 
   it('keepalives: no heartbeat goes to a peer while data flows to it both ways; they resume when it stops', async () => {

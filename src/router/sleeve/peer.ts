@@ -177,6 +177,8 @@ export class SleevePeer {
   everUp = false;
   /** Start of the current run of direct datagrams while the path is down (-Infinity: none). */
   backSince = -Infinity;
+  /** Last authenticated datagram from the peer that came through a relay. */
+  lastRelayedRx = -Infinity;
   /** The path is suspected dead (traffic out, nothing direct back): heartbeats ask for an answer at once. */
   suspect = false;
   /** Last heartbeat sent in answer to one that asked for it (rate limit). */
@@ -213,6 +215,16 @@ export class SleevePeer {
     this.address = address;
     this.port = port;
     this.hasEndpoint = true;
+  }
+
+  /**
+   * Hysteresis: a direct path that went down comes back only after a hold, but only while a
+   * relay carries the peer (a relayed datagram within `deadAfterMs`). A peer that was silent on
+   * every path (it restarted, or a partition healed) has nothing to hold on to: its path comes
+   * back at once.
+   */
+  holdsBack(now: number, deadAfterMs: number): boolean {
+    return this.everUp && now - this.lastRelayedRx <= deadAfterMs;
   }
 
   /** True when the direct endpoint is known and equals the given source (no strings per packet). */

@@ -82,8 +82,9 @@ export class SleeveHeartbeats {
     peer.vnetCapable = (buf[off]! & CAP_VNET) !== 0;
     if (!direct) return;
     const wasUp = peer.pathUp;
-    if (!wasUp && peer.everUp) {
-      // Coming back after it went down: only once direct datagrams have kept coming for the hold.
+    if (!wasUp && peer.holdsBack(now, this.state.settings.deadAfterMs)) {
+      // Coming back after it went down, while a relay carries the peer: only once direct
+      // datagrams have kept coming for the hold.
       if (peer.backSince === -Infinity) peer.backSince = now;
       if (now - peer.backSince >= HOLD_MS) this.state.setPath(peer, true);
     } else {

@@ -204,7 +204,7 @@ export class SleeveProbes {
     peer.lastDirectRx = this.state.nowMs;
     // At once, unless it is the endpoint the path just failed on: that one comes back after the
     // hold, like any direct path that went down (hysteresis).
-    if (!peer.everUp || !same) this.state.setPath(peer, true);
+    if (!same || !peer.holdsBack(this.state.nowMs, this.state.settings.deadAfterMs)) this.state.setPath(peer, true);
     else if (peer.backSince === -Infinity) peer.backSince = this.state.nowMs;
     this.state.events.punched?.(peer);
   }

@@ -335,6 +335,7 @@ export class SleeveRx {
     let direct = false;
     if (relayed) {
       peer.relayedRx++;
+      peer.lastRelayedRx = this.nowMs;
     } else if (fullHops && peer.hasDirect) {
       // Roaming: only the newest datagram under the current key may move the endpoint.
       if (!this.directIs(peer, m) && newest && sess === peer.rx) this.learnDirect(peer, m);
