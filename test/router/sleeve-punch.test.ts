@@ -4,7 +4,7 @@ import type { SleeveCandidate } from '../../src/router/sleeve/sleeve.js';
 import { PUNCH_SCHEDULE } from '../../src/router/sleeve/sleeve-punch.js';
 import { parseEndpoint } from '../../src/core/net.js';
 import { FLAG_PROBE } from '../../src/router/sleeve/wire.js';
-import { FakeClock, FakeNetwork, connect, makeNode, randomFrame, run, sendFrames, type Node } from './sleeve-harness.js';
+import { FakeClock, FakeNetwork, connect, makeNode, randomFrame, run, sendFrames, startedPair, type Node } from './sleeve-harness.js';
 
 function candidates(...texts: string[]): SleeveCandidate[] {
   return texts.map((text) => {
@@ -123,14 +123,7 @@ describe('sleeve hole punching', () => {
   });
 
   it('a probe never moves the endpoint, never proves the path, but is answered to its source', async () => {
-    const net = new FakeNetwork();
-    const clock = new FakeClock();
-    const a = makeNode(net, clock, { name: 'alpha', address: '198.18.0.1' });
-    const b = makeNode(net, clock, { name: 'beta', address: '198.18.0.2' });
-    connect(a, b);
-    a.sleeve.start();
-    b.sleeve.start();
-    await run(net, clock, 1500);
+    const { net, clock, a, b } = await startedPair();
     const pa = peerOf(b, a);
     expect(pa.pathUp).toBe(true);
     // alpha's next probe (its newest datagram) is held back, then arrives from a new address
