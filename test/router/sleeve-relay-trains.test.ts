@@ -63,6 +63,19 @@ async function fragmentsFor(net: FakeNetwork, clock: FakeClock, a: Node, to: Nod
   return frags.filter((f) => f.length === size);
 }
 
+/**
+ * Injects `train` at the relay as alpha sent it, runs 10 ms, and returns the fragments the relay
+ * forwarded for alpha (its socket's sends are recorded afresh in `sends`).
+ */
+async function relayTrain(t: Awaited<ReturnType<typeof line>>, train: readonly Buffer[]): Promise<Datagram[]> {
+  t.sends.length = 0;
+  t.net.capture = true;
+  t.net.captured.length = 0;
+  for (const d of train) t.net.inject(A, R, d);
+  await run(t.net, t.clock, 10, 10);
+  return t.net.captured.filter((x) => x.fromAddress === R.address && x.data.readUInt32BE(8) === t.a.id && x.data[0] === TYPE_FRAG);
+}
+
 describe('relay trains', () => {
   it('forwards a train for one peer as one GSO send from the receive arena, each hop byte decremented', async () => {
     const { net, clock, a, r, c, sends } = await line();
@@ -87,16 +100,12 @@ describe('relay trains', () => {
   });
 
   it('forwards segments larger than its own datagrams one by one (a GSO send beyond the path MTU would fail whole)', async () => {
-    const { net, clock, a, r, c, sends } = await line({ relayMtu: 1280 });
+    const t = await line({ relayMtu: 1280 });
+    const { net, clock, a, r, c, sends } = t;
     const train = await fragmentsFor(net, clock, a, c, 5);
     expect(train[0]!.length).toBeGreaterThan(r.sleeve.maxDatagram);
     const before = { ...r.sleeve.relayed };
-    sends.length = 0;
-    net.capture = true;
-    net.captured.length = 0;
-    for (const t of train) net.inject(A, R, t);
-    await run(net, clock, 10, 10);
-    const out = net.captured.filter((x) => x.fromAddress === R.address && x.data.readUInt32BE(8) === a.id && x.data[0] === TYPE_FRAG);
+    const out = await relayTrain(t, train);
     expect(out).toHaveLength(train.length);
     expect(sends.filter((s) => s.gso > 0)).toEqual([]);
     expect(r.sleeve.relayed.trains).toBe(before.trains);
@@ -120,26 +129,22 @@ describe('relay trains', () => {
   ];
 
   it.each(cases)('a train with $name: forwards $forwarded, GSO sends of $gsoSends', async ({ edit, forwarded, gsoSends, drop }) => {
-    const { net, clock, a, r, c, d, sends } = await line();
+    const t = await line();
+    const { net, clock, a, r, c, d, sends } = t;
     const frags = await fragmentsFor(net, clock, a, c, 3);
     expect(frags.length).toBeGreaterThanOrEqual(6);
     const train = frags.slice(0, 6).map((f) => Buffer.from(f));
     edit(train, { relay: r.id, delta: d.id });
     const drops = { ...r.sleeve.drops };
     const before = { ...r.sleeve.relayed };
-    sends.length = 0;
-    net.capture = true;
-    net.captured.length = 0;
-    for (const t of train) net.inject(A, R, t);
-    await run(net, clock, 10, 10);
-    const out = net.captured.filter((x) => x.fromAddress === R.address && x.data.readUInt32BE(8) === a.id && x.data[0] === TYPE_FRAG);
+    const out = await relayTrain(t, train);
     expect(out).toHaveLength(forwarded);
     expect(out.every((x) => x.data[1] === DEFAULT_HOPS - 1)).toBe(true);
     // Each went to the peer its header names, bytes unchanged but for the hop count.
     for (const x of out) {
       const to = x.data.readUInt32BE(4) === c.id ? c : d;
       expect(x.toAddress).toBe(to.address);
-      const sent = train.find((t) => t.subarray(2).equals(x.data.subarray(2)));
+      const sent = train.find((f) => f.subarray(2).equals(x.data.subarray(2)));
       expect(sent).toBeDefined();
     }
     expect(sends.filter((s) => s.gso > 0).map((s) => s.len / s.gso)).toEqual(gsoSends);
