@@ -5,6 +5,7 @@
  * (flag-table.ts, `npm run docs:flags`) are all made from these rows, so they cannot disagree.
  */
 import { DEFAULT_API_SOCKET, DEFAULT_STATE_DIR } from '../api/paths.js';
+import { isDnsSubdomain } from '../core/dns-names.js';
 import { parseHostPort, type HostPort } from '../core/host-port.js';
 import { parseCidr, parseEndpoint, type Cidr, type Endpoint } from '../core/net.js';
 import { apiSocketProblem } from './api-server.js';
@@ -400,7 +401,6 @@ export function fillDefaults(raw: RawConfig): FilledConfig {
 const IFNAME = /^[A-Za-z0-9_.-]{1,15}$/;
 const NICKNAME = /^[A-Za-z0-9][A-Za-z0-9_.-]{0,62}$/;
 const PEER_NAME = /^[0-9a-f]{16}$/;
-const DNS_NAME = /^[a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*$/;
 
 /** What each kind of check makes of a valid value. */
 interface KindValue {
@@ -468,7 +468,7 @@ export function checkValue<Kind extends OptionCheck['kind']>(
     case 'peer-name':
       return PEER_NAME.test(text) ? ok(text) : { problem: `"${text}" is not a peer name (16 hex digits, as "weft identity" prints it)` };
     case 'dns-name':
-      return text.length <= c.max && DNS_NAME.test(text)
+      return text.length <= c.max && isDnsSubdomain(text)
         ? ok(text)
         : { problem: `"${text}" must be at most ${c.max} characters of lowercase letters, digits, "-" and "." (a Kubernetes object name)` };
   }
