@@ -25,6 +25,62 @@ export interface ApiErrorBody {
   error: { code: string; message: string };
 }
 
+// --- GET /v1/mesh (issue 19: `weft status peers`, `weft graph`) -----------------------------------
+
+/** Every router in the mesh as this router knows it: topology records, and each router's own report. */
+export interface MeshView {
+  /** This router's peer name. */
+  self: string;
+  /** Every router with a live topology record, this one first, then by nickname. */
+  routers: RouterView[];
+}
+
+/** One router of the mesh. */
+export interface RouterView {
+  name: string;
+  nickname: string;
+  /** This router. */
+  self: boolean;
+  /** Reachable over the mesh from this router (a route exists). */
+  reachable: boolean;
+  /** Its release version, from its report; null: no report (not yet, or it speaks an older mesh protocol). */
+  release: string | null;
+  /** The mesh protocol version negotiated with it when it is a neighbour of this router; else null. */
+  protocol: number | null;
+  /** Age of its last report (ms); null: none. */
+  reportAgeMs: number | null;
+  /** Revoked (on the signed blocklist): its connections are refused everywhere. */
+  revoked: boolean;
+  endpoints: string[];
+  /** Its mesh connections, from its topology record, with the data path from its report where known. */
+  connections: LinkView[];
+  /** Its IPAM share per range, from its report (decimal strings); empty: none reported. */
+  ipam: RouterIpamView[];
+}
+
+/** One mesh connection of a router, as it reported it. */
+export interface LinkView {
+  peer: string;
+  nickname: string;
+  established: boolean;
+  endpoint: string | null;
+  /** The data path the router uses to this peer (fastpath, direct sleeve, relay, none); null: not reported. */
+  path: 'fastpath' | 'direct' | 'relay' | 'none' | null;
+  /** The relay's peer name when path is relay. */
+  via: string | null;
+  /** Round trip of the direct path (ms); null when not measured. */
+  rttMs: number | null;
+}
+
+/** A router's share of one IPAM range (decimal strings: IPv6 counts exceed 2^53). */
+export interface RouterIpamView {
+  range: string;
+  owned: string;
+  free: string;
+  used: string;
+  quarantined: string;
+}
+
 // --- GET /v1/status ------------------------------------------------------------------------------
 
 export interface PeerStatus {

@@ -59,6 +59,12 @@ export interface ChannelOptions {
   jitter?: number;
   /** Merge deltas produced within this many ms into one send (needs `mergeDeltas`). Default 0; negative: off. */
   coalesceMs?: number;
+  /**
+   * The lowest negotiated mesh protocol version a neighbour must speak to be sent this channel's
+   * messages (gossip, unicast hops, broadcast hops); below it they are not sent to that neighbour
+   * (it would only count them as `unknownChannel`). Default: every neighbour.
+   */
+  minProtocol?: number;
 }
 
 export interface GossipChannelInit extends ChannelOptions {
