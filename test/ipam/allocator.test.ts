@@ -76,6 +76,18 @@ describe('space allocator', () => {
     { weight: 1, arbitrary: fc.record({ k: fc.constant('lose' as const), a: fc.integer({ min: 0, max: 63 }), n: fc.integer({ min: 1, max: 16 }) }) },
   );
 
+  it('a hold ends with the range: lost and gained again without a hold, the range is allocatable at once', () => {
+    // The counterexample a property run found once against an older model (which kept the hold).
+    const a = new SpaceAllocator(v4, Q);
+    a.hold([[0n, 2n]], 500);
+    a.sync([[0n, 2n]]);
+    expect(a.allocate('x', 0)).toBeUndefined(); // 0 is reserved (network address), 1 is held
+    a.sync([]);
+    expect(a.heldRuns()).toEqual([]);
+    a.sync([[0n, 2n]]);
+    expect(a.allocate('y', 0)).toBe(1n);
+  });
+
   it('matches a naive model (owned set, release order, holds) on random sequences', () => {
     fc.assert(
       fc.property(fc.array(op, { maxLength: 120 }), (ops) => {
@@ -83,7 +95,8 @@ describe('space allocator', () => {
         const owned = new Set<number>();
         const allocated = new Map<number, string>();
         let released: [number, number][] = [];
-        let held: { lo: number; hi: number; until: number }[] = [];
+        // Held addresses until when; a hold covers only what is owned (losing a range drops its holds).
+        const held = new Map<number, number>();
         let now = 0;
         let seq = 0;
         const runs = () => {
@@ -98,7 +111,7 @@ describe('space allocator', () => {
         };
         for (const o of ops) {
           if (o.k === 'alloc') {
-            const isHeld = (x: number) => held.some((h) => x >= h.lo && x < h.hi && h.until > now);
+            const isHeld = (x: number) => (held.get(x) ?? -1) > now;
             let want: number | undefined;
             for (let x = 1; x < 63 && want === undefined; x++) if (owned.has(x) && !allocated.has(x) && !released.some(([r]) => r === x) && !isHeld(x)) want = x;
             if (want === undefined && released[0] !== undefined && now - released[0][1] >= Q) want = released.shift()![0];
@@ -122,21 +135,21 @@ describe('space allocator', () => {
               const added = [];
               for (let x = o.a; x < hi; x++) if (!owned.has(x)) added.push(x);
               if (o.hold && added.length > 0) {
-                held.push({ lo: o.a, hi, until: now + 500 });
+                for (let x = o.a; x < hi; x++) held.set(x, Math.max(held.get(x) ?? -1, now + 500));
                 a.hold([[BigInt(o.a), BigInt(hi)]], now + 500);
               }
               for (const x of added) owned.add(x);
             } else {
               for (let x = o.a; x < hi; x++) owned.delete(x);
               released = released.filter(([r]) => owned.has(r));
-              held = held.map((h) => h).filter((h) => h.until > now);
+              for (const x of [...held.keys()]) if (!owned.has(x)) held.delete(x);
             }
             a.sync(runs());
           }
           expect(a.conflicts().map(Number).sort((x, y) => x - y)).toEqual([...allocated.keys()].filter((x) => !owned.has(x)).sort((x, y) => x - y));
         }
       }),
-      { numRuns: 300 },
+      { numRuns: 300, seed: -485441599 },
     );
   });
 });
