@@ -5,6 +5,10 @@
  *
  *   outbound: → preamble, → msg1 (psk, e)   ← msg2 (e, ee, s, es)   → msg3 (s, se)   ⇄ HELLO
  *   inbound:  the mirror image
+ *
+ * Both preambles announce a version range; the connection speaks the highest version both do
+ * (`protocol`), bound into the handshake's prologue, and checks the range the remote end states in
+ * its sealed HELLO against its preamble's (protocol-negotiation.ts).
  */
 import type { Socket } from 'node:net';
 import Noise from 'noise-handshake';
@@ -18,15 +22,25 @@ import {
   MAX_FRAME,
   MSG_HELLO,
   MSG_PING,
+  MESH_PROTOCOL_MAX,
+  MESH_PROTOCOL_MIN,
   MeshProtocolError,
   TransportCipher,
-  checkPreamble,
   decodeMessage,
   encodeMessage,
   frame,
-  preamble,
   type MeshMessage,
 } from './mesh-protocol.js';
+import {
+  checkStatedRange,
+  decodePreamble,
+  encodePreamble,
+  negotiate,
+  prologue,
+  rangeFeatures,
+  rangeFromFeatures,
+  type ProtocolRange,
+} from './protocol-negotiation.js';
 
 /** How long a draining connection (see `close`) is still read before it is destroyed. */
 const DRAIN_MS = 2_000;
@@ -55,6 +69,10 @@ export interface ConnectionInit {
   handshakeTimeoutMs?: number;
   pingMs?: number;
   deadAfterMs?: number;
+  /** The mesh protocol versions this end offers (default: all this build speaks). */
+  protocols?: ProtocolRange;
+  /** This router's release, sent in HELLO from protocol 3 (default: none). */
+  release?: string;
 }
 
 type Phase = 'preamble' | 'handshake' | 'hello' | 'established' | 'draining' | 'closed';
@@ -68,38 +86,44 @@ export class MeshConnection {
   remotePublicKey: Buffer | undefined = undefined;
   remoteNickname = '';
   remoteUdpPort = 0;
+  /** The negotiated mesh protocol version (0 until both preambles are in). */
+  protocol = 0;
+  /** The range the remote end's preamble announced. */
+  remoteProtocols: ProtocolRange | undefined = undefined;
+  /** The remote end's release, from its HELLO (protocol 3 and later); undefined: not known. */
+  remoteRelease: string | undefined = undefined;
   private readonly socket: Socket;
   private readonly components: ConnectionComponents;
   private readonly log: Logger;
   private readonly reader = new FrameReader();
   private readonly noise: Noise;
-  private readonly init: Required<Omit<ConnectionInit, 'socket'>>;
+  private readonly init: Required<Omit<ConnectionInit, 'socket' | 'release'>> & { release?: string };
   private tx: TransportCipher | undefined = undefined;
   private rx: TransportCipher | undefined = undefined;
   private lastRx: number;
   private lastTx: number;
   private timer: TimerHandle | undefined;
-  private readonly prologue: Buffer;
+  private readonly sentPreamble: Buffer;
 
   constructor(components: ConnectionComponents, init: ConnectionInit) {
     this.components = components;
     this.socket = init.socket;
     this.outbound = init.outbound;
     this.remoteAddress = init.remoteAddress;
-    this.init = { handshakeTimeoutMs: 4000, pingMs: 10_000, deadAfterMs: 35_000, ...init };
+    this.init = { handshakeTimeoutMs: 4000, pingMs: 10_000, deadAfterMs: 35_000, protocols: { min: MESH_PROTOCOL_MIN, max: MESH_PROTOCOL_MAX }, ...init };
     this.log = components.logger;
     this.startedAt = components.clock.now();
     this.lastRx = this.startedAt;
     this.lastTx = this.startedAt;
-    this.prologue = preamble();
+    this.sentPreamble = encodePreamble(this.init.protocols);
+    // Initialised with the prologue once the remote preamble is in (it binds the negotiated version).
     this.noise = new Noise('XXpsk0', init.outbound, { publicKey: components.identity.publicKey, secretKey: components.identity.secretKey }, { psk: components.psk });
-    this.noise.initialise(this.prologue);
     this.socket.setNoDelay(true);
     this.socket.on('data', (d: Buffer) => this.onData(d));
     this.socket.on('error', (err) => this.close('socket', err.message));
     this.socket.on('close', () => this.close('closedByPeer', 'the remote end closed the connection'));
     this.timer = components.clock.setInterval(() => this.tick(), Math.min(1000, this.init.pingMs));
-    this.write(this.prologue);
+    this.write(this.sentPreamble);
   }
 
   get established(): boolean {
@@ -168,7 +192,10 @@ export class MeshConnection {
       if (this.phase === 'preamble') {
         const p = this.reader.nextPreamble();
         if (p === undefined) return;
-        checkPreamble(p);
+        const theirs = decodePreamble(p);
+        this.remoteProtocols = theirs;
+        this.protocol = negotiate(this.init.protocols, theirs);
+        this.noise.initialise(this.outbound ? prologue(this.protocol, this.sentPreamble, p) : prologue(this.protocol, p, this.sentPreamble));
         this.phase = 'handshake';
         if (this.outbound) this.write(frame(this.noise.send()));
       }
@@ -203,6 +230,8 @@ export class MeshConnection {
     const msg = decodeMessage(body);
     if (this.phase === 'hello') {
       if (msg.type !== MSG_HELLO) throw new MeshProtocolError('garbled', `expected HELLO, got message type ${msg.type}`);
+      checkStatedRange(this.remoteProtocols!, rangeFromFeatures(msg.features));
+      if (this.protocol >= 3 && msg.release !== undefined) this.remoteRelease = msg.release;
       this.remoteNickname = msg.nickname;
       this.remoteUdpPort = msg.udpPort;
       this.phase = 'established';
@@ -223,6 +252,9 @@ export class MeshConnection {
     this.reader.maxFrame = MAX_FRAME;
     if (this.remoteName === this.components.identity.name) throw new MeshProtocolError('self', 'connected to ourselves');
     this.phase = 'hello';
-    this.write(this.tx.seal(encodeMessage({ type: MSG_HELLO, nickname: this.components.identity.nickname, udpPort: this.init.udpPort, features: 0 })));
+    const hello: MeshMessage = { type: MSG_HELLO, nickname: this.components.identity.nickname, udpPort: this.init.udpPort, features: rangeFeatures(this.init.protocols) };
+    // Protocol-2 routers take a HELLO of four fields only.
+    if (this.protocol >= 3 && this.init.release !== undefined) hello.release = this.init.release;
+    this.write(this.tx.seal(encodeMessage(hello)));
   }
 }
