@@ -65,8 +65,10 @@ export function formatStatus(s: StatusReport): string {
   lines.push('');
   const m = s.mesh;
   if (m.connections.length > 0) {
-    const rows = [['CONNECTION', 'NICKNAME', 'ADDRESS', 'DIRECTION', 'UDP PATH', 'FOR']];
-    for (const c of m.connections) rows.push([c.peer, c.nickname, c.address, c.outbound ? 'outbound' : 'inbound', c.pathUp ? 'up' : 'not proven', `${Math.round(c.sinceMs / 1000)}s`]);
+    const rows = [['CONNECTION', 'NICKNAME', 'ADDRESS', 'DIRECTION', 'UDP PATH', 'FOR', 'PROTOCOL', 'RELEASE']];
+    for (const c of m.connections) {
+      rows.push([c.peer, c.nickname, c.address, c.outbound ? 'outbound' : 'inbound', c.pathUp ? 'up' : 'not proven', `${Math.round(c.sinceMs / 1000)}s`, `${c.protocol}`, c.release ?? '-']);
+    }
     lines.push(table(rows).replace(/^/gm, '  '));
   }
   for (const t of m.targets.filter((x) => x.state !== 'established')) {

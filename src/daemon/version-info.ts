@@ -5,12 +5,12 @@
  * version never leaves the router except for people and tools.
  */
 import { weftVersion } from '../core/version.js';
-import { MESH_VERSION } from '../mesh/mesh-protocol.js';
+import { MESH_PROTOCOL_MAX, MESH_PROTOCOL_MIN, MESH_VERSION } from '../mesh/mesh-protocol.js';
 import { WIRE_VERSION } from '../router/sleeve/wire.js';
 import type { VersionInfo } from '../api/types.js';
 
 export function versionInfo(): VersionInfo {
-  return { version: weftVersion(), node: process.versions.node, meshProtocol: MESH_VERSION, sleeveProtocol: WIRE_VERSION };
+  return { version: weftVersion(), node: process.versions.node, meshProtocol: MESH_VERSION, meshProtocolMin: MESH_PROTOCOL_MIN, meshProtocolMax: MESH_PROTOCOL_MAX, sleeveProtocol: WIRE_VERSION };
 }
 
 /** One line for `weft version` and `weft --version`. */

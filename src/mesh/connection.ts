@@ -57,6 +57,8 @@ export interface ConnectionComponents {
   clock: Clock;
   logger: Logger;
   events: ConnectionEvents;
+  /** Whether a message may go to this neighbour at its negotiated protocol (channels' minProtocol); default: all. */
+  admits?: (msg: MeshMessage, protocol: number) => boolean;
 }
 
 export interface ConnectionInit {
@@ -132,6 +134,7 @@ export class MeshConnection {
 
   send(msg: MeshMessage): boolean {
     if (this.phase !== 'established' || this.tx === undefined) return false;
+    if (this.components.admits !== undefined && !this.components.admits(msg, this.protocol)) return false;
     const body = encodeMessage(msg);
     if (body.length + 16 > MAX_FRAME) {
       this.log.warn('mesh message too large, not sent', { peer: this.remoteName, bytes: body.length });

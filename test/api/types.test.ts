@@ -47,7 +47,7 @@ const io: api.IoCounters = {
 
 const report: api.StatusReport = {
   version: 1,
-  build: { version: '0.1.0', node: '20.19.0', meshProtocol: 2, sleeveProtocol: 2 },
+  build: { version: '0.1.0', node: '20.19.0', meshProtocol: 3, meshProtocolMin: 2, meshProtocolMax: 3, sleeveProtocol: 2 },
   name: '0123456789abcdef',
   nickname: 'n1',
   id: '01234567',
@@ -66,7 +66,7 @@ const report: api.StatusReport = {
   }],
   mesh: {
     name: '0123456789abcdef', nickname: 'n1',
-    connections: [{ peer: 'fedcba9876543210', nickname: 'n2', address: '198.18.0.2:6784', outbound: true, state: 'established', sinceMs: 5000, pathUp: true }],
+    connections: [{ peer: 'fedcba9876543210', nickname: 'n2', address: '198.18.0.2:6784', outbound: true, state: 'established', sinceMs: 5000, pathUp: true, protocol: 3, release: '0.1.0' }],
     targets: [{ address: '198.18.0.9:6784', configured: true, state: 'waiting', attempts: 2, retryInMs: 1500, lastError: 'refused', peer: undefined }],
     peers: [], keys: [], closes: {}, refused: {}, channels: [],
     preauth: { pending: 0, perAddressLimit: 4, totalLimit: 64, timeoutMs: 5000 },

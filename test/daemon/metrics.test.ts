@@ -9,7 +9,7 @@ import { parseExposition, valueOf, type Exposition } from './prom-text.js';
 import { peerStatus, statusReport } from './status-fixture.js';
 import type { StatusReport } from '../../src/api/types.js';
 
-const BUILD = { version: '0.1.0', node: '20.19.0', meshProtocol: 2, sleeveProtocol: 2 };
+const BUILD = { version: '0.1.0', node: '20.19.0', meshProtocol: 3, meshProtocolMin: 2, meshProtocolMax: 3, sleeveProtocol: 2 };
 
 async function scrape(report: StatusReport | undefined, m = new WeftMetrics({ build: BUILD, processMetrics: false })): Promise<Exposition> {
   const e = parseExposition(await m.scrape(report));
