@@ -15,5 +15,5 @@ export function versionInfo(): VersionInfo {
 
 /** One line for `weft version` and `weft --version`. */
 export function formatVersion(v: VersionInfo): string {
-  return `weft ${v.version} (node ${v.node}, mesh protocol ${v.meshProtocol}, sleeve protocol ${v.sleeveProtocol})`;
+  return `weft ${v.version} (node ${v.node}, mesh protocol ${v.meshProtocolMin}..${v.meshProtocolMax}, sleeve protocol ${v.sleeveProtocol})`;
 }

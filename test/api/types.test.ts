@@ -97,7 +97,7 @@ const report: api.StatusReport = {
 describe('the API types as the CLI reads them', () => {
   it.each([
     ['the router line', 'weft router 0123456789abcdef "n1" (id 01234567, pid 42, up 7s)'],
-    ['the release, Node and the protocol versions', '\n  weft 0.1.0, node 20.19.0, mesh protocol 2, sleeve protocol 2\n'],
+    ['the release, Node and the protocol versions', '\n  weft 0.1.0, node 20.19.0, mesh protocol 2..3, sleeve protocol 2\n'],
     ['a relayed peer', 'relay via n3'],
     ["a peer's path, why and since when", 'n2: relay for 2.5s, 2 switches: relay via n3 (no direct path)'],
     ['a connection target waiting', 'target 198.18.0.9:6784: waiting (refused), retry in 1.5s'],

@@ -8,7 +8,7 @@ import { WIRE_VERSION } from '../../src/router/sleeve/wire.js';
 
 const CLI = join(process.cwd(), 'dist', 'src', 'cli', 'main.js');
 const VERSION = (JSON.parse(readFileSync(join(process.cwd(), 'package.json'), 'utf8')) as { version: string }).version;
-const LINE = `weft ${VERSION} (node ${process.versions.node}, mesh protocol ${MESH_VERSION}, sleeve protocol ${WIRE_VERSION})\n`;
+const LINE = `weft ${VERSION} (node ${process.versions.node}, mesh protocol ${MESH_PROTOCOL_MIN}..${MESH_PROTOCOL_MAX}, sleeve protocol ${WIRE_VERSION})\n`;
 
 function weft(args: string[]): { code: number | null; out: string; err: string } {
   const r = spawnSync(process.execPath, [CLI, ...args], { encoding: 'utf8', timeout: 20_000 });

@@ -36,7 +36,7 @@ describe('metrics from a status report', () => {
   });
 
   it.each<[string, Record<string, string>, number]>([
-    ['weft_build_info', { version: '0.1.0', node_version: '20.19.0', mesh_protocol: '2', sleeve_protocol: '2' }, 1],
+    ['weft_build_info', { version: '0.1.0', node_version: '20.19.0', mesh_protocol: '3', sleeve_protocol: '2' }, 1],
     ['weft_peer_up', N2, 1],
     ['weft_peer_up', N3, 0],
     ['weft_peer_path', { ...N2, path: 'fastpath' }, 1],
