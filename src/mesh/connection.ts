@@ -34,6 +34,8 @@ import {
 import {
   checkStatedRange,
   decodePreamble,
+  formatRange,
+  otherPrologues,
   encodePreamble,
   negotiate,
   prologue,
@@ -106,6 +108,8 @@ export class MeshConnection {
   private lastTx: number;
   private timer: TimerHandle | undefined;
   private readonly sentPreamble: Buffer;
+  private prologue: Buffer | undefined = undefined;
+  private handshakeFramesIn = 0;
 
   constructor(components: ConnectionComponents, init: ConnectionInit) {
     this.components = components;
@@ -198,7 +202,8 @@ export class MeshConnection {
         const theirs = decodePreamble(p);
         this.remoteProtocols = theirs;
         this.protocol = negotiate(this.init.protocols, theirs);
-        this.noise.initialise(this.outbound ? prologue(this.protocol, this.sentPreamble, p) : prologue(this.protocol, p, this.sentPreamble));
+        this.prologue = this.outbound ? prologue(this.protocol, this.sentPreamble, p) : prologue(this.protocol, p, this.sentPreamble);
+        this.noise.initialise(this.prologue);
         this.phase = 'handshake';
         if (this.outbound) this.write(frame(this.noise.send()));
       }
@@ -216,9 +221,16 @@ export class MeshConnection {
 
   private onFrame(f: Buffer): void {
     if (this.phase === 'handshake') {
+      this.handshakeFramesIn++;
       try {
         this.noise.recv(f.subarray(4));
       } catch (err) {
+        if (this.editedPreamble(f.subarray(4))) {
+          throw new MeshProtocolError(
+            'downgrade',
+            `the initiator bound other preambles than this end saw (${formatRange(this.remoteProtocols!)} from it, ${formatRange(this.init.protocols)} from us): a preamble was changed on the way`,
+          );
+        }
         throw new MeshProtocolError(
           'handshake',
           `handshake failed: ${(err as Error).message} (wrong cluster secret, or not a weft router)`,
@@ -244,6 +256,23 @@ export class MeshConnection {
     if (msg.type === MSG_PING) return;
     if (msg.type === MSG_HELLO) throw new MeshProtocolError('garbled', 'a second HELLO');
     this.components.events.message(this, msg);
+  }
+
+  /** Responder, first message: whether it opens under a prologue of edited preambles (see otherPrologues). */
+  private editedPreamble(msg1: Buffer): boolean {
+    if (this.outbound || this.handshakeFramesIn !== 1) return false;
+    const { identity, psk } = this.components;
+    for (const p of otherPrologues(this.init.protocols, this.remoteProtocols!, this.sentPreamble, this.prologue!)) {
+      const trial = new Noise('XXpsk0', false, { publicKey: identity.publicKey, secretKey: identity.secretKey }, { psk });
+      trial.initialise(p);
+      try {
+        trial.recv(msg1);
+        return true;
+      } catch {
+        // not this one
+      }
+    }
+    return false;
   }
 
   private handshakeDone(): void {

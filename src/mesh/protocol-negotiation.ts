@@ -106,3 +106,17 @@ export function checkStatedRange(announced: ProtocolRange, stated: ProtocolRange
     );
   }
 }
+
+/**
+ * For a responder whose first handshake message failed: the prologues an initiator would have
+ * bound had it seen preambles other than the ones this end saw (the protocol-2 one; or version v
+ * with the initiator's true range min..v), leaving out the one used (`used`). If the message
+ * opens under one of them, a preamble was edited on the way: a downgrade attempt, not a wrong secret.
+ */
+export function otherPrologues(ours: ProtocolRange, theirs: ProtocolRange, responderPreamble: Buffer, used: Buffer): Buffer[] {
+  const out: Buffer[] = [prologue(LEGACY_PROTOCOL, responderPreamble, responderPreamble)];
+  for (let v = Math.max(ours.min, LEGACY_PROTOCOL + 1); v <= ours.max; v++) {
+    out.push(prologue(v, encodePreamble({ min: Math.min(theirs.min, v), max: v }), responderPreamble));
+  }
+  return out.filter((p) => !p.equals(used));
+}

@@ -217,15 +217,46 @@ describe('protocol negotiation on a connection', () => {
     expect(`${ca.detail} ${cb.detail}`).toContain('preamble announced mesh protocol 2 but its authenticated HELLO states 2..3');
   });
 
-  it('a man in the middle who rewrites one preamble makes the prologues differ: the handshake fails', async () => {
+  it.each([
+    // which preamble the man in the middle rewrites to "2 only", and what the responder sees
+    ['the responder\'s (the initiator binds the protocol-2 prologue)', 'responder'],
+    ['the initiator\'s (the responder binds the protocol-2 prologue)', 'initiator'],
+  ])('a man in the middle who rewrites only %s: the responder closes with "downgrade"', async (_what, whose) => {
     const [s1, m1] = await socketPair();
     const [m2, s2] = await socketPair();
-    let n = 0;
-    manInTheMiddle(m1, m2, (p) => (n++ === 0 ? preamble(2) : p));
+    const pipe = (from: Socket, to: Socket, edit: boolean): void => {
+      let first = true;
+      from.on('data', (d: Buffer) => {
+        // each end writes its preamble alone first (one write, one chunk on a Unix socket)
+        to.write(first && edit && d.length === 8 ? preamble(2) : d);
+        first = false;
+      });
+      from.on('close', () => to.destroy());
+    };
+    pipe(m1, m2, whose === 'initiator');
+    pipe(m2, m1, whose === 'responder');
     const a = end(s1, true, r(2, 3), 'x');
     const b = end(s2, false, r(2, 3), 'y');
     const [ca, cb] = await Promise.all([a.closed, b.closed]);
-    expect([ca.reason, cb.reason]).toContain('handshake');
+    expect(cb.reason, cb.detail).toBe('downgrade');
+    expect(ca.reason).not.toBe('established');
     expect(a.conn.established || b.conn.established).toBe(false);
+  });
+
+  it('a wrong secret is still "handshake", not "downgrade"', async () => {
+    const [s1, s2] = await socketPair();
+    const a = end(s1, true, r(2, 3), 'x');
+    const reasons: string[] = [];
+    const b = new MeshConnection(
+      {
+        identity: generateIdentity('beta'), psk: Buffer.alloc(32, 1), clock: systemClock, logger: silentLogger,
+        events: { established: () => undefined, message: () => undefined, closed: (_c, reason) => reasons.push(reason) },
+      },
+      { socket: s2, outbound: false, remoteAddress: 'test', udpPort: 1000, handshakeTimeoutMs: 3000 },
+    );
+    cleanup.push(() => b.close('test over'));
+    await a.closed;
+    await new Promise((res) => setTimeout(res, 50));
+    expect(reasons[0]).toBe('handshake');
   });
 });
