@@ -60,6 +60,16 @@ describe.skipIf(!isRoot)('mixed mesh protocol versions', () => {
     expect(seen).toContain('n1-n3:2');
   });
 
+  it.skipIf(OLD < 0)('the previous build (WEFT_OLD_CLI) is connected to all three and refused nothing', async () => {
+    const s = await c.status(OLD);
+    expect(s.build.meshProtocol).toBe(2);
+    expect(s.mesh.connections.map((x) => x.nickname).sort()).toEqual(['n1', 'n2', 'n3']);
+    expect(s.mesh.closes).not.toHaveProperty('version');
+    expect(s.mesh.closes).not.toHaveProperty('handshake');
+    // What the lead reads in the report: the old router's own view.
+    console.log(`old router n${OLD + 1}: ${s.build.version} mesh protocol ${s.build.meshProtocol}; connections ${JSON.stringify(s.mesh.connections.map((x) => x.nickname))}; closes ${JSON.stringify(s.mesh.closes)}`);
+  });
+
   it('the text status has a PROTOCOL column', async () => {
     const r = c.routers[0]!;
     const cli = fileURLToPath(new URL('../../dist/src/cli/main.js', import.meta.url));
