@@ -6,7 +6,7 @@ import { describe, expect, it } from 'vitest';
 import { addLaunchOptions, launchRawConfig } from '../../src/cli/launch-options.js';
 import { checkConfigFile } from '../../src/cli/config-command.js';
 import { ConfigError } from '../../src/core/errors.js';
-import { configYaml, mergeConfig, parseConfig, readConfig } from '../../src/daemon/config-file.js';
+import { configYaml, MAX_CONFIG_BYTES, mergeConfig, parseConfig, readConfig } from '../../src/daemon/config-file.js';
 import { configExample, configExampleBlock, configSchema, configSchemaJson, fileOptions, readmeConfigExample, withConfigExample } from '../../src/daemon/config-schema.js';
 import { validateConfig, type ConfigEnvironment } from '../../src/daemon/config.js';
 import type { LaunchOption, RawConfig } from '../../src/daemon/options.js';
@@ -112,6 +112,12 @@ describe('config file: every problem, with file, line and key', () => {
   it('a file that cannot be read is named, one ConfigError', () => {
     expect(() => launchWith(['--config', '/nope.yaml'], {})).toThrow(ConfigError);
     expect(() => launchWith(['--config', '/nope.yaml'], {})).toThrow(`/nope.yaml: cannot read the config file: ENOENT`);
+  });
+
+  it('a file larger than MAX_CONFIG_BYTES is refused unparsed', () => {
+    const huge = `name: n1\n${'# padding\n'.repeat(MAX_CONFIG_BYTES / 10 + 1)}`;
+    expect(() => readConfig(F, () => huge)).toThrow(`${F}: larger than ${MAX_CONFIG_BYTES} bytes; not a config file`);
+    expect(readConfig(F, () => 'name: n1\n# small\n')).toEqual({ name: 'n1' });
   });
 
   it('every problem of a file is in the one error launch stops with', () => {
