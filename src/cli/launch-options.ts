@@ -3,6 +3,7 @@
  * parsed options turned back into the daemon's raw config (checked by validateConfig).
  */
 import { Option, type Command } from 'commander';
+import { ConfigError } from '../core/errors.js';
 import { mergeConfig, readConfig } from '../daemon/config-file.js';
 import { launchOptions, optionRow, type LaunchOption, type OptionKey, type RawConfig } from '../daemon/options.js';
 
@@ -45,6 +46,7 @@ export function launchRawConfig(opts: Record<string, unknown>, cmd: Command, rea
   const cli = rawConfigFrom(opts, cmd.args);
   const file = cli.config;
   if (file === undefined) return cli;
+  if (file === '') throw new ConfigError([`${optionRow('config').flag}: must name a file`], 'weft launch options');
   const given = (key: OptionKey): boolean => cmd.getOptionValueSource(commanderOption(optionRow(key)).attributeName()) === 'cli';
   return mergeConfig(readConfig(file, read), cli, given);
 }
