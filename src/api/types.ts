@@ -64,8 +64,8 @@ export interface LinkView {
   nickname: string;
   established: boolean;
   endpoint: string | null;
-  /** The data path the router uses to this peer (fastpath, direct sleeve, relay, none); null: not reported. */
-  path: 'fastpath' | 'direct' | 'relay' | 'none' | null;
+  /** The data path the router uses to this peer (fastpath, direct sleeve, punched direct sleeve, relay, none); null: not reported. */
+  path: 'fastpath' | 'direct' | 'punched' | 'relay' | 'none' | null;
   /** The relay's peer name when path is relay. */
   via: string | null;
   /** Round trip of the direct path (ms); null when not measured. */
