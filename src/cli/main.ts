@@ -13,6 +13,7 @@ import { defaultOf } from '../daemon/options.js';
 import { Daemon } from '../daemon/daemon.js';
 import { callApi, getMesh } from '../api/client.js';
 import { ApiRefusal } from '../api/errors.js';
+import { didYouMean } from '../core/did-you-mean.js';
 import { formatMeshIpam, formatMeshPeers, meshIpamJson, meshPeersJson } from './format-mesh.js';
 import type {
   ForgetRequest,
@@ -88,7 +89,8 @@ function readConflist(file: string): unknown {
 
 async function status(section: string | undefined, opts: { json?: boolean; socket: string }): Promise<void> {
   if (section !== undefined && !STATUS_SECTIONS.includes(section)) {
-    throw new ConfigError([`weft status: unknown section "${section}" (sections: ${STATUS_SECTIONS.join(', ')})`], 'weft status');
+    const near = didYouMean(section, STATUS_SECTIONS);
+    throw new ConfigError([`weft status: unknown section "${section}" (${near === undefined ? '' : `did you mean "${near}"? `}sections: ${STATUS_SECTIONS.join(', ')})`], 'weft status');
   }
   if (section === 'peers' || section === 'ipam') {
     await meshStatus(section, opts);
