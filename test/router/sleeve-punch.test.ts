@@ -334,7 +334,8 @@ describe('round trip kept per peer (nextRtt)', () => {
     [300, 0.4, 0.4], // a start-up sample is replaced by the first good one
     [10, 10, 10],
     [1, 9, 2], // a rise is smoothed: (7 + 9) / 8
-    [0.4, 0.6, 0.4], // rounded to 0.1 ms
+    [0.4, 0.6, 0.43], // rounded to 0.01 ms: 0.425
+    [-1, 5.389137000005576, 5.39],
   ])('current %d, sample %d → %d', (current, sample, want) => {
     expect(nextRtt(current, sample)).toBe(want);
   });

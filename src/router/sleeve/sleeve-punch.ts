@@ -43,15 +43,15 @@ export const PENDING_PROBES = 256;
 
 /**
  * The round trip kept for a peer after a new sample (ms; `current` < 0: none yet). A sample below
- * the current value is taken at once; one above moves it by an eighth (smoothed), to 0.1 ms.
+ * the current value is taken at once; one above moves it by an eighth (smoothed); to 0.01 ms.
  * A round trip measured here includes both routers' event loops, and the first sample comes at
  * path-up, often while a router is still busy starting (its fast path, IPAM): smoothing alone
  * kept such a sample for minutes (samples come every OBSERVE_EVERY_MS), which showed fast-path
  * pairs on one host at 47-306 ms.
  */
 export function nextRtt(current: number, sample: number): number {
-  if (current < 0 || sample <= current) return sample;
-  return Math.round(((current * 7 + sample) / 8) * 10) / 10;
+  const next = current < 0 || sample <= current ? sample : (current * 7 + sample) / 8;
+  return Math.round(next * 100) / 100;
 }
 
 /** A request sent and not yet answered. */
