@@ -14,7 +14,7 @@ import { Daemon } from '../daemon/daemon.js';
 import { callApi, getMesh } from '../api/client.js';
 import { ApiRefusal } from '../api/errors.js';
 import { didYouMean } from '../core/did-you-mean.js';
-import { formatMeshIpam, formatMeshPeers, meshIpamJson, meshPeersJson } from './format-mesh.js';
+import { formatMeshIpam, formatMeshPeers, ipamStatusJson, meshIpamJson, meshPeersJson, statusJson } from './format-mesh.js';
 import type {
   ForgetRequest,
   ForgetResponse,
@@ -102,7 +102,7 @@ async function status(section: string | undefined, opts: { json?: boolean; socke
     process.stdout.write(opts.json === true ? `${JSON.stringify(report.policy ?? { enabled: false }, null, 2)}\n` : `${formatPolicyStatus(report.policy)}\n`);
     return;
   }
-  process.stdout.write(opts.json === true ? `${JSON.stringify(report, null, 2)}\n` : `${formatStatus(report)}\n`);
+  process.stdout.write(opts.json === true ? `${JSON.stringify(statusJson(report), null, 2)}\n` : `${formatStatus(report)}\n`);
 }
 
 const STATUS_SECTIONS = ['policy', 'peers', 'ipam'];
@@ -224,7 +224,7 @@ export async function main(argv: string[]): Promise<number> {
     .option('--socket <path>', 'API socket of the router', DEFAULT_SOCKET)
     .action(async (opts: { json?: boolean; socket: string }) => {
       const r = (await callApi(opts.socket, 'GET', '/v1/ipam/status')) as IpamStatus;
-      process.stdout.write(opts.json === true ? `${JSON.stringify(r, null, 2)}\n` : `${formatIpamStatus(r)}\n`);
+      process.stdout.write(opts.json === true ? `${JSON.stringify(ipamStatusJson(r), null, 2)}\n` : `${formatIpamStatus(r)}\n`);
     });
   ipam
     .command('list')
