@@ -50,6 +50,8 @@ export interface WeftClusterInit {
   extraArgs?: string[];
   /** Extra arguments for one router (0-based), after `extraArgs`. */
   perNodeArgs?: (i: number) => string[];
+  /** The CLI (`dist/src/cli/main.js`) router i runs and is asked for status with (another build's, for mixed-version tests); default: this package's. */
+  cliOf?: (i: number) => string | undefined;
   /** Routers (0-based) not started by `start`: the caller starts them later with `startRouter`. */
   deferStart?: number[];
   /**
@@ -98,6 +100,8 @@ export interface RouterHandle {
   args: string[];
   logFile: string;
   process: LabProcess | undefined;
+  /** The CLI this router runs (this package's unless `cliOf` gave another). */
+  cli?: string;
 }
 
 const SECRET = 'weft-lab-shared-secret-0123456789';
@@ -171,7 +175,11 @@ export class WeftCluster {
         ...(init.extraArgs ?? []),
         ...(init.perNodeArgs?.(i) ?? []),
       ];
-      return { node, name: `n${i + 1}`, socket, args: init.launchArgsOf?.(i, args, dir) ?? args, logFile: join(dir, `n${i + 1}.log`), process: undefined };
+      const cli = init.cliOf?.(i);
+      return {
+        node, name: `n${i + 1}`, socket, args: init.launchArgsOf?.(i, args, dir) ?? args, logFile: join(dir, `n${i + 1}.log`), process: undefined,
+        ...(cli === undefined ? {} : { cli }),
+      };
     });
     const cluster = new WeftCluster(lab, routers, dir, log);
     try {
@@ -255,7 +263,7 @@ export class WeftCluster {
   async startRouter(i: number): Promise<void> {
     const r = this.routers[i]!;
     if (r.process !== undefined) throw new WeftError('ERR_LAB', `router ${r.name} is already running`);
-    r.process = this.lab.spawn(r.node.ns, [process.execPath, this.cli, ...r.args], { logFile: r.logFile });
+    r.process = this.lab.spawn(r.node.ns, [process.execPath, r.cli ?? this.cli, ...r.args], { logFile: r.logFile });
     const deadline = Date.now() + 15_000;
     for (;;) {
       try {
@@ -290,7 +298,7 @@ export class WeftCluster {
   /** `weft status --json` of router i, through the CLI as a user would run it. */
   async status(i: number): Promise<StatusReport> {
     const r = this.routers[i]!;
-    const res = await this.lab.exec(r.node.ns, [process.execPath, this.cli, 'status', '--json', '--socket', r.socket], { timeoutMs: 10_000 });
+    const res = await this.lab.exec(r.node.ns, [process.execPath, r.cli ?? this.cli, 'status', '--json', '--socket', r.socket], { timeoutMs: 10_000 });
     return JSON.parse(res.stdout) as StatusReport;
   }
 

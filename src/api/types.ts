@@ -220,8 +220,11 @@ export interface VersionInfo {
   version: string;
   /** Node's version, without the v. */
   node: string;
-  /** The mesh's TCP preamble version: a peer with another is refused. */
+  /** The highest mesh protocol version this build speaks (= meshProtocolMax). */
   meshProtocol: number;
+  /** The mesh protocol versions this build speaks; neighbours negotiate the highest both do. */
+  meshProtocolMin: number;
+  meshProtocolMax: number;
   /** The sleeve datagram header's version: datagrams with another are dropped. */
   sleeveProtocol: number;
 }
@@ -314,7 +317,13 @@ export interface IoCounters {
 export interface MeshStatus {
   name: string;
   nickname: string;
-  connections: { peer: string; nickname: string; address: string; outbound: boolean; state: string; sinceMs: number; pathUp: boolean }[];
+  connections: {
+    peer: string; nickname: string; address: string; outbound: boolean; state: string; sinceMs: number; pathUp: boolean;
+    /** The negotiated mesh protocol version. */
+    protocol: number;
+    /** The neighbour's release, from its HELLO (protocol 3 and later); null: not known. */
+    release: string | null;
+  }[];
   targets: TargetStatus[];
   peers: { name: string; nickname: string; nextHop: string | undefined; hops: number | undefined }[];
   keys: PairKeyStatus[];
@@ -359,6 +368,8 @@ export interface GossipChannelStats {
   decodeErrors: number;
   /** Messages the gossiper refused (malformed, over a limit; `decodeErrors` among them): dropped. */
   refused: number;
+  /** Messages not sent to a neighbour whose negotiated mesh protocol is below the channel's `minProtocol`. */
+  belowProtocol: number;
 }
 
 /** left: a learned endpoint that kept failing while its peer is reachable through the mesh; tried again only rarely (the punched path serves the peer). */

@@ -21,7 +21,7 @@ function table(rows: string[][]): string {
 export function formatStatus(s: StatusReport): string {
   const lines: string[] = [];
   lines.push(`weft router ${s.name} "${s.nickname}" (id ${s.id}, pid ${s.pid}, up ${s.uptimeS}s)`);
-  lines.push(`  weft ${s.build.version}, node ${s.build.node}, mesh protocol ${s.build.meshProtocol}, sleeve protocol ${s.build.sleeveProtocol}`);
+  lines.push(`  weft ${s.build.version}, node ${s.build.node}, mesh protocol ${s.build.meshProtocolMin}..${s.build.meshProtocolMax}, sleeve protocol ${s.build.sleeveProtocol}`);
   lines.push(
     `  listen ${s.listen}   bridge ${s.bridge}   tap ${s.tap}   encryption ${s.mode.encryption}   ` +
       `${s.mode.vnetHdr ? 'vnet_hdr (super-frames)' : 'per-frame'}   udp gso ${s.mode.udpGso ? 'on' : 'off'} gro ${s.mode.udpGro ? 'on' : 'off'}`,
@@ -66,8 +66,10 @@ export function formatStatus(s: StatusReport): string {
   lines.push('');
   const m = s.mesh;
   if (m.connections.length > 0) {
-    const rows = [['CONNECTION', 'NICKNAME', 'ADDRESS', 'DIRECTION', 'UDP PATH', 'FOR']];
-    for (const c of m.connections) rows.push([c.peer, c.nickname, c.address, c.outbound ? 'outbound' : 'inbound', c.pathUp ? 'up' : 'not proven', duration(c.sinceMs)]);
+    const rows = [['CONNECTION', 'NICKNAME', 'ADDRESS', 'DIRECTION', 'UDP PATH', 'FOR', 'PROTOCOL', 'RELEASE']];
+    for (const c of m.connections) {
+      rows.push([c.peer, c.nickname, c.address, c.outbound ? 'outbound' : 'inbound', c.pathUp ? 'up' : 'not proven', duration(c.sinceMs), `${c.protocol}`, c.release ?? '-']);
+    }
     lines.push(table(rows).replace(/^/gm, '  '));
   }
   // A target whose peer is connected anyway (it dialled us) waits for nothing: not shown.

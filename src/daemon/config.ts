@@ -56,6 +56,8 @@ export interface DaemonConfig {
   /** UDP/TCP endpoints announced to other peers (default: the listen address when it is specific). */
   advertise: Endpoint[];
   rekeyMs: number;
+  /** --mesh-protocol-max: the highest mesh protocol version offered. */
+  meshProtocolMax: number;
   /** Kernel VXLAN fast path per peer with fallback to the sleeve. */
   fastpath: 'auto' | 'off';
   /** Peers in these subnets may use the unencrypted kernel path when the cluster encrypts. */
@@ -133,6 +135,7 @@ export function validateConfig(input: RawConfig, surroundings: ConfigEnvironment
   });
   const stateDir = check.one('stateDir');
   const rekeySeconds = check.one('rekeySeconds');
+  const meshProtocolMax = check.one('meshProtocolMax');
   const fastpath = check.one('fastpath') as DaemonConfig['fastpath'] | undefined;
   const trustedSubnets = check.list('trustedSubnets').map((c) => ({ address: c!.address, prefix: c!.prefix }));
   const bridge = check.one('bridge');
@@ -158,6 +161,7 @@ export function validateConfig(input: RawConfig, surroundings: ConfigEnvironment
     stateDir: stateDir!,
     advertise,
     rekeyMs: rekeySeconds! * 1000,
+    meshProtocolMax: meshProtocolMax!,
     fastpath: fastpath!,
     trustedSubnets,
     listen: listening,

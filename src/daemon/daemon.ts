@@ -215,6 +215,8 @@ export class Daemon {
         advertise: advertised,
         pairPrologue: Buffer.concat([Buffer.from('weft pair v1\0'), derive(secret, 'weft pair prologue v1')]),
         rekeyAfterMs: c.rekeyMs,
+        protocolMax: c.meshProtocolMax,
+        release: versionInfo().version,
       },
     );
     // --stun: our endpoint as STUN servers see it, a candidate of kind 'stun'.

@@ -13,7 +13,7 @@ import type { StatusReport, VersionInfo } from '../api/types.js';
 import { PUNCH_REFUSALS } from '../mesh/punch-wire.js';
 
 /** Mesh connection close reasons that are failed handshakes (src/mesh: connection.ts, mesh-protocol.ts). */
-export const HANDSHAKE_FAILURES = ['auth', 'handshakeTimeout', 'version', 'notWeft'] as const;
+export const HANDSHAKE_FAILURES = ['auth', 'handshakeTimeout', 'version', 'notWeft', 'downgrade'] as const;
 
 const PATHS = ['fastpath', 'direct', 'relay', 'none'] as const;
 const CONNECTION_STATES = ['preamble', 'handshake', 'hello', 'established', 'draining'] as const;

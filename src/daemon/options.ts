@@ -8,6 +8,7 @@ import { DEFAULT_API_SOCKET, DEFAULT_STATE_DIR } from '../api/paths.js';
 import { isDnsSubdomain } from '../core/dns-names.js';
 import { parseHostPort, type HostPort } from '../core/host-port.js';
 import { parseCidr, parseEndpoint, type Cidr, type Endpoint } from '../core/net.js';
+import { MESH_PROTOCOL_MAX, MESH_PROTOCOL_MIN } from '../mesh/mesh-protocol.js';
 import { apiSocketProblem } from './api-server.js';
 
 export const DEFAULT_PORT = 6784;
@@ -150,6 +151,14 @@ export const LAUNCH_OPTIONS = {
     help: 'rotate data keys this often',
     check: { kind: 'int', min: 2, max: 86_400 },
     readme: "traffic keys are replaced this often, and before a key's message counter runs high; a key pair seals and opens nothing 2 × S after it was made (its hard lifetime)",
+  },
+  meshProtocolMax: {
+    flag: '--mesh-protocol-max',
+    value: 'n',
+    default: String(MESH_PROTOCOL_MAX),
+    help: `highest mesh protocol version to speak (${MESH_PROTOCOL_MIN}-${MESH_PROTOCOL_MAX}; lower only to hold back during an upgrade)`,
+    check: { kind: 'int', min: MESH_PROTOCOL_MIN, max: MESH_PROTOCOL_MAX },
+    readme: `highest mesh protocol version offered to neighbours (this release speaks ${MESH_PROTOCOL_MIN}..${MESH_PROTOCOL_MAX}; each connection speaks the highest both ends offer). Lower it to hold a router back while a cluster upgrades (see Rolling upgrades)`,
   },
   fastpath: {
     flag: '--fastpath',

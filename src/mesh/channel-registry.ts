@@ -15,6 +15,7 @@ import type { Clock } from '../core/clock.js';
 import type { Logger } from '../core/logger.js';
 import type { GossipTransport, PeerName } from './contracts.js';
 import { ChannelError } from './errors.js';
+import { MSG_BROADCAST, MSG_GOSSIP, MSG_UNICAST, type MeshMessage } from './mesh-protocol.js';
 import { GossipChannel, type ChannelGossiper, type ChannelOptions, type GossipChannelStats } from './gossip-channel.js';
 
 export interface ChannelRegistryComponents {
@@ -69,6 +70,16 @@ export class ChannelRegistry implements GossipTransport, Iterable<GossipChannel>
 
   broadcast(channel: string, data: Uint8Array): void {
     this.require(channel).broadcast(data);
+  }
+
+  /**
+   * Whether `msg` may go to a neighbour speaking mesh protocol `protocol` (its channel's
+   * `minProtocol`; counted there when not). Messages without a channel, or of a channel this
+   * registry does not have (relayed unicasts), always may.
+   */
+  admits(msg: MeshMessage, protocol: number): boolean {
+    if (msg.type !== MSG_GOSSIP && msg.type !== MSG_UNICAST && msg.type !== MSG_BROADCAST) return true;
+    return this.channels.get(msg.channel)?.admits(protocol) ?? true;
   }
 
   /** Each channel's counters (copies), in the order they were made. */

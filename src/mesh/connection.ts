@@ -5,6 +5,10 @@
  *
  *   outbound: → preamble, → msg1 (psk, e)   ← msg2 (e, ee, s, es)   → msg3 (s, se)   ⇄ HELLO
  *   inbound:  the mirror image
+ *
+ * Both preambles announce a version range; the connection speaks the highest version both do
+ * (`protocol`), bound into the handshake's prologue, and checks the range the remote end states in
+ * its sealed HELLO against its preamble's (protocol-negotiation.ts).
  */
 import type { Socket } from 'node:net';
 import Noise from 'noise-handshake';
@@ -18,15 +22,27 @@ import {
   MAX_FRAME,
   MSG_HELLO,
   MSG_PING,
+  MESH_PROTOCOL_MAX,
+  MESH_PROTOCOL_MIN,
   MeshProtocolError,
   TransportCipher,
-  checkPreamble,
   decodeMessage,
   encodeMessage,
   frame,
-  preamble,
   type MeshMessage,
 } from './mesh-protocol.js';
+import {
+  checkStatedRange,
+  decodePreamble,
+  formatRange,
+  otherPrologues,
+  encodePreamble,
+  negotiate,
+  prologue,
+  rangeFeatures,
+  rangeFromFeatures,
+  type ProtocolRange,
+} from './protocol-negotiation.js';
 
 /** How long a draining connection (see `close`) is still read before it is destroyed. */
 const DRAIN_MS = 2_000;
@@ -43,6 +59,8 @@ export interface ConnectionComponents {
   clock: Clock;
   logger: Logger;
   events: ConnectionEvents;
+  /** Whether a message may go to this neighbour at its negotiated protocol (channels' minProtocol); default: all. */
+  admits?: (msg: MeshMessage, protocol: number) => boolean;
 }
 
 export interface ConnectionInit {
@@ -55,6 +73,10 @@ export interface ConnectionInit {
   handshakeTimeoutMs?: number;
   pingMs?: number;
   deadAfterMs?: number;
+  /** The mesh protocol versions this end offers (default: all this build speaks). */
+  protocols?: ProtocolRange;
+  /** This router's release, sent in HELLO from protocol 3 (default: none). */
+  release?: string;
 }
 
 type Phase = 'preamble' | 'handshake' | 'hello' | 'established' | 'draining' | 'closed';
@@ -68,38 +90,46 @@ export class MeshConnection {
   remotePublicKey: Buffer | undefined = undefined;
   remoteNickname = '';
   remoteUdpPort = 0;
+  /** The negotiated mesh protocol version (0 until both preambles are in). */
+  protocol = 0;
+  /** The range the remote end's preamble announced. */
+  remoteProtocols: ProtocolRange | undefined = undefined;
+  /** The remote end's release, from its HELLO (protocol 3 and later); undefined: not known. */
+  remoteRelease: string | undefined = undefined;
   private readonly socket: Socket;
   private readonly components: ConnectionComponents;
   private readonly log: Logger;
   private readonly reader = new FrameReader();
   private readonly noise: Noise;
-  private readonly init: Required<Omit<ConnectionInit, 'socket'>>;
+  private readonly init: Required<Omit<ConnectionInit, 'socket' | 'release'>> & { release?: string };
   private tx: TransportCipher | undefined = undefined;
   private rx: TransportCipher | undefined = undefined;
   private lastRx: number;
   private lastTx: number;
   private timer: TimerHandle | undefined;
-  private readonly prologue: Buffer;
+  private readonly sentPreamble: Buffer;
+  private prologue: Buffer | undefined = undefined;
+  private handshakeFramesIn = 0;
 
   constructor(components: ConnectionComponents, init: ConnectionInit) {
     this.components = components;
     this.socket = init.socket;
     this.outbound = init.outbound;
     this.remoteAddress = init.remoteAddress;
-    this.init = { handshakeTimeoutMs: 4000, pingMs: 10_000, deadAfterMs: 35_000, ...init };
+    this.init = { handshakeTimeoutMs: 4000, pingMs: 10_000, deadAfterMs: 35_000, protocols: { min: MESH_PROTOCOL_MIN, max: MESH_PROTOCOL_MAX }, ...init };
     this.log = components.logger;
     this.startedAt = components.clock.now();
     this.lastRx = this.startedAt;
     this.lastTx = this.startedAt;
-    this.prologue = preamble();
+    this.sentPreamble = encodePreamble(this.init.protocols);
+    // Initialised with the prologue once the remote preamble is in (it binds the negotiated version).
     this.noise = new Noise('XXpsk0', init.outbound, { publicKey: components.identity.publicKey, secretKey: components.identity.secretKey }, { psk: components.psk });
-    this.noise.initialise(this.prologue);
     this.socket.setNoDelay(true);
     this.socket.on('data', (d: Buffer) => this.onData(d));
     this.socket.on('error', (err) => this.close('socket', err.message));
     this.socket.on('close', () => this.close('closedByPeer', 'the remote end closed the connection'));
     this.timer = components.clock.setInterval(() => this.tick(), Math.min(1000, this.init.pingMs));
-    this.write(this.prologue);
+    this.write(this.sentPreamble);
   }
 
   get established(): boolean {
@@ -108,6 +138,7 @@ export class MeshConnection {
 
   send(msg: MeshMessage): boolean {
     if (this.phase !== 'established' || this.tx === undefined) return false;
+    if (this.components.admits !== undefined && !this.components.admits(msg, this.protocol)) return false;
     const body = encodeMessage(msg);
     if (body.length + 16 > MAX_FRAME) {
       this.log.warn('mesh message too large, not sent', { peer: this.remoteName, bytes: body.length });
@@ -168,7 +199,11 @@ export class MeshConnection {
       if (this.phase === 'preamble') {
         const p = this.reader.nextPreamble();
         if (p === undefined) return;
-        checkPreamble(p);
+        const theirs = decodePreamble(p);
+        this.remoteProtocols = theirs;
+        this.protocol = negotiate(this.init.protocols, theirs);
+        this.prologue = this.outbound ? prologue(this.protocol, this.sentPreamble, p) : prologue(this.protocol, p, this.sentPreamble);
+        this.noise.initialise(this.prologue);
         this.phase = 'handshake';
         if (this.outbound) this.write(frame(this.noise.send()));
       }
@@ -186,9 +221,16 @@ export class MeshConnection {
 
   private onFrame(f: Buffer): void {
     if (this.phase === 'handshake') {
+      this.handshakeFramesIn++;
       try {
         this.noise.recv(f.subarray(4));
       } catch (err) {
+        if (this.editedPreamble(f.subarray(4))) {
+          throw new MeshProtocolError(
+            'downgrade',
+            `the initiator bound other preambles than this end saw (${formatRange(this.remoteProtocols!)} from it, ${formatRange(this.init.protocols)} from us): a preamble was changed on the way`,
+          );
+        }
         throw new MeshProtocolError(
           'handshake',
           `handshake failed: ${(err as Error).message} (wrong cluster secret, or not a weft router)`,
@@ -203,6 +245,8 @@ export class MeshConnection {
     const msg = decodeMessage(body);
     if (this.phase === 'hello') {
       if (msg.type !== MSG_HELLO) throw new MeshProtocolError('garbled', `expected HELLO, got message type ${msg.type}`);
+      checkStatedRange(this.remoteProtocols!, rangeFromFeatures(msg.features));
+      if (this.protocol >= 3 && msg.release !== undefined) this.remoteRelease = msg.release;
       this.remoteNickname = msg.nickname;
       this.remoteUdpPort = msg.udpPort;
       this.phase = 'established';
@@ -214,6 +258,23 @@ export class MeshConnection {
     this.components.events.message(this, msg);
   }
 
+  /** Responder, first message: whether it opens under a prologue of edited preambles (see otherPrologues). */
+  private editedPreamble(msg1: Buffer): boolean {
+    if (this.outbound || this.handshakeFramesIn !== 1) return false;
+    const { identity, psk } = this.components;
+    for (const p of otherPrologues(this.init.protocols, this.remoteProtocols!, this.sentPreamble, this.prologue!)) {
+      const trial = new Noise('XXpsk0', false, { publicKey: identity.publicKey, secretKey: identity.secretKey }, { psk });
+      trial.initialise(p);
+      try {
+        trial.recv(msg1);
+        return true;
+      } catch {
+        // not this one
+      }
+    }
+    return false;
+  }
+
   private handshakeDone(): void {
     const rs = Buffer.from(this.noise.rs!);
     this.remotePublicKey = rs;
@@ -223,6 +284,9 @@ export class MeshConnection {
     this.reader.maxFrame = MAX_FRAME;
     if (this.remoteName === this.components.identity.name) throw new MeshProtocolError('self', 'connected to ourselves');
     this.phase = 'hello';
-    this.write(this.tx.seal(encodeMessage({ type: MSG_HELLO, nickname: this.components.identity.nickname, udpPort: this.init.udpPort, features: 0 })));
+    const hello: MeshMessage = { type: MSG_HELLO, nickname: this.components.identity.nickname, udpPort: this.init.udpPort, features: rangeFeatures(this.init.protocols) };
+    // Protocol-2 routers take a HELLO of four fields only.
+    if (this.protocol >= 3 && this.init.release !== undefined) hello.release = this.init.release;
+    this.write(this.tx.seal(encodeMessage(hello)));
   }
 }

@@ -91,6 +91,8 @@ export class GossipChannel {
   private readonly jitter: number;
   private readonly coalesceMs: number;
   private readonly counters: GossipChannelStats;
+  /** The lowest negotiated mesh protocol a neighbour must speak to be sent this channel's messages (0: any). */
+  readonly minProtocol: number;
   private timer: TimerHandle | undefined = undefined;
   private pending: Uint8Array[] = [];
   /** Who all pending deltas came from (undefined: send to everyone). */
@@ -109,6 +111,7 @@ export class GossipChannel {
     this.intervalMs = init.intervalMs ?? 30_000;
     this.jitter = Math.min(Math.max(init.jitter ?? 0.1, 0), 1);
     this.coalesceMs = init.coalesceMs ?? 0;
+    this.minProtocol = init.minProtocol ?? 0;
     this.counters = {
       channel: init.channel,
       sent: { periodic: traffic(), delta: traffic(), connect: traffic(), unicast: traffic(), broadcast: traffic() },
@@ -116,6 +119,7 @@ export class GossipChannel {
       coalesced: 0,
       decodeErrors: 0,
       refused: 0,
+      belowProtocol: 0,
     };
   }
 
@@ -234,6 +238,16 @@ export class GossipChannel {
   broadcast(data: Uint8Array): void {
     count(this.counters.sent.broadcast, data);
     this.transport.broadcast(this.channel, data);
+  }
+
+  /**
+   * Whether a message of this channel may go to a neighbour speaking mesh protocol `protocol`;
+   * when not, it is counted (`belowProtocol`) and the caller does not send it.
+   */
+  admits(protocol: number): boolean {
+    if (protocol >= this.minProtocol) return true;
+    this.counters.belowProtocol++;
+    return false;
   }
 
   /** A copy of the counters. */

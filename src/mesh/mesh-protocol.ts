@@ -1,16 +1,19 @@
 /**
  * Control protocol between routers, over TCP.
  *
- *   preamble (both sides, at once):  "wEFt" | version u16 BE | reserved u16
+ *   preamble (both sides, at once):  "wEFt" | min version u16 BE | max version u16 BE (0: = min)
  *   then frames:                     length u32 BE | body (length bytes)
  *
  * The first three frames are a Noise XXpsk0 handshake (25519, ChaChaPoly, BLAKE2b; the PSK is
- * derived from the cluster secret; the prologue binds the preamble). Every later frame body is
+ * derived from the cluster secret; the prologue binds the negotiated version and, from version 3,
+ * both preambles: see protocol-negotiation.ts). Every later frame body is
  * sealed with ChaCha20-Poly1305 under the handshake's key for that direction, nonce = 4 zero
  * bytes and a 64-bit little-endian counter, AD = the 4-byte length; the plaintext is a msgpack
  * array `[type, ...fields]`:
  *
- *   [1 HELLO, nickname, udpPort, features]        first message each way
+ *   [1 HELLO, nickname, udpPort, features]        first message each way (version 2; features
+ *                                                 carries the sender's version range)
+ *   [1 HELLO, nickname, udpPort, features, release]  the same from version 3, with the release
  *   [2 GOSSIP, channel, data]                     gossip to a neighbour
  *   [3 UNICAST, channel, src, dst, ttl, data]     routed hop by hop to dst
  *   [4 BROADCAST, channel, src, data]             forwarded along src's broadcast tree
@@ -24,7 +27,12 @@ import sodium from 'sodium-native';
 import { WeftError } from '../core/errors.js';
 import { isPeerName } from '../core/ids.js';
 
-export const MESH_VERSION = 2;
+/** The mesh protocol versions this build speaks; two routers speak the highest both do. */
+export const MESH_PROTOCOL_MIN: number = 2;
+export const MESH_PROTOCOL_MAX: number = 3;
+/** Alias of MESH_PROTOCOL_MAX. */
+export const MESH_VERSION = MESH_PROTOCOL_MAX;
+export const MAX_RELEASE_LEN = 64;
 export const PREAMBLE_LEN = 8;
 export const MAGIC = Buffer.from('wEFt', 'latin1');
 export const MAX_FRAME = 8 * 1024 * 1024;
@@ -40,7 +48,7 @@ export const MSG_BROADCAST = 4;
 export const MSG_PING = 5;
 
 export type MeshMessage =
-  | { type: typeof MSG_HELLO; nickname: string; udpPort: number; features: number }
+  | { type: typeof MSG_HELLO; nickname: string; udpPort: number; features: number; release?: string }
   | { type: typeof MSG_GOSSIP; channel: string; data: Uint8Array }
   | { type: typeof MSG_UNICAST; channel: string; src: string; dst: string; ttl: number; data: Uint8Array }
   | { type: typeof MSG_BROADCAST; channel: string; src: string; data: Uint8Array }
@@ -56,17 +64,23 @@ export class MeshProtocolError extends WeftError {
   }
 }
 
-export function preamble(version = MESH_VERSION): Buffer {
+/** A preamble announcing this build's range, or only `version` (what a router before ranges sends). */
+export function preamble(version?: number): Buffer {
   const b = Buffer.alloc(PREAMBLE_LEN);
   MAGIC.copy(b, 0);
-  b.writeUInt16BE(version, 4);
+  b.writeUInt16BE(version ?? MESH_PROTOCOL_MIN, 4);
+  if (version === undefined && MESH_PROTOCOL_MAX !== MESH_PROTOCOL_MIN) b.writeUInt16BE(MESH_PROTOCOL_MAX, 6);
   return b;
 }
 
+/** Throws unless the preamble is weft's and announces a range overlapping this build's (protocol-negotiation.ts negotiates). */
 export function checkPreamble(b: Buffer): void {
   if (!b.subarray(0, 4).equals(MAGIC)) throw new MeshProtocolError('notWeft', 'the remote end does not speak the weft mesh protocol');
-  const v = b.readUInt16BE(4);
-  if (v !== MESH_VERSION) throw new MeshProtocolError('version', `the remote end speaks mesh protocol version ${v}; this router speaks ${MESH_VERSION}`);
+  const min = b.readUInt16BE(4);
+  const max = b.readUInt16BE(6) === 0 ? min : b.readUInt16BE(6);
+  if (max < MESH_PROTOCOL_MIN || min > MESH_PROTOCOL_MAX || max < min) {
+    throw new MeshProtocolError('version', `the remote end speaks mesh protocol ${min}..${max}; this router speaks ${MESH_PROTOCOL_MIN}..${MESH_PROTOCOL_MAX}`);
+  }
 }
 
 /** Accumulates stream bytes; hands out the preamble, then whole frames; enforces size limits. */
@@ -171,7 +185,9 @@ const packr = new Packr({ useRecords: false, mapsAsObjects: true, int64AsType: '
 export function encodeMessage(m: MeshMessage): Buffer {
   switch (m.type) {
     case MSG_HELLO:
-      return packr.pack([m.type, m.nickname, m.udpPort, m.features]);
+      return m.release === undefined
+        ? packr.pack([m.type, m.nickname, m.udpPort, m.features])
+        : packr.pack([m.type, m.nickname, m.udpPort, m.features, m.release]);
     case MSG_GOSSIP:
       return packr.pack([m.type, m.channel, m.data]);
     case MSG_UNICAST:
@@ -220,12 +236,14 @@ export function decodeMessage(body: Buffer): MeshMessage {
   const a = v as unknown[];
   switch (a[0]) {
     case MSG_HELLO: {
-      if (a.length !== 4) bad('HELLO has the wrong number of fields');
+      if (a.length !== 4 && a.length !== 5) bad('HELLO has the wrong number of fields');
       const port = a[2];
       const features = a[3];
       if (typeof port !== 'number' || !Number.isInteger(port) || port < 1 || port > 65535) bad('HELLO udpPort');
       if (typeof features !== 'number' || !Number.isInteger(features) || features < 0) bad('HELLO features');
-      return { type: MSG_HELLO, nickname: str(a[1], 'nickname', 64), udpPort: port, features };
+      const hello: MeshMessage = { type: MSG_HELLO, nickname: str(a[1], 'nickname', 64), udpPort: port, features };
+      if (a.length === 5) hello.release = str(a[4], 'release', MAX_RELEASE_LEN);
+      return hello;
     }
     case MSG_GOSSIP:
       if (a.length !== 3) bad('GOSSIP has the wrong number of fields');

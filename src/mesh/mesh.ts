@@ -38,7 +38,7 @@ import type { GossipTransport, Overlay, PeerName, RouteTable } from './contracts
 import type { ChannelGossiper, ChannelOptions, GossipChannel } from './gossip-channel.js';
 import type { Identity } from './identity.js';
 import { MeshMessages } from './mesh-messages.js';
-import { MSG_GOSSIP } from './mesh-protocol.js';
+import { MESH_PROTOCOL_MAX, MESH_PROTOCOL_MIN, MSG_GOSSIP } from './mesh-protocol.js';
 import { TOPOLOGY_CHANNEL } from './topology-codec.js';
 import { KEYS_CHANNEL, PairKeys, keysGossiper } from './pair-keys.js';
 import { LogOnce } from './log-once.js';
@@ -119,6 +119,10 @@ export interface MeshInit {
   maxPreauth?: number;
   /** A connection (either way) that has not finished its handshake after this long is closed. */
   handshakeTimeoutMs?: number;
+  /** The highest mesh protocol version to offer (`--mesh-protocol-max`; default: this build's highest). */
+  protocolMax?: number;
+  /** This router's release, sent to neighbours in HELLO (protocol 3 and later). */
+  release?: string;
 }
 
 export class Mesh implements GossipTransport {
@@ -157,7 +161,7 @@ export class Mesh implements GossipTransport {
     this.log = components.logger;
     this.init = {
       rekeyAfterMs: 120_000, keyLifetimeMs: 2 * (init.rekeyAfterMs ?? 120_000), backoffBaseMs: 1000, backoffCapMs: 30_000,
-      maxPreauthPerAddress: 8, maxPreauth: 64, handshakeTimeoutMs: 4000, advertise: [], ...init,
+      maxPreauthPerAddress: 8, maxPreauth: 64, handshakeTimeoutMs: 4000, advertise: [], protocolMax: MESH_PROTOCOL_MAX, release: '', ...init,
     };
     this.preauth = new PreauthGate({ perAddress: this.init.maxPreauthPerAddress, total: this.init.maxPreauth });
     this.logOnce = new LogOnce(this.log);
@@ -385,6 +389,7 @@ export class Mesh implements GossipTransport {
         psk: this.components.psk,
         clock: this.components.clock,
         logger: this.log,
+        admits: (msg, protocol) => this.channels.admits(msg, protocol),
         events: {
           established: (cn) => this.onEstablished(cn),
           // A connection that lost a tie-break is still read for a moment, for topology only: that
@@ -396,7 +401,11 @@ export class Mesh implements GossipTransport {
           closed: (cn, reason, detail) => this.onClosed(cn, reason, detail),
         },
       },
-      { socket, outbound, remoteAddress: remote, udpPort: this.init.udpPort, handshakeTimeoutMs: this.init.handshakeTimeoutMs },
+      {
+        socket, outbound, remoteAddress: remote, udpPort: this.init.udpPort, handshakeTimeoutMs: this.init.handshakeTimeoutMs,
+        protocols: { min: MESH_PROTOCOL_MIN, max: this.init.protocolMax },
+        ...(this.init.release === '' ? {} : { release: this.init.release }),
+      },
     );
     this.pending.add(conn);
     return conn;
@@ -544,6 +553,8 @@ export class Mesh implements GossipTransport {
         state: conn.phase,
         sinceMs: Math.round(now - conn.startedAt),
         pathUp: this.components.overlay.pathUp(peer),
+        protocol: conn.protocol,
+        release: conn.remoteRelease ?? null,
       })),
       targets: this.maker.status(),
       peers: (this.topology?.names() ?? [])

@@ -47,7 +47,7 @@ const io: api.IoCounters = {
 
 const report: api.StatusReport = {
   version: 1,
-  build: { version: '0.1.0', node: '20.19.0', meshProtocol: 2, sleeveProtocol: 2 },
+  build: { version: '0.1.0', node: '20.19.0', meshProtocol: 3, meshProtocolMin: 2, meshProtocolMax: 3, sleeveProtocol: 2 },
   name: '0123456789abcdef',
   nickname: 'n1',
   id: '01234567',
@@ -66,7 +66,7 @@ const report: api.StatusReport = {
   }],
   mesh: {
     name: '0123456789abcdef', nickname: 'n1',
-    connections: [{ peer: 'fedcba9876543210', nickname: 'n2', address: '198.18.0.2:6784', outbound: true, state: 'established', sinceMs: 5000, pathUp: true }],
+    connections: [{ peer: 'fedcba9876543210', nickname: 'n2', address: '198.18.0.2:6784', outbound: true, state: 'established', sinceMs: 5000, pathUp: true, protocol: 3, release: '0.1.0' }],
     targets: [{ address: '198.18.0.9:6784', configured: true, state: 'waiting', attempts: 2, retryInMs: 1500, lastError: 'refused', peer: undefined }],
     peers: [], keys: [], closes: {}, refused: {}, channels: [],
     preauth: { pending: 0, perAddressLimit: 4, totalLimit: 64, timeoutMs: 5000 },
@@ -97,7 +97,7 @@ const report: api.StatusReport = {
 describe('the API types as the CLI reads them', () => {
   it.each([
     ['the router line', 'weft router 0123456789abcdef "n1" (id 01234567, pid 42, up 7s)'],
-    ['the release, Node and the protocol versions', '\n  weft 0.1.0, node 20.19.0, mesh protocol 2, sleeve protocol 2\n'],
+    ['the release, Node and the protocol versions', '\n  weft 0.1.0, node 20.19.0, mesh protocol 2..3, sleeve protocol 2\n'],
     ['a relayed peer', 'relay via n3'],
     ["a peer's path, why and since when", 'n2: relay for 2.5s, 2 switches: relay via n3 (no direct path)'],
     ['a connection target waiting', 'target 198.18.0.9:6784: waiting (refused), retry in 1.5s'],

@@ -9,7 +9,7 @@ const N2 = 'fedcba9876543210';
 const target = (over: Partial<TargetStatus>): TargetStatus => ({
   address: '198.18.0.2:6784', configured: true, state: 'waiting', attempts: 1, retryInMs: 900, lastError: undefined, peer: undefined, ...over,
 });
-const established = [{ peer: N2, nickname: 'n2', address: '198.18.0.2:40123', outbound: false, state: 'established', sinceMs: 5000, pathUp: true }];
+const established = [{ peer: N2, nickname: 'n2', address: '198.18.0.2:40123', outbound: false, state: 'established', sinceMs: 5000, pathUp: true, protocol: 3, release: '0.1.0' }];
 
 describe('status noise', () => {
   it.each<[string, Partial<TargetStatus>, boolean]>([

@@ -3,12 +3,12 @@ import { spawnSync } from 'node:child_process';
 import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
-import { MESH_VERSION } from '../../src/mesh/mesh-protocol.js';
+import { MESH_PROTOCOL_MAX, MESH_PROTOCOL_MIN, MESH_VERSION } from '../../src/mesh/mesh-protocol.js';
 import { WIRE_VERSION } from '../../src/router/sleeve/wire.js';
 
 const CLI = join(process.cwd(), 'dist', 'src', 'cli', 'main.js');
 const VERSION = (JSON.parse(readFileSync(join(process.cwd(), 'package.json'), 'utf8')) as { version: string }).version;
-const LINE = `weft ${VERSION} (node ${process.versions.node}, mesh protocol ${MESH_VERSION}, sleeve protocol ${WIRE_VERSION})\n`;
+const LINE = `weft ${VERSION} (node ${process.versions.node}, mesh protocol ${MESH_PROTOCOL_MIN}..${MESH_PROTOCOL_MAX}, sleeve protocol ${WIRE_VERSION})\n`;
 
 function weft(args: string[]): { code: number | null; out: string; err: string } {
   const r = spawnSync(process.execPath, [CLI, ...args], { encoding: 'utf8', timeout: 20_000 });
@@ -24,7 +24,7 @@ describe('weft version', () => {
   it('weft version --json gives the same as the status report', () => {
     const r = weft(['version', '--json']);
     expect(r.code).toBe(0);
-    expect(JSON.parse(r.out)).toEqual({ version: VERSION, node: process.versions.node, meshProtocol: MESH_VERSION, sleeveProtocol: WIRE_VERSION });
+    expect(JSON.parse(r.out)).toEqual({ version: VERSION, node: process.versions.node, meshProtocol: MESH_VERSION, meshProtocolMin: MESH_PROTOCOL_MIN, meshProtocolMax: MESH_PROTOCOL_MAX, sleeveProtocol: WIRE_VERSION });
   });
 
   it('an unknown argument to version is a usage error (exit 2)', () => {

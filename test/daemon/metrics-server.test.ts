@@ -51,7 +51,7 @@ afterEach(async () => {
 });
 
 async function serve(metrics?: MetricsSource, readiness = new Readiness()): Promise<{ server: MetricsServer; port: number; readiness: Readiness }> {
-  const m = new WeftMetrics({ build: { version: '0.1.0', node: '20.19.0', meshProtocol: 2, sleeveProtocol: 2 }, processMetrics: false });
+  const m = new WeftMetrics({ build: { version: '0.1.0', node: '20.19.0', meshProtocol: 3, meshProtocolMin: 2, meshProtocolMax: 3, sleeveProtocol: 2 }, processMetrics: false });
   const source = metrics ?? { contentType: m.contentType, scrape: () => m.scrape(statusReport()) };
   const server = new MetricsServer({ logger: recordingLogger().logger, metrics: source, readiness }, { endpoint: { address: '127.0.0.1', port: 0, family: 4 } });
   await server.start();

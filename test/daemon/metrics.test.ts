@@ -9,7 +9,7 @@ import { parseExposition, valueOf, type Exposition } from './prom-text.js';
 import { peerStatus, statusReport } from './status-fixture.js';
 import type { StatusReport } from '../../src/api/types.js';
 
-const BUILD = { version: '0.1.0', node: '20.19.0', meshProtocol: 2, sleeveProtocol: 2 };
+const BUILD = { version: '0.1.0', node: '20.19.0', meshProtocol: 3, meshProtocolMin: 2, meshProtocolMax: 3, sleeveProtocol: 2 };
 
 async function scrape(report: StatusReport | undefined, m = new WeftMetrics({ build: BUILD, processMetrics: false })): Promise<Exposition> {
   const e = parseExposition(await m.scrape(report));
@@ -36,7 +36,7 @@ describe('metrics from a status report', () => {
   });
 
   it.each<[string, Record<string, string>, number]>([
-    ['weft_build_info', { version: '0.1.0', node_version: '20.19.0', mesh_protocol: '2', sleeve_protocol: '2' }, 1],
+    ['weft_build_info', { version: '0.1.0', node_version: '20.19.0', mesh_protocol: '3', sleeve_protocol: '2' }, 1],
     ['weft_peer_up', N2, 1],
     ['weft_peer_up', N3, 0],
     ['weft_peer_path', { ...N2, path: 'fastpath' }, 1],

@@ -19,7 +19,7 @@ export function peerStatus(name: string, nickname: string, over: Partial<PeerSta
 export function statusReport(over: Partial<StatusReport> = {}): StatusReport {
   return {
     version: 1,
-    build: { version: '0.1.0', node: '20.19.0', meshProtocol: 2, sleeveProtocol: 2 },
+    build: { version: '0.1.0', node: '20.19.0', meshProtocol: 3, meshProtocolMin: 2, meshProtocolMax: 3, sleeveProtocol: 2 },
     name: '0123456789abcdef', nickname: 'n1', id: '01234567', pid: 42, uptimeS: 7, listen: '198.18.0.1:6784', bridge: 'weft', tap: 'weft-tap',
     mode: { encryption: 'chacha20-poly1305', aead: 'openssl', vnetHdr: true, udpGso: true, udpGro: false },
     mtu: { underlay: 1500, overlay: 1404, maxDatagram: 1472 },
@@ -30,8 +30,8 @@ export function statusReport(over: Partial<StatusReport> = {}): StatusReport {
     mesh: {
       name: '0123456789abcdef', nickname: 'n1',
       connections: [
-        { peer: 'fedcba9876543210', nickname: 'n2', address: '198.18.0.2:6784', outbound: true, state: 'established', sinceMs: 5000, pathUp: true },
-        { peer: '', nickname: '', address: '198.18.0.7:40000', outbound: false, state: 'handshake', sinceMs: 10, pathUp: false },
+        { peer: 'fedcba9876543210', nickname: 'n2', address: '198.18.0.2:6784', outbound: true, state: 'established', sinceMs: 5000, pathUp: true, protocol: 3, release: '0.1.0' },
+        { peer: '', nickname: '', address: '198.18.0.7:40000', outbound: false, state: 'handshake', sinceMs: 10, pathUp: false, protocol: 2, release: null },
       ],
       targets: [{ address: '198.18.0.9:6784', configured: true, state: 'waiting', attempts: 2, retryInMs: 1500, lastError: 'refused', peer: undefined }],
       peers: [
@@ -45,7 +45,7 @@ export function statusReport(over: Partial<StatusReport> = {}): StatusReport {
         channel: 'topology',
         sent: { periodic: { messages: 1, bytes: 100 }, delta: { messages: 2, bytes: 20 }, connect: { messages: 0, bytes: 0 }, unicast: { messages: 0, bytes: 0 }, broadcast: { messages: 0, bytes: 0 } },
         received: { gossip: { messages: 3, bytes: 300 }, unicast: { messages: 0, bytes: 0 }, broadcast: { messages: 1, bytes: 7 } },
-        coalesced: 0, decodeErrors: 0, refused: 5,
+        coalesced: 0, decodeErrors: 0, refused: 5, belowProtocol: 0,
       }],
       preauth: { pending: 0, perAddressLimit: 4, totalLimit: 64, timeoutMs: 5000 },
       routed: { unicastForwarded: 0, unicastNoRoute: 6, ttlExpired: 0, unknownSource: 0, broadcastsRelayed: 0 },

@@ -10,7 +10,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { createLogger, type Logger } from '../../src/core/logger.js';
 import { NullOverlay, type Overlay } from '../../src/mesh/contracts.js';
-import { MeshConnection } from '../../src/mesh/connection.js';
+import { MeshConnection, type ConnectionInit } from '../../src/mesh/connection.js';
 import { generateIdentity, type Identity } from '../../src/mesh/identity.js';
 import { Mesh, type MeshInit } from '../../src/mesh/mesh.js';
 import type { MeshListener, RemoteAddress } from '../../src/mesh/mesh-listener.js';
@@ -110,7 +110,9 @@ export interface Member {
 }
 
 /** Another router dialling the victim from `remote`: a MeshConnection with the cluster secret. */
-export async function dialAsMember(v: Victim, remote: RemoteAddress, identity = generateIdentity('member'), psk = PSK): Promise<Member> {
+export async function dialAsMember(
+  v: Victim, remote: RemoteAddress, identity = generateIdentity('member'), psk = PSK, init: Pick<ConnectionInit, 'protocols' | 'release'> = {},
+): Promise<Member> {
   const socket = await v.listener.connect(remote);
   let est!: () => void;
   let cls!: (x: { reason: string; detail: string }) => void;
@@ -130,7 +132,7 @@ export async function dialAsMember(v: Victim, remote: RemoteAddress, identity = 
         },
       },
     },
-    { socket, outbound: true, remoteAddress: `${remote.address}:${remote.port}`, udpPort: 6784 },
+    { socket, outbound: true, remoteAddress: `${remote.address}:${remote.port}`, udpPort: 6784, ...init },
   );
   return { conn, identity, established, closed, isClosed: () => closedFlag, messages };
 }

@@ -55,7 +55,7 @@ import {
   TYPE_DATA,
   TYPE_FRAG,
   VNET_LEN,
-  WIRE_VERSION,
+  wireVersionAccepted,
   counterAtLimit,
   readCounter,
   readU32,
@@ -160,7 +160,7 @@ export class SleeveRx {
       this.drops.short++;
       return;
     }
-    if (buf[off + 2] !== WIRE_VERSION) {
+    if (!wireVersionAccepted(buf[off + 2])) {
       this.drops.version++;
       return;
     }

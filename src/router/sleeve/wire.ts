@@ -60,7 +60,20 @@
  *   answer:  sent at once to the source the request came from; carries that source (the
  *            requester as the answerer sees it: an observation) and the request's id and echo
  */
+/** The version this build sends (= WIRE_VERSION_MAX). */
 export const WIRE_VERSION = 2;
+/**
+ * The versions this build accepts: a datagram with another is counted (`drops.version`) and
+ * dropped. A later build widens the range first and sends a new version only once every router
+ * accepts it (rolling upgrades, README).
+ */
+export const WIRE_VERSION_MIN = 2;
+export const WIRE_VERSION_MAX = WIRE_VERSION;
+
+/** Whether a datagram header's version byte is one this build accepts. */
+export function wireVersionAccepted(v: number | undefined): boolean {
+  return v !== undefined && v >= WIRE_VERSION_MIN && v <= WIRE_VERSION_MAX;
+}
 
 export const TYPE_DATA = 1;
 export const TYPE_FRAG = 2;
