@@ -40,6 +40,11 @@ export interface ConnectionEvents {
 export interface ConnectionComponents {
   identity: Identity;
   psk: Uint8Array;
+  /**
+   * Further PSKs an inbound handshake may use (the cluster secret being rotated): the first
+   * message is tried with `psk`, then with each of these. Outbound always uses `psk`.
+   */
+  acceptPsks?: readonly Uint8Array[];
   clock: Clock;
   logger: Logger;
   events: ConnectionEvents;
@@ -72,7 +77,10 @@ export class MeshConnection {
   private readonly components: ConnectionComponents;
   private readonly log: Logger;
   private readonly reader = new FrameReader();
-  private readonly noise: Noise;
+  private noise: Noise;
+  /** Which PSK the handshake used: 0 `psk`, i the i-th of `acceptPsks`. */
+  pskIndex = 0;
+  private firstFrame = true;
   private readonly init: Required<Omit<ConnectionInit, 'socket'>>;
   private tx: TransportCipher | undefined = undefined;
   private rx: TransportCipher | undefined = undefined;
@@ -92,8 +100,7 @@ export class MeshConnection {
     this.lastRx = this.startedAt;
     this.lastTx = this.startedAt;
     this.prologue = preamble();
-    this.noise = new Noise('XXpsk0', init.outbound, { publicKey: components.identity.publicKey, secretKey: components.identity.secretKey }, { psk: components.psk });
-    this.noise.initialise(this.prologue);
+    this.noise = this.newNoise(components.psk);
     this.socket.setNoDelay(true);
     this.socket.on('data', (d: Buffer) => this.onData(d));
     this.socket.on('error', (err) => this.close('socket', err.message));
@@ -187,7 +194,7 @@ export class MeshConnection {
   private onFrame(f: Buffer): void {
     if (this.phase === 'handshake') {
       try {
-        this.noise.recv(f.subarray(4));
+        this.recvHandshake(f.subarray(4));
       } catch (err) {
         throw new MeshProtocolError(
           'handshake',
@@ -212,6 +219,40 @@ export class MeshConnection {
     if (msg.type === MSG_PING) return;
     if (msg.type === MSG_HELLO) throw new MeshProtocolError('garbled', 'a second HELLO');
     this.components.events.message(this, msg);
+  }
+
+  private newNoise(psk: Uint8Array): Noise {
+    const noise = new Noise('XXpsk0', this.outbound, { publicKey: this.components.identity.publicKey, secretKey: this.components.identity.secretKey }, { psk });
+    noise.initialise(this.prologue);
+    return noise;
+  }
+
+  /** The responder's first message is authenticated by the PSK: each accepted one is tried in turn. */
+  private recvHandshake(m: Buffer): void {
+    const first = this.firstFrame && !this.outbound;
+    this.firstFrame = false;
+    const others = this.components.acceptPsks ?? [];
+    if (!first || others.length === 0) {
+      this.noise.recv(m);
+      return;
+    }
+    try {
+      this.noise.recv(m);
+      return;
+    } catch (err) {
+      for (let i = 0; i < others.length; i++) {
+        const noise = this.newNoise(others[i]!);
+        try {
+          noise.recv(m);
+        } catch {
+          continue;
+        }
+        this.noise = noise;
+        this.pskIndex = i + 1;
+        return;
+      }
+      throw err;
+    }
   }
 
   private handshakeDone(): void {
