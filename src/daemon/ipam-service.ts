@@ -74,13 +74,13 @@ export class IpamService implements Startable {
   constructor(
     /** `kube`: the API server's client (Kubernetes mode; opened from `init.kubernetes` when not given). */
     components: { mesh: Mesh; routes: Routes; clock: Clock; logger: Logger; identity: Identity; kube?: KubeApis },
-    init: { config: IpamConfig; stateDir: string; secret: Buffer; gossipIntervalMs?: number; kubernetes?: KubernetesConfig | undefined },
+    init: { config: IpamConfig; stateDir: string; clusterId: string; gossipIntervalMs?: number; kubernetes?: KubernetesConfig | undefined },
   ) {
     const { mesh, routes, clock, logger } = components;
     this.clock = clock;
     this.log = logger;
-    // Ties the state file to this cluster: a file from a cluster with another secret is foreign.
-    const clusterId = createHmac('sha256', init.secret).update('weft ipam cluster id v1').digest('hex').slice(0, 16);
+    // Ties the state file to this cluster (cluster-secrets.ts: pinned, from the secret at first use).
+    const clusterId = init.clusterId;
     let ownership: BlockOwnership | undefined;
     if (init.config.ownership === 'kubernetes') {
       const k = init.kubernetes;
