@@ -3,13 +3,12 @@
  * master, up) → MTU on the bridge and its ports → UDP socket → sleeve → switch → local API.
  * Stop runs in reverse. The bridge and the pods' veths stay when the daemon stops; the TAP goes.
  */
-import { accessSync, constants, existsSync, readFileSync, statSync } from 'node:fs';
+import { existsSync, readFileSync } from 'node:fs';
 import { dirname } from 'node:path';
 import { networkInterfaces } from 'node:os';
 import type { Clock } from '../core/clock.js';
 import { WeftError, describeError } from '../core/errors.js';
 import { formatHostPort } from '../core/host-port.js';
-import { createHmac } from 'node:crypto';
 import { formatPeerId, isPeerName } from '../core/ids.js';
 import type { Logger } from '../core/logger.js';
 import { formatEndpoint } from '../core/net.js';

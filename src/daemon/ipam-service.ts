@@ -14,7 +14,6 @@
  * Errors (their statuses: src/api/errors.ts): 400 ERR_IPAM_BAD_REQUEST, 503 ERR_IPAM_NOT_READY,
  * 507 ERR_IPAM_EXHAUSTED. With IPAM off the same routes answer 503 ERR_IPAM_NOT_READY.
  */
-import { createHmac } from 'node:crypto';
 import { join } from 'node:path';
 import type { Clock, TimerHandle } from '../core/clock.js';
 import { describeError } from '../core/errors.js';
