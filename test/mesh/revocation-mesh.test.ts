@@ -70,10 +70,10 @@ describe('the mesh and the blocklist', () => {
 });
 
 describe('secret rotation: mesh handshakes', () => {
-  const NEW = Buffer.alloc(32, 0x77);
-  const OTHER = Buffer.alloc(32, 0x11);
+  const NEW: typeof PSK = Buffer.alloc(32, 0x77);
+  const OTHER: typeof PSK = Buffer.alloc(32, 0x11);
 
-  it.each<[string, Buffer, boolean]>([
+  it.each<[string, typeof PSK, boolean]>([
     ['the secret', PSK, true],
     ['an accepted secret', NEW, true],
     ['any other secret', OTHER, false],
