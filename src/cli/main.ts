@@ -28,15 +28,16 @@ import { formatIpamStatus, formatPolicyStatus, formatStatus } from './format-sta
 import { loadOrCreateIdentity } from '../mesh/identity.js';
 import { installCni } from '../cni/install.js';
 import { releaseJournalDir } from '../api/paths.js';
-import { addLaunchOptions, rawConfigFrom } from './launch-options.js';
+import { addLaunchOptions, launchRawConfig } from './launch-options.js';
+import { addConfigCommand } from './config-command.js';
 import { formatVersion, versionInfo } from '../daemon/version-info.js';
 import { addRevocationCommands } from './revoke.js';
 
 const DEFAULT_SOCKET = defaultOf('apiSocket');
 const DEFAULT_STATE_DIR = defaultOf('stateDir');
 
-async function launch(opts: Record<string, unknown>, unknown: string[]): Promise<void> {
-  const raw = rawConfigFrom(opts, unknown);
+async function launch(opts: Record<string, unknown>, cmd: Command): Promise<void> {
+  const raw = launchRawConfig(opts, cmd);
   const config = validateConfig(raw);
   const logger = createLogger({ level: config.logLevel });
   let stopping = false;
@@ -124,7 +125,9 @@ export async function main(argv: string[]): Promise<number> {
   addLaunchOptions(program.command('launch').description('run a router in the foreground'))
     .allowUnknownOption()
     .allowExcessArguments()
-    .action(async (opts: Record<string, unknown>, cmd: Command) => launch(opts, cmd.args));
+    .action(async (opts: Record<string, unknown>, cmd: Command) => launch(opts, cmd));
+
+  addConfigCommand(program);
 
   program
     .command('status')
