@@ -8,6 +8,7 @@
  *   GET  /v1/status           → StatusReport
  *   GET  /v1/mesh             → MeshView (every router, from topology and the routers' reports)
  *   POST /v1/forget           ForgetRequest → ForgetResponse
+ *   POST /v1/revoke           RevokeRequest → RevokeResponse
  *   POST /v1/ipam/allocate    IpamAllocateRequest → IpamAllocateResponse
  *   POST /v1/ipam/release     IpamReleaseRequest → IpamReleaseResponse
  *   GET  /v1/ipam/allocations → IpamAllocationsResponse
@@ -151,6 +152,8 @@ export interface StatusReport {
   services: ServiceBridgeStatus;
   /** NetworkPolicy enforcement; undefined when off (--network-policy off, or auto without a source). */
   policy?: PolicyStatus;
+  /** The blocklist (issue 19, revoking one node): entries in force, entries refused. */
+  revocation?: RevocationStatus;
   /** Datagrams relayed for other peers; `trains`: runs of them forwarded as one GSO send (a relayed GRO train). */
   relayed: { datagrams: number; bytes: number; trains: number };
   traffic: {
@@ -766,4 +769,37 @@ export interface CniDetachRequest {
 export interface CniDetachResponse {
   /** False: the attachment was not guarded (no error). */
   detached: boolean;
+}
+
+// --- POST /v1/revoke (issue 19: revoking one node) ------------------------------------------------
+
+/** One revocation entry: signed by the revocation key (`weft revoke` signs; the daemon only checks). */
+export interface RevocationEntryJson {
+  /** The revoked router's peer name. */
+  peer: string;
+  /** When it was revoked (ms since the epoch). */
+  at: number;
+  reason: string;
+  /** Ed25519 signature, 128 hex digits. */
+  sig: string;
+}
+
+export type RevokeRequest = RevocationEntryJson;
+
+export interface RevokeResponse {
+  peer: string;
+  /** false: the blocklist already had this peer. */
+  added: boolean;
+}
+
+export interface RevocationStatus {
+  /** A revocation public key is configured (--revocation-pubkey); without one every entry is refused. */
+  enabled: boolean;
+  /** The revocation public key (64 hex digits), '' without one. */
+  publicKey: string;
+  /** Entries in force, by peer name (with the nickname topology has for it, '' when none). */
+  entries: (RevocationEntryJson & { nickname: string })[];
+  /** Entries dropped (bad signature, no key, malformed, blocklist full), in all and by reason. */
+  refused: number;
+  refusedBy: Record<string, number>;
 }

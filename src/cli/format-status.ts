@@ -126,6 +126,8 @@ export function formatStatus(s: StatusReport): string {
   }
   lines.push(policySummary(s.policy));
   if (s.kubernetes !== undefined) lines.push(...formatKubernetes(s.kubernetes));
+  const revocation = formatRevocation(s.revocation);
+  if (revocation !== undefined) lines.push(revocation);
   lines.push(`  relayed for others: ${s.relayed.datagrams} datagrams / ${bytes(s.relayed.bytes)}`);
   lines.push('');
   const t = s.traffic;
@@ -264,4 +266,13 @@ function formatKubernetes(k: KubernetesStatus): string[] {
   );
   if (k.invalidNodes > 0) out.push(`    Nodes refused: ${k.invalidNodes}${k.invalid.length === 0 ? '' : ` (now: ${k.invalid.map((x) => `${x.node}: ${x.problem}`).join('; ')})`}`);
   return out;
+}
+
+/** The blocklist in one line; nothing when there is no key and nothing was refused. */
+export function formatRevocation(r: StatusReport['revocation']): string | undefined {
+  if (r === undefined || (!r.enabled && r.refused === 0)) return undefined;
+  const entries = r.entries.map((e) => `${e.nickname === '' ? e.peer : `${e.nickname} (${e.peer})`} since ${new Date(e.at).toISOString()}${e.reason === '' ? '' : ` "${e.reason}"`}`);
+  const refused = Object.entries(r.refusedBy).map(([k, n]) => `${k}=${n}`).join(' ');
+  const key = r.enabled ? `key ${r.publicKey.slice(0, 16)}…` : 'no --revocation-pubkey';
+  return `  revocation: ${key}; ${entries.length === 0 ? 'nobody revoked' : `revoked: ${entries.join(', ')}`}${r.refused === 0 ? '' : `; entries refused: ${r.refused} (${refused})`}`;
 }

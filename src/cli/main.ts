@@ -34,6 +34,7 @@ import { releaseJournalDir } from '../api/paths.js';
 import { addLaunchOptions, launchRawConfig } from './launch-options.js';
 import { addConfigCommand } from './config-command.js';
 import { formatVersion, versionInfo } from '../daemon/version-info.js';
+import { addRevocationCommands } from './revoke.js';
 
 const DEFAULT_SOCKET = defaultOf('apiSocket');
 const DEFAULT_STATE_DIR = defaultOf('stateDir');
@@ -218,6 +219,8 @@ export async function main(argv: string[]): Promise<number> {
       if (r.shadowedBy.length > 0) process.stderr.write(`warning: ${r.shadowedBy.join(', ')} sort(s) before ${r.conflist}; runtimes use the first file\n`);
       if (r.chainedMissing.length > 0) process.stderr.write(`warning: ${r.chainedMissing.join(', ')} not in ${opts.binDir}; every ADD fails until installed\n`);
     });
+
+  addRevocationCommands(program, DEFAULT_SOCKET);
 
   const ipam = program.command('ipam').description("the cluster-wide IPAM as this router sees it (default: status)");
   ipam

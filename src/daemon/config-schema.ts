@@ -133,6 +133,8 @@ const EXAMPLES: Partial<Record<OptionKey, string | string[]>> = {
   kubeNamespace: 'kube-system',
   policyFile: 'policies.yaml',
   metricsAddr: '127.0.0.1:6782',
+  secretFileAccept: ['/etc/weft/secret.new'],
+  revocationPubkey: '/etc/weft/revocation.pub',
 };
 
 /** The options set (not commented out) in the example: what a router needs. */

@@ -46,6 +46,8 @@ export interface ConfigEnvironment {
 }
 
 /** Where a pod's service account is mounted. */
+/** --secret-file-accept at most this often (each further secret is one more try per inbound handshake). */
+export const MAX_ACCEPTED_SECRETS = 4;
 export const SERVICE_ACCOUNT_DIR = '/var/run/secrets/kubernetes.io/serviceaccount';
 
 export interface DaemonConfig {
@@ -68,6 +70,10 @@ export interface DaemonConfig {
   /** --stun: STUN servers, addresses or host names (resolved by the STUN client). */
   stun: HostPort[];
   secretFile: string | undefined;
+  /** --secret-file-accept: further secrets accepted while the cluster secret is rotated. */
+  secretFileAccept: string[];
+  /** --revocation-pubkey: 64 hex digits or a file holding them; undefined: no blocklist entry is accepted. */
+  revocationPubkey: string | undefined;
   plaintext: boolean;
   bridge: string;
   tap: string;
@@ -126,6 +132,10 @@ export function validateConfig(input: RawConfig, surroundings: ConfigEnvironment
   if (!raw.plaintext && (raw.secretFile === undefined || raw.secretFile === '')) {
     problems.push(`${optionRow('secretFile').flag}: required unless ${optionRow('plaintext').flag} is given (routers authenticate each other with it)`);
   }
+  const secretFileAccept = check.list('secretFileAccept');
+  if (secretFileAccept.length > MAX_ACCEPTED_SECRETS) problems.push(`${optionRow('secretFileAccept').flag}: at most ${MAX_ACCEPTED_SECRETS} (each is tried on every inbound handshake)`);
+  if (secretFileAccept.length > 0 && (raw.secretFile === undefined || raw.secretFile === '')) problems.push(`${optionRow('secretFileAccept').flag}: needs ${optionRow('secretFile').flag} (the secret this router dials with)`);
+  const revocationPubkey = raw.revocationPubkey === undefined ? undefined : check.one('revocationPubkey');
   const stun = check.list('stun', {
     extra: (e, text) => (listen !== undefined && listen.family === 4 && e.family === 6 ? `"${text}" is IPv6 but ${optionRow('listen').flag} is IPv4` : undefined),
   });
@@ -168,6 +178,8 @@ export function validateConfig(input: RawConfig, surroundings: ConfigEnvironment
     peers,
     stun,
     secretFile: raw.secretFile,
+    secretFileAccept,
+    revocationPubkey,
     plaintext: raw.plaintext,
     bridge: bridge!,
     tap: tap!,

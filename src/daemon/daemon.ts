@@ -3,13 +3,12 @@
  * master, up) → MTU on the bridge and its ports → UDP socket → sleeve → switch → local API.
  * Stop runs in reverse. The bridge and the pods' veths stay when the daemon stops; the TAP goes.
  */
-import { accessSync, constants, existsSync, readFileSync, statSync } from 'node:fs';
+import { existsSync, readFileSync } from 'node:fs';
 import { dirname } from 'node:path';
 import { networkInterfaces } from 'node:os';
 import type { Clock } from '../core/clock.js';
 import { WeftError, describeError } from '../core/errors.js';
 import { formatHostPort } from '../core/host-port.js';
-import { createHmac } from 'node:crypto';
 import { formatPeerId, isPeerName } from '../core/ids.js';
 import type { Logger } from '../core/logger.js';
 import { formatEndpoint } from '../core/net.js';
@@ -21,7 +20,9 @@ import { loadNative } from '../platform/linux/native.js';
 import { AeadCipher, PlainCipher } from '../router/crypto/frame-cipher.js';
 import { SodiumChaCha } from '../router/crypto/sodium-aead.js';
 import { OpenSslChaCha } from '../platform/linux/native-aead.js';
-import { clusterKeyFromSecret } from '../router/crypto/cluster-secret.js';
+import { ipamClusterId, meshPsk, pairPrologue, readSecretFile } from './cluster-secrets.js';
+import { Revocation } from './revocation.js';
+import { loadRevocationPublicKey } from '../mesh/revocation.js';
 import { LearningSwitch } from '../router/learning-switch.js';
 import { OverlaySwitch } from '../router/overlay-switch.js';
 import { loadOrCreateIdentity } from '../mesh/identity.js';
@@ -122,6 +123,7 @@ export class Daemon {
   private routerReports: RouterReports | undefined = undefined;
   private stunClient: StunClient | undefined = undefined;
   private ipam: IpamService | undefined = undefined;
+  private revocation: Revocation | undefined = undefined;
   private podNetwork: PodNetwork | undefined = undefined;
   private podGuard: PodGuard | undefined = undefined;
   private policy: PolicyEngine | undefined = undefined;
@@ -167,10 +169,17 @@ export class Daemon {
     // Read first: a package without its package.json is refused before anything is made.
     this.build = versionInfo();
     const secret = preflight(c, this.log) ?? Buffer.alloc(32);
+    const accepted = c.secretFileAccept.map((f) => readSecretFile(f, this.log));
     // Before any device is made: a socket directory others could write is refused at once.
     prepareSocketDir(dirname(c.apiSocket), process.geteuid?.() ?? 0);
     const identity = loadOrCreateIdentity(c.stateDir, c.name);
     if (identity.created) this.log.info('new identity created', { peer: identity.name, stateDir: c.stateDir });
+    // Before any device is made: a revoked router refuses to start (ERR_REVOKED).
+    const revocation = new Revocation(
+      { logger: this.log.child('revocation'), self: identity.name, onFatal: (err) => this.fatal(err), nicknameOf: (peer) => this.gossip?.topology.get(peer)?.nickname },
+      { stateDir: c.stateDir, publicKey: c.revocationPubkey === undefined ? undefined : loadRevocationPublicKey(c.revocationPubkey) },
+    );
+    this.revocation = revocation;
     const native = loadNative();
     native.setSpin(c.spinUs);
     this.nft = (await openNft({ logger: this.log.child('nft') })).nft;
@@ -206,19 +215,24 @@ export class Daemon {
     // --advertise with port 0 means the sleeve's port (topology's endpoints and punch candidates alike).
     const advertised = c.advertise.map((e) => formatEndpoint({ address: e.address, port: e.port === 0 ? this.udp!.localPort : e.port }));
     this.mesh = new Mesh(
-      { identity, psk: derive(secret, 'weft mesh psk v1'), clock: this.clock, logger: this.log.child('mesh'), overlay, interfaces: networkInterfaces },
+      {
+        identity, psk: meshPsk(secret), clock: this.clock, logger: this.log.child('mesh'), overlay, interfaces: networkInterfaces,
+        acceptPsks: accepted.map(meshPsk), isRevoked: (peer) => revocation.isRevoked(peer),
+      },
       {
         listenAddress: c.listen.address,
         listenPort: this.udp.localPort,
         udpPort: this.udp.localPort,
         peers: c.peers.map(formatHostPort),
         advertise: advertised,
-        pairPrologue: Buffer.concat([Buffer.from('weft pair v1\0'), derive(secret, 'weft pair prologue v1')]),
+        pairPrologue: pairPrologue(secret),
+        acceptPairPrologues: accepted.map(pairPrologue),
         rekeyAfterMs: c.rekeyMs,
         protocolMax: c.meshProtocolMax,
         release: versionInfo().version,
       },
     );
+    revocation.attach(this.mesh);
     // --stun: our endpoint as STUN servers see it, a candidate of kind 'stun'.
     if (c.stun.length > 0) {
       const sleeve = this.sleeve;
@@ -270,7 +284,7 @@ export class Daemon {
     if (c.ipam !== undefined) {
       this.ipam = new IpamService(
         { mesh: this.mesh, routes: this.gossip.routes, clock: this.clock, logger: this.log.child('ipam'), identity, ...(kube === undefined ? {} : { kube }) },
-        { config: c.ipam, stateDir: c.stateDir, secret, kubernetes: c.kubernetes },
+        { config: c.ipam, stateDir: c.stateDir, clusterId: ipamClusterId(c.stateDir, [secret, ...accepted], this.log.child('ipam')), kubernetes: c.kubernetes },
       );
       const ipam = this.ipam.ipam;
       // Pods' traffic must never reach a node's VXLAN port (the fast path's device: listen port + 1).
@@ -359,6 +373,7 @@ export class Daemon {
     }
     this.api.route('GET', '/v1/mesh', () => this.meshView());
     this.api.route('POST', '/v1/forget', (body) => this.forget(body));
+    this.api.route('POST', '/v1/revoke', (body) => revocation.revoke(body));
     if (this.ipam !== undefined) this.ipam.routes(this.api);
     else ipamOffRoutes(this.api);
     this.api.routeRaw('POST', '/v1/cni/exec', cniExecHandler(this.log.child('cni'), { socket: c.apiSocket, ipam: this.ipam?.ipam, pods: this.podNetwork, guard: this.podGuard, policy: this.policy }));
@@ -397,8 +412,8 @@ export class Daemon {
       // The bridge is set up for Services before pods are served.
       const services = this.serviceBridge;
       const reports = this.routerReports === undefined ? [] : [this.routerReports];
-      await startAll([...metrics, this.sleeve, this.learningSwitch, ...fast, overlay, this.gossip, services, ...ipam, ...reports, this.mesh, ...stun, ...kube, ...guard, this.api]);
-      this.started.push(...metrics, this.sleeve, this.learningSwitch, ...fast, overlay, this.gossip, services, ...ipam, ...reports, this.mesh, ...stun, ...kube, ...guard, this.api);
+      await startAll([...metrics, this.sleeve, this.learningSwitch, ...fast, overlay, this.gossip, services, ...ipam, ...reports, revocation, this.mesh, ...stun, ...kube, ...guard, this.api]);
+      this.started.push(...metrics, this.sleeve, this.learningSwitch, ...fast, overlay, this.gossip, services, ...ipam, ...reports, revocation, this.mesh, ...stun, ...kube, ...guard, this.api);
     } catch (err) {
       this.closeDevices();
       throw err;
@@ -450,6 +465,8 @@ export class Daemon {
       reachable: gossip.routes.reachable(),
       report: (name) => reports.get(name),
       reportAgeMs: (name) => reports.ageMs(name),
+      protocolOf: (name) => this.mesh?.protocolOf(name),
+      revoked: (name) => this.revocation?.isRevoked(name) ?? false,
     });
   }
 
@@ -457,7 +474,7 @@ export class Daemon {
     if (this.sleeve === undefined || this.learningSwitch === undefined || this.overlaySwitch === undefined || this.tap === undefined || this.udp === undefined || this.mesh === undefined) {
       throw new ApiError('ERR_NOT_READY', 'the router is still starting');
     }
-    return buildStatus({
+    const report = buildStatus({
       config: this.config,
       build: this.build!,
       sleeve: this.sleeve,
@@ -477,6 +494,7 @@ export class Daemon {
       underlayMtu: this.underlayMtu,
       mtu: this.mtu,
     });
+    return this.revocation === undefined ? report : { ...report, revocation: this.revocation.status() };
   }
 
   /**
@@ -692,31 +710,13 @@ function preflight(c: DaemonConfig, log: Logger): Buffer | undefined {
     throw new WeftError('ERR_NO_TUN', '/dev/net/tun does not exist: load the tun module (modprobe tun) or, in a container, pass the device through');
   }
   // In plaintext mode a secret is optional; when given, it still authenticates the mesh.
-  if (c.secretFile === undefined) return undefined;
-  const file = c.secretFile;
-  let data: Buffer;
-  try {
-    accessSync(file, constants.R_OK);
-    data = readFileSync(file);
-  } catch (err) {
-    const code = (err as NodeJS.ErrnoException).code;
-    const why = code === 'ENOENT' ? 'no such file' : code === 'EACCES' ? 'permission denied' : describeError(err);
-    throw new WeftError('ERR_SECRET_FILE', `cannot read the secret file ${file}: ${why}`, { cause: err });
-  }
-  if ((statSync(file).mode & 0o077) !== 0) {
-    log.warn('the secret file is readable by group or others; chmod 600 it', { file });
-  }
-  return clusterKeyFromSecret(data, file);
+  return c.secretFile === undefined ? undefined : readSecretFile(c.secretFile, log);
 }
 
 function field(body: unknown, name: string): unknown {
   return typeof body === 'object' && body !== null ? (body as Record<string, unknown>)[name] : undefined;
 }
 
-/** A 32-byte key for one purpose from the cluster key. */
-function derive(clusterKey: Buffer, label: string): Buffer {
-  return createHmac('sha256', clusterKey).update(label).digest();
-}
 
 function hasNetAdmin(): boolean {
   if (process.geteuid?.() === 0) return true;

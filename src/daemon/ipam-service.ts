@@ -14,7 +14,6 @@
  * Errors (their statuses: src/api/errors.ts): 400 ERR_IPAM_BAD_REQUEST, 503 ERR_IPAM_NOT_READY,
  * 507 ERR_IPAM_EXHAUSTED. With IPAM off the same routes answer 503 ERR_IPAM_NOT_READY.
  */
-import { createHmac } from 'node:crypto';
 import { join } from 'node:path';
 import type { Clock, TimerHandle } from '../core/clock.js';
 import { describeError } from '../core/errors.js';
@@ -74,13 +73,13 @@ export class IpamService implements Startable {
   constructor(
     /** `kube`: the API server's client (Kubernetes mode; opened from `init.kubernetes` when not given). */
     components: { mesh: Mesh; routes: Routes; clock: Clock; logger: Logger; identity: Identity; kube?: KubeApis },
-    init: { config: IpamConfig; stateDir: string; secret: Buffer; gossipIntervalMs?: number; kubernetes?: KubernetesConfig | undefined },
+    init: { config: IpamConfig; stateDir: string; clusterId: string; gossipIntervalMs?: number; kubernetes?: KubernetesConfig | undefined },
   ) {
     const { mesh, routes, clock, logger } = components;
     this.clock = clock;
     this.log = logger;
-    // Ties the state file to this cluster: a file from a cluster with another secret is foreign.
-    const clusterId = createHmac('sha256', init.secret).update('weft ipam cluster id v1').digest('hex').slice(0, 16);
+    // Ties the state file to this cluster (cluster-secrets.ts: pinned, from the secret at first use).
+    const clusterId = init.clusterId;
     let ownership: BlockOwnership | undefined;
     if (init.config.ownership === 'kubernetes') {
       const k = init.kubernetes;

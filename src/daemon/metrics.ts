@@ -24,6 +24,8 @@ const IPAM_STATES = ['free', 'allocated', 'quarantined', 'reserved', 'held'] as 
 const NAT_GUESSES = ['none', 'mapped', 'endpoint-dependent', 'unknown'] as const;
 const CANDIDATE_KINDS = ['local', 'advertised', 'reflexive', 'stun'] as const;
 
+const REVOCATION_REFUSALS = ['badSignature', 'noKey', 'malformed', 'full'] as const;
+
 type Kind = 'gauge' | 'counter';
 
 /** Every weft metric: kind, labels, help (the README table is this). */
@@ -71,6 +73,8 @@ export const METRIC_HELP = {
   weft_policy_applies_total: ['counter', ['kind'], 'Transactions applied to the policy table: full (the whole table) or elements (set elements only)'],
   weft_policy_apply_failures_total: ['counter', [], 'Transactions on the policy table that failed (the rules in force stay; a full rewrite follows)'],
   weft_policy_source_synced: ['gauge', [], '1 when the policy source (API server or file) has been read in full, else 0 (absent when NetworkPolicy is off)'],
+  weft_revoked_peers: ['gauge', [], 'Peers in the blocklist (revoked: their connections are closed and refused)'],
+  weft_revocations_refused_total: ['counter', ['reason'], 'Blocklist entries dropped, by reason (badSignature, noKey: no --revocation-pubkey, malformed, full)'],
 } as const satisfies Record<string, readonly [Kind, readonly string[], string]>;
 
 type Name = keyof typeof METRIC_HELP;
@@ -209,6 +213,11 @@ export class WeftMetrics {
       this.counter('weft_policy_applies_total', { kind: 'full' }, np.applies.full);
       this.counter('weft_policy_applies_total', { kind: 'elements' }, np.applies.elements);
       this.counter('weft_policy_apply_failures_total', {}, np.failures);
+    }
+    const rv = r.revocation;
+    if (rv !== undefined) {
+      this.gauge('weft_revoked_peers', {}, rv.entries.length);
+      for (const reason of REVOCATION_REFUSALS) this.counter('weft_revocations_refused_total', { reason }, rv.refusedBy[reason] ?? 0);
     }
   }
 

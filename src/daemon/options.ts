@@ -135,6 +135,23 @@ export const LAUNCH_OPTIONS = {
     readme: 'frames unencrypted and unauthenticated, only on a network you trust completely. The mesh still authenticates routers when a secret file is given.',
     readmeDefault: 'off',
   },
+  secretFileAccept: {
+    flag: '--secret-file-accept',
+    value: 'file',
+    default: [],
+    help: 'another cluster secret accepted from peers while the secret is rotated (repeatable, at most 4)',
+    check: { kind: 'file' },
+    repeatable: 'repeat',
+    readme: 'a further cluster secret accepted from peers (mesh handshakes, pair keys, the IPAM state) while the secret is rotated; repeatable, at most 4. See "Revoking a node and rotating the secret"',
+  },
+  revocationPubkey: {
+    flag: '--revocation-pubkey',
+    value: 'hex|file',
+    help: 'the revocation public key (64 hex digits, or a file holding them): blocklist entries signed by it are enforced',
+    check: { kind: 'file' },
+    readme: 'the public key of `weft revocation-key create` (64 hex digits, or a file holding them); blocklist entries signed by it are enforced, all others refused',
+    readmeDefault: 'none: no entry is accepted',
+  },
   stateDir: {
     flag: '--state-dir',
     value: 'dir',

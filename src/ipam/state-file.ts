@@ -157,6 +157,18 @@ export function restoreAllocator(s: PersistedState, index: number, alloc: SpaceA
   for (const h of s.held[index] ?? []) alloc.restoreHeld({ ...h, until: now + h.until });
 }
 
+/** The cluster id a state file was written with, or undefined when it is not a readable state file. */
+export function stateClusterId(data: Uint8Array): string | undefined {
+  try {
+    const top = unpack(data, (r) => {
+      throw new Error(r);
+    });
+    return Array.isArray(top) && top[0] === STATE_MAGIC && typeof top[2] === 'string' ? top[2] : undefined;
+  } catch {
+    return undefined;
+  }
+}
+
 export interface Expected {
   clusterId: string;
   self: string;

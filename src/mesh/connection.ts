@@ -56,6 +56,11 @@ export interface ConnectionEvents {
 export interface ConnectionComponents {
   identity: Identity;
   psk: Uint8Array;
+  /**
+   * Further PSKs an inbound handshake may use (the cluster secret being rotated): the first
+   * message is tried with `psk`, then with each of these. Outbound always uses `psk`.
+   */
+  acceptPsks?: readonly Uint8Array[];
   clock: Clock;
   logger: Logger;
   events: ConnectionEvents;
@@ -100,7 +105,9 @@ export class MeshConnection {
   private readonly components: ConnectionComponents;
   private readonly log: Logger;
   private readonly reader = new FrameReader();
-  private readonly noise: Noise;
+  private noise: Noise;
+  /** Which PSK the handshake used: 0 `psk`, i the i-th of `acceptPsks`. */
+  pskIndex = 0;
   private readonly init: Required<Omit<ConnectionInit, 'socket' | 'release'>> & { release?: string };
   private tx: TransportCipher | undefined = undefined;
   private rx: TransportCipher | undefined = undefined;
@@ -123,7 +130,7 @@ export class MeshConnection {
     this.lastTx = this.startedAt;
     this.sentPreamble = encodePreamble(this.init.protocols);
     // Initialised with the prologue once the remote preamble is in (it binds the negotiated version).
-    this.noise = new Noise('XXpsk0', init.outbound, { publicKey: components.identity.publicKey, secretKey: components.identity.secretKey }, { psk: components.psk });
+    this.noise = this.newNoise(components.psk);
     this.socket.setNoDelay(true);
     this.socket.on('data', (d: Buffer) => this.onData(d));
     this.socket.on('error', (err) => this.close('socket', err.message));
@@ -223,7 +230,7 @@ export class MeshConnection {
     if (this.phase === 'handshake') {
       this.handshakeFramesIn++;
       try {
-        this.noise.recv(f.subarray(4));
+        this.recvHandshake(f.subarray(4));
       } catch (err) {
         if (this.editedPreamble(f.subarray(4))) {
           throw new MeshProtocolError(
@@ -258,18 +265,51 @@ export class MeshConnection {
     this.components.events.message(this, msg);
   }
 
+  /** A handshake state under `psk`; initialised with the prologue once the remote preamble is in. */
+  private newNoise(psk: Uint8Array): Noise {
+    return new Noise('XXpsk0', this.outbound, { publicKey: this.components.identity.publicKey, secretKey: this.components.identity.secretKey }, { psk });
+  }
+
+  /** The responder's first message is authenticated by the PSK: each accepted one is tried in turn. */
+  private recvHandshake(m: Buffer): void {
+    const others = this.components.acceptPsks ?? [];
+    if (this.outbound || this.handshakeFramesIn !== 1 || others.length === 0) {
+      this.noise.recv(m);
+      return;
+    }
+    try {
+      this.noise.recv(m);
+    } catch (err) {
+      for (let i = 0; i < others.length; i++) {
+        const noise = this.newNoise(others[i]!);
+        noise.initialise(this.prologue!);
+        try {
+          noise.recv(m);
+        } catch {
+          continue;
+        }
+        this.noise = noise;
+        this.pskIndex = i + 1;
+        return;
+      }
+      throw err;
+    }
+  }
+
   /** Responder, first message: whether it opens under a prologue of edited preambles (see otherPrologues). */
   private editedPreamble(msg1: Buffer): boolean {
     if (this.outbound || this.handshakeFramesIn !== 1) return false;
-    const { identity, psk } = this.components;
+    const psks = [this.components.psk, ...(this.components.acceptPsks ?? [])];
     for (const p of otherPrologues(this.init.protocols, this.remoteProtocols!, this.sentPreamble, this.prologue!)) {
-      const trial = new Noise('XXpsk0', false, { publicKey: identity.publicKey, secretKey: identity.secretKey }, { psk });
-      trial.initialise(p);
-      try {
-        trial.recv(msg1);
-        return true;
-      } catch {
-        // not this one
+      for (const psk of psks) {
+        const trial = this.newNoise(psk);
+        trial.initialise(p);
+        try {
+          trial.recv(msg1);
+          return true;
+        } catch {
+          // not this one
+        }
       }
     }
     return false;

@@ -41,6 +41,7 @@ import { MeshMessages } from './mesh-messages.js';
 import { MESH_PROTOCOL_MAX, MESH_PROTOCOL_MIN, MSG_GOSSIP } from './mesh-protocol.js';
 import { TOPOLOGY_CHANNEL } from './topology-codec.js';
 import { KEYS_CHANNEL, PairKeys, keysGossiper } from './pair-keys.js';
+import { BLOCKLIST_CHANNEL } from './blocklist.js';
 import { LogOnce } from './log-once.js';
 import { PreauthGate, sourceKey } from './preauth-gate.js';
 import { Endpoints, type InterfacesSource } from './endpoints.js';
@@ -95,6 +96,13 @@ export interface MeshComponents {
   interfaces?: InterfacesSource;
   /** A --peer host name's addresses (default: the system resolver, the listen address's family). */
   resolve?: (host: string) => Promise<readonly string[]>;
+  /**
+   * Peers shut out by the blocklist (issue 19): their connections are refused after the
+   * handshake, their messages, pair keys and relays ignored (default: none). See `revoked`.
+   */
+  isRevoked?: (name: PeerName) => boolean;
+  /** Further PSKs accepted from inbound connections while the cluster secret is rotated (`psk` is tried first, and dialled with). */
+  acceptPsks?: readonly Uint8Array[];
 }
 
 export interface MeshInit {
@@ -108,6 +116,8 @@ export interface MeshInit {
   advertise?: readonly string[];
   /** Prologue of pair-key handshakes (binds the cluster secret and version). */
   pairPrologue: Uint8Array;
+  /** Further prologues answered while the cluster secret is rotated (ours is tried first, and sent with). */
+  acceptPairPrologues?: readonly Uint8Array[];
   rekeyAfterMs?: number;
   /** The overlay stops using pair keys this old (default 2 × rekeyAfterMs): rekeys are scheduled to land before. */
   keyLifetimeMs?: number;
@@ -161,7 +171,7 @@ export class Mesh implements GossipTransport {
     this.log = components.logger;
     this.init = {
       rekeyAfterMs: 120_000, keyLifetimeMs: 2 * (init.rekeyAfterMs ?? 120_000), backoffBaseMs: 1000, backoffCapMs: 30_000,
-      maxPreauthPerAddress: 8, maxPreauth: 64, handshakeTimeoutMs: 4000, advertise: [], protocolMax: MESH_PROTOCOL_MAX, release: '', ...init,
+      maxPreauthPerAddress: 8, maxPreauth: 64, handshakeTimeoutMs: 4000, advertise: [], protocolMax: MESH_PROTOCOL_MAX, release: '', acceptPairPrologues: [], ...init,
     };
     this.preauth = new PreauthGate({ perAddress: this.init.maxPreauthPerAddress, total: this.init.maxPreauth });
     this.logOnce = new LogOnce(this.log);
@@ -198,7 +208,7 @@ export class Mesh implements GossipTransport {
       routes: () => this.routes,
       isLiveMember: (name) => {
         const rec = this.topology?.get(name);
-        return rec !== undefined && rec.left === undefined;
+        return rec !== undefined && rec.left === undefined && !this.isRevoked(name);
       },
       channels: this.channels,
       logOnce: this.logOnce,
@@ -210,10 +220,11 @@ export class Mesh implements GossipTransport {
         clock: components.clock,
         logger: components.logger.child('keys'),
         unicast: (to, data) => keys.unicast(to, data),
-        publicKeyOf: (name) => this.conns.get(name)?.remotePublicKey ?? this.topology?.get(name)?.publicKey,
+        // A revoked peer's key is not known: its handshakes are refused, none is started with it.
+        publicKeyOf: (name) => (this.isRevoked(name) ? undefined : this.conns.get(name)?.remotePublicKey ?? this.topology?.get(name)?.publicKey),
         install: (keys, confirmTx) => components.overlay.installKeys(keys, confirmTx),
       },
-      { prologue: init.pairPrologue, rekeyAfterMs: this.init.rekeyAfterMs, keyLifetimeMs: this.init.keyLifetimeMs },
+      { prologue: init.pairPrologue, acceptPrologues: this.init.acceptPairPrologues, rekeyAfterMs: this.init.rekeyAfterMs, keyLifetimeMs: this.init.keyLifetimeMs },
     );
     components.overlay.onRekeyWanted((name) => this.pairKeys.rekeyNow(name));
     this.endpoints = new Endpoints(
@@ -266,6 +277,22 @@ export class Mesh implements GossipTransport {
     this.maker.forget(name);
     this.conns.get(name)?.close('forgotten', 'the peer was forgotten');
     this.components.overlay.removePeer(name);
+  }
+
+  /**
+   * A peer was revoked (the blocklist): its connection is closed, it is no longer dialled, its
+   * keys and paths go, and from now on its handshakes are refused after authentication.
+   */
+  revoked(name: PeerName): void {
+    this.maker.forget(name);
+    this.conns.get(name)?.close('revoked', 'the peer is revoked (blocklist)');
+    this.components.overlay.removePeer(name);
+    this.vias.delete(name);
+    this.pairKeys.setWanted(this.wantedPeers());
+  }
+
+  private isRevoked(name: PeerName): boolean {
+    return this.components.isRevoked?.(name) === true;
   }
 
   /**
@@ -324,7 +351,7 @@ export class Mesh implements GossipTransport {
     const endpoints = new Map<PeerName, readonly string[]>();
     for (const name of t.names()) {
       const rec = t.get(name);
-      if (rec !== undefined && rec.left === undefined) endpoints.set(name, rec.endpoints);
+      if (rec !== undefined && rec.left === undefined && !this.isRevoked(name)) endpoints.set(name, rec.endpoints);
     }
     this.maker.learn(endpoints);
     const names = new Set(endpoints.keys());
@@ -387,6 +414,7 @@ export class Mesh implements GossipTransport {
       {
         identity: this.components.identity,
         psk: this.components.psk,
+        acceptPsks: this.components.acceptPsks ?? [],
         clock: this.components.clock,
         logger: this.log,
         admits: (msg, protocol) => this.channels.admits(msg, protocol),
@@ -395,6 +423,7 @@ export class Mesh implements GossipTransport {
           // A connection that lost a tie-break is still read for a moment, for topology only: that
           // is how a router started with a copy of another's key gets to be seen.
           message: (cn, msg) => {
+            if (this.isRevoked(cn.remoteName!)) return;
             if (cn.established) this.messages.onMessage(cn.remoteName!, msg);
             else if (msg.type === MSG_GOSSIP && msg.channel === TOPOLOGY_CHANNEL) this.messages.onMessage(cn.remoteName!, msg, true);
           },
@@ -415,6 +444,13 @@ export class Mesh implements GossipTransport {
     this.pending.delete(conn);
     this.preauth.release(conn);
     const name = conn.remoteName!;
+    if (this.isRevoked(name)) {
+      // It hears why (our blocklist, so a revoked router stops itself), then the connection goes.
+      const blocklist = this.channels.get(BLOCKLIST_CHANNEL)?.neighbourConnected(name);
+      if (blocklist !== undefined) conn.send({ type: MSG_GOSSIP, channel: BLOCKLIST_CHANNEL, data: blocklist });
+      conn.close('revoked', 'the peer is revoked (blocklist)', true);
+      return;
+    }
     const existing = this.conns.get(name);
     if (existing !== undefined) {
       // Keep the connection dialled by the smaller name; both ends decide the same.
@@ -486,7 +522,7 @@ export class Mesh implements GossipTransport {
   private wantedPeers(): PeerName[] {
     const out = new Set<PeerName>(this.conns.keys());
     for (const p of this.routes?.reachable() ?? []) out.add(p);
-    return [...out];
+    return [...out].filter((p) => !this.isRevoked(p));
   }
 
   private applyRoutes(): void {
@@ -518,9 +554,10 @@ export class Mesh implements GossipTransport {
       standing.push({ name: n, rttMs: overlay.rttMs(n), to });
     }
     for (const name of reachable) {
+      if (this.isRevoked(name)) continue;
       const hop = routes.nextHop(name);
       const candidates = [];
-      for (const n of standing) if (n.name !== name && n.to.has(name)) candidates.push({ name: n.name, rttMs: n.rttMs });
+      for (const n of standing) if (n.name !== name && n.to.has(name) && !this.isRevoked(n.name)) candidates.push({ name: n.name, rttMs: n.rttMs });
       const via = chooseRelay({ candidates, current: this.vias.get(name), nextHop: hop === undefined || hop === name || hop === self ? undefined : hop });
       if (!all && this.vias.has(name) && this.vias.get(name) === via) continue;
       this.vias.set(name, via);
@@ -531,6 +568,12 @@ export class Mesh implements GossipTransport {
       this.vias.delete(name);
     }
     if (all) for (const name of this.known) if (!reachable.has(name) && name !== self) overlay.setVia(name, undefined);
+  }
+
+  /** The mesh protocol negotiated on our established connection to `name`; undefined: none. */
+  protocolOf(name: PeerName): number | undefined {
+    const conn = this.conns.get(name);
+    return conn?.established === true ? conn.protocol : undefined;
   }
 
   status(): MeshStatus {

@@ -80,6 +80,8 @@ export interface PairKeysComponents {
 export interface PairKeysInit {
   /** Binds the cluster secret and protocol version into every handshake. */
   prologue: Uint8Array;
+  /** Further prologues an INIT may use while the cluster secret is rotated (tried after `prologue`; ours go out with `prologue`). */
+  acceptPrologues?: readonly Uint8Array[];
   rekeyAfterMs?: number;
   /** The overlay stops using keys this old (default 2 × rekeyAfterMs); rekeys must land before. */
   keyLifetimeMs?: number;
@@ -134,7 +136,7 @@ export class PairKeys {
   constructor(components: PairKeysComponents, init: PairKeysInit) {
     this.components = components;
     const rekeyAfterMs = init.rekeyAfterMs ?? 120_000;
-    this.init = { rekeyAfterMs, keyLifetimeMs: 2 * rekeyAfterMs, retryMs: 1_000, maxRetryMs: 30_000, staleAnswerGapMs: 1_000, ...init };
+    this.init = { rekeyAfterMs, keyLifetimeMs: 2 * rekeyAfterMs, retryMs: 1_000, maxRetryMs: 30_000, staleAnswerGapMs: 1_000, acceptPrologues: [], ...init };
     this.random = components.random ?? Math.random;
   }
 
@@ -318,12 +320,19 @@ export class PairKeys {
       this.stats.unknownPeer++;
       return;
     }
-    const noise = new Noise('IK', false, this.keyPair());
-    noise.initialise(this.init.prologue);
-    let payload: Buffer;
-    try {
-      payload = noise.recv(m);
-    } catch {
+    let noise: Noise | undefined;
+    let payload: Buffer | undefined;
+    for (const prologue of [this.init.prologue, ...this.init.acceptPrologues]) {
+      noise = new Noise('IK', false, this.keyPair());
+      noise.initialise(prologue);
+      try {
+        payload = noise.recv(m);
+        break;
+      } catch {
+        payload = undefined;
+      }
+    }
+    if (noise === undefined || payload === undefined) {
       this.stats.authFailed++;
       return;
     }

@@ -78,6 +78,11 @@ export function statusReport(over: Partial<StatusReport> = {}): StatusReport {
       bridgeNetfilter: [],
       problem: null,
     },
+    revocation: {
+      enabled: true, publicKey: 'ab'.repeat(32),
+      entries: [{ peer: 'cccc000011112222', at: 1_700_000_000_000, reason: 'stolen laptop', sig: '00'.repeat(64), nickname: 'n9' }],
+      refused: 2, refusedBy: { badSignature: 2 },
+    },
     relayed: { datagrams: 11, bytes: 1100, trains: 2 },
     traffic: { tap: io(1), udp: io(2), router: { tapFrames: 0, tapBytes: 0, unicast: 5, flooded: 6, leftToFastPath: 0, toTap: 0, toTapBytes: 0 }, macs: 3, sleeveMessages: 0, udpFlushes: 0, probes: { requests: 7, answered: 6, replies: 5, punched: 1, punchFailed: 1 } },
     drops: { 'rx.badTag': 2, 'gossip.topology.malformed': 1, 'pods.mac': 9, 'udp.sendErrors': 0 },

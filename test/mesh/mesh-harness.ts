@@ -12,7 +12,7 @@ import { createLogger, type Logger } from '../../src/core/logger.js';
 import { NullOverlay, type Overlay } from '../../src/mesh/contracts.js';
 import { MeshConnection, type ConnectionInit } from '../../src/mesh/connection.js';
 import { generateIdentity, type Identity } from '../../src/mesh/identity.js';
-import { Mesh, type MeshInit } from '../../src/mesh/mesh.js';
+import { Mesh, type MeshComponents, type MeshInit } from '../../src/mesh/mesh.js';
 import type { MeshListener, RemoteAddress } from '../../src/mesh/mesh-listener.js';
 import type { MeshMessage } from '../../src/mesh/mesh-protocol.js';
 import { Topology } from '../../src/mesh/topology.js';
@@ -76,14 +76,14 @@ export interface Victim {
 }
 
 /** A router's mesh with its topology, routes and MAC channels, as the daemon builds them. */
-export async function startVictim(init: Partial<MeshInit> = {}, overlay: Overlay = new NullOverlay()): Promise<Victim> {
+export async function startVictim(init: Partial<MeshInit> = {}, overlay: Overlay = new NullOverlay(), extra: Pick<MeshComponents, 'isRevoked' | 'acceptPsks'> = {}): Promise<Victim> {
   const clock = new FakeClock();
   const identity = generateIdentity('victim');
   const listener = new PairListener();
   const { logger, lines } = recordingLogger();
   const stateDir = mkdtempSync(join(tmpdir(), 'weft-mesh-state-'));
   const mesh = new Mesh(
-    { identity, psk: PSK, clock, logger, overlay, listener },
+    { identity, psk: PSK, clock, logger, overlay, listener, ...extra },
     { listenAddress: '198.18.0.1', listenPort: 6784, udpPort: 6784, peers: [], pairPrologue: PAIR_PROLOGUE, ...init },
   );
   const gossip = buildMeshGossip({ mesh, clock, logger }, { identity, endpoints: ['198.18.0.1:6784'], stateDir });
