@@ -217,6 +217,8 @@ export interface EndpointsStatus {
 export interface VersionInfo {
   /** The release (package.json's version); peers never check it. */
   version: string;
+  /** The git commit the build was made from, when the build recorded one (dist/build-info.json). */
+  commit?: string;
   /** Node's version, without the v. */
   node: string;
   /** The mesh's TCP preamble version: a peer with another is refused. */

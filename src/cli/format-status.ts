@@ -20,7 +20,7 @@ function table(rows: string[][]): string {
 export function formatStatus(s: StatusReport): string {
   const lines: string[] = [];
   lines.push(`weft router ${s.name} "${s.nickname}" (id ${s.id}, pid ${s.pid}, up ${s.uptimeS}s)`);
-  lines.push(`  weft ${s.build.version}, node ${s.build.node}, mesh protocol ${s.build.meshProtocol}, sleeve protocol ${s.build.sleeveProtocol}`);
+  lines.push(`  weft ${s.build.version}${s.build.commit === undefined ? '' : ` (commit ${s.build.commit})`}, node ${s.build.node}, mesh protocol ${s.build.meshProtocol}, sleeve protocol ${s.build.sleeveProtocol}`);
   lines.push(
     `  listen ${s.listen}   bridge ${s.bridge}   tap ${s.tap}   encryption ${s.mode.encryption}   ` +
       `${s.mode.vnetHdr ? 'vnet_hdr (super-frames)' : 'per-frame'}   udp gso ${s.mode.udpGso ? 'on' : 'off'} gro ${s.mode.udpGro ? 'on' : 'off'}`,

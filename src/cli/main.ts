@@ -29,7 +29,7 @@ import { loadOrCreateIdentity } from '../mesh/identity.js';
 import { installCni } from '../cni/install.js';
 import { releaseJournalDir } from '../api/paths.js';
 import { addLaunchOptions, rawConfigFrom } from './launch-options.js';
-import { formatVersion, versionInfo } from '../daemon/version-info.js';
+import { registerVersion } from './version-command.js';
 
 const DEFAULT_SOCKET = defaultOf('apiSocket');
 const DEFAULT_STATE_DIR = defaultOf('stateDir');
@@ -95,30 +95,12 @@ async function status(section: string | undefined, opts: { json?: boolean; socke
   process.stdout.write(opts.json === true ? `${JSON.stringify(report, null, 2)}\n` : `${formatStatus(report)}\n`);
 }
 
-/** `weft --version`'s line; a package whose package.json cannot be read still runs its other commands. */
-function versionLine(): string {
-  try {
-    return formatVersion(versionInfo());
-  } catch (err) {
-    return `weft: ${describeError(err)}`;
-  }
-}
-
 export async function main(argv: string[]): Promise<number> {
   const program = new Command('weft')
     .description('weft: a userspace overlay network (encrypted UDP sleeve between routers)')
     .exitOverride()
-    .configureOutput({ writeErr: (s) => process.stderr.write(s) })
-    .version(versionLine(), '-V, --version', 'print the version (release, Node, protocols) and exit');
-
-  program
-    .command('version')
-    .description("print weft's release version, Node's, and the protocol versions peers check (peers of other releases mesh when these agree)")
-    .option('--json', 'machine-readable output')
-    .action((opts: { json?: boolean }) => {
-      const v = versionInfo();
-      process.stdout.write(opts.json === true ? `${JSON.stringify(v)}\n` : `${formatVersion(v)}\n`);
-    });
+    .configureOutput({ writeErr: (s) => process.stderr.write(s) });
+  registerVersion(program);
 
   addLaunchOptions(program.command('launch').description('run a router in the foreground'))
     .allowUnknownOption()
