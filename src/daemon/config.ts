@@ -10,6 +10,7 @@ import type { Endpoint } from '../core/net.js';
 import { readFileSync } from 'node:fs';
 import { hostname } from 'node:os';
 import { checkValue, DEFAULT_METRICS_PORT, DEFAULT_PORT, fillDefaults, OptionChecker, optionRow, type FilledConfig, type OptionKey, type RawConfig } from './options.js';
+import { launchFlags, unknownOptionProblems } from './unknown-options.js';
 
 /** Cluster-wide IPAM (gossip/ipam): the address ranges and how the first ownership is agreed. */
 export interface IpamConfig {
@@ -115,7 +116,7 @@ export function validateConfig(input: RawConfig, surroundings: ConfigEnvironment
   const check = new OptionChecker(raw);
   const problems = check.problems;
   const kubernetes = validateKubernetes(check, raw, surroundings);
-  for (const u of raw.unknown) problems.push(`unknown option or argument "${u}"`);
+  problems.push(...unknownOptionProblems(raw.unknown, launchFlags()));
   const name = check.one('name');
   const listen = check.one('listen');
   const peers = check.list('peers', {

@@ -80,7 +80,7 @@ describe('validateConfig', () => {
     [{ apiSocket: 'relative.sock' }, '--api-socket: "relative.sock" must be an absolute path'],
     [{ apiSocket: '/run/weft/\0abstract' }, 'contains a NUL byte'],
     [{ apiSocket: `/run/${'x'.repeat(110)}.sock` }, 'is longer than 107 bytes'],
-    [{ unknown: ['--frobnicate'] }, 'unknown option or argument "--frobnicate"'],
+    [{ unknown: ['--frobnicate'] }, 'unknown option "--frobnicate"'],
     [{ listen: '198.18.0.1:1', peers: ['[fd00::1]:1'] }, 'is IPv6 but --listen is IPv4'],
     [{ ipamRange: 'fd00::/64' }, '--ipam-range: "fd00::/64" must be an IPv4 CIDR'],
     [{ ipamRange: '10.0.0.0/31' }, 'of at least 4 addresses'],
