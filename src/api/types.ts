@@ -608,6 +608,7 @@ export interface IpamStatus {
   bootstrap:
     | { mode: 'seeds'; seeds: string[] }
     | { mode: 'initPeers'; initPeers: number; waiting: { peer: string; initPeers: number }[] }
+    | { mode: 'join' }
     | { mode: 'kubernetes' };
   spaces: SpaceStatus[];
   allocations: number;

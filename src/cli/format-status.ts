@@ -198,6 +198,8 @@ export function formatIpamStatus(s: IpamStatus): string {
     if (c !== undefined) {
       lines.push(`  blocks: claimed ${c.claimed} (lost races ${c.claimRaces}), reclaimed ${c.reclaimed} (lost races ${c.reclaimRaces}), taken away ${c.lost}, failed calls ${c.failures}, Leases ignored ${c.ignored}`);
     }
+  } else if (s.bootstrap.mode === 'join') {
+    lines.push('  bootstrap: join (the ring comes from a member)');
   } else {
     const w = s.bootstrap.waiting.map((x) => `${x.peer} (${x.initPeers})`).join(', ');
     lines.push(`  bootstrap: ${s.bootstrap.initPeers} initial peers${w === '' ? '' : `; waiting: ${w}`}`);
