@@ -5,7 +5,7 @@
 import { request } from 'node:http';
 import { WeftError } from '../core/errors.js';
 import { ApiRefusal } from './errors.js';
-import type { ApiErrorBody } from './types.js';
+import type { ApiErrorBody, MeshView } from './types.js';
 
 /**
  * Calls the daemon's local API; rejects with an ApiRefusal (the API's error code, message and
@@ -48,4 +48,13 @@ export function callApi(socketPath: string, method: string, path: string, body?:
     if (payload !== undefined) req.write(payload);
     req.end();
   });
+}
+
+/** GET /v1/mesh: every router of the mesh with its connections, release and IPAM share (`weft status peers`). */
+export async function getMesh(socketPath: string, timeoutMs = 5000): Promise<MeshView> {
+  const v = (await callApi(socketPath, 'GET', '/v1/mesh', undefined, timeoutMs)) as Partial<MeshView> | null;
+  if (v === null || typeof v !== 'object' || typeof v.self !== 'string' || !Array.isArray(v.routers)) {
+    throw new WeftError('ERR_API_RESPONSE', `daemon at ${socketPath} answered /v1/mesh with something that is not a mesh view`);
+  }
+  return v as MeshView;
 }

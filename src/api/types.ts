@@ -6,6 +6,7 @@
  * these stay the same.
  *
  *   GET  /v1/status           → StatusReport
+ *   GET  /v1/mesh             → MeshView (every router, from topology and the routers' reports)
  *   POST /v1/forget           ForgetRequest → ForgetResponse
  *   POST /v1/ipam/allocate    IpamAllocateRequest → IpamAllocateResponse
  *   POST /v1/ipam/release     IpamReleaseRequest → IpamReleaseResponse
@@ -64,8 +65,8 @@ export interface LinkView {
   nickname: string;
   established: boolean;
   endpoint: string | null;
-  /** The data path the router uses to this peer (fastpath, direct sleeve, relay, none); null: not reported. */
-  path: 'fastpath' | 'direct' | 'relay' | 'none' | null;
+  /** The data path the router uses to this peer (fastpath, direct sleeve, punched direct sleeve, relay, none); null: not reported. */
+  path: 'fastpath' | 'direct' | 'punched' | 'relay' | 'none' | null;
   /** The relay's peer name when path is relay. */
   via: string | null;
   /** Round trip of the direct path (ms); null when not measured. */

@@ -1,4 +1,5 @@
 import { totalTraffic, type EndpointsStatus, type IpamStatus, type KubernetesStatus, type PolicyStatus, type StatusReport } from '../api/types.js';
+import { ago, connectedTarget, duration, splitDrops } from './status-notes.js';
 
 function bytes(n: number): string {
   const units = ['B', 'KiB', 'MiB', 'GiB', 'TiB'];
@@ -38,7 +39,7 @@ export function formatStatus(s: StatusReport): string {
         p.path === 'relay' ? `relay via ${p.via ?? '?'}` : p.path === 'direct' && p.pathReason.startsWith('punched (') ? 'direct (punched)' : p.path,
         p.endpoint ?? '-',
         p.state,
-        p.lastSeenMsAgo === null ? 'never' : `${(p.lastSeenMsAgo / 1000).toFixed(1)}s ago`,
+        p.lastSeenMsAgo === null ? 'never' : ago(p.lastSeenMsAgo),
         String(p.txFrames),
         bytes(p.txBytes),
         String(p.rxFrames),
@@ -48,13 +49,13 @@ export function formatStatus(s: StatusReport): string {
     lines.push(table(rows).replace(/^/gm, '  '));
     // Why each peer is on its path (the overlay switch's reason), for how long, and how often it moved.
     for (const p of s.peers) {
-      const since = p.pathSinceMs === null ? '' : ` for ${(p.pathSinceMs / 1000).toFixed(1)}s`;
+      const since = p.pathSinceMs === null ? '' : ` for ${duration(p.pathSinceMs)}`;
       const rtt = p.rttMs === null || p.rttMs === undefined ? '' : `; rtt ${p.rttMs} ms`;
       lines.push(`  ${p.nickname || p.name}: ${p.path}${since}, ${p.pathSwitches} switches: ${p.pathReason}${rtt}`);
       const pu = p.punch;
       if (pu !== null && pu !== undefined) {
         const what = pu.state === 'punched' ? `punched ${pu.endpoint}` : pu.state === 'failed' ? `failed: ${pu.why}` : 'probing';
-        lines.push(`    hole punching: attempt ${pu.attempts}, ${what} (${(pu.sinceMs / 1000).toFixed(1)}s ago)`);
+        lines.push(`    hole punching: attempt ${pu.attempts}, ${what} (${ago(pu.sinceMs)})`);
         for (const c of pu.candidates) {
           const crtt = c.rttMs === null ? '' : `, rtt ${c.rttMs} ms`;
           lines.push(`      ${c.endpoint} (${c.kind}): ${c.result}; ${c.probes} probes, ${c.replies} answers${crtt}`);
@@ -66,11 +67,12 @@ export function formatStatus(s: StatusReport): string {
   const m = s.mesh;
   if (m.connections.length > 0) {
     const rows = [['CONNECTION', 'NICKNAME', 'ADDRESS', 'DIRECTION', 'UDP PATH', 'FOR']];
-    for (const c of m.connections) rows.push([c.peer, c.nickname, c.address, c.outbound ? 'outbound' : 'inbound', c.pathUp ? 'up' : 'not proven', `${Math.round(c.sinceMs / 1000)}s`]);
+    for (const c of m.connections) rows.push([c.peer, c.nickname, c.address, c.outbound ? 'outbound' : 'inbound', c.pathUp ? 'up' : 'not proven', duration(c.sinceMs)]);
     lines.push(table(rows).replace(/^/gm, '  '));
   }
-  for (const t of m.targets.filter((x) => x.state !== 'established')) {
-    const retry = t.retryInMs === undefined ? '' : `, retry in ${(t.retryInMs / 1000).toFixed(1)}s`;
+  // A target whose peer is connected anyway (it dialled us) waits for nothing: not shown.
+  for (const t of m.targets.filter((x) => x.state !== 'established' && !connectedTarget(x, m.connections))) {
+    const retry = t.retryInMs === undefined ? '' : `, retry in ${duration(t.retryInMs)}`;
     const resolved = t.resolved === undefined ? '' : ` (${t.resolved})`;
     const state = t.state === 'left' ? `left to the punched path after ${t.attempts} failures` : t.state;
     lines.push(`  target ${t.address}${resolved}${t.discovered === true ? ' (from its Node)' : ''}: ${state}${t.lastError === undefined ? '' : ` (${t.lastError})`}${retry}`);
@@ -93,7 +95,8 @@ export function formatStatus(s: StatusReport): string {
   if (channels.length > 0) lines.push(`  gossip channels, messages: ${channels.join(', ')}`);
   lines.push(`  fast path: ${s.fastpath.note}`);
   for (const f of s.fastpath.peers) {
-    lines.push(`    ${f.name} (${f.underlay}): ${f.state}, ${f.reason}, for ${(f.sinceMs / 1000).toFixed(1)}s, ${f.switches} switches`);
+    const since = f.sinceMs <= 0 && f.switches === 0 ? '' : `, for ${duration(f.sinceMs)}, ${f.switches} switches`;
+    lines.push(`    ${f.name} (${f.underlay}): ${f.state}, ${f.reason}${since}`);
   }
   const v = s.fastpath.vxlanPort;
   if (v !== undefined) {
@@ -127,8 +130,12 @@ export function formatStatus(s: StatusReport): string {
   lines.push(`  TAP  in ${t.tap.rxPackets} frames / ${bytes(t.tap.rxBytes)}   out ${t.tap.txPackets} frames / ${bytes(t.tap.txBytes)}`);
   lines.push(`  UDP  in ${t.udp.rxPackets} datagrams / ${bytes(t.udp.rxBytes)}   out ${t.udp.txPackets} datagrams / ${bytes(t.udp.txBytes)}`);
   lines.push(`  MACs learned ${t.macs}   unicast ${t.router.unicast}   flooded ${t.router.flooded}`);
-  const drops = Object.entries(s.drops).filter(([, n]) => n > 0);
-  lines.push(drops.length === 0 ? '  drops: none' : `  drops: ${drops.map(([k, n]) => `${k}=${n}`).join('  ')}`);
+  const drops = splitDrops(s.drops);
+  lines.push(drops.unexpected.length === 0 ? '  drops: none' : `  drops: ${drops.unexpected.map(([k, n]) => `${k}=${n}`).join('  ')}`);
+  if (drops.expected.length > 0) {
+    lines.push('  expected drops (a healthy cluster has these):');
+    for (const [k, n, why] of drops.expected) lines.push(`    ${k}=${n}: ${why}`);
+  }
   lines.push(`  memory: rss ${bytes(s.memory.rssBytes)}, heap ${bytes(s.memory.heapUsedBytes)}; reassembly ${s.reassembly.inUse} in use, ${bytes(s.reassembly.memoryBytes)}`);
   return lines.join('\n');
 }
@@ -140,10 +147,10 @@ export function formatEndpoints(e: EndpointsStatus | undefined): string[] {
   const candidates = e.candidates.map((c) => `${c.endpoint} (${c.kind})`).join(', ');
   lines.push(`  endpoints: ${candidates === '' ? 'none' : candidates}; NAT: ${e.nat}`);
   if (e.observed.length > 0) {
-    lines.push(`    observed by peers: ${e.observed.map((o) => `${o.endpoint} by ${o.by} ${(o.agoMs / 1000).toFixed(0)}s ago`).join(', ')}`);
+    lines.push(`    observed by peers: ${e.observed.map((o) => `${o.endpoint} by ${o.by} ${ago(o.agoMs)}`).join(', ')}`);
   }
   for (const p of e.punches) {
-    const last = p.lastMsAgo === null ? '' : `, last ${(p.lastMsAgo / 1000).toFixed(1)}s ago`;
+    const last = p.lastMsAgo === null ? '' : `, last ${ago(p.lastMsAgo)}`;
     lines.push(`    punching ${p.peer}: ${p.state}, candidates sent ${p.offersSent}, received ${p.offersReceived}${last}`);
   }
   for (const s of e.stun ?? []) {

@@ -11,7 +11,10 @@ import { systemClock } from '../core/clock.js';
 import { validateConfig } from '../daemon/config.js';
 import { defaultOf } from '../daemon/options.js';
 import { Daemon } from '../daemon/daemon.js';
-import { callApi } from '../api/client.js';
+import { callApi, getMesh } from '../api/client.js';
+import { ApiRefusal } from '../api/errors.js';
+import { didYouMean } from '../core/did-you-mean.js';
+import { formatMeshIpam, formatMeshPeers, ipamStatusJson, meshIpamJson, meshPeersJson, statusJson } from './format-mesh.js';
 import type {
   ForgetRequest,
   ForgetResponse,
@@ -28,14 +31,15 @@ import { formatIpamStatus, formatPolicyStatus, formatStatus } from './format-sta
 import { loadOrCreateIdentity } from '../mesh/identity.js';
 import { installCni } from '../cni/install.js';
 import { releaseJournalDir } from '../api/paths.js';
-import { addLaunchOptions, rawConfigFrom } from './launch-options.js';
+import { addLaunchOptions, launchRawConfig } from './launch-options.js';
+import { addConfigCommand } from './config-command.js';
 import { registerVersion } from './version-command.js';
 
 const DEFAULT_SOCKET = defaultOf('apiSocket');
 const DEFAULT_STATE_DIR = defaultOf('stateDir');
 
-async function launch(opts: Record<string, unknown>, unknown: string[]): Promise<void> {
-  const raw = rawConfigFrom(opts, unknown);
+async function launch(opts: Record<string, unknown>, cmd: Command): Promise<void> {
+  const raw = launchRawConfig(opts, cmd);
   const config = validateConfig(raw);
   const logger = createLogger({ level: config.logLevel });
   let stopping = false;
@@ -85,14 +89,41 @@ function readConflist(file: string): unknown {
 }
 
 async function status(section: string | undefined, opts: { json?: boolean; socket: string }): Promise<void> {
-  if (section !== undefined && section !== 'policy') throw new ConfigError([`weft status: unknown section "${section}" (the only one is "policy")`], 'weft status');
+  if (section !== undefined && !STATUS_SECTIONS.includes(section)) {
+    const near = didYouMean(section, STATUS_SECTIONS);
+    throw new ConfigError([`weft status: unknown section "${section}" (${near === undefined ? '' : `did you mean "${near}"? `}sections: ${STATUS_SECTIONS.join(', ')})`], 'weft status');
+  }
+  if (section === 'peers' || section === 'ipam') {
+    await meshStatus(section, opts);
+    return;
+  }
   const report = (await callApi(opts.socket, 'GET', '/v1/status')) as StatusReport;
   if (section === 'policy') {
     // Off: the JSON says so rather than being empty.
     process.stdout.write(opts.json === true ? `${JSON.stringify(report.policy ?? { enabled: false }, null, 2)}\n` : `${formatPolicyStatus(report.policy)}\n`);
     return;
   }
-  process.stdout.write(opts.json === true ? `${JSON.stringify(report, null, 2)}\n` : `${formatStatus(report)}\n`);
+  process.stdout.write(opts.json === true ? `${JSON.stringify(statusJson(report), null, 2)}\n` : `${formatStatus(report)}\n`);
+}
+
+const STATUS_SECTIONS = ['policy', 'peers', 'ipam'];
+
+/** `weft status peers` and `weft status ipam`: the whole mesh, from every router's report. */
+async function meshStatus(section: 'peers' | 'ipam', opts: { json?: boolean; socket: string }): Promise<void> {
+  const view = await getMesh(opts.socket);
+  if (section === 'peers') {
+    process.stdout.write(opts.json === true ? `${JSON.stringify(meshPeersJson(view), null, 2)}\n` : `${formatMeshPeers(view)}\n`);
+    return;
+  }
+  // Who owns what comes from this router's ring (also of owners gone from topology); IPAM off: none.
+  let ipam: IpamStatus | undefined;
+  try {
+    ipam = (await callApi(opts.socket, 'GET', '/v1/ipam/status')) as IpamStatus;
+  } catch (err) {
+    if (!(err instanceof ApiRefusal)) throw err;
+    ipam = undefined;
+  }
+  process.stdout.write(opts.json === true ? `${JSON.stringify(meshIpamJson(view, ipam), null, 2)}\n` : `${formatMeshIpam(view, ipam)}\n`);
 }
 
 export async function main(argv: string[]): Promise<number> {
@@ -105,12 +136,18 @@ export async function main(argv: string[]): Promise<number> {
   addLaunchOptions(program.command('launch').description('run a router in the foreground'))
     .allowUnknownOption()
     .allowExcessArguments()
-    .action(async (opts: Record<string, unknown>, cmd: Command) => launch(opts, cmd.args));
+    .action(async (opts: Record<string, unknown>, cmd: Command) => launch(opts, cmd));
+
+  addConfigCommand(program);
 
   program
     .command('status')
-    .description("show a running router's peers, traffic and drops; `weft status policy`: the NetworkPolicies in force on this node, the pods they select, their counters")
-    .argument('[section]', 'policy: only NetworkPolicy')
+    .description(
+      "show a running router's peers, traffic and drops; `weft status peers`: every router of the mesh with its connections (path, round trip); " +
+        '`weft status ipam`: per node its share of each range, free, used, quarantined, unreachable owners marked; ' +
+        '`weft status policy`: the NetworkPolicies in force on this node, the pods they select, their counters',
+    )
+    .argument('[section]', 'peers: the whole mesh; ipam: every node\'s IPAM share; policy: only NetworkPolicy')
     .option('--json', 'machine-readable output')
     .option('--socket <path>', 'API socket of the router', DEFAULT_SOCKET)
     .action(async (section: string | undefined, opts: { json?: boolean; socket: string }) => status(section, opts));
@@ -172,14 +209,19 @@ export async function main(argv: string[]): Promise<number> {
     .option('--socket <path>', 'API socket of the router', DEFAULT_SOCKET)
     .action(async (opts: { json?: boolean; socket: string }) => {
       const r = (await callApi(opts.socket, 'GET', '/v1/ipam/status')) as IpamStatus;
-      process.stdout.write(opts.json === true ? `${JSON.stringify(r, null, 2)}\n` : `${formatIpamStatus(r)}\n`);
+      process.stdout.write(opts.json === true ? `${JSON.stringify(ipamStatusJson(r), null, 2)}\n` : `${formatIpamStatus(r)}\n`);
     });
   ipam
     .command('list')
     .description("this router's allocations")
+    .option('--json', 'machine-readable output')
     .option('--socket <path>', 'API socket of the router', DEFAULT_SOCKET)
-    .action(async (opts: { socket: string }) => {
+    .action(async (opts: { json?: boolean; socket: string }) => {
       const r = (await callApi(opts.socket, 'GET', '/v1/ipam/allocations')) as IpamAllocationsResponse;
+      if (opts.json === true) {
+        process.stdout.write(`${JSON.stringify(r, null, 2)}\n`);
+        return;
+      }
       for (const a of r.allocations) process.stdout.write(`${a.containerId} ${a.ifName} ${a.addresses.join(' ')}\n`);
     });
   ipam

@@ -27,6 +27,8 @@ import { OverlaySwitch } from '../router/overlay-switch.js';
 import { loadOrCreateIdentity } from '../mesh/identity.js';
 import { Mesh } from '../mesh/mesh.js';
 import { buildMeshGossip, type MeshGossip } from './mesh-gossip.js';
+import { RouterReports } from './router-reports.js';
+import { buildMeshView } from './mesh-view.js';
 import { dialFamily, resolveHost } from '../mesh/host-resolver.js';
 import { StunClient } from './stun-client.js';
 import { IpamService, ipamOffRoutes } from './ipam-service.js';
@@ -46,7 +48,7 @@ import { overlayMtu } from '../router/sleeve/wire.js';
 import { ApiError } from '../api/errors.js';
 import { ApiServer, prepareSocketDir } from './api-server.js';
 import type { DaemonConfig } from './config.js';
-import type { StatusReport, VersionInfo } from '../api/types.js';
+import type { MeshView, StatusReport, VersionInfo } from '../api/types.js';
 import { buildStatus, ipamSummary } from './status.js';
 import { versionInfo } from './version-info.js';
 import { WeftMetrics } from './metrics.js';
@@ -116,6 +118,8 @@ export class Daemon {
   private learningSwitch: LearningSwitch | undefined = undefined;
   private mesh: Mesh | undefined = undefined;
   private gossip: MeshGossip | undefined = undefined;
+  /** Our report on the "reports" channel, and everyone's (GET /v1/mesh). */
+  private routerReports: RouterReports | undefined = undefined;
   private stunClient: StunClient | undefined = undefined;
   private ipam: IpamService | undefined = undefined;
   private podNetwork: PodNetwork | undefined = undefined;
@@ -277,6 +281,17 @@ export class Daemon {
         { bridge: c.bridge, mtu: this.mtu, ranges: c.ipam.ranges },
       );
     }
+    {
+      const ipamService = this.ipam;
+      this.routerReports = new RouterReports(
+        {
+          mesh: this.mesh, topology: this.gossip.topology, clock: this.clock, logger: this.log.child('reports'), signer: identity.signer,
+          paths: () => overlay.paths(),
+          ipam: () => (ipamService === undefined ? undefined : ipamSummary(ipamService.ipam.status())),
+        },
+        { self: identity.name, publicKey: identity.publicKey, release: this.build.version },
+      );
+    }
     // Kubernetes mode: a deleted Node's blocks are reclaimed through the API (every router sees
     // the deletion and tries; exactly one gets each block). Failures are logged by the hook.
     const blocks = this.ipam?.blocks === undefined ? undefined : this.ipam;
@@ -340,6 +355,7 @@ export class Daemon {
         { endpoint: c.metrics },
       );
     }
+    this.api.route('GET', '/v1/mesh', () => this.meshView());
     this.api.route('POST', '/v1/forget', (body) => this.forget(body));
     this.api.route('GET', '/v1/version', () => this.build);
     if (this.ipam !== undefined) this.ipam.routes(this.api);
@@ -379,8 +395,9 @@ export class Daemon {
       // The overlay switch hands the fast path its candidates once it runs.
       // The bridge is set up for Services before pods are served.
       const services = this.serviceBridge;
-      await startAll([...metrics, this.sleeve, this.learningSwitch, ...fast, overlay, this.gossip, services, ...ipam, this.mesh, ...stun, ...kube, ...guard, this.api]);
-      this.started.push(...metrics, this.sleeve, this.learningSwitch, ...fast, overlay, this.gossip, services, ...ipam, this.mesh, ...stun, ...kube, ...guard, this.api);
+      const reports = this.routerReports === undefined ? [] : [this.routerReports];
+      await startAll([...metrics, this.sleeve, this.learningSwitch, ...fast, overlay, this.gossip, services, ...ipam, ...reports, this.mesh, ...stun, ...kube, ...guard, this.api]);
+      this.started.push(...metrics, this.sleeve, this.learningSwitch, ...fast, overlay, this.gossip, services, ...ipam, ...reports, this.mesh, ...stun, ...kube, ...guard, this.api);
     } catch (err) {
       this.closeDevices();
       throw err;
@@ -422,6 +439,20 @@ export class Daemon {
     this.onFatal?.(err);
   }
 
+  /** GET /v1/mesh: every router of the mesh, from topology and the routers' reports. */
+  meshView(): MeshView {
+    const gossip = this.gossip;
+    const reports = this.routerReports?.reports;
+    if (gossip === undefined || reports === undefined) throw new ApiError('ERR_NOT_READY', 'the router is still starting');
+    return buildMeshView({
+      self: gossip.topology.name,
+      records: gossip.topology.peers(),
+      reachable: gossip.routes.reachable(),
+      report: (name) => reports.get(name),
+      reportAgeMs: (name) => reports.ageMs(name),
+    });
+  }
+
   status(): StatusReport {
     if (this.sleeve === undefined || this.learningSwitch === undefined || this.overlaySwitch === undefined || this.tap === undefined || this.udp === undefined || this.mesh === undefined) {
       throw new ApiError('ERR_NOT_READY', 'the router is still starting');
@@ -439,7 +470,7 @@ export class Daemon {
       services: this.serviceBridge!.status(),
       policy: this.policy?.status(),
       learningSwitch: this.learningSwitch,
-      gossip: this.gossip?.drops(),
+      gossip: { ...this.gossip?.drops(), ...this.routerReports?.drops() },
       tap: this.tap,
       udp: this.udp,
       uptimeMs: this.clock.now() - this.startedAt,

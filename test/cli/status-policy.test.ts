@@ -89,8 +89,8 @@ describe('weft status policy (the built CLI)', () => {
   });
 
   it('an unknown section is a usage error (exit 2)', async () => {
-    const r = await weft(['status', 'peers']);
+    const r = await weft(['status', 'pears']);
     expect(r.code).toBe(2);
-    expect(r.err).toContain('weft status: unknown section "peers" (the only one is "policy")');
+    expect(r.err).toContain('weft status: unknown section "pears" (did you mean "peers"? sections: policy, peers, ipam)');
   });
 });

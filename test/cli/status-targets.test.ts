@@ -16,7 +16,7 @@ const target = (over: Partial<TargetStatus>): TargetStatus => ({
 describe('status: targets', () => {
   it.each<[string, Partial<TargetStatus>, string]>([
     ['failed', {}, '  target 198.19.1.2:6784: failed (connect ENETUNREACH), retry in 1.0s'],
-    ['left', { state: 'left', attempts: 4, retryInMs: 600_000 }, '  target 198.19.1.2:6784: left to the punched path after 4 failures (connect ENETUNREACH), retry in 600.0s'],
+    ['left', { state: 'left', attempts: 4, retryInMs: 600_000 }, '  target 198.19.1.2:6784: left to the punched path after 4 failures (connect ENETUNREACH), retry in 10m 00s'],
     [
       'a host name with the address it resolved to',
       { address: 'node-b.example:6784', configured: true, resolved: '198.18.0.5', lastError: '198.18.0.5:6784: connect ECONNREFUSED' },
