@@ -19,6 +19,7 @@ declare -A NEED=(
   [flock]=util-linux
   [iptables]=iptables # the portmap CNI plugin runs it
   [curl]=curl # the metrics and health endpoints are scraped with it
+  [systemd-analyze]=systemd # test/integration/install.test.ts verifies deploy/systemd/weft.service
 )
 
 # Packages checked by name rather than by a command on PATH: real container runtimes for the

@@ -221,6 +221,8 @@ export interface EndpointsStatus {
 export interface VersionInfo {
   /** The release (package.json's version); peers never check it. */
   version: string;
+  /** The git commit the build was made from, when the build recorded one (dist/build-info.json). */
+  commit?: string;
   /** Node's version, without the v. */
   node: string;
   /** The highest mesh protocol version this build speaks (= meshProtocolMax). */
@@ -621,6 +623,7 @@ export interface IpamStatus {
   bootstrap:
     | { mode: 'seeds'; seeds: string[] }
     | { mode: 'initPeers'; initPeers: number; waiting: { peer: string; initPeers: number }[] }
+    | { mode: 'join' }
     | { mode: 'kubernetes' };
   spaces: SpaceStatus[];
   allocations: number;

@@ -21,7 +21,7 @@ function table(rows: string[][]): string {
 export function formatStatus(s: StatusReport): string {
   const lines: string[] = [];
   lines.push(`weft router ${s.name} "${s.nickname}" (id ${s.id}, pid ${s.pid}, up ${s.uptimeS}s)`);
-  lines.push(`  weft ${s.build.version}, node ${s.build.node}, mesh protocol ${s.build.meshProtocolMin}..${s.build.meshProtocolMax}, sleeve protocol ${s.build.sleeveProtocol}`);
+  lines.push(`  weft ${s.build.version}${s.build.commit === undefined ? '' : ` (commit ${s.build.commit})`}, node ${s.build.node}, mesh protocol ${s.build.meshProtocolMin}..${s.build.meshProtocolMax}, sleeve protocol ${s.build.sleeveProtocol}`);
   lines.push(
     `  listen ${s.listen}   bridge ${s.bridge}   tap ${s.tap}   encryption ${s.mode.encryption}   ` +
       `${s.mode.vnetHdr ? 'vnet_hdr (super-frames)' : 'per-frame'}   udp gso ${s.mode.udpGso ? 'on' : 'off'} gro ${s.mode.udpGro ? 'on' : 'off'}`,
@@ -209,6 +209,8 @@ export function formatIpamStatus(s: IpamStatus): string {
     if (c !== undefined) {
       lines.push(`  blocks: claimed ${c.claimed} (lost races ${c.claimRaces}), reclaimed ${c.reclaimed} (lost races ${c.reclaimRaces}), taken away ${c.lost}, failed calls ${c.failures}, Leases ignored ${c.ignored}`);
     }
+  } else if (s.bootstrap.mode === 'join') {
+    lines.push('  bootstrap: join (the ring comes from a member)');
   } else {
     const w = s.bootstrap.waiting.map((x) => `${x.peer} (${x.initPeers})`).join(', ');
     lines.push(`  bootstrap: ${s.bootstrap.initPeers} initial peers${w === '' ? '' : `; waiting: ${w}`}`);

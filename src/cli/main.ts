@@ -35,6 +35,7 @@ import { addLaunchOptions, launchRawConfig } from './launch-options.js';
 import { addConfigCommand } from './config-command.js';
 import { formatVersion, versionInfo } from '../daemon/version-info.js';
 import { addRevocationCommands } from './revoke.js';
+import { registerVersion } from './version-command.js';
 
 const DEFAULT_SOCKET = defaultOf('apiSocket');
 const DEFAULT_STATE_DIR = defaultOf('stateDir');
@@ -127,30 +128,12 @@ async function meshStatus(section: 'peers' | 'ipam', opts: { json?: boolean; soc
   process.stdout.write(opts.json === true ? `${JSON.stringify(meshIpamJson(view, ipam), null, 2)}\n` : `${formatMeshIpam(view, ipam)}\n`);
 }
 
-/** `weft --version`'s line; a package whose package.json cannot be read still runs its other commands. */
-function versionLine(): string {
-  try {
-    return formatVersion(versionInfo());
-  } catch (err) {
-    return `weft: ${describeError(err)}`;
-  }
-}
-
 export async function main(argv: string[]): Promise<number> {
   const program = new Command('weft')
     .description('weft: a userspace overlay network (encrypted UDP sleeve between routers)')
     .exitOverride()
-    .configureOutput({ writeErr: (s) => process.stderr.write(s) })
-    .version(versionLine(), '-V, --version', 'print the version (release, Node, protocols) and exit');
-
-  program
-    .command('version')
-    .description("print weft's release version, Node's, and the protocol versions peers check (peers of other releases mesh when these agree)")
-    .option('--json', 'machine-readable output')
-    .action((opts: { json?: boolean }) => {
-      const v = versionInfo();
-      process.stdout.write(opts.json === true ? `${JSON.stringify(v)}\n` : `${formatVersion(v)}\n`);
-    });
+    .configureOutput({ writeErr: (s) => process.stderr.write(s) });
+  registerVersion(program);
 
   addLaunchOptions(program.command('launch').description('run a router in the foreground'))
     .allowUnknownOption()

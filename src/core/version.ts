@@ -26,8 +26,26 @@ function load(): { version: string } | { error: WeftError } {
 
 const LOADED = load();
 
+/** The git commit of the build (`dist/build-info.json`, written by scripts/build-info.mjs), if one was recorded. */
+function loadCommit(): string | undefined {
+  try {
+    const c = (JSON.parse(readFileSync(join(packageRoot(import.meta.url), 'dist', 'build-info.json'), 'utf8')) as { commit?: unknown }).commit;
+    // Only what the build script writes: hex, maybe "-dirty"; anything else is not shown.
+    return typeof c === 'string' && /^[0-9a-f]{7,40}(-dirty)?$/.test(c) ? c : undefined;
+  } catch {
+    return undefined;
+  }
+}
+
+const COMMIT = loadCommit();
+
 /** The release version (e.g. "0.1.0"); throws ERR_VERSION when package.json cannot be read. */
 export function weftVersion(): string {
   if ('error' in LOADED) throw LOADED.error;
   return LOADED.version;
+}
+
+/** The git commit the build was made from (e.g. "99e6ff9452a2", "…-dirty"), or undefined when unknown. */
+export function weftCommit(): string | undefined {
+  return COMMIT;
 }

@@ -10,13 +10,17 @@ import type { Endpoint } from '../core/net.js';
 import { readFileSync } from 'node:fs';
 import { hostname } from 'node:os';
 import { checkValue, DEFAULT_METRICS_PORT, DEFAULT_PORT, fillDefaults, OptionChecker, optionRow, type FilledConfig, type OptionKey, type RawConfig } from './options.js';
+import { launchFlags, unknownOptionProblems } from './unknown-options.js';
 
 /** Cluster-wide IPAM (gossip/ipam): the address ranges and how the first ownership is agreed. */
 export interface IpamConfig {
   /** One IPv4 CIDR and optionally one IPv6 CIDR, in that order. */
   ranges: string[];
-  /** Seeds: these peers split the space among themselves. initPeers: wait until this many peers see each other. */
-  init: { seeds: string[] } | { initPeers: number };
+  /**
+   * Seeds: these peers split the space among themselves. initPeers: wait until this many peers see
+   * each other. join: take the ring from a member (default with --peer; without, initPeers 1).
+   */
+  init: { seeds: string[] } | { initPeers: number } | { join: true };
   quarantineMs: number;
   /**
    * Who decides which router owns which part of the ranges: the gossiped ring (standalone), or
@@ -123,7 +127,7 @@ export function validateConfig(input: RawConfig, surroundings: ConfigEnvironment
   const check = new OptionChecker(raw);
   const problems = check.problems;
   const kubernetes = validateKubernetes(check, raw, surroundings);
-  for (const u of raw.unknown) problems.push(`unknown option or argument "${u}"`);
+  problems.push(...unknownOptionProblems(raw.unknown, launchFlags()));
   const name = check.one('name');
   const listen = check.one('listen');
   const peers = check.list('peers', {
@@ -261,6 +265,18 @@ function validateIpam(check: OptionChecker, raw: FilledConfig, kubernetes: boole
   if (kubernetes && (seeds.length > 0 || raw.ipamInitPeers !== undefined)) {
     problems.push(`${seeds.length > 0 ? flag('ipamSeed') : flag('ipamInitPeers')}: not used in Kubernetes mode (the API server decides who owns which block)`);
   }
-  const init = seeds.length > 0 ? { seeds } : { initPeers: initPeers ?? raw.peers.length + 1 };
+  const init = ipamBootstrap(seeds, initPeers, raw.peers.length);
   return { ranges, init, quarantineMs: (quarantine ?? 0) * 1000, ownership: kubernetes ? 'kubernetes' : 'ring' };
+}
+
+/**
+ * How the IPAM ring is first formed. Seeds or --ipam-init-peers when given; otherwise "join",
+ * the same on every node whatever the start order: a router with no --peer is the first member
+ * and forms the ring alone at once (a quorum of 1), a router with --peer never forms one and
+ * takes the ring from the members it reaches, however many routers there are.
+ */
+export function ipamBootstrap(seeds: string[], initPeers: number | undefined, peerCount: number): IpamConfig['init'] {
+  if (seeds.length > 0) return { seeds };
+  if (initPeers !== undefined) return { initPeers };
+  return peerCount === 0 ? { initPeers: 1 } : { join: true };
 }

@@ -374,6 +374,7 @@ export class Daemon {
     this.api.route('GET', '/v1/mesh', () => this.meshView());
     this.api.route('POST', '/v1/forget', (body) => this.forget(body));
     this.api.route('POST', '/v1/revoke', (body) => revocation.revoke(body));
+    this.api.route('GET', '/v1/version', () => this.build);
     if (this.ipam !== undefined) this.ipam.routes(this.api);
     else ipamOffRoutes(this.api);
     this.api.routeRaw('POST', '/v1/cni/exec', cniExecHandler(this.log.child('cni'), { socket: c.apiSocket, ipam: this.ipam?.ipam, pods: this.podNetwork, guard: this.podGuard, policy: this.policy }));
@@ -421,6 +422,7 @@ export class Daemon {
     this.startedAt = this.clock.now();
     this.log.info('weft router started', {
       version: this.build.version,
+      commit: this.build.commit,
       peer: identity.name,
       nickname: c.name,
       id: formatPeerId(identity.id),

@@ -278,10 +278,10 @@ export const LAUNCH_OPTIONS = {
   ipamInitPeers: {
     flag: '--ipam-init-peers',
     value: 'n',
-    help: 'without seeds: split the range once this many peers see each other (default: number of --peer + 1)',
+    help: 'without seeds: split the range once this many peers see each other (default: join; a router without --peer forms the ring alone, one with --peer joins the ring of its peers)',
     check: { kind: 'int', min: 1, max: 10_000 },
-    readme: 'without seeds: the ranges are split once exactly N routers see each other',
-    readmeDefault: 'number of `--peer` + 1',
+    readme: 'without seeds: the ranges are split once exactly N routers see each other. Without this flag (join): a router without `--peer` forms the ring alone, a router with `--peer` never forms one and joins the ring of the routers it reaches, in any start order',
+    readmeDefault: 'join',
   },
   ipamQuarantineSeconds: {
     flag: '--ipam-quarantine-seconds',

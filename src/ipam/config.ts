@@ -8,7 +8,12 @@ import { IpamBadRequestError } from './errors.js';
 import { parseSpace, type AddressSpace } from './space.js';
 import { MAX_INIT_PEERS } from './wire.js';
 
-export type IpamBootstrap = { seeds: PeerName[] } | { initPeers: number };
+/**
+ * How the ring is first formed: `seeds`, these peers split the range; `initPeers`, the first N
+ * peers that see each other do (bootstrap.ts); `join`, never here: the ring comes from a member
+ * that has it (the default of a router started with --peer; one started without forms it).
+ */
+export type IpamBootstrap = { seeds: PeerName[] } | { initPeers: number } | { join: true };
 
 export interface IpamInit {
   self: PeerName;
@@ -71,6 +76,8 @@ export function ipamProblems(s: IpamSettings): { problems: string[]; spaces: Add
       for (const p of seeds) if (!isPeerName(p)) problems.push(`init.seeds: ${JSON.stringify(p)} is not a peer name`);
       if (new Set(seeds).size !== seeds.length) problems.push('init.seeds lists a peer twice');
     }
+  } else if ('join' in s.init) {
+    if (s.init.join !== true) problems.push('init.join must be true');
   } else if (!('initPeers' in s.init) || !Number.isInteger(s.init.initPeers) || s.init.initPeers < 1 || s.init.initPeers > MAX_INIT_PEERS) {
     problems.push(`init.initPeers must be an integer in 1..${MAX_INIT_PEERS} (or give init.seeds)`);
   }

@@ -50,6 +50,9 @@ import { Announcer } from './announcer.js';
 import { Asker } from './asker.js';
 import { Claimer } from './claimer.js';
 import { WaitingQuorum } from './bootstrap.js';
+
+/** Why a joining router (no seeds, no initPeers) is not ready before it has the ring. */
+const JOIN_WAITING = 'joining: waiting for the ring from a member (a router started without --peer forms it; give --ipam-seed or --ipam-init-peers to form one otherwise)';
 import { ipamDefaults, ipamProblems, type IpamInit, type IpamSettings } from './config.js';
 import { IpamBadRequestError, IpamNotReadyError } from './errors.js';
 import type { CustodyContext, Decision } from './custody.js';
@@ -283,7 +286,7 @@ export class Ipam implements Gossiper {
     }
     for (const r of this.ranges) {
       const ring = r.ring;
-      if (ring === undefined) return { ok: false, reason: this.quorum?.reason() ?? 'waiting for the ring' };
+      if (ring === undefined) return { ok: false, reason: this.quorum?.reason() ?? ('join' in this.settings.init ? JOIN_WAITING : 'waiting for the ring') };
       if (ring.isTombstoned(this.self)) return { ok: false, reason: `this peer was forgotten in the ${ring.space.cidr} ring; answering with a revival` };
       const missing = ring.unconfirmedSeeds();
       if (missing.length > 0) return { ok: false, reason: `waiting for seed(s) ${missing.join(', ')} to adopt the ${ring.space.cidr} ring` };
@@ -395,7 +398,9 @@ export class Ipam implements Gossiper {
       bootstrap:
         'seeds' in init
           ? { mode: 'seeds', seeds: [...init.seeds].sort() }
-          : { mode: 'initPeers', initPeers: init.initPeers, waiting: (this.quorum?.list() ?? []).map((w) => ({ peer: w.name, initPeers: w.initPeers })) },
+          : 'join' in init
+            ? { mode: 'join' }
+            : { mode: 'initPeers', initPeers: init.initPeers, waiting: (this.quorum?.list() ?? []).map((w) => ({ peer: w.name, initPeers: w.initPeers })) },
       spaces: this.ranges.map((r) => spaceStatus(r.space, r.ring, r.custody, r.allocator, now, this.asker.status(r))),
       allocations: this.allocations.size,
       ringConflicts: this.receiver.conflicts(),

@@ -161,6 +161,10 @@ describe('the API types as the CLI reads them', () => {
     expect(text).toContain('IPAM of 0123456789abcdef: ready');
     expect(text).toContain('bootstrap: seeds 0123456789abcdef');
     expect(text).toContain('0123456789abcdef (self): 1048576 addresses in 10.32.0.0/12');
+    // The default start-up mode of a router started with --peer: it joins a member's ring.
+    const joining = formatIpamStatus({ ...st, ready: { ok: false, reason: 'joining: waiting for the ring from a member' }, bootstrap: { mode: 'join' } });
+    expect(joining).toContain('bootstrap: join (the ring comes from a member)');
+    expect(joining).toContain('joining: waiting for the ring from a member');
 
     // Kubernetes mode: the blocks' Leases instead of the ring.
     const kube: api.IpamStatus = {

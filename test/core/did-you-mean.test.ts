@@ -10,6 +10,10 @@ describe('editDistance', () => {
     ['heartbeat', 'hearbeat', 1],
     ['flaw', 'lawn', 2],
     ['same', 'same', 0],
+    ['nmae', 'name', 1],
+    ['ab', 'ba', 1],
+    ['abc', 'ca', 3],
+    ['peeer', 'peer', 1],
   ])('%s → %s is %d', (a, b, d) => {
     expect(editDistance(a, b)).toBe(d);
     expect(editDistance(b, a)).toBe(d);
@@ -24,6 +28,7 @@ describe('didYouMean', () => {
     ['ipam_range', 'ipam-range'],
     ['--name', 'name'],
     ['--nme', 'name'],
+    ['--nmae', 'name'],
     ['--peers', 'peer'],
     ['--lisen', 'listen'],
     ['passwordfile', 'password-file'],

@@ -1,6 +1,6 @@
 import { describe, expect, it } from 'vitest';
 import { ConfigError } from '../../src/core/errors.js';
-import { validateConfig } from '../../src/daemon/config.js';
+import { ipamBootstrap, validateConfig } from '../../src/daemon/config.js';
 
 const good = { name: 'node-1', listen: '198.18.0.1:6784', peers: ['198.18.0.2'], secretFile: '/etc/weft/secret' };
 
@@ -80,7 +80,7 @@ describe('validateConfig', () => {
     [{ apiSocket: 'relative.sock' }, '--api-socket: "relative.sock" must be an absolute path'],
     [{ apiSocket: '/run/weft/\0abstract' }, 'contains a NUL byte'],
     [{ apiSocket: `/run/${'x'.repeat(110)}.sock` }, 'is longer than 107 bytes'],
-    [{ unknown: ['--frobnicate'] }, 'unknown option or argument "--frobnicate"'],
+    [{ unknown: ['--frobnicate'] }, 'unknown option "--frobnicate"'],
     [{ listen: '198.18.0.1:1', peers: ['[fd00::1]:1'] }, 'is IPv6 but --listen is IPv4'],
     [{ ipamRange: 'fd00::/64' }, '--ipam-range: "fd00::/64" must be an IPv4 CIDR'],
     [{ ipamRange: '10.0.0.0/31' }, 'of at least 4 addresses'],
@@ -94,8 +94,8 @@ describe('validateConfig', () => {
     expect(() => validateConfig({ ...good, ...patch })).toThrow(message);
   });
 
-  it('IPAM: on by default (10.32.0.0/12, the initial peers = --peer count + 1), dual-stack, seeds, or off', () => {
-    expect(validateConfig(good).ipam).toEqual({ ranges: ['10.32.0.0/12'], init: { initPeers: 2 }, quarantineMs: 300_000, ownership: 'ring' });
+  it('IPAM: on by default (10.32.0.0/12, joining the ring of the routers given as --peer), dual-stack, seeds, or off', () => {
+    expect(validateConfig(good).ipam).toEqual({ ranges: ['10.32.0.0/12'], init: { join: true }, quarantineMs: 300_000, ownership: 'ring' });
     const c = validateConfig({ ...good, ipamRange: '10.44.0.0/16', ipamRange6: 'fd00:44::/64', ipamSeed: ['0123456789abcdef, fedcba9876543210', '0123456789abcdef'], ipamQuarantineSeconds: '30' });
     expect(c.ipam).toEqual({ ranges: ['10.44.0.0/16', 'fd00:44::/64'], init: { seeds: ['0123456789abcdef', 'fedcba9876543210'] }, quarantineMs: 30_000, ownership: 'ring' });
     expect(validateConfig({ ...good, ipamRange: 'none' }).ipam).toBeUndefined();
@@ -189,5 +189,27 @@ describe('validateConfig', () => {
       expect(e.code).toBe('ERR_CONFIG_INVALID');
       expect(e.problems.length).toBe(6);
     }
+  });
+});
+
+describe('the IPAM start-up mode (the same default on every node)', () => {
+  it.each([
+    ['the first node: no --peer, no seeds', {}, { initPeers: 1 }],
+    ['a later node: --peer', { peers: ['198.18.0.2:6784'] }, { join: true }],
+    ['a later node with many --peer', { peers: ['198.18.0.2:6784', '198.18.0.3:6784', '198.18.0.4:6784'] }, { join: true }],
+    ['--ipam-init-peers given', { peers: ['198.18.0.2:6784'], ipamInitPeers: '3' }, { initPeers: 3 }],
+    ['--ipam-init-peers without --peer', { ipamInitPeers: '2' }, { initPeers: 2 }],
+    ['--ipam-seed given', { peers: ['198.18.0.2:6784'], ipamSeed: ['0123456789abcdef'] }, { seeds: ['0123456789abcdef'] }],
+  ])('%s', (_what, patch, init) => {
+    expect(validateConfig({ ...good, peers: [], ...patch }).ipam?.init).toEqual(init);
+  });
+
+  it.each([
+    [[], undefined, 0, { initPeers: 1 }],
+    [[], undefined, 5, { join: true }],
+    [[], 4, 0, { initPeers: 4 }],
+    [['0123456789abcdef'], undefined, 2, { seeds: ['0123456789abcdef'] }],
+  ])('ipamBootstrap(%j, %s, %d)', (seeds, initPeers, peerCount, init) => {
+    expect(ipamBootstrap(seeds, initPeers, peerCount)).toEqual(init);
   });
 });

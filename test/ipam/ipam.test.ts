@@ -3,7 +3,7 @@
  * donation, idempotency, exhaustion, restart, reclaim and fencing, ring conflicts, bad input.
  */
 import { describe, expect, it } from 'vitest';
-import { IpamSim, simPeerName, simWriter, type IpamSimOptions } from '../../sim/ipam-sim.js';
+import { IpamSim, simPeerName, simWriter, type IpamSimOptions, type SimNode } from '../../sim/ipam-sim.js';
 import type { GossipTransport, RouteTable } from '../../src/mesh/contracts.js';
 import { GossipDecodeError } from '../../src/mesh/errors.js';
 import { Ipam, IpamBadRequestError, IpamExhaustedError, IpamNotReadyError, MemoryIpamStore, encodeGossip, type IpamInit } from '../../src/ipam/index.js';
@@ -59,6 +59,41 @@ describe('Ipam bootstrap', () => {
     await s.settle();
     expect(d.ipam.ready()).toEqual({ ok: true });
     expect(s.problems).toEqual([]);
+  });
+
+  it.each([
+    ['the first node first', 3, 0],
+    ['the first node in the middle', 3, 1],
+    ['the first node last', 3, 2],
+    ['the first node last of 5', 5, 4],
+  ])('join (the default): %s, every node ends in one ring seeded by the first node', async (_what, n, founder) => {
+    // A router without --peer forms the ring alone (initPeers 1); the others only join: they
+    // never form one of their own, whenever they start, and wait with a reason until a ring comes.
+    const s = sim({ init: (i) => (i === founder ? { initPeers: 1 } : { join: true }) });
+    const nodes: SimNode[] = [];
+    for (let i = 0; i < n; i++) {
+      nodes.push(await s.join(nodes.length > 0 ? [nodes[nodes.length - 1]!] : []));
+      for (let k = 0; k < 30; k++) await s.step();
+      if (i < founder) expect(nodes[i]!.ipam.ready().reason).toContain('joining: waiting for the ring from a member');
+    }
+    await s.settle();
+    for (const x of nodes) {
+      expect(x.ipam.ready()).toEqual({ ok: true });
+      expect(x.ipam.status().spaces[0]!.genesis?.seeds).toEqual([nodes[founder]!.name]);
+    }
+    expect(nodes[0]!.ipam.status().bootstrap).toEqual(founder === 0 ? { mode: 'initPeers', initPeers: 1, waiting: expect.any(Array) } : { mode: 'join' });
+    const r = await s.until(nodes[n - 1]!.ipam.allocate({ containerId: 'c1', ifName: 'eth0' }));
+    expect(r.addresses.length).toBe(2);
+    expect(s.problems).toEqual([]);
+  });
+
+  it('join: a router that only joins never forms a ring, however long it waits', async () => {
+    const x = lone({ join: true });
+    await x.start();
+    x.onGossip(encodeGossip([], waiting(1, 2)));
+    expect(x.ready()).toEqual({ ok: false, reason: expect.stringContaining('joining: waiting for the ring') });
+    expect(x.status().spaces[0]!.genesis).toBeUndefined();
+    expect(x.status().bootstrap).toEqual({ mode: 'join' });
   });
 
   function lone(init: IpamInit['init']): Ipam {
