@@ -19,6 +19,7 @@ declare -A NEED=(
   [flock]=util-linux
   [iptables]=iptables # the portmap CNI plugin runs it
   [curl]=curl # the metrics and health endpoints are scraped with it
+  [dot]=graphviz # weft graph --format svg, its tests and the demo's picture of the mesh
 )
 
 # Packages checked by name rather than by a command on PATH: real container runtimes for the
