@@ -124,8 +124,9 @@ function edgeOf(a: string, b: string, reports: Reported[], nick: (name: string) 
   const parts: string[] = [slowest === 'relay' ? `relay via ${via === null ? '?' : nick(via)}` : PATH_STYLE[slowest].short];
   if (rttMs !== null) parts.push(formatRtt(rttMs));
   if (asymmetric) parts.push(reports.map((r) => `${nick(r.from)}: ${pathOf(r.link)}`).join(', '));
-  if (!established) parts.push('not established');
-  const look = PATH_STYLE[established ? slowest : 'none'];
+  // A relayed pair's mesh connection is not established (no direct UDP): that is the relay's point.
+  if (!established && slowest !== 'relay') parts.push('not established');
+  const look = PATH_STYLE[slowest];
   return { a, b, path: slowest, via, rttMs, established, asymmetric, label: parts.join('\n'), color: look.color, style: look.style };
 }
 

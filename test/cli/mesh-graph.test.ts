@@ -75,6 +75,13 @@ describe('mesh graph model', () => {
     expect(e).toMatchObject({ path: 'unknown', established: false, style: 'dotted', color: '#9e9e9e', label: 'path not reported\nnot established' });
   });
 
+  it('a relayed pair whose mesh connection is not established (no direct UDP) is still the relay edge', () => {
+    const v = fiveWithRelay();
+    for (const [i, j] of [[0, 4], [4, 0]] as const) v.routers[i]!.connections.find((l) => l.peer === NAMES[j])!.established = false;
+    const e = meshGraph(v).edges.find((x) => x.a === NAMES[0] && x.b === NAMES[4])!;
+    expect(e).toMatchObject({ path: 'relay', established: false, style: 'dashed', color: '#ef6c00', label: 'relay via n3' });
+  });
+
   it('a peer seen only as a connection becomes a dashed node of its own', () => {
     const v: MeshView = { self: NAMES[0]!, routers: [router(0)] };
     const m = meshGraph(v);
