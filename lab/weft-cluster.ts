@@ -75,6 +75,11 @@ export interface WeftClusterInit {
    * router gets `--kubernetes --kubeconfig ... --node-name nX --kube-namespace NS` and no `--peer`.
    */
   kubernetes?: { namespace?: string; deferNodes?: number[] };
+  /**
+   * Rewrites router i's (0-based) `weft launch` arguments before any router starts, given the
+   * cluster's scratch directory (e.g. to move them into a config file for `--config`).
+   */
+  launchArgsOf?: (i: number, args: string[], dir: string) => string[];
 }
 
 /** The fake API server of a cluster in Kubernetes mode. */
@@ -166,7 +171,7 @@ export class WeftCluster {
         ...(init.extraArgs ?? []),
         ...(init.perNodeArgs?.(i) ?? []),
       ];
-      return { node, name: `n${i + 1}`, socket, args, logFile: join(dir, `n${i + 1}.log`), process: undefined };
+      return { node, name: `n${i + 1}`, socket, args: init.launchArgsOf?.(i, args, dir) ?? args, logFile: join(dir, `n${i + 1}.log`), process: undefined };
     });
     const cluster = new WeftCluster(lab, routers, dir, log);
     try {

@@ -6,6 +6,7 @@
  * these stay the same.
  *
  *   GET  /v1/status           → StatusReport
+ *   GET  /v1/mesh             → MeshView (every router, from topology and the routers' reports)
  *   POST /v1/forget           ForgetRequest → ForgetResponse
  *   POST /v1/ipam/allocate    IpamAllocateRequest → IpamAllocateResponse
  *   POST /v1/ipam/release     IpamReleaseRequest → IpamReleaseResponse

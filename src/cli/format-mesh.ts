@@ -4,7 +4,7 @@
  * "nickname (name)"; unreachable routers are marked. The JSON forms carry counts as numbers
  * where they fit in a double exactly (IPv6 counts above 2^53 stay decimal strings).
  */
-import type { IpamStatus, LinkView, MeshView, RouterView } from '../api/types.js';
+import type { IpamStatus, LinkView, MeshView, RouterView, StatusReport } from '../api/types.js';
 
 /** "nickname (name)", or the name alone when there is no nickname. */
 export function who(nickname: string, name: string): string {
@@ -172,6 +172,27 @@ export function meshIpamJson(view: MeshView, ipam: IpamStatus | undefined): unkn
         range: s.range, owned: count(s.owned), free: s.free === null ? null : count(s.free), used: s.used === null ? null : count(s.used),
         quarantined: s.quarantined === null ? null : count(s.quarantined), ranges: s.ranges,
       })),
+    })),
+  };
+}
+
+/** `weft status --json`: the report with its IPAM counts as JSON numbers where exact (the API keeps decimal strings). */
+export function statusJson(s: StatusReport): unknown {
+  if (s.ipam === undefined) return s;
+  const ranges = s.ipam.ranges.map((r) => ({
+    range: r.range, owned: count(r.owned), free: count(r.free), allocated: count(r.allocated), quarantined: count(r.quarantined), reserved: count(r.reserved), held: count(r.held),
+  }));
+  return { ...s, ipam: { ...s.ipam, ranges } };
+}
+
+/** `weft ipam status --json`: counts as JSON numbers where exact. */
+export function ipamStatusJson(s: IpamStatus): unknown {
+  return {
+    ...s,
+    spaces: s.spaces.map((sp) => ({
+      ...sp,
+      owners: sp.owners.map((o) => ({ ...o, size: count(o.size) })),
+      own: Object.fromEntries(Object.entries(sp.own).map(([k, v]) => [k, count(v)])),
     })),
   };
 }

@@ -95,7 +95,8 @@ export function formatStatus(s: StatusReport): string {
   if (channels.length > 0) lines.push(`  gossip channels, messages: ${channels.join(', ')}`);
   lines.push(`  fast path: ${s.fastpath.note}`);
   for (const f of s.fastpath.peers) {
-    lines.push(`    ${f.name} (${f.underlay}): ${f.state}, ${f.reason}, for ${duration(f.sinceMs)}, ${f.switches} switches`);
+    const since = f.sinceMs <= 0 && f.switches === 0 ? '' : `, for ${duration(f.sinceMs)}, ${f.switches} switches`;
+    lines.push(`    ${f.name} (${f.underlay}): ${f.state}, ${f.reason}${since}`);
   }
   const v = s.fastpath.vxlanPort;
   if (v !== undefined) {

@@ -3,7 +3,9 @@
  * parsed options turned back into the daemon's raw config (checked by validateConfig).
  */
 import { Option, type Command } from 'commander';
-import { launchOptions, type LaunchOption, type RawConfig } from '../daemon/options.js';
+import { ConfigError } from '../core/errors.js';
+import { mergeConfig, readConfig } from '../daemon/config-file.js';
+import { launchOptions, optionRow, type LaunchOption, type OptionKey, type RawConfig } from '../daemon/options.js';
 
 function collect(value: string, previous: string[]): string[] {
   return [...previous, value];
@@ -34,4 +36,17 @@ export function rawConfigFrom(opts: Record<string, unknown>, unknown: string[]):
     raw[key] = row.check.kind === 'switch' ? (row.default === true ? value !== false : value === true) : value;
   }
   return raw as RawConfig;
+}
+
+/**
+ * The raw config of `weft launch` as parsed by commander (`cmd`): with `--config FILE`, the file's
+ * options under the ones given on the command line (commander's value source says which were).
+ */
+export function launchRawConfig(opts: Record<string, unknown>, cmd: Command, read?: (path: string) => string): RawConfig {
+  const cli = rawConfigFrom(opts, cmd.args);
+  const file = cli.config;
+  if (file === undefined) return cli;
+  if (file === '') throw new ConfigError([`${optionRow('config').flag}: must name a file`], 'weft launch options');
+  const given = (key: OptionKey): boolean => cmd.getOptionValueSource(commanderOption(optionRow(key)).attributeName()) === 'cli';
+  return mergeConfig(readConfig(file, read), cli, given);
 }

@@ -14,7 +14,7 @@ import { Daemon } from '../daemon/daemon.js';
 import { callApi, getMesh } from '../api/client.js';
 import { ApiRefusal } from '../api/errors.js';
 import { didYouMean } from '../core/did-you-mean.js';
-import { formatMeshIpam, formatMeshPeers, meshIpamJson, meshPeersJson } from './format-mesh.js';
+import { formatMeshIpam, formatMeshPeers, ipamStatusJson, meshIpamJson, meshPeersJson, statusJson } from './format-mesh.js';
 import { registerGraph } from './graph-command.js';
 import type {
   ForgetRequest,
@@ -32,14 +32,15 @@ import { formatIpamStatus, formatPolicyStatus, formatStatus } from './format-sta
 import { loadOrCreateIdentity } from '../mesh/identity.js';
 import { installCni } from '../cni/install.js';
 import { releaseJournalDir } from '../api/paths.js';
-import { addLaunchOptions, rawConfigFrom } from './launch-options.js';
+import { addLaunchOptions, launchRawConfig } from './launch-options.js';
+import { addConfigCommand } from './config-command.js';
 import { formatVersion, versionInfo } from '../daemon/version-info.js';
 
 const DEFAULT_SOCKET = defaultOf('apiSocket');
 const DEFAULT_STATE_DIR = defaultOf('stateDir');
 
-async function launch(opts: Record<string, unknown>, unknown: string[]): Promise<void> {
-  const raw = rawConfigFrom(opts, unknown);
+async function launch(opts: Record<string, unknown>, cmd: Command): Promise<void> {
+  const raw = launchRawConfig(opts, cmd);
   const config = validateConfig(raw);
   const logger = createLogger({ level: config.logLevel });
   let stopping = false;
@@ -103,7 +104,7 @@ async function status(section: string | undefined, opts: { json?: boolean; socke
     process.stdout.write(opts.json === true ? `${JSON.stringify(report.policy ?? { enabled: false }, null, 2)}\n` : `${formatPolicyStatus(report.policy)}\n`);
     return;
   }
-  process.stdout.write(opts.json === true ? `${JSON.stringify(report, null, 2)}\n` : `${formatStatus(report)}\n`);
+  process.stdout.write(opts.json === true ? `${JSON.stringify(statusJson(report), null, 2)}\n` : `${formatStatus(report)}\n`);
 }
 
 const STATUS_SECTIONS = ['policy', 'peers', 'ipam'];
@@ -154,7 +155,9 @@ export async function main(argv: string[]): Promise<number> {
   addLaunchOptions(program.command('launch').description('run a router in the foreground'))
     .allowUnknownOption()
     .allowExcessArguments()
-    .action(async (opts: Record<string, unknown>, cmd: Command) => launch(opts, cmd.args));
+    .action(async (opts: Record<string, unknown>, cmd: Command) => launch(opts, cmd));
+
+  addConfigCommand(program);
 
   program
     .command('status')
@@ -225,7 +228,7 @@ export async function main(argv: string[]): Promise<number> {
     .option('--socket <path>', 'API socket of the router', DEFAULT_SOCKET)
     .action(async (opts: { json?: boolean; socket: string }) => {
       const r = (await callApi(opts.socket, 'GET', '/v1/ipam/status')) as IpamStatus;
-      process.stdout.write(opts.json === true ? `${JSON.stringify(r, null, 2)}\n` : `${formatIpamStatus(r)}\n`);
+      process.stdout.write(opts.json === true ? `${JSON.stringify(ipamStatusJson(r), null, 2)}\n` : `${formatIpamStatus(r)}\n`);
     });
   ipam
     .command('list')

@@ -65,6 +65,14 @@ export interface LaunchOption {
 
 /** Every option of `weft launch`, by its key in RawConfig, in README's order. */
 export const LAUNCH_OPTIONS = {
+  config: {
+    flag: '--config',
+    value: 'file',
+    help: 'read the options from this YAML file (keys: the flag names without "--"); flags given as well override it',
+    check: { kind: 'file' },
+    readme: 'a YAML file of these options (see Config file); a flag given on the command line overrides the same key of the file',
+    readmeDefault: 'none',
+  },
   name: {
     flag: '--name',
     value: 'name',

@@ -1,6 +1,7 @@
 /** `weft status peers` and `weft status ipam` (format-mesh.ts) from a fixture mesh view. */
 import { describe, expect, it } from 'vitest';
-import { count, formatMeshIpam, formatMeshPeers, ipamNodes, meshIpamJson, meshPeersJson } from '../../src/cli/format-mesh.js';
+import { count, formatMeshIpam, formatMeshPeers, ipamNodes, ipamStatusJson, meshIpamJson, meshPeersJson, statusJson } from '../../src/cli/format-mesh.js';
+import { statusReport } from '../daemon/status-fixture.js';
 import type { IpamStatus, MeshView, RouterView } from '../../src/api/types.js';
 
 const A = 'aaaaaaaaaaaaaaaa';
@@ -102,5 +103,16 @@ describe('weft status ipam', () => {
     ['18446744073709551616', '18446744073709551616'],
   ])('count(%s)', (s, want) => {
     expect(count(s)).toBe(want);
+  });
+});
+
+describe('weft status --json and weft ipam status --json', () => {
+  it('IPAM counts are JSON numbers', () => {
+    const j = JSON.parse(JSON.stringify(statusJson(statusReport()))) as { ipam: { ranges: Record<string, unknown>[] } };
+    expect(j.ipam.ranges[0]).toEqual({ range: '10.40.0.0/16', owned: 32768, free: 32700, allocated: 2, quarantined: 1, reserved: 1, held: 64 });
+    const withOwn = { ...ipam, spaces: [{ ...ipam.spaces[0]!, own: { owned: '524288', free: '1', allocated: '2', quarantined: '0', reserved: '3', held: '0' } }] } as IpamStatus;
+    const k = ipamStatusJson(withOwn) as { spaces: { owners: { size: unknown }[]; own: Record<string, unknown> }[] };
+    expect(k.spaces[0]!.owners[0]!.size).toBe(524288);
+    expect(k.spaces[0]!.own).toEqual({ owned: 524288, free: 1, allocated: 2, quarantined: 0, reserved: 3, held: 0 });
   });
 });

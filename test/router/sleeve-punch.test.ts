@@ -1,7 +1,7 @@
 import { describe, expect, it } from 'vitest';
 import type { SleevePeer } from '../../src/router/sleeve/peer.js';
 import type { SleeveCandidate } from '../../src/router/sleeve/sleeve.js';
-import { PUNCH_SCHEDULE } from '../../src/router/sleeve/sleeve-punch.js';
+import { PUNCH_SCHEDULE, nextRtt } from '../../src/router/sleeve/sleeve-punch.js';
 import { parseEndpoint } from '../../src/core/net.js';
 import { FLAG_PROBE } from '../../src/router/sleeve/wire.js';
 import { FakeClock, FakeNetwork, connect, makeNode, randomFrame, run, sendFrames, startedPair, type Node } from './sleeve-harness.js';
@@ -325,5 +325,18 @@ describe('sleeve failover, hysteresis and keepalives', () => {
     expect(peerOf(t.a, t.b).pathUp).toBe(true);
     await flow(t, 3000, false);
     expect(heartbeatsFromA()).toBeGreaterThanOrEqual(5);
+  });
+});
+
+describe('round trip kept per peer (nextRtt)', () => {
+  it.each<[number, number, number]>([
+    [-1, 12.5, 12.5], // first sample
+    [300, 0.4, 0.4], // a start-up sample is replaced by the first good one
+    [10, 10, 10],
+    [1, 9, 2], // a rise is smoothed: (7 + 9) / 8
+    [0.4, 0.6, 0.43], // rounded to 0.01 ms: 0.425
+    [-1, 5.389137000005576, 5.39],
+  ])('current %d, sample %d → %d', (current, sample, want) => {
+    expect(nextRtt(current, sample)).toBe(want);
   });
 });
