@@ -118,7 +118,8 @@ function edgeOf(a: string, b: string, reports: Reported[], nick: (name: string) 
   const known = new Set(paths.filter((p) => p !== 'unknown'));
   const asymmetric = known.size > 1;
   const via = slowest === 'relay' && str(chosen.link.via) !== '' ? str(chosen.link.via) : null;
-  const rtts = [finite(chosen.link.rttMs), ...reports.map((r) => finite(r.link.rttMs))].filter((x): x is number => x !== null);
+  // Only ends on the drawn path measure its round trip (a relay has none).
+  const rtts = reports.filter((r) => pathOf(r.link) === slowest).map((r) => finite(r.link.rttMs)).filter((x): x is number => x !== null);
   const rttMs = rtts[0] ?? null;
   const established = reports.some((r) => r.link.established === true);
   const parts: string[] = [slowest === 'relay' ? `relay via ${via === null ? '?' : nick(via)}` : PATH_STYLE[slowest].short];

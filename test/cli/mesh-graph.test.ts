@@ -66,6 +66,10 @@ describe('mesh graph model', () => {
     expect(e.path).toBe('direct');
     expect(e.asymmetric).toBe(true);
     expect(e.label).toContain('n2: direct, n4: fastpath');
+    const v2 = fiveWithRelay();
+    Object.assign(v2.routers[0]!.connections.find((l) => l.peer === NAMES[4])!, { path: 'fastpath', via: null, rttMs: 0.5 });
+    const relay = meshGraph(v2).edges.find((x) => x.a === NAMES[0] && x.b === NAMES[4])!;
+    expect(relay).toMatchObject({ path: 'relay', rttMs: null, label: 'relay via n3\nn1: fastpath, n5: relay' }); // no round trip of the other path
   });
 
   it('a connection not established is grey and dotted; a path not reported is "path not reported"', () => {
