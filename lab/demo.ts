@@ -3,7 +3,7 @@
  * two pods per node, then a live view of every router's status while traffic flows. Everything is
  * torn down on Ctrl-C or at the end.
  *
- *   node dist/lab/demo.js [--seconds N] [--nodes N] [--no-fastpath]
+ *   node dist/lab/demo.js [--seconds N] [--nodes N] [--no-fastpath] [--graph-dir DIR]
  *   (default 60 s, 3 nodes; 0 s = until Ctrl-C)
  *
  * The lab's underlay (198.18.0.0/24) is declared a trusted subnet, so pod traffic between nodes
@@ -12,7 +12,9 @@
  * port between n1 and n2 is cut (that pair falls back to the sleeve, the others stay fast) and at
  * t=26 s healed (back to the fast path, after the hysteresis); at t=38 s the whole underlay
  * between the first and last node is cut (their traffic moves to a relay), healed at t=50 s.
- * Each switch is printed with its measured time.
+ * Each switch is printed with its measured time. The picture of the mesh (`weft graph`, DOT and
+ * SVG) is written to --graph-dir (default /tmp/weft-demo) once every pair is up (mesh.dot,
+ * mesh.svg) and again while the relay is in use (mesh-relay.dot, mesh-relay.svg).
  *
  * With --kubernetes the routers run in Kubernetes mode against the project's fake API server (on
  * an underlay host): no --peer, each router publishes itself on its Node object and finds the
@@ -20,6 +22,8 @@
  * router so each holds a block). Same timeline; the live view adds each router's Kubernetes state
  * (its Node, synced, peers from Nodes, the watch) and its IPAM blocks.
  */
+import { mkdirSync } from 'node:fs';
+import { join } from 'node:path';
 import { parseArgs } from 'node:util';
 import { fastStateTowards, type FastState } from './path-switch.js';
 import { iperf3Tcp, ping } from './traffic.js';
@@ -27,10 +31,10 @@ import type { IpamStatus, StatusReport } from '../src/api/types.js';
 import { WeftCluster } from './weft-cluster.js';
 
 const USAGE =
-  'usage: npm run demo -- [--seconds N (default 60; 0 runs until Ctrl-C)] [--nodes N (1-20, default 3)] [--no-fastpath]\n' +
+  'usage: npm run demo -- [--seconds N (default 60; 0 runs until Ctrl-C)] [--nodes N (1-20, default 3)] [--no-fastpath] [--graph-dir DIR (default /tmp/weft-demo)]\n' +
   '         [--kubernetes (routers in Kubernetes mode against a fake API server: discovery from Node objects, IPAM blocks as Leases)]';
 
-function options(): { seconds?: string; nodes?: string; 'no-fastpath'?: boolean; kubernetes?: boolean; help?: boolean } {
+function options(): { seconds?: string; nodes?: string; 'no-fastpath'?: boolean; kubernetes?: boolean; 'graph-dir'?: string; help?: boolean } {
   try {
     return parseArgs({
       options: {
@@ -38,6 +42,7 @@ function options(): { seconds?: string; nodes?: string; 'no-fastpath'?: boolean;
         nodes: { type: 'string', default: '3' },
         'no-fastpath': { type: 'boolean', default: false },
         kubernetes: { type: 'boolean', default: false },
+        'graph-dir': { type: 'string', default: '/tmp/weft-demo' },
         help: { type: 'boolean', short: 'h' },
       },
     }).values;
@@ -56,6 +61,7 @@ const fast = !values['no-fastpath'];
 const kubernetes = values.kubernetes === true;
 const IPAM_RANGE = '10.44.0.0/16';
 const VXLAN_PORT = 6785; // the routers' listen port 6784, + 1
+const graphDir = values['graph-dir'] ?? '/tmp/weft-demo';
 const seconds = Number(values.seconds);
 const nodes = Number(values.nodes);
 const bad = [
@@ -132,6 +138,24 @@ function view(statuses: (StatusReport | Error)[], ipams: (IpamStatus | Error | u
   return lines.join('\n');
 }
 
+/** `weft graph` of router 0 as DOT and SVG into graphDir (NAME.dot, NAME.svg); what was written, or why not. */
+async function writeGraphs(c: WeftCluster, name: string): Promise<string> {
+  try {
+    mkdirSync(graphDir, { recursive: true });
+  } catch (err) {
+    return `graph not written: cannot create ${graphDir}: ${(err as Error).message}`;
+  }
+  const written: string[] = [];
+  const failed: string[] = [];
+  for (const format of ['dot', 'svg']) {
+    const file = join(graphDir, `${name}.${format}`);
+    const r = await c.weft(0, ['graph', '--format', format, '--out', file]).catch((err: unknown) => ({ code: 1, stderr: (err as Error).message }));
+    if (r.code === 0) written.push(file);
+    else failed.push(`${format}: ${r.stderr.trim().replace(/^weft: /, '')}`);
+  }
+  return `${written.length > 0 ? `graph of the mesh (weft graph): ${written.join(', ')}` : 'graph not written'}${failed.length > 0 ? ` (${failed.join('; ')})` : ''}`;
+}
+
 async function main(): Promise<void> {
   if (process.getuid?.() !== 0) {
     process.stderr.write('weft demo: needs root to create network namespaces (run: sudo npm run demo)\n');
@@ -188,6 +212,7 @@ async function main(): Promise<void> {
       const took = await c.waitFastPath();
       say(`Every pair is on the fast path after ${(took / 1000).toFixed(1)} s.`);
     }
+    say(await writeGraphs(c, 'mesh'));
     say(bold('\nPods:'));
     for (const p of c.pods) say(`  ${p.ns.padEnd(14)} on ${p.node.name}  ${p.ipv4!.padEnd(12)} ${p.ipv6!.padEnd(18)} ${p.mac}`);
     say(bold(`\nPing across nodes (${fast ? 'kernel fast path' : 'encrypted sleeve'}):`));
@@ -282,6 +307,7 @@ async function main(): Promise<void> {
             if (pa === w.want && pb === w.want) {
               watch = undefined;
               event(`n${w.a + 1} ↔ n${w.b + 1} ${w.what}: both routers by ${((now - w.from) / 1000).toFixed(1)} s (status polled every second)`);
+              if (w.want === 'relay') event(await writeGraphs(c, 'mesh-relay'));
             }
           } else {
             const x = fastStateTowards(sa, nodesOf[w.b]!.address, now);

@@ -302,6 +302,12 @@ export class WeftCluster {
     return JSON.parse(res.stdout) as StatusReport;
   }
 
+  /** Runs `weft ARGS --socket <router i's socket>` in router i's namespace, as a user would (exit code not checked). */
+  async weft(i: number, args: string[], timeoutMs = 15_000): Promise<{ stdout: string; stderr: string; code: number | null }> {
+    const r = this.routers[i]!;
+    return this.lab.exec(r.node.ns, [process.execPath, this.cli, ...args, '--socket', r.socket], { timeoutMs, check: false });
+  }
+
   /** Calls router i's local API directly (rejects with the API's error code and message). */
   async api<T = unknown>(i: number, method: 'GET' | 'POST', path: string, body?: unknown): Promise<T> {
     return (await callApi(this.routers[i]!.socket, method, path, body, 15_000)) as T;

@@ -20,6 +20,7 @@ declare -A NEED=(
   [iptables]=iptables # the portmap CNI plugin runs it
   [curl]=curl # the metrics and health endpoints are scraped with it
   [systemd-analyze]=systemd # test/integration/install.test.ts verifies deploy/systemd/weft.service
+  [dot]=graphviz # weft graph --format svg, its tests and the demo's picture of the mesh
 )
 
 # Packages checked by name rather than by a command on PATH: real container runtimes for the

@@ -15,6 +15,7 @@ import { callApi, getMesh } from '../api/client.js';
 import { ApiRefusal } from '../api/errors.js';
 import { didYouMean } from '../core/did-you-mean.js';
 import { formatMeshIpam, formatMeshPeers, ipamStatusJson, meshIpamJson, meshPeersJson, statusJson } from './format-mesh.js';
+import { registerGraph } from './graph-command.js';
 import type {
   ForgetRequest,
   ForgetResponse,
@@ -250,6 +251,8 @@ export async function main(argv: string[]): Promise<number> {
       const r = (await callApi(opts.socket, 'POST', '/v1/ipam/release', request)) as IpamReleaseResponse;
       process.stdout.write(`released: ${r.released.length === 0 ? 'nothing' : r.released.join(' ')}\n`);
     });
+
+  registerGraph(program);
 
   try {
     await program.parseAsync(argv, { from: 'user' });
