@@ -34,7 +34,6 @@ import { installCni } from '../cni/install.js';
 import { releaseJournalDir } from '../api/paths.js';
 import { addLaunchOptions, launchRawConfig } from './launch-options.js';
 import { addConfigCommand } from './config-command.js';
-import { formatVersion, versionInfo } from '../daemon/version-info.js';
 import { addRevocationCommands } from './revoke.js';
 import { registerVersion } from './version-command.js';
 
