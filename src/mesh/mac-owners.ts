@@ -35,9 +35,9 @@ import type { Clock } from '../core/clock.js';
 import { peerNameFromPublicKey } from '../core/ids.js';
 import { silentLogger, type Logger } from '../core/logger.js';
 import { MAX_LOCAL_MACS } from '../core/mac.js';
-import { Writer, arrayHeader } from './canonical-msgpack.js';
+import { Writer } from './canonical-msgpack.js';
 import type { GossipData, Gossiper, PeerName } from './contracts.js';
-import { GossipDecodeError } from './errors.js';
+import { RecordRefused, decodeOwnerRecords, encodeOwnerRecords, type RefusedOwnerRecord } from './owner-records-wire.js';
 import { SIGNATURE_LEN, Verifier, signedBytes } from './signing.js';
 import { MAX_LIVE_VERSION, PUBLIC_KEY_BYTES, isName, type RecordAuthor, type RecordSigner } from './topology-record.js';
 
@@ -45,6 +45,7 @@ export const MACS_CHANNEL = 'macs';
 const FORMAT = 2;
 export const MACS_LABEL = 'macs-record v2';
 export const MAC_LIMITS = { maxMessageBytes: 4 * 1024 * 1024, maxRecords: 100_000, maxMacsPerRecord: 4096 };
+const MACS_FRAME = { channel: MACS_CHANNEL, format: FORMAT, maxMessageBytes: MAC_LIMITS.maxMessageBytes, maxRecords: MAC_LIMITS.maxRecords, noun: 'record' };
 /** Default cap on the MACs one router claims (the router's switch learns as many). */
 export const DEFAULT_MAX_LOCAL_MACS = MAX_LOCAL_MACS;
 const MAC = /^[0-9a-f]{2}(:[0-9a-f]{2}){5}$/;
@@ -64,11 +65,7 @@ export interface MacEntry {
 
 export type MacRefusal = 'malformed' | 'unsigned' | 'nameMismatch' | 'versionBound' | 'badSignature';
 
-export interface RefusedMacRecord {
-  readonly owner: PeerName | undefined;
-  readonly reason: MacRefusal;
-  readonly detail: string;
-}
+export type RefusedMacRecord = RefusedOwnerRecord<MacRefusal>;
 
 const unpackr = new Unpackr({ useRecords: false, mapsAsObjects: true, int64AsType: 'number' });
 const writer = new Writer();
@@ -117,39 +114,13 @@ function wins(a: MacEntry, b: MacEntry): boolean {
   return Buffer.compare(a.bytes, b.bytes) > 0;
 }
 
-function fail(reason: string, cause?: unknown): never {
-  throw new GossipDecodeError(MACS_CHANNEL, reason, cause === undefined ? undefined : { cause });
-}
-
 function encodeEntries(entries: readonly MacEntry[]): Uint8Array {
-  const header = arrayHeader(entries.length);
-  let size = 2 + header.length;
-  for (const e of entries) size += e.bytes.length;
-  const out = new Uint8Array(size);
-  out[0] = 0x92;
-  out[1] = FORMAT;
-  out.set(header, 2);
-  let at = 2 + header.length;
-  for (const e of entries) {
-    out.set(e.bytes, at);
-    at += e.bytes.length;
-  }
-  return out;
-}
-
-/** A record refused by itself (never leaves this module). */
-class Refuse {
-  readonly reason: MacRefusal;
-  readonly detail: string;
-  constructor(reason: MacRefusal, detail: string) {
-    this.reason = reason;
-    this.detail = detail;
-  }
+  return encodeOwnerRecords(FORMAT, entries.map((e) => e.bytes));
 }
 
 function decodeRecord(raw: unknown, i: number): MacEntry {
   const no = (reason: MacRefusal, detail: string): never => {
-    throw new Refuse(reason, `record ${i}: ${detail}`);
+    throw new RecordRefused(reason, `record ${i}: ${detail}`);
   };
   if (!Array.isArray(raw)) no('malformed', 'not an array');
   const f = raw as unknown[];
@@ -178,35 +149,7 @@ function decodeRecord(raw: unknown, i: number): MacEntry {
  * Throws GossipDecodeError naming the first message-level problem.
  */
 export function decodeMacMessage(data: Uint8Array): { entries: MacEntry[]; refused: RefusedMacRecord[] } {
-  if (!(data instanceof Uint8Array)) fail('payload is not bytes');
-  if (data.length > MAC_LIMITS.maxMessageBytes) fail(`message of ${data.length} bytes exceeds ${MAC_LIMITS.maxMessageBytes}`);
-  let v: unknown;
-  try {
-    v = unpackr.unpack(data);
-  } catch (err) {
-    fail('not msgpack', err);
-  }
-  if (!Array.isArray(v) || v.length !== 2 || !Array.isArray(v[1])) fail('not a [format, [records]] message');
-  if (v[0] !== FORMAT) fail(`format ${JSON.stringify(v[0])} is not ${FORMAT}`);
-  const raw = v[1] as unknown[];
-  if (raw.length > MAC_LIMITS.maxRecords) fail(`${raw.length} records exceed ${MAC_LIMITS.maxRecords}`);
-  const entries: MacEntry[] = [];
-  const refused: RefusedMacRecord[] = [];
-  let prev = '';
-  raw.forEach((r, i) => {
-    const owner = Array.isArray(r) && typeof r[0] === 'string' && isName(r[0]) ? r[0] : undefined;
-    if (owner !== undefined) {
-      if (owner <= prev) fail(`record ${i}: owners not strictly ascending`);
-      prev = owner;
-    }
-    try {
-      entries.push(decodeRecord(r, i));
-    } catch (err) {
-      if (!(err instanceof Refuse)) throw err;
-      refused.push({ owner, reason: err.reason, detail: err.detail });
-    }
-  });
-  return { entries, refused };
+  return decodeOwnerRecords<MacEntry, MacRefusal>(data, unpackr, MACS_FRAME, decodeRecord);
 }
 
 export class MacOwnersState implements GossipData {

@@ -17,9 +17,9 @@
  */
 import { Unpackr } from 'msgpackr';
 import { peerNameFromPublicKey } from '../core/ids.js';
-import { Writer, arrayHeader } from './canonical-msgpack.js';
+import { Writer } from './canonical-msgpack.js';
 import type { PeerName } from './contracts.js';
-import { GossipDecodeError } from './errors.js';
+import { RecordRefused, decodeOwnerRecords, encodeOwnerRecords, type RefusedOwnerRecord } from './owner-records-wire.js';
 import { SIGNATURE_LEN, signedBytes, type Verifier } from './signing.js';
 import { MAX_LIVE_VERSION, PUBLIC_KEY_BYTES, isName, type RecordSigner } from './topology-record.js';
 
@@ -79,12 +79,9 @@ export interface ReportEntry {
 export const REPORT_REFUSALS = ['malformed', 'oversized', 'unsigned', 'nameMismatch', 'versionBound', 'badSignature'] as const;
 export type ReportRefusal = (typeof REPORT_REFUSALS)[number];
 
-export interface RefusedReport {
-  readonly owner: PeerName | undefined;
-  readonly reason: ReportRefusal;
-  readonly detail: string;
-}
+export type RefusedReport = RefusedOwnerRecord<ReportRefusal>;
 
+const REPORTS_FRAME = { channel: REPORTS_CHANNEL, format: FORMAT, maxMessageBytes: REPORT_LIMITS.maxMessageBytes, maxRecords: REPORT_LIMITS.maxReports, noun: 'report' };
 const unpackr = new Unpackr({ useRecords: false, mapsAsObjects: false, int64AsType: 'number' });
 const writer = new Writer();
 /** bin8 header + length + signature. */
@@ -157,32 +154,7 @@ export function verifyReport(e: ReportEntry, verifier: Verifier): boolean {
 
 /** A whole message from entries ascending by owner. */
 export function encodeReports(entries: readonly ReportEntry[]): Uint8Array {
-  const header = arrayHeader(entries.length);
-  let size = 2 + header.length;
-  for (const e of entries) size += e.bytes.length;
-  const out = new Uint8Array(size);
-  out[0] = 0x92;
-  out[1] = FORMAT;
-  out.set(header, 2);
-  let at = 2 + header.length;
-  for (const e of entries) {
-    out.set(e.bytes, at);
-    at += e.bytes.length;
-  }
-  return out;
-}
-
-function fail(reason: string, cause?: unknown): never {
-  throw new GossipDecodeError(REPORTS_CHANNEL, reason, cause === undefined ? undefined : { cause });
-}
-
-class Refuse {
-  readonly reason: ReportRefusal;
-  readonly detail: string;
-  constructor(reason: ReportRefusal, detail: string) {
-    this.reason = reason;
-    this.detail = detail;
-  }
+  return encodeOwnerRecords(FORMAT, entries.map((e) => e.bytes));
 }
 
 function decodeLink(raw: unknown, i: number, no: (reason: ReportRefusal, detail: string) => never): ReportLink {
@@ -209,7 +181,7 @@ function decodeShare(raw: unknown, i: number, no: (reason: ReportRefusal, detail
 
 function decodeReport(raw: unknown, i: number): ReportEntry {
   const no = (reason: ReportRefusal, detail: string): never => {
-    throw new Refuse(reason, `report ${i}: ${detail}`);
+    throw new RecordRefused(reason, `report ${i}: ${detail}`);
   };
   if (!Array.isArray(raw)) no('malformed', 'not an array');
   const f = raw as unknown[];
@@ -243,33 +215,5 @@ function decodeReport(raw: unknown, i: number): ReportEntry {
  * Throws GossipDecodeError naming the first message-level problem (nothing of it is used).
  */
 export function decodeReportsMessage(data: Uint8Array): { entries: ReportEntry[]; refused: RefusedReport[] } {
-  if (!(data instanceof Uint8Array)) fail('payload is not bytes');
-  if (data.length > REPORT_LIMITS.maxMessageBytes) fail(`message of ${data.length} bytes exceeds ${REPORT_LIMITS.maxMessageBytes}`);
-  let v: unknown;
-  try {
-    v = unpackr.unpack(data);
-  } catch (err) {
-    fail('not msgpack', err);
-  }
-  if (!Array.isArray(v) || v.length !== 2 || !Array.isArray(v[1])) fail('not a [format, [reports]] message');
-  if (v[0] !== FORMAT) fail(`format ${JSON.stringify(v[0])} is not ${FORMAT}`);
-  const raw = v[1] as unknown[];
-  if (raw.length > REPORT_LIMITS.maxReports) fail(`${raw.length} reports exceed ${REPORT_LIMITS.maxReports}`);
-  const entries: ReportEntry[] = [];
-  const refused: RefusedReport[] = [];
-  let prev = '';
-  raw.forEach((r, i) => {
-    const owner = Array.isArray(r) && typeof r[0] === 'string' && isName(r[0]) ? r[0] : undefined;
-    if (owner !== undefined) {
-      if (owner <= prev) fail(`report ${i}: owners not strictly ascending`);
-      prev = owner;
-    }
-    try {
-      entries.push(decodeReport(r, i));
-    } catch (err) {
-      if (!(err instanceof Refuse)) throw err;
-      refused.push({ owner, reason: err.reason, detail: err.detail });
-    }
-  });
-  return { entries, refused };
+  return decodeOwnerRecords<ReportEntry, ReportRefusal>(data, unpackr, REPORTS_FRAME, decodeReport);
 }
