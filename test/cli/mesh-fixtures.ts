@@ -3,7 +3,18 @@
  * every pair connected; n1 and n5 cannot reach each other over the underlay, so their pair goes
  * through n3 (relay); the others take the fast path, the direct sleeve or a punched sleeve.
  */
+import { execFileSync } from 'node:child_process';
 import type { LinkView, MeshView, RouterView } from '../../src/api/types.js';
+
+/** Whether Graphviz's `dot` runs here (scripts/prereqs.sh installs it). */
+export const hasDot = (() => {
+  try {
+    execFileSync('dot', ['-V'], { stdio: 'ignore' });
+    return true;
+  } catch {
+    return false;
+  }
+})();
 
 export const NAMES = ['1a1a1a1a1a1a1a1a', '2b2b2b2b2b2b2b2b', '3c3c3c3c3c3c3c3c', '4d4d4d4d4d4d4d4d', '5e5e5e5e5e5e5e5e'];
 const nick = (i: number) => `n${i + 1}`;

@@ -4,7 +4,6 @@
  * when Graphviz is missing, and nicknames that try to break out of DOT strings.
  */
 import { describe, expect, it } from 'vitest';
-import { execFileSync } from 'node:child_process';
 import { meshGraph, type EdgePath } from '../../src/cli/mesh-graph.js';
 import { dotString, meshDot } from '../../src/cli/mesh-dot.js';
 import { GraphvizError, renderSvg } from '../../src/cli/mesh-svg.js';
@@ -13,16 +12,7 @@ import { ConfigError } from '../../src/core/errors.js';
 import type { MeshView } from '../../src/api/types.js';
 import { parseDot, type DotGraph } from './dot-parse.js';
 import { checkXml } from './xml-check.js';
-import { NAMES, fiveWithRelay, router } from './mesh-fixtures.js';
-
-const hasDot = (() => {
-  try {
-    execFileSync('dot', ['-V'], { stdio: 'ignore' });
-    return true;
-  } catch {
-    return false;
-  }
-})();
+import { NAMES, fiveWithRelay, hasDot, router } from './mesh-fixtures.js';
 
 /** A parsed DOT label as Graphviz shows it: `\n` a line break, `\\` a backslash. */
 const shown = (label: string | undefined): string => (label ?? '').replace(/\\(.)/g, (_, c: string) => (c === 'n' ? '\n' : c));

@@ -1,9 +1,7 @@
 /** The config file of `weft launch --config FILE`: problems with their lines, precedence, round trips, the schema and README's example. */
 import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { Command } from 'commander';
 import { describe, expect, it } from 'vitest';
-import { addLaunchOptions, launchRawConfig } from '../../src/cli/launch-options.js';
 import { checkConfigFile } from '../../src/cli/config-command.js';
 import { ConfigError } from '../../src/core/errors.js';
 import { configYaml, MAX_CONFIG_BYTES, mergeConfig, parseConfig, readConfig } from '../../src/daemon/config-file.js';
@@ -16,20 +14,11 @@ const F = '/etc/weft/weft.yaml';
 
 /** `weft launch ...argv` through the CLI's parser, with config files read from `files`. */
 function launchWith(argv: string[], files: Record<string, string>): RawConfig {
-  let raw: RawConfig | undefined;
-  const program = new Command('weft').exitOverride();
-  addLaunchOptions(program.command('launch'))
-    .allowUnknownOption()
-    .allowExcessArguments()
-    .action((opts: Record<string, unknown>, cmd: Command) => {
-      raw = launchRawConfig(opts, cmd, (path) => {
-        const text = files[path];
-        if (text === undefined) throw new Error(`ENOENT: no such file or directory, open '${path}'`);
-        return text;
-      });
-    });
-  program.parse(['launch', ...argv], { from: 'user' });
-  return raw!;
+  return parseLaunch(['launch', ...argv], (path) => {
+    const text = files[path];
+    if (text === undefined) throw new Error(`ENOENT: no such file or directory, open '${path}'`);
+    return text;
+  });
 }
 
 const noPod: ConfigEnvironment = { env: {}, readFile: () => undefined, hostname: () => 'host-1' };

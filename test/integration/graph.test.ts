@@ -5,25 +5,16 @@
  * router, the others direct or punched sleeve) and rendered as SVG through Graphviz (well-formed, a node per router, the relay edge).
  */
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { execFileSync } from 'node:child_process';
 import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { WeftCluster } from '../../lab/weft-cluster.js';
 import { parseDot, type DotGraph } from '../cli/dot-parse.js';
 import { checkXml } from '../cli/xml-check.js';
+import { hasDot } from '../cli/mesh-fixtures.js';
 import { until } from './helpers.js';
 
 const isRoot = process.getuid?.() === 0;
-const hasDot = (() => {
-  try {
-    execFileSync('dot', ['-V'], { stdio: 'ignore' });
-    return true;
-  } catch {
-    return false;
-  }
-})();
-
 const N = 5;
 
 describe.skipIf(!isRoot || !hasDot)('weft graph on 5 routers with a relay', () => {

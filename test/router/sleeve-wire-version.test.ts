@@ -4,7 +4,7 @@
  */
 import { describe, expect, it } from 'vitest';
 import { TYPE_DATA, WIRE_VERSION, WIRE_VERSION_MAX, WIRE_VERSION_MIN, wireVersionAccepted } from '../../src/router/sleeve/wire.js';
-import { FakeClock, FakeNetwork, connect, makeNode, randomFrame, run, sendFrames } from './sleeve-harness.js';
+import { randomFrame, run, sendFrames, startedPair } from './sleeve-harness.js';
 
 describe('sleeve wire version', () => {
   it('sends the highest version it accepts; today that is version 2 only', () => {
@@ -23,14 +23,7 @@ describe('sleeve wire version', () => {
   });
 
   it.each([1, 3, 0xff])('a datagram of version %s is counted and dropped (the original, version 2, is not a version drop)', async (v) => {
-    const net = new FakeNetwork();
-    const clock = new FakeClock();
-    const a = makeNode(net, clock, { name: 'alpha', address: '198.18.0.1' });
-    const b = makeNode(net, clock, { name: 'beta', address: '198.18.0.2' });
-    connect(a, b);
-    a.sleeve.start();
-    b.sleeve.start();
-    await run(net, clock, 1500);
+    const { net, clock, a, b } = await startedPair();
     net.capture = true;
     sendFrames(a, 'beta', [{ frame: randomFrame(100, 1) }]);
     await run(net, clock, 50);
