@@ -331,14 +331,21 @@ export class WeftCluster {
     const running = this.routers.map((r, i) => (r.process !== undefined ? i : -1)).filter((i) => i >= 0);
     const deadline = Date.now() + timeoutMs;
     for (;;) {
-      let ok = true;
+      const missing: string[] = [];
       for (const i of running) {
         const s = await this.status(i);
         const up = new Set(s.peers.filter((p) => p.state === 'established' && p.path !== 'none').map((p) => p.nickname));
-        if (!running.every((k) => k === i || up.has(this.routers[k]!.name))) ok = false;
+        const unseen = running.filter((k) => k !== i && !up.has(this.routers[k]!.name));
+        if (unseen.length > 0) {
+          const states = unseen.map((k) => {
+            const p = s.peers.find((x) => x.nickname === this.routers[k]!.name);
+            return `${this.routers[k]!.name} (${p === undefined ? 'unknown' : `${p.state}, ${p.path}`})`;
+          });
+          missing.push(`${this.routers[i]!.name} lacks ${states.join(', ')}`);
+        }
       }
-      if (ok) return;
-      if (Date.now() > deadline) throw new WeftError('ERR_LAB', `routers did not all see each other within ${timeoutMs} ms`);
+      if (missing.length === 0) return;
+      if (Date.now() > deadline) throw new WeftError('ERR_LAB', `routers did not all see each other within ${timeoutMs} ms: ${missing.join('; ')}`);
       await delay(200);
     }
   }
