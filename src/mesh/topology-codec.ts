@@ -19,7 +19,8 @@
  */
 import { Unpackr } from 'msgpackr';
 import { peerIdFromPeerName, peerNameFromPublicKey } from '../core/ids.js';
-import { arrayHeader, containerAt, skip } from './canonical-msgpack.js';
+import { containerAt, skip } from './canonical-msgpack.js';
+import { encodeOwnerRecords } from './owner-records-wire.js';
 import type { PeerName } from './contracts.js';
 import { GossipDecodeError } from './errors.js';
 import { SIGNATURE_LEN } from './signing.js';
@@ -70,19 +71,7 @@ const unpackr = new Unpackr({ useRecords: false, copyBuffers: true, int64AsType:
 
 /** A message from records' canonical bytes, already sorted by name. */
 export function encodeTopologyMessage(sortedRecordBytes: readonly Uint8Array[]): Uint8Array {
-  const header = arrayHeader(sortedRecordBytes.length);
-  let size = 2 + header.length;
-  for (const b of sortedRecordBytes) size += b.length;
-  const out = new Uint8Array(size);
-  out[0] = 0x92;
-  out[1] = TOPOLOGY_FORMAT;
-  out.set(header, 2);
-  let at = 2 + header.length;
-  for (const b of sortedRecordBytes) {
-    out.set(b, at);
-    at += b.length;
-  }
-  return out;
+  return encodeOwnerRecords(TOPOLOGY_FORMAT, sortedRecordBytes);
 }
 
 function fail(reason: string, cause?: unknown): never {
