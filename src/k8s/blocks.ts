@@ -20,7 +20,8 @@
  * Implements src/ipam/ownership.ts's `BlockOwnership` (structurally: src/k8s does not import src/ipam;
  * the daemon joins them).
  */
-import { V1MicroTime, type CoordinationV1Api, type V1Lease } from '@kubernetes/client-node';
+import type { CoordinationV1Api, V1Lease } from '@kubernetes/client-node';
+import { clientNode } from './client-node.js';
 import type { BlocksStatus, SpaceBlocksStatus } from '../api/types.js';
 import type { Clock, TimerHandle } from '../core/clock.js';
 import { WeftError, describeError } from '../core/errors.js';
@@ -187,7 +188,7 @@ export class LeaseBlocks {
           const body: V1Lease = {
             ...k.lease,
             metadata: { ...meta, annotations: { ...meta.annotations, [LEASE_ANNOTATIONS.node]: this.nodeName } },
-            spec: { ...k.lease.spec, holderIdentity: this.self, acquireTime: new V1MicroTime(this.clock.wallNow()), leaseTransitions: (k.lease.spec?.leaseTransitions ?? 0) + 1 },
+            spec: { ...k.lease.spec, holderIdentity: this.self, acquireTime: new (clientNode().V1MicroTime)(this.clock.wallNow()), leaseTransitions: (k.lease.spec?.leaseTransitions ?? 0) + 1 },
           };
           try {
             const written = await this.call(() => this.api.replace(this.namespace, meta.name!, body));
@@ -293,7 +294,7 @@ export class LeaseBlocks {
         labels: { [LEASE_LABELS.component]: LEASE_COMPONENT, [LEASE_LABELS.range]: rangeLabel(b.cidr) },
         annotations: { [LEASE_ANNOTATIONS.cidr]: cidr, [LEASE_ANNOTATIONS.node]: this.nodeName },
       },
-      spec: { holderIdentity: this.self, acquireTime: new V1MicroTime(this.clock.wallNow()), leaseTransitions: 0 },
+      spec: { holderIdentity: this.self, acquireTime: new (clientNode().V1MicroTime)(this.clock.wallNow()), leaseTransitions: 0 },
     };
     try {
       const written = await this.call(() => this.api.create(this.namespace, body));

@@ -3,8 +3,9 @@
  * $KUBECONFIG / ~/.kube/config), the typed APIs weft calls, and errors that say which call failed
  * and how. The only place that builds a `KubeConfig`.
  */
-import { ApiException, CoordinationV1Api, CoreV1Api, KubeConfig, NetworkingV1Api } from '@kubernetes/client-node';
+import type { ApiException, CoordinationV1Api, CoreV1Api, KubeConfig, NetworkingV1Api } from '@kubernetes/client-node';
 import { WeftError, describeError } from '../core/errors.js';
+import { clientNode, clientNodeIfLoaded } from './client-node.js';
 
 export interface KubeApis {
   readonly config: KubeConfig;
@@ -21,6 +22,7 @@ export interface KubeApis {
  * file or the source that failed.
  */
 export function openKube(kubeconfig: string | undefined, env: Readonly<Record<string, string | undefined>> = process.env): KubeApis {
+  const { KubeConfig, CoreV1Api, CoordinationV1Api, NetworkingV1Api } = clientNode();
   const config = new KubeConfig();
   let source: string;
   try {
@@ -44,7 +46,13 @@ export function openKube(kubeconfig: string | undefined, env: Readonly<Record<st
 
 /** The HTTP status of a failed API call (undefined: it did not get an answer). */
 export function kubeStatus(err: unknown): number | undefined {
-  return err instanceof ApiException ? (err as ApiException<unknown>).code : undefined;
+  return isApiException(err) ? err.code : undefined;
+}
+
+/** True for the library's failed-call error; false for anything when the library was never loaded. */
+function isApiException(err: unknown): err is ApiException<unknown> {
+  const lib = clientNodeIfLoaded();
+  return lib !== undefined && err instanceof lib.ApiException;
 }
 
 /**
@@ -52,8 +60,8 @@ export function kubeStatus(err: unknown): number | undefined {
  * server's message, or the transport error.
  */
 export function describeKubeError(what: string, err: unknown): string {
-  if (err instanceof ApiException) {
-    const e = err as ApiException<unknown>;
+  if (isApiException(err)) {
+    const e = err;
     const body = parseBody(e.body);
     const reason = typeof body?.['reason'] === 'string' ? ` ${body['reason']}` : '';
     const message = typeof body?.['message'] === 'string' ? `: ${body['message']}` : '';

@@ -12,7 +12,8 @@
  *              ▲  (error: backoff)                      │ ends cleanly: watch(rv) again
  *              └──────── 410 Expired / rv lost ◄────────┘ fails: backoff, then watch(rv)
  */
-import { Watch, type KubeConfig } from '@kubernetes/client-node';
+import type { KubeConfig, Watch } from '@kubernetes/client-node';
+import { clientNode } from './client-node.js';
 import type { Clock, TimerHandle } from '../core/clock.js';
 import { describeError } from '../core/errors.js';
 import type { Logger } from '../core/logger.js';
@@ -120,7 +121,7 @@ export class ListWatch<T extends KubeObjectLike> {
     this.c = components;
     this.init = { timeoutSeconds: 300, backoffMinMs: 1000, backoffMaxMs: 30_000, ...init };
     this.backoffMs = this.init.backoffMinMs;
-    this.watcher = new Watch(components.config);
+    this.watcher = new (clientNode().Watch)(components.config);
   }
 
   /** Starts the loop in the background; never fails (an unreachable server is retried). */

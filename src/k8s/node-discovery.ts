@@ -10,7 +10,7 @@
  * ignored, logged once per Node and problem, and counted. A peer of another version is a peer.
  */
 import type { V1Node, V1NodeAddress } from '@kubernetes/client-node';
-import { PatchStrategy, setHeaderOptions } from '@kubernetes/client-node';
+import { clientNode } from './client-node.js';
 import type { Clock, TimerHandle } from '../core/clock.js';
 import { isPeerName, peerNameFromPublicKey } from '../core/ids.js';
 import type { Logger } from '../core/logger.js';
@@ -305,7 +305,7 @@ export class NodeDiscovery {
     this.setOwn('publishing', '');
     this.inFlight = true;
     this.c.kube.core
-      .patchNode({ name: this.init.nodeName, body: { metadata: { annotations: want } } }, setHeaderOptions('Content-Type', PatchStrategy.MergePatch))
+      .patchNode({ name: this.init.nodeName, body: { metadata: { annotations: want } } }, clientNode().setHeaderOptions('Content-Type', clientNode().PatchStrategy.MergePatch))
       .then(
         (patched) => {
           this.inFlight = false;
