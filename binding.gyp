@@ -9,6 +9,7 @@
         "src/platform/linux/native/tap.c",
         "src/platform/linux/native/udp.c",
         "src/platform/linux/native/aead.c",
+        "src/platform/linux/native/crypto_pool.c",
         "src/platform/linux/native/rtnl.c",
         "src/platform/linux/native/nft.c",
         "src/platform/linux/native/file.c",

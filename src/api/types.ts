@@ -139,6 +139,8 @@ export interface StatusReport {
   tap: string;
   mode: { encryption: 'chacha20-poly1305' | 'none'; aead: string; vnetHdr: boolean; udpGso: boolean; udpGro: boolean };
   mtu: { underlay: number; overlay: number; maxDatagram: number };
+  /** The sleeve's seal and open batches (--crypto-threads); absent from routers before issue 20. */
+  crypto?: CryptoStatus;
   peers: PeerStatus[];
   mesh: MeshStatus;
   fastpath: FastPathStatus;
@@ -164,6 +166,25 @@ export interface StatusReport {
   drops: Record<string, number>;
   reassembly: { inUse: number; completed: number; stored: number; memoryBytes: number };
   memory: { rssBytes: number; heapUsedBytes: number };
+}
+
+/** The sleeve's AEAD work: threads each batch runs on (0: one message at a time), what the batches ran. */
+export interface CryptoStatus {
+  threads: number;
+  seals: CryptoBatchStatus;
+  opens: CryptoBatchStatus;
+  /** Seals the AEAD library refused (out of memory): those messages went out damaged. */
+  sealFailures: number;
+}
+
+/** Runs of a batch, jobs and bytes in them; `pooled*`: the part run on several threads. */
+export interface CryptoBatchStatus {
+  runs: number;
+  pooledRuns: number;
+  jobs: number;
+  pooledJobs: number;
+  bytes: number;
+  pooledBytes: number;
 }
 
 /** Hole punching towards one peer: the last attempt and what each candidate did. */

@@ -1,4 +1,4 @@
-import { totalTraffic, type EndpointsStatus, type IpamStatus, type KubernetesStatus, type PolicyStatus, type StatusReport } from '../api/types.js';
+import { totalTraffic, type CryptoBatchStatus, type CryptoStatus, type EndpointsStatus, type IpamStatus, type KubernetesStatus, type PolicyStatus, type StatusReport } from '../api/types.js';
 import { ago, connectedTarget, duration, splitDrops } from './status-notes.js';
 
 function bytes(n: number): string {
@@ -17,6 +17,18 @@ function table(rows: string[][]): string {
   return rows.map((r) => r.map((c, i) => c.padEnd(widths[i]!)).join('  ').trimEnd()).join('\n');
 }
 
+/** The sleeve's crypto threads and how much of the sealed and opened bytes ran on several. */
+function cryptoLine(c: CryptoStatus): string {
+  if (c.threads === 0) return 'crypto: one message at a time on the router\'s thread (--crypto-threads 0)';
+  const share = (b: CryptoBatchStatus): string => (b.bytes > 0 ? `${Math.round((100 * b.pooledBytes) / b.bytes)}%` : '-');
+  const per = (b: CryptoBatchStatus): string => (b.runs > 0 ? (b.jobs / b.runs).toFixed(1) : '-');
+  const failed = c.sealFailures > 0 ? `; ${c.sealFailures} seals failed` : '';
+  return (
+    `crypto: batches on ${c.threads} thread${c.threads === 1 ? '' : 's'}; seals ${per(c.seals)} per batch, ${share(c.seals)} of bytes on several threads; ` +
+    `opens ${per(c.opens)} per batch, ${share(c.opens)} on several${failed}`
+  );
+}
+
 /** Human view of a status report. */
 export function formatStatus(s: StatusReport): string {
   const lines: string[] = [];
@@ -27,6 +39,7 @@ export function formatStatus(s: StatusReport): string {
       `${s.mode.vnetHdr ? 'vnet_hdr (super-frames)' : 'per-frame'}   udp gso ${s.mode.udpGso ? 'on' : 'off'} gro ${s.mode.udpGro ? 'on' : 'off'}`,
   );
   lines.push(`  MTU: underlay ${s.mtu.underlay}, overlay ${s.mtu.overlay}, datagram ${s.mtu.maxDatagram}`);
+  if (s.crypto !== undefined) lines.push(`  ${cryptoLine(s.crypto)}`);
   lines.push('');
   if (s.peers.length === 0) {
     lines.push('  no peers yet');

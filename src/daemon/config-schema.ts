@@ -125,6 +125,7 @@ const EXAMPLES: Partial<Record<OptionKey, string | string[]>> = {
   trustedSubnets: ['198.18.0.0/15'],
   underlayMtu: '1500',
   mtu: '1404',
+  cryptoThreads: '2',
   ipamRange6: 'fd00:32::/64',
   ipamSeed: ['0123456789abcdef', '89abcdef01234567'],
   ipamInitPeers: '3',

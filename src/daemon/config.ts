@@ -92,6 +92,8 @@ export interface DaemonConfig {
   spinUs: number;
   /** Which ChaCha20-Poly1305 implementation seals the sleeve (same algorithm and wire format). */
   aead: 'openssl' | 'libsodium';
+  /** Threads for the sleeve's seal and open batches (--crypto-threads); undefined: detected at start. */
+  cryptoThreads: number | undefined;
   /** undefined: IPAM off (--ipam-range none). */
   ipam: IpamConfig | undefined;
   /** undefined: standalone (peers from --peer and gossip, IPAM through the ring). */
@@ -161,6 +163,7 @@ export function validateConfig(input: RawConfig, surroundings: ConfigEnvironment
   const heartbeatMs = check.one('heartbeatMs');
   const spinUs = check.one('spinUs');
   const aead = check.one('aead') as DaemonConfig['aead'] | undefined;
+  const cryptoThreads = check.one('cryptoThreads');
   const ipam = validateIpam(check, raw, kubernetes !== undefined);
   const metrics = check.one('metricsAddr', DEFAULT_METRICS_PORT);
   const serviceBridge = check.one('serviceBridge');
@@ -195,6 +198,7 @@ export function validateConfig(input: RawConfig, surroundings: ConfigEnvironment
     heartbeatMs: heartbeatMs!,
     spinUs: spinUs!,
     aead: aead!,
+    cryptoThreads,
     ipam,
     kubernetes,
     metrics,

@@ -5,7 +5,7 @@
  */
 import { existsSync, readFileSync } from 'node:fs';
 import { dirname } from 'node:path';
-import { networkInterfaces } from 'node:os';
+import { availableParallelism, networkInterfaces } from 'node:os';
 import type { Clock } from '../core/clock.js';
 import { WeftError, describeError } from '../core/errors.js';
 import { formatHostPort } from '../core/host-port.js';
@@ -19,7 +19,7 @@ import { LinuxUdp } from '../platform/linux/linux-udp.js';
 import { loadNative } from '../platform/linux/native.js';
 import { AeadCipher, PlainCipher } from '../router/crypto/frame-cipher.js';
 import { SodiumChaCha } from '../router/crypto/sodium-aead.js';
-import { OpenSslChaCha } from '../platform/linux/native-aead.js';
+import { OpenSslChaCha, defaultCryptoThreads } from '../platform/linux/native-aead.js';
 import { ipamClusterId, meshPsk, pairPrologue, readSecretFile } from './cluster-secrets.js';
 import { Revocation } from './revocation.js';
 import { loadRevocationPublicKey } from '../mesh/revocation.js';
@@ -116,6 +116,8 @@ export class Daemon {
   private tap: LinuxTap | undefined = undefined;
   private udp: LinuxUdp | undefined = undefined;
   private sleeve: Sleeve | undefined = undefined;
+  /** The sleeve's cipher (its engine may run a crypto pool: closed with the devices). */
+  private frameCipher: AeadCipher | PlainCipher | undefined = undefined;
   private learningSwitch: LearningSwitch | undefined = undefined;
   private mesh: Mesh | undefined = undefined;
   private gossip: MeshGossip | undefined = undefined;
@@ -661,11 +663,17 @@ export class Daemon {
   }
 
   private cipher(): AeadCipher | PlainCipher {
-    if (this.config.plaintext) return new PlainCipher();
-    return new AeadCipher(this.config.aead === 'libsodium' ? new SodiumChaCha() : new OpenSslChaCha());
+    const c = this.config;
+    if (c.plaintext) this.frameCipher = new PlainCipher();
+    else if (c.aead === 'libsodium') this.frameCipher = new AeadCipher(new SodiumChaCha());
+    else this.frameCipher = new AeadCipher(new OpenSslChaCha({ threads: c.cryptoThreads ?? defaultCryptoThreads(availableParallelism()) }));
+    return this.frameCipher;
   }
 
   private closeDevices(): void {
+    // (the crypto pool's threads are joined; nothing seals after the sleeve stopped)
+    this.frameCipher?.close();
+    this.frameCipher = undefined;
     this.probeTap?.close();
     this.probeTap = undefined;
     this.udp?.close();

@@ -251,6 +251,15 @@ export const LAUNCH_OPTIONS = {
     check: { kind: 'enum', values: ['openssl', 'libsodium'] },
     readme: 'which ChaCha20-Poly1305 implementation seals the sleeve (same bytes on the wire)',
   },
+  cryptoThreads: {
+    flag: '--crypto-threads',
+    value: 'n',
+    help: 'threads that seal and open each batch of sleeve messages, this one included (0: one at a time as queued; default: detected)',
+    check: { kind: 'int', min: 0, max: 16 },
+    readme:
+      'threads that seal and open each batch of sleeve messages together, the router\'s own included (fork-join: a batch\'s order never changes); `0` seals and opens each message as it comes, `1` batches on the router\'s thread alone; with `--aead libsodium` always 0. Detected: the cores less one, at most 4, and 0 on fewer than 3 cores (see Performance)',
+    readmeDefault: 'detected',
+  },
   ipamRange: {
     flag: '--ipam-range',
     value: 'cidr',

@@ -116,6 +116,7 @@ export function buildStatus(s: {
     tap: s.tap.name,
     mode: { encryption: s.config.plaintext ? 'none' : 'chacha20-poly1305', aead: s.sleeve.cipherName, vnetHdr: s.tap.vnetHdr, udpGso: s.udp.gsoActive(), udpGro: s.udp.gro },
     mtu: { underlay: s.underlayMtu, overlay: s.mtu, maxDatagram: s.sleeve.maxDatagram },
+    crypto: s.sleeve.cryptoStatus(),
     peers,
     mesh: s.mesh,
     fastpath: s.fastpath,

@@ -8,6 +8,9 @@ export interface NativeAddon {
   Tap: new (opts: Record<string, unknown>) => NativeTap;
   Udp: new (opts: Record<string, unknown>) => NativeUdp;
   Aead: new (key: Buffer) => NativeAead;
+  CryptoPool: new (threads: number) => NativeCryptoPool;
+  CryptoBatch: new (pool: NativeCryptoPool | null, results: Int32Array, inlineBelow: number) => NativeCryptoBatch;
+  CRYPTO_BATCH_MAX: number;
   opensslVersion: string;
   setSpin(us: number): void;
   TUN_OFFLOADS_TSO: number;
@@ -41,6 +44,24 @@ export interface NativeAead {
   seal(buf: Buffer, off: number, len: number, ad: Buffer, adOff: number, ctr: Buffer, ctrOff: number): number;
   open(buf: Buffer, off: number, len: number, ad: Buffer, adOff: number, ctr: Buffer, ctrOff: number): number;
   destroy(): void;
+}
+
+/** Threads that run batches of AEAD jobs (crypto_pool.c). */
+export interface NativeCryptoPool {
+  readonly threads: number;
+  /** Pool threads alive (threads - 1; 0 once closed). */
+  running(): number;
+  close(): void;
+}
+
+/** A job list of AEAD seals and opens (crypto_pool.c); `results` is the Int32Array given to it. */
+export interface NativeCryptoBatch {
+  seal(key: NativeAead, buf: Buffer, off: number, len: number, ad: Buffer, adOff: number, ctr: Buffer, ctrOff: number): number;
+  open(key: NativeAead, buf: Buffer, off: number, len: number, ad: Buffer, adOff: number, ctr: Buffer, ctrOff: number): number;
+  run(): number;
+  clear(): void;
+  /** [runs, pooledRuns, jobs, pooledJobs, bytes, pooledBytes] */
+  stats(): number[];
 }
 
 let cached: NativeAddon | undefined;

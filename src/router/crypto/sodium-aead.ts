@@ -1,5 +1,5 @@
 import sodium from 'sodium-native';
-import { AEAD_AD_LEN, AEAD_KEY_LEN, AEAD_TAG_LEN, type AeadEngine, type AeadKey } from '../../platform/aead.js';
+import { AEAD_AD_LEN, AEAD_KEY_LEN, AEAD_TAG_LEN, InlineAeadBatch, type AeadBatch, type AeadEngine, type AeadKey } from '../../platform/aead.js';
 
 /**
  * ChaCha20-Poly1305 (IETF) from libsodium: the reference engine, used where the native addon's
@@ -52,8 +52,16 @@ class SodiumKey implements AeadKey {
 
 export class SodiumChaCha implements AeadEngine {
   readonly name = 'chacha20-poly1305 (libsodium)';
+  /** libsodium's calls run on the JS thread only: batches run each job as it is queued. */
+  readonly threads = 0;
 
   createKey(material: Buffer): AeadKey {
     return new SodiumKey(material);
   }
+
+  createBatch(): AeadBatch {
+    return new InlineAeadBatch();
+  }
+
+  close(): void {}
 }

@@ -16,6 +16,11 @@
  * itself. `sweep` frees slots older than the timeout. Every drop is counted by reason. Memory is
  * bounded by `maxSlots * slotSize`. Without tokens (plaintext mode, nothing is authenticated)
  * fragments are taken as they come.
+ *
+ * A complete message whose open is queued in a crypto batch is `pin`ned until `release`: it is
+ * never evicted nor timed out, so its buffer holds still until the batch has run. The receive
+ * path runs its batch before `pinned` reaches `maxPinned` (fewer than a peer's slots), so a new
+ * message always finds a slot it may take.
  */
 import { TOKEN_LEN, TokenScratch, tokenEquals, type FragmentTokens } from '../crypto/fragment-tokens.js';
 import type { ReplayWindow } from '../crypto/replay-window.js';
@@ -49,6 +54,8 @@ export class Slot {
   count = 0;
   received = 0;
   started = 0;
+  /** Complete, its open queued: not to be evicted or timed out until released. */
+  pinned = false;
   owner: FragmentOwner | undefined = undefined;
   readonly bits = new Uint32Array(MAX_FRAGMENTS / 32);
   /** The header of the message's first fragment to arrive (type, flags, ids, key id, counter). */
@@ -63,6 +70,10 @@ export class Reassembler {
   completed = 0;
   /** Fragments stored into a slot (every fragment is either stored or counted as a drop). */
   stored = 0;
+  /** Complete slots pinned (`pin`) and not yet released. */
+  pinned = 0;
+  /** The receive path runs its queued opens before this many slots are pinned. */
+  readonly maxPinned: number;
   private readonly maxPerPeer: number;
   private readonly timeoutMs: number;
   private readonly scratch = new TokenScratch(MAX_FRAGMENTS);
@@ -73,6 +84,7 @@ export class Reassembler {
     const n = init.maxSlots ?? 32;
     this.held = new Int32Array(init.maxPeers ?? 512);
     this.maxPerPeer = Math.min(init.maxPerPeer ?? 8, n);
+    this.maxPinned = Math.max(1, this.maxPerPeer - 1);
     this.timeoutMs = init.timeoutMs ?? 1000;
     this.slots = [];
     for (let i = 0; i < n; i++) this.slots.push(new Slot());
@@ -115,6 +127,11 @@ export class Reassembler {
         }
       }
       slotIdx = this.allocate(peer, now);
+      if (slotIdx < 0) {
+        // (only when every busy slot is pinned: the receive path runs its batch long before)
+        this.drops.fragEvicted++;
+        return -2;
+      }
       slot = this.slots[slotIdx]!;
       slot.busy = true;
       slot.peer = peer;
@@ -161,6 +178,15 @@ export class Reassembler {
     return REASSEMBLY_INCOMPLETE;
   }
 
+  /** Holds a complete slot (its open is queued) until `release`: never evicted nor timed out. */
+  pin(i: number): void {
+    const s = this.slots[i];
+    if (s !== undefined && s.busy && !s.pinned) {
+      s.pinned = true;
+      this.pinned++;
+    }
+  }
+
   /** Frees a slot whose message was delivered (or refused by the AEAD: its counter stays open). */
   release(i: number): void {
     const s = this.slots[i];
@@ -171,7 +197,7 @@ export class Reassembler {
   sweep(now: number): number {
     let n = 0;
     for (const s of this.slots) {
-      if (s.busy && now - s.started > this.timeoutMs) {
+      if (s.busy && !s.pinned && now - s.started > this.timeoutMs) {
         this.giveUp(s);
         n++;
       }
@@ -199,6 +225,10 @@ export class Reassembler {
   }
 
   private free(s: Slot): void {
+    if (s.pinned) {
+      s.pinned = false;
+      this.pinned--;
+    }
     s.busy = false;
     s.owner = undefined;
     this.held[s.peer]!--;
@@ -214,6 +244,17 @@ export class Reassembler {
     this.free(s);
   }
 
+  /** The oldest busy, unpinned slot of `peer` (-1: of any peer), or -1. */
+  private oldestUnpinned(peer: number): number {
+    const slots = this.slots;
+    let oldest = -1;
+    for (let i = 0; i < slots.length; i++) {
+      const s = slots[i]!;
+      if (s.busy && !s.pinned && (peer < 0 || s.peer === peer) && (oldest < 0 || s.started < slots[oldest]!.started)) oldest = i;
+    }
+    return oldest;
+  }
+
   private find(peer: number, keyId: number, counter: number): number {
     const slots = this.slots;
     for (let i = 0; i < slots.length; i++) {
@@ -223,13 +264,16 @@ export class Reassembler {
     return -1;
   }
 
-  /** A free slot for `peer`, giving up the oldest slot of `peer` or of the biggest holder if needed. */
+  /**
+   * A free slot for `peer`, giving up the oldest slot of `peer` or of the biggest holder if needed
+   * (pinned slots are never given up; -1 when every busy slot is pinned).
+   */
   private allocate(peer: number, now: number): number {
     const slots = this.slots;
     let free = -1;
     for (let i = 0; i < slots.length; i++) {
       const s = slots[i]!;
-      if (s.busy && now - s.started > this.timeoutMs) {
+      if (s.busy && !s.pinned && now - s.started > this.timeoutMs) {
         this.giveUp(s);
         this.drops.fragTimeout++;
       }
@@ -248,11 +292,10 @@ export class Reassembler {
         }
       }
     }
-    let oldest = -1;
-    for (let i = 0; i < slots.length; i++) {
-      const s = slots[i]!;
-      if (s.busy && s.peer === victim && (oldest < 0 || s.started < slots[oldest]!.started)) oldest = i;
-    }
+    let oldest = this.oldestUnpinned(victim);
+    // The victim's slots all pinned (the receive path keeps pins below a peer's share): any peer's.
+    if (oldest < 0) oldest = this.oldestUnpinned(-1);
+    if (oldest < 0) return -1;
     this.drops.fragEvicted++;
     this.giveUp(slots[oldest]!);
     return oldest;

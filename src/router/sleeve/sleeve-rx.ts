@@ -19,12 +19,22 @@
  *     endpoint and never counts as direct
  * Nothing is kept for a datagram that does not authenticate; every drop is counted by reason.
  *
+ * Opens are batched (AeadBatch, on several threads with --crypto-threads > 1): a message that
+ * passed the header, key and replay checks is queued, with its reassembly slot pinned; the queue
+ * runs when the receive batch ends, when it is full, or before reassembly runs short of slots.
+ * Then, in arrival order, each message is checked again where an earlier message of the batch
+ * may have changed things (its peer and key still known, the replay window: a duplicate within
+ * the batch is a replay, as when handled one by one), its open's result is counted (forged:
+ * `auth`), its counter marked and its records handled. With --crypto-threads 0 each message is
+ * opened and handled at once, as before.
+ *
  * "Direct" is decided after authentication: RELAYED clear (the flag is in the AD), the full hop
  * count, and the peer's direct endpoint as the source. The endpoint moves (roaming) only on an
  * authenticated direct datagram under the current receive key that is newer than every one seen
  * under that key (WireGuard's rule). Nothing here allocates per datagram.
  */
 import { formatEndpoint } from '../../core/net.js';
+import type { AeadBatch } from '../../platform/aead.js';
 import type { UdpEndpoint } from '../../platform/udp.js';
 import { RX_META_STRIDE } from '../../platform/udp.js';
 import type { Reassembler } from './reassembly.js';
@@ -63,6 +73,10 @@ import {
 
 /** Datagrams per GSO send the kernel takes (UDP_MAX_SEGMENTS). */
 const MAX_GSO_SEGMENTS = 64;
+/** Opens queued at most before they are run (the batch of one UDP read holds at most 1024 datagrams). */
+const OPEN_QUEUE = 1024;
+/** Queue flag bit: the datagram arrived with the full hop count. */
+const Q_FULL_HOPS = 0x100;
 
 export type SleeveFrameSink = (peer: SleevePeer, buf: Buffer, vnetOff: number, frameOff: number, frameLen: number) => void;
 
@@ -106,6 +120,21 @@ export class SleeveRx {
   private runLastLen = 0;
   private runCount = 0;
   private runSeg = 0;
+  /** The opens of this batch (see the file's comment) and, per queued message, what handling it needs. */
+  readonly opens: AeadBatch;
+  private nq = 0;
+  /** The next queued message to handle (the ones before it are done). */
+  private qNext = 0;
+  private readonly qPeer: (SleevePeer | undefined)[] = new Array<SleevePeer | undefined>(OPEN_QUEUE).fill(undefined);
+  private readonly qSess: (RxSession | undefined)[] = new Array<RxSession | undefined>(OPEN_QUEUE).fill(undefined);
+  private readonly qBuf: (Buffer | undefined)[] = new Array<Buffer | undefined>(OPEN_QUEUE).fill(undefined);
+  private readonly qCounter = new Float64Array(OPEN_QUEUE);
+  private readonly qOff = new Int32Array(OPEN_QUEUE);
+  private readonly qMeta = new Int32Array(OPEN_QUEUE);
+  private readonly qSlot = new Int32Array(OPEN_QUEUE);
+  private readonly qJob = new Int32Array(OPEN_QUEUE);
+  /** Header flags byte, | Q_FULL_HOPS. */
+  private readonly qFlags = new Int32Array(OPEN_QUEUE);
 
   constructor(components: SleeveRxComponents) {
     const state = components.state;
@@ -124,10 +153,13 @@ export class SleeveRx {
     this.sealedFlag = state.sealedFlag;
     this.maxUdpPayload = this.udp.family === 6 ? 65527 : 65507;
     this.maxDatagram = state.maxDatagram;
+    this.opens = state.cipher.batch(OPEN_QUEUE);
   }
 
   /** Handles the first `count` datagrams of the UDP endpoint's receive arena, read at `now`. */
   receive(count: number, now: number): void {
+    // (left over only when the batch before threw: its rest is lost, as it always was)
+    if (this.nq > 0) this.abandon();
     this.nowMs = now;
     const meta = this.udp.rxMeta;
     const buf = this.udp.rxArena;
@@ -148,6 +180,7 @@ export class SleeveRx {
         this.endRelayRun();
       }
     }
+    this.drain();
   }
 
   private datagram(buf: Buffer, off: number, len: number, m: number): void {
@@ -214,7 +247,7 @@ export class SleeveRx {
     // Not relayed on the way (`message` checks the authenticated RELAYED flag after opening).
     const fullHops = buf[off + 1] === DEFAULT_HOPS;
     if (type === TYPE_DATA) {
-      this.message(peer, sess, counter, fullHops, buf, off, buf, off + DATA_HDR_LEN, len - DATA_HDR_LEN, m);
+      this.message(peer, sess, counter, fullHops, buf, off, buf, off + DATA_HDR_LEN, len - DATA_HDR_LEN, m, -1);
     } else if (type === TYPE_FRAG) {
       if (len < FRAG_HDR_LEN) {
         this.drops.short++;
@@ -223,8 +256,8 @@ export class SleeveRx {
       const r = this.reasm.add(peer.index, buf, off, len, keyId, counter, this.nowMs, sess);
       if (r >= 0) {
         const slot = this.reasm.slots[r]!;
-        this.message(peer, sess, counter, fullHops, slot.header, 0, slot.buf!, 0, slot.total, m);
-        this.reasm.release(r);
+        // (the slot is released once the message was handled: at once, or after the batch ran)
+        this.message(peer, sess, counter, fullHops, slot.header, 0, slot.buf!, 0, slot.total, m, r);
       }
     } else {
       this.drops.badType++;
@@ -307,17 +340,93 @@ export class SleeveRx {
     this.tx.forwardRx(to, this.runStart, this.runEnd - this.runStart, this.runCount > 1 ? this.runSeg : 0);
   }
 
-  /** One whole sealed message from a known peer under a known key: open, then its records. */
+  /**
+   * One whole sealed message from a known peer under a known key (in reassembly slot `slot`, or
+   * -1): its open is queued, and it is handled once opened (`opened`), at once when the batch
+   * is not deferred.
+   */
   private message(
     peer: SleevePeer, sess: RxSession, counter: number, fullHops: boolean,
-    hdr: Buffer, hdrOff: number, buf: Buffer, off: number, len: number, m: number,
+    hdr: Buffer, hdrOff: number, buf: Buffer, off: number, len: number, m: number, slot: number,
   ): void {
-    const n = sess.key.open(buf, off, len, hdr, hdrOff + AD_OFFSET, hdr, hdrOff + COUNTER_OFFSET);
+    const opens = this.opens;
+    if (opens.pending >= opens.capacity || this.nq >= OPEN_QUEUE) this.drain();
+    const job = opens.open(sess.key, buf, off, len, hdr, hdrOff + AD_OFFSET, hdr, hdrOff + COUNTER_OFFSET);
+    const flags = hdr[hdrOff + 3]!;
+    if (!opens.deferred) {
+      this.opened(peer, sess, counter, fullHops, flags, buf, off, opens.results[job]!, m);
+      if (slot >= 0) this.reasm.release(slot);
+      return;
+    }
+    const k = this.nq++;
+    this.qPeer[k] = peer;
+    this.qSess[k] = sess;
+    this.qBuf[k] = buf;
+    this.qCounter[k] = counter;
+    this.qOff[k] = off;
+    this.qMeta[k] = m;
+    this.qSlot[k] = slot;
+    this.qJob[k] = job;
+    this.qFlags[k] = flags | (fullHops ? Q_FULL_HOPS : 0);
+    if (slot >= 0) {
+      this.reasm.pin(slot);
+      if (this.reasm.pinned >= this.reasm.maxPinned) this.drain();
+    }
+  }
+
+  /** Runs the queued opens, then handles their messages in arrival order. */
+  private drain(): void {
+    if (this.nq === 0) return;
+    this.opens.run();
+    const results = this.opens.results;
+    const drops = this.drops;
+    while (this.qNext < this.nq) {
+      const k = this.qNext++;
+      const peer = this.qPeer[k]!;
+      const sess = this.qSess[k]!;
+      const buf = this.qBuf[k]!;
+      this.qPeer[k] = undefined;
+      this.qSess[k] = undefined;
+      this.qBuf[k] = undefined;
+      const counter = this.qCounter[k]!;
+      const slot = this.qSlot[k]!;
+      // What an earlier message of the batch may have changed: the peer removed, the key dropped
+      // (a promotion wipes the overlap key), the counter seen (a duplicate within the batch).
+      if (this.byId.get(peer.id) !== peer) drops.unknownPeer++;
+      else if (sess !== peer.rx && sess !== peer.rxPrev && sess !== peer.rxPending) drops.unknownKey++;
+      else if (this.sealedFlag !== 0 && !sess.window.check(counter)) drops.replay++;
+      else {
+        const f = this.qFlags[k]!;
+        this.opened(peer, sess, counter, (f & Q_FULL_HOPS) !== 0, f & 0xff, buf, this.qOff[k]!, results[this.qJob[k]!]!, this.qMeta[k]!);
+      }
+      if (slot >= 0) this.reasm.release(slot);
+    }
+    this.nq = 0;
+    this.qNext = 0;
+  }
+
+  /** Drops what is still queued (a batch that threw half-way): slots released, jobs cleared. */
+  private abandon(): void {
+    for (let k = this.qNext; k < this.nq; k++) {
+      this.qPeer[k] = undefined;
+      this.qSess[k] = undefined;
+      this.qBuf[k] = undefined;
+      if (this.qSlot[k]! >= 0) this.reasm.release(this.qSlot[k]!);
+    }
+    this.opens.clear();
+    this.nq = 0;
+    this.qNext = 0;
+  }
+
+  /** A message whose open returned `n` (the plaintext length, or -1: forged): counters, window, records. */
+  private opened(
+    peer: SleevePeer, sess: RxSession, counter: number, fullHops: boolean, flags: number,
+    buf: Buffer, off: number, n: number, m: number,
+  ): void {
     if (n < 0) {
       this.drops.auth++;
       return;
     }
-    const flags = hdr[hdrOff + 3]!;
     const relayed = (flags & FLAG_RELAYED) !== 0;
     const newest = counter > sess.window.highest;
     if (this.sealedFlag !== 0) sess.window.mark(counter);

@@ -10,10 +10,15 @@
  *
  * Order per peer is kept: a big frame closes the peer's open bundle first. Nothing is allocated
  * per frame or per message (the AEAD key objects seal in place from offsets).
- * Before the tx arena, descriptor or iov tables could overflow, the batch is flushed early.
+ * Seals are queued in the cipher's batch (AeadBatch) where the message is emitted, and run
+ * together just before the flush hands the datagrams to the kernel: on several threads with
+ * --crypto-threads > 1 (a sealed message is always len + 16 bytes, so its descriptors are built
+ * before it is sealed). Before the tx arena, descriptor or iov tables could overflow, the batch
+ * is flushed early.
  */
 import type { UdpEndpoint } from '../../platform/udp.js';
 import { TX_DESC_STRIDE, TX_IOV_STRIDE } from '../../platform/udp.js';
+import type { AeadBatch } from '../../platform/aead.js';
 import type { FrameCipher } from '../crypto/frame-cipher.js';
 import { TOKEN_LEN, TokenScratch, copyToken } from '../crypto/fragment-tokens.js';
 import type { SleevePeer, TxSession } from './peer.js';
@@ -88,6 +93,10 @@ export class SleeveTx {
   /** Unsealed datagrams sent (`raw`: STUN requests). */
   raws = 0;
   private readonly tokenScratch = new TokenScratch(MAX_FRAGMENTS);
+  /** The seals of the batch being built (run at flush). */
+  readonly seals: AeadBatch;
+  /** Messages whose seal failed (the AEAD library refused: out of memory); sent damaged, refused by the peer. */
+  sealFailures = 0;
 
   constructor(components: { udp: UdpEndpoint; cipher: FrameCipher }, init: { selfId: number; probeBase: number; arenaBytes?: number }) {
     this.udp = components.udp;
@@ -99,6 +108,7 @@ export class SleeveTx {
     this.tag = this.cipher.overhead;
     this.maxUdpPayload = this.udp.family === 6 ? 65527 : 65507;
     this.arena = Buffer.allocUnsafeSlow(init.arenaBytes ?? 4 << 20);
+    this.seals = this.cipher.batch(this.udp.txMax);
     this.udp.registerBuffer(BUF_TX, this.arena);
     this.udp.registerBuffer(BUF_RX, this.udp.rxArena);
   }
@@ -255,6 +265,8 @@ export class SleeveTx {
       if (p.bundleStart >= 0) this.closeBundle(p);
     }
     open.length = 0;
+    // Every queued seal runs before the datagrams reach the kernel.
+    if (this.seals.pending > 0) this.sealFailures += this.seals.run();
     if (this.ndesc > 0) {
       this.udp.send(this.ndesc);
       this.flushes++;
@@ -315,7 +327,12 @@ export class SleeveTx {
     // RELAYED (authenticated: it is in the AD) when the message goes to the peer's relay.
     const flags = (this.emitDest < 0 && peer.viaRelay ? this.flags | FLAG_RELAYED : this.flags) | this.emitFlags;
     tx.ad[1] = flags;
-    const sealed = tx.key.seal(buf, off, len, tx.ad, 0, tx.ctr, 0);
+    // Queued (AD and counter copied now): sealed in place at flush, always len + tag bytes.
+    const seals = this.seals;
+    if (seals.pending >= seals.capacity) this.sealFailures += seals.run();
+    const job = seals.seal(tx.key, buf, off, len, tx.ad, 0, tx.ctr, 0);
+    if (!seals.deferred && seals.results[job]! < 0) this.sealFailures++;
+    const sealed = len + this.tag;
     this.messages++;
     peer.counters.txMessages++;
     const maxDg = peer.maxDatagram;

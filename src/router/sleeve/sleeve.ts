@@ -26,6 +26,7 @@ import { formatPeerId } from '../../core/ids.js';
 import type { Endpoint } from '../../core/net.js';
 import type { Startable } from '../../core/startable.js';
 import type { PeerKeys } from '../../mesh/contracts.js';
+import type { AeadBatchStats } from '../../platform/aead.js';
 import { Reassembler, type ReassemblyDrops } from './reassembly.js';
 import { SleevePeer } from './peer.js';
 import { SleeveHeartbeats } from './sleeve-heartbeats.js';
@@ -120,6 +121,11 @@ export class Sleeve implements Startable {
 
   get cipherName(): string {
     return this.state.cipher.name;
+  }
+
+  /** Threads the seal and open batches run on, and what they ran (status). */
+  cryptoStatus(): { threads: number; seals: AeadBatchStats; opens: AeadBatchStats; sealFailures: number } {
+    return { threads: this.state.cipher.threads, seals: this.tx.seals.stats(), opens: this.rx.opens.stats(), sealFailures: this.tx.sealFailures };
   }
 
   /** Clock reading of the current batch. */

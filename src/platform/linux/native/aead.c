@@ -1,7 +1,8 @@
 /*
  * AEAD: ChaCha20-Poly1305 from the OpenSSL that Node links and exports.
  *
- * new Aead(key32): one encrypt and one decrypt context with the key schedule set once.
+ * new Aead(key32): the JS thread's encrypt and decrypt contexts with the key schedule set once
+ *   (pool threads make their own on first use: aead.h).
  * seal(buf, off, len, adBuf, adOff, ctrBuf, ctrOff) encrypts buf[off, off+len) in place,
  *   writes the 16-byte tag after it and returns len + 16.
  * open(buf, off, len, adBuf, adOff, ctrBuf, ctrOff) authenticates and decrypts in place;
@@ -12,7 +13,7 @@
  */
 #define _GNU_SOURCE
 #include <errno.h>
-#include <openssl/evp.h>
+#include <openssl/crypto.h>
 #include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
@@ -20,25 +21,52 @@
 #include "aead.h"
 #include "napi_util.h"
 
-#define AEAD_TAG 16
-#define AEAD_AD 14
+/* Frees every thread's contexts and wipes the key (idempotent). */
+static void aead_wipe(aead_t *a) {
+  for (int t = 0; t < AEAD_MAX_THREADS; t++)
+    for (int d = 0; d < 2; d++)
+      if (a->ctx[t][d]) {
+        EVP_CIPHER_CTX_free(a->ctx[t][d]);
+        a->ctx[t][d] = NULL;
+      }
+  OPENSSL_cleanse(a->key, sizeof a->key);
+  a->live = 0;
+}
 
-typedef struct {
-  EVP_CIPHER_CTX *enc;
-  EVP_CIPHER_CTX *dec;
-} aead_t;
+/* Wipes once destroyed (or collected) and unpinned; frees once collected and unpinned. */
+static void aead_settle(aead_t *a) {
+  if (a->pins > 0) return;
+  if (a->destroyed || a->js_gone) aead_wipe(a);
+  if (a->js_gone) free(a);
+}
 
-static void aead_free(aead_t *a) {
-  if (a->enc) EVP_CIPHER_CTX_free(a->enc);
-  if (a->dec) EVP_CIPHER_CTX_free(a->dec);
-  a->enc = a->dec = NULL;
+void aead_pin(aead_t *a) { a->pins++; }
+
+void aead_unpin(aead_t *a) {
+  a->pins--;
+  aead_settle(a);
 }
 
 static void aead_finalize(napi_env env, void *data, void *hint) {
   (void)env;
   (void)hint;
-  aead_free((aead_t *)data);
-  free(data);
+  aead_t *a = data;
+  a->js_gone = 1;
+  aead_settle(a);
+}
+
+/* Thread t's context for direction d (0 encrypt, 1 decrypt), made on first use; NULL on failure. */
+static EVP_CIPHER_CTX *aead_ctx(aead_t *a, int t, int d) {
+  EVP_CIPHER_CTX *c = a->ctx[t][d];
+  if (c) return c;
+  c = EVP_CIPHER_CTX_new();
+  if (!c) return NULL;
+  if (EVP_CipherInit_ex(c, EVP_chacha20_poly1305(), NULL, a->key, NULL, d == 0 ? 1 : 0) != 1) {
+    EVP_CIPHER_CTX_free(c);
+    return NULL;
+  }
+  a->ctx[t][d] = c;
+  return c;
 }
 
 napi_value aead_ctor(napi_env env, napi_callback_info info) {
@@ -47,7 +75,7 @@ napi_value aead_ctor(napi_env env, napi_callback_info info) {
   napi_get_cb_info(env, info, &argc, argv, &self, NULL);
   void *key;
   size_t klen;
-  if (argc < 1 || napi_get_buffer_info(env, argv[0], &key, &klen) != napi_ok || klen != 32) {
+  if (argc < 1 || napi_get_buffer_info(env, argv[0], &key, &klen) != napi_ok || klen != AEAD_KEY) {
     throw_arg(env, "new Aead(key) needs a 32-byte Buffer");
     return NULL;
   }
@@ -56,22 +84,49 @@ napi_value aead_ctor(napi_env env, napi_callback_info info) {
     throw_sys(env, "ERR_AEAD", "calloc", ENOMEM, "aead");
     return NULL;
   }
-  a->enc = EVP_CIPHER_CTX_new();
-  a->dec = EVP_CIPHER_CTX_new();
-  if (!a->enc || !a->dec || EVP_EncryptInit_ex(a->enc, EVP_chacha20_poly1305(), NULL, key, NULL) != 1 ||
-      EVP_DecryptInit_ex(a->dec, EVP_chacha20_poly1305(), NULL, key, NULL) != 1) {
-    aead_free(a);
+  memcpy(a->key, key, AEAD_KEY);
+  a->live = 1;
+  if (!aead_ctx(a, 0, 0) || !aead_ctx(a, 0, 1)) {
+    aead_wipe(a);
     free(a);
     throw_sys(env, "ERR_AEAD", "EVP_CipherInit_ex(chacha20-poly1305)", EINVAL, "aead");
     return NULL;
   }
   if (napi_wrap(env, self, a, aead_finalize, NULL, NULL) != napi_ok) {
-    aead_free(a);
+    aead_wipe(a);
     free(a);
     throw_arg(env, "cannot wrap Aead");
     return NULL;
   }
   return self;
+}
+
+aead_t *aead_from(napi_env env, napi_value v) {
+  void *data = NULL;
+  if (napi_unwrap(env, v, &data) != napi_ok) return NULL;
+  return data;
+}
+
+int aead_seal_on(aead_t *a, int t, uint8_t *m, uint32_t len, const uint8_t *ad, const uint8_t *nonce) {
+  EVP_CIPHER_CTX *c = aead_ctx(a, t, 0);
+  int outl;
+  if (c && EVP_EncryptInit_ex(c, NULL, NULL, NULL, nonce) == 1 && EVP_EncryptUpdate(c, NULL, &outl, ad, AEAD_AD) == 1 &&
+      EVP_EncryptUpdate(c, m, &outl, m, (int)len) == 1 && EVP_EncryptFinal_ex(c, m + len, &outl) == 1 &&
+      EVP_CIPHER_CTX_ctrl(c, EVP_CTRL_AEAD_GET_TAG, AEAD_TAG, m + len) == 1)
+    return (int)len + AEAD_TAG;
+  return -1;
+}
+
+int aead_open_on(aead_t *a, int t, uint8_t *m, uint32_t len, const uint8_t *ad, const uint8_t *nonce) {
+  if (len < AEAD_TAG) return -1;
+  EVP_CIPHER_CTX *c = aead_ctx(a, t, 1);
+  int outl;
+  int n = (int)len - AEAD_TAG;
+  if (c && EVP_DecryptInit_ex(c, NULL, NULL, NULL, nonce) == 1 && EVP_DecryptUpdate(c, NULL, &outl, ad, AEAD_AD) == 1 &&
+      EVP_DecryptUpdate(c, m, &outl, m, n) == 1 && EVP_CIPHER_CTX_ctrl(c, EVP_CTRL_AEAD_SET_TAG, AEAD_TAG, m + n) == 1 &&
+      EVP_DecryptFinal_ex(c, m + n, &outl) == 1)
+    return n;
+  return -1;
 }
 
 /* Parses (buf, off, len, adBuf, adOff, ctrBuf, ctrOff); returns 0 and throws on misuse. */
@@ -83,7 +138,7 @@ static int aead_args(napi_env env, napi_callback_info info, aead_t **a, uint8_t 
   void *d, *adb, *ctrb;
   size_t adlen, ctrlen;
   uint32_t adoff, ctroff;
-  if (argc < 7 || napi_unwrap(env, self, (void **)a) != napi_ok || !(*a)->enc ||
+  if (argc < 7 || napi_unwrap(env, self, (void **)a) != napi_ok || !(*a)->live || (*a)->destroyed ||
       napi_get_buffer_info(env, argv[0], &d, blen) != napi_ok || napi_get_value_uint32(env, argv[1], off) != napi_ok ||
       napi_get_value_uint32(env, argv[2], len) != napi_ok || napi_get_buffer_info(env, argv[3], &adb, &adlen) != napi_ok ||
       napi_get_value_uint32(env, argv[4], &adoff) != napi_ok || napi_get_buffer_info(env, argv[5], &ctrb, &ctrlen) != napi_ok ||
@@ -116,14 +171,8 @@ napi_value aead_seal(napi_env env, napi_callback_info info) {
     throw_arg(env, "seal: no room for the tag after the message");
     return NULL;
   }
-  int outl, r = -1;
-  uint8_t *m = buf + off;
-  if (EVP_EncryptInit_ex(a->enc, NULL, NULL, NULL, nonce) == 1 && EVP_EncryptUpdate(a->enc, NULL, &outl, ad, AEAD_AD) == 1 &&
-      EVP_EncryptUpdate(a->enc, m, &outl, m, (int)len) == 1 && EVP_EncryptFinal_ex(a->enc, m + len, &outl) == 1 &&
-      EVP_CIPHER_CTX_ctrl(a->enc, EVP_CTRL_AEAD_GET_TAG, AEAD_TAG, m + len) == 1)
-    r = (int)len + AEAD_TAG;
   napi_value v;
-  napi_create_int32(env, r, &v);
+  napi_create_int32(env, aead_seal_on(a, 0, buf + off, len, ad, nonce), &v);
   return v;
 }
 
@@ -133,28 +182,24 @@ napi_value aead_open(napi_env env, napi_callback_info info) {
   size_t blen;
   uint32_t off, len;
   if (!aead_args(env, info, &a, &buf, &blen, &off, &len, &ad, nonce)) return NULL;
-  int r = -1;
-  if (len >= AEAD_TAG && (size_t)off + len <= blen) {
-    int outl;
-    uint8_t *c = buf + off;
-    int n = (int)len - AEAD_TAG;
-    if (EVP_DecryptInit_ex(a->dec, NULL, NULL, NULL, nonce) == 1 && EVP_DecryptUpdate(a->dec, NULL, &outl, ad, AEAD_AD) == 1 &&
-        EVP_DecryptUpdate(a->dec, c, &outl, c, n) == 1 &&
-        EVP_CIPHER_CTX_ctrl(a->dec, EVP_CTRL_AEAD_SET_TAG, AEAD_TAG, c + n) == 1 &&
-        EVP_DecryptFinal_ex(a->dec, c + n, &outl) == 1)
-      r = n;
-  }
+  int r = (size_t)off + len <= blen ? aead_open_on(a, 0, buf + off, len, ad, nonce) : -1;
   napi_value v;
   napi_create_int32(env, r, &v);
   return v;
 }
 
-/* destroy(): frees the contexts (and the key schedule in them) now rather than at GC. */
+/*
+ * destroy(): wipes the contexts (and the key schedule in them) now rather than at GC; when a
+ * queued job of a crypto batch still uses the key, right after that job has run.
+ */
 napi_value aead_destroy(napi_env env, napi_callback_info info) {
   size_t argc = 0;
   napi_value self;
   aead_t *a;
   napi_get_cb_info(env, info, &argc, NULL, &self, NULL);
-  if (napi_unwrap(env, self, (void **)&a) == napi_ok) aead_free(a);
+  if (napi_unwrap(env, self, (void **)&a) == napi_ok) {
+    a->destroyed = 1;
+    aead_settle(a);
+  }
   return NULL;
 }

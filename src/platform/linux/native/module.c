@@ -10,10 +10,10 @@
  *   handles    the handle struct and table, lifecycle, delivery of a batch to JS
  *   tap, udp   the two handle kinds: constructors, writes/sends, batch reads (inline in tap.h, udp.h)
  *   aead       the Aead class                               rtnl   rtnetlink on the thread pool
- *                                                            nft    libnftables (dlopen) on the thread pool
+ *   crypto_pool  batches of Aead jobs on a few pthreads      nft    libnftables (dlopen) on the thread pool
  *                                                            file   a file replaced atomically, one pool job
  *   loop       the read side: uv_poll, one batch per wakeup, spinning; start/stop/pollNow/setSpin
- *   module     this file: the classes Tap, Udp, Aead and the module's exports
+ *   module     this file: the classes Tap, Udp, Aead (CryptoPool, CryptoBatch) and the exports
  *
  * Syscall failures in constructors throw Errors carrying code, syscall, errno, errnoName and
  * target.
@@ -23,6 +23,7 @@
 #include <openssl/crypto.h>
 
 #include "aead.h"
+#include "crypto_pool.h"
 #include "file.h"
 #include "handles.h"
 #include "loop.h"
@@ -74,6 +75,7 @@ NAPI_MODULE_INIT(/* napi_env env, napi_value exports */) {
   napi_set_named_property(env, exports, "TUN_OFFLOADS_TSO", c);
   napi_create_uint32(env, ST_COUNT, &c);
   napi_set_named_property(env, exports, "STATS_SIZE", c);
+  crypto_pool_register(env, exports);
   rtnl_register(env, exports);
   nft_register(env, exports);
   file_register(env, exports);
