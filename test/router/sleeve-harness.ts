@@ -29,15 +29,36 @@ export interface Node {
 
 export const SECRET = 'correct horse battery staple 42';
 
+/**
+ * Crypto threads of the OpenSSL engine the nodes use: WEFT_TEST_CRYPTO_THREADS (default 0, each
+ * message sealed and opened as it comes). With 1 or more, every sleeve test runs its seals and
+ * opens in deferred batches (on a pool with 2 or more): `WEFT_TEST_CRYPTO_THREADS=2 npx vitest
+ * run --project unit test/router test/security`. One engine (one pool) serves every node.
+ */
+export const TEST_CRYPTO_THREADS = Number(process.env.WEFT_TEST_CRYPTO_THREADS ?? '0');
+const engines = new Map<number, OpenSslChaCha>();
+
+/** The shared OpenSSL engine with `threads` crypto threads. */
+export function opensslEngine(threads = TEST_CRYPTO_THREADS): OpenSslChaCha {
+  let e = engines.get(threads);
+  // (inlineBelow 0: even small batches go to the pool, so the tests exercise it)
+  if (e === undefined) engines.set(threads, (e = new OpenSslChaCha({ threads, inlineBelow: 0 })));
+  return e;
+}
+
 export function makeNode(
   net: FakeNetwork,
   clock: FakeClock,
-  init: { name: string; address: string; plaintext?: boolean; mtu?: number; gro?: boolean; aead?: 'openssl' | 'libsodium'; sleeve?: Partial<SleeveInit> },
+  init: {
+    name: string; address: string; plaintext?: boolean; mtu?: number; gro?: boolean; aead?: 'openssl' | 'libsodium'; sleeve?: Partial<SleeveInit>;
+    /** Crypto threads of the OpenSSL engine (default TEST_CRYPTO_THREADS); datagrams per receive batch (default 16). */
+    cryptoThreads?: number; maxBatch?: number;
+  },
 ): Node {
-  const udp = net.endpoint(init.address, 6784, { gro: init.gro ?? false });
+  const udp = net.endpoint(init.address, 6784, { gro: init.gro ?? false, maxBatch: init.maxBatch });
   const peer = peerName(init.name);
   const sleeve = new Sleeve(
-    { udp, cipher: init.plaintext === true ? new PlainCipher() : new AeadCipher(init.aead === 'libsodium' ? new SodiumChaCha() : new OpenSslChaCha()), clock, logger: silentLogger },
+    { udp, cipher: init.plaintext === true ? new PlainCipher() : new AeadCipher(init.aead === 'libsodium' ? new SodiumChaCha() : opensslEngine(init.cryptoThreads)), clock, logger: silentLogger },
     { heartbeatMs: 1000, ...init.sleeve, name: peer, id: peerIdFromPeerName(peer), underlayMtu: init.mtu ?? 1500, vnetCapable: true },
   );
   const received: Received[] = [];
