@@ -185,6 +185,8 @@ export interface CryptoBatchStatus {
   pooledJobs: number;
   bytes: number;
   pooledBytes: number;
+  /** Jobs the pool's threads ran (the rest ran on the router's thread). */
+  helped: number;
 }
 
 /** Hole punching towards one peer: the last attempt and what each candidate did. */

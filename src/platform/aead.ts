@@ -67,6 +67,8 @@ export interface AeadBatchStats {
   pooledJobs: number;
   bytes: number;
   pooledBytes: number;
+  /** Jobs the pool's threads ran (the rest of the pooled jobs ran on the calling thread). */
+  helped: number;
 }
 
 /** Error code of a job refused by a full batch. */
@@ -102,6 +104,6 @@ export class InlineAeadBatch implements AeadBatch {
   clear(): void {}
 
   stats(): AeadBatchStats {
-    return { runs: this.runs, pooledRuns: 0, jobs: this.runs, pooledJobs: 0, bytes: this.bytes, pooledBytes: 0 };
+    return { runs: this.runs, pooledRuns: 0, jobs: this.runs, pooledJobs: 0, bytes: this.bytes, pooledBytes: 0, helped: 0 };
   }
 }

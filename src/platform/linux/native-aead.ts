@@ -90,7 +90,7 @@ class NativeAeadBatch implements AeadBatch {
 
   stats(): AeadBatchStats {
     const s = this.inner.stats();
-    return { runs: s[0]!, pooledRuns: s[1]!, jobs: s[2]!, pooledJobs: s[3]!, bytes: s[4]!, pooledBytes: s[5]! };
+    return { runs: s[0]!, pooledRuns: s[1]!, jobs: s[2]!, pooledJobs: s[3]!, bytes: s[4]!, pooledBytes: s[5]!, helped: s[6]! };
   }
 }
 

@@ -60,7 +60,7 @@ export interface NativeCryptoBatch {
   open(key: NativeAead, buf: Buffer, off: number, len: number, ad: Buffer, adOff: number, ctr: Buffer, ctrOff: number): number;
   run(): number;
   clear(): void;
-  /** [runs, pooledRuns, jobs, pooledJobs, bytes, pooledBytes] */
+  /** [runs, pooledRuns, jobs, pooledJobs, bytes, pooledBytes, helped] */
   stats(): number[];
 }
 

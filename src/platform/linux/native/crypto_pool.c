@@ -14,7 +14,7 @@
  *     -1: failed, forged or damaged), empties the list and returns how many failed. A batch of
  *     one job, of fewer than inlineBelow bytes, or without a pool runs on the JS thread alone.
  *   clear(): empties the list without running it. stats(): [runs, pooledRuns, jobs, pooledJobs,
- *     bytes, pooledBytes].
+ *     bytes, pooledBytes, helped] (helped: jobs that pool threads ran, the rest ran on the JS thread).
  *
  * Fork-join: run() publishes the batch in one 64-bit claim word (generation 24 bits, job count
  * 20, next job 20), wakes the pool threads that sleep (futex on `gen`), takes jobs itself like
@@ -99,7 +99,7 @@ typedef struct batch {
   uint32_t inline_below;
   int32_t *results;
   napi_ref results_ref;
-  double stats[6];
+  double stats[7];
 } batch_t;
 
 static long futex(_Atomic uint32_t *addr, int op, uint32_t val) {
@@ -119,15 +119,17 @@ static inline void run_job(job_t *j, int32_t *res, int t) {
   else if (j->op == OP_OPEN) *res = aead_open_on(j->a, t, j->m, j->len, j->ad, j->nonce);
 }
 
-/* Takes and runs jobs of the published batch until none is left. */
-static void claim_jobs(pool_t *p, int t) {
+/* Takes and runs jobs of the published batch until none is left; returns how many it ran. */
+static uint32_t claim_jobs(pool_t *p, int t) {
+  uint32_t ran = 0;
   uint64_t c = atomic_load_explicit(&p->claim, memory_order_acquire);
   for (;;) {
     uint32_t count = (uint32_t)(c >> 20) & MASK20;
     uint32_t next = (uint32_t)c & MASK20;
-    if (next >= count) return;
+    if (next >= count) return ran;
     if (!atomic_compare_exchange_weak_explicit(&p->claim, &c, c + 1, memory_order_acq_rel, memory_order_acquire)) continue;
     run_job(&p->jobs[next], &p->results[next], t);
+    ran++;
     uint32_t d = atomic_fetch_add(&p->done, 1) + 1;
     if (d == count && atomic_load(&p->waiting)) futex(&p->done, FUTEX_WAKE_PRIVATE, 1);
     c = atomic_load_explicit(&p->claim, memory_order_acquire);
@@ -152,8 +154,9 @@ static void *worker_main(void *arg) {
   }
 }
 
-/* Runs jobs[0, n) on the JS thread and the pool's threads; returns when all are done. */
-static void pool_run(pool_t *p, job_t *jobs, int32_t *results, uint32_t n) {
+/* Runs jobs[0, n) on the JS thread and the pool's threads; returns when all are done, with the
+ * number the pool's threads ran. */
+static uint32_t pool_run(pool_t *p, job_t *jobs, int32_t *results, uint32_t n) {
   uint32_t gen = atomic_load_explicit(&p->gen, memory_order_relaxed) + 1;
   p->jobs = jobs;
   p->results = results;
@@ -164,7 +167,7 @@ static void pool_run(pool_t *p, job_t *jobs, int32_t *results, uint32_t n) {
     uint32_t want = n - 1 < (uint32_t)p->started ? n - 1 : (uint32_t)p->started;
     futex(&p->gen, FUTEX_WAKE_PRIVATE, want);
   }
-  claim_jobs(p, 0);
+  uint32_t mine = claim_jobs(p, 0);
   for (int k = 0; k < SPIN_ROUNDS && atomic_load(&p->done) < n; k++) cpu_relax();
   uint32_t d;
   while ((d = atomic_load(&p->done)) < n) {
@@ -172,6 +175,7 @@ static void pool_run(pool_t *p, job_t *jobs, int32_t *results, uint32_t n) {
     if (atomic_load(&p->done) == d) futex(&p->done, FUTEX_WAIT_PRIVATE, d);
     atomic_store(&p->waiting, 0);
   }
+  return n - mine;
 }
 
 static void pool_env_cleanup(void *arg);
@@ -448,7 +452,7 @@ static napi_value batch_run(napi_env env, napi_callback_info info) {
       b->stats[1]++;
       b->stats[3] += n;
       b->stats[5] += (double)b->bytes;
-      pool_run(p, b->jobs, b->results, n);
+      b->stats[6] += pool_run(p, b->jobs, b->results, n);
     } else {
       for (uint32_t i = 0; i < n; i++) run_job(&b->jobs[i], &b->results[i], 0);
     }
@@ -477,8 +481,8 @@ static napi_value batch_stats(napi_env env, napi_callback_info info) {
   batch_t *b = batch_unwrap(env, self);
   if (!b) return NULL;
   napi_value arr, v;
-  napi_create_array_with_length(env, 6, &arr);
-  for (uint32_t i = 0; i < 6; i++) {
+  napi_create_array_with_length(env, 7, &arr);
+  for (uint32_t i = 0; i < 7; i++) {
     napi_create_double(env, b->stats[i], &v);
     napi_set_element(env, arr, i, v);
   }
