@@ -1,10 +1,12 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { WeftCluster, ping } from '../../lab/index.js';
+import { WeftCluster, iperf3Tcp, ping } from '../../lab/index.js';
 
-describe('two nodes over the encrypted sleeve', () => {
+// Run both ways: seals and opens one message at a time (--crypto-threads 0, the default on this
+// machine's 2 cores) and in batches on a crypto pool of 2 threads.
+describe.each([0, 2])('two nodes over the encrypted sleeve, --crypto-threads %i', (cryptoThreads) => {
   let c: WeftCluster;
   beforeAll(async () => {
-    c = await WeftCluster.start({ nodes: 2 });
+    c = await WeftCluster.start({ nodes: 2, extraArgs: ['--crypto-threads', String(cryptoThreads)] });
     await c.waitEstablished();
   });
   afterAll(async () => {
@@ -57,10 +59,25 @@ describe('two nodes over the encrypted sleeve', () => {
     expect(s.mode.encryption).toBe('chacha20-poly1305');
     expect(s.mode.vnetHdr).toBe(true);
     expect(s.mtu.overlay).toBe(1404);
+    expect(s.crypto?.threads).toBe(cryptoThreads);
     expect(s.traffic.tap.rxPackets).toBeGreaterThan(0);
     const cli = await c.lab.exec(c.routers[0]!.node.ns, [process.execPath, 'dist/src/cli/main.js', 'status', '--socket', c.routers[0]!.socket]);
     expect(cli.stdout).toMatch(/weft router [0-9a-f]{16} "n1"/);
     expect(cli.stdout).toMatch(/[0-9a-f]{16}\s+n2\s+direct\s+198\.18\.0\.2:6784\s+established/);
+    expect(cli.stdout).toMatch(cryptoThreads === 0 ? /crypto: one message at a time/ : /crypto: batches on 2 threads/);
+  });
+
+  it('a TCP stream crosses (super-frames sealed and opened in batches with threads), nothing refused', async () => {
+    const [a, b] = c.pods;
+    const before = [await c.status(0), await c.status(1)];
+    const r = await iperf3Tcp(c.lab, b!.ns, b!.ipv4!, a!.ns, { seconds: 2 });
+    expect(r.gbps).toBeGreaterThan(0);
+    const after = [await c.status(0), await c.status(1)];
+    for (let i = 0; i < 2; i++) {
+      expect(after[i]!.drops['rx.auth'], `router ${i + 1}`).toBe(before[i]!.drops['rx.auth']);
+      expect(after[i]!.crypto!.sealFailures).toBe(0);
+      if (cryptoThreads > 0) expect(after[i]!.crypto!.opens.jobs).toBeGreaterThan(before[i]!.crypto!.opens.jobs);
+    }
   });
 
   it('the bridge, TAP and pod veths carry the overlay MTU', async () => {
