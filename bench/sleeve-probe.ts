@@ -46,6 +46,13 @@ async function main(): Promise<void> {
     const t4 = await sampleWhile(pids, iperf3Tcp(c.lab, server.ns, server.ipv4!, client.ns, { seconds, streams: 4 }));
     console.log(`tcp x4 ${t4.result.gbps.toFixed(2)} Gbit/s, retransmits ${t4.result.retransmits}, cpu ${t4.cpuPct.map((x) => x.toFixed(0)).join('/')}%`);
     pids.forEach((p, i) => console.log(`router ${i + 1} after tcp x4: ${memory(p)}`));
+    for (let i = 0; i < 2; i++) {
+      const k = (await c.status(i)).crypto;
+      if (k === undefined || k.threads === 0) continue;
+      const b = (x: typeof k.seals): string =>
+        `${x.runs > 0 ? (x.jobs / x.runs).toFixed(1) : '-'} jobs/batch, ${x.bytes > 0 ? Math.round((100 * x.pooledBytes) / x.bytes) : 0}% of bytes pooled, ${x.pooledJobs > 0 ? Math.round((100 * x.helped) / x.pooledJobs) : 0}% of pooled jobs on pool threads`;
+      console.log(`router ${i + 1} crypto (${k.threads} threads): seals ${b(k.seals)}; opens ${b(k.opens)}`);
+    }
   } finally {
     await c.destroy();
   }

@@ -122,9 +122,12 @@ describe('crypto pool batches', () => {
     const batch = pooled.createBatch(64);
     runBatch(batch, 'seal', keys, list, arena);
     const bad = new Set([0, 17, 47]);
-    arena[list[0]!.off + 1] ^= 0x01; // a flipped ciphertext bit
-    arena[list[17]!.off + list[17]!.len + 3] ^= 0x80; // a flipped tag bit
-    list[47]!.ad[5] ^= 0x04; // other authenticated data
+    const flip = (b: Buffer, at: number, bit: number): void => {
+      b[at] = b[at]! ^ bit;
+    };
+    flip(arena, list[0]!.off + 1, 0x01); // a flipped ciphertext bit
+    flip(arena, list[17]!.off + list[17]!.len + 3, 0x80); // a flipped tag bit
+    flip(list[47]!.ad, 5, 0x04); // other authenticated data
     const results = runBatch(batch, 'open', keys, list, arena, 16);
     results.forEach((res, i) => expect(res, `job ${i}`).toBe(bad.has(i) ? -1 : list[i]!.len));
     for (let i = 1; i < 47; i++) if (!bad.has(i)) expect(arena.subarray(list[i]!.off, list[i]!.off + list[i]!.len).equals(list[i]!.text)).toBe(true);

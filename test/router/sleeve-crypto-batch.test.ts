@@ -51,7 +51,7 @@ describe.each([1, 3])('sleeve with --crypto-threads %i', (threads) => {
       n++;
       if (n === 3) {
         const forged = Buffer.from(d.data);
-        forged[forged.length - 20] ^= 0x01;
+        forged[forged.length - 20] = forged[forged.length - 20]! ^ 0x01;
         return [{ ...d, data: forged }];
       }
       return n % 4 === 0 ? [d, { ...d, data: Buffer.from(d.data) }] : true;
