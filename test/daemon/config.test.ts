@@ -14,6 +14,8 @@ describe('validateConfig', () => {
     expect(c.vnetHdr).toBe(true);
     expect(c.plaintext).toBe(false);
     expect(c.underlayMtu).toBeUndefined();
+    expect(c.cryptoThreads).toBeUndefined(); // detected at start
+    expect(validateConfig({ ...good, cryptoThreads: '2' }).cryptoThreads).toBe(2);
     expect(c.stateDir).toBe('/var/lib/weft');
     expect(c.rekeyMs).toBe(120_000);
     // a specific listen address is what the router announces
@@ -75,6 +77,7 @@ describe('validateConfig', () => {
     [{ bridge: 'a-name-that-is-far-too-long' }, '--bridge'],
     [{ tap: 'weft' }, '--bridge and --tap must differ'],
     [{ underlayMtu: '900' }, '--underlay-mtu: "900" must be an integer from 1280'],
+    [{ cryptoThreads: '17' }, '--crypto-threads: "17" must be an integer from 0 to 16'],
     [{ mtu: 'x' }, '--mtu: "x"'],
     [{ logLevel: 'loud' }, '--log-level: "loud"'],
     [{ apiSocket: 'relative.sock' }, '--api-socket: "relative.sock" must be an absolute path'],

@@ -10,7 +10,7 @@ import { join } from 'node:path';
 import { Worker } from 'node:worker_threads';
 import { afterAll, describe, expect, it } from 'vitest';
 import { ERR_CRYPTO_BATCH_FULL, type AeadBatch, type AeadKey } from '../../src/platform/aead.js';
-import { OpenSslChaCha } from '../../src/platform/linux/native-aead.js';
+import { OpenSslChaCha, defaultCryptoThreads } from '../../src/platform/linux/native-aead.js';
 
 const pooled = new OpenSslChaCha({ threads: 3, inlineBelow: 0 });
 const single = new OpenSslChaCha({ threads: 0 });
@@ -256,6 +256,10 @@ describe('crypto pool teardown', () => {
     runBatch(batch, 'seal', [engine.createKey(m)], list, arena);
     expect(arena.equals(expected)).toBe(true);
     expect(batch.stats().pooledRuns).toBe(0);
+  });
+
+  it('the default thread count: none below 3 cores, the cores less one up to 4', () => {
+    expect([1, 2, 3, 4, 5, 8, 64].map(defaultCryptoThreads)).toEqual([0, 0, 2, 3, 4, 4, 4]);
   });
 
   it('0 threads: jobs run as queued (no batch); 1 thread: deferred on the calling thread, no pool thread', () => {
