@@ -10,6 +10,8 @@ export interface NativeAddon {
   Aead: new (key: Buffer) => NativeAead;
   opensslVersion: string;
   setSpin(us: number): void;
+  /** Replaces the process image, same PID; returns only by throwing (ERR_EXEC). */
+  execve(path: string, argv: string[], env: string[]): never;
   TUN_OFFLOADS_TSO: number;
   STATS_SIZE: number;
 }
