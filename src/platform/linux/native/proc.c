@@ -5,10 +5,12 @@
  * anything else that holds the PID see the same process. argv and env are arrays of strings (env
  * entries "NAME=value"). Returns only on failure, throwing an Error with code ERR_EXEC, the errno
  * and the path. The caller must call it before opening anything it would leak: descriptors without
- * close-on-exec survive the exec.
+ * close-on-exec survive the exec. Node marks its standard descriptors close-on-exec at start; they
+ * are cleared here so the new image writes where this one did (else Node would give it /dev/null).
  */
 #define _GNU_SOURCE
 #include <errno.h>
+#include <fcntl.h>
 #include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
@@ -81,8 +83,15 @@ static napi_value m_execve(napi_env env, napi_callback_info info) {
     free_list(args);
     return NULL;
   }
+  int saved[3];
+  for (int fd = 0; fd < 3; fd++) {
+    saved[fd] = fcntl(fd, F_GETFD);
+    if (saved[fd] >= 0 && (saved[fd] & FD_CLOEXEC)) fcntl(fd, F_SETFD, saved[fd] & ~FD_CLOEXEC);
+  }
   execve(path, args, envp);
   int err = errno;
+  for (int fd = 0; fd < 3; fd++)
+    if (saved[fd] >= 0) fcntl(fd, F_SETFD, saved[fd]);
   free_list(args);
   free_list(envp);
   throw_sys(env, "ERR_EXEC", "execve", err, path);
