@@ -16,7 +16,10 @@ import { Lab, WeftCluster, iperf3Tcp, iperf3Udp, ping, type LabPod } from '../..
 import { sampleWhile } from '../procstat.js';
 import { withTcpQuality, type TcpQuality } from '../nstat.js';
 import { fmt, median, pct } from '../stats.js';
+import type { Bed } from './sleeve-bed.js';
 import { findWireguardGo, wireguardGoBed, type WireguardGo } from './wireguard-go.js';
+
+export type { Bed } from './sleeve-bed.js';
 
 export interface SleeveOptions {
   runs: number;
@@ -50,17 +53,6 @@ export interface Sample {
 /** `weft status` drops that mean a replayed, duplicated or too-late message or fragment. */
 export const ROUTER_RX_DROPS = ['rx.replay', 'reassembly.fragDuplicate', 'reassembly.fragTimeout', 'reassembly.fragEvicted'] as const;
 
-export interface Bed {
-  lab: Lab;
-  client: LabPod;
-  server: LabPod;
-  pids: number[];
-  /** Throws when a router carried the variant's traffic anywhere but on the sleeve. */
-  onSleeve?: () => Promise<void>;
-  /** weft only: the routers' ROUTER_RX_DROPS, summed over both. */
-  rxDrops?: () => Promise<Record<string, number>>;
-  destroy(): Promise<void>;
-}
 
 const VARIANTS = ['vxlan', 'weft-plaintext', 'weft-encrypted', 'weft-per-frame', 'wireguard-go'] as const;
 type Variant = (typeof VARIANTS)[number];

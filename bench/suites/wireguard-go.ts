@@ -17,7 +17,7 @@ import { tmpdir } from 'node:os';
 import { dirname, join } from 'node:path';
 import { packageRoot } from '../../src/core/paths.js';
 import { Lab, type LabNode, type LabPod, type LabProcess } from '../../lab/index.js';
-import type { Bed, SleeveOptions } from './sleeve.js';
+import type { Bed } from './sleeve-bed.js';
 
 export interface WireguardGo {
   binary: string;
@@ -63,7 +63,7 @@ export interface WireguardGoBed extends Bed {
   offloads: Record<string, string>[];
 }
 
-export async function wireguardGoBed(o: SleeveOptions, wg: WireguardGo): Promise<WireguardGoBed> {
+export async function wireguardGoBed(o: { brNetfilter: boolean }, wg: WireguardGo): Promise<WireguardGoBed> {
   const lab = await Lab.create({ nodes: 2, brNetfilter: o.brNetfilter });
   const sockets: string[] = [];
   // `wg set ... private-key FILE` reads a file (not a pipe or socket on stdin): one of our own, mode 0600.
