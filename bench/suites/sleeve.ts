@@ -257,7 +257,7 @@ export function sleeveTable(summary: readonly SleeveSummary[]): string {
 
 /** The second table: reordering, loss and duplicates under 4 streams (TCP's counts, and weft's routers'). */
 export function qualityTable(summary: readonly SleeveSummary[]): string {
-  const perMille = (n: number, of: number) => (of > 0 ? ` (${fmt((n / of) * 1000, 1)}‰)` : '');
+  const perMille = (n: number, of: number) => (of > 0 ? ` (${fmt((n / of) * 1000, 2)}‰)` : '');
   const row = (s: SleeveSummary) => {
     const q = s.tcp4Quality;
     const d = s.routerRxDrops;
@@ -334,6 +334,8 @@ export async function runSleeveSuite(o: SleeveOptions): Promise<SleeveResult> {
     'version' in wgInfo
       ? `wireguard-go ${wgInfo.version}, routed (L3) with MTU 1420, the lab's pods in /24s; offloads of its TUN devices (ethtool -k): ${wgInfo.offloads.map((f, i) => `n${i + 1} ${Object.entries(f).map(([k, v]) => `${k} ${v}`).join(', ')}`).join('; ') || 'not read'}.`
       : `wireguard-go not run: ${wgInfo.skipped}.`,
+    'Second table: ‰ of the segments sent. A retransmission that arrived anyway is also a duplicate at the receiver (so retransmitted − duplicates ≈ segments really lost). ' +
+      'The routers\' "replayed or out-of-window" count is the receive replay window\'s (rx.replay); a plaintext sleeve keeps no window, so it is 0 there by construction.',
   ];
   return { samples, summary, markdown: sleeveTable(summary), qualityMarkdown: qualityTable(summary), peers: { wireguardGo: wgInfo }, notes, goals };
 }

@@ -25,15 +25,22 @@ export interface WireguardGo {
   version: string;
 }
 
-/** Runs scripts/bench-peers.sh (fetching what is missing); the binary, or why there is none. */
-export function findWireguardGo(): { found: WireguardGo } | { why: string } {
-  const script = join(packageRoot(import.meta.url), 'scripts', 'bench-peers.sh');
+/**
+ * Runs scripts/bench-peers.sh (fetching what is missing; `script` replaces it in tests): the
+ * binary, or why there is none. Never throws.
+ */
+export function findWireguardGo(script = join(packageRoot(import.meta.url), 'scripts', 'bench-peers.sh')): { found: WireguardGo } | { why: string } {
   const r = spawnSync(script, [], { encoding: 'utf8', timeout: 300_000 });
   if (r.error !== undefined) return { why: `${script}: ${r.error.message}` };
   if (r.status !== 0) return { why: `${script} exited ${r.status ?? r.signal}: ${r.stderr.trim().split('\n').slice(-3).join(' / ')}` };
   const binary = r.stdout.trim().split('\n').at(-1) ?? '';
   if (!existsSync(binary)) return { why: `${script} named ${JSON.stringify(binary)}, which does not exist` };
-  const deb = readFileSync(join(dirname(dirname(dirname(dirname(binary)))), 'VERSION'), 'utf8').trim();
+  let deb: string;
+  try {
+    deb = readFileSync(join(dirname(dirname(dirname(dirname(binary)))), 'VERSION'), 'utf8').trim();
+  } catch (err) {
+    return { why: `no VERSION beside ${binary}: ${(err as Error).message}` };
+  }
   const v = spawnSync(binary, ['--version'], { encoding: 'utf8', timeout: 10_000 });
   const printed = /v\d+\.\d+\.\d+/.exec(v.stdout ?? '')?.[0] ?? 'unknown';
   return { found: { binary, version: `${deb} (prints ${printed})` } };

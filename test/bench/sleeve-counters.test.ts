@@ -1,8 +1,11 @@
-import { describe, expect, it } from 'vitest';
+import { afterAll, describe, expect, it } from 'vitest';
 import { delta, parseNstat, tcpQuality } from '../../bench/nstat.js';
 import { boxBusyPct, parseProcStat } from '../../bench/procstat.js';
 import { qualityTable, sleeveTable, summarizeSleeve, type Sample } from '../../bench/suites/sleeve.js';
-import { parseEthtoolFeatures, WG_OFFLOADS } from '../../bench/suites/wireguard-go.js';
+import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { findWireguardGo, parseEthtoolFeatures, WG_OFFLOADS } from '../../bench/suites/wireguard-go.js';
 
 const PROC_STAT = `cpu  1704923 0 595629 7212420 2732 0 26481 0 0 0
 cpu0 848524 0 294648 3614336 360 0 13146 0 0 0
@@ -152,7 +155,30 @@ describe('sleeve summary: CPU per Gbit/s and the 4-stream counts', () => {
     expect(main).toContain('190% · 47.5 | 110% · 27.5 | 80.0 |');
     expect(main).toContain('| vxlan | 11.00 · 100% |');
     const q = qualityTable(summary);
-    expect(q).toContain('| weft-encrypted | 2000 | 20 (10.0‰) | 3 | 40 (20.0‰) | 1 | 7 / 0 / 3 |');
-    expect(q).toContain('| wireguard-go | 1000 | 0 (0.0‰) | 0 | 0 (0.0‰) | 0 | – |');
+    expect(q).toContain('| weft-encrypted | 2000 | 20 (10.00‰) | 3 | 40 (20.00‰) | 1 | 7 / 0 / 3 |');
+    expect(q).toContain('| wireguard-go | 1000 | 0 (0.00‰) | 0 | 0 (0.00‰) | 0 | – |');
+  });
+});
+
+describe('findWireguardGo: an optional peer says why it is missing', () => {
+  const dir = mkdtempSync(join(tmpdir(), 'weft-peers-test-'));
+  afterAll(() => rmSync(dir, { recursive: true, force: true }));
+  const script = (name: string, body: string): string => {
+    const p = join(dir, name);
+    writeFileSync(p, `#!/bin/sh\n${body}\n`, { mode: 0o755 });
+    return p;
+  };
+
+  it.each([
+    { name: 'the script fails', body: 'echo "weft bench: need root to fetch wg" >&2; exit 1', why: /exited 1: weft bench: need root to fetch wg/ },
+    { name: 'it names no binary', body: 'echo /nonexistent/wireguard-go', why: /"\/nonexistent\/wireguard-go", which does not exist/ },
+  ])('$name', ({ name, body, why }) => {
+    const r = findWireguardGo(script(name.replace(/\W/g, '-'), body));
+    expect('why' in r && r.why).toMatch(why);
+  });
+
+  it('a script that is not there', () => {
+    const r = findWireguardGo(join(dir, 'missing.sh'));
+    expect('why' in r && r.why).toMatch(/missing\.sh: .*ENOENT/);
   });
 });
