@@ -53,7 +53,6 @@ export interface Sample {
 /** `weft status` drops that mean a replayed, duplicated or too-late message or fragment. */
 export const ROUTER_RX_DROPS = ['rx.replay', 'reassembly.fragDuplicate', 'reassembly.fragTimeout', 'reassembly.fragEvicted'] as const;
 
-
 const VARIANTS = ['vxlan', 'weft-plaintext', 'weft-encrypted', 'weft-per-frame', 'wireguard-go'] as const;
 type Variant = (typeof VARIANTS)[number];
 
@@ -328,6 +327,14 @@ export async function runSleeveSuite(o: SleeveOptions): Promise<SleeveResult> {
       `RSS ≤ 64 MB under load: ${fmt(Math.max(enc.routerRssMaxMB, plain.routerRssMaxMB, by('weft-per-frame').routerRssMaxMB), 1)} MB (largest)`,
     ),
   ];
+  const wgRow = summary.find((s) => s.variant === 'wireguard-go');
+  if (wgRow !== undefined) {
+    // ../shared/notes/peers.md: weft's goal is twice the offloaded wireguard-go on the same box.
+    const x = (a: number, b: number) => `${fmt(a / b, 1)}×`;
+    goals.push(
+      check(enc.tcp1Gbps >= 2 * wgRow.tcp1Gbps, `encrypted TCP 1 stream ≥ 2× wireguard-go: ${x(enc.tcp1Gbps, wgRow.tcp1Gbps)} (4 streams ${x(enc.tcp4Gbps, wgRow.tcp4Gbps)}, 64 B UDP ${x(enc.udp64Kpps, wgRow.udp64Kpps)})`),
+    );
+  }
   const notes = [
     'Box CPU: the whole machine\'s busy time from /proc/stat during the TCP 1-stream test (both pods\' iperf3, both tunnels, the kernel), 100% = one vCPU; ' +
       '"per Gbit/s" divides it (and the tunnel\'s CPU) by that test\'s throughput, per run (median shown). Kernel VXLAN\'s tunnel work is softirq time, counted only in the box column.',
