@@ -5,7 +5,10 @@
  * (./wireguard-go.ts), when it can be had (else the suite says why and goes on without it).
  *
  * Per variant: TCP 1 stream and 4 streams (iperf3), 64-byte UDP delivered packets per second
- * (iperf3 -u -l 64 -b 0), ping avg and p99 (ping -i 0.005); during the single-stream TCP test,
+ * (iperf3 -u -l 64 -b 0), ping avg and p99 (ping -i 0.005, 300 pings) in steady state: after a
+ * 2-second TCP stream, so a router's data path runs optimised code, as it does after its first
+ * few thousand packets (the ping right after start, in code V8 has not optimised yet, is kept as
+ * `pingColdAvgMs` and printed in the log line); during the single-stream TCP test,
  * the tunnel's CPU (weft routers or wireguard-go daemons, both nodes), their peak RSS, and the
  * whole box's busy CPU from /proc/stat (100% = one vCPU; the iperf3 ends and the kernel's work
  * included), each also per Gbit/s of that test. During the 4-stream test: reordering, loss and
@@ -40,6 +43,8 @@ export interface Sample {
   udp64OfferedKpps: number;
   pingAvgMs: number;
   pingP99Ms: number;
+  /** The ping right after the bed started, before any bulk traffic (V8 still runs the data path unoptimised). */
+  pingColdAvgMs: number;
   routerCpuPct: number[];
   routerRssMaxMB: number[];
   /** The whole box's busy CPU during the TCP 1-stream test, 100% = one vCPU. */
@@ -135,7 +140,9 @@ async function measure(variant: Variant, run: number, o: SleeveOptions, peer: Pe
   const bed = await makeBed(variant, o, peer);
   try {
     const { lab, client, server } = bed;
-    await ping(lab, client.ns, server.ipv4!, { count: 20, intervalS: 0.01 }); // ARP, warm-up
+    await ping(lab, client.ns, server.ipv4!, { count: 20, intervalS: 0.01 }); // ARP
+    const cold = await ping(lab, client.ns, server.ipv4!, { count: 300, intervalS: 0.005 });
+    await iperf3Tcp(lab, server.ns, server.ipv4!, client.ns, { seconds: 2 }); // steady state (see the file comment)
     const p = await ping(lab, client.ns, server.ipv4!, { count: 300, intervalS: 0.005 });
     const tcp1 = await sampleWhile(bed.pids, iperf3Tcp(lab, server.ns, server.ipv4!, client.ns, { seconds: o.seconds }));
     const rx0 = bed.rxDrops === undefined ? undefined : await bed.rxDrops();
@@ -154,6 +161,7 @@ async function measure(variant: Variant, run: number, o: SleeveOptions, peer: Pe
       udp64OfferedKpps: udp.sentPps / 1000,
       pingAvgMs: p.avgMs,
       pingP99Ms: p.p99Ms,
+      pingColdAvgMs: cold.avgMs,
       routerCpuPct: tcp1.cpuPct,
       routerRssMaxMB: tcp1.rssMaxMB,
       boxCpuPct: tcp1.boxCpuPct,
@@ -163,7 +171,7 @@ async function measure(variant: Variant, run: number, o: SleeveOptions, peer: Pe
     const q = s.tcp4Quality;
     o.log(
       `run ${run} ${variant}: tcp ${fmt(s.tcp1Gbps)} / x4 ${fmt(s.tcp4Gbps)} Gbit/s, udp64 ${fmt(s.udp64Kpps, 1)} kpps, ` +
-        `ping ${fmt(s.pingAvgMs, 3)} (p99 ${fmt(s.pingP99Ms, 3)}) ms, cpu ${s.routerCpuPct.map((x) => Math.round(x)).join('/')}% (box ${Math.round(s.boxCpuPct)}%), ` +
+        `ping ${fmt(s.pingAvgMs, 3)} (p99 ${fmt(s.pingP99Ms, 3)}; cold ${fmt(s.pingColdAvgMs, 3)}) ms, cpu ${s.routerCpuPct.map((x) => Math.round(x)).join('/')}% (box ${Math.round(s.boxCpuPct)}%), ` +
         `rss ${s.routerRssMaxMB.map((x) => x.toFixed(1)).join('/')} MB; x4: sent ${q.sent}, retrans ${q.retransmitted}, reorder ${q.reordering}, ` +
         `ofo ${q.outOfOrder}, dup ${q.duplicates}${routerRxDrops === undefined ? '' : `, router ${JSON.stringify(routerRxDrops)}`}`,
     );
@@ -329,15 +337,15 @@ export async function runSleeveSuite(o: SleeveOptions): Promise<SleeveResult> {
   const enc = by('weft-encrypted');
   const plain = by('weft-plaintext');
   const check = (ok: boolean, text: string) => `${ok ? 'met' : 'MISSED'}: ${text}`;
+  // Issue 20's goals (ratios to VXLAN in the same run).
+  const largestRss = Math.max(enc.routerRssMaxMB, plain.routerRssMaxMB, by('weft-per-frame').routerRssMaxMB);
   const goals = [
-    check(enc.tcp1Ratio >= 0.35, `encrypted TCP ≥ 35% of VXLAN: ${pct(enc.tcp1Ratio, 1)}`),
-    check(plain.tcp1Ratio >= 0.45, `plaintext TCP ≥ 45% of VXLAN: ${pct(plain.tcp1Ratio, 1)}`),
-    check(enc.udp64Ratio >= 0.55, `64 B encrypted ≥ 55% of VXLAN delivered: ${pct(enc.udp64Ratio, 1)}`),
-    check(enc.pingAddedMs <= 0.18, `added ping ≤ 0.18 ms over VXLAN: +${fmt(enc.pingAddedMs, 3)} ms (encrypted)`),
-    check(
-      Math.max(enc.routerRssMaxMB, plain.routerRssMaxMB, by('weft-per-frame').routerRssMaxMB) <= 64,
-      `RSS ≤ 64 MB under load: ${fmt(Math.max(enc.routerRssMaxMB, plain.routerRssMaxMB, by('weft-per-frame').routerRssMaxMB), 1)} MB (largest)`,
-    ),
+    check(enc.tcp1Ratio >= 0.5, `encrypted TCP 1 stream ≥ 50% of VXLAN: ${pct(enc.tcp1Ratio, 1)}`),
+    check(enc.tcp4Ratio >= 0.5, `encrypted TCP 4 streams ≥ 50% of VXLAN: ${pct(enc.tcp4Ratio, 1)}`),
+    check(plain.tcp1Ratio >= 0.7, `plaintext sleeve TCP 1 stream ≥ 70% of VXLAN: ${pct(plain.tcp1Ratio, 1)}`),
+    check(enc.udp64Ratio >= 0.9, `64 B encrypted ≥ 90% of VXLAN delivered: ${pct(enc.udp64Ratio, 1)}`),
+    check(enc.pingAddedMs <= 0.15, `added ping ≤ 0.15 ms over VXLAN: +${fmt(enc.pingAddedMs, 3)} ms (encrypted, steady state)`),
+    check(largestRss <= 64, `RSS ≤ 64 MB under load: ${fmt(largestRss, 1)} MB (largest)`),
   ];
   const wgRow = summary.find((s) => s.variant === 'wireguard-go');
   if (wgRow !== undefined) {

@@ -115,7 +115,7 @@ generic-receive-offload: off
 
 function sample(variant: string, run: number, tcp1Gbps: number, o: Partial<Sample> = {}): Sample {
   return {
-    variant, run, tcp1Gbps, tcp4Gbps: tcp1Gbps * 2, tcp1Retransmits: 0, udp64Kpps: 100, udp64OfferedKpps: 100, pingAvgMs: 0.1, pingP99Ms: 0.2,
+    variant, run, tcp1Gbps, tcp4Gbps: tcp1Gbps * 2, tcp1Retransmits: 0, udp64Kpps: 100, udp64OfferedKpps: 100, pingAvgMs: 0.1, pingP99Ms: 0.2, pingColdAvgMs: 0.3,
     routerCpuPct: [], routerRssMaxMB: [], boxCpuPct: 150, tcp4Quality: { sent: 1000, retransmitted: 0, reordering: 0, outOfOrder: 0, duplicates: 0 }, ...o,
   };
 }
