@@ -13,6 +13,7 @@
         "src/platform/linux/native/rtnl.c",
         "src/platform/linux/native/nft.c",
         "src/platform/linux/native/file.c",
+        "src/platform/linux/native/proc.c",
         "src/platform/linux/native/loop.c",
         "src/platform/linux/native/module.c"
       ],

@@ -10,16 +10,19 @@ export type Suite = (typeof SUITES)[number];
 export const BENCH_USAGE =
   'usage: npm run bench -- [--suite all|' +
   SUITES.join('|') +
-  '] [--runs N] [--seconds S] [--quick] [--br-netfilter] [--fresh-identity] [--load-rounds N]\n' +
+  '] [--runs N] [--seconds S] [--quick] [--br-netfilter] [--fresh-identity] [--load-rounds N] [--no-peers]\n' +
   '  --runs N  runs per suite (default 3; kubernetes and policy 20), --quick fewer (1; kubernetes and policy 3)\n' +
   '  --fresh-identity  kubernetes: a new state dir (identity) for the joining router each run\n' +
-  '  --load-rounds N  policy: rounds of traffic without and with 100 policies (default 3, --quick 1)';
+  '  --load-rounds N  policy: rounds of traffic without and with 100 policies (default 3, --quick 1)\n' +
+  '  --no-peers  sleeve: without wireguard-go beside weft (scripts/bench-peers.sh fetches it otherwise)';
 
 export interface BenchArgs {
   suites: Suite[];
   seconds: number;
   brNetfilter: boolean;
   freshIdentity: boolean;
+  /** sleeve: run wireguard-go beside weft (false with --no-peers). */
+  peers: boolean;
   /** policy: rounds of the throughput and latency comparison (none, 100 policies, none). */
   loadRounds: number;
   /** Runs of one suite: --runs when given, else the suite's default (or --quick's). */
@@ -41,6 +44,7 @@ export function parseBenchArgs(argv: string[]): BenchArgs {
       'fresh-identity': { type: 'boolean', default: false },
       quick: { type: 'boolean', default: false },
       'load-rounds': { type: 'string' },
+      'no-peers': { type: 'boolean', default: false },
     },
   });
   const whole = (flag: string, text: string): number => {
@@ -58,6 +62,7 @@ export function parseBenchArgs(argv: string[]): BenchArgs {
     seconds,
     brNetfilter: values['br-netfilter'] === true,
     freshIdentity: values['fresh-identity'] === true,
+    peers: values['no-peers'] !== true,
     loadRounds: values['load-rounds'] === undefined ? (quick ? 1 : 3) : whole('--load-rounds', values['load-rounds']),
     runsOf: (s) => {
       if (runs !== undefined) return runs;

@@ -3,7 +3,7 @@
  * flock /tmp/weft-bench.lock. Writes bench/results/<suite>-<date>.json and .md and prints both.
  *
  *   WEFT_SIM_PEERS / WEFT_SIM_OPERATIONS size the ipam-sim suite (default 1,000 / 100,000).
- *   npm run bench -- [--runs N] [--seconds S] [--suite all|sleeve|mesh|fastpath|gossip|ipam|ipam-sim|cni|kubernetes|policy|nat] [--br-netfilter] [--quick] [--fresh-identity] [--load-rounds N]
+ *   npm run bench -- [--runs N] [--seconds S] [--suite all|sleeve|mesh|fastpath|gossip|ipam|ipam-sim|cni|kubernetes|policy|nat] [--br-netfilter] [--quick] [--fresh-identity] [--load-rounds N] [--no-peers]
  *   (bench/args.ts: runs default to 3, 20 for kubernetes and policy; --quick 1, 3 for kubernetes and policy)
  */
 import { mkdirSync, writeFileSync } from 'node:fs';
@@ -63,11 +63,17 @@ for (const suite of args.suites) {
   const brNetfilter = args.brNetfilter;
   if (suite === 'sleeve') {
     log(`sleeve suite: ${runs} run(s), ${seconds} s per throughput test, br_netfilter ${brNetfilter ? 'on' : 'off'}`);
-    const r = await runSleeveSuite({ runs, seconds, brNetfilter, log });
+    const r = await runSleeveSuite({ runs, seconds, brNetfilter, peers: args.peers, log });
     const md = [
       `${header}; ${runs} run(s), medians; ${seconds} s TCP tests; br_netfilter ${brNetfilter ? 'on' : 'off'}.`,
       '',
       r.markdown,
+      '',
+      ...r.notes.map((n) => `- ${n}`),
+      '',
+      'Reordering, loss and duplicates under 4 TCP streams (medians of the runs; bench/nstat.ts says which counters):',
+      '',
+      r.qualityMarkdown,
       '',
       ...r.goals.map((g) => `- ${g}`),
       '',

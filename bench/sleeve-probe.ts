@@ -46,6 +46,7 @@ async function main(): Promise<void> {
     const t4 = await sampleWhile(pids, iperf3Tcp(c.lab, server.ns, server.ipv4!, client.ns, { seconds, streams: 4 }));
     console.log(`tcp x4 ${t4.result.gbps.toFixed(2)} Gbit/s, retransmits ${t4.result.retransmits}, cpu ${t4.cpuPct.map((x) => x.toFixed(0)).join('/')}%`);
     pids.forEach((p, i) => console.log(`router ${i + 1} after tcp x4: ${memory(p)}`));
+    for (const i of [0, 1]) console.log(`router ${i + 1} status memory: ${JSON.stringify((await c.status(i)).memory)}`);
     for (let i = 0; i < 2; i++) {
       const k = (await c.status(i)).crypto;
       if (k === undefined || k.threads === 0) continue;

@@ -36,11 +36,14 @@ import { addLaunchOptions, launchRawConfig } from './launch-options.js';
 import { addConfigCommand } from './config-command.js';
 import { addRevocationCommands } from './revoke.js';
 import { registerVersion } from './version-command.js';
+import { applyRouterRuntime } from './router-runtime.js';
 
 const DEFAULT_SOCKET = defaultOf('apiSocket');
 const DEFAULT_STATE_DIR = defaultOf('stateDir');
 
 async function launch(opts: Record<string, unknown>, cmd: Command): Promise<void> {
+  // First, before anything is opened: the router's memory settings (may run this process again in place).
+  applyRouterRuntime((err) => process.stderr.write(`weft: running without the router's memory settings: ${err instanceof Error ? err.message : String(err)}\n`));
   const raw = launchRawConfig(opts, cmd);
   const config = validateConfig(raw);
   const logger = createLogger({ level: config.logLevel });

@@ -24,7 +24,7 @@ const IPAM_STATES = ['free', 'allocated', 'quarantined', 'reserved', 'held'] as 
 const NAT_GUESSES = ['none', 'mapped', 'endpoint-dependent', 'unknown'] as const;
 const CANDIDATE_KINDS = ['local', 'advertised', 'reflexive', 'stun'] as const;
 
-const REVOCATION_REFUSALS = ['badSignature', 'noKey', 'malformed', 'full'] as const;
+const REVOCATION_REFUSALS = ['badSignature', 'unchecked', 'noKey', 'malformed', 'full'] as const;
 
 type Kind = 'gauge' | 'counter';
 
@@ -74,7 +74,7 @@ export const METRIC_HELP = {
   weft_policy_apply_failures_total: ['counter', [], 'Transactions on the policy table that failed (the rules in force stay; a full rewrite follows)'],
   weft_policy_source_synced: ['gauge', [], '1 when the policy source (API server or file) has been read in full, else 0 (absent when NetworkPolicy is off)'],
   weft_revoked_peers: ['gauge', [], 'Peers in the blocklist (revoked: their connections are closed and refused)'],
-  weft_revocations_refused_total: ['counter', ['reason'], 'Blocklist entries dropped, by reason (badSignature, noKey: no --revocation-pubkey, malformed, full)'],
+  weft_revocations_refused_total: ['counter', ['reason'], 'Blocklist entries dropped, by reason (badSignature, unchecked: after a forged entry in the same gossip message, noKey: no --revocation-pubkey, malformed, full)'],
 } as const satisfies Record<string, readonly [Kind, readonly string[], string]>;
 
 type Name = keyof typeof METRIC_HELP;

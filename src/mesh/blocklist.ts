@@ -37,6 +37,13 @@ export interface BlocklistComponents {
 /** Why entries were dropped. */
 export interface BlocklistRefusals {
   badSignature: number;
+  /**
+   * Entries of a gossip message left unchecked after one of its entries failed its signature:
+   * members relay only entries they verified, so a message with a forged entry comes from a faulty
+   * or hostile neighbour, and checking the rest (up to MAX_ENTRIES Ed25519 verifications each)
+   * would let it spend this router's CPU at will.
+   */
+  unchecked: number;
   noKey: number;
   malformed: number;
   full: number;
@@ -75,7 +82,7 @@ export function decodeBlocklist(data: Uint8Array): RevocationEntry[] {
 }
 
 export class Blocklist implements Gossiper {
-  readonly refused: BlocklistRefusals = { badSignature: 0, noKey: 0, malformed: 0, full: 0 };
+  readonly refused: BlocklistRefusals = { badSignature: 0, unchecked: 0, noKey: 0, malformed: 0, full: 0 };
   private readonly components: BlocklistComponents;
   private readonly entries = new Map<PeerName, RevocationEntry>();
 
@@ -106,10 +113,13 @@ export class Blocklist implements Gossiper {
   /**
    * Merges `entries`: checks each (counted in `refused` when dropped), keeps the earlier entry of
    * a peer, and returns those that changed the set (`onRevoked` hears those that are new peers).
+   * With `fromNeighbour`, the first entry whose signature fails ends the checking: the rest of the
+   * message is counted in `unchecked` and dropped (see BlocklistRefusals.unchecked).
    */
-  merge(entries: readonly RevocationEntry[], notify = true): RevocationEntry[] {
+  merge(entries: readonly RevocationEntry[], notify = true, fromNeighbour = false): RevocationEntry[] {
     const changed: RevocationEntry[] = [];
     const fresh: RevocationEntry[] = [];
+    let forged = false;
     for (const e of entries) {
       const key = this.components.publicKey;
       if (key === undefined) {
@@ -122,8 +132,13 @@ export class Blocklist implements Gossiper {
         this.refused.full++;
         continue;
       }
+      if (forged) {
+        this.refused.unchecked++;
+        continue;
+      }
       if (!verifyRevocation(key, e)) {
         this.refused.badSignature++;
+        forged = fromNeighbour;
         continue;
       }
       this.entries.set(e.peer, e);
@@ -137,7 +152,7 @@ export class Blocklist implements Gossiper {
   /** Refused entries in all. */
   get refusedTotal(): number {
     const r = this.refused;
-    return r.badSignature + r.noKey + r.malformed + r.full;
+    return r.badSignature + r.unchecked + r.noKey + r.malformed + r.full;
   }
 
   // ------------------------------------------------------------------ Gossiper
@@ -154,7 +169,7 @@ export class Blocklist implements Gossiper {
       this.refused.malformed++;
       throw err;
     }
-    const changed = this.merge(entries);
+    const changed = this.merge(entries, true, true);
     return changed.length === 0 ? undefined : encodeBlocklist(changed);
   }
 

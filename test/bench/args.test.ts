@@ -4,6 +4,11 @@ import { summarize } from '../../bench/stats.js';
 import { firstPingReply } from '../../bench/suites/kubernetes.js';
 
 describe('npm run bench arguments', () => {
+  it('sleeve: wireguard-go runs beside weft unless --no-peers', () => {
+    expect(parseBenchArgs(['--suite', 'sleeve']).peers).toBe(true);
+    expect(parseBenchArgs(['--suite', 'sleeve', '--no-peers']).peers).toBe(false);
+  });
+
   it.each([
     { argv: [], suites: [...SUITES], runs: { sleeve: 3, kubernetes: 20 }, seconds: 8 },
     { argv: ['--suite', 'kubernetes'], suites: ['kubernetes'], runs: { sleeve: 3, kubernetes: 20 }, seconds: 8 },

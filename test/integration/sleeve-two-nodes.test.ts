@@ -1,4 +1,6 @@
+import { readFileSync } from 'node:fs';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { ROUTER_NODE_FLAGS } from '../../src/cli/router-runtime.js';
 import { WeftCluster, iperf3Tcp, ping } from '../../lab/index.js';
 
 // Run both ways: seals and opens one message at a time (--crypto-threads 0, the default on this
@@ -39,6 +41,16 @@ describe.each([0, 2])('two nodes over the encrypted sleeve, --crypto-threads %i'
     expect((await ping(c.lab, a!.ns, b!.ipv4!, { count: 3, intervalS: 0.1, size })).received).toBe(3);
     const tooBig = await ping(c.lab, a!.ns, b!.ipv4!, { count: 1, size: size + 1, timeoutS: 1 });
     expect(tooBig.received).toBe(0);
+  });
+
+  it('each router runs under its memory settings, as the process the lab started (same PID, run again in place)', async () => {
+    for (const [i, r] of c.routers.entries()) {
+      const pid = (await c.status(i)).pid;
+      expect(pid).toBe(r.process!.pid);
+      const argv = readFileSync(`/proc/${pid}/cmdline`, 'utf8').split('\0');
+      for (const f of ROUTER_NODE_FLAGS) expect(argv).toContain(f);
+      expect(readFileSync(`/proc/${pid}/environ`, 'utf8').split('\0')).toContain('WEFT_RUNTIME=set');
+    }
   });
 
   it('status reports peers, traffic, MTU and mode (JSON and human form)', async () => {

@@ -125,18 +125,29 @@ describe('the blocklist', () => {
     expect(list().gossip()).toBeUndefined();
   });
 
-  it('entries with a bad signature or from an unknown key are dropped and counted, the rest taken', () => {
+  it('entries with a bad signature or from an unknown key are dropped and counted, the rest taken (local merge)', () => {
     const forged = { ...e2, reason: 'changed' };
     const foreign = signRevocation(other.privateKey, P3, 1, 'other key');
     const b = list();
-    expect(b.onGossip(encodeBlocklist([forged, e1, foreign]))).toBeDefined();
+    expect(b.merge([forged, e1, foreign])).toHaveLength(1);
     expect(b.list().map((e) => e.peer)).toEqual([P1]);
-    expect(b.refused).toMatchObject({ badSignature: 2, noKey: 0 });
+    expect(b.refused).toMatchObject({ badSignature: 2, unchecked: 0, noKey: 0 });
     const keyless = new Blocklist({ publicKey: undefined });
     expect(keyless.onGossip(encodeBlocklist([e1]))).toBeUndefined();
     expect(keyless.size).toBe(0);
     expect(keyless.refused.noKey).toBe(1);
     expect(keyless.refusedTotal).toBe(1);
+  });
+
+  it("from a neighbour's gossip: entries before a forged one are taken, the forged one ends the checking of the rest", () => {
+    const forged = { ...e2, reason: 'changed' };
+    const b = list();
+    expect(decodeBlocklist(b.onGossip(encodeBlocklist([e1, forged, e2]))!).map((e) => e.peer)).toEqual([P1]);
+    expect(b.list().map((e) => e.peer)).toEqual([P1]);
+    expect(b.refused).toMatchObject({ badSignature: 1, unchecked: 1 });
+    expect(b.refusedTotal).toBe(2);
+    // The good entry left unchecked comes again from an honest neighbour.
+    expect(decodeBlocklist(b.onGossip(encodeBlocklist([e2]))!).map((e) => e.peer)).toEqual([P2]);
   });
 
   const packr = new Packr({ useRecords: false, mapsAsObjects: false });

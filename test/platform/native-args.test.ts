@@ -34,4 +34,14 @@ describe('native addon: option checks', () => {
     expect(() => a.setSpin(5000)).toThrow(/setSpin/);
     a.setSpin(0);
   });
+
+  // Only refusals and a failing exec: a successful one would replace the test's own process.
+  it('execve refuses bad arguments before any system call, and a failed exec throws with its errno and path', () => {
+    expect(() => a.execve('', ['x'], [])).toThrow(/path must be a non-empty string/);
+    expect(() => a.execve('/bin/true', 'x' as unknown as string[], [])).toThrow(/argv must be an array of strings/);
+    expect(() => a.execve('/bin/true', ['a\0b'], [])).toThrow(/argv must be an array of strings without NUL/);
+    expect(() => a.execve('/bin/true', [], [])).toThrow(/argv needs at least the program name/);
+    expect(() => a.execve('/bin/true', ['true'], [42 as unknown as string])).toThrow(/env must be an array of NAME=value strings/);
+    expect(() => a.execve('/nonexistent/weft-test-binary', ['x'], [])).toThrow(expect.objectContaining({ code: 'ERR_EXEC', errnoName: 'ENOENT' }));
+  });
 });

@@ -13,6 +13,8 @@ export interface NativeAddon {
   CRYPTO_BATCH_MAX: number;
   opensslVersion: string;
   setSpin(us: number): void;
+  /** Replaces the process image, same PID; returns only by throwing (ERR_EXEC). */
+  execve(path: string, argv: string[], env: string[]): never;
   TUN_OFFLOADS_TSO: number;
   STATS_SIZE: number;
 }

@@ -12,6 +12,7 @@
  *   aead       the Aead class                               rtnl   rtnetlink on the thread pool
  *   crypto_pool  batches of Aead jobs on a few pthreads      nft    libnftables (dlopen) on the thread pool
  *                                                            file   a file replaced atomically, one pool job
+ *                                                            proc   execve: the process image replaced in place
  *   loop       the read side: uv_poll, one batch per wakeup, spinning; start/stop/pollNow/setSpin
  *   module     this file: the classes Tap, Udp, Aead (CryptoPool, CryptoBatch) and the exports
  *
@@ -28,6 +29,7 @@
 #include "handles.h"
 #include "loop.h"
 #include "nft.h"
+#include "proc.h"
 #include "rtnl.h"
 #include "tap.h"
 #include "udp.h"
@@ -79,5 +81,6 @@ NAPI_MODULE_INIT(/* napi_env env, napi_value exports */) {
   rtnl_register(env, exports);
   nft_register(env, exports);
   file_register(env, exports);
+  proc_register(env, exports);
   return exports;
 }
