@@ -10,6 +10,7 @@
  *       plaintext length, or -1 when the message is forged, damaged or under another key
  *       (the bytes are then garbage). Neither throws for a bad message.
  */
+import type { CryptoBatchStatus } from '../api/types.js';
 export const AEAD_TAG_LEN = 16;
 export const AEAD_AD_LEN = 14;
 export const AEAD_KEY_LEN = 32;
@@ -59,17 +60,8 @@ export interface AeadBatch {
   stats(): AeadBatchStats;
 }
 
-/** What a batch has run: all of it, and the part handed to the pool's threads. */
-export interface AeadBatchStats {
-  runs: number;
-  pooledRuns: number;
-  jobs: number;
-  pooledJobs: number;
-  bytes: number;
-  pooledBytes: number;
-  /** Jobs the pool's threads ran (the rest of the pooled jobs ran on the calling thread). */
-  helped: number;
-}
+/** What a batch has run: all of it, and the part handed to the pool's threads (as status shows it). */
+export type AeadBatchStats = CryptoBatchStatus;
 
 /** Error code of a job refused by a full batch. */
 export const ERR_CRYPTO_BATCH_FULL = 'ERR_CRYPTO_BATCH_FULL';
