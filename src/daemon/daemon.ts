@@ -56,6 +56,7 @@ import { MetricsServer } from './metrics-server.js';
 import { Readiness } from './readiness.js';
 import { KubernetesMode } from './kubernetes.js';
 import { openKube, type KubeApis } from '../k8s/client.js';
+import { loadClientNode } from '../k8s/client-node.js';
 import { PolicyEngine } from './policy.js';
 import { attachPolicy } from './policy-attach.js';
 import { FileAttachmentStore } from './policy-pods.js';
@@ -171,6 +172,8 @@ export class Daemon {
     this.build = versionInfo();
     const secret = preflight(c, this.log) ?? Buffer.alloc(32);
     const accepted = c.secretFileAccept.map((f) => readSecretFile(f, this.log));
+    // Kubernetes mode only: the API client library, loaded now (see src/k8s/client-node.ts).
+    if (c.kubernetes !== undefined) await loadClientNode();
     // Before any device is made: a socket directory others could write is refused at once.
     prepareSocketDir(dirname(c.apiSocket), process.geteuid?.() ?? 0);
     const identity = loadOrCreateIdentity(c.stateDir, c.name);

@@ -1,12 +1,15 @@
 /**
  * The one place that loads `@kubernetes/client-node`, and only when first asked. The library costs
- * about 70 MB of resident memory and 0.6 s of start-up (measured with `bench/rss-probe.ts`: a router
- * that imported it at start sat at 124–133 MB idle), so a router that is not in Kubernetes mode must
- * never load it. Everything else in src/ imports only its types (`import type`, erased at build);
- * values (classes, helpers) come from `clientNode()` at the moment they are used.
+ * a router about 50 MB of resident memory and 0.5 s of start-up (importing the daemon: 131 → 73 MB,
+ * 850 → 320 ms without it; a router under a TCP stream in bench/sleeve-probe.ts: 143 → 90 MB), so a
+ * router that is not in Kubernetes mode must never load it. Everything else in src/ imports only
+ * its types (`import type`, erased at build); values (classes, helpers) come from `clientNode()`
+ * at the moment they are used.
  *
- * The package is ESM; Node 20's require(esm) loads it synchronously into the same module cache as
- * `import`, so classes are identical to the ones tests import (instanceof works across both).
+ * The package is ESM. The daemon loads it with `import()` (`loadClientNode`) before it starts
+ * anything of Kubernetes mode, which works on every Node the package allows; `clientNode()` then
+ * returns that module. Called first (tests, tools), it loads it synchronously through require(esm)
+ * (Node ≥ 20.19), into the same module cache as `import`, so classes are identical either way.
  */
 import { createRequire } from 'node:module';
 import type * as ClientNodeModule from '@kubernetes/client-node';
@@ -18,6 +21,12 @@ let loaded: ClientNode | undefined;
 /** The library, loaded on first call. */
 export function clientNode(): ClientNode {
   loaded ??= createRequire(import.meta.url)('@kubernetes/client-node') as ClientNode;
+  return loaded;
+}
+
+/** Loads the library with import() (once); the daemon awaits this before Kubernetes mode starts. */
+export async function loadClientNode(): Promise<ClientNode> {
+  loaded ??= await import('@kubernetes/client-node');
   return loaded;
 }
 
