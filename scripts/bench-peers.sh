@@ -37,7 +37,9 @@ fi
 export DEBIAN_FRONTEND=noninteractive
 if ! command -v wg >/dev/null 2>&1; then
   echo "weft bench: installing wireguard-tools (bookworm)" >&2
-  apt-get install -y -qq --no-install-recommends wireguard-tools >/dev/null
+  # (a machine whose package lists were never fetched: fetch them once, then try again)
+  apt-get install -y -qq --no-install-recommends wireguard-tools >/dev/null 2>&1 ||
+    { apt-get update -qq && apt-get install -y -qq --no-install-recommends wireguard-tools >/dev/null; }
 fi
 
 if ! [ -x "$bin" ] || ! [ -s "$cache/VERSION" ]; then
