@@ -9,9 +9,15 @@ export function cpuSeconds(pid: number): number {
   return (Number(fields[11]) + Number(fields[12])) / TICKS;
 }
 
+/** A "kB" field of /proc/PID/status (VmRSS, RssAnon, RssFile, VmHWM, ...) in kB; NaN when absent. */
+export function statusKb(pid: number, field: string, status = readFileSync(`/proc/${pid}/status`, 'utf8')): number {
+  const m = new RegExp(`^${field}:\\s+(\\d+) kB$`, 'm').exec(status);
+  return m === null ? NaN : Number(m[1]);
+}
+
 export function rssBytes(pid: number): number {
-  const m = /^VmRSS:\s+(\d+) kB$/m.exec(readFileSync(`/proc/${pid}/status`, 'utf8'));
-  return m === null ? 0 : Number(m[1]) * 1024;
+  const kb = statusKb(pid, 'VmRSS');
+  return Number.isNaN(kb) ? 0 : kb * 1024;
 }
 
 /** The whole box's CPU time from /proc/stat's aggregate "cpu" line, in ticks. */

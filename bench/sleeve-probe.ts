@@ -9,12 +9,11 @@
 import { readFileSync } from 'node:fs';
 import { WeftCluster, iperf3Tcp, ping } from '../lab/index.js';
 import { ensureBenchLock } from './lock.js';
-import { sampleWhile } from './procstat.js';
+import { sampleWhile, statusKb } from './procstat.js';
 
 function memory(pid: number): string {
   const s = readFileSync(`/proc/${pid}/status`, 'utf8');
-  const kb = (k: string) => Number(new RegExp(`^${k}:\\s+(\\d+) kB$`, 'm').exec(s)?.[1] ?? NaN);
-  const mb = (k: string) => (kb(k) / 1024).toFixed(1);
+  const mb = (k: string) => (statusKb(pid, k, s) / 1024).toFixed(1);
   return `rss ${mb('VmRSS')} MB (anon ${mb('RssAnon')}, file ${mb('RssFile')}), peak ${mb('VmHWM')}`;
 }
 
