@@ -18,6 +18,7 @@
  * - Updates of a Node through the main resource keep the stored status (the status strategy).
  */
 import { randomUUID } from 'node:crypto';
+import { compareText } from '../src/core/compare.js';
 
 export type KubeKind = 'nodes' | 'leases' | 'pods' | 'namespaces' | 'networkpolicies';
 
@@ -168,7 +169,7 @@ export class KubeStore {
     }
     // In etcd's key order: namespace, then name.
     const nsOf = (o: KubeObject): string => (typeof o.metadata['namespace'] === 'string' ? o.metadata['namespace'] : '');
-    return out.sort((a, b) => nsOf(a).localeCompare(nsOf(b)) || nameOf(a).localeCompare(nameOf(b)));
+    return out.sort((a, b) => compareText(nsOf(a), nsOf(b)) || compareText(nameOf(a), nameOf(b)));
   }
 
   create(r: KubeResource, namespace: string, body: KubeObject): KubeObject {

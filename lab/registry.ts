@@ -6,6 +6,7 @@
  */
 import { readFileSync, rmSync, mkdirSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
+import { compareText } from '../src/core/compare.js';
 import { run } from '../src/platform/linux/run.js';
 import { LabError } from './errors.js';
 
@@ -118,7 +119,7 @@ export async function cleanupStale(pattern: RegExp, log: (line: string) => void)
       }
     }
     // Pods first, the underlay last (deleting a node takes its veths with it).
-    for (const ns of [...names].sort((a, b) => b.length - a.length || b.localeCompare(a))) {
+    for (const ns of [...names].sort((a, b) => b.length - a.length || compareText(b, a))) {
       try {
         await deleteNamespace(ns);
         deleted.push(ns);

@@ -8,15 +8,21 @@
  * - `--max-semi-space-size=1`: V8's young generation grows to 16 MB semi-spaces by default when
  *   traffic makes garbage; 1 MB keeps it at a few MB for more frequent (cheap) scavenges.
  * - `MALLOC_ARENA_MAX=2`: glibc gives each thread (libuv's pool, V8's workers) its own malloc arena.
+ * - `MALLOC_TRIM_THRESHOLD_=131072`, `MALLOC_MMAP_THRESHOLD_=131072`: glibc's own defaults, fixed.
+ *   Left unset, glibc raises both each time a large block it had mapped is freed (up to 32 MB and
+ *   64 MB), after which what V8's optimising compiler frees on its worker threads under load stays
+ *   with the process. Fixed, a router's peak under one TCP stream was 2–3 MB lower (67–70 MB
+ *   against 70–72, 2 A/B pairs, 2026-12-04; see also src/daemon/memory-trim.ts).
  *
- * An operator who sets either in NODE_OPTIONS, on node's command line or in the environment keeps
- * their own value (their setting wins; nothing is re-run). `WEFT_RUNTIME=off` turns this off;
- * `WEFT_RUNTIME=set` marks the re-run image so it never loops.
+ * An operator who sets any of these in NODE_OPTIONS, on node's command line or in the environment
+ * keeps their own value (their setting wins); the others are still applied, and when none is
+ * missing nothing is re-run. `WEFT_RUNTIME=off` turns this off; `WEFT_RUNTIME=set` marks the
+ * re-run image so it never loops.
  */
 import { loadNative } from '../platform/linux/native.js';
 
 export const ROUTER_NODE_FLAGS: readonly string[] = ['--max-semi-space-size=1'];
-export const ROUTER_ENV: Readonly<Record<string, string>> = { MALLOC_ARENA_MAX: '2' };
+export const ROUTER_ENV: Readonly<Record<string, string>> = { MALLOC_ARENA_MAX: '2', MALLOC_TRIM_THRESHOLD_: '131072', MALLOC_MMAP_THRESHOLD_: '131072' };
 const MARK = 'WEFT_RUNTIME';
 
 export interface ProcessView {
@@ -43,12 +49,13 @@ export function routerReexec(p: ProcessView): Reexec | undefined {
   const mark = p.env[MARK];
   if (mark === 'set' || mark === 'off') return undefined;
   const given = [...p.execArgv, ...(p.env['NODE_OPTIONS'] ?? '').split(/\s+/)].map(flagName);
-  if (ROUTER_NODE_FLAGS.some((f) => given.includes(flagName(f)))) return undefined;
-  if (Object.keys(ROUTER_ENV).some((k) => p.env[k] !== undefined)) return undefined;
-  const env = { ...p.env, ...ROUTER_ENV, [MARK]: 'set' };
+  const flags = ROUTER_NODE_FLAGS.filter((f) => !given.includes(flagName(f)));
+  const missing = Object.entries(ROUTER_ENV).filter(([k]) => p.env[k] === undefined);
+  if (flags.length === 0 && missing.length === 0) return undefined;
+  const env = { ...p.env, ...Object.fromEntries(missing), [MARK]: 'set' };
   return {
     path: p.execPath,
-    argv: [p.execPath, ...p.execArgv, ...ROUTER_NODE_FLAGS, ...p.argv.slice(1)],
+    argv: [p.execPath, ...p.execArgv, ...flags, ...p.argv.slice(1)],
     env: Object.entries(env)
       .filter((e): e is [string, string] => e[1] !== undefined)
       .map(([k, v]) => `${k}=${v}`),

@@ -29,6 +29,7 @@ import { loadOrCreateIdentity } from '../mesh/identity.js';
 import { Mesh } from '../mesh/mesh.js';
 import { buildMeshGossip, type MeshGossip } from './mesh-gossip.js';
 import { RouterReports } from './router-reports.js';
+import { MemoryTrim } from './memory-trim.js';
 import { buildMeshView } from './mesh-view.js';
 import { dialFamily, resolveHost } from '../mesh/host-resolver.js';
 import { StunClient } from './stun-client.js';
@@ -419,8 +420,9 @@ export class Daemon {
       // The bridge is set up for Services before pods are served.
       const services = this.serviceBridge;
       const reports = this.routerReports === undefined ? [] : [this.routerReports];
-      await startAll([...metrics, this.sleeve, this.learningSwitch, ...fast, overlay, this.gossip, services, ...ipam, ...reports, revocation, this.mesh, ...stun, ...kube, ...guard, this.api]);
-      this.started.push(...metrics, this.sleeve, this.learningSwitch, ...fast, overlay, this.gossip, services, ...ipam, ...reports, revocation, this.mesh, ...stun, ...kube, ...guard, this.api);
+      const trim = new MemoryTrim({ clock: this.clock, logger: this.log.child('memory'), trim: () => native.mallocTrim() });
+      await startAll([...metrics, this.sleeve, this.learningSwitch, ...fast, overlay, this.gossip, services, ...ipam, ...reports, revocation, this.mesh, ...stun, ...kube, ...guard, this.api, trim]);
+      this.started.push(...metrics, this.sleeve, this.learningSwitch, ...fast, overlay, this.gossip, services, ...ipam, ...reports, revocation, this.mesh, ...stun, ...kube, ...guard, this.api, trim);
     } catch (err) {
       this.closeDevices();
       throw err;

@@ -5,6 +5,7 @@
  * trip, release and IPAM share from each router's own report (reports channel). A router with no
  * report yet (just joined, or of an older mesh protocol) shows its connections with path null.
  */
+import { compareText } from '../core/compare.js';
 import type { PeerName } from '../mesh/contracts.js';
 import type { RouterReport } from '../mesh/reports.js';
 import type { PeerRecord } from '../mesh/topology-record.js';
@@ -28,7 +29,7 @@ export interface MeshViewFacts {
 function linkViews(r: PeerRecord, report: RouterReport | undefined, nick: (n: PeerName) => string): LinkView[] {
   const reported = new Map((report?.links ?? []).map((l) => [l.peer, l]));
   return [...r.connections]
-    .sort((a, b) => (nick(a.peer) + a.peer).localeCompare(nick(b.peer) + b.peer))
+    .sort((a, b) => compareText(nick(a.peer) + a.peer, nick(b.peer) + b.peer))
     .map((c) => {
       const l = reported.get(c.peer);
       return {
@@ -64,6 +65,6 @@ export function buildMeshView(f: MeshViewFacts): MeshView {
       ipam: (report?.ipam ?? []).map((s) => ({ range: s.range, owned: s.owned, free: s.free, used: s.used, quarantined: s.quarantined })),
     };
   });
-  routers.sort((a, b) => (a.self !== b.self ? (a.self ? -1 : 1) : (a.nickname + a.name).localeCompare(b.nickname + b.name)));
+  routers.sort((a, b) => (a.self !== b.self ? (a.self ? -1 : 1) : compareText(a.nickname + a.name, b.nickname + b.name)));
   return { self: f.self, routers };
 }

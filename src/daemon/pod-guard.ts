@@ -15,6 +15,7 @@
  * there is never a moment without rules for a pod that exists. Changes are batched: attaches that
  * arrive while a transaction runs go together in the next one.
  */
+import { compareText } from '../core/compare.js';
 import { ApiError } from '../api/errors.js';
 import type { Clock, TimerHandle } from '../core/clock.js';
 import { describeError } from '../core/errors.js';
@@ -248,7 +249,7 @@ export class PodGuard implements Startable {
         addresses: [...e.pod.ipv4, ...e.pod.ipv6.filter((a) => !a.startsWith('fe80:'))],
         dropped: this.counters.get(e.pod.port) ?? 0,
       }))
-      .sort((a, b) => a.port.localeCompare(b.port));
+      .sort((a, b) => compareText(a.port, b.port));
     const unknownPorts = [...this.ports].filter((p) => !this.entries.has(p)).sort();
     return { table: `bridge ${POD_TABLE}`, pods, drops, unknownPorts, problem: this.problem ?? null };
   }

@@ -14,6 +14,7 @@
  *
  * Changes are batched: one transaction in flight; the next gathers every change since.
  */
+import { compareText } from '../core/compare.js';
 import type { Clock, TimerHandle } from '../core/clock.js';
 import { describeError } from '../core/errors.js';
 import type { Logger } from '../core/logger.js';
@@ -223,7 +224,7 @@ export class PolicyEngine implements Startable {
       table: TABLE,
       policies: (this.applied?.policies ?? [])
         .map((p) => ({ namespace: p.namespace, name: p.name, ingress: p.ingress, egress: p.egress, selected: [...p.selected].sort(), allowed: packets(p.allowedCounter), dropped: packets(p.droppedCounter) }))
-        .sort((a, b) => a.namespace.localeCompare(b.namespace) || a.name.localeCompare(b.name)),
+        .sort((a, b) => compareText(a.namespace, b.namespace) || compareText(a.name, b.name)),
       dropped: { ingress: has(DROPPED_INGRESS_COUNTER) ? packets(DROPPED_INGRESS_COUNTER) : null, egress: has(DROPPED_EGRESS_COUNTER) ? packets(DROPPED_EGRESS_COUNTER) : null },
       applies: { ...this.applies },
       lastApply: this.lastApply,

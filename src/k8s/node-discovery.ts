@@ -11,6 +11,7 @@
  */
 import type { V1Node, V1NodeAddress } from '@kubernetes/client-node';
 import { clientNode } from './client-node.js';
+import { compareText } from '../core/compare.js';
 import type { Clock, TimerHandle } from '../core/clock.js';
 import { isPeerName, peerNameFromPublicKey } from '../core/ids.js';
 import type { Logger } from '../core/logger.js';
@@ -142,7 +143,7 @@ export class NodeDiscovery {
   }
 
   peers(): DiscoveredPeer[] {
-    return [...this.peerByNode.values()].sort((a, b) => a.nodeName.localeCompare(b.nodeName));
+    return [...this.peerByNode.values()].sort((a, b) => compareText(a.nodeName, b.nodeName));
   }
 
   status(): NodeDiscoveryStatus {

@@ -20,6 +20,7 @@
  * Which sets and rules exist depends on the policies only: pods and namespaces change elements.
  */
 import { createHash } from 'node:crypto';
+import { compareText } from '../core/compare.js';
 import { blockRanges, canonicalAddress, mergeRanges, rangeElements, type AddressRange, type IpFamily } from './cidr.js';
 import {
   podKey,
@@ -281,7 +282,7 @@ export function compilePolicy(model: PolicyModel): CompiledPolicy {
   // policies in namespace/name order, one of each
   const policies: NetworkPolicy[] = [];
   const seenPolicy = new Set<string>();
-  for (const p of [...model.policies].sort((a, b) => cmp(a.namespace, b.namespace) || cmp(a.name, b.name))) {
+  for (const p of [...model.policies].sort((a, b) => compareText(a.namespace, b.namespace) || compareText(a.name, b.name))) {
     if (seenPolicy.has(podKey(p))) continue;
     seenPolicy.add(podKey(p));
     policies.push(p);
@@ -374,6 +375,3 @@ export function compilePolicy(model: PolicyModel): CompiledPolicy {
   return { rules: `${text.join('\n')}\n`, sets, counters, policies: infos };
 }
 
-function cmp(a: string, b: string): number {
-  return a < b ? -1 : a > b ? 1 : 0;
-}

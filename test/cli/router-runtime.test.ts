@@ -25,13 +25,29 @@ describe('routerReexec: the router runs again under its memory settings', () => 
     expect(routerReexec({ ...base, env: { ...base.env, WEFT_RUNTIME: 'off' } })).toBeUndefined();
   });
 
-  it("leaves an operator's own V8 setting alone, on node's command line or in NODE_OPTIONS (either spelling)", () => {
-    expect(routerReexec({ ...base, execArgv: ['--max-semi-space-size=8'] })).toBeUndefined();
-    expect(routerReexec({ ...base, env: { ...base.env, NODE_OPTIONS: '--inspect --max_semi_space_size=4' } })).toBeUndefined();
-    expect(routerReexec({ ...base, env: { ...base.env, NODE_OPTIONS: '--max-old-space-size=64' } })).toBeDefined();
+  it("leaves an operator's own V8 setting alone, on node's command line or in NODE_OPTIONS (either spelling), and still sets malloc's", () => {
+    for (const view of [
+      { ...base, execArgv: ['--max-semi-space-size=8'] },
+      { ...base, env: { ...base.env, NODE_OPTIONS: '--inspect --max_semi_space_size=4' } },
+    ]) {
+      const r = routerReexec(view)!;
+      expect(r.argv.filter((a) => a.replace(/_/g, '-').startsWith('--max-semi-space-size'))).toEqual(view.execArgv.filter((a) => a.startsWith('--max-semi')));
+      for (const [k, v] of Object.entries(ROUTER_ENV)) expect(r.env).toContain(`${k}=${v}`);
+    }
+    expect(routerReexec({ ...base, env: { ...base.env, NODE_OPTIONS: '--max-old-space-size=64' } })!.argv).toContain('--max-semi-space-size=1');
   });
 
-  it("leaves an operator's own malloc setting alone", () => {
-    expect(routerReexec({ ...base, env: { ...base.env, MALLOC_ARENA_MAX: '4' } })).toBeUndefined();
+  it("leaves an operator's own malloc settings alone and adds the rest", () => {
+    const r = routerReexec({ ...base, env: { ...base.env, MALLOC_ARENA_MAX: '4' } })!;
+    expect(r.env).toContain('MALLOC_ARENA_MAX=4');
+    expect(r.env).not.toContain('MALLOC_ARENA_MAX=2');
+    expect(r.env).toContain('MALLOC_TRIM_THRESHOLD_=131072');
+    expect(r.argv).toContain('--max-semi-space-size=1');
+  });
+
+  it('runs nothing again when the operator set every one of them', () => {
+    const env = { ...base.env, MALLOC_ARENA_MAX: '8', MALLOC_TRIM_THRESHOLD_: '0', MALLOC_MMAP_THRESHOLD_: '65536' };
+    expect(routerReexec({ ...base, execArgv: ['--max-semi-space-size=2'], env })).toBeUndefined();
+    expect(routerReexec({ ...base, env })).toBeDefined();
   });
 });

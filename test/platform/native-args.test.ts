@@ -44,4 +44,12 @@ describe('native addon: option checks', () => {
     expect(() => a.execve('/bin/true', ['true'], [42 as unknown as string])).toThrow(/env must be an array of NAME=value strings/);
     expect(() => a.execve('/nonexistent/weft-test-binary', ['x'], [])).toThrow(expect.objectContaining({ code: 'ERR_EXEC', errnoName: 'ENOENT' }));
   });
+
+  it('mallocTrim runs glibc malloc_trim and says whether it gave memory back', () => {
+    const freed: Buffer[] = [];
+    for (let i = 0; i < 64; i++) freed.push(Buffer.allocUnsafeSlow(4096).fill(i));
+    freed.length = 0;
+    expect(typeof a.mallocTrim()).toBe('boolean');
+    expect(typeof a.mallocTrim()).toBe('boolean');
+  });
 });

@@ -15,6 +15,8 @@ export interface NativeAddon {
   setSpin(us: number): void;
   /** Replaces the process image, same PID; returns only by throwing (ERR_EXEC). */
   execve(path: string, argv: string[], env: string[]): never;
+  /** glibc's malloc_trim(0): free heap pages back to the kernel; whether any were. */
+  mallocTrim(): boolean;
   TUN_OFFLOADS_TSO: number;
   STATS_SIZE: number;
 }

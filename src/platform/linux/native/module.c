@@ -12,7 +12,7 @@
  *   aead       the Aead class                               rtnl   rtnetlink on the thread pool
  *   crypto_pool  batches of Aead jobs on a few pthreads      nft    libnftables (dlopen) on the thread pool
  *                                                            file   a file replaced atomically, one pool job
- *                                                            proc   execve: the process image replaced in place
+ *                                                            proc   execve: the process image replaced in place; mallocTrim
  *   loop       the read side: uv_poll, one batch per wakeup, spinning; start/stop/pollNow/setSpin
  *   module     this file: the classes Tap, Udp, Aead (CryptoPool, CryptoBatch) and the exports
  *

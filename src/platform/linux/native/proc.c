@@ -7,10 +7,18 @@
  * and the path. The caller must call it before opening anything it would leak: descriptors without
  * close-on-exec survive the exec. Node marks its standard descriptors close-on-exec at start; they
  * are cleared here so the new image writes where this one did (else Node would give it /dev/null).
+ *
+ * mallocTrim(): glibc's malloc_trim(0). glibc gives memory back to the kernel only from the top
+ * of an arena; the free pages between live blocks (V8's compiler zones, OpenSSL and start-up
+ * allocations, freed) stay resident until this is called: about 3 MB of a router's RSS after
+ * start (measured with gdb on a running router, 2026-12-04). Returns whether anything was
+ * released. It holds each arena's lock while it walks it, so the router calls it rarely, off
+ * the data path's hot moments (src/daemon/memory-trim.ts).
  */
 #define _GNU_SOURCE
 #include <errno.h>
 #include <fcntl.h>
+#include <malloc.h>
 #include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
@@ -98,8 +106,17 @@ static napi_value m_execve(napi_env env, napi_callback_info info) {
   return NULL;
 }
 
+static napi_value m_malloc_trim(napi_env env, napi_callback_info info) {
+  (void)info;
+  napi_value out;
+  napi_get_boolean(env, malloc_trim(0) != 0, &out);
+  return out;
+}
+
 void proc_register(napi_env env, napi_value exports) {
   napi_value fn;
   napi_create_function(env, "execve", NAPI_AUTO_LENGTH, m_execve, NULL, &fn);
   napi_set_named_property(env, exports, "execve", fn);
+  napi_create_function(env, "mallocTrim", NAPI_AUTO_LENGTH, m_malloc_trim, NULL, &fn);
+  napi_set_named_property(env, exports, "mallocTrim", fn);
 }
