@@ -7,6 +7,7 @@
         "src/platform/linux/native/netns.c",
         "src/platform/linux/native/handles.c",
         "src/platform/linux/native/tap.c",
+        "src/platform/linux/native/uring.c",
         "src/platform/linux/native/udp.c",
         "src/platform/linux/native/aead.c",
         "src/platform/linux/native/crypto_pool.c",

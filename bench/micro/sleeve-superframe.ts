@@ -66,7 +66,7 @@ class LoopUdp implements UdpEndpoint {
     return true;
   }
   counters(): IoCounters {
-    return { rxBatches: 0, rxPackets: 0, rxBytes: 0, rxErrors: 0, txPackets: 0, txBytes: 0, txErrors: 0, txDropped: 0, gsoFallbacks: 0, truncated: 0, pollErrors: 0, spinHits: 0, txIovLimit: 0, lastErrno: 0 };
+    return { rxBatches: 0, rxPackets: 0, rxBytes: 0, rxErrors: 0, txPackets: 0, txBytes: 0, txErrors: 0, txDropped: 0, gsoFallbacks: 0, truncated: 0, pollErrors: 0, spinHits: 0, txIovLimit: 0, rxCalls: 0, lastErrno: 0 };
   }
   close(): void {}
 

@@ -137,7 +137,7 @@ export interface StatusReport {
   listen: string;
   bridge: string;
   tap: string;
-  mode: { encryption: 'chacha20-poly1305' | 'none'; aead: string; vnetHdr: boolean; udpGso: boolean; udpGro: boolean };
+  mode: { encryption: 'chacha20-poly1305' | 'none'; aead: string; vnetHdr: boolean; tapReads: string; udpGso: boolean; udpGro: boolean };
   mtu: { underlay: number; overlay: number; maxDatagram: number };
   /** The sleeve's seal and open batches (--crypto-threads); absent from routers before issue 20. */
   crypto?: CryptoStatus;
@@ -338,6 +338,8 @@ export interface IoCounters {
   spinHits: number;
   /** Datagrams dropped whole on send: more pieces (iovecs) than the addon sends in one datagram. */
   txIovLimit: number;
+  /** Read-side system calls (read, recvmmsg, io_uring_enter): rxPackets / rxCalls is what one call brings. */
+  rxCalls: number;
   lastErrno: number;
 }
 

@@ -36,7 +36,7 @@ export function formatStatus(s: StatusReport): string {
   lines.push(`  weft ${s.build.version}${s.build.commit === undefined ? '' : ` (commit ${s.build.commit})`}, node ${s.build.node}, mesh protocol ${s.build.meshProtocolMin}..${s.build.meshProtocolMax}, sleeve protocol ${s.build.sleeveProtocol}`);
   lines.push(
     `  listen ${s.listen}   bridge ${s.bridge}   tap ${s.tap}   encryption ${s.mode.encryption}   ` +
-      `${s.mode.vnetHdr ? 'vnet_hdr (super-frames)' : 'per-frame'}   udp gso ${s.mode.udpGso ? 'on' : 'off'} gro ${s.mode.udpGro ? 'on' : 'off'}`,
+      `${s.mode.vnetHdr ? 'vnet_hdr (super-frames)' : 'per-frame'}   tap reads ${s.mode.tapReads}   udp gso ${s.mode.udpGso ? 'on' : 'off'} gro ${s.mode.udpGro ? 'on' : 'off'}`,
   );
   lines.push(`  MTU: underlay ${s.mtu.underlay}, overlay ${s.mtu.overlay}, datagram ${s.mtu.maxDatagram}`);
   if (s.crypto !== undefined) lines.push(`  ${cryptoLine(s.crypto)}`);

@@ -82,6 +82,7 @@ export interface DaemonConfig {
   bridge: string;
   tap: string;
   vnetHdr: boolean;
+  tapUring: boolean;
   /** undefined: taken from the interface that holds the listen address or routes to the first peer */
   underlayMtu: number | undefined;
   /** undefined: derived from the underlay MTU */
@@ -191,6 +192,7 @@ export function validateConfig(input: RawConfig, surroundings: ConfigEnvironment
     bridge: bridge!,
     tap: tap!,
     vnetHdr: raw.vnetHdr,
+    tapUring: raw.tapUring,
     underlayMtu,
     overlayMtu,
     apiSocket: apiSocket!,

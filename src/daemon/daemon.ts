@@ -195,7 +195,7 @@ export class Daemon {
     this.mtu = c.overlayMtu ?? overlayMtu(this.underlayMtu, c.listen.family, sealed);
 
     try {
-      this.tap = new LinuxTap({ name: c.tap, vnetHdr: c.vnetHdr, maxFrame: this.mtu + 18 });
+      this.tap = new LinuxTap({ name: c.tap, vnetHdr: c.vnetHdr, maxFrame: this.mtu + 18, uring: c.tapUring });
       await this.netlink.setMtu(this.tap.name, this.mtu);
       await this.netlink.setMaster(this.tap.name, c.bridge);
       await this.netlink.setUp(this.tap.name);

@@ -219,6 +219,14 @@ export const LAUNCH_OPTIONS = {
     readme: 'per-frame mode: no virtio_net_hdr super-frames on the TAP (it still interoperates with vnet peers)',
     readmeDefault: 'vnet on',
   },
+  tapUring: {
+    flag: '--no-tap-uring',
+    default: true,
+    help: 'read the TAP with one read() per frame instead of io_uring batches',
+    check: { kind: 'switch' },
+    readme: 'read the TAP with one read() per frame instead of io_uring batches (used only when the kernel and the seccomp profile allow io_uring; `weft status` says which)',
+    readmeDefault: 'io_uring',
+  },
   underlayMtu: {
     flag: '--underlay-mtu',
     value: 'bytes',

@@ -42,7 +42,7 @@ export const sameShapes = {
 
 const io: api.IoCounters = {
   rxBatches: 1, rxPackets: 10, rxBytes: 2048, rxErrors: 0, txPackets: 20, txBytes: 4096, txErrors: 0, txDropped: 0,
-  gsoFallbacks: 0, truncated: 0, pollErrors: 0, spinHits: 0, txIovLimit: 0, lastErrno: 0,
+  gsoFallbacks: 0, truncated: 0, pollErrors: 0, spinHits: 0, txIovLimit: 0, rxCalls: 0, lastErrno: 0,
 };
 
 const report: api.StatusReport = {
@@ -56,7 +56,7 @@ const report: api.StatusReport = {
   listen: '198.18.0.1:6784',
   bridge: 'weft',
   tap: 'weft-tap',
-  mode: { encryption: 'chacha20-poly1305', aead: 'openssl', vnetHdr: true, udpGso: true, udpGro: false },
+  mode: { encryption: 'chacha20-poly1305', aead: 'openssl', vnetHdr: true, tapReads: 'io_uring', udpGso: true, udpGro: false },
   mtu: { underlay: 1500, overlay: 1404, maxDatagram: 1472 },
   peers: [{
     name: 'fedcba9876543210', nickname: 'n2', id: '89abcdef', endpoint: '198.18.0.2:6784', state: 'established', path: 'relay', via: 'n3',

@@ -3,7 +3,7 @@ import type { IoCounters, PeerStatus, StatusReport } from '../../src/api/types.j
 
 const io = (k: number): IoCounters => ({
   rxBatches: 1, rxPackets: 10 * k, rxBytes: 1000 * k, rxErrors: 0, txPackets: 20 * k, txBytes: 2000 * k, txErrors: 0, txDropped: 0,
-  gsoFallbacks: 0, truncated: 0, pollErrors: 0, spinHits: 0, txIovLimit: 0, lastErrno: 0,
+  gsoFallbacks: 0, truncated: 0, pollErrors: 0, spinHits: 0, txIovLimit: 0, rxCalls: 0, lastErrno: 0,
 });
 
 export function peerStatus(name: string, nickname: string, over: Partial<PeerStatus> = {}): PeerStatus {
@@ -21,7 +21,7 @@ export function statusReport(over: Partial<StatusReport> = {}): StatusReport {
     version: 1,
     build: { version: '0.1.0', node: '20.19.0', meshProtocol: 3, meshProtocolMin: 2, meshProtocolMax: 3, sleeveProtocol: 2 },
     name: '0123456789abcdef', nickname: 'n1', id: '01234567', pid: 42, uptimeS: 7, listen: '198.18.0.1:6784', bridge: 'weft', tap: 'weft-tap',
-    mode: { encryption: 'chacha20-poly1305', aead: 'openssl', vnetHdr: true, udpGso: true, udpGro: false },
+    mode: { encryption: 'chacha20-poly1305', aead: 'openssl', vnetHdr: true, tapReads: 'io_uring', udpGso: true, udpGro: false },
     mtu: { underlay: 1500, overlay: 1404, maxDatagram: 1472 },
     peers: [
       peerStatus('fedcba9876543210', 'n2', { path: 'fastpath', pathSwitches: 2, txBytes: 5000, rxFrames: 40 }),

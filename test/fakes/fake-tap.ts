@@ -45,7 +45,7 @@ export class FakeTap implements TapDevice {
     this.onBatch = undefined;
   }
   counters(): IoCounters {
-    return { rxBatches: 0, rxPackets: 0, rxBytes: 0, rxErrors: 0, txPackets: this.written.length, txBytes: 0, txErrors: 0, txDropped: 0, gsoFallbacks: 0, truncated: 0, pollErrors: 0, spinHits: 0, txIovLimit: 0, lastErrno: 0 };
+    return { rxBatches: 0, rxPackets: 0, rxBytes: 0, rxErrors: 0, txPackets: this.written.length, txBytes: 0, txErrors: 0, txDropped: 0, gsoFallbacks: 0, truncated: 0, pollErrors: 0, spinHits: 0, txIovLimit: 0, rxCalls: 0, lastErrno: 0 };
   }
 
   write(buf: Buffer, off: number, len: number, zeroVnetHdr: boolean): number {

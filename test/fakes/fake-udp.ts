@@ -55,7 +55,7 @@ export class FakeNetwork {
 }
 
 function zeroCounters(): IoCounters {
-  return { rxBatches: 0, rxPackets: 0, rxBytes: 0, rxErrors: 0, txPackets: 0, txBytes: 0, txErrors: 0, txDropped: 0, gsoFallbacks: 0, truncated: 0, pollErrors: 0, spinHits: 0, txIovLimit: 0, lastErrno: 0 };
+  return { rxBatches: 0, rxPackets: 0, rxBytes: 0, rxErrors: 0, txPackets: 0, txBytes: 0, txErrors: 0, txDropped: 0, gsoFallbacks: 0, truncated: 0, pollErrors: 0, spinHits: 0, txIovLimit: 0, rxCalls: 0, lastErrno: 0 };
 }
 
 export class FakeUdp implements UdpEndpoint {

@@ -13,7 +13,7 @@ describe('native addon: option checks', () => {
     [{ maxBatch: -1 }, /maxBatch must be 1\.\.1024/],
     [{ maxBatch: 'many' }, /maxBatch must be a non-negative integer/],
     [{ stride: 8192 }, /cannot hold 4 slots of stride 8192/],
-    [{ stats: new Float64Array(2) }, /stats must be a Float64Array of at least 14 entries \(STATS_SIZE\)/],
+    [{ stats: new Float64Array(2) }, /stats must be a Float64Array of at least 15 entries \(STATS_SIZE\)/],
     [{ meta: new Int32Array(1) }, /meta needs 4 int32 entries/],
     [{ name: 'a-name-longer-than-15' }, /at most 15 bytes/],
     [{ netns: 42 }, /option netns must be a string/],

@@ -17,5 +17,6 @@ export function readCounters(s: Float64Array): IoCounters {
     pollErrors: s[11]!,
     spinHits: s[12]!,
     txIovLimit: s[13]!,
+    rxCalls: s[14]!,
   };
 }

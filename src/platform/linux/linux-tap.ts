@@ -14,6 +14,8 @@ export interface LinuxTapInit {
   tailroom?: number;
   /** Create the device inside this network namespace (a path like /var/run/netns/NAME). */
   netns?: string;
+  /** Read batches through io_uring when the kernel allows it (default true; see native/uring.h). */
+  uring?: boolean;
 }
 
 /** Largest read with vnet_hdr: 10-byte header + 64 KiB IP packet + Ethernet header. */
@@ -60,6 +62,7 @@ export class LinuxTap implements TapDevice {
         tailroom: this.tailroom,
         maxBatch: this.maxBatch,
         netns: init.netns,
+        uring: init.uring ?? true,
       });
     } catch (err) {
       throw fromNativeError(err, 'ERR_TAP_OPEN');
@@ -81,6 +84,11 @@ export class LinuxTap implements TapDevice {
 
   counters(): IoCounters {
     return readCounters(this.stats);
+  }
+
+  /** How frames are read now: "io_uring", or "read" with why io_uring is not used. */
+  readMode(): string {
+    return this.native.uring();
   }
 
   close(): void {

@@ -32,6 +32,8 @@ export interface NativeHandle {
 export interface NativeTap extends NativeHandle {
   readonly name: string;
   write(buf: Buffer, off: number, len: number, zeroHdr: boolean): number;
+  /** How frames are read: "io_uring", "read", or "read (io_uring unavailable: …)" / "(… given up: …)". */
+  uring(): string;
 }
 
 export interface NativeUdp extends NativeHandle {

@@ -11,6 +11,7 @@
 #include <unistd.h>
 
 #include "handles.h"
+#include "uring.h"
 #include "napi_util.h"
 
 static void maybe_free(handle_t *h) {
@@ -64,6 +65,9 @@ static void close_handle(handle_t *h, int from_js_env) {
   } else {
     h->uv_done = 1;
   }
+  /* The ring first: it holds a reference to the TAP's file (no read is ever in flight, uring.h). */
+  uring_close(h->ring);
+  h->ring = NULL;
   if (h->fd >= 0) close(h->fd);
   h->fd = -1;
   if (from_js_env) {

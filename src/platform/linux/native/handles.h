@@ -39,10 +39,14 @@ enum {
   ST_POLL_ERRORS,
   ST_SPIN_HITS,
   ST_TX_IOV_LIMIT, /* datagrams dropped whole: more pieces than SPLIT_MAX_IOV */
+  ST_RX_CALLS,     /* read-side system calls: read(), recvmmsg() or io_uring_enter() */
   ST_COUNT
 };
 
 typedef struct addon addon_t;
+
+/* A TAP's read mode (tap.uring()): not asked for, in use, refused at open, given up at run time. */
+enum { RING_OFF, RING_ON, RING_UNAVAILABLE, RING_FELL_BACK };
 
 typedef struct handle {
   int kind;
@@ -69,6 +73,10 @@ typedef struct handle {
   /* TAP */
   int vnet;
   char name[IFNAMSIZ];
+  struct uring *ring; /* batched reads (uring.h); NULL: read() */
+  uint32_t ring_k;    /* reads to ask for in the next io_uring_enter */
+  int ring_state;     /* RING_* */
+  int ring_errno;     /* why there is no ring (RING_UNAVAILABLE, RING_FELL_BACK) */
   /* UDP */
   int family;
   int gso_ok;

@@ -48,7 +48,7 @@ NAPI_MODULE_INIT(/* napi_env env, napi_value exports */) {
 
   napi_property_descriptor tap_props[] = {
       METHOD("start", m_start), METHOD("stop", m_stop),     METHOD("close", m_close),
-      METHOD("fd", m_fd),       METHOD("write", tap_write), METHOD("pollNow", m_poll_now),
+      METHOD("fd", m_fd),       METHOD("write", tap_write), METHOD("uring", tap_uring), METHOD("pollNow", m_poll_now),
   };
   napi_property_descriptor udp_props[] = {
       METHOD("start", m_start),     METHOD("stop", m_stop),

@@ -16,7 +16,7 @@
 #include "netns.h"
 #include "tap.h"
 
-/* new Tap({ name, vnetHdr, offloads, multiQueue, arena, meta: lens, stats, stride, headroom,
+/* new Tap({ name, vnetHdr, offloads, multiQueue, uring, arena, meta: lens, stats, stride, headroom,
  *           tailroom, maxBatch }) */
 napi_value tap_ctor(napi_env env, napi_callback_info info) {
   size_t argc = 1;
@@ -50,6 +50,7 @@ napi_value tap_ctor(napi_env env, napi_callback_info info) {
   }
   h->vnet = opt_bool(env, argv[0], "vnetHdr", 0);
   int mq = opt_bool(env, argv[0], "multiQueue", 0);
+  int want_ring = opt_bool(env, argv[0], "uring", 0);
   char nspath[PATH_MAX];
   int saved_ns;
   if (!opt_netns(env, argv[0], nspath, "ERR_TAP_OPEN")) {
@@ -117,6 +118,15 @@ napi_value tap_ctor(napi_env env, napi_callback_info info) {
     throw_sys(env, "ERR_TAP_OPEN", "fcntl(O_NONBLOCK)", e, h->name);
     return NULL;
   }
+  if (want_ring) {
+    /* Entries: the largest batch, rounded up to a power of two by the kernel. No ring is no
+     * error: reads go through read() and tap.uring() says why. */
+    int re = 0;
+    h->ring = uring_open(h->max_batch, &re);
+    h->ring_k = 2;
+    h->ring_state = h->ring ? RING_ON : RING_UNAVAILABLE;
+    h->ring_errno = h->ring ? 0 : re;
+  }
   if (!wrap_handle(env, self, h)) return NULL;
   napi_value v;
   napi_create_string_utf8(env, h->name, NAPI_AUTO_LENGTH, &v);
@@ -169,5 +179,19 @@ napi_value tap_write(napi_env env, napi_callback_info info) {
   }
   napi_value v;
   napi_create_int32(env, (int32_t)r, &v);
+  return v;
+}
+
+/* uring() -> "io_uring" | "read" | "read (io_uring unavailable: <error>)" | "read (io_uring given up: <error>)" */
+napi_value tap_uring(napi_env env, napi_callback_info info) {
+  size_t argc = 0;
+  handle_t *h = unwrap_this(env, info, &argc, NULL);
+  if (!h) return NULL;
+  char text[160];
+  if (h->ring_state == RING_ON) snprintf(text, sizeof text, "io_uring");
+  else if (h->ring_state == RING_OFF) snprintf(text, sizeof text, "read");
+  else snprintf(text, sizeof text, "read (io_uring %s: %s)", h->ring_state == RING_UNAVAILABLE ? "unavailable" : "given up", strerror(h->ring_errno));
+  napi_value v;
+  napi_create_string_utf8(env, text, NAPI_AUTO_LENGTH, &v);
   return v;
 }

@@ -88,6 +88,7 @@ static inline int udp_batch(handle_t *h) {
   }
   int n;
   for (int tries = 0;; tries++) {
+    h->stats[ST_RX_CALLS] += 1;
     n = recvmmsg(h->fd, h->rx_msgs, max, MSG_DONTWAIT, NULL);
     if (n >= 0) break;
     if (errno == EINTR) continue;
