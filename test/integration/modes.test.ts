@@ -27,11 +27,15 @@ describe('data-path modes', () => {
     }
   });
 
-  it('two per-frame routers carry TCP intact', async () => {
-    const c = await WeftCluster.start({ nodes: 2, vnetHdr: false });
+  it('two per-frame routers reading the TAP with read() (--no-tap-uring) carry TCP intact', async () => {
+    const c = await WeftCluster.start({ nodes: 2, vnetHdr: false, extraArgs: ['--no-tap-uring'] });
     try {
       await c.waitEstablished();
       await transferBothWays(c, 30);
+      const s = await c.status(0);
+      expect(s.mode.tapReads).toBe('read');
+      // read() takes one call per frame and one more that finds the queue empty
+      expect(s.traffic.tap.rxCalls).toBeGreaterThan(s.traffic.tap.rxPackets);
     } finally {
       await c.destroy();
     }

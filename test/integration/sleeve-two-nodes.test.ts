@@ -70,6 +70,10 @@ describe.each([0, 2])('two nodes over the encrypted sleeve, --crypto-threads %i'
     expect(s.peers[0]!.rxFrames).toBeGreaterThan(0);
     expect(s.mode.encryption).toBe('chacha20-poly1305');
     expect(s.mode.vnetHdr).toBe(true);
+    expect(s.mode.tapReads).toBe('io_uring');
+    // io_uring asks for 2 reads first: a lone frame and the empty queue in one call
+    expect(s.traffic.tap.rxCalls).toBeGreaterThan(0);
+    expect(s.traffic.tap.rxCalls).toBeLessThanOrEqual(s.traffic.tap.rxPackets);
     expect(s.mtu.overlay).toBe(1404);
     expect(s.crypto?.threads).toBe(cryptoThreads);
     expect(s.traffic.tap.rxPackets).toBeGreaterThan(0);
@@ -77,6 +81,7 @@ describe.each([0, 2])('two nodes over the encrypted sleeve, --crypto-threads %i'
     expect(cli.stdout).toMatch(/weft router [0-9a-f]{16} "n1"/);
     expect(cli.stdout).toMatch(/[0-9a-f]{16}\s+n2\s+direct\s+198\.18\.0\.2:6784\s+established/);
     expect(cli.stdout).toMatch(cryptoThreads === 0 ? /crypto: one message at a time/ : /crypto: batches on 2 threads/);
+    expect(cli.stdout).toMatch(/tap reads io_uring/);
   });
 
   it('a TCP stream crosses (super-frames sealed and opened in batches with threads), nothing refused', async () => {
