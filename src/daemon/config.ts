@@ -82,6 +82,8 @@ export interface DaemonConfig {
   bridge: string;
   tap: string;
   vnetHdr: boolean;
+  /** --no-udp-coalesce turns it off: small UDP frames to the TAP as USO super-frames (vnet mode). */
+  udpCoalesce: boolean;
   /** undefined: taken from the interface that holds the listen address or routes to the first peer */
   underlayMtu: number | undefined;
   /** undefined: derived from the underlay MTU */
@@ -191,6 +193,7 @@ export function validateConfig(input: RawConfig, surroundings: ConfigEnvironment
     bridge: bridge!,
     tap: tap!,
     vnetHdr: raw.vnetHdr,
+    udpCoalesce: raw.udpCoalesce,
     underlayMtu,
     overlayMtu,
     apiSocket: apiSocket!,

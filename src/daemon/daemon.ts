@@ -350,7 +350,7 @@ export class Daemon {
         this.tapFailed = true;
         this.log.error('the TAP device failed; restart the daemon to recreate it', { errno });
       },
-    });
+    }, { udpCoalesce: c.udpCoalesce });
     try {
       this.setUpFastPath(overlay);
     } catch (err) {

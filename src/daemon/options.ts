@@ -219,6 +219,14 @@ export const LAUNCH_OPTIONS = {
     readme: 'per-frame mode: no virtio_net_hdr super-frames on the TAP (it still interoperates with vnet peers)',
     readmeDefault: 'vnet on',
   },
+  udpCoalesce: {
+    flag: '--no-udp-coalesce',
+    default: true,
+    help: 'write each small UDP frame from the sleeve to the TAP by itself (no USO super-frames)',
+    check: { kind: 'switch' },
+    readme: 'write every frame from the sleeve to the TAP by itself; by default the small frames of one UDP flow that one receive batch brings in a row go to the TAP as one USO super-frame (one write; the kernel cuts it back into the same datagrams); vnet mode only',
+    readmeDefault: 'coalesce on',
+  },
   underlayMtu: {
     flag: '--underlay-mtu',
     value: 'bytes',
