@@ -293,6 +293,31 @@ const next = () => {
 };
 s.bind(0, next);`;
 
+// The same datagrams from Python, SEGS at a time in one send with UDP_SEGMENT (UDP GSO, as QUIC
+// stacks send), BURST datagrams back to back, PAUSE ms between bursts; prints {sent, errors}.
+const UDP_SEQ_GSO_SENDER = `
+import json, socket, sys, time
+host, port, count, size, burst, pause, segs = sys.argv[1], int(sys.argv[2]), int(sys.argv[3]), int(sys.argv[4]), int(sys.argv[5]), float(sys.argv[6]), int(sys.argv[7])
+s = socket.socket(socket.AF_INET6 if ':' in host else socket.AF_INET, socket.SOCK_DGRAM)
+s.setsockopt(socket.SOL_UDP, 103, size)  # UDP_SEGMENT
+s.connect((host, port))
+def dgram(seq):
+    return seq.to_bytes(4, 'big') + bytes(((seq * 131 + j * 7) & 0xff) for j in range(4, size))
+seq = 0
+errors = 0
+while seq < count:
+    end = min(count, seq + burst)
+    while seq < end:
+        n = min(segs, end - seq)
+        try:
+            s.send(b''.join(dgram(seq + k) for k in range(n)))
+        except OSError:
+            errors += 1
+        seq += n
+    time.sleep(pause / 1000)
+print(json.dumps({'sent': seq, 'errors': errors}))
+`;
+
 export interface UdpSequenceOptions {
   /** Datagrams (default 2000). */
   count?: number;
@@ -303,6 +328,8 @@ export interface UdpSequenceOptions {
   /** Milliseconds between bursts (default 5). */
   pauseMs?: number;
   port?: number;
+  /** Send this many datagrams per send() with UDP_SEGMENT (a Python sender); default: one per send. */
+  gsoSegments?: number;
 }
 
 export interface UdpSequenceResult {
@@ -326,7 +353,8 @@ export async function udpSequence(lab: Lab, fromNs: string, toNs: string, toAddr
   const receiver = lab.spawn(toNs, [process.execPath, '-e', UDP_SEQ_RECEIVER, toAddr, port, String(size)]);
   try {
     await waitFor('UDP sequence receiver', receiver, () => receiver.stderrText().includes('listening'));
-    const argv = [process.execPath, '-e', UDP_SEQ_SENDER, toAddr, port, String(opts.count ?? 2000), String(size), String(opts.burst ?? 32), String(opts.pauseMs ?? 5)];
+    const args = [toAddr, port, String(opts.count ?? 2000), String(size), String(opts.burst ?? 32), String(opts.pauseMs ?? 5)];
+    const argv = opts.gsoSegments === undefined ? [process.execPath, '-e', UDP_SEQ_SENDER, ...args] : ['python3', '-c', UDP_SEQ_GSO_SENDER, ...args, String(opts.gsoSegments)];
     const s = await lab.exec(fromNs, argv, { timeoutMs: 60_000 });
     const sent = parseJsonLine<{ sent: number; errors: number }>('UDP sequence sender', s.stdout, s.stderr);
     await delay(300);

@@ -436,6 +436,9 @@ export class Daemon {
       peers: c.peers.map(formatHostPort),
       encryption: sealed ? this.sleeve.cipherName : 'none',
       vnetHdr: c.vnetHdr,
+      // (the TAP takes and gives UDP GSO super-frames: vnet mode on a kernel with TUN_F_USO4/6)
+      tapUso: this.tap.uso,
+      udpCoalesce: this.learningSwitch.udpCoalesce,
       underlayMtu: this.underlayMtu,
       mtu: this.mtu,
     });

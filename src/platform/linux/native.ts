@@ -16,6 +16,7 @@ export interface NativeAddon {
   /** Replaces the process image, same PID; returns only by throwing (ERR_EXEC). */
   execve(path: string, argv: string[], env: string[]): never;
   TUN_OFFLOADS_TSO: number;
+  TUN_OFFLOADS_USO: number;
   STATS_SIZE: number;
 }
 
@@ -29,6 +30,8 @@ export interface NativeHandle {
 
 export interface NativeTap extends NativeHandle {
   readonly name: string;
+  /** The TUNSETOFFLOAD flags the device took (without the USO ones when the kernel refused them). */
+  readonly offloads: number;
   write(buf: Buffer, off: number, len: number, zeroHdr: boolean): number;
 }
 
