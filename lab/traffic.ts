@@ -256,6 +256,116 @@ export async function udpProbe(
   }
 }
 
+// UDP sequence receiver: checks each datagram (SIZE bytes: a 4-byte sequence number, then bytes
+// derived from it) until SIGTERM, then prints what it saw.
+const UDP_SEQ_RECEIVER = `
+const dgram = require('node:dgram');
+const [host, port, size] = [process.argv[1], Number(process.argv[2]), Number(process.argv[3])];
+const s = dgram.createSocket(host.includes(':') ? 'udp6' : 'udp4');
+let received = 0, corrupt = 0, outOfOrder = 0, last = -1;
+s.on('message', (m) => {
+  received++;
+  if (m.length !== size) { corrupt++; return; }
+  const seq = m.readUInt32BE(0);
+  for (let j = 4; j < size; j++) if (m[j] !== ((seq * 131 + j * 7) & 0xff)) { corrupt++; return; }
+  if (seq <= last) outOfOrder++; else last = seq;
+});
+process.on('SIGTERM', () => { process.stdout.write(JSON.stringify({ received, corrupt, outOfOrder }) + '\\n'); process.exit(0); });
+s.bind(port, host, () => process.stderr.write('listening\\n'));`;
+
+// UDP sequence sender: COUNT datagrams of SIZE bytes in bursts of BURST sent back to back (so a
+// router reads several in one batch), PAUSE ms between bursts; prints {sent, errors}.
+const UDP_SEQ_SENDER = `
+const dgram = require('node:dgram');
+const [host, port, count, size, burst, pause] = process.argv.slice(1).map((v, i) => (i === 0 ? v : Number(v)));
+const s = dgram.createSocket(host.includes(':') ? 'udp6' : 'udp4');
+let seq = 0, errors = 0;
+const next = () => {
+  if (seq >= count) { process.stdout.write(JSON.stringify({ sent: seq, errors }) + '\\n'); s.close(); return; }
+  let pending = 0;
+  for (let k = 0; k < burst && seq < count; k++, seq++) {
+    const b = Buffer.alloc(size);
+    b.writeUInt32BE(seq, 0);
+    for (let j = 4; j < size; j++) b[j] = (seq * 131 + j * 7) & 0xff;
+    pending++;
+    s.send(b, port, host, (e) => { if (e) errors++; if (--pending === 0) setTimeout(next, pause); });
+  }
+};
+s.bind(0, next);`;
+
+// The same datagrams from Python, SEGS at a time in one send with UDP_SEGMENT (UDP GSO, as QUIC
+// stacks send), BURST datagrams back to back, PAUSE ms between bursts; prints {sent, errors}.
+const UDP_SEQ_GSO_SENDER = `
+import json, socket, sys, time
+host, port, count, size, burst, pause, segs = sys.argv[1], int(sys.argv[2]), int(sys.argv[3]), int(sys.argv[4]), int(sys.argv[5]), float(sys.argv[6]), int(sys.argv[7])
+s = socket.socket(socket.AF_INET6 if ':' in host else socket.AF_INET, socket.SOCK_DGRAM)
+s.setsockopt(socket.SOL_UDP, 103, size)  # UDP_SEGMENT
+s.connect((host, port))
+def dgram(seq):
+    return seq.to_bytes(4, 'big') + bytes(((seq * 131 + j * 7) & 0xff) for j in range(4, size))
+seq = 0
+errors = 0
+while seq < count:
+    end = min(count, seq + burst)
+    while seq < end:
+        n = min(segs, end - seq)
+        try:
+            s.send(b''.join(dgram(seq + k) for k in range(n)))
+        except OSError:
+            errors += 1
+        seq += n
+    time.sleep(pause / 1000)
+print(json.dumps({'sent': seq, 'errors': errors}))
+`;
+
+export interface UdpSequenceOptions {
+  /** Datagrams (default 2000). */
+  count?: number;
+  /** UDP payload bytes, at least 4 (default 64). */
+  size?: number;
+  /** Datagrams sent back to back (default 32). */
+  burst?: number;
+  /** Milliseconds between bursts (default 5). */
+  pauseMs?: number;
+  port?: number;
+  /** Send this many datagrams per send() with UDP_SEGMENT (a Python sender); default: one per send. */
+  gsoSegments?: number;
+}
+
+export interface UdpSequenceResult {
+  sent: number;
+  sendErrors: number;
+  received: number;
+  /** Datagrams of the wrong length or content. */
+  corrupt: number;
+  /** Datagrams whose sequence number was not above every one before (reordered or duplicated). */
+  outOfOrder: number;
+}
+
+/**
+ * Sends numbered UDP datagrams with content derived from the number, in back-to-back bursts, from
+ * `fromNs` to `toAddr` (in `toNs`), and says how many arrived, intact and in order.
+ */
+export async function udpSequence(lab: Lab, fromNs: string, toNs: string, toAddr: string, opts: UdpSequenceOptions = {}): Promise<UdpSequenceResult> {
+  const size = opts.size ?? 64;
+  if (!Number.isInteger(size) || size < 4) throw new LabError(`udpSequence: size must be an integer of at least 4, not ${size}`);
+  const port = String(opts.port ?? 9998);
+  const receiver = lab.spawn(toNs, [process.execPath, '-e', UDP_SEQ_RECEIVER, toAddr, port, String(size)]);
+  try {
+    await waitFor('UDP sequence receiver', receiver, () => receiver.stderrText().includes('listening'));
+    const args = [toAddr, port, String(opts.count ?? 2000), String(size), String(opts.burst ?? 32), String(opts.pauseMs ?? 5)];
+    const argv = opts.gsoSegments === undefined ? [process.execPath, '-e', UDP_SEQ_SENDER, ...args] : ['python3', '-c', UDP_SEQ_GSO_SENDER, ...args, String(opts.gsoSegments)];
+    const s = await lab.exec(fromNs, argv, { timeoutMs: 60_000 });
+    const sent = parseJsonLine<{ sent: number; errors: number }>('UDP sequence sender', s.stdout, s.stderr);
+    await delay(300);
+    await receiver.stop(2000);
+    const got = parseJsonLine<{ received: number; corrupt: number; outOfOrder: number }>('UDP sequence receiver', receiver.stdoutText(), receiver.stderrText());
+    return { sent: sent.sent, sendErrors: sent.errors, ...got };
+  } finally {
+    await receiver.stop(2000);
+  }
+}
+
 export interface CaptureOptions {
   /** Which frames to see (tcpdump -Q); default 'in', the copies the interface received. */
   direction?: 'in' | 'out' | 'inout';

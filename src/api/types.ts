@@ -137,7 +137,7 @@ export interface StatusReport {
   listen: string;
   bridge: string;
   tap: string;
-  mode: { encryption: 'chacha20-poly1305' | 'none'; aead: string; vnetHdr: boolean; tapReads: string; udpGso: boolean; udpGro: boolean };
+  mode: { encryption: 'chacha20-poly1305' | 'none'; aead: string; vnetHdr: boolean; tapReads: string; udpGso: boolean; udpGro: boolean; udpCoalesce: boolean };
   mtu: { underlay: number; overlay: number; maxDatagram: number };
   /** The sleeve's seal and open batches (--crypto-threads); absent from routers before issue 20. */
   crypto?: CryptoStatus;
@@ -318,8 +318,12 @@ export interface SwitchCounters {
   flooded: number;
   /** Frames for a peer the kernel fast path carries (the bridge will learn it there). */
   leftToFastPath: number;
+  /** TAP writes (a coalesced super-frame is one) and their bytes. */
   toTap: number;
   toTapBytes: number;
+  /** USO super-frames written (--no-udp-coalesce: none) and the frames they carried. */
+  toTapSuperFrames: number;
+  toTapCoalesced: number;
 }
 
 /** A device's or socket's I/O counters (the TAP, the UDP socket). */

@@ -36,7 +36,8 @@ export function formatStatus(s: StatusReport): string {
   lines.push(`  weft ${s.build.version}${s.build.commit === undefined ? '' : ` (commit ${s.build.commit})`}, node ${s.build.node}, mesh protocol ${s.build.meshProtocolMin}..${s.build.meshProtocolMax}, sleeve protocol ${s.build.sleeveProtocol}`);
   lines.push(
     `  listen ${s.listen}   bridge ${s.bridge}   tap ${s.tap}   encryption ${s.mode.encryption}   ` +
-      `${s.mode.vnetHdr ? 'vnet_hdr (super-frames)' : 'per-frame'}   tap reads ${s.mode.tapReads}   udp gso ${s.mode.udpGso ? 'on' : 'off'} gro ${s.mode.udpGro ? 'on' : 'off'}`,
+      `${s.mode.vnetHdr ? 'vnet_hdr (super-frames)' : 'per-frame'}   tap reads ${s.mode.tapReads}   udp gso ${s.mode.udpGso ? 'on' : 'off'} gro ${s.mode.udpGro ? 'on' : 'off'}   ` +
+      `udp coalescing ${s.mode.udpCoalesce ? 'on' : 'off'}`,
   );
   lines.push(`  MTU: underlay ${s.mtu.underlay}, overlay ${s.mtu.overlay}, datagram ${s.mtu.maxDatagram}`);
   if (s.crypto !== undefined) lines.push(`  ${cryptoLine(s.crypto)}`);
@@ -144,7 +145,8 @@ export function formatStatus(s: StatusReport): string {
   lines.push(`  relayed for others: ${s.relayed.datagrams} datagrams / ${bytes(s.relayed.bytes)}`);
   lines.push('');
   const t = s.traffic;
-  lines.push(`  TAP  in ${t.tap.rxPackets} frames / ${bytes(t.tap.rxBytes)}   out ${t.tap.txPackets} frames / ${bytes(t.tap.txBytes)}`);
+  const superFrames = t.router.toTapSuperFrames > 0 ? ` (${t.router.toTapSuperFrames} USO super-frames of ${t.router.toTapCoalesced} UDP frames)` : '';
+  lines.push(`  TAP  in ${t.tap.rxPackets} frames / ${bytes(t.tap.rxBytes)}   out ${t.tap.txPackets} frames / ${bytes(t.tap.txBytes)}${superFrames}`);
   lines.push(`  UDP  in ${t.udp.rxPackets} datagrams / ${bytes(t.udp.rxBytes)}   out ${t.udp.txPackets} datagrams / ${bytes(t.udp.txBytes)}`);
   lines.push(`  MACs learned ${t.macs}   unicast ${t.router.unicast}   flooded ${t.router.flooded}`);
   const drops = splitDrops(s.drops);

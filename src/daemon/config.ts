@@ -83,6 +83,8 @@ export interface DaemonConfig {
   tap: string;
   vnetHdr: boolean;
   tapUring: boolean;
+  /** --no-udp-coalesce turns it off: small UDP frames to the TAP as USO super-frames (vnet mode). */
+  udpCoalesce: boolean;
   /** undefined: taken from the interface that holds the listen address or routes to the first peer */
   underlayMtu: number | undefined;
   /** undefined: derived from the underlay MTU */
@@ -193,6 +195,7 @@ export function validateConfig(input: RawConfig, surroundings: ConfigEnvironment
     tap: tap!,
     vnetHdr: raw.vnetHdr,
     tapUring: raw.tapUring,
+    udpCoalesce: raw.udpCoalesce,
     underlayMtu,
     overlayMtu,
     apiSocket: apiSocket!,

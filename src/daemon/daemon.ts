@@ -351,7 +351,7 @@ export class Daemon {
         this.tapFailed = true;
         this.log.error('the TAP device failed; restart the daemon to recreate it', { errno });
       },
-    });
+    }, { udpCoalesce: c.udpCoalesce });
     try {
       this.setUpFastPath(overlay);
     } catch (err) {
@@ -438,6 +438,9 @@ export class Daemon {
       peers: c.peers.map(formatHostPort),
       encryption: sealed ? this.sleeve.cipherName : 'none',
       vnetHdr: c.vnetHdr,
+      // (the TAP takes and gives UDP GSO super-frames: vnet mode on a kernel with TUN_F_USO4/6)
+      tapUso: this.tap.uso,
+      udpCoalesce: this.learningSwitch.udpCoalesce,
       underlayMtu: this.underlayMtu,
       mtu: this.mtu,
     });

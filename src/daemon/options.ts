@@ -227,6 +227,14 @@ export const LAUNCH_OPTIONS = {
     readme: 'read the TAP with one read() per frame instead of io_uring batches (used only when the kernel and the seccomp profile allow io_uring; `weft status` says which)',
     readmeDefault: 'io_uring',
   },
+  udpCoalesce: {
+    flag: '--no-udp-coalesce',
+    default: true,
+    help: 'write each small UDP frame from the sleeve to the TAP by itself (no USO super-frames)',
+    check: { kind: 'switch' },
+    readme: 'write every frame from the sleeve to the TAP by itself; by default the small frames of one UDP flow that one receive batch brings in a row go to the TAP as one USO super-frame (one write; the kernel cuts it back into the same datagrams); vnet mode only',
+    readmeDefault: 'coalesce on',
+  },
   underlayMtu: {
     flag: '--underlay-mtu',
     value: 'bytes',

@@ -114,7 +114,7 @@ export function buildStatus(s: {
     listen: formatEndpoint({ address: s.config.listen.address, port: s.udp.localPort }),
     bridge: s.config.bridge,
     tap: s.tap.name,
-    mode: { encryption: s.config.plaintext ? 'none' : 'chacha20-poly1305', aead: s.sleeve.cipherName, vnetHdr: s.tap.vnetHdr, tapReads: s.tap.readMode(), udpGso: s.udp.gsoActive(), udpGro: s.udp.gro },
+    mode: { encryption: s.config.plaintext ? 'none' : 'chacha20-poly1305', aead: s.sleeve.cipherName, vnetHdr: s.tap.vnetHdr, tapReads: s.tap.readMode(), udpGso: s.udp.gsoActive(), udpGro: s.udp.gro, udpCoalesce: s.learningSwitch.udpCoalesce },
     mtu: { underlay: s.underlayMtu, overlay: s.mtu, maxDatagram: s.sleeve.maxDatagram },
     crypto: s.sleeve.cryptoStatus(),
     peers,

@@ -8,7 +8,9 @@
  *       MAC local            → dropped (the bridge delivers those itself)
  *     ─ one sleeve flush per batch
  *   sleeve frame ─ learn source MAC behind that peer ─ write to the TAP (never sent on to other
- *     peers: every router floods to all peers itself, so nothing goes back where it came from)
+ *     peers: every router floods to all peers itself, so nothing goes back where it came from);
+ *     on a vnet TAP through the UDP coalescer: the small frames of one UDP flow in a row within a
+ *     receive batch leave as one USO super-frame at the batch's end (udp-coalescer.ts)
  *
  * Frames keep their virtio_net_hdr end to end. A TAP without vnet_hdr gets super-frames and
  * partial checksums finished in userspace (SoftwareOffload). Drops are counted by reason.
@@ -20,6 +22,7 @@ import type { Startable } from '../core/startable.js';
 import type { TapDevice } from '../platform/tap.js';
 import { VNET_F_NEEDS_CSUM, VNET_HDR_LEN } from '../platform/tap.js';
 import { SoftwareOffload, dropReasonName } from './gso.js';
+import { UdpCoalescer } from './udp-coalescer.js';
 import { MacTable, PORT_LOCAL } from './mac-table.js';
 import { PATH_FASTPATH, SLEEVE_ONLY, type PathReader } from './overlay-switch.js';
 import type { SleevePeer } from './sleeve/peer.js';
@@ -44,6 +47,8 @@ export interface LearningSwitchInit {
   macMaxAgeMs?: number;
   /** Local source MACs learned at most (port security); frames from further ones are dropped. Default MAX_LOCAL_MACS. */
   maxLocalMacs?: number;
+  /** Coalesce small UDP frames from the sleeve into USO super-frames on a vnet TAP (--no-udp-coalesce). Default true. */
+  udpCoalesce?: boolean;
 }
 
 export interface LearningSwitchDrops {
@@ -64,7 +69,9 @@ export class LearningSwitch implements Startable {
   readonly macs: MacTable;
   readonly drops: LearningSwitchDrops = { runt: 0, localDst: 0, noPeers: 0, tapWrite: 0, offload: 0, probe: 0, localMacCap: 0, exception: 0 };
   private loggedException = false;
-  readonly counters: LearningSwitchCounters = { tapFrames: 0, tapBytes: 0, unicast: 0, flooded: 0, leftToFastPath: 0, toTap: 0, toTapBytes: 0 };
+  readonly counters: LearningSwitchCounters = {
+    tapFrames: 0, tapBytes: 0, unicast: 0, flooded: 0, leftToFastPath: 0, toTap: 0, toTapBytes: 0, toTapSuperFrames: 0, toTapCoalesced: 0,
+  };
   readonly offloadDrops = new Map<string, number>();
   private readonly tap: TapDevice;
   private readonly sleeve: Sleeve;
@@ -75,6 +82,8 @@ export class LearningSwitch implements Startable {
   private readonly macMaxAgeMs: number;
   private readonly offload = new SoftwareOffload();
   private readonly writePlain: (buf: Buffer, off: number, len: number) => void;
+  /** Only on a vnet TAP with coalescing on. */
+  private readonly coalescer: UdpCoalescer | undefined;
   private timer: TimerHandle | undefined = undefined;
   private now = 0;
   private capLogged = false;
@@ -88,9 +97,19 @@ export class LearningSwitch implements Startable {
     this.onTapFailure = components.onTapFailure;
     this.macMaxAgeMs = init.macMaxAgeMs ?? 300_000;
     this.macs = new MacTable({ maxLocal: init.maxLocalMacs ?? MAX_LOCAL_MACS });
-    this.writePlain = (buf, off, len) => this.writeTap(buf, off, len, false);
+    this.writePlain = (buf, off, len) => this.writeTap(buf, off, len, false, 1);
+    const coalescer = this.tap.vnetHdr && (init.udpCoalesce ?? true) ? new UdpCoalescer({ write: (buf, off, len, zeroHdr, frames) => this.writeTap(buf, off, len, zeroHdr, frames) }) : undefined;
+    this.coalescer = coalescer;
     this.sleeve.tx.registerTapArena(this.tap.arena);
-    this.sleeve.setSink((peer, buf, vnetOff, frameOff, frameLen) => this.fromPeer(peer, buf, vnetOff, frameOff, frameLen));
+    this.sleeve.setSink(
+      (peer, buf, vnetOff, frameOff, frameLen) => this.fromPeer(peer, buf, vnetOff, frameOff, frameLen),
+      coalescer === undefined ? undefined : () => coalescer.flush(),
+    );
+  }
+
+  /** True when frames from the sleeve go through the UDP coalescer. */
+  get udpCoalesce(): boolean {
+    return this.coalescer !== undefined;
   }
 
   start(): void {
@@ -209,9 +228,13 @@ export class LearningSwitch implements Startable {
 
   private fromPeer(peer: SleevePeer, buf: Buffer, vnetOff: number, frameOff: number, frameLen: number): void {
     if (!isGroupMac(buf, frameOff + 6)) this.macs.learn(readMac(buf, frameOff + 6), peer.index, this.sleeveNow());
+    if (this.coalescer !== undefined) {
+      this.coalescer.frame(buf, vnetOff, frameOff, frameLen);
+      return;
+    }
     if (this.tap.vnetHdr) {
-      if (vnetOff >= 0) this.writeTap(buf, vnetOff, VNET_HDR_LEN + frameLen, false);
-      else this.writeTap(buf, frameOff, frameLen, true);
+      if (vnetOff >= 0) this.writeTap(buf, vnetOff, VNET_HDR_LEN + frameLen, false, 1);
+      else this.writeTap(buf, frameOff, frameLen, true, 1);
       return;
     }
     if (vnetOff >= 0 && ((buf[vnetOff]! & VNET_F_NEEDS_CSUM) !== 0 || buf[vnetOff + 1] !== 0)) {
@@ -223,17 +246,22 @@ export class LearningSwitch implements Startable {
       }
       return;
     }
-    this.writeTap(buf, frameOff, frameLen, false);
+    this.writeTap(buf, frameOff, frameLen, false, 1);
   }
 
-  private writeTap(buf: Buffer, off: number, len: number, zeroHdr: boolean): void {
+  /** One TAP write carrying `frames` frames (more than one: a coalesced super-frame). */
+  private writeTap(buf: Buffer, off: number, len: number, zeroHdr: boolean, frames: number): void {
     const r = this.tap.write(buf, off, len, zeroHdr);
     if (r < 0) {
-      this.drops.tapWrite++;
+      this.drops.tapWrite += frames;
       return;
     }
     this.counters.toTap++;
     this.counters.toTapBytes += len;
+    if (frames > 1) {
+      this.counters.toTapSuperFrames++;
+      this.counters.toTapCoalesced += frames;
+    }
   }
 
   private sleeveNow(): number {

@@ -56,7 +56,7 @@ const report: api.StatusReport = {
   listen: '198.18.0.1:6784',
   bridge: 'weft',
   tap: 'weft-tap',
-  mode: { encryption: 'chacha20-poly1305', aead: 'openssl', vnetHdr: true, tapReads: 'io_uring', udpGso: true, udpGro: false },
+  mode: { encryption: 'chacha20-poly1305', aead: 'openssl', vnetHdr: true, tapReads: 'io_uring', udpGso: true, udpGro: false, udpCoalesce: true },
   mtu: { underlay: 1500, overlay: 1404, maxDatagram: 1472 },
   peers: [{
     name: 'fedcba9876543210', nickname: 'n2', id: '89abcdef', endpoint: '198.18.0.2:6784', state: 'established', path: 'relay', via: 'n3',
@@ -88,7 +88,7 @@ const report: api.StatusReport = {
     checkedAt: 5,
   },
   relayed: { datagrams: 0, bytes: 0, trains: 0 },
-  traffic: { tap: io, udp: io, router: { tapFrames: 0, tapBytes: 0, unicast: 5, flooded: 6, leftToFastPath: 0, toTap: 0, toTapBytes: 0 }, macs: 3, sleeveMessages: 0, udpFlushes: 0 },
+  traffic: { tap: io, udp: io, router: { tapFrames: 0, tapBytes: 0, unicast: 5, flooded: 6, leftToFastPath: 0, toTap: 0, toTapBytes: 0, toTapSuperFrames: 0, toTapCoalesced: 0 }, macs: 3, sleeveMessages: 0, udpFlushes: 0 },
   drops: { 'rx.badHops': 2, 'rx.replayed': 0 },
   reassembly: { inUse: 0, completed: 0, stored: 0, memoryBytes: 0 },
   memory: { rssBytes: 50 << 20, heapUsedBytes: 10 << 20 },

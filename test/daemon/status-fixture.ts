@@ -21,7 +21,7 @@ export function statusReport(over: Partial<StatusReport> = {}): StatusReport {
     version: 1,
     build: { version: '0.1.0', node: '20.19.0', meshProtocol: 3, meshProtocolMin: 2, meshProtocolMax: 3, sleeveProtocol: 2 },
     name: '0123456789abcdef', nickname: 'n1', id: '01234567', pid: 42, uptimeS: 7, listen: '198.18.0.1:6784', bridge: 'weft', tap: 'weft-tap',
-    mode: { encryption: 'chacha20-poly1305', aead: 'openssl', vnetHdr: true, tapReads: 'io_uring', udpGso: true, udpGro: false },
+    mode: { encryption: 'chacha20-poly1305', aead: 'openssl', vnetHdr: true, tapReads: 'io_uring', udpGso: true, udpGro: false, udpCoalesce: true },
     mtu: { underlay: 1500, overlay: 1404, maxDatagram: 1472 },
     peers: [
       peerStatus('fedcba9876543210', 'n2', { path: 'fastpath', pathSwitches: 2, txBytes: 5000, rxFrames: 40 }),
@@ -84,7 +84,7 @@ export function statusReport(over: Partial<StatusReport> = {}): StatusReport {
       refused: 2, refusedBy: { badSignature: 2 },
     },
     relayed: { datagrams: 11, bytes: 1100, trains: 2 },
-    traffic: { tap: io(1), udp: io(2), router: { tapFrames: 0, tapBytes: 0, unicast: 5, flooded: 6, leftToFastPath: 0, toTap: 0, toTapBytes: 0 }, macs: 3, sleeveMessages: 0, udpFlushes: 0, probes: { requests: 7, answered: 6, replies: 5, punched: 1, punchFailed: 1 } },
+    traffic: { tap: io(1), udp: io(2), router: { tapFrames: 0, tapBytes: 0, unicast: 5, flooded: 6, leftToFastPath: 0, toTap: 0, toTapBytes: 0, toTapSuperFrames: 0, toTapCoalesced: 0 }, macs: 3, sleeveMessages: 0, udpFlushes: 0, probes: { requests: 7, answered: 6, replies: 5, punched: 1, punchFailed: 1 } },
     drops: { 'rx.badTag': 2, 'gossip.topology.malformed': 1, 'pods.mac': 9, 'udp.sendErrors': 0 },
     reassembly: { inUse: 0, completed: 0, stored: 0, memoryBytes: 0 },
     memory: { rssBytes: 50 << 20, heapUsedBytes: 10 << 20 },

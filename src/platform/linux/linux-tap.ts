@@ -16,6 +16,11 @@ export interface LinuxTapInit {
   netns?: string;
   /** Read batches through io_uring when the kernel allows it (default true; see native/uring.h). */
   uring?: boolean;
+  /**
+   * With vnetHdr: offer UDP GSO (TUN_F_USO4|USO6) too, so a pod's UDP_SEGMENT sends reach the
+   * reader whole (default true); a kernel without USO takes the TSO offloads alone.
+   */
+  uso?: boolean;
 }
 
 /** Largest read with vnet_hdr: 10-byte header + 64 KiB IP packet + Ethernet header. */
@@ -35,6 +40,8 @@ export class LinuxTap implements TapDevice {
   readonly headroom: number;
   readonly tailroom: number;
   readonly maxBatch: number;
+  /** The device takes and gives USO super-frames (vnet mode, a kernel with TUN_F_USO4/6). */
+  readonly uso: boolean;
   private readonly stats: Float64Array;
   private readonly native: NativeTap;
 
@@ -53,7 +60,7 @@ export class LinuxTap implements TapDevice {
       this.native = new addon.Tap({
         name: init.name,
         vnetHdr: init.vnetHdr,
-        offloads: init.vnetHdr ? addon.TUN_OFFLOADS_TSO : 0,
+        offloads: init.vnetHdr ? addon.TUN_OFFLOADS_TSO | (init.uso === false ? 0 : addon.TUN_OFFLOADS_USO) : 0,
         arena: this.arena,
         meta: this.lens,
         stats: this.stats,
@@ -68,6 +75,7 @@ export class LinuxTap implements TapDevice {
       throw fromNativeError(err, 'ERR_TAP_OPEN');
     }
     this.name = this.native.name;
+    this.uso = (this.native.offloads & addon.TUN_OFFLOADS_USO) !== 0;
   }
 
   start(onBatch: TapBatchHandler): void {

@@ -18,6 +18,7 @@ export interface NativeAddon {
   /** glibc's malloc_trim(0): free heap pages back to the kernel; whether any were. */
   mallocTrim(): boolean;
   TUN_OFFLOADS_TSO: number;
+  TUN_OFFLOADS_USO: number;
   STATS_SIZE: number;
 }
 
@@ -31,6 +32,8 @@ export interface NativeHandle {
 
 export interface NativeTap extends NativeHandle {
   readonly name: string;
+  /** The TUNSETOFFLOAD flags the device took (without the USO ones when the kernel refused them). */
+  readonly offloads: number;
   write(buf: Buffer, off: number, len: number, zeroHdr: boolean): number;
   /** How frames are read: "io_uring", "read", or "read (io_uring unavailable: …)" / "(… given up: …)". */
   uring(): string;

@@ -39,6 +39,8 @@ import type { SleeveTx, TxDrops } from './sleeve-tx.js';
 
 export type { ProbeCounters, PunchAttempt, RxDrops, SleeveCandidate, SleeveComponents, SleeveEvents, SleeveFrameSink, SleeveInit };
 
+const noop = (): void => undefined;
+
 export class Sleeve implements Startable {
   readonly tx: SleeveTx;
   readonly peers: SleevePeer[];
@@ -60,6 +62,7 @@ export class Sleeve implements Startable {
   private timer: TimerHandle | undefined = undefined;
   private readonly loggedErrnos = new Set<number>();
   private loggedException = false;
+  private sinkEndBatch: () => void = noop;
 
   constructor(components: SleeveComponents, init: SleeveInit) {
     // Dead after three heartbeats missed, plus half of one for timer slack.
@@ -85,9 +88,14 @@ export class Sleeve implements Startable {
     this.relayed = this.rx.relayed;
   }
 
-  /** Where received frames go (the router's TAP writer). */
-  setSink(sink: SleeveFrameSink): void {
+  /**
+   * Where received frames go (the router's TAP writer). `endBatch` runs once after each receive
+   * batch, also after one that threw: a sink that holds frames back within a batch (the TAP
+   * coalescer) writes them there.
+   */
+  setSink(sink: SleeveFrameSink, endBatch?: () => void): void {
     this.rx.sink = sink;
+    this.sinkEndBatch = endBatch ?? noop;
   }
 
   /** The current sink (test/security/sleeve-counters.test.ts reads it to put it back). */
@@ -289,15 +297,24 @@ export class Sleeve implements Startable {
     try {
       this.rx.receive(count, now);
     } catch (err) {
-      this.drops.exception++;
-      if (!this.loggedException) {
-        this.loggedException = true;
-        this.state.log.error('unexpected exception in the sleeve receive path (counted as rx.exception; logged once)', {
-          error: err instanceof Error ? err.stack ?? err.message : String(err),
-        });
-      }
+      this.caught(err);
+    }
+    try {
+      this.sinkEndBatch();
+    } catch (err) {
+      this.caught(err);
     }
     if (this.tx.pending() > 0) this.tx.flush();
+  }
+
+  private caught(err: unknown): void {
+    this.drops.exception++;
+    if (!this.loggedException) {
+      this.loggedException = true;
+      this.state.log.error('unexpected exception in the sleeve receive path (counted as rx.exception; logged once)', {
+        error: err instanceof Error ? err.stack ?? err.message : String(err),
+      });
+    }
   }
 
   private tick(): void {

@@ -75,6 +75,8 @@ NAPI_MODULE_INIT(/* napi_env env, napi_value exports */) {
   napi_value c;
   napi_create_uint32(env, TAP_OFFLOADS_TSO, &c);
   napi_set_named_property(env, exports, "TUN_OFFLOADS_TSO", c);
+  napi_create_uint32(env, TAP_OFFLOADS_USO, &c);
+  napi_set_named_property(env, exports, "TUN_OFFLOADS_USO", c);
   napi_create_uint32(env, ST_COUNT, &c);
   napi_set_named_property(env, exports, "STATS_SIZE", c);
   crypto_pool_register(env, exports);

@@ -105,7 +105,13 @@ napi_value tap_ctor(napi_env env, napi_callback_info info) {
     }
   }
   /* Always explicit: offload flags persist on a device, and a plain reader must never get GSO. */
-  if (ioctl(fd, TUNSETOFFLOAD, (unsigned long)(h->vnet ? offloads : 0)) < 0) {
+  if (!h->vnet) offloads = 0;
+  int off_rc = ioctl(fd, TUNSETOFFLOAD, (unsigned long)offloads);
+  if (off_rc < 0 && errno == EINVAL && (offloads & TAP_OFFLOADS_USO)) {
+    offloads &= ~(uint32_t)TAP_OFFLOADS_USO;
+    off_rc = ioctl(fd, TUNSETOFFLOAD, (unsigned long)offloads);
+  }
+  if (off_rc < 0) {
     int e = errno;
     discard_handle(env, h);
     throw_sys(env, "ERR_TAP_OPEN", "ioctl(TUNSETOFFLOAD)", e, h->name);
@@ -131,6 +137,8 @@ napi_value tap_ctor(napi_env env, napi_callback_info info) {
   napi_value v;
   napi_create_string_utf8(env, h->name, NAPI_AUTO_LENGTH, &v);
   napi_set_named_property(env, self, "name", v);
+  napi_create_uint32(env, offloads, &v);
+  napi_set_named_property(env, self, "offloads", v);
   return self;
 }
 

@@ -20,6 +20,16 @@
 
 /* The offloads a TAP with vnet headers takes for TCP super-frames (exported as TUN_OFFLOADS_TSO). */
 #define TAP_OFFLOADS_TSO (TUN_F_CSUM | TUN_F_TSO4 | TUN_F_TSO6 | TUN_F_TSO_ECN)
+/* UDP GSO (USO) super-frames, Linux 6.2 on (older uapi headers lack them). Offered with the TSO
+ * ones when asked; a kernel that refuses them (EINVAL) gets the rest alone (exported as
+ * TUN_OFFLOADS_USO; the device's `offloads` says what it took). */
+#ifndef TUN_F_USO4
+#define TUN_F_USO4 0x20
+#endif
+#ifndef TUN_F_USO6
+#define TUN_F_USO6 0x40
+#endif
+#define TAP_OFFLOADS_USO (TUN_F_USO4 | TUN_F_USO6)
 
 #pragma GCC visibility push(hidden)
 
