@@ -1,12 +1,13 @@
 /**
  * npm run bench: weft against kernel VXLAN (and later references) in one run, on the lab, under
- * flock /tmp/weft-bench.lock. Writes bench/results/<suite>-<date>.json and .md and prints both.
+ * flock /tmp/weft-bench.lock. Writes bench/results/<suite>-<date>.json and .md (-2, -3… when that
+ * day already has them) and prints both.
  *
  *   WEFT_SIM_PEERS / WEFT_SIM_OPERATIONS size the ipam-sim suite (default 1,000 / 100,000).
  *   npm run bench -- [--runs N] [--seconds S] [--suite all|sleeve|mesh|fastpath|gossip|ipam|ipam-sim|cni|kubernetes|policy|nat] [--br-netfilter] [--quick] [--fresh-identity] [--load-rounds N] [--no-peers]
  *   (bench/args.ts: runs default to 3, 20 for kubernetes and policy; --quick 1, 3 for kubernetes and policy)
  */
-import { mkdirSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdirSync, writeFileSync } from 'node:fs';
 import { cpus, release } from 'node:os';
 import { join } from 'node:path';
 import { packageRoot } from '../src/core/paths.js';
@@ -51,8 +52,15 @@ const machine = { kernel: release(), cpus: cpus().length, cpu: cpus()[0]?.model 
 const stamp = date.slice(0, 10);
 const header = `Measured ${date} on ${machine.cpus} vCPU (${machine.cpu}), kernel ${machine.kernel}, Node ${machine.node}`;
 
+/** bench/results/<name>-<date>, or -2, -3… after it when a run of that day is already there (never written over). */
+function freeBase(name: string): string {
+  let base = join(outDir, `${name}-${stamp}`);
+  for (let i = 2; existsSync(`${base}.json`) || existsSync(`${base}.md`); i++) base = join(outDir, `${name}-${stamp}-${i}`);
+  return base;
+}
+
 function write(name: string, runs: number, json: object, md: string): void {
-  const base = join(outDir, `${name}-${stamp}`);
+  const base = freeBase(name);
   writeFileSync(`${base}.json`, JSON.stringify({ date, machine, runs, seconds, ...json }, null, 2));
   writeFileSync(`${base}.md`, md);
   process.stdout.write(`${md}\nwritten: ${base}.json, ${base}.md\n\n`);
