@@ -59,10 +59,10 @@ static inline int tap_batch(handle_t *h) {
     for (int i = 0; i < got; i++) h->stats[ST_RX_BYTES] += (double)lens[n + i];
     n += (uint32_t)got;
     if (e == URING_FALLBACK) {
+      h->ring_errno = uring_fallback_errno(h->ring);
       uring_close(h->ring);
       h->ring = NULL;
       h->ring_state = RING_FELL_BACK;
-      h->ring_errno = EOPNOTSUPP;
     } else if (e == EAGAIN) {
       drained = 1;
       uint32_t k = 2 * (uint32_t)got;

@@ -22,8 +22,11 @@ struct uring {
   struct io_uring_cqe *cqes;
   void *sq_map, *cq_map;
   size_t sq_len, cq_len, sqes_len;
+  int fallback_errno; /* why uring_read last said URING_FALLBACK */
   int32_t res[MAX_K];
 };
+
+int uring_fallback_errno(const uring_t *u) { return u->fallback_errno; }
 
 static int sys_setup(unsigned entries, struct io_uring_params *p) { return (int)syscall(__NR_io_uring_setup, entries, p); }
 
@@ -120,7 +123,7 @@ int uring_read(uring_t *u, int fd, uint8_t *base, size_t stride, uint32_t room, 
     int r = sys_enter(u->fd, k - submitted, k - seen, IORING_ENTER_GETEVENTS);
     if (r < 0 && errno == EINTR) continue; /* nothing submitted by that call; the wait is retried */
     if (r < 0) {
-      broken = 1;
+      broken = errno;
       break;
     }
     submitted += (unsigned)r;
@@ -137,7 +140,7 @@ int uring_read(uring_t *u, int fd, uint8_t *base, size_t stride, uint32_t room, 
     __atomic_store_n(u->cq_head, head, __ATOMIC_RELEASE);
     /* (never expected: every read completes inline) */
     if (r == 0 && seen == before) {
-      broken = 1;
+      broken = EIO;
       break;
     }
   }
@@ -151,12 +154,15 @@ int uring_read(uring_t *u, int fd, uint8_t *base, size_t stride, uint32_t room, 
     } else if (res == -EAGAIN || res == -EINTR) {
       drained = 1;
     } else if (res == -EINVAL || res == -EOPNOTSUPP) {
-      broken = 1;
+      if (!broken) broken = -res;
     } else if (res != -EINPROGRESS && *err == 0) {
       *err = -res;
     }
   }
-  if (broken) *err = URING_FALLBACK;
+  if (broken) {
+    u->fallback_errno = broken;
+    *err = URING_FALLBACK;
+  }
   else if (*err == 0 && drained) *err = EAGAIN;
   return n;
 }

@@ -38,6 +38,8 @@ void uring_close(uring_t *u);
  * errno of a read that failed (the device's, as read() would give it).
  */
 int uring_read(uring_t *u, int fd, uint8_t *base, size_t stride, uint32_t room, int32_t *lens, unsigned k, int *err);
+/* The errno behind the last URING_FALLBACK (io_uring_enter's, or the read's EINVAL/EOPNOTSUPP). */
+int uring_fallback_errno(const uring_t *u);
 
 #pragma GCC visibility pop
 
