@@ -366,7 +366,11 @@ static napi_value batch_ctor(napi_env env, napi_callback_info info) {
   return self;
 }
 
-static batch_t *batch_unwrap(napi_env env, napi_value self) {
+/* The CryptoBatch a method was called on (its arguments into argv, up to *argc), as unwrap_this
+ * does for handles; NULL after throwing. */
+static batch_t *batch_this(napi_env env, napi_callback_info info, size_t *argc, napi_value *argv) {
+  napi_value self;
+  napi_get_cb_info(env, info, argc, argv, &self, NULL);
   void *data = NULL;
   if (napi_unwrap(env, self, &data) != napi_ok || !data) {
     throw_arg(env, "not a CryptoBatch");
@@ -378,9 +382,8 @@ static batch_t *batch_unwrap(napi_env env, napi_value self) {
 /* seal/open(aead, buf, off, len, adBuf, adOff, ctrBuf, ctrOff): queues one job, returns its index. */
 static napi_value batch_queue(napi_env env, napi_callback_info info, uint32_t op) {
   size_t argc = 8;
-  napi_value argv[8], self;
-  napi_get_cb_info(env, info, &argc, argv, &self, NULL);
-  batch_t *b = batch_unwrap(env, self);
+  napi_value argv[8];
+  batch_t *b = batch_this(env, info, &argc, argv);
   if (!b) return NULL;
   void *d, *adb, *ctrb;
   size_t blen, adlen, ctrlen;
@@ -438,9 +441,7 @@ static napi_value batch_open(napi_env env, napi_callback_info info) { return bat
 
 static napi_value batch_run(napi_env env, napi_callback_info info) {
   size_t argc = 0;
-  napi_value self;
-  napi_get_cb_info(env, info, &argc, NULL, &self, NULL);
-  batch_t *b = batch_unwrap(env, self);
+  batch_t *b = batch_this(env, info, &argc, NULL);
   if (!b) return NULL;
   uint32_t n = b->n, failed = 0;
   if (n > 0) {
@@ -467,18 +468,14 @@ static napi_value batch_run(napi_env env, napi_callback_info info) {
 
 static napi_value batch_clear(napi_env env, napi_callback_info info) {
   size_t argc = 0;
-  napi_value self;
-  napi_get_cb_info(env, info, &argc, NULL, &self, NULL);
-  batch_t *b = batch_unwrap(env, self);
+  batch_t *b = batch_this(env, info, &argc, NULL);
   if (b) batch_unpin(b);
   return NULL;
 }
 
 static napi_value batch_stats(napi_env env, napi_callback_info info) {
   size_t argc = 0;
-  napi_value self;
-  napi_get_cb_info(env, info, &argc, NULL, &self, NULL);
-  batch_t *b = batch_unwrap(env, self);
+  batch_t *b = batch_this(env, info, &argc, NULL);
   if (!b) return NULL;
   napi_value arr, v;
   napi_create_array_with_length(env, 7, &arr);
