@@ -3,6 +3,7 @@
  * learning per node, programmed forwarding entries (flood and unicast), and bridge port isolation.
  * Pods on two nodes talk through the kernel only when the entries say so.
  */
+import { execFileSync } from 'node:child_process';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { Lab, type LabPod } from '../../lab/lab.js';
 import { ping } from '../../lab/traffic.js';
@@ -95,4 +96,36 @@ describe.skipIf(!isRoot)('netlink: VXLAN devices, forwarding entries and port is
     expect(await hairpinOf()).toBe(false);
     expect((await nl[0]!.getLink('weft'))?.hairpin).toBeUndefined();
   });
+
+  it('lists the links as `ip -j -d link show` does, from one netlink dump', async () => {
+    await nl[0]!.setHairpin(pods[0]!.hostVeth, true);
+    try {
+      const ip = JSON.parse(execFileSync('ip', ['-n', lab.nodes[0]!.ns, '-j', '-d', 'link', 'show'], { encoding: 'utf8' })) as IpRow[];
+      const expected = ip.map((l) => ({
+        name: l.ifname, index: l.ifindex, mtu: l.mtu, up: (l.flags ?? []).includes('UP'), master: l.master, kind: l.linkinfo?.info_kind, mac: l.address,
+        ...(l.linkinfo?.info_slave_data?.hairpin === undefined ? {} : { hairpin: l.linkinfo.info_slave_data.hairpin }),
+      }));
+      const links = await nl[0]!.listLinks();
+      expect(links).toEqual(expected);
+      // the lab's node: its underlay veth, the bridge, a pod's port (hairpin on), the VXLAN device
+      expect(links.find((l) => l.name === pods[0]!.hostVeth)).toMatchObject({ master: 'weft', kind: 'veth', hairpin: true });
+      expect(links.find((l) => l.name === VX)).toMatchObject({ master: 'weft', kind: 'vxlan', mtu: 1450, up: true });
+    } finally {
+      await nl[0]!.setHairpin(pods[0]!.hostVeth, false);
+    }
+  });
+
+  it('a namespace that is not there is an error that names it', async () => {
+    await expect(new IpNetlink({ netns: `${lab.prefix}-gone` }).listLinks()).rejects.toThrow(`${lab.prefix}-gone`);
+  });
 });
+
+interface IpRow {
+  ifname: string;
+  ifindex: number;
+  mtu: number;
+  flags?: string[];
+  master?: string;
+  address?: string;
+  linkinfo?: { info_kind?: string; info_slave_data?: { hairpin?: boolean } };
+}

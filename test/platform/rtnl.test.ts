@@ -1,5 +1,8 @@
+import fc from 'fast-check';
 import { describe, expect, it } from 'vitest';
-import { addressAdd, defaultRouteAdd, ipBytes, linkAddressOf, linkGet, linkIndexOf, macBytes, parseRoute, routeAdd, routeDump, vethAdd } from '../../src/platform/linux/rtnl.js';
+import {
+  addressAdd, bridgePortHairpin, defaultRouteAdd, ipBytes, linkAddressOf, linkDump, linkGet, linkIndexOf, macBytes, parseLink, parseRoute, routeAdd, routeDump, vethAdd,
+} from '../../src/platform/linux/rtnl.js';
 
 /** Attributes of a message body as [type, payload] (nested flag kept in the type). */
 function attrs(buf: Buffer, off: number): [number, Buffer][] {
@@ -104,5 +107,34 @@ describe('rtnetlink messages', () => {
     const link = vethAdd({ name: 'a', mac: '02:00:00:00:00:0a', mtu: 1500, peer: { name: 'b', mac: '02:00:00:00:00:0b', mtu: 1500, nsFd: 1 } }).message;
     expect(linkAddressOf(link)).toBe('02:00:00:00:00:0a');
     expect(linkAddressOf(linkGet('eth0').message)).toBeUndefined();
+  });
+
+  it('reads a link of a dump: name, MTU, up, master, kind, MAC and a bridge port\'s hairpin', () => {
+    const d = linkDump().message;
+    expect([d.readUInt16LE(4), d.readUInt16LE(6) & 0x300]).toEqual([18, 0x300]);
+    // A NEWLINK answer has the layout of the request: reuse requests as the kernel's replies.
+    const veth = vethAdd({ name: 'vp1', mac: '02:00:00:00:00:0a', mtu: 1400, master: 3, up: true, peer: { name: 'eth0', mac: '02:00:00:00:00:0b', mtu: 1400, nsFd: 1 } }).message;
+    expect(parseLink(veth)).toEqual({ index: 0, name: 'vp1', mtu: 1400, up: true, masterIndex: 3, kind: 'veth', mac: '02:00:00:00:00:0a', hairpin: undefined });
+    expect(parseLink(bridgePortHairpin('vp1', true).message)).toMatchObject({ name: 'vp1', up: false, kind: undefined, hairpin: true });
+    expect(parseLink(bridgePortHairpin('vp1', false).message)?.hairpin).toBe(false);
+    expect(parseLink(routeDump().message)).toBeUndefined();
+    expect(parseLink(veth.subarray(0, 31))).toBeUndefined();
+    // Cut inside the MTU (after the name, 8 bytes, and the MAC, 12): what came before it is read, the rest ignored.
+    const cut = parseLink(veth.subarray(0, 32 + 8 + 12 + 6));
+    expect(cut).toMatchObject({ name: 'vp1', mac: '02:00:00:00:00:0a', mtu: 0, masterIndex: undefined, kind: undefined });
+  });
+
+  it('never throws on a NEWLINK answer with bytes changed anywhere', () => {
+    const veth = vethAdd({ name: 'vp1', mac: '02:00:00:00:00:0a', mtu: 1400, master: 3, up: true, peer: { name: 'eth0', mac: '02:00:00:00:00:0b', mtu: 1400, nsFd: 1 } }).message;
+    fc.assert(
+      fc.property(fc.array(fc.tuple(fc.nat(veth.length - 1), fc.integer({ min: 0, max: 255 })), { maxLength: 12 }), fc.nat(veth.length), (edits, keep) => {
+        const b = Buffer.from(veth);
+        for (const [at, v] of edits) if (at !== 4 && at !== 5) b[at] = v; // (the type stays NEWLINK)
+        const l = parseLink(b.subarray(0, Math.max(32, keep)));
+        expect(l).toBeDefined();
+        expect(typeof l!.name).toBe('string');
+      }),
+      { numRuns: 500 },
+    );
   });
 });

@@ -1,6 +1,7 @@
 import { WeftError } from '../../core/errors.js';
 import { FLOOD_MAC, type BridgeFdbEntry, type FdbEntry, type LinkInfo, type Netlink, type RouteInfo, type VxlanInfo, type VxlanSpec } from '../netlink.js';
 import { run } from './run.js';
+import { HERE, closeNetns, linkDump, openNetns, parseLink, transact } from './rtnl.js';
 
 interface IpLink {
   ifname: string;
@@ -34,11 +35,13 @@ export class IpNetlink implements Netlink {
   private readonly ip: string;
   private readonly bridgePath: string;
   private readonly nsArgs: string[];
+  private readonly netns: string | undefined;
 
   constructor(init: { ipPath?: string; bridgePath?: string; netns?: string } = {}) {
     this.ip = init.ipPath ?? 'ip';
     this.bridgePath = init.bridgePath ?? 'bridge';
     this.nsArgs = init.netns === undefined ? [] : ['-n', init.netns];
+    this.netns = init.netns;
   }
 
 
@@ -47,9 +50,33 @@ export class IpNetlink implements Netlink {
     return links.find((l) => l.name === name);
   }
 
+  /**
+   * One netlink dump through the addon, not `ip -j -d link show`: the pod guard and the service
+   * bridge list the bridge's ports every 10 s, and a process each time cost the router a fork.
+   */
   async listLinks(): Promise<LinkInfo[]> {
-    const out = await run(this.ip, [...this.nsArgs, '-j', '-d', 'link', 'show']);
-    return (JSON.parse(out) as IpLink[]).map(toLink);
+    const ns = this.netns === undefined ? HERE : openNetns(`/run/netns/${this.netns}`);
+    let replies: Buffer[];
+    try {
+      replies = await transact(ns, [linkDump()]);
+    } finally {
+      if (ns !== HERE) closeNetns(ns);
+    }
+    const links = replies.flatMap((r) => {
+      const l = parseLink(r);
+      return l === undefined || l.name === '' ? [] : [l];
+    });
+    const names = new Map(links.map((l) => [l.index, l.name]));
+    return links.map((l) => ({
+      name: l.name,
+      index: l.index,
+      mtu: l.mtu,
+      up: l.up,
+      master: l.masterIndex === undefined ? undefined : names.get(l.masterIndex),
+      kind: l.kind,
+      mac: l.mac,
+      ...(l.hairpin === undefined ? {} : { hairpin: l.hairpin }),
+    }));
   }
 
   async ensureBridge(name: string): Promise<LinkInfo> {

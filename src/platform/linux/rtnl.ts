@@ -337,28 +337,79 @@ export function parseRoute(reply: Buffer): RouteInfo | undefined {
   const family: 4 | 6 = fam === AF_INET ? 4 : 6;
   const r: RouteInfo = { family, table: reply.readUInt8(20), type: reply.readUInt8(23), dst: family === 4 ? '0.0.0.0' : '::', prefixLength: reply.readUInt8(17) };
   const end = Math.min(reply.readUInt32LE(0), reply.length);
-  for (let off = 28; off + 4 <= end; ) {
-    const len = reply.readUInt16LE(off);
-    const type = reply.readUInt16LE(off + 2) & 0x3fff;
-    if (len < 4 || off + len > end) break;
-    const data = reply.subarray(off + 4, off + len);
+  for (const [type, data] of attributes(reply, 28, end)) {
     if (type === RTA_DST) r.dst = formatIp(data);
     else if (type === RTA_GATEWAY) r.gateway = formatIp(data);
     else if (type === RTA_OIF && data.length >= 4) r.oif = data.readUInt32LE(0);
     else if (type === RTA_TABLE && data.length >= 4) r.table = data.readUInt32LE(0);
-    off += (len + 3) & ~3;
   }
   return r;
 }
 
-/** The link-layer address (IFLA_ADDRESS) of a RTM_NEWLINK answer, as 'aa:bb:..'; undefined when it has none. */
-export function linkAddressOf(reply: Buffer): string | undefined {
-  const end = Math.min(reply.readUInt32LE(0), reply.length);
-  for (let off = 32; off + 4 <= end; ) {
+/** Every link of the namespace (see parseLink for each answer): what `ip -d link show` lists, without a process. */
+export function linkDump(): RtnlRequest {
+  return { message: message(RTM_GETLINK, NLM_F_DUMP, ifinfomsg(), new Attrs()), what: 'listing the links' };
+}
+
+/** One link of a linkDump, its master as an index (resolve it within the same dump). */
+export interface RtnlLink {
+  index: number;
+  name: string;
+  mtu: number;
+  up: boolean;
+  masterIndex: number | undefined;
+  /** IFLA_INFO_KIND: 'bridge', 'veth', 'vxlan', 'tun', ...; undefined for a plain link. */
+  kind: string | undefined;
+  mac: string | undefined;
+  /** The hairpin mode of a bridge port (IFLA_BRPORT_MODE); undefined for a link that is no bridge port. */
+  hairpin: boolean | undefined;
+}
+
+/** The attributes (type, value) in reply[start, end), each value a view; stops at the first malformed one. */
+function* attributes(reply: Buffer, start: number, end: number): Generator<[number, Buffer]> {
+  for (let off = start; off + 4 <= end; ) {
     const len = reply.readUInt16LE(off);
-    if (len < 4 || off + len > end) break;
-    if ((reply.readUInt16LE(off + 2) & 0x3fff) === IFLA_ADDRESS) return [...reply.subarray(off + 4, off + len)].map((x) => x.toString(16).padStart(2, '0')).join(':');
+    if (len < 4 || off + len > end) return;
+    yield [reply.readUInt16LE(off + 2) & 0x3fff, reply.subarray(off + 4, off + len)];
     off += (len + 3) & ~3;
   }
-  return undefined;
+}
+
+function cString(b: Buffer): string {
+  const nul = b.indexOf(0);
+  return b.toString('utf8', 0, nul < 0 ? b.length : nul);
+}
+
+/** Reads a RTM_NEWLINK answer (of linkDump or linkGet); undefined for another message or one too short to be a link. */
+export function parseLink(reply: Buffer): RtnlLink | undefined {
+  if (reply.length < 32 || reply.readUInt16LE(4) !== RTM_NEWLINK) return undefined;
+  const end = Math.min(reply.readUInt32LE(0), reply.length);
+  const l: RtnlLink = {
+    index: reply.readInt32LE(20), name: '', mtu: 0, up: (reply.readUInt32LE(24) & IFF_UP) !== 0,
+    masterIndex: undefined, kind: undefined, mac: undefined, hairpin: undefined,
+  };
+  for (const [type, data] of attributes(reply, 32, end)) {
+    if (type === IFLA_IFNAME) l.name = cString(data);
+    else if (type === IFLA_MTU && data.length >= 4) l.mtu = data.readUInt32LE(0);
+    else if (type === IFLA_MASTER && data.length >= 4) l.masterIndex = data.readUInt32LE(0);
+    else if (type === IFLA_ADDRESS && data.length > 0) l.mac = [...data].map((x) => x.toString(16).padStart(2, '0')).join(':');
+    else if (type === IFLA_LINKINFO) {
+      let slaveKind: string | undefined;
+      let slaveData: Buffer | undefined;
+      for (const [t, d] of attributes(data, 0, data.length)) {
+        if (t === IFLA_INFO_KIND) l.kind = cString(d);
+        else if (t === IFLA_INFO_SLAVE_KIND) slaveKind = cString(d);
+        else if (t === IFLA_INFO_SLAVE_DATA) slaveData = d;
+      }
+      if (slaveKind === 'bridge' && slaveData !== undefined) {
+        for (const [t, d] of attributes(slaveData, 0, slaveData.length)) if (t === IFLA_BRPORT_MODE && d.length >= 1) l.hairpin = d[0] !== 0;
+      }
+    }
+  }
+  return l;
+}
+
+/** The link-layer address (IFLA_ADDRESS) of a RTM_NEWLINK answer, as 'aa:bb:..'; undefined when it has none. */
+export function linkAddressOf(reply: Buffer): string | undefined {
+  return parseLink(reply)?.mac;
 }
