@@ -79,7 +79,9 @@ export class SleeveTx {
   private pos = 0;
   private ndesc = 0;
   private niov = 0;
-  private readonly open: SleevePeer[] = [];
+  /** Peers with an open bundle: open[0, nOpen). Cleared by count, not `length = 0` (which drops the backing store: a new one per batch). */
+  private readonly open: (SleevePeer | undefined)[] = [];
+  private nOpen = 0;
   /** UDP destination slots from here on hold peers' direct endpoints (heartbeats). */
   private readonly probeBase: number;
   /** Destination slot override for the message being emitted (-1: the peer's data slot). */
@@ -260,11 +262,12 @@ export class SleeveTx {
   /** Seals open bundles and hands every queued datagram to the kernel in one call. */
   flush(): void {
     const open = this.open;
-    for (let i = 0; i < open.length; i++) {
-      const p = open[i]!;
-      if (p.bundleStart >= 0) this.closeBundle(p);
+    for (let i = 0; i < this.nOpen; i++) {
+      const p = open[i];
+      open[i] = undefined;
+      if (p !== undefined && p.bundleStart >= 0) this.closeBundle(p);
     }
-    open.length = 0;
+    this.nOpen = 0;
     // Every queued seal runs before the datagrams reach the kernel.
     if (this.seals.pending > 0) this.sealFailures += this.seals.run();
     if (this.ndesc > 0) {
@@ -277,7 +280,7 @@ export class SleeveTx {
   }
 
   pending(): number {
-    return this.ndesc + this.open.length;
+    return this.ndesc + this.nOpen;
   }
 
   /** Returns where a record of `recLen` bytes goes in `peer`'s bundle, opening one if needed. */
@@ -289,7 +292,7 @@ export class SleeveTx {
     this.pos += peer.maxDatagram + 16;
     peer.bundleStart = start;
     peer.bundlePos = start;
-    this.open.push(peer);
+    this.open[this.nOpen++] = peer;
     return start;
   }
 
@@ -305,8 +308,8 @@ export class SleeveTx {
     const groups = Math.ceil(frags / 40) + 1;
     if (
       this.pos + bytes > this.arena.length ||
-      this.ndesc + groups + this.open.length > this.udp.txMax ||
-      this.niov + 2 * frags + this.open.length > this.udp.txIovMax
+      this.ndesc + groups + this.nOpen > this.udp.txMax ||
+      this.niov + 2 * frags + this.nOpen > this.udp.txIovMax
     ) {
       this.flush();
     }
