@@ -14,14 +14,14 @@ export const BENCH_USAGE =
   '  --runs N  runs per suite (default 3; kubernetes and policy 20), --quick fewer (1; kubernetes and policy 3)\n' +
   '  --fresh-identity  kubernetes: a new state dir (identity) for the joining router each run\n' +
   '  --load-rounds N  policy: rounds of traffic without and with 100 policies (default 3, --quick 1)\n' +
-  '  --no-peers  sleeve: without wireguard-go beside weft (scripts/bench-peers.sh fetches it otherwise)';
+  '  --no-peers  sleeve: without wireguard-go (scripts/bench-peers.sh fetches it otherwise) and the userspace floor beside weft';
 
 export interface BenchArgs {
   suites: Suite[];
   seconds: number;
   brNetfilter: boolean;
   freshIdentity: boolean;
-  /** sleeve: run wireguard-go beside weft (false with --no-peers). */
+  /** sleeve: run wireguard-go and the userspace floor beside weft (false with --no-peers). */
   peers: boolean;
   /** policy: rounds of the throughput and latency comparison (none, 100 policies, none). */
   loadRounds: number;

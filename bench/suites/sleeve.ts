@@ -2,7 +2,8 @@
  * Sleeve suite (issue 3): weft's userspace data path against kernel VXLAN on the same lab, in
  * one run. Kernel VXLAN is measured first and last; ratios use the mean of the two. Beside weft
  * runs its strongest userspace peer, wireguard-go with TUN offloads and UDP GSO/GRO
- * (./wireguard-go.ts), when it can be had (else the suite says why and goes on without it).
+ * (./wireguard-go.ts), when it can be had (else the suite says why and goes on without it), and
+ * the floor of any userspace tunnel here, a minimal C TAP ⇄ UDP forwarder (./userspace-floor.ts).
  *
  * Per variant: TCP 1 stream and 4 streams (iperf3), 64-byte UDP delivered packets per second
  * (iperf3 -u -l 64 -b 0), ping avg and p99 (ping -i 0.005, 300 pings) in steady state: after a
@@ -20,6 +21,7 @@ import { sampleWhile } from '../procstat.js';
 import { withTcpQuality, type TcpQuality } from '../nstat.js';
 import { fmt, median, pct } from '../stats.js';
 import type { Bed } from './sleeve-bed.js';
+import { buildFloorForwarder, floorBed, type FloorForwarder } from './userspace-floor.js';
 import { findWireguardGo, wireguardGoBed, type WireguardGo } from './wireguard-go.js';
 
 export type { Bed } from './sleeve-bed.js';
@@ -58,7 +60,7 @@ export interface Sample {
 /** `weft status` drops that mean a replayed, duplicated or too-late message or fragment. */
 export const ROUTER_RX_DROPS = ['rx.replay', 'reassembly.fragDuplicate', 'reassembly.fragTimeout', 'reassembly.fragEvicted'] as const;
 
-const VARIANTS = ['vxlan', 'weft-plaintext', 'weft-encrypted', 'weft-per-frame', 'wireguard-go'] as const;
+const VARIANTS = ['vxlan', 'weft-plaintext', 'weft-encrypted', 'weft-per-frame', 'wireguard-go', 'userspace-floor'] as const;
 type Variant = (typeof VARIANTS)[number];
 
 export async function vxlanBed(o: SleeveOptions): Promise<Bed> {
@@ -114,14 +116,16 @@ async function weftBed(variant: Variant, o: SleeveOptions): Promise<Bed> {
   }
 }
 
-/** The wireguard-go binary when it runs, and the offloads its devices had in the last run. */
+/** The wireguard-go binary when it runs, and the offloads its devices had in the last run; the floor forwarder when it was built. */
 interface PeerContext {
   wg?: WireguardGo;
   offloads: Record<string, string>[];
+  floor?: FloorForwarder;
 }
 
 async function makeBed(variant: Variant, o: SleeveOptions, peer: PeerContext): Promise<Bed> {
   if (variant === 'vxlan') return vxlanBed(o);
+  if (variant === 'userspace-floor') return floorBed(o, peer.floor!);
   if (variant !== 'wireguard-go') return weftBed(variant, o);
   const bed = await wireguardGoBed(o, peer.wg!);
   peer.offloads = bed.offloads;
@@ -310,26 +314,41 @@ export async function runSleeveSuite(o: SleeveOptions): Promise<SleeveResult> {
       o.log(`wireguard-go ${found.found.version}: ${found.found.binary}`);
     }
   }
+  let floorInfo: string;
+  if (o.peers === false) {
+    floorInfo = 'not asked for (--no-peers)';
+  } else {
+    const built = buildFloorForwarder();
+    if ('why' in built) floorInfo = built.why;
+    else {
+      peer.floor = built.found;
+      floorInfo = '';
+    }
+  }
   const samples: Sample[] = [];
   const peerFailures: string[] = [];
-  for (let run = 1; run <= o.runs; run++) {
-    samples.push(await measure('vxlan', run, o, peer));
-    for (const v of VARIANTS.slice(1)) {
-      if (v !== 'wireguard-go') {
-        samples.push(await measure(v, run, o, peer));
-        continue;
+  try {
+    for (let run = 1; run <= o.runs; run++) {
+      samples.push(await measure('vxlan', run, o, peer));
+      for (const v of VARIANTS.slice(1)) {
+        if (v !== 'wireguard-go' && v !== 'userspace-floor') {
+          samples.push(await measure(v, run, o, peer));
+          continue;
+        }
+        if (v === 'wireguard-go' ? peer.wg === undefined : peer.floor === undefined) continue;
+        try {
+          // Peers and the floor are optional: a failure costs its row, not the run.
+          samples.push(await measure(v, run, o, peer));
+        } catch (err) {
+          const why = `${v} in run ${run}: ${(err as Error).message}`;
+          peerFailures.push(why);
+          o.log(`failed: ${why}`);
+        }
       }
-      if (peer.wg === undefined) continue;
-      try {
-        // The peer is optional: its failure costs its row, not the run.
-        samples.push(await measure(v, run, o, peer));
-      } catch (err) {
-        const why = `run ${run}: ${(err as Error).message}`;
-        peerFailures.push(why);
-        o.log(`wireguard-go failed, ${why}`);
-      }
+      samples.push(await measure('vxlan', run, o, peer));
     }
-    samples.push(await measure('vxlan', run, o, peer));
+  } finally {
+    peer.floor?.remove();
   }
   if ('version' in wgInfo) wgInfo.offloads = peer.offloads;
   const summary = summarizeSleeve(samples);
@@ -361,7 +380,11 @@ export async function runSleeveSuite(o: SleeveOptions): Promise<SleeveResult> {
     'version' in wgInfo
       ? `wireguard-go ${wgInfo.version}, routed (L3) with MTU 1420, the lab's pods in /24s; offloads of its TUN devices (ethtool -k): ${wgInfo.offloads.map((f, i) => `n${i + 1} ${Object.entries(f).map(([k, v]) => `${k} ${v}`).join(', ')}`).join('; ') || 'not read'}.`
       : `wireguard-go not run: ${wgInfo.skipped}.`,
-    ...peerFailures.map((f) => `wireguard-go failed in ${f} (its row leaves that run out).`),
+    floorInfo === ''
+      ? 'userspace-floor: bench/floor/tap-udp-forward.c, a TAP ⇄ UDP forwarder doing the least a userspace tunnel can (one frame per system call, no crypto, no batching, no offloads; pods at MTU 1400): ' +
+        'its added ping is what waking a process and crossing user space four times per round trip costs on this machine, before any tunnel\'s own work. Not a goal\'s reference.'
+      : `userspace-floor not run: ${floorInfo}.`,
+    ...peerFailures.map((f) => `${f} (its row leaves that run out).`),
     'Second table: ‰ of the segments sent. A retransmission that arrived anyway is also a duplicate at the receiver (so retransmitted − duplicates ≈ segments really lost). ' +
       'The routers\' "replayed or out-of-window" count is the receive replay window\'s (rx.replay); a plaintext sleeve keeps no window, so it is 0 there by construction.',
   ];
