@@ -115,6 +115,41 @@ describe.skipIf(!isRoot)('netlink: VXLAN devices, forwarding entries and port is
     }
   });
 
+  it('lists the bridge\'s forwarding entries as `bridge -j fdb show br` does, from netlink dumps', async () => {
+    // traffic for the bridge to learn from, and a static entry
+    expect((await ping(lab, pods[0]!.ns, pods[1]!.ipv4!, { count: 2, intervalS: 0.1, timeoutS: 2 })).received).toBeGreaterThan(0);
+    await nl[0]!.bridgeFdbSetStatic(pods[0]!.hostVeth, '02:00:00:00:41:01');
+    const fdb = JSON.parse(execFileSync('bridge', ['-n', lab.nodes[0]!.ns, '-j', 'fdb', 'show', 'br', 'weft'], { encoding: 'utf8' })) as { mac: string; ifname: string; master?: string; state?: string }[];
+    const expected = fdb
+      .filter((r) => r.master === 'weft')
+      .map((r) => ({ mac: r.mac, port: r.ifname, kind: r.state === 'static' ? 'static' : r.state === 'permanent' ? 'permanent' : 'learned' }));
+    const mine = await nl[0]!.bridgeFdbList('weft');
+    expect(mine).toEqual(expected);
+    expect(mine).toContainEqual({ mac: pods[0]!.mac, port: pods[0]!.hostVeth, kind: 'learned' });
+    expect(mine).toContainEqual({ mac: '02:00:00:00:41:01', port: pods[0]!.hostVeth, kind: 'static' });
+    expect(mine.some((e) => e.kind === 'permanent')).toBe(true);
+    await nl[0]!.bridgeFdbDelete(pods[0]!.hostVeth, '02:00:00:00:41:01');
+    await expect(nl[0]!.bridgeFdbList('nobridge')).rejects.toThrow(/bridge nobridge does not exist/);
+  });
+
+  it('lists a device\'s global addresses as `ip -j addr show dev … scope global` does', async () => {
+    await nl[0]!.ensureAddress('weft', '10.41.0.254', 24);
+    await nl[0]!.ensureAddress('weft', 'fd00:41::fe', 64);
+    await nl[0]!.ensureAddress('weft', 'fd00:41:0:0:1:0:0:1', 80);
+    const ip = JSON.parse(execFileSync('ip', ['-n', lab.nodes[0]!.ns, '-j', 'addr', 'show', 'dev', 'weft', 'scope', 'global'], { encoding: 'utf8' })) as { addr_info: { family?: string; local?: string; prefixlen?: number }[] }[];
+    // (ip prints an empty {} for each address its scope filter leaves out: not an address)
+    const expected = ip[0]!.addr_info.filter((a) => a.local !== undefined).map((a) => ({ address: a.local, prefix: a.prefixlen, family: a.family === 'inet6' ? 6 : 4 }));
+    const mine = await nl[0]!.addresses('weft');
+    expect(mine).toEqual(expected);
+    expect(mine).toEqual(expect.arrayContaining([
+      { address: '10.41.0.254', prefix: 24, family: 4 },
+      { address: 'fd00:41::fe', prefix: 64, family: 6 },
+      { address: 'fd00:41::1:0:0:1', prefix: 80, family: 6 },
+    ]));
+    expect(mine.some((a) => a.address.startsWith('fe80'))).toBe(false); // link scope: left out
+    await expect(nl[0]!.addresses('nodev')).rejects.toThrow(/looking up nodev/);
+  });
+
   it('a namespace that is not there is an error that names it', async () => {
     await expect(new IpNetlink({ netns: `${lab.prefix}-gone` }).listLinks()).rejects.toThrow(`${lab.prefix}-gone`);
   });

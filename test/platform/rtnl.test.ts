@@ -1,7 +1,7 @@
 import fc from 'fast-check';
 import { describe, expect, it } from 'vitest';
 import {
-  addressAdd, bridgePortHairpin, defaultRouteAdd, ipBytes, linkAddressOf, linkDump, linkGet, linkIndexOf, macBytes, parseLink, parseRoute, routeAdd, routeDump, vethAdd,
+  addressAdd, addressDump, bridgePortHairpin, defaultRouteAdd, fdbDump, ipBytes, linkAddressOf, linkDump, linkGet, linkIndexOf, macBytes, parseAddress, parseFdb, parseLink, parseRoute, routeAdd, routeDump, vethAdd,
 } from '../../src/platform/linux/rtnl.js';
 
 /** Attributes of a message body as [type, payload] (nested flag kept in the type). */
@@ -135,6 +135,63 @@ describe('rtnetlink messages', () => {
         expect(typeof l!.name).toBe('string');
       }),
       { numRuns: 500 },
+    );
+  });
+
+  it('reads an address of a dump: family, index, prefix, scope, the local address, IPv6 as ip prints it', () => {
+    const d = addressDump().message;
+    expect([d.readUInt16LE(4), d.readUInt16LE(6) & 0x300, d.length]).toEqual([22, 0x300, 24]);
+    // A NEWADDR answer has the layout of the request.
+    expect(parseAddress(addressAdd({ index: 5, address: '10.1.2.3', prefixLength: 24 }).message)).toEqual({ family: 4, index: 5, prefixLength: 24, scope: 0, address: '10.1.2.3' });
+    expect(parseAddress(addressAdd({ index: 5, address: 'fd00:0:0:0:1:0:0:1', prefixLength: 80 }).message)?.address).toBe('fd00::1:0:0:1');
+    expect(parseAddress(addressAdd({ index: 5, address: 'fd00:1::', prefixLength: 64 }).message)?.address).toBe('fd00:1::');
+    expect(parseAddress(linkGet('eth0').message)).toBeUndefined();
+    // the header alone: no address in it
+    expect(parseAddress(addressAdd({ index: 5, address: '10.1.2.3', prefixLength: 24 }).message.subarray(0, 24))).toBeUndefined();
+  });
+
+  it('reads a bridge forwarding entry: MAC, device, master, permanent / static / learned', () => {
+    const d = fdbDump().message;
+    expect([d.readUInt16LE(4), d.readUInt16LE(6) & 0x300, d.readUInt8(16)]).toEqual([30, 0x300, 7]);
+    const entry = (state: number, master?: number, family = 7, type = 28): Buffer => {
+      const attrs = [Buffer.from([10, 0, 2, 0, 0x02, 0, 0, 0, 0x41, 0x01, 0, 0])]; // NDA_LLADDR, padded
+      if (master !== undefined) {
+        const m = Buffer.alloc(8);
+        m.writeUInt16LE(8, 0);
+        m.writeUInt16LE(9, 2);
+        m.writeUInt32LE(master, 4);
+        attrs.push(m);
+      }
+      const h = Buffer.alloc(28);
+      h.writeUInt16LE(type, 4);
+      h.writeUInt8(family, 16);
+      h.writeInt32LE(6, 20);
+      h.writeUInt16LE(state, 24);
+      const b = Buffer.concat([h, ...attrs]);
+      b.writeUInt32LE(b.length, 0);
+      return b;
+    };
+    expect(parseFdb(entry(0x02, 3))).toEqual({ mac: '02:00:00:00:41:01', index: 6, masterIndex: 3, kind: 'learned' });
+    expect(parseFdb(entry(0x40, 3))?.kind).toBe('static');
+    expect(parseFdb(entry(0x80))).toEqual({ mac: '02:00:00:00:41:01', index: 6, masterIndex: undefined, kind: 'permanent' });
+    expect(parseFdb(entry(0x02, 3, 2))).toBeUndefined(); // an IPv4 neighbour, not a bridge entry
+    expect(parseFdb(entry(0x02, 3, 7, 16))).toBeUndefined();
+    expect(parseFdb(entry(0x02, 3).subarray(0, 28))).toBeUndefined(); // no MAC
+  });
+
+  it('never throws on address or forwarding answers with bytes changed anywhere', () => {
+    const samples = [addressAdd({ index: 5, address: 'fd00::1', prefixLength: 64 }).message, addressAdd({ index: 5, address: '10.0.0.1', prefixLength: 8 }).message];
+    fc.assert(
+      fc.property(fc.nat(1), fc.array(fc.tuple(fc.nat(63), fc.integer({ min: 0, max: 255 })), { maxLength: 12 }), fc.nat(64), (which, edits, keep) => {
+        const b = Buffer.from(samples[which]!);
+        for (const [at, v] of edits) if (at < b.length) b[at] = v;
+        const cut = b.subarray(0, Math.min(b.length, keep));
+        parseAddress(cut);
+        parseFdb(cut);
+        parseLink(cut);
+        parseRoute(cut);
+      }),
+      { numRuns: 1000 },
     );
   });
 });

@@ -1,7 +1,7 @@
 import { WeftError } from '../../core/errors.js';
 import { FLOOD_MAC, type BridgeFdbEntry, type FdbEntry, type LinkInfo, type Netlink, type RouteInfo, type VxlanInfo, type VxlanSpec } from '../netlink.js';
 import { run } from './run.js';
-import { HERE, closeNetns, linkDump, openNetns, parseLink, transact } from './rtnl.js';
+import { HERE, addressDump, closeNetns, fdbDump, linkDump, linkGet, linkIndexOf, openNetns, parseAddress, parseFdb, parseLink, transact, type RtnlRequest } from './rtnl.js';
 
 interface IpLink {
   ifname: string;
@@ -55,13 +55,21 @@ export class IpNetlink implements Netlink {
    * bridge list the bridge's ports every 10 s, and a process each time cost the router a fork.
    */
   async listLinks(): Promise<LinkInfo[]> {
+    return this.linksOf(await this.transact([linkDump()]));
+  }
+
+  /** Runs netlink requests through the addon in this object's namespace. */
+  private async transact(requests: RtnlRequest[]): Promise<Buffer[]> {
     const ns = this.netns === undefined ? HERE : openNetns(`/run/netns/${this.netns}`);
-    let replies: Buffer[];
     try {
-      replies = await transact(ns, [linkDump()]);
+      return await transact(ns, requests);
     } finally {
       if (ns !== HERE) closeNetns(ns);
     }
+  }
+
+  /** The links among `replies` (answers of a linkDump), masters resolved to names. */
+  private linksOf(replies: Buffer[]): LinkInfo[] {
     const links = replies.flatMap((r) => {
       const l = parseLink(r);
       return l === undefined || l.name === '' ? [] : [l];
@@ -205,12 +213,21 @@ export class IpNetlink implements Netlink {
     return l?.linkinfo?.info_slave_data?.isolated === true;
   }
 
+  /**
+   * The bridge's forwarding entries (`bridge fdb show br BRIDGE`: those whose master it is), from
+   * one link and one neighbour dump: the fast path reads them every second.
+   */
   async bridgeFdbList(bridge: string): Promise<BridgeFdbEntry[]> {
-    const out = await run(this.bridgePath, [...this.nsArgs, '-j', 'fdb', 'show', 'br', bridge]);
-    const rows = JSON.parse(out === '' ? '[]' : out) as { mac?: string; ifname?: string; master?: string; state?: string }[];
-    return rows
-      .filter((r) => r.master === bridge && r.mac !== undefined && r.ifname !== undefined)
-      .map((r) => ({ mac: r.mac!, port: r.ifname!, kind: r.state === 'static' ? 'static' : r.state === 'permanent' ? 'permanent' : 'learned' }));
+    const replies = await this.transact([linkDump(), fdbDump()]);
+    const links = this.linksOf(replies);
+    const br = links.find((l) => l.name === bridge);
+    if (br === undefined) throw new WeftError('ERR_NETLINK', `bridge ${bridge} does not exist${this.netns === undefined ? '' : ` in ${this.netns}`}`);
+    const names = new Map(links.map((l) => [l.index, l.name]));
+    return replies.flatMap((r) => {
+      const e = parseFdb(r);
+      const port = e === undefined ? undefined : names.get(e.index);
+      return e === undefined || e.masterIndex !== br.index || port === undefined ? [] : [{ mac: e.mac, port, kind: e.kind }];
+    });
   }
 
   async bridgeFdbSetStatic(port: string, mac: string): Promise<void> {
@@ -218,10 +235,14 @@ export class IpNetlink implements Netlink {
     await run(this.bridgePath, [...this.nsArgs, 'fdb', 'replace', mac, 'dev', port, 'master', 'static', 'sticky']);
   }
 
+  /** The global-scope addresses of `dev` (`ip addr show dev DEV scope global`), from one netlink dump: the pod network checks them every 2 s. */
   async addresses(dev: string): Promise<{ address: string; prefix: number; family: 4 | 6 }[]> {
-    const out = await run(this.ip, [...this.nsArgs, '-j', 'addr', 'show', 'dev', dev, 'scope', 'global']);
-    const parsed = JSON.parse(out || '[]') as { addr_info?: { family: string; local: string; prefixlen: number }[] }[];
-    return (parsed[0]?.addr_info ?? []).map((a) => ({ address: a.local, prefix: a.prefixlen, family: a.family === 'inet6' ? 6 : 4 }));
+    const [link, ...replies] = await this.transact([linkGet(dev), addressDump()]);
+    const index = linkIndexOf(link!);
+    return replies.flatMap((r) => {
+      const a = parseAddress(r);
+      return a === undefined || a.index !== index || a.scope !== 0 ? [] : [{ address: a.address, prefix: a.prefixLength, family: a.family }];
+    });
   }
 
   async ensureAddress(dev: string, address: string, prefix: number): Promise<void> {

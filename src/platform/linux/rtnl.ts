@@ -12,14 +12,18 @@
  */
 import { isIPv4, isIPv6 } from 'node:net';
 import { WeftError } from '../../core/errors.js';
+import { bigintToAddress } from '../../core/net.js';
 import { loadNative } from './native.js';
 
 const RTM_NEWLINK = 16;
 const RTM_DELLINK = 17;
 const RTM_GETLINK = 18;
 const RTM_NEWADDR = 20;
+const RTM_GETADDR = 22;
 const RTM_NEWROUTE = 24;
 const RTM_GETROUTE = 26;
+const RTM_NEWNEIGH = 28;
+const RTM_GETNEIGH = 30;
 
 const NLM_F_REQUEST = 0x1;
 const NLM_F_DUMP = 0x300;
@@ -44,6 +48,12 @@ const NLA_F_NESTED = 0x8000;
 const IFA_ADDRESS = 1;
 const IFA_LOCAL = 2;
 const IFA_F_NODAD = 0x02;
+
+const NDA_LLADDR = 2;
+const NDA_MASTER = 9;
+const NUD_NOARP = 0x40;
+const NUD_PERMANENT = 0x80;
+const AF_BRIDGE = 7;
 
 const RTA_DST = 1;
 const RTA_OIF = 4;
@@ -407,6 +417,76 @@ export function parseLink(reply: Buffer): RtnlLink | undefined {
     }
   }
   return l;
+}
+
+/** Every address of the namespace, both families (see parseAddress for each answer). */
+export function addressDump(): RtnlRequest {
+  return { message: message(RTM_GETADDR, NLM_F_DUMP, Buffer.alloc(8), new Attrs()), what: 'listing the addresses' };
+}
+
+export interface RtnlAddress {
+  family: 4 | 6;
+  index: number;
+  prefixLength: number;
+  /** ifa_scope: 0 global (RT_SCOPE_UNIVERSE), 253 link, 254 host. */
+  scope: number;
+  /** IFA_LOCAL when there is one (IPv4: the interface's own address), else IFA_ADDRESS, as `ip` shows "local". */
+  address: string;
+}
+
+/** An address as `ip` prints it (IPv6 with the longest run of zero groups as "::"). */
+function canonicalIp(b: Buffer): string {
+  return bigintToAddress(BigInt(`0x${b.toString('hex')}`), b.length === 4 ? 4 : 6);
+}
+
+/** Reads a RTM_NEWADDR answer of addressDump; undefined for another message, family, or one without an address. */
+export function parseAddress(reply: Buffer): RtnlAddress | undefined {
+  if (reply.length < 24 || reply.readUInt16LE(4) !== RTM_NEWADDR) return undefined;
+  const fam = reply.readUInt8(16);
+  if (fam !== AF_INET && fam !== AF_INET6) return undefined;
+  let local: string | undefined;
+  let address: string | undefined;
+  const size = fam === AF_INET ? 4 : 16;
+  for (const [type, data] of attributes(reply, 24, Math.min(reply.readUInt32LE(0), reply.length))) {
+    if (data.length !== size) continue;
+    if (type === IFA_LOCAL) local = canonicalIp(data);
+    else if (type === IFA_ADDRESS) address = canonicalIp(data);
+  }
+  const a = local ?? address;
+  if (a === undefined) return undefined;
+  return { family: fam === AF_INET ? 4 : 6, index: reply.readUInt32LE(20), prefixLength: reply.readUInt8(17), scope: reply.readUInt8(19), address: a };
+}
+
+/** Every bridge forwarding entry of the namespace, of every bridge and device (see parseFdb). */
+export function fdbDump(): RtnlRequest {
+  const ndmsg = Buffer.alloc(12);
+  ndmsg.writeUInt8(AF_BRIDGE, 0);
+  return { message: message(RTM_GETNEIGH, NLM_F_DUMP, ndmsg, new Attrs()), what: 'listing the bridge forwarding entries' };
+}
+
+export interface RtnlFdb {
+  mac: string;
+  /** The device the entry points to (a bridge port, or the bridge itself). */
+  index: number;
+  /** NDA_MASTER: the bridge the entry belongs to; undefined for a device's own ("self") entries. */
+  masterIndex: number | undefined;
+  /** What `bridge fdb` prints: permanent (NUD_PERMANENT), static (NUD_NOARP), else learned. */
+  kind: 'learned' | 'static' | 'permanent';
+}
+
+/** Reads a RTM_NEWNEIGH answer of fdbDump; undefined for another message, family, or one without a MAC. */
+export function parseFdb(reply: Buffer): RtnlFdb | undefined {
+  if (reply.length < 28 || reply.readUInt16LE(4) !== RTM_NEWNEIGH || reply.readUInt8(16) !== AF_BRIDGE) return undefined;
+  let mac: string | undefined;
+  let masterIndex: number | undefined;
+  for (const [type, data] of attributes(reply, 28, Math.min(reply.readUInt32LE(0), reply.length))) {
+    if (type === NDA_LLADDR && data.length === 6) mac = [...data].map((x) => x.toString(16).padStart(2, '0')).join(':');
+    else if (type === NDA_MASTER && data.length >= 4) masterIndex = data.readUInt32LE(0);
+  }
+  if (mac === undefined) return undefined;
+  const state = reply.readUInt16LE(24);
+  const kind = (state & NUD_PERMANENT) !== 0 ? 'permanent' : (state & NUD_NOARP) !== 0 ? 'static' : 'learned';
+  return { mac, index: reply.readInt32LE(20), masterIndex, kind };
 }
 
 /** The link-layer address (IFLA_ADDRESS) of a RTM_NEWLINK answer, as 'aa:bb:..'; undefined when it has none. */
