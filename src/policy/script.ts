@@ -8,7 +8,7 @@
  */
 import { WeftError } from '../core/errors.js';
 import { counterLine } from './compile.js';
-import { POLICY_FAMILY, POLICY_TABLE, POLICY_TABLE_REF, type CompiledPolicy, type CompiledSet } from './model.js';
+import { POLICY_TABLE, POLICY_TABLE_REF, type CompiledPolicy, type CompiledSet } from './model.js';
 
 export { POLICY_TABLE_REF };
 
