@@ -2,7 +2,7 @@
  * A quick look at one sleeve configuration, for profiling (not a benchmark: one cluster, one
  * sample each, no VXLAN reference; `npm run bench -- --suite sleeve` is the measurement).
  * Starts a two-node cluster with the fast path off and prints each router's memory (RSS split into
- * anonymous and file-backed) idle and during a TCP stream, the ping, one and four TCP streams, and
+ * anonymous and file-backed) idle and during a TCP stream (and its largest RSS sampled during it, as the suite has it), the ping, one and four TCP streams, and
  * the router CPU. Takes the bench lock like `npm run bench`. Run (root): node dist/bench/sleeve-probe.js [--plaintext] [--per-frame]
  * [--seconds S] [-- router flags...]; set NODE_OPTIONS to try V8 flags on the routers.
  */
@@ -40,7 +40,7 @@ async function main(): Promise<void> {
     const p = await ping(c.lab, client.ns, server.ipv4!, { count: 300, intervalS: 0.005 });
     console.log(`ping avg ${p.avgMs.toFixed(3)} ms, p99 ${p.p99Ms.toFixed(3)} ms`);
     const t1 = await sampleWhile(pids, iperf3Tcp(c.lab, server.ns, server.ipv4!, client.ns, { seconds }));
-    console.log(`tcp x1 ${t1.result.gbps.toFixed(2)} Gbit/s, retransmits ${t1.result.retransmits}, cpu ${t1.cpuPct.map((x) => x.toFixed(0)).join('/')}%`);
+    console.log(`tcp x1 ${t1.result.gbps.toFixed(2)} Gbit/s, retransmits ${t1.result.retransmits}, cpu ${t1.cpuPct.map((x) => x.toFixed(0)).join('/')}%, rss max ${t1.rssMaxMB.map((x) => x.toFixed(1)).join('/')} MB (what the sleeve suite reports)`);
     pids.forEach((p, i) => console.log(`router ${i + 1} after tcp x1: ${memory(p)}`));
     const t4 = await sampleWhile(pids, iperf3Tcp(c.lab, server.ns, server.ipv4!, client.ns, { seconds, streams: 4 }));
     console.log(`tcp x4 ${t4.result.gbps.toFixed(2)} Gbit/s, retransmits ${t4.result.retransmits}, cpu ${t4.cpuPct.map((x) => x.toFixed(0)).join('/')}%`);

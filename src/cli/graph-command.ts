@@ -14,9 +14,7 @@ import { didYouMean } from '../core/did-you-mean.js';
 import { getMesh } from '../api/client.js';
 import { defaultOf } from '../daemon/options.js';
 import type { MeshView } from '../api/types.js';
-import { meshGraph } from './mesh-graph.js';
-import { meshDot } from './mesh-dot.js';
-import { renderSvg, type RunProgram } from './mesh-svg.js';
+import type { RunProgram } from './mesh-svg.js';
 
 export const GRAPH_FORMATS = ['dot', 'svg'] as const;
 export type GraphFormat = (typeof GRAPH_FORMATS)[number];
@@ -35,6 +33,8 @@ export function graphFormat(format: string | undefined, out: string | undefined)
 
 /** The drawing of a mesh view in a format (SVG through Graphviz's `dot`). */
 export async function drawMesh(view: MeshView, format: GraphFormat, components: { run?: RunProgram } = {}): Promise<string> {
+  // Loaded here, not with the command line: a router never draws.
+  const [{ meshGraph }, { meshDot }, { renderSvg }] = await Promise.all([import('./mesh-graph.js'), import('./mesh-dot.js'), import('./mesh-svg.js')]);
   const dot = meshDot(meshGraph(view));
   return format === 'dot' ? dot : renderSvg(dot, components);
 }

@@ -6,15 +6,10 @@
 import { readFileSync } from 'node:fs';
 import { Command, CommanderError } from 'commander';
 import { ConfigError, WeftError, describeError } from '../core/errors.js';
-import { createLogger } from '../core/logger.js';
-import { systemClock } from '../core/clock.js';
-import { validateConfig } from '../daemon/config.js';
 import { defaultOf } from '../daemon/options.js';
-import { Daemon } from '../daemon/daemon.js';
 import { callApi, getMesh } from '../api/client.js';
 import { ApiRefusal } from '../api/errors.js';
 import { didYouMean } from '../core/did-you-mean.js';
-import { formatMeshIpam, formatMeshPeers, ipamStatusJson, meshIpamJson, meshPeersJson, statusJson } from './format-mesh.js';
 import { registerGraph } from './graph-command.js';
 import type {
   ForgetRequest,
@@ -27,10 +22,7 @@ import type {
   IpamStatus,
   StatusReport,
 } from '../api/types.js';
-import { IpNetlink } from '../platform/linux/ip-netlink.js';
-import { formatIpamStatus, formatPolicyStatus, formatStatus } from './format-status.js';
-import { loadOrCreateIdentity } from '../mesh/identity.js';
-import { installCni } from '../cni/install.js';
+import type { Daemon } from '../daemon/daemon.js';
 import { releaseJournalDir } from '../api/paths.js';
 import { addLaunchOptions, launchRawConfig } from './launch-options.js';
 import { addConfigCommand } from './config-command.js';
@@ -38,6 +30,9 @@ import { addRevocationCommands } from './revoke.js';
 import { registerVersion } from './version-command.js';
 import { applyRouterRuntime } from './router-runtime.js';
 
+// Each command imports what only it uses when it runs (`await import`), so a router does not carry
+// the other commands' code (status formatting, the CNI installer) and loads the daemon only once,
+// after it has run itself again under its memory settings (router-runtime.ts).
 const DEFAULT_SOCKET = defaultOf('apiSocket');
 const DEFAULT_STATE_DIR = defaultOf('stateDir');
 
@@ -45,6 +40,13 @@ async function launch(opts: Record<string, unknown>, cmd: Command): Promise<void
   // First, before anything is opened: the router's memory settings (may run this process again in place).
   applyRouterRuntime((err) => process.stderr.write(`weft: running without the router's memory settings: ${err instanceof Error ? err.message : String(err)}\n`));
   const raw = launchRawConfig(opts, cmd);
+  const [{ validateConfig }, { createLogger }, { systemClock }, { Daemon }, { IpNetlink }] = await Promise.all([
+    import('../daemon/config.js'),
+    import('../core/logger.js'),
+    import('../core/clock.js'),
+    import('../daemon/daemon.js'),
+    import('../platform/linux/ip-netlink.js'),
+  ]);
   const config = validateConfig(raw);
   const logger = createLogger({ level: config.logLevel });
   let stopping = false;
@@ -103,6 +105,7 @@ async function status(section: string | undefined, opts: { json?: boolean; socke
     return;
   }
   const report = (await callApi(opts.socket, 'GET', '/v1/status')) as StatusReport;
+  const [{ formatPolicyStatus, formatStatus }, { statusJson }] = await Promise.all([import('./format-status.js'), import('./format-mesh.js')]);
   if (section === 'policy') {
     // Off: the JSON says so rather than being empty.
     process.stdout.write(opts.json === true ? `${JSON.stringify(report.policy ?? { enabled: false }, null, 2)}\n` : `${formatPolicyStatus(report.policy)}\n`);
@@ -116,6 +119,7 @@ const STATUS_SECTIONS = ['policy', 'peers', 'ipam'];
 /** `weft status peers` and `weft status ipam`: the whole mesh, from every router's report. */
 async function meshStatus(section: 'peers' | 'ipam', opts: { json?: boolean; socket: string }): Promise<void> {
   const view = await getMesh(opts.socket);
+  const { formatMeshIpam, formatMeshPeers, meshIpamJson, meshPeersJson } = await import('./format-mesh.js');
   if (section === 'peers') {
     process.stdout.write(opts.json === true ? `${JSON.stringify(meshPeersJson(view), null, 2)}\n` : `${formatMeshPeers(view)}\n`);
     return;
@@ -174,7 +178,8 @@ export async function main(argv: string[]): Promise<number> {
     .description("print this host's peer name (creating the identity key if there is none yet), e.g. for --ipam-seed")
     .option('--state-dir <dir>', 'where the identity key is kept', DEFAULT_STATE_DIR)
     .option('--name <nickname>', 'nickname (only used when the key is created)', 'weft')
-    .action((opts: { stateDir: string; name: string }) => {
+    .action(async (opts: { stateDir: string; name: string }) => {
+      const { loadOrCreateIdentity } = await import('../mesh/identity.js');
       const id = loadOrCreateIdentity(opts.stateDir, opts.name);
       process.stdout.write(`${id.name}\n`);
     });
@@ -191,7 +196,8 @@ export async function main(argv: string[]): Promise<number> {
     .option('--bandwidth', 'chain the bandwidth plugin last (per-pod limits from the kubernetes.io/ingress-bandwidth and egress-bandwidth annotations)', false)
     .option('--runtime-dir <dir>', "copy this Node and the plugin's code into a directory under DIR and have weft-node run that copy (installing from a container onto its host)")
     .option('--conflist <file>', "install this conflist (JSON, e.g. deploy's ConfigMap) instead of making one; its first plugin must be weft and pass the plugin's config check")
-    .action((opts: { binDir: string; confDir: string; socket: string; stateDir: string; name: string; portmap: boolean; bandwidth: boolean; conflist?: string; runtimeDir?: string }, cmd: Command) => {
+    .action(async (opts: { binDir: string; confDir: string; socket: string; stateDir: string; name: string; portmap: boolean; bandwidth: boolean; conflist?: string; runtimeDir?: string }, cmd: Command) => {
+      const { installCni } = await import('../cni/install.js');
       if (opts.conflist !== undefined) {
         // The conflist says these itself: a flag that would be silently overridden is refused.
         const clash = ['socket', 'stateDir', 'name', 'portmap', 'bandwidth'].filter((k) => cmd.getOptionValueSource(k) === 'cli');
@@ -216,6 +222,7 @@ export async function main(argv: string[]): Promise<number> {
     .option('--socket <path>', 'API socket of the router', DEFAULT_SOCKET)
     .action(async (opts: { json?: boolean; socket: string }) => {
       const r = (await callApi(opts.socket, 'GET', '/v1/ipam/status')) as IpamStatus;
+      const [{ formatIpamStatus }, { ipamStatusJson }] = await Promise.all([import('./format-status.js'), import('./format-mesh.js')]);
       process.stdout.write(opts.json === true ? `${JSON.stringify(ipamStatusJson(r), null, 2)}\n` : `${formatIpamStatus(r)}\n`);
     });
   ipam

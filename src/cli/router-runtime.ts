@@ -8,11 +8,17 @@
  * - `--max-semi-space-size=1`: V8's young generation grows to 16 MB semi-spaces by default when
  *   traffic makes garbage; 1 MB keeps it at a few MB for more frequent (cheap) scavenges.
  * - `MALLOC_ARENA_MAX=2`: glibc gives each thread (libuv's pool, V8's workers) its own malloc arena.
- * - `MALLOC_TRIM_THRESHOLD_=131072`, `MALLOC_MMAP_THRESHOLD_=131072`: glibc's own defaults, fixed.
- *   Left unset, glibc raises both each time a large block it had mapped is freed (up to 32 MB and
- *   64 MB), after which what V8's optimising compiler frees on its worker threads under load stays
- *   with the process. Fixed, a router's peak under one TCP stream was 2–3 MB lower (67–70 MB
- *   against 70–72, 2 A/B pairs, 2026-12-04; see also src/daemon/memory-trim.ts).
+ * - `MALLOC_TRIM_THRESHOLD_=131072`: glibc's own default, fixed. `MALLOC_MMAP_THRESHOLD_=32768`:
+ *   blocks of 32 KiB and more are mapped on their own and unmapped when freed. Left unset, glibc
+ *   raises both each time a large block it had mapped is freed (up to 32 MB and 64 MB), after
+ *   which what V8's optimising compiler frees on its worker threads under load stays with the
+ *   process. Fixed at glibc's defaults (128 KiB), a router's peak under one TCP stream was 2–3 MB
+ *   lower (67–70 MB against 70–72, 2 A/B pairs, 2026-12-04). At 32 KiB the compiler's zone
+ *   blocks (32 KiB each, several MB a second while it optimises the data path, perf on malloc)
+ *   go back to the kernel as each compilation ends instead of waiting, between blocks that stay,
+ *   for the next trim (src/daemon/memory-trim.ts): the largest RSS of the busier router under one
+ *   TCP stream 66.8–67.7 MB against 68.2–69.9 (sleeve-probe, 3 runs each; 16 KiB: 67.1, not
+ *   better). Nothing on the data path allocates that much per packet.
  *
  * An operator who sets any of these in NODE_OPTIONS, on node's command line or in the environment
  * keeps their own value (their setting wins); the others are still applied, and when none is
@@ -22,7 +28,7 @@
 import { loadNative } from '../platform/linux/native.js';
 
 export const ROUTER_NODE_FLAGS: readonly string[] = ['--max-semi-space-size=1'];
-export const ROUTER_ENV: Readonly<Record<string, string>> = { MALLOC_ARENA_MAX: '2', MALLOC_TRIM_THRESHOLD_: '131072', MALLOC_MMAP_THRESHOLD_: '131072' };
+export const ROUTER_ENV: Readonly<Record<string, string>> = { MALLOC_ARENA_MAX: '2', MALLOC_TRIM_THRESHOLD_: '131072', MALLOC_MMAP_THRESHOLD_: '32768' };
 const MARK = 'WEFT_RUNTIME';
 
 export interface ProcessView {

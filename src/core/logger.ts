@@ -2,6 +2,8 @@
  * One logger for the whole process: JSON lines on a writable stream, components
  * (`router:sleeve`), levels. Callers on hot paths check `enabled(level)` before building a message.
  */
+import { isoTime } from './clock.js';
+
 export type LogLevel = 'trace' | 'debug' | 'info' | 'warn' | 'error' | 'silent';
 
 const LEVELS: Record<LogLevel, number> = { trace: 10, debug: 20, info: 30, warn: 40, error: 50, silent: 100 };
@@ -67,7 +69,7 @@ class JsonLogger implements Logger {
   private log(level: LogLevel, msg: string, fields?: Record<string, unknown>): void {
     if (LEVELS[level] < this.shared.level) return;
     const record: Record<string, unknown> = {
-      time: new Date(this.shared.now()).toISOString(),
+      time: isoTime(this.shared.now()),
       level,
       component: this.component,
       msg,

@@ -41,7 +41,7 @@ import { ProcSysctl } from '../platform/linux/proc-sysctl.js';
 import type { Sysctl } from '../platform/sysctl.js';
 import { cniExecHandler } from './cni-exec.js';
 import { NftCli } from '../platform/linux/nft-cli.js';
-import { openNft } from '../platform/linux/nft-lib.js';
+import { NftLib, openNft } from '../platform/linux/nft-lib.js';
 import type { Nft, NftScripts } from '../platform/nft.js';
 import { Sleeve } from '../router/sleeve/sleeve.js';
 import { FastPath } from '../router/fastpath/fast-path.js';
@@ -58,13 +58,9 @@ import { Readiness } from './readiness.js';
 import { KubernetesMode } from './kubernetes.js';
 import { openKube, type KubeApis } from '../k8s/client.js';
 import { loadClientNode } from '../k8s/client-node.js';
-import { PolicyEngine } from './policy.js';
+import type { PolicyEngine } from './policy.js';
 import { attachPolicy } from './policy-attach.js';
-import { FileAttachmentStore } from './policy-pods.js';
-import { POLICY_TABLE_REF, elementDiffScript, fullScript } from '../policy/script.js';
-import { FilePolicySource } from '../policy/file-source.js';
-import { KubePolicySource } from '../k8s/policy-source.js';
-import { POLICY_FAMILY, POLICY_TABLE, type PolicySource } from '../policy/model.js';
+import { POLICY_FAMILY, POLICY_TABLE, POLICY_TABLE_REF, type PolicySource } from '../policy/model.js';
 import { readPodIdentity } from '../api/pod-identity.js';
 import type { NetworkPolicyConfig } from './config.js';
 
@@ -95,13 +91,27 @@ export interface PolicySourceContext {
   logger: Logger;
 }
 
-/** The policy source of the configuration. */
-function defaultPolicySource(context: PolicySourceContext): PolicySource {
-  const c = context.config;
-  if (c.source === 'file') return new FilePolicySource({ clock: context.clock, logger: context.logger }, { path: c.file });
-  // Kubernetes mode always has its API clients (config.ts makes the source 'kubernetes' only then).
-  if (context.kube === undefined) throw new WeftError('ERR_POLICY_SOURCE', 'NetworkPolicy from the API server needs Kubernetes mode');
-  return new KubePolicySource({ kube: context.kube, clock: context.clock, logger: context.logger });
+/**
+ * NetworkPolicy's code (the engine, the compiler to nftables, the sources, js-yaml for the policy
+ * file), loaded only when NetworkPolicy is on: a router without it does not carry it.
+ */
+async function loadPolicy() {
+  const [{ PolicyEngine }, { FileAttachmentStore }, { elementDiffScript, fullScript }, { FilePolicySource }, { KubePolicySource }] = await Promise.all([
+    import('./policy.js'),
+    import('./policy-pods.js'),
+    import('../policy/script.js'),
+    import('../policy/file-source.js'),
+    import('../k8s/policy-source.js'),
+  ]);
+  /** The policy source of the configuration. */
+  const defaultSource = (context: PolicySourceContext): PolicySource => {
+    const c = context.config;
+    if (c.source === 'file') return new FilePolicySource({ clock: context.clock, logger: context.logger }, { path: c.file });
+    // Kubernetes mode always has its API clients (config.ts makes the source 'kubernetes' only then).
+    if (context.kube === undefined) throw new WeftError('ERR_POLICY_SOURCE', 'NetworkPolicy from the API server needs Kubernetes mode');
+    return new KubePolicySource({ kube: context.kube, clock: context.clock, logger: context.logger });
+  };
+  return { PolicyEngine, FileAttachmentStore, elementDiffScript, fullScript, defaultSource };
 }
 
 export class Daemon {
@@ -130,7 +140,7 @@ export class Daemon {
   private podNetwork: PodNetwork | undefined = undefined;
   private podGuard: PodGuard | undefined = undefined;
   private policy: PolicyEngine | undefined = undefined;
-  private readonly policySource: (context: PolicySourceContext) => PolicySource;
+  private readonly policySource: ((context: PolicySourceContext) => PolicySource) | undefined;
   private kubernetes: KubernetesMode | undefined = undefined;
   private serviceBridge: ServiceBridge | undefined = undefined;
   private api: ApiServer | undefined = undefined;
@@ -159,7 +169,7 @@ export class Daemon {
     this.netlink = components.netlink;
     this.sysctl = components.sysctl ?? new ProcSysctl();
     this.onFatal = components.onFatal;
-    this.policySource = components.policySource ?? defaultPolicySource;
+    this.policySource = components.policySource;
     this.readiness.add('router', () => (this.stopping ? 'the router is stopping' : this.startedAt === 0 ? 'the router is still starting' : this.tapFailed ? 'the TAP device failed; restart the daemon' : undefined));
     this.readiness.add('pods', () => {
       const net = this.podNetwork?.network();
@@ -319,10 +329,11 @@ export class Daemon {
     if (this.kubernetes !== undefined && blocks !== undefined) this.kubernetes.onNodeDeleted(async (peer) => void (await blocks.reclaim(peer)));
     if (c.networkPolicy !== undefined) {
       const guard = this.podGuard;
+      const { PolicyEngine, FileAttachmentStore, elementDiffScript, fullScript, defaultSource } = await loadPolicy();
       this.policy = new PolicyEngine(
         {
           nft: this.nft,
-          source: this.policySource({ config: c.networkPolicy, kube, clock: this.clock, logger: this.log.child('policy') }),
+          source: (this.policySource ?? defaultSource)({ config: c.networkPolicy, kube, clock: this.clock, logger: this.log.child('policy') }),
           clock: this.clock,
           logger: this.log.child('policy'),
           fullScript,
@@ -420,6 +431,9 @@ export class Daemon {
       // The bridge is set up for Services before pods are served.
       const services = this.serviceBridge;
       const reports = this.routerReports === undefined ? [] : [this.routerReports];
+      // No pods, no NetworkPolicy, no fast path: nothing changes nftables after the clean-ups of
+      // start-up, so libnftables is unloaded (before the first trim) until something does.
+      if (this.podGuard === undefined && this.policy === undefined && this.fastPath === undefined && this.nft instanceof NftLib) await this.nft.release();
       const trim = new MemoryTrim({ clock: this.clock, logger: this.log.child('memory'), trim: () => native.mallocTrim() });
       await startAll([...metrics, this.sleeve, this.learningSwitch, ...fast, overlay, this.gossip, services, ...ipam, ...reports, revocation, this.mesh, ...stun, ...kube, ...guard, this.api, trim]);
       this.started.push(...metrics, this.sleeve, this.learningSwitch, ...fast, overlay, this.gossip, services, ...ipam, ...reports, revocation, this.mesh, ...stun, ...kube, ...guard, this.api, trim);

@@ -6,7 +6,7 @@
 import { readFileSync } from 'node:fs';
 import { writeFileAtomicSync } from '../core/atomic-file.js';
 import { join } from 'node:path';
-import type { Clock } from '../core/clock.js';
+import { isoTime, type Clock } from '../core/clock.js';
 import { WeftError } from '../core/errors.js';
 import type { Logger } from '../core/logger.js';
 import type { Startable } from '../core/startable.js';
@@ -129,8 +129,8 @@ function where(endpoints: readonly string[]): string {
 function cloneError(c: TopologyClone): WeftError {
   return new WeftError(
     'ERR_IDENTITY_IN_USE',
-    `another router runs with this identity key (peer ${c.name}, at ${where(c.other.endpoints)}, started ${new Date(c.other.started).toISOString()}); ` +
-      `this one (at ${where(c.self.endpoints)}, started ${new Date(c.self.started).toISOString()}) started later and stops. ` +
+    `another router runs with this identity key (peer ${c.name}, at ${where(c.other.endpoints)}, started ${isoTime(c.other.started)}); ` +
+      `this one (at ${where(c.self.endpoints)}, started ${isoTime(c.self.started)}) started later and stops. ` +
       'Give each router its own state directory (the identity key must not be copied).',
   );
 }

@@ -15,6 +15,7 @@ import type { KeyObject } from 'node:crypto';
 import { existsSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { writeFileAtomicSync } from '../core/atomic-file.js';
+import { isoTime } from '../core/clock.js';
 import { WeftError, describeError } from '../core/errors.js';
 import type { Logger } from '../core/logger.js';
 import type { Startable } from '../core/startable.js';
@@ -33,7 +34,7 @@ const GOSSIP_INTERVAL_MS = 10_000;
 
 export class RevokedError extends WeftError {
   constructor(self: PeerName, e: RevocationEntry, where: string) {
-    super('ERR_REVOKED', `this router (${self}) is revoked ${where} since ${new Date(e.at).toISOString()}${e.reason === '' ? '' : ` (${e.reason})`}; it cannot rejoin the mesh (give the host a new identity: remove identity.key and blocklist.json from the state directory)`);
+    super('ERR_REVOKED', `this router (${self}) is revoked ${where} since ${isoTime(e.at)}${e.reason === '' ? '' : ` (${e.reason})`}; it cannot rejoin the mesh (give the host a new identity: remove identity.key and blocklist.json from the state directory)`);
     this.name = 'RevokedError';
   }
 }
@@ -130,7 +131,7 @@ export class Revocation implements Startable {
         this.components.onFatal(new RevokedError(this.components.self, e, 'by the cluster\'s blocklist'));
         continue;
       }
-      log.warn('peer revoked: its connections are closed and refused', { peer: e.peer, nickname: this.components.nicknameOf?.(e.peer) ?? '', at: new Date(e.at).toISOString(), reason: e.reason });
+      log.warn('peer revoked: its connections are closed and refused', { peer: e.peer, nickname: this.components.nicknameOf?.(e.peer) ?? '', at: isoTime(e.at), reason: e.reason });
       this.mesh?.revoked(e.peer);
     }
   }

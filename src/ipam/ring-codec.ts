@@ -26,7 +26,8 @@
  * before a ring is built and throws `GossipDecodeError('ipam', reason)`; whether the records are
  * validly signed and within bounds is for `admitRing` (admission.ts), record by record.
  */
-import { Packr, Unpackr } from 'msgpackr';
+import { Packr } from 'msgpackr/pack';
+import { Unpackr } from 'msgpackr/unpack';
 import { isPeerName, peerNameFromPublicKey } from '../core/ids.js';
 import type { PeerName } from '../mesh/contracts.js';
 import { GossipDecodeError } from '../mesh/errors.js';

@@ -11,7 +11,7 @@
  * channel) and changes nothing. Nothing from the network throws anywhere else.
  */
 import type { KeyObject } from 'node:crypto';
-import { Packr } from 'msgpackr';
+import { Packr } from 'msgpackr/pack';
 import type { Gossiper, PeerName } from './contracts.js';
 import { GossipDecodeError } from './errors.js';
 import { entryFieldsProblem, verifyRevocation, type RevocationEntry } from './revocation.js';

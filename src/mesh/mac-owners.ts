@@ -30,7 +30,7 @@
  * badly signed is refused by itself (counted by reason, logged once per sending peer and reason)
  * and the rest merges. Signatures are checked only for records that would replace what we hold.
  */
-import { Unpackr } from 'msgpackr';
+import { Unpackr } from 'msgpackr/unpack';
 import type { Clock } from '../core/clock.js';
 import { peerNameFromPublicKey } from '../core/ids.js';
 import { silentLogger, type Logger } from '../core/logger.js';

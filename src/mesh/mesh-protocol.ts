@@ -22,7 +22,7 @@
  * Limits: handshake frames ≤ 512 bytes, other frames ≤ MAX_FRAME. Anything else closes the
  * connection with a reason; nothing is kept for it.
  */
-import { Packr } from 'msgpackr';
+import { Packr } from 'msgpackr/pack';
 import sodium from 'sodium-native';
 import { WeftError } from '../core/errors.js';
 import { isPeerName } from '../core/ids.js';

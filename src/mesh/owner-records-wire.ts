@@ -8,7 +8,7 @@
  * (GossipDecodeError, nothing of it is used); a record its decoder refuses (`RecordRefused`) is
  * refused by itself and the rest of the message stands.
  */
-import type { Unpackr } from 'msgpackr';
+import type { Unpackr } from 'msgpackr/unpack';
 import { arrayHeader } from './canonical-msgpack.js';
 import type { PeerName } from './contracts.js';
 import { GossipDecodeError } from './errors.js';

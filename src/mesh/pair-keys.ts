@@ -32,7 +32,7 @@
  *
  * Handshake state is wiped when done; installed keys are wiped by the overlay when replaced.
  */
-import { Packr } from 'msgpackr';
+import { Packr } from 'msgpackr/pack';
 import Noise from 'noise-handshake';
 import sodium from 'sodium-native';
 import type { Clock, TimerHandle } from '../core/clock.js';

@@ -8,7 +8,7 @@
  * endpoint that can be one: endpoints.ts's `candidateEndpoint`, no endpoint twice); the signature,
  * the sender and the freshness are the coordinator's to check.
  */
-import { Unpackr } from 'msgpackr';
+import { Unpackr } from 'msgpackr/unpack';
 import { Writer } from './canonical-msgpack.js';
 import type { CandidateKind, PathCandidate, PeerName } from './contracts.js';
 import { MAX_CANDIDATES, candidateEndpoint } from './endpoints.js';

@@ -15,7 +15,7 @@
  * one is refused by itself (counted by reason) and the rest of its message stands. The signature
  * is checked by the receiver before a report replaces what it holds (reports.ts).
  */
-import { Unpackr } from 'msgpackr';
+import { Unpackr } from 'msgpackr/unpack';
 import { peerNameFromPublicKey } from '../core/ids.js';
 import { Writer } from './canonical-msgpack.js';
 import type { PeerName } from './contracts.js';

@@ -17,7 +17,7 @@
  * byte-identical to the receiver's copy, or found in a shared `RecordCache` of verified records,
  * are recognised without being decoded or checked again.
  */
-import { Unpackr } from 'msgpackr';
+import { Unpackr } from 'msgpackr/unpack';
 import { peerIdFromPeerName, peerNameFromPublicKey } from '../core/ids.js';
 import { containerAt, skip } from './canonical-msgpack.js';
 import { encodeOwnerRecords } from './owner-records-wire.js';

@@ -22,6 +22,8 @@ export type PolicyProtocol = 'TCP' | 'UDP' | 'SCTP';
 
 export const POLICY_TABLE = 'weft-policy';
 export const POLICY_FAMILY = 'inet';
+/** The table as nft names it (`inet weft-policy`), for logs. */
+export const POLICY_TABLE_REF = `${POLICY_FAMILY} ${POLICY_TABLE}`;
 
 export interface SelectorRequirement {
   key: string;

@@ -8,9 +8,9 @@
  */
 import { WeftError } from '../core/errors.js';
 import { counterLine } from './compile.js';
-import { POLICY_FAMILY, POLICY_TABLE, type CompiledPolicy, type CompiledSet } from './model.js';
+import { POLICY_TABLE, POLICY_TABLE_REF, type CompiledPolicy, type CompiledSet } from './model.js';
 
-export const POLICY_TABLE_REF = `${POLICY_FAMILY} ${POLICY_TABLE}`;
+export { POLICY_TABLE_REF };
 
 export interface CounterValue {
   packets: number;

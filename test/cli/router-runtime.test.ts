@@ -42,6 +42,7 @@ describe('routerReexec: the router runs again under its memory settings', () => 
     expect(r.env).toContain('MALLOC_ARENA_MAX=4');
     expect(r.env).not.toContain('MALLOC_ARENA_MAX=2');
     expect(r.env).toContain('MALLOC_TRIM_THRESHOLD_=131072');
+    expect(r.env).toContain('MALLOC_MMAP_THRESHOLD_=32768');
     expect(r.argv).toContain('--max-semi-space-size=1');
   });
 
