@@ -41,7 +41,7 @@ import { ProcSysctl } from '../platform/linux/proc-sysctl.js';
 import type { Sysctl } from '../platform/sysctl.js';
 import { cniExecHandler } from './cni-exec.js';
 import { NftCli } from '../platform/linux/nft-cli.js';
-import { NftLib, openNft } from '../platform/linux/nft-lib.js';
+import { openNft } from '../platform/linux/nft-lib.js';
 import type { Nft, NftScripts } from '../platform/nft.js';
 import { Sleeve } from '../router/sleeve/sleeve.js';
 import { FastPath } from '../router/fastpath/fast-path.js';
@@ -431,9 +431,6 @@ export class Daemon {
       // The bridge is set up for Services before pods are served.
       const services = this.serviceBridge;
       const reports = this.routerReports === undefined ? [] : [this.routerReports];
-      // No pods, no NetworkPolicy, no fast path: nothing changes nftables after the clean-ups of
-      // start-up, so libnftables is unloaded (before the first trim) until something does.
-      if (this.podGuard === undefined && this.policy === undefined && this.fastPath === undefined && this.nft instanceof NftLib) await this.nft.release();
       const trim = new MemoryTrim({ clock: this.clock, logger: this.log.child('memory'), trim: () => native.mallocTrim() });
       await startAll([...metrics, this.sleeve, this.learningSwitch, ...fast, overlay, this.gossip, services, ...ipam, ...reports, revocation, this.mesh, ...stun, ...kube, ...guard, this.api, trim]);
       this.started.push(...metrics, this.sleeve, this.learningSwitch, ...fast, overlay, this.gossip, services, ...ipam, ...reports, revocation, this.mesh, ...stun, ...kube, ...guard, this.api, trim);

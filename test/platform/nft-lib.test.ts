@@ -142,31 +142,3 @@ describe('native nftRun: argument checks (no privileges needed)', () => {
     expect(() => a.nftRun('flush ruleset\0add table inet t', false, cb)).toThrow(/contains a NUL/);
   });
 });
-
-describe('NftLib.release', () => {
-  it('frees the library once the calls before it have finished, and the next call loads it again', async () => {
-    const native = new (class extends FakeNative {
-      releases = 0;
-      nftRelease(): boolean {
-        this.releases++;
-        return this.calls.length > 0;
-      }
-    })();
-    const lib = new NftLib({ native });
-    const del = lib.deleteTable('inet', 'weft-policy');
-    const released = lib.release();
-    await Promise.resolve();
-    expect(native.releases).toBe(0);
-    native.calls[0]!.answer({});
-    await del;
-    expect(await released).toBe(true);
-    expect(native.releases).toBe(1);
-    native.auto = {};
-    await lib.deleteTable('inet', 'weft-policy');
-    expect(native.calls).toHaveLength(2);
-  });
-
-  it('is false with an addon that cannot release', async () => {
-    expect(await new NftLib({ native: new FakeNative() }).release()).toBe(false);
-  });
-});

@@ -24,8 +24,6 @@ export interface NftRunResult {
 
 export interface NftNative {
   nftRun(script: string, json: boolean, cb: (r: NftRunResult) => void): void;
-  /** Frees the context and unloads the library until the next nftRun; whether they were loaded. */
-  nftRelease?(): boolean;
 }
 
 export interface NftLibComponents {
@@ -78,23 +76,6 @@ export class NftLib implements Nft, NftScripts {
    */
   async open(): Promise<void> {
     await this.run('', false, 'libnftables');
-  }
-
-  /**
-   * Frees libnftables' context and unloads the library once every earlier call has finished (its
-   * caches and code: 1.4 MB of RSS, 2026-12-04); the next call loads them again. For a router
-   * whose start-up clean-ups are all it changes in nftables. Resolves with whether they were loaded.
-   */
-  release(): Promise<boolean> {
-    const next = this.tail.then(() => {
-      try {
-        return (this.native ?? (loadNative() as unknown as NftNative)).nftRelease?.() ?? false;
-      } catch {
-        return false;
-      }
-    });
-    this.tail = next.catch(() => undefined);
-    return next;
   }
 
   /** Runs `script` once every earlier call has finished; resolves with what it printed. */

@@ -265,33 +265,8 @@ static napi_value nft_run(napi_env env, napi_callback_info info) {
   return NULL;
 }
 
-/*
- * nftRelease(): frees the context and unloads the library (its caches and its code, about 3 MB of
- * a router's RSS) until the next nftRun loads them again; waits for a run in progress. Whether
- * there was anything to release.
- */
-static napi_value nft_release(napi_env env, napi_callback_info info) {
-  (void)info;
-  pthread_mutex_lock(&lock);
-  bool released = ctx != NULL;
-  if (ctx != NULL) {
-    lib.ctx_free(ctx);
-    ctx = NULL;
-  }
-  if (handle != NULL) {
-    dlclose(handle);
-    handle = NULL;
-  }
-  pthread_mutex_unlock(&lock);
-  napi_value v;
-  napi_get_boolean(env, released, &v);
-  return v;
-}
-
 void nft_register(napi_env env, napi_value exports) {
   napi_value fn;
   napi_create_function(env, "nftRun", NAPI_AUTO_LENGTH, nft_run, NULL, &fn);
   napi_set_named_property(env, exports, "nftRun", fn);
-  napi_create_function(env, "nftRelease", NAPI_AUTO_LENGTH, nft_release, NULL, &fn);
-  napi_set_named_property(env, exports, "nftRelease", fn);
 }
