@@ -18,6 +18,7 @@ import { createHash, randomBytes } from 'node:crypto';
 import { accessSync, constants, statSync } from 'node:fs';
 import { join } from 'node:path';
 import { WeftError } from '../core/errors.js';
+import { formatLinkAddress } from '../core/mac.js';
 import { run } from '../platform/linux/run.js';
 import {
   addressAdd,
@@ -128,7 +129,7 @@ export function hostVethName(containerId: string, ifName: string): string {
 export function randomMac(): string {
   const b = randomBytes(6);
   b[0] = (b[0]! & 0xfe) | 0x02;
-  return [...b].map((x) => x.toString(16).padStart(2, '0')).join(':');
+  return formatLinkAddress(b);
 }
 
 const SYSTEM_DIRS = ['/usr/local/sbin', '/usr/local/bin', '/usr/sbin', '/usr/bin', '/sbin', '/bin'];

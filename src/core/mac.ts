@@ -35,10 +35,15 @@ export function isGroupMac(buf: Uint8Array, off: number): boolean {
   return (buf[off]! & 1) === 1;
 }
 
+/** Link-layer address bytes as `ip` prints them: lower-case hex pairs joined by ':'. */
+export function formatLinkAddress(bytes: Uint8Array): string {
+  return Array.from(bytes, (x) => x.toString(16).padStart(2, '0')).join(':');
+}
+
 export function macToString(mac: number): string {
   const b = new Uint8Array(6);
   writeMac(b, 0, mac);
-  return Array.from(b, (x) => x.toString(16).padStart(2, '0')).join(':');
+  return formatLinkAddress(b);
 }
 
 export function parseMac(text: string): number | undefined {

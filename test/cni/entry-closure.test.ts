@@ -49,6 +49,7 @@ describe('src/cni/main.ts import closure', () => {
       'src/core/atomic-file.ts',
       'src/core/dns-names.ts',
       'src/core/errors.ts',
+      'src/core/mac.ts', // (MAC bytes to text for veth.ts and rtnl.ts: 50 lines, no imports)
       'src/core/net.ts', // (rtnl.ts prints IPv6 addresses as ip does: 100 lines, node:net only)
       'src/core/paths.ts',
       'src/platform/errors.ts',

@@ -12,6 +12,7 @@
  */
 import { isIPv4, isIPv6 } from 'node:net';
 import { WeftError } from '../../core/errors.js';
+import { formatLinkAddress } from '../../core/mac.js';
 import { bigintToAddress } from '../../core/net.js';
 import { loadNative } from './native.js';
 
@@ -402,7 +403,7 @@ export function parseLink(reply: Buffer): RtnlLink | undefined {
     if (type === IFLA_IFNAME) l.name = cString(data);
     else if (type === IFLA_MTU && data.length >= 4) l.mtu = data.readUInt32LE(0);
     else if (type === IFLA_MASTER && data.length >= 4) l.masterIndex = data.readUInt32LE(0);
-    else if (type === IFLA_ADDRESS && data.length > 0) l.mac = [...data].map((x) => x.toString(16).padStart(2, '0')).join(':');
+    else if (type === IFLA_ADDRESS && data.length > 0) l.mac = formatLinkAddress(data);
     else if (type === IFLA_LINKINFO) {
       let slaveKind: string | undefined;
       let slaveData: Buffer | undefined;
@@ -480,7 +481,7 @@ export function parseFdb(reply: Buffer): RtnlFdb | undefined {
   let mac: string | undefined;
   let masterIndex: number | undefined;
   for (const [type, data] of attributes(reply, 28, Math.min(reply.readUInt32LE(0), reply.length))) {
-    if (type === NDA_LLADDR && data.length === 6) mac = [...data].map((x) => x.toString(16).padStart(2, '0')).join(':');
+    if (type === NDA_LLADDR && data.length === 6) mac = formatLinkAddress(data);
     else if (type === NDA_MASTER && data.length >= 4) masterIndex = data.readUInt32LE(0);
   }
   if (mac === undefined) return undefined;
