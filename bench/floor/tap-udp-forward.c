@@ -77,7 +77,10 @@ int main(int argc, char **argv) {
       if (n > 0) (void)write(tap, buf, (size_t)n);
     }
     if ((fds[0].revents | fds[1].revents) & (POLLERR | POLLHUP | POLLNVAL)) {
-      if (fds[0].revents & (POLLHUP | POLLNVAL)) return fail("poll", argv[1]);
+      if (fds[0].revents & (POLLHUP | POLLNVAL)) {
+        fprintf(stderr, "tap-udp-forward: %s hung up\n", argv[1]); /* (no errno to give) */
+        return 1;
+      }
       int e = 0;
       socklen_t l = sizeof e;
       getsockopt(udp, SOL_SOCKET, SO_ERROR, &e, &l); /* (an ICMP error from the peer: cleared, go on) */
